@@ -1,0 +1,28 @@
+export { CatalogError, catalogFingerprint, catalogFromJSON, catalogProblems, catalogToJSON, defineCatalog } from './define.js';
+export { catalogToMarkdown } from './markdown.js';
+export type {
+  BooleanTrait,
+  Catalog,
+  CatalogInput,
+  DurationTrait,
+  EnumListTrait,
+  EnumTrait,
+  ErrorTrait,
+  EventNameOf,
+  EventSpec,
+  ExtraContextSpec,
+  FlagListTrait,
+  FunnelSpec,
+  IntegerTrait,
+  LegacyIdSpec,
+  NumberTrait,
+  OutcomeResultSpec,
+  OutcomeSpec,
+  ReportArgs,
+  StringTrait,
+  TraitSpec,
+  TraitsOf,
+  TraitType,
+} from './types.js';
+export { checkTraitValue, textTraits, validateEvent } from './validate.js';
+export type { RejectReason, ValidationResult } from './validate.js';

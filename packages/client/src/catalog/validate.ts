@@ -1,0 +1,123 @@
+import type { Catalog, TraitSpec } from './types.js';
+
+/** Why an event was refused. Stable strings: the client counts them, the collector stores them with quarantined events. */
+export type RejectReason =
+  | 'unknown_event'
+  | 'not_an_object'
+  | 'unknown_trait'
+  | 'missing_trait'
+  | 'invalid_type'
+  | 'out_of_range'
+  | 'invalid_enum'
+  | 'too_long'
+  | 'too_many_items';
+
+export type ValidationResult =
+  | { readonly ok: true; readonly traits: Record<string, unknown> }
+  | { readonly ok: false; readonly reason: RejectReason; readonly detail: string };
+
+const DEFAULT_ERROR_LENGTH = 1024;
+const DEFAULT_MAX_DURATION_S = 86_400;
+const DEFAULT_FLAG_ITEMS = 32;
+const FLAG = /^-{1,2}[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+const fail = (reason: RejectReason, detail: string): ValidationResult => ({ ok: false, reason, detail });
+
+type TraitCheck = { ok: true; value: unknown } | { ok: false; reason: RejectReason; detail: string };
+
+/** Check and normalise one trait value. Exported for extra context, which uses the same narrow types. */
+export function checkTraitValue(name: string, spec: TraitSpec, value: unknown): TraitCheck {
+  const bad = (reason: RejectReason, detail: string): TraitCheck => ({ ok: false, reason, detail });
+  switch (spec.type) {
+    case 'boolean':
+      return typeof value === 'boolean' ? { ok: true, value } : bad('invalid_type', `${name} must be a boolean`);
+    case 'integer':
+    case 'number':
+    case 'duration': {
+      if (typeof value !== 'number' || !Number.isFinite(value))
+        return bad('invalid_type', `${name} must be a finite number`);
+      if (spec.type === 'integer' && !Number.isSafeInteger(value))
+        return bad('invalid_type', `${name} must be an integer`);
+      const min = spec.type === 'number' ? spec.min : spec.type === 'integer' ? (spec.min ?? 0) : 0;
+      const max =
+        spec.type === 'duration'
+          ? (spec.max ?? (spec.unit === 'ms' ? DEFAULT_MAX_DURATION_S * 1000 : DEFAULT_MAX_DURATION_S))
+          : spec.max;
+      if ((min !== undefined && value < min) || (max !== undefined && value > max))
+        return bad('out_of_range', `${name}=${value} is outside [${min ?? '-∞'}, ${max ?? '∞'}]`);
+      return { ok: true, value };
+    }
+    case 'enum':
+      if (typeof value !== 'string') return bad('invalid_type', `${name} must be a string`);
+      return spec.values.includes(value)
+        ? { ok: true, value }
+        : bad('invalid_enum', `${name} must be one of ${spec.values.join(', ')}`);
+    case 'enumList': {
+      if (!Array.isArray(value)) return bad('invalid_type', `${name} must be an array`);
+      const max = spec.maxItems ?? spec.values.length;
+      if (value.length > max) return bad('too_many_items', `${name} has ${value.length} items, at most ${max}`);
+      for (const item of value)
+        if (typeof item !== 'string' || !spec.values.includes(item))
+          return bad('invalid_enum', `${name} items must be among ${spec.values.join(', ')}`);
+      return { ok: true, value: [...new Set(value as string[])] };
+    }
+    case 'flagList': {
+      if (!Array.isArray(value)) return bad('invalid_type', `${name} must be an array`);
+      const max = spec.maxItems ?? DEFAULT_FLAG_ITEMS;
+      const flags: string[] = [];
+      for (const item of value) {
+        if (typeof item !== 'string') return bad('invalid_type', `${name} items must be strings`);
+        // Values are user data (`--expose=8080`, `--namespace=acme`): only the flag name is kept.
+        const flag = item.split('=', 1)[0] ?? '';
+        if (FLAG.test(flag) && !flags.includes(flag)) flags.push(flag);
+      }
+      if (flags.length > max) return bad('too_many_items', `${name} has ${flags.length} flags, at most ${max}`);
+      return { ok: true, value: flags };
+    }
+    case 'error': {
+      const text = value instanceof Error ? value.message : value;
+      if (typeof text !== 'string') return bad('invalid_type', `${name} must be a string or an Error`);
+      const max = spec.maxLength ?? DEFAULT_ERROR_LENGTH;
+      // Errors are truncated, not refused: a long error is still worth its first kilobyte.
+      return { ok: true, value: text.length > max ? text.slice(0, max) : text };
+    }
+    case 'string':
+      if (typeof value !== 'string') return bad('invalid_type', `${name} must be a string`);
+      if (value.length > spec.maxLength)
+        return bad('too_long', `${name} has ${value.length} characters, at most ${spec.maxLength}`);
+      return { ok: true, value };
+  }
+}
+
+/**
+ * Validate one event's traits against the catalog and return them normalised (errors as strings,
+ * flag values stripped, enum lists deduplicated). The client and the collector use this same function.
+ * Scrubbing is separate: it applies to the `error` and `string` traits of the result.
+ */
+export function validateEvent(catalog: Catalog, event: string, traits: unknown): ValidationResult {
+  const spec = Object.hasOwn(catalog.input.events, event) ? catalog.input.events[event] : undefined;
+  if (!spec) return fail('unknown_event', `"${event}" is not in the ${catalog.app} catalog`);
+  if (traits === undefined || traits === null) traits = {};
+  if (typeof traits !== 'object' || traits === null || Array.isArray(traits))
+    return fail('not_an_object', 'traits must be an object');
+  const specs = spec.traits ?? {};
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(traits)) {
+    const value = (traits as Record<string, unknown>)[key];
+    if (value === undefined) continue;
+    const traitSpec = Object.hasOwn(specs, key) ? specs[key] : undefined;
+    if (!traitSpec) return fail('unknown_trait', `"${key}" is not a trait of "${event}"`);
+    const checked = checkTraitValue(key, traitSpec, value);
+    if (!checked.ok) return checked;
+    out[key] = checked.value;
+  }
+  for (const [key, traitSpec] of Object.entries(specs))
+    if (traitSpec.required && !(key in out)) return fail('missing_trait', `"${event}" requires "${key}"`);
+  return { ok: true, traits: out };
+}
+
+/** The names of traits whose values are free text and so must be scrubbed. */
+export function textTraits(catalog: Catalog, event: string): readonly string[] {
+  const specs = catalog.input.events[event]?.traits ?? {};
+  return Object.keys(specs).filter((k) => specs[k]?.type === 'error' || specs[k]?.type === 'string');
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError } from 'commander';
+import { isTelemarkError } from '../errors.js';
+import { registerCatalogCommands } from './commands/catalog.js';
+import { registerDeleteCommand } from './commands/delete.js';
+import { registerExportCommand } from './commands/export.js';
+import { registerMigrateCommand } from './commands/migrate.js';
+import { registerQuarantineCommands } from './commands/quarantine.js';
+import { registerQueryCommand } from './commands/query.js';
+import { registerServeCommand } from './commands/serve.js';
+import { registerSimulateCommand } from './commands/simulate.js';
+
+/** Build the `telemark` program. Separate from `runMain` so tests can drive it with their own argv. */
+export function createProgram(): Command {
+  const program = new Command('telemark')
+    .description('Privacy-first usage telemetry for command-line tools: collector, analytics and admin.')
+    .showHelpAfterError()
+    .exitOverride();
+  registerServeCommand(program);
+  registerQueryCommand(program);
+  registerSimulateCommand(program);
+  registerDeleteCommand(program);
+  registerQuarantineCommands(program);
+  registerExportCommand(program);
+  registerMigrateCommand(program);
+  registerCatalogCommands(program);
+  return program;
+}
+
+/** The only place that prints an error and sets the exit code. */
+export async function runMain(argv: readonly string[] = process.argv): Promise<void> {
+  try {
+    await createProgram().parseAsync([...argv]);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      process.exitCode = error.exitCode;
+      return;
+    }
+    process.stderr.write(`telemark: ${isTelemarkError(error) ? `[${error.code}] ${error.message}` : String(error)}\n`);
+    process.exitCode = 1;
+  }
+}
+
+const invokedDirectly = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+if (invokedDirectly) await runMain();

@@ -1,0 +1,158 @@
+/**
+ * The one storage contract. The collector, analytics and admin commands import only this file;
+ * each engine lives in its own folder (`store/duckdb/`, `store/clickhouse/`) and passes the shared
+ * conformance suite (`store/conformance.ts`). Lifecycle rules (init once, retry a failed init,
+ * close once, refuse calls after close) live in `store/runtime-store.ts`, not in the engines.
+ */
+import type { Sql } from './sql.js';
+
+export type IngestProtocol = 'segment' | 'metriton' | 'telemark';
+
+/** One accepted event, normalised by the pipeline. Column names in both engines are the snake_case of these. */
+export interface StoredEvent {
+  readonly app: string;
+  /** ≤ 100 characters; derived for Metriton reports, which carry none. */
+  readonly messageId: string;
+  readonly event: string;
+  readonly installId: string;
+  /** '' when the protocol has none. Metriton: `trace_id`. */
+  readonly sessionId: string;
+  /** 0 when the protocol has none. Metriton: `index`. */
+  readonly seq: number;
+  readonly appVersion: string;
+  /** Event time after skew correction and clamping, epoch milliseconds. */
+  readonly timestamp: number;
+  /** When the collector received it, epoch milliseconds. */
+  readonly receivedAt: number;
+  /** The skew correction applied (receivedAt − sentAt), ms; 0 when the client sent no `sentAt`. */
+  readonly skewMs: number;
+  /** The event claimed a time more than 23 h ahead and was clamped to `receivedAt`. */
+  readonly clamped: boolean;
+  readonly osName: string;
+  readonly osVersion: string;
+  readonly osBuild: string;
+  readonly arch: string;
+  readonly platform: string;
+  readonly installMethod: string;
+  /** interactive | ci | test | agent | dev | container | script | unknown */
+  readonly envClass: string;
+  /** '' when not CI. */
+  readonly ciVendor: string;
+  readonly container: boolean;
+  /** 0, 1 or 2. */
+  readonly wsl: number;
+  /** '' when not under an AI agent. */
+  readonly agent: string;
+  /** cli, daemon, connector… */
+  readonly mode: string;
+  readonly nodeVersion: string;
+  readonly protocol: IngestProtocol;
+  /** e.g. `telemark/0.1.0`, `analytics-node/2.1.0`, `metriton`. */
+  readonly library: string;
+  readonly newInstall: boolean;
+  /** Events the client dropped from its spool before this one (reported on the next batch). */
+  readonly droppedBefore: number;
+  /** Fingerprint of the first `error` trait, '' when the event has none. */
+  readonly errorFingerprint: string;
+  /** The scrubbed text of that error trait, '' when none. */
+  readonly errorText: string;
+  /** Validated, scrubbed traits. Stored as JSON. */
+  readonly traits: Readonly<Record<string, unknown>>;
+  /** Declared extra context. Stored as JSON. */
+  readonly extra: Readonly<Record<string, unknown>>;
+}
+
+/** An input the pipeline refused, kept raw for inspection and replay. */
+export interface QuarantineEntry {
+  /** '' when the app could not be determined. */
+  readonly app: string;
+  readonly receivedAt: number;
+  readonly protocol: IngestProtocol;
+  /** Stable reason code from `errors.ts` or the catalog validator (`unknown_event`, `invalid_type`…). */
+  readonly reason: string;
+  readonly detail: string;
+  /** '' when the input had none. */
+  readonly messageId: string;
+  /** '' when unknown. */
+  readonly event: string;
+  /** The message as received (JSON text), cut to 32 KB; never includes the client IP. */
+  readonly raw: string;
+}
+
+export interface StoredQuarantineEntry extends QuarantineEntry {
+  readonly id: string;
+}
+
+/** Daily ingest counters for the data-health view; added to what is stored in the same commit. */
+export interface IngestCounter {
+  /** UTC day, `YYYY-MM-DD`. */
+  readonly day: string;
+  readonly app: string;
+  /** accepted | duplicate | rejected | clamped | skewed | rate_limited | dropped_by_client */
+  readonly kind: string;
+  /** Reject reason or '' */
+  readonly reason: string;
+  readonly count: number;
+}
+
+export type WriteStatus = 'accepted' | 'duplicate';
+
+export interface WriteBatch {
+  readonly events: readonly StoredEvent[];
+  readonly quarantine: readonly QuarantineEntry[];
+  readonly counters: readonly IngestCounter[];
+}
+
+export interface WriteResult {
+  /** One per input event, same order. A message already stored, or earlier in the same batch, is a duplicate. */
+  readonly statuses: readonly WriteStatus[];
+}
+
+export interface StoreHealth {
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+export interface QuarantineFilter {
+  readonly app?: string;
+  readonly reason?: string;
+  readonly limit?: number;
+}
+
+export interface ExportOptions {
+  readonly format: 'ndjson' | 'csv' | 'parquet';
+  /** Absolute output file path. */
+  readonly path: string;
+  readonly app?: string;
+  readonly from?: number;
+  readonly to?: number;
+}
+
+/** What an engine implements. Call it through `createRuntimeStore`, which enforces the lifecycle. */
+export interface StoreDriver {
+  readonly name: 'duckdb' | 'clickhouse' | (string & {});
+  /** SQL dialect for the analytics layer. */
+  readonly dialect: 'duckdb' | 'clickhouse';
+  /** Open, create the schema, run pending migrations. Must be safe to call again after it failed. */
+  init(): Promise<void>;
+  /**
+   * Commit one batch — events (deduplicated exactly by (app, messageId) against everything stored in
+   * the last ≥ 7 days), quarantine entries and counters — in one transaction. Resolves only once the
+   * data is durable: a 2xx from the collector is given on the strength of this promise.
+   */
+  write(batch: WriteBatch): Promise<WriteResult>;
+  /** Run a read-only analytics query; values are bound or escaped by the engine, never concatenated. */
+  query<Row = Record<string, unknown>>(sql: Sql): Promise<Row[]>;
+  listQuarantine(filter: QuarantineFilter): Promise<StoredQuarantineEntry[]>;
+  removeQuarantine(ids: readonly string[]): Promise<number>;
+  /** Erase every event and quarantine entry of one install. Returns the number of events removed. */
+  deleteInstall(app: string, installId: string): Promise<number>;
+  /** Remove an app's events received before `before` (epoch ms). Returns the number removed where known. */
+  applyRetention(app: string, before: number): Promise<number>;
+  exportEvents(options: ExportOptions): Promise<number>;
+  health(): Promise<StoreHealth>;
+  close(): Promise<void>;
+}
+
+/** The same surface, with lifecycle guaranteed by `createRuntimeStore`. */
+export type Store = StoreDriver;
