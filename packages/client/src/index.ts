@@ -1,13 +1,3 @@
-export {
-  CatalogError,
-  catalogFingerprint,
-  catalogFromJSON,
-  catalogProblems,
-  catalogToJSON,
-  catalogToMarkdown,
-  defineCatalog,
-  validateEvent,
-} from './catalog/index.js';
 export type {
   Catalog,
   CatalogInput,
@@ -20,5 +10,23 @@ export type {
   TraitSpec,
   TraitsOf,
 } from './catalog/index.js';
+export {
+  CatalogError,
+  catalogFingerprint,
+  catalogFromJSON,
+  catalogProblems,
+  catalogToJSON,
+  catalogToMarkdown,
+  defineCatalog,
+  validateEvent,
+} from './catalog/index.js';
+export type {
+  BatchRequest,
+  BatchResponse,
+  Control,
+  MessageResult,
+  Notice,
+  WireContext,
+  WireMessage,
+} from './wire.js';
 export { LIMITS } from './wire.js';
-export type { BatchRequest, BatchResponse, Control, MessageResult, Notice, WireContext, WireMessage } from './wire.js';

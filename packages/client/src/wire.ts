@@ -112,7 +112,10 @@ export interface BatchResponse {
 /** Documentation of every context field, for the "what we collect" page. */
 export const CONTEXT_FIELD_DOCS: readonly (readonly [string, string])[] = [
   ['app.name, app.version', 'The tool and its version.'],
-  ['os.name, os.version, os.build', 'Operating system name, version and build (e.g. `ubuntu`, `22.04.4 LTS`).'],
+  [
+    'os.name, os.version, os.build',
+    'Operating system name, version and build (e.g. `ubuntu`, `22.04.4 LTS`).',
+  ],
   ['cli.arch, cli.platform', 'CPU architecture and platform, e.g. `x64`, `linux`.'],
   ['cli.mode', 'Which part of the tool reported: the command line, a daemon…'],
   ['cli.sessionId, cli.seq', 'A random id per run and a counter, so events of one run can be ordered.'],
@@ -124,5 +127,8 @@ export const CONTEXT_FIELD_DOCS: readonly (readonly [string, string])[] = [
   ],
   ['cli.nodeVersion', 'The Node.js version.'],
   ['cli.catalog', 'A fingerprint of this list, so the notice is shown again when it changes.'],
-  ['timestamp, messageId', 'When the event happened and a random id that lets the collector drop duplicates.'],
+  [
+    'timestamp, messageId',
+    'When the event happened and a random id that lets the collector drop duplicates.',
+  ],
 ];

@@ -59,7 +59,8 @@ function checkTrait(where: string, name: string, spec: TraitSpec, problems: stri
         problems.push(`${where}.${name}: min ${spec.min} > max ${spec.max}`);
       break;
     case 'duration':
-      if (spec.unit !== 's' && spec.unit !== 'ms') problems.push(`${where}.${name}: duration unit must be 's' or 'ms'`);
+      if (spec.unit !== 's' && spec.unit !== 'ms')
+        problems.push(`${where}.${name}: duration unit must be 's' or 'ms'`);
       if (!isRange(spec.max)) problems.push(`${where}.${name}: max must be finite`);
       break;
     case 'enum':
@@ -102,9 +103,11 @@ export function catalogProblems(input: CatalogInput): string[] {
     if (!ENV_NAME.test(env)) problems.push(`opt-out variable "${env}" must match ${ENV_NAME}`);
   if (input.extraContext) {
     const { envPrefix, keys } = input.extraContext;
-    if (!ENV_NAME.test(envPrefix)) problems.push(`extraContext.envPrefix "${envPrefix}" must match ${ENV_NAME}`);
+    if (!ENV_NAME.test(envPrefix))
+      problems.push(`extraContext.envPrefix "${envPrefix}" must match ${ENV_NAME}`);
     for (const [key, spec] of Object.entries(keys)) {
-      if (RESERVED_CONTEXT_KEYS.has(key)) problems.push(`extraContext key "${key}" would override core context`);
+      if (RESERVED_CONTEXT_KEYS.has(key))
+        problems.push(`extraContext key "${key}" would override core context`);
       checkTrait('extraContext', key, spec, problems);
     }
   }
@@ -123,7 +126,9 @@ export function catalogProblems(input: CatalogInput): string[] {
         const spec = traitsOf(event)[trait];
         if (!spec) problems.push(`outcome "${name}.${resultName}" filters on unknown trait "${trait}"`);
         else if (spec.type === 'boolean' ? typeof value !== 'boolean' : spec.type !== 'enum')
-          problems.push(`outcome "${name}.${resultName}": "${trait}" can only be filtered by a boolean or enum value`);
+          problems.push(
+            `outcome "${name}.${resultName}": "${trait}" can only be filtered by a boolean or enum value`,
+          );
         else if (spec.type === 'enum' && !spec.values.includes(String(value)))
           problems.push(`outcome "${name}.${resultName}": "${String(value)}" is not a value of "${trait}"`);
       }
@@ -163,7 +168,10 @@ function collectedFields(input: CatalogInput): unknown {
 }
 
 export function catalogFingerprint(input: CatalogInput): string {
-  return createHash('sha256').update(JSON.stringify(collectedFields(input))).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(JSON.stringify(collectedFields(input)))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 function deepFreeze<T>(value: T): T {

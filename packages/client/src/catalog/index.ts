@@ -1,4 +1,11 @@
-export { CatalogError, catalogFingerprint, catalogFromJSON, catalogProblems, catalogToJSON, defineCatalog } from './define.js';
+export {
+  CatalogError,
+  catalogFingerprint,
+  catalogFromJSON,
+  catalogProblems,
+  catalogToJSON,
+  defineCatalog,
+} from './define.js';
 export { catalogToMarkdown } from './markdown.js';
 export type {
   BooleanTrait,
@@ -24,5 +31,5 @@ export type {
   TraitsOf,
   TraitType,
 } from './types.js';
-export { checkTraitValue, textTraits, validateEvent } from './validate.js';
 export type { RejectReason, ValidationResult } from './validate.js';
+export { checkTraitValue, textTraits, validateEvent } from './validate.js';

@@ -187,9 +187,10 @@ type TraitValue<T extends TraitSpec> = T extends BooleanTrait
 type RequiredKeys<R> = { [K in keyof R]: R[K] extends { required: true } ? K : never }[keyof R];
 type OptionalKeys<R> = Exclude<keyof R, RequiredKeys<R>>;
 
-type TraitsFromSpecs<R> = R extends Readonly<Record<string, TraitSpec>>
-  ? { [K in RequiredKeys<R>]: TraitValue<R[K]> } & { [K in OptionalKeys<R>]?: TraitValue<R[K]> }
-  : Record<string, never>;
+type TraitsFromSpecs<R> =
+  R extends Readonly<Record<string, TraitSpec>>
+    ? { [K in RequiredKeys<R>]: TraitValue<R[K]> } & { [K in OptionalKeys<R>]?: TraitValue<R[K]> }
+    : Record<string, never>;
 
 type Simplify<T> = { [K in keyof T]: T[K] } & {};
 

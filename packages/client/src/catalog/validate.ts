@@ -30,7 +30,9 @@ export function checkTraitValue(name: string, spec: TraitSpec, value: unknown): 
   const bad = (reason: RejectReason, detail: string): TraitCheck => ({ ok: false, reason, detail });
   switch (spec.type) {
     case 'boolean':
-      return typeof value === 'boolean' ? { ok: true, value } : bad('invalid_type', `${name} must be a boolean`);
+      return typeof value === 'boolean'
+        ? { ok: true, value }
+        : bad('invalid_type', `${name} must be a boolean`);
     case 'integer':
     case 'number':
     case 'duration': {
@@ -55,7 +57,8 @@ export function checkTraitValue(name: string, spec: TraitSpec, value: unknown): 
     case 'enumList': {
       if (!Array.isArray(value)) return bad('invalid_type', `${name} must be an array`);
       const max = spec.maxItems ?? spec.values.length;
-      if (value.length > max) return bad('too_many_items', `${name} has ${value.length} items, at most ${max}`);
+      if (value.length > max)
+        return bad('too_many_items', `${name} has ${value.length} items, at most ${max}`);
       for (const item of value)
         if (typeof item !== 'string' || !spec.values.includes(item))
           return bad('invalid_enum', `${name} items must be among ${spec.values.join(', ')}`);
@@ -71,7 +74,8 @@ export function checkTraitValue(name: string, spec: TraitSpec, value: unknown): 
         const flag = item.split('=', 1)[0] ?? '';
         if (FLAG.test(flag) && !flags.includes(flag)) flags.push(flag);
       }
-      if (flags.length > max) return bad('too_many_items', `${name} has ${flags.length} flags, at most ${max}`);
+      if (flags.length > max)
+        return bad('too_many_items', `${name} has ${flags.length} flags, at most ${max}`);
       return { ok: true, value: flags };
     }
     case 'error': {

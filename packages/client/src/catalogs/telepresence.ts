@@ -1,6 +1,10 @@
 import { defineCatalog } from '../catalog/define.js';
 
-const error = { type: 'error', required: true, description: 'The error, scrubbed of names, paths and addresses.' } as const;
+const error = {
+  type: 'error',
+  required: true,
+  description: 'The error, scrubbed of names, paths and addresses.',
+} as const;
 const method = {
   type: 'enum',
   values: ['browser', 'apikey'],
@@ -15,7 +19,7 @@ export const telepresence = defineCatalog({
   app: 'telepresence2',
   title: 'Telepresence',
   intro:
-    'Telepresence submits telemetry to Ambassador Labs\' systems.\nThese metrics help us understand usage and improve the product; they include information on the user\'s operating system version, but no identifying information.',
+    "Telepresence submits telemetry to Ambassador Labs' systems.\nThese metrics help us understand usage and improve the product; they include information on the user's operating system version, but no identifying information.",
   docsUrl: 'https://www.telepresence.io/docs/latest/reference/telemetry',
   optOutEnv: ['SCOUT_DISABLE'],
   configDirName: 'telepresence',
@@ -36,19 +40,24 @@ export const telepresence = defineCatalog({
   },
   events: {
     intercept_fail: {
-      description: 'An attempt to create an intercept has failed. Includes an `error` trait detailing the error.',
+      description:
+        'An attempt to create an intercept has failed. Includes an `error` trait detailing the error.',
       traits: { error },
     },
     intercept_success: { description: 'An attempt to create an intercept has succeeded.' },
     preview_domain_create_fail: {
-      description: 'An attempt to create an intercept with a preview URL has failed. Includes an `error` trait',
+      description:
+        'An attempt to create an intercept with a preview URL has failed. Includes an `error` trait',
       traits: { error },
     },
     'Used legacy syntax': {
       description:
         'A [legacy command](https://www.telepresence.io/docs/latest/install/migrate-from-legacy/#using-legacy-telepresence-commands) has been used',
       traits: {
-        swap_deployment: { type: 'boolean', description: '`--swap-deployment` was used (the deployment name is not sent).' },
+        swap_deployment: {
+          type: 'boolean',
+          description: '`--swap-deployment` was used (the deployment name is not sent).',
+        },
         run: { type: 'boolean', description: '`--run` was used.' },
         docker_run: { type: 'boolean', description: '`--docker-run` was used.' },
         run_shell: { type: 'boolean', description: '`--run-shell` was used.' },
@@ -59,7 +68,11 @@ export const telepresence = defineCatalog({
       description:
         'Telepresence has attempted to resolve a DNS query to a cluster service (e.g. `kubernetes.default`). Inclues a `had_results` trait.',
       traits: {
-        had_results: { type: 'boolean', required: true, description: 'The cluster resolver returned an answer.' },
+        had_results: {
+          type: 'boolean',
+          required: true,
+          description: 'The cluster resolver returned an answer.',
+        },
       },
     },
     connect: {
@@ -97,7 +110,8 @@ export const telepresence = defineCatalog({
       traits: { method },
     },
     login_success: {
-      description: 'A `telepresence login` has succeded, includes a `method` trait detailing the login method.',
+      description:
+        'A `telepresence login` has succeded, includes a `method` trait detailing the login method.',
       traits: { method },
     },
     used_gather_logs: {

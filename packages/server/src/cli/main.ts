@@ -38,10 +38,13 @@ export async function runMain(argv: readonly string[] = process.argv): Promise<v
       process.exitCode = error.exitCode;
       return;
     }
-    process.stderr.write(`telemark: ${isTelemarkError(error) ? `[${error.code}] ${error.message}` : String(error)}\n`);
+    process.stderr.write(
+      `telemark: ${isTelemarkError(error) ? `[${error.code}] ${error.message}` : String(error)}\n`,
+    );
     process.exitCode = 1;
   }
 }
 
-const invokedDirectly = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+const invokedDirectly =
+  process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
 if (invokedDirectly) await runMain();

@@ -8,7 +8,7 @@ import type { Sql } from './sql.js';
 
 export type IngestProtocol = 'segment' | 'metriton' | 'telemark';
 
-/** One accepted event, normalised by the pipeline. Column names in both engines are the snake_case of these. */
+/** One accepted event, normalised by the pipeline. Column names in both engines are the snake_case of these, except `timestamp`, stored as `ts`. */
 export interface StoredEvent {
   readonly app: string;
   /** ≤ 100 characters; derived for Metriton reports, which carry none. */

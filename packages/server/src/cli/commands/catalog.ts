@@ -13,7 +13,9 @@ async function loadCatalog(source: string): Promise<Catalog> {
 
 /** `telemark catalog docs|json <app-or-file>`: the "what we collect" page and the JSON form of a catalog. */
 export function registerCatalogCommands(program: Command): void {
-  const catalog = program.command('catalog').description('Print a catalog as a "what we collect" page or as JSON.');
+  const catalog = program
+    .command('catalog')
+    .description('Print a catalog as a "what we collect" page or as JSON.');
   catalog
     .command('docs')
     .argument('<catalog>', 'a built-in app name (telepresence2) or a catalog JSON file')
@@ -27,6 +29,8 @@ export function registerCatalogCommands(program: Command): void {
     .description('Print the catalog as JSON, with its fingerprint.')
     .action(async (source: string) => {
       const c = await loadCatalog(source);
-      process.stdout.write(`${JSON.stringify({ fingerprint: c.fingerprint, ...catalogToJSON(c) }, null, 2)}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ fingerprint: c.fingerprint, ...catalogToJSON(c) }, null, 2)}\n`,
+      );
     });
 }
