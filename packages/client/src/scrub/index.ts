@@ -1,9 +1,29 @@
 /**
  * The privacy scrubber: every string that leaves a user's machine goes through it (client), and again
- * through it on arrival (collector). Redacts per token, so an error stays recognisable.
+ * through it on arrival (collector). Redacts per token, so an error stays recognisable:
  *
- * CONTRACT (implementation in progress): the signatures below are fixed; rules are filled in.
+ *   Get "https://10.0.0.1:6443/api/v1/namespaces/team-a/services/traffic-manager": dial tcp 10.0.0.1:6443
+ *   Get "https://<url-host>:6443/api/v1/namespaces/<ns>/services/traffic-manager": dial tcp <ip>:6443
+ *
+ * The rules, their order and every choice (what is kept and why) are documented in docs/privacy.md.
  */
+import {
+  createAddressRules,
+  createHostRules,
+  createIdRules,
+  createPathRules,
+  createSecretRules,
+  createUrlRules,
+  createUserRules,
+} from './_generic.js';
+import { createKubeRules } from './_kube.js';
+import { keepSharedKubeName } from './_paths.js';
+import { applyRules, compileRules, type Rule } from './_rule.js';
+import { SHARED_KUBE_NAMES } from './_vocabulary.js';
+
+export type { CappedProperties, PropertyLimits } from './_cap.js';
+export { capProperties, DEFAULT_PROPERTY_LIMITS, truncateText } from './_cap.js';
+export { errorFingerprint, errorTemplate } from './_template.js';
 
 /** What the local machine knows exactly; the collector scrubs without it (generic rules only). */
 export interface ScrubIdentity {
@@ -20,20 +40,117 @@ export interface ScrubResult {
 
 export type Scrubber = (text: string) => ScrubResult;
 
-/** Compile the rules once for an identity; the returned function is the hot path. */
-export function createScrubber(_identity: ScrubIdentity = {}): Scrubber {
-  return (text) => ({ text, rules: [] });
+export interface ScrubOptions {
+  /**
+   * Longer input is cut (at a word boundary when one is near) before scrubbing, so a huge string
+   * costs bounded time; the rule `truncated` fires. @default 16384
+   */
+  readonly maxInputLength?: number;
+  /**
+   * Kubernetes names to keep in addition to the built-in shared ones (`default`, `kube-system`,
+   * `ambassador`, `traffic-manager`…): names of the tool's own objects, the same on every cluster.
+   */
+  readonly keepKubeNames?: readonly string[];
+}
+
+/** Every marker the scrubber writes, for documentation and for tests. */
+export const SCRUB_MARKERS: readonly string[] = Object.freeze([
+  '<home>',
+  '<path>',
+  '<file>',
+  '<user>',
+  '<host>',
+  '<url-host>',
+  '<credentials>',
+  '<query>',
+  '<fragment>',
+  '<email>',
+  '<ip>',
+  '<mac>',
+  '<token>',
+  '<secret>',
+  '<uuid>',
+  '<arn>',
+  '<ns>',
+  '<workload>',
+  '<pod>',
+  '<service>',
+  '<intercept>',
+  '<context>',
+  '<cluster>',
+  '<release>',
+  '<container>',
+  '<node>',
+  '<image>',
+  '<name>',
+]);
+
+export class ScrubOptionsError extends Error {
+  readonly code = 'TMK_CLIENT_SCRUB_OPTIONS';
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(`Invalid scrubber options:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+    this.name = 'ScrubOptionsError';
+    this.problems = problems;
+  }
+}
+
+function checkOptions(identity: ScrubIdentity, options: ScrubOptions): void {
+  const problems: string[] = [];
+  for (const key of ['homeDir', 'userName', 'hostName'] as const) {
+    const value = identity[key];
+    if (value !== undefined && typeof value !== 'string') problems.push(`identity.${key} must be a string`);
+  }
+  const max = options.maxInputLength;
+  if (max !== undefined && (!Number.isInteger(max) || max < 256)) {
+    problems.push('maxInputLength must be an integer ≥ 256 (pass a larger limit, or leave it out for 16384)');
+  }
+  const keep = options.keepKubeNames;
+  if (keep !== undefined && (!Array.isArray(keep) || keep.some((name) => typeof name !== 'string'))) {
+    problems.push('keepKubeNames must be an array of strings');
+  }
+  if (problems.length > 0) throw new ScrubOptionsError(problems);
+}
+
+/** Cut long input, preferring the last whitespace in the final 256 characters so no token is halved. */
+function cutInput(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const window = text.slice(max - 256, max);
+  const space = window.search(/\s\S*$/);
+  return text.slice(0, space >= 0 ? max - 256 + space : max);
 }
 
 /**
- * A stable fingerprint of an error: the scrubbed message with its variable parts (numbers, quoted
- * names, ids, redaction markers) removed, hashed to 16 hex characters.
+ * Compile the rules once for an identity; the returned function is the hot path. Throws
+ * `ScrubOptionsError` (code `TMK_CLIENT_SCRUB_OPTIONS`) only for invalid arguments, never when scrubbing.
  */
-export function errorFingerprint(scrubbedText: string): string {
-  return errorTemplate(scrubbedText).slice(0, 16);
-}
-
-/** The message with variable parts replaced by placeholders: the human-readable face of a fingerprint. */
-export function errorTemplate(scrubbedText: string): string {
-  return scrubbedText;
+export function createScrubber(identity: ScrubIdentity = {}, options: ScrubOptions = {}): Scrubber {
+  checkOptions(identity, options);
+  const maxInputLength = options.maxInputLength ?? 16_384;
+  const extraKept = new Set(options.keepKubeNames ?? []);
+  const keepName =
+    extraKept.size === 0
+      ? keepSharedKubeName
+      : (name: string) => SHARED_KUBE_NAMES.has(name) || extraKept.has(name);
+  const rules: readonly Rule[] = compileRules([
+    ...createSecretRules(),
+    ...createUrlRules(keepName),
+    ...createKubeRules(keepName),
+    ...createPathRules(identity),
+    ...createAddressRules(),
+    ...createHostRules(identity, keepName),
+    ...createUserRules(identity),
+    ...createIdRules(),
+  ]);
+  return (input) => {
+    const fired: string[] = [];
+    if (typeof input !== 'string' || input === '')
+      return { text: typeof input === 'string' ? input : '', rules: fired };
+    let text = input;
+    if (text.length > maxInputLength) {
+      text = cutInput(text, maxInputLength);
+      fired.push('truncated');
+    }
+    return { text: applyRules(text, rules, fired), rules: fired };
+  };
 }
