@@ -1,0 +1,300 @@
+/**
+ * The dashboard in real Chromium against the real collector (`telemark serve`, child process) on a
+ * DuckDB file seeded by the simulator: sign in, every panel renders the API's figures, filters live in
+ * the URL (and back/forward work), error drill-down shows scrubbed samples, narrow and dark layouts.
+ */
+import type { BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  api,
+  artifactPath,
+  defaultFrom,
+  fmtInt,
+  launchChromium,
+  requireDashboardBuild,
+  runCli,
+  type Served,
+  startServe,
+  tempDir,
+} from './_harness.js';
+
+interface Overview {
+  events: number;
+  installs: number;
+  activeInstalls: { daily: number; weekly: number; monthly: number };
+  latestVersion: string;
+}
+interface Funnel {
+  steps: { event: string; sessions: number }[];
+}
+interface ErrorsView {
+  errors: { fingerprint: string; count: number; sample: string; newInVersion: string | null }[];
+}
+interface ErrorDetail {
+  count: number;
+  installs: number;
+  samples: { text: string }[];
+}
+interface Breakdown {
+  rows: { value: string; events: number }[];
+}
+
+const APP = 'telepresence2';
+
+describe('dashboard (real Chromium, real collector, simulated fleet)', () => {
+  let served: Served;
+  let browser: { context: BrowserContext; close(): Promise<void> };
+  let page: Page;
+  const pageErrors: string[] = [];
+  const from = defaultFrom();
+
+  beforeAll(async () => {
+    requireDashboardBuild();
+    const dataDir = tempDir();
+    const seeded = await runCli([
+      'simulate',
+      '--installs',
+      '300',
+      '--days',
+      '45',
+      '--seed',
+      '7',
+      '--data',
+      dataDir,
+    ]);
+    expect(seeded.code, seeded.stderr).toBe(0);
+    served = await startServe(dataDir);
+    browser = await launchChromium();
+    page = await browser.context.newPage();
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    page.on('console', (m) => {
+      if (m.type() === 'error') pageErrors.push(m.text());
+    });
+    // Any Content-Security-Policy violation is an error in this test.
+    await page.addInitScript(() => {
+      document.addEventListener('securitypolicyviolation', (e) => {
+        console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`);
+      });
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await served?.stop();
+  });
+
+  const settled = async (): Promise<void> => {
+    await page.waitForFunction(
+      () =>
+        document.querySelectorAll('section.panel').length > 0 &&
+        document.querySelectorAll('section.panel[data-status="loading"]').length === 0,
+      null,
+      { timeout: 30_000 },
+    );
+  };
+  const figure = (name: string): Promise<string | null> =>
+    page.locator(`[data-figure="${name}"] .figure-value`).first().textContent();
+
+  it('serves the page with a strict CSP and cache headers', async () => {
+    const index = await fetch(`${served.url}/`);
+    expect(index.status).toBe(200);
+    const csp = index.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain('unsafe-inline');
+    expect(csp).toContain("require-trusted-types-for 'script'");
+    expect(index.headers.get('cache-control')).toBe('no-cache');
+    const html = await index.text();
+    const asset = /src="\.\/(assets\/[^"]+\.js)"/.exec(html)?.[1];
+    expect(asset).toBeDefined();
+    const script = await fetch(`${served.url}/${asset}`);
+    expect(script.headers.get('cache-control')).toContain('immutable');
+    expect(html).not.toMatch(/<script>(?!<\/script>)|<script[^>]*>[^<]+<\/script>/);
+  });
+
+  it('asks for the token, refuses a wrong one, and signs in with the right one', async () => {
+    await page.goto(`${served.url}/`);
+    await page.getByLabel('Admin token').fill('not-the-token');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('not accepted');
+    // Chromium logs the refused request itself; nothing else may be logged from here on.
+    pageErrors.length = 0;
+    await page.getByLabel('Admin token').fill(served.token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await settled();
+    expect(await page.evaluate(() => sessionStorage.getItem('telemark.adminToken'))).toBe(served.token);
+    expect(new URL(page.url()).searchParams.get('app')).toBe(APP);
+  });
+
+  it('renders every panel with the figures the API answers', async () => {
+    const overview = await api<Overview>(served, 'overview', { app: APP, from });
+    expect(overview.events).toBeGreaterThan(1000);
+    expect(await figure('events')).toBe(fmtInt(overview.events));
+    expect(await figure('installs')).toBe(fmtInt(overview.installs));
+    expect(await figure('weekly')).toBe(fmtInt(overview.activeInstalls.weekly));
+    expect(await figure('latest-version')).toBe(overview.latestVersion);
+
+    for (const id of [
+      'overview',
+      'trends',
+      'installs',
+      'outcomes',
+      'funnel-connect',
+      'errors',
+      'breakdown',
+      'adoption',
+      'retention',
+      'health',
+    ])
+      expect(await page.locator(`#panel-${id}`).getAttribute('data-status'), id).toBe('ready');
+    // One outcome card per catalog outcome, each with a chart canvas.
+    expect(await page.locator('#panel-outcomes article.outcome').count()).toBe(4);
+    expect(await page.locator('#panel-outcomes canvas').count()).toBeGreaterThanOrEqual(4);
+    expect(await page.locator('#panel-trends canvas').count()).toBeGreaterThan(0);
+
+    const funnel = await api<Funnel>(served, 'funnel', { app: APP, from, funnel: 'connect' });
+    for (const step of funnel.steps) {
+      const cell = page.locator(`[data-funnel="connect"] tr[data-step="${step.event}"] td`).first();
+      expect(await cell.textContent()).toBe(fmtInt(step.sessions));
+    }
+    expect(funnel.steps[2]?.sessions).toBeLessThan(funnel.steps[0]?.sessions ?? 0);
+
+    const breakdown = await api<Breakdown>(served, 'breakdown', { app: APP, from, dimension: 'os_name' });
+    const top = breakdown.rows[0];
+    expect(top?.value).toBe('macOS');
+    expect(await page.locator(`#panel-breakdown tr[data-value="macOS"] td`).first().textContent()).toBe(
+      fmtInt(top?.events ?? -1),
+    );
+
+    const errors = await api<ErrorsView>(served, 'errors', { app: APP, from, limit: '20' });
+    expect(errors.errors.length).toBeGreaterThan(3);
+    const firstRow = page.locator('#panel-errors tbody tr').first();
+    expect(await firstRow.getAttribute('data-fingerprint')).toBe(errors.errors[0]?.fingerprint);
+    // The regressed release's new error is flagged.
+    expect(await page.locator('#panel-errors .badge', { hasText: 'New in 2.21.0' }).count()).toBeGreaterThan(
+      0,
+    );
+
+    expect(await page.locator('#panel-retention tbody tr').count()).toBeGreaterThan(2);
+    expect(await page.locator('#panel-adoption canvas').count()).toBeGreaterThan(0);
+    expect(await figure('quarantine')).toBe('0');
+    await page.screenshot({ path: artifactPath('dashboard-overview.png'), fullPage: true });
+  });
+
+  it('keeps filters in the URL: changing one changes the figures, back and forward restore them', async () => {
+    const all = await api<Overview>(served, 'overview', { app: APP, from });
+    const mac = await api<Overview>(served, 'overview', { app: APP, from, os: 'macOS' });
+    expect(mac.events).toBeLessThan(all.events);
+
+    await page.getByRole('button', { name: /OS All OSes/ }).click();
+    await page.getByRole('checkbox', { name: 'macOS' }).check();
+    await page.getByRole('button', { name: 'Done' }).click();
+    await expect.poll(() => new URL(page.url()).searchParams.getAll('os')).toEqual(['macOS']);
+    await settled();
+    await expect.poll(() => figure('events')).toBe(fmtInt(mac.events));
+
+    await page.getByLabel('Interval').selectOption('week');
+    await expect.poll(() => new URL(page.url()).searchParams.get('interval')).toBe('week');
+    await settled();
+
+    await page.goBack();
+    await expect.poll(() => new URL(page.url()).searchParams.get('interval')).toBeNull();
+    expect(new URL(page.url()).searchParams.getAll('os')).toEqual(['macOS']);
+    await page.goBack();
+    await expect.poll(() => new URL(page.url()).searchParams.getAll('os')).toEqual([]);
+    await settled();
+    await expect.poll(() => figure('events')).toBe(fmtInt(all.events));
+    await page.goForward();
+    await settled();
+    await expect.poll(() => figure('events')).toBe(fmtInt(mac.events));
+
+    // A shared link opens the same view in a fresh tab, after signing in there (the token is per tab).
+    const shared = await browser.context.newPage();
+    await shared.goto(page.url());
+    await shared.getByLabel('Admin token').fill(served.token);
+    await shared.getByRole('button', { name: 'Sign in' }).click();
+    await shared.waitForSelector('[data-figure="events"]');
+    expect(new URL(shared.url()).searchParams.getAll('os')).toEqual(['macOS']);
+    await expect
+      .poll(() => shared.locator('[data-figure="events"] .figure-value').textContent())
+      .toBe(fmtInt(mac.events));
+    await shared.close();
+    await page.goBack();
+    await settled();
+  });
+
+  it('drills into an error and shows its scrubbed samples', async () => {
+    const errors = await api<ErrorsView>(served, 'errors', { app: APP, from, limit: '20' });
+    const target = errors.errors[0];
+    if (!target) throw new Error('no errors');
+    await page
+      .locator(`#panel-errors tr[data-fingerprint="${target.fingerprint}"]`)
+      .getByRole('button')
+      .click();
+    await expect.poll(() => new URL(page.url()).searchParams.get('error')).toBe(target.fingerprint);
+    const detail = await api<ErrorDetail>(served, `errors/${target.fingerprint}`, { app: APP, from });
+    await page.waitForSelector('#panel-error-detail[data-status="ready"]');
+    expect(await page.locator('[data-figure="error-count"] .figure-value').textContent()).toBe(
+      fmtInt(detail.count),
+    );
+    const samples = await page.locator('#panel-error-detail .sample-text').allTextContents();
+    expect(samples.length).toBe(detail.samples.length);
+    expect(samples.length).toBeGreaterThan(0);
+    for (const text of samples)
+      expect(text).not.toMatch(/\/Users\/[a-z]|\/home\/[a-z]|@[a-z]+\.com|\b10\.\d+\.\d+\.\d+/);
+    // Focus moves to the opened detail, for keyboard and screen-reader users.
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('error-detail-title');
+    await page.getByRole('button', { name: 'Close' }).click();
+    await expect.poll(() => new URL(page.url()).searchParams.get('error')).toBeNull();
+  });
+
+  it('is keyboard accessible: a skip link first, real buttons, labelled controls, charts with tables', async () => {
+    await page.reload();
+    await settled();
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toContain('Skip to the dashboard');
+    const unnamed = await page.evaluate(() =>
+      [...document.querySelectorAll('button, select, input')]
+        .filter((el) => {
+          const named =
+            el.getAttribute('aria-label') ||
+            el.getAttribute('aria-labelledby') ||
+            el.textContent?.trim() ||
+            (el.id && document.querySelector(`label[for="${el.id}"]`)) ||
+            el.closest('label');
+          return !named;
+        })
+        .map((el) => el.outerHTML.slice(0, 80)),
+    );
+    expect(unnamed).toEqual([]);
+    expect(await page.locator('[onclick], div[role="button"]').count()).toBe(0);
+    const charts = await page.locator('figure.chart').count();
+    expect(charts).toBeGreaterThan(5);
+    expect(await page.locator('figure.chart details.as-table table').count()).toBe(charts);
+    // Tabs move with the arrow keys.
+    await page.locator('#tab-os_name').focus();
+    await page.keyboard.press('ArrowRight');
+    await expect.poll(() => new URL(page.url()).searchParams.get('dim')).toBe('os_version');
+    await expect.poll(() => page.evaluate(() => document.activeElement?.id)).toBe('tab-os_version');
+  });
+
+  it('works on a narrow screen (one column) and in dark mode', async () => {
+    await page.setViewportSize({ width: 420, height: 900 });
+    const columns = await page.evaluate(
+      () => getComputedStyle(document.querySelector('.panels') as Element).gridTemplateColumns,
+    );
+    expect(columns.trim().split(/\s+/)).toHaveLength(1);
+    await page.screenshot({ path: artifactPath('dashboard-narrow.png') });
+    await page.setViewportSize({ width: 1280, height: 900 });
+    const light = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    await page.emulateMedia({ colorScheme: 'dark' });
+    const dark = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    expect(dark).not.toBe(light);
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.getByRole('button', { name: /Colour theme/ }).click(); // auto → light
+    await page.getByRole('button', { name: /Colour theme/ }).click(); // light → dark
+    expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe('dark');
+    expect(await page.evaluate(() => getComputedStyle(document.body).backgroundColor)).toBe(dark);
+    await page.screenshot({ path: artifactPath('dashboard-dark.png') });
+    expect(pageErrors).toEqual([]);
+  });
+});
