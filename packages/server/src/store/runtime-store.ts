@@ -38,6 +38,7 @@ export function createRuntimeStore(driver: StoreDriver): Store {
     deleteInstall: guarded((app, id) => driver.deleteInstall(app, id)),
     applyRetention: guarded((app, before) => driver.applyRetention(app, before)),
     exportEvents: guarded((o) => driver.exportEvents(o)),
+    ...(driver.maintain ? { maintain: guarded((statements) => driver.maintain!(statements)) } : {}),
     health: async () => {
       if (closePromise) return { ok: false, detail: 'closed' };
       try {

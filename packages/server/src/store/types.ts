@@ -101,6 +101,12 @@ export interface WriteBatch {
   readonly events: readonly StoredEvent[];
   readonly quarantine: readonly QuarantineEntry[];
   readonly counters: readonly IngestCounter[];
+  /**
+   * Also count this batch's events as `accepted` / `duplicate` (UTC day of `receivedAt`, app, reason '')
+   * in the same transaction. Only the store knows which are duplicates before the commit, so a
+   * collector that sets this must not count those two kinds itself. @default false
+   */
+  readonly statusCounters?: boolean;
 }
 
 export interface WriteResult {
@@ -150,6 +156,12 @@ export interface StoreDriver {
   /** Remove an app's events received before `before` (epoch ms). Returns the number removed where known. */
   applyRetention(app: string, before: number): Promise<number>;
   exportEvents(options: ExportOptions): Promise<number>;
+  /**
+   * Optional: maintain derived tables (the analytics rollup, docs/analytics.md) — run these statements in
+   * one transaction, serialised with `write()`. Only for tables the analytics layer owns, never for
+   * events, quarantine or counters. Engines without derived tables leave it out; a read-only store rejects it.
+   */
+  maintain?(statements: readonly Sql[]): Promise<void>;
   health(): Promise<StoreHealth>;
   close(): Promise<void>;
 }

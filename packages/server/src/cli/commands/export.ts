@@ -1,11 +1,81 @@
+import path from 'node:path';
 import type { Command } from 'commander';
+import { TelemarkError } from '../../errors.js';
+import { DEFAULT_DATA_DIR, openDataDirStore } from '../../store/index.js';
+import type { ExportOptions } from '../../store/types.js';
 
-/** Placeholder until its issue lands: the command exists so the program's shape is fixed. */
+const FORMATS = ['ndjson', 'csv', 'parquet'] as const;
+
+interface ExportFlags {
+  readonly format: string;
+  readonly out: string;
+  readonly app?: string;
+  readonly from?: string;
+  readonly to?: string;
+  readonly data: string;
+}
+
+/** `2026-01-01` (UTC midnight), a full ISO 8601 time, or epoch milliseconds. */
+function parseTime(flag: string, value: string | undefined, problems: string[]): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = /^-?\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isFinite(ms)) {
+    problems.push(
+      `${flag} ${JSON.stringify(value)}: give a date (2026-01-31), an ISO time or epoch milliseconds`,
+    );
+    return undefined;
+  }
+  return ms;
+}
+
+/** Validate the flags once, reporting every problem together. */
+export function exportOptionsFromFlags(flags: ExportFlags): ExportOptions {
+  const problems: string[] = [];
+  if (!(FORMATS as readonly string[]).includes(flags.format)) {
+    problems.push(`--format ${JSON.stringify(flags.format)}: use ${FORMATS.join(', ')}`);
+  }
+  if (flags.out.trim() === '') problems.push('--out: give the output file');
+  const from = parseTime('--from', flags.from, problems);
+  const to = parseTime('--to', flags.to, problems);
+  if (from !== undefined && to !== undefined && from >= to) problems.push('--from must be before --to');
+  if (problems.length > 0) throw new TelemarkError('TMK_ERR_BAD_PARAMETER', problems.join('; '));
+  return {
+    format: flags.format as ExportOptions['format'],
+    path: path.resolve(flags.out),
+    ...(flags.app !== undefined ? { app: flags.app } : {}),
+    ...(from !== undefined ? { from } : {}),
+    ...(to !== undefined ? { to } : {}),
+  };
+}
+
+/** Export events from a stopped collector's data directory, opened read-only. Returns the rows written. */
+export async function exportFromDataDir(flags: ExportFlags): Promise<{ rows: number; path: string }> {
+  const options = exportOptionsFromFlags(flags);
+  const store = await openDataDirStore(flags.data, { readOnly: true });
+  try {
+    return { rows: await store.exportEvents(options), path: options.path };
+  } finally {
+    await store.close();
+  }
+}
+
+/** `telemark export --format ndjson|csv|parquet --out FILE [--app A] [--from T] [--to T] [--data DIR]`. */
 export function registerExportCommand(program: Command): void {
   program
     .command('export')
-    .description('(not yet implemented)')
-    .action(() => {
-      throw new Error('telemark export is not implemented yet');
+    .description('Export events (every stored column) from a stopped collector’s data directory, read-only.')
+    .requiredOption('--format <format>', `output format: ${FORMATS.join(' | ')}`)
+    .requiredOption('--out <file>', 'the file to write (replaced if it exists)')
+    .option('--app <name>', 'only this app')
+    .option('--from <time>', 'only events at or after this event time (2026-01-31, ISO time or epoch ms)')
+    .option('--to <time>', 'only events before this event time')
+    .option(
+      '--data <dir>',
+      'the collector’s data directory (the collector must be stopped)',
+      `./${DEFAULT_DATA_DIR}`,
+    )
+    .action(async (flags: ExportFlags) => {
+      const { rows, path: written } = await exportFromDataDir(flags);
+      process.stdout.write(`Exported ${rows} event${rows === 1 ? '' : 's'} to ${written}.\n`);
     });
 }

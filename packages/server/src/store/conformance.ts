@@ -1,0 +1,826 @@
+/**
+ * The conformance suite every store engine passes. Engine test files call `testStore(name, create)`;
+ * the suite registers vitest blocks that use only the `Store` contract, plus `sql` for read-back
+ * queries written in SQL both engines accept. Results are compared through small normalisers
+ * (timestamps as ISO strings or epoch ms, JSON columns as text or parsed) so each engine keeps its
+ * documented conventions.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { afterEach, describe, expect, it } from 'vitest';
+import { sql } from './sql.js';
+import type { IngestCounter, QuarantineEntry, Store, StoredEvent, WriteBatch } from './types.js';
+
+export interface StoreConformanceOptions {
+  /** A new store on the same storage as `previous` (which the suite has closed). Enables reopen tests. */
+  readonly reopen?: (previous: Store) => Promise<Store>;
+  /** A store whose first `init()` fails, and a `repair()` after which a retry succeeds. */
+  readonly createFailing?: () => Promise<{ store: Store; repair: () => Promise<void> }>;
+  /** Smallest time unit the engine keeps for `ts`/`received_at`. @default 1 (ms) */
+  readonly timestampPrecisionMs?: number;
+}
+
+let counter = 0;
+/** A unique id per call, so tests never collide within one store. */
+export const uniqueId = (prefix = 'm') =>
+  `${prefix}-${process.pid}-${Date.now().toString(36)}-${(counter++).toString(36)}`;
+
+/** A complete, valid event; override any field. `receivedAt` defaults to now, inside every dedupe window. */
+export function sampleEvent(overrides: Partial<StoredEvent> = {}): StoredEvent {
+  const now = Date.now();
+  return {
+    app: 'conformance',
+    messageId: uniqueId(),
+    event: 'command_run',
+    installId: 'install-1',
+    sessionId: 'session-1',
+    seq: 1,
+    appVersion: '2.20.1',
+    timestamp: now - 1_234,
+    receivedAt: now,
+    skewMs: 0,
+    clamped: false,
+    osName: 'linux',
+    osVersion: '6.8.0',
+    osBuild: '',
+    arch: 'amd64',
+    platform: 'linux',
+    installMethod: 'brew',
+    envClass: 'interactive',
+    ciVendor: '',
+    container: false,
+    wsl: 0,
+    agent: '',
+    mode: 'cli',
+    nodeVersion: '20.20.0',
+    protocol: 'telemark',
+    library: 'telemark/0.1.0',
+    newInstall: false,
+    droppedBefore: 0,
+    errorFingerprint: '',
+    errorText: '',
+    traits: { command: 'connect', exit_code: 0 },
+    extra: {},
+    ...overrides,
+  };
+}
+
+export function sampleQuarantine(overrides: Partial<QuarantineEntry> = {}): QuarantineEntry {
+  return {
+    app: 'conformance',
+    receivedAt: Date.now(),
+    protocol: 'segment',
+    reason: 'unknown_event',
+    detail: 'event "nope" is not in the catalog',
+    messageId: uniqueId('q'),
+    event: 'nope',
+    raw: JSON.stringify({ type: 'track', event: 'nope', anonymousId: 'install-q' }),
+    ...overrides,
+  };
+}
+
+const batch = (parts: Partial<WriteBatch>): WriteBatch => ({
+  events: [],
+  quarantine: [],
+  counters: [],
+  ...parts,
+});
+
+/** `ts`, `received_at` as epoch ms, whatever the engine returns (ISO string, `YYYY-MM-DD hh:mm:ss`, number). */
+export function epochMs(value: unknown): number {
+  if (typeof value === 'number') return value;
+  if (typeof value === 'bigint') return Number(value);
+  if (value instanceof Date) return value.getTime();
+  const text = String(value);
+  if (/^-?\d+$/.test(text)) return Number(text);
+  const iso = text.includes('T') ? text : text.replace(' ', 'T');
+  return Date.parse(/Z|[+-]\d\d:?\d\d$/.test(iso) ? iso : `${iso}Z`);
+}
+
+const jsonValue = (value: unknown): unknown => (typeof value === 'string' ? JSON.parse(value) : value);
+const bool = (value: unknown): boolean => value === true || value === 1 || value === '1' || value === 'true';
+const num = (value: unknown): number => Number(value);
+
+/** The contract columns, in snake_case, as a read-back query selects them. */
+const EVENT_READ_COLUMNS = sql`app, message_id, event, install_id, session_id, seq, app_version, ts, received_at,
+  skew_ms, clamped, os_name, os_version, os_build, arch, platform, install_method, env_class, ci_vendor,
+  container, wsl, agent, mode, node_version, protocol, library, new_install, dropped_before,
+  error_fingerprint, error_text, traits, extra`;
+
+/** A stored row turned back into a `StoredEvent`, so tests compare with what they wrote. */
+export function rowToEvent(r: Record<string, unknown>, precisionMs = 1): StoredEvent {
+  const time = (v: unknown) => Math.floor(epochMs(v) / precisionMs) * precisionMs;
+  return {
+    app: r.app as string,
+    messageId: r.message_id as string,
+    event: r.event as string,
+    installId: r.install_id as string,
+    sessionId: r.session_id as string,
+    seq: num(r.seq),
+    appVersion: r.app_version as string,
+    timestamp: time(r.ts),
+    receivedAt: time(r.received_at),
+    skewMs: num(r.skew_ms),
+    clamped: bool(r.clamped),
+    osName: r.os_name as string,
+    osVersion: r.os_version as string,
+    osBuild: r.os_build as string,
+    arch: r.arch as string,
+    platform: r.platform as string,
+    installMethod: r.install_method as string,
+    envClass: r.env_class as string,
+    ciVendor: r.ci_vendor as string,
+    container: bool(r.container),
+    wsl: num(r.wsl),
+    agent: r.agent as string,
+    mode: r.mode as string,
+    nodeVersion: r.node_version as string,
+    protocol: r.protocol as StoredEvent['protocol'],
+    library: r.library as string,
+    newInstall: bool(r.new_install),
+    droppedBefore: num(r.dropped_before),
+    errorFingerprint: r.error_fingerprint as string,
+    errorText: r.error_text as string,
+    traits: jsonValue(r.traits) as Record<string, unknown>,
+    extra: jsonValue(r.extra) as Record<string, unknown>,
+  };
+}
+
+async function readEvents(store: Store, app: string, precisionMs = 1): Promise<StoredEvent[]> {
+  const rows = await store.query(
+    sql`SELECT ${EVENT_READ_COLUMNS} FROM events WHERE app = ${app} ORDER BY message_id`,
+  );
+  return rows.map((r) => rowToEvent(r, precisionMs));
+}
+
+async function countEvents(store: Store, app: string, messageId?: string): Promise<number> {
+  const rows = await store.query<{ n: unknown }>(
+    messageId === undefined
+      ? sql`SELECT count(*) AS n FROM events WHERE app = ${app}`
+      : sql`SELECT count(*) AS n FROM events WHERE app = ${app} AND message_id = ${messageId}`,
+  );
+  return Number(rows[0]?.n ?? 0);
+}
+
+const byMessageId = (a: StoredEvent, b: StoredEvent) =>
+  a.messageId < b.messageId ? -1 : a.messageId > b.messageId ? 1 : 0;
+
+/** Minimal RFC 4180 reader: quoted fields, doubled quotes, newlines inside quotes. */
+export function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (ch === '"') quoted = false;
+      else field += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') {
+      row.push(field);
+      field = '';
+    } else if (ch === '\n' || ch === '\r') {
+      if (ch === '\r' && text[i + 1] === '\n') i++;
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = '';
+    } else field += ch;
+  }
+  if (field !== '' || row.length > 0) {
+    row.push(field);
+    rows.push(row);
+  }
+  return rows;
+}
+
+/** Read an exported parquet file with an in-memory DuckDB, independent of the store under test. */
+async function readParquet(file: string): Promise<Record<string, unknown>[]> {
+  const db = await DuckDBInstance.create(':memory:');
+  try {
+    const connection = await db.connect();
+    const reader = await connection.runAndReadAll(
+      `SELECT * REPLACE (epoch_ms(ts) AS ts, epoch_ms(received_at) AS received_at) FROM read_parquet($1)`,
+      [file],
+    );
+    const rows = reader.getRowObjectsJS() as Record<string, unknown>[];
+    connection.closeSync();
+    return rows.map((r) =>
+      Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v])),
+    );
+  } finally {
+    db.closeSync();
+  }
+}
+
+/** Values that break naive escaping or encoding, for the round-trip and injection tests. */
+const AWKWARD = [
+  "it's a 'quote'",
+  'double "quote" and back\\slash',
+  'new\nline\ttab\r\n',
+  'unicode ✓ 中文 😀 é',
+  "'); DROP TABLE events; --",
+  ',comma,separated,',
+];
+
+export function testStore(
+  name: string,
+  create: () => Promise<Store>,
+  options: StoreConformanceOptions = {},
+): void {
+  const precision = options.timestampPrecisionMs ?? 1;
+  const round = (ms: number) => Math.floor(ms / precision) * precision;
+  const open: Store[] = [];
+  const tracked = async (factory: () => Promise<Store>) => {
+    const store = await factory();
+    open.push(store);
+    return store;
+  };
+  const fresh = () => tracked(create);
+
+  describe(`Store conformance: ${name}`, () => {
+    afterEach(async () => {
+      await Promise.all(open.splice(0).map((s) => s.close().catch(() => undefined)));
+    });
+
+    describe('lifecycle', () => {
+      it('init is shared by concurrent callers and can be called again', async () => {
+        const store = await fresh();
+        await Promise.all([store.init(), store.init(), store.init()]);
+        await store.init();
+        expect((await store.health()).ok).toBe(true);
+        expect(await countEvents(store, 'nobody')).toBe(0);
+      });
+
+      it('every call waits for init, without an explicit init()', async () => {
+        const store = await fresh();
+        const e = sampleEvent();
+        expect((await store.write(batch({ events: [e] }))).statuses).toEqual(['accepted']);
+        expect(await countEvents(store, e.app, e.messageId)).toBe(1);
+      });
+
+      it.runIf(options.createFailing !== undefined)('a failed init is retried by the next call', async () => {
+        const { store, repair } = await options.createFailing!();
+        open.push(store);
+        await expect(store.init()).rejects.toMatchObject({ code: 'TMK_ERR_STORE_INIT' });
+        expect((await store.health()).ok).toBe(false);
+        await repair();
+        await store.init();
+        const e = sampleEvent();
+        expect((await store.write(batch({ events: [e] }))).statuses).toEqual(['accepted']);
+      });
+
+      it('close is idempotent, also before init, and every later call fails with TMK_ERR_STORE_CLOSED', async () => {
+        const never = await fresh();
+        await never.close();
+        await never.close();
+
+        const store = await fresh();
+        await store.init();
+        await Promise.all([store.close(), store.close()]);
+        await store.close();
+        const closed = { code: 'TMK_ERR_STORE_CLOSED' };
+        await expect(store.init()).rejects.toMatchObject(closed);
+        await expect(store.write(batch({ events: [sampleEvent()] }))).rejects.toMatchObject(closed);
+        await expect(store.query(sql`SELECT 1 AS one`)).rejects.toMatchObject(closed);
+        await expect(store.listQuarantine({})).rejects.toMatchObject(closed);
+        await expect(store.removeQuarantine(['x'])).rejects.toMatchObject(closed);
+        await expect(store.deleteInstall('a', 'b')).rejects.toMatchObject(closed);
+        await expect(store.applyRetention('a', Date.now())).rejects.toMatchObject(closed);
+        await expect(
+          store.exportEvents({ format: 'ndjson', path: path.join(os.tmpdir(), 'telemark-never.ndjson') }),
+        ).rejects.toMatchObject(closed);
+        expect(await store.health()).toEqual({ ok: false, detail: 'closed' });
+      });
+
+      it('close waits for a write in flight, which commits', async () => {
+        const store = await fresh();
+        await store.init();
+        const events = Array.from({ length: 500 }, () => sampleEvent({ app: 'inflight' }));
+        const writing = store.write(batch({ events }));
+        await store.close();
+        expect((await writing).statuses.every((s) => s === 'accepted')).toBe(true);
+        if (options.reopen) {
+          const again = await tracked(() => options.reopen!(store));
+          expect(await countEvents(again, 'inflight')).toBe(500);
+        }
+      });
+    });
+
+    describe('write and read back', () => {
+      it('stores every column of every event exactly as given', async () => {
+        const store = await fresh();
+        const app = uniqueId('app');
+        const base = Date.UTC(2026, 0, 2, 3, 4, 5, 678);
+        const events = [
+          sampleEvent({ app, messageId: 'a-1', timestamp: base, receivedAt: Date.now() }),
+          sampleEvent({
+            app,
+            messageId: 'b-2',
+            event: 'error_reported',
+            installId: AWKWARD[0],
+            sessionId: AWKWARD[1],
+            seq: 9_007_199_254_740_991,
+            appVersion: '2.21.0-rc.1',
+            timestamp: base - 86_400_000 * 3 + 1,
+            receivedAt: Date.now() - 1,
+            skewMs: -12_345,
+            clamped: true,
+            osName: 'windows',
+            osVersion: '10.0.22631',
+            osBuild: AWKWARD[2],
+            arch: 'arm64',
+            platform: 'win32',
+            installMethod: 'winget',
+            envClass: 'ci',
+            ciVendor: 'github_actions',
+            container: true,
+            wsl: 2,
+            agent: 'claude',
+            mode: 'daemon',
+            nodeVersion: '22.1.0',
+            protocol: 'segment',
+            library: 'analytics-node/2.1.0',
+            newInstall: true,
+            droppedBefore: 2_147_483_647,
+            errorFingerprint: 'f00dfeed',
+            errorText: AWKWARD[3],
+            traits: {
+              command: AWKWARD[4],
+              exit_code: 1,
+              duration_ms: 12.5,
+              flags: ['--namespace', '--context'],
+              nested: { ok: false, none: null, text: AWKWARD[5] },
+            },
+            extra: { team: 'platform', count: -3 },
+          }),
+          sampleEvent({
+            app,
+            messageId: 'c-3',
+            protocol: 'metriton',
+            library: 'metriton',
+            seq: 0,
+            traits: {},
+          }),
+        ];
+        expect((await store.write(batch({ events }))).statuses).toEqual(['accepted', 'accepted', 'accepted']);
+        const stored = await readEvents(store, app, precision);
+        const expected = [...events]
+          .sort(byMessageId)
+          .map((e) => ({ ...e, timestamp: round(e.timestamp), receivedAt: round(e.receivedAt) }));
+        expect(stored).toEqual(expected);
+      });
+
+      it('returns one status per event, aligned with the input, and stores each message once', async () => {
+        const store = await fresh();
+        const app = uniqueId('app');
+        const [a, b, c] = [sampleEvent({ app }), sampleEvent({ app }), sampleEvent({ app })];
+        const result = await store.write(batch({ events: [a!, b!, { ...a!, event: 'other' }, c!, b!] }));
+        expect(result.statuses).toEqual(['accepted', 'accepted', 'duplicate', 'accepted', 'duplicate']);
+        expect(await countEvents(store, app)).toBe(3);
+        const [stored] = (await readEvents(store, app)).filter((e) => e.messageId === a!.messageId);
+        expect(stored?.event).toBe('command_run');
+      });
+
+      it('stores control characters and NUL, and lone UTF-16 surrogates as U+FFFD, without failing the batch', async () => {
+        const store = await fresh();
+        const app = uniqueId('app');
+        const lone = `id-\ud800-${uniqueId()}`;
+        const e = sampleEvent({
+          app,
+          messageId: lone,
+          errorText: 'nul\u0000 bell\u0007 lone\udc00 end\\ud800',
+          traits: { 'k\ud83d': 'v\udfff', ok: 'pair 😀' },
+        });
+        const q = sampleQuarantine({ app, raw: '{"text":"\ud800"}', detail: 'x\u0001' });
+        const other = sampleEvent({ app });
+        expect((await store.write(batch({ events: [e, other], quarantine: [q] }))).statuses).toEqual([
+          'accepted',
+          'accepted',
+        ]);
+        const [stored] = (await readEvents(store, app)).filter((r) => r.messageId !== other.messageId);
+        expect(stored?.messageId).toBe(lone.replace('\ud800', '\ufffd'));
+        expect(stored?.errorText).toBe('nul\u0000 bell\u0007 lone\ufffd end\\ud800');
+        expect(stored?.traits).toEqual({ 'k\ufffd': 'v\ufffd', ok: 'pair 😀' });
+        expect((await store.listQuarantine({ app }))[0]?.raw).toBe('{"text":"\ufffd"}');
+        // The resend is recognised, whether it arrives with the lone surrogate or as stored.
+        expect(
+          (await store.write(batch({ events: [e, { ...e, messageId: stored!.messageId }] }))).statuses,
+        ).toEqual(['duplicate', 'duplicate']);
+      });
+
+      it('accepts an empty batch and a batch of only quarantine or counters', async () => {
+        const store = await fresh();
+        expect((await store.write(batch({}))).statuses).toEqual([]);
+        const q = sampleQuarantine({ app: uniqueId('app') });
+        expect((await store.write(batch({ quarantine: [q] }))).statuses).toEqual([]);
+        expect(await store.listQuarantine({ app: q.app })).toHaveLength(1);
+      });
+
+      it('commits a large batch in one write', async () => {
+        const store = await fresh();
+        const app = uniqueId('app');
+        const events = Array.from({ length: 12_000 }, (_, i) =>
+          sampleEvent({ app, seq: i, traits: { command: 'status', i } }),
+        );
+        const { statuses } = await store.write(batch({ events }));
+        expect(statuses.filter((s) => s === 'accepted')).toHaveLength(12_000);
+        expect(await countEvents(store, app)).toBe(12_000);
+        const rows = await store.query<{ s: unknown }>(
+          sql`SELECT sum(seq) AS s FROM events WHERE app = ${app}`,
+        );
+        expect(Number(rows[0]?.s)).toBe((11_999 * 12_000) / 2);
+      });
+
+      it('refuses a malformed row with TMK_ERR_STORE_INVALID_ROW and writes nothing of that batch', async () => {
+        const store = await fresh();
+        const app = uniqueId('app');
+        const good = sampleEvent({ app });
+        const bad = { ...sampleEvent({ app }), seq: 1.5 } as StoredEvent;
+        const q = sampleQuarantine({ app });
+        const counter: IngestCounter = { day: '2026-01-01', app, kind: 'rejected', reason: 'x', count: 1 };
+        await expect(
+          store.write(batch({ events: [good, bad], quarantine: [q], counters: [counter] })),
+        ).rejects.toMatchObject({
+          code: 'TMK_ERR_STORE_INVALID_ROW',
+          message: expect.stringContaining('events[1].seq'),
+        });
+        const missing = { ...sampleEvent({ app }) } as Record<string, unknown>;
+        delete missing.traits;
+        await expect(
+          store.write(batch({ events: [missing as unknown as StoredEvent] })),
+        ).rejects.toMatchObject({
+          code: 'TMK_ERR_STORE_INVALID_ROW',
+        });
+        await expect(
+          store.write(batch({ counters: [{ ...counter, day: 'yesterday' }] })),
+        ).rejects.toMatchObject({ code: 'TMK_ERR_STORE_INVALID_ROW' });
+        expect(await countEvents(store, app)).toBe(0);
+        expect(await store.listQuarantine({ app })).toEqual([]);
+        const counters = await store.query(sql`SELECT count(*) AS n FROM ingest_counters WHERE app = ${app}`);
+        expect(Number(counters[0]?.n)).toBe(0);
+        // The store still works afterwards, and the good event was not remembered as seen.
+        expect((await store.write(batch({ events: [good] }))).statuses).toEqual(['accepted']);
+      });
+    });
+
+    describe('dedupe', () => {
+      it('is exact across batches', async () => {
+        const store = await fresh();
+        const app = uniqueId('app');
+        const first = Array.from({ length: 50 }, () => sampleEvent({ app }));
+        await store.write(batch({ events: first }));
+        const fresh2 = Array.from({ length: 50 }, () => sampleEvent({ app }));
+        const mixed = [...first.slice(0, 25), ...fresh2];
+        const { statuses } = await store.write(batch({ events: mixed }));
+        expect(statuses).toEqual([...Array(25).fill('duplicate'), ...Array(50).fill('accepted')]);
+        expect(await countEvents(store, app)).toBe(100);
+      });
+
+      it('is exact under concurrent writes: each message is accepted once', async () => {
+        const store = await fresh();
+        const app = uniqueId('app');
+        const shared = Array.from({ length: 30 }, () => sampleEvent({ app }));
+        const results = await Promise.all(
+          [0, 1, 2, 3, 4].map((k) =>
+            store.write(
+              batch({ events: [...shared.slice(k * 3), sampleEvent({ app }), ...shared.slice(0, k * 3)] }),
+            ),
+          ),
+        );
+        const accepted = results.flatMap((r) => r.statuses).filter((s) => s === 'accepted');
+        expect(accepted).toHaveLength(35);
+        expect(await countEvents(store, app)).toBe(35);
+      });
+
+      it('treats the same messageId in two apps as two events', async () => {
+        const store = await fresh();
+        const id = uniqueId();
+        const a = sampleEvent({ app: uniqueId('app-a'), messageId: id });
+        const b = sampleEvent({ app: uniqueId('app-b'), messageId: id });
+        expect((await store.write(batch({ events: [a, b] }))).statuses).toEqual(['accepted', 'accepted']);
+        expect((await store.write(batch({ events: [b, a] }))).statuses).toEqual(['duplicate', 'duplicate']);
+        expect(await countEvents(store, a.app)).toBe(1);
+        expect(await countEvents(store, b.app)).toBe(1);
+      });
+
+      it.runIf(options.reopen !== undefined)('survives close and reopen', async () => {
+        const store = await fresh();
+        const app = uniqueId('app');
+        const events = Array.from({ length: 20 }, () => sampleEvent({ app }));
+        await store.write(batch({ events }));
+        await store.close();
+        const again = await tracked(() => options.reopen!(store));
+        const extra = sampleEvent({ app });
+        const { statuses } = await again.write(batch({ events: [...events, extra] }));
+        expect(statuses).toEqual([...Array(20).fill('duplicate'), 'accepted']);
+        expect(await countEvents(again, app)).toBe(21);
+      });
+
+      it('counts accepted and duplicate events when asked, in the same commit', async () => {
+        const store = await fresh();
+        const app = uniqueId('app');
+        const now = Date.now();
+        const a = sampleEvent({ app, receivedAt: now });
+        const b = sampleEvent({ app, receivedAt: now });
+        await store.write(batch({ events: [a, b, a], statusCounters: true }));
+        await store.write(batch({ events: [b], statusCounters: true }));
+        await store.write(batch({ events: [sampleEvent({ app, receivedAt: now })] }));
+        const rows = await store.query<{ kind: string; n: unknown }>(
+          sql`SELECT kind, sum(count) AS n FROM ingest_counters WHERE app = ${app} GROUP BY kind ORDER BY kind`,
+        );
+        expect(rows.map((r) => [r.kind, Number(r.n)])).toEqual([
+          ['accepted', 2],
+          ['duplicate', 2],
+        ]);
+      });
+    });
+
+    describe('quarantine', () => {
+      it('lists entries in receive order, filters by app, reason and limit, and removes by id', async () => {
+        const store = await fresh();
+        const app = uniqueId('app');
+        const t = Date.now() - 10_000;
+        const entries = [
+          sampleQuarantine({
+            app,
+            receivedAt: t + 2,
+            reason: 'unknown_event',
+            raw: JSON.stringify({ text: AWKWARD[1] }),
+          }),
+          sampleQuarantine({ app, receivedAt: t, reason: 'invalid_type', messageId: '', event: '' }),
+          sampleQuarantine({ app, receivedAt: t + 1, reason: 'unknown_event', detail: AWKWARD[4] }),
+          sampleQuarantine({
+            app: '',
+            receivedAt: t + 3,
+            reason: 'TMK_ERR_UNKNOWN_APP',
+            protocol: 'metriton',
+          }),
+        ];
+        await store.write(batch({ quarantine: entries }));
+        const listed = await store.listQuarantine({ app });
+        expect(
+          listed.map(({ id: _id, ...rest }) => ({ ...rest, receivedAt: round(rest.receivedAt) })),
+        ).toEqual(
+          [entries[1], entries[2], entries[0]].map((e) => ({ ...e, receivedAt: round(e!.receivedAt) })),
+        );
+        expect(new Set(listed.map((e) => e.id)).size).toBe(3);
+        expect((await store.listQuarantine({ app, reason: 'unknown_event' })).map((e) => e.detail)).toEqual([
+          entries[2]!.detail,
+          entries[0]!.detail,
+        ]);
+        expect(await store.listQuarantine({ app, limit: 1 })).toHaveLength(1);
+        expect((await store.listQuarantine({ app: '' })).map((e) => e.reason)).toContain(
+          'TMK_ERR_UNKNOWN_APP',
+        );
+
+        expect(await store.removeQuarantine([listed[0]!.id, listed[2]!.id, 'no-such-id'])).toBe(2);
+        expect((await store.listQuarantine({ app })).map((e) => e.id)).toEqual([listed[1]!.id]);
+        expect(await store.removeQuarantine([])).toBe(0);
+      });
+    });
+
+    describe('counters', () => {
+      it('adds to stored counts, within a batch and across batches', async () => {
+        const store = await fresh();
+        const app = uniqueId('app');
+        const c = (kind: string, reason: string, count: number, day = '2026-03-04'): IngestCounter => ({
+          day,
+          app,
+          kind,
+          reason,
+          count,
+        });
+        await store.write(
+          batch({ counters: [c('rejected', 'unknown_event', 2), c('rejected', 'unknown_event', 3)] }),
+        );
+        await store.write(
+          batch({
+            counters: [
+              c('rejected', 'unknown_event', 5),
+              c('clamped', '', 1),
+              c('clamped', '', 4, '2026-03-05'),
+            ],
+          }),
+        );
+        const rows = await store.query<Record<string, unknown>>(
+          sql`SELECT day, kind, reason, count FROM ingest_counters WHERE app = ${app} ORDER BY day, kind, reason`,
+        );
+        expect(rows.map((r) => [String(r.day).slice(0, 10), r.kind, r.reason, Number(r.count)])).toEqual([
+          ['2026-03-04', 'clamped', '', 1],
+          ['2026-03-04', 'rejected', 'unknown_event', 10],
+          ['2026-03-05', 'clamped', '', 4],
+        ]);
+      });
+    });
+
+    describe('data admin', () => {
+      it('deleteInstall erases one install of one app: events and quarantine entries', async () => {
+        const store = await fresh();
+        const app = uniqueId('app');
+        const other = uniqueId('other');
+        const target = `install-${uniqueId()}`;
+        await store.write(
+          batch({
+            events: [
+              sampleEvent({ app, installId: target }),
+              sampleEvent({ app, installId: target }),
+              sampleEvent({ app, installId: 'keep-me' }),
+              sampleEvent({ app: other, installId: target }),
+            ],
+            quarantine: [
+              sampleQuarantine({ app, raw: JSON.stringify({ anonymousId: target, event: 'x' }) }),
+              sampleQuarantine({ app: '', raw: JSON.stringify({ install_id: target }) }),
+              sampleQuarantine({ app, raw: JSON.stringify({ anonymousId: 'keep-me' }) }),
+            ],
+          }),
+        );
+        expect(await store.deleteInstall(app, target)).toBe(2);
+        const left = await readEvents(store, app);
+        expect(left.map((e) => e.installId)).toEqual(['keep-me']);
+        expect(await countEvents(store, other)).toBe(1);
+        const quarantine = [
+          ...(await store.listQuarantine({ app })),
+          ...(await store.listQuarantine({ app: '' })),
+        ];
+        expect(quarantine.some((q) => q.raw.includes(target))).toBe(false);
+        expect(quarantine.some((q) => q.raw.includes('keep-me'))).toBe(true);
+        expect(await store.deleteInstall(app, target)).toBe(0);
+        await expect(store.deleteInstall(app, '')).rejects.toMatchObject({ code: 'TMK_ERR_BAD_PARAMETER' });
+      });
+
+      it('applyRetention removes one app’s events received before the cutoff', async () => {
+        const store = await fresh();
+        const app = uniqueId('app');
+        const other = uniqueId('other');
+        const now = Date.now();
+        const cutoff = now - 1_000;
+        await store.write(
+          batch({
+            events: [
+              sampleEvent({ app, receivedAt: cutoff - 5_000 }),
+              sampleEvent({ app, receivedAt: cutoff - 1 }),
+              sampleEvent({ app, receivedAt: cutoff + precision }),
+              sampleEvent({ app: other, receivedAt: cutoff - 5_000 }),
+            ],
+          }),
+        );
+        expect(await store.applyRetention(app, cutoff)).toBe(2);
+        expect(await countEvents(store, app)).toBe(1);
+        expect(await countEvents(store, other)).toBe(1);
+        expect(await store.applyRetention(app, cutoff)).toBe(0);
+      });
+
+      describe('exportEvents', () => {
+        const setup = async () => {
+          const store = await fresh();
+          const app = uniqueId('app');
+          const t0 = Date.UTC(2026, 1, 1);
+          const events = [0, 1, 2, 3].map((i) =>
+            sampleEvent({
+              app,
+              messageId: `e-${i}`,
+              timestamp: t0 + i * 3_600_000 + 123,
+              errorText: AWKWARD[i]!,
+              traits: { i, text: AWKWARD[i + 1] },
+            }),
+          );
+          await store.write(batch({ events: [...events, sampleEvent({ app: uniqueId('other') })] }));
+          const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-export-'));
+          return { store, app, t0, events, dir };
+        };
+        const expectSame = (rows: Record<string, unknown>[], expected: StoredEvent[]) => {
+          const got = rows.map((r) => rowToEvent(r, precision)).sort(byMessageId);
+          expect(got).toEqual(
+            expected.map((e) => ({ ...e, timestamp: round(e.timestamp), receivedAt: round(e.receivedAt) })),
+          );
+        };
+
+        it('writes NDJSON that reads back to the stored events, filtered by app and event time', async () => {
+          const { store, app, t0, events, dir } = await setup();
+          try {
+            const out = path.join(dir, 'all.ndjson');
+            expect(await store.exportEvents({ format: 'ndjson', path: out, app })).toBe(4);
+            const lines = fs.readFileSync(out, 'utf8').trim().split('\n');
+            expectSame(
+              lines.map((l) => JSON.parse(l)),
+              events,
+            );
+            const window = path.join(dir, 'window.ndjson');
+            const n = await store.exportEvents({
+              format: 'ndjson',
+              path: window,
+              app,
+              from: t0 + 3_600_000,
+              to: t0 + 3 * 3_600_000,
+            });
+            expect(n).toBe(2);
+            expect(
+              fs
+                .readFileSync(window, 'utf8')
+                .trim()
+                .split('\n')
+                .map((l) => JSON.parse(l).message_id),
+            ).toEqual(['e-1', 'e-2']);
+            expect(fs.readdirSync(dir).sort()).toEqual(['all.ndjson', 'window.ndjson']);
+          } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+          }
+        });
+
+        it('writes CSV with a header that reads back to the stored events', async () => {
+          const { store, app, events, dir } = await setup();
+          try {
+            const out = path.join(dir, 'events.csv');
+            expect(await store.exportEvents({ format: 'csv', path: out, app })).toBe(4);
+            const [header, ...rows] = parseCsv(fs.readFileSync(out, 'utf8'));
+            expect(header).toContain('message_id');
+            expectSame(
+              rows.map((cells) => Object.fromEntries(header!.map((h, i) => [h, cells[i]]))),
+              events,
+            );
+          } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+          }
+        });
+
+        it('writes Parquet that reads back to the stored events', async () => {
+          const { store, app, events, dir } = await setup();
+          try {
+            const out = path.join(dir, 'events.parquet');
+            expect(await store.exportEvents({ format: 'parquet', path: out, app })).toBe(4);
+            expectSame(await readParquet(out), events);
+          } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+          }
+        });
+
+        it('leaves no file behind when the export fails', async () => {
+          const { store, app, dir } = await setup();
+          try {
+            const out = path.join(dir, 'missing-dir', 'events.ndjson');
+            await expect(store.exportEvents({ format: 'ndjson', path: out, app })).rejects.toMatchObject({
+              code: expect.stringMatching(/^TMK_ERR_/),
+            });
+            expect(fs.existsSync(out)).toBe(false);
+            expect(fs.readdirSync(dir)).toEqual([]);
+          } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+          }
+        });
+      });
+    });
+
+    describe('query and health', () => {
+      it('binds parameters: an injection string in a value is inert', async () => {
+        const store = await fresh();
+        const app = AWKWARD[4]!;
+        const e = sampleEvent({ app, installId: "x' OR '1'='1" });
+        await store.write(batch({ events: [e, sampleEvent({ app: uniqueId('app') })] }));
+        const none = await store.query<{ n: unknown }>(
+          sql`SELECT count(*) AS n FROM events WHERE install_id = ${"nobody' OR '1'='1"}`,
+        );
+        expect(Number(none[0]?.n)).toBe(0);
+        const one = await store.query<{ app: string; install_id: string }>(
+          sql`SELECT app, install_id FROM events WHERE app = ${app} AND install_id = ${e.installId}`,
+        );
+        expect(one).toEqual([{ app, install_id: e.installId }]);
+        expect(await countEvents(store, app)).toBe(1);
+      });
+
+      it('binds numbers, booleans, lists and nested fragments', async () => {
+        const store = await fresh();
+        const app = uniqueId('app');
+        await store.write(
+          batch({
+            events: [1, 2, 3, 4].map((seq) =>
+              sampleEvent({ app, seq, clamped: seq % 2 === 0, appVersion: `1.${seq}` }),
+            ),
+          }),
+        );
+        const versions = ['1.1', '1.3', "1.4' OR 1=1 --"];
+        const filter =
+          store.dialect === 'duckdb'
+            ? sql`AND list_contains(${versions}, app_version)`
+            : sql`AND has(${versions}, app_version)`;
+        const rows = await store.query<{ seq: unknown }>(
+          sql`SELECT seq FROM events WHERE app = ${app} AND seq >= ${1} AND clamped = ${false} ${filter} ORDER BY seq`,
+        );
+        expect(rows.map((r) => Number(r.seq))).toEqual([1, 3]);
+      });
+
+      it('reports health', async () => {
+        const store = await fresh();
+        const health = await store.health();
+        expect(health.ok).toBe(true);
+        expect(typeof health.detail).toBe('string');
+      });
+    });
+  });
+}

@@ -1,0 +1,261 @@
+/**
+ * The in-memory dedupe index of the DuckDB store: 53-bit hashes of (app, message_id) of every event
+ * received inside the dedupe window, one open-addressing table per UTC day so expiry drops whole tables.
+ *
+ * It is authoritative for misses because one process owns the DuckDB file: every committed event is
+ * added, and the index was loaded from the file at start. A hit may be a hash collision, so the store
+ * verifies hits against the table; that keeps dedupe exact.
+ *
+ * Memory is bounded by `maxIds`. Over it, the oldest days are dropped and `coveredFrom` moves forward:
+ * the index then only vouches for events received at or after `coveredFrom`, and the store checks
+ * misses against the table for the uncovered part of the window (exact, slower). Each slot costs 10
+ * bytes (hash and minute), and tables are kept between 1/4 and 1/2 full, so 20–40 bytes per id.
+ */
+
+export const DAY_MS = 86_400_000;
+const MINUTE_MS = 60_000;
+
+/** Slots of a fresh day table; a power of two. */
+const INITIAL_SLOTS = 1024;
+
+const fmix32 = (h: number): number => {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+};
+
+/**
+ * A 53-bit hash of (app, messageId), never 0 (0 marks an empty slot). Stored in `events.dedupe_key`,
+ * so it is part of the file format: its outputs are pinned by a test.
+ */
+export function dedupeHash(app: string, messageId: string): number {
+  // Two independent 32-bit hashes over the UTF-16 code units of `app`, a 0 separator and `messageId`.
+  let a = 0x811c9dc5;
+  let b = 0x9747b28c;
+  for (let i = 0; i < app.length; i++) {
+    const c = app.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 15;
+  }
+  a = Math.imul(a, 0x01000193);
+  b = Math.imul(b, 0x5bd1e995);
+  b ^= b >>> 15;
+  for (let i = 0; i < messageId.length; i++) {
+    const c = messageId.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 15;
+  }
+  const high = fmix32(a ^ messageId.length) & 0x1fffff;
+  const low = fmix32(b ^ app.length);
+  const hash = high * 0x1_0000_0000 + low;
+  return hash === 0 ? 1 : hash;
+}
+
+/**
+ * One day's hashes: linear probing in a power-of-two Float64Array (53-bit integers are exact doubles),
+ * with the minute of the day each hash was first received, so a hit can be verified with a query that
+ * reads only the recent part of the table.
+ */
+class DayTable {
+  slots = new Float64Array(INITIAL_SLOTS);
+  minutes = new Uint16Array(INITIAL_SLOTS);
+  count = 0;
+
+  /** The minute of the day (0–1439) the hash was received, or -1 when absent. */
+  minuteOf(hash: number): number {
+    const { slots } = this;
+    const mask = slots.length - 1;
+    // The low 32 bits are the better-mixed half.
+    let i = (hash % 0x1_0000_0000) & mask;
+    for (;;) {
+      const v = slots[i]!;
+      if (v === hash) return this.minutes[i]!;
+      if (v === 0) return -1;
+      i = (i + 1) & mask;
+    }
+  }
+
+  /** Returns true when the hash was not there yet; a hash already there keeps its first minute. */
+  add(hash: number, minute: number): boolean {
+    if ((this.count + 1) * 2 > this.slots.length) this.grow();
+    const { slots } = this;
+    const mask = slots.length - 1;
+    let i = (hash % 0x1_0000_0000) & mask;
+    for (;;) {
+      const v = slots[i]!;
+      if (v === hash) {
+        if (minute < this.minutes[i]!) this.minutes[i] = minute;
+        return false;
+      }
+      if (v === 0) {
+        slots[i] = hash;
+        this.minutes[i] = minute;
+        this.count++;
+        return true;
+      }
+      i = (i + 1) & mask;
+    }
+  }
+
+  private grow(): void {
+    const oldSlots = this.slots;
+    const oldMinutes = this.minutes;
+    this.slots = new Float64Array(oldSlots.length * 2);
+    this.minutes = new Uint16Array(oldSlots.length * 2);
+    this.count = 0;
+    for (let i = 0; i < oldSlots.length; i++) {
+      const v = oldSlots[i]!;
+      if (v !== 0) this.add(v, oldMinutes[i]!);
+    }
+  }
+
+  get bytes(): number {
+    return this.slots.byteLength + this.minutes.byteLength;
+  }
+}
+
+export interface DedupeIndexStats {
+  readonly ids: number;
+  readonly bytes: number;
+  readonly days: number;
+  /** Epoch ms from which every stored event is in the index; `-Infinity` when it covers everything. */
+  readonly coveredFrom: number;
+}
+
+export class DedupeIndex {
+  /** Day numbers, oldest first, and their tables at the same positions (plain arrays: probes allocate nothing). */
+  private dayNumbers: number[] = [];
+  private tables: DayTable[] = [];
+  private ids = 0;
+  /** Every stored event received at or after this instant is in the index. */
+  coveredFrom = Number.NEGATIVE_INFINITY;
+
+  constructor(private readonly maxIds: number) {}
+
+  /** When `hash` was first received (epoch ms, to the minute), or -1 when it is not in the index. */
+  firstSeen(hash: number): number {
+    const { tables } = this;
+    for (let i = 0; i < tables.length; i++) {
+      const minute = tables[i]!.minuteOf(hash);
+      if (minute >= 0) return this.dayNumbers[i]! * DAY_MS + minute * MINUTE_MS;
+    }
+    return -1;
+  }
+
+  has(hash: number): boolean {
+    return this.firstSeen(hash) !== -1;
+  }
+
+  add(hash: number, receivedAt: number): void {
+    const day = Math.floor(receivedAt / DAY_MS);
+    const minute = Math.floor((receivedAt - day * DAY_MS) / MINUTE_MS);
+    let at = this.dayNumbers.length - 1;
+    // Nearly always the newest day: search from the end.
+    while (at >= 0 && this.dayNumbers[at]! > day) at--;
+    if (at < 0 || this.dayNumbers[at] !== day) {
+      at++;
+      this.dayNumbers.splice(at, 0, day);
+      this.tables.splice(at, 0, new DayTable());
+    }
+    if (this.tables[at]!.add(hash, minute)) this.ids++;
+  }
+
+  /** Drop days that ended before `cutoff`: nothing in them can be a duplicate any more. */
+  expire(cutoff: number): void {
+    while (this.dayNumbers.length > 0 && (this.dayNumbers[0]! + 1) * DAY_MS <= cutoff) this.dropOldest();
+  }
+
+  /** Enforce `maxIds` by dropping the oldest days, giving up coverage of them (down to 3/4 for hysteresis). */
+  enforceBound(): void {
+    if (this.ids <= this.maxIds) return;
+    while (this.dayNumbers.length > 0 && this.ids > Math.floor(this.maxIds * 0.75)) {
+      const day = this.dropOldest();
+      this.coveredFrom = Math.max(this.coveredFrom, (day + 1) * DAY_MS);
+    }
+  }
+
+  private dropOldest(): number {
+    const day = this.dayNumbers.shift()!;
+    this.ids -= this.tables.shift()!.count;
+    return day;
+  }
+
+  clear(coveredFrom = Number.NEGATIVE_INFINITY): void {
+    this.dayNumbers = [];
+    this.tables = [];
+    this.ids = 0;
+    this.coveredFrom = coveredFrom;
+  }
+
+  stats(): DedupeIndexStats {
+    let bytes = 0;
+    for (const table of this.tables) bytes += table.bytes;
+    return { ids: this.ids, bytes, days: this.tables.length, coveredFrom: this.coveredFrom };
+  }
+}
+
+/**
+ * The exact keys of recently committed events, in 4-way buckets by hash (a new key replaces the oldest
+ * of its bucket). A hit on the index whose key is here is a confirmed duplicate without a query: the
+ * event was committed by this process and, as the store clears this on every deletion, is still stored.
+ * Most duplicates are client retries of recent batches, so most hits end here.
+ * Memory: 16 bytes per slot plus the retained key strings; 2^18 slots by default.
+ */
+export class RecentKeys {
+  private readonly hashes: Float64Array;
+  private readonly receivedAt: Float64Array;
+  private readonly apps: string[];
+  private readonly ids: string[];
+  private readonly bucketMask: number;
+
+  constructor(slots = 1 << 18) {
+    this.hashes = new Float64Array(slots);
+    this.receivedAt = new Float64Array(slots);
+    this.apps = new Array<string>(slots).fill('');
+    this.ids = new Array<string>(slots).fill('');
+    this.bucketMask = (slots - 1) & ~3;
+  }
+
+  remember(hash: number, app: string, id: string, receivedAt: number): void {
+    const first = (hash % 0x1_0000_0000) & this.bucketMask;
+    let slot = first;
+    for (let k = first; k < first + 4; k++) {
+      if (this.hashes[k] === hash || this.hashes[k] === 0) {
+        slot = k;
+        break;
+      }
+      if (this.receivedAt[k]! < this.receivedAt[slot]!) slot = k;
+    }
+    this.hashes[slot] = hash;
+    this.apps[slot] = app;
+    this.ids[slot] = id;
+    this.receivedAt[slot] = receivedAt;
+  }
+
+  /** True when an event with exactly this key, received at or after `since`, was committed. */
+  confirms(hash: number, app: string, id: string, since: number): boolean {
+    const first = (hash % 0x1_0000_0000) & this.bucketMask;
+    for (let k = first; k < first + 4; k++) {
+      if (
+        this.hashes[k] === hash &&
+        this.ids[k] === id &&
+        this.apps[k] === app &&
+        this.receivedAt[k]! >= since
+      ) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  clear(): void {
+    this.hashes.fill(0);
+    this.apps.fill('');
+    this.ids.fill('');
+  }
+}

@@ -1,0 +1,100 @@
+import { z } from 'zod';
+import { TelemarkError } from '../../errors.js';
+
+/** Options of `createDuckDBStore`. Validated once (all problems reported together), then frozen. */
+export interface DuckDBStoreOptions {
+  /** The DuckDB file, e.g. `<data>/telemark.duckdb`. Its directory must exist. */
+  readonly path: string;
+  /** Open without writing (admin commands on a stopped collector's data). @default false */
+  readonly readOnly?: boolean;
+  /** Exact dedupe by (app, messageId) against everything received in this many days. @default 8 (min 7) */
+  readonly dedupeWindowDays?: number;
+  /** Bound of the in-memory dedupe index (20–40 bytes per id); beyond it dedupe stays exact but slower. @default 20_000_000 */
+  readonly dedupeIndexMaxIds?: number;
+  /** Checkpoint between writes once the WAL is this large. @default 67_108_864 (64 MiB) */
+  readonly checkpointWalBytes?: number;
+  /** Checkpoint a non-empty WAL after this long without writes. @default 2_000 */
+  readonly checkpointIdleMs?: number;
+  /** Connections for `query()`, so analytics never wait behind writes. @default 2 */
+  readonly readConnections?: number;
+  /** DuckDB worker threads. @default DuckDB's own (one per core) */
+  readonly threads?: number;
+  /** DuckDB memory limit, e.g. `'4GB'`. @default DuckDB's own (80% of RAM) */
+  readonly memoryLimit?: string;
+  /** Events per staging chunk; a write of more is pipelined chunk by chunk. @default 2_500 */
+  readonly stagingChunkEvents?: number;
+  /** The clock for the dedupe window (tests). @default Date.now */
+  readonly now?: () => number;
+}
+
+export type ResolvedDuckDBStoreOptions = Readonly<
+  Required<Omit<DuckDBStoreOptions, 'threads' | 'memoryLimit'>>
+> & {
+  readonly threads: number | undefined;
+  readonly memoryLimit: string | undefined;
+};
+
+export const DUCKDB_DEFAULTS = Object.freeze({
+  readOnly: false,
+  dedupeWindowDays: 8, // days
+  dedupeIndexMaxIds: 20_000_000, // ids (≤ 800 MB at 40 B/id)
+  checkpointWalBytes: 64 * 1024 * 1024, // 64 MiB
+  checkpointIdleMs: 2_000, // 2 s
+  readConnections: 2,
+  stagingChunkEvents: 2_500, // events
+});
+
+export const MIN_DEDUPE_WINDOW_DAYS = 7;
+
+const schema = z
+  .object({
+    path: z
+      .string()
+      .min(1, 'must be a non-empty file path')
+      .refine(
+        (p) => !p.includes('?'),
+        'must not contain "?" (DuckDB reads what follows as connection options)',
+      ),
+    readOnly: z.boolean().optional(),
+    dedupeWindowDays: z.number().int().min(MIN_DEDUPE_WINDOW_DAYS).max(3650).optional(),
+    dedupeIndexMaxIds: z.number().int().min(1_000).optional(),
+    checkpointWalBytes: z
+      .number()
+      .int()
+      .min(1024 * 1024)
+      .optional(),
+    checkpointIdleMs: z.number().int().min(10).optional(),
+    readConnections: z.number().int().min(1).max(16).optional(),
+    threads: z.number().int().min(1).max(256).optional(),
+    memoryLimit: z
+      .string()
+      .regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'must look like "4GB"')
+      .optional(),
+    stagingChunkEvents: z.number().int().min(100).max(1_000_000).optional(),
+    now: z.custom<() => number>((v) => typeof v === 'function', 'must be a function').optional(),
+  })
+  .strict();
+
+export function resolveDuckDBOptions(input: DuckDBStoreOptions): ResolvedDuckDBStoreOptions {
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map(
+      (issue) => `- duckdb.${issue.path.join('.') || '(options)'}: ${issue.message}`,
+    );
+    throw new TelemarkError('TMK_ERR_CONFIG_INVALID', problems.join('\n'));
+  }
+  const o = parsed.data;
+  return Object.freeze({
+    path: o.path,
+    readOnly: o.readOnly ?? DUCKDB_DEFAULTS.readOnly,
+    dedupeWindowDays: o.dedupeWindowDays ?? DUCKDB_DEFAULTS.dedupeWindowDays,
+    dedupeIndexMaxIds: o.dedupeIndexMaxIds ?? DUCKDB_DEFAULTS.dedupeIndexMaxIds,
+    checkpointWalBytes: o.checkpointWalBytes ?? DUCKDB_DEFAULTS.checkpointWalBytes,
+    checkpointIdleMs: o.checkpointIdleMs ?? DUCKDB_DEFAULTS.checkpointIdleMs,
+    readConnections: o.readConnections ?? DUCKDB_DEFAULTS.readConnections,
+    threads: o.threads,
+    memoryLimit: o.memoryLimit,
+    stagingChunkEvents: o.stagingChunkEvents ?? DUCKDB_DEFAULTS.stagingChunkEvents,
+    now: o.now ?? Date.now,
+  });
+}

@@ -1,0 +1,422 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import type { AppEntry, AppRegistry } from '../../config/registry-types.js';
+import { sampleEvent, testStore, uniqueId } from '../conformance.js';
+import { createStore, duckdbPathFor, openDataDirStore, runRetention } from '../index.js';
+import { sql } from '../sql.js';
+import type { Store, WriteBatch } from '../types.js';
+import { DAY_MS, DedupeIndex, dedupeHash, RecentKeys } from './dedupe-index.js';
+import { resolveDuckDBOptions } from './duckdb-options.js';
+import { createDuckDBStore, stagingRow } from './duckdb-store.js';
+import { EVENT_COLUMNS } from './schema.js';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-duckdb-'));
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+
+const paths = new WeakMap<Store, string>();
+const newPath = () => path.join(fs.mkdtempSync(path.join(root, 's-')), 'telemark.duckdb');
+const open = (file: string, extra: Partial<Parameters<typeof createDuckDBStore>[0]> = {}) => {
+  const store = createDuckDBStore({ path: file, ...extra });
+  paths.set(store, file);
+  return store;
+};
+
+testStore('duckdb', async () => open(newPath()), {
+  reopen: async (previous) => open(paths.get(previous)!),
+  createFailing: async () => {
+    // The parent "directory" is a file: opening fails until it is replaced by a directory.
+    const blocker = path.join(fs.mkdtempSync(path.join(root, 'f-')), 'data');
+    fs.writeFileSync(blocker, 'not a directory');
+    return {
+      store: open(path.join(blocker, 'telemark.duckdb')),
+      repair: async () => {
+        fs.rmSync(blocker);
+        fs.mkdirSync(blocker);
+      },
+    };
+  },
+});
+
+const batch = (parts: Partial<WriteBatch>): WriteBatch => ({
+  events: [],
+  quarantine: [],
+  counters: [],
+  ...parts,
+});
+
+describe('DuckDB store specifics', () => {
+  const stores: Store[] = [];
+  const track = (store: Store) => {
+    stores.push(store);
+    return store;
+  };
+  afterEach(async () => {
+    await Promise.all(stores.splice(0).map((s) => s.close()));
+  });
+
+  describe('dedupe window and index', () => {
+    it('dedupes against the window only, also after a reopen loads the index from the file', async () => {
+      const file = newPath();
+      let clock = Date.UTC(2026, 2, 10, 12);
+      const now = () => clock;
+      const app = uniqueId('app');
+      const first = track(open(file, { now, dedupeWindowDays: 8 }));
+      const old = sampleEvent({ app, receivedAt: clock });
+      await first.write(batch({ events: [old] }));
+      clock += 7 * DAY_MS; // still inside 8 days
+      expect((await first.write(batch({ events: [old] }))).statuses).toEqual(['duplicate']);
+      await first.close();
+
+      const second = track(open(file, { now, dedupeWindowDays: 8 }));
+      expect((await second.write(batch({ events: [old] }))).statuses).toEqual(['duplicate']);
+      clock += 1 * DAY_MS + 1; // the original is now older than the window
+      expect((await second.write(batch({ events: [{ ...old, receivedAt: clock }] }))).statuses).toEqual([
+        'accepted',
+      ]);
+      // …and the re-accepted copy is itself remembered.
+      expect((await second.write(batch({ events: [old] }))).statuses).toEqual(['duplicate']);
+    });
+
+    it('stays exact when the index is over its bound and no longer covers the whole window', async () => {
+      const file = newPath();
+      let clock = Date.UTC(2026, 2, 1, 1);
+      const app = uniqueId('app');
+      const store = track(open(file, { now: () => clock, dedupeIndexMaxIds: 1_000 }));
+      const days: ReturnType<typeof sampleEvent>[][] = [];
+      for (let d = 0; d < 4; d++) {
+        const events = Array.from({ length: 600 }, () => sampleEvent({ app, receivedAt: clock }));
+        expect((await store.write(batch({ events }))).statuses.every((s) => s === 'accepted')).toBe(true);
+        days.push(events);
+        clock += DAY_MS;
+      }
+      const health = await store.health();
+      expect(health.detail).toMatch(/covers from/);
+      // Replays of every day, the oldest ones no longer in memory: all duplicates, and new ones accepted.
+      const replay = [...days[0]!.slice(0, 50), ...days[2]!.slice(0, 50), ...days[3]!.slice(0, 50)];
+      const newOnes = Array.from({ length: 10 }, () => sampleEvent({ app, receivedAt: clock }));
+      const { statuses } = await store.write(batch({ events: [...replay, ...newOnes] }));
+      expect(statuses).toEqual([...Array(150).fill('duplicate'), ...Array(10).fill('accepted')]);
+      const count = await store.query<{ n: number }>(
+        sql`SELECT count(*) AS n FROM events WHERE app = ${app}`,
+      );
+      expect(count[0]?.n).toBe(2_410);
+
+      // A reopen with the same bound loads only the newest days that fit, and stays exact.
+      await store.close();
+      const again = track(open(file, { now: () => clock, dedupeIndexMaxIds: 1_000 }));
+      expect((await again.write(batch({ events: replay }))).statuses.every((s) => s === 'duplicate')).toBe(
+        true,
+      );
+    });
+
+    it('verifies index hits against the table: an erased event sent again is accepted', async () => {
+      const store = track(open(newPath()));
+      const app = uniqueId('app');
+      const e = sampleEvent({ app, installId: 'gone' });
+      await store.write(batch({ events: [e] }));
+      expect(await store.deleteInstall(app, 'gone')).toBe(1);
+      expect((await store.write(batch({ events: [e] }))).statuses).toEqual(['accepted']);
+      expect((await store.write(batch({ events: [e] }))).statuses).toEqual(['duplicate']);
+    });
+
+    it('forgets events removed by retention: one sent again is accepted', async () => {
+      const store = track(open(newPath()));
+      const app = uniqueId('app');
+      const e = sampleEvent({ app, receivedAt: Date.now() - 2 * DAY_MS });
+      await store.write(batch({ events: [e] }));
+      expect((await store.write(batch({ events: [e] }))).statuses).toEqual(['duplicate']);
+      expect(await store.applyRetention(app, Date.now() - DAY_MS)).toBe(1);
+      expect((await store.write(batch({ events: [e] }))).statuses).toEqual(['accepted']);
+    });
+
+    it('pins the dedupe hash, which is part of the file format', () => {
+      expect(dedupeHash('telepresence', '00000000-0000-4000-8000-000000000000')).toBe(3_148_579_128_149_680);
+      expect(dedupeHash('tp', 'ü😀')).toBe(7_612_273_996_988_337);
+      expect(dedupeHash('a', 'bc')).not.toBe(dedupeHash('ab', 'c'));
+      expect(dedupeHash('', '')).toBeGreaterThan(0);
+      for (let i = 0; i < 1_000; i++) {
+        const h = dedupeHash('app', `id-${i}`);
+        expect(Number.isSafeInteger(h) && h > 0 && h < 2 ** 53).toBe(true);
+      }
+    });
+
+    it('costs 20–40 bytes per id and remembers when each id was first received, to the minute', () => {
+      const index = new DedupeIndex(1_000_000);
+      const t = Date.UTC(2026, 0, 1, 13, 37, 42);
+      for (let i = 0; i < 100_000; i++) index.add(dedupeHash('a', `id-${i}`), t + (i % 3) * 60_000);
+      const { ids, bytes } = index.stats();
+      expect(ids).toBe(100_000);
+      expect(bytes / ids).toBeGreaterThanOrEqual(20);
+      expect(bytes / ids).toBeLessThanOrEqual(40);
+      expect(index.firstSeen(dedupeHash('a', 'id-4'))).toBe(Date.UTC(2026, 0, 1, 13, 38));
+      index.add(dedupeHash('a', 'id-4'), t - 3_600_000);
+      expect(index.firstSeen(dedupeHash('a', 'id-4'))).toBe(Date.UTC(2026, 0, 1, 12, 37));
+      expect(index.firstSeen(dedupeHash('a', 'never'))).toBe(-1);
+    });
+
+    it('confirms recent duplicates by exact key only, keeping the newest keys of each bucket', () => {
+      const recent = new RecentKeys(1 << 10);
+      const t = Date.UTC(2026, 0, 1);
+      const h = dedupeHash('a', 'x');
+      recent.remember(h, 'a', 'x', t);
+      expect(recent.confirms(h, 'a', 'x', t)).toBe(true);
+      expect(recent.confirms(h, 'a', 'y', t)).toBe(false); // a hash collision is not a duplicate
+      expect(recent.confirms(h, 'b', 'x', t)).toBe(false);
+      expect(recent.confirms(h, 'a', 'x', t + 1)).toBe(false); // received before the window
+      // Four more keys in the same bucket: the oldest (x) makes way.
+      const sameBucket: [number, string][] = [];
+      for (let i = 0; sameBucket.length < 4; i++) {
+        const hi = dedupeHash('a', `k${i}`);
+        if (((hi % 2 ** 32) & ~3 & 1023) === ((h % 2 ** 32) & ~3 & 1023)) sameBucket.push([hi, `k${i}`]);
+      }
+      for (const [i, [hi, id]] of sameBucket.entries()) recent.remember(hi, 'a', id, t + 1 + i);
+      expect(recent.confirms(h, 'a', 'x', t)).toBe(false);
+      expect(sameBucket.every(([hi, id]) => recent.confirms(hi, 'a', id, t))).toBe(true);
+      recent.clear();
+      expect(recent.confirms(sameBucket[0]![0], 'a', sameBucket[0]![1], t)).toBe(false);
+    });
+
+    it('keeps the index within its bound by dropping the oldest days', () => {
+      const index = new DedupeIndex(1_000);
+      const day0 = Date.UTC(2026, 0, 1);
+      for (let d = 0; d < 3; d++)
+        for (let i = 0; i < 500; i++) index.add(dedupeHash('a', `${d}-${i}`), day0 + d * DAY_MS);
+      index.enforceBound();
+      const stats = index.stats();
+      expect(stats.ids).toBeLessThanOrEqual(1_000);
+      expect(stats.coveredFrom).toBe(day0 + 2 * DAY_MS);
+      expect(index.has(dedupeHash('a', '2-1'))).toBe(true);
+      expect(index.has(dedupeHash('a', '0-1'))).toBe(false);
+      index.expire(day0 + 3 * DAY_MS);
+      expect(index.stats().ids).toBe(0);
+    });
+  });
+
+  describe('format and conversions', () => {
+    it('stages columns in table order', () => {
+      const e = sampleEvent();
+      const row = stagingRow(e, 42);
+      expect(row).toEqual([...EVENT_COLUMNS.map((c) => e[c.field]), 42]);
+    });
+
+    it('records migrations and refuses a file from a newer schema', async () => {
+      const file = newPath();
+      const store = track(open(file));
+      const rows = await store.query(sql`SELECT version, name FROM schema_migrations ORDER BY version`);
+      expect(rows).toEqual([{ version: 1, name: 'events, quarantine, ingest_counters' }]);
+      await store.close();
+      // Reopening does not re-run migration 1 (it would fail: the tables exist).
+      const again = track(open(file));
+      await again.init();
+      await again.close();
+
+      const { DuckDBInstance } = await import('@duckdb/node-api');
+      const db = await DuckDBInstance.create(file);
+      const c = await db.connect();
+      await c.run(`INSERT INTO schema_migrations VALUES (99, 'from the future', now()::TIMESTAMP)`);
+      c.closeSync();
+      db.closeSync();
+      const newer = track(open(file));
+      await expect(newer.init()).rejects.toMatchObject({
+        code: 'TMK_ERR_STORE_INIT',
+        cause: { code: 'TMK_ERR_STORE_SCHEMA' },
+      });
+    });
+
+    it('returns plain JS values: safe numbers, strings beyond 2^53, ISO timestamps, days, JSON, lists, structs', async () => {
+      const store = track(open(newPath()));
+      const [row] = await store.query(sql`SELECT
+        42::BIGINT AS big, 9007199254740993::BIGINT AS huge, sum(2::BIGINT) AS total, 1.25::DECIMAL(9,2) AS dec,
+        TIMESTAMP '2026-01-02 03:04:05.678' AS ts, DATE '2026-01-02' AS day,
+        '{"a":[1,2],"b":null}'::JSON AS j, [1, 2]::INTEGER[] AS list, {'x': 1, 'y': 'z'} AS st,
+        ${new Date(Date.UTC(2026, 0, 2))} AS bound_date, ${12345678901234n} AS bound_big`);
+      expect(row).toEqual({
+        big: 42,
+        huge: '9007199254740993',
+        total: 2,
+        dec: 1.25,
+        ts: '2026-01-02T03:04:05.678Z',
+        day: '2026-01-02',
+        j: { a: [1, 2], b: null },
+        list: [1, 2],
+        st: { x: 1, y: 'z' },
+        bound_date: '2026-01-02T00:00:00.000Z',
+        bound_big: 12345678901234,
+      });
+    });
+
+    it('runs queries on their own connections: a long query does not hold up a write', async () => {
+      const store = track(open(newPath()));
+      await store.init();
+      let finished = false;
+      const long = store
+        .query<{ n: number }>(sql`SELECT count(*) AS n FROM range(400000000) AS t(i) WHERE i % 7 = 3`)
+        .then((rows) => {
+          finished = true;
+          return rows;
+        });
+      const { statuses } = await store.write(batch({ events: [sampleEvent()] }));
+      expect(statuses).toEqual(['accepted']);
+      expect(finished).toBe(false);
+      expect((await long)[0]?.n).toBe(57_142_857);
+    });
+
+    it('query() runs SELECT only', async () => {
+      const store = track(open(newPath()));
+      await store.write(batch({ events: [sampleEvent()] }));
+      await expect(store.query(sql`DELETE FROM events`)).rejects.toMatchObject({
+        code: 'TMK_ERR_STORE_QUERY',
+      });
+      await expect(store.query(sql`SELECT 1; DELETE FROM events`)).rejects.toMatchObject({
+        code: 'TMK_ERR_STORE_QUERY',
+      });
+      await expect(store.query(sql`SELECT no_such_column FROM events`)).rejects.toMatchObject({
+        code: 'TMK_ERR_STORE_QUERY',
+      });
+      const rows = await store.query<{ n: number }>(sql`SELECT count(*) AS n FROM events`);
+      expect(rows[0]?.n).toBe(1);
+    });
+  });
+
+  describe('files, locks and checkpoints', () => {
+    it('opens read-only for admin commands: reads and exports work, writes are refused', async () => {
+      const dir = fs.mkdtempSync(path.join(root, 'ro-'));
+      const writer = track(open(duckdbPathFor(dir)));
+      const e = sampleEvent();
+      await writer.write(batch({ events: [e] }));
+      // Same process, writer still open: refused rather than risking two writers on one file.
+      await expect(openDataDirStore(dir, { readOnly: true })).rejects.toMatchObject({
+        code: 'TMK_ERR_STORE_LOCKED',
+      });
+      await writer.close();
+
+      const reader = track(await openDataDirStore(dir, { readOnly: true }));
+      const rows = await reader.query<{ message_id: string }>(sql`SELECT message_id FROM events`);
+      expect(rows).toEqual([{ message_id: e.messageId }]);
+      const out = path.join(dir, 'out.ndjson');
+      expect(await reader.exportEvents({ format: 'ndjson', path: out })).toBe(1);
+      await expect(reader.write(batch({ events: [sampleEvent()] }))).rejects.toMatchObject({
+        code: 'TMK_ERR_STORE_READ_ONLY',
+      });
+      await expect(reader.deleteInstall(e.app, e.installId)).rejects.toMatchObject({
+        code: 'TMK_ERR_STORE_READ_ONLY',
+      });
+      expect((await reader.health()).detail).toMatch(/read-only/);
+      // Two read-only stores may share a file.
+      track(await openDataDirStore(dir, { readOnly: true }));
+    });
+
+    it('says there is no data rather than creating a file when opened read-only on an empty dir', async () => {
+      const dir = fs.mkdtempSync(path.join(root, 'empty-'));
+      await expect(openDataDirStore(dir, { readOnly: true })).rejects.toMatchObject({
+        code: 'TMK_ERR_STORE_NO_DATA',
+      });
+      expect(fs.readdirSync(dir)).toEqual([]);
+    });
+
+    it('works in a data directory whose name has glob and space characters', async () => {
+      const dir = path.join(fs.mkdtempSync(path.join(root, 'glob-')), 'data [1] *{a,b}');
+      const store = track(open(path.join(dir, 'telemark.duckdb')));
+      const events = Array.from({ length: 3_000 }, () => sampleEvent());
+      expect((await store.write(batch({ events }))).statuses.every((s) => s === 'accepted')).toBe(true);
+      const rows = await store.query<{ n: number }>(sql`SELECT count(*) AS n FROM events`);
+      expect(rows[0]?.n).toBe(3_000);
+      await store.close();
+      expect(fs.readdirSync(dir).filter((f) => f.includes('staging'))).toEqual([]);
+    });
+
+    it('refuses a second writer on the same file in one process', async () => {
+      const file = newPath();
+      const first = track(open(file));
+      await first.init();
+      const second = open(file);
+      await expect(second.init()).rejects.toMatchObject({ cause: { code: 'TMK_ERR_STORE_LOCKED' } });
+      await second.close();
+    });
+
+    it('checkpoints between writes once the WAL is big, and when writes pause', async () => {
+      const file = newPath();
+      const store = track(open(file, { checkpointWalBytes: 1024 * 1024, checkpointIdleMs: 20 }));
+      const app = uniqueId('app');
+      const walSize = () => (fs.existsSync(`${file}.wal`) ? fs.statSync(`${file}.wal`).size : 0);
+      // ~3 MB of WAL per write: each write is followed by a checkpoint, so the WAL never accumulates.
+      let largest = 0;
+      for (let i = 0; i < 4; i++) {
+        const events = Array.from({ length: 3_000 }, () =>
+          sampleEvent({ app, traits: { pad: 'x'.repeat(200) } }),
+        );
+        await store.write(batch({ events }));
+        largest = Math.max(largest, walSize());
+      }
+      await vi.waitFor(() => expect(walSize()).toBe(0), { timeout: 10_000, interval: 20 });
+      expect(largest).toBeLessThan(4 * 3 * 1024 * 1024);
+      // A small write leaves a small WAL, which the idle timer checkpoints.
+      await store.write(batch({ events: [sampleEvent({ app })] }));
+      await vi.waitFor(() => expect(walSize()).toBe(0), { timeout: 10_000, interval: 20 });
+      const rows = await store.query<{ n: number }>(sql`SELECT count(*) AS n FROM events WHERE app = ${app}`);
+      expect(rows[0]?.n).toBe(12_001);
+    });
+  });
+
+  describe('options and engine selection', () => {
+    it('reports every invalid option at once, and freezes the result', () => {
+      expect(() =>
+        resolveDuckDBOptions({ path: '', dedupeWindowDays: 3, readConnections: 0, bogus: 1 } as never),
+      ).toThrow(
+        expect.objectContaining({
+          code: 'TMK_ERR_CONFIG_INVALID',
+          message: expect.stringMatching(
+            /duckdb\.path[\s\S]*duckdb\.dedupeWindowDays[\s\S]*duckdb\.readConnections[\s\S]*bogus/,
+          ),
+        }),
+      );
+      expect(() => resolveDuckDBOptions({ path: '/data?/telemark.duckdb' })).toThrow(
+        /duckdb\.path: must not contain "\?"/,
+      );
+      const resolved = resolveDuckDBOptions({ path: 'x.duckdb' });
+      expect(Object.isFrozen(resolved)).toBe(true);
+      expect(resolved.dedupeWindowDays).toBe(8);
+    });
+
+    it('createStore selects the engine by name', async () => {
+      const store = track(createStore({ engine: 'duckdb', path: newPath() }));
+      expect(store.name).toBe('duckdb');
+      expect(store.dialect).toBe('duckdb');
+      expect((await store.health()).ok).toBe(true);
+      expect(() => createStore({ engine: 'clickhouse' })).toThrow(
+        expect.objectContaining({ code: 'TMK_ERR_CONFIG_INVALID' }),
+      );
+      expect(() => createStore({ engine: 'sqlite' } as never)).toThrow(
+        expect.objectContaining({ code: 'TMK_ERR_CONFIG_INVALID' }),
+      );
+    });
+
+    it('runRetention applies each app’s retentionDays and keeps apps with 0', async () => {
+      const store = track(open(newPath()));
+      const now = Date.now();
+      const apps = ['short', 'forever'].map((name) => uniqueId(name));
+      const entry = (name: string, retentionDays: number) => ({ name, retentionDays }) as AppEntry;
+      const registry: AppRegistry = {
+        get: () => undefined,
+        byWriteKey: () => undefined,
+        list: () => [entry(apps[0]!, 30), entry(apps[1]!, 0)],
+      };
+      await store.write(
+        batch({
+          events: apps.flatMap((app) => [
+            sampleEvent({ app, receivedAt: now - 31 * DAY_MS }),
+            sampleEvent({ app, receivedAt: now - 29 * DAY_MS }),
+          ]),
+        }),
+      );
+      const report = await runRetention(store, registry, now);
+      expect(report).toEqual({ removed: { [apps[0]!]: 1 }, failed: {} });
+      const rows = await store.query<{ app: string; n: number }>(
+        sql`SELECT app, count(*) AS n FROM events GROUP BY app ORDER BY n`,
+      );
+      expect(Object.fromEntries(rows.map((r) => [r.app, r.n]))).toEqual({ [apps[0]!]: 1, [apps[1]!]: 2 });
+    });
+  });
+});

@@ -1,0 +1,1049 @@
+/**
+ * The embedded DuckDB store: one file, owned by one process.
+ *
+ * Write path (`write()`), one batch at a time (calls are serialised internally):
+ * 1. validate rows in JS (a bad row fails the batch before anything is written);
+ * 2. dedupe: hash (app, messageId) and probe the in-memory index (`dedupe-index.ts`); verify hits, and
+ *    misses in any part of the window the index does not cover, with one query on the table;
+ * 3. serialise accepted events as one JSON array per line into a staging file, in chunks, and
+ *    `INSERT … SELECT … FROM read_json(…)`; DuckDB parses in its own threads while the main thread
+ *    prepares the next chunk; quarantine entries and counters go in the same transaction;
+ * 4. COMMIT (DuckDB syncs its WAL), then add the accepted hashes to the index.
+ * Checkpoints run between writes, never inside a commit: when the WAL passes `checkpointWalBytes`
+ * and when writes pause for `checkpointIdleMs`.
+ */
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  type DuckDBConnection,
+  DuckDBInstance,
+  type DuckDBPreparedStatement,
+  StatementType,
+} from '@duckdb/node-api';
+import { TelemarkError } from '../../errors.js';
+import { createRuntimeStore } from '../runtime-store.js';
+import { renderDuckDB, type Sql } from '../sql.js';
+import type {
+  ExportOptions,
+  IngestCounter,
+  QuarantineEntry,
+  QuarantineFilter,
+  Store,
+  StoreDriver,
+  StoredEvent,
+  StoredQuarantineEntry,
+  StoreHealth,
+  WriteBatch,
+  WriteResult,
+  WriteStatus,
+} from '../types.js';
+import { DAY_MS, DedupeIndex, dedupeHash, RecentKeys } from './dedupe-index.js';
+import {
+  type DuckDBStoreOptions,
+  type ResolvedDuckDBStoreOptions,
+  resolveDuckDBOptions,
+} from './duckdb-options.js';
+import {
+  EVENT_COLUMNS,
+  EVENT_SELECT_LIST,
+  MIGRATIONS,
+  MIGRATIONS_TABLE,
+  SCHEMA_VERSION,
+  STAGED_INSERT,
+} from './schema.js';
+import { bindParams, plainRows } from './values.js';
+
+/** Create the DuckDB store, with the lifecycle rules of `createRuntimeStore`. Opens the file on `init()`. */
+export function createDuckDBStore(options: DuckDBStoreOptions): Store {
+  return createRuntimeStore(createDuckDBDriver(resolveDuckDBOptions(options)));
+}
+
+// ——— one writer per file per process ———
+// DuckDB's file lock is per process (fcntl), so two instances in one process could both write the file.
+// This registry, shared across copies of this module, refuses that.
+const OPEN_FILES_KEY = Symbol.for('telemark.duckdb.openFiles');
+type OpenFiles = Map<string, { writers: number; readers: number }>;
+const registry = globalThis as Record<symbol, unknown>;
+if (!registry[OPEN_FILES_KEY]) registry[OPEN_FILES_KEY] = new Map();
+const openFiles = registry[OPEN_FILES_KEY] as OpenFiles;
+
+function claimFile(file: string, readOnly: boolean): () => void {
+  const entry = openFiles.get(file) ?? { writers: 0, readers: 0 };
+  if (entry.writers > 0 || (!readOnly && entry.readers > 0)) {
+    throw new TelemarkError('TMK_ERR_STORE_LOCKED', `${file} is already open in this process`);
+  }
+  if (readOnly) entry.readers++;
+  else entry.writers++;
+  openFiles.set(file, entry);
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    if (readOnly) entry.readers--;
+    else entry.writers--;
+    if (entry.writers === 0 && entry.readers === 0) openFiles.delete(file);
+  };
+}
+
+const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/**
+ * JSON.stringify writes a lone UTF-16 surrogate (valid in a JS string, not in UTF-8) as a `\udXXX`
+ * escape, which DuckDB's JSON reader refuses, failing the whole batch. Replace those escapes with U+FFFD,
+ * as UTF-8 encoders do; an even run of backslashes before `u` is an escaped backslash, not an escape.
+ */
+const LONE_SURROGATE_ESCAPE = /(?<!\\)((?:\\\\)*)\\u[dD][89a-fA-F][0-9a-fA-F]{2}/g;
+
+export function toDuckDBJson(value: unknown): string {
+  const text = JSON.stringify(value);
+  return text.includes('\\u') ? text.replace(LONE_SURROGATE_ESCAPE, '$1\\ufffd') : text;
+}
+
+/** The string DuckDB will store: lone surrogates become U+FFFD (dedupe keys must match what is stored). */
+const wellFormed = (text: string): string => (isWellFormed(text) ? text : toWellFormed(text));
+const isWellFormed = (text: string): boolean => !/[\ud800-\udfff]/.test(text) || text === toWellFormed(text);
+function toWellFormed(text: string): string {
+  return text.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+}
+
+/** Map DuckDB's open errors to ours, so admin commands can name the fix. */
+function openError(error: unknown, file: string): Error {
+  const text = message(error);
+  const lock = /Conflicting lock is held in (.*?) \(PID (\d+)\)/.exec(text);
+  if (lock || /Could not set lock/.test(text)) {
+    return new TelemarkError('TMK_ERR_STORE_LOCKED', lock ? `${file}, held by PID ${lock[2]}` : file, {
+      cause: error,
+    });
+  }
+  if (/database does not exist/.test(text))
+    return new TelemarkError('TMK_ERR_STORE_NO_DATA', file, { cause: error });
+  return error instanceof Error ? error : new Error(text);
+}
+
+/** A tiny FIFO: one task at a time, in call order; a failed task does not stop the queue. */
+function createSerialQueue() {
+  let tail: Promise<unknown> = Promise.resolve();
+  let pending = 0;
+  return {
+    run<T>(task: () => Promise<T>): Promise<T> {
+      pending++;
+      const result = tail.then(task);
+      tail = result.then(
+        () => pending--,
+        () => pending--,
+      );
+      return result;
+    },
+    get pending() {
+      return pending;
+    },
+    idle(): Promise<unknown> {
+      return tail;
+    },
+  };
+}
+
+interface Reader {
+  readonly connection: DuckDBConnection;
+  readonly queue: ReturnType<typeof createSerialQueue>;
+}
+
+const isPlainObject = (v: unknown): boolean => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function invalid(where: string, expected: string): never {
+  throw new TelemarkError('TMK_ERR_STORE_INVALID_ROW', `${where}: expected ${expected}`);
+}
+
+/**
+ * The common case in one expression (monomorphic reads, no allocation); on any doubt the full check
+ * below finds the field to name. Integer ranges and the JSON fields are checked here too.
+ */
+function validateEvent(e: StoredEvent, i: number): void {
+  if (
+    typeof e === 'object' &&
+    e !== null &&
+    typeof e.app === 'string' &&
+    e.app !== '' &&
+    typeof e.messageId === 'string' &&
+    e.messageId !== '' &&
+    typeof e.event === 'string' &&
+    typeof e.installId === 'string' &&
+    typeof e.sessionId === 'string' &&
+    Number.isSafeInteger(e.seq) &&
+    typeof e.appVersion === 'string' &&
+    Number.isSafeInteger(e.timestamp) &&
+    e.timestamp >= MIN_TIME &&
+    e.timestamp <= MAX_TIME &&
+    Number.isSafeInteger(e.receivedAt) &&
+    e.receivedAt >= MIN_TIME &&
+    e.receivedAt <= MAX_TIME &&
+    Number.isSafeInteger(e.skewMs) &&
+    typeof e.clamped === 'boolean' &&
+    typeof e.osName === 'string' &&
+    typeof e.osVersion === 'string' &&
+    typeof e.osBuild === 'string' &&
+    typeof e.arch === 'string' &&
+    typeof e.platform === 'string' &&
+    typeof e.installMethod === 'string' &&
+    typeof e.envClass === 'string' &&
+    typeof e.ciVendor === 'string' &&
+    typeof e.container === 'boolean' &&
+    Number.isInteger(e.wsl) &&
+    e.wsl >= -128 &&
+    e.wsl <= 127 &&
+    typeof e.agent === 'string' &&
+    typeof e.mode === 'string' &&
+    typeof e.nodeVersion === 'string' &&
+    typeof e.protocol === 'string' &&
+    typeof e.library === 'string' &&
+    typeof e.newInstall === 'boolean' &&
+    Number.isInteger(e.droppedBefore) &&
+    e.droppedBefore >= -2_147_483_648 &&
+    e.droppedBefore <= 2_147_483_647 &&
+    typeof e.errorFingerprint === 'string' &&
+    typeof e.errorText === 'string' &&
+    typeof e.traits === 'object' &&
+    e.traits !== null &&
+    !Array.isArray(e.traits) &&
+    typeof e.extra === 'object' &&
+    e.extra !== null &&
+    !Array.isArray(e.extra)
+  ) {
+    return;
+  }
+  explainInvalidEvent(e, i);
+}
+
+const MIN_TIME = -62_135_596_800_000;
+const MAX_TIME = 253_402_300_799_999;
+
+function explainInvalidEvent(e: StoredEvent, i: number): never {
+  if (!isPlainObject(e)) invalid(`events[${i}]`, 'an object');
+  const row = e as unknown as Record<string, unknown>;
+  for (const c of EVENT_COLUMNS) {
+    const v = row[c.field];
+    switch (c.kind) {
+      case 'string':
+        if (typeof v !== 'string') invalid(`events[${i}].${c.field}`, 'a string');
+        break;
+      case 'boolean':
+        if (typeof v !== 'boolean') invalid(`events[${i}].${c.field}`, 'a boolean');
+        break;
+      case 'json':
+        if (!isPlainObject(v)) invalid(`events[${i}].${c.field}`, 'a plain object');
+        break;
+      default:
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < c.min! || v > c.max!) {
+          invalid(`events[${i}].${c.field}`, `an integer in [${c.min}, ${c.max}]`);
+        }
+    }
+  }
+  if (e.app === '') invalid(`events[${i}].app`, 'a non-empty app name');
+  if (e.messageId === '') invalid(`events[${i}].messageId`, 'a non-empty messageId');
+  invalid(`events[${i}]`, 'a valid event');
+}
+
+const DAY_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
+
+function validateCounter(c: IngestCounter, i: number): void {
+  if (!isPlainObject(c)) invalid(`counters[${i}]`, 'an object');
+  if (typeof c.day !== 'string' || !DAY_PATTERN.test(c.day) || Number.isNaN(Date.parse(c.day))) {
+    invalid(`counters[${i}].day`, 'a UTC day YYYY-MM-DD');
+  }
+  for (const key of ['app', 'kind', 'reason'] as const) {
+    if (typeof c[key] !== 'string') invalid(`counters[${i}].${key}`, 'a string');
+  }
+  if (c.kind === '') invalid(`counters[${i}].kind`, 'a non-empty kind');
+  if (!Number.isSafeInteger(c.count) || c.count < 0)
+    invalid(`counters[${i}].count`, 'a non-negative integer');
+}
+
+function validateQuarantine(q: QuarantineEntry, i: number): void {
+  if (!isPlainObject(q)) invalid(`quarantine[${i}]`, 'an object');
+  for (const key of ['app', 'protocol', 'reason', 'detail', 'messageId', 'event', 'raw'] as const) {
+    if (typeof q[key] !== 'string') invalid(`quarantine[${i}].${key}`, 'a string');
+  }
+  if (!Number.isSafeInteger(q.receivedAt)) invalid(`quarantine[${i}].receivedAt`, 'epoch milliseconds');
+}
+
+/**
+ * One JSON array per accepted event, in `EVENT_COLUMNS` order plus the dedupe key. Spelled out field by
+ * field because monomorphic property reads keep this cheap on the main thread; `into` lets the caller
+ * reuse one array for every row. A test checks the order against `EVENT_COLUMNS`.
+ */
+export function stagingRow(e: StoredEvent, dedupeKey: number, into: unknown[] = new Array(33)): unknown[] {
+  into[0] = e.app;
+  into[1] = e.messageId;
+  into[2] = e.event;
+  into[3] = e.installId;
+  into[4] = e.sessionId;
+  into[5] = e.seq;
+  into[6] = e.appVersion;
+  into[7] = e.timestamp;
+  into[8] = e.receivedAt;
+  into[9] = e.skewMs;
+  into[10] = e.clamped;
+  into[11] = e.osName;
+  into[12] = e.osVersion;
+  into[13] = e.osBuild;
+  into[14] = e.arch;
+  into[15] = e.platform;
+  into[16] = e.installMethod;
+  into[17] = e.envClass;
+  into[18] = e.ciVendor;
+  into[19] = e.container;
+  into[20] = e.wsl;
+  into[21] = e.agent;
+  into[22] = e.mode;
+  into[23] = e.nodeVersion;
+  into[24] = e.protocol;
+  into[25] = e.library;
+  into[26] = e.newInstall;
+  into[27] = e.droppedBefore;
+  into[28] = e.errorFingerprint;
+  into[29] = e.errorText;
+  into[30] = e.traits;
+  into[31] = e.extra;
+  into[32] = dedupeKey;
+  return into;
+}
+
+const QUARANTINE_INSERT = `INSERT INTO quarantine
+SELECT id, app, epoch_ms(received_at), protocol, reason, detail, message_id, event, raw
+FROM (SELECT unnest(from_json($1::JSON, '[{"id":"VARCHAR","app":"VARCHAR","received_at":"BIGINT","protocol":"VARCHAR","reason":"VARCHAR","detail":"VARCHAR","message_id":"VARCHAR","event":"VARCHAR","raw":"VARCHAR"}]'), recursive := true))`;
+
+const COUNTERS_UPSERT = `INSERT INTO ingest_counters
+SELECT day::DATE, app, kind, reason, count
+FROM (SELECT unnest(from_json($1::JSON, '[{"day":"VARCHAR","app":"VARCHAR","kind":"VARCHAR","reason":"VARCHAR","count":"BIGINT"}]'), recursive := true))
+ON CONFLICT (day, app, kind, reason) DO UPDATE SET count = ingest_counters.count + excluded.count`;
+
+/** Hashes in, (app, message_id) of stored events with those hashes inside [from, to) out. */
+const VERIFY_HASHES = `SELECT app, message_id FROM events
+WHERE dedupe_key IN (SELECT unnest(from_json($1::JSON, '["BIGINT"]')))
+  AND received_at >= epoch_ms($2::BIGINT) AND received_at < epoch_ms($3::BIGINT)`;
+
+const sqlString = (text: string) => `'${text.replaceAll("'", "''")}'`;
+
+const utcDay = (ms: number) => new Date(Math.floor(ms / DAY_MS) * DAY_MS).toISOString().slice(0, 10);
+
+/** The highest timestamp a JS Date and a DuckDB TIMESTAMP both accept, as an open upper bound. */
+const END_OF_TIME = 253_402_300_800_000;
+
+export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
+  const file = path.resolve(o.path);
+  const stagingFiles = [`${file}.staging-0.jsonl`, `${file}.staging-1.jsonl`] as const;
+  const windowMs = o.dedupeWindowDays * DAY_MS;
+  const index = new DedupeIndex(o.dedupeIndexMaxIds);
+  const recent = new RecentKeys();
+  const writes = createSerialQueue();
+
+  let instance: DuckDBInstance | undefined;
+  let writer: DuckDBConnection | undefined;
+  let insertStatement: DuckDBPreparedStatement | undefined;
+  let readers: Reader[] = [];
+  let releaseFile: (() => void) | undefined;
+  let walBytes = 0;
+  let idleTimer: NodeJS.Timeout | undefined;
+  let closing = false;
+  let lastError: string | undefined;
+
+  const walFile = `${file}.wal`;
+
+  async function openInstance(): Promise<void> {
+    if (!o.readOnly) fs.mkdirSync(path.dirname(file), { recursive: true });
+    else if (!fs.existsSync(file)) throw new TelemarkError('TMK_ERR_STORE_NO_DATA', file);
+    const config: Record<string, string> = { access_mode: o.readOnly ? 'READ_ONLY' : 'READ_WRITE' };
+    // Our own checkpoints run between writes; DuckDB's automatic one (inside a commit) is only a backstop.
+    if (!o.readOnly) config.checkpoint_threshold = `${Math.ceil((o.checkpointWalBytes * 4) / 1048576)}MiB`;
+    if (o.threads !== undefined) config.threads = String(o.threads);
+    if (o.memoryLimit !== undefined) config.memory_limit = o.memoryLimit;
+    try {
+      instance = await DuckDBInstance.create(file, config);
+    } catch (error) {
+      throw openError(error, file);
+    }
+  }
+
+  async function migrate(connection: DuckDBConnection): Promise<void> {
+    await connection.run(MIGRATIONS_TABLE);
+    const current = await currentSchemaVersion(connection);
+    if (current > SCHEMA_VERSION) {
+      throw new TelemarkError(
+        'TMK_ERR_STORE_SCHEMA',
+        `${file} has schema ${current}, this build knows ${SCHEMA_VERSION}`,
+      );
+    }
+    for (const migration of MIGRATIONS) {
+      if (migration.version <= current) continue;
+      await connection.run('BEGIN TRANSACTION');
+      try {
+        for (const statement of migration.statements) await connection.run(statement);
+        await connection.run('INSERT INTO schema_migrations VALUES ($1, $2, now()::TIMESTAMP)', [
+          migration.version,
+          migration.name,
+        ]);
+        await connection.run('COMMIT');
+      } catch (error) {
+        await connection.run('ROLLBACK').catch(() => undefined);
+        throw error;
+      }
+    }
+  }
+
+  async function currentSchemaVersion(connection: DuckDBConnection): Promise<number> {
+    const exists = await connection.runAndReadAll(
+      "SELECT count(*)::INTEGER FROM information_schema.tables WHERE table_name = 'schema_migrations'",
+    );
+    if (exists.getRows()[0]?.[0] === 0) return 0;
+    const reader = await connection.runAndReadAll(
+      'SELECT coalesce(max(version), 0)::INTEGER FROM schema_migrations',
+    );
+    return Number(reader.getRows()[0]?.[0] ?? 0);
+  }
+
+  /**
+   * Fill the dedupe index from the file: the newest days of the window that fit the bound. Only the
+   * integer hash and the receive time are read, straight from DuckDB's vectors.
+   */
+  async function loadIndex(connection: DuckDBConnection): Promise<void> {
+    const now = o.now();
+    const cutoff = now - windowMs;
+    index.clear();
+    const perDay = await connection.runAndReadAll(
+      `SELECT (epoch_ms(received_at) // ${DAY_MS})::DOUBLE AS day, count(*)::DOUBLE AS n
+       FROM events WHERE received_at >= epoch_ms($1::BIGINT) GROUP BY 1 ORDER BY 1 DESC`,
+      [cutoff],
+    );
+    let budget = Math.floor(o.dedupeIndexMaxIds * 0.75);
+    let from = cutoff;
+    for (const [day, n] of perDay.getRows() as [number, number][]) {
+      if (n > budget) {
+        from = Math.max(cutoff, (day + 1) * DAY_MS);
+        index.coveredFrom = from;
+        break;
+      }
+      budget -= n;
+    }
+    const result = await connection.stream(
+      `SELECT dedupe_key::DOUBLE, epoch_ms(received_at)::DOUBLE FROM events WHERE received_at >= epoch_ms($1::BIGINT)`,
+      [from],
+    );
+    for (;;) {
+      const chunk = await result.fetchChunk();
+      if (!chunk || chunk.rowCount === 0) break;
+      const hashes = chunk.getColumnVector(0);
+      const times = chunk.getColumnVector(1);
+      for (let i = 0; i < chunk.rowCount; i++) {
+        index.add(hashes.getItem(i) as number, times.getItem(i) as number);
+      }
+    }
+  }
+
+  async function init(): Promise<void> {
+    closing = false;
+    releaseFile = claimFile(file, o.readOnly);
+    try {
+      await openInstance();
+      const db = instance!;
+      if (o.readOnly) {
+        const probe = await db.connect();
+        try {
+          const version = await currentSchemaVersion(probe);
+          if (version !== SCHEMA_VERSION) {
+            throw new TelemarkError(
+              'TMK_ERR_STORE_SCHEMA',
+              `${file} has schema ${version}, this build expects ${SCHEMA_VERSION}`,
+            );
+          }
+        } finally {
+          probe.closeSync();
+        }
+      } else {
+        writer = await db.connect();
+        await migrate(writer);
+        await loadIndex(writer);
+        insertStatement = await writer.prepare(STAGED_INSERT);
+        for (const staging of stagingFiles) fs.rmSync(staging, { force: true });
+        walBytes = walSize();
+      }
+      readers = [];
+      for (let i = 0; i < o.readConnections; i++) {
+        readers.push({ connection: await db.connect(), queue: createSerialQueue() });
+      }
+      lastError = undefined;
+    } catch (error) {
+      shutdownInstance();
+      throw error;
+    }
+  }
+
+  function shutdownInstance(): void {
+    if (idleTimer) clearTimeout(idleTimer);
+    idleTimer = undefined;
+    try {
+      insertStatement?.destroySync();
+    } catch {}
+    for (const reader of readers) {
+      try {
+        reader.connection.closeSync();
+      } catch {}
+    }
+    try {
+      writer?.closeSync();
+    } catch {}
+    try {
+      instance?.closeSync();
+    } catch {}
+    insertStatement = undefined;
+    readers = [];
+    writer = undefined;
+    instance = undefined;
+    releaseFile?.();
+    releaseFile = undefined;
+  }
+
+  function walSize(): number {
+    try {
+      return fs.statSync(walFile).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  function requireWriter(): DuckDBConnection {
+    if (o.readOnly || !writer) throw new TelemarkError('TMK_ERR_STORE_READ_ONLY', file);
+    return writer;
+  }
+
+  async function checkpoint(): Promise<void> {
+    if (!writer) return;
+    await writer.run('CHECKPOINT');
+    walBytes = walSize();
+  }
+
+  /** After each write: checkpoint now if the WAL is big, else when writes pause. */
+  function scheduleCheckpoint(): void {
+    if (idleTimer) clearTimeout(idleTimer);
+    idleTimer = undefined;
+    if (closing || walBytes === 0) return;
+    if (walBytes >= o.checkpointWalBytes) {
+      void writes.run(checkpoint).catch((error) => {
+        lastError = `checkpoint failed: ${message(error)}`;
+      });
+      return;
+    }
+    idleTimer = setTimeout(() => {
+      idleTimer = undefined;
+      if (writes.pending > 0 || closing) return;
+      void writes.run(checkpoint).catch((error) => {
+        lastError = `checkpoint failed: ${message(error)}`;
+      });
+    }, o.checkpointIdleMs);
+    idleTimer.unref();
+  }
+
+  function pickReader(): Reader {
+    let best = readers[0]!;
+    for (const reader of readers) if (reader.queue.pending < best.queue.pending) best = reader;
+    return best;
+  }
+
+  async function readRows(text: string, params: readonly unknown[] = []): Promise<Record<string, unknown>[]> {
+    const reader = pickReader();
+    return reader.queue.run(async () => {
+      const { values, types } = bindParams(params as never);
+      const result = await reader.connection.runAndReadAll(text, values, types);
+      return plainRows(result);
+    });
+  }
+
+  /** Exact duplicate check of `candidates` against stored events received in [from, to). */
+  async function storedKeys(
+    connection: DuckDBConnection,
+    hashes: Float64Array,
+    candidates: readonly number[],
+    from: number,
+    to: number,
+  ): Promise<Set<string>> {
+    if (candidates.length === 0 || from >= to) return new Set();
+    const wanted = JSON.stringify(candidates.map((i) => hashes[i]));
+    const reader = await connection.runAndReadAll(VERIFY_HASHES, [
+      wanted,
+      Math.max(from, -END_OF_TIME),
+      Math.min(to, END_OF_TIME),
+    ]);
+    const found = new Set<string>();
+    for (const [app, id] of reader.getRows() as [string, string][]) found.add(`${app}\u0000${id}`);
+    return found;
+  }
+
+  async function doWrite(batch: WriteBatch): Promise<WriteResult> {
+    const connection = requireWriter();
+    const { events, quarantine, counters } = batch;
+    if (!Array.isArray(events) || !Array.isArray(quarantine) || !Array.isArray(counters)) {
+      invalid('batch', '{ events: [], quarantine: [], counters: [] }');
+    }
+    events.forEach(validateEvent);
+    quarantine.forEach(validateQuarantine);
+    counters.forEach(validateCounter);
+
+    const now = o.now();
+    const cutoff = now - windowMs;
+    index.expire(cutoff);
+
+    // — dedupe —
+    const n = events.length;
+    const hashes = new Float64Array(n);
+    // The keys as DuckDB will store them, so comparisons with stored rows are exact.
+    const apps: string[] = new Array(n);
+    const ids: string[] = new Array(n);
+    const statuses: WriteStatus[] = new Array(n);
+    const firstByHash = new Map<number, number>();
+    const hits: number[] = [];
+    const misses: number[] = [];
+    let earliestHit = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < n; i++) {
+      const e = events[i]!;
+      const app = wellFormed(e.app);
+      const id = wellFormed(e.messageId);
+      apps[i] = app;
+      ids[i] = id;
+      const hash = dedupeHash(app, id);
+      hashes[i] = hash;
+      const first = firstByHash.get(hash);
+      if (first !== undefined) {
+        if (sameKeyEarlier(apps, ids, hashes, i, first)) {
+          statuses[i] = 'duplicate';
+          continue;
+        }
+      } else {
+        firstByHash.set(hash, i);
+      }
+      statuses[i] = 'accepted';
+      const seen = index.firstSeen(hash);
+      if (seen >= 0) {
+        if (recent.confirms(hash, app, id, cutoff)) {
+          statuses[i] = 'duplicate';
+          continue;
+        }
+        hits.push(i);
+        if (seen < earliestHit) earliestHit = seen;
+      } else {
+        misses.push(i);
+      }
+    }
+    const duplicates = new Set<string>();
+    for (const key of await storedKeys(
+      connection,
+      hashes,
+      hits,
+      Math.max(cutoff, earliestHit),
+      END_OF_TIME,
+    )) {
+      duplicates.add(key);
+    }
+    if (index.coveredFrom > cutoff) {
+      for (const key of await storedKeys(connection, hashes, misses, cutoff, index.coveredFrom)) {
+        duplicates.add(key);
+      }
+    }
+    if (duplicates.size > 0) {
+      for (let i = 0; i < n; i++) {
+        if (statuses[i] === 'accepted' && duplicates.has(`${apps[i]}\u0000${ids[i]}`))
+          statuses[i] = 'duplicate';
+      }
+    }
+    const accepted: number[] = [];
+    for (let i = 0; i < n; i++) if (statuses[i] === 'accepted') accepted.push(i);
+
+    // — counters: the caller's, plus accepted/duplicate when asked (only the store knows them) —
+    const counterTotals = new Map<string, IngestCounter>();
+    const addCounter = (c: IngestCounter) => {
+      const key = `${c.day}\u0000${c.app}\u0000${c.kind}\u0000${c.reason}`;
+      const existing = counterTotals.get(key);
+      counterTotals.set(key, existing ? { ...existing, count: existing.count + c.count } : { ...c });
+    };
+    counters.forEach(addCounter);
+    if (batch.statusCounters) {
+      for (let i = 0; i < n; i++) {
+        const e = events[i]!;
+        addCounter({ day: utcDay(e.receivedAt), app: e.app, kind: statuses[i]!, reason: '', count: 1 });
+      }
+    }
+
+    // — one transaction (a single statement commits on its own: two round trips fewer) —
+    const statements =
+      Math.ceil(accepted.length / o.stagingChunkEvents) +
+      (quarantine.length > 0 ? 1 : 0) +
+      (counterTotals.size > 0 ? 1 : 0);
+    const explicit = statements > 1;
+    if (explicit) await connection.run('BEGIN TRANSACTION');
+    try {
+      if (accepted.length > 0) await insertEvents(events, hashes, accepted);
+      if (quarantine.length > 0) {
+        const rows = quarantine.map((q) => ({
+          id: randomUUID(),
+          app: q.app,
+          received_at: q.receivedAt,
+          protocol: q.protocol,
+          reason: q.reason,
+          detail: q.detail,
+          message_id: q.messageId,
+          event: q.event,
+          raw: q.raw,
+        }));
+        await connection.run(QUARANTINE_INSERT, [toDuckDBJson(rows)]);
+      }
+      if (counterTotals.size > 0) {
+        await connection.run(COUNTERS_UPSERT, [toDuckDBJson([...counterTotals.values()])]);
+      }
+      if (explicit) await connection.run('COMMIT');
+    } catch (error) {
+      if (explicit) await connection.run('ROLLBACK').catch(() => undefined);
+      if (error instanceof TelemarkError) throw error;
+      lastError = message(error);
+      throw new TelemarkError('TMK_ERR_STORE_WRITE', message(error).split('\n')[0]!, { cause: error });
+    }
+
+    for (const i of accepted) {
+      const receivedAt = events[i]!.receivedAt;
+      if (receivedAt < cutoff) continue;
+      index.add(hashes[i]!, receivedAt);
+      recent.remember(hashes[i]!, apps[i]!, ids[i]!, receivedAt);
+    }
+    index.enforceBound();
+    walBytes = walSize();
+    lastError = undefined;
+    return { statuses };
+  }
+
+  /**
+   * Stage and insert accepted events chunk by chunk. While DuckDB inserts chunk k (in its threads),
+   * the main thread serialises chunk k+1 into the other staging file.
+   */
+  async function insertEvents(events: readonly StoredEvent[], hashes: Float64Array, accepted: number[]) {
+    const statement = insertStatement!;
+    const size = o.stagingChunkEvents;
+    let running: Promise<unknown> | undefined;
+    let slot = 0;
+    try {
+      for (let start = 0; start < accepted.length; start += size) {
+        const end = Math.min(start + size, accepted.length);
+        const row: unknown[] = new Array(33);
+        let text = '';
+        for (let k = start; k < end; k++) {
+          const i = accepted[k]!;
+          try {
+            text += `${toDuckDBJson(stagingRow(events[i]!, hashes[i]!, row))}\n`;
+          } catch (error) {
+            invalid(`events[${i}]`, `JSON-serialisable traits and extra (${message(error)})`);
+          }
+        }
+        const staging = stagingFiles[slot]!;
+        slot ^= 1;
+        await fs.promises.writeFile(staging, text);
+        if (running) await running;
+        running = undefined;
+        statement.bind([staging]);
+        running = statement.run();
+      }
+      if (running) await running;
+    } finally {
+      // Never leave a statement running into ROLLBACK.
+      if (running) await running.catch(() => undefined);
+    }
+  }
+
+  return {
+    name: 'duckdb',
+    dialect: 'duckdb',
+    init,
+
+    write(batch) {
+      return writes.run(async () => {
+        try {
+          return await doWrite(batch);
+        } finally {
+          scheduleCheckpoint();
+        }
+      });
+    },
+
+    async query<Row>(query: Sql): Promise<Row[]> {
+      const { text, params } = renderDuckDB(query);
+      const reader = pickReader();
+      return reader.queue.run(async () => {
+        try {
+          const statement = await reader.connection.prepare(text);
+          try {
+            if (statement.statementType !== StatementType.SELECT) {
+              throw new TelemarkError('TMK_ERR_STORE_QUERY', 'only SELECT statements are allowed in query()');
+            }
+            const { values, types } = bindParams(params);
+            values.forEach((value, i) => {
+              statement.bindValue(i + 1, value, types[i]);
+            });
+            const result = await statement.runAndReadAll();
+            return plainRows(result) as Row[];
+          } finally {
+            statement.destroySync();
+          }
+        } catch (error) {
+          if (error instanceof TelemarkError) throw error;
+          throw new TelemarkError('TMK_ERR_STORE_QUERY', message(error).split('\n')[0]!, { cause: error });
+        }
+      });
+    },
+
+    async listQuarantine(filter: QuarantineFilter): Promise<StoredQuarantineEntry[]> {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      if (filter.app !== undefined) {
+        params.push(filter.app);
+        where.push(`app = $${params.length}`);
+      }
+      if (filter.reason !== undefined) {
+        params.push(filter.reason);
+        where.push(`reason = $${params.length}`);
+      }
+      let limit = '';
+      if (filter.limit !== undefined) {
+        if (!Number.isSafeInteger(filter.limit) || filter.limit < 0) {
+          throw new TelemarkError(
+            'TMK_ERR_BAD_PARAMETER',
+            `limit must be a non-negative integer, got ${filter.limit}`,
+          );
+        }
+        params.push(filter.limit);
+        limit = ` LIMIT $${params.length}`;
+      }
+      const rows = await readRows(
+        `SELECT id, app, epoch_ms(received_at) AS received_at, protocol, reason, detail, message_id, event, raw
+         FROM quarantine ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+         ORDER BY received_at, id${limit}`,
+        params,
+      );
+      return rows.map((r) => ({
+        id: r.id as string,
+        app: r.app as string,
+        receivedAt: r.received_at as number,
+        protocol: r.protocol as StoredQuarantineEntry['protocol'],
+        reason: r.reason as string,
+        detail: r.detail as string,
+        messageId: r.message_id as string,
+        event: r.event as string,
+        raw: r.raw as string,
+      }));
+    },
+
+    removeQuarantine(ids) {
+      return writes.run(async () => {
+        const connection = requireWriter();
+        if (ids.length === 0) return 0;
+        const result = await connection.run(
+          `DELETE FROM quarantine WHERE id IN (SELECT unnest(from_json($1::JSON, '["VARCHAR"]')))`,
+          [toDuckDBJson(ids)],
+        );
+        return result.rowsChanged;
+      });
+    },
+
+    deleteInstall(app, installId) {
+      if (typeof app !== 'string' || app === '' || typeof installId !== 'string' || installId === '') {
+        return Promise.reject(
+          new TelemarkError('TMK_ERR_BAD_PARAMETER', 'deleteInstall needs a non-empty app and install id'),
+        );
+      }
+      return writes.run(async () => {
+        const connection = requireWriter();
+        // Quarantine rows have no install column: match the id in the raw message (as sent, so JSON-escaped).
+        const escaped = JSON.stringify(installId).slice(1, -1);
+        await connection.run('BEGIN TRANSACTION');
+        try {
+          recent.clear();
+          const removed = await connection.run('DELETE FROM events WHERE app = $1 AND install_id = $2', [
+            app,
+            installId,
+          ]);
+          await connection.run(
+            `DELETE FROM quarantine WHERE (app = $1 OR app = '') AND (contains(raw, $2) OR contains(raw, $3))`,
+            [app, installId, escaped],
+          );
+          await connection.run('COMMIT');
+          // Rewrite the affected row groups now, so erased data leaves the live file at once.
+          await checkpoint();
+          return removed.rowsChanged;
+        } catch (error) {
+          await connection.run('ROLLBACK').catch(() => undefined);
+          throw new TelemarkError('TMK_ERR_STORE_WRITE', message(error).split('\n')[0]!, { cause: error });
+        }
+      });
+    },
+
+    applyRetention(app, before) {
+      if (typeof app !== 'string' || app === '' || !Number.isFinite(before)) {
+        return Promise.reject(
+          new TelemarkError('TMK_ERR_BAD_PARAMETER', 'applyRetention needs an app and a time'),
+        );
+      }
+      return writes.run(async () => {
+        const connection = requireWriter();
+        const bound = Math.max(Math.min(before, END_OF_TIME), -END_OF_TIME);
+        recent.clear();
+        await connection.run('BEGIN TRANSACTION');
+        try {
+          const removed = await connection.run(
+            'DELETE FROM events WHERE app = $1 AND received_at < epoch_ms($2::BIGINT)',
+            [app, bound],
+          );
+          await connection.run(
+            'DELETE FROM quarantine WHERE app = $1 AND received_at < epoch_ms($2::BIGINT)',
+            [app, bound],
+          );
+          await connection.run('COMMIT');
+          return removed.rowsChanged;
+        } catch (error) {
+          await connection.run('ROLLBACK').catch(() => undefined);
+          throw new TelemarkError('TMK_ERR_STORE_WRITE', message(error).split('\n')[0]!, { cause: error });
+        }
+      });
+    },
+
+    async exportEvents(options: ExportOptions): Promise<number> {
+      return exportEvents(pickReader(), file, options);
+    },
+
+    // Derived tables of the analytics layer (its rollup): one transaction on the writer, between writes.
+    maintain(statements) {
+      return writes.run(async () => {
+        const connection = requireWriter();
+        await connection.run('BEGIN TRANSACTION');
+        try {
+          for (const statement of statements) {
+            const { text, params } = renderDuckDB(statement);
+            const { values, types } = bindParams(params);
+            await connection.run(text, values, types);
+          }
+          await connection.run('COMMIT');
+        } catch (error) {
+          await connection.run('ROLLBACK').catch(() => undefined);
+          throw new TelemarkError('TMK_ERR_STORE_WRITE', message(error).split('\n')[0]!, { cause: error });
+        } finally {
+          walBytes = walSize();
+          scheduleCheckpoint();
+        }
+      });
+    },
+
+    async health(): Promise<StoreHealth> {
+      try {
+        await readRows('SELECT 1');
+      } catch (error) {
+        return { ok: false, detail: `duckdb ${file}: ${message(error)}` };
+      }
+      if (lastError) return { ok: false, detail: `duckdb ${file}: ${lastError}` };
+      const s = index.stats();
+      return {
+        ok: true,
+        detail: o.readOnly
+          ? `duckdb ${file} (read-only)`
+          : `duckdb ${file}; dedupe index ${s.ids} ids, ${Math.round(s.bytes / 1048576)} MiB${
+              Number.isFinite(s.coveredFrom) ? `, covers from ${new Date(s.coveredFrom).toISOString()}` : ''
+            }; WAL ${walBytes} bytes`,
+      };
+    },
+
+    async close(): Promise<void> {
+      closing = true;
+      if (idleTimer) clearTimeout(idleTimer);
+      idleTimer = undefined;
+      await writes.idle();
+      await Promise.all(readers.map((r) => r.queue.idle()));
+      if (writer) {
+        await checkpoint().catch(() => undefined);
+        for (const staging of stagingFiles) fs.rmSync(staging, { force: true });
+      }
+      shutdownInstance();
+    },
+  };
+}
+
+/** True when an event before `i` with the same hash has the same (app, messageId). */
+function sameKeyEarlier(
+  apps: string[],
+  ids: string[],
+  hashes: Float64Array,
+  i: number,
+  first: number,
+): boolean {
+  if (apps[first] === apps[i] && ids[first] === ids[i]) return true;
+  // A 53-bit collision inside one batch: compare with every earlier event of that hash.
+  for (let j = first + 1; j < i; j++) {
+    if (hashes[j] === hashes[i] && apps[j] === apps[i] && ids[j] === ids[i]) return true;
+  }
+  return false;
+}
+
+const EXPORT_FORMATS = {
+  ndjson: 'FORMAT json',
+  csv: 'FORMAT csv, HEADER true',
+  parquet: 'FORMAT parquet, COMPRESSION zstd',
+} as const;
+
+/** ISO 8601 UTC with milliseconds, as `query()` returns timestamps; parquet keeps the TIMESTAMP type. */
+const isoColumn = (column: string) => `strftime(${column}, '%Y-%m-%dT%H:%M:%S.%gZ') AS ${column}`;
+
+async function exportEvents(reader: Reader, file: string, options: ExportOptions): Promise<number> {
+  const format = EXPORT_FORMATS[options.format];
+  if (!format)
+    throw new TelemarkError(
+      'TMK_ERR_BAD_PARAMETER',
+      `format must be ndjson, csv or parquet, got ${options.format}`,
+    );
+  if (typeof options.path !== 'string' || !path.isAbsolute(options.path)) {
+    throw new TelemarkError('TMK_ERR_BAD_PARAMETER', `export path must be absolute, got ${options.path}`);
+  }
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (options.app !== undefined) {
+    params.push(options.app);
+    where.push(`app = $${params.length}`);
+  }
+  for (const [bound, op] of [
+    [options.from, '>='],
+    [options.to, '<'],
+  ] as const) {
+    if (bound === undefined) continue;
+    if (!Number.isFinite(bound))
+      throw new TelemarkError('TMK_ERR_BAD_PARAMETER', `export bounds must be epoch ms`);
+    params.push(Math.max(Math.min(bound, END_OF_TIME), -END_OF_TIME));
+    where.push(`ts ${op} epoch_ms($${params.length}::BIGINT)`);
+  }
+  const columns =
+    options.format === 'parquet'
+      ? EVENT_SELECT_LIST
+      : EVENT_COLUMNS.map((c) => (c.kind === 'time' ? isoColumn(c.column) : c.column)).join(', ');
+  // Write beside the target, then rename: a failed export never leaves a partial file behind.
+  const temporary = `${options.path}.partial-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const text = `COPY (SELECT ${columns} FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+    ORDER BY ts, app, message_id) TO ${sqlString(temporary)} (${format})`;
+  return reader.queue.run(async () => {
+    try {
+      const { values, types } = bindParams(params as never);
+      const result = await reader.connection.run(text, values, types);
+      fs.renameSync(temporary, options.path);
+      return result.rowsChanged;
+    } catch (error) {
+      fs.rmSync(temporary, { force: true, recursive: true });
+      if (error instanceof TelemarkError) throw error;
+      throw new TelemarkError(
+        'TMK_ERR_EXPORT',
+        `${file} → ${options.path}: ${message(error).split('\n')[0]}`,
+        {
+          cause: error,
+        },
+      );
+    }
+  });
+}

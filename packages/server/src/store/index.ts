@@ -1,0 +1,80 @@
+/**
+ * The store's public surface: the contract, the engine selection, and helpers the collector and the
+ * admin commands share. Callers import from here, never from an engine folder.
+ */
+import path from 'node:path';
+import { TelemarkError } from '../errors.js';
+import type { DuckDBStoreOptions } from './duckdb/duckdb-options.js';
+import { createDuckDBStore } from './duckdb/duckdb-store.js';
+import type { Store } from './types.js';
+
+export { DUCKDB_DEFAULTS, type DuckDBStoreOptions } from './duckdb/duckdb-options.js';
+export { createDuckDBStore } from './duckdb/duckdb-store.js';
+export { type RetentionReport, runRetention } from './retention.js';
+export { createRuntimeStore } from './runtime-store.js';
+export {
+  empty,
+  ident,
+  join,
+  raw,
+  renderClickHouse,
+  renderDuckDB,
+  type Sql,
+  type SqlValue,
+  sql,
+} from './sql.js';
+export type * from './types.js';
+
+/** The collector's default data directory (relative to the working directory). */
+export const DEFAULT_DATA_DIR = 'telemark-data';
+/** The DuckDB file inside a data directory. */
+export const DUCKDB_FILE_NAME = 'telemark.duckdb';
+
+/** The DuckDB file of a data directory. */
+export const duckdbPathFor = (dataDir: string): string => path.resolve(dataDir, DUCKDB_FILE_NAME);
+
+/** Which engine, and its options. ClickHouse options are defined by its engine folder when it lands. */
+export type StoreConfig =
+  | ({ readonly engine: 'duckdb' } & DuckDBStoreOptions)
+  | ({ readonly engine: 'clickhouse' } & Readonly<Record<string, unknown>>);
+
+/** The one place that maps an engine name to its implementation. */
+export function createStore(config: StoreConfig): Store {
+  switch (config.engine) {
+    case 'duckdb': {
+      const { engine: _engine, ...options } = config;
+      return createDuckDBStore(options);
+    }
+    case 'clickhouse':
+      throw new TelemarkError(
+        'TMK_ERR_CONFIG_INVALID',
+        '- store.engine: the ClickHouse store is not available in this build yet; use "duckdb"',
+      );
+    default:
+      throw new TelemarkError(
+        'TMK_ERR_CONFIG_INVALID',
+        `- store.engine: unknown engine ${JSON.stringify((config as { engine: unknown }).engine)}; use "duckdb" or "clickhouse"`,
+      );
+  }
+}
+
+/**
+ * Open the DuckDB store of a data directory for an admin command and wait until it is ready. Errors that
+ * name their own fix (locked by a running collector, no data there) are thrown as themselves rather than
+ * wrapped in TMK_ERR_STORE_INIT.
+ */
+export async function openDataDirStore(
+  dataDir: string,
+  options: Omit<DuckDBStoreOptions, 'path'> = {},
+): Promise<Store> {
+  const store = createDuckDBStore({ ...options, path: duckdbPathFor(dataDir) });
+  try {
+    await store.init();
+  } catch (error) {
+    await store.close().catch(() => undefined);
+    const cause = error instanceof TelemarkError ? error.cause : undefined;
+    if (cause instanceof TelemarkError) throw cause;
+    throw error;
+  }
+  return store;
+}
