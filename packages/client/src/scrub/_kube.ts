@@ -261,9 +261,20 @@ export function createKubeRules(keepName: KeepName): Rule[] {
       },
     },
     {
+      // `preview domain for <workload>.<ns>`: the name follows a phrase, not a single keyword.
+      name: 'kube-preview-target',
+      needs: 'preview',
+      pattern: new RegExp(`\\b([Pp]review (?:domain|URL|url)s? for)([ \\t]+)(${KUBE_NAME})`, 'g'),
+      replace: (match: string, phrase: string, space: string, rawName: string) => {
+        const [name, trailing] = splitTrailing(rawName.replace(/:$/, ''));
+        const colon = rawName.endsWith(':') ? ':' : '';
+        return keep(name) || isProse(name) ? match : `${phrase}${space}<workload>${trailing}${colon}`;
+      },
+    },
+    {
       name: 'kube-name',
       pattern: new RegExp(
-        `\\b(${capitalisable(UNQUOTED_KEYWORDS)})([ \\t]+)(?!(?:${UNQUOTED_KEYWORDS})\\b)(${KUBE_NAME})(?:([ \\t]+in[ \\t]+)(?!(?:${UNQUOTED_KEYWORDS})\\b)([a-z0-9][a-z0-9-]{0,62}))?`,
+        `\\b(${capitalisable(UNQUOTED_KEYWORDS)})([ \\t]+)(?!(?:${UNQUOTED_KEYWORDS})(?![\\w.-]))(${KUBE_NAME})(?:([ \\t]+in[ \\t]+)(?!(?:${UNQUOTED_KEYWORDS})(?![\\w.-]))([a-z0-9][a-z0-9-]{0,62}))?`,
         'g',
       ),
       replace: (

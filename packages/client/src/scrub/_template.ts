@@ -50,6 +50,13 @@ const TEMPLATE_RULES: readonly Rule[] = compileRules([
     replace: (match: string) => MARKER_FAMILIES[match] ?? match,
   },
   {
+    // A workload, its pod or its service, with or without `.<namespace>`, is one object to a reader:
+    // `traffic-agent <workload>` and `traffic-agent <pod>.default` are the same error.
+    name: 'kube-object-family',
+    pattern: /<(?:workload|pod|service|intercept)>(?:\.(?:<ns>|[a-z0-9][a-z0-9-]{0,62})(?![\w-]))?/g,
+    replace: '<object>',
+  },
+  {
     name: 'hex',
     pattern: /\b0x[0-9a-f]+\b|\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,}\b/gi,
     replace: '<id>',
@@ -74,7 +81,8 @@ const TEMPLATE_RULES: readonly Rule[] = compileRules([
 /**
  * The message with variable parts replaced by placeholders: the human-readable face of a fingerprint.
  * Quoted strings become `"<*>"`, paths `<path>`, numbers `<n>`, durations `<duration>`, hex ids
- * `<id>`, names in Kubernetes positions their typed marker, and address/secret markers fold into one
+ * `<id>`, names in Kubernetes positions their typed marker (workloads, pods, services and intercepts,
+ * with or without their namespace, fold into `<object>`), and address/secret markers fold into one
  * family each (`<host>`, `<secret>`, `<user>`, `<id>`). Idempotent.
  */
 export function errorTemplate(scrubbedText: string): string {

@@ -286,6 +286,11 @@ describe('error templates and fingerprints', () => {
       'login failed for bob@x.org with token gl' + 'pat-abcdefghij0123456789',
     ],
     ['exit status 125 after 3 attempts', 'exit status 1 after 12 attempts'],
+    // Regression: a workload and one of its pods (with its namespace) split one error into several groups.
+    [
+      'traffic-agent echo-easy not responding',
+      'traffic-agent user-profile-6848967857-tw4jw.payments not responding',
+    ],
     [
       'lookup cart.shop on 10.96.0.10:53: no such host',
       'lookup db.default on 192.168.1.1:5353: no such host',
@@ -313,7 +318,7 @@ describe('error templates and fingerprints', () => {
       ),
     );
     expect(template).toBe(
-      'unable to get service <service> in <ns>: Get "<*>": dial tcp <host>:<n>: i/o timeout after <duration>',
+      'unable to get service <object> in <ns>: Get "<*>": dial tcp <host>:<n>: i/o timeout after <duration>',
     );
     expect(errorTemplate(template)).toBe(template);
   });

@@ -840,4 +840,23 @@ export const TELEPRESENCE_ERRORS: readonly CorpusEntry[] = [
     identifying: ['bastion.initech.net', 'abernathy', 'id_ed25519_initech'],
     keeps: ['ssh: connect to host', 'Connection timed out'],
   },
+  // --- shapes found by the fleet simulator's error corpus (names that start with a keyword) ---
+  {
+    id: 'intercept-no-workload-keyword-prefix',
+    text: 'connector.CreateIntercept: No interceptable deployment, replicaset, or statefulset matching user-profile found',
+    identifying: ['user-profile'],
+    keeps: ['No interceptable deployment, replicaset, or statefulset matching', 'found'],
+  },
+  {
+    id: 'agent-not-ready-keyword-prefix',
+    text: 'agent user-profile.payments is not ready after 30s',
+    identifying: ['user-profile', 'payments'],
+    keeps: ['is not ready after'],
+  },
+  {
+    id: 'preview-domain-for-workload',
+    text: 'failed to create preview domain for user-profile.payments: context deadline exceeded',
+    identifying: ['user-profile', 'payments'],
+    keeps: ['failed to create preview domain for', 'context deadline exceeded'],
+  },
 ];
