@@ -24,6 +24,14 @@ export const ERRORS = {
     500,
     (d) => `Cannot use the data directory: ${d}. Check the --data path and its permissions.`,
   ),
+  TMK_ERR_LISTEN: def(
+    500,
+    (d) => `Cannot listen on ${d}; choose another --port/--host, or stop the process using it.`,
+  ),
+  TMK_ERR_INTERNAL: def(
+    500,
+    (d) => `Internal error (${d}); this is a bug — report it with the collector's log line for this request.`,
+  ),
 
   // — store —
   TMK_ERR_STORE_INIT: def(
@@ -42,6 +50,40 @@ export const ERRORS = {
     409,
     (d) =>
       `The data directory is in use by a running collector (${d}); query it with --url, or stop it first.`,
+  ),
+  TMK_ERR_STORE_WRITE: def(
+    503,
+    (d) =>
+      `The store could not commit the batch (${d}); nothing was written. Retry; if it persists, check disk space and the store's logs.`,
+  ),
+  TMK_ERR_STORE_INVALID_ROW: def(
+    500,
+    (d) =>
+      `The store refused a row (${d}); nothing was written. The caller built it wrong: fix the code that produced it.`,
+  ),
+  TMK_ERR_STORE_READ_ONLY: def(
+    409,
+    (d) =>
+      `The store is open read-only (${d}); stop the collector that owns the data directory and run the command again.`,
+  ),
+  TMK_ERR_STORE_QUERY: def(
+    500,
+    (d) =>
+      `The store could not run the query (${d}); fix the query, or report it if it came from a built-in view.`,
+  ),
+  TMK_ERR_STORE_SCHEMA: def(
+    500,
+    (d) =>
+      `The data file's schema does not match this version of Telemark (${d}); open it once with \`telemark serve\` or \`telemark migrate\` (or upgrade Telemark if the file is newer).`,
+  ),
+  TMK_ERR_STORE_NO_DATA: def(
+    404,
+    (d) =>
+      `No Telemark data at ${d}; check --data (the collector's data directory) or start the collector once.`,
+  ),
+  TMK_ERR_EXPORT: def(
+    500,
+    (d) => `The export failed (${d}); check that the output directory exists and is writable.`,
   ),
 
   // — ingest: whole request —
@@ -70,7 +112,7 @@ export const ERRORS = {
     503,
     () => 'The collector is shutting down; retry after the Retry-After delay, or at another collector.',
   ),
-  TMK_ERR_NOT_FOUND: def(404, (d) => `No route ${d}; see the README for the endpoints.`),
+  TMK_ERR_NOT_FOUND: def(404, (d) => `No route ${d}; see docs/collector.md for the endpoints.`),
 
   // — ingest: per message (reasons in batch responses and in quarantine) —
   TMK_ERR_EVENT_TOO_LARGE: def(413, (d) => `The message is larger than ${d}; send fewer or shorter traits.`),
@@ -82,7 +124,7 @@ export const ERRORS = {
   TMK_ERR_UNSUPPORTED_CALL: def(400, (d) => `Call type ${d} is not stored; send "track" events.`),
   TMK_ERR_INVALID_MESSAGE: def(
     400,
-    (d) => `The message is malformed (${d}); see the wire format in docs/wire.md.`,
+    (d) => `The message is malformed (${d}); see the message format in docs/collector.md.`,
   ),
 
   // — query API and CLI —
@@ -92,6 +134,27 @@ export const ERRORS = {
   ),
   TMK_ERR_BAD_PARAMETER: def(400, (d) => `Bad parameter: ${d}.`),
   TMK_ERR_UNKNOWN_VIEW: def(404, (d) => `No view ${d}; see docs/analytics.md for the list.`),
+  TMK_ERR_NO_SUCH_ERROR: def(
+    404,
+    (d) => `No error with fingerprint ${d} for these filters; list fingerprints with /api/v1/errors.`,
+  ),
+  TMK_ERR_QUERY_FAILED: def(
+    500,
+    (d) =>
+      `A query failed inside the collector (${d}); check the store's health, and report it if it persists.`,
+  ),
+  TMK_ERR_API_UNREACHABLE: def(
+    502,
+    (d) => `Cannot get an answer from the query API at ${d}; check --url and that telemark serve runs there.`,
+  ),
+
+  // — simulator —
+  TMK_ERR_SIMULATE_OPTIONS: def(400, (d) => `Cannot simulate: ${d}. Fix the listed options and run again.`),
+  TMK_ERR_SIMULATE_DELIVERY: def(
+    502,
+    (d) =>
+      `Delivering simulated events failed: ${d}. Check that the collector runs at --to and accepts the app.`,
+  ),
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

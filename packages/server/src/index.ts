@@ -1,1 +1,33 @@
-export {};
+/**
+ * `@telemark/server`: run a collector from code (tests, embedding) the way `telemark serve` does.
+ *
+ * ```ts
+ * const config = loadServeConfig({ file: 'telemark.json' });
+ * const store = openStore(config);
+ * await store.init();
+ * const collector = await createCollector({ config, store, adminToken: resolveAdminToken(config.dataDir).token });
+ * console.log(await collector.listen());
+ * process.on('SIGTERM', () => collector.shutdown());
+ * ```
+ */
+export { resolveAdminToken } from './api/admin-token.js';
+export { openStore } from './config/open-store.js';
+export { BUILTIN_CATALOGS } from './config/registry.js';
+export type { AppEntry, AppRegistry, RateLimit } from './config/registry-types.js';
+export {
+  DEFAULTS,
+  loadServeConfig,
+  resolveServeConfig,
+  type ServeConfig,
+  type ServeConfigInput,
+  type ServeFlags,
+} from './config/serve-config.js';
+export { ERRORS, type ErrorCode, isTelemarkError, TelemarkError } from './errors.js';
+export {
+  type Collector,
+  type CollectorOptions,
+  type CollectorState,
+  createCollector,
+} from './http/collector.js';
+export { type ReplayFilter, type ReplayReport, replayQuarantine } from './pipeline/replay.js';
+export type { Store } from './store/types.js';

@@ -1,11 +1,161 @@
 import type { Command } from 'commander';
+import { openStore } from '../../config/open-store.js';
+import { loadServeConfig, type ServeConfig } from '../../config/serve-config.js';
+import { TelemarkError } from '../../errors.js';
+import { replayQuarantine } from '../../pipeline/replay.js';
+import type { Store, StoredQuarantineEntry } from '../../store/types.js';
 
-/** Placeholder until its issue lands: the command exists so the program's shape is fixed. */
+interface StoreFlags {
+  readonly data?: string;
+  readonly config?: string;
+  readonly store?: string;
+  readonly clickhouseUrl?: string;
+  readonly clickhouseDatabase?: string;
+  readonly clickhouseUser?: string;
+  readonly clickhousePassword?: string;
+}
+
+interface ListFlags extends StoreFlags {
+  readonly app?: string;
+  readonly reason?: string;
+  readonly limit?: string;
+  readonly json?: boolean;
+}
+
+interface ReplayFlags extends StoreFlags {
+  readonly app?: string;
+  readonly reason?: string;
+}
+
+function configFrom(flags: StoreFlags): ServeConfig {
+  return loadServeConfig({
+    ...(flags.config ? { file: flags.config } : {}),
+    flags: {
+      ...(flags.data !== undefined ? { data: flags.data } : {}),
+      ...(flags.store !== undefined ? { store: flags.store } : {}),
+      ...(flags.clickhouseUrl !== undefined ? { clickhouseUrl: flags.clickhouseUrl } : {}),
+      ...(flags.clickhouseDatabase !== undefined ? { clickhouseDatabase: flags.clickhouseDatabase } : {}),
+      ...(flags.clickhouseUser !== undefined ? { clickhouseUser: flags.clickhouseUser } : {}),
+      ...(flags.clickhousePassword !== undefined ? { clickhousePassword: flags.clickhousePassword } : {}),
+    },
+  });
+}
+
+async function withStore<T>(config: ServeConfig, fn: (store: Store) => Promise<T>): Promise<T> {
+  const store = openStore(config);
+  try {
+    await store.init();
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+const oneLine = (text: string, max: number): string => {
+  const flat = text.replace(/\s+/g, ' ');
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+};
+
+/** A plain-text table of quarantine entries, one per line. */
+export function formatQuarantine(entries: readonly StoredQuarantineEntry[]): string {
+  if (entries.length === 0) return 'The quarantine is empty (for this filter).\n';
+  const rows = entries.map((e) => [
+    e.id,
+    new Date(e.receivedAt).toISOString(),
+    e.app || '-',
+    e.protocol,
+    e.reason,
+    oneLine(e.event || '-', 40),
+    oneLine(e.detail || '-', 80),
+  ]);
+  const header = ['id', 'received', 'app', 'protocol', 'reason', 'event', 'detail'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number)))
+      .join('  ')
+      .trimEnd();
+  return `${[line(header), ...rows.map(line)].join('\n')}\n`;
+}
+
+export async function quarantineList(
+  flags: ListFlags,
+  out: NodeJS.WritableStream = process.stdout,
+): Promise<void> {
+  const limit = flags.limit === undefined ? 50 : Number(flags.limit);
+  if (!Number.isInteger(limit) || limit < 1)
+    throw new TelemarkError(
+      'TMK_ERR_BAD_PARAMETER',
+      `--limit must be a positive integer, got "${flags.limit}"`,
+    );
+  const config = configFrom(flags);
+  const entries = await withStore(config, (store) =>
+    store.listQuarantine({
+      ...(flags.app ? { app: flags.app } : {}),
+      ...(flags.reason ? { reason: flags.reason } : {}),
+      limit,
+    }),
+  );
+  out.write(flags.json ? `${JSON.stringify(entries, null, 2)}\n` : formatQuarantine(entries));
+}
+
+export async function quarantineReplay(
+  flags: ReplayFlags,
+  out: NodeJS.WritableStream = process.stdout,
+): Promise<void> {
+  const config = configFrom(flags);
+  const report = await withStore(config, (store) =>
+    replayQuarantine(store, config.registry, {
+      ...(flags.app ? { app: flags.app } : {}),
+      ...(flags.reason ? { reason: flags.reason } : {}),
+    }),
+  );
+  out.write(
+    `Examined ${report.examined} quarantined input(s): ${report.replayed} replayed ` +
+      `(${report.accepted} event(s) stored, ${report.duplicate} already stored), ` +
+      `${report.stillRejected} still rejected for the same reason, ${report.reasonChanged} rejected for a new reason.\n`,
+  );
+}
+
+function storeOptions(command: Command): Command {
+  return command
+    .option('--data <dir>', 'data directory of a stopped collector', './telemark-data')
+    .option('--config <file>', "the collector's JSON config file (apps and catalogs)")
+    .option('--store <engine>', 'duckdb or clickhouse')
+    .option('--clickhouse-url <url>', 'ClickHouse HTTP URL')
+    .option('--clickhouse-database <name>', 'ClickHouse database')
+    .option('--clickhouse-user <user>', 'ClickHouse user')
+    .option('--clickhouse-password <password>', 'ClickHouse password');
+}
+
+/** Keep only the options the user typed, so defaults never override the config file. */
+function typed<T extends object>(options: T, command: Command): T {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(options))
+    if (command.getOptionValueSource(key) !== 'default' || key === 'limit') out[key] = value;
+  return out as T;
+}
+
 export function registerQuarantineCommands(program: Command): void {
-  program
+  const quarantine = program
     .command('quarantine')
-    .description('(not yet implemented)')
-    .action(() => {
-      throw new Error('telemark quarantine is not implemented yet');
-    });
+    .description(
+      'Inspect and replay refused inputs (kept raw with their reason); run with the collector stopped.',
+    );
+  storeOptions(
+    quarantine
+      .command('list')
+      .description('List quarantined inputs, newest first.')
+      .option('--app <app>', 'only this app')
+      .option('--reason <reason>', 'only this reason (e.g. unknown_event, TMK_ERR_BODY_UNPARSEABLE)')
+      .option('--limit <n>', 'at most this many', '50')
+      .option('--json', 'print JSON (with the raw input) instead of a table'),
+  ).action(async (options: ListFlags, command: Command) => quarantineList(typed(options, command)));
+  storeOptions(
+    quarantine
+      .command('replay')
+      .description('Re-validate quarantined inputs with the current catalogs; store what passes now.')
+      .option('--app <app>', 'only this app')
+      .option('--reason <reason>', 'only this reason'),
+  ).action(async (options: ReplayFlags, command: Command) => quarantineReplay(typed(options, command)));
 }

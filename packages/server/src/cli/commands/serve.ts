@@ -1,11 +1,121 @@
+import { mkdirSync } from 'node:fs';
 import type { Command } from 'commander';
+import { resolveAdminToken } from '../../api/admin-token.js';
+import { openStore } from '../../config/open-store.js';
+import { loadServeConfig, type ServeFlags } from '../../config/serve-config.js';
+import { TelemarkError } from '../../errors.js';
+import { createCollector } from '../../http/collector.js';
+import { DEMO, seedDemo } from '../../simulate/demo.js';
 
-/** Placeholder until its issue lands: the command exists so the program's shape is fixed. */
+interface ServeCommandOptions extends ServeFlags {
+  readonly config?: string;
+  /** Seed an empty store with simulated Telepresence data (the simulator's `seedDemo`). */
+  readonly demo?: boolean;
+}
+
+/**
+ * Start the collector and keep it running until SIGTERM/SIGINT, which drain it (readiness 503, intake
+ * stops, the queue commits, the store closes); a second signal exits at once.
+ */
+export async function serve(
+  options: ServeCommandOptions,
+  out: NodeJS.WritableStream = process.stdout,
+): Promise<void> {
+  const config = loadServeConfig({
+    ...(options.config ? { file: options.config } : {}),
+    flags: options,
+  });
+  try {
+    mkdirSync(config.dataDir, { recursive: true });
+  } catch (error) {
+    throw new TelemarkError(
+      'TMK_ERR_DATA_DIR',
+      `${config.dataDir} (${error instanceof Error ? error.message : String(error)})`,
+    );
+  }
+  const store = openStore(config);
+  await store.init();
+  if (options.demo) {
+    out.write(
+      `Demo: seeding an empty store with ${DEMO.installs} simulated Telepresence installs × ${DEMO.days} days…\n`,
+    );
+    const demo = await seedDemo(store, config.registry);
+    out.write(
+      demo.seeded
+        ? `Demo: ${demo.events} events from ${demo.installs} installs.\n`
+        : 'Demo: the store already has events; nothing added.\n',
+    );
+  }
+  const admin = resolveAdminToken(config.dataDir);
+  const collector = await createCollector({ config, store, adminToken: admin.token });
+  // Handlers before the banner: whoever sees the URL may signal at once, and must get a drain.
+  let signals = 0;
+  const stop = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      out.write(`telemark: second ${signal}, exiting without draining\n`);
+      process.exit(1);
+    }
+    out.write(`telemark: ${signal} received, draining…\n`);
+    collector.shutdown().then(
+      () => {
+        out.write('telemark: stopped\n');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        process.stderr.write(
+          `telemark: shutdown failed: ${error instanceof Error ? error.message : String(error)}\n`,
+        );
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  let url: string;
+  try {
+    url = await collector.listen();
+  } catch (error) {
+    process.off('SIGTERM', stop);
+    process.off('SIGINT', stop);
+    await collector.shutdown().catch(() => undefined);
+    throw error;
+  }
+  const apps = config.registry.list().map((a) => a.name);
+  // One write, so whoever reads the output sees the URL and the token together.
+  let banner = `telemark collector listening on ${url} (store: ${config.store}, data: ${config.dataDir}, apps: ${apps.join(', ')})\n`;
+  if (admin.generated || options.demo) {
+    const note = admin.generated ? 'shown once; ' : '';
+    banner += `Admin token (${note}kept in ${config.dataDir}/admin-token): ${admin.token}\nDashboard: ${url}/\n`;
+  }
+  out.write(banner);
+}
+
 export function registerServeCommand(program: Command): void {
   program
     .command('serve')
-    .description('(not yet implemented)')
-    .action(() => {
-      throw new Error('telemark serve is not implemented yet');
+    .description('Run the collector: ingest (Segment, Metriton), health, metrics, query API and dashboard.')
+    .option('--port <port>', 'port to listen on (0 picks a free one)', '8787')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--data <dir>', 'data directory (DuckDB file, admin token)', './telemark-data')
+    .option('--config <file>', 'JSON config file (apps, limits, rate limits…; see docs/collector.md)')
+    .option('--store <engine>', 'duckdb or clickhouse')
+    .option('--clickhouse-url <url>', 'ClickHouse HTTP URL, e.g. http://127.0.0.1:8123')
+    .option('--clickhouse-database <name>', 'ClickHouse database')
+    .option('--clickhouse-user <user>', 'ClickHouse user')
+    .option('--clickhouse-password <password>', 'ClickHouse password (or TELEMARK_CLICKHOUSE_PASSWORD)')
+    .option(
+      '--demo',
+      'seed an empty data directory with simulated Telepresence data, and print the admin token',
+    )
+    .action(async (options: ServeCommandOptions, command: Command) => {
+      // Defaults of flags must not override the config file: only flags the user typed count.
+      const typed: Record<string, unknown> = {};
+      for (const key of Object.keys(options) as (keyof ServeCommandOptions)[])
+        if (command.getOptionValueSource(key) === 'cli' || command.getOptionValueSource(key) === 'env')
+          typed[key] = options[key];
+      if (!typed.clickhousePassword && process.env.TELEMARK_CLICKHOUSE_PASSWORD)
+        typed.clickhousePassword = process.env.TELEMARK_CLICKHOUSE_PASSWORD;
+      await serve(typed as ServeCommandOptions);
     });
 }

@@ -1,0 +1,162 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { type Catalog, CatalogError, catalogFromJSON } from 'telemark';
+import { telepresence } from 'telemark/catalogs/telepresence';
+import { z } from 'zod';
+import type { AppEntry, AppRegistry, RateLimit } from './registry-types.js';
+
+/** Catalogs shipped with the collector, usable by name (`"catalog": "builtin:telepresence2"`). */
+export const BUILTIN_CATALOGS: ReadonlyMap<string, Catalog> = new Map<string, Catalog>([
+  ['telepresence2', telepresence as unknown as Catalog],
+]);
+
+/** Apps registered even with an empty config: Telepresence 2 sends no write key, so it is keyless. */
+const BUILTIN_APPS: Readonly<Record<string, { readonly allowKeyless: boolean }>> = {
+  telepresence2: { allowKeyless: true },
+};
+
+const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const rateLimitSchema = z.strictObject({
+  perSecond: z.number().positive(),
+  burst: z.number().int().positive(),
+});
+
+export const appConfigSchema = z.strictObject({
+  /** `false` removes a built-in app. */
+  enabled: z.boolean().optional(),
+  /** A catalog JSON file (relative to the config file), `builtin:<name>`, or the catalog inline. */
+  catalog: z.union([z.string().min(1), z.record(z.string(), z.unknown())]).optional(),
+  writeKeys: z.array(z.string().min(8, 'write keys have at least 8 characters').max(256)).optional(),
+  allowKeyless: z.boolean().optional(),
+  latestVersion: z.string().min(1).max(64).optional(),
+  notices: z
+    .array(
+      z.strictObject({
+        id: z.string().min(1).max(100),
+        text: z.string().min(1).max(2000),
+        level: z.enum(['info', 'warn']).optional(),
+      }),
+    )
+    .optional(),
+  disableUntil: z.iso.datetime({ offset: true }).optional(),
+  rateLimits: z
+    .strictObject({ perWriteKey: rateLimitSchema, perInstall: rateLimitSchema })
+    .partial()
+    .optional(),
+  retentionDays: z.number().int().min(0).optional(),
+});
+
+export type AppConfig = z.infer<typeof appConfigSchema>;
+
+function loadCatalog(
+  name: string,
+  ref: AppConfig['catalog'],
+  baseDir: string,
+  problems: string[],
+): Catalog | undefined {
+  const where = `apps.${name}.catalog`;
+  if (ref === undefined) {
+    const builtin = BUILTIN_CATALOGS.get(name);
+    if (!builtin) problems.push(`${where}: required (a catalog JSON file, or the catalog inline)`);
+    return builtin;
+  }
+  let json: unknown = ref;
+  if (typeof ref === 'string') {
+    if (ref.startsWith('builtin:')) {
+      const builtin = BUILTIN_CATALOGS.get(ref.slice('builtin:'.length));
+      if (!builtin)
+        problems.push(
+          `${where}: no built-in catalog "${ref}"; known: ${[...BUILTIN_CATALOGS.keys()].map((k) => `builtin:${k}`).join(', ')}`,
+        );
+      return builtin;
+    }
+    const path = resolve(baseDir, ref);
+    try {
+      json = JSON.parse(readFileSync(path, 'utf8'));
+    } catch (error) {
+      problems.push(
+        `${where}: cannot load ${path} (${error instanceof Error ? error.message : String(error)})`,
+      );
+      return undefined;
+    }
+  }
+  try {
+    return catalogFromJSON(json);
+  } catch (error) {
+    if (error instanceof CatalogError) for (const p of error.problems) problems.push(`${where}: ${p}`);
+    else problems.push(`${where}: ${error instanceof Error ? error.message : String(error)}`);
+    return undefined;
+  }
+}
+
+/**
+ * Build the apps registry from the config's `apps` map, merged over the built-in apps. Problems are
+ * collected (not thrown) so the caller reports every one of them at once.
+ */
+export function buildAppRegistry(
+  apps: Readonly<Record<string, AppConfig>>,
+  options: { baseDir: string; defaultRateLimits: { perWriteKey: RateLimit; perInstall: RateLimit } },
+): { registry: AppRegistry; problems: string[] } {
+  const problems: string[] = [];
+  const byName = new Map<string, AppEntry>();
+  const byKey = new Map<string, AppEntry>();
+  const names = new Set([...Object.keys(BUILTIN_APPS), ...Object.keys(apps)]);
+  for (const name of names) {
+    const config: AppConfig = Object.hasOwn(apps, name) ? (apps[name] as AppConfig) : {};
+    if (config.enabled === false) continue;
+    if (!APP_NAME.test(name)) {
+      problems.push(`apps.${name}: app names are 1–64 letters, digits, ".", "_" or "-"`);
+      continue;
+    }
+    const catalog = loadCatalog(name, config.catalog, options.baseDir, problems);
+    if (!catalog) continue;
+    if (catalog.app !== name) {
+      problems.push(
+        `apps.${name}.catalog: the catalog is for app "${catalog.app}"; register it as apps.${catalog.app}`,
+      );
+      continue;
+    }
+    const writeKeys = config.writeKeys ?? [];
+    const allowKeyless = config.allowKeyless ?? BUILTIN_APPS[name]?.allowKeyless ?? false;
+    if (writeKeys.length === 0 && !allowKeyless)
+      problems.push(
+        `apps.${name}: no writeKeys and allowKeyless is false, so nothing could be ingested for it`,
+      );
+    const entry: AppEntry = Object.freeze({
+      name,
+      catalog,
+      writeKeys: Object.freeze([...writeKeys]),
+      allowKeyless,
+      ...(config.latestVersion ? { latestVersion: config.latestVersion } : {}),
+      notices: Object.freeze((config.notices ?? []).map((n) => Object.freeze({ ...n }))),
+      ...(config.disableUntil ? { disableUntil: new Date(config.disableUntil).toISOString() } : {}),
+      rateLimits: Object.freeze({
+        perWriteKey: Object.freeze({
+          ...options.defaultRateLimits.perWriteKey,
+          ...config.rateLimits?.perWriteKey,
+        }),
+        perInstall: Object.freeze({
+          ...options.defaultRateLimits.perInstall,
+          ...config.rateLimits?.perInstall,
+        }),
+      }),
+      retentionDays: config.retentionDays ?? 0,
+    });
+    for (const key of writeKeys) {
+      const other = byKey.get(key);
+      if (other)
+        problems.push(
+          `apps.${name}.writeKeys: a write key is also used by app "${other.name}"; keys must be unique`,
+        );
+      else byKey.set(key, entry);
+    }
+    byName.set(name, entry);
+  }
+  const list = Object.freeze([...byName.values()]);
+  const registry: AppRegistry = Object.freeze({
+    get: (name: string) => byName.get(name),
+    byWriteKey: (key: string) => byKey.get(key),
+    list: () => list,
+  });
+  return { registry, problems };
+}

@@ -1,0 +1,162 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { catalogToJSON } from 'telemark';
+import { telepresence } from 'telemark/catalogs/telepresence';
+import { describe, expect, it } from 'vitest';
+import { isTelemarkError } from '../errors.js';
+import { DEFAULTS, loadServeConfig, resolveServeConfig } from './serve-config.js';
+
+const mytool = {
+  app: 'mytool',
+  events: { run: { description: 'A command ran.', traits: { ok: { type: 'boolean', required: true } } } },
+};
+
+function configError(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    if (isTelemarkError(error) && error.code === 'TMK_ERR_CONFIG_INVALID') return error.message;
+    throw error;
+  }
+  throw new Error('expected TMK_ERR_CONFIG_INVALID');
+}
+
+describe('serve configuration', () => {
+  it('defaults to port 8787 on 127.0.0.1, DuckDB, Segment limits and the built-in Telepresence app', () => {
+    const config = resolveServeConfig({}, '/srv');
+    expect(config.port).toBe(8787);
+    expect(config.host).toBe('127.0.0.1');
+    expect(config.dataDir).toBe('/srv/telemark-data');
+    expect(config.store).toBe('duckdb');
+    expect(config.limits).toEqual({
+      maxEventBytes: 32 * 1024,
+      maxBatchBytes: 500 * 1024,
+      maxBatchEvents: 2500,
+    });
+    const tp = config.registry.get('telepresence2');
+    expect(tp?.allowKeyless).toBe(true);
+    expect(tp?.catalog.app).toBe('telepresence2');
+    expect(tp?.rateLimits).toEqual(DEFAULTS.rateLimits);
+  });
+
+  it('reports every problem at once', () => {
+    const message = configError(() =>
+      resolveServeConfig({
+        port: 70_000,
+        store: 'sqlite',
+        surprise: true,
+        limits: { maxBatchEvents: -1 },
+        apps: { mytool: { writeKeys: ['short'] } },
+      }),
+    );
+    expect(message).toContain('port');
+    expect(message).toContain('store');
+    expect(message).toContain('surprise');
+    expect(message).toContain('limits.maxBatchEvents');
+    expect(message).toContain('apps.mytool.writeKeys.0');
+  });
+
+  it('reports catalog, key and ClickHouse problems together once the shape is valid', () => {
+    const message = configError(() =>
+      resolveServeConfig({
+        store: 'clickhouse',
+        apps: {
+          mytool: {
+            catalog: { ...mytool, events: { 'bad name\n': { description: 'x' } } },
+            writeKeys: ['key-0123456789'],
+          },
+          other: { catalog: './missing.json', writeKeys: ['key-0123456789'] },
+          third: { catalog: { ...mytool, app: 'somebody-else' }, writeKeys: ['key-third-0000'] },
+          fourth: { catalog: { ...mytool, app: 'fourth' } },
+        },
+      }),
+    );
+    expect(message).toContain('apps.mytool.catalog');
+    expect(message).toContain('apps.other.catalog: cannot load');
+    expect(message).toContain('register it as apps.somebody-else');
+    expect(message).toContain('apps.fourth: no writeKeys and allowKeyless is false');
+    expect(message).toContain('clickhouse.url');
+  });
+
+  it('refuses a write key shared by two apps', () => {
+    const message = configError(() =>
+      resolveServeConfig({
+        apps: {
+          mytool: { catalog: mytool, writeKeys: ['shared-key-123'] },
+          telepresence2: { writeKeys: ['shared-key-123'] },
+        },
+      }),
+    );
+    expect(message).toMatch(/a write key is also used by app "(mytool|telepresence2)"; keys must be unique/);
+  });
+
+  it('loads catalogs from files relative to the config file, inline, or built in, and freezes the result', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'telemark-'));
+    writeFileSync(join(dir, 'mytool.json'), JSON.stringify(mytool));
+    writeFileSync(
+      join(dir, 'telemark.json'),
+      JSON.stringify({
+        port: 9000,
+        data: 'data',
+        apps: {
+          mytool: {
+            catalog: 'mytool.json',
+            writeKeys: ['wk_mytool_1'],
+            latestVersion: '1.2.3',
+            retentionDays: 30,
+          },
+          inline: { catalog: { ...mytool, app: 'inline' }, allowKeyless: true },
+          telepresence2: {
+            catalog: 'builtin:telepresence2',
+            notices: [{ id: 'n1', text: 'Upgrade!' }],
+            disableUntil: '2030-01-01T00:00:00Z',
+          },
+        },
+      }),
+    );
+    const config = loadServeConfig({
+      file: join(dir, 'telemark.json'),
+      flags: { port: '9100' },
+      cwd: '/elsewhere',
+    });
+    expect(config.port).toBe(9100);
+    expect(config.dataDir).toBe(join(dir, 'data'));
+    const app = config.registry.byWriteKey('wk_mytool_1');
+    expect(app?.name).toBe('mytool');
+    expect(app?.latestVersion).toBe('1.2.3');
+    expect(app?.retentionDays).toBe(30);
+    expect(config.registry.get('inline')?.allowKeyless).toBe(true);
+    expect(config.registry.get('telepresence2')?.disableUntil).toBe('2030-01-01T00:00:00.000Z');
+    expect(
+      config.registry
+        .list()
+        .map((a) => a.name)
+        .sort(),
+    ).toEqual(['inline', 'mytool', 'telepresence2']);
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.limits)).toBe(true);
+    expect(Object.isFrozen(config.registry.get('mytool'))).toBe(true);
+    // Names that exist on Object.prototype are not apps.
+    expect(config.registry.get('constructor')).toBeUndefined();
+    expect(config.registry.byWriteKey('__proto__')).toBeUndefined();
+  });
+
+  it('accepts the JSON form of a real catalog and can disable the built-in app', () => {
+    const config = resolveServeConfig({
+      apps: {
+        telepresence2: { enabled: false },
+        tp2: { catalog: { ...catalogToJSON(telepresence as never), app: 'tp2' }, writeKeys: ['wk_tp2_000'] },
+      },
+    });
+    expect(config.registry.get('telepresence2')).toBeUndefined();
+    expect(config.registry.get('tp2')?.catalog.eventNames).toContain('Used legacy syntax');
+  });
+
+  it('names the config file when it is not JSON, and a bad --port flag', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'telemark-'));
+    writeFileSync(join(dir, 'bad.json'), '{ nope');
+    expect(configError(() => loadServeConfig({ file: join(dir, 'bad.json') }))).toContain('bad.json');
+    expect(configError(() => loadServeConfig({ flags: { port: 'eighty' } }))).toContain('port');
+  });
+});

@@ -1,0 +1,310 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { LIMITS } from 'telemark';
+import { z } from 'zod';
+import { TelemarkError } from '../errors.js';
+import { type AppConfig, appConfigSchema, buildAppRegistry } from './registry.js';
+import type { AppRegistry, RateLimit } from './registry-types.js';
+
+/**
+ * Every default of `telemark serve`, with its unit. The config file (`--config FILE`, JSON) and the
+ * command-line flags override these; docs/collector.md documents each key.
+ */
+export const DEFAULTS = Object.freeze({
+  port: 8787,
+  host: '127.0.0.1',
+  data: './telemark-data',
+  store: 'duckdb' as const,
+  limits: Object.freeze({
+    /** Bytes of one message as JSON (Segment's limit). */
+    maxEventBytes: LIMITS.maxEventBytes,
+    /** Bytes of one request body after decompression (Segment's limit). */
+    maxBatchBytes: LIMITS.maxBatchBytes,
+    maxBatchEvents: LIMITS.maxBatchEvents,
+  }),
+  queue: Object.freeze({
+    /** Events waiting for the next commit; beyond this requests get 503 + Retry-After. */
+    maxEvents: 100_000,
+    /** Bytes (request bodies) waiting for the next commit: 64 MiB. */
+    maxBytes: 64 * 1024 * 1024,
+    /** Bytes of request bodies being read or processed (declared lengths), beyond which requests get 503: 128 MiB. */
+    maxInflightBytes: 128 * 1024 * 1024,
+  }),
+  commit: Object.freeze({
+    /** Most events in one store.write(); a larger backlog is committed in several groups. */
+    maxEvents: 20_000,
+  }),
+  timeouts: Object.freeze({
+    /** Time for a client to send all request headers, ms. */
+    headersMs: 10_000,
+    /** Time for a client to send the whole body once headers arrived, ms. */
+    bodyMs: 15_000,
+    /** Idle keep-alive connections are closed after this, ms. */
+    keepAliveMs: 65_000,
+    /** On SIGTERM, the longest wait for in-flight requests, the queue and the store to close, ms. */
+    shutdownMs: 10_000,
+  }),
+  /** Default per-app token buckets, events per second and burst size. */
+  rateLimits: Object.freeze({
+    perWriteKey: Object.freeze({ perSecond: 20_000, burst: 200_000 }),
+    perInstall: Object.freeze({ perSecond: 50, burst: 10_000 }),
+  }),
+  /** Token buckets kept in memory (least recently used are forgotten, i.e. refilled). */
+  rateLimitKeys: 100_000,
+  retention: Object.freeze({
+    /** How often retention runs, minutes; 0 turns the timer off. */
+    intervalMinutes: 60,
+  }),
+  log: Object.freeze({
+    level: 'info' as const,
+    /** Log every request (method, URL, status, time — never the client address). */
+    requests: false,
+  }),
+});
+
+const positiveInt = z.number().int().positive();
+const rateLimitSchema = z.strictObject({ perSecond: z.number().positive(), burst: positiveInt });
+
+const clickhouseSchema = z.strictObject({
+  url: z.url(),
+  database: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a plain identifier'),
+  user: z.string(),
+  password: z.string(),
+});
+
+export const serveConfigSchema = z.strictObject({
+  port: z.number().int().min(0).max(65_535).default(DEFAULTS.port),
+  host: z.string().min(1).default(DEFAULTS.host),
+  data: z.string().min(1).default(DEFAULTS.data),
+  store: z.enum(['duckdb', 'clickhouse']).default(DEFAULTS.store),
+  clickhouse: clickhouseSchema.partial().optional(),
+  limits: z
+    .strictObject({
+      maxEventBytes: positiveInt.max(LIMITS.maxEventBytes * 32),
+      maxBatchBytes: positiveInt.max(LIMITS.maxBatchBytes * 32),
+      maxBatchEvents: positiveInt.max(LIMITS.maxBatchEvents * 10),
+    })
+    .partial()
+    .optional(),
+  queue: z
+    .strictObject({ maxEvents: positiveInt, maxBytes: positiveInt, maxInflightBytes: positiveInt })
+    .partial()
+    .optional(),
+  commit: z.strictObject({ maxEvents: positiveInt }).partial().optional(),
+  timeouts: z
+    .strictObject({
+      headersMs: positiveInt,
+      bodyMs: positiveInt,
+      keepAliveMs: positiveInt,
+      shutdownMs: positiveInt,
+    })
+    .partial()
+    .optional(),
+  rateLimits: z
+    .strictObject({ perWriteKey: rateLimitSchema, perInstall: rateLimitSchema })
+    .partial()
+    .optional(),
+  rateLimitKeys: positiveInt.optional(),
+  retention: z
+    .strictObject({ intervalMinutes: z.number().min(0) })
+    .partial()
+    .optional(),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+      requests: z.boolean(),
+    })
+    .partial()
+    .optional(),
+  apps: z.record(z.string(), appConfigSchema).optional(),
+});
+
+export type ServeConfigInput = z.input<typeof serveConfigSchema>;
+
+export interface ClickHouseConfig {
+  readonly url: string;
+  readonly database: string;
+  readonly user: string;
+  readonly password: string;
+}
+
+/** The resolved, frozen configuration of one collector. */
+export interface ServeConfig {
+  readonly port: number;
+  readonly host: string;
+  /** Absolute path of the data directory. */
+  readonly dataDir: string;
+  readonly store: 'duckdb' | 'clickhouse';
+  readonly clickhouse?: ClickHouseConfig;
+  readonly limits: {
+    readonly maxEventBytes: number;
+    readonly maxBatchBytes: number;
+    readonly maxBatchEvents: number;
+  };
+  readonly queue: {
+    readonly maxEvents: number;
+    readonly maxBytes: number;
+    readonly maxInflightBytes: number;
+  };
+  readonly commit: { readonly maxEvents: number };
+  readonly timeouts: {
+    readonly headersMs: number;
+    readonly bodyMs: number;
+    readonly keepAliveMs: number;
+    readonly shutdownMs: number;
+  };
+  readonly rateLimits: { readonly perWriteKey: RateLimit; readonly perInstall: RateLimit };
+  readonly rateLimitKeys: number;
+  readonly retention: { readonly intervalMinutes: number };
+  readonly log: { readonly level: string; readonly requests: boolean };
+  readonly registry: AppRegistry;
+}
+
+/** Flags of `telemark serve`; each overrides the config file's key of the same meaning. */
+export interface ServeFlags {
+  readonly port?: number | string;
+  readonly host?: string;
+  readonly data?: string;
+  readonly store?: string;
+  readonly clickhouseUrl?: string;
+  readonly clickhouseDatabase?: string;
+  readonly clickhouseUser?: string;
+  readonly clickhousePassword?: string;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+const issuePath = (path: readonly PropertyKey[]): string =>
+  path.length === 0 ? '(top level)' : path.map(String).join('.');
+
+/**
+ * Validate a configuration object once: every problem (schema, catalogs, write keys) is collected and
+ * reported together in one `TMK_ERR_CONFIG_INVALID`; on success the result is deep-frozen.
+ * `baseDir` resolves relative paths (`data`, catalog files): the config file's folder, or the cwd.
+ */
+export function resolveServeConfig(input: unknown, baseDir: string = process.cwd()): ServeConfig {
+  const parsed = serveConfigSchema.safeParse(input ?? {});
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `  - ${issuePath(issue.path)}: ${issue.message}`);
+    throw new TelemarkError('TMK_ERR_CONFIG_INVALID', lines.join('\n'));
+  }
+  const c = parsed.data;
+  const problems: string[] = [];
+  const rateLimits = {
+    perWriteKey: c.rateLimits?.perWriteKey ?? DEFAULTS.rateLimits.perWriteKey,
+    perInstall: c.rateLimits?.perInstall ?? DEFAULTS.rateLimits.perInstall,
+  };
+  const { registry, problems: appProblems } = buildAppRegistry((c.apps ?? {}) as Record<string, AppConfig>, {
+    baseDir,
+    defaultRateLimits: rateLimits,
+  });
+  problems.push(...appProblems);
+  let clickhouse: ClickHouseConfig | undefined;
+  if (c.store === 'clickhouse') {
+    const ch = c.clickhouse ?? {};
+    if (!ch.url) problems.push('clickhouse.url: required when store is "clickhouse" (--clickhouse-url)');
+    clickhouse = {
+      url: ch.url ?? '',
+      database: ch.database ?? 'telemark',
+      user: ch.user ?? 'default',
+      password: ch.password ?? '',
+    };
+  }
+  const limits = { ...DEFAULTS.limits, ...c.limits };
+  if (limits.maxEventBytes > limits.maxBatchBytes)
+    problems.push('limits.maxEventBytes: must not exceed limits.maxBatchBytes');
+  const queue = { ...DEFAULTS.queue, ...c.queue };
+  if (queue.maxEvents < limits.maxBatchEvents)
+    problems.push(`queue.maxEvents: must be at least limits.maxBatchEvents (${limits.maxBatchEvents})`);
+  if (queue.maxBytes < limits.maxBatchBytes)
+    problems.push(`queue.maxBytes: must be at least limits.maxBatchBytes (${limits.maxBatchBytes})`);
+  if (queue.maxInflightBytes < limits.maxBatchBytes)
+    problems.push(`queue.maxInflightBytes: must be at least limits.maxBatchBytes (${limits.maxBatchBytes})`);
+  if (problems.length > 0)
+    throw new TelemarkError('TMK_ERR_CONFIG_INVALID', problems.map((p) => `  - ${p}`).join('\n'));
+  const config: ServeConfig = {
+    port: c.port,
+    host: c.host,
+    dataDir: resolve(baseDir, c.data),
+    store: c.store,
+    ...(clickhouse ? { clickhouse } : {}),
+    limits,
+    queue,
+    commit: { ...DEFAULTS.commit, ...c.commit },
+    timeouts: { ...DEFAULTS.timeouts, ...c.timeouts },
+    rateLimits,
+    rateLimitKeys: c.rateLimitKeys ?? DEFAULTS.rateLimitKeys,
+    retention: { ...DEFAULTS.retention, ...c.retention },
+    log: { ...DEFAULTS.log, ...c.log },
+    registry,
+  };
+  // The registry is immutable by construction; freezing it deeply would also freeze catalogs we share.
+  const { registry: _registry, ...plain } = config;
+  deepFreeze(plain);
+  return Object.freeze({ ...plain, registry });
+}
+
+/**
+ * Read the config file (if any), lay the flags over it, and resolve. A file that cannot be read or is
+ * not JSON is reported as `TMK_ERR_CONFIG_INVALID` too, naming the file.
+ */
+export function loadServeConfig(options: { file?: string; flags?: ServeFlags; cwd?: string }): ServeConfig {
+  const cwd = options.cwd ?? process.cwd();
+  let fileConfig: Record<string, unknown> = {};
+  let baseDir = cwd;
+  if (options.file) {
+    const path = resolve(cwd, options.file);
+    baseDir = dirname(path);
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (error) {
+      throw new TelemarkError(
+        'TMK_ERR_CONFIG_INVALID',
+        `  - --config: cannot read ${path} (${errorText(error)})`,
+      );
+    }
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
+        throw new Error('not a JSON object');
+      fileConfig = parsed as Record<string, unknown>;
+    } catch (error) {
+      throw new TelemarkError(
+        'TMK_ERR_CONFIG_INVALID',
+        `  - --config: ${path} is not a JSON object (${errorText(error)})`,
+      );
+    }
+  }
+  const flags = options.flags ?? {};
+  const merged: Record<string, unknown> = { ...fileConfig };
+  if (flags.port !== undefined) {
+    // A flag that is not a number stays a string, so the schema reports it as such.
+    const port = Number(flags.port);
+    merged.port = typeof flags.port === 'string' && /^\d+$/.test(flags.port) ? port : flags.port;
+  }
+  if (flags.host !== undefined) merged.host = flags.host;
+  // A --data flag is relative to where the command runs, not to the config file.
+  if (flags.data !== undefined) merged.data = resolve(cwd, flags.data);
+  if (flags.store !== undefined) merged.store = flags.store;
+  const fileClickhouse = fileConfig.clickhouse;
+  const ch: Record<string, unknown> =
+    fileClickhouse && typeof fileClickhouse === 'object'
+      ? { ...(fileClickhouse as Record<string, unknown>) }
+      : {};
+  if (flags.clickhouseUrl !== undefined) ch.url = flags.clickhouseUrl;
+  if (flags.clickhouseDatabase !== undefined) ch.database = flags.clickhouseDatabase;
+  if (flags.clickhouseUser !== undefined) ch.user = flags.clickhouseUser;
+  if (flags.clickhousePassword !== undefined) ch.password = flags.clickhousePassword;
+  if (Object.keys(ch).length > 0 || fileClickhouse !== undefined)
+    merged.clickhouse = Object.keys(ch).length > 0 ? ch : fileClickhouse;
+  return resolveServeConfig(merged, baseDir);
+}
+
+const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));

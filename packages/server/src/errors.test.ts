@@ -1,0 +1,42 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { ERRORS, type ErrorCode, isTelemarkError, TelemarkError } from './errors.js';
+
+const docs = readFileSync(fileURLToPath(new URL('../../../docs/errors.md', import.meta.url)), 'utf8');
+/** Rows of the codes table: `| \`TMK_ERR_X\` | 400 | meaning | fix |`, padded or not. */
+const rows = [...docs.matchAll(/^\|\s*`(TMK_ERR_[A-Z_]+)`\s*\|\s*(\d{3})\s*\|([^|]+)\|([^|]+)\|\s*$/gm)].map(
+  (m) => ({
+    code: m[1] as string,
+    status: Number(m[2]),
+    meaning: (m[3] as string).trim(),
+    fix: (m[4] as string).trim(),
+  }),
+);
+const codes = Object.keys(ERRORS) as ErrorCode[];
+
+describe('the error catalog', () => {
+  it('gives every code its own key as .code, an HTTP status and a message', () => {
+    for (const code of codes) {
+      const error = new TelemarkError(code, 'detail');
+      expect(error.code).toBe(code);
+      expect(isTelemarkError(error)).toBe(true);
+      expect(error.statusCode).toBe(ERRORS[code].status);
+      expect(error.statusCode).toBeGreaterThanOrEqual(400);
+      expect(error.statusCode).toBeLessThan(600);
+      expect(code).toMatch(/^TMK_ERR_[A-Z_]+$/);
+      expect(error.message.length).toBeGreaterThan(20);
+    }
+  });
+
+  it('has exactly one row per code in docs/errors.md, with the same status, a meaning and a fix', () => {
+    const documented = rows.map((r) => r.code);
+    expect(new Set(documented).size).toBe(documented.length);
+    expect([...documented].sort()).toEqual([...codes].sort());
+    for (const row of rows) {
+      expect(row.status, row.code).toBe(ERRORS[row.code as ErrorCode].status);
+      expect(row.meaning.length, row.code).toBeGreaterThan(10);
+      expect(row.fix.length, row.code).toBeGreaterThan(5);
+    }
+  });
+});

@@ -1,0 +1,316 @@
+import { createServer } from 'node:http';
+import Fastify, { type FastifyError, type FastifyInstance, LogController } from 'fastify';
+import { registerApiRoutes } from '../api/routes.js';
+import type { ServeConfig } from '../config/serve-config.js';
+import { type ErrorCode, isTelemarkError, TelemarkError } from '../errors.js';
+import { utcDay } from '../pipeline/counters.js';
+import { createEventBuilder } from '../pipeline/event-builder.js';
+import { createGroupCommitter, type GroupCommitter } from '../pipeline/group-commit.js';
+import { createRateLimiter } from '../pipeline/rate-limiter.js';
+import { type RetentionReport, runRetention as runStoreRetention } from '../store/retention.js';
+import type { Store } from '../store/types.js';
+import { registerDashboard } from './dashboard.js';
+import { isTransient, KEPT_REFUSALS, registerIngestRoutes, retryAfterOf } from './ingest-routes.js';
+import { type CollectorMetrics, createCollectorMetrics } from './metrics.js';
+
+export interface CollectorOptions {
+  readonly config: ServeConfig;
+  /** An initialised or lazily initialising store; the collector closes it on shutdown. */
+  readonly store: Store;
+  /** Token for the query API and dashboard (`resolveAdminToken`). */
+  readonly adminToken: string;
+  /** Where JSON logs go; default stdout. */
+  readonly logStream?: { write(line: string): unknown };
+  readonly now?: () => number;
+}
+
+export type CollectorState = 'running' | 'draining' | 'closed';
+
+export interface Collector {
+  readonly app: FastifyInstance;
+  readonly metrics: CollectorMetrics;
+  readonly committer: GroupCommitter;
+  readonly config: ServeConfig;
+  state(): CollectorState;
+  /** Listen on the configured host and port (0 picks a free one); resolves with the base URL. */
+  listen(): Promise<string>;
+  /**
+   * Graceful stop (SIGTERM): readiness turns 503 and new ingest requests get 503 TMK_ERR_SHUTTING_DOWN;
+   * requests already in flight finish and are answered; the queue is committed; then the listener
+   * and the store close. Bounded by `timeouts.shutdownMs`. Idempotent.
+   */
+  shutdown(): Promise<void>;
+  /** Run retention now for every app with `retentionDays` > 0 (between commits). */
+  runRetention(): Promise<RetentionReport>;
+}
+
+/** Refused requests kept in quarantine: at most this many per second (burst 10×), so garbage cannot fill the disk fast. */
+const QUARANTINE_REFUSALS_PER_SECOND = 100;
+
+const FASTIFY_STATUS_CODES: Readonly<Record<number, ErrorCode>> = {
+  404: 'TMK_ERR_NOT_FOUND',
+  408: 'TMK_ERR_BODY_TIMEOUT',
+  413: 'TMK_ERR_BODY_TOO_LARGE',
+  415: 'TMK_ERR_UNSUPPORTED_MEDIA_TYPE',
+};
+
+const DEFAULT_RETRY_AFTER_MS: Partial<Record<ErrorCode, number>> = {
+  TMK_ERR_QUEUE_FULL: 1000,
+  TMK_ERR_STORE_UNAVAILABLE: 2000,
+  TMK_ERR_SHUTTING_DOWN: 5000,
+};
+
+/**
+ * One collector process: ingest (Segment, Metriton, ours), health, metrics, the query API and the
+ * dashboard on one Fastify instance, in front of one group committer and one store.
+ */
+export async function createCollector(options: CollectorOptions): Promise<Collector> {
+  const { config, store } = options;
+  const now = options.now ?? Date.now;
+  const metrics = createCollectorMetrics();
+  const builder = createEventBuilder();
+  const limiter = createRateLimiter({ maxKeys: config.rateLimitKeys });
+  const quarantineLimiter = createRateLimiter({ maxKeys: 1 });
+  const committer = createGroupCommitter({
+    store,
+    maxQueueEvents: config.queue.maxEvents,
+    maxQueueBytes: config.queue.maxBytes,
+    maxGroupEvents: config.commit.maxEvents,
+    now,
+    observer: {
+      onCommit(events, seconds, ok) {
+        metrics.commitDuration.observe({ result: ok ? 'ok' : 'error' }, seconds);
+        if (ok) metrics.commitEvents.observe(events);
+        metrics.storeHealthy.set(ok ? 1 : 0);
+      },
+      onQueue(events, bytes) {
+        metrics.queueEvents.set(events);
+        metrics.queueBytes.set(bytes);
+      },
+    },
+  });
+  metrics.storeHealthy.set(1);
+
+  let state: CollectorState = 'running';
+  let inflight = 0;
+  let inflightBytes = 0;
+  let inflightWaiters: (() => void)[] = [];
+
+  const app = Fastify({
+    logger: {
+      level: config.log.level,
+      // The client address is never logged (nor stored): requests are logged by method and URL only.
+      serializers: {
+        req: (req: { method?: string; url?: string }) => ({ method: req.method, url: req.url }),
+        res: (res: { statusCode?: number }) => ({ statusCode: res.statusCode }),
+      },
+      ...(options.logStream ? { stream: options.logStream } : {}),
+    },
+    logController: new LogController({ disableRequestLogging: !config.log.requests }),
+    requestIdHeader: false,
+    trustProxy: false,
+    return503OnClosing: true,
+    serverFactory: (handler) => {
+      const server = createServer(
+        {
+          headersTimeout: config.timeouts.headersMs,
+          requestTimeout: config.timeouts.headersMs + config.timeouts.bodyMs,
+          keepAliveTimeout: config.timeouts.keepAliveMs,
+          // How often Node checks the two timeouts above; its default (30 s) would let slow senders linger.
+          connectionsCheckingInterval: Math.min(1000, config.timeouts.headersMs),
+        },
+        handler,
+      );
+      return server;
+    },
+  });
+
+  app.setErrorHandler((error: FastifyError | TelemarkError, request, reply) => {
+    let known: TelemarkError;
+    if (isTelemarkError(error)) known = error;
+    else if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
+      const code = FASTIFY_STATUS_CODES[error.statusCode] ?? 'TMK_ERR_BAD_PARAMETER';
+      const contentType = request.headers['content-type'];
+      const detail =
+        code === 'TMK_ERR_UNSUPPORTED_MEDIA_TYPE' && contentType
+          ? JSON.stringify(contentType.slice(0, 60))
+          : error.message;
+      known = new TelemarkError(code, detail);
+    } else {
+      request.log.error({ err: error }, 'unexpected error');
+      known = new TelemarkError('TMK_ERR_INTERNAL', error instanceof Error ? error.name : 'unknown');
+    }
+    const route = (request.routeOptions.config as { route?: string } | undefined)?.route;
+    if (route) {
+      metrics.requestsRejected.inc({ route, code: known.code });
+      // Kept refusals were counted when they were kept; "later" answers are not the client's fault.
+      if (!isTransient(known.code) && !KEPT_REFUSALS.has(known.code))
+        committer.count([{ day: utcDay(now()), app: '', kind: 'rejected', reason: known.code, count: 1 }]);
+      if (known.statusCode >= 500 && !isTransient(known.code)) request.log.error({ err: error }, known.code);
+      else request.log.debug({ code: known.code }, 'ingest request refused');
+    }
+    const retryMs = retryAfterOf.get(known) ?? DEFAULT_RETRY_AFTER_MS[known.code];
+    if (retryMs !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(retryMs / 1000))));
+    // A body we stopped reading (too large, too slow) leaves the connection unusable.
+    if (
+      known.code === 'TMK_ERR_BODY_TOO_LARGE' ||
+      known.code === 'TMK_ERR_BODY_TIMEOUT' ||
+      known.code === 'TMK_ERR_SHUTTING_DOWN' ||
+      !request.raw.readableEnded
+    )
+      reply.header('connection', 'close');
+    const body: Record<string, unknown> = { code: known.code, message: known.message };
+    if (route && route !== 'scout') body.success = false;
+    if (retryMs !== undefined && route && route !== 'scout') body.control = { retryAfterMs: retryMs };
+    reply.code(known.statusCode).type('application/json; charset=utf-8').send(JSON.stringify(body));
+  });
+
+  await app.register(async (ingest) =>
+    registerIngestRoutes(ingest, {
+      config,
+      builder,
+      committer,
+      limiter,
+      metrics,
+      now,
+      enter(reserveBytes) {
+        if (state !== 'running') throw new TelemarkError('TMK_ERR_SHUTTING_DOWN');
+        // Bodies being read or processed are bounded too, not only the commit queue.
+        if (inflightBytes + reserveBytes > config.queue.maxInflightBytes)
+          throw new TelemarkError('TMK_ERR_QUEUE_FULL', `${inflight} requests in flight`);
+        inflight++;
+        inflightBytes += reserveBytes;
+        metrics.inflight.set(inflight);
+      },
+      leave(reserveBytes) {
+        inflight--;
+        inflightBytes -= reserveBytes;
+        metrics.inflight.set(inflight);
+        if (inflight === 0) for (const wake of inflightWaiters.splice(0)) wake();
+      },
+      quarantineBudget: () =>
+        quarantineLimiter.take(
+          [
+            {
+              key: 'refused',
+              limit: {
+                perSecond: QUARANTINE_REFUSALS_PER_SECOND,
+                burst: QUARANTINE_REFUSALS_PER_SECOND * 10,
+              },
+              cost: 1,
+            },
+          ],
+          now(),
+        ) === 0,
+    }),
+  );
+
+  app.get('/healthz', async (_request, reply) => reply.send({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    let status = 'ready';
+    if (state !== 'running') status = 'shutting_down';
+    else if (!committer.healthy()) {
+      const health = await store.health().catch(() => ({ ok: false }));
+      if (!health.ok) status = 'store_unavailable';
+    } else {
+      const q = committer.queued();
+      if (q.events >= config.queue.maxEvents * 0.9 || q.bytes >= config.queue.maxBytes * 0.9)
+        status = 'queue_full';
+    }
+    if (status !== 'ready') reply.code(503).header('retry-after', '5');
+    return reply.send({ status });
+  });
+  app.get('/metrics', async (_request, reply) =>
+    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+  );
+
+  await registerApiRoutes(app, { store, registry: config.registry, adminToken: options.adminToken });
+  await registerDashboard(app);
+  try {
+    app.setNotFoundHandler((request) => {
+      throw new TelemarkError(
+        'TMK_ERR_NOT_FOUND',
+        `${request.method} ${request.url.split('?', 1)[0]?.slice(0, 100)}`,
+      );
+    });
+  } catch {
+    // The dashboard already serves unknown paths (its single-page fallback); keep its handler.
+  }
+
+  // Retention deletes rows: it runs between group commits, never next to one.
+  const runRetention = (): Promise<RetentionReport> =>
+    committer.exclusive(() => runStoreRetention(store, config.registry, now()));
+  const retentionTick = () => {
+    runRetention().then(
+      (report) => {
+        if (Object.keys(report.removed).length > 0)
+          app.log.info({ removed: report.removed }, 'retention applied');
+        if (Object.keys(report.failed).length > 0)
+          app.log.warn(
+            { failed: report.failed },
+            'retention failed for some apps; it runs again at the next interval',
+          );
+      },
+      (error: unknown) =>
+        app.log.warn({ err: error }, 'retention failed; it runs again at the next interval'),
+    );
+  };
+  const retentionTimers: NodeJS.Timeout[] = [];
+  if (config.retention.intervalMinutes > 0 && config.registry.list().some((a) => a.retentionDays > 0)) {
+    const intervalMs = config.retention.intervalMinutes * 60_000;
+    retentionTimers.push(setTimeout(retentionTick, Math.min(5_000, intervalMs)).unref());
+    retentionTimers.push(setInterval(retentionTick, intervalMs).unref());
+  }
+
+  let shutdownPromise: Promise<void> | undefined;
+  const shutdown = (): Promise<void> => {
+    shutdownPromise ??= (async () => {
+      state = 'draining';
+      for (const t of retentionTimers) clearTimeout(t);
+      const deadline = now() + config.timeouts.shutdownMs;
+      const remaining = () => Math.max(0, deadline - now());
+      const within = <T>(promise: Promise<T>): Promise<T | 'timeout'> =>
+        Promise.race([
+          promise,
+          new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), remaining()).unref()),
+        ]);
+      if (inflight > 0) {
+        const drained = await within(new Promise<void>((wake) => inflightWaiters.push(wake)));
+        if (drained === 'timeout') app.log.warn({ inflight }, 'shutdown deadline: requests still in flight');
+      }
+      if ((await within(committer.drain())) === 'timeout')
+        app.log.warn('shutdown deadline: queue not drained');
+      committer.close();
+      await within(app.close());
+      await store.close();
+      state = 'closed';
+      inflightWaiters = [];
+    })();
+    return shutdownPromise;
+  };
+
+  return {
+    app,
+    metrics,
+    committer,
+    config,
+    state: () => state,
+    async listen() {
+      try {
+        await app.listen({ port: config.port, host: config.host });
+      } catch (error) {
+        throw new TelemarkError(
+          'TMK_ERR_LISTEN',
+          `${config.host}:${config.port} (${error instanceof Error ? error.message : String(error)})`,
+          { cause: error },
+        );
+      }
+      const address = app.server.address();
+      const port = typeof address === 'object' && address ? address.port : config.port;
+      const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+      return `http://${host}:${port}`;
+    },
+    shutdown,
+    runRetention,
+  };
+}

@@ -1,0 +1,302 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { MessageResult } from 'telemark';
+import type { AppEntry } from '../config/registry-types.js';
+import type { ServeConfig } from '../config/serve-config.js';
+import { type ErrorCode, isTelemarkError, TelemarkError } from '../errors.js';
+import { decodeBody, parseJsonBody, readBody } from '../ingest/body.js';
+import { batchElementSizes } from '../ingest/json-extent.js';
+import { prepareMetriton } from '../ingest/metriton.js';
+import { controlFor, cutRaw, type PreparedRequest } from '../ingest/prepared.js';
+import { prepareSegment, type SegmentRoute, writeKeyFromHeader } from '../ingest/segment.js';
+import { utcDay } from '../pipeline/counters.js';
+import type { EventBuilder } from '../pipeline/event-builder.js';
+import type { GroupCommitter } from '../pipeline/group-commit.js';
+import type { RateLimiter } from '../pipeline/rate-limiter.js';
+import type { IngestProtocol, QuarantineEntry, StoredEvent } from '../store/types.js';
+import type { CollectorMetrics } from './metrics.js';
+
+/** Whole-request refusals whose body was read and is kept for inspection (parse and auth); counted when kept. */
+export const KEPT_REFUSALS: ReadonlySet<ErrorCode> = new Set([
+  'TMK_ERR_BODY_UNPARSEABLE',
+  'TMK_ERR_BAD_GZIP',
+  'TMK_ERR_BAD_BATCH',
+  'TMK_ERR_BAD_WRITE_KEY',
+]);
+/** Refusals that mean "try again later", not bad input: counted in metrics, not in the daily rejects. */
+const TRANSIENT: ReadonlySet<ErrorCode> = new Set([
+  'TMK_ERR_RATE_LIMITED',
+  'TMK_ERR_QUEUE_FULL',
+  'TMK_ERR_STORE_UNAVAILABLE',
+  'TMK_ERR_SHUTTING_DOWN',
+]);
+const JSON_TYPES = new Set(['application/json', 'text/plain']);
+
+/** Retry-After for an error instance (set where it is thrown). */
+export const retryAfterOf = new WeakMap<object, number>();
+
+export function withRetryAfter(error: TelemarkError, ms: number): TelemarkError {
+  retryAfterOf.set(error, ms);
+  return error;
+}
+
+export interface IngestDeps {
+  readonly config: ServeConfig;
+  readonly builder: EventBuilder;
+  readonly committer: GroupCommitter;
+  readonly limiter: RateLimiter;
+  readonly metrics: CollectorMetrics;
+  readonly now: () => number;
+  /**
+   * Admit a request, reserving the bytes its body may take: throws TMK_ERR_SHUTTING_DOWN once draining,
+   * TMK_ERR_QUEUE_FULL past `queue.maxInflightBytes`; it is in flight until `leave` with the same bytes.
+   */
+  readonly enter: (reserveBytes: number) => void;
+  readonly leave: (reserveBytes: number) => void;
+  /** Global bucket bounding how many refused requests per second are kept in quarantine. */
+  readonly quarantineBudget: () => boolean;
+}
+
+type Route = SegmentRoute | 'scout';
+
+/**
+ * The ingest endpoints: Segment's `/v1/batch` and `/v1/track`, Metriton's `/scout` and `/beta/scout`.
+ * Registered in their own encapsulated context, where the only body "parser" hands the raw stream to
+ * the handler: bodies are read, size-checked, decompressed and parsed here, under our limits.
+ */
+export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDeps): Promise<void> {
+  const { config, metrics, committer } = deps;
+  const maxBytes = config.limits.maxBatchBytes;
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
+  app.addHook('onResponse', async (request, reply) => {
+    const route = (request.routeOptions.config as { route?: Route }).route ?? 'unknown';
+    metrics.requestDuration.observe({ route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+
+  const readJson = async (
+    request: FastifyRequest,
+    protocol: IngestProtocol,
+  ): Promise<{ body: unknown; bytes: number; decoded: Buffer }> => {
+    const wire = await readBody(request.raw, { maxBytes, timeoutMs: config.timeouts.bodyMs });
+    let decoded: Buffer;
+    try {
+      decoded = await decodeBody(wire, request.headers['content-encoding'], maxBytes);
+    } catch (error) {
+      if (isTelemarkError(error) && error.code === 'TMK_ERR_BAD_GZIP')
+        await keepRefused(protocol, error, `base64:${wire.subarray(0, 24 * 1024).toString('base64')}`);
+      throw error;
+    }
+    try {
+      return { body: parseJsonBody(decoded), bytes: decoded.length, decoded };
+    } catch (error) {
+      await keepRefused(protocol, error as TelemarkError, cutRaw(decoded.toString('utf8')));
+      throw error;
+    }
+  };
+
+  /** Keep a refused request's body in quarantine (bounded per second), and count it. */
+  const keepRefused = async (protocol: IngestProtocol, error: TelemarkError, raw: string): Promise<void> => {
+    const app = '';
+    const receivedAt = deps.now();
+    const counter = { day: utcDay(receivedAt), app, kind: 'rejected', reason: error.code, count: 1 };
+    if (!deps.quarantineBudget()) {
+      metrics.quarantineDropped.inc();
+      committer.count([counter]);
+      return;
+    }
+    const entry: QuarantineEntry = {
+      app,
+      receivedAt,
+      protocol,
+      reason: error.code,
+      detail: error.detail.slice(0, 500),
+      messageId: '',
+      event: '',
+      raw,
+    };
+    try {
+      await committer.submit({ events: [], quarantine: [entry], counters: [counter], bytes: raw.length });
+    } catch {
+      // The refusal is answered either way; only keeping a copy failed (queue full or store down).
+      metrics.quarantineDropped.inc();
+    }
+  };
+
+  /** Rate limits, then the group commit; fills the results of the committed messages. */
+  const commit = async (prepared: PreparedRequest, bytes: number): Promise<void> => {
+    const receivedAt = deps.now();
+    const waitMs = deps.limiter.take(prepared.charges, receivedAt);
+    if (waitMs > 0) {
+      committer.count([
+        {
+          day: utcDay(receivedAt),
+          app: prepared.app?.name ?? '',
+          kind: 'rate_limited',
+          reason: '',
+          count: prepared.results.length,
+        },
+      ]);
+      throw withRetryAfter(
+        new TelemarkError('TMK_ERR_RATE_LIMITED', prepared.app ? `app "${prepared.app.name}"` : 'this key'),
+        waitMs,
+      );
+    }
+    const statuses = await committer.submit({
+      events: prepared.events,
+      quarantine: prepared.quarantine,
+      counters: prepared.counters.toArray(),
+      bytes,
+    });
+    // Metrics are counted per request, not per event: one label lookup per app and status.
+    const perApp = new Map<string, { accepted: number; duplicate: number }>();
+    for (let i = 0; i < prepared.events.length; i++) {
+      const event = prepared.events[i] as StoredEvent;
+      const duplicate = statuses[i] === 'duplicate';
+      prepared.results[prepared.slots[i] as number] = {
+        messageId: event.messageId,
+        status: duplicate ? 'duplicate' : 'accepted',
+      };
+      let counts = perApp.get(event.app);
+      if (!counts) {
+        counts = { accepted: 0, duplicate: 0 };
+        perApp.set(event.app, counts);
+      }
+      if (duplicate) counts.duplicate++;
+      else counts.accepted++;
+    }
+    for (const [app, counts] of perApp) {
+      if (counts.accepted > 0) metrics.events.inc({ app, status: 'accepted', reason: '' }, counts.accepted);
+      if (counts.duplicate > 0)
+        metrics.events.inc({ app, status: 'duplicate', reason: '' }, counts.duplicate);
+    }
+    for (const q of prepared.quarantine)
+      metrics.events.inc({ app: q.app, status: 'rejected', reason: q.reason });
+    for (const c of prepared.counters.toArray()) {
+      if (c.kind === 'clamped') metrics.clamped.inc({ app: c.app }, c.count);
+      else if (c.kind === 'skewed') metrics.skewed.inc({ app: c.app }, c.count);
+    }
+  };
+
+  /** The soft back-off hint: when the queue is past half full, suggest a pause proportional to it. */
+  const retryHint = (): number | undefined => {
+    const q = committer.queued();
+    const load = Math.max(q.events / config.queue.maxEvents, q.bytes / config.queue.maxBytes);
+    return load > 0.5 ? Math.ceil(load * 2000) : undefined;
+  };
+
+  /** What a request's body may take: its declared length, else the limit (a body never exceeds it). */
+  const reservation = (request: FastifyRequest): number => {
+    const declared = Number(request.headers['content-length']);
+    return Number.isFinite(declared) && declared >= 0 ? Math.min(declared, maxBytes) : maxBytes;
+  };
+
+  const segmentHandler = (route: SegmentRoute) => async (request: FastifyRequest, reply: FastifyReply) => {
+    const reserved = reservation(request);
+    deps.enter(reserved);
+    try {
+      const contentType = request.headers['content-type'];
+      if (contentType !== undefined) {
+        const media = contentType.split(';', 1)[0]?.trim().toLowerCase() ?? '';
+        if (!JSON_TYPES.has(media))
+          throw new TelemarkError('TMK_ERR_UNSUPPORTED_MEDIA_TYPE', JSON.stringify(contentType.slice(0, 60)));
+      }
+      const headerKey = writeKeyFromHeader(request.headers.authorization);
+      const { body, bytes, decoded } = await readJson(request, 'segment');
+      const messageBytes =
+        route === 'batch' && bytes > config.limits.maxEventBytes ? batchElementSizes(decoded) : undefined;
+      let prepared: PreparedRequest;
+      try {
+        prepared = prepareSegment(
+          { route, body, bodyBytes: bytes, headerKey, receivedAt: deps.now(), messageBytes },
+          { registry: config.registry, builder: deps.builder, limits: config.limits },
+        );
+      } catch (error) {
+        if (isTelemarkError(error) && KEPT_REFUSALS.has(error.code)) {
+          let raw: string;
+          try {
+            raw = cutRaw(JSON.stringify(body));
+          } catch {
+            raw = '';
+          }
+          await keepRefused('segment', error, raw);
+        }
+        throw error;
+      }
+      await commit(prepared, bytes);
+      const results = prepared.results as MessageResult[];
+      const control = controlFor(prepared.app, deps.now(), retryHint());
+      if (route === 'track' && results[0]?.status === 'rejected') {
+        const r = results[0];
+        return reply
+          .code(400)
+          .type('application/json; charset=utf-8')
+          .send(
+            JSON.stringify({
+              success: false,
+              code: r.reason,
+              message: r.detail,
+              results,
+              ...(control ? { control } : {}),
+            }),
+          );
+      }
+      return reply
+        .code(200)
+        .type('application/json; charset=utf-8')
+        .send(JSON.stringify({ success: true, results, ...(control ? { control } : {}) }));
+    } finally {
+      deps.leave(reserved);
+    }
+  };
+
+  const metritonBody = (app: AppEntry, now: number) => ({
+    application: app.name,
+    latest_version: app.latestVersion ?? '',
+    notices: app.notices,
+    disable_scout: app.disableUntil !== undefined && Date.parse(app.disableUntil) > now,
+  });
+
+  const metritonHandler = async (request: FastifyRequest, reply: FastifyReply) => {
+    const reserved = reservation(request);
+    deps.enter(reserved);
+    try {
+      const { body, bytes } = await readJson(request, 'metriton');
+      const receivedAt = deps.now();
+      const result = prepareMetriton(body, receivedAt, { registry: config.registry, builder: deps.builder });
+      if (result.kind === 'unknown_app') {
+        await keepRefused(
+          'metriton',
+          new TelemarkError('TMK_ERR_UNKNOWN_APP', result.quarantine.detail),
+          result.quarantine.raw,
+        );
+        // Metriton's answer to an application it does not know: an empty body.
+        return reply.code(200).type('application/json').send('');
+      }
+      const { prepared, app } = result;
+      await commit(prepared, bytes);
+      const r = prepared.results[0];
+      const now = deps.now();
+      if (!r || r.status === 'rejected') {
+        const payload = app
+          ? { ...metritonBody(app, now), code: r?.reason, message: r?.detail }
+          : { code: r?.reason, message: r?.detail };
+        return reply.code(400).type('application/json; charset=utf-8').send(JSON.stringify(payload));
+      }
+      return reply
+        .code(200)
+        .type('application/json; charset=utf-8')
+        .send(JSON.stringify(metritonBody(app as AppEntry, now)));
+    } finally {
+      deps.leave(reserved);
+    }
+  };
+
+  app.post('/v1/batch', { config: { route: 'batch' } }, segmentHandler('batch'));
+  app.post('/v1/track', { config: { route: 'track' } }, segmentHandler('track'));
+  app.post('/scout', { config: { route: 'scout' } }, metritonHandler);
+  app.post('/beta/scout', { config: { route: 'scout' } }, metritonHandler);
+}
+
+/** Whether a whole-request refusal is a "later" (not the client's fault) for counting purposes. */
+export const isTransient = (code: ErrorCode): boolean => TRANSIENT.has(code);

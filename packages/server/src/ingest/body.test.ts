@@ -1,0 +1,70 @@
+import type { IncomingMessage } from 'node:http';
+import { PassThrough } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { decodeBody, parseJsonBody, readBody } from './body.js';
+
+function fakeRequest(headers: Record<string, string> = {}) {
+  const stream = new PassThrough() as unknown as IncomingMessage & PassThrough;
+  (stream as { headers: Record<string, string> }).headers = headers;
+  return stream;
+}
+
+describe('request bodies', () => {
+  it('reads a body in chunks', async () => {
+    const request = fakeRequest();
+    const body = readBody(request, { maxBytes: 100, timeoutMs: 1000 });
+    request.write('{"a":');
+    request.end('1}');
+    expect((await body).toString()).toBe('{"a":1}');
+  });
+
+  it('refuses a declared or streamed body over the limit without reading the rest', async () => {
+    await expect(
+      readBody(fakeRequest({ 'content-length': '101' }), { maxBytes: 100, timeoutMs: 1000 }),
+    ).rejects.toMatchObject({
+      code: 'TMK_ERR_BODY_TOO_LARGE',
+    });
+    const request = fakeRequest();
+    const body = readBody(request, { maxBytes: 100, timeoutMs: 1000 });
+    request.write(Buffer.alloc(60));
+    request.write(Buffer.alloc(60));
+    await expect(body).rejects.toMatchObject({ code: 'TMK_ERR_BODY_TOO_LARGE' });
+  });
+
+  it('times out a body that stops arriving', async () => {
+    const request = fakeRequest();
+    const body = readBody(request, { maxBytes: 100, timeoutMs: 50 });
+    request.write('{"a":');
+    await expect(body).rejects.toMatchObject({ code: 'TMK_ERR_BODY_TIMEOUT' });
+  });
+
+  it('decompresses gzip, caps its output (gzip bombs) and refuses other encodings and bad gzip', async () => {
+    const json = Buffer.from(JSON.stringify({ batch: [] }));
+    expect((await decodeBody(gzipSync(json), 'gzip', 1000)).equals(json)).toBe(true);
+    expect((await decodeBody(json, undefined, 1000)).equals(json)).toBe(true);
+    expect((await decodeBody(json, 'identity', 1000)).equals(json)).toBe(true);
+    const bomb = gzipSync(Buffer.alloc(50 * 1024 * 1024));
+    expect(bomb.length).toBeLessThan(100_000);
+    await expect(decodeBody(bomb, 'gzip', 500 * 1024)).rejects.toMatchObject({
+      code: 'TMK_ERR_BODY_TOO_LARGE',
+    });
+    await expect(decodeBody(json, 'gzip', 1000)).rejects.toMatchObject({ code: 'TMK_ERR_BAD_GZIP' });
+    await expect(decodeBody(gzipSync(json).subarray(0, 12), 'gzip', 1000)).rejects.toMatchObject({
+      code: 'TMK_ERR_BAD_GZIP',
+    });
+    await expect(decodeBody(json, 'br', 1000)).rejects.toMatchObject({
+      code: 'TMK_ERR_UNSUPPORTED_ENCODING',
+    });
+  });
+
+  it('parses JSON with a byte-order mark and refuses anything else as unparseable', () => {
+    expect(parseJsonBody(Buffer.from('\ufeff{"x":1}'))).toEqual({ x: 1 });
+    for (const bad of ['', '{', '{"a":1}}', "{'a':1}", '\u0000'])
+      expect(() => parseJsonBody(Buffer.from(bad))).toThrow(
+        expect.objectContaining({ code: 'TMK_ERR_BODY_UNPARSEABLE' }),
+      );
+    // Deep nesting parses (V8's parser is not recursive) and is dealt with by the message checks.
+    expect(() => parseJsonBody(Buffer.from(`${'['.repeat(100_000)}${']'.repeat(100_000)}`))).not.toThrow();
+  });
+});

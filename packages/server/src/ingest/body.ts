@@ -1,0 +1,95 @@
+import type { IncomingMessage } from 'node:http';
+import { gunzip } from 'node:zlib';
+import { TelemarkError } from '../errors.js';
+
+export interface BodyLimits {
+  /** Bytes on the wire and, for gzip, after decompression. */
+  readonly maxBytes: number;
+  /** From when reading starts to the last byte, ms. */
+  readonly timeoutMs: number;
+}
+
+/**
+ * Read a request body under our own limits (size on the wire, time), so no framework parser sits on
+ * the ingest path. Rejects with TMK_ERR_BODY_TOO_LARGE (as soon as the limit is crossed, without
+ * reading the rest) or TMK_ERR_BODY_TIMEOUT (slow or stalled senders).
+ */
+export function readBody(request: IncomingMessage, limits: BodyLimits): Promise<Buffer> {
+  const declared = request.headers['content-length'];
+  if (declared !== undefined && Number(declared) > limits.maxBytes)
+    return Promise.reject(new TelemarkError('TMK_ERR_BODY_TOO_LARGE', `${limits.maxBytes} bytes`));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const finish = (error: unknown, body?: Buffer) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      request.off('data', onData);
+      request.off('end', onEnd);
+      request.off('error', onError);
+      request.off('aborted', onAborted);
+      if (error) {
+        // Stop pulling the rest of a body we will not read; the reply closes the connection.
+        request.pause();
+        reject(error);
+      } else resolve(body as Buffer);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limits.maxBytes)
+        finish(new TelemarkError('TMK_ERR_BODY_TOO_LARGE', `${limits.maxBytes} bytes`));
+      else chunks.push(chunk);
+    };
+    const onEnd = () =>
+      finish(undefined, chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+    const onError = (error: Error) =>
+      finish(new TelemarkError('TMK_ERR_BODY_TIMEOUT', error.message, { cause: error }));
+    const onAborted = () => finish(new TelemarkError('TMK_ERR_BODY_TIMEOUT', 'the client went away'));
+    const timer = setTimeout(
+      () => finish(new TelemarkError('TMK_ERR_BODY_TIMEOUT', `${limits.timeoutMs} ms`)),
+      limits.timeoutMs,
+    );
+    request.on('data', onData);
+    request.on('end', onEnd);
+    request.on('error', onError);
+    request.on('aborted', onAborted);
+    if (request.readableEnded) onEnd();
+  });
+}
+
+/**
+ * Undo `Content-Encoding`: identity or gzip. Decompression is capped at `maxBytes` of output, so a
+ * gzip bomb costs at most that much memory (zlib stops and fails past it); it runs on the thread pool.
+ */
+export function decodeBody(body: Buffer, encoding: string | undefined, maxBytes: number): Promise<Buffer> {
+  const enc = encoding?.trim().toLowerCase();
+  if (!enc || enc === 'identity') return Promise.resolve(body);
+  if (enc !== 'gzip' && enc !== 'x-gzip')
+    return Promise.reject(
+      new TelemarkError('TMK_ERR_UNSUPPORTED_ENCODING', JSON.stringify((encoding ?? '').slice(0, 40))),
+    );
+  return new Promise((resolve, reject) => {
+    gunzip(body, { maxOutputLength: maxBytes }, (error, result) => {
+      if (!error) resolve(result);
+      else if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+        reject(new TelemarkError('TMK_ERR_BODY_TOO_LARGE', `${maxBytes} bytes uncompressed`));
+      else reject(new TelemarkError('TMK_ERR_BAD_GZIP', error.message, { cause: error }));
+    });
+  });
+}
+
+/** Parse a JSON body; a leading byte-order mark is allowed. Throws TMK_ERR_BODY_UNPARSEABLE. */
+export function parseJsonBody(body: Buffer): unknown {
+  let textBody = body.toString('utf8');
+  if (textBody.charCodeAt(0) === 0xfeff) textBody = textBody.slice(1);
+  try {
+    return JSON.parse(textBody);
+  } catch (error) {
+    throw new TelemarkError(
+      'TMK_ERR_BODY_UNPARSEABLE',
+      error instanceof Error ? error.message.slice(0, 200) : 'invalid JSON',
+    );
+  }
+}

@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { parseIsoTime } from './iso-time.js';
+
+describe('ISO time parsing', () => {
+  it('agrees with Date.parse on toISOString() output across centuries, leap days and edges', () => {
+    const samples = [
+      0,
+      951_782_400_000,
+      1_709_164_800_000,
+      4_107_542_399_999,
+      -1,
+      Date.UTC(2000, 1, 29),
+      Date.UTC(2100, 2, 1),
+    ];
+    for (let k = 0; k < 5000; k++) samples.push(Math.floor(Math.sin(k) * 1e13 + 1.7e12));
+    for (const ms of samples) {
+      const iso = new Date(ms).toISOString();
+      if (iso.length === 24) expect(parseIsoTime(iso), iso).toBe(ms);
+    }
+  });
+
+  it('refuses impossible dates and falls back to Date.parse for other forms', () => {
+    for (const bad of [
+      '2026-02-30T00:00:00.000Z',
+      '2100-02-29T00:00:00.000Z',
+      '2026-13-01T00:00:00.000Z',
+      '2026-01-01T24:00:00.000Z',
+      '20x6-01-01T00:00:00.000Z',
+      'yesterday',
+      '',
+    ])
+      expect(parseIsoTime(bad), bad).toBeNaN();
+    expect(parseIsoTime('2024-02-29T00:00:00.000Z')).toBe(Date.UTC(2024, 1, 29));
+    expect(parseIsoTime('2026-01-01T10:00:00+02:00')).toBe(Date.UTC(2026, 0, 1, 8));
+    expect(parseIsoTime('2026-01-01')).toBe(Date.UTC(2026, 0, 1));
+    expect(parseIsoTime(12)).toBeNaN();
+  });
+});

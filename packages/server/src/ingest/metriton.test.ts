@@ -1,0 +1,185 @@
+import { describe, expect, it } from 'vitest';
+import { resolveServeConfig } from '../config/serve-config.js';
+import { createEventBuilder } from '../pipeline/event-builder.js';
+import {
+  connectReport,
+  goIndent,
+  interceptFailReport,
+  legacyReport,
+  TP_INSTALL_ID,
+  TP_TRACE_ID,
+  tpReport,
+  updateRoutesReport,
+} from './_metriton-fixtures.js';
+import { metritonMessageId, prepareMetriton } from './metriton.js';
+
+const config = resolveServeConfig({});
+const deps = { registry: config.registry, builder: createEventBuilder() };
+const receivedAt = Date.UTC(2026, 2, 1, 12);
+const prepare = (report: unknown) => prepareMetriton(JSON.parse(goIndent(report)), receivedAt, deps);
+
+describe('Metriton reports', () => {
+  it('maps base metadata to context, catalog traits to traits, and drops every other key', () => {
+    const result = prepare(connectReport);
+    if (result.kind !== 'prepared') throw new Error('expected prepared');
+    expect(result.prepared.quarantine).toEqual([]);
+    const [event] = result.prepared.events;
+    expect(event).toMatchObject({
+      app: 'telepresence2',
+      event: 'connect',
+      installId: TP_INSTALL_ID,
+      sessionId: TP_TRACE_ID,
+      seq: 3,
+      appVersion: '2.20.2',
+      mode: 'connector',
+      platform: 'linux',
+      arch: 'x64',
+      osName: 'ubuntu',
+      osVersion: '22.04.4 LTS (Jammy Jellyfish)',
+      osBuild: 'unknown',
+      container: false,
+      wsl: 0,
+      installMethod: 'website',
+      newInstall: false,
+      protocol: 'metriton',
+      library: 'metriton',
+      envClass: 'ci',
+      ciVendor: 'github-actions',
+      timestamp: receivedAt,
+      receivedAt,
+      skewMs: 0,
+      traits: { time_to_connect: 2.873, mapped_namespaces: 0 },
+      extra: { github_actions_integration: true },
+    });
+    const stored = JSON.stringify(event);
+    for (const dropped of ['cluster_id', '9c3a7d0e', 'manager_version', 'install_id_error', 'alice'])
+      expect(stored).not.toContain(dropped);
+  });
+
+  it('derives a stable messageId, so the same report resent is the same message', () => {
+    const first = prepare(connectReport);
+    const again = prepare(connectReport);
+    const next = prepare({ ...connectReport, metadata: { ...connectReport.metadata, index: 4 } });
+    if (first.kind !== 'prepared' || again.kind !== 'prepared' || next.kind !== 'prepared')
+      throw new Error('x');
+    expect(first.prepared.events[0]?.messageId).toBe(
+      metritonMessageId(TP_INSTALL_ID, TP_TRACE_ID, 3, 'connect'),
+    );
+    expect(again.prepared.events[0]?.messageId).toBe(first.prepared.events[0]?.messageId);
+    expect(next.prepared.events[0]?.messageId).not.toBe(first.prepared.events[0]?.messageId);
+    expect(first.prepared.events[0]?.messageId.length).toBeLessThanOrEqual(100);
+  });
+
+  it('keeps the error trait (scrubbed, fingerprinted) and drops service and cluster names around it', () => {
+    const result = prepare(interceptFailReport);
+    if (result.kind !== 'prepared') throw new Error('expected prepared');
+    const [event] = result.prepared.events;
+    expect(event?.event).toBe('intercept_fail');
+    expect(Object.keys(event?.traits ?? {})).toEqual(['error']);
+    expect(event?.errorText).toBe(event?.traits.error);
+    expect(event?.errorFingerprint).toMatch(/^[0-9a-f]{16}$/);
+    // Metriton clients send errors raw: the collector's scrubber removes the workload name.
+    expect(event?.errorText).toContain('No interceptable deployment');
+    expect(event?.errorText).not.toContain('echo-easy');
+    expect(JSON.stringify(event?.traits)).not.toContain('9c3a7d0e');
+    expect(JSON.stringify(event)).not.toContain('manager_install_id');
+  });
+
+  it('strips flag values from legacy syntax reports', () => {
+    const result = prepare(legacyReport);
+    if (result.kind !== 'prepared') throw new Error('expected prepared');
+    expect(result.prepared.events[0]?.traits).toEqual({
+      swap_deployment: true,
+      run: true,
+      unsupported_flags: ['--also-proxy', '--expose-foo'],
+    });
+  });
+
+  it('rejects events outside the catalog into quarantine with only the keys that may be kept', () => {
+    const result = prepare(updateRoutesReport);
+    if (result.kind !== 'prepared') throw new Error('expected prepared');
+    expect(result.prepared.events).toEqual([]);
+    expect(result.prepared.results[0]).toMatchObject({ status: 'rejected', reason: 'unknown_event' });
+    const [entry] = result.prepared.quarantine;
+    expect(entry).toMatchObject({
+      app: 'telepresence2',
+      protocol: 'metriton',
+      reason: 'unknown_event',
+      event: 'update_routes',
+    });
+    const raw = JSON.parse(entry?.raw ?? '{}');
+    expect(raw.metadata.action).toBe('update_routes');
+    expect(raw.metadata.subnets).toBeUndefined();
+    expect(raw.metadata.goos).toBe('linux');
+  });
+
+  it('scrubs the kept traits of a rejected report before it goes to quarantine', () => {
+    const result = prepare(
+      tpReport({
+        action: 'login_failure',
+        index: 9,
+        mode: 'cli',
+        method: 'sso',
+        error: 'oauth2: cannot fetch token for pat.smith@initech.example from 10.1.2.3',
+      }),
+    );
+    if (result.kind !== 'prepared') throw new Error('expected prepared');
+    const [entry] = result.prepared.quarantine;
+    expect(entry?.reason).toBe('invalid_enum');
+    expect(entry?.raw).toContain('oauth2: cannot fetch token');
+    expect(entry?.raw).not.toContain('pat.smith');
+    expect(entry?.raw).not.toContain('10.1.2.3');
+  });
+
+  it('answers an unknown application as Metriton did, keeping the report without its extra keys', () => {
+    const result = prepare(
+      tpReport({ action: 'test', sha: 'abc', actor: 'alice' }, { application: 'telepresence-tests' }),
+    );
+    expect(result.kind).toBe('unknown_app');
+    if (result.kind !== 'unknown_app') return;
+    expect(result.quarantine.reason).toBe('TMK_ERR_UNKNOWN_APP');
+    expect(result.quarantine.raw).not.toContain('alice');
+  });
+
+  it('maps Windows and WSL, test modes and dev versions', () => {
+    const result = prepare(
+      tpReport(
+        {
+          action: 'vpn_diag_pass',
+          index: 1,
+          mode: 'go-test',
+          goos: 'windows',
+          goarch: 'arm64',
+          os_wsl: true,
+        },
+        { version: 'v0.0.0-devel' },
+      ),
+    );
+    if (result.kind !== 'prepared') throw new Error('expected prepared');
+    expect(result.prepared.events[0]).toMatchObject({
+      platform: 'win32',
+      arch: 'arm64',
+      wsl: 2,
+      envClass: 'test',
+      appVersion: '0.0.0-devel',
+    });
+  });
+
+  it('rejects malformed reports with a reason, never throwing', () => {
+    for (const body of [
+      null,
+      [],
+      'x',
+      {},
+      { application: 'telepresence2' },
+      tpReport({ action: 7 }),
+      tpReport({ action: 'connect' }, { install_id: '' }),
+    ]) {
+      const result = prepareMetriton(body, receivedAt, deps);
+      if (result.kind === 'prepared') {
+        expect(result.prepared.events).toEqual([]);
+        expect(result.prepared.results[0]?.status).toBe('rejected');
+      }
+    }
+  });
+});

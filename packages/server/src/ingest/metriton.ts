@@ -1,0 +1,282 @@
+import { createHash } from 'node:crypto';
+import type { AppEntry, AppRegistry } from '../config/registry-types.js';
+import type { EventBuilder, EventContext } from '../pipeline/event-builder.js';
+import type { QuarantineEntry } from '../store/types.js';
+import {
+  createPrepared,
+  createTally,
+  isRecord,
+  own,
+  type PreparedRequest,
+  rawJson,
+  reject,
+  text,
+} from './prepared.js';
+
+/**
+ * Metadata keys Telepresence 2.x sends with every report (reference §6) that become context. Every
+ * other key is dropped before anything is stored — `cluster_id`, `service_name`, `intercept_id`,
+ * `install_id_error` (it holds a path)… — except the event's own catalog traits and the catalog's
+ * declared extra context.
+ */
+const BASE_KEYS = [
+  'action',
+  'index',
+  'mode',
+  'trace_id',
+  'goos',
+  'goarch',
+  'os_name',
+  'os_version',
+  'os_build_version',
+  'os_docker',
+  'os_wsl',
+  'install_method',
+  'new_install',
+] as const;
+
+/** Go's names → Node's (`process.platform`/`process.arch`), so dashboards group one OS under one name. */
+const PLATFORMS: Readonly<Record<string, string>> = { windows: 'win32' };
+const ARCHS: Readonly<Record<string, string>> = { amd64: 'x64', '386': 'ia32', ppc64le: 'ppc64' };
+/** Telepresence's own test modes (reference §1). */
+const TEST_MODES = new Set(['go-test', 'test-mode']);
+
+export interface MetritonDeps {
+  readonly registry: AppRegistry;
+  readonly builder: EventBuilder;
+}
+
+export type MetritonPrepared =
+  /** Metriton answered an unknown application with an empty body; the report is still kept. */
+  | { readonly kind: 'unknown_app'; readonly quarantine: QuarantineEntry; readonly application: string }
+  | { readonly kind: 'prepared'; readonly app: AppEntry | undefined; readonly prepared: PreparedRequest };
+
+/** Metriton reports carry no id: derive one, so the same report sent again is a duplicate. */
+export function metritonMessageId(
+  installId: string,
+  traceId: string,
+  index: unknown,
+  action: string,
+): string {
+  const hash = createHash('sha256')
+    .update(`${installId}\u0000${traceId}\u0000${String(index)}\u0000${action}`)
+    .digest('hex');
+  return `mt-${hash.slice(0, 32)}`;
+}
+
+/**
+ * The report reduced to what may be kept: base keys, declared extra context, the event's traits.
+ * Telepresence sends errors raw (workload and namespace names…), so kept strings are scrubbed.
+ */
+function strippedReport(
+  body: Record<string, unknown>,
+  metadata: Record<string, unknown>,
+  keep: readonly string[],
+  scrub: (text: string) => string,
+): string {
+  const kept: Record<string, unknown> = {};
+  for (const key of BASE_KEYS) {
+    const value = own(metadata, key);
+    if (value !== undefined) kept[key] = value;
+  }
+  for (const key of keep) {
+    const value = own(metadata, key);
+    if (value !== undefined) kept[key] = typeof value === 'string' ? scrub(value) : value;
+  }
+  return rawJson({
+    application: body.application,
+    install_id: body.install_id,
+    version: body.version,
+    metadata: kept,
+  });
+}
+
+function contextOf(metadata: Record<string, unknown>, version: string, extra: unknown): EventContext {
+  const index = metadata.index;
+  const goos = text(metadata.goos, 32);
+  const goarch = text(metadata.goarch, 32);
+  const mode = text(metadata.mode, 32);
+  const extraCi = isRecord(extra) && extra.github_actions_integration === true;
+  return {
+    sessionId: text(metadata.trace_id, 100, ''),
+    seq: typeof index === 'number' && Number.isSafeInteger(index) && index >= 0 ? index : 0,
+    appVersion: version.startsWith('v') ? version.slice(1) : version,
+    osName: text(metadata.os_name, 64),
+    osVersion: text(metadata.os_version, 128),
+    osBuild: text(metadata.os_build_version, 64),
+    arch: ARCHS[goarch] ?? goarch,
+    platform: PLATFORMS[goos] ?? goos,
+    installMethod: text(metadata.install_method, 32),
+    envClass: TEST_MODES.has(mode) ? 'test' : extraCi ? 'ci' : 'unknown',
+    ciVendor: extraCi ? 'github-actions' : '',
+    container: metadata.os_docker === true,
+    // Telepresence's check only matches WSL 2's kernel string (reference §7), so true means WSL 2.
+    wsl: metadata.os_wsl === true ? 2 : 0,
+    agent: '',
+    mode,
+    nodeVersion: 'unknown',
+    protocol: 'metriton',
+    library: 'metriton',
+    newInstall: metadata.new_install === true,
+    droppedBefore: 0,
+    extra,
+  };
+}
+
+/** Telepresence sends extra context from env vars, so every value is a string: read "true"/"42" as typed. */
+function typedExtra(app: AppEntry, metadata: Record<string, unknown>): Record<string, unknown> | undefined {
+  const spec = app.catalog.input.extraContext;
+  if (!spec) return undefined;
+  let out: Record<string, unknown> | undefined;
+  for (const [key, trait] of Object.entries(spec.keys)) {
+    let value = own(metadata, key);
+    if (value === undefined) continue;
+    if (typeof value === 'string') {
+      const lower = value.trim().toLowerCase();
+      if (trait.type === 'boolean')
+        value = lower === 'true' || lower === '1' ? true : lower === 'false' || lower === '0' ? false : value;
+      else if (trait.type === 'integer' && /^-?\d+$/.test(lower)) value = Number(lower);
+    }
+    out ??= {};
+    out[key] = value;
+  }
+  return out;
+}
+
+/**
+ * Metriton's `/scout`, exactly as Telepresence 2.x posts it: `{application, install_id, version,
+ * metadata}` with a flat metadata object whose `action` is the event.
+ */
+export function prepareMetriton(body: unknown, receivedAt: number, deps: MetritonDeps): MetritonPrepared {
+  const prepared = createPrepared(1);
+  const fail = (
+    app: string,
+    reason: string,
+    detail: string,
+    raw: string | (() => string),
+    messageId = '',
+    event = '',
+  ) => {
+    reject(prepared, 0, receivedAt, {
+      app,
+      protocol: 'metriton',
+      reason,
+      detail,
+      messageId,
+      event,
+      raw: typeof raw === 'string' ? raw : raw(),
+    });
+  };
+  if (!isRecord(body)) {
+    fail('', 'TMK_ERR_INVALID_MESSAGE', 'the report is not a JSON object', rawJson(body));
+    return { kind: 'prepared', app: undefined, prepared };
+  }
+  const metadata = isRecord(body.metadata) ? body.metadata : {};
+  const application = typeof body.application === 'string' ? body.application : '';
+  const app = application ? deps.registry.get(application) : undefined;
+  const action = typeof metadata.action === 'string' ? metadata.action : '';
+  if (!app) {
+    const raw = strippedReport(body, metadata, [], deps.builder.scrub);
+    return {
+      kind: 'unknown_app',
+      application,
+      quarantine: {
+        app: '',
+        receivedAt,
+        protocol: 'metriton',
+        reason: 'TMK_ERR_UNKNOWN_APP',
+        detail: `"${application.slice(0, 64)}"`,
+        messageId: '',
+        event: action.slice(0, 200),
+        raw,
+      },
+    };
+  }
+  prepared.app = app;
+  const traitNames = action ? deps.builder.traitNames(app.catalog, action) : [];
+  const extraKeys = Object.keys(app.catalog.input.extraContext?.keys ?? {});
+  // Built only for a rejected report: an accepted one never needs its raw form.
+  const raw = () => strippedReport(body, metadata, [...extraKeys, ...traitNames], deps.builder.scrub);
+  const installId = body.install_id;
+  const traceId = text(metadata.trace_id, 100, '');
+  const messageId =
+    typeof installId === 'string' && action
+      ? metritonMessageId(installId, traceId, metadata.index, action)
+      : '';
+  if (!app.allowKeyless) {
+    fail(
+      app.name,
+      'TMK_ERR_MISSING_WRITE_KEY',
+      `app "${app.name}" (Metriton reports carry no key)`,
+      raw,
+      messageId,
+      action,
+    );
+    return { kind: 'prepared', app, prepared };
+  }
+  if (typeof installId !== 'string' || installId.length === 0 || installId.length > 100) {
+    fail(
+      app.name,
+      'TMK_ERR_INVALID_MESSAGE',
+      'install_id must be a string of 1 to 100 characters',
+      raw,
+      messageId,
+      action,
+    );
+    return { kind: 'prepared', app, prepared };
+  }
+  if (!action || action.length > 200) {
+    fail(
+      app.name,
+      'TMK_ERR_INVALID_MESSAGE',
+      'metadata.action must be a string of 1 to 200 characters',
+      raw,
+      messageId,
+      action.slice(0, 200),
+    );
+    return { kind: 'prepared', app, prepared };
+  }
+  if (typeof body.version !== 'string' || body.version.length === 0 || body.version.length > 64) {
+    fail(
+      app.name,
+      'TMK_ERR_INVALID_MESSAGE',
+      'version must be a string of 1 to 64 characters',
+      raw,
+      messageId,
+      action,
+    );
+    return { kind: 'prepared', app, prepared };
+  }
+  const traits: Record<string, unknown> = {};
+  for (const name of traitNames) {
+    const value = own(metadata, name);
+    if (value !== undefined) traits[name] = value;
+  }
+  const built = deps.builder.build({
+    app,
+    messageId,
+    event: action,
+    installId,
+    properties: traits,
+    timestampMs: Number.NaN,
+    sentAtMs: Number.NaN,
+    receivedAt,
+    context: contextOf(metadata, body.version, typedExtra(app, metadata)),
+  });
+  if (!built.ok) {
+    fail(app.name, built.reason, built.detail, raw, messageId, action);
+    return { kind: 'prepared', app, prepared };
+  }
+  prepared.events.push(built.event);
+  prepared.slots.push(0);
+  const tally = createTally();
+  tally.count(built.event);
+  tally.addTo(prepared.counters, receivedAt);
+  prepared.charges.push({ key: `keyless\u0000${app.name}`, limit: app.rateLimits.perWriteKey, cost: 1 });
+  prepared.charges.push({
+    key: `install\u0000${app.name}\u0000${installId}`,
+    limit: app.rateLimits.perInstall,
+    cost: 1,
+  });
+  return { kind: 'prepared', app, prepared };
+}

@@ -1,0 +1,142 @@
+import type { Control, MessageResult } from 'telemark';
+import type { AppEntry, RateLimit } from '../config/registry-types.js';
+import { CounterSet, utcDay } from '../pipeline/counters.js';
+import { SKEW_COUNT_THRESHOLD_MS } from '../pipeline/event-builder.js';
+import type { IngestProtocol, QuarantineEntry, StoredEvent } from '../store/types.js';
+
+/** Raw text kept in quarantine is cut to this many characters (types.ts: "cut to 32 KB"). */
+export const MAX_RAW_CHARS = 32 * 1024;
+
+/** A request parsed and checked, ready for rate limiting and the group commit. */
+export interface PreparedRequest {
+  /** One per message; filled now for rejected ones, after the commit for the others. */
+  readonly results: (MessageResult | undefined)[];
+  readonly events: StoredEvent[];
+  /** For each event, its index in `results`. */
+  readonly slots: number[];
+  readonly quarantine: QuarantineEntry[];
+  readonly counters: CounterSet;
+  /** Token-bucket charges for this request (per write key and per install). */
+  readonly charges: { key: string; limit: RateLimit; cost: number }[];
+  /** The app whose control block answers the request (the key's app, or the first keyless app named). */
+  app: AppEntry | undefined;
+}
+
+export function createPrepared(count: number): PreparedRequest {
+  return {
+    results: new Array<MessageResult | undefined>(count),
+    events: [],
+    slots: [],
+    quarantine: [],
+    counters: new CounterSet(),
+    charges: [],
+    app: undefined,
+  };
+}
+
+export function cutRaw(text: string): string {
+  return text.length > MAX_RAW_CHARS ? text.slice(0, MAX_RAW_CHARS) : text;
+}
+
+/** JSON text of a value for quarantine; never throws (a value JSON cannot represent becomes a note). */
+export function rawJson(value: unknown): string {
+  try {
+    return cutRaw(JSON.stringify(value) ?? String(value));
+  } catch (error) {
+    return `<not representable as JSON: ${error instanceof Error ? error.message : String(error)}>`;
+  }
+}
+
+export interface Rejection {
+  readonly app: string;
+  readonly protocol: IngestProtocol;
+  readonly reason: string;
+  readonly detail: string;
+  readonly messageId: string;
+  readonly event: string;
+  readonly raw: string;
+}
+
+/** Record one rejected message: its result, its quarantine entry, its counter. */
+export function reject(prepared: PreparedRequest, index: number, receivedAt: number, r: Rejection): void {
+  prepared.results[index] = {
+    messageId: r.messageId,
+    status: 'rejected',
+    reason: r.reason,
+    detail: r.detail,
+  };
+  prepared.quarantine.push({
+    app: r.app,
+    receivedAt,
+    protocol: r.protocol,
+    reason: r.reason,
+    detail: r.detail,
+    messageId: r.messageId,
+    event: r.event,
+    raw: r.raw,
+  });
+  prepared.counters.add(utcDay(receivedAt), r.app, 'rejected', r.reason);
+}
+
+/**
+ * Per-request counts of clamped, skewed and client-dropped events per app, added to the request's
+ * counters once at the end (a counter update per event would cost more than the event).
+ */
+export function createTally() {
+  const perApp = new Map<string, { clamped: number; skewed: number; dropped: number }>();
+  return {
+    count(event: StoredEvent): void {
+      if (!event.clamped && event.droppedBefore === 0 && Math.abs(event.skewMs) <= SKEW_COUNT_THRESHOLD_MS)
+        return;
+      let t = perApp.get(event.app);
+      if (!t) {
+        t = { clamped: 0, skewed: 0, dropped: 0 };
+        perApp.set(event.app, t);
+      }
+      if (event.clamped) t.clamped++;
+      if (Math.abs(event.skewMs) > SKEW_COUNT_THRESHOLD_MS) t.skewed++;
+      t.dropped += event.droppedBefore;
+    },
+    addTo(counters: CounterSet, receivedAt: number): void {
+      const day = utcDay(receivedAt);
+      for (const [app, t] of perApp) {
+        counters.add(day, app, 'clamped', '', t.clamped);
+        counters.add(day, app, 'skewed', '', t.skewed);
+        counters.add(day, app, 'dropped_by_client', '', t.dropped);
+      }
+    },
+  };
+}
+
+/** The control block an app's responses carry (wire.ts `Control`). */
+export function controlFor(
+  app: AppEntry | undefined,
+  now: number,
+  retryAfterMs?: number,
+): Control | undefined {
+  if (!app && retryAfterMs === undefined) return undefined;
+  const control: {
+    latestVersion?: string;
+    notices?: Control['notices'];
+    disableUntil?: string;
+    retryAfterMs?: number;
+  } = {};
+  if (app?.latestVersion) control.latestVersion = app.latestVersion;
+  if (app && app.notices.length > 0) control.notices = app.notices;
+  if (app?.disableUntil && Date.parse(app.disableUntil) > now) control.disableUntil = app.disableUntil;
+  if (retryAfterMs !== undefined) control.retryAfterMs = retryAfterMs;
+  return Object.keys(control).length > 0 ? control : undefined;
+}
+
+/** A string field of an untrusted object, cut to `max`, or `fallback` when absent or not a string. */
+export function text(value: unknown, max: number, fallback = 'unknown'): string {
+  if (typeof value !== 'string' || value.length === 0) return fallback;
+  return value.length > max ? value.slice(0, max) : value;
+}
+
+export const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** An own property of an untrusted object (never one inherited, e.g. `constructor`). */
+export const own = (obj: Record<string, unknown>, key: string): unknown =>
+  Object.hasOwn(obj, key) ? obj[key] : undefined;

@@ -1,0 +1,261 @@
+import { describe, expect, it } from 'vitest';
+import { resolveServeConfig } from '../config/serve-config.js';
+import { createEventBuilder, MAX_FUTURE_MS } from '../pipeline/event-builder.js';
+import { prepareSegment, writeKeyFromHeader } from './segment.js';
+
+const mytool = {
+  app: 'mytool',
+  extraContext: { envPrefix: 'MYTOOL_REPORT_', keys: { fast: { type: 'boolean' } } },
+  events: {
+    run: {
+      description: 'A command ran.',
+      traits: {
+        command: { type: 'enum', values: ['build', 'test'], required: true },
+        error: { type: 'error' },
+        took: { type: 'duration', unit: 'ms' },
+      },
+    },
+  },
+};
+const config = resolveServeConfig({
+  apps: {
+    mytool: { catalog: mytool, writeKeys: ['wk_mytool_123'], latestVersion: '2.0.0' },
+    keyless: { catalog: { ...mytool, app: 'keyless' }, allowKeyless: true },
+  },
+});
+const deps = { registry: config.registry, builder: createEventBuilder(), limits: config.limits };
+const receivedAt = Date.UTC(2026, 2, 1, 12);
+
+const ours = (overrides: Record<string, unknown> = {}) => ({
+  type: 'track',
+  messageId: `m-${Math.random()}`,
+  timestamp: new Date(receivedAt - 5_000).toISOString(),
+  anonymousId: 'install-1',
+  event: 'run',
+  properties: { command: 'build', took: 1200 },
+  context: {
+    app: { name: 'keyless', version: '1.4.0' },
+    library: { name: 'telemark', version: '0.1.0' },
+    os: { name: 'ubuntu', version: '24.04', build: 'unknown' },
+    cli: {
+      arch: 'x64',
+      platform: 'linux',
+      mode: 'cli',
+      sessionId: 's-1',
+      seq: 7,
+      installMethod: 'npm',
+      envClass: 'interactive',
+      ciVendor: null,
+      container: false,
+      wsl: 0,
+      agent: null,
+      nodeVersion: 'v20.20.2',
+      catalog: 'abc',
+      dropped: 3,
+      extra: { fast: true, sneaky: 'nope' },
+    },
+  },
+  ...overrides,
+});
+
+const batch = (messages: unknown[], extra: Record<string, unknown> = {}) => {
+  const body = { batch: messages, sentAt: new Date(receivedAt).toISOString(), ...extra };
+  return {
+    route: 'batch' as const,
+    body,
+    bodyBytes: JSON.stringify(body).length,
+    headerKey: undefined,
+    receivedAt,
+  };
+};
+
+describe('Segment and telemark messages', () => {
+  it('maps our context.cli fully, validates traits and keeps only declared extra context', () => {
+    const prepared = prepareSegment(batch([ours()]), deps);
+    expect(prepared.quarantine).toEqual([]);
+    expect(prepared.events[0]).toMatchObject({
+      app: 'keyless',
+      event: 'run',
+      installId: 'install-1',
+      sessionId: 's-1',
+      seq: 7,
+      appVersion: '1.4.0',
+      osName: 'ubuntu',
+      arch: 'x64',
+      platform: 'linux',
+      installMethod: 'npm',
+      envClass: 'interactive',
+      ciVendor: '',
+      agent: '',
+      nodeVersion: 'v20.20.2',
+      protocol: 'telemark',
+      library: 'telemark/0.1.0',
+      droppedBefore: 3,
+      traits: { command: 'build', took: 1200 },
+      extra: { fast: true },
+      timestamp: receivedAt - 5_000,
+    });
+    expect(prepared.counters.toArray()).toContainEqual({
+      day: '2026-03-01',
+      app: 'keyless',
+      kind: 'dropped_by_client',
+      reason: '',
+      count: 3,
+    });
+  });
+
+  it('maps what exists of a Segment SDK message and marks the rest unknown', () => {
+    const message = {
+      type: 'track',
+      messageId: 'node-next-1',
+      anonymousId: 'anon-1',
+      event: 'run',
+      properties: { command: 'test' },
+      context: { library: { name: '@segment/analytics-node', version: '3.1.0' } },
+      _metadata: { nodeVersion: 'v20.20.2' },
+      timestamp: new Date(receivedAt).toISOString(),
+    };
+    const prepared = prepareSegment({ ...batch([message]), headerKey: 'wk_mytool_123' }, deps);
+    expect(prepared.app?.name).toBe('mytool');
+    expect(prepared.events[0]).toMatchObject({
+      app: 'mytool',
+      protocol: 'segment',
+      library: '@segment/analytics-node/3.1.0',
+      appVersion: 'unknown',
+      osName: 'unknown',
+      arch: 'unknown',
+      envClass: 'unknown',
+      nodeVersion: 'v20.20.2',
+      sessionId: '',
+      seq: 0,
+    });
+  });
+
+  it('corrects clock skew from sentAt and clamps times more than 23 h ahead', () => {
+    const clientAhead = 3_600_000;
+    const sentAt = new Date(receivedAt + clientAhead).toISOString();
+    const skewed = ours({ timestamp: new Date(receivedAt + clientAhead - 10_000).toISOString() });
+    const future = ours({
+      timestamp: new Date(receivedAt + clientAhead + MAX_FUTURE_MS + 60_000).toISOString(),
+    });
+    const prepared = prepareSegment(batch([skewed, future], { sentAt }), deps);
+    expect(prepared.events[0]).toMatchObject({
+      timestamp: receivedAt - 10_000,
+      skewMs: -clientAhead,
+      clamped: false,
+    });
+    expect(prepared.events[1]).toMatchObject({ timestamp: receivedAt, clamped: true });
+    const counters = prepared.counters.toArray();
+    expect(counters).toContainEqual({
+      day: '2026-03-01',
+      app: 'keyless',
+      kind: 'clamped',
+      reason: '',
+      count: 1,
+    });
+    expect(counters).toContainEqual({
+      day: '2026-03-01',
+      app: 'keyless',
+      kind: 'skewed',
+      reason: '',
+      count: 2,
+    });
+  });
+
+  it('gives every bad message its own reason and keeps it raw in quarantine', () => {
+    const messages = [
+      ours({ messageId: 'ok-1' }),
+      ours({ messageId: 'bad-event', event: 'nope' }),
+      ours({ messageId: 'bad-trait', properties: { command: 'deploy' } }),
+      ours({ messageId: 'missing', properties: {} }),
+      ours({ messageId: 'x'.repeat(101) }),
+      ours({ messageId: 'identify', type: 'identify' }),
+      ours({ messageId: 'no-anon', anonymousId: undefined }),
+      ours({ messageId: 'bad-time', timestamp: 'yesterday' }),
+      ours({ messageId: 'unknown-app', context: { app: { name: 'ghost' } } }),
+      ours({ messageId: 'needs-key', context: { app: { name: 'mytool' } } }),
+      ours({ messageId: 'huge', properties: { command: 'build', error: 'e'.repeat(40_000) } }),
+      'not an object',
+    ];
+    const prepared = prepareSegment(batch(messages), deps);
+    const reasons = prepared.results.map((r) => r?.reason ?? r?.status);
+    expect(reasons).toEqual([
+      undefined,
+      'unknown_event',
+      'invalid_enum',
+      'missing_trait',
+      'TMK_ERR_MESSAGE_ID',
+      'TMK_ERR_UNSUPPORTED_CALL',
+      'TMK_ERR_INVALID_MESSAGE',
+      'TMK_ERR_INVALID_MESSAGE',
+      'TMK_ERR_UNKNOWN_APP',
+      'TMK_ERR_MISSING_WRITE_KEY',
+      'TMK_ERR_EVENT_TOO_LARGE',
+      'TMK_ERR_INVALID_MESSAGE',
+    ]);
+    expect(prepared.events.map((e) => e.messageId)).toEqual(['ok-1']);
+    expect(prepared.quarantine).toHaveLength(11);
+    expect(JSON.parse(prepared.quarantine[0]?.raw ?? '{}').event).toBe('nope');
+    expect(prepared.quarantine.every((q) => q.raw.length <= 32 * 1024)).toBe(true);
+  });
+
+  it('throws whole-request errors: not a batch, too many events, unknown write key', () => {
+    expect(() => prepareSegment({ ...batch([]), body: [] }, deps)).toThrow(
+      expect.objectContaining({ code: 'TMK_ERR_BAD_BATCH' }),
+    );
+    expect(() => prepareSegment({ ...batch([]), body: { batch: {} } }, deps)).toThrow(
+      expect.objectContaining({ code: 'TMK_ERR_BAD_BATCH' }),
+    );
+    expect(() => prepareSegment(batch(new Array(2501).fill(0)), deps)).toThrow(
+      expect.objectContaining({ code: 'TMK_ERR_TOO_MANY_EVENTS' }),
+    );
+    expect(() => prepareSegment({ ...batch([ours()]), headerKey: 'wk_wrong_key' }, deps)).toThrow(
+      expect.objectContaining({ code: 'TMK_ERR_BAD_WRITE_KEY' }),
+    );
+    expect(() => prepareSegment(batch([ours()], { writeKey: 'wk_wrong_key' }), deps)).toThrow(
+      expect.objectContaining({ code: 'TMK_ERR_BAD_WRITE_KEY' }),
+    );
+  });
+
+  it('charges the write key (or the keyless app) and each install for its messages', () => {
+    const prepared = prepareSegment(
+      batch([ours({ anonymousId: 'a' }), ours({ anonymousId: 'a' }), ours({ anonymousId: 'b' })]),
+      deps,
+    );
+    expect(prepared.charges.map((c) => [c.key, c.cost])).toEqual([
+      ['keyless\u0000keyless', 3],
+      ['install\u0000keyless\u0000a', 2],
+      ['install\u0000keyless\u0000b', 1],
+    ]);
+  });
+
+  it('accepts /v1/track with the message as the body and a key in the body', () => {
+    const message = ours({ context: { app: { name: 'mytool' } } });
+    const body = { ...message, writeKey: 'wk_mytool_123' };
+    const prepared = prepareSegment(
+      { route: 'track', body, bodyBytes: 100, headerKey: undefined, receivedAt },
+      deps,
+    );
+    expect(prepared.events).toHaveLength(1);
+    expect(prepared.events[0]?.app).toBe('mytool');
+  });
+
+  it('reads write keys from Basic and Bearer authorization', () => {
+    expect(writeKeyFromHeader(`Basic ${Buffer.from('wk_1:').toString('base64')}`)).toBe('wk_1');
+    expect(writeKeyFromHeader(`basic ${Buffer.from('wk_2').toString('base64')}`)).toBe('wk_2');
+    expect(writeKeyFromHeader('Bearer wk_3')).toBe('wk_3');
+    expect(writeKeyFromHeader('Digest x')).toBeUndefined();
+    expect(writeKeyFromHeader(undefined)).toBeUndefined();
+    expect(writeKeyFromHeader(`Basic ${Buffer.from(':pw').toString('base64')}`)).toBeUndefined();
+  });
+
+  it('ignores __proto__ and constructor keys instead of following them', () => {
+    const hostile = JSON.parse(
+      '{"type":"track","messageId":"p1","anonymousId":"i","event":"constructor","properties":{"__proto__":{"command":"build"}},"context":{"__proto__":{"app":{"name":"keyless"}}}}',
+    );
+    const prepared = prepareSegment(batch([hostile, { ...ours(), event: '__proto__' }]), deps);
+    expect(prepared.events).toEqual([]);
+    expect(prepared.results.map((r) => r?.reason)).toEqual(['TMK_ERR_MISSING_WRITE_KEY', 'unknown_event']);
+    expect(({} as Record<string, unknown>).command).toBeUndefined();
+  });
+});

@@ -1,0 +1,319 @@
+import { LIMITS } from 'telemark';
+import type { AppEntry, AppRegistry } from '../config/registry-types.js';
+import { TelemarkError } from '../errors.js';
+import type { EventBuilder, EventContext } from '../pipeline/event-builder.js';
+import { parseIsoTime } from './iso-time.js';
+import {
+  createPrepared,
+  createTally,
+  isRecord,
+  type PreparedRequest,
+  rawJson,
+  reject,
+  text,
+} from './prepared.js';
+
+export type SegmentRoute = 'batch' | 'track';
+
+export interface SegmentInput {
+  readonly route: SegmentRoute;
+  readonly body: unknown;
+  /** Byte length of the (decompressed) body. */
+  readonly bodyBytes: number;
+  /** From `Authorization` (Basic user or Bearer); the body's `writeKey` is looked at too. */
+  readonly headerKey: string | undefined;
+  readonly receivedAt: number;
+  /** Byte size of each batch message as sent (`batchElementSizes`); without it, messages are re-serialised to be measured. */
+  readonly messageBytes?: readonly number[] | undefined;
+  /** Treat the request as authenticated for this app (quarantine replay: the operator vouches). */
+  readonly app?: AppEntry;
+}
+
+export interface SegmentDeps {
+  readonly registry: AppRegistry;
+  readonly builder: EventBuilder;
+  readonly limits: { readonly maxEventBytes: number; readonly maxBatchEvents: number };
+}
+
+const ENV_CLASSES = new Set(['interactive', 'ci', 'test', 'agent', 'dev', 'container', 'script']);
+const MAX_ID = LIMITS.maxMessageIdLength;
+
+/** Our client's `context.cli` (wire.ts), or Segment's context without it: mapped, "unknown" for what is missing. */
+function contextOf(message: Record<string, unknown>): EventContext {
+  const context = isRecord(message.context) ? message.context : {};
+  const app = isRecord(context.app) ? context.app : {};
+  const os = isRecord(context.os) ? context.os : {};
+  const library = isRecord(context.library) ? context.library : undefined;
+  const libraryName = library ? `${text(library.name, 64)}/${text(library.version, 32)}` : 'unknown';
+  const cli = isRecord(context.cli) ? context.cli : undefined;
+  if (!cli) {
+    const metadata = isRecord(message._metadata) ? message._metadata : {};
+    return {
+      sessionId: '',
+      seq: 0,
+      appVersion: text(app.version, 64),
+      osName: text(os.name, 64),
+      osVersion: text(os.version, 128),
+      osBuild: text(os.build, 64),
+      arch: 'unknown',
+      platform: 'unknown',
+      installMethod: 'unknown',
+      envClass: 'unknown',
+      ciVendor: '',
+      container: false,
+      wsl: 0,
+      agent: '',
+      mode: 'unknown',
+      nodeVersion: text(metadata.nodeVersion, 32),
+      protocol: 'segment',
+      library: libraryName,
+      newInstall: false,
+      droppedBefore: 0,
+      extra: undefined,
+    };
+  }
+  const seq = cli.seq;
+  const dropped = cli.dropped;
+  const wsl = cli.wsl;
+  const envClass =
+    typeof cli.envClass === 'string' && ENV_CLASSES.has(cli.envClass) ? cli.envClass : 'unknown';
+  return {
+    sessionId: text(cli.sessionId, MAX_ID, ''),
+    seq: typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0 ? seq : 0,
+    appVersion: text(app.version, 64),
+    osName: text(os.name, 64),
+    osVersion: text(os.version, 128),
+    osBuild: text(os.build, 64),
+    arch: text(cli.arch, 32),
+    platform: text(cli.platform, 32),
+    installMethod: text(cli.installMethod, 32),
+    envClass,
+    ciVendor: text(cli.ciVendor, 64, ''),
+    container: cli.container === true,
+    wsl: wsl === 1 || wsl === 2 ? wsl : 0,
+    agent: text(cli.agent, 64, ''),
+    mode: text(cli.mode, 32),
+    nodeVersion: text(cli.nodeVersion, 32),
+    protocol: 'telemark',
+    library: libraryName,
+    newInstall: cli.newInstall === true,
+    droppedBefore: typeof dropped === 'number' && Number.isSafeInteger(dropped) && dropped > 0 ? dropped : 0,
+    extra: cli.extra,
+  };
+}
+
+/** The write key of a request: `Authorization: Basic base64(key:)`, `Authorization: Bearer key`, or absent. */
+export function writeKeyFromHeader(authorization: string | undefined): string | undefined {
+  if (!authorization) return undefined;
+  const space = authorization.indexOf(' ');
+  if (space < 0) return undefined;
+  const scheme = authorization.slice(0, space).toLowerCase();
+  const value = authorization.slice(space + 1).trim();
+  if (scheme === 'bearer') return value || undefined;
+  if (scheme !== 'basic') return undefined;
+  const decoded = Buffer.from(value, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  const user = colon < 0 ? decoded : decoded.slice(0, colon);
+  return user || undefined;
+}
+
+/**
+ * Segment's `/v1/batch` and `/v1/track` (and our client, which speaks the same format with
+ * `context.cli`): whole-request checks throw a TelemarkError; every message gets its own result.
+ */
+export function prepareSegment(input: SegmentInput, deps: SegmentDeps): PreparedRequest {
+  const { body, receivedAt } = input;
+  if (!isRecord(body)) throw new TelemarkError('TMK_ERR_BAD_BATCH', 'the body is not a JSON object');
+  // Authentication first: a wrong key is refused before the body's shape is judged.
+  const bodyKey = typeof body.writeKey === 'string' && body.writeKey ? body.writeKey : undefined;
+  const writeKey = input.headerKey ?? bodyKey;
+  let keyApp: AppEntry | undefined = input.app;
+  if (writeKey !== undefined && !keyApp) {
+    keyApp = deps.registry.byWriteKey(writeKey);
+    if (!keyApp) throw new TelemarkError('TMK_ERR_BAD_WRITE_KEY');
+  }
+  let messages: readonly unknown[];
+  if (input.route === 'batch') {
+    if (!Array.isArray(body.batch)) throw new TelemarkError('TMK_ERR_BAD_BATCH', '"batch" is not an array');
+    messages = body.batch;
+  } else messages = [body];
+  const sentAtMs = parseIsoTime(body.sentAt);
+  if (messages.length > deps.limits.maxBatchEvents)
+    throw new TelemarkError('TMK_ERR_TOO_MANY_EVENTS', String(deps.limits.maxBatchEvents));
+
+  const prepared = createPrepared(messages.length);
+  prepared.app = keyApp;
+  const checkSize = input.bodyBytes > deps.limits.maxEventBytes;
+  const sizes =
+    input.route === 'batch' && input.messageBytes?.length === messages.length
+      ? input.messageBytes
+      : undefined;
+  const costs = new Map<AppEntry, number>();
+  const installCosts = new Map<AppEntry, Map<string, number>>();
+  const tally = createTally();
+  const fail = (
+    i: number,
+    app: string,
+    reason: string,
+    detail: string,
+    messageId = '',
+    event = '',
+    raw?: string,
+  ) => {
+    const m = messages[i];
+    reject(prepared, i, receivedAt, {
+      app,
+      protocol: isRecord(m) && isRecord(m.context) && isRecord(m.context.cli) ? 'telemark' : 'segment',
+      reason,
+      detail,
+      messageId,
+      event,
+      raw: raw ?? rawJson(m),
+    });
+  };
+  const keyAppName = keyApp?.name ?? '';
+
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i];
+    if (!isRecord(m)) {
+      fail(i, keyAppName, 'TMK_ERR_INVALID_MESSAGE', 'the message is not a JSON object');
+      continue;
+    }
+    const type = m.type ?? (input.route === 'track' ? 'track' : undefined);
+    const rawId = m.messageId;
+    const messageId = typeof rawId === 'string' ? rawId.slice(0, MAX_ID) : '';
+    const eventName = typeof m.event === 'string' ? m.event.slice(0, 200) : '';
+    if (type !== 'track') {
+      fail(i, keyAppName, 'TMK_ERR_UNSUPPORTED_CALL', `"${String(type).slice(0, 40)}"`, messageId, eventName);
+      continue;
+    }
+    if (typeof rawId !== 'string' || rawId.length === 0 || rawId.length > MAX_ID) {
+      const detail = typeof rawId === 'string' ? `${rawId.length} characters` : 'missing or not a string';
+      fail(i, keyAppName, 'TMK_ERR_MESSAGE_ID', detail, messageId, eventName);
+      continue;
+    }
+    let raw: string | undefined;
+    if (checkSize) {
+      let bytes: number;
+      if (sizes) bytes = sizes[i] as number;
+      else {
+        raw = rawJson(m);
+        // rawJson cuts at 32 K characters; a cut text is over the limit whatever its encoding.
+        bytes = raw.length >= deps.limits.maxEventBytes ? raw.length * 3 : Buffer.byteLength(raw);
+      }
+      if (bytes > deps.limits.maxEventBytes) {
+        fail(
+          i,
+          keyAppName,
+          'TMK_ERR_EVENT_TOO_LARGE',
+          `${deps.limits.maxEventBytes} bytes`,
+          messageId,
+          eventName,
+          raw,
+        );
+        continue;
+      }
+    }
+    let app = keyApp;
+    if (!app) {
+      const context = isRecord(m.context) ? m.context : undefined;
+      const named = context && isRecord(context.app) ? context.app.name : undefined;
+      if (typeof named !== 'string' || named.length === 0) {
+        fail(
+          i,
+          '',
+          'TMK_ERR_MISSING_WRITE_KEY',
+          'a message without context.app.name',
+          messageId,
+          eventName,
+          raw,
+        );
+        continue;
+      }
+      const entry = deps.registry.get(named);
+      if (!entry) {
+        fail(i, '', 'TMK_ERR_UNKNOWN_APP', `"${named.slice(0, 64)}"`, messageId, eventName, raw);
+        continue;
+      }
+      if (!entry.allowKeyless) {
+        fail(i, '', 'TMK_ERR_MISSING_WRITE_KEY', `app "${entry.name}"`, messageId, eventName, raw);
+        continue;
+      }
+      app = entry;
+      prepared.app ??= entry;
+    }
+    costs.set(app, (costs.get(app) ?? 0) + 1);
+    const event = m.event;
+    if (typeof event !== 'string' || event.length === 0 || event.length > 200) {
+      fail(
+        i,
+        app.name,
+        'TMK_ERR_INVALID_MESSAGE',
+        'event must be a string of 1 to 200 characters',
+        messageId,
+        eventName,
+        raw,
+      );
+      continue;
+    }
+    const installId = m.anonymousId;
+    if (typeof installId !== 'string' || installId.length === 0 || installId.length > MAX_ID) {
+      // Telemark keeps no user ids: a Segment message must carry an anonymousId.
+      const detail = `anonymousId must be a string of 1 to ${MAX_ID} characters`;
+      fail(i, app.name, 'TMK_ERR_INVALID_MESSAGE', detail, messageId, eventName, raw);
+      continue;
+    }
+    let installs = installCosts.get(app);
+    if (!installs) {
+      installs = new Map();
+      installCosts.set(app, installs);
+    }
+    installs.set(installId, (installs.get(installId) ?? 0) + 1);
+    const timestampMs = m.timestamp === undefined ? Number.NaN : parseIsoTime(m.timestamp);
+    if (m.timestamp !== undefined && !Number.isFinite(timestampMs)) {
+      fail(
+        i,
+        app.name,
+        'TMK_ERR_INVALID_MESSAGE',
+        'timestamp is not an ISO 8601 date',
+        messageId,
+        eventName,
+        raw,
+      );
+      continue;
+    }
+    const built = deps.builder.build({
+      app,
+      messageId: rawId,
+      event,
+      installId,
+      properties: m.properties,
+      timestampMs,
+      sentAtMs,
+      receivedAt,
+      context: contextOf(m),
+    });
+    if (!built.ok) {
+      fail(i, app.name, built.reason, built.detail, messageId, eventName, raw);
+      continue;
+    }
+    prepared.events.push(built.event);
+    prepared.slots.push(i);
+    tally.count(built.event);
+  }
+  tally.addTo(prepared.counters, receivedAt);
+  for (const [app, cost] of costs)
+    prepared.charges.push({
+      key: keyApp && writeKey !== undefined ? `key\u0000${writeKey}` : `keyless\u0000${app.name}`,
+      limit: app.rateLimits.perWriteKey,
+      cost,
+    });
+  for (const [app, installs] of installCosts)
+    for (const [installId, cost] of installs)
+      prepared.charges.push({
+        key: `install\u0000${app.name}\u0000${installId}`,
+        limit: app.rateLimits.perInstall,
+        cost,
+      });
+  return prepared;
+}

@@ -1,0 +1,266 @@
+import { describe, expect, it } from 'vitest';
+import type { StoredEvent, WriteBatch, WriteResult } from '../store/types.js';
+import { createGroupCommitter } from './group-commit.js';
+
+/** A store stand-in that records each write and lets the test decide when (and whether) it commits. */
+function createRecordingStore() {
+  const writes: WriteBatch[] = [];
+  const pending: { batch: WriteBatch; resolve: (r: WriteResult) => void; reject: (e: Error) => void }[] = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const seen = new Set<string>();
+  return {
+    writes,
+    pending,
+    maxInFlight: () => maxInFlight,
+    write(batch: WriteBatch): Promise<WriteResult> {
+      writes.push(batch);
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      return new Promise<WriteResult>((resolve, reject) => {
+        pending.push({
+          batch,
+          resolve: (r) => {
+            inFlight--;
+            resolve(r);
+          },
+          reject: (e) => {
+            inFlight--;
+            reject(e);
+          },
+        });
+      });
+    },
+    /** Commit the oldest pending write with exact dedupe, like a real store. */
+    commitNext() {
+      const next = pending.shift();
+      if (!next) throw new Error('no pending write');
+      const statuses = next.batch.events.map((e) => {
+        const key = `${e.app}\u0000${e.messageId}`;
+        if (seen.has(key)) return 'duplicate' as const;
+        seen.add(key);
+        return 'accepted' as const;
+      });
+      next.resolve({ statuses });
+    },
+    failNext(message: string) {
+      const next = pending.shift();
+      if (!next) throw new Error('no pending write');
+      next.reject(new Error(message));
+    },
+  };
+}
+
+const event = (messageId: string, app = 'a'): StoredEvent =>
+  ({ app, messageId, receivedAt: Date.UTC(2026, 0, 2, 3) }) as unknown as StoredEvent;
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe('group commit', () => {
+  it('commits concurrent requests together, one write in flight, and answers each after its commit', async () => {
+    const store = createRecordingStore();
+    const committer = createGroupCommitter({
+      store,
+      maxQueueEvents: 100,
+      maxQueueBytes: 1e6,
+      maxGroupEvents: 100,
+    });
+    let answered = 0;
+    const first = committer.submit({ events: [event('m1')], quarantine: [], counters: [], bytes: 10 });
+    first.then(() => answered++);
+    await tick();
+    // While the first write runs, two more requests arrive: they form the next group.
+    const second = committer.submit({
+      events: [event('m2'), event('m3')],
+      quarantine: [],
+      counters: [],
+      bytes: 10,
+    });
+    const third = committer.submit({ events: [event('m4')], quarantine: [], counters: [], bytes: 10 });
+    second.then(() => answered++);
+    third.then(() => answered++);
+    await tick();
+    expect(store.writes).toHaveLength(1);
+    expect(answered).toBe(0);
+    store.commitNext();
+    await tick();
+    expect(answered).toBe(1);
+    expect(store.writes).toHaveLength(2);
+    expect(store.writes[1]?.events.map((e) => e.messageId)).toEqual(['m2', 'm3', 'm4']);
+    store.commitNext();
+    expect(await second).toEqual(['accepted', 'accepted']);
+    expect(await third).toEqual(['accepted']);
+    expect(store.maxInFlight()).toBe(1);
+  });
+
+  it('splits a backlog into groups of at most maxGroupEvents', async () => {
+    const store = createRecordingStore();
+    const committer = createGroupCommitter({
+      store,
+      maxQueueEvents: 100,
+      maxQueueBytes: 1e6,
+      maxGroupEvents: 3,
+    });
+    const all = [0, 1, 2, 3].map((i) =>
+      committer.submit({
+        events: [event(`x${i}a`), event(`x${i}b`)],
+        quarantine: [],
+        counters: [],
+        bytes: 1,
+      }),
+    );
+    await tick();
+    while (store.pending.length > 0) {
+      store.commitNext();
+      await tick();
+    }
+    await Promise.all(all);
+    expect(store.writes.map((w) => w.events.length)).toEqual([2, 2, 2, 2]);
+  });
+
+  it('refuses with TMK_ERR_QUEUE_FULL past the event or byte bound, and accepts again once drained', async () => {
+    const store = createRecordingStore();
+    const committer = createGroupCommitter({
+      store,
+      maxQueueEvents: 3,
+      maxQueueBytes: 100,
+      maxGroupEvents: 10,
+    });
+    const inFlight = committer.submit({ events: [event('a')], quarantine: [], counters: [], bytes: 1 });
+    await tick();
+    const waiting = committer.submit({
+      events: [event('b'), event('c')],
+      quarantine: [],
+      counters: [],
+      bytes: 1,
+    });
+    await expect(
+      committer.submit({ events: [event('d'), event('e')], quarantine: [], counters: [], bytes: 1 }),
+    ).rejects.toMatchObject({ code: 'TMK_ERR_QUEUE_FULL' });
+    await expect(
+      committer.submit({ events: [], quarantine: [], counters: [], bytes: 200 }),
+    ).rejects.toMatchObject({
+      code: 'TMK_ERR_QUEUE_FULL',
+    });
+    expect(committer.queued()).toEqual({ events: 2, bytes: 1, jobs: 1 });
+    store.commitNext();
+    await inFlight;
+    await tick();
+    store.commitNext();
+    await waiting;
+    const later = committer.submit({
+      events: [event('d'), event('e')],
+      quarantine: [],
+      counters: [],
+      bytes: 1,
+    });
+    await tick();
+    store.commitNext();
+    expect(await later).toEqual(['accepted', 'accepted']);
+  });
+
+  it('rejects the whole group with TMK_ERR_STORE_UNAVAILABLE when the write fails, then backs off', async () => {
+    const store = createRecordingStore();
+    let clock = 1_000;
+    const committer = createGroupCommitter({
+      store,
+      maxQueueEvents: 100,
+      maxQueueBytes: 1e6,
+      maxGroupEvents: 100,
+      failureBackoffMs: 500,
+      now: () => clock,
+    });
+    const job = committer.submit({ events: [event('f1')], quarantine: [], counters: [], bytes: 1 });
+    await tick();
+    store.failNext('disk full');
+    await expect(job).rejects.toMatchObject({ code: 'TMK_ERR_STORE_UNAVAILABLE' });
+    expect(committer.healthy()).toBe(false);
+    await expect(
+      committer.submit({ events: [event('f2')], quarantine: [], counters: [], bytes: 1 }),
+    ).rejects.toMatchObject({
+      code: 'TMK_ERR_STORE_UNAVAILABLE',
+    });
+    expect(store.writes).toHaveLength(1);
+    clock += 600;
+    const retry = committer.submit({ events: [event('f1')], quarantine: [], counters: [], bytes: 1 });
+    await tick();
+    store.commitNext();
+    expect(await retry).toEqual(['accepted']);
+    expect(committer.healthy()).toBe(true);
+  });
+
+  it("sends the jobs' counters with their write, and asks the store to count accepted/duplicate in it", async () => {
+    const store = createRecordingStore();
+    const committer = createGroupCommitter({
+      store,
+      maxQueueEvents: 100,
+      maxQueueBytes: 1e6,
+      maxGroupEvents: 100,
+    });
+    const counter = { day: '2026-01-02', app: 'a', kind: 'rejected', reason: 'unknown_event', count: 2 };
+    const first = committer.submit({
+      events: [event('c1'), event('c1')],
+      quarantine: [],
+      counters: [counter],
+      bytes: 1,
+    });
+    await tick();
+    expect(store.writes[0]?.counters).toEqual([counter]);
+    expect(store.writes[0]?.statusCounters).toBe(true);
+    store.commitNext();
+    expect(await first).toEqual(['accepted', 'duplicate']);
+    committer.close();
+  });
+
+  it('commits counters added outside jobs with the next write, or alone when idle, and keeps them if it fails', async () => {
+    const store = createRecordingStore();
+    let clock = 0;
+    const committer = createGroupCommitter({
+      store,
+      maxQueueEvents: 100,
+      maxQueueBytes: 1e6,
+      maxGroupEvents: 100,
+      counterFlushMs: 10,
+      now: () => clock,
+    });
+    const limited = { day: '2026-01-02', app: 'a', kind: 'rate_limited', reason: '', count: 3 };
+    committer.count([limited]);
+    const failing = committer.submit({ events: [event('k2')], quarantine: [], counters: [], bytes: 1 });
+    await tick();
+    expect(store.writes[0]?.counters).toEqual([limited]);
+    store.failNext('boom');
+    await expect(failing).rejects.toThrow();
+    clock += 10_000;
+    // Nothing else to write: the counters go alone after the idle delay.
+    await new Promise((r) => setTimeout(r, 30));
+    expect(store.writes[1]).toMatchObject({ events: [], counters: [limited] });
+    store.commitNext();
+    const drained = committer.drain();
+    await drained;
+    expect(store.writes).toHaveLength(2);
+    committer.close();
+  });
+
+  it('runs exclusive work between commits, never during one', async () => {
+    const store = createRecordingStore();
+    const committer = createGroupCommitter({
+      store,
+      maxQueueEvents: 100,
+      maxQueueBytes: 1e6,
+      maxGroupEvents: 100,
+    });
+    const job = committer.submit({ events: [event('e1')], quarantine: [], counters: [], bytes: 1 });
+    await tick();
+    let ranDuringWrite: boolean | undefined;
+    const exclusive = committer.exclusive(async () => {
+      ranDuringWrite = store.pending.length > 0;
+      return 42;
+    });
+    await tick();
+    expect(ranDuringWrite).toBeUndefined();
+    store.commitNext();
+    await job;
+    expect(await exclusive).toBe(42);
+    expect(ranDuringWrite).toBe(false);
+  });
+});

@@ -1,0 +1,247 @@
+import { TelemarkError } from '../errors.js';
+import type { IngestCounter, QuarantineEntry, Store, StoredEvent, WriteStatus } from '../store/types.js';
+import { CounterSet } from './counters.js';
+
+/** What one request hands to the committer: its events, its quarantine entries and its counters. */
+export interface CommitJob {
+  readonly events: readonly StoredEvent[];
+  readonly quarantine: readonly QuarantineEntry[];
+  readonly counters: readonly IngestCounter[];
+  /** Bytes the request held (its body), for the queue's byte bound. */
+  readonly bytes: number;
+}
+
+export interface CommitObserver {
+  /** After every store.write(): events in the group, seconds it took, whether it committed. */
+  onCommit?(events: number, seconds: number, ok: boolean): void;
+  /** Whenever the waiting queue changes. */
+  onQueue?(events: number, bytes: number): void;
+}
+
+export interface GroupCommitterOptions {
+  readonly store: Pick<Store, 'write'>;
+  /** Events waiting (not counting the group being written) before `submit` refuses with TMK_ERR_QUEUE_FULL. */
+  readonly maxQueueEvents: number;
+  readonly maxQueueBytes: number;
+  /** Most events in one store.write(). */
+  readonly maxGroupEvents: number;
+  /** With nothing else to write, counters alone are committed after this idle time, ms. @default 1000 */
+  readonly counterFlushMs?: number;
+  /** After a failed write, requests are refused for this long before the next attempt, ms. @default 1000 */
+  readonly failureBackoffMs?: number;
+  readonly observer?: CommitObserver;
+  readonly now?: () => number;
+}
+
+export interface GroupCommitter {
+  /**
+   * Queue a request's work; resolves with one status per event once the group it joined is committed.
+   * Rejects with TMK_ERR_QUEUE_FULL (queue bound reached) or TMK_ERR_STORE_UNAVAILABLE (the write failed,
+   * or a recent one did): nothing of the job is stored then, and the client is expected to retry.
+   */
+  submit(job: CommitJob): Promise<readonly WriteStatus[]>;
+  /** Run `fn` between commits, with no write in flight (retention, replays). */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+  /** Resolves when the queue is empty, no write is in flight, and pending counters are committed. */
+  drain(): Promise<void>;
+  /** Counters added outside any job (e.g. whole requests refused before parsing); committed with the next write. */
+  count(counters: Iterable<IngestCounter>): void;
+  /** Waiting work, not counting the group being written. */
+  queued(): { readonly events: number; readonly bytes: number; readonly jobs: number };
+  /** False from a failed write until the next successful one. */
+  healthy(): boolean;
+  /** Stop the idle counter timer (call after `drain`). */
+  close(): void;
+}
+
+interface Waiting {
+  readonly job: CommitJob;
+  readonly resolve: (statuses: readonly WriteStatus[]) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/**
+ * Group commit: the events of concurrent requests go to the store together in one `write()`, and each
+ * request is answered only after its events are committed. One write is in flight at a time; while it
+ * runs the next group forms in a bounded queue. Daily counters go in the same write: the jobs' own
+ * (rejected, clamped, skewed…), those added with `count()` since the last write, and accepted/duplicate,
+ * which the store counts in that transaction (`statusCounters`).
+ */
+export function createGroupCommitter(options: GroupCommitterOptions): GroupCommitter {
+  const now = options.now ?? Date.now;
+  const counterFlushMs = options.counterFlushMs ?? 1000;
+  const failureBackoffMs = options.failureBackoffMs ?? 1000;
+  const queue: Waiting[] = [];
+  const exclusives: (() => Promise<void>)[] = [];
+  const pendingCounters = new CounterSet();
+  const idleWaiters: (() => void)[] = [];
+  let queuedEvents = 0;
+  let queuedBytes = 0;
+  let running = false;
+  let failedUntil = 0;
+  let lastWriteOk = true;
+  let counterTimer: NodeJS.Timeout | undefined;
+  let closed = false;
+
+  const reportQueue = () => options.observer?.onQueue?.(queuedEvents, queuedBytes);
+
+  const takeGroup = (): Waiting[] => {
+    const group: Waiting[] = [];
+    let events = 0;
+    while (queue.length > 0) {
+      const next = queue[0] as Waiting;
+      if (group.length > 0 && events + next.job.events.length > options.maxGroupEvents) break;
+      queue.shift();
+      group.push(next);
+      events += next.job.events.length;
+      queuedEvents -= next.job.events.length;
+      queuedBytes -= next.job.bytes;
+    }
+    reportQueue();
+    return group;
+  };
+
+  const write = async (group: readonly Waiting[]): Promise<void> => {
+    const carried = pendingCounters.take();
+    const counters = new CounterSet();
+    counters.addAll(carried);
+    const events: StoredEvent[] = [];
+    const quarantine: QuarantineEntry[] = [];
+    for (const { job } of group) {
+      for (const e of job.events) events.push(e);
+      for (const q of job.quarantine) quarantine.push(q);
+      counters.addAll(job.counters);
+    }
+    const started = performance.now();
+    let statuses: readonly WriteStatus[];
+    try {
+      // The store counts accepted/duplicate itself, in the same transaction: only it knows which is which.
+      const result = await options.store.write({
+        events,
+        quarantine,
+        counters: counters.toArray(),
+        statusCounters: true,
+      });
+      statuses = result.statuses;
+      if (statuses.length !== events.length)
+        throw new Error(`store returned ${statuses.length} statuses for ${events.length} events`);
+    } catch (error) {
+      options.observer?.onCommit?.(events.length, (performance.now() - started) / 1000, false);
+      lastWriteOk = false;
+      failedUntil = now() + failureBackoffMs;
+      // Counters carried from earlier commits are facts; the jobs' own counters die with the jobs,
+      // because their clients retry and will be counted then.
+      pendingCounters.addAll(carried);
+      const detail = error instanceof Error ? error.message : String(error);
+      for (const w of group)
+        w.reject(new TelemarkError('TMK_ERR_STORE_UNAVAILABLE', detail, { cause: error }));
+      return;
+    }
+    options.observer?.onCommit?.(events.length, (performance.now() - started) / 1000, true);
+    lastWriteOk = true;
+    failedUntil = 0;
+    let offset = 0;
+    for (const w of group) {
+      const n = w.job.events.length;
+      w.resolve(statuses.slice(offset, offset + n));
+      offset += n;
+    }
+  };
+
+  const scheduleCounterFlush = () => {
+    if (counterTimer || closed || pendingCounters.size === 0) return;
+    counterTimer = setTimeout(() => {
+      counterTimer = undefined;
+      if (!running && queue.length === 0 && pendingCounters.size > 0) {
+        exclusives.push(async () => {
+          await flushCounters().catch(() => undefined);
+        });
+        kick();
+      }
+    }, counterFlushMs);
+    counterTimer.unref();
+  };
+
+  const flushCounters = async (): Promise<void> => {
+    if (pendingCounters.size === 0) return;
+    const counters = pendingCounters.take();
+    try {
+      await options.store.write({ events: [], quarantine: [], counters });
+    } catch (error) {
+      pendingCounters.addAll(counters);
+      throw error;
+    }
+  };
+
+  const loop = async (): Promise<void> => {
+    try {
+      for (;;) {
+        const exclusive = exclusives.shift();
+        if (exclusive) {
+          await exclusive();
+          continue;
+        }
+        if (queue.length === 0) break;
+        await write(takeGroup());
+      }
+    } finally {
+      running = false;
+      scheduleCounterFlush();
+      for (const wake of idleWaiters.splice(0)) wake();
+    }
+  };
+
+  const kick = () => {
+    if (running) return;
+    running = true;
+    void loop();
+  };
+
+  return {
+    submit(job) {
+      if (!lastWriteOk && now() < failedUntil)
+        return Promise.reject(new TelemarkError('TMK_ERR_STORE_UNAVAILABLE', 'the last commit failed'));
+      if (
+        queuedEvents + job.events.length > options.maxQueueEvents ||
+        queuedBytes + job.bytes > options.maxQueueBytes
+      )
+        return Promise.reject(
+          new TelemarkError('TMK_ERR_QUEUE_FULL', `${queuedEvents} events, ${queuedBytes} bytes waiting`),
+        );
+      return new Promise((resolve, reject) => {
+        queue.push({ job, resolve, reject });
+        queuedEvents += job.events.length;
+        queuedBytes += job.bytes;
+        reportQueue();
+        kick();
+      });
+    },
+    exclusive(fn) {
+      return new Promise((resolve, reject) => {
+        exclusives.push(() => fn().then(resolve, reject));
+        kick();
+      });
+    },
+    async drain() {
+      while (running || queue.length > 0 || exclusives.length > 0)
+        await new Promise<void>((wake) => {
+          idleWaiters.push(wake);
+          kick();
+        });
+      if (counterTimer) clearTimeout(counterTimer);
+      counterTimer = undefined;
+      await this.exclusive(flushCounters);
+    },
+    count(counters) {
+      pendingCounters.addAll(counters);
+      if (!running) scheduleCounterFlush();
+    },
+    queued: () => ({ events: queuedEvents, bytes: queuedBytes, jobs: queue.length }),
+    healthy: () => lastWriteOk,
+    close() {
+      closed = true;
+      if (counterTimer) clearTimeout(counterTimer);
+      counterTimer = undefined;
+    },
+  };
+}

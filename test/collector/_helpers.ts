@@ -1,0 +1,197 @@
+/**
+ * Shared by the collector's end-to-end tests: a real collector (in-process on port 0, or the real
+ * `telemark serve` in a child process) on a real DuckDB file in a temp dir.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openStore } from '../../packages/server/src/config/open-store.js';
+import { resolveServeConfig } from '../../packages/server/src/config/serve-config.js';
+import { type Collector, createCollector } from '../../packages/server/src/http/collector.js';
+import type { Store } from '../../packages/server/src/store/types.js';
+
+export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+export const CLI = join(ROOT, 'packages/server/dist/cli/main.js');
+
+export const tempDir = (): string => mkdtempSync(join(tmpdir(), 'telemark-'));
+
+/** A small catalog for a keyed app. */
+export const MYTOOL_CATALOG = {
+  app: 'mytool',
+  title: 'My tool',
+  events: {
+    run: {
+      description: 'A command ran.',
+      traits: {
+        command: { type: 'enum', values: ['build', 'test', 'deploy'], required: true },
+        ok: { type: 'boolean' },
+        error: { type: 'error' },
+        took: { type: 'duration', unit: 'ms' },
+      },
+    },
+    install: { description: 'The tool was installed.' },
+  },
+} as const;
+
+export const MYTOOL_KEY = 'wk_mytool_0123456789';
+
+export const baseConfig = (dataDir: string, extra: Record<string, unknown> = {}) => ({
+  port: 0,
+  data: dataDir,
+  log: { level: 'warn' },
+  ...extra,
+  apps: {
+    mytool: { catalog: MYTOOL_CATALOG, writeKeys: [MYTOOL_KEY], latestVersion: '2.0.0' },
+    ...((extra.apps as Record<string, unknown>) ?? {}),
+  },
+});
+
+export interface InProcess {
+  readonly url: string;
+  readonly collector: Collector;
+  readonly store: Store;
+  readonly dataDir: string;
+  readonly logs: string[];
+  stop(): Promise<void>;
+}
+
+/** An in-process collector on a real DuckDB file. `wrapStore` may put a gate around the real store. */
+export async function startInProcess(
+  options: {
+    config?: Record<string, unknown>;
+    dataDir?: string;
+    wrapStore?: (store: Store) => Store;
+    now?: () => number;
+  } = {},
+): Promise<InProcess> {
+  const dataDir = options.dataDir ?? tempDir();
+  const config = resolveServeConfig(baseConfig(dataDir, options.config));
+  const real = openStore(config);
+  await real.init();
+  const store = options.wrapStore ? options.wrapStore(real) : real;
+  const logs: string[] = [];
+  const collector = await createCollector({
+    config,
+    store,
+    adminToken: 'test-admin-token',
+    logStream: { write: (line: string) => logs.push(line) },
+    ...(options.now ? { now: options.now } : {}),
+  });
+  const url = await collector.listen();
+  return { url, collector, store: real, dataDir, logs, stop: () => collector.shutdown() };
+}
+
+/** Open a stopped collector's data dir to look at what it stored. */
+export async function openData(dataDir: string): Promise<Store> {
+  const store = openStore(resolveServeConfig({ data: dataDir }));
+  await store.init();
+  return store;
+}
+
+const children = new Set<ChildProcess>();
+
+/** Kill collectors a failed test left running (use in `afterAll`). */
+export function killChildren(): void {
+  for (const child of children) child.kill('SIGKILL');
+  children.clear();
+}
+
+export interface Child {
+  readonly proc: ChildProcess;
+  readonly url: string;
+  output(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** `telemark serve` as a real child process; resolves once it printed its URL. */
+export async function startChild(dataDir: string, config: Record<string, unknown> = {}): Promise<Child> {
+  const configFile = join(tempDir(), 'config.json');
+  writeFileSync(configFile, JSON.stringify(baseConfig(dataDir, config)));
+  const proc = spawn(process.execPath, [CLI, 'serve', '--config', configFile, '--port', '0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, TELEMARK_ADMIN_TOKEN: 'test-admin-token' },
+  });
+  children.add(proc);
+  proc.on('exit', () => children.delete(proc));
+  let out = '';
+  proc.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  proc.stderr?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit) =>
+    proc.on('exit', (code, signal) => resolveExit({ code, signal })),
+  );
+  const url = await new Promise<string>((resolveUrl, reject) => {
+    const check = () => {
+      const match = /listening on (http:\/\/[^\s]+)/.exec(out);
+      if (match?.[1]) {
+        proc.stdout?.off('data', check);
+        resolveUrl(match[1]);
+      }
+    };
+    proc.stdout?.on('data', check);
+    exited.then(({ code, signal }) =>
+      reject(new Error(`collector exited (${code ?? signal}) before listening:\n${out}`)),
+    );
+  });
+  return { proc, url, output: () => out, exited };
+}
+
+/** One of our messages (wire.ts shape) for `mytool`. */
+export function ourMessage(messageId: string, overrides: Record<string, unknown> = {}) {
+  return {
+    type: 'track',
+    messageId,
+    timestamp: new Date().toISOString(),
+    anonymousId: 'install-1',
+    event: 'run',
+    properties: { command: 'build', ok: true, took: 1234 },
+    context: {
+      app: { name: 'mytool', version: '1.2.3' },
+      library: { name: 'telemark', version: '0.1.0' },
+      os: { name: 'ubuntu', version: '24.04', build: 'unknown' },
+      cli: {
+        arch: 'x64',
+        platform: 'linux',
+        mode: 'cli',
+        sessionId: 'session-1',
+        seq: 1,
+        installMethod: 'npm',
+        envClass: 'interactive',
+        ciVendor: null,
+        container: false,
+        wsl: 0,
+        agent: null,
+        nodeVersion: 'v20.20.2',
+        catalog: 'fingerprint',
+      },
+    },
+    ...overrides,
+  };
+}
+
+export async function postJson(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: Record<string, unknown> | undefined; text: string; headers: Headers }> {
+  const response = await fetch(url, {
+    method: 'POST',
+    body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body),
+    headers: { 'content-type': 'application/json', ...headers },
+  });
+  const text = await response.text();
+  let json: Record<string, unknown> | undefined;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: response.status, json, text, headers: response.headers };
+}
+
+export const bearer = (key: string = MYTOOL_KEY) => ({ authorization: `Bearer ${key}` });

@@ -1,0 +1,111 @@
+import { readFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { connect } from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createRandom, type FuzzRequest, fuzzRequest } from './_fuzz.js';
+import { bearer, killChildren, ourMessage, postJson, startChild, tempDir } from './_helpers.js';
+
+const SEED = Number(process.env.TELEMARK_FUZZ_SEED ?? 20_261_126);
+const COUNT = 10_000;
+const CONCURRENCY = 64;
+
+function send(url: string, req: FuzzRequest, agent: Agent): Promise<number> {
+  return new Promise((resolve) => {
+    const r = request(
+      `${url}${req.path}`,
+      { method: req.method, agent, headers: { ...req.headers, 'content-length': req.body.length } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('error', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    // 0: the connection failed before a response (the collector closed it, e.g. on an oversize body).
+    r.on('error', () => resolve(0));
+    r.end(req.body);
+  });
+}
+
+const rssBytes = (pid: number): number => {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+};
+
+/** Raw sockets that stall: headers that never end, bodies that never finish. */
+function slowloris(url: string, mode: 'headers' | 'body'): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect(Number(port), hostname);
+    let response = '';
+    socket.on('data', (d: Buffer) => {
+      response += d.toString();
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(response));
+    socket.write(`POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n`);
+    if (mode === 'body') socket.write('Content-Length: 1000\r\n\r\n{"batch":[');
+    else socket.write('X-Slow: ');
+  });
+}
+
+afterAll(killChildren);
+
+describe('fuzz: hostile input never gets a 5xx or a crash', () => {
+  it(`${COUNT} seeded malformed and hostile requests (seed ${SEED}) get only 4xx or per-message rejections`, async () => {
+    const child = await startChild(tempDir(), {
+      timeouts: { headersMs: 1000, bodyMs: 1000 },
+      rateLimits: { perInstall: { perSecond: 1e6, burst: 1e6 }, perWriteKey: { perSecond: 1e6, burst: 1e6 } },
+    });
+    const pid = child.proc.pid as number;
+    const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+    const random = createRandom(SEED);
+    const requests = Array.from({ length: COUNT }, (_, i) => fuzzRequest(random, i));
+    const statuses = new Map<string, Map<number, number>>();
+    const failures: string[] = [];
+    let maxRss = rssBytes(pid);
+    const sampler = setInterval(() => {
+      maxRss = Math.max(maxRss, rssBytes(pid));
+    }, 50);
+    const stalled = [slowloris(child.url, 'headers'), slowloris(child.url, 'body')];
+
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        for (let i = next++; i < COUNT; i = next++) {
+          const req = requests[i] as FuzzRequest;
+          const status = await send(child.url, req, agent);
+          const perKind = statuses.get(req.kind) ?? new Map<number, number>();
+          perKind.set(status, (perKind.get(status) ?? 0) + 1);
+          statuses.set(req.kind, perKind);
+          if (status >= 500 || (status === 0 && req.kind !== 'oversize'))
+            failures.push(`#${i} (seed ${SEED}) ${req.kind} ${req.path} → ${status}`);
+        }
+      }),
+    );
+    const [stalledHeaders, stalledBody] = await Promise.all(stalled);
+    clearInterval(sampler);
+
+    expect(failures).toEqual([]);
+    expect(child.proc.exitCode).toBeNull();
+    // The stalled senders were cut off: the body one with our 408, the header one by Node's header timeout.
+    expect(stalledBody).toMatch(/^HTTP\/1\.1 408/);
+    expect(stalledBody).toContain('TMK_ERR_BODY_TIMEOUT');
+    expect(stalledHeaders === '' || /^HTTP\/1\.1 408/.test(stalledHeaders ?? '')).toBe(true);
+    // Every kind produced answers, and some valid messages got through.
+    expect([...statuses.keys()].sort()).toHaveLength(13);
+    expect(statuses.get('valid')?.get(200)).toBeGreaterThan(0);
+    expect(maxRss).toBeLessThan(600 * 1024 * 1024);
+
+    // Still healthy and still ingesting.
+    expect((await fetch(`${child.url}/healthz`)).status).toBe(200);
+    const after = await postJson(`${child.url}/v1/batch`, { batch: [ourMessage('after-fuzz')] }, bearer());
+    expect(after.json?.results).toEqual([{ messageId: 'after-fuzz', status: 'accepted' }]);
+    agent.destroy();
+    child.proc.kill('SIGTERM');
+    expect((await child.exited).code).toBe(0);
+    console.log(
+      `fuzz seed ${SEED}: max RSS ${(maxRss / 1024 / 1024).toFixed(0)} MB; statuses by kind:`,
+      Object.fromEntries([...statuses].map(([k, v]) => [k, Object.fromEntries(v)])),
+    );
+  }, 180_000);
+});

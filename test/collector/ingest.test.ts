@@ -1,0 +1,364 @@
+import { request } from 'node:http';
+import { connect } from 'node:net';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql } from '../../packages/server/src/store/sql.js';
+import type { Store, WriteBatch } from '../../packages/server/src/store/types.js';
+import { bearer, type InProcess, MYTOOL_KEY, ourMessage, postJson, startInProcess } from './_helpers.js';
+
+const metric = (text: string, name: string, labels: string): number => {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
+  return line ? Number(line.split(' ').pop()) : 0;
+};
+
+describe('ingest over HTTP into DuckDB', () => {
+  let c: InProcess;
+  beforeAll(async () => {
+    c = await startInProcess({
+      config: {
+        apps: {
+          mytool: {
+            catalog: (await import('./_helpers.js')).MYTOOL_CATALOG,
+            writeKeys: [MYTOOL_KEY],
+            latestVersion: '2.0.0',
+            notices: [{ id: 'n1', text: 'Please upgrade', level: 'warn' }],
+          },
+          limited: {
+            catalog: { ...(await import('./_helpers.js')).MYTOOL_CATALOG, app: 'limited' },
+            writeKeys: ['wk_limited_000000'],
+            rateLimits: { perWriteKey: { perSecond: 1, burst: 5 }, perInstall: { perSecond: 1, burst: 3 } },
+          },
+        },
+      },
+    });
+  });
+  afterAll(async () => {
+    await c?.stop();
+  });
+
+  it('answers a batch with a result per message and the control block, after committing it', async () => {
+    const sentAt = new Date().toISOString();
+    const response = await postJson(
+      `${c.url}/v1/batch`,
+      {
+        batch: [
+          ourMessage('b1-ok'),
+          ourMessage('b1-ok'),
+          ourMessage('b1-bad', { event: 'nope' }),
+          ourMessage('b1-err', {
+            properties: { command: 'deploy', error: 'dial tcp 10.0.0.1:6443: connection refused' },
+          }),
+        ],
+        sentAt,
+      },
+      bearer(),
+    );
+    expect(response.status).toBe(200);
+    expect(response.json).toEqual({
+      success: true,
+      results: [
+        { messageId: 'b1-ok', status: 'accepted' },
+        { messageId: 'b1-ok', status: 'duplicate' },
+        { messageId: 'b1-bad', status: 'rejected', reason: 'unknown_event', detail: expect.any(String) },
+        { messageId: 'b1-err', status: 'accepted' },
+      ],
+      control: { latestVersion: '2.0.0', notices: [{ id: 'n1', text: 'Please upgrade', level: 'warn' }] },
+    });
+    // A 2xx means committed: the rows are there already.
+    const rows = await c.store.query<Record<string, unknown>>(
+      sql`SELECT message_id, event, install_id, session_id, seq, app_version, os_name, arch, protocol, library, traits, error_text, error_fingerprint FROM events WHERE message_id LIKE ${'b1-%'} ORDER BY message_id`,
+    );
+    expect(rows).toHaveLength(2);
+    expect(rows[0]).toMatchObject({
+      message_id: 'b1-err',
+      install_id: 'install-1',
+      session_id: 'session-1',
+      seq: 1,
+      app_version: '1.2.3',
+      os_name: 'ubuntu',
+      arch: 'x64',
+      protocol: 'telemark',
+      library: 'telemark/0.1.0',
+    });
+    expect(String(rows[0]?.error_text)).toContain('connection refused');
+    expect(String(rows[0]?.error_fingerprint).length).toBeGreaterThan(0);
+    const quarantined = await c.store.listQuarantine({ reason: 'unknown_event' });
+    expect(quarantined.find((q) => q.messageId === 'b1-bad')).toMatchObject({ app: 'mytool', event: 'nope' });
+  });
+
+  it('accepts gzip bodies, and the write key as Basic user or in the body', async () => {
+    const basic = `Basic ${Buffer.from(`${MYTOOL_KEY}:`).toString('base64')}`;
+    const gz = gzipSync(JSON.stringify({ batch: [ourMessage('gz-1')] }));
+    const r1 = await postJson(`${c.url}/v1/batch`, gz, { authorization: basic, 'content-encoding': 'gzip' });
+    expect(r1.status).toBe(200);
+    const r2 = await postJson(`${c.url}/v1/batch`, {
+      batch: [ourMessage('body-key-1')],
+      writeKey: MYTOOL_KEY,
+    });
+    expect(r2.json?.results).toEqual([{ messageId: 'body-key-1', status: 'accepted' }]);
+    const r3 = await postJson(`${c.url}/v1/track`, { ...ourMessage('track-1'), writeKey: MYTOOL_KEY });
+    expect(r3.status).toBe(200);
+    const r4 = await postJson(`${c.url}/v1/track`, { ...ourMessage('track-2'), type: 'identify' }, bearer());
+    expect(r4.status).toBe(400);
+    expect(r4.json?.code).toBe('TMK_ERR_UNSUPPORTED_CALL');
+  });
+
+  it('stores the same batch sent 10 times once, and counts the duplicates in /metrics', async () => {
+    const before = await (await fetch(`${c.url}/metrics`)).text();
+    const batch = {
+      batch: [0, 1, 2, 3, 4].map((i) => ourMessage(`ten-${i}`)),
+      sentAt: new Date().toISOString(),
+    };
+    for (let i = 0; i < 10; i++)
+      expect((await postJson(`${c.url}/v1/batch`, batch, bearer())).status).toBe(200);
+    const [row] = await c.store.query<{ n: number }>(
+      sql`SELECT count(*) AS n FROM events WHERE message_id LIKE ${'ten-%'}`,
+    );
+    expect(Number(row?.n)).toBe(5);
+    const after = await (await fetch(`${c.url}/metrics`)).text();
+    const labels = 'app="mytool",status="duplicate",reason=""';
+    expect(
+      metric(after, 'telemark_events_total', labels) - metric(before, 'telemark_events_total', labels),
+    ).toBe(45);
+  });
+
+  it('enforces the limits: 413 for a big body or too many events, per-message 413 for a big event', async () => {
+    const big = await postJson(`${c.url}/v1/batch`, { batch: [], pad: 'x'.repeat(600 * 1024) }, bearer());
+    expect(big.status).toBe(413);
+    expect(big.json?.code).toBe('TMK_ERR_BODY_TOO_LARGE');
+    const many = await postJson(`${c.url}/v1/batch`, { batch: new Array(2501).fill({}) }, bearer());
+    expect(many.status).toBe(413);
+    expect(many.json?.code).toBe('TMK_ERR_TOO_MANY_EVENTS');
+    const bomb = gzipSync(Buffer.from(JSON.stringify({ batch: [], pad: ' '.repeat(20 * 1024 * 1024) })));
+    const bombed = await postJson(`${c.url}/v1/batch`, bomb, { ...bearer(), 'content-encoding': 'gzip' });
+    expect(bombed.status).toBe(413);
+    const fat = await postJson(
+      `${c.url}/v1/batch`,
+      {
+        batch: [
+          ourMessage('fat-1', { properties: { command: 'build', error: 'e'.repeat(40_000) } }),
+          ourMessage('thin-1'),
+        ],
+      },
+      bearer(),
+    );
+    expect(fat.status).toBe(200);
+    expect((fat.json?.results as { reason?: string }[] | undefined)?.map((r) => r.reason)).toEqual([
+      'TMK_ERR_EVENT_TOO_LARGE',
+      undefined,
+    ]);
+  });
+
+  it('refuses bad keys (401), bad media types (415), bad JSON and bad gzip (400), and keeps bad bodies', async () => {
+    expect((await postJson(`${c.url}/v1/batch`, { batch: [] }, bearer('wk_unknown_key'))).status).toBe(401);
+    expect((await postJson(`${c.url}/v1/batch`, { batch: [] }, { 'content-type': 'text/html' })).status).toBe(
+      415,
+    );
+    const bad = await postJson(`${c.url}/v1/batch`, '{"batch": [', bearer());
+    expect(bad.status).toBe(400);
+    expect(bad.json?.code).toBe('TMK_ERR_BODY_UNPARSEABLE');
+    const badGzip = await postJson(`${c.url}/v1/batch`, 'not gzip', {
+      ...bearer(),
+      'content-encoding': 'gzip',
+    });
+    expect(badGzip.json?.code).toBe('TMK_ERR_BAD_GZIP');
+    expect(
+      (await postJson(`${c.url}/v1/batch`, '{}', { ...bearer(), 'content-encoding': 'br' })).status,
+    ).toBe(415);
+    const kept = await c.store.listQuarantine({ reason: 'TMK_ERR_BODY_UNPARSEABLE' });
+    expect(kept.some((q) => q.raw === '{"batch": [')).toBe(true);
+    expect((await fetch(`${c.url}/v1/nothing`, { method: 'POST' })).status).toBe(404);
+  });
+
+  it('rate-limits per write key and per install with 429 and Retry-After', async () => {
+    const key = { authorization: 'Bearer wk_limited_000000' };
+    const msg = (id: string, install: string) =>
+      ourMessage(id, { anonymousId: install, context: { app: { name: 'limited' } } });
+    const ok = await postJson(
+      `${c.url}/v1/batch`,
+      { batch: [msg('rl-1', 'a'), msg('rl-2', 'a'), msg('rl-3', 'a')] },
+      key,
+    );
+    expect(ok.status).toBe(200);
+    const perInstall = await postJson(`${c.url}/v1/batch`, { batch: [msg('rl-4', 'a')] }, key);
+    expect(perInstall.status).toBe(429);
+    expect(perInstall.json?.code).toBe('TMK_ERR_RATE_LIMITED');
+    expect(Number(perInstall.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    const other = await postJson(`${c.url}/v1/batch`, { batch: [msg('rl-5', 'b'), msg('rl-6', 'b')] }, key);
+    expect(other.status).toBe(200);
+    const perKey = await postJson(`${c.url}/v1/batch`, { batch: [msg('rl-7', 'c')] }, key);
+    expect(perKey.status).toBe(429);
+    const [row] = await c.store.query<{ n: number }>(
+      sql`SELECT count(*) AS n FROM events WHERE app = ${'limited'}`,
+    );
+    expect(Number(row?.n)).toBe(5);
+  });
+
+  it('serves health, readiness and metrics, and never logs the client address', async () => {
+    expect((await postJson(`${c.url}/v1/batch`, { batch: [ourMessage('metrics-1')] }, bearer())).status).toBe(
+      200,
+    );
+    expect((await fetch(`${c.url}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${c.url}/readyz`);
+    expect(ready.status).toBe(200);
+    const metrics = await (await fetch(`${c.url}/metrics`)).text();
+    for (const name of [
+      'telemark_events_total',
+      'telemark_requests_rejected_total',
+      'telemark_request_duration_seconds_bucket',
+      'telemark_commit_batch_events_bucket',
+      'telemark_commit_duration_seconds_bucket',
+      'telemark_queue_events',
+      'telemark_process_resident_memory_bytes',
+    ])
+      expect(metrics).toContain(name);
+    expect(c.logs.join('')).not.toContain('127.0.0.1:');
+    expect(c.logs.join('')).not.toMatch(/remoteAddress|remotePort/);
+  });
+});
+
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((r) => setTimeout(r, 5));
+}
+
+describe('backpressure', () => {
+  it('answers 503 with Retry-After when the queue is full, and accepts again once it drained', async () => {
+    let release: () => void = () => {};
+    let writes = 0;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const c = await startInProcess({
+      config: {
+        queue: { maxEvents: 2500, maxBytes: 10 * 1024 * 1024 },
+        limits: { maxBatchBytes: 2 * 1024 * 1024 },
+      },
+      wrapStore: (store: Store) => ({
+        ...store,
+        write: async (batch: WriteBatch) => {
+          writes++;
+          await gate;
+          return store.write(batch);
+        },
+      }),
+    });
+    try {
+      const batch = (p: string, n: number) => ({
+        batch: Array.from({ length: n }, (_, i) => ourMessage(`${p}-${i}`)),
+      });
+      // The first request's write is held at the gate; the second waits in the queue and fills it.
+      const first = postJson(`${c.url}/v1/batch`, batch('q1', 10), bearer());
+      await until(() => writes > 0);
+      const second = postJson(`${c.url}/v1/batch`, batch('q2', 2500), bearer());
+      await until(() => c.collector.committer.queued().events === 2500);
+      const refused = await postJson(`${c.url}/v1/batch`, batch('q3', 1), bearer());
+      expect(refused.status).toBe(503);
+      expect(refused.json?.code).toBe('TMK_ERR_QUEUE_FULL');
+      expect(refused.headers.get('retry-after')).toBeTruthy();
+      expect((await fetch(`${c.url}/readyz`)).status).toBe(503);
+      release();
+      expect((await first).status).toBe(200);
+      expect((await second).status).toBe(200);
+      expect((await postJson(`${c.url}/v1/batch`, batch('q3', 1), bearer())).status).toBe(200);
+    } finally {
+      release();
+      await c.stop();
+    }
+  });
+
+  it('bounds the bodies in flight: past queue.maxInflightBytes a request gets 503 before its body is read', async () => {
+    const c = await startInProcess({ config: { queue: { maxInflightBytes: 600 * 1024 } } });
+    try {
+      const body = JSON.stringify({ batch: [ourMessage('if-1')], pad: 'p'.repeat(400 * 1024) });
+      const { port } = new URL(c.url);
+      const socket = connect(Number(port), '127.0.0.1');
+      let answer = '';
+      socket.on('data', (d: Buffer) => {
+        answer += d.toString();
+      });
+      socket.write(
+        `POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${MYTOOL_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 1000)}`,
+      );
+      while ((await c.collector.metrics.inflight.get()).values[0]?.value !== 1)
+        await new Promise((r) => setTimeout(r, 5));
+      const refused = await postJson(
+        `${c.url}/v1/batch`,
+        { batch: [ourMessage('if-2')], pad: 'q'.repeat(300 * 1024) },
+        bearer(),
+      );
+      expect(refused.status).toBe(503);
+      expect(refused.json?.code).toBe('TMK_ERR_QUEUE_FULL');
+      socket.write(body.slice(1000));
+      while (!answer.includes('"results"')) await new Promise((r) => setTimeout(r, 5));
+      expect(answer).toMatch(/^HTTP\/1\.1 200/);
+      socket.end();
+      expect((await postJson(`${c.url}/v1/batch`, { batch: [ourMessage('if-3')] }, bearer())).status).toBe(
+        200,
+      );
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('answers 503 when the store fails, stores nothing of that request, and recovers', async () => {
+    let failures = 1;
+    const c = await startInProcess({
+      wrapStore: (store: Store) => ({
+        ...store,
+        write: async (batch: WriteBatch) => {
+          if (failures-- > 0) throw new Error('disk I/O error');
+          return store.write(batch);
+        },
+      }),
+    });
+    try {
+      const failed = await postJson(`${c.url}/v1/batch`, { batch: [ourMessage('sf-1')] }, bearer());
+      expect(failed.status).toBe(503);
+      expect(failed.json?.code).toBe('TMK_ERR_STORE_UNAVAILABLE');
+      expect(failed.headers.get('retry-after')).toBeTruthy();
+      await new Promise((r) => setTimeout(r, 1100));
+      const retried = await postJson(`${c.url}/v1/batch`, { batch: [ourMessage('sf-1')] }, bearer());
+      expect(retried.json?.results).toEqual([{ messageId: 'sf-1', status: 'accepted' }]);
+    } finally {
+      await c.stop();
+    }
+  });
+});
+
+describe('logs', () => {
+  it('log requests and refusals without the client address, even at trace level', async () => {
+    const c = await startInProcess({ config: { log: { level: 'trace', requests: true } } });
+    try {
+      // The client speaks from 127.0.0.2, an address that appears nowhere else.
+      const send = (path: string, body: string, headers: Record<string, string> = {}) =>
+        new Promise<number>((resolve, reject) => {
+          const req = request(
+            `${c.url}${path}`,
+            {
+              method: 'POST',
+              localAddress: '127.0.0.2',
+              headers: { 'content-type': 'application/json', ...headers },
+            },
+            (res) => {
+              res.resume();
+              res.on('end', () => resolve(res.statusCode ?? 0));
+            },
+          );
+          req.on('error', reject);
+          req.end(body);
+        });
+      expect(await send('/v1/batch', JSON.stringify({ batch: [ourMessage('log-1')] }), bearer())).toBe(200);
+      expect(await send('/v1/batch', '{oops', bearer())).toBe(400);
+      expect(await send('/v1/batch', '{}', { authorization: 'Bearer wk_nobody_000' })).toBe(401);
+      expect(await send('/scout', '[]')).toBe(400);
+      const logs = c.logs.join('');
+      expect(logs).toContain('incoming request');
+      expect(logs).toContain('"url":"/v1/batch"');
+      expect(logs).toContain('TMK_ERR_BODY_UNPARSEABLE');
+      expect(logs).not.toContain('127.0.0.2');
+      expect(logs).not.toMatch(/remoteAddress|remotePort|"ip"/);
+    } finally {
+      await c.stop();
+    }
+  });
+});

@@ -1,0 +1,130 @@
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { sql } from '../../packages/server/src/store/sql.js';
+import {
+  bearer,
+  CLI,
+  killChildren,
+  MYTOOL_CATALOG,
+  MYTOOL_KEY,
+  openData,
+  ourMessage,
+  postJson,
+  startChild,
+  tempDir,
+} from './_helpers.js';
+
+afterAll(killChildren);
+
+const telemark = (...args: string[]) => {
+  const result = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+};
+
+/** Version 1 of the catalog lacks the `install` event; version 2 adds it. */
+const { install: _install, ...eventsV1 } = MYTOOL_CATALOG.events;
+const CATALOG_V1 = { ...MYTOOL_CATALOG, events: eventsV1 };
+
+describe('telemark quarantine list / replay', () => {
+  it('lists refused inputs and replays them after a catalog fix, leaving the still-bad ones', async () => {
+    const dataDir = tempDir();
+    const child = await startChild(dataDir, {
+      apps: { mytool: { catalog: CATALOG_V1, writeKeys: [MYTOOL_KEY] } },
+    });
+    const response = await postJson(
+      `${child.url}/v1/batch`,
+      {
+        batch: [
+          ourMessage('q-install-1', { event: 'install', properties: {} }),
+          ourMessage('q-install-2', { event: 'install', properties: {}, anonymousId: 'install-2' }),
+          ourMessage('q-missing', { properties: { ok: true } }),
+          ourMessage('q-ok'),
+        ],
+      },
+      bearer(),
+    );
+    expect((response.json?.results as { status: string }[] | undefined)?.map((r) => r.status)).toEqual([
+      'rejected',
+      'rejected',
+      'rejected',
+      'accepted',
+    ]);
+    expect((await postJson(`${child.url}/v1/batch`, '{"batch": [oops', bearer())).status).toBe(400);
+    child.proc.kill('SIGTERM');
+    expect((await child.exited).code).toBe(0);
+
+    const table = telemark('quarantine', 'list', '--data', dataDir);
+    expect(table.code).toBe(0);
+    expect(table.stdout.split('\n')[0]).toMatch(/^id\s+received\s+app\s+protocol\s+reason\s+event\s+detail$/);
+    expect(table.stdout).toContain('unknown_event');
+    expect(table.stdout).toContain('TMK_ERR_BODY_UNPARSEABLE');
+    const listed = JSON.parse(telemark('quarantine', 'list', '--data', dataDir, '--json').stdout);
+    expect(listed).toHaveLength(4);
+    const unknown = JSON.parse(
+      telemark('quarantine', 'list', '--data', dataDir, '--json', '--reason', 'unknown_event').stdout,
+    );
+    expect(unknown.map((e: { messageId: string }) => e.messageId).sort()).toEqual([
+      'q-install-1',
+      'q-install-2',
+    ]);
+    expect(JSON.parse(unknown[0].raw).event).toBe('install');
+    expect(
+      JSON.parse(telemark('quarantine', 'list', '--data', dataDir, '--json', '--limit', '1').stdout),
+    ).toHaveLength(1);
+    expect(
+      JSON.parse(telemark('quarantine', 'list', '--data', dataDir, '--json', '--app', 'other').stdout),
+    ).toEqual([]);
+
+    // Before the fix, a replay changes nothing.
+    const configV1 = join(tempDir(), 'v1.json');
+    writeFileSync(
+      configV1,
+      JSON.stringify({ apps: { mytool: { catalog: CATALOG_V1, writeKeys: [MYTOOL_KEY] } } }),
+    );
+    expect(telemark('quarantine', 'replay', '--config', configV1, '--data', dataDir).stdout).toContain(
+      '0 replayed (0 event(s) stored, 0 already stored), 4 still rejected',
+    );
+
+    const configV2 = join(tempDir(), 'v2.json');
+    writeFileSync(
+      configV2,
+      JSON.stringify({ apps: { mytool: { catalog: MYTOOL_CATALOG, writeKeys: [MYTOOL_KEY] } } }),
+    );
+    const replay = telemark('quarantine', 'replay', '--config', configV2, '--data', dataDir);
+    expect(replay.code).toBe(0);
+    expect(replay.stdout).toContain(
+      'Examined 4 quarantined input(s): 2 replayed (2 event(s) stored, 0 already stored), 2 still rejected',
+    );
+    const left = JSON.parse(telemark('quarantine', 'list', '--data', dataDir, '--json').stdout);
+    expect(left.map((e: { reason: string }) => e.reason).sort()).toEqual([
+      'TMK_ERR_BODY_UNPARSEABLE',
+      'missing_trait',
+    ]);
+    // Running it again finds nothing more to do.
+    expect(telemark('quarantine', 'replay', '--config', configV2, '--data', dataDir).stdout).toContain(
+      '0 replayed',
+    );
+
+    const store = await openData(dataDir);
+    try {
+      const rows = await store.query<{ message_id: string; event: string; received_at: unknown }>(
+        sql`SELECT message_id, event FROM events ORDER BY message_id`,
+      );
+      expect(rows.map((r) => `${r.message_id}:${r.event}`)).toEqual([
+        'q-install-1:install',
+        'q-install-2:install',
+        'q-ok:run',
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('refuses a bad --limit with a clear error', () => {
+    const result = telemark('quarantine', 'list', '--data', tempDir(), '--limit', 'many');
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('TMK_ERR_BAD_PARAMETER');
+  });
+});

@@ -1,0 +1,91 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CLI, killChildren, tempDir } from './_helpers.js';
+
+afterAll(killChildren);
+
+/** `telemark serve` until it prints its URL, then SIGTERM; returns everything it printed. */
+async function serveOnce(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ out: string; code: number | null }> {
+  const { TELEMARK_ADMIN_TOKEN: _ignored, ...inherited } = process.env;
+  const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0', ...args], {
+    env: { ...inherited, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    proc.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (/listening on http:\/\/127\.0\.0\.1:\d+/.test(out) && /\n$/.test(out)) resolve();
+    });
+    proc.stderr.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    exited.then(() => reject(new Error(out)));
+  });
+  proc.kill('SIGTERM');
+  return { out, code: await exited };
+}
+
+describe('telemark serve', () => {
+  it('prints its URL, and the admin token with the dashboard URL only when it generated it', async () => {
+    const dataDir = tempDir();
+    const first = await serveOnce(['--data', dataDir]);
+    expect(first.code).toBe(0);
+    expect(first.out).toMatch(/telemark collector listening on http:\/\/127\.0\.0\.1:\d+ \(store: duckdb/);
+    expect(first.out).toMatch(
+      /Admin token \(shown once; kept in .*admin-token\): tmk_\S+\nDashboard: http:\/\/127\.0\.0\.1:\d+\//,
+    );
+    const second = await serveOnce(['--data', dataDir]);
+    expect(second.out).not.toContain('Admin token');
+    const fromEnv = await serveOnce(['--data', tempDir()], { TELEMARK_ADMIN_TOKEN: 'from-env-token' });
+    expect(fromEnv.out).not.toContain('Admin token');
+  });
+
+  it('refuses an invalid configuration at start, listing every problem, with exit code 1', () => {
+    const file = join(tempDir(), 'bad.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        port: 'eighty',
+        queue: { maxEvents: 0 },
+        apps: { mytool: { catalog: './missing.json', writeKeys: ['short'] } },
+        typo: 1,
+      }),
+    );
+    const result = spawnSync(process.execPath, [CLI, 'serve', '--config', file, '--data', tempDir()], {
+      encoding: 'utf8',
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('TMK_ERR_CONFIG_INVALID');
+    for (const problem of ['port', 'queue.maxEvents', 'apps.mytool.writeKeys.0', 'typo'])
+      expect(result.stderr).toContain(problem);
+  });
+
+  it('names the fix when the port is taken', async () => {
+    const dataDir = tempDir();
+    const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data', dataDir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    const port = await new Promise<string>((resolve) =>
+      proc.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /127\.0\.0\.1:(\d+)/.exec(out);
+        if (m?.[1]) resolve(m[1]);
+      }),
+    );
+    const clash = spawnSync(process.execPath, [CLI, 'serve', '--port', port, '--data', tempDir()], {
+      encoding: 'utf8',
+    });
+    proc.kill('SIGTERM');
+    expect(clash.status).toBe(1);
+    expect(clash.stderr).toContain('TMK_ERR_LISTEN');
+    expect(clash.stderr).toContain('choose another --port');
+  });
+});

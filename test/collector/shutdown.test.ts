@@ -1,0 +1,93 @@
+import { connect } from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import { sql } from '../../packages/server/src/store/sql.js';
+import {
+  bearer,
+  killChildren,
+  MYTOOL_KEY,
+  openData,
+  ourMessage,
+  postJson,
+  startChild,
+  tempDir,
+} from './_helpers.js';
+
+/** Start a request by hand and leave its body unfinished: a request in flight when the signal comes. */
+function startPartialRequest(url: string, body: string, sentBytes: number) {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  let response = '';
+  socket.on('data', (d: Buffer) => {
+    response += d.toString();
+  });
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  socket.write(
+    `POST /v1/batch HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAuthorization: Bearer ${MYTOOL_KEY}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`,
+  );
+  socket.write(body.slice(0, sentBytes));
+  return {
+    finish() {
+      socket.write(body.slice(sentBytes));
+    },
+    async response(): Promise<string> {
+      while (!response.includes('\r\n\r\n') || !/"results"|"code"/.test(response))
+        await Promise.race([closed, new Promise((r) => setTimeout(r, 10))]);
+      socket.end();
+      return response;
+    },
+  };
+}
+
+afterAll(killChildren);
+
+describe('graceful shutdown', () => {
+  it('on SIGTERM answers and stores requests in flight, refuses later ones with 503, then exits 0', async () => {
+    const dataDir = tempDir();
+    const child = await startChild(dataDir);
+    const body = JSON.stringify({ batch: [ourMessage('inflight-1'), ourMessage('inflight-2')] });
+    const inflight = startPartialRequest(child.url, body, 40);
+    // A request completed before the signal.
+    expect(
+      (await postJson(`${child.url}/v1/batch`, { batch: [ourMessage('before-1')] }, bearer())).status,
+    ).toBe(200);
+
+    // The collector has the unfinished request in hand before the signal.
+    const inFlight = async () =>
+      /telemark_ingest_requests_in_flight (\d+)/.exec(
+        await (await fetch(`${child.url}/metrics`)).text(),
+      )?.[1];
+    while ((await inFlight()) !== '1') await new Promise((r) => setTimeout(r, 10));
+    child.proc.kill('SIGTERM');
+    // Readiness turns 503 first (load balancers stop sending), while the listener still answers.
+    let ready = 200;
+    while (ready === 200) ready = (await fetch(`${child.url}/readyz`)).status;
+    expect(ready).toBe(503);
+    const later = await postJson(`${child.url}/v1/batch`, { batch: [ourMessage('later-1')] }, bearer());
+    expect(later.status).toBe(503);
+    expect(later.json?.code).toBe('TMK_ERR_SHUTTING_DOWN');
+    expect(later.headers.get('retry-after')).toBeTruthy();
+
+    inflight.finish();
+    const raw = await inflight.response();
+    expect(raw.startsWith('HTTP/1.1 200')).toBe(true);
+    expect(raw).toContain('"messageId":"inflight-2","status":"accepted"');
+    expect(await child.exited).toEqual({ code: 0, signal: null });
+    expect(child.output()).toContain('stopped');
+
+    const store = await openData(dataDir);
+    try {
+      const rows = await store.query<{ message_id: string }>(
+        sql`SELECT message_id FROM events ORDER BY message_id`,
+      );
+      expect(rows.map((r) => r.message_id)).toEqual(['before-1', 'inflight-1', 'inflight-2']);
+      const counters = await store.query<{ kind: string; count: number }>(
+        sql`SELECT kind, sum(count) AS count FROM ingest_counters WHERE app = ${'mytool'} GROUP BY kind`,
+      );
+      // The accepted counter of the last commit was written during the drain.
+      expect(counters.find((c) => c.kind === 'accepted')?.count).toBe(3);
+    } finally {
+      await store.close();
+    }
+  });
+});
