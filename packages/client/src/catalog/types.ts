@@ -163,7 +163,9 @@ export interface Catalog<C extends CatalogInput = CatalogInput> {
   readonly app: string;
   readonly title: string;
   readonly input: C;
-  readonly eventNames: readonly (keyof C['events'] & string)[];
+  // A conditional type, so `Catalog<Literal>` is checked structurally and stays assignable to `Catalog`
+  // (a bare `keyof` would make the parameter contravariant, hence invariant).
+  readonly eventNames: readonly (C extends { readonly events: infer E } ? keyof E & string : never)[];
   /** sha256 (hex, 16 chars) of the set of collected fields; changes re-show the first-run notice. */
   readonly fingerprint: string;
 }

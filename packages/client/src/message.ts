@@ -1,0 +1,248 @@
+/**
+ * Turning a reported event into a spool record, and a spool record into the message that is sent.
+ *
+ * Records are built on the next tick (or at exit), not inside `report()`: hashing, scrubbing and
+ * serialisation stay off the caller's stack. Free text (`error` and unhashed `string` traits) is marked
+ * `_scrub` and scrubbed by whoever sends — the detached sender or `flush()` — before anything leaves the
+ * machine: compiling and warming the scrubber costs milliseconds, which a CLI's exit must not pay.
+ * The machine's facts (OS, container, WSL) are also left to the sender: they mean files or a program.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import type { Catalog, ErrorTrait, StringTrait, TraitSpec } from './catalog/types.js';
+import { checkTraitValue } from './catalog/validate.js';
+import { parseSwitch } from './consent.js';
+import { detectInstallMethod, type EnvironmentInfo } from './context/index.js';
+import { hashTraitValue, type Identity } from './identity.js';
+import type { Env } from './paths.js';
+import type { Scrubber, ScrubIdentity } from './scrub/index.js';
+import { LIBRARY_VERSION } from './version.js';
+import type { CliContext, WireMessage } from './wire.js';
+
+/** What `report()` keeps: validated traits and the facts of the moment. */
+export interface PendingEvent {
+  readonly event: string;
+  readonly traits: Record<string, unknown>;
+  readonly time: number;
+  readonly messageId: string;
+  readonly seq: number;
+}
+
+export type TextTrait = readonly [name: string, spec: ErrorTrait | StringTrait];
+
+/** Per event, the traits whose values are free text (scrubbed, or hashed). */
+export function textTraitsByEvent(catalog: Catalog): Map<string, readonly TextTrait[]> {
+  const map = new Map<string, readonly TextTrait[]>();
+  for (const [event, spec] of Object.entries(catalog.input.events)) {
+    const text: TextTrait[] = [];
+    for (const [name, trait] of Object.entries(spec.traits ?? {}))
+      if (trait.type === 'error' || trait.type === 'string') text.push([name, trait]);
+    if (text.length > 0) map.set(event, text);
+  }
+  return map;
+}
+
+/** This machine's names, known exactly, for the scrubber. Each is optional: lookups may fail in containers. */
+export function machineScrubIdentity(): ScrubIdentity {
+  const identity: { homeDir?: string; userName?: string; hostName?: string } = {};
+  try {
+    identity.homeDir = os.homedir();
+  } catch {}
+  try {
+    identity.userName = os.userInfo().username;
+  } catch {}
+  try {
+    identity.hostName = os.hostname();
+  } catch {}
+  return identity;
+}
+
+/** The catalog's declared extra context, read from `<envPrefix><KEY>` variables, typed; anything else is ignored. */
+export function extraContextFromEnv(
+  catalog: Catalog,
+  env: Env,
+): Record<string, boolean | number | string> | undefined {
+  const spec = catalog.input.extraContext;
+  if (!spec) return undefined;
+  const extra: Record<string, boolean | number | string> = {};
+  for (const [key, trait] of Object.entries(spec.keys) as [string, TraitSpec][]) {
+    const raw = env[`${spec.envPrefix}${key.toUpperCase()}`];
+    if (raw === undefined) continue;
+    let value: unknown;
+    if (trait.type === 'boolean') {
+      const parsed = parseSwitch(raw);
+      if (!parsed.recognised) continue;
+      value = parsed.on;
+    } else if (trait.type === 'integer') {
+      if (!/^-?\d{1,15}$/.test(raw.trim())) continue;
+      value = Number(raw.trim());
+    } else value = raw.trim();
+    const checked = checkTraitValue(key, trait, value);
+    if (checked.ok) extra[key] = checked.value as boolean | number | string;
+  }
+  return Object.keys(extra).length > 0 ? extra : undefined;
+}
+
+export function detectInstallMethodSafely(): string {
+  try {
+    const entry = process.argv[1];
+    const real = entry ? fs.realpathSync(entry) : undefined;
+    return detectInstallMethod(real, process.platform) || 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+export interface MessageContextInput {
+  readonly catalog: Catalog;
+  readonly version: string;
+  readonly mode: string;
+  readonly sessionId: string;
+  readonly installMethod: string;
+  readonly environment: EnvironmentInfo;
+  readonly extra: Record<string, boolean | number | string> | undefined;
+}
+
+/** What this process knows: everything but the machine's facts (container, WSL, OS), which the sender adds. */
+export type CliBase = Omit<CliContext, 'seq' | 'container' | 'wsl'>;
+
+export function cliBase(input: MessageContextInput): CliBase {
+  return {
+    arch: process.arch,
+    platform: process.platform,
+    mode: input.mode,
+    sessionId: input.sessionId,
+    installMethod: input.installMethod,
+    envClass: input.environment.envClass,
+    ciVendor: input.environment.ciVendor,
+    agent: input.environment.agent,
+    nodeVersion: process.versions.node,
+    catalog: input.catalog.fingerprint,
+    ...(input.extra ? { extra: input.extra } : {}),
+  };
+}
+
+/**
+ * A message as it waits in the spool: a wire message without the machine's facts (`os: null`, no
+ * `container`/`wsl`), with the free-text traits still to scrub (`_scrub`: trait → max length). Whoever
+ * sends finishes it (`finishRecord`).
+ */
+export interface SpoolRecord extends Omit<WireMessage, 'context'> {
+  readonly context: Omit<WireMessage['context'], 'os' | 'cli'> & {
+    readonly os: WireMessage['context']['os'] | null;
+    readonly cli: Omit<CliContext, 'container' | 'wsl'> & Partial<Pick<CliContext, 'container' | 'wsl'>>;
+  };
+  readonly _scrub?: Readonly<Record<string, number>>;
+}
+
+export interface BuiltRecord {
+  readonly record: SpoolRecord;
+  readonly line: string;
+  /** Traits replaced by their keyed hash (debug output). */
+  readonly hashed: readonly string[];
+}
+
+export interface MessageBuilder {
+  build(
+    event: PendingEvent,
+    identity: Pick<Identity, 'installId' | 'secret' | 'created' | 'legacySource'>,
+    dropped: number,
+  ): BuiltRecord;
+}
+
+function scrubInto(properties: Record<string, unknown>, name: string, max: number, scrubber: Scrubber) {
+  const result = scrubber(String(properties[name]));
+  // Markers can be longer than what they replace; the collector refuses over-long strings.
+  properties[name] = result.text.length > max ? result.text.slice(0, max) : result.text;
+  return result.rules;
+}
+
+export function createMessageBuilder(input: MessageContextInput): MessageBuilder {
+  const textTraits = textTraitsByEvent(input.catalog);
+  const base = cliBase(input);
+  const app = { name: input.catalog.app, version: input.version };
+  const library = { name: 'telemark' as const, version: LIBRARY_VERSION };
+  return {
+    build(pending, identity, dropped) {
+      let properties = pending.traits;
+      let toScrub: Record<string, number> | undefined;
+      const hashed: string[] = [];
+      const text = textTraits.get(pending.event);
+      if (text) {
+        properties = { ...properties };
+        for (const [name, spec] of text) {
+          if (typeof properties[name] !== 'string') continue;
+          if (spec.type === 'string' && spec.hashed) {
+            properties[name] = hashTraitValue(identity.secret, properties[name] as string, spec.maxLength);
+            hashed.push(name);
+          } else {
+            toScrub ??= {};
+            toScrub[name] = spec.type === 'string' ? spec.maxLength : (spec.maxLength ?? 1024);
+          }
+        }
+      }
+      const record: SpoolRecord = {
+        type: 'track',
+        messageId: pending.messageId,
+        timestamp: new Date(pending.time).toISOString(),
+        anonymousId: identity.installId,
+        event: pending.event,
+        properties,
+        context: {
+          app,
+          library,
+          os: null,
+          cli: {
+            ...base,
+            seq: pending.seq,
+            // A migrated id is not a new install: the tool was installed before, under an older id file.
+            ...(identity.created ? { newInstall: !identity.legacySource } : {}),
+            ...(identity.legacySource ? { legacyIdSource: identity.legacySource } : {}),
+            ...(dropped > 0 ? { dropped } : {}),
+          },
+        },
+        ...(toScrub ? { _scrub: toScrub } : {}),
+      };
+      return { record, line: JSON.stringify(record), hashed };
+    },
+  };
+}
+
+/** The machine's facts, computed once by whoever sends (they may read files or run a program). */
+export interface MachineFacts {
+  readonly scrubber: () => Scrubber;
+  readonly os: () => WireMessage['context']['os'];
+  readonly container: () => boolean;
+  readonly wsl: () => 0 | 1 | 2;
+}
+
+/** Turn a spool record into the message that is sent: scrub what is left to scrub, add the machine's facts. */
+export function finishRecord(
+  record: SpoolRecord,
+  machine: MachineFacts,
+): { message: WireMessage; rules: string[] } {
+  const rules: string[] = [];
+  let properties = record.properties as Record<string, unknown>;
+  if (record._scrub) {
+    properties = { ...properties };
+    for (const [name, max] of Object.entries(record._scrub))
+      if (typeof properties[name] === 'string')
+        rules.push(...scrubInto(properties, name, max, machine.scrubber()));
+  }
+  const { _scrub, ...rest } = record;
+  const cli = record.context.cli;
+  const container = cli.container ?? machine.container();
+  // In the environment classes' precedence, a container ranks above interactive and script runs.
+  const envClass =
+    container && (cli.envClass === 'interactive' || cli.envClass === 'script') ? 'container' : cli.envClass;
+  const message = {
+    ...rest,
+    properties,
+    context: {
+      ...record.context,
+      os: record.context.os ?? machine.os(),
+      cli: { ...cli, envClass, container, wsl: cli.wsl ?? machine.wsl() },
+    },
+  } as WireMessage;
+  return { message, rules };
+}

@@ -1,0 +1,393 @@
+/**
+ * Delivery: takes sealed segments (and those of dead writers), posts them in batches to
+ * `{endpoint}/v1/batch`, removes what the collector answered for, and keeps the rest for a retry with
+ * backoff. The detached sender and `flush()` both run this, always under the spool lock.
+ */
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
+import { unlinkQuietly } from '../_fs.js';
+import { machineGate } from '../consent.js';
+import { writeControl } from '../control.js';
+import { appendLedger } from '../ledger.js';
+import { LOCK_HEARTBEAT_MS, type Lock } from '../lock.js';
+import { createMachineFacts } from '../machine.js';
+import { finishRecord, type MachineFacts, type SpoolRecord } from '../message.js';
+import { noticeEverShown, readNoticeState } from '../notice.js';
+import { type Env, FILES } from '../paths.js';
+import {
+  adoptSegment,
+  enforceSpoolLimits,
+  isAbandoned,
+  listSpool,
+  readSegmentLines,
+  rewriteSegment,
+  type SegmentEntry,
+} from '../spool.js';
+import { type BatchResponse, LIMITS, type WireMessage } from '../wire.js';
+import { backoffDelay, parseRetryAfter } from './backoff.js';
+import { type DeliveryState, readDeliveryState, writeDeliveryState } from './delivery-state.js';
+import { post } from './http.js';
+
+const gzipAsync = promisify(gzip);
+
+export interface DeliveryConfig {
+  readonly app: string;
+  readonly configDir: string;
+  readonly endpoint: string;
+  readonly writeKey?: string;
+  readonly connectMs: number;
+  readonly totalMs: number;
+  readonly maxBytes: number;
+  readonly maxAgeMs: number;
+  readonly env: Env;
+  readonly libraryVersion: string;
+}
+
+export interface DeliveryRun {
+  /** Absolute time (ms) by which delivery stops, whatever it is doing. */
+  readonly deadline: number;
+  readonly lock: Lock;
+  /** The longest backoff to wait for in this process; longer ones end the run. */
+  readonly maxSleepMs: number;
+}
+
+export type DeliveryStop =
+  | 'empty'
+  | 'backoff'
+  | 'deadline'
+  | 'lost_lock'
+  | 'disabled'
+  | 'notice_pending'
+  | 'killed';
+
+export interface DeliveryOutcome {
+  readonly reason: DeliveryStop;
+  readonly delivered: number;
+  readonly duplicates: number;
+  readonly rejected: number;
+  readonly attempts: number;
+  readonly nextAttemptAt: number | null;
+  readonly lastError: string | null;
+}
+
+/** Status codes after which the same batch is retried later, unchanged. */
+const RETRYABLE = new Set([408, 425, 429, 500, 502, 503, 504]);
+/** Status codes that say the request itself is refused: split the batch to find the culprit. */
+const SPLITTABLE = new Set([400, 413, 415, 422]);
+/** A refusal that no batch can fix (wrong endpoint, key, app): wait long, keep the events. */
+const CONFIG_CODES = new Set(['TMK_ERR_UNKNOWN_APP', 'TMK_ERR_MISSING_WRITE_KEY', 'TMK_ERR_BAD_WRITE_KEY']);
+const CONFIG_FAILURE_MIN_DELAY_MS = 5 * 60 * 1000;
+
+interface BatchItem {
+  readonly message: WireMessage;
+  readonly json: string;
+}
+
+interface ConsumedLines {
+  readonly lines: string[];
+  /** Lines taken from the front of the segment. */
+  count: number;
+  /** For each taken line: it is in the batch (false: unusable, dropped). */
+  readonly sent: boolean[];
+}
+
+interface Batch {
+  readonly items: BatchItem[];
+  /** Lines consumed from the front of each segment (sent or dropped as unusable). */
+  readonly consumed: Map<SegmentEntry, ConsumedLines>;
+  readonly unusable: number;
+  readonly droppedFiles: string[];
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function parseLine(line: string): SpoolRecord | undefined {
+  try {
+    const value = JSON.parse(line) as SpoolRecord;
+    return value && typeof value === 'object' && typeof value.messageId === 'string' && value.context?.cli
+      ? value
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Take messages from the oldest segments, up to the batch limits, finishing each record (scrubbing what
+ * is left to scrub, adding the machine's facts). The first message carries the dropped-events count.
+ */
+function buildBatch(
+  segments: readonly SegmentEntry[],
+  maxEvents: number,
+  machine: MachineFacts,
+  dropped: { count: number; files: string[] },
+): Batch {
+  const items: BatchItem[] = [];
+  const consumed = new Map<SegmentEntry, ConsumedLines>();
+  let unusable = 0;
+  // Room for `{"batch":[`, `],"sentAt":"…"}` and commas.
+  let bytes = 64;
+  outer: for (const segment of segments) {
+    let lines: string[];
+    try {
+      lines = readSegmentLines(segment.file);
+    } catch {
+      continue;
+    }
+    const entry: ConsumedLines = { lines, count: 0, sent: [] };
+    consumed.set(segment, entry);
+    for (const line of lines) {
+      const parsed = parseLine(line);
+      let message: WireMessage | undefined;
+      try {
+        if (parsed)
+          message = addDropped(finishRecord(parsed, machine).message, items.length === 0 ? dropped.count : 0);
+      } catch {}
+      const json = message && JSON.stringify(message);
+      if (!message || !json || Buffer.byteLength(json) > LIMITS.maxEventBytes) {
+        entry.count++;
+        entry.sent.push(false);
+        unusable++;
+        continue;
+      }
+      const size = Buffer.byteLength(json) + 1;
+      if (items.length >= maxEvents || (items.length > 0 && bytes + size > LIMITS.maxBatchBytes)) break outer;
+      items.push({ message, json });
+      bytes += size;
+      entry.count++;
+      entry.sent.push(true);
+    }
+  }
+  return { items, consumed, unusable, droppedFiles: items.length > 0 ? dropped.files : [] };
+}
+
+function addDropped(message: WireMessage, dropped: number): WireMessage {
+  if (dropped <= 0) return message;
+  const cli = message.context.cli;
+  return {
+    ...message,
+    context: { ...message.context, cli: { ...cli, dropped: (cli.dropped ?? 0) + dropped } },
+  };
+}
+
+function commit(batch: Batch, upTo?: number): void {
+  // upTo: only the first n items were answered for (the rest stay); undefined means all of them.
+  let remaining = upTo ?? Number.POSITIVE_INFINITY;
+  for (const [segment, entry] of batch.consumed) {
+    let take = 0;
+    for (let i = 0; i < entry.count; i++) {
+      if (entry.sent[i]) {
+        if (remaining <= 0) break;
+        remaining--;
+      }
+      take++;
+    }
+    if (take > 0) rewriteSegment(segment, entry.lines.slice(take));
+  }
+  if (upTo === undefined || upTo > 0) for (const file of batch.droppedFiles) unlinkQuietly(file);
+}
+
+function parseResponse(body: string): Partial<BatchResponse> & { code?: string } {
+  try {
+    const value = JSON.parse(body);
+    return value && typeof value === 'object' ? value : {};
+  } catch {
+    return {};
+  }
+}
+
+export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise<DeliveryOutcome> {
+  const { configDir } = config;
+  const spoolDir = path.join(configDir, FILES.spool);
+  const url = new URL('v1/batch', config.endpoint.endsWith('/') ? config.endpoint : `${config.endpoint}/`);
+  const outcome = {
+    delivered: 0,
+    duplicates: 0,
+    rejected: 0,
+    attempts: 0,
+    nextAttemptAt: null as number | null,
+    lastError: null as string | null,
+  };
+  const done = (reason: DeliveryStop): DeliveryOutcome => ({ reason, ...outcome });
+  let maxEvents: number = LIMITS.maxBatchEvents;
+  const machine = createMachineFacts(configDir, config.env, true);
+  let lockLost = false;
+  const heartbeat = setInterval(() => {
+    if (!run.lock.heartbeat()) lockLost = true;
+  }, LOCK_HEARTBEAT_MS);
+  heartbeat.unref();
+
+  try {
+    for (;;) {
+      const now = Date.now();
+      if (now >= run.deadline) return done('deadline');
+      if (lockLost || !run.lock.stillOwned()) return done('lost_lock');
+      const gate = machineGate(configDir, config.app, config.env, process.platform, now);
+      if (gate === 'server') return done('killed');
+      if (gate) return done('disabled');
+      if (!noticeEverShown(readNoticeState(configDir))) return done('notice_pending');
+
+      let state = readDeliveryState(configDir, config.endpoint);
+      if (state.nextAttemptAt > now) {
+        const wait = state.nextAttemptAt - now;
+        outcome.nextAttemptAt = state.nextAttemptAt;
+        if (wait > run.maxSleepMs || now + wait >= run.deadline) return done('backoff');
+        await sleep(wait);
+        continue;
+      }
+
+      let listing = listSpool(spoolDir);
+      for (const segment of listing.segments)
+        if (segment.state === 'open' && isAbandoned(segment, now)) adoptSegment(segment);
+      listing = listSpool(spoolDir);
+      enforceSpoolLimits(spoolDir, { maxBytes: config.maxBytes, maxAgeMs: config.maxAgeMs }, now, listing);
+      listing = listSpool(spoolDir);
+      const ready = listing.segments.filter((s) => s.state === 'ready');
+      if (ready.length === 0) return done('empty');
+
+      const dropped = {
+        count: listing.dropped.reduce((sum, d) => sum + d.count, 0),
+        files: listing.dropped.map((d) => d.file),
+      };
+      const batch = buildBatch(ready, maxEvents, machine, dropped);
+      if (batch.items.length === 0) {
+        // Only unusable lines (truncated or oversized): remove them and look again.
+        outcome.rejected += batch.unusable;
+        commit(batch);
+        continue;
+      }
+
+      const sentAt = new Date().toISOString();
+      const body = await gzipAsync(
+        `{"batch":[${batch.items.map((i) => i.json).join(',')}],"sentAt":"${sentAt}"}`,
+      );
+      const headers: Record<string, string> = {
+        'content-type': 'application/json',
+        'content-encoding': 'gzip',
+        'user-agent': `telemark/${config.libraryVersion}`,
+      };
+      if (config.writeKey)
+        headers.authorization = `Basic ${Buffer.from(`${config.writeKey}:`).toString('base64')}`;
+      const controller = new AbortController();
+      const deadlineTimer = setTimeout(() => controller.abort(), Math.max(0, run.deadline - Date.now()));
+      outcome.attempts++;
+      const result = await post(url, body, {
+        headers,
+        connectMs: config.connectMs,
+        totalMs: Math.max(1, Math.min(config.totalMs, run.deadline - Date.now())),
+        env: config.env,
+        signal: controller.signal,
+      });
+      clearTimeout(deadlineTimer);
+      const after = Date.now();
+      state = readDeliveryState(configDir, config.endpoint);
+
+      if (result.ok && result.status >= 200 && result.status < 300) {
+        const response = parseResponse(result.body);
+        let accepted = 0;
+        let duplicate = 0;
+        let rejected = 0;
+        const rejectedByReason: Record<string, number> = { ...state.rejected };
+        const answered = new Map((response.results ?? []).map((r) => [r.messageId, r]));
+        for (const item of batch.items) {
+          const answer = answered.get(item.message.messageId);
+          // A 2xx means committed: a message the answer does not mention was accepted.
+          if (!answer || answer.status === 'accepted') accepted++;
+          else if (answer.status === 'duplicate') duplicate++;
+          else {
+            rejected++;
+            const reason = typeof answer.reason === 'string' ? answer.reason.slice(0, 64) : 'rejected';
+            rejectedByReason[reason] = (rejectedByReason[reason] ?? 0) + 1;
+          }
+        }
+        commit(batch);
+        outcome.delivered += accepted;
+        outcome.duplicates += duplicate;
+        outcome.rejected += rejected + batch.unusable;
+        if (batch.unusable > 0) rejectedByReason.unusable = (rejectedByReason.unusable ?? 0) + batch.unusable;
+        const retryAfterMs =
+          typeof response.control?.retryAfterMs === 'number' && response.control.retryAfterMs > 0
+            ? Math.min(response.control.retryAfterMs, 24 * 3600 * 1000)
+            : undefined;
+        const next: DeliveryState = {
+          ...state,
+          failures: 0,
+          nextAttemptAt: retryAfterMs ? after + retryAfterMs : 0,
+          lastAttemptAt: after,
+          lastStatus: result.status,
+          lastError: null,
+          lastSuccessAt: after,
+          delivered: state.delivered + accepted,
+          duplicates: state.duplicates + duplicate,
+          rejected: rejectedByReason,
+        };
+        writeDeliveryState(configDir, next);
+        try {
+          appendLedger(configDir, {
+            sentAt,
+            endpoint: url.href,
+            status: result.status,
+            accepted,
+            duplicate,
+            rejected,
+            messages: batch.items.map((i) => i.message),
+          });
+        } catch {}
+        if (response.control && typeof response.control === 'object') {
+          const stored = writeControl(configDir, response.control, after);
+          if (stored.disableUntil && Date.parse(stored.disableUntil) > after) return done('killed');
+        }
+        // The batch size learnt from a 413 is kept for the rest of the run: growing again would only
+        // trade one saved request for another refused one.
+        continue;
+      }
+
+      const status = result.ok ? result.status : null;
+      const response = result.ok ? parseResponse(result.body) : {};
+      const errorText = result.ok
+        ? `HTTP ${result.status}${response.code ? ` ${response.code}` : ''}`
+        : `${result.code}: ${result.error}`;
+      outcome.lastError = errorText;
+
+      if (status !== null && SPLITTABLE.has(status) && !CONFIG_CODES.has(String(response.code))) {
+        if (batch.items.length > 1) {
+          maxEvents = Math.max(1, Math.floor(batch.items.length / 2));
+          continue;
+        }
+        // One message the collector refuses on its own: drop it, count it, move on.
+        commit(batch, 1);
+        outcome.rejected += 1 + batch.unusable;
+        const reason = `http_${status}`;
+        writeDeliveryState(configDir, {
+          ...state,
+          lastAttemptAt: after,
+          lastStatus: status,
+          lastError: errorText,
+          rejected: { ...state.rejected, [reason]: (state.rejected[reason] ?? 0) + 1 },
+        });
+        continue;
+      }
+
+      const failures = state.failures + 1;
+      const retryAfter = result.ok ? parseRetryAfter(result.headers['retry-after'], after) : undefined;
+      let delay = backoffDelay(failures, retryAfter);
+      if (status !== null && !RETRYABLE.has(status) && status < 500)
+        delay = Math.max(delay, CONFIG_FAILURE_MIN_DELAY_MS);
+      const nextAttemptAt = after + delay;
+      outcome.nextAttemptAt = nextAttemptAt;
+      writeDeliveryState(configDir, {
+        ...state,
+        failures,
+        nextAttemptAt,
+        lastAttemptAt: after,
+        lastStatus: status,
+        lastError: errorText,
+      });
+    }
+  } finally {
+    clearInterval(heartbeat);
+  }
+}

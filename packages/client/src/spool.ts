@@ -1,0 +1,327 @@
+/**
+ * The disk spool: one directory of segment files. Each process appends only to its own segment
+ * (`<time>-<counter>-<pid>-<rand>.open`), so processes never contend; at exit (or when it grows old or large) the
+ * segment is sealed by a rename to `.<count>-<bytes>.ready`. Counts and sizes live in the names, so the
+ * exit path can keep the spool within its bounds with one readdir and no reads or stats.
+ * Events dropped to keep the bounds are recorded as empty `<base>.<count>.dropped` files and
+ * reported with the next batch.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { ensureDir, FILE_MODE, isMissing, isProcessAlive, tempName, unlinkQuietly } from './_fs.js';
+
+/** `<time>-<counter>-<pid>-<random>`: names sort by age, also within one millisecond of one process. */
+const BASE = '([0-9a-z]{9})-([0-9a-z]{6})-(\\d+)-([0-9a-f]{8})';
+const SEGMENT = new RegExp(`^${BASE}(?:\\.(\\d+)-(\\d+))?\\.(open|ready)$`);
+const DROPPED = new RegExp(`^${BASE}\\.(\\d+)\\.dropped$`);
+/** An `.open` segment whose writer is alive but silent for this long is abandoned (writers seal within a minute). */
+export const ABANDONED_OPEN_MS = 60 * 60 * 1000;
+
+export interface SegmentEntry {
+  readonly name: string;
+  readonly file: string;
+  readonly base: string;
+  /** Creation time of the segment (ms), from its name. */
+  readonly time: number;
+  readonly pid: number;
+  readonly state: 'open' | 'ready';
+  /** Ready segments only. */
+  readonly count: number;
+  readonly bytes: number;
+}
+
+export interface DroppedEntry {
+  readonly file: string;
+  readonly count: number;
+}
+
+export interface SpoolListing {
+  /** Oldest first. */
+  readonly segments: readonly SegmentEntry[];
+  readonly dropped: readonly DroppedEntry[];
+  /** Anything else (temp files left by a crash): removed once old. */
+  readonly others: readonly string[];
+}
+
+export interface SpoolLimits {
+  readonly maxBytes: number;
+  readonly maxAgeMs: number;
+}
+
+let baseCounter = 0;
+
+export function newBase(now = Date.now()): string {
+  // Uniqueness, not secrecy: time, pid and 32 random bits (Math.random spares the exit path crypto's RNG).
+  const random = Math.floor(Math.random() * 0x1_0000_0000)
+    .toString(16)
+    .padStart(8, '0');
+  baseCounter = (baseCounter + 1) % 36 ** 6;
+  return `${now.toString(36).padStart(9, '0')}-${baseCounter.toString(36).padStart(6, '0')}-${process.pid}-${random}`;
+}
+
+export function listSpool(spoolDir: string): SpoolListing {
+  let names: string[];
+  try {
+    names = fs.readdirSync(spoolDir);
+  } catch (error) {
+    if (isMissing(error)) return { segments: [], dropped: [], others: [] };
+    throw error;
+  }
+  names.sort();
+  const segments: SegmentEntry[] = [];
+  const dropped: DroppedEntry[] = [];
+  const others: string[] = [];
+  for (const name of names) {
+    const segment = SEGMENT.exec(name);
+    if (segment) {
+      segments.push({
+        name,
+        file: path.join(spoolDir, name),
+        base: `${segment[1]}-${segment[2]}-${segment[3]}-${segment[4]}`,
+        time: Number.parseInt(segment[1] ?? '0', 36),
+        pid: Number(segment[3]),
+        state: segment[7] as 'open' | 'ready',
+        count: Number(segment[5] ?? 0),
+        bytes: Number(segment[6] ?? 0),
+      });
+      continue;
+    }
+    const drop = DROPPED.exec(name);
+    if (drop) dropped.push({ file: path.join(spoolDir, name), count: Number(drop[5]) });
+    else others.push(path.join(spoolDir, name));
+  }
+  return { segments, dropped, others };
+}
+
+export function readyName(base: string, count: number, bytes: number): string {
+  return `${base}.${count}-${bytes}.ready`;
+}
+
+/** Remember events dropped to keep the bounds, so the next batch can report them. */
+export function recordDropped(spoolDir: string, count: number): void {
+  if (count <= 0) return;
+  ensureDir(spoolDir);
+  fs.writeFileSync(path.join(spoolDir, `${newBase()}.${count}.dropped`), '', { mode: FILE_MODE });
+}
+
+/**
+ * Keep the spool within its bounds using only the names: expired ready segments go first, then the oldest
+ * ones until the total fits. Returns the number of events dropped (also recorded).
+ */
+export function enforceSpoolLimits(
+  spoolDir: string,
+  limits: SpoolLimits,
+  now: number,
+  listing?: SpoolListing,
+) {
+  const list = listing ?? listSpool(spoolDir);
+  for (const file of list.others) {
+    // Temp files of a writer that crashed mid-rewrite are done with after an hour; anything else after maxAge.
+    const maxAge = file.endsWith('.tmp') ? ABANDONED_OPEN_MS : limits.maxAgeMs;
+    try {
+      if (fs.statSync(file).mtimeMs < now - maxAge) fs.rmSync(file, { force: true, recursive: true });
+    } catch {}
+  }
+  const ready = list.segments.filter((s) => s.state === 'ready');
+  let total = ready.reduce((sum, s) => sum + s.bytes, 0);
+  let dropped = 0;
+  for (const segment of ready) {
+    const expired = segment.time < now - limits.maxAgeMs;
+    if (!expired && total <= limits.maxBytes) break;
+    if (unlinkQuietly(segment.file)) dropped += segment.count;
+    total -= segment.bytes;
+  }
+  recordDropped(spoolDir, dropped);
+  return dropped;
+}
+
+/** Complete lines of a segment; a trailing partial line (a crash mid-write) is left out. */
+export function readSegmentLines(file: string): string[] {
+  const text = fs.readFileSync(file, 'utf8');
+  const lines = text.split('\n');
+  lines.pop();
+  return lines.filter((line) => line !== '');
+}
+
+function byteLength(lines: readonly string[]): number {
+  let bytes = 0;
+  for (const line of lines) bytes += Buffer.byteLength(line) + 1;
+  return bytes;
+}
+
+/**
+ * Replace a ready segment with the lines still to deliver (or remove it when none are left). The new file
+ * is in place before the old one goes: a crash in between sends some messages twice, which the
+ * collector's dedupe absorbs, and never loses one.
+ */
+export function rewriteSegment(
+  segment: SegmentEntry,
+  remaining: readonly string[],
+): SegmentEntry | undefined {
+  if (remaining.length === 0) {
+    unlinkQuietly(segment.file);
+    return undefined;
+  }
+  const bytes = byteLength(remaining);
+  const name = readyName(segment.base, remaining.length, bytes);
+  const file = path.join(path.dirname(segment.file), name);
+  if (file !== segment.file) {
+    const temp = tempName(file);
+    fs.writeFileSync(temp, `${remaining.join('\n')}\n`, { mode: FILE_MODE });
+    fs.renameSync(temp, file);
+    unlinkQuietly(segment.file);
+  }
+  return { ...segment, name, file, count: remaining.length, bytes };
+}
+
+/** True when an `.open` segment's writer is gone (dead pid, or silent far longer than any writer is). */
+export function isAbandoned(segment: SegmentEntry, now: number): boolean {
+  if (segment.state !== 'open') return false;
+  if (!isProcessAlive(segment.pid)) return true;
+  try {
+    return fs.statSync(segment.file).mtimeMs < now - ABANDONED_OPEN_MS;
+  } catch {
+    return false;
+  }
+}
+
+/** Take over an abandoned `.open` segment: seal it under its real count and size. */
+export function adoptSegment(segment: SegmentEntry): SegmentEntry | undefined {
+  let lines: string[];
+  try {
+    lines = readSegmentLines(segment.file);
+  } catch (error) {
+    if (isMissing(error)) return undefined;
+    throw error;
+  }
+  const bytes = byteLength(lines);
+  if (lines.length === 0) {
+    unlinkQuietly(segment.file);
+    return undefined;
+  }
+  const name = readyName(segment.base, lines.length, bytes);
+  const file = path.join(path.dirname(segment.file), name);
+  let size = -1;
+  try {
+    size = fs.statSync(segment.file).size;
+  } catch {}
+  if (size === bytes) fs.renameSync(segment.file, file);
+  else {
+    // It ends with a partial line: keep only the complete ones.
+    const temp = tempName(file);
+    fs.writeFileSync(temp, `${lines.join('\n')}\n`, { mode: FILE_MODE });
+    fs.renameSync(temp, file);
+    unlinkQuietly(segment.file);
+  }
+  return { ...segment, name, file, state: 'ready', count: lines.length, bytes };
+}
+
+/** Events and bytes waiting in the spool (reads open segments to count them: for status, not hot paths). */
+export function spoolStats(spoolDir: string): { events: number; bytes: number } {
+  let events = 0;
+  let bytes = 0;
+  for (const segment of listSpool(spoolDir).segments) {
+    if (segment.state === 'ready') {
+      events += segment.count;
+      bytes += segment.bytes;
+      continue;
+    }
+    try {
+      const lines = readSegmentLines(segment.file);
+      events += lines.length;
+      bytes += byteLength(lines);
+    } catch {}
+  }
+  return { events, bytes };
+}
+
+export function deleteSpool(spoolDir: string): void {
+  fs.rmSync(spoolDir, { recursive: true, force: true });
+}
+
+/**
+ * This process's segment. Appends are synchronous and small; the file descriptor stays open until the
+ * segment is sealed.
+ */
+export class SegmentWriter {
+  readonly #spoolDir: string;
+  #fd: number | undefined;
+  #base = '';
+  #openFile = '';
+  #count = 0;
+  #bytes = 0;
+  #openedAt = 0;
+
+  constructor(spoolDir: string) {
+    this.#spoolDir = spoolDir;
+  }
+
+  get count(): number {
+    return this.#count;
+  }
+  get bytes(): number {
+    return this.#bytes;
+  }
+  get openedAt(): number {
+    return this.#openedAt;
+  }
+  get isOpen(): boolean {
+    return this.#fd !== undefined;
+  }
+
+  append(lines: readonly string[], now: number): void {
+    if (lines.length === 0) return;
+    // A sender may have taken the segment over (it judged this process gone): start a new one.
+    if (this.#fd !== undefined && !fs.existsSync(this.#openFile)) this.#reset();
+    if (this.#fd === undefined) {
+      ensureDir(this.#spoolDir);
+      this.#base = newBase(now);
+      this.#openFile = path.join(this.#spoolDir, `${this.#base}.open`);
+      this.#fd = fs.openSync(this.#openFile, 'a', FILE_MODE);
+      this.#openedAt = now;
+    }
+    const buffer = Buffer.from(`${lines.join('\n')}\n`);
+    let offset = 0;
+    while (offset < buffer.length) offset += fs.writeSync(this.#fd, buffer, offset);
+    this.#count += lines.length;
+    this.#bytes += buffer.length;
+  }
+
+  /** Seal the segment for delivery. Returns the ready file, or undefined when nothing was written. */
+  seal(): string | undefined {
+    if (this.#fd === undefined) return undefined;
+    const count = this.#count;
+    const bytes = this.#bytes;
+    const openFile = this.#openFile;
+    const base = this.#base;
+    this.#reset();
+    if (count === 0) {
+      unlinkQuietly(openFile);
+      return undefined;
+    }
+    const readyFile = path.join(this.#spoolDir, readyName(base, count, bytes));
+    try {
+      fs.renameSync(openFile, readyFile);
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+    return readyFile;
+  }
+
+  /** Forget the segment without sealing (after the spool was deleted). */
+  discard(): void {
+    this.#reset();
+  }
+
+  #reset(): void {
+    if (this.#fd !== undefined)
+      try {
+        fs.closeSync(this.#fd);
+      } catch {}
+    this.#fd = undefined;
+    this.#count = 0;
+    this.#bytes = 0;
+    this.#openedAt = 0;
+  }
+}

@@ -1,0 +1,835 @@
+/**
+ * `createTelemetry()`: the reporter a CLI embeds.
+ *
+ * `report()` validates, stamps (message id, time, sequence number) and buffers in memory: microseconds,
+ * no disk, no network, never a throw. On the next tick (an unref'd timer) and synchronously at
+ * `process.on('exit')` the buffer is turned into messages (scrubbed, hashed) and appended to this
+ * process's own spool segment. At exit the segment is sealed and, unless a sender is already running or
+ * the collector asked to wait, a detached sender is spawned to deliver it. The CLI never waits for it.
+ */
+import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { isatty } from 'node:tty';
+import type { CatalogInput, EventNameOf, ReportArgs } from './catalog/types.js';
+import { validateEvent } from './catalog/validate.js';
+import { type ConsentDecision, type ConsentSignal, resolveConsent, writeUserChoice } from './consent.js';
+import { detectEnvironment, type EnvironmentInfo } from './context/index.js';
+import { noticesFrom, readControl } from './control.js';
+import { describeError, TelemetryError, type TelemetryErrorCode } from './errors.js';
+import { effectiveInstallId, ensureIdentity, type Identity, readIdentity } from './identity.js';
+import { type LedgerEntry, readLedger } from './ledger.js';
+import { isLockHeld, tryAcquireLock } from './lock.js';
+import {
+  createMessageBuilder,
+  detectInstallMethodSafely,
+  extraContextFromEnv,
+  finishRecord,
+  type MachineFacts,
+  type MessageBuilder,
+  type PendingEvent,
+} from './message.js';
+import {
+  type NoticeState,
+  noticeEverShown,
+  noticeText,
+  readNoticeState,
+  recordNoticeShown,
+} from './notice.js';
+import { type ResolvedOptions, resolveOptions, type TelemetryOptions } from './options.js';
+import { FILES, legacyIdPath } from './paths.js';
+import type { DeliveryConfig, DeliveryOutcome } from './sender/deliver.js';
+import { inBackoff, readDeliveryState } from './sender/delivery-state.js';
+import { type SenderSettings, spawnSender } from './sender/spawn.js';
+import { deleteSpool, enforceSpoolLimits, SegmentWriter, spoolStats } from './spool.js';
+import { LIBRARY_VERSION } from './version.js';
+import { LIMITS, type Notice } from './wire.js';
+
+export type { TelemetryOptions } from './options.js';
+
+/** Events kept in memory between two appends; beyond it the oldest are dropped (and counted). */
+const MAX_BUFFERED_EVENTS = 10_000;
+/** How long reports are gathered before one append… */
+const APPEND_DELAY_MS = 10;
+/** …unless this many are waiting: then the append runs as soon as the caller yields. */
+const APPEND_SOON_EVENTS = 1_000;
+/** A long-running process seals its segment (and lets a sender deliver it) at this age or size. */
+const SEGMENT_MAX_AGE_MS = 30_000;
+const SEGMENT_MAX_BYTES = 256 * 1024;
+/** …and segments stay well below the spool's bound, so that keeping it drops only the oldest events. */
+const SEGMENTS_PER_SPOOL = 8;
+/**
+ * A process that will not start a sender keeps the spool in bounds at exit, but a light one does it only
+ * on about one exit in this many: listing a spool that grew during a long backoff costs a millisecond or
+ * more, and the bound only needs to hold roughly until a sender runs (which enforces it exactly).
+ */
+const EXIT_BOUND_ONE_IN = 8;
+/** How long a detached sender may run. */
+const SENDER_LIFETIME_MS = 120_000;
+const DEFAULT_FLUSH_TIMEOUT_MS = 2_000;
+const MAX_FLUSH_TIMEOUT_MS = 120_000;
+
+export interface TelemetryStatus {
+  readonly enabled: boolean;
+  /** The signal that decided (`options`, `policy`, `server`, `env:<NAME>`, `project`, `user`, `test`, `default`). */
+  readonly decidedBy: string;
+  readonly signals: readonly ConsentSignal[];
+  /** Problems with the options (telemetry is off while there are any). */
+  readonly problems: readonly string[];
+  readonly configDir: string | null;
+  readonly endpoint: string;
+  /** Null when off or not created yet. */
+  readonly installId: string | null;
+  readonly sessionId: string;
+  readonly notice: {
+    /** Shown on this machine for the current catalog. */
+    readonly shown: boolean;
+    /** Will be shown by the next interactive run (or `showNotice()`). */
+    readonly pending: boolean;
+    /** Events wait in the spool: the notice was never shown on this machine. */
+    readonly held: boolean;
+    readonly fingerprint: string | null;
+  };
+  readonly spool: { readonly events: number; readonly bytes: number };
+  readonly sender: {
+    readonly running: boolean;
+    readonly nextAttemptAt: string | null;
+    readonly lastError: string | null;
+    readonly lastSuccessAt: string | null;
+  };
+  readonly debug: boolean;
+  readonly counters: {
+    readonly reported: number;
+    /** Events not recorded, by reason (validation reasons, `buffer_full`, `storage`, `too_large`, `internal`). */
+    readonly dropped: Readonly<Record<string, number>>;
+    readonly errors: number;
+  };
+}
+
+export type FlushReason =
+  | 'delivered'
+  | 'empty'
+  | 'disabled'
+  | 'debug'
+  | 'notice_pending'
+  | 'backoff'
+  | 'timeout'
+  | 'busy'
+  | 'killed'
+  | 'error';
+
+export interface FlushResult {
+  /** Everything this process reported has left the spool. */
+  readonly ok: boolean;
+  readonly reason: FlushReason;
+  readonly delivered: number;
+  readonly duplicates: number;
+  readonly rejected: number;
+  /** Events still in the spool afterwards. */
+  readonly pending: number;
+  readonly nextAttemptAt: string | null;
+  readonly lastError: string | null;
+}
+
+export interface ShowNoticeOptions {
+  /** Where to write the notice. @default stderr */
+  readonly write?: (text: string) => void;
+  /** Show it even if it was already shown for this catalog. */
+  readonly force?: boolean;
+}
+
+export interface Telemetry<C extends CatalogInput = CatalogInput> {
+  /** Record an event. Synchronous, microseconds, never throws, never prints, no disk or network. */
+  report<E extends EventNameOf<C>>(event: E, ...traits: ReportArgs<C, E>): void;
+  status(): TelemetryStatus;
+  /** Record the user's choice to allow telemetry (other signals may still turn it off). */
+  enable(): TelemetryStatus;
+  /** Record the user's choice to turn telemetry off, and delete the spool. */
+  disable(): TelemetryStatus;
+  /** Deliver now (in this process, or by waiting for the running sender). Never rejects, never outlives `timeoutMs`. */
+  flush(options?: { readonly timeoutMs?: number }): Promise<FlushResult>;
+  /** An upgrade notice when the collector knows a newer version, and the collector's notices. */
+  notices(): Notice[];
+  /** The last payloads actually delivered from this machine. */
+  ledger(): LedgerEntry[];
+  /** Show the first-run notice now (when it has not been shown for this catalog). Returns whether it was shown. */
+  showNotice(options?: ShowNoticeOptions): boolean;
+  /** This process's session id; pass it to helpers with `childEnv()`. */
+  readonly sessionId: string;
+  /** Variables for processes this tool starts: the session id, and `TELEMARK_DISABLED=1` when off. */
+  childEnv(): Record<string, string>;
+}
+
+type Counters = { reported: number; dropped: Record<string, number>; errors: number };
+
+/** One process 'exit' listener for every instance (many listeners would make Node print a warning). */
+const exitCallbacks = new Set<() => void>();
+let exitListening = false;
+function onProcessExit(callback: () => void): void {
+  exitCallbacks.add(callback);
+  if (exitListening) return;
+  exitListening = true;
+  process.on('exit', () => {
+    for (const run of exitCallbacks) run();
+  });
+}
+
+/** A name for messages that cannot throw, whatever a caller passed as the event. */
+function nameOf(event: unknown): string {
+  try {
+    return typeof event === 'string' ? event.slice(0, 80) : `(${typeof event})`;
+  } catch {
+    return '(unprintable)';
+  }
+}
+
+function writeStderr(text: string): void {
+  try {
+    process.stderr.write(text);
+  } catch {}
+}
+
+export function createTelemetry<C extends CatalogInput>(options: TelemetryOptions<C>): Telemetry<C> {
+  const counters: Counters = { reported: 0, dropped: {}, errors: 0 };
+  const resolved = (() => {
+    try {
+      return resolveOptions(options);
+    } catch (error) {
+      return {
+        options: undefined,
+        problems: [`options could not be read: ${describeError(error)}`],
+        configDir: undefined,
+        endpoint: '',
+        debug: false,
+        env: process.env,
+      };
+    }
+  })();
+  const opts = resolved.options;
+  const debug = resolved.debug;
+  const onError = (() => {
+    try {
+      const handler = (options as { onError?: unknown } | undefined)?.onError;
+      return typeof handler === 'function' ? (handler as (error: TelemetryError) => void) : undefined;
+    } catch {
+      return undefined;
+    }
+  })();
+
+  const emitError = (code: TelemetryErrorCode, detail: string, cause?: unknown) => {
+    counters.errors++;
+    const error = new TelemetryError(
+      code,
+      cause === undefined ? detail : `${detail}: ${describeError(cause)}`,
+      cause,
+    );
+    if (debug) writeStderr(`[telemark] error ${code}: ${error.message}\n`);
+    try {
+      onError?.(error);
+    } catch {}
+  };
+  const drop = (reason: string, count = 1) => {
+    counters.dropped[reason] = (counters.dropped[reason] ?? 0) + count;
+  };
+
+  if (!opts) {
+    emitError('TMK_CLIENT_OPTIONS_INVALID', resolved.problems.join('; '));
+    if (debug) writeStderr(`[telemark] telemetry is off: invalid options: ${resolved.problems.join('; ')}\n`);
+    return createInert<C>(resolved, counters);
+  }
+  return createActive<C>(opts, resolved.problems, counters, emitError, drop);
+}
+
+/** Telemetry with invalid options: off, and `status()` says why. */
+function createInert<C extends CatalogInput>(
+  resolved: ReturnType<typeof resolveOptions>,
+  counters: Counters,
+): Telemetry<C> {
+  const sessionId = randomUUID();
+  const decision: ConsentDecision = {
+    enabled: false,
+    decidedBy: 'options',
+    signals: [{ source: 'options', value: false, effect: 'disable', detail: resolved.problems.join('; ') }],
+  };
+  const status = (): TelemetryStatus => ({
+    enabled: false,
+    decidedBy: decision.decidedBy,
+    signals: decision.signals,
+    problems: resolved.problems,
+    configDir: resolved.configDir ?? null,
+    endpoint: resolved.endpoint,
+    installId: null,
+    sessionId,
+    notice: { shown: false, pending: false, held: false, fingerprint: null },
+    spool: { events: 0, bytes: 0 },
+    sender: { running: false, nextAttemptAt: null, lastError: null, lastSuccessAt: null },
+    debug: resolved.debug,
+    counters: { reported: counters.reported, dropped: { ...counters.dropped }, errors: counters.errors },
+  });
+  const flushResult: FlushResult = {
+    ok: true,
+    reason: 'disabled',
+    delivered: 0,
+    duplicates: 0,
+    rejected: 0,
+    pending: 0,
+    nextAttemptAt: null,
+    lastError: null,
+  };
+  return Object.freeze({
+    report() {},
+    status,
+    enable: status,
+    disable: status,
+    flush: async () => flushResult,
+    notices: () => [],
+    ledger: () => [],
+    showNotice: () => false,
+    sessionId,
+    childEnv: () => ({ TELEMARK_SESSION_ID: sessionId, TELEMARK_DISABLED: '1' }),
+  });
+}
+
+function createActive<C extends CatalogInput>(
+  opts: ResolvedOptions,
+  problems: readonly string[],
+  counters: Counters,
+  emitError: (code: TelemetryErrorCode, detail: string, cause?: unknown) => void,
+  drop: (reason: string, count?: number) => void,
+): Telemetry<C> {
+  const { catalog, configDir, env, debug } = opts;
+  const segmentMaxBytes = Math.min(SEGMENT_MAX_BYTES, Math.floor(opts.spool.maxBytes / SEGMENTS_PER_SPOOL));
+  const spoolDir = path.join(configDir, FILES.spool);
+  const lockFile = path.join(configDir, FILES.lock);
+  // isatty() rather than process.stdin: touching process.stdin creates a stream for it (and costs ~0.7 ms).
+  const stdinIsTTY = safe(() => isatty(0), false);
+  const stderrIsTTY = safe(() => isatty(2), false);
+
+  // Environment variables only: cheap enough for creation. The machine's facts (container, WSL, OS)
+  // are the sender's job.
+  let environment: EnvironmentInfo = detectEnvironment({
+    env,
+    stdinIsTTY,
+    stderrIsTTY,
+    version: opts.version,
+    container: false,
+  });
+  const interactive = opts.interactive ?? environment.interactive;
+
+  const decide = (): ConsentDecision =>
+    resolveConsent({
+      app: catalog.app,
+      optOutEnv: catalog.input.optOutEnv ?? [],
+      env,
+      cwd: opts.cwd,
+      configDir,
+      platform: process.platform,
+      testRunner: environment.testRunner,
+      ciVendor: environment.ciVendor,
+      now: Date.now(),
+      problems,
+    });
+  let decision = decide();
+  let noticeState: NoticeState | undefined;
+  const readNotice = (): NoticeState => {
+    noticeState ??= readNoticeState(configDir);
+    return noticeState;
+  };
+
+  let buffer: PendingEvent[] = [];
+  let seq = 0;
+  let droppedInMemory = 0;
+  let appendTimer: NodeJS.Timeout | undefined;
+  let appendSoon: NodeJS.Immediate | undefined;
+  let sealTimer: NodeJS.Timeout | undefined;
+  let storageFailed = false;
+  let identity: Identity | undefined;
+  let builder: MessageBuilder | undefined;
+  let exitHooked = false;
+  let sealedSegments = 0;
+  const writer = new SegmentWriter(spoolDir);
+
+  const getBuilder = (): MessageBuilder => {
+    if (builder) return builder;
+    if (opts.interactive !== undefined && !environment.ciVendor && !environment.testRunner) {
+      if (opts.interactive && environment.envClass === 'script')
+        environment = { ...environment, envClass: 'interactive', interactive: true };
+      else if (!opts.interactive && environment.envClass === 'interactive')
+        environment = { ...environment, envClass: 'script', interactive: false };
+    }
+    builder = createMessageBuilder({
+      catalog,
+      version: opts.version,
+      mode: opts.mode,
+      sessionId: opts.sessionId,
+      installMethod: opts.installMethod ?? detectInstallMethodSafely(),
+      environment,
+      extra: safe(() => extraContextFromEnv(catalog, env), undefined),
+    });
+    return builder;
+  };
+
+  // Debug mode shows messages as they would be sent, so it needs the scrubber and the machine's facts:
+  // their module is loaded in the background at creation (only in debug mode), or at exit synchronously.
+  let machine: MachineFacts | undefined;
+  const machineFor = (module: typeof import('./machine.js')) =>
+    (machine ??= module.createMachineFacts(configDir, env, false));
+  const machineLoaded = debug
+    ? import('./machine.js').then(machineFor, (error) => {
+        emitError('TMK_CLIENT_INTERNAL', 'cannot load the scrubber', error);
+      })
+    : undefined;
+  const debugMachine = (): MachineFacts | undefined => {
+    if (machine) return machine;
+    try {
+      return machineFor(createRequire(import.meta.url)('./machine.js') as typeof import('./machine.js'));
+    } catch {
+      return undefined;
+    }
+  };
+
+  const legacyFiles = () =>
+    (catalog.input.legacyIdFiles ?? []).map((spec) => ({
+      name: spec.name,
+      path: legacyIdPath(spec, env, process.platform),
+    }));
+
+  const senderSettings = (): SenderSettings => ({
+    app: catalog.app,
+    configDir,
+    endpoint: opts.endpoint,
+    ...(opts.writeKey ? { writeKey: opts.writeKey } : {}),
+    connectMs: opts.timeouts.connectMs,
+    totalMs: opts.timeouts.totalMs,
+    maxBytes: opts.spool.maxBytes,
+    maxAgeMs: opts.spool.maxAgeMs,
+    libraryVersion: LIBRARY_VERSION,
+    lifetimeMs: SENDER_LIFETIME_MS,
+  });
+  const deliveryConfig = (): DeliveryConfig => {
+    const { lifetimeMs: _, ...settings } = senderSettings();
+    return { ...settings, env };
+  };
+
+  /** Debug mode: print each message instead of spooling it. Nothing is written, nothing is created. */
+  const printDebug = (events: readonly PendingEvent[]) => {
+    const stored = safe(() => readIdentity(configDir), undefined);
+    const debugIdentity = {
+      installId: stored
+        ? effectiveInstallId(stored, Date.now(), opts.idRotationDays)
+        : '(created on the first run that sends)',
+      secret: stored ? Buffer.from(stored.secret, 'hex') : Buffer.from(randomUUID()),
+      created: false,
+    };
+    const facts = debugMachine();
+    for (const event of events) {
+      try {
+        const built = getBuilder().build(event, debugIdentity, 0);
+        for (const trait of built.hashed)
+          writeStderr(`[telemark] ${event.event}: ${trait} hashed with the local secret\n`);
+        if (!facts) {
+          writeStderr(`[telemark] would send (free text is scrubbed before sending) ${built.line}\n`);
+          continue;
+        }
+        const { message, rules } = finishRecord(built.record, facts);
+        for (const trait of Object.keys(built.record._scrub ?? {}))
+          writeStderr(
+            `[telemark] ${event.event}: ${trait} scrubbed (${rules.length > 0 ? [...new Set(rules)].join(', ') : 'nothing to remove'})\n`,
+          );
+        writeStderr(`[telemark] would send ${JSON.stringify(message)}\n`);
+      } catch (error) {
+        drop('internal');
+        emitError('TMK_CLIENT_INTERNAL', `could not build "${event.event}"`, error);
+      }
+    }
+  };
+
+  /** Move buffered events to this process's segment. Synchronous: also runs inside the exit handler. */
+  const appendBuffered = () => {
+    if (appendTimer) {
+      clearTimeout(appendTimer);
+      appendTimer = undefined;
+    }
+    if (appendSoon) {
+      clearImmediate(appendSoon);
+      appendSoon = undefined;
+    }
+    if (buffer.length === 0) return;
+    const events = buffer;
+    buffer = [];
+    if (debug) return printDebug(events);
+    if (storageFailed) return drop('storage', events.length);
+    const now = Date.now();
+    try {
+      identity ??= ensureIdentity(configDir, legacyFiles, now, opts.idRotationDays);
+    } catch (error) {
+      storageFailed = true;
+      drop('storage', events.length);
+      return emitError('TMK_CLIENT_STORAGE', `cannot create the install id in ${configDir}`, error);
+    }
+    const lines: string[] = [];
+    for (const event of events) {
+      try {
+        const built = getBuilder().build(event, identity, lines.length === 0 ? droppedInMemory : 0);
+        if (
+          built.line.length > LIMITS.maxEventBytes &&
+          Buffer.byteLength(built.line) > LIMITS.maxEventBytes
+        ) {
+          drop('too_large');
+          continue;
+        }
+        if (lines.length === 0) droppedInMemory = 0;
+        lines.push(built.line);
+      } catch (error) {
+        drop('internal');
+        emitError('TMK_CLIENT_INTERNAL', `could not build "${event.event}"`, error);
+      }
+    }
+    // Segments stay small, so that keeping the spool in bounds drops the oldest events, not all of them.
+    let sealed = false;
+    for (let start = 0; start < lines.length; ) {
+      let end = start;
+      let bytes = writer.bytes;
+      while (end < lines.length && (end === start || bytes < segmentMaxBytes))
+        bytes += (lines[end++]?.length ?? 0) + 1;
+      try {
+        writer.append(lines.slice(start, end), now);
+      } catch (error) {
+        storageFailed = true;
+        drop('storage', lines.length - start);
+        return emitError('TMK_CLIENT_STORAGE', `cannot write the spool in ${spoolDir}`, error);
+      }
+      start = end;
+      if (writer.bytes >= segmentMaxBytes) sealed = seal() || sealed;
+    }
+    if (sealed) maybeSpawnSender();
+    else if (!sealTimer && writer.isOpen) {
+      sealTimer = setTimeout(() => guard(() => sealAndSend()), SEGMENT_MAX_AGE_MS);
+      sealTimer.unref();
+    }
+  };
+
+  /** Seal this process's segment; true when a segment was sealed. */
+  const seal = (): boolean => {
+    if (sealTimer) {
+      clearTimeout(sealTimer);
+      sealTimer = undefined;
+    }
+    try {
+      if (writer.seal() === undefined) return false;
+      sealedSegments++;
+      return true;
+    } catch (error) {
+      emitError('TMK_CLIENT_STORAGE', `cannot seal the spool segment in ${spoolDir}`, error);
+      return false;
+    }
+  };
+
+  /** Seal, then start a sender if one is needed. */
+  const sealAndSend = () => {
+    if (seal()) maybeSpawnSender();
+  };
+
+  /**
+   * After sealing: start a sender unless one is running or the collector asked to wait. Whoever is not
+   * going to be delivered soon keeps the spool in its bounds here (a running or starting sender does it).
+   */
+  const maybeSpawnSender = () => {
+    if (!decision.enabled || debug) return;
+    const now = Date.now();
+    // Nothing leaves the machine before the first-run notice was shown once (perhaps since this
+    // process started, by an interactive run of the same tool: read again until it has been).
+    let mayDeliver = noticeEverShown(readNotice());
+    if (!mayDeliver) {
+      noticeState = undefined;
+      mayDeliver = noticeEverShown(readNotice());
+    }
+    if (mayDeliver && isLockHeld(lockFile, now)) return;
+    if (!mayDeliver || inBackoff(configDir, opts.endpoint, now)) {
+      // A process that sealed several segments writes a lot: it always checks.
+      if (sealedSegments <= 1 && Math.random() * EXIT_BOUND_ONE_IN >= 1) return;
+      try {
+        enforceSpoolLimits(spoolDir, opts.spool, now);
+      } catch (error) {
+        emitError('TMK_CLIENT_STORAGE', `cannot keep the spool in bounds in ${spoolDir}`, error);
+      }
+      return;
+    }
+    spawnSender(env, senderSettings(), (error) =>
+      emitError('TMK_CLIENT_SPAWN', 'cannot start the background sender', error),
+    );
+  };
+
+  const guard = (fn: () => void) => {
+    try {
+      fn();
+    } catch (error) {
+      emitError('TMK_CLIENT_INTERNAL', 'unexpected failure', error);
+    }
+  };
+
+  const onExit = () =>
+    guard(() => {
+      appendBuffered();
+      if (!debug) sealAndSend();
+    });
+
+  const hookExit = () => {
+    if (exitHooked) return;
+    exitHooked = true;
+    onProcessExit(onExit);
+  };
+
+  const scheduleAppend = () => {
+    if (appendTimer) return;
+    appendTimer = setTimeout(() => guard(appendBuffered), APPEND_DELAY_MS);
+    appendTimer.unref();
+  };
+
+  const shownForCatalog = () => Object.hasOwn(readNotice().shown, catalog.fingerprint);
+
+  const showNotice = (options: ShowNoticeOptions = {}): boolean => {
+    try {
+      if (!decision.enabled || debug) return false;
+      const state = readNotice();
+      if (!options.force && shownForCatalog()) return false;
+      const text = noticeText(
+        catalog,
+        noticeEverShown(state) && !Object.hasOwn(state.shown, catalog.fingerprint),
+      );
+      if (options.write) options.write(text);
+      else writeStderr(text);
+      try {
+        recordNoticeShown(configDir, catalog.fingerprint, Date.now());
+      } catch (error) {
+        emitError('TMK_CLIENT_STORAGE', `cannot record the notice in ${configDir}`, error);
+      }
+      noticeState = undefined;
+      return true;
+    } catch (error) {
+      emitError('TMK_CLIENT_INTERNAL', 'cannot show the notice', error);
+      return false;
+    }
+  };
+
+  const activate = () => {
+    hookExit();
+    if (opts.notice === 'auto' && !debug && interactive && !environment.ciVendor && !shownForCatalog())
+      showNotice();
+  };
+
+  if (debug)
+    writeStderr(
+      `[telemark] debug mode: nothing is sent or written. Telemetry would be ${decision.enabled ? 'on' : 'off'} (decided by ${decision.decidedBy}: ${decision.signals.find((s) => s.source === decision.decidedBy)?.detail ?? ''})\n`,
+    );
+  if (decision.enabled) guard(activate);
+
+  const report = (event: string, traits?: unknown): void => {
+    if (!decision.enabled) return;
+    try {
+      const result = validateEvent(catalog, event, traits);
+      if (!result.ok) {
+        drop(result.reason);
+        if (debug)
+          writeStderr(`[telemark] dropped "${nameOf(event)}": ${result.reason} (${result.detail})\n`);
+        return;
+      }
+      if (buffer.length >= MAX_BUFFERED_EVENTS) {
+        buffer.shift();
+        droppedInMemory++;
+        drop('buffer_full');
+      }
+      buffer.push({ event, traits: result.traits, time: Date.now(), messageId: randomUUID(), seq: ++seq });
+      counters.reported++;
+      if (!appendTimer) scheduleAppend();
+      else if (buffer.length >= APPEND_SOON_EVENTS && !appendSoon) {
+        appendSoon = setImmediate(() => guard(appendBuffered));
+        appendSoon.unref();
+      }
+    } catch (error) {
+      drop('internal');
+      emitError('TMK_CLIENT_INTERNAL', `report("${nameOf(event)}") failed`, error);
+    }
+  };
+
+  const status = (): TelemetryStatus => {
+    const stored = decision.enabled ? safe(() => readIdentity(configDir), undefined) : undefined;
+    const notice = safe(() => readNoticeState(configDir), { shown: {} });
+    const shown = Object.hasOwn(notice.shown, catalog.fingerprint);
+    const delivery = safe(() => readDeliveryState(configDir, opts.endpoint), undefined);
+    const iso = (ms: number | undefined) => (ms && ms > 0 ? new Date(ms).toISOString() : null);
+    return {
+      enabled: decision.enabled,
+      decidedBy: decision.decidedBy,
+      signals: decision.signals,
+      problems,
+      configDir,
+      endpoint: opts.endpoint,
+      installId: stored ? effectiveInstallId(stored, Date.now(), opts.idRotationDays) : null,
+      sessionId: opts.sessionId,
+      notice: {
+        shown,
+        pending: decision.enabled && !shown,
+        held: decision.enabled && !noticeEverShown(notice),
+        fingerprint: catalog.fingerprint,
+      },
+      spool: safe(() => spoolStats(spoolDir), { events: 0, bytes: 0 }),
+      sender: {
+        running: safe(() => isLockHeld(lockFile), false),
+        nextAttemptAt: delivery && delivery.nextAttemptAt > Date.now() ? iso(delivery.nextAttemptAt) : null,
+        lastError: delivery?.lastError ?? null,
+        lastSuccessAt: iso(delivery?.lastSuccessAt),
+      },
+      debug,
+      counters: { reported: counters.reported, dropped: { ...counters.dropped }, errors: counters.errors },
+    };
+  };
+
+  const enable = (): TelemetryStatus => {
+    try {
+      writeUserChoice(configDir, true, Date.now());
+    } catch (error) {
+      emitError('TMK_CLIENT_STORAGE', `cannot record the choice in ${configDir}`, error);
+    }
+    const wasEnabled = decision.enabled;
+    decision = safe(decide, decision);
+    if (decision.enabled && !wasEnabled) guard(activate);
+    return status();
+  };
+
+  const disable = (): TelemetryStatus => {
+    buffer = [];
+    if (appendSoon) clearImmediate(appendSoon);
+    appendSoon = undefined;
+    if (appendTimer) clearTimeout(appendTimer);
+    if (sealTimer) clearTimeout(sealTimer);
+    appendTimer = undefined;
+    sealTimer = undefined;
+    writer.discard();
+    try {
+      writeUserChoice(configDir, false, Date.now());
+    } catch (error) {
+      emitError('TMK_CLIENT_STORAGE', `cannot record the choice in ${configDir}`, error);
+    }
+    try {
+      deleteSpool(spoolDir);
+    } catch (error) {
+      emitError('TMK_CLIENT_STORAGE', `cannot delete the spool ${spoolDir}`, error);
+    }
+    decision = safe(decide, { ...decision, enabled: false, decidedBy: 'user' });
+    return status();
+  };
+
+  const flushResult = (
+    reason: FlushReason,
+    outcome?: Partial<DeliveryOutcome>,
+    pendingOverride?: number,
+  ): FlushResult => {
+    const pending = pendingOverride ?? safe(() => spoolStats(spoolDir).events, 0);
+    return {
+      ok: pending === 0 && (reason === 'delivered' || reason === 'empty' || reason === 'disabled'),
+      reason,
+      delivered: outcome?.delivered ?? 0,
+      duplicates: outcome?.duplicates ?? 0,
+      rejected: outcome?.rejected ?? 0,
+      pending,
+      nextAttemptAt: outcome?.nextAttemptAt ? new Date(outcome.nextAttemptAt).toISOString() : null,
+      lastError: outcome?.lastError ?? null,
+    };
+  };
+
+  const flushNow = async (deadline: number): Promise<FlushResult> => {
+    if (!decision.enabled) return flushResult('disabled', undefined, 0);
+    if (debug) {
+      await machineLoaded;
+      appendBuffered();
+      return flushResult('debug', undefined, 0);
+    }
+    appendBuffered();
+    seal();
+    noticeState = undefined;
+    if (!noticeEverShown(readNotice())) return flushResult('notice_pending');
+    const backoffUntil = inBackoff(configDir, opts.endpoint, Date.now());
+    if (backoffUntil && backoffUntil >= deadline)
+      return flushResult('backoff', { nextAttemptAt: backoffUntil });
+    // Loaded here, not at start-up: a CLI that never flushes never pays for http, tls and zlib.
+    const { deliver } = await import('./sender/deliver.js');
+    for (;;) {
+      const lock = tryAcquireLock(lockFile);
+      if (lock) {
+        let outcome: DeliveryOutcome;
+        try {
+          outcome = await deliver(deliveryConfig(), { deadline, lock, maxSleepMs: deadline - Date.now() });
+        } finally {
+          lock.release();
+        }
+        const reason: FlushReason =
+          outcome.reason === 'empty'
+            ? outcome.delivered + outcome.duplicates + outcome.rejected > 0
+              ? 'delivered'
+              : 'empty'
+            : outcome.reason === 'deadline'
+              ? 'timeout'
+              : outcome.reason === 'lost_lock'
+                ? 'busy'
+                : outcome.reason === 'disabled'
+                  ? 'disabled'
+                  : outcome.reason;
+        return flushResult(reason, outcome);
+      }
+      // A sender is delivering: wait for it to finish (then take over whatever is left).
+      if (Date.now() + 100 >= deadline) return flushResult('busy');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
+
+  const flush = (flushOptions?: { readonly timeoutMs?: number }): Promise<FlushResult> => {
+    let timeoutMs = DEFAULT_FLUSH_TIMEOUT_MS;
+    try {
+      const requested = flushOptions?.timeoutMs;
+      if (typeof requested === 'number' && Number.isFinite(requested))
+        timeoutMs = Math.max(0, Math.min(requested, MAX_FLUSH_TIMEOUT_MS));
+    } catch {}
+    const deadline = Date.now() + timeoutMs;
+    return new Promise<FlushResult>((resolve) => {
+      // Whatever happens inside, the caller gets an answer by the deadline.
+      const timer = setTimeout(() => resolve(flushResult('timeout')), timeoutMs + 50);
+      flushNow(deadline)
+        .catch((error) => {
+          emitError('TMK_CLIENT_DELIVERY', 'flush failed', error);
+          return flushResult('error');
+        })
+        .then((result) => {
+          clearTimeout(timer);
+          resolve(result);
+        });
+    });
+  };
+
+  const notices = (): Notice[] =>
+    decision.enabled ? safe(() => noticesFrom(readControl(configDir), catalog.title, opts.version), []) : [];
+
+  return Object.freeze({
+    report: report as Telemetry<C>['report'],
+    status,
+    enable,
+    disable,
+    flush,
+    notices,
+    ledger: () => safe(() => readLedger(configDir), []),
+    showNotice,
+    sessionId: opts.sessionId,
+    childEnv: () => ({
+      TELEMARK_SESSION_ID: opts.sessionId,
+      ...(decision.enabled ? {} : { TELEMARK_DISABLED: '1' }),
+    }),
+  });
+}
+
+function safe<T>(fn: () => T, fallback: T): T {
+  try {
+    return fn();
+  } catch {
+    return fallback;
+  }
+}

@@ -1,0 +1,88 @@
+/** Many processes at once: one install id, and 8 × 1,000 events delivered exactly once. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { createTelemetry } from 'telemark';
+import { telepresence } from 'telemark/catalogs/telepresence';
+import { createFakeCollector, expectEachOnce, type FakeCollector } from 'telemark/testing';
+import { afterEach, expect, it } from 'vitest';
+import { childEnv, cleanup, noticeShown, REPORT_AND_EXIT, runNode, tempDir } from './helpers.js';
+
+const collectors: FakeCollector[] = [];
+afterEach(async () => {
+  for (const c of collectors.splice(0)) await c.close();
+  await cleanup();
+});
+
+it('12 processes starting together on a fresh machine agree on one install id; one is the new install', async () => {
+  const collector = await createFakeCollector({ catalog: telepresence });
+  collectors.push(collector);
+  const home = tempDir();
+  const configDir = path.join(home, 'config');
+  const startAt = String(Date.now() + 2500);
+  const runs = await Promise.all(
+    Array.from({ length: 12 }, () =>
+      runNode(REPORT_AND_EXIT, {
+        env: childEnv(home, {
+          TELEMARK_CONFIG_DIR: configDir,
+          FIXTURE_ENDPOINT: collector.url,
+          FIXTURE_EVENTS: '1',
+          FIXTURE_START_AT: startAt,
+        }),
+        cwd: home,
+      }),
+    ),
+  );
+  expect(runs.map((r) => r.code)).toEqual(Array(12).fill(0));
+  expect(fs.readdirSync(configDir).filter((f) => f.startsWith('identity'))).toEqual(['identity.json']);
+  // Nothing was sent (the notice was never shown); deliver from here.
+  const telemetry = createTelemetry({
+    catalog: telepresence,
+    version: '2.20.2',
+    endpoint: collector.url,
+    configDir,
+    cwd: home,
+    env: childEnv(home),
+  });
+  telemetry.showNotice({ write: () => {} });
+  expect(await telemetry.flush({ timeoutMs: 10_000 })).toMatchObject({ ok: true, delivered: 12 });
+  expect(new Set(collector.messages.map((m) => m.anonymousId))).toEqual(
+    new Set([telemetry.status().installId]),
+  );
+  expect(collector.messages.filter((m) => m.context.cli.newInstall === true)).toHaveLength(1);
+});
+
+it('8 processes reporting 1,000 events each into one spool: all 8,000 delivered, each exactly once', async () => {
+  const collector = await createFakeCollector({ catalog: telepresence });
+  collectors.push(collector);
+  const home = tempDir();
+  const configDir = path.join(home, 'config');
+  noticeShown(configDir, telepresence.fingerprint);
+  const startAt = String(Date.now() + 2000);
+  const runs = await Promise.all(
+    Array.from({ length: 8 }, () =>
+      runNode(REPORT_AND_EXIT, {
+        env: childEnv(home, {
+          TELEMARK_CONFIG_DIR: configDir,
+          FIXTURE_ENDPOINT: collector.url,
+          FIXTURE_EVENTS: '1000',
+          FIXTURE_START_AT: startAt,
+        }),
+        cwd: home,
+      }),
+    ),
+  );
+  expect(runs.map((r) => [r.code, r.stdout, r.stderr])).toEqual(Array(8).fill([0, '', '']));
+  await collector.waitForMessages(8000, 60_000);
+  expect(collector.messages).toHaveLength(8000);
+  expect(collector.duplicates).toBe(0);
+  expectEachOnce(collector);
+  const bySession = new Map<string, number[]>();
+  for (const m of collector.messages) {
+    const list = bySession.get(m.context.cli.sessionId) ?? [];
+    list.push(m.context.cli.seq);
+    bySession.set(m.context.cli.sessionId, list);
+  }
+  expect(bySession.size).toBe(8);
+  for (const seqs of bySession.values())
+    expect(seqs.sort((a, b) => a - b)).toEqual(Array.from({ length: 1000 }, (_, i) => i + 1));
+});
