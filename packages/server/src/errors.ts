@@ -85,6 +85,20 @@ export const ERRORS = {
     500,
     (d) => `The export failed (${d}); check that the output directory exists and is writable.`,
   ),
+  TMK_ERR_JOURNAL_FULL: def(
+    503,
+    (d) =>
+      `The collector's outage journal is full (${d}): ClickHouse has been unreachable for a while. Bring it back (the journal drains by itself); clients retry after Retry-After.`,
+  ),
+  TMK_ERR_JOURNAL: def(
+    500,
+    (d) => `The outage journal cannot be used (${d}); check the data directory's disk space and permissions.`,
+  ),
+  TMK_ERR_MIGRATE: def(
+    500,
+    (d) =>
+      `The migration failed (${d}); the source is untouched. Fix the cause and run telemark migrate again: it resumes, and dedupe keeps a rerun from counting twice.`,
+  ),
 
   // — ingest: whole request —
   TMK_ERR_BODY_UNPARSEABLE: def(400, (d) => `The body is not valid JSON (${d}); send a JSON object.`),

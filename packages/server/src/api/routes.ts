@@ -1,6 +1,9 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { createAnalytics, type RawParams, VIEW_NAMES, type ViewName } from '../analytics/index.js';
 import type { AppRegistry } from '../config/registry-types.js';
+import { isTelemarkError, TelemarkError } from '../errors.js';
 import type { Store } from '../store/types.js';
+import { tokenMatches } from './admin-token.js';
 
 /** What the query API needs from the collector. */
 export interface ApiDeps {
@@ -8,7 +11,95 @@ export interface ApiDeps {
   readonly registry: AppRegistry;
   /** The admin token every `/api/v1` request must present as `Authorization: Bearer …`. */
   readonly adminToken: string;
+  /** Clock for the default date range (tests). @default Date.now */
+  readonly now?: () => number;
 }
 
-/** Registers `/api/v1/*` (docs/api.md). Placeholder until the analytics issue lands. */
-export async function registerApiRoutes(_app: FastifyInstance, _deps: ApiDeps): Promise<void> {}
+export const API_PREFIX = '/api/v1';
+
+/** Fingerprints are short hashes; anything else cannot be one and is refused before any query. */
+const FINGERPRINT = /^[A-Za-z0-9_.:-]{1,128}$/;
+const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
+const isView = (name: string): name is ViewName => (VIEW_NAMES as readonly string[]).includes(name);
+
+/** Query strings as fastify parses them: a string, or an array for a repeated key. Anything else is stringified. */
+function rawParams(query: unknown): RawParams {
+  const params: Record<string, string | string[]> = {};
+  if (!query || typeof query !== 'object') return params;
+  for (const [key, value] of Object.entries(query as Record<string, unknown>)) {
+    params[key] = Array.isArray(value) ? value.map(String) : String(value);
+  }
+  return params;
+}
+
+/**
+ * Registers `/api/v1/*` (docs/api.md): the analytics views, the apps list, the error drill-down and the
+ * dashboard's session check, all behind the admin token. Every parameter is validated by the analytics
+ * layer against closed lists; nothing from a request becomes SQL text.
+ */
+export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  // The collector keeps the analytics rollup fresh in the background, prompted by requests (rollup.ts).
+  const analytics = createAnalytics({
+    store: deps.store,
+    registry: deps.registry,
+    rollupRefresh: 'background',
+    onRefreshError: (error) => app.log.warn({ err: error }, 'analytics rollup refresh failed'),
+    ...(deps.now ? { now: deps.now } : {}),
+  });
+
+  const fail = (reply: FastifyReply, error: TelemarkError) =>
+    reply
+      .code(error.statusCode)
+      .header('cache-control', 'no-store')
+      .send({ code: error.code, message: error.message, detail: error.detail });
+
+  await app.register(
+    async (api) => {
+      api.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+        const header = request.headers.authorization;
+        const presented = typeof header === 'string' ? BEARER.exec(header)?.[1] : undefined;
+        if (!tokenMatches(presented, deps.adminToken)) {
+          reply.header('www-authenticate', 'Bearer realm="telemark"');
+          return fail(reply, new TelemarkError('TMK_ERR_UNAUTHORIZED'));
+        }
+      });
+      api.addHook('onSend', async (_request, reply) => {
+        reply.header('cache-control', 'no-store');
+      });
+
+      api.setErrorHandler((error, request, reply) => {
+        if (isTelemarkError(error)) return fail(reply, error);
+        const status = (error as { statusCode?: unknown }).statusCode;
+        if (typeof status === 'number' && status >= 400 && status < 500)
+          return fail(reply, new TelemarkError('TMK_ERR_BAD_PARAMETER', 'the request could not be read'));
+        request.log.error({ err: error }, 'query API failure');
+        return fail(reply, new TelemarkError('TMK_ERR_QUERY_FAILED', 'see the collector log'));
+      });
+      api.setNotFoundHandler((request, reply) =>
+        fail(reply, new TelemarkError('TMK_ERR_UNKNOWN_VIEW', JSON.stringify(request.url.slice(0, 80)))),
+      );
+
+      api.get('/session', async () => ({ ok: true, apps: deps.registry.list().map((a) => a.name) }));
+      api.get('/apps', async () => ({ apps: analytics.apps() }));
+      api.get<{ Params: { fingerprint: string } }>('/errors/:fingerprint', async (request) => {
+        const { fingerprint } = request.params;
+        if (!FINGERPRINT.test(fingerprint))
+          throw new TelemarkError(
+            'TMK_ERR_BAD_PARAMETER',
+            'fingerprint: expected 1–128 letters, digits, "_", ".", ":" or "-"',
+          );
+        return analytics.errorDetail(fingerprint, rawParams(request.query));
+      });
+      api.get<{ Params: { view: string } }>('/:view', async (request) => {
+        const { view } = request.params;
+        if (!isView(view))
+          throw new TelemarkError(
+            'TMK_ERR_UNKNOWN_VIEW',
+            `${JSON.stringify(view.slice(0, 40))}; views: ${VIEW_NAMES.join(', ')}`,
+          );
+        return analytics.run(view, rawParams(request.query));
+      });
+    },
+    { prefix: API_PREFIX },
+  );
+}

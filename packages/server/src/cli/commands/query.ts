@@ -1,11 +1,179 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
+import { createAnalytics, type RawParams, VIEW_NAMES, type ViewName } from '../../analytics/index.js';
+import { FORMATS, type OutputFormat, renderView } from '../../analytics/render.js';
+import { openStore } from '../../config/open-store.js';
+import { loadServeConfig } from '../../config/serve-config.js';
+import { ERRORS, type ErrorCode, TelemarkError } from '../../errors.js';
+import { DEFAULT_DATA_DIR } from '../../store/index.js';
 
-/** Placeholder until its issue lands: the command exists so the program's shape is fixed. */
+interface QueryOptions {
+  readonly app?: string;
+  readonly from?: string;
+  readonly to?: string;
+  readonly interval?: string;
+  readonly version?: string[];
+  readonly os?: string[];
+  readonly env?: string[];
+  readonly includeCi?: boolean;
+  readonly k?: string;
+  readonly event?: string[];
+  readonly outcome?: string;
+  readonly breakdown?: string;
+  readonly funnel?: string;
+  readonly window?: string;
+  readonly limit?: string;
+  readonly dimension?: string;
+  readonly weeks?: string;
+  readonly fingerprint?: string;
+  readonly format: OutputFormat;
+  readonly url?: string;
+  readonly data?: string;
+  readonly config?: string;
+}
+
+/** CLI flags → the API's parameter names. Only flags the user gave are sent, so defaults live in one place. */
+function toParams(options: QueryOptions): RawParams {
+  const params: Record<string, string | string[]> = {};
+  const scalar = [
+    'app',
+    'from',
+    'to',
+    'interval',
+    'k',
+    'outcome',
+    'breakdown',
+    'funnel',
+    'window',
+    'limit',
+    'dimension',
+    'weeks',
+  ] as const;
+  for (const name of scalar) if (options[name] !== undefined) params[name] = options[name];
+  for (const name of ['version', 'os', 'env', 'event'] as const)
+    if (options[name]?.length) params[name] = options[name];
+  if (options.includeCi) params.includeCi = '1';
+  return params;
+}
+
+/** Through a running collector's API: the same views, parameters and errors as the dashboard sees. */
+async function viaApi(url: string, path: string, params: RawParams): Promise<unknown> {
+  const token = process.env.TELEMARK_ADMIN_TOKEN?.trim();
+  if (!token) throw new TelemarkError('TMK_ERR_UNAUTHORIZED');
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params))
+    for (const item of typeof value === 'string' ? [value] : (value ?? [])) search.append(key, item);
+  const target = `${url.replace(/\/+$/, '')}/api/v1/${path}?${search}`;
+  let response: Response;
+  try {
+    response = await fetch(target, {
+      headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+      signal: AbortSignal.timeout(120_000),
+    });
+  } catch (error) {
+    throw new TelemarkError(
+      'TMK_ERR_API_UNREACHABLE',
+      `${url} (${error instanceof Error ? ((error.cause as Error)?.message ?? error.message) : String(error)})`,
+    );
+  }
+  const body = (await response.json().catch(() => undefined)) as
+    | { code?: string; detail?: string; message?: string }
+    | undefined;
+  if (response.ok && body) return body;
+  const code = body?.code;
+  if (code && Object.hasOwn(ERRORS, code)) throw new TelemarkError(code as ErrorCode, body?.detail ?? '');
+  throw new TelemarkError(
+    'TMK_ERR_API_UNREACHABLE',
+    `${url} (HTTP ${response.status}${body?.message ? `: ${body.message}` : ''})`,
+  );
+}
+
+/** In this process, on a data directory whose collector is stopped (read-only; a running one holds the lock). */
+async function viaDataDir(options: QueryOptions, view: ViewName, params: RawParams): Promise<unknown> {
+  const config = loadServeConfig({
+    ...(options.config ? { file: options.config } : {}),
+    flags: { data: options.data ?? DEFAULT_DATA_DIR },
+  });
+  const store = openStore(config, { readOnly: true });
+  try {
+    try {
+      await store.init();
+    } catch (error) {
+      // "Locked by a running collector" names its own fix (--url): surface it, not the generic init error.
+      const cause = error instanceof TelemarkError ? error.cause : undefined;
+      throw cause instanceof TelemarkError ? cause : error;
+    }
+    const analytics = createAnalytics({ store, registry: config.registry, readOnly: true });
+    return options.fingerprint !== undefined
+      ? await analytics.errorDetail(options.fingerprint, params)
+      : await analytics.run(view, params);
+  } finally {
+    await store.close();
+  }
+}
+
+export async function runQuery(
+  view: string,
+  options: QueryOptions,
+  out: NodeJS.WritableStream = process.stdout,
+): Promise<void> {
+  if (!(VIEW_NAMES as readonly string[]).includes(view))
+    throw new TelemarkError(
+      'TMK_ERR_UNKNOWN_VIEW',
+      `${JSON.stringify(view)}; views: ${VIEW_NAMES.join(', ')}`,
+    );
+  if (options.fingerprint !== undefined && view !== 'errors')
+    throw new TelemarkError('TMK_ERR_BAD_PARAMETER', '--fingerprint: only with the errors view');
+  if (options.url !== undefined && options.data !== undefined)
+    throw new TelemarkError(
+      'TMK_ERR_BAD_PARAMETER',
+      '--url and --data: give one (a running collector, or a stopped one’s data)',
+    );
+  const params = toParams(options);
+  const response = options.url
+    ? await viaApi(
+        options.url,
+        options.fingerprint !== undefined ? `errors/${encodeURIComponent(options.fingerprint)}` : view,
+        params,
+      )
+    : await viaDataDir(options, view as ViewName, params);
+  out.write(`${renderView(options.fingerprint !== undefined ? 'error' : view, response, options.format)}\n`);
+}
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
 export function registerQueryCommand(program: Command): void {
   program
     .command('query')
-    .description('(not yet implemented)')
-    .action(() => {
-      throw new Error('telemark query is not implemented yet');
+    .description(
+      'Answer a question from the analytics views, against a running collector (--url, token in TELEMARK_ADMIN_TOKEN) or a stopped one’s data directory (--data).',
+    )
+    .argument('<view>', VIEW_NAMES.join(' | '))
+    .requiredOption('--app <name>', 'registered app')
+    .option('--from <date>', 'start, ISO date or date-time (default: 30 days before --to)')
+    .option('--to <date>', 'end, exclusive (default: now)')
+    .option('--interval <interval>', 'hour | day | week | month (default: day)')
+    .option('--version <version>', 'app version (repeatable)', collect)
+    .option('--os <name>', 'OS name (repeatable)', collect)
+    .option('--env <class>', 'environment class (repeatable); default: all but ci and test', collect)
+    .option('--include-ci', 'keep CI and test runs in')
+    .option('--k <n>', 'fold breakdown rows under n installs into "other" (default: 5)')
+    .option('--event <name>', 'trends, errors, breakdown: only this event (repeatable)', collect)
+    .option('--outcome <name>', 'outcomes: one outcome of the catalog')
+    .option('--breakdown <dimension>', 'outcomes: break down by a context dimension')
+    .option('--funnel <name>', 'funnel: which funnel of the catalog (default: the first)')
+    .option('--window <seconds>', 'funnel: conversion window (default: the catalog’s)')
+    .option('--limit <n>', 'errors: how many fingerprints (default: 20), or samples with --fingerprint')
+    .option(
+      '--dimension <dimension>',
+      'breakdown: os_name, os_version, app_version, arch, install_method, env_class, ci_vendor, platform, mode',
+    )
+    .option('--weeks <n>', 'retention: weeks after the cohort week (default: 8)')
+    .option('--fingerprint <fp>', 'errors: drill into one error fingerprint')
+    .addOption(new Option('--format <format>', 'output format').choices(FORMATS).default('table'))
+    .option('--url <url>', 'a running collector, e.g. http://127.0.0.1:8787')
+    .option('--data <dir>', `a stopped collector's data directory (default: ./${DEFAULT_DATA_DIR})`)
+    .option('--config <file>', 'the collector’s JSON config (apps and catalogs), with --data')
+    .action(async (view: string, options: QueryOptions) => {
+      await runQuery(view, options);
     });
 }

@@ -1,0 +1,69 @@
+import { ident, raw, sql } from '../../store/sql.js';
+import { OTHER, splitByK } from '../fold.js';
+import type { Dimension } from '../params.js';
+import { inList, ratio, toNumber, toText, type ViewContext } from '../query.js';
+import { source } from '../source.js';
+import { sortVersionsDescending } from '../versions.js';
+
+export interface BreakdownRow {
+  readonly value: string;
+  /** True for the row folding values seen by fewer than k installs. */
+  readonly other: boolean;
+  readonly events: number;
+  readonly installs: number;
+  /** installs ÷ all distinct installs in the selection (an install that changed value counts in both rows). */
+  readonly share: number | null;
+}
+
+export interface BreakdownResult {
+  readonly dimension: Dimension;
+  /** Distinct installs in the selection, the denominator of `share`. */
+  readonly installs: number;
+  readonly events: number;
+  readonly rows: BreakdownRow[];
+}
+
+/**
+ * Events and distinct installs per value of one context column (a closed list). Rows are ordered by installs,
+ * except app versions, which are ordered newest first; values with fewer than k installs fold into `other`.
+ */
+export async function breakdown(ctx: ViewContext): Promise<BreakdownResult> {
+  const { dialect: d, options, filters: f } = ctx;
+  const column = ident(options.dimension);
+  const src = source(ctx, {
+    range: [f.from, f.to],
+    level: 'install',
+    ...(options.events.length > 0 ? { events: options.events } : {}),
+  });
+  const measures = sql`sum(n) AS n_events, ${d.countDistinct(raw('install_key'))} AS n_installs`;
+  const [rows, [totals = {}]] = await Promise.all([
+    ctx.store.query(sql`SELECT ${column} AS value, ${measures} FROM (${src}) r GROUP BY ${column}`),
+    ctx.store.query(sql`SELECT ${measures} FROM (${src}) r`),
+  ]);
+  const installs = toNumber(totals.n_installs);
+  const row = (r: Record<string, unknown>, value: string, other: boolean): BreakdownRow => ({
+    value,
+    other,
+    events: toNumber(r.n_events),
+    installs: toNumber(r.n_installs),
+    share: ratio(toNumber(r.n_installs), installs),
+  });
+  const { kept, folded } = splitByK(
+    rows.map((r) => row(r, toText(r.value), false)),
+    f.k,
+  );
+  const ordered =
+    options.dimension === 'app_version'
+      ? sortVersionsDescending(kept.map((r) => r.value)).map((v) => kept.find((r) => r.value === v)!)
+      : kept.sort((a, b) => b.installs - a.installs || b.events - a.events || (a.value < b.value ? -1 : 1));
+  if (folded.length > 0) {
+    const [other = {}] = await ctx.store.query(sql`
+      SELECT ${measures} FROM (${src}) r
+      WHERE ${inList(
+        column,
+        folded.map((r) => r.value),
+      )}`);
+    ordered.push(row(other, OTHER, true));
+  }
+  return { dimension: options.dimension, installs, events: toNumber(totals.n_events), rows: ordered };
+}

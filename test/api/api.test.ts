@@ -1,0 +1,269 @@
+/**
+ * The query API in-process (fastify + `registerApiRoutes` + `app.inject`) on a real DuckDB file holding the
+ * hand-written analytics dataset: auth, parameter validation, and injection attempts in every parameter.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { VIEW_NAMES } from '../../packages/server/src/analytics/index.js';
+import { registerApiRoutes } from '../../packages/server/src/api/routes.js';
+import { createDuckDBStore } from '../../packages/server/src/store/duckdb/index.js';
+import { sql } from '../../packages/server/src/store/sql.js';
+import type { Store } from '../../packages/server/src/store/types.js';
+import { APP, createTestRegistry, FROM, TO, writeDataset } from '../analytics/dataset.js';
+
+const TOKEN = 'tmk_test-admin-token-0123456789';
+const auth = { authorization: `Bearer ${TOKEN}` };
+
+let dir: string;
+let store: Store;
+let app: FastifyInstance;
+
+const get = (url: string, headers: Record<string, string> = auth) =>
+  app.inject({ method: 'GET', url, headers });
+const qs = (params: Record<string, string | string[]>) => {
+  const search = new URLSearchParams();
+  for (const [k, v] of Object.entries(params))
+    for (const item of Array.isArray(v) ? v : [v]) search.append(k, item);
+  return search.toString();
+};
+const range = { app: APP, from: FROM, to: TO };
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-'));
+  store = createDuckDBStore({ path: path.join(dir, 'telemark.duckdb'), now: () => Date.UTC(2026, 10, 16) });
+  await writeDataset(store);
+  app = Fastify();
+  await registerApiRoutes(app, {
+    store,
+    registry: createTestRegistry(),
+    adminToken: TOKEN,
+    now: () => Date.UTC(2026, 10, 16),
+  });
+  await app.ready();
+});
+
+afterAll(async () => {
+  await app?.close();
+  await store?.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('admin token', () => {
+  it.each([
+    ['no header', {}],
+    ['wrong token', { authorization: 'Bearer nope' }],
+    ['token as Basic', { authorization: `Basic ${TOKEN}` }],
+    ['token with a suffix', { authorization: `Bearer ${TOKEN}x` }],
+    ['empty bearer', { authorization: 'Bearer ' }],
+  ])('%s → 401', async (_name, headers) => {
+    for (const url of ['/api/v1/session', `/api/v1/overview?${qs(range)}`, '/api/v1/apps', '/api/v1/nope']) {
+      const response = await get(url, headers as Record<string, string>);
+      expect(response.statusCode).toBe(401);
+      expect(response.json()).toMatchObject({ code: 'TMK_ERR_UNAUTHORIZED' });
+      expect(response.headers['www-authenticate']).toBe('Bearer realm="telemark"');
+    }
+  });
+
+  it('session answers with the right token (any case of "Bearer")', async () => {
+    const response = await get('/api/v1/session', { authorization: `bearer ${TOKEN}` });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({ ok: true, apps: ['acme', 'beta'] });
+    expect(response.headers['cache-control']).toBe('no-store');
+  });
+});
+
+describe('views', () => {
+  it('apps lists each app with its catalog', async () => {
+    const body = (await get('/api/v1/apps')).json();
+    expect(body.apps.map((a: { name: string }) => a.name)).toEqual(['acme', 'beta']);
+    expect(body.apps[0].catalog.outcomes.deploy.title).toBe('Deploys');
+    expect(body.apps[0].fingerprint).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it('every view answers with view, params and generatedMs', async () => {
+    for (const view of VIEW_NAMES) {
+      const response = await get(`/api/v1/${view}?${qs(range)}`);
+      expect(response.statusCode, view).toBe(200);
+      const body = response.json();
+      expect(body.view).toBe(view);
+      expect(body.params).toMatchObject({ app: APP, from: '2026-11-02T00:00:00.000Z', k: 5 });
+      expect(typeof body.generatedMs).toBe('number');
+    }
+  });
+
+  it('answers the same figures as the query layer (overview, funnel, repeatable filters)', async () => {
+    const overview = (await get(`/api/v1/overview?${qs(range)}`)).json();
+    expect([overview.events, overview.installs, overview.latestVersion]).toEqual([38, 5, '2.10.0']);
+    const filtered = (await get(`/api/v1/overview?${qs({ ...range, os: ['Windows', 'Ubuntu'] })}`)).json();
+    expect([filtered.events, filtered.installs]).toEqual([22, 3]);
+    const funnel = (await get(`/api/v1/funnel?${qs({ ...range, window: '1300' })}`)).json();
+    expect(funnel.steps.map((s: { sessions: number }) => s.sessions)).toEqual([6, 5, 4]);
+  });
+
+  it('error drill-down by fingerprint', async () => {
+    const detail = (await get(`/api/v1/errors/fp-old?${qs(range)}`)).json();
+    expect(detail).toMatchObject({ view: 'error', fingerprint: 'fp-old', count: 3, installs: 2 });
+    expect(detail.samples[0]).toMatchObject({ appVersion: '2.10.0', text: 'connection refused' });
+    const missing = await get(`/api/v1/errors/fp-none?${qs(range)}`);
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json().code).toBe('TMK_ERR_NO_SUCH_ERROR');
+  });
+
+  it('defaults: the last 30 days up to now', async () => {
+    const body = (await get(`/api/v1/trends?app=${APP}`)).json();
+    expect(body.params).toMatchObject({
+      from: '2026-10-17T00:00:00.000Z',
+      to: '2026-11-16T00:00:00.000Z',
+      interval: 'day',
+    });
+    expect(body.params.env).toEqual(['interactive', 'agent', 'dev', 'container', 'script', 'unknown']);
+    expect(body.buckets).toHaveLength(30);
+  });
+});
+
+describe('bad parameters → 400 naming the parameter', () => {
+  it.each([
+    ['missing app', { from: FROM }, /app: required/],
+    ['unknown app', { app: 'nope' }, /app: no registered app "nope"; registered: acme, beta/],
+    ['app twice', { app: [APP, 'beta'] }, /app: give it once/],
+    [
+      'bad interval',
+      { ...range, interval: 'year' },
+      /interval: expected one of hour, day, week, month, got "year"/,
+    ],
+    ['bad date', { ...range, from: '2026-13-45' }, /from: expected an ISO date/],
+    ['from after to', { app: APP, from: TO, to: FROM }, /must be before to/],
+    [
+      'too many buckets',
+      { app: APP, from: '2025-01-01', to: TO, interval: 'hour' },
+      /more than 1000 buckets/,
+    ],
+    ['bad env', { ...range, env: 'prod' }, /env: expected one of interactive, ci/],
+    ['k zero', { ...range, k: '0' }, /k: expected an integer from 1 to 1000/],
+    ['k not a number', { ...range, k: '5abc' }, /k: expected an integer/],
+    ['unknown parameter', { ...range, evil: '1' }, /"evil" is not a parameter of overview/],
+    ['includeCi yes', { ...range, includeCi: 'yes' }, /includeCi: expected 0 or 1/],
+  ])('%s', async (_name, params, reason) => {
+    const response = await get(`/api/v1/overview?${qs(params as Record<string, string | string[]>)}`);
+    expect(response.statusCode).toBe(400);
+    const body = response.json();
+    expect(body.code).toBe('TMK_ERR_BAD_PARAMETER');
+    expect(body.message).toMatch(reason);
+  });
+
+  it('view-specific parameters are checked against the catalog and closed lists', async () => {
+    const cases: [string, Record<string, string>, RegExp][] = [
+      ['breakdown', { dimension: 'install_id' }, /dimension: expected one of os_name/],
+      ['trends', { event: 'rm -rf' }, /event: "rm -rf" is not an event of acme's catalog/],
+      [
+        'outcomes',
+        { outcome: 'nope' },
+        /outcome: "nope" is not an outcome of acme; one of: deploy, lookup, login/,
+      ],
+      ['outcomes', { breakdown: 'message_id' }, /breakdown: expected one of/],
+      ['funnel', { funnel: 'nope' }, /funnel: "nope" is not a funnel of acme; one of: connect/],
+      ['funnel', { window: '0' }, /window: expected seconds/],
+      ['errors', { limit: '1000' }, /limit: expected an integer from 1 to 200/],
+      ['retention', { weeks: '53' }, /weeks: expected an integer from 1 to 52/],
+      ['overview', { dimension: 'os_name' }, /"dimension" is not a parameter of overview/],
+    ];
+    for (const [view, extra, reason] of cases) {
+      const response = await get(`/api/v1/${view}?${qs({ ...range, ...extra })}`);
+      expect(response.statusCode, `${view} ${JSON.stringify(extra)}`).toBe(400);
+      expect(response.json().message).toMatch(reason);
+    }
+  });
+
+  it('every problem is reported at once', async () => {
+    const body = (await get(`/api/v1/overview?${qs({ app: APP, interval: 'x', k: 'y', env: 'z' })}`)).json();
+    expect(body.message).toMatch(/interval: .*; k: .*; env: /);
+  });
+
+  it('unknown views and paths → 404', async () => {
+    for (const url of ['/api/v1/nope', '/api/v1/overview/extra', "/api/v1/overview'%20OR%201=1"]) {
+      const response = await get(url);
+      expect(response.statusCode, url).toBe(404);
+      expect(response.json().code).toBe('TMK_ERR_UNKNOWN_VIEW');
+    }
+  });
+});
+
+describe('injection attempts are harmless', () => {
+  const PAYLOADS = [
+    "' OR 1=1 --",
+    '"; DROP TABLE events; --',
+    "2.10.0' UNION SELECT * FROM quarantine --",
+    'ünïcødé 𝕏 \u202e\u0000 ☃',
+    'x'.repeat(10_000),
+    '$1',
+    '/*',
+  ];
+  const PARAMETERS = [
+    'app',
+    'from',
+    'to',
+    'interval',
+    'version',
+    'os',
+    'env',
+    'includeCi',
+    'k',
+    'event',
+    'outcome',
+    'breakdown',
+    'funnel',
+    'window',
+    'limit',
+    'dimension',
+    'weeks',
+  ];
+  const VIEW_OF: Record<string, string> = {
+    event: 'trends',
+    outcome: 'outcomes',
+    breakdown: 'outcomes',
+    funnel: 'funnel',
+    window: 'funnel',
+    limit: 'errors',
+    dimension: 'breakdown',
+    weeks: 'retention',
+  };
+
+  it('in every parameter, as a value and as an array: 400, or a literal that matches nothing', async () => {
+    const before = await store.query(sql`SELECT count(*) AS n FROM events`);
+    for (const parameter of PARAMETERS) {
+      const view = VIEW_OF[parameter] ?? 'overview';
+      for (const payload of PAYLOADS) {
+        for (const value of [payload, [payload, payload], ['2.9.0', payload]]) {
+          const params = { ...range, [parameter]: value };
+          const response = await get(`/api/v1/${view}?${qs(params)}`);
+          const label = `${parameter}=${JSON.stringify(value).slice(0, 60)}`;
+          if (response.statusCode === 200) {
+            // Only free-text filters may accept it, and then as a plain value that matches nothing.
+            expect(['version', 'os'], label).toContain(parameter);
+            const body = response.json();
+            const expected = Array.isArray(value) && value.includes('2.9.0') ? 12 : 0;
+            expect(body.events, label).toBe(parameter === 'version' ? expected : 0);
+          } else {
+            expect(response.statusCode, label).toBe(400);
+            expect(response.json().code, label).toBe('TMK_ERR_BAD_PARAMETER');
+          }
+        }
+      }
+    }
+    // Payloads in paths: the view name and the fingerprint.
+    for (const payload of PAYLOADS.slice(0, 4)) {
+      const view = await get(`/api/v1/${encodeURIComponent(payload)}?${qs(range)}`);
+      expect(view.statusCode).toBe(404);
+      const fingerprint = await get(`/api/v1/errors/${encodeURIComponent(payload)}?${qs(range)}`);
+      expect([400, 404]).toContain(fingerprint.statusCode);
+    }
+    const after = await store.query(sql`SELECT count(*) AS n FROM events`);
+    expect(after).toEqual(before);
+    expect(Number(after[0]!.n)).toBe(49);
+    const overview = (await get(`/api/v1/overview?${qs(range)}`)).json();
+    expect(overview.events).toBe(38);
+  });
+});
