@@ -166,6 +166,20 @@ describe('examples/tp against a fake collector', () => {
     expectReported(collector, 'finished_connecting_traffic_manager', { connect_duration: match.any(Number) });
     expectReported(collector, 'connect', { time_to_connect: match.any(Number), mapped_namespaces: 2 });
     expectReported(collector, 'connect', { time_to_connect: match.any(Number), mapped_namespaces: 0 });
+    // Each connect session reports the catalog's funnel in order: connect → connecting → finished.
+    const funnel = telepresence.input.funnels.connect.steps;
+    const bySession = new Map<string, WireMessage[]>();
+    for (const message of messages)
+      if ((funnel as readonly string[]).includes(message.event))
+        bySession.set(message.context.cli.sessionId, [
+          ...(bySession.get(message.context.cli.sessionId) ?? []),
+          message,
+        ]);
+    expect(bySession.size).toBeGreaterThanOrEqual(2);
+    for (const steps of bySession.values()) {
+      const ordered = [...steps].sort((a, b) => a.context.cli.seq - b.context.cli.seq).map((m) => m.event);
+      expect(funnel.slice(0, ordered.length)).toEqual(ordered);
+    }
     expectReported(collector, 'incluster_dns_query', { had_results: true });
     expectReported(collector, 'incluster_dns_query', { had_results: false });
     expectReported(collector, 'intercept_success', {});

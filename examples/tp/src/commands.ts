@@ -47,15 +47,16 @@ export function connect(args: string[]): number {
   const namespace = values.namespace ?? 'default';
   const mappedNamespaces = list(values['mapped-namespaces']).length;
 
+  // The order is the catalog's connect funnel: the cluster connection (`connect`), then the Traffic
+  // Manager (`connecting_traffic_manager` → `finished_connecting_traffic_manager`), all in one session.
+  telemetry.report('connect', {
+    time_to_connect: seconds(0.8, 2),
+    mapped_namespaces: mappedNamespaces,
+  });
   telemetry.report('connecting_traffic_manager', { mapped_namespaces: mappedNamespaces });
   if (outcome === 'fail') return fail(errors.connect(values['mapped-namespaces'] ? namespace : 'ambassador'));
 
-  const managerSeconds = seconds(0.4, 1.5);
-  telemetry.report('finished_connecting_traffic_manager', { connect_duration: managerSeconds });
-  telemetry.report('connect', {
-    time_to_connect: Math.round((managerSeconds + seconds(0.8, 2)) * 1000) / 1000,
-    mapped_namespaces: mappedNamespaces,
-  });
+  telemetry.report('finished_connecting_traffic_manager', { connect_duration: seconds(0.4, 1.5) });
   // Telepresence checks that cluster DNS answers (`kubernetes.default`) once connected.
   const hadResults = outcome !== 'dns-miss';
   telemetry.report('incluster_dns_query', { had_results: hadResults });
