@@ -9,18 +9,19 @@
 // Each child also reports its CPU time (user + system, including the client's exit work), which is less
 // sensitive to other load on the machine than wall time.
 //
-//   npx tsc -b packages/client && node bench/client-exit.mjs [--runs 40] [--segment-runs 3]
+//   npm run build -w telemark && node bench/client-exit.mjs [--runs 60] [--segment-runs 3]
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CLIENT = pathToFileURL(path.join(ROOT, 'packages/client/dist/index.js')).href;
-const CATALOG = pathToFileURL(path.join(ROOT, 'packages/client/dist/catalogs/telepresence.js')).href;
+// What the package publishes (its `exports`: the bundles), as a CLI that depends on it would load it.
+const CLIENT = import.meta.resolve('telemark');
+const CATALOG = import.meta.resolve('telemark/catalogs/telepresence');
 const ROOT_PACKAGE = path.join(ROOT, 'package.json');
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -138,11 +139,21 @@ fs.writeFileSync(
   JSON.stringify({ fingerprint: telepresence.fingerprint }),
 );
 
-function killSender(dir) {
-  try {
-    const { pid } = JSON.parse(fs.readFileSync(path.join(dir, 'sender.lock'), 'utf8'));
-    process.kill(pid, 'SIGKILL');
-  } catch {}
+/**
+ * Kill the sender delivering from `dir`, waiting (up to `waitMs`) for it to take the lock: one left
+ * running would load the machine during the next runs, and write into a directory being removed.
+ */
+async function killSender(dir, waitMs = 0) {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      const { pid } = JSON.parse(fs.readFileSync(path.join(dir, 'sender.lock'), 'utf8'));
+      process.kill(pid, 'SIGKILL');
+      return;
+    } catch {}
+    if (Date.now() >= deadline) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 const home = path.join(work, 'home');
@@ -167,14 +178,14 @@ for (let i = 0; i < RUNS; i++) {
   // The same install as the other runs, so the difference is the spawn alone.
   fs.copyFileSync(path.join(onDir, 'identity.json'), path.join(fresh, 'identity.json'));
   runs.spawning.push(await run('telemark.mjs', baseEnv(home, { TELEMARK_CONFIG_DIR: fresh })));
-  killSender(fresh);
+  await killSender(fresh, 3000);
   runs.bare.push(await run('bare.mjs', baseEnv(home)));
 }
 const times = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.map((r) => r.ms)]));
 const cpu = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.map((r) => r.cpuMs)]));
 const rss = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.map((r) => r.rss)]));
 const spool = fs.readdirSync(path.join(onDir, 'spool')).length;
-killSender(onDir);
+await killSender(onDir);
 
 const row = (label, key, note = '') =>
   console.log(
@@ -209,10 +220,12 @@ console.log(
   `  memory: the client adds ${addedMb.toFixed(2)} MB of RSS (on, vs no client), ${runtimeMb.toFixed(2)} MB of it for being on (vs off)`,
 );
 
-for (const socket of sockets) socket.destroy();
-hole.close();
-// A killed sender may still be on its way out: retry the removal.
-fs.rmSync(work, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+// The ratios hide their base: what the client costs a CLI, in absolute terms (medians' differences).
+const added = (a, b) =>
+  `${(median(times[a]) - median(times[b])).toFixed(1)} ms wall, ${(median(cpu[a]) - median(cpu[b])).toFixed(1)} ms cpu`;
+console.log(
+  `  time: loading the client with telemetry off adds ${added('off', 'bare')}; being on adds ${added('on', 'off')} more`,
+);
 
 const ratio = median(times.on) / median(times.off);
 console.log(
@@ -237,3 +250,12 @@ if (segmentMs !== undefined) {
 console.log(
   `ratio: memory added = ${addedMb.toFixed(2)} MB (target ≤ ${TARGET_RSS_MB} MB) ${addedMb <= TARGET_RSS_MB ? 'PASS' : 'MISS'}`,
 );
+
+for (const socket of sockets) socket.destroy();
+hole.close();
+// A killed sender may still be on its way out: retry the removal.
+try {
+  fs.rmSync(work, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+} catch (error) {
+  console.error(`could not remove ${work}: ${error.message}`);
+}

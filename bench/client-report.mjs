@@ -4,13 +4,14 @@
 // Appends to the spool happen between batches of calls, as in a real program, and are not timed:
 // they run on the next tick, off the caller's stack (`bench/client-exit.mjs` covers what a CLI pays).
 //
-//   npx tsc -b packages/client && node bench/client-report.mjs
+//   npm run build -w telemark && node bench/client-report.mjs
 
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { telepresence } from '../packages/client/dist/catalogs/telepresence.js';
-import { createTelemetry } from '../packages/client/dist/index.js';
+// What the package publishes (its `exports`: the bundles).
+import { createTelemetry } from 'telemark';
+import { telepresence } from 'telemark/catalogs/telepresence';
 
 const CALLS = 100_000;
 const WARMUP = 20_000;

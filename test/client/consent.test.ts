@@ -124,7 +124,7 @@ describe('a disabled run creates no file, opens no socket and starts no process'
       execArgv: ['--require', SPY],
     });
     expect(result.code).toBe(0);
-    expect(readSpy(spyOut).spawns).toEqual([expect.stringMatching(/sender\/main\.js$/)]);
+    expect(readSpy(spyOut).spawns).toEqual([expect.stringMatching(/dist\/bundle\/sender\.js$/)]);
     expect(listFiles(configDir)).toEqual(expect.arrayContaining(['identity.json', 'spool']));
     await collector.waitForMessages(100, 20_000);
   });

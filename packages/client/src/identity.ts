@@ -152,9 +152,14 @@ export function ensureIdentity(
 }
 
 function toIdentity(stored: StoredIdentity, created: boolean, now: number, rotationDays?: number): Identity {
+  let secret: Buffer | undefined;
   return {
     installId: effectiveInstallId(stored, now, rotationDays),
-    secret: Buffer.from(stored.secret, 'hex'),
+    // Decoded when first needed (a catalog with `hashed` traits): most exits never need it.
+    get secret() {
+      secret ??= Buffer.from(stored.secret, 'hex');
+      return secret;
+    },
     created,
     ...(created && stored.legacySource ? { legacySource: stored.legacySource } : {}),
   };

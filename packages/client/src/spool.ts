@@ -274,10 +274,16 @@ export class SegmentWriter {
     // A sender may have taken the segment over (it judged this process gone): start a new one.
     if (this.#fd !== undefined && !fs.existsSync(this.#openFile)) this.#reset();
     if (this.#fd === undefined) {
-      ensureDir(this.#spoolDir);
       this.#base = newBase(now);
       this.#openFile = path.join(this.#spoolDir, `${this.#base}.open`);
-      this.#fd = fs.openSync(this.#openFile, 'a', FILE_MODE);
+      try {
+        this.#fd = fs.openSync(this.#openFile, 'a', FILE_MODE);
+      } catch (error) {
+        // The directory is missing only on a first run (or after disable()): no mkdir on every exit.
+        if (!isMissing(error)) throw error;
+        ensureDir(this.#spoolDir);
+        this.#fd = fs.openSync(this.#openFile, 'a', FILE_MODE);
+      }
       this.#openedAt = now;
     }
     const buffer = Buffer.from(`${lines.join('\n')}\n`);

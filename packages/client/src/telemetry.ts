@@ -2,9 +2,9 @@
  * `createTelemetry()`: the reporter a CLI embeds.
  *
  * `report()` validates, stamps (message id, time, sequence number) and buffers in memory: microseconds,
- * no disk, no network, never a throw. On the next tick (an unref'd timer) and synchronously at
- * `process.on('exit')` the buffer is turned into messages (scrubbed, hashed) and appended to this
- * process's own spool segment. At exit the segment is sealed and, unless a sender is already running or
+ * no disk, no network, never a throw. Shortly after (an unref'd timer) or synchronously at
+ * `process.on('exit')`, whichever comes first, the buffer is turned into records (hashed) and appended to
+ * this process's own spool segment. At exit the segment is sealed and, unless a sender is already running or
  * the collector asked to wait, a detached sender is spawned to deliver it. The CLI never waits for it.
  */
 import { randomUUID } from 'node:crypto';
@@ -49,7 +49,11 @@ export type { TelemetryOptions } from './options.js';
 
 /** Events kept in memory between two appends; beyond it the oldest are dropped (and counted). */
 const MAX_BUFFERED_EVENTS = 10_000;
-/** How long reports are gathered before one append… */
+/**
+ * How long reports are gathered before one append. A timer, not an immediate: a CLI that exits within it
+ * appends in its exit handler, where the garbage collection its allocations may call for never runs
+ * (an append in the event loop costs a short CLI a scavenge, ~1 ms, besides the append).
+ */
 const APPEND_DELAY_MS = 10;
 /** …unless this many are waiting: then the append runs as soon as the caller yields. */
 const APPEND_SOON_EVENTS = 1_000;
@@ -445,7 +449,7 @@ function createActive<C extends CatalogInput>(
   };
 
   /** Move buffered events to this process's segment. Synchronous: also runs inside the exit handler. */
-  const appendBuffered = () => {
+  const appendBuffered = (atExit = false) => {
     if (appendTimer) {
       clearTimeout(appendTimer);
       appendTimer = undefined;
@@ -503,8 +507,8 @@ function createActive<C extends CatalogInput>(
       if (writer.bytes >= segmentMaxBytes) sealed = seal() || sealed;
     }
     if (sealed) maybeSpawnSender();
-    else if (!sealTimer && writer.isOpen) {
-      sealTimer = setTimeout(() => guard(() => sealAndSend()), SEGMENT_MAX_AGE_MS);
+    else if (!sealTimer && writer.isOpen && !atExit) {
+      sealTimer = setTimeout(() => guard(sealAndSend), SEGMENT_MAX_AGE_MS);
       sealTimer.unref();
     }
   };
@@ -537,14 +541,17 @@ function createActive<C extends CatalogInput>(
   const maybeSpawnSender = () => {
     if (!decision.enabled || debug) return;
     const now = Date.now();
+    // The usual case first, and nothing else read then: a running sender also checks the notice and
+    // keeps the spool in bounds.
+    if (isLockHeld(lockFile, now)) return;
     // Nothing leaves the machine before the first-run notice was shown once (perhaps since this
     // process started, by an interactive run of the same tool: read again until it has been).
+    const readEarlier = noticeState !== undefined;
     let mayDeliver = noticeEverShown(readNotice());
-    if (!mayDeliver) {
+    if (!mayDeliver && readEarlier) {
       noticeState = undefined;
       mayDeliver = noticeEverShown(readNotice());
     }
-    if (mayDeliver && isLockHeld(lockFile, now)) return;
     if (!mayDeliver || inBackoff(configDir, opts.endpoint, now)) {
       // A process that sealed several segments writes a lot: it always checks.
       if (sealedSegments <= 1 && Math.random() * EXIT_BOUND_ONE_IN >= 1) return;
@@ -570,7 +577,7 @@ function createActive<C extends CatalogInput>(
 
   const onExit = () =>
     guard(() => {
-      appendBuffered();
+      appendBuffered(true);
       if (!debug) sealAndSend();
     });
 
@@ -580,9 +587,9 @@ function createActive<C extends CatalogInput>(
     onProcessExit(onExit);
   };
 
+  const appendLater = () => guard(appendBuffered);
   const scheduleAppend = () => {
-    if (appendTimer) return;
-    appendTimer = setTimeout(() => guard(appendBuffered), APPEND_DELAY_MS);
+    appendTimer = setTimeout(appendLater, APPEND_DELAY_MS);
     appendTimer.unref();
   };
 
@@ -643,7 +650,7 @@ function createActive<C extends CatalogInput>(
       counters.reported++;
       if (!appendTimer) scheduleAppend();
       else if (buffer.length >= APPEND_SOON_EVENTS && !appendSoon) {
-        appendSoon = setImmediate(() => guard(appendBuffered));
+        appendSoon = setImmediate(appendLater);
         appendSoon.unref();
       }
     } catch (error) {

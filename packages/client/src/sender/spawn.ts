@@ -18,11 +18,18 @@ export interface SenderSettings extends Omit<DeliveryConfig, 'env'> {
   readonly lifetimeMs: number;
 }
 
-/** The built sender entry point (from the sources, as in this repository's unit tests: the built one). */
+/** Replaced by the bundler (rolldown.config.mjs): this code is in a bundle, next to `sender.js`. */
+declare const TELEMARK_BUNDLED: boolean | undefined;
+
+/**
+ * The built sender entry point: `sender.js` next to the bundle this code is in; `main.js` next to tsc's
+ * output; from the sources (this repository's unit tests), the published one.
+ */
 export function senderScriptPath(): string {
   const here = import.meta.url;
+  if (typeof TELEMARK_BUNDLED !== 'undefined') return fileURLToPath(new URL('./sender.js', here));
   return fileURLToPath(
-    here.endsWith('.ts') ? new URL('../../dist/sender/main.js', here) : new URL('./main.js', here),
+    here.endsWith('.ts') ? new URL('../../dist/bundle/sender.js', here) : new URL('./main.js', here),
   );
 }
 
