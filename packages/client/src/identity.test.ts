@@ -6,6 +6,7 @@ import { telepresence } from './catalogs/telepresence.js';
 import {
   effectiveInstallId,
   ensureIdentity,
+  ensureStoredIdentity,
   findLegacyId,
   hashTraitValue,
   readIdentity,
@@ -28,6 +29,15 @@ describe('install id', () => {
     const again = ensureIdentity(dir, [], Date.now());
     expect(again).toMatchObject({ created: false, installId: first.installId });
     expect(readIdentity(dir)?.installId).toBe(first.installId);
+  });
+
+  it("records the run it was made for, once: that run is the install's first", () => {
+    const dir = path.join(tempDir(), 'cfg');
+    const made = ensureStoredIdentity(dir, [], Date.now(), 'session-a:123');
+    expect(made).toMatchObject({ created: true, stored: { firstRun: 'session-a:123' } });
+    const later = ensureStoredIdentity(dir, [], Date.now(), 'session-b:456');
+    expect(later).toEqual({ created: false, stored: made.stored });
+    expect(readIdentity(dir)?.firstRun).toBe('session-a:123');
   });
 
   it('migrates Telepresence legacy ids, the later location winning, and names the source', () => {

@@ -1,8 +1,9 @@
 /**
- * The install id and the local secret. Both live in one file, `identity.json`, created atomically so
- * concurrent first runs (a CLI and its daemon starting together) agree on one id: each process writes a
- * complete temp file and link()s it into place, which fails instead of clobbering; losers read the winner.
- * The secret keys the hashes of `hashed` string traits and never leaves the machine.
+ * The install id and the local secret. Both live in one file, `identity.json`, created by whoever first
+ * delivers (the detached sender or `flush()`: a CLI's exit never reads it), atomically so that two
+ * creators agree on one id: each writes a complete temp file and link()s it into place, which fails
+ * instead of clobbering; losers read the winner. The secret keys the hashes of `hashed` string traits and
+ * never leaves the machine.
  */
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -25,6 +26,11 @@ export interface StoredIdentity {
   readonly createdAt: string;
   /** The legacy id file the install id was taken from, if any. */
   readonly legacySource?: string;
+  /**
+   * The run (`<sessionId>:<pid>`) whose events first got this id, when a sender created it for them:
+   * their events are the install's first (`newInstall`).
+   */
+  readonly firstRun?: string;
 }
 
 export interface Identity {
@@ -56,6 +62,7 @@ function parseStored(value: unknown): StoredIdentity | undefined {
     secret: v.secret,
     createdAt: typeof v.createdAt === 'string' ? v.createdAt : new Date(0).toISOString(),
     ...(typeof v.legacySource === 'string' ? { legacySource: v.legacySource } : {}),
+    ...(typeof v.firstRun === 'string' ? { firstRun: v.firstRun } : {}),
   };
 }
 
@@ -115,12 +122,26 @@ export function ensureIdentity(
   now: number,
   rotationDays?: number,
 ): Identity {
+  const { stored, created } = ensureStoredIdentity(configDir, legacyFiles, now);
+  return toIdentity(stored, created, now, rotationDays);
+}
+
+/**
+ * The stored identity, created when missing (then `firstRun`, if given, is recorded in it). Throws when
+ * the config directory cannot be written.
+ */
+export function ensureStoredIdentity(
+  configDir: string,
+  legacyFiles: readonly LegacyIdFile[] | (() => readonly LegacyIdFile[]),
+  now: number,
+  firstRun?: string,
+): { stored: StoredIdentity; created: boolean } {
   const file = path.join(configDir, FILES.identity);
   for (let attempt = 0; attempt < 5; attempt++) {
     const read = readJson(file);
     if (read.state === 'ok') {
       const stored = parseStored(read.value);
-      if (stored) return toIdentity(stored, false, now, rotationDays);
+      if (stored) return { stored, created: false };
     }
     if (read.state !== 'missing') {
       // Unusable (truncated by a full disk, edited by hand): set it aside and make a new one.
@@ -137,12 +158,13 @@ export function ensureIdentity(
       secret: randomBytes(32).toString('hex'),
       createdAt: new Date(now).toISOString(),
       ...(legacy ? { legacySource: legacy.source } : {}),
+      ...(firstRun ? { firstRun } : {}),
     };
     ensureDir(configDir);
     const temp = tempName(file);
     try {
       fs.writeFileSync(temp, `${JSON.stringify(stored)}\n`, { mode: FILE_MODE });
-      if (linkIntoPlace(temp, file)) return toIdentity(stored, true, now, rotationDays);
+      if (linkIntoPlace(temp, file)) return { stored, created: true };
     } finally {
       unlinkQuietly(temp);
     }

@@ -36,14 +36,45 @@ describe('spool lock', () => {
   it('takes over a lock whose heartbeat is old, and the old holder notices it lost it', () => {
     const file = path.join(tempDir(), 'sender.lock');
     const old = tryAcquireLock(file)!;
-    const past = new Date(Date.now() - LOCK_STALE_MS - 5000);
-    fs.utimesSync(file, past, past);
+    // A holder that stopped beating (stalled) long enough ago.
+    const held = JSON.parse(fs.readFileSync(file, 'utf8'));
+    fs.writeFileSync(file, JSON.stringify({ ...held, heartbeatAt: Date.now() - LOCK_STALE_MS - 5000 }));
     expect(isLockHeld(file)).toBe(false);
     const fresh = tryAcquireLock(file)!;
     expect(fresh).toBeDefined();
     expect(old.stillOwned()).toBe(false);
+    const theirs = fs.readFileSync(file, 'utf8');
     expect(old.heartbeat()).toBe(false);
     old.release();
+    // The old holder wrote nothing into the new holder's lock.
+    expect(fs.readFileSync(file, 'utf8')).toBe(theirs);
     expect(fresh.stillOwned()).toBe(true);
+  });
+
+  it('keeps its heartbeat in the content, rewritten in place (one read tells a live holder)', async () => {
+    const file = path.join(tempDir(), 'sender.lock');
+    const lock = tryAcquireLock(file)!;
+    const before = readLockHolder(file)!;
+    const inode = fs.statSync(file).ino;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(lock.heartbeat()).toBe(true);
+    const after = readLockHolder(file)!;
+    expect(after.heartbeatMs).toBeGreaterThan(before.heartbeatMs);
+    expect(after).toMatchObject({ pid: process.pid, token: before.token });
+    expect(JSON.parse(after.raw)).toMatchObject({ heartbeatAt: after.heartbeatMs });
+    expect(fs.statSync(file).ino).toBe(inode);
+    expect(after.raw.length).toBe(before.raw.length);
+    lock.release();
+    expect(fs.existsSync(file)).toBe(false);
+  });
+
+  it("reads the heartbeat of a lock written before 0.2 from the file's mtime", () => {
+    const file = path.join(tempDir(), 'sender.lock');
+    fs.writeFileSync(file, JSON.stringify({ pid: process.pid, token: 'old-sender', startedAt: 'x' }));
+    expect(isLockHeld(file)).toBe(true);
+    const past = new Date(Date.now() - LOCK_STALE_MS - 5000);
+    fs.utimesSync(file, past, past);
+    expect(isLockHeld(file)).toBe(false);
+    expect(tryAcquireLock(file)).toBeDefined();
   });
 });

@@ -1,8 +1,11 @@
 /**
- * One deliverer per spool: an O_EXCL lock file holding the owner's pid and a random token. The owner
- * touches it every few seconds; a lock whose pid is dead or whose heartbeat is old is stale and may be
- * taken over. Taking over renames the stale file aside first and checks it is still the one judged stale,
- * so two processes that both saw a stale lock cannot both end up owning it.
+ * One deliverer per spool: an O_EXCL lock file holding the owner's pid, a random token and its heartbeat
+ * time. The owner rewrites the heartbeat in place every few seconds (which also moves the file's mtime,
+ * the heartbeat of senders before 0.2); a lock whose pid is dead or whose heartbeat is old is stale and
+ * may be taken over. Taking over renames the stale file aside first and checks it is still the one judged
+ * stale, so two processes that both saw a stale lock cannot both end up owning it.
+ *
+ * A CLI's exit looks at the lock with one read: the heartbeat is in the content.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -29,17 +32,23 @@ export interface Lock {
 
 export function readLockHolder(file: string): LockHolder | undefined {
   let raw: string;
-  let heartbeatMs: number;
   try {
     raw = fs.readFileSync(file, 'utf8');
-    heartbeatMs = fs.statSync(file).mtimeMs;
   } catch {
     return undefined;
   }
-  let value: { pid?: unknown; token?: unknown } = {};
+  let value: { pid?: unknown; token?: unknown; heartbeatAt?: unknown } = {};
   try {
     value = JSON.parse(raw);
   } catch {}
+  let heartbeatMs = typeof value.heartbeatAt === 'number' ? value.heartbeatAt : Number.NaN;
+  // A lock of a sender before 0.2: its heartbeat is the file's mtime.
+  if (!Number.isFinite(heartbeatMs))
+    try {
+      heartbeatMs = fs.statSync(file).mtimeMs;
+    } catch {
+      return undefined;
+    }
   return {
     pid: typeof value.pid === 'number' ? value.pid : -1,
     token: typeof value.token === 'string' ? value.token : '',
@@ -57,23 +66,40 @@ export function isLockHeld(file: string, now = Date.now()): boolean {
   return isHolderLive(readLockHolder(file), now);
 }
 
-/** Create the lock with its content in one step (link of a complete temp file), never clobbering. */
-function createExclusive(file: string, token: string): boolean {
-  const content = JSON.stringify({ pid: process.pid, token, startedAt: new Date().toISOString() });
+/**
+ * The lock's content. Always the same length for one owner (the heartbeat is a 13-digit ms time until
+ * the year 2286), so a heartbeat overwrites it in place.
+ */
+function lockContent(token: string, startedAt: string, heartbeatAt: number): string {
+  return JSON.stringify({ pid: process.pid, token, startedAt, heartbeatAt });
+}
+
+/**
+ * Create the lock with its content in one step (link of a complete temp file), never clobbering.
+ * Returns an open descriptor of the lock's file (for heartbeats), or undefined when it is held.
+ */
+function createExclusive(file: string, content: string): number | undefined {
   const temp = tempName(file);
+  let fd: number | undefined;
   try {
-    fs.writeFileSync(temp, content, { mode: FILE_MODE });
+    fd = fs.openSync(temp, 'wx', FILE_MODE);
+    fs.writeSync(fd, content, 0);
     fs.linkSync(temp, file);
-    return true;
+    return fd;
   } catch (error) {
+    if (fd !== undefined) fs.closeSync(fd);
+    fd = undefined;
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') return false;
+    if (code === 'EEXIST') return undefined;
     if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw error;
+    let direct: number | undefined;
     try {
-      fs.writeFileSync(file, content, { flag: 'wx', mode: FILE_MODE });
-      return true;
+      direct = fs.openSync(file, 'wx', FILE_MODE);
+      fs.writeSync(direct, content, 0);
+      return direct;
     } catch (inner) {
-      if ((inner as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      if (direct !== undefined) fs.closeSync(direct);
+      if ((inner as NodeJS.ErrnoException).code === 'EEXIST') return undefined;
       throw inner;
     }
   } finally {
@@ -84,8 +110,9 @@ function createExclusive(file: string, token: string): boolean {
 export function tryAcquireLock(file: string, now = Date.now()): Lock | undefined {
   ensureDir(path.dirname(file));
   const token = randomBytes(8).toString('hex');
-  let owned = createExclusive(file, token);
-  if (!owned) {
+  const startedAt = new Date(now).toISOString();
+  let fd = createExclusive(file, lockContent(token, startedAt, Date.now()));
+  if (fd === undefined) {
     const holder = readLockHolder(file);
     if (holder && isHolderLive(holder, now)) return undefined;
     const aside = `${file}.stale-${token}`;
@@ -107,24 +134,34 @@ export function tryAcquireLock(file: string, now = Date.now()): Lock | undefined
       return undefined;
     }
     unlinkQuietly(aside);
-    owned = createExclusive(file, token);
-    if (!owned) return undefined;
+    fd = createExclusive(file, lockContent(token, startedAt, Date.now()));
+    if (fd === undefined) return undefined;
   }
+  const descriptor = fd;
+  let closed = false;
   const stillOwned = () => readLockHolder(file)?.token === token;
   return {
     token,
     stillOwned,
     heartbeat() {
-      if (!stillOwned()) return false;
-      const time = new Date();
+      if (closed || !stillOwned()) return false;
       try {
-        fs.utimesSync(file, time, time);
+        // Through our own descriptor: whatever is at the path now, only our lock's file is written.
+        const content = lockContent(token, startedAt, Date.now());
+        const written = fs.writeSync(descriptor, content, 0);
+        if (fs.fstatSync(descriptor).size !== written) fs.ftruncateSync(descriptor, written);
         return true;
       } catch {
         return false;
       }
     },
     release() {
+      if (!closed) {
+        closed = true;
+        try {
+          fs.closeSync(descriptor);
+        } catch {}
+      }
       if (stillOwned()) unlinkQuietly(file);
     },
   };

@@ -7,13 +7,14 @@
  * machine: compiling and warming the scrubber costs milliseconds, which a CLI's exit must not pay.
  * The machine's facts (OS, container, WSL) are also left to the sender: they mean files or a program.
  */
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
-import type { Catalog, ErrorTrait, StringTrait, TraitSpec } from './catalog/types.js';
+import type { Catalog, ErrorTrait, LegacyIdSpec, StringTrait, TraitSpec } from './catalog/types.js';
 import { checkTraitValue } from './catalog/validate.js';
 import { parseSwitch } from './consent.js';
 import { detectInstallMethod, type EnvironmentInfo } from './context/index.js';
-import { hashTraitValue, type Identity } from './identity.js';
+import { hashTraitValue } from './identity.js';
 import type { Env } from './paths.js';
 import type { Scrubber, ScrubIdentity } from './scrub/index.js';
 import { LIBRARY_VERSION } from './version.js';
@@ -62,7 +63,6 @@ export interface PendingEvent {
   readonly event: string;
   readonly traits: Record<string, unknown>;
   readonly time: number;
-  readonly messageId: string;
   readonly seq: number;
 }
 
@@ -118,16 +118,17 @@ export function extraContextFromEnv(
   return Object.keys(extra).length > 0 ? extra : undefined;
 }
 
-export function detectInstallMethodSafely(): string {
+/** How the tool was installed, told from the real path of its entry script. Never throws. */
+export function detectInstallMethodSafely(entry: string | undefined = process.argv[1]): string {
   try {
-    const entry = process.argv[1];
     // The native call: one system call, where the JS realpath lstat()s each directory (~0.1 ms saved).
     let real: string | undefined;
     if (entry)
       try {
         real = fs.realpathSync.native(entry);
       } catch {
-        real = fs.realpathSync(entry);
+        // Gone since (the tool was upgraded or removed before the sender ran): its path still tells.
+        real = entry;
       }
     return detectInstallMethod(real, process.platform) || 'unknown';
   } catch {
@@ -140,7 +141,8 @@ export interface MessageContextInput {
   readonly version: string;
   readonly mode: string;
   readonly sessionId: string;
-  readonly installMethod: string;
+  /** Undefined: told by whoever sends, from the entry script. */
+  readonly installMethod: string | undefined;
   readonly environment: EnvironmentInfo;
   readonly extra: Record<string, boolean | number | string> | undefined;
 }
@@ -148,7 +150,10 @@ export interface MessageContextInput {
 /** What this process knows: everything but the machine's facts (container, WSL, OS), which the sender adds. */
 export type CliBase = Omit<CliContext, 'seq' | 'container' | 'wsl'>;
 
-export function cliBase(input: MessageContextInput): CliBase {
+/** The CLI context as a process writes it: the install method only when the tool said it. */
+export type CliHead = Omit<CliBase, 'installMethod'> & { readonly installMethod?: string };
+
+export function cliBase(input: MessageContextInput): CliHead {
   return {
     arch: process.arch,
     platform: process.platform,
@@ -165,9 +170,9 @@ export function cliBase(input: MessageContextInput): CliBase {
 }
 
 /**
- * A message as it waits in the spool: a wire message without the machine's facts (`os: null`, no
- * `container`/`wsl`), with the free-text traits still to scrub (`_scrub`: trait → max length). Whoever
- * sends finishes it (`finishRecord`).
+ * A record ready to be finished by whoever sends: a wire message without the machine's facts (`os: null`,
+ * no `container`/`wsl`), with the free-text traits still to scrub (`_scrub`: trait → max length). It is
+ * what a format-1 spool line holds, and what a format-2 event line becomes with its segment's header.
  */
 export interface SpoolRecord extends Omit<WireMessage, 'context'> {
   readonly context: Omit<WireMessage['context'], 'os' | 'cli'> & {
@@ -177,21 +182,218 @@ export interface SpoolRecord extends Omit<WireMessage, 'context'> {
   readonly _scrub?: Readonly<Record<string, number>>;
 }
 
-export interface BuiltRecord {
-  /** The record as one JSON line, as spooled. */
-  readonly line: string;
-  /** The record, parsed back from the line (debug output). */
-  readonly record: SpoolRecord;
-  /** Traits replaced by their keyed hash (debug output). */
-  readonly hashed: readonly string[];
+/** Bumped when the spool's segment format changes (see `spool.ts`); the header says which it is. */
+export const SEGMENT_FORMAT = 2;
+
+/** The first line of a format-2 segment: what every event of the process that wrote it shares. */
+export interface SegmentHeader {
+  readonly telemark: typeof SEGMENT_FORMAT;
+  readonly app: WireMessage['context']['app'];
+  readonly library: WireMessage['context']['library'];
+  readonly cli: CliHead;
+  /**
+   * When the tool did not say how it was installed: its entry script (a path on this machine, never
+   * sent), from which whoever sends tells the install method.
+   */
+  readonly entryScript?: string;
+  /** The catalog's legacy id files, for whoever creates the install id. */
+  readonly legacyIdFiles?: readonly LegacyIdSpec[];
+  /** The `idRotationDays` option. */
+  readonly idRotationDays?: number;
 }
 
-export interface MessageBuilder {
-  build(
-    event: PendingEvent,
-    identity: Pick<Identity, 'installId' | 'secret' | 'created' | 'legacySource'>,
-    dropped: number,
-  ): BuiltRecord;
+/** One event of a format-2 segment, as `report()` took it. */
+export interface EventLine {
+  readonly messageId: string;
+  /** ms since the epoch. */
+  readonly time: number;
+  readonly event: string;
+  readonly properties: Readonly<Record<string, unknown>>;
+  readonly seq: number;
+  /** Events dropped in memory before this one (the buffer was full). */
+  readonly dropped?: number;
+  /** Free-text traits to scrub before sending: trait → max length. */
+  readonly _scrub?: Readonly<Record<string, number>>;
+  /** `hashed` string traits to replace by their keyed hash before sending: trait → max length. */
+  readonly _hash?: Readonly<Record<string, number>>;
+}
+
+export interface SegmentInput extends MessageContextInput {
+  readonly idRotationDays?: number;
+}
+
+export interface SegmentEncoder {
+  /** The header line (no newline). */
+  readonly header: string;
+  /** One event's line (no newline). */
+  encode(event: PendingEvent, dropped: number): string;
+}
+
+// Message ids: one random UUID per process, whose last 48 bits count up. Unique across processes (74
+// random bits tell them apart) and within one, and no random numbers or crypto calls per event.
+let idPrefix: string | undefined;
+let idFirst = 0;
+let idCount = 0;
+
+/** The next message id of this process (UUID-shaped). */
+export function nextMessageId(): string {
+  if (idPrefix === undefined) {
+    const uuid = randomUUID();
+    idPrefix = uuid.slice(0, 24);
+    idFirst = Number.parseInt(uuid.slice(24), 16);
+  }
+  const low = (idFirst + idCount++) % 0x1_0000_0000_0000;
+  return idPrefix + low.toString(16).padStart(12, '0');
+}
+
+interface EventShape {
+  /** The event name as JSON. */
+  readonly name: string;
+  readonly text: readonly TextTrait[];
+}
+
+/**
+ * What a CLI's exit pays for each event: one line holding what `report()` took, around the JSON of its
+ * traits. Everything the process's events share is in the header, written once; the install id, hashes
+ * and timestamps are the sender's job.
+ */
+export function createSegmentEncoder(input: SegmentInput): SegmentEncoder {
+  const header: SegmentHeader = {
+    telemark: SEGMENT_FORMAT,
+    app: { name: input.catalog.app, version: input.version },
+    library: { name: 'telemark', version: LIBRARY_VERSION },
+    cli: cliBase(input),
+    ...(input.installMethod === undefined && process.argv[1] ? { entryScript: process.argv[1] } : {}),
+    ...(input.catalog.input.legacyIdFiles?.length
+      ? { legacyIdFiles: input.catalog.input.legacyIdFiles }
+      : {}),
+    ...(input.idRotationDays ? { idRotationDays: input.idRotationDays } : {}),
+  };
+  // Per event, found when first encoded: a CLI run reports a few of the catalog's events.
+  const shapes = new Map<string, EventShape>();
+  return {
+    header: JSON.stringify(header),
+    encode(pending, dropped) {
+      let shape = shapes.get(pending.event);
+      if (!shape) {
+        shape = { name: JSON.stringify(pending.event), text: textTraitsOf(input.catalog, pending.event) };
+        shapes.set(pending.event, shape);
+      }
+      let scrub = '';
+      let hash = '';
+      for (const [name, spec] of shape.text) {
+        if (typeof pending.traits[name] !== 'string') continue;
+        if (spec.type === 'string' && spec.hashed) hash += `${hash ? ',' : ''}"${name}":${spec.maxLength}`;
+        else
+          scrub += `${scrub ? ',' : ''}"${name}":${spec.type === 'string' ? spec.maxLength : (spec.maxLength ?? 1024)}`;
+      }
+      return (
+        `{"messageId":"${nextMessageId()}","time":${pending.time},"event":${shape.name},` +
+        `"properties":${JSON.stringify(pending.traits)},"seq":${pending.seq}` +
+        `${dropped > 0 ? `,"dropped":${dropped}` : ''}${scrub ? `,"_scrub":{${scrub}}` : ''}` +
+        `${hash ? `,"_hash":{${hash}}` : ''}}`
+      );
+    },
+  };
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+const isLengths = (value: unknown): value is Record<string, number> =>
+  isObject(value) && Object.values(value).every((v) => typeof v === 'number');
+
+/** A format-2 header line, or undefined when it is not one. */
+export function parseSegmentHeader(line: string | undefined): SegmentHeader | undefined {
+  if (line === undefined) return undefined;
+  try {
+    const value = JSON.parse(line) as Record<string, unknown>;
+    if (!isObject(value) || value.telemark !== SEGMENT_FORMAT) return undefined;
+    if (!isObject(value.app) || !isObject(value.library) || !isObject(value.cli)) return undefined;
+    if (typeof value.cli.sessionId !== 'string') return undefined;
+    return value as unknown as SegmentHeader;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A format-2 event line, or undefined when it is not one (torn, edited). */
+export function parseEventLine(line: string): EventLine | undefined {
+  try {
+    const value = JSON.parse(line) as Record<string, unknown>;
+    if (
+      !isObject(value) ||
+      typeof value.messageId !== 'string' ||
+      typeof value.time !== 'number' ||
+      typeof value.event !== 'string' ||
+      !isObject(value.properties) ||
+      typeof value.seq !== 'number' ||
+      (value.dropped !== undefined && typeof value.dropped !== 'number') ||
+      (value._scrub !== undefined && !isLengths(value._scrub)) ||
+      (value._hash !== undefined && !isLengths(value._hash))
+    )
+      return undefined;
+    return value as unknown as EventLine;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The install as the events of one segment get it. */
+export interface RecordIdentity {
+  /** The id sent with an event of this time (it changes with `idRotationDays`). */
+  installIdAt(time: number): string;
+  readonly secret: Buffer;
+  /** The segment's run is the install's first (the id was made for its events). */
+  readonly firstRun?: { readonly legacySource?: string };
+}
+
+/** The header's install method, told from its entry script when the tool did not say it. */
+export function installMethodOf(header: SegmentHeader): string {
+  return header.cli.installMethod ?? detectInstallMethodSafely(header.entryScript);
+}
+
+/**
+ * A format-2 event as the record whoever sends finishes: the header's context (with the install method,
+ * from `installMethodOf`), the install id, hashes.
+ */
+export function expandRecord(
+  header: SegmentHeader,
+  installMethod: string,
+  line: EventLine,
+  identity: RecordIdentity,
+): SpoolRecord {
+  let properties = line.properties;
+  if (line._hash) {
+    const hashed: Record<string, unknown> = { ...properties };
+    for (const [name, max] of Object.entries(line._hash))
+      if (typeof hashed[name] === 'string') hashed[name] = hashTraitValue(identity.secret, hashed[name], max);
+    properties = hashed;
+  }
+  const first = identity.firstRun;
+  return {
+    type: 'track',
+    messageId: line.messageId,
+    timestamp: isoTimestamp(line.time),
+    anonymousId: identity.installIdAt(line.time),
+    event: line.event,
+    properties,
+    context: {
+      app: header.app,
+      library: header.library,
+      os: null,
+      cli: {
+        ...header.cli,
+        installMethod,
+        seq: line.seq,
+        // A migrated id is not a new install: the tool was installed before, under an older id file.
+        ...(first ? { newInstall: !first.legacySource } : {}),
+        ...(first?.legacySource ? { legacyIdSource: first.legacySource } : {}),
+        ...(line.dropped && line.dropped > 0 ? { dropped: line.dropped } : {}),
+      },
+    },
+    ...(line._scrub ? { _scrub: line._scrub } : {}),
+  };
 }
 
 function scrubInto(properties: Record<string, unknown>, name: string, max: number, scrubber: Scrubber) {
@@ -199,62 +401,6 @@ function scrubInto(properties: Record<string, unknown>, name: string, max: numbe
   // Markers can be longer than what they replace; the collector refuses over-long strings.
   properties[name] = result.text.length > max ? result.text.slice(0, max) : result.text;
   return result.rules;
-}
-
-/** `{"a":1,"b":2}` → `{"a":1,"b":2`: a JSON object left open for more members. */
-const openObject = (value: object) => JSON.stringify(value).slice(0, -1);
-
-export function createMessageBuilder(input: MessageContextInput): MessageBuilder {
-  // Per event, found when first built: a CLI run reports a few of the catalog's events.
-  const textTraits = new Map<string, readonly TextTrait[]>();
-  // The line is assembled around the JSON of what every record of this process shares (app, library,
-  // the CLI context but `seq`…), serialised once: it is what a CLI's exit pays for each event. Members
-  // are in the order of the `SpoolRecord` an object would give.
-  const app = { name: input.catalog.app, version: input.version };
-  const library = { name: 'telemark' as const, version: LIBRARY_VERSION };
-  const contextHead = `${openObject({ app, library, os: null })},"cli":${openObject(cliBase(input))}`;
-  return {
-    build(pending, identity, dropped) {
-      let properties = pending.traits;
-      let toScrub: Record<string, number> | undefined;
-      const hashed: string[] = [];
-      let text = textTraits.get(pending.event);
-      if (!text) {
-        text = textTraitsOf(input.catalog, pending.event);
-        textTraits.set(pending.event, text);
-      }
-      for (const [name, spec] of text) {
-        const value = properties[name];
-        if (typeof value !== 'string') continue;
-        if (spec.type === 'string' && spec.hashed) {
-          if (hashed.length === 0) properties = { ...properties };
-          properties[name] = hashTraitValue(identity.secret, value, spec.maxLength);
-          hashed.push(name);
-        } else {
-          toScrub ??= {};
-          toScrub[name] = spec.type === 'string' ? spec.maxLength : (spec.maxLength ?? 1024);
-        }
-      }
-      // A migrated id is not a new install: the tool was installed before, under an older id file.
-      const cliTail =
-        (identity.created ? `,"newInstall":${!identity.legacySource}` : '') +
-        (identity.legacySource ? `,"legacyIdSource":${JSON.stringify(identity.legacySource)}` : '') +
-        (dropped > 0 ? `,"dropped":${dropped}` : '');
-      const line =
-        `{"type":"track","messageId":${JSON.stringify(pending.messageId)},` +
-        `"timestamp":"${isoTimestamp(pending.time)}","anonymousId":${JSON.stringify(identity.installId)},` +
-        `"event":${JSON.stringify(pending.event)},"properties":${JSON.stringify(properties)},` +
-        `"context":${contextHead},"seq":${pending.seq}${cliTail}}}` +
-        `${toScrub ? `,"_scrub":${JSON.stringify(toScrub)}` : ''}}`;
-      return {
-        line,
-        get record() {
-          return JSON.parse(line) as SpoolRecord;
-        },
-        hashed,
-      };
-    },
-  };
 }
 
 /** The machine's facts, computed once by whoever sends (they may read files or run a program). */

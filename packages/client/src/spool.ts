@@ -1,8 +1,17 @@
 /**
- * The disk spool: one directory of segment files. Each process appends only to its own segment
- * (`<time>-<counter>-<pid>-<rand>.open`), so processes never contend; at exit (or when it grows old or large) the
- * segment is sealed by a rename to `.<count>-<bytes>.ready`. Counts and sizes live in the names, so the
- * exit path can keep the spool within its bounds with one readdir and no reads or stats.
+ * The disk spool: one directory of segment files, each written by one process only, so processes never
+ * contend. A CLI that exits before it appended anything writes its whole segment at exit in one go, under
+ * its final name `<time>-<counter>-<pid>-<rand>.<count>-<bytes>.v2.ready`; a process that lives on appends
+ * to `<base>.v2.open` and seals it with a rename to that name (at exit, or when it grows old or large).
+ * Counts and sizes live in the names, so the spool is kept within its bounds with one readdir and no reads
+ * or stats, and a reader can tell a segment still being written (shorter than its name says) from a
+ * complete one.
+ *
+ * Format 2 (`.v2.`): the first line is the segment's header (what every event of the writing process
+ * shares: the app, the library, the CLI context, where legacy ids are), then one line per event (see
+ * `message.ts`). Format 1 (no `.v2.`, written by clients before 0.2): one complete record per line. Both
+ * are delivered; only format 2 is written. Clients that know only format 1 leave format-2 files alone.
+ *
  * Events dropped to keep the bounds are recorded as empty `<base>.<count>.dropped` files and
  * reported with the next batch.
  */
@@ -12,10 +21,20 @@ import { ensureDir, FILE_MODE, isMissing, isProcessAlive, tempName, unlinkQuietl
 
 /** `<time>-<counter>-<pid>-<random>`: names sort by age, also within one millisecond of one process. */
 const BASE = '([0-9a-z]{9})-([0-9a-z]{6})-(\\d+)-([0-9a-f]{8})';
-const SEGMENT = new RegExp(`^${BASE}(?:\\.(\\d+)-(\\d+))?\\.(open|ready)$`);
+const SEGMENT = new RegExp(`^${BASE}(?:\\.(\\d+)-(\\d+))?(\\.v2)?\\.(open|ready)$`);
 const DROPPED = new RegExp(`^${BASE}\\.(\\d+)\\.dropped$`);
 /** An `.open` segment whose writer is alive but silent for this long is abandoned (writers seal within a minute). */
 export const ABANDONED_OPEN_MS = 60 * 60 * 1000;
+/**
+ * A ready segment shorter than its name says is being written (one `writeFileSync` at a CLI's exit):
+ * left alone while its writer lives, for at most this long; after that its complete lines are taken.
+ */
+export const INCOMPLETE_READY_MS = 60 * 1000;
+
+export type SegmentFormat = 1 | 2;
+
+/** With the encoding named, `writeFileSync` writes a string in one native call (without, through a Buffer and three more calls). */
+const WRITE_TEXT = Object.freeze({ encoding: 'utf8', mode: FILE_MODE } as const);
 
 export interface SegmentEntry {
   readonly name: string;
@@ -25,7 +44,9 @@ export interface SegmentEntry {
   readonly time: number;
   readonly pid: number;
   readonly state: 'open' | 'ready';
-  /** Ready segments only. */
+  /** 2: a header line, then event lines; 1: complete records (written by clients before 0.2). */
+  readonly format: SegmentFormat;
+  /** Ready segments only: the events (format 2: lines after the header) and the bytes of the file. */
   readonly count: number;
   readonly bytes: number;
 }
@@ -80,7 +101,8 @@ export function listSpool(spoolDir: string): SpoolListing {
         base: `${segment[1]}-${segment[2]}-${segment[3]}-${segment[4]}`,
         time: Number.parseInt(segment[1] ?? '0', 36),
         pid: Number(segment[3]),
-        state: segment[7] as 'open' | 'ready',
+        state: segment[8] as 'open' | 'ready',
+        format: segment[7] ? 2 : 1,
         count: Number(segment[5] ?? 0),
         bytes: Number(segment[6] ?? 0),
       });
@@ -93,8 +115,12 @@ export function listSpool(spoolDir: string): SpoolListing {
   return { segments, dropped, others };
 }
 
-export function readyName(base: string, count: number, bytes: number): string {
-  return `${base}.${count}-${bytes}.ready`;
+export function readyName(base: string, count: number, bytes: number, format: SegmentFormat = 2): string {
+  return `${base}.${count}-${bytes}${format === 2 ? '.v2' : ''}.ready`;
+}
+
+function openName(base: string, format: SegmentFormat): string {
+  return `${base}${format === 2 ? '.v2' : ''}.open`;
 }
 
 /** Remember events dropped to keep the bounds, so the next batch can report them. */
@@ -137,10 +163,38 @@ export function enforceSpoolLimits(
 
 /** Complete lines of a segment; a trailing partial line (a crash mid-write) is left out. */
 export function readSegmentLines(file: string): string[] {
-  const text = fs.readFileSync(file, 'utf8');
+  return completeLines(fs.readFileSync(file, 'utf8'));
+}
+
+function completeLines(text: string): string[] {
   const lines = text.split('\n');
   lines.pop();
   return lines.filter((line) => line !== '');
+}
+
+export interface SegmentContent {
+  /** Format 2: the header line (undefined when even that is incomplete). */
+  readonly header: string | undefined;
+  /** Complete event lines; a torn last line is left out. */
+  readonly events: string[];
+  /** Still being written by a live process: leave it for now. */
+  readonly inProgress: boolean;
+}
+
+/** A segment's header and complete event lines. */
+export function readSegment(segment: SegmentEntry, now = Date.now()): SegmentContent {
+  const data = fs.readFileSync(segment.file);
+  if (
+    segment.state === 'ready' &&
+    data.length < segment.bytes &&
+    segment.time > now - INCOMPLETE_READY_MS &&
+    isProcessAlive(segment.pid)
+  )
+    return { header: undefined, events: [], inProgress: true };
+  const lines = completeLines(data.toString('utf8'));
+  if (segment.format === 1) return { header: undefined, events: lines, inProgress: false };
+  const header = lines.shift();
+  return { header, events: header === undefined ? [] : lines, inProgress: false };
 }
 
 function byteLength(lines: readonly string[]): number {
@@ -149,25 +203,32 @@ function byteLength(lines: readonly string[]): number {
   return bytes;
 }
 
+/** The segment's file content: its header (format 2), then its events. */
+function segmentText(header: string | undefined, events: readonly string[]): string {
+  return `${header === undefined ? '' : `${header}\n`}${events.join('\n')}\n`;
+}
+
 /**
- * Replace a ready segment with the lines still to deliver (or remove it when none are left). The new file
- * is in place before the old one goes: a crash in between sends some messages twice, which the
+ * Replace a ready segment with the event lines still to deliver (or remove it when none are left). The
+ * new file is in place before the old one goes: a crash in between sends some messages twice, which the
  * collector's dedupe absorbs, and never loses one.
  */
 export function rewriteSegment(
   segment: SegmentEntry,
   remaining: readonly string[],
+  header?: string,
 ): SegmentEntry | undefined {
-  if (remaining.length === 0) {
+  if (remaining.length === 0 || (segment.format === 2 && header === undefined)) {
     unlinkQuietly(segment.file);
     return undefined;
   }
-  const bytes = byteLength(remaining);
-  const name = readyName(segment.base, remaining.length, bytes);
+  const text = segmentText(segment.format === 2 ? header : undefined, remaining);
+  const bytes = Buffer.byteLength(text);
+  const name = readyName(segment.base, remaining.length, bytes, segment.format);
   const file = path.join(path.dirname(segment.file), name);
   if (file !== segment.file) {
     const temp = tempName(file);
-    fs.writeFileSync(temp, `${remaining.join('\n')}\n`, { mode: FILE_MODE });
+    fs.writeFileSync(temp, text, { mode: FILE_MODE });
     fs.renameSync(temp, file);
     unlinkQuietly(segment.file);
   }
@@ -187,19 +248,21 @@ export function isAbandoned(segment: SegmentEntry, now: number): boolean {
 
 /** Take over an abandoned `.open` segment: seal it under its real count and size. */
 export function adoptSegment(segment: SegmentEntry): SegmentEntry | undefined {
-  let lines: string[];
+  let content: SegmentContent;
   try {
-    lines = readSegmentLines(segment.file);
+    content = readSegment(segment);
   } catch (error) {
     if (isMissing(error)) return undefined;
     throw error;
   }
-  const bytes = byteLength(lines);
-  if (lines.length === 0) {
+  const { header, events } = content;
+  if (events.length === 0) {
     unlinkQuietly(segment.file);
     return undefined;
   }
-  const name = readyName(segment.base, lines.length, bytes);
+  const text = segmentText(header, events);
+  const bytes = Buffer.byteLength(text);
+  const name = readyName(segment.base, events.length, bytes, segment.format);
   const file = path.join(path.dirname(segment.file), name);
   let size = -1;
   try {
@@ -209,11 +272,11 @@ export function adoptSegment(segment: SegmentEntry): SegmentEntry | undefined {
   else {
     // It ends with a partial line: keep only the complete ones.
     const temp = tempName(file);
-    fs.writeFileSync(temp, `${lines.join('\n')}\n`, { mode: FILE_MODE });
+    fs.writeFileSync(temp, text, { mode: FILE_MODE });
     fs.renameSync(temp, file);
     unlinkQuietly(segment.file);
   }
-  return { ...segment, name, file, state: 'ready', count: lines.length, bytes };
+  return { ...segment, name, file, state: 'ready', count: events.length, bytes };
 }
 
 /** Events and bytes waiting in the spool (reads open segments to count them: for status, not hot paths). */
@@ -227,9 +290,9 @@ export function spoolStats(spoolDir: string): { events: number; bytes: number } 
       continue;
     }
     try {
-      const lines = readSegmentLines(segment.file);
-      events += lines.length;
-      bytes += byteLength(lines);
+      const content = readSegment(segment);
+      events += content.events.length;
+      bytes += byteLength(content.events) + (content.header === undefined ? 0 : byteLength([content.header]));
     } catch {}
   }
   return { events, bytes };
@@ -240,11 +303,45 @@ export function deleteSpool(spoolDir: string): void {
 }
 
 /**
- * This process's segment. Appends are synchronous and small; the file descriptor stays open until the
- * segment is sealed.
+ * Write a whole segment at once, under its final (ready) name: what a CLI does at exit. One system call
+ * sequence (open, write, close) and no rename; readers tell it from a complete segment by its size until
+ * the write is done. Returns the file.
+ */
+export function writeSegment(
+  spoolDir: string,
+  header: string,
+  events: readonly string[],
+  now: number,
+): string {
+  const text = segmentText(header, events);
+  const file = path.join(spoolDir, readyName(newBase(now), events.length, Buffer.byteLength(text)));
+  try {
+    fs.writeFileSync(file, text, WRITE_TEXT);
+  } catch (error) {
+    // The directory is missing only on a first run (or after disable()): no mkdir on every exit.
+    if (!isMissing(error)) {
+      unlinkQuietly(file);
+      throw error;
+    }
+    ensureDir(spoolDir);
+    try {
+      fs.writeFileSync(file, text, WRITE_TEXT);
+    } catch (inner) {
+      unlinkQuietly(file);
+      throw inner;
+    }
+  }
+  return file;
+}
+
+/**
+ * This process's open segment, for a process that lives on: appends are synchronous and small; the file
+ * descriptor stays open until the segment is sealed. With a header, segments are format 2 (the header is
+ * the first line of each); without one, format 1 (tests of older spools).
  */
 export class SegmentWriter {
   readonly #spoolDir: string;
+  readonly #header: string | undefined;
   #fd: number | undefined;
   #base = '';
   #openFile = '';
@@ -252,8 +349,9 @@ export class SegmentWriter {
   #bytes = 0;
   #openedAt = 0;
 
-  constructor(spoolDir: string) {
+  constructor(spoolDir: string, header?: string) {
     this.#spoolDir = spoolDir;
+    this.#header = header;
   }
 
   get count(): number {
@@ -273,9 +371,10 @@ export class SegmentWriter {
     if (lines.length === 0) return;
     // A sender may have taken the segment over (it judged this process gone): start a new one.
     if (this.#fd !== undefined && !fs.existsSync(this.#openFile)) this.#reset();
+    let text = `${lines.join('\n')}\n`;
     if (this.#fd === undefined) {
       this.#base = newBase(now);
-      this.#openFile = path.join(this.#spoolDir, `${this.#base}.open`);
+      this.#openFile = path.join(this.#spoolDir, openName(this.#base, this.#header === undefined ? 1 : 2));
       try {
         this.#fd = fs.openSync(this.#openFile, 'a', FILE_MODE);
       } catch (error) {
@@ -285,8 +384,9 @@ export class SegmentWriter {
         this.#fd = fs.openSync(this.#openFile, 'a', FILE_MODE);
       }
       this.#openedAt = now;
+      if (this.#header !== undefined) text = `${this.#header}\n${text}`;
     }
-    const buffer = Buffer.from(`${lines.join('\n')}\n`);
+    const buffer = Buffer.from(text);
     let offset = 0;
     while (offset < buffer.length) offset += fs.writeSync(this.#fd, buffer, offset);
     this.#count += lines.length;
@@ -305,7 +405,10 @@ export class SegmentWriter {
       unlinkQuietly(openFile);
       return undefined;
     }
-    const readyFile = path.join(this.#spoolDir, readyName(base, count, bytes));
+    const readyFile = path.join(
+      this.#spoolDir,
+      readyName(base, count, bytes, this.#header === undefined ? 1 : 2),
+    );
     try {
       fs.renameSync(openFile, readyFile);
     } catch (error) {

@@ -17,17 +17,21 @@ import { type ConsentDecision, type ConsentSignal, resolveConsent, writeUserChoi
 import { detectEnvironment, type EnvironmentInfo } from './context/index.js';
 import { noticesFrom, readControl } from './control.js';
 import { describeError, TelemetryError, type TelemetryErrorCode } from './errors.js';
-import { effectiveInstallId, ensureIdentity, type Identity, readIdentity } from './identity.js';
+import { effectiveInstallId, readIdentity } from './identity.js';
 import { type LedgerEntry, readLedger } from './ledger.js';
 import { isLockHeld, tryAcquireLock } from './lock.js';
 import {
-  createMessageBuilder,
-  detectInstallMethodSafely,
+  createSegmentEncoder,
+  expandRecord,
   extraContextFromEnv,
   finishRecord,
+  installMethodOf,
   type MachineFacts,
-  type MessageBuilder,
   type PendingEvent,
+  parseEventLine,
+  parseSegmentHeader,
+  type RecordIdentity,
+  type SegmentEncoder,
 } from './message.js';
 import {
   type NoticeState,
@@ -37,11 +41,11 @@ import {
   recordNoticeShown,
 } from './notice.js';
 import { type ResolvedOptions, resolveOptions, type TelemetryOptions } from './options.js';
-import { FILES, legacyIdPath } from './paths.js';
+import { FILES } from './paths.js';
 import type { DeliveryConfig, DeliveryOutcome } from './sender/deliver.js';
 import { inBackoff, readDeliveryState } from './sender/delivery-state.js';
 import { type SenderSettings, spawnSender } from './sender/spawn.js';
-import { deleteSpool, enforceSpoolLimits, SegmentWriter, spoolStats } from './spool.js';
+import { deleteSpool, enforceSpoolLimits, SegmentWriter, spoolStats, writeSegment } from './spool.js';
 import { LIBRARY_VERSION } from './version.js';
 import { LIMITS, type Notice } from './wire.js';
 
@@ -50,9 +54,8 @@ export type { TelemetryOptions } from './options.js';
 /** Events kept in memory between two appends; beyond it the oldest are dropped (and counted). */
 const MAX_BUFFERED_EVENTS = 10_000;
 /**
- * How long reports are gathered before one append. A timer, not an immediate: a CLI that exits within it
- * appends in its exit handler, where the garbage collection its allocations may call for never runs
- * (an append in the event loop costs a short CLI a scavenge, ~1 ms, besides the append).
+ * How long a process that lives on gathers reports before one append (a timer, started only when
+ * something keeps the process alive; see `lookLater`).
  */
 const APPEND_DELAY_MS = 10;
 /** …unless this many are waiting: then the append runs as soon as the caller yields. */
@@ -345,32 +348,34 @@ function createActive<C extends CatalogInput>(
   let droppedInMemory = 0;
   let appendTimer: NodeJS.Timeout | undefined;
   let appendSoon: NodeJS.Immediate | undefined;
+  let lookSoon: NodeJS.Immediate | undefined;
   let sealTimer: NodeJS.Timeout | undefined;
   let storageFailed = false;
-  let identity: Identity | undefined;
-  let builder: MessageBuilder | undefined;
+  let encoder: SegmentEncoder | undefined;
   let exitHooked = false;
   let sealedSegments = 0;
-  const writer = new SegmentWriter(spoolDir);
+  // Made when this process first appends before its exit (most CLIs never do: they write once, at exit).
+  let writer: SegmentWriter | undefined;
 
-  const getBuilder = (): MessageBuilder => {
-    if (builder) return builder;
+  const getEncoder = (): SegmentEncoder => {
+    if (encoder) return encoder;
     if (opts.interactive !== undefined && !environment.ciVendor && !environment.testRunner) {
       if (opts.interactive && environment.envClass === 'script')
         environment = { ...environment, envClass: 'interactive', interactive: true };
       else if (!opts.interactive && environment.envClass === 'interactive')
         environment = { ...environment, envClass: 'script', interactive: false };
     }
-    builder = createMessageBuilder({
+    encoder = createSegmentEncoder({
       catalog,
       version: opts.version,
       mode: opts.mode,
       sessionId: opts.sessionId,
-      installMethod: opts.installMethod ?? detectInstallMethodSafely(),
+      installMethod: opts.installMethod,
       environment,
       extra: safe(() => extraContextFromEnv(catalog, env), undefined),
+      ...(opts.idRotationDays ? { idRotationDays: opts.idRotationDays } : {}),
     });
-    return builder;
+    return encoder;
   };
 
   // Debug mode shows messages as they would be sent, so it needs the scrubber and the machine's facts:
@@ -392,12 +397,6 @@ function createActive<C extends CatalogInput>(
     }
   };
 
-  const legacyFiles = () =>
-    (catalog.input.legacyIdFiles ?? []).map((spec) => ({
-      name: spec.name,
-      path: legacyIdPath(spec, env, process.platform),
-    }));
-
   const senderSettings = (): SenderSettings => ({
     app: catalog.app,
     configDir,
@@ -415,28 +414,37 @@ function createActive<C extends CatalogInput>(
     return { ...settings, env };
   };
 
-  /** Debug mode: print each message instead of spooling it. Nothing is written, nothing is created. */
+  /**
+   * Debug mode: print each message as the sender would send it — through the spool's format and the
+   * sender's own functions. Nothing is written, nothing is created.
+   */
   const printDebug = (events: readonly PendingEvent[]) => {
     const stored = safe(() => readIdentity(configDir), undefined);
-    const debugIdentity = {
-      installId: stored
-        ? effectiveInstallId(stored, Date.now(), opts.idRotationDays)
-        : '(created on the first run that sends)',
+    const identity: RecordIdentity = {
+      installIdAt: (time) =>
+        stored
+          ? effectiveInstallId(stored, time, opts.idRotationDays)
+          : '(created on the first run that sends)',
       secret: stored ? Buffer.from(stored.secret, 'hex') : Buffer.from(randomUUID()),
-      created: false,
     };
     const facts = debugMachine();
     for (const event of events) {
       try {
-        const built = getBuilder().build(event, debugIdentity, 0);
-        for (const trait of built.hashed)
+        const segment = getEncoder();
+        const header = parseSegmentHeader(segment.header);
+        const line = parseEventLine(segment.encode(event, 0));
+        if (!header || !line) throw new Error('the spool format does not read back');
+        for (const trait of Object.keys(line._hash ?? {}))
           writeStderr(`[telemark] ${event.event}: ${trait} hashed with the local secret\n`);
+        const record = expandRecord(header, installMethodOf(header), line, identity);
         if (!facts) {
-          writeStderr(`[telemark] would send (free text is scrubbed before sending) ${built.line}\n`);
+          writeStderr(
+            `[telemark] would send (free text is scrubbed before sending) ${JSON.stringify(record)}\n`,
+          );
           continue;
         }
-        const { message, rules } = finishRecord(built.record, facts);
-        for (const trait of Object.keys(built.record._scrub ?? {}))
+        const { message, rules } = finishRecord(record, facts);
+        for (const trait of Object.keys(record._scrub ?? {}))
           writeStderr(
             `[telemark] ${event.event}: ${trait} scrubbed (${rules.length > 0 ? [...new Set(rules)].join(', ') : 'nothing to remove'})\n`,
           );
@@ -448,69 +456,128 @@ function createActive<C extends CatalogInput>(
     }
   };
 
-  /** Move buffered events to this process's segment. Synchronous: also runs inside the exit handler. */
-  const appendBuffered = (atExit = false) => {
-    if (appendTimer) {
-      clearTimeout(appendTimer);
-      appendTimer = undefined;
-    }
-    if (appendSoon) {
-      clearImmediate(appendSoon);
-      appendSoon = undefined;
-    }
-    if (buffer.length === 0) return;
-    const events = buffer;
-    buffer = [];
-    if (debug) return printDebug(events);
-    if (storageFailed) return drop('storage', events.length);
-    const now = Date.now();
-    try {
-      identity ??= ensureIdentity(configDir, legacyFiles, now, opts.idRotationDays);
-    } catch (error) {
-      storageFailed = true;
-      drop('storage', events.length);
-      return emitError('TMK_CLIENT_STORAGE', `cannot create the install id in ${configDir}`, error);
-    }
+  /** Events as spool lines (too large or unencodable ones are dropped and counted). */
+  const encodeAll = (segment: SegmentEncoder, events: readonly PendingEvent[]): string[] => {
+    // What the header adds to each event once it is a message (the sender adds a little more).
+    const contextBytes = segment.header.length;
     const lines: string[] = [];
     for (const event of events) {
       try {
-        const built = getBuilder().build(event, identity, lines.length === 0 ? droppedInMemory : 0);
+        const line = segment.encode(event, lines.length === 0 ? droppedInMemory : 0);
         if (
-          built.line.length > LIMITS.maxEventBytes &&
-          Buffer.byteLength(built.line) > LIMITS.maxEventBytes
+          line.length + contextBytes > LIMITS.maxEventBytes &&
+          Buffer.byteLength(line) + contextBytes > LIMITS.maxEventBytes
         ) {
           drop('too_large');
           continue;
         }
         if (lines.length === 0) droppedInMemory = 0;
-        lines.push(built.line);
+        lines.push(line);
       } catch (error) {
         drop('internal');
         emitError('TMK_CLIENT_INTERNAL', `could not build "${event.event}"`, error);
       }
     }
-    // Segments stay small, so that keeping the spool in bounds drops the oldest events, not all of them.
+    return lines;
+  };
+
+  /** Lines per segment: segments stay small, so keeping the spool in bounds drops the oldest events only. */
+  const chunkEnd = (lines: readonly string[], start: number, bytes: number): number => {
+    let end = start;
+    while (end < lines.length && (end === start || bytes < segmentMaxBytes))
+      bytes += (lines[end++]?.length ?? 0) + 1;
+    return end;
+  };
+
+  /** Take the buffer, or undefined when there is nothing to write (or nowhere to write it). */
+  const takeBuffer = (): PendingEvent[] | undefined => {
+    if (buffer.length === 0) return undefined;
+    const events = buffer;
+    buffer = [];
+    if (debug) {
+      printDebug(events);
+      return undefined;
+    }
+    if (storageFailed) {
+      drop('storage', events.length);
+      return undefined;
+    }
+    return events;
+  };
+
+  const storageError = (error: unknown, lost: number) => {
+    storageFailed = true;
+    drop('storage', lost);
+    emitError('TMK_CLIENT_STORAGE', `cannot write the spool in ${spoolDir}`, error);
+  };
+
+  /**
+   * At the exit of a process that appended nothing before (most CLIs): its whole segment in one write,
+   * under its final name. Returns whether a segment was written.
+   */
+  const writeAtExit = (): boolean => {
+    const events = takeBuffer();
+    if (!events) return false;
+    const segment = getEncoder();
+    const lines = encodeAll(segment, events);
+    const now = Date.now();
+    let written = false;
+    for (let start = 0; start < lines.length; ) {
+      const end = chunkEnd(lines, start, segment.header.length + 1);
+      try {
+        writeSegment(
+          spoolDir,
+          segment.header,
+          end === lines.length && start === 0 ? lines : lines.slice(start, end),
+          now,
+        );
+      } catch (error) {
+        storageError(error, lines.length - start);
+        return written;
+      }
+      sealedSegments++;
+      written = true;
+      start = end;
+    }
+    return written;
+  };
+
+  /**
+   * Move buffered events to this process's open segment (a process that lives on), sealing it when it
+   * is full. Synchronous: also runs inside the exit handler. Returns whether a segment was sealed.
+   */
+  const appendBuffered = (atExit = false): boolean => {
+    // At exit the timers will never fire: clearing them would only cost time.
+    if (!atExit) {
+      if (appendTimer) clearTimeout(appendTimer);
+      if (appendSoon) clearImmediate(appendSoon);
+    }
+    appendTimer = undefined;
+    appendSoon = undefined;
+    const events = takeBuffer();
+    if (!events) return false;
+    const segment = getEncoder();
+    const lines = encodeAll(segment, events);
+    const now = Date.now();
     let sealed = false;
     for (let start = 0; start < lines.length; ) {
-      let end = start;
-      let bytes = writer.bytes;
-      while (end < lines.length && (end === start || bytes < segmentMaxBytes))
-        bytes += (lines[end++]?.length ?? 0) + 1;
+      writer ??= new SegmentWriter(spoolDir, segment.header);
+      const end = chunkEnd(lines, start, writer.isOpen ? writer.bytes : segment.header.length + 1);
       try {
         writer.append(lines.slice(start, end), now);
       } catch (error) {
-        storageFailed = true;
-        drop('storage', lines.length - start);
-        return emitError('TMK_CLIENT_STORAGE', `cannot write the spool in ${spoolDir}`, error);
+        storageError(error, lines.length - start);
+        return sealed;
       }
       start = end;
       if (writer.bytes >= segmentMaxBytes) sealed = seal() || sealed;
     }
-    if (sealed) maybeSpawnSender();
-    else if (!sealTimer && writer.isOpen && !atExit) {
+    if (sealed && !atExit) maybeSpawnSender();
+    else if (!sealTimer && writer?.isOpen && !atExit) {
       sealTimer = setTimeout(() => guard(sealAndSend), SEGMENT_MAX_AGE_MS);
       sealTimer.unref();
     }
+    return sealed;
   };
 
   /** Seal this process's segment; true when a segment was sealed. */
@@ -519,6 +586,7 @@ function createActive<C extends CatalogInput>(
       clearTimeout(sealTimer);
       sealTimer = undefined;
     }
+    if (!writer?.isOpen) return false;
     try {
       if (writer.seal() === undefined) return false;
       sealedSegments++;
@@ -577,8 +645,10 @@ function createActive<C extends CatalogInput>(
 
   const onExit = () =>
     guard(() => {
-      appendBuffered(true);
-      if (!debug) sealAndSend();
+      const written = writer?.isOpen ? appendBuffered(true) : writeAtExit();
+      if (debug) return;
+      const sealed = seal();
+      if (written || sealed) maybeSpawnSender();
     });
 
   const hookExit = () => {
@@ -588,10 +658,22 @@ function createActive<C extends CatalogInput>(
   };
 
   const appendLater = () => guard(appendBuffered);
-  const scheduleAppend = () => {
+  /**
+   * Once the caller has yielded to the event loop (the next turn of it): when something keeps the process
+   * alive, the events are appended within APPEND_DELAY_MS (so a later kill loses at most that); when
+   * nothing does, the process is about to exit, and its exit handler writes them in one go. A short CLI
+   * so never starts a timer (its first costs ~0.3 ms) nor appends in the event loop, where the scavenge
+   * its allocations may call for runs (~1 ms), unlike in its exit handler.
+   */
+  const lookLater = () => {
+    lookSoon = undefined;
+    if (buffer.length === 0 || appendTimer || appendSoon) return;
+    if (typeof process.getActiveResourcesInfo === 'function' && process.getActiveResourcesInfo().length === 0)
+      return;
     appendTimer = setTimeout(appendLater, APPEND_DELAY_MS);
     appendTimer.unref();
   };
+  const look = () => guard(lookLater);
 
   const shownForCatalog = () => Object.hasOwn(readNotice().shown, catalog.fingerprint);
 
@@ -646,13 +728,12 @@ function createActive<C extends CatalogInput>(
         droppedInMemory++;
         drop('buffer_full');
       }
-      buffer.push({ event, traits: result.traits, time: Date.now(), messageId: randomUUID(), seq: ++seq });
+      buffer.push({ event, traits: result.traits, time: Date.now(), seq: ++seq });
       counters.reported++;
-      if (!appendTimer) scheduleAppend();
-      else if (buffer.length >= APPEND_SOON_EVENTS && !appendSoon) {
-        appendSoon = setImmediate(appendLater);
-        appendSoon.unref();
-      }
+      // Immediates that keep the event loop turning: an unref'd one waits for whatever wakes the loop
+      // next (a long request's answer), and a kill until then would lose the events.
+      if (buffer.length >= APPEND_SOON_EVENTS) appendSoon ??= setImmediate(appendLater);
+      else if (!appendTimer && !lookSoon) lookSoon = setImmediate(look);
     } catch (error) {
       drop('internal');
       emitError('TMK_CLIENT_INTERNAL', `report("${nameOf(event)}") failed`, error);
@@ -712,7 +793,7 @@ function createActive<C extends CatalogInput>(
     if (sealTimer) clearTimeout(sealTimer);
     appendTimer = undefined;
     sealTimer = undefined;
-    writer.discard();
+    writer?.discard();
     try {
       writeUserChoice(configDir, false, Date.now());
     } catch (error) {

@@ -25,72 +25,92 @@ const fail = (reason: RejectReason, detail: string): ValidationResult => ({ ok: 
 
 type TraitCheck = { ok: true; value: unknown } | { ok: false; reason: RejectReason; detail: string };
 
+const bad = (reason: RejectReason, detail: string): TraitCheck => ({ ok: false, reason, detail });
+
+// One small function per type: a process compiles only the checks of the types it reports, and a
+// CLI that reports a few events pays for compiling little more than that (V8 compiles on first call).
+type Check<T extends TraitSpec> = (name: string, spec: T, value: unknown) => TraitCheck;
+type SpecOf<K extends TraitSpec['type']> = Extract<TraitSpec, { type: K }>;
+
+const checkBoolean: Check<SpecOf<'boolean'>> = (name, _spec, value) =>
+  typeof value === 'boolean' ? { ok: true, value } : bad('invalid_type', `${name} must be a boolean`);
+
+const checkNumber: Check<SpecOf<'integer' | 'number' | 'duration'>> = (name, spec, value) => {
+  if (typeof value !== 'number' || !Number.isFinite(value))
+    return bad('invalid_type', `${name} must be a finite number`);
+  if (spec.type === 'integer' && !Number.isSafeInteger(value))
+    return bad('invalid_type', `${name} must be an integer`);
+  const min = spec.type === 'number' ? spec.min : spec.type === 'integer' ? (spec.min ?? 0) : 0;
+  const max =
+    spec.type === 'duration'
+      ? (spec.max ?? (spec.unit === 'ms' ? DEFAULT_MAX_DURATION_S * 1000 : DEFAULT_MAX_DURATION_S))
+      : spec.max;
+  if ((min !== undefined && value < min) || (max !== undefined && value > max))
+    return bad('out_of_range', `${name}=${value} is outside [${min ?? '-∞'}, ${max ?? '∞'}]`);
+  return { ok: true, value };
+};
+
+const checkEnum: Check<SpecOf<'enum'>> = (name, spec, value) => {
+  if (typeof value !== 'string') return bad('invalid_type', `${name} must be a string`);
+  return spec.values.includes(value)
+    ? { ok: true, value }
+    : bad('invalid_enum', `${name} must be one of ${spec.values.join(', ')}`);
+};
+
+const checkEnumList: Check<SpecOf<'enumList'>> = (name, spec, value) => {
+  if (!Array.isArray(value)) return bad('invalid_type', `${name} must be an array`);
+  const max = spec.maxItems ?? spec.values.length;
+  if (value.length > max) return bad('too_many_items', `${name} has ${value.length} items, at most ${max}`);
+  for (const item of value)
+    if (typeof item !== 'string' || !spec.values.includes(item))
+      return bad('invalid_enum', `${name} items must be among ${spec.values.join(', ')}`);
+  return { ok: true, value: [...new Set(value as string[])] };
+};
+
+const checkFlagList: Check<SpecOf<'flagList'>> = (name, spec, value) => {
+  if (!Array.isArray(value)) return bad('invalid_type', `${name} must be an array`);
+  const max = spec.maxItems ?? DEFAULT_FLAG_ITEMS;
+  const flags: string[] = [];
+  for (const item of value) {
+    if (typeof item !== 'string') return bad('invalid_type', `${name} items must be strings`);
+    // Values are user data (`--expose=8080`, `--namespace=acme`): only the flag name is kept.
+    const flag = item.split('=', 1)[0] ?? '';
+    if (FLAG.test(flag) && !flags.includes(flag)) flags.push(flag);
+  }
+  if (flags.length > max) return bad('too_many_items', `${name} has ${flags.length} flags, at most ${max}`);
+  return { ok: true, value: flags };
+};
+
+const checkError: Check<SpecOf<'error'>> = (name, spec, value) => {
+  const text = value instanceof Error ? value.message : value;
+  if (typeof text !== 'string') return bad('invalid_type', `${name} must be a string or an Error`);
+  const max = spec.maxLength ?? DEFAULT_ERROR_LENGTH;
+  // Errors are truncated, not refused: a long error is still worth its first kilobyte.
+  return { ok: true, value: text.length > max ? text.slice(0, max) : text };
+};
+
+const checkString: Check<SpecOf<'string'>> = (name, spec, value) => {
+  if (typeof value !== 'string') return bad('invalid_type', `${name} must be a string`);
+  if (value.length > spec.maxLength)
+    return bad('too_long', `${name} has ${value.length} characters, at most ${spec.maxLength}`);
+  return { ok: true, value };
+};
+
+const CHECKS: { readonly [K in TraitSpec['type']]: Check<SpecOf<K>> } = {
+  boolean: checkBoolean,
+  integer: checkNumber,
+  number: checkNumber,
+  duration: checkNumber,
+  enum: checkEnum,
+  enumList: checkEnumList,
+  flagList: checkFlagList,
+  error: checkError,
+  string: checkString,
+};
+
 /** Check and normalise one trait value. Exported for extra context, which uses the same narrow types. */
 export function checkTraitValue(name: string, spec: TraitSpec, value: unknown): TraitCheck {
-  const bad = (reason: RejectReason, detail: string): TraitCheck => ({ ok: false, reason, detail });
-  switch (spec.type) {
-    case 'boolean':
-      return typeof value === 'boolean'
-        ? { ok: true, value }
-        : bad('invalid_type', `${name} must be a boolean`);
-    case 'integer':
-    case 'number':
-    case 'duration': {
-      if (typeof value !== 'number' || !Number.isFinite(value))
-        return bad('invalid_type', `${name} must be a finite number`);
-      if (spec.type === 'integer' && !Number.isSafeInteger(value))
-        return bad('invalid_type', `${name} must be an integer`);
-      const min = spec.type === 'number' ? spec.min : spec.type === 'integer' ? (spec.min ?? 0) : 0;
-      const max =
-        spec.type === 'duration'
-          ? (spec.max ?? (spec.unit === 'ms' ? DEFAULT_MAX_DURATION_S * 1000 : DEFAULT_MAX_DURATION_S))
-          : spec.max;
-      if ((min !== undefined && value < min) || (max !== undefined && value > max))
-        return bad('out_of_range', `${name}=${value} is outside [${min ?? '-∞'}, ${max ?? '∞'}]`);
-      return { ok: true, value };
-    }
-    case 'enum':
-      if (typeof value !== 'string') return bad('invalid_type', `${name} must be a string`);
-      return spec.values.includes(value)
-        ? { ok: true, value }
-        : bad('invalid_enum', `${name} must be one of ${spec.values.join(', ')}`);
-    case 'enumList': {
-      if (!Array.isArray(value)) return bad('invalid_type', `${name} must be an array`);
-      const max = spec.maxItems ?? spec.values.length;
-      if (value.length > max)
-        return bad('too_many_items', `${name} has ${value.length} items, at most ${max}`);
-      for (const item of value)
-        if (typeof item !== 'string' || !spec.values.includes(item))
-          return bad('invalid_enum', `${name} items must be among ${spec.values.join(', ')}`);
-      return { ok: true, value: [...new Set(value as string[])] };
-    }
-    case 'flagList': {
-      if (!Array.isArray(value)) return bad('invalid_type', `${name} must be an array`);
-      const max = spec.maxItems ?? DEFAULT_FLAG_ITEMS;
-      const flags: string[] = [];
-      for (const item of value) {
-        if (typeof item !== 'string') return bad('invalid_type', `${name} items must be strings`);
-        // Values are user data (`--expose=8080`, `--namespace=acme`): only the flag name is kept.
-        const flag = item.split('=', 1)[0] ?? '';
-        if (FLAG.test(flag) && !flags.includes(flag)) flags.push(flag);
-      }
-      if (flags.length > max)
-        return bad('too_many_items', `${name} has ${flags.length} flags, at most ${max}`);
-      return { ok: true, value: flags };
-    }
-    case 'error': {
-      const text = value instanceof Error ? value.message : value;
-      if (typeof text !== 'string') return bad('invalid_type', `${name} must be a string or an Error`);
-      const max = spec.maxLength ?? DEFAULT_ERROR_LENGTH;
-      // Errors are truncated, not refused: a long error is still worth its first kilobyte.
-      return { ok: true, value: text.length > max ? text.slice(0, max) : text };
-    }
-    case 'string':
-      if (typeof value !== 'string') return bad('invalid_type', `${name} must be a string`);
-      if (value.length > spec.maxLength)
-        return bad('too_long', `${name} has ${value.length} characters, at most ${spec.maxLength}`);
-      return { ok: true, value };
-  }
+  return (CHECKS[spec.type] as Check<TraitSpec>)(name, spec, value);
 }
 
 /**

@@ -4,12 +4,15 @@ import type net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { removeTempDirs, tempDir, testEnv } from '../_test-env.js';
+import { defineCatalog } from '../catalog/define.js';
 import { telepresence } from '../catalogs/telepresence.js';
 import { writeUserChoice } from '../consent.js';
+import { hashTraitValue, readIdentity } from '../identity.js';
 import { readLedger } from '../ledger.js';
 import { tryAcquireLock } from '../lock.js';
+import { createSegmentEncoder, detectInstallMethodSafely } from '../message.js';
 import { recordNoticeShown } from '../notice.js';
-import { listSpool, recordDropped, SegmentWriter, spoolStats } from '../spool.js';
+import { listSpool, recordDropped, SegmentWriter, spoolStats, writeSegment } from '../spool.js';
 import { createFakeCollector, type FakeCollector } from '../testing/index.js';
 import { type DeliveryConfig, deliver } from './deliver.js';
 import { readDeliveryState } from './delivery-state.js';
@@ -53,6 +56,35 @@ function setup(n: number, lines?: string[]) {
   writer.append(lines ?? Array.from({ length: n }, (_, i) => JSON.stringify(message(i))), Date.now());
   writer.seal();
   return configDir;
+}
+
+/** A format-2 segment's header and lines, as a CLI of the telepresence catalog writes them. */
+function encoderInput(sessionId: string, installMethod?: string) {
+  return {
+    catalog: telepresence,
+    version: '2.20.2',
+    mode: 'cli',
+    sessionId,
+    installMethod,
+    environment: {
+      envClass: 'script',
+      ciVendor: null,
+      agent: null,
+      interactive: false,
+      testRunner: null,
+      devBuild: false,
+    } as const,
+    extra: undefined,
+  };
+}
+
+function formatTwo(sessionId: string, installMethod: string | undefined) {
+  const encoder = createSegmentEncoder(encoderInput(sessionId, installMethod));
+  return {
+    header: encoder.header,
+    line: (event: string, traits: Record<string, unknown>, seq: number) =>
+      encoder.encode({ event, traits, time: Date.now(), seq }, 0),
+  };
 }
 
 function config(configDir: string, endpoint: string, over: Partial<DeliveryConfig> = {}): DeliveryConfig {
@@ -299,6 +331,113 @@ describe('deliver', () => {
     });
     expect(outcome.reason).toBe('lost_lock');
     expect(c.requests).toHaveLength(0);
+  });
+
+  it('delivers format-2 segments: header context, the install id it makes, hashes, install method', async () => {
+    const c = await collector();
+    const configDir = setup(0, []);
+    const home = path.dirname(configDir);
+    const legacy = 'aaaaaaaa-1111-4111-8111-111111111111';
+    fs.mkdirSync(path.join(home, '.config', 'edgectl'), { recursive: true });
+    fs.writeFileSync(path.join(home, '.config', 'edgectl', 'id'), legacy);
+    const first = formatTwo('session-1', undefined);
+    const second = formatTwo('session-2', 'brew');
+    writeSegment(
+      path.join(configDir, 'spool'),
+      first.header,
+      [first.line('intercept_success', {}, 1)],
+      Date.now(),
+    );
+    writeSegment(
+      path.join(configDir, 'spool'),
+      second.header,
+      [second.line('intercept_fail', { error: `cannot read ${home}/x` }, 1)],
+      Date.now() + 1,
+    );
+    expect(readIdentity(configDir)).toBeUndefined();
+    expect(await run(config(configDir, c.url))).toMatchObject({ reason: 'empty', delivered: 2 });
+    const [a, b] = c.messages;
+    // The id was made when sending, from the legacy file the header's catalog names, for the first run.
+    expect(readIdentity(configDir)).toMatchObject({ installId: legacy, legacySource: 'edgectl' });
+    expect([a?.anonymousId, b?.anonymousId]).toEqual([legacy, legacy]);
+    expect(a?.context.cli).toMatchObject({
+      sessionId: 'session-1',
+      seq: 1,
+      newInstall: false,
+      legacyIdSource: 'edgectl',
+      installMethod: detectInstallMethodSafely(process.argv[1]),
+      mode: 'cli',
+      catalog: telepresence.fingerprint,
+    });
+    expect(b?.context.cli).toMatchObject({ sessionId: 'session-2', installMethod: 'brew' });
+    expect(b?.context.cli).not.toHaveProperty('newInstall');
+    expect(a?.context).toMatchObject({
+      app: { name: 'telepresence2', version: '2.20.2' },
+      os: { name: expect.any(String) },
+    });
+    expect(a?.timestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect(JSON.stringify(b)).not.toContain(home);
+    expect(listSpool(path.join(configDir, 'spool')).segments).toEqual([]);
+  });
+
+  it('hashes `hashed` traits of format-2 events with the local secret', async () => {
+    const catalog = defineCatalog({
+      app: 'telepresence2',
+      events: {
+        deploy: { description: 'x', traits: { cluster: { type: 'string', maxLength: 64, hashed: true } } },
+      },
+    } as const);
+    const c = await createFakeCollector({ catalog });
+    collectors.push(c);
+    const configDir = setup(0, []);
+    const encoder = createSegmentEncoder({ ...encoderInput('s'), catalog });
+    writeSegment(
+      path.join(configDir, 'spool'),
+      encoder.header,
+      [encoder.encode({ event: 'deploy', traits: { cluster: 'prod-eu' }, time: Date.now(), seq: 1 }, 0)],
+      Date.now(),
+    );
+    await run(config(configDir, c.url));
+    const secret = Buffer.from(readIdentity(configDir)!.secret, 'hex');
+    expect(c.messages[0]?.properties).toEqual({ cluster: hashTraitValue(secret, 'prod-eu', 64) });
+  });
+
+  it('delivers format-1 segments of earlier clients and format-2 ones together', async () => {
+    const c = await collector();
+    const configDir = setup(3);
+    const two = formatTwo('session-2', 'npm');
+    writeSegment(
+      path.join(configDir, 'spool'),
+      two.header,
+      [two.line('intercept_success', {}, 1)],
+      Date.now() + 5,
+    );
+    expect(await run(config(configDir, c.url))).toMatchObject({ reason: 'empty', delivered: 4 });
+    expect(c.requests).toHaveLength(1);
+    expect(c.messages.map((m) => m.context.cli.sessionId)).toEqual(['s', 's', 's', 'session-2']);
+  });
+
+  it('waits for a segment a CLI is still writing, then delivers it whole', async () => {
+    const c = await collector();
+    const configDir = setup(0, []);
+    const spoolDir = path.join(configDir, 'spool');
+    const two = formatTwo('session-1', 'npm');
+    const lines = Array.from({ length: 5 }, (_, i) => two.line('intercept_success', {}, i + 1));
+    const file = writeSegment(spoolDir, two.header, lines, Date.now());
+    const whole = fs.readFileSync(file, 'utf8');
+    // As seen in the middle of the CLI's one write: the name is final, the content not yet.
+    fs.writeFileSync(file, whole.slice(0, whole.length - 30));
+    const finish = setTimeout(() => fs.writeFileSync(file, whole), 150);
+    try {
+      expect(await run(config(configDir, c.url))).toMatchObject({
+        reason: 'empty',
+        delivered: 5,
+        rejected: 0,
+      });
+    } finally {
+      clearTimeout(finish);
+    }
+    expect(c.messages.map((m) => m.context.cli.seq)).toEqual([1, 2, 3, 4, 5]);
   });
 
   it('bounds the ledger to the last 50 batches', async () => {

@@ -9,18 +9,29 @@ import { gzip } from 'node:zlib';
 import { unlinkQuietly } from '../_fs.js';
 import { machineGate } from '../consent.js';
 import { writeControl } from '../control.js';
+import { effectiveInstallId, ensureStoredIdentity, type StoredIdentity } from '../identity.js';
 import { appendLedger } from '../ledger.js';
 import { LOCK_HEARTBEAT_MS, type Lock } from '../lock.js';
 import { createMachineFacts } from '../machine.js';
-import { finishRecord, type MachineFacts, type SpoolRecord } from '../message.js';
+import {
+  expandRecord,
+  finishRecord,
+  installMethodOf,
+  type MachineFacts,
+  parseEventLine,
+  parseSegmentHeader,
+  type RecordIdentity,
+  type SegmentHeader,
+  type SpoolRecord,
+} from '../message.js';
 import { noticeEverShown, readNoticeState } from '../notice.js';
-import { type Env, FILES } from '../paths.js';
+import { type Env, FILES, legacyIdPath } from '../paths.js';
 import {
   adoptSegment,
   enforceSpoolLimits,
   isAbandoned,
   listSpool,
-  readSegmentLines,
+  readSegment,
   rewriteSegment,
   type SegmentEntry,
 } from '../spool.js';
@@ -85,6 +96,8 @@ interface BatchItem {
 }
 
 interface ConsumedLines {
+  /** Format 2: the segment's header, kept when the segment is rewritten. */
+  readonly header: string | undefined;
   readonly lines: string[];
   /** Lines taken from the front of the segment. */
   count: number;
@@ -98,12 +111,17 @@ interface Batch {
   readonly consumed: Map<SegmentEntry, ConsumedLines>;
   readonly unusable: number;
   readonly droppedFiles: string[];
+  /** Segments left alone because their writer is still writing them. */
+  readonly inProgress: number;
+  /** Segments removed because they held no complete event. */
+  readonly emptied: number;
 }
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** A format-1 line: a complete record. */
 function parseLine(line: string): SpoolRecord | undefined {
   try {
     const value = JSON.parse(line) as SpoolRecord;
@@ -116,33 +134,87 @@ function parseLine(line: string): SpoolRecord | undefined {
 }
 
 /**
- * Take messages from the oldest segments, up to the batch limits, finishing each record (scrubbing what
- * is left to scrub, adding the machine's facts). The first message carries the dropped-events count.
+ * The install id for the events of format-2 segments, created when missing (a CLI's exit never reads or
+ * makes it). The run of the first segment that needed it is recorded as the install's first run.
+ */
+function createIdentitySource(configDir: string, env: Env) {
+  let stored: StoredIdentity | undefined;
+  return (header: SegmentHeader, segment: SegmentEntry): RecordIdentity => {
+    const run = `${header.cli.sessionId}:${segment.pid}`;
+    const legacyFiles = () =>
+      (header.legacyIdFiles ?? []).map((spec) => ({
+        name: spec.name,
+        path: legacyIdPath(spec, env, process.platform),
+      }));
+    stored ??= ensureStoredIdentity(configDir, legacyFiles, Date.now(), run).stored;
+    const install = stored;
+    let secret: Buffer | undefined;
+    return {
+      installIdAt: (time) => effectiveInstallId(install, time, header.idRotationDays),
+      get secret() {
+        secret ??= Buffer.from(install.secret, 'hex');
+        return secret;
+      },
+      ...(install.firstRun === run
+        ? { firstRun: install.legacySource ? { legacySource: install.legacySource } : {} }
+        : {}),
+    };
+  };
+}
+
+/**
+ * Take messages from the oldest segments, up to the batch limits, finishing each record (adding the
+ * header's context and the install id to format-2 events, scrubbing what is left to scrub, adding the
+ * machine's facts). The first message carries the dropped-events count.
  */
 function buildBatch(
   segments: readonly SegmentEntry[],
   maxEvents: number,
   machine: MachineFacts,
   dropped: { count: number; files: string[] },
+  identityFor: ReturnType<typeof createIdentitySource>,
 ): Batch {
   const items: BatchItem[] = [];
   const consumed = new Map<SegmentEntry, ConsumedLines>();
   let unusable = 0;
+  let inProgress = 0;
+  let emptied = 0;
   // Room for `{"batch":[`, `],"sentAt":"…"}` and commas.
   let bytes = 64;
+  const now = Date.now();
   outer: for (const segment of segments) {
-    let lines: string[];
+    let content: ReturnType<typeof readSegment>;
     try {
-      lines = readSegmentLines(segment.file);
+      content = readSegment(segment, now);
     } catch {
       continue;
     }
-    const entry: ConsumedLines = { lines, count: 0, sent: [] };
+    if (content.inProgress) {
+      inProgress++;
+      continue;
+    }
+    const lines = content.events;
+    if (lines.length === 0) {
+      // Nothing complete in it (a header alone, or torn): nothing to send, and nothing to wait for.
+      unlinkQuietly(segment.file);
+      emptied++;
+      continue;
+    }
+    // Format 2: without its header (torn by a crash), a segment's events cannot be sent.
+    const header = segment.format === 2 ? parseSegmentHeader(content.header) : undefined;
+    const identity = header ? identityFor(header, segment) : undefined;
+    const installMethod = header ? installMethodOf(header) : 'unknown';
+    const toRecord = (line: string): SpoolRecord | undefined => {
+      if (segment.format === 1) return parseLine(line);
+      const event = header && identity ? parseEventLine(line) : undefined;
+      return event && header && identity ? expandRecord(header, installMethod, event, identity) : undefined;
+    };
+    const entry: ConsumedLines = { header: content.header, lines, count: 0, sent: [] };
     consumed.set(segment, entry);
     for (const line of lines) {
-      const parsed = parseLine(line);
       let message: WireMessage | undefined;
       try {
+        const parsed = toRecord(line);
         if (parsed)
           message = addDropped(finishRecord(parsed, machine).message, items.length === 0 ? dropped.count : 0);
       } catch {}
@@ -161,7 +233,14 @@ function buildBatch(
       entry.sent.push(true);
     }
   }
-  return { items, consumed, unusable, droppedFiles: items.length > 0 ? dropped.files : [] };
+  return {
+    items,
+    consumed,
+    unusable,
+    inProgress,
+    emptied,
+    droppedFiles: items.length > 0 ? dropped.files : [],
+  };
 }
 
 function addDropped(message: WireMessage, dropped: number): WireMessage {
@@ -185,7 +264,7 @@ function commit(batch: Batch, upTo?: number): void {
       }
       take++;
     }
-    if (take > 0) rewriteSegment(segment, entry.lines.slice(take));
+    if (take > 0) rewriteSegment(segment, entry.lines.slice(take), entry.header);
   }
   if (upTo === undefined || upTo > 0) for (const file of batch.droppedFiles) unlinkQuietly(file);
 }
@@ -214,6 +293,7 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
   const done = (reason: DeliveryStop): DeliveryOutcome => ({ reason, ...outcome });
   let maxEvents: number = LIMITS.maxBatchEvents;
   const machine = createMachineFacts(configDir, config.env, true);
+  const identityFor = createIdentitySource(configDir, config.env);
   let lockLost = false;
   const heartbeat = setInterval(() => {
     if (!run.lock.heartbeat()) lockLost = true;
@@ -252,12 +332,22 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
         count: listing.dropped.reduce((sum, d) => sum + d.count, 0),
         files: listing.dropped.map((d) => d.file),
       };
-      const batch = buildBatch(ready, maxEvents, machine, dropped);
+      const batch = buildBatch(ready, maxEvents, machine, dropped, identityFor);
       if (batch.items.length === 0) {
-        // Only unusable lines (truncated or oversized): remove them and look again.
-        outcome.rejected += batch.unusable;
-        commit(batch);
-        continue;
+        if (batch.unusable > 0) {
+          // Only unusable lines (truncated or oversized): remove them and look again.
+          outcome.rejected += batch.unusable;
+          commit(batch);
+          continue;
+        }
+        // Only segments a CLI is writing at this moment (one write at its exit): look again shortly.
+        if (batch.inProgress > 0) {
+          await sleep(Math.min(50, Math.max(0, run.deadline - Date.now())));
+          continue;
+        }
+        if (batch.emptied > 0) continue;
+        // What is left cannot be read now (permissions?): leave it for a later run.
+        return done('empty');
       }
 
       const sentAt = new Date().toISOString();
