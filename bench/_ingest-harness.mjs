@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -135,12 +136,118 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
+/**
+ * Keep-alive HTTP/1.1 connections on raw sockets, one request in flight per connection. The generator
+ * shares the machine with the server under test, so it is kept light: each request leaves as one write
+ * (head and body together), and answers are parsed only as far as status, length and end.
+ */
+function createConnectionPool(target, size, headers) {
+  const idle = [];
+  const waiting = [];
+  const head = (length) =>
+    `POST ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${target.host}\r\n${Object.entries(headers)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('')}Content-Length: ${length}\r\n\r\n`;
+  let opened = 0;
+
+  const open = () => {
+    opened++;
+    const socket = net.connect({ host: target.hostname, port: Number(target.port), noDelay: true });
+    const connection = { socket, pending: undefined, buffer: Buffer.alloc(0) };
+    socket.on('data', (chunk) => {
+      connection.buffer = connection.buffer.length ? Buffer.concat([connection.buffer, chunk]) : chunk;
+      for (;;) {
+        const done = parseResponse(connection.buffer);
+        if (!done) break;
+        connection.buffer = connection.buffer.subarray(done.length);
+        const pending = connection.pending;
+        connection.pending = undefined;
+        if (done.close) {
+          socket.destroy();
+          opened--;
+        } else release(connection);
+        pending?.resolve(done.status);
+      }
+    });
+    const fail = () => {
+      const pending = connection.pending;
+      connection.pending = undefined;
+      if (!socket.destroyed) socket.destroy();
+      if (connection.dead) return;
+      connection.dead = true;
+      opened--;
+      pending?.resolve(0);
+      const i = idle.indexOf(connection);
+      if (i >= 0) idle.splice(i, 1);
+      if (waiting.length > 0 && opened < size) open();
+    };
+    socket.on('error', fail);
+    socket.on('close', fail);
+    release(connection);
+  };
+
+  const release = (connection) => {
+    const next = waiting.shift();
+    if (next) dispatch(connection, next);
+    else idle.push(connection);
+  };
+
+  const dispatch = (connection, job) => {
+    connection.pending = job;
+    connection.socket.write(Buffer.concat([Buffer.from(head(job.body.length), 'latin1'), job.body]));
+  };
+
+  return {
+    /** Resolves with the status code, or 0 when the connection failed. */
+    send(body) {
+      return new Promise((resolve) => {
+        const job = { body, resolve };
+        const connection = idle.pop();
+        if (connection) dispatch(connection, job);
+        else {
+          waiting.push(job);
+          if (opened < size) open();
+        }
+      });
+    },
+    close() {
+      for (const c of idle) c.socket.destroy();
+    },
+  };
+}
+
+/** One complete response at the start of `buffer`: { status, length, close }, or undefined if incomplete. */
+function parseResponse(buffer) {
+  const end = buffer.indexOf('\r\n\r\n');
+  if (end < 0) return undefined;
+  const headText = buffer.toString('latin1', 0, end);
+  const status = Number(headText.slice(9, 12));
+  const lengthMatch = /\r\ncontent-length:\s*(\d+)/i.exec(headText);
+  const close = /\r\nconnection:\s*close/i.test(headText);
+  if (lengthMatch) {
+    const total = end + 4 + Number(lengthMatch[1]);
+    return buffer.length >= total ? { status, length: total, close } : undefined;
+  }
+  if (/\r\ntransfer-encoding:\s*chunked/i.test(headText)) {
+    let at = end + 4;
+    for (;;) {
+      const lineEnd = buffer.indexOf('\r\n', at);
+      if (lineEnd < 0) return undefined;
+      const chunkSize = Number.parseInt(buffer.toString('latin1', at, lineEnd), 16);
+      at = lineEnd + 2 + chunkSize + 2;
+      if (at > buffer.length) return undefined;
+      if (chunkSize === 0) return { status, length: at, close };
+    }
+  }
+  return { status, length: end + 4, close };
+}
+
 async function runLoad(options) {
   const { url, path: route, kind, connections, durationMs, warmupMs = 0, rate, headers = {} } = options;
   const shape = bodyTemplate(kind, options.eventsPerBatch);
   const next = filler(shape, `${process.pid.toString(36)}${Date.now().toString(36)}-`);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
   const target = new URL(route, url);
+  const pool = createConnectionPool(target, connections, { 'content-type': 'application/json', ...headers });
   const latencies = [];
   const statuses = {};
   let ok = 0;
@@ -151,38 +258,22 @@ async function runLoad(options) {
   const measureFrom = start + warmupMs;
   const end = measureFrom + durationMs;
 
-  const send = (scheduledAt) =>
-    new Promise((resolve) => {
-      const body = next();
-      const req = http.request(
-        target,
-        {
-          method: 'POST',
-          agent,
-          headers: { 'content-type': 'application/json', 'content-length': body.length, ...headers },
-        },
-        (res) => {
-          res.resume();
-          res.on('end', () => {
-            const now = performance.now();
-            if (res.statusCode >= 200 && res.statusCode < 300) okTotal++;
-            if (measuring && scheduledAt >= measureFrom && now <= end + 5_000) {
-              statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
-              if (res.statusCode >= 200 && res.statusCode < 300) {
-                ok++;
-                latencies.push(now - scheduledAt);
-              }
-            }
-            resolve();
-          });
-        },
-      );
-      req.on('error', () => {
-        errors++;
-        resolve();
-      });
-      req.end(body);
-    });
+  const send = async (scheduledAt) => {
+    const status = await pool.send(next());
+    const now = performance.now();
+    if (status === 0) {
+      errors++;
+      return;
+    }
+    if (status >= 200 && status < 300) okTotal++;
+    if (measuring && scheduledAt >= measureFrom && now <= end + 5_000) {
+      statuses[status] = (statuses[status] ?? 0) + 1;
+      if (status >= 200 && status < 300) {
+        ok++;
+        latencies.push(now - scheduledAt);
+      }
+    }
+  };
 
   if (rate) {
     // Open loop: requests leave on schedule whether or not earlier ones were answered, and latency is
@@ -218,7 +309,7 @@ async function runLoad(options) {
       }),
     );
   }
-  agent.destroy();
+  pool.close();
   const sorted = Float64Array.from(latencies).sort();
   const seconds = durationMs / 1000;
   return {

@@ -6,8 +6,8 @@
  * Conventions every snippet keeps, so results are engine-neutral:
  * - times leave SQL as integer epoch milliseconds (`epochMs`, `bucketMs`), never as engine timestamps;
  * - all bucketing is UTC, weeks start on Monday (see `buckets.ts`, which computes the same starts in JS);
- * - quantiles are linear-interpolated (R-7: DuckDB `quantile_cont`, ClickHouse `quantile`, exact up to
- *   8192 values there);
+ * - quantiles are exact and linear-interpolated (R-7: DuckDB `quantile_cont`, ClickHouse over the sorted
+ *   values), except `approxQuantileIf`, which both engines estimate from 8192 sampled values;
  * - counts may come back as bigint or number; views pass them through `toNumber`.
  *
  * ClickHouse schema (store/clickhouse/schema.ts): `ts` and `received_at` are `Int64` epoch milliseconds
@@ -201,14 +201,24 @@ export const clickhouseDialect: Dialect = {
   sumIf: (expr, condition) => sql`sumIf(${expr}, ${condition})`,
   countDistinct: (expr) => sql`uniqExact(${expr})`,
   countDistinctIf: (expr, condition) => sql`uniqExactIf(${expr}, ${condition})`,
-  quantileIf: (expr, p, condition) => sql`quantileIf(${level(p)})(${expr}, ${condition})`,
+  // Exact and linear-interpolated like DuckDB's quantile_cont (R-7: lo + (hi − lo) × frac at rank
+  // (n − 1) × p), over the sorted values: ClickHouse's own quantile() samples past 8192 values.
+  quantileIf: (expr, p, condition) => {
+    const sorted = sql`arraySort(groupArrayIf(toFloat64(${expr}), ${condition}))`;
+    const n = sql`length(${sorted})`;
+    const rank = sql`((toFloat64(${n}) - 1) * ${level(p)})`;
+    const low = sql`toUInt64(greatest(floor(${rank}), 0))`;
+    const at = (offset: number) => sql`arrayElement(${sorted}, least(${low} + ${raw(String(offset))}, ${n}))`;
+    return sql`if(${n} = 0, nan, ${at(1)} + (${at(2)} - ${at(1)}) * (${rank} - floor(${rank})))`;
+  },
   approxQuantileIf: (expr, p, condition) => sql`quantileIf(${level(p)})(${expr}, ${condition})`,
   argMax: (value, by) => sql`argMax(${value}, ${by})`,
   traitEquals: (trait, value, column = 'traits') =>
     typeof value === 'boolean'
       ? sql`visitParamExtractRaw(${raw(column)}, ${trait}) = ${value ? 'true' : 'false'}`
       : sql`visitParamExtractString(${raw(column)}, ${trait}) = ${value}`,
-  installKey: raw('cityHash64(install_id)'),
+  // A column of the ClickHouse store's `events` view (cityHash64(install_id), computed on insert).
+  installKey: raw('install_key'),
   whereTraits: (byEvent) => {
     const events = Object.entries(byEvent);
     if (events.length === 0) return raw("'{}'");
@@ -237,23 +247,24 @@ export const clickhouseDialect: Dialect = {
   innerJoin: raw('ALL INNER JOIN'),
   valuesAsRows: (values, name) =>
     sql`SELECT arrayJoin([${join(values.map((v) => sql`toUInt64(${int(v)})`))}]) AS ${raw(safeName(name))}`,
-  activeInstalls: (presence, ends, windows, grainMs) =>
-    join(
-      windows.map(
-        (windowMs, i) => sql`
-          SELECT ${int(i)} AS w, window_end, uniqExact(install_key) AS installs
-          FROM (
-            SELECT install_key,
-              arrayJoin(arrayFilter(x -> x >= p + ${int(grainMs)} AND x <= p + ${int(windowMs)},
-                [${join(ends.map((v) => sql`toUInt64(${int(v)})`))}])) AS window_end
-            FROM (${presence})
-            -- ClickHouse 18 prunes subquery columns used only inside a lambda; naming p here keeps it.
-            WHERE p >= 0
-          )
-          GROUP BY window_end`,
-      ),
-      ' UNION ALL ',
-    ),
+  // One pass over the presence rows for every window: each (install, p) yields the (window, end) pairs
+  // it covers, from an array of (w, end, length) tuples.
+  activeInstalls: (presence, ends, windows, grainMs) => {
+    const pairs = windows.flatMap((windowMs, i) =>
+      ends.map((end) => sql`(toUInt8(${int(i)}), toInt64(${int(end)}), toInt64(${int(windowMs)}))`),
+    );
+    return sql`
+      SELECT tupleElement(pair, 1) AS w, tupleElement(pair, 2) AS window_end, uniqExact(install_key) AS installs
+      FROM (
+        SELECT install_key,
+          arrayJoin(arrayFilter(t -> tupleElement(t, 2) >= p + ${int(grainMs)} AND tupleElement(t, 2) <= p + tupleElement(t, 3),
+            [${join(pairs)}])) AS pair
+        FROM (${presence})
+        -- ClickHouse 18 prunes subquery columns used only inside a lambda; naming p here keeps it.
+        WHERE p >= 0
+      )
+      GROUP BY w, window_end`;
+  },
   funnelSessions: ({ source, steps, windowMs }) => {
     const n = steps.length;
     const arrayNames = steps.map((_, i) => raw(`a${i + 1}`));

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { createStore, duckdbPathFor } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import type { ServeConfig } from './serve-config.js';
@@ -15,7 +16,23 @@ export function openStore(
   config: Pick<ServeConfig, 'store' | 'dataDir' | 'clickhouse'>,
   options: OpenStoreOptions = {},
 ): Store {
-  if (config.store === 'clickhouse') return createStore({ engine: 'clickhouse', ...config.clickhouse });
+  if (config.store === 'clickhouse') {
+    // The collector keeps acknowledging through a ClickHouse outage into a journal in its data directory.
+    // Admin commands (readOnly) talk to ClickHouse directly.
+    const { journalMaxBytes, ...clickhouse } = config.clickhouse!;
+    return createStore({
+      engine: 'clickhouse',
+      ...clickhouse,
+      ...(options.readOnly
+        ? {}
+        : {
+            journal: {
+              dir: path.join(config.dataDir, 'journal'),
+              ...(journalMaxBytes !== undefined ? { maxBytes: journalMaxBytes } : {}),
+            },
+          }),
+    });
+  }
   return createStore({
     engine: 'duckdb',
     path: duckdbPathFor(config.dataDir),

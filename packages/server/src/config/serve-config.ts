@@ -70,6 +70,13 @@ const clickhouseSchema = z.strictObject({
   database: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a plain identifier'),
   user: z.string(),
   password: z.string(),
+  /** Shards: the cluster in the servers' remote_servers and every node's HTTP URL (docs/clickhouse.md). */
+  cluster: z.strictObject({
+    name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a plain identifier'),
+    nodes: z.array(z.url()).min(2),
+  }),
+  /** Bytes the outage journal (<data>/journal) may hold before ingest answers 503. */
+  journalMaxBytes: z.number().int().min(1024),
 });
 
 export const serveConfigSchema = z.strictObject({
@@ -126,6 +133,8 @@ export interface ClickHouseConfig {
   readonly database: string;
   readonly user: string;
   readonly password: string;
+  readonly cluster?: { readonly name: string; readonly nodes: readonly string[] };
+  readonly journalMaxBytes?: number;
 }
 
 /** The resolved, frozen configuration of one collector. */
@@ -214,6 +223,8 @@ export function resolveServeConfig(input: unknown, baseDir: string = process.cwd
       database: ch.database ?? 'telemark',
       user: ch.user ?? 'default',
       password: ch.password ?? '',
+      ...(ch.cluster ? { cluster: ch.cluster } : {}),
+      ...(ch.journalMaxBytes !== undefined ? { journalMaxBytes: ch.journalMaxBytes } : {}),
     };
   }
   const limits = { ...DEFAULTS.limits, ...c.limits };

@@ -191,6 +191,34 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     return Number.isFinite(declared) && declared >= 0 ? Math.min(declared, maxBytes) : maxBytes;
   };
 
+  const parseAndPrepare = async (
+    request: FastifyRequest,
+    route: SegmentRoute,
+    headerKey: string | undefined,
+  ): Promise<{ prepared: PreparedRequest; bytes: number }> => {
+    const { body, bytes, decoded } = await readJson(request, 'segment');
+    const messageBytes =
+      route === 'batch' && bytes > config.limits.maxEventBytes ? batchElementSizes(decoded) : undefined;
+    try {
+      const prepared = prepareSegment(
+        { route, body, bodyBytes: bytes, headerKey, receivedAt: deps.now(), messageBytes },
+        { registry: config.registry, builder: deps.builder, limits: config.limits },
+      );
+      return { prepared, bytes };
+    } catch (error) {
+      if (isTelemarkError(error) && KEPT_REFUSALS.has(error.code)) {
+        let raw: string;
+        try {
+          raw = cutRaw(JSON.stringify(body));
+        } catch {
+          raw = '';
+        }
+        await keepRefused('segment', error, raw);
+      }
+      throw error;
+    }
+  };
+
   const segmentHandler = (route: SegmentRoute) => async (request: FastifyRequest, reply: FastifyReply) => {
     const reserved = reservation(request);
     deps.enter(reserved);
@@ -202,27 +230,9 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
           throw new TelemarkError('TMK_ERR_UNSUPPORTED_MEDIA_TYPE', JSON.stringify(contentType.slice(0, 60)));
       }
       const headerKey = writeKeyFromHeader(request.headers.authorization);
-      const { body, bytes, decoded } = await readJson(request, 'segment');
-      const messageBytes =
-        route === 'batch' && bytes > config.limits.maxEventBytes ? batchElementSizes(decoded) : undefined;
-      let prepared: PreparedRequest;
-      try {
-        prepared = prepareSegment(
-          { route, body, bodyBytes: bytes, headerKey, receivedAt: deps.now(), messageBytes },
-          { registry: config.registry, builder: deps.builder, limits: config.limits },
-        );
-      } catch (error) {
-        if (isTelemarkError(error) && KEPT_REFUSALS.has(error.code)) {
-          let raw: string;
-          try {
-            raw = cutRaw(JSON.stringify(body));
-          } catch {
-            raw = '';
-          }
-          await keepRefused('segment', error, raw);
-        }
-        throw error;
-      }
+      // Parsing and preparing live in their own function so the parsed body (the largest allocation of
+      // a request) is garbage as soon as the events are built, not held until the commit answers.
+      const { prepared, bytes } = await parseAndPrepare(request, route, headerKey);
       await commit(prepared, bytes);
       const results = prepared.results as MessageResult[];
       const control = controlFor(prepared.app, deps.now(), retryHint());

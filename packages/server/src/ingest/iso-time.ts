@@ -11,6 +11,31 @@ function daysFromCivil(year: number, month: number, day: number): number {
   return era * 146_097 + doe - 719_468;
 }
 
+const isDigit = (s: string, i: number): boolean => {
+  const c = s.charCodeAt(i);
+  return c >= 48 && c <= 57;
+};
+
+/** The digit positions of `YYYY-MM-DDTHH:MM:SS.sssZ`, checked without allocating (called per event). */
+const allDigits = (s: string): boolean =>
+  isDigit(s, 0) &&
+  isDigit(s, 1) &&
+  isDigit(s, 2) &&
+  isDigit(s, 3) &&
+  isDigit(s, 5) &&
+  isDigit(s, 6) &&
+  isDigit(s, 8) &&
+  isDigit(s, 9) &&
+  isDigit(s, 11) &&
+  isDigit(s, 12) &&
+  isDigit(s, 14) &&
+  isDigit(s, 15) &&
+  isDigit(s, 17) &&
+  isDigit(s, 18) &&
+  isDigit(s, 20) &&
+  isDigit(s, 21) &&
+  isDigit(s, 22);
+
 const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
 /**
@@ -37,13 +62,8 @@ export function parseIsoTime(value: unknown): number {
     const minute = two(value, 14);
     const second = two(value, 17);
     const ms = digit(value, 20) * 100 + two(value, 21);
-    let ok = true;
-    for (const at of [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22]) {
-      const c = value.charCodeAt(at);
-      if (c < 48 || c > 57) ok = false;
-    }
     if (
-      ok &&
+      allDigits(value) &&
       month >= 1 &&
       month <= 12 &&
       day >= 1 &&

@@ -4,10 +4,14 @@
  */
 import path from 'node:path';
 import { TelemarkError } from '../errors.js';
+import type { ClickHouseStoreOptions } from './clickhouse/clickhouse-options.js';
+import { createClickHouseStore } from './clickhouse/clickhouse-store.js';
 import type { DuckDBStoreOptions } from './duckdb/duckdb-options.js';
 import { createDuckDBStore } from './duckdb/duckdb-store.js';
 import type { Store } from './types.js';
 
+export { CLICKHOUSE_DEFAULTS, type ClickHouseStoreOptions } from './clickhouse/clickhouse-options.js';
+export { createClickHouseStore } from './clickhouse/clickhouse-store.js';
 export { DUCKDB_DEFAULTS, type DuckDBStoreOptions } from './duckdb/duckdb-options.js';
 export { createDuckDBStore } from './duckdb/duckdb-store.js';
 export { type RetentionReport, runRetention } from './retention.js';
@@ -33,10 +37,10 @@ export const DUCKDB_FILE_NAME = 'telemark.duckdb';
 /** The DuckDB file of a data directory. */
 export const duckdbPathFor = (dataDir: string): string => path.resolve(dataDir, DUCKDB_FILE_NAME);
 
-/** Which engine, and its options. ClickHouse options are defined by its engine folder when it lands. */
+/** Which engine, and its options. */
 export type StoreConfig =
   | ({ readonly engine: 'duckdb' } & DuckDBStoreOptions)
-  | ({ readonly engine: 'clickhouse' } & Readonly<Record<string, unknown>>);
+  | ({ readonly engine: 'clickhouse' } & ClickHouseStoreOptions);
 
 /** The one place that maps an engine name to its implementation. */
 export function createStore(config: StoreConfig): Store {
@@ -45,11 +49,10 @@ export function createStore(config: StoreConfig): Store {
       const { engine: _engine, ...options } = config;
       return createDuckDBStore(options);
     }
-    case 'clickhouse':
-      throw new TelemarkError(
-        'TMK_ERR_CONFIG_INVALID',
-        '- store.engine: the ClickHouse store is not available in this build yet; use "duckdb"',
-      );
+    case 'clickhouse': {
+      const { engine: _engine, ...options } = config;
+      return createClickHouseStore(options);
+    }
     default:
       throw new TelemarkError(
         'TMK_ERR_CONFIG_INVALID',

@@ -92,7 +92,9 @@ export function resolveDuckDBOptions(input: DuckDBStoreOptions): ResolvedDuckDBS
     checkpointWalBytes: o.checkpointWalBytes ?? DUCKDB_DEFAULTS.checkpointWalBytes,
     checkpointIdleMs: o.checkpointIdleMs ?? DUCKDB_DEFAULTS.checkpointIdleMs,
     readConnections: o.readConnections ?? DUCKDB_DEFAULTS.readConnections,
-    threads: o.threads,
+    threads:
+      o.threads ??
+      (process.env.TELEMARK_DUCKDB_THREADS ? Number(process.env.TELEMARK_DUCKDB_THREADS) : undefined),
     memoryLimit: o.memoryLimit,
     stagingChunkEvents: o.stagingChunkEvents ?? DUCKDB_DEFAULTS.stagingChunkEvents,
     now: o.now ?? Date.now,

@@ -5,12 +5,12 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import type { AppEntry, AppRegistry } from '../../config/registry-types.js';
 import { sampleEvent, testStore, uniqueId } from '../conformance.js';
 import { createStore, duckdbPathFor, openDataDirStore, runRetention } from '../index.js';
-import { sql } from '../sql.js';
-import type { Store, WriteBatch } from '../types.js';
+import { raw, sql } from '../sql.js';
+import type { Store, StoredEvent, WriteBatch } from '../types.js';
 import { DAY_MS, DedupeIndex, dedupeHash, RecentKeys } from './dedupe-index.js';
 import { resolveDuckDBOptions } from './duckdb-options.js';
 import { createDuckDBStore, stagingRow } from './duckdb-store.js';
-import { EVENT_COLUMNS } from './schema.js';
+import { EVENT_COLUMNS, EVENT_SELECT_LIST, MIGRATIONS, MIGRATIONS_TABLE, ROW_COLUMNS } from './schema.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-duckdb-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -197,15 +197,18 @@ describe('DuckDB store specifics', () => {
   describe('format and conversions', () => {
     it('stages columns in table order', () => {
       const e = sampleEvent();
-      const row = stagingRow(e, 42);
-      expect(row).toEqual([...EVENT_COLUMNS.map((c) => e[c.field]), 42]);
+      const row = stagingRow(e, '-12345', 42);
+      expect(row).toEqual([...ROW_COLUMNS.map((c) => e[c.field]), '-12345', 42]);
     });
 
     it('records migrations and refuses a file from a newer schema', async () => {
       const file = newPath();
       const store = track(open(file));
       const rows = await store.query(sql`SELECT version, name FROM schema_migrations ORDER BY version`);
-      expect(rows).toEqual([{ version: 1, name: 'events, quarantine, ingest_counters' }]);
+      expect(rows).toEqual([
+        { version: 1, name: 'events, quarantine, ingest_counters' },
+        { version: 2, name: 'events split into event_rows and contexts; counters appended to a log' },
+      ]);
       await store.close();
       // Reopening does not re-run migration 1 (it would fail: the tables exist).
       const again = track(open(file));
@@ -277,6 +280,168 @@ describe('DuckDB store specifics', () => {
       });
       const rows = await store.query<{ n: number }>(sql`SELECT count(*) AS n FROM events`);
       expect(rows[0]?.n).toBe(1);
+    });
+  });
+
+  describe('physical layout: contexts, counter log, migration', () => {
+    const eventsOf = async (store: Store, app: string) =>
+      store.query<Record<string, unknown>>(
+        sql`SELECT ${raw(EVENT_SELECT_LIST)}, epoch_ms(ts) AS ts_ms, epoch_ms(received_at) AS received_ms
+            FROM events WHERE app = ${app} ORDER BY message_id`,
+      );
+    /** A stored row as the `StoredEvent` it came from (timestamps as epoch ms). */
+    const asEvent = (row: Record<string, unknown>) =>
+      Object.fromEntries(
+        EVENT_COLUMNS.map((c) => [
+          c.field,
+          c.column === 'ts' ? row.ts_ms : c.column === 'received_at' ? row.received_ms : row[c.column],
+        ]),
+      );
+
+    it('keeps one contexts row per distinct context, shared by the events that have it', async () => {
+      const store = track(open(newPath()));
+      const app = uniqueId('app');
+      const linux = { osName: 'linux', osVersion: '6.8', extra: {} };
+      const mac = { osName: 'darwin', osVersion: '15.1', extra: { github_actions_integration: true } };
+      const events = [
+        ...Array.from({ length: 5 }, () => sampleEvent({ app, ...linux })),
+        ...Array.from({ length: 3 }, () => sampleEvent({ app, ...mac })),
+        sampleEvent({ app, ...linux, newInstall: true }),
+      ];
+      await store.write(batch({ events }));
+      // Again, in another write: the known contexts are not inserted twice.
+      await store.write(batch({ events: [sampleEvent({ app, ...mac }), sampleEvent({ app, ...linux })] }));
+      const [row] = await store.query<{ contexts: number; events: number; distinct_contexts: number }>(
+        sql`SELECT (SELECT count(*) FROM contexts) AS contexts, (SELECT count(*) FROM event_rows) AS events,
+                   (SELECT count(DISTINCT context_id) FROM event_rows) AS distinct_contexts`,
+      );
+      expect(row).toEqual({ contexts: 3, events: 11, distinct_contexts: 3 });
+      const stored = await eventsOf(store, app);
+      expect(stored).toHaveLength(events.length + 2);
+      expect(stored.filter((r) => r.os_name === 'darwin').every((r) => r.extra !== null)).toBe(true);
+      expect(stored.filter((r) => r.os_name === 'darwin')[0]?.extra).toEqual({
+        github_actions_integration: true,
+      });
+    });
+
+    it('drops contexts no event refers to after erasure and retention, and inserts them again when needed', async () => {
+      const store = track(open(newPath()));
+      const app = uniqueId('app');
+      const rare = { osName: 'plan9', osVersion: '4', installId: 'only-one' };
+      await store.write(batch({ events: [sampleEvent({ app, ...rare }), sampleEvent({ app })] }));
+      const contexts = async () =>
+        Number((await store.query<{ n: number }>(sql`SELECT count(*) AS n FROM contexts`))[0]?.n);
+      expect(await contexts()).toBe(2);
+      expect(await store.deleteInstall(app, 'only-one')).toBe(1);
+      expect(await contexts()).toBe(1);
+      // The same context again: stored anew, and the event reads back with it.
+      await store.write(batch({ events: [sampleEvent({ app, ...rare, installId: 'another' })] }));
+      expect(await contexts()).toBe(2);
+      const [back] = await store.query(sql`SELECT os_name FROM events WHERE install_id = 'another'`);
+      expect(back).toEqual({ os_name: 'plan9' });
+      expect(await store.applyRetention(app, Date.now() + DAY_MS)).toBe(2);
+      expect(await contexts()).toBe(0);
+    });
+
+    it('appends counter increments and sums them in ingest_counters; compaction keeps the sums', async () => {
+      const file = newPath();
+      const store = track(open(file, { checkpointIdleMs: 20 }));
+      const app = uniqueId('app');
+      const counter = (kind: string, reason: string, count: number) => ({
+        day: '2026-03-01',
+        app,
+        kind,
+        reason,
+        count,
+      });
+      // 110 writes of 10 keys: 1,100 increments appended.
+      const reasons = Array.from({ length: 10 }, (_, i) => `TMK_ERR_${i}`);
+      for (let i = 0; i < 110; i++)
+        await store.write(batch({ counters: reasons.map((r) => counter('rejected', r, 2)) }));
+      await store.write(batch({ counters: [counter('skewed', '', 1)] }));
+      const sums = () =>
+        store.query(
+          sql`SELECT kind, sum(count) AS total, count(*) AS keys FROM ingest_counters WHERE app = ${app}
+              GROUP BY kind ORDER BY kind`,
+        );
+      const expected = [
+        { kind: 'rejected', total: 2_200, keys: 10 },
+        { kind: 'skewed', total: 1, keys: 1 },
+      ];
+      expect(await sums()).toEqual(expected);
+      // Writes paused past 1,000 appended increments: the log is summed into one row per key.
+      await vi.waitFor(
+        async () => {
+          const [row] = await store.query<{ n: number }>(
+            sql`SELECT count(*) AS n FROM ingest_counter_log WHERE app = ${app}`,
+          );
+          expect(row?.n).toBe(11);
+        },
+        { timeout: 10_000, interval: 50 },
+      );
+      expect(await sums()).toEqual(expected);
+    });
+
+    it('migrates a version-1 file: every event, counter and dedupe key is kept', async () => {
+      const file = newPath();
+      const app = uniqueId('app');
+      const now = Date.now();
+      const events = [
+        sampleEvent({ app, receivedAt: now - 1_000, traits: { command: 'connect', n: 1 } }),
+        sampleEvent({ app, receivedAt: now - 1_000, osName: 'darwin', extra: { ci: true } }),
+        sampleEvent({
+          app,
+          receivedAt: now - 500,
+          clamped: true,
+          newInstall: true,
+          droppedBefore: 3,
+          wsl: 2,
+        }),
+        sampleEvent({ app, receivedAt: now - 500, errorText: "it's\nbroken", errorFingerprint: 'f00' }),
+      ];
+      const { DuckDBInstance } = await import('@duckdb/node-api');
+      const db = await DuckDBInstance.create(file);
+      const c = await db.connect();
+      await c.run(MIGRATIONS_TABLE);
+      for (const statement of MIGRATIONS[0]!.statements) await c.run(statement);
+      await c.run(
+        `INSERT INTO schema_migrations VALUES (1, 'events, quarantine, ingest_counters', now()::TIMESTAMP)`,
+      );
+      for (const e of events) {
+        const values = EVENT_COLUMNS.map((col) => {
+          const v = e[col.field];
+          return col.kind === 'json' ? JSON.stringify(v) : v;
+        });
+        const placeholders = EVENT_COLUMNS.map((col, i) =>
+          col.kind === 'time'
+            ? `epoch_ms($${i + 1}::BIGINT)`
+            : col.kind === 'json'
+              ? `$${i + 1}::JSON`
+              : `$${i + 1}`,
+        );
+        await c.run(`INSERT INTO events VALUES (${placeholders.join(', ')}, $${EVENT_COLUMNS.length + 1})`, [
+          ...(values as (string | number | boolean)[]),
+          dedupeHash(e.app, e.messageId),
+        ]);
+      }
+      await c.run(`INSERT INTO ingest_counters VALUES ('2026-03-01', '${app}', 'accepted', '', 4)`);
+      c.closeSync();
+      db.closeSync();
+
+      const store = track(open(file));
+      const versions = await store.query(sql`SELECT version FROM schema_migrations ORDER BY version`);
+      expect(versions).toEqual([{ version: 1 }, { version: 2 }]);
+      const byId = (a: StoredEvent, b: StoredEvent) => (a.messageId < b.messageId ? -1 : 1);
+      expect((await eventsOf(store, app)).map(asEvent)).toEqual([...events].sort(byId));
+      expect(await store.query(sql`SELECT kind, count FROM ingest_counters WHERE app = ${app}`)).toEqual([
+        { kind: 'accepted', count: 4 },
+      ]);
+      // The dedupe index is loaded from the migrated rows; new events get their contexts.
+      const again = await store.write(
+        batch({ events: [events[1]!, sampleEvent({ app, osName: 'darwin', extra: { ci: true } })] }),
+      );
+      expect(again.statuses).toEqual(['duplicate', 'accepted']);
+      expect(await eventsOf(store, app)).toHaveLength(5);
     });
   });
 
@@ -385,7 +550,7 @@ describe('DuckDB store specifics', () => {
       expect(store.name).toBe('duckdb');
       expect(store.dialect).toBe('duckdb');
       expect((await store.health()).ok).toBe(true);
-      expect(() => createStore({ engine: 'clickhouse' })).toThrow(
+      expect(() => createStore({ engine: 'clickhouse' } as never)).toThrow(
         expect.objectContaining({ code: 'TMK_ERR_CONFIG_INVALID' }),
       );
       expect(() => createStore({ engine: 'sqlite' } as never)).toThrow(

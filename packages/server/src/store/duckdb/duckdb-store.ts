@@ -5,22 +5,19 @@
  * 1. validate rows in JS (a bad row fails the batch before anything is written);
  * 2. dedupe: hash (app, messageId) and probe the in-memory index (`dedupe-index.ts`); verify hits, and
  *    misses in any part of the window the index does not cover, with one query on the table;
- * 3. serialise accepted events as one JSON array per line into a staging file, in chunks, and
- *    `INSERT … SELECT … FROM read_json(…)`; DuckDB parses in its own threads while the main thread
- *    prepares the next chunk; quarantine entries and counters go in the same transaction;
+ * 3. map each accepted event's context columns to a `context_id` (new tuples are inserted into
+ *    `contexts`); serialise the per-event columns as one JSON array per line into a staging file, in
+ *    chunks, and `INSERT … SELECT … FROM read_json(…)` into `event_rows`: DuckDB parses in its own
+ *    threads while the main thread prepares the next chunk; quarantine entries and counter increments go
+ *    in the same transaction, which only inserts (see schema.ts);
  * 4. COMMIT (DuckDB syncs its WAL), then add the accepted hashes to the index.
- * Checkpoints run between writes, never inside a commit: when the WAL passes `checkpointWalBytes`
- * and when writes pause for `checkpointIdleMs`.
+ * Checkpoints run on their own connection, beside the writes (an insert-only commit does not wait for a
+ * checkpoint in DuckDB ≥ 1.5): when the WAL passes `checkpointWalBytes` and when writes pause.
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import {
-  type DuckDBConnection,
-  DuckDBInstance,
-  type DuckDBPreparedStatement,
-  StatementType,
-} from '@duckdb/node-api';
+import { type DuckDBConnection, DuckDBInstance, StatementType } from '@duckdb/node-api';
 import { TelemarkError } from '../../errors.js';
 import { createRuntimeStore } from '../runtime-store.js';
 import { renderDuckDB, type Sql } from '../sql.js';
@@ -45,10 +42,16 @@ import {
   resolveDuckDBOptions,
 } from './duckdb-options.js';
 import {
+  CONTEXT_COLUMNS,
+  CONTEXTS_INSERT,
+  contextIdOf,
+  contextKey,
   EVENT_COLUMNS,
   EVENT_SELECT_LIST,
   MIGRATIONS,
   MIGRATIONS_TABLE,
+  type MigrationContext,
+  ROW_COLUMNS,
   SCHEMA_VERSION,
   STAGED_INSERT,
 } from './schema.js';
@@ -86,6 +89,18 @@ function claimFile(file: string, readOnly: boolean): () => void {
   };
 }
 
+const DEBUG = process.env.TELEMARK_DEBUG_STORE === '1';
+if (DEBUG) {
+  const { monitorEventLoopDelay } = await import('node:perf_hooks');
+  const h = monitorEventLoopDelay({ resolution: 5 });
+  h.enable();
+  setInterval(() => {
+    console.error(
+      `[loop] p50 ${(h.percentile(50) / 1e6).toFixed(1)} p99 ${(h.percentile(99) / 1e6).toFixed(1)} max ${(h.max / 1e6).toFixed(1)}`,
+    );
+    h.reset();
+  }, 1000).unref();
+}
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /**
@@ -101,11 +116,10 @@ export function toDuckDBJson(value: unknown): string {
 }
 
 /** The string DuckDB will store: lone surrogates become U+FFFD (dedupe keys must match what is stored). */
-const wellFormed = (text: string): string => (isWellFormed(text) ? text : toWellFormed(text));
-const isWellFormed = (text: string): boolean => !/[\ud800-\udfff]/.test(text) || text === toWellFormed(text);
-function toWellFormed(text: string): string {
-  return text.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
-}
+// ES2024 string methods (Node ≥ 20), native and much cheaper than a regex per key.
+type WellFormedString = string & { isWellFormed(): boolean; toWellFormed(): string };
+const wellFormed = (text: string): string =>
+  (text as WellFormedString).isWellFormed() ? text : (text as WellFormedString).toWellFormed();
 
 /** Map DuckDB's open errors to ours, so admin commands can name the fix. */
 function openError(error: unknown, file: string): Error {
@@ -268,64 +282,173 @@ function validateQuarantine(q: QuarantineEntry, i: number): void {
 }
 
 /**
- * One JSON array per accepted event, in `EVENT_COLUMNS` order plus the dedupe key. Spelled out field by
- * field because monomorphic property reads keep this cheap on the main thread; `into` lets the caller
- * reuse one array for every row. A test checks the order against `EVENT_COLUMNS`.
+ * One JSON array per accepted event: the `ROW_COLUMNS` values in order, the context id, the dedupe key.
+ * Spelled out field by field because monomorphic property reads keep this cheap on the main thread;
+ * `into` lets the caller reuse one array for every row. A test checks the order against `ROW_COLUMNS`.
  */
-export function stagingRow(e: StoredEvent, dedupeKey: number, into: unknown[] = new Array(33)): unknown[] {
+export function stagingRow(
+  e: StoredEvent,
+  contextId: string,
+  dedupeKey: number,
+  into: unknown[] = new Array(ROW_COLUMNS.length + 2),
+): unknown[] {
   into[0] = e.app;
   into[1] = e.messageId;
   into[2] = e.event;
   into[3] = e.installId;
   into[4] = e.sessionId;
   into[5] = e.seq;
-  into[6] = e.appVersion;
-  into[7] = e.timestamp;
-  into[8] = e.receivedAt;
-  into[9] = e.skewMs;
-  into[10] = e.clamped;
-  into[11] = e.osName;
-  into[12] = e.osVersion;
-  into[13] = e.osBuild;
-  into[14] = e.arch;
-  into[15] = e.platform;
-  into[16] = e.installMethod;
-  into[17] = e.envClass;
-  into[18] = e.ciVendor;
-  into[19] = e.container;
-  into[20] = e.wsl;
-  into[21] = e.agent;
-  into[22] = e.mode;
-  into[23] = e.nodeVersion;
-  into[24] = e.protocol;
-  into[25] = e.library;
-  into[26] = e.newInstall;
-  into[27] = e.droppedBefore;
-  into[28] = e.errorFingerprint;
-  into[29] = e.errorText;
-  into[30] = e.traits;
-  into[31] = e.extra;
-  into[32] = dedupeKey;
+  into[6] = e.timestamp;
+  into[7] = e.receivedAt;
+  into[8] = e.skewMs;
+  into[9] = e.errorFingerprint;
+  into[10] = e.errorText;
+  into[11] = e.traits;
+  into[12] = contextId;
+  into[13] = dedupeKey;
   return into;
+}
+
+/** Reused staging buffer: rows are encoded into it one by one, no chunk-sized string is ever built. */
+let stagingBuffer = Buffer.allocUnsafe(4 * 1024 * 1024);
+
+/**
+ * The staging bytes of accepted events [from, to): one JSON array per line (`stagingRow`), UTF-8,
+ * written straight into a reused buffer (a view of it is returned; it is valid until the next call).
+ */
+function stageChunk(
+  events: readonly StoredEvent[],
+  hashes: Float64Array,
+  accepted: readonly number[],
+  contextOf: readonly string[],
+  from: number,
+  to: number,
+  row: unknown[],
+): Buffer {
+  let buffer = stagingBuffer;
+  let at = 0;
+  let escapes = false;
+  for (let k = from; k < to; k++) {
+    const i = accepted[k]!;
+    let line: string;
+    try {
+      line = JSON.stringify(stagingRow(events[i]!, contextOf[k]!, hashes[i]!, row));
+    } catch (error) {
+      invalid(`events[${i}]`, `JSON-serialisable traits and extra (${message(error)})`);
+    }
+    if (!escapes && line.includes('\\u')) escapes = true;
+    // UTF-8 takes at most 3 bytes per UTF-16 unit; grow before a row could not fit.
+    if (at + line.length * 3 + 1 > buffer.length) {
+      const grown = Buffer.allocUnsafe(Math.max(buffer.length * 2, at + line.length * 3 + 1));
+      buffer.copy(grown, 0, 0, at);
+      buffer = grown;
+      stagingBuffer = grown;
+    }
+    at += buffer.write(line, at, 'utf8');
+    buffer[at++] = 0x0a;
+  }
+  if (!escapes) return buffer.subarray(0, at);
+  // Rare: a \u escape, maybe a lone surrogate (invalid in UTF-8): redo the chunk as text and fix it.
+  const text = buffer.toString('utf8', 0, at).replace(LONE_SURROGATE_ESCAPE, '$1\\ufffd');
+  return Buffer.from(text);
+}
+
+/** A statement template with its one `$1` replaced by a literal (a function: `$` in it stays as is). */
+const withSource = (template: string, literal: string) => template.replace('$1', () => literal);
+
+/**
+ * Whether two events have the same context tuple, compared field by field (no allocation). `extra`
+ * must be the same object, or two empty ones; otherwise the caller falls back to the key.
+ */
+function sameContext(a: StoredEvent, b: StoredEvent): boolean {
+  return (
+    a.appVersion === b.appVersion &&
+    a.clamped === b.clamped &&
+    a.osName === b.osName &&
+    a.osVersion === b.osVersion &&
+    a.osBuild === b.osBuild &&
+    a.arch === b.arch &&
+    a.platform === b.platform &&
+    a.installMethod === b.installMethod &&
+    a.envClass === b.envClass &&
+    a.ciVendor === b.ciVendor &&
+    a.container === b.container &&
+    a.wsl === b.wsl &&
+    a.agent === b.agent &&
+    a.mode === b.mode &&
+    a.nodeVersion === b.nodeVersion &&
+    a.protocol === b.protocol &&
+    a.library === b.library &&
+    a.newInstall === b.newInstall &&
+    a.droppedBefore === b.droppedBefore &&
+    (a.extra === b.extra || (isEmptyObject(a.extra) && isEmptyObject(b.extra)))
+  );
+}
+
+function isEmptyObject(value: object): boolean {
+  for (const _ in value) return false;
+  return Object.getOwnPropertySymbols(value).length === 0 && Object.getOwnPropertyNames(value).length === 0;
+}
+
+/** A new `contexts` row: the id, then the `CONTEXT_COLUMNS` values (as text, cast by `CONTEXTS_INSERT`). */
+function contextRow(e: StoredEvent, contextId: string): unknown[] {
+  const row: unknown[] = [contextId];
+  for (const c of CONTEXT_COLUMNS) {
+    const value = e[c.field];
+    row.push(c.kind === 'json' ? JSON.stringify(value) : String(value));
+  }
+  return row;
 }
 
 const QUARANTINE_INSERT = `INSERT INTO quarantine
 SELECT id, app, epoch_ms(received_at), protocol, reason, detail, message_id, event, raw
 FROM (SELECT unnest(from_json($1::JSON, '[{"id":"VARCHAR","app":"VARCHAR","received_at":"BIGINT","protocol":"VARCHAR","reason":"VARCHAR","detail":"VARCHAR","message_id":"VARCHAR","event":"VARCHAR","raw":"VARCHAR"}]'), recursive := true))`;
 
-const COUNTERS_UPSERT = `INSERT INTO ingest_counters
+/** Counter increments are appended; the `ingest_counters` view sums them (see schema.ts). */
+const COUNTERS_APPEND = `INSERT INTO ingest_counter_log
 SELECT day::DATE, app, kind, reason, count
-FROM (SELECT unnest(from_json($1::JSON, '[{"day":"VARCHAR","app":"VARCHAR","kind":"VARCHAR","reason":"VARCHAR","count":"BIGINT"}]'), recursive := true))
-ON CONFLICT (day, app, kind, reason) DO UPDATE SET count = ingest_counters.count + excluded.count`;
+FROM (SELECT unnest(from_json($1::JSON, '[{"day":"VARCHAR","app":"VARCHAR","kind":"VARCHAR","reason":"VARCHAR","count":"BIGINT"}]'), recursive := true))`;
+
+/** The counter log summed into one row per key: run when writes pause, so the view stays small. */
+const COMPACT_COUNTERS = [
+  'CREATE TEMP TABLE counter_totals AS SELECT day, app, kind, reason, sum(count)::BIGINT AS count FROM ingest_counter_log GROUP BY ALL',
+  'DELETE FROM ingest_counter_log',
+  'INSERT INTO ingest_counter_log SELECT * FROM counter_totals',
+  'DROP TABLE counter_totals',
+];
+/** Compact when writes pause and at least this many increments were appended since the last time… */
+const COMPACT_WHEN_IDLE_ROWS = 1_000;
+/** …or right after a write, under sustained load, past this many. */
+const COMPACT_ROWS = 200_000;
+
+/** Contexts no event refers to any more (after erasure and retention): dropped. */
+const DROP_UNUSED_CONTEXTS =
+  'DELETE FROM contexts WHERE context_id NOT IN (SELECT context_id FROM event_rows)';
+
+/** Context ids remembered by key; past this many, the cache starts over (the set of known ids stays). */
+const CONTEXT_CACHE_KEYS = 100_000;
 
 /** Hashes in, (app, message_id) of stored events with those hashes inside [from, to) out. */
-const VERIFY_HASHES = `SELECT app, message_id FROM events
+const VERIFY_HASHES = `SELECT app, message_id FROM event_rows
 WHERE dedupe_key IN (SELECT unnest(from_json($1::JSON, '["BIGINT"]')))
   AND received_at >= epoch_ms($2::BIGINT) AND received_at < epoch_ms($3::BIGINT)`;
 
 const sqlString = (text: string) => `'${text.replaceAll("'", "''")}'`;
+const quoteIdentifier = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
-const utcDay = (ms: number) => new Date(Math.floor(ms / DAY_MS) * DAY_MS).toISOString().slice(0, 10);
+/** UTC day of an epoch-ms time, `YYYY-MM-DD`; called per event, so the last day is kept. */
+function createDayOf(): (ms: number) => string {
+  let from = 0;
+  let to = -1;
+  let day = '';
+  return (ms) => {
+    if (ms >= from && ms < to) return day;
+    from = Math.floor(ms / DAY_MS) * DAY_MS;
+    to = from + DAY_MS;
+    day = new Date(from).toISOString().slice(0, 10);
+    return day;
+  };
+}
 
 /** The highest timestamp a JS Date and a DuckDB TIMESTAMP both accept, as an open upper bound. */
 const END_OF_TIME = 253_402_300_800_000;
@@ -338,15 +461,28 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   const recent = new RecentKeys();
   const writes = createSerialQueue();
 
+  const dayOf = createDayOf();
+  const stagingFds: (number | undefined)[] = [undefined, undefined];
+  const stagingSizes = [0, 0];
+  /** Ids of every row of `contexts` (one process owns the file, so this is authoritative). */
+  const knownContexts = new Set<string>();
+  /** Context key → id, so an event's id costs a map lookup rather than a hash. */
+  let contextIds = new Map<string, string>();
+
   let instance: DuckDBInstance | undefined;
   let writer: DuckDBConnection | undefined;
-  let insertStatement: DuckDBPreparedStatement | undefined;
+  /** Runs CHECKPOINT beside the writer. */
+  let checkpointer: DuckDBConnection | undefined;
+  let checkpointRunning: Promise<void> | undefined;
   let readers: Reader[] = [];
   let releaseFile: (() => void) | undefined;
   let walBytes = 0;
   let idleTimer: NodeJS.Timeout | undefined;
   let closing = false;
   let lastError: string | undefined;
+  let lastCheckpointError: string | undefined;
+  /** Counter increments appended since the log was last compacted. */
+  let counterLogRows = 0;
 
   const walFile = `${file}.wal`;
 
@@ -354,7 +490,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     if (!o.readOnly) fs.mkdirSync(path.dirname(file), { recursive: true });
     else if (!fs.existsSync(file)) throw new TelemarkError('TMK_ERR_STORE_NO_DATA', file);
     const config: Record<string, string> = { access_mode: o.readOnly ? 'READ_ONLY' : 'READ_WRITE' };
-    // Our own checkpoints run between writes; DuckDB's automatic one (inside a commit) is only a backstop.
+    // Our own checkpoints run beside the writes; DuckDB's automatic one (inside a commit) is only a backstop.
     if (!o.readOnly) config.checkpoint_threshold = `${Math.ceil((o.checkpointWalBytes * 4) / 1048576)}MiB`;
     if (o.threads !== undefined) config.threads = String(o.threads);
     if (o.memoryLimit !== undefined) config.memory_limit = o.memoryLimit;
@@ -379,6 +515,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       await connection.run('BEGIN TRANSACTION');
       try {
         for (const statement of migration.statements) await connection.run(statement);
+        if (migration.apply) await migration.apply(migrationContext(connection));
         await connection.run('INSERT INTO schema_migrations VALUES ($1, $2, now()::TIMESTAMP)', [
           migration.version,
           migration.name,
@@ -389,6 +526,17 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         throw error;
       }
     }
+  }
+
+  function migrationContext(connection: DuckDBConnection): MigrationContext {
+    return {
+      async run(text, params = []) {
+        await connection.run(text, [...params]);
+      },
+      async rows(text) {
+        return (await connection.runAndReadAll(text)).getRows() as unknown[][];
+      },
+    };
   }
 
   async function currentSchemaVersion(connection: DuckDBConnection): Promise<number> {
@@ -412,7 +560,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     index.clear();
     const perDay = await connection.runAndReadAll(
       `SELECT (epoch_ms(received_at) // ${DAY_MS})::DOUBLE AS day, count(*)::DOUBLE AS n
-       FROM events WHERE received_at >= epoch_ms($1::BIGINT) GROUP BY 1 ORDER BY 1 DESC`,
+       FROM event_rows WHERE received_at >= epoch_ms($1::BIGINT) GROUP BY 1 ORDER BY 1 DESC`,
       [cutoff],
     );
     let budget = Math.floor(o.dedupeIndexMaxIds * 0.75);
@@ -426,7 +574,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       budget -= n;
     }
     const result = await connection.stream(
-      `SELECT dedupe_key::DOUBLE, epoch_ms(received_at)::DOUBLE FROM events WHERE received_at >= epoch_ms($1::BIGINT)`,
+      `SELECT dedupe_key::DOUBLE, epoch_ms(received_at)::DOUBLE FROM event_rows WHERE received_at >= epoch_ms($1::BIGINT)`,
       [from],
     );
     for (;;) {
@@ -437,6 +585,19 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       for (let i = 0; i < chunk.rowCount; i++) {
         index.add(hashes.getItem(i) as number, times.getItem(i) as number);
       }
+    }
+  }
+
+  /** The ids of `contexts`, read at start and after rows were removed. */
+  async function loadContexts(connection: DuckDBConnection): Promise<void> {
+    knownContexts.clear();
+    contextIds = new Map();
+    const result = await connection.stream('SELECT context_id::VARCHAR FROM contexts');
+    for (;;) {
+      const chunk = await result.fetchChunk();
+      if (!chunk || chunk.rowCount === 0) break;
+      const ids = chunk.getColumnVector(0);
+      for (let i = 0; i < chunk.rowCount; i++) knownContexts.add(ids.getItem(i) as string);
     }
   }
 
@@ -463,7 +624,10 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         writer = await db.connect();
         await migrate(writer);
         await loadIndex(writer);
-        insertStatement = await writer.prepare(STAGED_INSERT);
+        await loadContexts(writer);
+        const logged = await writer.runAndReadAll('SELECT count(*)::DOUBLE FROM ingest_counter_log');
+        counterLogRows = Number(logged.getRows()[0]?.[0] ?? 0);
+        checkpointer = await db.connect();
         for (const staging of stagingFiles) fs.rmSync(staging, { force: true });
         walBytes = walSize();
       }
@@ -482,7 +646,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     if (idleTimer) clearTimeout(idleTimer);
     idleTimer = undefined;
     try {
-      insertStatement?.destroySync();
+      closeStaging();
     } catch {}
     for (const reader of readers) {
       try {
@@ -490,13 +654,17 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       } catch {}
     }
     try {
+      checkpointer?.closeSync();
+    } catch {}
+    try {
       writer?.closeSync();
     } catch {}
     try {
       instance?.closeSync();
     } catch {}
-    insertStatement = undefined;
     readers = [];
+    checkpointer = undefined;
+    checkpointRunning = undefined;
     writer = undefined;
     instance = undefined;
     releaseFile?.();
@@ -516,31 +684,103 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     return writer;
   }
 
+  /**
+   * CHECKPOINT on its own connection. Insert-only commits go on meanwhile (DuckDB ≥ 1.5 writes them to a
+   * new WAL); a checkpoint that cannot start (another kind of change is in progress) is tried again later.
+   * One at a time; resolves when it is done, never rejects.
+   */
+  function startCheckpoint(): Promise<void> {
+    if (checkpointRunning) return checkpointRunning;
+    const connection = checkpointer;
+    if (!connection) return Promise.resolve();
+    checkpointRunning = (async () => {
+      const t0 = performance.now();
+      if (DEBUG) console.error(`[store] ${t0.toFixed(0)} checkpoint start wal=${walSize()}`);
+      try {
+        await connection.run('CHECKPOINT');
+        if (DEBUG)
+          console.error(
+            `[store] ${performance.now().toFixed(0)} checkpoint done ${(performance.now() - t0).toFixed(0)}ms`,
+          );
+      } catch (error) {
+        if (!closing) lastCheckpointError = message(error);
+      } finally {
+        checkpointRunning = undefined;
+        walBytes = walSize();
+      }
+    })();
+    return checkpointRunning;
+  }
+
+  /** A checkpoint that must happen now (after an erasure, at close), with no write in progress. */
   async function checkpoint(): Promise<void> {
     if (!writer) return;
+    await checkpointRunning;
     await writer.run('CHECKPOINT');
     walBytes = walSize();
   }
 
-  /** After each write: checkpoint now if the WAL is big, else when writes pause. */
+  /** Sum the counter log into one row per key (a delete: run between writes, not beside a checkpoint). */
+  async function compactCounters(): Promise<void> {
+    const connection = requireWriter();
+    await checkpointRunning;
+    await connection.run('BEGIN TRANSACTION');
+    try {
+      for (const statement of COMPACT_COUNTERS) await connection.run(statement);
+      await connection.run('COMMIT');
+    } catch (error) {
+      await connection.run('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+    counterLogRows = 0;
+  }
+
+  /** After each write: checkpoint now if the WAL is big, else when writes pause (and compact counters). */
   function scheduleCheckpoint(): void {
     if (idleTimer) clearTimeout(idleTimer);
     idleTimer = undefined;
-    if (closing || walBytes === 0) return;
-    if (walBytes >= o.checkpointWalBytes) {
-      void writes.run(checkpoint).catch((error) => {
-        lastError = `checkpoint failed: ${message(error)}`;
+    if (closing) return;
+    if (counterLogRows >= COMPACT_ROWS) {
+      void writes.run(compactCounters).catch((error) => {
+        lastError = `compacting counters failed: ${message(error)}`;
       });
-      return;
     }
+    if (walBytes >= o.checkpointWalBytes) void startCheckpoint();
+    if (walBytes === 0 && counterLogRows < COMPACT_WHEN_IDLE_ROWS) return;
     idleTimer = setTimeout(() => {
       idleTimer = undefined;
       if (writes.pending > 0 || closing) return;
-      void writes.run(checkpoint).catch((error) => {
-        lastError = `checkpoint failed: ${message(error)}`;
-      });
+      if (counterLogRows >= COMPACT_WHEN_IDLE_ROWS) {
+        void writes
+          .run(compactCounters)
+          .catch((error) => {
+            lastError = `compacting counters failed: ${message(error)}`;
+          })
+          .then(() => (walSize() > 0 && !closing ? startCheckpoint() : undefined));
+      } else if (walSize() > 0) void startCheckpoint();
     }, o.checkpointIdleMs);
     idleTimer.unref();
+  }
+
+  /**
+   * Derived tables (the analytics rollup) that hold per-install rows: an `app` column and an
+   * `install_key = hash(install_id)` or `session_key = hash(install_id, session_id)` column. Erasure
+   * removes that install's rows from them in the same transaction (docs/storage.md).
+   */
+  async function derivedInstallTables(
+    connection: DuckDBConnection,
+  ): Promise<{ table: string; column: 'install_key' | 'session_key' }[]> {
+    const result = await connection.runAndReadAll(
+      `SELECT k.table_name, k.column_name FROM information_schema.columns k
+       JOIN information_schema.columns a ON a.table_schema = k.table_schema AND a.table_name = k.table_name
+       JOIN information_schema.tables t ON t.table_schema = k.table_schema AND t.table_name = k.table_name
+       WHERE k.table_schema = 'main' AND t.table_type = 'BASE TABLE' AND a.column_name = 'app'
+         AND k.column_name IN ('install_key', 'session_key') ORDER BY 1, 2`,
+    );
+    return (result.getRows() as [string, 'install_key' | 'session_key'][]).map(([table, column]) => ({
+      table,
+      column,
+    }));
   }
 
   function pickReader(): Reader {
@@ -657,55 +897,106 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     const accepted: number[] = [];
     for (let i = 0; i < n; i++) if (statuses[i] === 'accepted') accepted.push(i);
 
-    // — counters: the caller's, plus accepted/duplicate when asked (only the store knows them) —
-    const counterTotals = new Map<string, IngestCounter>();
-    const addCounter = (c: IngestCounter) => {
-      const key = `${c.day}\u0000${c.app}\u0000${c.kind}\u0000${c.reason}`;
-      const existing = counterTotals.get(key);
-      counterTotals.set(key, existing ? { ...existing, count: existing.count + c.count } : { ...c });
-    };
-    counters.forEach(addCounter);
-    if (batch.statusCounters) {
-      for (let i = 0; i < n; i++) {
-        const e = events[i]!;
-        addCounter({ day: utcDay(e.receivedAt), app: e.app, kind: statuses[i]!, reason: '', count: 1 });
+    // — contexts: each accepted event's id; tuples not stored yet are inserted in this transaction —
+    const contextOf: string[] = new Array(accepted.length);
+    const newContexts: unknown[][] = [];
+    const newIds = new Set<string>();
+    let previous: StoredEvent | undefined;
+    let previousId = '';
+    for (let k = 0; k < accepted.length; k++) {
+      const e = events[accepted[k]!]!;
+      // Events of one batch mostly share their context: compare with the previous one before hashing.
+      let id: string | undefined;
+      if (previous !== undefined && sameContext(previous, e)) id = previousId;
+      else {
+        const key = contextKey(e);
+        id = contextIds.get(key);
+        if (id === undefined) {
+          id = contextIdOf(key);
+          if (contextIds.size >= CONTEXT_CACHE_KEYS) contextIds = new Map();
+          contextIds.set(key, id);
+        }
+        previous = e;
+        previousId = id;
       }
+      if (!knownContexts.has(id) && !newIds.has(id)) {
+        newIds.add(id);
+        newContexts.push(contextRow(e, id));
+      }
+      contextOf[k] = id;
     }
 
-    // — one transaction (a single statement commits on its own: two round trips fewer) —
-    const statements =
-      Math.ceil(accepted.length / o.stagingChunkEvents) +
-      (quarantine.length > 0 ? 1 : 0) +
-      (counterTotals.size > 0 ? 1 : 0);
-    const explicit = statements > 1;
-    if (explicit) await connection.run('BEGIN TRANSACTION');
+    // — counters: the caller's, plus accepted/duplicate per day and app when asked (only the store knows) —
+    const counterTotals = new Map<string, IngestCounter>();
+    const addCounter = (day: string, app: string, kind: string, reason: string, count: number) => {
+      const key = `${day}\u0000${app}\u0000${kind}\u0000${reason}`;
+      const existing = counterTotals.get(key);
+      if (existing) (existing as { count: number }).count += count;
+      else counterTotals.set(key, { day, app, kind, reason, count });
+    };
+    for (const c of counters) addCounter(c.day, c.app, c.kind, c.reason, c.count);
+    if (batch.statusCounters && n > 0) {
+      // Runs of events with the same day and app are counted together: one map update per run.
+      let runDay = '';
+      let runApp = '';
+      let runAccepted = 0;
+      let runDuplicate = 0;
+      const flush = () => {
+        if (runAccepted > 0) addCounter(runDay, runApp, 'accepted', '', runAccepted);
+        if (runDuplicate > 0) addCounter(runDay, runApp, 'duplicate', '', runDuplicate);
+        runAccepted = 0;
+        runDuplicate = 0;
+      };
+      for (let i = 0; i < n; i++) {
+        const e = events[i]!;
+        const day = dayOf(e.receivedAt);
+        if (day !== runDay || e.app !== runApp) {
+          flush();
+          runDay = day;
+          runApp = e.app;
+        }
+        if (statuses[i] === 'accepted') runAccepted++;
+        else runDuplicate++;
+      }
+      flush();
+    }
+
+    // — one transaction, in as few round trips as possible: under load every await waits behind request
+    // parsing on the event loop, so statements are sent together (values as literals, events in files) —
+    const head: string[] = [];
+    const tail: string[] = [];
+    if (newContexts.length > 0) head.push(withSource(CONTEXTS_INSERT, sqlString(toDuckDBJson(newContexts))));
+    if (quarantine.length > 0) {
+      const rows = quarantine.map((q) => ({
+        id: randomUUID(),
+        app: q.app,
+        received_at: q.receivedAt,
+        protocol: q.protocol,
+        reason: q.reason,
+        detail: q.detail,
+        message_id: q.messageId,
+        event: q.event,
+        raw: q.raw,
+      }));
+      tail.push(withSource(QUARANTINE_INSERT, sqlString(toDuckDBJson(rows))));
+    }
+    if (counterTotals.size > 0)
+      tail.push(withSource(COUNTERS_APPEND, sqlString(toDuckDBJson([...counterTotals.values()]))));
+    const t0 = performance.now();
     try {
-      if (accepted.length > 0) await insertEvents(events, hashes, accepted);
-      if (quarantine.length > 0) {
-        const rows = quarantine.map((q) => ({
-          id: randomUUID(),
-          app: q.app,
-          received_at: q.receivedAt,
-          protocol: q.protocol,
-          reason: q.reason,
-          detail: q.detail,
-          message_id: q.messageId,
-          event: q.event,
-          raw: q.raw,
-        }));
-        await connection.run(QUARANTINE_INSERT, [toDuckDBJson(rows)]);
-      }
-      if (counterTotals.size > 0) {
-        await connection.run(COUNTERS_UPSERT, [toDuckDBJson([...counterTotals.values()])]);
-      }
-      if (explicit) await connection.run('COMMIT');
+      await runTransaction(connection, head, tail, events, hashes, accepted, contextOf);
+      if (DEBUG)
+        console.error(
+          `[store] ${t0.toFixed(0)} write ${accepted.length} ${(performance.now() - t0).toFixed(1)}ms`,
+        );
     } catch (error) {
-      if (explicit) await connection.run('ROLLBACK').catch(() => undefined);
       if (error instanceof TelemarkError) throw error;
       lastError = message(error);
       throw new TelemarkError('TMK_ERR_STORE_WRITE', message(error).split('\n')[0]!, { cause: error });
     }
 
+    for (const id of newIds) knownContexts.add(id);
+    counterLogRows += counterTotals.size;
     for (const i of accepted) {
       const receivedAt = events[i]!.receivedAt;
       if (receivedAt < cutoff) continue;
@@ -719,39 +1010,95 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   }
 
   /**
-   * Stage and insert accepted events chunk by chunk. While DuckDB inserts chunk k (in its threads),
-   * the main thread serialises chunk k+1 into the other staging file.
+   * Overwrite a staging file in place: open once, write from the start, cut to length. (Truncating to
+   * zero on every write, as `writeFileSync` does, frees and refills the file's cached pages each time.)
    */
-  async function insertEvents(events: readonly StoredEvent[], hashes: Float64Array, accepted: number[]) {
-    const statement = insertStatement!;
+  function writeStaging(slot: number, bytes: Buffer): void {
+    let fd = stagingFds[slot];
+    if (fd === undefined) {
+      fd = fs.openSync(stagingFiles[slot]!, 'w');
+      stagingFds[slot] = fd;
+      stagingSizes[slot] = 0;
+    }
+    let at = 0;
+    while (at < bytes.length) at += fs.writeSync(fd, bytes, at, bytes.length - at, at);
+    if (stagingSizes[slot]! > bytes.length) fs.ftruncateSync(fd, bytes.length);
+    stagingSizes[slot] = bytes.length;
+  }
+
+  function closeStaging(): void {
+    for (let slot = 0; slot < stagingFds.length; slot++) {
+      const fd = stagingFds[slot];
+      if (fd !== undefined) fs.closeSync(fd);
+      stagingFds[slot] = undefined;
+    }
+  }
+
+  /**
+   * One transaction: `head` statements, the accepted events, `tail` statements. Events are staged chunk
+   * by chunk (`stagingChunkEvents`), each chunk one round trip: while DuckDB inserts chunk k in its
+   * threads, the main thread serialises chunk k+1 into the other staging file. The head rides with the
+   * first round trip and the tail with the last, so a write of one chunk is a single round trip.
+   */
+  async function runTransaction(
+    connection: DuckDBConnection,
+    head: readonly string[],
+    tail: readonly string[],
+    events: readonly StoredEvent[],
+    hashes: Float64Array,
+    accepted: readonly number[],
+    contextOf: readonly string[],
+  ): Promise<void> {
     const size = o.stagingChunkEvents;
+    const chunks = Math.ceil(accepted.length / size);
+    const explicit = head.length + chunks + tail.length > 1;
+    const trips = Math.max(1, chunks);
+    const row: unknown[] = new Array(ROW_COLUMNS.length + 2);
     let running: Promise<unknown> | undefined;
-    let slot = 0;
+    let began = false;
     try {
-      for (let start = 0; start < accepted.length; start += size) {
-        const end = Math.min(start + size, accepted.length);
-        const row: unknown[] = new Array(33);
-        let text = '';
-        for (let k = start; k < end; k++) {
-          const i = accepted[k]!;
-          try {
-            text += `${toDuckDBJson(stagingRow(events[i]!, hashes[i]!, row))}\n`;
-          } catch (error) {
-            invalid(`events[${i}]`, `JSON-serialisable traits and extra (${message(error)})`);
-          }
+      for (let trip = 0; trip < trips; trip++) {
+        const statements: string[] = [];
+        if (trip === 0) {
+          if (explicit) statements.push('BEGIN TRANSACTION');
+          statements.push(...head);
         }
-        const staging = stagingFiles[slot]!;
-        slot ^= 1;
-        await fs.promises.writeFile(staging, text);
+        if (chunks > 0) {
+          const slot = trip & 1;
+          writeStaging(
+            slot,
+            stageChunk(
+              events,
+              hashes,
+              accepted,
+              contextOf,
+              trip * size,
+              Math.min((trip + 1) * size, accepted.length),
+              row,
+            ),
+          );
+          statements.push(withSource(STAGED_INSERT, sqlString(stagingFiles[slot]!)));
+        }
+        if (trip === trips - 1) {
+          statements.push(...tail);
+          if (explicit) statements.push('COMMIT');
+        }
         if (running) await running;
         running = undefined;
-        statement.bind([staging]);
-        running = statement.run();
+        began = began || explicit;
+        const sent = performance.now();
+        running = connection.run(statements.join(';\n')).then((r) => {
+          if (DEBUG) console.error(`[store]   trip ${(performance.now() - sent).toFixed(1)}ms`);
+          return r;
+        });
       }
-      if (running) await running;
-    } finally {
+      await running;
+      running = undefined;
+    } catch (error) {
       // Never leave a statement running into ROLLBACK.
       if (running) await running.catch(() => undefined);
+      if (began) await connection.run('ROLLBACK').catch(() => undefined);
+      throw error;
     }
   }
 
@@ -859,10 +1206,22 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         const connection = requireWriter();
         // Quarantine rows have no install column: match the id in the raw message (as sent, so JSON-escaped).
         const escaped = JSON.stringify(installId).slice(1, -1);
+        const derived = await derivedInstallTables(connection);
+        await checkpointRunning;
         await connection.run('BEGIN TRANSACTION');
         try {
           recent.clear();
-          const removed = await connection.run('DELETE FROM events WHERE app = $1 AND install_id = $2', [
+          // Derived tables first: session keys are computed from the rows about to go.
+          for (const { table, column } of derived) {
+            await connection.run(
+              column === 'install_key'
+                ? `DELETE FROM ${quoteIdentifier(table)} WHERE app = $1 AND install_key = hash($2::VARCHAR)`
+                : `DELETE FROM ${quoteIdentifier(table)} WHERE app = $1 AND session_key IN
+                     (SELECT DISTINCT hash(install_id, session_id) FROM event_rows WHERE app = $1 AND install_id = $2)`,
+              [app, installId],
+            );
+          }
+          const removed = await connection.run('DELETE FROM event_rows WHERE app = $1 AND install_id = $2', [
             app,
             installId,
           ]);
@@ -870,12 +1229,15 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
             `DELETE FROM quarantine WHERE (app = $1 OR app = '') AND (contains(raw, $2) OR contains(raw, $3))`,
             [app, installId, escaped],
           );
+          if (removed.rowsChanged > 0) await connection.run(DROP_UNUSED_CONTEXTS);
           await connection.run('COMMIT');
+          if (removed.rowsChanged > 0) await loadContexts(connection);
           // Rewrite the affected row groups now, so erased data leaves the live file at once.
           await checkpoint();
           return removed.rowsChanged;
         } catch (error) {
           await connection.run('ROLLBACK').catch(() => undefined);
+          await loadContexts(connection).catch(() => undefined);
           throw new TelemarkError('TMK_ERR_STORE_WRITE', message(error).split('\n')[0]!, { cause: error });
         }
       });
@@ -891,20 +1253,24 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         const connection = requireWriter();
         const bound = Math.max(Math.min(before, END_OF_TIME), -END_OF_TIME);
         recent.clear();
+        await checkpointRunning;
         await connection.run('BEGIN TRANSACTION');
         try {
           const removed = await connection.run(
-            'DELETE FROM events WHERE app = $1 AND received_at < epoch_ms($2::BIGINT)',
+            'DELETE FROM event_rows WHERE app = $1 AND received_at < epoch_ms($2::BIGINT)',
             [app, bound],
           );
           await connection.run(
             'DELETE FROM quarantine WHERE app = $1 AND received_at < epoch_ms($2::BIGINT)',
             [app, bound],
           );
+          if (removed.rowsChanged > 0) await connection.run(DROP_UNUSED_CONTEXTS);
           await connection.run('COMMIT');
+          if (removed.rowsChanged > 0) await loadContexts(connection);
           return removed.rowsChanged;
         } catch (error) {
           await connection.run('ROLLBACK').catch(() => undefined);
+          await loadContexts(connection).catch(() => undefined);
           throw new TelemarkError('TMK_ERR_STORE_WRITE', message(error).split('\n')[0]!, { cause: error });
         }
       });
@@ -918,6 +1284,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     maintain(statements) {
       return writes.run(async () => {
         const connection = requireWriter();
+        // Derived tables are rewritten with deletes and upserts, which wait for a running checkpoint.
+        await checkpointRunning;
         await connection.run('BEGIN TRANSACTION');
         try {
           for (const statement of statements) {
@@ -943,6 +1311,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         return { ok: false, detail: `duckdb ${file}: ${message(error)}` };
       }
       if (lastError) return { ok: false, detail: `duckdb ${file}: ${lastError}` };
+      const checkpointNote = lastCheckpointError ? `; last checkpoint failed: ${lastCheckpointError}` : '';
       const s = index.stats();
       return {
         ok: true,
@@ -950,7 +1319,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           ? `duckdb ${file} (read-only)`
           : `duckdb ${file}; dedupe index ${s.ids} ids, ${Math.round(s.bytes / 1048576)} MiB${
               Number.isFinite(s.coveredFrom) ? `, covers from ${new Date(s.coveredFrom).toISOString()}` : ''
-            }; WAL ${walBytes} bytes`,
+            }; ${knownContexts.size} contexts; WAL ${walBytes} bytes${checkpointNote}`,
       };
     },
 
@@ -959,9 +1328,11 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       if (idleTimer) clearTimeout(idleTimer);
       idleTimer = undefined;
       await writes.idle();
+      await checkpointRunning;
       await Promise.all(readers.map((r) => r.queue.idle()));
       if (writer) {
         await checkpoint().catch(() => undefined);
+        closeStaging();
         for (const staging of stagingFiles) fs.rmSync(staging, { force: true });
       }
       shutdownInstance();

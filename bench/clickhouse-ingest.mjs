@@ -1,0 +1,148 @@
+#!/usr/bin/env node
+// Ingest throughput into ClickHouse vs DuckDB, through the real collector, in the same run: `telemark serve`
+// on a fresh DuckDB data dir, then `telemark serve --store clickhouse` on a private ClickHouse 18.16
+// (scripts/clickhouse-server.sh; or TELEMARK_BENCH_CLICKHOUSE_URL), each under the same closed-loop load
+// as bench/ingest-throughput.mjs (batches of 100 ~500 B events, our wire format; a 2xx means committed).
+// Then two collectors on the one ClickHouse, half the connections each (the scale-out shape; on a
+// 2-core machine they share the cores with ClickHouse and the load generator, so this is a sizing
+// figure, not a speed-up). Every run ends by checking that ClickHouse holds what was acknowledged.
+// Target: ClickHouse ≥ DuckDB events/s.
+//
+//   npx tsc -b packages/server && node bench/clickhouse-ingest.mjs [--seconds 8] [--connections 32]
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  cpuMs,
+  fmt,
+  load,
+  loadWithCpu,
+  ROOT,
+  sampleRss,
+  startCollector,
+  WRITE_KEY,
+} from './_ingest-harness.mjs';
+
+const arg = (name, fallback) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+};
+const SECONDS = arg('seconds', 8);
+const CONNECTIONS = arg('connections', 32);
+const TARGET_RATIO = 1;
+
+const freePort = () =>
+  new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+
+async function clickhouseServer() {
+  if (process.env.TELEMARK_BENCH_CLICKHOUSE_URL)
+    return { url: process.env.TELEMARK_BENCH_CLICKHOUSE_URL, pid: undefined, stop: () => {} };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-bench-ch-'));
+  const [http, tcp] = [await freePort(), await freePort()];
+  const script = path.join(ROOT, 'scripts/clickhouse-server.sh');
+  execFileSync(script, ['start', dir, String(http), String(tcp)]);
+  return {
+    url: `http://127.0.0.1:${http}`,
+    pid: Number(fs.readFileSync(path.join(dir, 'pid'), 'utf8')),
+    stop() {
+      execFileSync(script, ['stop', dir]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function clickhouseCount(url, database) {
+  const response = await fetch(`${url}/?database=${database}`, {
+    method: 'POST',
+    body: "SELECT count() FROM events WHERE app = 'telepresence2'",
+  });
+  return Number((await response.text()).trim());
+}
+
+const common = {
+  path: '/v1/batch',
+  kind: 'batch',
+  eventsPerBatch: 100,
+  connections: CONNECTIONS,
+  durationMs: SECONDS * 1000,
+  warmupMs: 2000,
+  headers: { authorization: `Bearer ${WRITE_KEY}` },
+};
+
+const line = (name, r, extra = '') =>
+  `${name.padEnd(36)} ${fmt(r.eventsPerSecond).padStart(10)} events/s   p50 ${fmt(r.p50, 1).padStart(6)} ms  p99 ${fmt(r.p99, 1).padStart(7)} ms${r.cpuMsPer1kEvents ? `  collector CPU ${fmt(r.cpuMsPer1kEvents, 1)} ms/1k` : ''}${extra}  ${JSON.stringify(r.statuses)}${r.errors ? ` errors ${r.errors}` : ''}`;
+
+const ch = await clickhouseServer();
+try {
+  // — DuckDB —
+  const duck = await startCollector();
+  const duckRss = sampleRss(duck.pid);
+  const duckRun = await loadWithCpu(duck.pid, { ...common, url: duck.url });
+  const duckPeak = duckRss.stop();
+  await duck.stop();
+
+  // — ClickHouse, one collector —
+  const database = `bench_${Date.now().toString(36)}`;
+  const chCollector = await startCollector({ store: 'clickhouse', clickhouse: { url: ch.url, database } });
+  const chRss = sampleRss(chCollector.pid);
+  const serverCpuBefore = ch.pid ? cpuMs(ch.pid) : 0;
+  const chRun = await loadWithCpu(chCollector.pid, { ...common, url: chCollector.url });
+  const serverCpu = ch.pid ? cpuMs(ch.pid) - serverCpuBefore : Number.NaN;
+  const chPeak = chRss.stop();
+  await chCollector.stop();
+  const storedOne = await clickhouseCount(ch.url, database);
+
+  // — ClickHouse, two collectors —
+  const database2 = `${database}_two`;
+  const pair = await Promise.all(
+    [1, 2].map(() =>
+      startCollector({ store: 'clickhouse', clickhouse: { url: ch.url, database: database2 } }),
+    ),
+  );
+  const halves = await Promise.all(
+    pair.map((c) => load({ ...common, url: c.url, connections: Math.max(1, CONNECTIONS / 2) })),
+  );
+  await Promise.all(pair.map((c) => c.stop()));
+  const storedTwo = await clickhouseCount(ch.url, database2);
+  const two = {
+    eventsPerSecond: halves.reduce((s, r) => s + r.eventsPerSecond, 0),
+    p50: Math.max(...halves.map((r) => r.p50)),
+    p99: Math.max(...halves.map((r) => r.p99)),
+    statuses: halves.map((r) => r.statuses),
+    errors: halves.reduce((s, r) => s + r.errors, 0),
+    acked: halves.reduce((s, r) => s + r.eventsTotal, 0),
+  };
+
+  console.log(
+    `ingest into ClickHouse vs DuckDB — batches of 100 events, ${CONNECTIONS} connections, ${SECONDS} s per run, ${os.cpus().length} cores`,
+  );
+  console.log(line('DuckDB (embedded, one collector)', duckRun, `  RSS ${fmt(duckPeak / 1048576)} MB`));
+  console.log(
+    line(
+      'ClickHouse (one collector)',
+      chRun,
+      `  RSS ${fmt(chPeak / 1048576)} MB  server CPU ${fmt((serverCpu / chRun.eventsTotal) * 1000, 1)} ms/1k`,
+    ),
+  );
+  console.log(line('ClickHouse (two collectors)', two));
+  console.log(
+    `stored in ClickHouse: ${fmt(storedOne)} (acknowledged ${fmt(chRun.eventsTotal)}), two collectors ${fmt(storedTwo)} (acknowledged ${fmt(two.acked)})`,
+  );
+  if (storedOne < chRun.eventsTotal || storedTwo < two.acked) {
+    console.log('ERROR: ClickHouse holds fewer events than were acknowledged');
+    process.exitCode = 1;
+  }
+  const ratio = chRun.eventsPerSecond / duckRun.eventsPerSecond;
+  console.log(
+    `ratio: ClickHouse/DuckDB events/s = ${ratio.toFixed(2)} (target ≥ ${TARGET_RATIO.toFixed(2)}) ${ratio >= TARGET_RATIO ? 'PASS' : 'MISS'}`,
+  );
+} finally {
+  ch.stop();
+}

@@ -1,0 +1,120 @@
+import { z } from 'zod';
+import { TelemarkError } from '../../errors.js';
+
+/** Options of `createClickHouseStore`. Validated once (all problems reported together), then frozen. */
+export interface ClickHouseStoreOptions {
+  /** HTTP interface of the server (or of any node of the cluster), e.g. `http://127.0.0.1:8123`. */
+  readonly url: string;
+  /** Created on `init()` when missing. @default 'telemark' */
+  readonly database?: string;
+  /** @default 'default' */
+  readonly user?: string;
+  /** @default '' */
+  readonly password?: string;
+  /**
+   * Shards: the cluster's name in the servers' `remote_servers` configuration and the HTTP URL of every
+   * node. Local tables are created on each node, `Distributed` tables and the views over them too, so
+   * any node answers queries. Rows are sharded by the dedupe key, so a duplicate lands on the same shard.
+   */
+  readonly cluster?: { readonly name: string; readonly nodes: readonly string[] };
+  /**
+   * Exact dedupe by (app, messageId) against everything stored in this many days, on ClickHouse's clock
+   * (the key index keeps at least this much; older months of it are dropped). @default 35 (min 7)
+   */
+  readonly dedupeWindowDays?: number;
+  /** One HTTP request to ClickHouse, ms; a write that takes longer fails (and is journaled). @default 60_000 */
+  readonly requestTimeoutMs?: number;
+  /** Longest wait for a mutation (`deleteInstall`, retention, quarantine removal) to finish, ms. @default 300_000 */
+  readonly mutationTimeoutMs?: number;
+  /**
+   * Keep acknowledging while ClickHouse is unreachable: batches go to this durable local journal and are
+   * delivered in order when it is back (`store/journal/`). The collector sets it to `<data>/journal`.
+   */
+  readonly journal?: {
+    readonly dir: string;
+    /** @default 1 GiB */
+    readonly maxBytes?: number;
+    /** @default 64 MiB */
+    readonly segmentBytes?: number;
+  };
+}
+
+export type ResolvedClickHouseStoreOptions = Readonly<
+  Required<Omit<ClickHouseStoreOptions, 'cluster' | 'journal'>>
+> & {
+  readonly cluster: { readonly name: string; readonly nodes: readonly string[] } | undefined;
+  readonly journal: ClickHouseStoreOptions['journal'];
+};
+
+export const CLICKHOUSE_DEFAULTS = Object.freeze({
+  database: 'telemark',
+  user: 'default',
+  password: '',
+  dedupeWindowDays: 35, // days
+  requestTimeoutMs: 60_000, // 60 s
+  mutationTimeoutMs: 300_000, // 5 min
+});
+
+export const MIN_DEDUPE_WINDOW_DAYS = 7;
+
+const identifier = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*)');
+const httpUrl = z
+  .string()
+  .refine(
+    (text) => /^https?:\/\/[^/\s]+\/?$/.test(text),
+    'must be an http(s) URL of the server, e.g. http://127.0.0.1:8123',
+  );
+
+const schema = z
+  .object({
+    url: httpUrl,
+    database: identifier.optional(),
+    user: z.string().min(1, 'must not be empty').optional(),
+    password: z.string().optional(),
+    cluster: z
+      .object({
+        name: identifier,
+        nodes: z.array(httpUrl).min(2, 'must list every node (at least two)'),
+      })
+      .strict()
+      .optional(),
+    dedupeWindowDays: z.number().int().min(MIN_DEDUPE_WINDOW_DAYS).max(3650).optional(),
+    requestTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
+    mutationTimeoutMs: z.number().int().min(100).max(86_400_000).optional(),
+    journal: z
+      .object({
+        dir: z.string().min(1, 'must be a directory path'),
+        maxBytes: z.number().int().min(1024).optional(),
+        segmentBytes: z.number().int().min(1024).optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export function resolveClickHouseOptions(input: ClickHouseStoreOptions): ResolvedClickHouseStoreOptions {
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map(
+      (issue) => `- clickhouse.${issue.path.join('.') || '(options)'}: ${issue.message}`,
+    );
+    throw new TelemarkError('TMK_ERR_CONFIG_INVALID', problems.join('\n'));
+  }
+  const o = parsed.data;
+  const trim = (url: string) => url.replace(/\/$/, '');
+  return Object.freeze({
+    url: trim(o.url),
+    database: o.database ?? CLICKHOUSE_DEFAULTS.database,
+    user: o.user ?? CLICKHOUSE_DEFAULTS.user,
+    password: o.password ?? CLICKHOUSE_DEFAULTS.password,
+    cluster: o.cluster
+      ? Object.freeze({ name: o.cluster.name, nodes: Object.freeze(o.cluster.nodes.map(trim)) })
+      : undefined,
+    dedupeWindowDays: o.dedupeWindowDays ?? CLICKHOUSE_DEFAULTS.dedupeWindowDays,
+    requestTimeoutMs: o.requestTimeoutMs ?? CLICKHOUSE_DEFAULTS.requestTimeoutMs,
+    mutationTimeoutMs: o.mutationTimeoutMs ?? CLICKHOUSE_DEFAULTS.mutationTimeoutMs,
+    journal: o.journal ? Object.freeze({ ...o.journal }) : undefined,
+  });
+}

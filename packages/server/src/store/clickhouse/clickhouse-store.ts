@@ -1,0 +1,820 @@
+/**
+ * The ClickHouse store: one server, or a cluster of shards behind `Distributed` tables, shared by any
+ * number of collectors. Talks HTTP through `@clickhouse/client` (imported when the store opens). SQL is
+ * what ClickHouse 18.16 and current versions both accept; values are escaped by `renderClickHouse`.
+ *
+ * Write path (`write()`, one batch at a time per store; several collectors may write concurrently):
+ * 1. validate rows and serialise them as TabSeparated (a bad row fails the batch before anything is sent);
+ * 2. dedupe in the batch, then look up the candidates' keys in `event_keys` (see `dedupe.ts`);
+ * 3. INSERT the accepted events under a fresh write id — a synchronous INSERT: when it returns, the part
+ *    is written (and, on a cluster, on every shard: `insert_distributed_sync`); their claims come along
+ *    through a materialized view — and, at the same time, quarantine entries and counters;
+ * 4. resolve; then, while the next write proceeds, look again for claims of the same messages by other
+ *    writes and settle races (`event_losers`, counter corrections). Reads through this store wait for it.
+ * A write that fails part-way may have left some of its rows; the outage journal (`store/journal/`)
+ * aborts the attempt (`aborted_writes`, hidden by the views) before it writes the batch again.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { TelemarkError } from '../../errors.js';
+import { createJournaledDriver } from '../journal/journaled-store.js';
+import { createRuntimeStore } from '../runtime-store.js';
+import { clickhouseLiteral, renderClickHouse, type Sql } from '../sql.js';
+import type {
+  ExportOptions,
+  IngestCounter,
+  QuarantineFilter,
+  Store,
+  StoreDriver,
+  StoredEvent,
+  StoredQuarantineEntry,
+  StoreHealth,
+  WriteBatch,
+  WriteResult,
+  WriteStatus,
+} from '../types.js';
+import {
+  type ClickHouseStoreOptions,
+  type ResolvedClickHouseStoreOptions,
+  resolveClickHouseOptions,
+} from './clickhouse-options.js';
+import {
+  type Claim,
+  type DedupeKey,
+  dedupeKey,
+  type LoserEntry,
+  type LoserRecord,
+  messageKey,
+  resolveRaces,
+  storedMessages,
+} from './dedupe.js';
+import { exportEvents } from './export.js';
+import { counterRow, quarantineRow, TsvBuffer, tsvField, writeEventRow } from './rows.js';
+import {
+  EVENT_COLUMN_LIST,
+  MIGRATIONS_TABLE,
+  nodeSchema,
+  SCHEMA_NAME,
+  SCHEMA_VERSION,
+  tableNames,
+} from './schema.js';
+import { validateBatch } from './validate.js';
+
+const DAY_MS = 86_400_000;
+
+/** The subset of `@clickhouse/client` this store uses. */
+export interface ClickHouseClientLike {
+  query(params: {
+    query: string;
+    format: 'JSONEachRow';
+    clickhouse_settings?: Record<string, unknown>;
+  }): Promise<{ json<T>(): Promise<T[]>; stream(): AsyncIterable<readonly { json<T>(): T }[]> }>;
+  command(params: { query: string; clickhouse_settings?: Record<string, unknown> }): Promise<unknown>;
+  insert(params: {
+    table: string;
+    values: Readable;
+    format: 'TabSeparated';
+    columns?: readonly string[];
+    clickhouse_settings?: Record<string, unknown>;
+  }): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+/** What the outage journal needs from the store besides the contract. */
+export interface AttemptWriter {
+  /** The checks `write()` runs before sending anything; throws TMK_ERR_STORE_INVALID_ROW. */
+  validate(batch: WriteBatch): void;
+  /** A fresh random write id. */
+  newWriteId(): string;
+  /** One write attempt under `writeId`. */
+  writeAttempt(batch: WriteBatch, writeId: string): Promise<WriteResult>;
+  /** Hide whatever these attempts stored, on every node. Idempotent. */
+  abortAttempts(writeIds: readonly string[]): Promise<void>;
+  /** True for errors that mean "ClickHouse is not reachable or not taking writes right now". */
+  isUnavailable(error: unknown): boolean;
+}
+
+export type ClickHouseDriver = StoreDriver & AttemptWriter;
+
+/** Create the ClickHouse store, with the lifecycle rules of `createRuntimeStore`; connects on `init()`. */
+export function createClickHouseStore(options: ClickHouseStoreOptions): Store {
+  const resolved = resolveClickHouseOptions(options);
+  const driver = createClickHouseDriver(resolved);
+  return createRuntimeStore(resolved.journal ? createJournaledDriver(driver, resolved.journal) : driver);
+}
+
+// ——— errors ———
+
+const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
+const firstLine = (error: unknown) => message(error).split('\n')[0]!.slice(0, 500);
+
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'UND_ERR_SOCKET',
+]);
+/**
+ * ClickHouse error codes that mean "not now" rather than "never": timeouts, overload, too many parts,
+ * memory, network between shards, unknown insert status, a cut-off stream.
+ */
+const TRANSIENT_SERVER_CODES = new Set([
+  3, 23, 24, 32, 159, 160, 202, 203, 209, 210, 241, 242, 252, 279, 285, 319, 394, 425, 999,
+]);
+
+export function isUnavailableError(error: unknown): boolean {
+  if (error instanceof TelemarkError) return error.code === 'TMK_ERR_STORE_UNAVAILABLE';
+  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
+    const text = message(e);
+    if (
+      /socket hang up|Timeout error|timed out|other side closed|ECONNRESET|ECONNREFUSED|operation was aborted/i.test(
+        text,
+      )
+    )
+      return true;
+    const server = /Code: (\d+)/.exec(text);
+    if (server && TRANSIENT_SERVER_CODES.has(Number(server[1]))) return true;
+    if (/^(502|503|504)\b|Bad Gateway|Service Unavailable|Gateway Timeout/.test(text)) return true;
+  }
+  return false;
+}
+
+function storeError(error: unknown, fallback: 'TMK_ERR_STORE_WRITE' | 'TMK_ERR_STORE_QUERY'): TelemarkError {
+  if (error instanceof TelemarkError) return error;
+  const code = isUnavailableError(error) ? 'TMK_ERR_STORE_UNAVAILABLE' : fallback;
+  return new TelemarkError(code, `clickhouse: ${firstLine(error)}`, { cause: error });
+}
+
+// ——— small helpers ———
+
+/** `[a, b, c]` as one ClickHouse string literal split back into UInt64s: parses far faster than a long IN list. */
+const uint64Set = (values: readonly string[]): string =>
+  `(SELECT toUInt64(arrayJoin(splitByChar(',', '${values.join(',')}'))))`;
+
+const literal = (value: string | number): string => clickhouseLiteral(value);
+const stringList = (values: readonly string[]): string => `(${values.map(literal).join(', ')})`;
+
+const utcDay = (ms: number) => new Date(Math.floor(ms / DAY_MS) * DAY_MS).toISOString().slice(0, 10);
+
+const readable = (body: string | Buffer) => Readable.from([body], { objectMode: false });
+
+/** Counters summed by (day, app, kind, reason), as `ingest_counters_local` rows. */
+class CounterTotals {
+  readonly #totals = new Map<string, IngestCounter>();
+  add(c: IngestCounter): void {
+    const k = `${c.day}\u0000${c.app}\u0000${c.kind}\u0000${c.reason}`;
+    const existing = this.#totals.get(k);
+    this.#totals.set(k, existing ? { ...existing, count: existing.count + c.count } : c);
+  }
+  /** accepted/duplicate per UTC day of receipt and app, counted without an object per event. */
+  addStatuses(events: readonly StoredEvent[], statuses: readonly WriteStatus[]): void {
+    const counts = new Map<string, number>();
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i]!;
+      const k = `${Math.floor(e.receivedAt / DAY_MS)}\u0000${statuses[i]}\u0000${e.app}`;
+      counts.set(k, (counts.get(k) ?? 0) + 1);
+    }
+    for (const [k, count] of counts) {
+      const [day, kind, app] = k.split('\u0000') as [string, string, string];
+      this.add({ day: utcDay(Number(day) * DAY_MS), app, kind, reason: '', count });
+    }
+  }
+  rows(writeId: string): string {
+    return [...this.#totals.values()].map((c) => counterRow(c, writeId)).join('');
+  }
+}
+
+/** A tiny FIFO: one task at a time, in call order; a failed task does not stop the queue. */
+function createSerialQueue() {
+  let tail: Promise<unknown> = Promise.resolve();
+  return {
+    run<T>(task: () => Promise<T>): Promise<T> {
+      const result = tail.then(task);
+      tail = result.catch(() => undefined);
+      return result;
+    },
+    idle: () => tail,
+  };
+}
+
+interface ClaimRow {
+  k: string;
+  k2: string;
+  w: string;
+  received_at: number;
+  aborted: number;
+}
+
+interface LoserRow {
+  k: string;
+  w: string;
+  won_by: string;
+  winner_aborted: number;
+}
+
+/** Settings of every read: filters reach inside the views; 64-bit integers as JSON numbers; no writes. */
+const READ_SETTINGS = {
+  enable_optimize_predicate_expression: 1,
+  output_format_json_quote_64bit_integers: 0,
+  max_query_size: 16 * 1024 * 1024,
+  readonly: 2,
+} as const;
+/** Internal lookups send long key lists. */
+const LOOKUP_SETTINGS = {
+  max_query_size: 16 * 1024 * 1024,
+  output_format_json_quote_64bit_integers: 0,
+} as const;
+
+const POLL_MS = [20, 50, 100, 200, 500];
+
+export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): ClickHouseDriver {
+  const cluster = o.cluster;
+  const t = tableNames(cluster !== undefined);
+  const nodeUrls = cluster ? cluster.nodes : [o.url];
+  const insertSettings = cluster ? { insert_distributed_sync: 1 } : {};
+  const writes = createSerialQueue();
+  // Counted on the server's clock from when a key was stored (see `event_keys` in schema.ts).
+  const windowSeconds = o.dedupeWindowDays * 86_400;
+
+  let main: ClickHouseClientLike | undefined;
+  /** One client per node (on one server, the main client). */
+  let nodes: ClickHouseClientLike[] = [];
+  let lastError: string | undefined;
+  let housekeeping: NodeJS.Timeout | undefined;
+  const pendingChecks = new Set<Promise<void>>();
+
+  async function createClients(): Promise<void> {
+    let module: typeof import('@clickhouse/client');
+    try {
+      module = await import('@clickhouse/client');
+    } catch (error) {
+      throw new Error('Cannot import `@clickhouse/client`; install it next to @telemark/server', {
+        cause: error,
+      });
+    }
+    const make = (url: string, database: string) =>
+      module.createClient({
+        url,
+        username: o.user,
+        password: o.password,
+        database,
+        request_timeout: o.requestTimeoutMs,
+        log: { level: module.ClickHouseLogLevel.OFF },
+        // ClickHouse 18.16 closes idle keep-alive connections after 3 s.
+        keep_alive: { enabled: true, idle_socket_ttl: 2_000 },
+      }) as unknown as ClickHouseClientLike;
+    // The database may not exist yet: create it through a client bound to `default`.
+    for (const url of nodeUrls) {
+      const bootstrap = make(url, 'default');
+      try {
+        await bootstrap.command({ query: `CREATE DATABASE IF NOT EXISTS ${o.database}` });
+      } finally {
+        await bootstrap.close().catch(() => undefined);
+      }
+    }
+    main = make(o.url, o.database);
+    nodes = cluster ? nodeUrls.map((url) => (url === o.url ? main! : make(url, o.database))) : [main];
+  }
+
+  async function closeClients(): Promise<void> {
+    const all = new Set([main, ...nodes].filter((c): c is ClickHouseClientLike => c !== undefined));
+    main = undefined;
+    nodes = [];
+    await Promise.all([...all].map((c) => c.close().catch(() => undefined)));
+  }
+
+  const client = (): ClickHouseClientLike => {
+    if (!main) throw new TelemarkError('TMK_ERR_STORE_UNAVAILABLE', 'clickhouse: not connected');
+    return main;
+  };
+
+  async function rows<T>(
+    c: ClickHouseClientLike,
+    query: string,
+    settings: Record<string, unknown>,
+  ): Promise<T[]> {
+    const result = await c.query({ query, format: 'JSONEachRow', clickhouse_settings: settings });
+    return result.json<T>();
+  }
+
+  async function insert(
+    table: string,
+    body: string | Buffer,
+    c: ClickHouseClientLike = client(),
+  ): Promise<void> {
+    if (body.length === 0) return;
+    await c.insert({
+      table,
+      values: readable(body),
+      format: 'TabSeparated',
+      clickhouse_settings: insertSettings,
+    });
+  }
+
+  async function migrate(): Promise<void> {
+    for (const node of nodes) {
+      await node.command({ query: MIGRATIONS_TABLE });
+      const [row] = await rows<{ v: number }>(
+        node,
+        'SELECT max(version) AS v FROM schema_migrations',
+        LOOKUP_SETTINGS,
+      );
+      const current = Number(row?.v ?? 0);
+      if (current > SCHEMA_VERSION) {
+        throw new TelemarkError(
+          'TMK_ERR_STORE_SCHEMA',
+          `clickhouse database ${o.database} has schema ${current}, this build knows ${SCHEMA_VERSION}`,
+        );
+      }
+      if (current === SCHEMA_VERSION) continue;
+      for (const statement of nodeSchema({
+        database: o.database,
+        ...(cluster ? { cluster: cluster.name } : {}),
+      })) {
+        await node.command({ query: statement });
+      }
+      await node.insert({
+        table: 'schema_migrations',
+        values: readable(`${SCHEMA_VERSION}\t${tsvField(SCHEMA_NAME)}\t${Math.floor(Date.now() / 1000)}\n`),
+        format: 'TabSeparated',
+      });
+    }
+  }
+
+  // ——— dedupe lookups ———
+
+  async function claimsOf(keys: readonly string[], options: { exceptWrite?: string } = {}): Promise<Claim[]> {
+    if (keys.length === 0) return [];
+    const except = options.exceptWrite !== undefined ? ` AND write_id != ${options.exceptWrite}` : '';
+    const found = await rows<ClaimRow>(
+      client(),
+      // Aliases differ from column names: ClickHouse would substitute an alias inside WHERE.
+      `SELECT toString(key) AS k, toString(key2) AS k2, toString(write_id) AS w, received_at,
+        write_id IN (SELECT write_id FROM ${o.database}.aborted_writes) AS aborted
+      FROM ${t.eventKeys}
+      PREWHERE key IN ${uint64Set(keys)}
+      WHERE inserted_at >= now() - ${windowSeconds}${except}`,
+      LOOKUP_SETTINGS,
+    );
+    return found.map((r) => ({
+      key: r.k,
+      key2: r.k2,
+      writeId: r.w,
+      receivedAt: Number(r.received_at),
+      aborted: Number(r.aborted) === 1,
+    }));
+  }
+
+  async function losersOf(keys: readonly string[]): Promise<LoserEntry[]> {
+    if (keys.length === 0) return [];
+    const found = await rows<LoserRow>(
+      client(),
+      `SELECT toString(key) AS k, toString(write_id) AS w, toString(winner) AS won_by,
+        winner IN (SELECT write_id FROM ${o.database}.aborted_writes) AS winner_aborted
+      FROM ${t.eventLosers} WHERE key IN ${uint64Set(keys)}`,
+      LOOKUP_SETTINGS,
+    );
+    return found.map((r) => ({
+      key: r.k,
+      writeId: r.w,
+      winner: r.won_by,
+      winnerAborted: Number(r.winner_aborted) === 1,
+    }));
+  }
+
+  async function recordLosers(records: readonly LoserRecord[]): Promise<void> {
+    const now = Math.floor(Date.now() / 1000);
+    await insert(t.eventLosers, records.map((l) => `${l.key}\t${l.writeId}\t${l.winner}\t${now}\n`).join(''));
+  }
+
+  // ——— one write attempt ———
+
+  async function writeAttempt(batch: WriteBatch, writeId: string): Promise<WriteResult> {
+    validateBatch(batch);
+    const { events, quarantine, counters } = batch;
+    const n = events.length;
+    const statuses: WriteStatus[] = new Array(n);
+    const keys: DedupeKey[] = new Array(n);
+    const ids: string[] = new Array(n);
+    const seen = new Set<string>();
+    const candidates: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const e = events[i]!;
+      const k = dedupeKey(e.app, e.messageId);
+      const id = messageKey(k.key, k.key2);
+      keys[i] = k;
+      ids[i] = id;
+      if (seen.has(id)) {
+        statuses[i] = 'duplicate';
+        continue;
+      }
+      seen.add(id);
+      statuses[i] = 'accepted';
+      candidates.push(i);
+    }
+
+    try {
+      // — dedupe against what is stored; the rows are serialised while the lookup runs —
+      const lookup = claimsOf(candidates.map((i) => keys[i]!.key));
+      lookup.catch(() => undefined); // awaited below; a row error must not leave it unhandled
+      const rows = new TsvBuffer(Math.max(64 * 1024, candidates.length * 512));
+      for (const i of candidates) writeEventRow(rows, events[i]!, i, keys[i]!.key, keys[i]!.key2, writeId);
+      // Entries that come with an id (a migration from another store) keep it.
+      const quarantineText = quarantine
+        .map((q) => {
+          const given = (q as { id?: unknown }).id;
+          return quarantineRow(q, typeof given === 'string' && given !== '' ? given : randomUUID(), writeId);
+        })
+        .join('');
+      const claims = await lookup;
+      if (claims.length > 0) {
+        const stored = storedMessages(claims, await losersOf([...new Set(claims.map((c) => c.key))]));
+        for (const i of candidates) if (stored.has(ids[i]!)) statuses[i] = 'duplicate';
+      }
+      const accepted: number[] = [];
+      const acceptedRows: number[] = [];
+      candidates.forEach((i, row) => {
+        if (statuses[i] !== 'accepted') return;
+        accepted.push(i);
+        acceptedRows.push(row);
+      });
+
+      // — one round trip: events (their claims come along), quarantine, counters —
+      const totals = new CounterTotals();
+      for (const c of counters) totals.add(c);
+      if (batch.statusCounters) totals.addStatuses(events, statuses);
+      await Promise.all([
+        acceptedRows.length > 0 ? insert(t.events, rows.only(acceptedRows)) : undefined,
+        insert(t.quarantine, quarantineText),
+        insert(t.counters, totals.rows(writeId)),
+      ]);
+
+      // — races with other collectors: checked right after, while the next write proceeds —
+      if (accepted.length > 0)
+        checkRacesSoon(
+          writeId,
+          accepted.map((i) => ({ ...keys[i]!, receivedAt: events[i]!.receivedAt, app: events[i]!.app })),
+          batch.statusCounters === true,
+        );
+    } catch (error) {
+      const wrapped = storeError(error, 'TMK_ERR_STORE_WRITE');
+      lastError = wrapped.detail;
+      throw wrapped;
+    }
+    lastError = undefined;
+    return { statuses };
+  }
+
+  /**
+   * Race check of one write, after its INSERT: claims of the same messages by other writes mean two
+   * collectors stored a message at the same time. The later-received copies are recorded as losers
+   * (hidden by the `events` view), and the counts corrected (accepted −1, duplicate +1). It runs while the
+   * next write proceeds; `settled()` waits for it, and every read in this store does. Should it fail
+   * (ClickHouse gone meanwhile), `reconcile()` settles those races later (at start and every 10 min).
+   */
+  function checkRacesSoon(
+    writeId: string,
+    accepted: readonly (DedupeKey & { readonly receivedAt: number; readonly app: string })[],
+    statusCounters: boolean,
+  ): void {
+    const check = (async () => {
+      const others = await claimsOf(
+        accepted.map((a) => a.key),
+        { exceptWrite: writeId },
+      );
+      if (others.length === 0) return;
+      const contested = new Set(others.map((c) => c.key));
+      const mine = accepted
+        .filter((a) => contested.has(a.key))
+        .map(
+          (a) =>
+            ({ key: a.key, key2: a.key2, writeId, receivedAt: a.receivedAt, aborted: false }) satisfies Claim,
+        );
+      const { lost, losers } = resolveRaces(writeId, [...mine, ...others], await losersOf([...contested]));
+      await recordLosers(losers);
+      if (lost.size === 0 || !statusCounters) return;
+      const corrections = new CounterTotals();
+      for (const a of accepted) {
+        if (!lost.has(messageKey(a.key, a.key2))) continue;
+        const day = utcDay(a.receivedAt);
+        corrections.add({ day, app: a.app, kind: 'accepted', reason: '', count: -1 });
+        corrections.add({ day, app: a.app, kind: 'duplicate', reason: '', count: 1 });
+      }
+      await insert(t.counters, corrections.rows(writeId));
+    })().catch((error) => {
+      lastError = `race check of write ${writeId}: ${firstLine(error)}`;
+    });
+    pendingChecks.add(check);
+    void check.finally(() => pendingChecks.delete(check));
+  }
+
+  /** Resolves once every race check started so far has finished. */
+  async function settled(): Promise<void> {
+    while (pendingChecks.size > 0) await Promise.all([...pendingChecks]);
+  }
+
+  async function abortAttempts(writeIds: readonly string[]): Promise<void> {
+    if (writeIds.length === 0) return;
+    const now = Math.floor(Date.now() / 1000);
+    const text = writeIds.map((id) => `${id}\t${now}\n`).join('');
+    try {
+      // Every node keeps the whole list: each shard filters its rows with its local copy.
+      await Promise.all(nodes.map((node) => insert('aborted_writes', text, node)));
+    } catch (error) {
+      throw storeError(error, 'TMK_ERR_STORE_WRITE');
+    }
+  }
+
+  // ——— mutations ———
+
+  /** `ALTER TABLE … DELETE` on every node's local table, then wait until each has finished. */
+  async function mutate(table: string, where: string): Promise<void> {
+    await Promise.all(
+      nodes.map(async (node) => {
+        await node.command({ query: `ALTER TABLE ${table} DELETE WHERE ${where}` });
+        await waitForMutations(node, table);
+      }),
+    );
+  }
+
+  async function waitForMutations(node: ClickHouseClientLike, table: string): Promise<void> {
+    const deadline = Date.now() + o.mutationTimeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      // 18.16 has no latest_fail_reason: a failing mutation keeps retrying until the timeout below.
+      const [row] = await rows<{ pending: number }>(
+        node,
+        `SELECT count() AS pending FROM system.mutations
+         WHERE database = ${literal(o.database)} AND table = ${literal(table)} AND is_done = 0`,
+        LOOKUP_SETTINGS,
+      );
+      if (Number(row?.pending ?? 0) === 0) return;
+      if (Date.now() > deadline)
+        throw new Error(
+          `mutation on ${table} still running after ${o.mutationTimeoutMs} ms; it finishes in the background`,
+        );
+      await new Promise((r) => setTimeout(r, POLL_MS[Math.min(attempt, POLL_MS.length - 1)]));
+    }
+  }
+
+  async function count(query: string): Promise<number> {
+    await settled();
+    const [row] = await rows<{ n: number }>(client(), query, READ_SETTINGS);
+    return Number(row?.n ?? 0);
+  }
+
+  // ——— housekeeping: old dedupe keys, missed races ———
+
+  /** Months of `event_keys` stored entirely before the dedupe window (plus a month) are dropped. */
+  async function dropOldKeys(): Promise<void> {
+    for (const node of nodes) {
+      const [row] = await rows<{ m: number }>(
+        node,
+        `SELECT toYYYYMM(now() - ${windowSeconds + 31 * 86_400}) AS m`,
+        LOOKUP_SETTINGS,
+      );
+      const keepFrom = String(row?.m ?? '');
+      const parts = await rows<{ partition: string }>(
+        node,
+        `SELECT DISTINCT partition FROM system.parts
+         WHERE database = ${literal(o.database)} AND table = 'event_keys' AND active`,
+        LOOKUP_SETTINGS,
+      );
+      for (const { partition } of parts) {
+        if (/^\d{6}$/.test(partition) && partition < keepFrom)
+          await node.command({ query: `ALTER TABLE event_keys DROP PARTITION ${partition}` });
+      }
+    }
+  }
+
+  /**
+   * A collector that stopped between its INSERT and its race check leaves a race unsettled: find
+   * messages with more than one live claim among recent claims and settle them.
+   */
+  async function reconcile(sinceSeconds: number): Promise<number> {
+    const multi = await rows<{ k: string }>(
+      client(),
+      `SELECT toString(key) AS k FROM ${t.eventKeys}
+       WHERE inserted_at >= now() - ${Math.floor(sinceSeconds)}
+       GROUP BY key HAVING count() > 1`,
+      LOOKUP_SETTINGS,
+    );
+    if (multi.length === 0) return 0;
+    const keys = multi.map((r) => r.k);
+    const [claims, losers] = await Promise.all([claimsOf(keys), losersOf(keys)]);
+    const { losers: records } = resolveRaces('', claims, losers);
+    const known = new Set(losers.filter((l) => !l.winnerAborted).map((l) => `${l.key}\u0000${l.writeId}`));
+    const fresh = records.filter((r) => !known.has(`${r.key}\u0000${r.writeId}`));
+    await recordLosers(fresh);
+    return fresh.length;
+  }
+
+  function scheduleHousekeeping(): void {
+    housekeeping = setInterval(() => {
+      void writes
+        .run(async () => {
+          await dropOldKeys();
+          await reconcile(2 * 3600);
+        })
+        .catch((error) => {
+          lastError = `housekeeping: ${firstLine(error)}`;
+        });
+    }, 10 * 60_000);
+    housekeeping.unref();
+  }
+
+  const requireText = (value: unknown, what: string) => {
+    if (typeof value !== 'string' || value === '')
+      throw new TelemarkError('TMK_ERR_BAD_PARAMETER', `${what} must be a non-empty string`);
+    return value;
+  };
+
+  const newWriteId = (): string => {
+    const id = randomBytes(8).readBigUInt64BE();
+    return (id === 0n ? 1n : id).toString();
+  };
+
+  return {
+    name: 'clickhouse',
+    dialect: 'clickhouse',
+
+    async init() {
+      try {
+        await createClients();
+        await migrate();
+        await reconcile(24 * 3600);
+        await dropOldKeys();
+      } catch (error) {
+        await closeClients();
+        throw error instanceof TelemarkError ? error : storeError(error, 'TMK_ERR_STORE_WRITE');
+      }
+      lastError = undefined;
+      scheduleHousekeeping();
+    },
+
+    validate: validateBatch,
+    newWriteId,
+    writeAttempt: (batch, writeId) => writes.run(() => writeAttempt(batch, writeId)),
+    abortAttempts,
+    isUnavailable: isUnavailableError,
+
+    write(batch) {
+      return writes.run(() => writeAttempt(batch, newWriteId()));
+    },
+
+    async query<Row>(query: Sql): Promise<Row[]> {
+      await settled();
+      try {
+        return await rows<Row>(client(), renderClickHouse(query), READ_SETTINGS);
+      } catch (error) {
+        throw storeError(error, 'TMK_ERR_STORE_QUERY');
+      }
+    },
+
+    async listQuarantine(filter: QuarantineFilter): Promise<StoredQuarantineEntry[]> {
+      const where: string[] = [];
+      if (filter.app !== undefined) where.push(`app = ${literal(filter.app)}`);
+      if (filter.reason !== undefined) where.push(`reason = ${literal(filter.reason)}`);
+      let limit = '';
+      if (filter.limit !== undefined) {
+        if (!Number.isSafeInteger(filter.limit) || filter.limit < 0)
+          throw new TelemarkError(
+            'TMK_ERR_BAD_PARAMETER',
+            `limit must be a non-negative integer, got ${filter.limit}`,
+          );
+        limit = ` LIMIT ${filter.limit}`;
+      }
+      await settled();
+      try {
+        const found = await rows<Record<string, unknown>>(
+          client(),
+          `SELECT id, app, received_at, protocol, reason, detail, message_id, event, raw FROM quarantine
+           ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY received_at, id${limit}`,
+          READ_SETTINGS,
+        );
+        return found.map((r) => ({
+          id: r.id as string,
+          app: r.app as string,
+          receivedAt: Number(r.received_at),
+          protocol: r.protocol as StoredQuarantineEntry['protocol'],
+          reason: r.reason as string,
+          detail: r.detail as string,
+          messageId: r.message_id as string,
+          event: r.event as string,
+          raw: r.raw as string,
+        }));
+      } catch (error) {
+        throw storeError(error, 'TMK_ERR_STORE_QUERY');
+      }
+    },
+
+    async removeQuarantine(ids) {
+      if (ids.length === 0) return 0;
+      const list = stringList(ids.map(String));
+      try {
+        const n = await count(`SELECT count() AS n FROM quarantine WHERE id IN ${list}`);
+        if (n > 0) await mutate('quarantine_local', `id IN ${list}`);
+        return n;
+      } catch (error) {
+        throw storeError(error, 'TMK_ERR_STORE_WRITE');
+      }
+    },
+
+    async deleteInstall(app, installId) {
+      if (typeof app !== 'string' || app === '' || typeof installId !== 'string' || installId === '')
+        throw new TelemarkError(
+          'TMK_ERR_BAD_PARAMETER',
+          'deleteInstall needs a non-empty app and install id',
+        );
+      // Quarantine rows have no install column: match the id in the raw message (as sent, so JSON-escaped).
+      const escaped = JSON.stringify(installId).slice(1, -1);
+      try {
+        const n = await count(
+          `SELECT count() AS n FROM events WHERE app = ${literal(app)} AND install_id = ${literal(installId)}`,
+        );
+        // Physical rows, hidden duplicates included: erasure means every copy.
+        await mutate('events_local', `app = ${literal(app)} AND install_id = ${literal(installId)}`);
+        await mutate(
+          'quarantine_local',
+          `(app = ${literal(app)} OR app = '') AND (position(raw, ${literal(installId)}) > 0 OR position(raw, ${literal(escaped)}) > 0)`,
+        );
+        return n;
+      } catch (error) {
+        throw storeError(error, 'TMK_ERR_STORE_WRITE');
+      }
+    },
+
+    async applyRetention(app, before) {
+      requireText(app, 'app');
+      if (!Number.isFinite(before))
+        throw new TelemarkError('TMK_ERR_BAD_PARAMETER', 'applyRetention needs a time');
+      const cutoff = Math.round(before);
+      const ofApp = `app = ${literal(app)}`;
+      try {
+        const n = await count(`SELECT count() AS n FROM events WHERE ${ofApp} AND received_at < ${cutoff}`);
+        // Whole months of this app received before the cutoff: drop their partitions (instant, no rewrite).
+        const months = await rows<{ month: number; newest: number; oldest: number }>(
+          client(),
+          `SELECT toYYYYMM(toDateTime(intDiv(received_at, 1000), 'UTC')) AS month, max(received_at) AS newest,
+            min(received_at) AS oldest
+           FROM ${t.events} WHERE ${ofApp} GROUP BY month`,
+          LOOKUP_SETTINGS,
+        );
+        let rest = false;
+        for (const m of months) {
+          if (Number(m.newest) < cutoff) {
+            for (const node of nodes)
+              await node.command({
+                query: `ALTER TABLE events_local DROP PARTITION (${literal(app)}, ${Number(m.month)})`,
+              });
+          } else if (Number(m.oldest) < cutoff) rest = true;
+        }
+        if (rest) await mutate('events_local', `${ofApp} AND received_at < ${cutoff}`);
+        const quarantined = await count(
+          `SELECT count() AS n FROM ${t.quarantine} WHERE ${ofApp} AND received_at < ${cutoff}`,
+        );
+        if (quarantined > 0) await mutate('quarantine_local', `${ofApp} AND received_at < ${cutoff}`);
+        return n;
+      } catch (error) {
+        throw storeError(error, 'TMK_ERR_STORE_WRITE');
+      }
+    },
+
+    async exportEvents(options: ExportOptions): Promise<number> {
+      await settled();
+      return exportEvents(
+        (query) => client().query({ query, format: 'JSONEachRow', clickhouse_settings: READ_SETTINGS }),
+        `clickhouse ${o.url}/${o.database}`,
+        EVENT_COLUMN_LIST,
+        options,
+      );
+    },
+
+    async health(): Promise<StoreHealth> {
+      const where = cluster ? `${cluster.nodes.length} nodes of ${cluster.name}` : o.url;
+      try {
+        await Promise.all(nodes.map((node) => rows(node, 'SELECT 1 AS one', LOOKUP_SETTINGS)));
+      } catch (error) {
+        return { ok: false, detail: `clickhouse ${where}/${o.database}: ${firstLine(error)}` };
+      }
+      if (lastError) return { ok: false, detail: `clickhouse ${where}/${o.database}: ${lastError}` };
+      return { ok: true, detail: `clickhouse ${where}/${o.database}` };
+    },
+
+    async close(): Promise<void> {
+      if (housekeeping) clearInterval(housekeeping);
+      housekeeping = undefined;
+      await writes.idle();
+      await settled();
+      await closeClients();
+    },
+  };
+}

@@ -1,0 +1,108 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type Journal, openJournal } from './journal.js';
+
+const dirs: string[] = [];
+const open: Journal<unknown>[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((j) => j.close()));
+  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const newDir = () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-journal-'));
+  dirs.push(dir);
+  return path.join(dir, 'journal');
+};
+
+async function journalAt<T>(dir: string, maxBytes = 1 << 20, segmentBytes = 1 << 16): Promise<Journal<T>> {
+  const j = await openJournal<T>({ dir, maxBytes, segmentBytes });
+  open.push(j as Journal<unknown>);
+  return j;
+}
+
+const segments = (dir: string) => fs.readdirSync(dir).filter((n) => n.endsWith('.seg'));
+
+describe('the outage journal', () => {
+  it('gives records back oldest first, with their attempts, across a reopen', async () => {
+    const dir = newDir();
+    const j = await journalAt<{ n: number }>(dir);
+    expect(await j.append({ n: 1 }, ['a1'])).toBe(1);
+    expect(await j.append({ n: 2 })).toBe(2);
+    await j.beginAttempt([1], 'a2');
+    expect(await j.oldest()).toEqual([{ seq: 1, payload: { n: 1 }, attempts: ['a1', 'a2'] }]);
+    await j.close();
+    open.length = 0;
+
+    const again = await journalAt<{ n: number }>(dir);
+    expect(again.stats().pending).toBe(2);
+    expect(await again.oldest({ records: 5 })).toEqual([
+      { seq: 1, payload: { n: 1 }, attempts: ['a1', 'a2'] },
+      { seq: 2, payload: { n: 2 }, attempts: [] },
+    ]);
+    await again.delivered([1]);
+    expect(await again.oldest()).toEqual([{ seq: 2, payload: { n: 2 }, attempts: [] }]);
+    expect(await again.append({ n: 3 })).toBe(3);
+  });
+
+  it('cuts off a record torn by a crash, keeps the whole ones, and says so', async () => {
+    const dir = newDir();
+    const j = await journalAt<string>(dir);
+    await j.append('kept');
+    await j.append('torn');
+    await j.close();
+    open.length = 0;
+    const file = path.join(dir, segments(dir)[0]!);
+    const size = fs.statSync(file).size;
+    fs.truncateSync(file, size - 3); // the second record lost its last bytes: it was never acknowledged
+    const again = await journalAt<string>(dir);
+    expect(again.stats().pending).toBe(1);
+    expect(again.stats().repaired).toMatch(/bytes after the last whole record were cut off/);
+    expect((await again.oldest())[0]?.payload).toBe('kept');
+    expect(await again.append('next')).toBe(2);
+  });
+
+  it('refuses with TMK_ERR_JOURNAL_FULL past its bound, and takes more once delivered', async () => {
+    const dir = newDir();
+    const j = await journalAt<string>(dir, 600, 200);
+    const big = 'x'.repeat(150);
+    for (let i = 0; i < 3; i++) await j.append(big);
+    await expect(j.append(big)).rejects.toMatchObject({ code: 'TMK_ERR_JOURNAL_FULL' });
+    await j.delivered([1, 2]);
+    await j.append(big);
+    expect(j.stats().pending).toBe(2);
+  });
+
+  it('rotates segments and deletes them once delivered, leaving nothing when drained', async () => {
+    const dir = newDir();
+    const j = await journalAt<number>(dir, 1 << 20, 64);
+    for (let i = 0; i < 6; i++) await j.append(i);
+    expect(segments(dir).length).toBeGreaterThan(1);
+    // Several at once, bounded by bytes (each record here is ~20 bytes).
+    const firstTwo = await j.oldest({ records: 10, bytes: 30 });
+    expect(firstTwo.map((e) => e.payload)).toEqual([0, 1]);
+    await j.delivered(firstTwo.map((e) => e.seq));
+    for (let seq = 3; seq <= 6; seq++) {
+      expect((await j.oldest())[0]?.payload).toBe(seq - 1);
+      await j.delivered([seq]);
+    }
+    expect(await j.oldest()).toEqual([]);
+    expect(segments(dir)).toEqual([]);
+    expect(j.stats()).toMatchObject({ pending: 0, bytes: 0 });
+  });
+
+  it('forgets delivered records on reopen even if their segment survived a crash', async () => {
+    const dir = newDir();
+    const j = await journalAt<number>(dir);
+    await j.append(1);
+    await j.append(2);
+    await j.delivered([1]);
+    await j.close();
+    open.length = 0;
+    const again = await journalAt<number>(dir);
+    expect(again.stats().pending).toBe(1);
+    expect((await again.oldest())[0]?.seq).toBe(2);
+  });
+});

@@ -1,0 +1,299 @@
+/**
+ * The outage journal: a store wrapper that keeps a collector acknowledging while its ClickHouse is
+ * unreachable. A 2xx still means durable — in ClickHouse, or synced to the journal on local disk.
+ *
+ * - Normal: `write()` goes straight to the store. If the store is unavailable (refused, reset, timed
+ *   out, overloaded), the batch is appended to the journal together with the id of the failed attempt,
+ *   and the write resolves with provisional statuses (`accepted`, `duplicate` for repeats in the batch).
+ * - While the journal holds anything, new batches are appended to it too, so everything reaches the
+ *   store in the order it was acknowledged; a background loop delivers the oldest record again and
+ *   again until the store takes it, backing off meanwhile.
+ * - Delivering records (the oldest ones, several at once when catching up): abort their earlier attempts
+ *   (whatever part of them reached the store is hidden from then on), record the new attempt id durably,
+ *   write them as one batch, mark them delivered. A crash anywhere in
+ *   between only means the record is delivered again later, its earlier attempts aborted first: each
+ *   event still counts once. Duplicates among journaled events and stored ones are settled by the
+ *   store's dedupe when the record is written (statuses and the accepted/duplicate counters too).
+ * - Bounded: past `maxBytes` a write fails with TMK_ERR_JOURNAL_FULL (503 + Retry-After to clients).
+ */
+import { TelemarkError } from '../../errors.js';
+import type { Sql } from '../sql.js';
+import type { StoreDriver, StoreHealth, WriteBatch, WriteResult, WriteStatus } from '../types.js';
+import { type Journal, type JournalEntry, type JournalStats, openJournal } from './journal.js';
+
+/** What the journal needs from the store it guards (the ClickHouse driver provides it). */
+export interface JournalTarget extends StoreDriver {
+  validate(batch: WriteBatch): void;
+  newWriteId(): string;
+  writeAttempt(batch: WriteBatch, writeId: string): Promise<WriteResult>;
+  abortAttempts(writeIds: readonly string[]): Promise<void>;
+  isUnavailable(error: unknown): boolean;
+}
+
+export interface JournalOptions {
+  /** Directory of the journal, e.g. `<data>/journal`. Created when missing. */
+  readonly dir: string;
+  /** Bytes kept at most. @default 1 GiB */
+  readonly maxBytes?: number;
+  /** Segment file size. @default 64 MiB */
+  readonly segmentBytes?: number;
+  /** Backoff between delivery attempts while the store is down, ms. @default [100, 5000] */
+  readonly retryMinMs?: number;
+  readonly retryMaxMs?: number;
+  /** Records delivered together in one write when catching up, at most. @default 500 */
+  readonly drainRecords?: number;
+  /** …and about this many bytes of them. @default 16 MiB */
+  readonly drainBytes?: number;
+}
+
+export const JOURNAL_DEFAULTS = Object.freeze({
+  maxBytes: 1024 * 1024 * 1024, // 1 GiB
+  segmentBytes: 64 * 1024 * 1024, // 64 MiB
+  retryMinMs: 100,
+  retryMaxMs: 5_000,
+  drainRecords: 500,
+  drainBytes: 16 * 1024 * 1024, // 16 MiB of journaled JSON, ~30k events
+});
+
+export interface JournaledDriver extends StoreDriver {
+  /** The journal's state: records waiting, bytes, bound. */
+  journalStats(): JournalStats | undefined;
+  /** Resolves when the journal is empty (delivered), or rejects after `timeoutMs`. */
+  drained(timeoutMs?: number): Promise<void>;
+}
+
+const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/** Provisional statuses for a journaled batch: repeats within it are duplicates, the rest accepted. */
+function provisional(batch: WriteBatch): WriteResult {
+  const seen = new Set<string>();
+  const statuses: WriteStatus[] = batch.events.map((e) => {
+    const key = `${e.app}\u0000${e.messageId}`;
+    if (seen.has(key)) return 'duplicate';
+    seen.add(key);
+    return 'accepted';
+  });
+  return { statuses };
+}
+
+export function createJournaledDriver(target: JournalTarget, options: JournalOptions): JournaledDriver {
+  const o = { ...JOURNAL_DEFAULTS, ...options };
+  let journal: Journal<WriteBatch> | undefined;
+  let ready = false;
+  let closing = false;
+  let draining: Promise<void> | undefined;
+  let lastDrainError: string | undefined;
+  /** The last append was refused for lack of room, and nothing was delivered since. */
+  let full = false;
+  let wake: (() => void) | undefined;
+  const waiters: (() => void)[] = [];
+  let queue: Promise<unknown> = Promise.resolve();
+
+  const serial = <R>(task: () => Promise<R>): Promise<R> => {
+    const result = queue.then(task);
+    queue = result.catch(() => undefined);
+    return result;
+  };
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        wake = undefined;
+        resolve();
+      }
+      wake = done;
+    });
+
+  const pending = () => journal?.stats().pending ?? 0;
+
+  async function connect(): Promise<boolean> {
+    if (ready) return true;
+    try {
+      await target.init();
+      ready = true;
+      return true;
+    } catch (error) {
+      lastDrainError = message(error);
+      if (!isUnavailable(error)) throw error;
+      return false;
+    }
+  }
+
+  const isUnavailable = (error: unknown): boolean =>
+    target.isUnavailable(error) ||
+    (error instanceof TelemarkError &&
+      error.code === 'TMK_ERR_STORE_INIT' &&
+      target.isUnavailable(error.cause));
+
+  /** Deliver records oldest first until none is left (or the store is closing). */
+  async function drain(): Promise<void> {
+    let backoff = o.retryMinMs;
+    while (!closing && journal) {
+      try {
+        if (!(await connect())) throw new Error(lastDrainError ?? 'store unavailable');
+        const entries = await journal.oldest({ records: o.drainRecords, bytes: o.drainBytes });
+        if (entries.length === 0) break;
+        // Consecutive records go in one write: dedupe inside a batch keeps the first occurrence, so this
+        // stores exactly what writing them one by one would, and catches up faster than the intake.
+        const flag = entries[0]!.payload.statusCounters === true;
+        const group: JournalEntry<WriteBatch>[] = [];
+        for (const e of entries) {
+          if ((e.payload.statusCounters === true) !== flag) break;
+          group.push(e);
+        }
+        const batch: WriteBatch = {
+          events: group.flatMap((e) => e.payload.events),
+          quarantine: group.flatMap((e) => e.payload.quarantine),
+          counters: group.flatMap((e) => e.payload.counters),
+          statusCounters: flag,
+        };
+        await target.abortAttempts([...new Set(group.flatMap((e) => e.attempts))]);
+        const id = target.newWriteId();
+        const seqs = group.map((e) => e.seq);
+        await journal.beginAttempt(seqs, id);
+        await target.writeAttempt(batch, id);
+        await journal.delivered(seqs);
+        full = false;
+        lastDrainError = undefined;
+        backoff = o.retryMinMs;
+      } catch (error) {
+        lastDrainError = message(error);
+        if (closing) break;
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, o.retryMaxMs);
+      }
+    }
+    if (pending() === 0) for (const w of waiters.splice(0)) w();
+  }
+
+  async function append(j: Journal<WriteBatch>, batch: WriteBatch, attempts: string[]): Promise<void> {
+    try {
+      await j.append(batch, attempts);
+      full = false;
+    } catch (error) {
+      if (error instanceof TelemarkError && error.code === 'TMK_ERR_JOURNAL_FULL') full = true;
+      throw error;
+    } finally {
+      kick();
+    }
+  }
+
+  // A running loop is not woken by new records: while the store is down it keeps its backoff.
+  function kick(): void {
+    if (closing || draining) return;
+    draining = drain().finally(() => {
+      draining = undefined;
+      if (!closing && pending() > 0) kick();
+    });
+  }
+
+  return {
+    name: target.name,
+    dialect: target.dialect,
+
+    async init() {
+      closing = false;
+      journal = await openJournal<WriteBatch>({
+        dir: o.dir,
+        maxBytes: o.maxBytes,
+        segmentBytes: o.segmentBytes,
+      });
+      try {
+        await connect();
+      } catch (error) {
+        await journal.close();
+        journal = undefined;
+        throw error;
+      }
+      if (!ready || pending() > 0) kick();
+    },
+
+    write(batch) {
+      return serial(async () => {
+        target.validate(batch);
+        const j = journal!;
+        if (ready && pending() === 0) {
+          const id = target.newWriteId();
+          try {
+            return await target.writeAttempt(batch, id);
+          } catch (error) {
+            if (!isUnavailable(error)) throw error;
+            lastDrainError = message(error);
+            await append(j, batch, [id]);
+            return provisional(batch);
+          }
+        }
+        await append(j, batch, []);
+        return provisional(batch);
+      });
+    },
+
+    query<Row>(sql: Sql) {
+      return target.query<Row>(sql);
+    },
+    listQuarantine: (filter) => target.listQuarantine(filter),
+    removeQuarantine: (ids) => target.removeQuarantine(ids),
+    async deleteInstall(app, installId) {
+      // Journaled events of this install must not reach the store after the erasure.
+      await serial(() => waitDrained(60_000));
+      return target.deleteInstall(app, installId);
+    },
+    applyRetention: (app, before) => target.applyRetention(app, before),
+    exportEvents: (options) => target.exportEvents(options),
+
+    async health(): Promise<StoreHealth> {
+      const stats = journal?.stats();
+      if (!stats) return target.health();
+      const inner = ready ? await target.health() : { ok: false, detail: lastDrainError ?? 'not connected' };
+      const repaired = stats.repaired ? `; repaired on open: ${stats.repaired}` : '';
+      if (stats.pending === 0) return { ok: inner.ok, detail: `${inner.detail}${repaired}` };
+      return {
+        // Acknowledging into the journal is healthy; a full journal is not.
+        ok: !full,
+        detail: `${stats.pending} batches (${stats.bytes} of ${stats.maxBytes} bytes) in the outage journal${
+          full ? ' (full: refusing new batches)' : ''
+        }${
+          lastDrainError ? `, delivery waiting: ${lastDrainError.split('\n')[0]}` : ''
+        }; ${inner.detail}${repaired}`,
+      };
+    },
+
+    journalStats: () => journal?.stats(),
+    drained: (timeoutMs = 60_000) => waitDrained(timeoutMs),
+
+    async close() {
+      await queue;
+      closing = true;
+      wake?.();
+      await draining;
+      await journal?.close();
+      journal = undefined;
+      if (ready) await target.close();
+      ready = false;
+    },
+  };
+
+  function waitDrained(timeoutMs: number): Promise<void> {
+    if (pending() === 0) return Promise.resolve();
+    kick();
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const i = waiters.indexOf(done);
+        if (i >= 0) waiters.splice(i, 1);
+        reject(
+          new TelemarkError(
+            'TMK_ERR_STORE_UNAVAILABLE',
+            `${pending()} batches still in the outage journal after ${timeoutMs} ms: ${lastDrainError ?? ''}`,
+          ),
+        );
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      waiters.push(done);
+    });
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * Real ClickHouse servers for the tests: the one CI starts (`TELEMARK_TEST_CLICKHOUSE_URL`, see .ci/run),
+ * else a private one started here with scripts/clickhouse-server.sh on free loopback ports, its data in a
+ * temporary directory. Tests never skip: no server reachable is a failure. Each test file works in
+ * databases of its own (`uniqueDatabase`), dropped when it ends.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { ROOT } from '../collector/_helpers.js';
+
+const run = promisify(execFile);
+const SCRIPT = path.join(ROOT, 'scripts/clickhouse-server.sh');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Plain HTTP to a server, outside the store under test. */
+export async function clickhouse(url: string, query: string, database?: string): Promise<string> {
+  const target = new URL(url);
+  if (database) target.searchParams.set('database', database);
+  const response = await fetch(target, { method: 'POST', body: query });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`ClickHouse ${response.status}: ${text.slice(0, 300)}`);
+  return text;
+}
+
+export async function reachable(url: string): Promise<boolean> {
+  try {
+    return (await clickhouse(url, 'SELECT 1')).trim() === '1';
+  } catch {
+    return false;
+  }
+}
+
+export interface PrivateServer {
+  readonly url: string;
+  readonly dir: string;
+  readonly httpPort: number;
+  readonly tcpPort: number;
+  /** The server process id (killed by `kill`). */
+  pid(): number;
+  /** SIGKILL the server: an outage, as abrupt as it gets. */
+  kill(): Promise<void>;
+  /** Start it again on the same ports and data. */
+  start(): Promise<void>;
+  /** Stop it and delete its data. */
+  destroy(): Promise<void>;
+}
+
+/** A private server with its data under a new temp dir. `clusters` is written as its clusters.xml. */
+export async function startPrivateServer(options: { clusters?: string; ports?: [number, number] } = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-ch-'));
+  const [httpPort, tcpPort] = options.ports ?? [await freePort(), await freePort()];
+  if (options.clusters) fs.writeFileSync(path.join(dir, 'clusters.xml'), options.clusters);
+  const start = async () => {
+    await run(SCRIPT, ['start', dir, String(httpPort), String(tcpPort)], { timeout: 60_000 });
+  };
+  await start();
+  const pid = () => Number(fs.readFileSync(path.join(dir, 'pid'), 'utf8').trim());
+  const server: PrivateServer = {
+    url: `http://127.0.0.1:${httpPort}`,
+    dir,
+    httpPort,
+    tcpPort,
+    pid,
+    async kill() {
+      const id = pid();
+      try {
+        process.kill(id, 'SIGKILL');
+      } catch {}
+      for (let i = 0; i < 100; i++) {
+        try {
+          process.kill(id, 0);
+        } catch {
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    start,
+    async destroy() {
+      await run(SCRIPT, ['stop', dir]).catch(() => undefined);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return server;
+}
+
+let shared: Promise<{ url: string; release: () => Promise<void> }> | undefined;
+
+/** The server this test file uses: CI's, or a private one (stopped by `release`). */
+export function testServer(): Promise<{ url: string; release: () => Promise<void> }> {
+  shared ??= (async () => {
+    const configured = process.env.TELEMARK_TEST_CLICKHOUSE_URL;
+    if (configured) {
+      if (!(await reachable(configured)))
+        throw new Error(`TELEMARK_TEST_CLICKHOUSE_URL=${configured} does not answer SELECT 1`);
+      return { url: configured, release: async () => undefined };
+    }
+    const server = await startPrivateServer();
+    return { url: server.url, release: () => server.destroy() };
+  })();
+  return shared;
+}
+
+let databases = 0;
+/** A database name of its own for this process and call. */
+export const uniqueDatabase = (label = 't') =>
+  `tm_${label}_${process.pid}_${Date.now().toString(36)}_${databases++}`;
+
+export async function dropDatabase(url: string, database: string): Promise<void> {
+  await clickhouse(url, `DROP DATABASE IF EXISTS ${database}`).catch(() => undefined);
+}
+
+/** A TCP proxy in front of a server that can refuse connections: a reachability switch for one client. */
+export async function startSwitchProxy(target: { host: string; port: number }) {
+  let open = false;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    if (!open) {
+      socket.destroy();
+      return;
+    }
+    const upstream = net.connect(target.port, target.host);
+    sockets.add(socket).add(upstream);
+    const drop = () => {
+      socket.destroy();
+      upstream.destroy();
+      sockets.delete(socket);
+      sockets.delete(upstream);
+    };
+    socket.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+    socket.pipe(upstream).pipe(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    /** Accept and forward connections from now on. */
+    pass() {
+      open = true;
+    },
+    /** Refuse new connections and cut the open ones. */
+    cut() {
+      open = false;
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,211 @@
+/**
+ * The ClickHouse store against a real ClickHouse server (CI's, or a private one): the shared store
+ * conformance suite, the analytics expectations (the same hand-computed answers as DuckDB), and what
+ * only this engine has — monthly partitions dropped by retention, every copy erased by deleteInstall,
+ * the schema it creates, and SQL that ClickHouse 18.16 accepts.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClickHouseStore } from '../../packages/server/src/store/clickhouse/index.js';
+import { EVENT_COLUMN_LIST } from '../../packages/server/src/store/clickhouse/schema.js';
+import { sampleEvent, testStore, uniqueId } from '../../packages/server/src/store/conformance.js';
+import { sql } from '../../packages/server/src/store/sql.js';
+import type { Store } from '../../packages/server/src/store/types.js';
+import { analyticsExpectations } from '../analytics/expectations.js';
+import { clickhouse, dropDatabase, startSwitchProxy, testServer, uniqueDatabase } from './_server.js';
+
+let url = '';
+const databases: string[] = [];
+const conformanceDb = uniqueDatabase('conf');
+databases.push(conformanceDb);
+
+beforeAll(async () => {
+  url = (await testServer()).url;
+});
+afterAll(async () => {
+  for (const db of databases) await dropDatabase(url, db);
+  await (await testServer()).release();
+});
+
+const open = (database: string, extra: Record<string, unknown> = {}): Store =>
+  createClickHouseStore({ url, database, ...extra });
+
+testStore('ClickHouse', async () => open(conformanceDb), {
+  reopen: async () => open(conformanceDb),
+  createFailing: async () => {
+    const { port, hostname } = new URL(url);
+    const proxy = await startSwitchProxy({ host: hostname, port: Number(port) });
+    const store = createClickHouseStore({ url: proxy.url, database: conformanceDb, requestTimeoutMs: 5_000 });
+    const close = store.close;
+    return {
+      store: {
+        ...store,
+        close: async () => {
+          await close();
+          await proxy.close();
+        },
+      },
+      repair: async () => proxy.pass(),
+    };
+  },
+});
+
+// The analytics views on the fixed dataset: the same hand-computed answers as on DuckDB.
+analyticsExpectations('ClickHouse', async () => {
+  const database = uniqueDatabase('views');
+  databases.push(database);
+  return open(database);
+});
+
+describe('ClickHouse only', () => {
+  it('creates the documented tables and views, and refuses a newer schema', async () => {
+    const database = uniqueDatabase('schema');
+    databases.push(database);
+    const store = open(database);
+    await store.init();
+    const names = (
+      await clickhouse(url, `SELECT name FROM system.tables WHERE database = '${database}' ORDER BY name`)
+    )
+      .trim()
+      .split('\n');
+    expect(names).toEqual([
+      'aborted_writes',
+      'event_keys',
+      'event_keys_mv',
+      'event_losers',
+      'events',
+      'events_local',
+      'ingest_counters',
+      'ingest_counters_local',
+      'quarantine',
+      'quarantine_local',
+      'schema_migrations',
+    ]);
+    const engine = await clickhouse(
+      url,
+      `SELECT partition_key, sorting_key FROM system.tables WHERE database = '${database}' AND name = 'events_local' FORMAT TSV`,
+    ).catch(() => '');
+    // 18.16 has no partition_key column in system.tables; newer servers do. Either way the DDL is ours.
+    if (engine) expect(engine).toContain('toYYYYMM');
+    await store.close();
+    await clickhouse(url, `INSERT INTO ${database}.schema_migrations VALUES (99, 'future', now())`);
+    const newer = open(database);
+    await expect(newer.init()).rejects.toMatchObject({
+      code: 'TMK_ERR_STORE_INIT',
+      cause: { code: 'TMK_ERR_STORE_SCHEMA' },
+    });
+    await newer.close();
+  });
+
+  it('drops whole months of an app by partition and deletes the rest of the cutoff month', async () => {
+    const database = uniqueDatabase('retention');
+    databases.push(database);
+    const store = open(database);
+    const app = uniqueId('app');
+    const now = Date.UTC(2026, 4, 20);
+    const events = [
+      sampleEvent({ app, receivedAt: Date.UTC(2026, 1, 3), timestamp: Date.UTC(2026, 1, 3) }),
+      sampleEvent({ app, receivedAt: Date.UTC(2026, 2, 3), timestamp: Date.UTC(2026, 2, 3) }),
+      sampleEvent({ app, receivedAt: Date.UTC(2026, 3, 3), timestamp: Date.UTC(2026, 3, 3) }),
+      sampleEvent({ app, receivedAt: Date.UTC(2026, 3, 25), timestamp: Date.UTC(2026, 3, 25) }),
+      sampleEvent({ app, receivedAt: now, timestamp: now }),
+      sampleEvent({ app: 'other', receivedAt: Date.UTC(2026, 1, 3), timestamp: Date.UTC(2026, 1, 3) }),
+    ];
+    await store.write({ events, quarantine: [], counters: [] });
+    const partitions = async () =>
+      (
+        await clickhouse(
+          url,
+          `SELECT DISTINCT partition FROM system.parts WHERE database = '${database}' AND table = 'events_local' AND active ORDER BY partition`,
+        )
+      )
+        .trim()
+        .split('\n');
+    expect(await partitions()).toHaveLength(5);
+    // Cutoff on Apr 10: February and March go as partitions, Apr 3 by mutation, Apr 25 and May stay.
+    expect(await store.applyRetention(app, Date.UTC(2026, 3, 10))).toBe(3);
+    const left = await store.query<{ n: number }>(sql`SELECT count() AS n FROM events WHERE app = ${app}`);
+    expect(Number(left[0]?.n)).toBe(2);
+    const kept = await partitions();
+    expect(kept).toHaveLength(3);
+    expect(kept.filter((p) => p.includes('202602'))).toHaveLength(1); // the other app's February
+    const other = await store.query<{ n: number }>(sql`SELECT count() AS n FROM events WHERE app = 'other'`);
+    expect(Number(other[0]?.n)).toBe(1);
+    await store.close();
+  });
+
+  it('two writers racing on the same messages: each counted once, the extra copies hidden', async () => {
+    const database = uniqueDatabase('race');
+    databases.push(database);
+    const [x, y] = [open(database), open(database)];
+    await Promise.all([x.init(), y.init()]);
+    const app = uniqueId('app');
+    for (let round = 0; round < 20; round++) {
+      const events = Array.from({ length: 25 }, () => sampleEvent({ app }));
+      const [fromX, fromY] = await Promise.all([
+        x.write({ events, quarantine: [], counters: [] }),
+        y.write({
+          events: events.map((e) => ({ ...e, receivedAt: e.receivedAt + 1 })),
+          quarantine: [],
+          counters: [],
+        }),
+      ]);
+      // Every message is accepted by at least one writer. Both may say so when both checked before
+      // either inserted (docs/clickhouse.md, "Several collectors"); the count below stays exact.
+      for (let i = 0; i < events.length; i++)
+        expect([fromX.statuses[i], fromY.statuses[i]]).toContain('accepted');
+    }
+    // Each store settles its races right after its write; reading through both waits for both.
+    await y.query(sql`SELECT 1`);
+    const [visible] = await x.query<{ n: number; ids: number }>(
+      sql`SELECT count() AS n, uniqExact(message_id) AS ids FROM events WHERE app = ${app}`,
+    );
+    expect([Number(visible?.n), Number(visible?.ids)]).toEqual([500, 500]);
+    const physical = Number(
+      (await clickhouse(url, `SELECT count() FROM ${database}.events_local WHERE app = '${app}'`)).trim(),
+    );
+    const losers = Number(
+      (await clickhouse(url, `SELECT uniqExact(key, write_id) FROM ${database}.event_losers`)).trim(),
+    );
+    // The writes did race (both inserted some messages), and exactly the extra copies are hidden.
+    expect(physical).toBeGreaterThan(500);
+    expect(losers).toBe(physical - 500);
+    await Promise.all([x.close(), y.close()]);
+  });
+
+  it('deleteInstall erases hidden copies too (race losers and aborted writes)', async () => {
+    const database = uniqueDatabase('erase');
+    databases.push(database);
+    const store = open(database);
+    const app = uniqueId('app');
+    await store.write({
+      events: [sampleEvent({ app, installId: 'erase-me' })],
+      quarantine: [],
+      counters: [],
+    });
+    // Two hidden copies, as a lost race and an aborted attempt leave them: same rows, other write ids.
+    const copy = (writeId: number) =>
+      clickhouse(
+        url,
+        `INSERT INTO ${database}.events_local SELECT ${EVENT_COLUMN_LIST}, dedupe_key, dedupe_key2, toUInt64(${writeId}) FROM ${database}.events_local WHERE install_id = 'erase-me' LIMIT 1`,
+      );
+    await copy(41);
+    await copy(42);
+    await clickhouse(
+      url,
+      `INSERT INTO ${database}.event_losers SELECT dedupe_key, 41, write_id, now() FROM ${database}.events_local WHERE write_id NOT IN (41, 42)`,
+    );
+    await clickhouse(url, `INSERT INTO ${database}.aborted_writes VALUES (42, now())`);
+    const physical = async () =>
+      Number(
+        (
+          await clickhouse(url, `SELECT count() FROM ${database}.events_local WHERE install_id = 'erase-me'`)
+        ).trim(),
+      );
+    expect(await physical()).toBe(3);
+    const visible = await store.query<{ n: number }>(sql`SELECT count() AS n FROM events WHERE app = ${app}`);
+    expect(Number(visible[0]?.n)).toBe(1);
+    expect(await store.deleteInstall(app, 'erase-me')).toBe(1);
+    expect(await physical()).toBe(0);
+    await store.close();
+  });
+});

@@ -1,0 +1,178 @@
+/**
+ * Several collectors, one ClickHouse: two real `telemark serve` processes — one selected with flags
+ * (`--store clickhouse --clickhouse-url …`), one with the config file — write to one database. A batch
+ * retried against the other collector is counted once (and answered `duplicate`); the same batches
+ * sent to both at the same moment are counted once each; both collectors answer every view the same.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClickHouseStore } from '../../packages/server/src/store/clickhouse/index.js';
+import { sql } from '../../packages/server/src/store/sql.js';
+import type { Store } from '../../packages/server/src/store/types.js';
+import {
+  baseConfig,
+  bearer,
+  type Child,
+  CLI,
+  killChildren,
+  ourMessage,
+  postJson,
+  startChild,
+  tempDir,
+} from '../collector/_helpers.js';
+import { dropDatabase, testServer, uniqueDatabase } from './_server.js';
+
+let url = '';
+const database = uniqueDatabase('collectors');
+const dirs: string[] = [];
+let a: { url: string; proc: ChildProcess; output: () => string };
+let b: Child;
+let store: Store;
+
+/** `telemark serve` selected by flags, the apps from a config file. */
+async function startWithFlags(
+  dataDir: string,
+): Promise<{ url: string; proc: ChildProcess; output: () => string }> {
+  const configFile = path.join(tempDir(), 'config.json');
+  fs.writeFileSync(configFile, JSON.stringify(baseConfig(dataDir)));
+  const proc = spawn(
+    process.execPath,
+    [
+      CLI,
+      'serve',
+      '--config',
+      configFile,
+      '--port',
+      '0',
+      '--store',
+      'clickhouse',
+      '--clickhouse-url',
+      url,
+      '--clickhouse-database',
+      database,
+      '--clickhouse-user',
+      'default',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TELEMARK_ADMIN_TOKEN: 'test-admin-token' } },
+  );
+  let out = '';
+  proc.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  proc.stderr?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const listening = await new Promise<string>((resolve, reject) => {
+    const timer = setInterval(() => {
+      const match = /listening on (http:\/\/[^\s]+)/.exec(out);
+      if (match?.[1]) {
+        clearInterval(timer);
+        resolve(match[1]);
+      }
+    }, 20);
+    proc.on('exit', (code) => {
+      clearInterval(timer);
+      reject(new Error(`collector exited (${code}):\n${out}`));
+    });
+  });
+  return { url: listening, proc, output: () => out };
+}
+
+const batchOf = (prefix: string, n: number, install = 'install-1') =>
+  Array.from({ length: n }, (_, i) => ourMessage(`${prefix}-${i}`, { anonymousId: install }));
+
+const statuses = (json: Record<string, unknown> | undefined) =>
+  ((json?.results as { status: string }[] | undefined) ?? []).map((r) => r.status);
+
+beforeAll(async () => {
+  url = (await testServer()).url;
+  const dirA = tempDir();
+  const dirB = tempDir();
+  dirs.push(dirA, dirB);
+  a = await startWithFlags(dirA);
+  b = await startChild(dirB, { store: 'clickhouse', clickhouse: { url, database } });
+  store = createClickHouseStore({ url, database });
+  await store.init();
+});
+
+afterAll(async () => {
+  a?.proc.kill('SIGTERM');
+  b?.proc.kill('SIGTERM');
+  await store?.close();
+  killChildren();
+  await dropDatabase(url, database);
+  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
+  await (await testServer()).release();
+});
+
+async function count(query = sql`SELECT count() AS n FROM events`): Promise<number> {
+  const [row] = await store.query<{ n: number }>(query);
+  return Number(row?.n ?? 0);
+}
+
+describe('two collectors, one ClickHouse', () => {
+  it('a batch retried against the other collector is counted once and answered duplicate', async () => {
+    const batch = batchOf('retry', 50);
+    const first = await postJson(`${a.url}/v1/batch`, { batch }, bearer());
+    expect(first.status).toBe(200);
+    expect(statuses(first.json)).toEqual(Array(50).fill('accepted'));
+    const again = await postJson(`${b.url}/v1/batch`, { batch }, bearer());
+    expect(again.status).toBe(200);
+    expect(statuses(again.json)).toEqual(Array(50).fill('duplicate'));
+    expect(await count(sql`SELECT count() AS n FROM events WHERE startsWith(message_id, 'retry-')`)).toBe(50);
+    const counters = await store.query<{ kind: string; n: number }>(
+      sql`SELECT kind, sum(count) AS n FROM ingest_counters WHERE app = 'mytool' AND kind IN ('accepted', 'duplicate') GROUP BY kind ORDER BY kind`,
+    );
+    expect(counters.map((r) => [r.kind, Number(r.n)])).toEqual([
+      ['accepted', 50],
+      ['duplicate', 50],
+    ]);
+  });
+
+  it('the same batches sent to both at the same moment are counted once', async () => {
+    const rounds = 12;
+    for (let round = 0; round < rounds; round++) {
+      const batch = batchOf(`race-${round}`, 40, `install-${round % 3}`);
+      const [x, y] = await Promise.all([
+        postJson(`${a.url}/v1/batch`, { batch }, bearer()),
+        postJson(`${b.url}/v1/batch`, { batch }, bearer()),
+      ]);
+      expect([x.status, y.status]).toEqual([200, 200]);
+      const sx = statuses(x.json);
+      const sy = statuses(y.json);
+      for (let i = 0; i < batch.length; i++) {
+        // Each message is accepted by at least one of them; both saying so is possible in a tight race.
+        expect([sx[i], sy[i]]).toContain('accepted');
+      }
+    }
+    // Each collector settles a race right after its write (docs/clickhouse.md): within moments, exact.
+    const raced = sql`SELECT count() AS n FROM events WHERE startsWith(message_id, 'race-')`;
+    const deadline = Date.now() + 10_000;
+    while ((await count(raced)) !== rounds * 40 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    expect(await count(raced)).toBe(rounds * 40);
+    expect(
+      await count(
+        sql`SELECT count() AS n FROM (SELECT message_id FROM events GROUP BY message_id HAVING count() > 1)`,
+      ),
+    ).toBe(0);
+    const overview = async (base: string) => {
+      const day = (offset: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
+      const response = await fetch(`${base}/api/v1/overview?app=mytool&from=${day(-2)}&to=${day(2)}`, {
+        headers: { authorization: 'Bearer test-admin-token' },
+      });
+      expect(response.status).toBe(200);
+      const {
+        generatedMs: _g,
+        rollupWatermark: _w,
+        ...rest
+      } = (await response.json()) as Record<string, unknown>;
+      return rest;
+    };
+    const fromA = await overview(a.url);
+    expect(await overview(b.url)).toEqual(fromA);
+    expect(fromA).toMatchObject({ view: 'overview', events: rounds * 40 + 50 });
+  });
+});

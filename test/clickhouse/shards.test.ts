@@ -1,0 +1,114 @@
+/**
+ * Scale-out shape: two private ClickHouse servers on loopback, a `remote_servers` cluster of two shards
+ * in their clusters.xml, and the store in cluster mode (local tables on each node, `Distributed` tables
+ * sharded by the dedupe key, views over them). It passes the store conformance suite and the analytics
+ * expectations, answers every view on simulated data exactly as one node does, spreads rows over both
+ * shards, and keeps dedupe exact when the same messages arrive through different nodes.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadServeConfig } from '../../packages/server/src/config/serve-config.js';
+import { simulate } from '../../packages/server/src/simulate/index.js';
+import { createClickHouseStore } from '../../packages/server/src/store/clickhouse/index.js';
+import { sampleEvent, testStore, uniqueId } from '../../packages/server/src/store/conformance.js';
+import { sql } from '../../packages/server/src/store/sql.js';
+import type { Store } from '../../packages/server/src/store/types.js';
+import { analyticsExpectations } from '../analytics/expectations.js';
+import { expectSameAnswers, viewRequests } from './_compare.js';
+import { clickhouse, freePort, type PrivateServer, startPrivateServer, uniqueDatabase } from './_server.js';
+
+const CLUSTER = 'telemark_two_shards';
+const servers: PrivateServer[] = [];
+let nodes: string[] = [];
+
+const clustersXml = (tcpPorts: readonly number[]) => `<yandex><remote_servers><${CLUSTER}>
+${tcpPorts.map((port) => `  <shard><replica><host>127.0.0.1</host><port>${port}</port></replica></shard>`).join('\n')}
+</${CLUSTER}></remote_servers></yandex>`;
+
+beforeAll(async () => {
+  const ports = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const clusters = clustersXml([ports[1]!, ports[3]!]);
+  servers.push(
+    ...(await Promise.all([
+      startPrivateServer({ clusters, ports: [ports[0]!, ports[1]!] }),
+      startPrivateServer({ clusters, ports: [ports[2]!, ports[3]!] }),
+    ])),
+  );
+  nodes = servers.map((s) => s.url);
+});
+afterAll(async () => {
+  await Promise.all(servers.map((s) => s.destroy()));
+});
+
+/** A cluster store reached through node `via` (any node answers). */
+const clusterStore = (database: string, via = 0): Store =>
+  createClickHouseStore({ url: nodes[via]!, database, cluster: { name: CLUSTER, nodes } });
+
+const conformanceDb = uniqueDatabase('shards');
+testStore('ClickHouse, two shards', async () => clusterStore(conformanceDb), {
+  reopen: async () => clusterStore(conformanceDb, 1),
+});
+
+analyticsExpectations('ClickHouse, two shards', async () => clusterStore(uniqueDatabase('shardviews')));
+
+describe('two shards against one node', () => {
+  const END = Date.UTC(2026, 9, 1);
+  const APP = 'telepresence2';
+  let single: Store;
+  let sharded: Store;
+  const shardedDb = uniqueDatabase('sharded');
+
+  beforeAll(async () => {
+    // The single node is the first server, in a database of its own.
+    single = createClickHouseStore({ url: nodes[0]!, database: uniqueDatabase('single') });
+    sharded = clusterStore(shardedDb, 1);
+    const load = { app: APP, installs: 120, days: 40, seed: 5, endAt: END };
+    await simulate({ ...load, target: { store: single } });
+    await simulate({ ...load, target: { store: sharded } });
+  });
+  afterAll(async () => {
+    await single?.close();
+    await sharded?.close();
+  });
+
+  it('spreads events over both shards', async () => {
+    const perShard = await Promise.all(
+      nodes.map(async (node) =>
+        Number((await clickhouse(node, `SELECT count() FROM ${shardedDb}.events_local`)).trim()),
+      ),
+    );
+    const [[total]] = [await sharded.query<{ n: number }>(sql`SELECT count() AS n FROM events`)].map((rows) =>
+      rows.map((r) => Number(r.n)),
+    );
+    expect(perShard.every((n) => n > total! / 5)).toBe(true);
+    expect(perShard[0]! + perShard[1]!).toBe(total);
+  });
+
+  it('answers every view exactly as one node does', async () => {
+    const { registry } = loadServeConfig({ flags: { data: '/nonexistent' } });
+    expect(await expectSameAnswers(single, sharded, registry, viewRequests(APP, END), END)).toBeGreaterThan(
+      10,
+    );
+  });
+
+  it('keeps dedupe exact when the same messages arrive through different nodes', async () => {
+    const app = uniqueId('app');
+    const events = Array.from({ length: 200 }, () => sampleEvent({ app }));
+    const viaOther = clusterStore(shardedDb, 0);
+    try {
+      const [first, second] = await Promise.all([
+        sharded.write({ events, quarantine: [], counters: [] }),
+        viaOther.write({ events, quarantine: [], counters: [] }),
+      ]);
+      for (let i = 0; i < events.length; i++)
+        expect([first.statuses[i], second.statuses[i]]).toContain('accepted');
+      const retry = await viaOther.write({ events, quarantine: [], counters: [] });
+      expect(retry.statuses.every((s) => s === 'duplicate')).toBe(true);
+      const [row] = await sharded.query<{ n: number }>(
+        sql`SELECT count() AS n FROM events WHERE app = ${app}`,
+      );
+      expect(Number(row?.n)).toBe(200);
+    } finally {
+      await viaOther.close();
+    }
+  });
+});
