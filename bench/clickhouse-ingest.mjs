@@ -5,7 +5,9 @@
 // as bench/ingest-throughput.mjs (batches of 100 ~500 B events, our wire format; a 2xx means committed).
 // Then two collectors on the one ClickHouse, half the connections each (the scale-out shape; on a
 // 2-core machine they share the cores with ClickHouse and the load generator, so this is a sizing
-// figure, not a speed-up). Every run ends by checking that ClickHouse holds what was acknowledged.
+// figure, not a speed-up). Then the outage journal: a collector whose ClickHouse is not there at all
+// acknowledges into its journal (fsync'd), then a server comes up and the journal drains (events/s).
+// Every run ends by checking that ClickHouse holds what was acknowledged.
 // Target: ClickHouse ≥ DuckDB events/s.
 //
 //   npx tsc -b packages/server && node bench/clickhouse-ingest.mjs [--seconds 8] [--connections 32]
@@ -41,11 +43,11 @@ const freePort = () =>
     });
   });
 
-async function clickhouseServer() {
-  if (process.env.TELEMARK_BENCH_CLICKHOUSE_URL)
+async function clickhouseServer(ports) {
+  if (process.env.TELEMARK_BENCH_CLICKHOUSE_URL && !ports)
     return { url: process.env.TELEMARK_BENCH_CLICKHOUSE_URL, pid: undefined, stop: () => {} };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-bench-ch-'));
-  const [http, tcp] = [await freePort(), await freePort()];
+  const [http, tcp] = ports ?? [await freePort(), await freePort()];
   const script = path.join(ROOT, 'scripts/clickhouse-server.sh');
   execFileSync(script, ['start', dir, String(http), String(tcp)]);
   return {
@@ -92,10 +94,12 @@ try {
   const database = `bench_${Date.now().toString(36)}`;
   const chCollector = await startCollector({ store: 'clickhouse', clickhouse: { url: ch.url, database } });
   const chRss = sampleRss(chCollector.pid);
+  const serverRss = ch.pid ? sampleRss(ch.pid) : undefined;
   const serverCpuBefore = ch.pid ? cpuMs(ch.pid) : 0;
   const chRun = await loadWithCpu(chCollector.pid, { ...common, url: chCollector.url });
   const serverCpu = ch.pid ? cpuMs(ch.pid) - serverCpuBefore : Number.NaN;
   const chPeak = chRss.stop();
+  const serverPeak = serverRss ? serverRss.stop() : Number.NaN;
   await chCollector.stop();
   const storedOne = await clickhouseCount(ch.url, database);
 
@@ -120,6 +124,31 @@ try {
     acked: halves.reduce((s, r) => s + r.eventsTotal, 0),
   };
 
+  // — the outage journal: ClickHouse not there at all, every batch fsync'd to the journal; then a server
+  // comes up on that port and the journal drains —
+  const journalPorts = [await freePort(), await freePort()];
+  const journalData = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-bench-journal-'));
+  const journalDir = path.join(journalData, 'journal');
+  const database3 = `${database}_journal`;
+  const journaling = await startCollector({
+    data: journalData,
+    store: 'clickhouse',
+    clickhouse: { url: `http://127.0.0.1:${journalPorts[0]}`, database: database3 },
+  });
+  const journalRun = await loadWithCpu(journaling.pid, { ...common, url: journaling.url });
+  const segments = () => fs.readdirSync(journalDir).filter((n) => n.endsWith('.seg'));
+  const journalBytes = segments().reduce((sum, n) => sum + fs.statSync(path.join(journalDir, n)).size, 0);
+  const late = await clickhouseServer(journalPorts);
+  const drainStart = performance.now();
+  const drainCpuBefore = cpuMs(journaling.pid);
+  while (segments().length > 0) await new Promise((r) => setTimeout(r, 50));
+  const drainSeconds = (performance.now() - drainStart) / 1000;
+  const drainCpu = cpuMs(journaling.pid) - drainCpuBefore;
+  await journaling.stop();
+  const storedJournal = await clickhouseCount(late.url, database3);
+  late.stop();
+  fs.rmSync(journalData, { recursive: true, force: true });
+
   console.log(
     `ingest into ClickHouse vs DuckDB — batches of 100 events, ${CONNECTIONS} connections, ${SECONDS} s per run, ${os.cpus().length} cores`,
   );
@@ -128,14 +157,24 @@ try {
     line(
       'ClickHouse (one collector)',
       chRun,
-      `  RSS ${fmt(chPeak / 1048576)} MB  server CPU ${fmt((serverCpu / chRun.eventsTotal) * 1000, 1)} ms/1k`,
+      `  RSS ${fmt(chPeak / 1048576)} MB  server CPU ${fmt((serverCpu / chRun.eventsTotal) * 1000, 1)} ms/1k, RSS ${fmt(serverPeak / 1048576)} MB`,
     ),
   );
   console.log(line('ClickHouse (two collectors)', two));
   console.log(
-    `stored in ClickHouse: ${fmt(storedOne)} (acknowledged ${fmt(chRun.eventsTotal)}), two collectors ${fmt(storedTwo)} (acknowledged ${fmt(two.acked)})`,
+    line(
+      'ClickHouse down: into the journal',
+      journalRun,
+      `  ${fmt(journalBytes / journalRun.eventsTotal)} B/event on disk`,
+    ),
   );
-  if (storedOne < chRun.eventsTotal || storedTwo < two.acked) {
+  console.log(
+    `${'journal drained once ClickHouse is up'.padEnd(36)} ${fmt(journalRun.eventsTotal / drainSeconds).padStart(10)} events/s   ${fmt(journalRun.eventsTotal)} events in ${drainSeconds.toFixed(1)} s  collector CPU ${fmt((drainCpu / journalRun.eventsTotal) * 1000, 1)} ms/1k`,
+  );
+  console.log(
+    `stored in ClickHouse: ${fmt(storedOne)} (acknowledged ${fmt(chRun.eventsTotal)}), two collectors ${fmt(storedTwo)} (acknowledged ${fmt(two.acked)}), from the journal ${fmt(storedJournal)} (acknowledged ${fmt(journalRun.eventsTotal)})`,
+  );
+  if (storedOne < chRun.eventsTotal || storedTwo < two.acked || storedJournal < journalRun.eventsTotal) {
     console.log('ERROR: ClickHouse holds fewer events than were acknowledged');
     process.exitCode = 1;
   }

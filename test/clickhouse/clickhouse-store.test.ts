@@ -182,11 +182,16 @@ describe('ClickHouse only', () => {
       quarantine: [],
       counters: [],
     });
-    // Two hidden copies, as a lost race and an aborted attempt leave them: same rows, other write ids.
+    // The store checks its write for races right after it; reading through it waits for that check,
+    // which must not see the copies made below (it would settle them by its own rule).
+    await store.query(sql`SELECT 1`);
+    // Two hidden copies, as a lost race and an aborted attempt leave them: same rows, other write ids,
+    // received 1 ms later (so the recorded loss below agrees with the rule: earliest received wins).
+    const later = EVENT_COLUMN_LIST.replace(/\breceived_at\b/, 'received_at + 1');
     const copy = (writeId: number) =>
       clickhouse(
         url,
-        `INSERT INTO ${database}.events_local SELECT ${EVENT_COLUMN_LIST}, dedupe_key, dedupe_key2, toUInt64(${writeId}) FROM ${database}.events_local WHERE install_id = 'erase-me' LIMIT 1`,
+        `INSERT INTO ${database}.events_local (${EVENT_COLUMN_LIST}, dedupe_key, dedupe_key2, write_id) SELECT ${later}, dedupe_key, dedupe_key2, toUInt64(${writeId}) FROM ${database}.events_local WHERE install_id = 'erase-me' LIMIT 1`,
       );
     await copy(41);
     await copy(42);

@@ -1,8 +1,8 @@
 /**
- * `telemark migrate` end to end: a simulated embedded store (the real CLI, a real DuckDB file, a real
- * ClickHouse), then the same counts and the same answer from every view on both sides; a second run
- * that finds everything there; and a run that resumes where an interrupted one stopped. The 1M-event
- * run is `bench/clickhouse-migrate.mjs` (it takes minutes, too long for CI).
+ * `telemark migrate` end to end, at the size of issue #5's acceptance test: a simulated embedded store of
+ * over 1,000,000 events (the real CLI, a real DuckDB file, a real ClickHouse), then the same counts and
+ * the same answer from every view on both sides, and a second run that finds everything there. Then, on
+ * a small store, a run that resumes where an interrupted one stopped, and the refusals.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -23,16 +23,20 @@ import { dropDatabase, testServer, uniqueDatabase } from './_server.js';
 const run = promisify(execFile);
 const END = Date.UTC(2026, 9, 1);
 const APP = 'telepresence2';
+/** 3,500 simulated installs over 90 days: about 1.03M events (asserted ≥ 1M below). */
+const MILLION = { installs: 3_500, days: 90, seed: 11 };
+const SMALL = { installs: 150, days: 45, seed: 11 };
 
 let url = '';
-let dataDir = '';
+/** The 1M-event data directory, and a small one for the resume and refusal tests. */
+let bigDir = '';
+let smallDir = '';
 const databases: string[] = [];
 
-beforeAll(async () => {
-  url = (await testServer()).url;
-  dataDir = tempDir();
-  const store = createDuckDBStore({ path: path.join(dataDir, 'telemark.duckdb') });
-  await simulate({ app: APP, installs: 150, days: 45, seed: 11, endAt: END, target: { store } });
+async function simulated(load: { installs: number; days: number; seed: number }): Promise<string> {
+  const dir = tempDir();
+  const store = createDuckDBStore({ path: path.join(dir, 'telemark.duckdb') });
+  await simulate({ app: APP, ...load, endAt: END, target: { store } });
   // Quarantine entries with awkward text, as refusals leave them.
   await store.write({
     events: [],
@@ -43,18 +47,24 @@ beforeAll(async () => {
     counters: [{ day: '2026-09-01', app: APP, kind: 'rejected', reason: 'unknown_event', count: 7 }],
   });
   await store.close();
-});
+  return dir;
+}
+
+beforeAll(async () => {
+  url = (await testServer()).url;
+  [bigDir, smallDir] = [await simulated(MILLION), await simulated(SMALL)];
+}, 300_000);
 
 afterAll(async () => {
   for (const db of databases) await dropDatabase(url, db);
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  for (const dir of [bigDir, smallDir]) if (dir) fs.rmSync(dir, { recursive: true, force: true });
   await (await testServer()).release();
 });
 
-async function migrate(database: string, ...extra: string[]) {
+async function migrate(from: string, database: string, ...extra: string[]) {
   const { stdout, stderr } = await run(
     process.execPath,
-    [CLI, 'migrate', '--from', dataDir, '--to', url, '--database', database, '--json', ...extra],
+    [CLI, 'migrate', '--from', from, '--to', url, '--database', database, '--json', ...extra],
     { maxBuffer: 1 << 24 },
   );
   return { report: JSON.parse(stdout), stderr };
@@ -78,16 +88,16 @@ async function counts(store: Store) {
 }
 
 describe('telemark migrate', () => {
-  it('moves everything, with the same counts and the same view answers; a rerun adds nothing', async () => {
+  it('moves 1M events, with the same counts and the same view answers; a rerun adds nothing', async () => {
     const database = uniqueDatabase('migrate');
     databases.push(database);
-    const { report, stderr } = await migrate(database);
+    const { report, stderr } = await migrate(bigDir, database);
     expect(stderr).toMatch(/migrate: .*events/);
-    const source = createDuckDBStore({ path: path.join(dataDir, 'telemark.duckdb'), readOnly: true });
+    const source = createDuckDBStore({ path: path.join(bigDir, 'telemark.duckdb'), readOnly: true });
     const target = createClickHouseStore({ url, database });
     try {
       const before = await counts(source);
-      expect(before.events).toBeGreaterThan(10_000);
+      expect(before.events).toBeGreaterThanOrEqual(1_000_000);
       expect(report.events).toMatchObject({
         source: before.events,
         migrated: before.events,
@@ -96,7 +106,7 @@ describe('telemark migrate', () => {
       expect(report.quarantine).toMatchObject({ source: 2, migrated: 2 });
       expect(report.counters.migrated).toBe(true);
       expect(await counts(target)).toEqual(before);
-      const { registry } = loadServeConfig({ flags: { data: dataDir } });
+      const { registry } = loadServeConfig({ flags: { data: bigDir } });
       expect(await expectSameAnswers(source, target, registry, viewRequests(APP, END), END)).toBeGreaterThan(
         10,
       );
@@ -104,7 +114,7 @@ describe('telemark migrate', () => {
       const [right] = await target.listQuarantine({ app: APP });
       expect(right).toEqual(left);
 
-      const again = (await migrate(database)).report;
+      const again = (await migrate(bigDir, database)).report;
       expect(again.events).toMatchObject({ migrated: 0, alreadyThere: before.events });
       expect(again.quarantine).toMatchObject({ migrated: 0, alreadyThere: 2 });
       expect(again.counters.migrated).toBe(false);
@@ -113,13 +123,13 @@ describe('telemark migrate', () => {
       await source.close();
       await target.close();
     }
-  });
+  }, 300_000);
 
   it('resumes an interrupted migration', async () => {
     const database = uniqueDatabase('resume');
     databases.push(database);
     // As if a first run stopped part-way: some events are already in ClickHouse.
-    const source = createDuckDBStore({ path: path.join(dataDir, 'telemark.duckdb'), readOnly: true });
+    const source = createDuckDBStore({ path: path.join(smallDir, 'telemark.duckdb'), readOnly: true });
     const target = createClickHouseStore({ url, database });
     try {
       const rows = await source.query<Record<string, unknown>>(
@@ -139,7 +149,7 @@ describe('telemark migrate', () => {
       await target.write({ events, quarantine: [], counters: [] });
       await source.close();
 
-      const { report } = await migrate(database, '--batch', '7000');
+      const { report } = await migrate(smallDir, database, '--batch', '7000');
       expect(report.events.alreadyThere).toBe(3000);
       expect(report.events.migrated).toBe(report.events.source - 3000);
       const [n] = await target.query<{ n: number }>(sql`SELECT count() AS n FROM events`);
@@ -152,13 +162,13 @@ describe('telemark migrate', () => {
 
   it('refuses a running collector’s data directory and bad options, naming the fix', async () => {
     await expect(
-      run(process.execPath, [CLI, 'migrate', '--from', dataDir, '--to', 'localhost:8123']),
+      run(process.execPath, [CLI, 'migrate', '--from', smallDir, '--to', 'localhost:8123']),
     ).rejects.toMatchObject({ stderr: expect.stringMatching(/TMK_ERR_BAD_PARAMETER.*--to/) });
-    const locked = createDuckDBStore({ path: path.join(dataDir, 'telemark.duckdb') });
+    const locked = createDuckDBStore({ path: path.join(smallDir, 'telemark.duckdb') });
     await locked.init();
     try {
       await expect(
-        run(process.execPath, [CLI, 'migrate', '--from', dataDir, '--to', url, '--database', 'unused']),
+        run(process.execPath, [CLI, 'migrate', '--from', smallDir, '--to', url, '--database', 'unused']),
       ).rejects.toMatchObject({ stderr: expect.stringMatching(/TMK_ERR_STORE_LOCKED/) });
     } finally {
       await locked.close();

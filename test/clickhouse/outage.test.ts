@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveServeConfig } from '../../packages/server/src/config/serve-config.js';
 import { createCollector } from '../../packages/server/src/http/collector.js';
+import { dedupeKey } from '../../packages/server/src/store/clickhouse/dedupe.js';
 import { createClickHouseStore } from '../../packages/server/src/store/clickhouse/index.js';
 import { sql } from '../../packages/server/src/store/sql.js';
 import type { Store } from '../../packages/server/src/store/types.js';
@@ -70,6 +71,12 @@ describe('ClickHouse killed in the middle of a load', () => {
     const collector: Child = await startChild(dataDir, {
       store: 'clickhouse',
       clickhouse: { url: server.url, database },
+      // Four installs send tens of thousands of events in seconds: past the default per-install bucket
+      // (10k burst), 429s would depend on the machine's speed and land in the outage window.
+      rateLimits: {
+        perWriteKey: { perSecond: 1_000_000, burst: 10_000_000 },
+        perInstall: { perSecond: 1_000_000, burst: 10_000_000 },
+      },
     });
     const sent = new Set<string>();
     const acked = new Set<string>();
@@ -231,13 +238,19 @@ describe('a full journal', () => {
       expect(rows).toHaveLength((k + 1) * 20);
       expect(new Set(rows.map((r) => r.id)).size).toBe((k + 1) * 20);
       // Delivered in the order acknowledged: a later batch's keys were never stored before an earlier one's.
-      const stored = await store.query<{ id: string; at: number }>(
-        sql`SELECT message_id AS id, toUInt32(inserted_at) AS at FROM event_keys`,
+      // `event_keys` holds (app, message_id) only as its 128-bit key: map the keys back to batches.
+      const batchOfKey = new Map<string, number>();
+      for (let b = 0; b <= k; b++)
+        for (const m of batch(b)) batchOfKey.set(dedupeKey('mytool', m.messageId as string).key, b);
+      const stored = await store.query<{ key: string; at: number }>(
+        sql`SELECT toString(key) AS key, toUInt32(inserted_at) AS at FROM event_keys`,
       );
-      const batchOf = (id: string) => Number(id.split('-')[1]);
+      expect(stored.every((r) => batchOfKey.has(r.key))).toBe(true);
       const firstStored = new Map<number, number>();
-      for (const r of stored)
-        firstStored.set(batchOf(r.id), Math.min(firstStored.get(batchOf(r.id)) ?? Infinity, r.at));
+      for (const r of stored) {
+        const b = batchOfKey.get(r.key)!;
+        firstStored.set(b, Math.min(firstStored.get(b) ?? Infinity, Number(r.at)));
+      }
       const times = [...firstStored.entries()]
         .filter(([b]) => b < k)
         .sort((x, y) => x[0] - y[0])

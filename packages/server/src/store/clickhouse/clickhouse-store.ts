@@ -52,6 +52,7 @@ import { exportEvents } from './export.js';
 import { counterRow, quarantineRow, TsvBuffer, tsvField, writeEventRow } from './rows.js';
 import {
   EVENT_COLUMN_LIST,
+  EVENT_INSERT_COLUMNS,
   MIGRATIONS_TABLE,
   nodeSchema,
   SCHEMA_NAME,
@@ -310,12 +311,14 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
     table: string,
     body: string | Buffer,
     c: ClickHouseClientLike = client(),
+    columns?: readonly string[],
   ): Promise<void> {
     if (body.length === 0) return;
     await c.insert({
       table,
       values: readable(body),
       format: 'TabSeparated',
+      ...(columns ? { columns } : {}),
       clickhouse_settings: insertSettings,
     });
   }
@@ -453,7 +456,9 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
       for (const c of counters) totals.add(c);
       if (batch.statusCounters) totals.addStatuses(events, statuses);
       await Promise.all([
-        acceptedRows.length > 0 ? insert(t.events, rows.only(acceptedRows)) : undefined,
+        acceptedRows.length > 0
+          ? insert(t.events, rows.only(acceptedRows), client(), EVENT_INSERT_COLUMNS)
+          : undefined,
         insert(t.quarantine, quarantineText),
         insert(t.counters, totals.rows(writeId)),
       ]);

@@ -116,10 +116,17 @@ export const EVENT_COLUMN_LIST = EVENT_COLUMNS.map((c) => c.column).join(', ');
 
 /**
  * Columns of `events_local` after the contract's, in order: the insert format appends them to each row.
- * `install_key` (cityHash64 of install_id, computed by ClickHouse on insert) follows; the `events` view
- * exposes it, so distinct-install counts read 8 bytes a row instead of hashing every id again.
+ * `install_key` (cityHash64 of install_id) follows, filled by ClickHouse from its DEFAULT because inserts
+ * name every column but it; the `events` view exposes it, so distinct-install counts read 8 bytes a row
+ * instead of hashing every id again.
  */
 export const EVENT_INTERNAL_COLUMNS = ['dedupe_key', 'dedupe_key2', 'write_id'] as const;
+
+/** What an events INSERT names, in the order `writeEventRow` writes: everything but `install_key`. */
+export const EVENT_INSERT_COLUMNS: readonly string[] = Object.freeze([
+  ...EVENT_COLUMNS.map((c) => c.column),
+  ...EVENT_INTERNAL_COLUMNS,
+]);
 
 export const QUARANTINE_COLUMNS = [
   'id',
@@ -160,12 +167,15 @@ export function tableNames(cluster: boolean) {
 export function nodeSchema({ database, cluster }: SchemaTarget): string[] {
   const t = tableNames(cluster !== undefined);
   const statements = [
+    // `install_key` is DEFAULT, not MATERIALIZED: 18.16's Distributed table computes a MATERIALIZED
+    // column itself and sends it on, and the shard refuses it (Code 44). A DEFAULT is computed once,
+    // where the INSERT lands, and accepted by the shard as a given value.
     `CREATE TABLE IF NOT EXISTS events_local (
   ${EVENT_COLUMNS.map((c) => `${c.column} ${c.type}`).join(',\n  ')},
   dedupe_key UInt64,
   dedupe_key2 UInt64,
   write_id UInt64,
-  install_key UInt64 MATERIALIZED cityHash64(install_id)
+  install_key UInt64 DEFAULT cityHash64(install_id)
 ) ENGINE = MergeTree
 PARTITION BY (app, ${receivedMonth('received_at')})
 ORDER BY (app, intDiv(ts, 86400000), event, install_key)`,
