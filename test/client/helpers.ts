@@ -21,7 +21,9 @@ export function tempDir(): string {
 export async function cleanup(): Promise<void> {
   for (const dir of dirs.splice(0)) {
     for (const lock of findLocks(dir)) killLockHolder(lock);
-    fs.rmSync(dir, { recursive: true, force: true });
+    // A sender just killed (or one that lost the race for the lock and is on its way out) may still
+    // write a file or two: retry the removal.
+    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   }
 }
 

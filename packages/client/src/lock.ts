@@ -61,8 +61,34 @@ export function isHolderLive(holder: LockHolder | undefined, now: number): boole
   return !!holder && isProcessAlive(holder.pid) && holder.heartbeatMs > now - LOCK_STALE_MS;
 }
 
-/** A live process holds the lock (used on the exit path to avoid spawning a second sender). */
+/**
+ * A live process holds the lock (used on the exit path to avoid spawning a second sender). The same
+ * verdict as `isHolderLive(readLockHolder(file))`, in one function for the usual lock (its heartbeat in
+ * its content): on a CLI's exit every function run for the first time is compiled first.
+ */
 export function isLockHeld(file: string, now = Date.now()): boolean {
+  let raw: string;
+  try {
+    raw = fs.readFileSync(file, 'utf8');
+  } catch {
+    return false;
+  }
+  try {
+    const { pid, heartbeatAt } = JSON.parse(raw) as { pid?: unknown; heartbeatAt?: unknown };
+    if (typeof heartbeatAt === 'number' && Number.isFinite(heartbeatAt)) {
+      if (!(heartbeatAt > now - LOCK_STALE_MS)) return false;
+      // isProcessAlive(), written out.
+      if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 0) return false;
+      if (pid === process.pid) return true;
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch (error) {
+        return (error as NodeJS.ErrnoException).code === 'EPERM';
+      }
+    }
+  } catch {}
+  // Unreadable, or a lock of a sender before 0.2 (its heartbeat is the file's mtime).
   return isHolderLive(readLockHolder(file), now);
 }
 

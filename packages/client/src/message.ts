@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
-import type { Catalog, ErrorTrait, LegacyIdSpec, StringTrait, TraitSpec } from './catalog/types.js';
+import type { Catalog, LegacyIdSpec, TraitSpec } from './catalog/types.js';
 import { checkTraitValue } from './catalog/validate.js';
 import { parseSwitch } from './consent.js';
 import { detectInstallMethod, type EnvironmentInfo } from './context/index.js';
@@ -66,17 +66,6 @@ export interface PendingEvent {
   readonly seq: number;
 }
 
-export type TextTrait = readonly [name: string, spec: ErrorTrait | StringTrait];
-
-/** The event's traits whose values are free text (scrubbed, or hashed). */
-export function textTraitsOf(catalog: Catalog, event: string): readonly TextTrait[] {
-  const text: TextTrait[] = [];
-  const traits = Object.hasOwn(catalog.input.events, event) ? catalog.input.events[event]?.traits : undefined;
-  for (const [name, trait] of Object.entries(traits ?? {}))
-    if (trait.type === 'error' || trait.type === 'string') text.push([name, trait]);
-  return text;
-}
-
 /** This machine's names, known exactly, for the scrubber. Each is optional: lookups may fail in containers. */
 export function machineScrubIdentity(): ScrubIdentity {
   const identity: { homeDir?: string; userName?: string; hostName?: string } = {};
@@ -99,23 +88,38 @@ export function extraContextFromEnv(
 ): Record<string, boolean | number | string> | undefined {
   const spec = catalog.input.extraContext;
   if (!spec) return undefined;
-  const extra: Record<string, boolean | number | string> = {};
-  for (const [key, trait] of Object.entries(spec.keys) as [string, TraitSpec][]) {
+  let extra: Record<string, boolean | number | string> | undefined;
+  // for-in, not Object.entries(), and the parsing in its own function: this runs once, cold, at a CLI's
+  // exit, where the variables are usually not set (and each function costs its compilation).
+  for (const key in spec.keys) {
+    if (!Object.hasOwn(spec.keys, key)) continue;
     const raw = env[`${spec.envPrefix}${key.toUpperCase()}`];
     if (raw === undefined) continue;
-    let value: unknown;
-    if (trait.type === 'boolean') {
-      const parsed = parseSwitch(raw);
-      if (!parsed.recognised) continue;
-      value = parsed.on;
-    } else if (trait.type === 'integer') {
-      if (!/^-?\d{1,15}$/.test(raw.trim())) continue;
-      value = Number(raw.trim());
-    } else value = raw.trim();
-    const checked = checkTraitValue(key, trait, value);
-    if (checked.ok) extra[key] = checked.value as boolean | number | string;
+    const value = extraContextValue(key, spec.keys[key] as TraitSpec, raw);
+    if (value === undefined) continue;
+    extra ??= {};
+    extra[key] = value;
   }
-  return Object.keys(extra).length > 0 ? extra : undefined;
+  return extra;
+}
+
+/** One extra-context variable's value, typed and checked, or undefined when it does not fit its trait. */
+function extraContextValue(
+  key: string,
+  trait: TraitSpec,
+  raw: string,
+): boolean | number | string | undefined {
+  let value: unknown;
+  if (trait.type === 'boolean') {
+    const parsed = parseSwitch(raw);
+    if (!parsed.recognised) return undefined;
+    value = parsed.on;
+  } else if (trait.type === 'integer') {
+    if (!/^-?\d{1,15}$/.test(raw.trim())) return undefined;
+    value = Number(raw.trim());
+  } else value = raw.trim();
+  const checked = checkTraitValue(key, trait, value);
+  return checked.ok ? (checked.value as boolean | number | string) : undefined;
 }
 
 /** How the tool was installed, told from the real path of its entry script. Never throws. */
@@ -152,22 +156,6 @@ export type CliBase = Omit<CliContext, 'seq' | 'container' | 'wsl'>;
 
 /** The CLI context as a process writes it: the install method only when the tool said it. */
 export type CliHead = Omit<CliBase, 'installMethod'> & { readonly installMethod?: string };
-
-export function cliBase(input: MessageContextInput): CliHead {
-  return {
-    arch: process.arch,
-    platform: process.platform,
-    mode: input.mode,
-    sessionId: input.sessionId,
-    installMethod: input.installMethod,
-    envClass: input.environment.envClass,
-    ciVendor: input.environment.ciVendor,
-    agent: input.environment.agent,
-    nodeVersion: process.versions.node,
-    catalog: input.catalog.fingerprint,
-    ...(input.extra ? { extra: input.extra } : {}),
-  };
-}
 
 /**
  * A record ready to be finished by whoever sends: a wire message without the machine's facts (`os: null`,
@@ -235,21 +223,23 @@ let idPrefix: string | undefined;
 let idFirst = 0;
 let idCount = 0;
 
+function seedMessageIds(): void {
+  const uuid = randomUUID();
+  idPrefix = uuid.slice(0, 24);
+  idFirst = Number.parseInt(uuid.slice(24), 16);
+}
+
 /** The next message id of this process (UUID-shaped). */
 export function nextMessageId(): string {
-  if (idPrefix === undefined) {
-    const uuid = randomUUID();
-    idPrefix = uuid.slice(0, 24);
-    idFirst = Number.parseInt(uuid.slice(24), 16);
-  }
-  const low = (idFirst + idCount++) % 0x1_0000_0000_0000;
-  return idPrefix + low.toString(16).padStart(12, '0');
+  if (idPrefix === undefined) seedMessageIds();
+  return `${idPrefix}${((idFirst + idCount++) % 0x1_0000_0000_0000).toString(16).padStart(12, '0')}`;
 }
 
 interface EventShape {
   /** The event name as JSON. */
   readonly name: string;
-  readonly text: readonly TextTrait[];
+  /** Its free-text traits, each with its `"name":maxLength` entry for `_hash` or `_scrub`. */
+  readonly text: readonly { readonly name: string; readonly hashed: boolean; readonly entry: string }[];
 }
 
 /**
@@ -262,39 +252,82 @@ export function createSegmentEncoder(input: SegmentInput): SegmentEncoder {
     telemark: SEGMENT_FORMAT,
     app: { name: input.catalog.app, version: input.version },
     library: { name: 'telemark', version: LIBRARY_VERSION },
-    cli: cliBase(input),
-    ...(input.installMethod === undefined && process.argv[1] ? { entryScript: process.argv[1] } : {}),
-    ...(input.catalog.input.legacyIdFiles?.length
-      ? { legacyIdFiles: input.catalog.input.legacyIdFiles }
-      : {}),
-    ...(input.idRotationDays ? { idRotationDays: input.idRotationDays } : {}),
-  };
-  // Per event, found when first encoded: a CLI run reports a few of the catalog's events.
-  const shapes = new Map<string, EventShape>();
-  return {
-    header: JSON.stringify(header),
-    encode(pending, dropped) {
-      let shape = shapes.get(pending.event);
-      if (!shape) {
-        shape = { name: JSON.stringify(pending.event), text: textTraitsOf(input.catalog, pending.event) };
-        shapes.set(pending.event, shape);
-      }
-      let scrub = '';
-      let hash = '';
-      for (const [name, spec] of shape.text) {
-        if (typeof pending.traits[name] !== 'string') continue;
-        if (spec.type === 'string' && spec.hashed) hash += `${hash ? ',' : ''}"${name}":${spec.maxLength}`;
-        else
-          scrub += `${scrub ? ',' : ''}"${name}":${spec.type === 'string' ? spec.maxLength : (spec.maxLength ?? 1024)}`;
-      }
-      return (
-        `{"messageId":"${nextMessageId()}","time":${pending.time},"event":${shape.name},` +
-        `"properties":${JSON.stringify(pending.traits)},"seq":${pending.seq}` +
-        `${dropped > 0 ? `,"dropped":${dropped}` : ''}${scrub ? `,"_scrub":{${scrub}}` : ''}` +
-        `${hash ? `,"_hash":{${hash}}` : ''}}`
-      );
+    // The CLI context as this process writes it (the install method only when the tool said it).
+    cli: {
+      arch: process.arch,
+      platform: process.platform,
+      mode: input.mode,
+      sessionId: input.sessionId,
+      installMethod: input.installMethod,
+      envClass: input.environment.envClass,
+      ciVendor: input.environment.ciVendor,
+      agent: input.environment.agent,
+      nodeVersion: process.versions.node,
+      catalog: input.catalog.fingerprint,
+      // Undefined values are left out of the JSON: no spreads, which cost a CLI's exit a little.
+      extra: input.extra || undefined,
     },
+    entryScript: (input.installMethod === undefined && process.argv[1]) || undefined,
+    legacyIdFiles: input.catalog.input.legacyIdFiles?.length ? input.catalog.input.legacyIdFiles : undefined,
+    idRotationDays: input.idRotationDays || undefined,
   };
+  if (idPrefix === undefined) seedMessageIds();
+  const encoder: EventEncoder = {
+    header: JSON.stringify(header),
+    catalog: input.catalog,
+    shapes: new Map(),
+    encode: encodeEvent,
+  };
+  return encoder;
+}
+
+/** What `encodeEvent()` works with. */
+interface EventEncoder extends SegmentEncoder {
+  readonly catalog: Catalog;
+  /** Per event, found when first encoded: a CLI run reports a few of the catalog's events. */
+  readonly shapes: Map<string, EventShape>;
+}
+
+/**
+ * One event's line. A function of the module rather than a closure (a closure's enclosing function would
+ * be compiled with a second parse of it), with the event's shape found inline: this runs cold
+ * (interpreted) at a CLI's exit, where each function costs its compilation.
+ */
+function encodeEvent(this: EventEncoder, pending: PendingEvent, dropped: number): string {
+  let shape = this.shapes.get(pending.event);
+  if (shape === undefined) {
+    // The event's free-text traits (scrubbed, or hashed), each with its `"name":maxLength` entry.
+    const text: { name: string; hashed: boolean; entry: string }[] = [];
+    const events = this.catalog.input.events;
+    const traits = Object.hasOwn(events, pending.event) ? events[pending.event]?.traits : undefined;
+    for (const name in traits) {
+      if (!Object.hasOwn(traits, name)) continue;
+      const spec = traits[name] as TraitSpec;
+      if (spec.type === 'string')
+        text.push({ name, hashed: !!spec.hashed, entry: `"${name}":${spec.maxLength}` });
+      else if (spec.type === 'error')
+        text.push({ name, hashed: false, entry: `"${name}":${spec.maxLength ?? 1024}` });
+    }
+    shape = { name: JSON.stringify(pending.event), text };
+    this.shapes.set(pending.event, shape);
+  }
+  let scrub = '';
+  let hash = '';
+  const text = shape.text;
+  for (let i = 0; i < text.length; i++) {
+    const trait = text[i] as EventShape['text'][number];
+    if (typeof pending.traits[trait.name] !== 'string') continue;
+    if (trait.hashed) hash = hash ? `${hash},${trait.entry}` : trait.entry;
+    else scrub = scrub ? `${scrub},${trait.entry}` : trait.entry;
+  }
+  return (
+    // nextMessageId(), written out (the ids were seeded with the encoder).
+    `{"messageId":"${idPrefix}${((idFirst + idCount++) % 0x1_0000_0000_0000).toString(16).padStart(12, '0')}",` +
+    `"time":${pending.time},"event":${shape.name},` +
+    `"properties":${JSON.stringify(pending.traits)},"seq":${pending.seq}` +
+    `${dropped > 0 ? `,"dropped":${dropped}` : ''}${scrub ? `,"_scrub":{${scrub}}` : ''}` +
+    `${hash ? `,"_hash":{${hash}}` : ''}}`
+  );
 }
 
 const isObject = (value: unknown): value is Record<string, unknown> =>

@@ -172,6 +172,23 @@ describe('report()', () => {
     expect(telemetry.status()).toMatchObject({ installId: null, spool: { events: 1 } });
   });
 
+  it('appends as soon, with Node timers, where Atomics.waitAsync is missing', async () => {
+    const waitAsync = Object.getOwnPropertyDescriptor(Atomics, 'waitAsync');
+    Reflect.deleteProperty(Atomics, 'waitAsync');
+    try {
+      expect((Atomics as unknown as { waitAsync?: unknown }).waitAsync).toBeUndefined();
+      const { telemetry, configDir } = setup('http://127.0.0.1:9');
+      telemetry.report('intercept_success');
+      expect(fs.existsSync(configDir)).toBe(false);
+      await tick();
+      expect(listFiles(configDir)).toEqual(['spool', expect.stringMatching(/^spool\/[^/]+\.v2\.open$/)]);
+      expect(telemetry.status()).toMatchObject({ spool: { events: 1 } });
+    } finally {
+      if (waitAsync) Object.defineProperty(Atomics, 'waitAsync', waitAsync);
+    }
+    expect(typeof (Atomics as unknown as { waitAsync?: unknown }).waitAsync).toBe('function');
+  });
+
   it('hashes `hashed` strings with the local secret and scrubs the others', async () => {
     const catalog = defineCatalog({
       app: 'hashy',

@@ -1,16 +1,18 @@
 /**
  * `createTelemetry()`: the reporter a CLI embeds.
  *
- * `report()` validates, stamps (message id, time, sequence number) and buffers in memory: microseconds,
- * no disk, no network, never a throw. Shortly after (an unref'd timer) or synchronously at
- * `process.on('exit')`, whichever comes first, the buffer is turned into records (hashed) and appended to
- * this process's own spool segment. At exit the segment is sealed and, unless a sender is already running or
- * the collector asked to wait, a detached sender is spawned to deliver it. The CLI never waits for it.
+ * `report()` validates, stamps (time, sequence number) and buffers in memory: microseconds, no disk, no
+ * network, never a throw. 10 ms later if the process lives on (see `scheduleAppend`), or synchronously at
+ * `process.on('exit')`, whichever comes first, the buffer is encoded (one line per event, a message id
+ * each) and written to this process's own spool segment. At exit the segment is sealed and, unless a
+ * sender is already running or the collector asked to wait, a detached sender is spawned to deliver it.
+ * The CLI never waits for it.
  */
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { isatty } from 'node:tty';
+import { laterUnref } from './_later.js';
 import type { CatalogInput, EventNameOf, ReportArgs } from './catalog/types.js';
 import { validateEvent } from './catalog/validate.js';
 import { type ConsentDecision, type ConsentSignal, resolveConsent, writeUserChoice } from './consent.js';
@@ -54,8 +56,8 @@ export type { TelemetryOptions } from './options.js';
 /** Events kept in memory between two appends; beyond it the oldest are dropped (and counted). */
 const MAX_BUFFERED_EVENTS = 10_000;
 /**
- * How long a process that lives on gathers reports before one append (a timer, started only when
- * something keeps the process alive; see `lookLater`).
+ * How long a process that lives on gathers reports before one append (see `scheduleAppend`; a process
+ * that exits sooner writes them at exit).
  */
 const APPEND_DELAY_MS = 10;
 /** …unless this many are waiting: then the append runs as soon as the caller yields. */
@@ -169,16 +171,25 @@ export interface Telemetry<C extends CatalogInput = CatalogInput> {
 
 type Counters = { reported: number; dropped: Record<string, number>; errors: number };
 
-/** One process 'exit' listener for every instance (many listeners would make Node print a warning). */
-const exitCallbacks = new Set<() => void>();
-let exitListening = false;
+/**
+ * At most two process 'exit' listeners whatever the number of instances (many would make Node print a
+ * warning): the first instance's own (the usual case: no function in between to compile at exit), and
+ * one for all the others.
+ */
+let firstExitCallback: (() => void) | undefined;
+const moreExitCallbacks = new Set<() => void>();
 function onProcessExit(callback: () => void): void {
-  exitCallbacks.add(callback);
-  if (exitListening) return;
-  exitListening = true;
-  process.on('exit', () => {
-    for (const run of exitCallbacks) run();
-  });
+  if (firstExitCallback === undefined) {
+    firstExitCallback = callback;
+    process.on('exit', callback);
+    return;
+  }
+  if (callback === firstExitCallback || moreExitCallbacks.has(callback)) return;
+  if (moreExitCallbacks.size === 0)
+    process.on('exit', () => {
+      for (const run of moreExitCallbacks) run();
+    });
+  moreExitCallbacks.add(callback);
 }
 
 /** A name for messages that cannot throw, whatever a caller passed as the event. */
@@ -349,6 +360,10 @@ function createActive<C extends CatalogInput>(
   let appendTimer: NodeJS.Timeout | undefined;
   let appendSoon: NodeJS.Immediate | undefined;
   let lookSoon: NodeJS.Immediate | undefined;
+  /** An append is due from `laterUnref()` (which cannot be cancelled: it finds the buffer empty)… */
+  let appendDue = false;
+  /** …at this time (ms). */
+  let appendDueAt = 0;
   let sealTimer: NodeJS.Timeout | undefined;
   let storageFailed = false;
   let encoder: SegmentEncoder | undefined;
@@ -357,14 +372,28 @@ function createActive<C extends CatalogInput>(
   // Made when this process first appends before its exit (most CLIs never do: they write once, at exit).
   let writer: SegmentWriter | undefined;
 
+  /** The `interactive` option overrides what the environment says (not a CI or a test runner). */
+  const applyInteractiveOption = (interactive: boolean) => {
+    if (environment.ciVendor || environment.testRunner) return;
+    if (interactive && environment.envClass === 'script')
+      environment = { ...environment, envClass: 'interactive', interactive: true };
+    else if (!interactive && environment.envClass === 'interactive')
+      environment = { ...environment, envClass: 'script', interactive: false };
+  };
+
   const getEncoder = (): SegmentEncoder => {
     if (encoder) return encoder;
-    if (opts.interactive !== undefined && !environment.ciVendor && !environment.testRunner) {
-      if (opts.interactive && environment.envClass === 'script')
-        environment = { ...environment, envClass: 'interactive', interactive: true };
-      else if (!opts.interactive && environment.envClass === 'interactive')
-        environment = { ...environment, envClass: 'script', interactive: false };
-    }
+    if (opts.interactive !== undefined) applyInteractiveOption(opts.interactive);
+    let extra: ReturnType<typeof extraContextFromEnv>;
+    // The variables are usually unset: look for one before parsing them all.
+    const extraSpec = catalog.input.extraContext;
+    for (const key in extraSpec?.keys)
+      if (env[`${extraSpec.envPrefix}${key.toUpperCase()}`] !== undefined) {
+        try {
+          extra = extraContextFromEnv(catalog, env);
+        } catch {}
+        break;
+      }
     encoder = createSegmentEncoder({
       catalog,
       version: opts.version,
@@ -372,8 +401,8 @@ function createActive<C extends CatalogInput>(
       sessionId: opts.sessionId,
       installMethod: opts.installMethod,
       environment,
-      extra: safe(() => extraContextFromEnv(catalog, env), undefined),
-      ...(opts.idRotationDays ? { idRotationDays: opts.idRotationDays } : {}),
+      extra,
+      idRotationDays: opts.idRotationDays,
     });
     return encoder;
   };
@@ -456,12 +485,17 @@ function createActive<C extends CatalogInput>(
     }
   };
 
+  /** Characters of the lines the last `encodeAll()` returned (newlines included). */
+  let encodedChars = 0;
   /** Events as spool lines (too large or unencodable ones are dropped and counted). */
   const encodeAll = (segment: SegmentEncoder, events: readonly PendingEvent[]): string[] => {
     // What the header adds to each event once it is a message (the sender adds a little more).
     const contextBytes = segment.header.length;
     const lines: string[] = [];
-    for (const event of events) {
+    let chars = 0;
+    // An indexed loop: this runs cold (interpreted) at a CLI's exit, where an iterator costs more.
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i] as PendingEvent;
       try {
         const line = segment.encode(event, lines.length === 0 ? droppedInMemory : 0);
         if (
@@ -473,11 +507,13 @@ function createActive<C extends CatalogInput>(
         }
         if (lines.length === 0) droppedInMemory = 0;
         lines.push(line);
+        chars += line.length + 1;
       } catch (error) {
         drop('internal');
         emitError('TMK_CLIENT_INTERNAL', `could not build "${event.event}"`, error);
       }
     }
+    encodedChars = chars;
     return lines;
   };
 
@@ -511,26 +547,13 @@ function createActive<C extends CatalogInput>(
     emitError('TMK_CLIENT_STORAGE', `cannot write the spool in ${spoolDir}`, error);
   };
 
-  /**
-   * At the exit of a process that appended nothing before (most CLIs): its whole segment in one write,
-   * under its final name. Returns whether a segment was written.
-   */
-  const writeAtExit = (): boolean => {
-    const events = takeBuffer();
-    if (!events) return false;
-    const segment = getEncoder();
-    const lines = encodeAll(segment, events);
-    const now = Date.now();
+  /** Lines too many for one segment, in several; returns whether any was written. */
+  const writeInChunks = (header: string, lines: readonly string[], now: number): boolean => {
     let written = false;
     for (let start = 0; start < lines.length; ) {
-      const end = chunkEnd(lines, start, segment.header.length + 1);
+      const end = chunkEnd(lines, start, header.length + 1);
       try {
-        writeSegment(
-          spoolDir,
-          segment.header,
-          end === lines.length && start === 0 ? lines : lines.slice(start, end),
-          now,
-        );
+        writeSegment(spoolDir, header, lines.slice(start, end), now);
       } catch (error) {
         storageError(error, lines.length - start);
         return written;
@@ -611,7 +634,11 @@ function createActive<C extends CatalogInput>(
     const now = Date.now();
     // The usual case first, and nothing else read then: a running sender also checks the notice and
     // keeps the spool in bounds.
-    if (isLockHeld(lockFile, now)) return;
+    if (!isLockHeld(lockFile, now)) startSenderOrKeepBounds(now);
+  };
+
+  /** No sender runs: start one if the notice was shown and the collector did not ask to wait. */
+  const startSenderOrKeepBounds = (now: number) => {
     // Nothing leaves the machine before the first-run notice was shown once (perhaps since this
     // process started, by an interactive run of the same tool: read again until it has been).
     const readEarlier = noticeState !== undefined;
@@ -643,37 +670,94 @@ function createActive<C extends CatalogInput>(
     }
   };
 
-  const onExit = () =>
-    guard(() => {
-      const written = writer?.isOpen ? appendBuffered(true) : writeAtExit();
-      if (debug) return;
-      const sealed = seal();
-      if (written || sealed) maybeSpawnSender();
-    });
+  /**
+   * At exit. A process that appended nothing before (most CLIs) writes its whole segment in one write,
+   * under its final name, and has nothing to seal. One function for that path, written out: on a CLI's
+   * exit each function costs its compilation.
+   */
+  const onExit = () => {
+    try {
+      if (writer?.isOpen) {
+        exitWithOpenSegment();
+        return;
+      }
+      if (buffer.length === 0) return;
+      if (debug || storageFailed) {
+        takeBuffer();
+        return;
+      }
+      const events = buffer;
+      buffer = [];
+      const segment = getEncoder();
+      const lines = encodeAll(segment, events);
+      if (lines.length === 0) return;
+      const now = Date.now();
+      // Lengths are a lower bound of bytes; chunkEnd() counts the same way.
+      if (segment.header.length + 1 + encodedChars >= segmentMaxBytes) {
+        if (writeInChunks(segment.header, lines, now)) maybeSpawnSender();
+        return;
+      }
+      try {
+        writeSegment(spoolDir, segment.header, lines, now);
+      } catch (error) {
+        storageError(error, lines.length);
+        return;
+      }
+      sealedSegments++;
+      maybeSpawnSender();
+    } catch (error) {
+      emitError('TMK_CLIENT_INTERNAL', 'unexpected failure', error);
+    }
+  };
 
-  const hookExit = () => {
-    if (exitHooked) return;
-    exitHooked = true;
-    onProcessExit(onExit);
+  /** At the exit of a process that lives on: the rest in its open segment, sealed. */
+  const exitWithOpenSegment = () => {
+    const sealedNow = appendBuffered(true);
+    if (debug) return;
+    if (seal() || sealedNow) maybeSpawnSender();
   };
 
   const appendLater = () => guard(appendBuffered);
-  /**
-   * Once the caller has yielded to the event loop (the next turn of it): when something keeps the process
-   * alive, the events are appended within APPEND_DELAY_MS (so a later kill loses at most that); when
-   * nothing does, the process is about to exit, and its exit handler writes them in one go. A short CLI
-   * so never starts a timer (its first costs ~0.3 ms) nor appends in the event loop, where the scavenge
-   * its allocations may call for runs (~1 ms), unlike in its exit handler.
-   */
-  const lookLater = () => {
-    lookSoon = undefined;
-    if (buffer.length === 0 || appendTimer || appendSoon) return;
-    if (typeof process.getActiveResourcesInfo === 'function' && process.getActiveResourcesInfo().length === 0)
-      return;
-    appendTimer = setTimeout(appendLater, APPEND_DELAY_MS);
-    appendTimer.unref();
+  const appendWhenDue = () => {
+    // The wait is timed from Node's loop time, stale after a long synchronous stretch (loading a CLI's
+    // modules, say): it may end early. Wait out the rest (at most the delay, whatever the clock did).
+    const rest = Math.min(appendDueAt - Date.now(), APPEND_DELAY_MS);
+    if (rest > 0 && laterUnref(rest, appendWhenDue)) return;
+    appendDue = false;
+    // Nothing keeps the process alive: it is about to exit (it was only slow to, say on a busy machine),
+    // and its exit handler writes the events in one go.
+    if (buffer.length === 0 || !keptAlive()) return;
+    // Debug mode prints the events with the machine's facts, which are still loading perhaps.
+    if (machineLoaded) void machineLoaded.then(appendLater);
+    else appendLater();
   };
-  const look = () => guard(lookLater);
+  /**
+   * After the first report since the last append: a process that lives on appends within APPEND_DELAY_MS
+   * (so a later kill loses at most that); one that exits first writes its events in its exit handler, in one
+   * go. `laterUnref()` does both without Node's timers: a short CLI so never starts one (the first costs
+   * ~0.3 ms), nor appends in the event loop, where the scavenge its allocations may call for runs (~1 ms),
+   * unlike in its exit handler. Where it is unavailable, `look()` does the same with Node's timers.
+   */
+  const scheduleAppend = () => {
+    appendDueAt = Date.now() + APPEND_DELAY_MS;
+    if (laterUnref(APPEND_DELAY_MS, appendWhenDue)) appendDue = true;
+    else lookSoon = setImmediate(look);
+  };
+  /**
+   * `scheduleAppend()` without `laterUnref()`: once the caller has yielded to the event loop (the next turn
+   * of it), when something keeps the process alive, an unref'd timer appends within APPEND_DELAY_MS; when
+   * nothing does, the process is about to exit, and its exit handler writes the events.
+   */
+  const look = () => {
+    lookSoon = undefined;
+    try {
+      if (buffer.length === 0 || appendTimer || appendSoon || !keptAlive()) return;
+      appendTimer = setTimeout(appendLater, APPEND_DELAY_MS);
+      appendTimer.unref();
+    } catch (error) {
+      emitError('TMK_CLIENT_INTERNAL', 'unexpected failure', error);
+    }
+  };
 
   const shownForCatalog = () => Object.hasOwn(readNotice().shown, catalog.fingerprint);
 
@@ -701,8 +785,12 @@ function createActive<C extends CatalogInput>(
     }
   };
 
+  // Run by every process that reports: its steps written out, since each function costs a CLI its compilation.
   const activate = () => {
-    hookExit();
+    if (!exitHooked) {
+      exitHooked = true;
+      onProcessExit(onExit);
+    }
     if (opts.notice === 'auto' && !debug && interactive && !environment.ciVendor && !shownForCatalog())
       showNotice();
   };
@@ -711,7 +799,12 @@ function createActive<C extends CatalogInput>(
     writeStderr(
       `[telemark] debug mode: nothing is sent or written. Telemetry would be ${decision.enabled ? 'on' : 'off'} (decided by ${decision.decidedBy}: ${decision.signals.find((s) => s.source === decision.decidedBy)?.detail ?? ''})\n`,
     );
-  if (decision.enabled) guard(activate);
+  if (decision.enabled)
+    try {
+      activate();
+    } catch (error) {
+      emitError('TMK_CLIENT_INTERNAL', 'unexpected failure', error);
+    }
 
   const report = (event: string, traits?: unknown): void => {
     if (!decision.enabled) return;
@@ -733,7 +826,7 @@ function createActive<C extends CatalogInput>(
       // Immediates that keep the event loop turning: an unref'd one waits for whatever wakes the loop
       // next (a long request's answer), and a kill until then would lose the events.
       if (buffer.length >= APPEND_SOON_EVENTS) appendSoon ??= setImmediate(appendLater);
-      else if (!appendTimer && !lookSoon) lookSoon = setImmediate(look);
+      else if (!appendTimer && !lookSoon && !appendDue) scheduleAppend();
     } catch (error) {
       drop('internal');
       emitError('TMK_CLIENT_INTERNAL', `report("${nameOf(event)}") failed`, error);
@@ -912,6 +1005,11 @@ function createActive<C extends CatalogInput>(
       ...(decision.enabled ? {} : { TELEMARK_DISABLED: '1' }),
     }),
   });
+}
+
+/** Something (a socket, a timer, a child…) keeps the process alive; without the API, assume so. */
+function keptAlive(): boolean {
+  return typeof process.getActiveResourcesInfo !== 'function' || process.getActiveResourcesInfo().length > 0;
 }
 
 function safe<T>(fn: () => T, fallback: T): T {
