@@ -19,6 +19,12 @@ const receivedAt = Date.UTC(2026, 2, 1, 12);
 const prepare = (report: unknown) => prepareMetriton(JSON.parse(goIndent(report)), receivedAt, deps);
 
 describe('Metriton reports', () => {
+  it('derives message ids with a pinned digest (stored ids are part of the data: dedupe across restarts)', () => {
+    expect(metritonMessageId('5c3c1f7e', 'trace-1', 3, 'connect')).toBe(
+      'mt-ee1871ade6f7b71ce4734d1d05e728db',
+    );
+  });
+
   it('maps base metadata to context, catalog traits to traits, and drops every other key', () => {
     const result = prepare(connectReport);
     if (result.kind !== 'prepared') throw new Error('expected prepared');

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import crypto from 'node:crypto';
 import type { AppEntry, AppRegistry } from '../config/registry-types.js';
 import type { EventBuilder, EventContext } from '../pipeline/event-builder.js';
 import type { QuarantineEntry } from '../store/types.js';
@@ -51,6 +51,12 @@ export type MetritonPrepared =
   | { readonly kind: 'unknown_app'; readonly quarantine: QuarantineEntry; readonly application: string }
   | { readonly kind: 'prepared'; readonly app: AppEntry | undefined; readonly prepared: PreparedRequest };
 
+/** SHA-256 in hex; one-shot `crypto.hash` where Node has it (≥ 20.12): same digest, no Hash object. */
+const sha256Hex: (text: string) => string =
+  typeof crypto.hash === 'function'
+    ? (text) => crypto.hash('sha256', text, 'hex')
+    : (text) => crypto.createHash('sha256').update(text).digest('hex');
+
 /** Metriton reports carry no id: derive one, so the same report sent again is a duplicate. */
 export function metritonMessageId(
   installId: string,
@@ -58,9 +64,7 @@ export function metritonMessageId(
   index: unknown,
   action: string,
 ): string {
-  const hash = createHash('sha256')
-    .update(`${installId}\u0000${traceId}\u0000${String(index)}\u0000${action}`)
-    .digest('hex');
+  const hash = sha256Hex(`${installId}\u0000${traceId}\u0000${String(index)}\u0000${action}`);
   return `mt-${hash.slice(0, 32)}`;
 }
 

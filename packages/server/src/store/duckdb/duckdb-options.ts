@@ -11,7 +11,7 @@ export interface DuckDBStoreOptions {
   readonly dedupeWindowDays?: number;
   /** Bound of the in-memory dedupe index (20–40 bytes per id); beyond it dedupe stays exact but slower. @default 20_000_000 */
   readonly dedupeIndexMaxIds?: number;
-  /** Checkpoint between writes once the WAL is this large. @default 67_108_864 (64 MiB) */
+  /** Checkpoint once the WAL is this large (writes go on into the side file meanwhile). @default 33_554_432 (32 MiB) */
   readonly checkpointWalBytes?: number;
   /** Checkpoint a non-empty WAL after this long without writes. @default 2_000 */
   readonly checkpointIdleMs?: number;
@@ -38,7 +38,7 @@ export const DUCKDB_DEFAULTS = Object.freeze({
   readOnly: false,
   dedupeWindowDays: 8, // days
   dedupeIndexMaxIds: 20_000_000, // ids (≤ 800 MB at 40 B/id)
-  checkpointWalBytes: 64 * 1024 * 1024, // 64 MiB
+  checkpointWalBytes: 32 * 1024 * 1024, // 32 MiB
   checkpointIdleMs: 2_000, // 2 s
   readConnections: 2,
   stagingChunkEvents: 2_500, // events

@@ -525,6 +525,101 @@ describe('DuckDB store specifics', () => {
     });
   });
 
+  describe('side file: writes during a checkpoint', () => {
+    const countRows = async (store: Store, table: string, app: string) =>
+      Number(
+        (await store.query<{ n: number }>(sql`SELECT count(*) AS n FROM ${raw(table)} WHERE app = ${app}`))[0]
+          ?.n,
+      );
+
+    it('commits writes queued behind a checkpoint into the side file, then folds them in exactly once', async () => {
+      const file = newPath();
+      const store = track(open(file, { checkpointWalBytes: 1024 * 1024, checkpointIdleMs: 60_000 }));
+      const app = uniqueId('app');
+      const big = Array.from({ length: 6_000 }, (_, i) =>
+        sampleEvent({ app, traits: { pad: `${i}`.padEnd(400, 'x') } }),
+      );
+      const during = Array.from({ length: 50 }, () => sampleEvent({ app }));
+      // The first write passes the WAL threshold and starts a checkpoint; the next ones are already queued.
+      const first = store.write(batch({ events: big }));
+      const second = store.write(
+        batch({
+          events: during,
+          quarantine: [
+            {
+              app,
+              receivedAt: Date.now(),
+              protocol: 'segment',
+              reason: 'TMK_ERR_BAD_EVENT',
+              detail: 'd',
+              messageId: 'm',
+              event: 'e',
+              raw: '{}',
+            },
+          ],
+          counters: [{ day: '2026-03-10', app, kind: 'rejected', reason: 'TMK_ERR_BAD_EVENT', count: 1 }],
+        }),
+      );
+      const third = store.write(batch({ events: [during[0]!, big[0]!, sampleEvent({ app })] }));
+      await first;
+      expect((await second).statuses.every((s) => s === 'accepted')).toBe(true);
+      expect((await third).statuses).toEqual(['duplicate', 'duplicate', 'accepted']);
+      await vi.waitFor(async () => expect((await store.health()).detail).toMatch(/side file folded [1-9]/), {
+        timeout: 10_000,
+        interval: 20,
+      });
+      expect(await countRows(store, 'events', app)).toBe(6_051);
+      expect(await countRows(store, 'side.event_rows', app)).toBe(0);
+      expect(await countRows(store, 'quarantine', app)).toBe(1);
+      const counters = await store.query<{ n: number }>(
+        sql`SELECT count AS n FROM ingest_counters WHERE app = ${app} AND kind = 'rejected'`,
+      );
+      expect(counters[0]?.n).toBe(1);
+      // Nothing is folded twice: a reopen sees the same rows.
+      await store.close();
+      const again = track(open(file));
+      expect(await countRows(again, 'events', app)).toBe(6_051);
+    });
+
+    it('at open, folds what a crash left in the side file, unless the main file records that fold', async () => {
+      const { DuckDBInstance } = await import('@duckdb/node-api');
+      const file = newPath();
+      const app = uniqueId('app');
+      const store = open(file);
+      await store.init();
+      await store.write(batch({ events: [sampleEvent({ app })] }));
+      await store.close();
+      /** Copy the stored row into the side file under a new message id, as a write during a checkpoint would. */
+      const crashWith = async (id: string, alreadyFolded: boolean) => {
+        const db = await DuckDBInstance.create(file);
+        const c = await db.connect();
+        await c.run(`ATTACH '${file}.side' AS side`);
+        const copy = `SELECT * REPLACE ('${id}' AS message_id, (hash('${id}') >> 11)::BIGINT AS dedupe_key) FROM main.event_rows WHERE app = '${app}' LIMIT 1`;
+        await c.run(`INSERT INTO side.event_rows ${copy}`);
+        await c.run(`UPDATE side.meta SET token = 'token-${id}'`);
+        if (alreadyFolded) {
+          await c.run(`INSERT INTO main.event_rows ${copy}`);
+          await c.run(`INSERT INTO side_folds VALUES ('token-${id}')`);
+        }
+        c.closeSync();
+        db.closeSync();
+      };
+      await crashWith('left-in-side', false);
+      const reopened = track(open(file));
+      expect(await countRows(reopened, 'events', app)).toBe(2);
+      expect(await countRows(reopened, 'side.event_rows', app)).toBe(0);
+      await reopened.close();
+
+      await crashWith('folded-before-crash', true);
+      const last = track(open(file));
+      expect(await countRows(last, 'events', app)).toBe(3);
+      const ids = await last.query<{ id: string }>(
+        sql`SELECT message_id AS id FROM events WHERE app = ${app} AND message_id IN ('left-in-side', 'folded-before-crash')`,
+      );
+      expect(ids.map((r) => r.id).sort()).toEqual(['folded-before-crash', 'left-in-side']);
+    });
+  });
+
   describe('options and engine selection', () => {
     it('reports every invalid option at once, and freezes the result', () => {
       expect(() =>

@@ -11,8 +11,10 @@
  *    threads while the main thread prepares the next chunk; quarantine entries and counter increments go
  *    in the same transaction, which only inserts (see schema.ts);
  * 4. COMMIT (DuckDB syncs its WAL), then add the accepted hashes to the index.
- * Checkpoints run on their own connection, beside the writes (an insert-only commit does not wait for a
- * checkpoint in DuckDB ≥ 1.5): when the WAL passes `checkpointWalBytes` and when writes pause.
+ * Checkpoints run on their own connection when the WAL passes `checkpointWalBytes` and when writes pause.
+ * DuckDB 1.5 makes every insert into a file wait for that file's running checkpoint, so meanwhile writes
+ * commit into a side file (`<file>.side`, attached as `side`), folded into the main file exactly once when
+ * the checkpoint ends (`foldSide`; docs/storage.md, "Checkpoints and the side file").
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -95,8 +97,9 @@ if (DEBUG) {
   const h = monitorEventLoopDelay({ resolution: 5 });
   h.enable();
   setInterval(() => {
+    const m = process.memoryUsage();
     console.error(
-      `[loop] p50 ${(h.percentile(50) / 1e6).toFixed(1)} p99 ${(h.percentile(99) / 1e6).toFixed(1)} max ${(h.max / 1e6).toFixed(1)}`,
+      `[loop] p50 ${(h.percentile(50) / 1e6).toFixed(1)} p99 ${(h.percentile(99) / 1e6).toFixed(1)} max ${(h.max / 1e6).toFixed(1)}; MB rss ${m.rss >> 20} heap ${m.heapUsed >> 20}/${m.heapTotal >> 20} external ${m.external >> 20}`,
     );
     h.reset();
   }, 1000).unref();
@@ -433,6 +436,29 @@ const VERIFY_HASHES = `SELECT app, message_id FROM event_rows
 WHERE dedupe_key IN (SELECT unnest(from_json($1::JSON, '["BIGINT"]')))
   AND received_at >= epoch_ms($2::BIGINT) AND received_at < epoch_ms($3::BIGINT)`;
 
+/** The same, including the side file while it holds rows not folded into the main file yet. */
+const VERIFY_HASHES_WITH_SIDE = `${VERIFY_HASHES}
+UNION ALL SELECT app, message_id FROM side.event_rows
+WHERE dedupe_key IN (SELECT unnest(from_json($1::JSON, '["BIGINT"]')))
+  AND received_at >= epoch_ms($2::BIGINT) AND received_at < epoch_ms($3::BIGINT)`;
+
+/**
+ * The tables a write inserts into. While the main file checkpoints, writes go to the same tables in the
+ * side file (attached as `side`): DuckDB 1.5 makes every insert into a file wait for that file's running
+ * checkpoint, but not inserts into another attached file (bench/duckdb-checkpoint-stall.mjs).
+ */
+const SIDE_TABLES = ['event_rows', 'contexts', 'quarantine', 'ingest_counter_log'] as const;
+/** A write statement aimed at the side file's copy of its table. */
+const toSide = (statement: string) => statement.replace(/^INSERT INTO /, 'INSERT INTO side.');
+const SIDE_STAGED_INSERT = toSide(STAGED_INSERT);
+const SIDE_CONTEXTS_INSERT = toSide(CONTEXTS_INSERT);
+const SIDE_QUARANTINE_INSERT = toSide(QUARANTINE_INSERT);
+const SIDE_COUNTERS_APPEND = toSide(COUNTERS_APPEND);
+/** The side file is checkpointed after a fold once its WAL is this big (it holds no rows by then). */
+const SIDE_CHECKPOINT_WAL_BYTES = 8 * 1024 * 1024;
+/** Main-file record of folded side-file contents (one token per fold): makes a fold exactly-once. */
+const SIDE_FOLDS_TABLE = 'CREATE TABLE IF NOT EXISTS side_folds (token VARCHAR NOT NULL)';
+
 const sqlString = (text: string) => `'${text.replaceAll("'", "''")}'`;
 const quoteIdentifier = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
@@ -483,6 +509,23 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   let lastCheckpointError: string | undefined;
   /** Counter increments appended since the log was last compacted. */
   let counterLogRows = 0;
+  /** Where writes go: the main file, or the side file while the main file checkpoints. */
+  let writeTarget: 'main' | 'side' = 'main';
+  /** The side file may hold committed rows not folded into the main file yet. */
+  let sideRows = false;
+  /** The side file is attached and its tables exist (writable stores only). */
+  let sideReady = false;
+  /** Token of the side file's current contents (in `side.meta`), recorded in `side_folds` when folded. */
+  let sideToken = '';
+  const sideFile = `${file}.side`;
+  /** Folds of the side file into the main file since open (health detail). */
+  let folds = 0;
+  /** Writes committed to the side file since open, and how many of them are folded into the main file. */
+  let sideWrites = 0;
+  let foldedWrites = 0;
+  /** Writes to the side file still committing, and who waits for them to end (the fold). */
+  let sideInFlight = 0;
+  const sideDrained: (() => void)[] = [];
 
   const walFile = `${file}.wal`;
 
@@ -623,6 +666,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       } else {
         writer = await db.connect();
         await migrate(writer);
+        await openSide(writer);
         await loadIndex(writer);
         await loadContexts(writer);
         const logged = await writer.runAndReadAll('SELECT count(*)::DOUBLE FROM ingest_counter_log');
@@ -665,10 +709,21 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     readers = [];
     checkpointer = undefined;
     checkpointRunning = undefined;
+    writeTarget = 'main';
+    sideRows = false;
+    sideReady = false;
     writer = undefined;
     instance = undefined;
     releaseFile?.();
     releaseFile = undefined;
+  }
+
+  function sideWalSize(): number {
+    try {
+      return fs.statSync(`${sideFile}.wal`).size;
+    } catch {
+      return 0;
+    }
   }
 
   function walSize(): number {
@@ -685,38 +740,163 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   }
 
   /**
-   * CHECKPOINT on its own connection. Insert-only commits go on meanwhile (DuckDB ≥ 1.5 writes them to a
-   * new WAL); a checkpoint that cannot start (another kind of change is in progress) is tried again later.
+   * CHECKPOINT of the main file on its own connection. Inserts into the main file would wait for it
+   * (DuckDB 1.5), so writes go to the side file until it ends, then the side file is folded in. A
+   * checkpoint that cannot start (another kind of change is in progress) is tried again later.
    * One at a time; resolves when it is done, never rejects.
    */
-  function startCheckpoint(): Promise<void> {
+  function startCheckpoint(which: 'main' | 'side' = 'main'): Promise<void> {
     if (checkpointRunning) return checkpointRunning;
     const connection = checkpointer;
     if (!connection) return Promise.resolve();
+    // Called between writes (from the write queue or when it is idle): the next writes go to the side file.
+    if (which === 'main' && sideReady) writeTarget = 'side';
     checkpointRunning = (async () => {
       const t0 = performance.now();
-      if (DEBUG) console.error(`[store] ${t0.toFixed(0)} checkpoint start wal=${walSize()}`);
+      if (DEBUG) console.error(`[store] ${t0.toFixed(0)} checkpoint ${which} start wal=${walSize()}`);
       try {
-        await connection.run('CHECKPOINT');
+        await connection.run(which === 'main' ? 'CHECKPOINT' : 'CHECKPOINT side');
         if (DEBUG)
           console.error(
             `[store] ${performance.now().toFixed(0)} checkpoint done ${(performance.now() - t0).toFixed(0)}ms`,
           );
       } catch (error) {
         if (!closing) lastCheckpointError = message(error);
-      } finally {
-        checkpointRunning = undefined;
-        walBytes = walSize();
       }
-    })();
+      walBytes = walSize();
+      if (which !== 'main') return false;
+      // New writes go to the main file again; the fold starts once no write is still committing to the
+      // side file, and runs on this connection beside them (appends from two connections do not conflict).
+      writeTarget = 'main';
+      while (sideInFlight > 0) await new Promise<void>((resolve) => sideDrained.push(resolve));
+      if (!sideRows || closing) return false;
+      try {
+        await foldSide(connection);
+      } catch (error) {
+        // Retried by the next write (or read) from the write queue.
+        lastError = `folding the side file failed: ${message(error)}`;
+        return false;
+      }
+      // The side file's WAL (its rows, then their deletion) is checkpointed while writes go to the main file.
+      if (sideWalSize() >= SIDE_CHECKPOINT_WAL_BYTES) {
+        await connection.run('CHECKPOINT side').catch((error) => {
+          if (!closing) lastCheckpointError = message(error);
+        });
+      }
+      return true;
+    })().then((folded) => {
+      checkpointRunning = undefined;
+      // The fold's own main-file WAL is checkpointed like a write's.
+      if (folded) scheduleCheckpoint();
+    });
     return checkpointRunning;
+  }
+
+  /**
+   * Attach the side file; fold rows a previous process committed there and did not fold (unless the
+   * main file records that fold already), then recreate its tables empty in the main file's shape.
+   */
+  async function openSide(connection: DuckDBConnection): Promise<void> {
+    await connection.run(`ATTACH ${sqlString(sideFile)} AS side`);
+    await connection.run(SIDE_FOLDS_TABLE);
+    const present = await connection.runAndReadAll(
+      "SELECT table_name FROM duckdb_tables() WHERE database_name = 'side'",
+    );
+    const tables = new Set((present.getRows() as [string][]).map(([name]) => name));
+    if (tables.has('meta') && SIDE_TABLES.every((t) => tables.has(t))) {
+      const meta = await connection.runAndReadAll('SELECT token FROM side.meta');
+      sideToken = String(meta.getRows()[0]?.[0] ?? '');
+      const folded = await connection.runAndReadAll(
+        'SELECT count(*)::INTEGER FROM side_folds WHERE token = $1',
+        [sideToken],
+      );
+      if (folded.getRows()[0]?.[0] === 0) {
+        sideRows = true;
+        await foldSide();
+      }
+    }
+    sideToken = randomUUID();
+    await connection.run('BEGIN TRANSACTION');
+    try {
+      for (const table of [...SIDE_TABLES, 'meta'])
+        await connection.run(`DROP TABLE IF EXISTS side.${table}`);
+      for (const table of SIDE_TABLES) {
+        await connection.run(`CREATE TABLE side.${table} AS SELECT * FROM main.${table} LIMIT 0`);
+      }
+      await connection.run('CREATE TABLE side.meta (token VARCHAR NOT NULL)');
+      await connection.run(`INSERT INTO side.meta VALUES (${sqlString(sideToken)})`);
+      await connection.run('COMMIT');
+    } catch (error) {
+      await connection.run('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+    await connection.run('CHECKPOINT side');
+    sideRows = false;
+    sideReady = true;
+  }
+
+  /**
+   * Move what the side file holds into the main file: one main-file transaction that also records the
+   * side file's token (so a crash before the side file is emptied cannot fold it twice), then empty the
+   * side file under a new token. Runs in the write queue, never while the main file checkpoints.
+   */
+  async function foldSide(beside?: DuckDBConnection): Promise<void> {
+    if (!beside) {
+      if (checkpointRunning) return;
+      writeTarget = 'main';
+    }
+    if (!sideRows) return;
+    const connection = beside ?? requireWriter();
+    const folded = sideWrites;
+    const t0 = performance.now();
+    await connection.run('BEGIN TRANSACTION');
+    try {
+      for (const table of SIDE_TABLES)
+        await connection.run(`INSERT INTO main.${table} SELECT * FROM side.${table}`);
+      await connection.run('DELETE FROM side_folds');
+      await connection.run(`INSERT INTO side_folds VALUES (${sqlString(sideToken)})`);
+      await connection.run('COMMIT');
+    } catch (error) {
+      await connection.run('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+    const token = randomUUID();
+    await connection.run('BEGIN TRANSACTION');
+    try {
+      for (const table of SIDE_TABLES) await connection.run(`DELETE FROM side.${table}`);
+      await connection.run(`UPDATE side.meta SET token = ${sqlString(token)}`);
+      await connection.run('COMMIT');
+    } catch (error) {
+      await connection.run('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+    sideToken = token;
+    sideRows = false;
+    foldedWrites = folded;
+    folds++;
+    if (DEBUG) console.error(`[store] ${t0.toFixed(0)} fold ${(performance.now() - t0).toFixed(1)}ms`);
+    walBytes = walSize();
+  }
+
+  /**
+   * Reads see every write acknowledged before them: rows committed to the side file meanwhile are
+   * folded in first (a read during a checkpoint waits for it to end, ~1 s at most at the default WAL size).
+   */
+  async function settleSide(): Promise<void> {
+    const wanted = sideWrites;
+    while (foldedWrites < wanted && !closing) {
+      await checkpointRunning;
+      await writes.run(foldSide);
+    }
   }
 
   /** A checkpoint that must happen now (after an erasure, at close), with no write in progress. */
   async function checkpoint(): Promise<void> {
     if (!writer) return;
     await checkpointRunning;
+    await foldSide();
     await writer.run('CHECKPOINT');
+    if (sideReady) await writer.run('CHECKPOINT side');
     walBytes = walSize();
   }
 
@@ -724,6 +904,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   async function compactCounters(): Promise<void> {
     const connection = requireWriter();
     await checkpointRunning;
+    await foldSide();
     await connection.run('BEGIN TRANSACTION');
     try {
       for (const statement of COMPACT_COUNTERS) await connection.run(statement);
@@ -774,7 +955,9 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       `SELECT k.table_name, k.column_name FROM information_schema.columns k
        JOIN information_schema.columns a ON a.table_schema = k.table_schema AND a.table_name = k.table_name
        JOIN information_schema.tables t ON t.table_schema = k.table_schema AND t.table_name = k.table_name
-       WHERE k.table_schema = 'main' AND t.table_type = 'BASE TABLE' AND a.column_name = 'app'
+       WHERE k.table_catalog = current_database() AND a.table_catalog = k.table_catalog
+         AND t.table_catalog = k.table_catalog AND k.table_schema = 'main' AND t.table_type = 'BASE TABLE'
+         AND a.column_name = 'app'
          AND k.column_name IN ('install_key', 'session_key') ORDER BY 1, 2`,
     );
     return (result.getRows() as [string, 'install_key' | 'session_key'][]).map(([table, column]) => ({
@@ -808,7 +991,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   ): Promise<Set<string>> {
     if (candidates.length === 0 || from >= to) return new Set();
     const wanted = JSON.stringify(candidates.map((i) => hashes[i]));
-    const reader = await connection.runAndReadAll(VERIFY_HASHES, [
+    const reader = await connection.runAndReadAll(sideRows ? VERIFY_HASHES_WITH_SIDE : VERIFY_HASHES, [
       wanted,
       Math.max(from, -END_OF_TIME),
       Math.min(to, END_OF_TIME),
@@ -965,7 +1148,12 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     // parsing on the event loop, so statements are sent together (values as literals, events in files) —
     const head: string[] = [];
     const tail: string[] = [];
-    if (newContexts.length > 0) head.push(withSource(CONTEXTS_INSERT, sqlString(toDuckDBJson(newContexts))));
+    const side = writeTarget === 'side';
+    if (side) sideRows = true;
+    if (newContexts.length > 0)
+      head.push(
+        withSource(side ? SIDE_CONTEXTS_INSERT : CONTEXTS_INSERT, sqlString(toDuckDBJson(newContexts))),
+      );
     if (quarantine.length > 0) {
       const rows = quarantine.map((q) => ({
         id: randomUUID(),
@@ -978,13 +1166,20 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         event: q.event,
         raw: q.raw,
       }));
-      tail.push(withSource(QUARANTINE_INSERT, sqlString(toDuckDBJson(rows))));
+      tail.push(withSource(side ? SIDE_QUARANTINE_INSERT : QUARANTINE_INSERT, sqlString(toDuckDBJson(rows))));
     }
     if (counterTotals.size > 0)
-      tail.push(withSource(COUNTERS_APPEND, sqlString(toDuckDBJson([...counterTotals.values()]))));
+      tail.push(
+        withSource(
+          side ? SIDE_COUNTERS_APPEND : COUNTERS_APPEND,
+          sqlString(toDuckDBJson([...counterTotals.values()])),
+        ),
+      );
     const t0 = performance.now();
+    if (side) sideInFlight++;
     try {
-      await runTransaction(connection, head, tail, events, hashes, accepted, contextOf);
+      await runTransaction(connection, head, tail, events, hashes, accepted, contextOf, side);
+      if (side) sideWrites++;
       if (DEBUG)
         console.error(
           `[store] ${t0.toFixed(0)} write ${accepted.length} ${(performance.now() - t0).toFixed(1)}ms`,
@@ -993,6 +1188,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       if (error instanceof TelemarkError) throw error;
       lastError = message(error);
       throw new TelemarkError('TMK_ERR_STORE_WRITE', message(error).split('\n')[0]!, { cause: error });
+    } finally {
+      if (side && --sideInFlight === 0) for (const resume of sideDrained.splice(0)) resume();
     }
 
     for (const id of newIds) knownContexts.add(id);
@@ -1048,6 +1245,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     hashes: Float64Array,
     accepted: readonly number[],
     contextOf: readonly string[],
+    side: boolean,
   ): Promise<void> {
     const size = o.stagingChunkEvents;
     const chunks = Math.ceil(accepted.length / size);
@@ -1077,7 +1275,9 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
               row,
             ),
           );
-          statements.push(withSource(STAGED_INSERT, sqlString(stagingFiles[slot]!)));
+          statements.push(
+            withSource(side ? SIDE_STAGED_INSERT : STAGED_INSERT, sqlString(stagingFiles[slot]!)),
+          );
         }
         if (trip === trips - 1) {
           statements.push(...tail);
@@ -1110,6 +1310,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     write(batch) {
       return writes.run(async () => {
         try {
+          // A fold that failed after a checkpoint is retried before the next write.
+          if (sideRows && !checkpointRunning) await foldSide();
           return await doWrite(batch);
         } finally {
           scheduleCheckpoint();
@@ -1119,6 +1321,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
 
     async query<Row>(query: Sql): Promise<Row[]> {
       const { text, params } = renderDuckDB(query);
+      await settleSide();
       const reader = pickReader();
       return reader.queue.run(async () => {
         try {
@@ -1165,6 +1368,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         params.push(filter.limit);
         limit = ` LIMIT $${params.length}`;
       }
+      await settleSide();
       const rows = await readRows(
         `SELECT id, app, epoch_ms(received_at) AS received_at, protocol, reason, detail, message_id, event, raw
          FROM quarantine ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
@@ -1188,6 +1392,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       return writes.run(async () => {
         const connection = requireWriter();
         if (ids.length === 0) return 0;
+        await checkpointRunning;
+        await foldSide();
         const result = await connection.run(
           `DELETE FROM quarantine WHERE id IN (SELECT unnest(from_json($1::JSON, '["VARCHAR"]')))`,
           [toDuckDBJson(ids)],
@@ -1208,6 +1414,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         const escaped = JSON.stringify(installId).slice(1, -1);
         const derived = await derivedInstallTables(connection);
         await checkpointRunning;
+        await foldSide();
         await connection.run('BEGIN TRANSACTION');
         try {
           recent.clear();
@@ -1254,6 +1461,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         const bound = Math.max(Math.min(before, END_OF_TIME), -END_OF_TIME);
         recent.clear();
         await checkpointRunning;
+        await foldSide();
         await connection.run('BEGIN TRANSACTION');
         try {
           const removed = await connection.run(
@@ -1277,6 +1485,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     },
 
     async exportEvents(options: ExportOptions): Promise<number> {
+      await settleSide();
       return exportEvents(pickReader(), file, options);
     },
 
@@ -1286,6 +1495,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         const connection = requireWriter();
         // Derived tables are rewritten with deletes and upserts, which wait for a running checkpoint.
         await checkpointRunning;
+        // The rollup reads the main file: rows committed to the side file are folded in first.
+        await foldSide();
         await connection.run('BEGIN TRANSACTION');
         try {
           for (const statement of statements) {
@@ -1319,7 +1530,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           ? `duckdb ${file} (read-only)`
           : `duckdb ${file}; dedupe index ${s.ids} ids, ${Math.round(s.bytes / 1048576)} MiB${
               Number.isFinite(s.coveredFrom) ? `, covers from ${new Date(s.coveredFrom).toISOString()}` : ''
-            }; ${knownContexts.size} contexts; WAL ${walBytes} bytes${checkpointNote}`,
+            }; ${knownContexts.size} contexts; WAL ${walBytes} bytes; side file folded ${folds} times${checkpointNote}`,
       };
     },
 
