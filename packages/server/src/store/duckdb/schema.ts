@@ -150,6 +150,13 @@ const contextsTable = `CREATE TABLE contexts (
 ${CONTEXT_COLUMNS.map(columnDdl).join(',\n')}
 )`;
 
+/**
+ * The physical per-event table. Readers that need only its columns (app, times, ids) may name it instead
+ * of the `events` view: DuckDB does not drop the view's join with `contexts` even for a bare count(*),
+ * which costs ~5× (the analytics rollup's freshness check counts events on every request).
+ */
+export const EVENT_ROWS_TABLE = 'event_rows';
+
 const eventRowsTable = `CREATE TABLE event_rows (
 ${ROW_COLUMNS.map(columnDdl).join(',\n')},
   context_id BIGINT NOT NULL,
