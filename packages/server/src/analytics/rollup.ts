@@ -19,8 +19,8 @@
  * DuckDB only; other engines read raw events (ClickHouse is fast enough at the same GROUP BYs).
  */
 import type { Catalog } from 'telemark';
-import { join, raw, type Sql, sql } from '../store/sql.js';
 import { EVENT_ROWS_TABLE } from '../store/duckdb/schema.js';
+import { join, raw, type Sql, sql } from '../store/sql.js';
 import type { Store } from '../store/types.js';
 import { DAY_MS, isoDay } from './buckets.js';
 import type { Dialect } from './dialect.js';
