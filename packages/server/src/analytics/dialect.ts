@@ -36,6 +36,11 @@ export interface Dialect {
   readonly name: DialectName;
   /** A timestamp to compare with `ts` or `received_at`, from epoch ms. */
   timestamp(ms: number): Sql;
+  /**
+   * `ts` in [from, to) epoch ms. ClickHouse adds bounds on the sorting key's day expression, since 18.16
+   * cannot derive them from a `ts` range: without them every query reads all of an app's rows.
+   */
+  tsRange(from: number, to: number): Sql;
   /** A date to compare with `ingest_counters.day`, from the epoch ms of a UTC day start. */
   date(ms: number): Sql;
   /** Integer epoch ms of a timestamp expression. */
@@ -105,6 +110,7 @@ const bigint = (n: number): Sql => sql`CAST(${n} AS BIGINT)`;
 export const duckdbDialect: Dialect = {
   name: 'duckdb',
   timestamp: (ms) => sql`epoch_ms(${bigint(ms)})`,
+  tsRange: (from, to) => sql`ts >= ${duckdbDialect.timestamp(from)} AND ts < ${duckdbDialect.timestamp(to)}`,
   date: (ms) => sql`CAST(epoch_ms(${bigint(ms)}) AS DATE)`,
   epochMs: (expr) => sql`epoch_ms(${expr})`,
   bucketMs: (interval, expr) => sql`epoch_ms(date_trunc(${raw(`'${interval}'`)}, ${expr}))`,
@@ -183,6 +189,11 @@ export const clickhouseDialect: Dialect = {
   name: 'clickhouse',
   // The ClickHouse store keeps `ts` and `received_at` as Int64 epoch milliseconds (18.16 has no DateTime64).
   timestamp: (ms) => sql`toInt64(${int(ms)})`,
+  // The same expression as the sorting key's `intDiv(ts, 86400000)`, so the index prunes whole days.
+  // `Math.trunc` matches intDiv's rounding (towards zero, also for negative times): the day bounds only
+  // ever widen the `ts` range, never cut it.
+  tsRange: (from, to) =>
+    sql`ts >= ${clickhouseDialect.timestamp(from)} AND ts < ${clickhouseDialect.timestamp(to)} AND intDiv(ts, 86400000) >= ${int(Math.trunc(from / 86_400_000))} AND intDiv(ts, 86400000) <= ${int(Math.trunc((to - 1) / 86_400_000))}`,
   date: (ms) => sql`toDate(toDateTime(${int(Math.floor(ms / 1000))}, 'UTC'))`,
   epochMs: (expr) => sql`toInt64(${expr})`,
   bucketMs: (interval, expr) => clickhouseDialect.msBucket(interval, expr),
@@ -247,22 +258,25 @@ export const clickhouseDialect: Dialect = {
   innerJoin: raw('ALL INNER JOIN'),
   valuesAsRows: (values, name) =>
     sql`SELECT arrayJoin([${join(values.map((v) => sql`toUInt64(${int(v)})`))}]) AS ${raw(safeName(name))}`,
-  // One pass over the presence rows for every window: each (install, p) yields the (window, end) pairs
-  // it covers, from an array of (w, end, length) tuples.
+  // Per install, its presences as one array; per window end, the latest presence that ends by then.
+  // The install is active in window w at `end` when that presence starts within w: one row per install
+  // and end (not per install, presence and window), and counts of whole installs, no distinct sets.
   activeInstalls: (presence, ends, windows, grainMs) => {
-    const pairs = windows.flatMap((windowMs, i) =>
-      ends.map((end) => sql`(toUInt8(${int(i)}), toInt64(${int(end)}), toInt64(${int(windowMs)}))`),
-    );
+    const lengths = windows.map((windowMs, i) => sql`(toUInt8(${int(i)}), toInt64(${int(windowMs)}))`);
     return sql`
-      SELECT tupleElement(pair, 1) AS w, tupleElement(pair, 2) AS window_end, uniqExact(install_key) AS installs
+      SELECT tupleElement(win, 1) AS w, window_end,
+        countIf(seen > 0 AND latest >= window_end - tupleElement(win, 2)) AS installs
       FROM (
-        SELECT install_key,
-          arrayJoin(arrayFilter(t -> tupleElement(t, 2) >= p + ${int(grainMs)} AND tupleElement(t, 2) <= p + tupleElement(t, 3),
-            [${join(pairs)}])) AS pair
-        FROM (${presence})
-        -- ClickHouse 18 prunes subquery columns used only inside a lambda; naming p here keeps it.
-        WHERE p >= 0
+        SELECT window_end, length(before) AS seen, arrayReduce('max', before) AS latest
+        FROM (
+          SELECT window_end, arrayFilter(x -> x + ${int(grainMs)} <= window_end, ps) AS before
+          FROM (SELECT install_key, groupArray(p) AS ps FROM (${presence}) GROUP BY install_key)
+          ARRAY JOIN [${join(ends.map((end) => sql`toInt64(${int(end)})`))}] AS window_end
+          -- ClickHouse 18 prunes subquery columns used only inside a lambda; naming ps here keeps it.
+          WHERE length(ps) > 0
+        )
       )
+      ARRAY JOIN [${join(lengths)}] AS win
       GROUP BY w, window_end`;
   },
   funnelSessions: ({ source, steps, windowMs }) => {
@@ -303,7 +317,8 @@ export const clickhouseDialect: Dialect = {
         FROM (
           SELECT ${join(arrays)}
           FROM (${source})
-          GROUP BY install_id, session_id
+          -- One 64-bit key per session, as DuckDB's hash(install_id, session_id): cheaper than grouping two strings.
+          GROUP BY cityHash64(install_id, session_id)
         )
         -- Every array is named outside a lambda too: ClickHouse 18 would otherwise prune it.
         WHERE length(a1) > 0 AND ${join(

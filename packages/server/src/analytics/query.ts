@@ -44,7 +44,7 @@ export function eventFilter(ctx: ViewContext, options: WhereOptions = {}): Sql {
   const { filters, dialect } = ctx;
   const parts: Sql[] = [sql`app = ${filters.app}`];
   const range = options.range === undefined ? ([filters.from, filters.to] as const) : options.range;
-  if (range) parts.push(sql`ts >= ${dialect.timestamp(range[0])}`, sql`ts < ${dialect.timestamp(range[1])}`);
+  if (range) parts.push(dialect.tsRange(range[0], range[1]));
   if (options.versions !== false && filters.versions.length > 0)
     parts.push(inList(raw('app_version'), filters.versions));
   if (options.os !== false && filters.os.length > 0) parts.push(inList(raw('os_name'), filters.os));

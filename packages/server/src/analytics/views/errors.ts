@@ -146,7 +146,7 @@ export async function errorDetail(ctx: ViewContext, fingerprint: string): Promis
   const where = sql`${eventFilter(ctx)} AND error_fingerprint = ${fingerprint}`;
   const [[summary = {}], versions, os, samples] = await Promise.all([
     ctx.store.query(sql`
-      SELECT count(*) AS n, ${d.countDistinct(raw('install_id'))} AS n_installs,
+      SELECT count(*) AS n, ${d.countDistinct(d.installKey)} AS n_installs,
         ${d.epochMs(raw('min(ts)'))} AS first_ms, ${d.epochMs(raw('max(ts)'))} AS last_ms,
         ${d.argMax(raw('event'), raw('ts'))} AS last_event
       FROM events WHERE ${where}`),

@@ -101,7 +101,7 @@ export async function funnel(ctx: ViewContext): Promise<FunnelResult> {
 /** The funnel's step events of sessions with an id, in a time range (any context: filters apply to starts). */
 function stepEvents(ctx: ViewContext, steps: readonly string[], range: readonly [number, number]): Sql {
   return sql`app = ${ctx.filters.app} AND session_id <> '' AND ${inList(raw('event'), steps)}
-    AND ts >= ${ctx.dialect.timestamp(range[0])} AND ts < ${ctx.dialect.timestamp(range[1])}`;
+    AND ${ctx.dialect.tsRange(range[0], range[1])}`;
 }
 
 /** Merge overlapping [a, b) intervals. */

@@ -17,7 +17,22 @@ export interface RetentionResult {
 export async function retention(ctx: ViewContext): Promise<RetentionResult> {
   const { dialect: d, filters: f, options } = ctx;
   const firstWeek = bucketStart('week', f.from);
-  const rows = await ctx.store.query(sql`
+  // ClickHouse reads raw events (no rollup): one pass over the install's whole history gives both its
+  // cohort (first week) and the weeks it was seen, instead of a second scan joined on install_key.
+  const query =
+    d.name === 'clickhouse'
+      ? sql`
+    SELECT cohort, week, count() AS n
+    FROM (
+      SELECT cohort, arrayJoin(weeks) AS week FROM (
+        SELECT install_key, ${d.msBucket('week', raw('min(first_ms)'))} AS cohort,
+          groupUniqArrayIf(${d.msBucket('week', raw('t_ms'))}, t_ms >= ${lit(firstWeek)}) AS weeks
+        FROM (${source(ctx, { range: [0, f.to], level: 'install' })}) r
+        GROUP BY install_key
+      ) firsts WHERE cohort >= ${lit(firstWeek)}
+    ) c
+    GROUP BY cohort, week`
+      : sql`
     SELECT cohort, week, count(*) AS n
     FROM (
       SELECT install_key, cohort FROM (
@@ -30,7 +45,8 @@ export async function retention(ctx: ViewContext): Promise<RetentionResult> {
       SELECT DISTINCT install_key, ${d.msBucket('week', raw('t_ms'))} AS week
       FROM (${source(ctx, { range: [firstWeek, f.to], level: 'install' })}) r
     ) a USING (install_key)
-    GROUP BY cohort, week`);
+    GROUP BY cohort, week`;
+  const rows = await ctx.store.query(query);
   const grid = new Map<number, Map<number, number>>();
   for (const row of rows) {
     const cohort = toNumber(row.cohort);

@@ -60,6 +60,7 @@ import {
   tableNames,
 } from './schema.js';
 import { validateBatch } from './validate.js';
+import { createWriteScheduler } from './write-scheduler.js';
 
 const DAY_MS = 86_400_000;
 
@@ -194,18 +195,10 @@ class CounterTotals {
   }
 }
 
-/** A tiny FIFO: one task at a time, in call order; a failed task does not stop the queue. */
-function createSerialQueue() {
-  let tail: Promise<unknown> = Promise.resolve();
-  return {
-    run<T>(task: () => Promise<T>): Promise<T> {
-      const result = tail.then(task);
-      tail = result.catch(() => undefined);
-      return result;
-    },
-    idle: () => tail,
-  };
-}
+/** What makes two writes conflict: they carry the same message. */
+// Not yet validated: anything unexpected makes the write a barrier, and validation then fails it.
+const messageIds = (batch: WriteBatch): string[] | null =>
+  Array.isArray(batch?.events) ? batch.events.map((e) => `${e?.app}\u0000${e?.messageId}`) : null;
 
 interface ClaimRow {
   k: string;
@@ -236,13 +229,15 @@ const LOOKUP_SETTINGS = {
 } as const;
 
 const POLL_MS = [20, 50, 100, 200, 500];
+/** Two: one write looks its keys up while the other's INSERTs run (ClickHouse answers both in parallel). */
+const WRITES_IN_FLIGHT = 2;
 
 export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): ClickHouseDriver {
   const cluster = o.cluster;
   const t = tableNames(cluster !== undefined);
   const nodeUrls = cluster ? cluster.nodes : [o.url];
   const insertSettings = cluster ? { insert_distributed_sync: 1 } : {};
-  const writes = createSerialQueue();
+  const writes = createWriteScheduler(WRITES_IN_FLIGHT);
   // Counted on the server's clock from when a key was stored (see `event_keys` in schema.ts).
   const windowSeconds = o.dedupeWindowDays * 86_400;
 
@@ -667,12 +662,12 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
 
     validate: validateBatch,
     newWriteId,
-    writeAttempt: (batch, writeId) => writes.run(() => writeAttempt(batch, writeId)),
+    writeAttempt: (batch, writeId) => writes.run(() => writeAttempt(batch, writeId), messageIds(batch)),
     abortAttempts,
     isUnavailable: isUnavailableError,
 
     write(batch) {
-      return writes.run(() => writeAttempt(batch, newWriteId()));
+      return writes.run(() => writeAttempt(batch, newWriteId()), messageIds(batch));
     },
 
     async query<Row>(query: Sql): Promise<Row[]> {
