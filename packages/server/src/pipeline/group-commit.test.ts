@@ -263,4 +263,48 @@ describe('group commit', () => {
     expect(await exclusive).toBe(42);
     expect(ranDuringWrite).toBe(false);
   });
+
+  it('keeps as many writes in flight as the store can run at once, and exclusive work waits for all', async () => {
+    const store = createRecordingStore();
+    const committer = createGroupCommitter({
+      store: { write: (batch) => store.write(batch), concurrentWrites: 2 },
+      maxQueueEvents: 100,
+      maxQueueBytes: 1e6,
+      maxGroupEvents: 100,
+    });
+    const submit = (id: string) =>
+      committer.submit({ events: [event(id)], quarantine: [], counters: [], bytes: 1 });
+    const first = submit('m1');
+    await tick();
+    // The first write is still running: the next request starts a second write at once, not after it.
+    const second = submit('m2');
+    await tick();
+    expect(store.writes).toHaveLength(2);
+    // A third waits for a free slot and forms a group with what arrives meanwhile.
+    const third = submit('m3');
+    const fourth = submit('m4');
+    let ranWhilePending: number | undefined;
+    const exclusive = committer.exclusive(async () => {
+      ranWhilePending = store.pending.length;
+    });
+    await tick();
+    expect(store.writes).toHaveLength(2);
+    store.commitNext();
+    expect(await first).toEqual(['accepted']);
+    await tick();
+    // The exclusive task was queued first: it waits for the write still in flight, then runs alone.
+    expect(ranWhilePending).toBeUndefined();
+    store.commitNext();
+    expect(await second).toEqual(['accepted']);
+    await exclusive;
+    expect(ranWhilePending).toBe(0);
+    await tick();
+    expect(store.writes).toHaveLength(3);
+    expect(store.writes[2]?.events.map((e) => e.messageId)).toEqual(['m3', 'm4']);
+    store.commitNext();
+    expect(await third).toEqual(['accepted']);
+    expect(await fourth).toEqual(['accepted']);
+    expect(store.maxInFlight()).toBe(2);
+    await committer.drain();
+  });
 });

@@ -19,7 +19,7 @@ export interface CommitObserver {
 }
 
 export interface GroupCommitterOptions {
-  readonly store: Pick<Store, 'write'>;
+  readonly store: Pick<Store, 'write' | 'concurrentWrites'>;
   /** Events waiting (not counting the group being written) before `submit` refuses with TMK_ERR_QUEUE_FULL. */
   readonly maxQueueEvents: number;
   readonly maxQueueBytes: number;
@@ -62,8 +62,9 @@ interface Waiting {
 
 /**
  * Group commit: the events of concurrent requests go to the store together in one `write()`, and each
- * request is answered only after its events are committed. One write is in flight at a time; while it
- * runs the next group forms in a bounded queue. Daily counters go in the same write: the jobs' own
+ * request is answered only after its events are committed. As many writes are in flight as the store
+ * can usefully run at once (`store.concurrentWrites`, 1 for DuckDB, whose writes are serial anyway);
+ * meanwhile the next group forms in a bounded queue. Exclusive tasks wait for every write in flight. Daily counters go in the same write: the jobs' own
  * (rejected, clamped, skewed…), those added with `count()` since the last write, and accepted/duplicate,
  * which the store counts in that transaction (`statusCounters`).
  */
@@ -173,16 +174,40 @@ export function createGroupCommitter(options: GroupCommitterOptions): GroupCommi
     }
   };
 
+  const maxInFlight = Math.max(1, options.store.concurrentWrites ?? 1);
+  const inFlight = new Set<Promise<void>>();
+  /** Wakes a loop that waits on writes in flight when new work arrives, so it can start the next write. */
+  let newWork: (() => void) | undefined;
+  const untilWriteOrWork = () =>
+    Promise.race([
+      ...inFlight,
+      new Promise<void>((resolve) => {
+        newWork = resolve;
+      }),
+    ]).finally(() => {
+      newWork = undefined;
+    });
+
   const loop = async (): Promise<void> => {
     try {
       for (;;) {
-        const exclusive = exclusives.shift();
-        if (exclusive) {
-          await exclusive();
+        if (exclusives.length > 0) {
+          await Promise.all(inFlight);
+          await exclusives.shift()!();
           continue;
         }
-        if (queue.length === 0) break;
-        await write(takeGroup());
+        if (queue.length === 0) {
+          if (inFlight.size === 0) break;
+          await untilWriteOrWork();
+          continue;
+        }
+        if (inFlight.size >= maxInFlight) {
+          await Promise.race(inFlight);
+          continue;
+        }
+        const writing: Promise<void> = write(takeGroup()).finally(() => inFlight.delete(writing));
+        inFlight.add(writing);
+        if (maxInFlight === 1) await writing;
       }
     } finally {
       running = false;
@@ -192,6 +217,7 @@ export function createGroupCommitter(options: GroupCommitterOptions): GroupCommi
   };
 
   const kick = () => {
+    newWork?.();
     if (running) return;
     running = true;
     void loop();

@@ -30,6 +30,7 @@ export function createRuntimeStore(driver: StoreDriver): Store {
   return {
     name: driver.name,
     dialect: driver.dialect,
+    ...(driver.concurrentWrites ? { concurrentWrites: driver.concurrentWrites } : {}),
     init,
     write: guarded((batch) => driver.write(batch)),
     query: guarded((q) => driver.query(q)) as Store['query'],

@@ -139,6 +139,11 @@ export interface StoreDriver {
   readonly name: 'duckdb' | 'clickhouse' | (string & {});
   /** SQL dialect for the analytics layer. */
   readonly dialect: 'duckdb' | 'clickhouse';
+  /**
+   * How many `write()` calls the engine can usefully run at once (default 1). The collector's group
+   * commit keeps up to this many in flight; the engine keeps dedupe exact among them.
+   */
+  readonly concurrentWrites?: number;
   /** Open, create the schema, run pending migrations. Must be safe to call again after it failed. */
   init(): Promise<void>;
   /**

@@ -645,6 +645,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
   return {
     name: 'clickhouse',
     dialect: 'clickhouse',
+    concurrentWrites: WRITES_IN_FLIGHT,
 
     async init() {
       try {

@@ -88,9 +88,14 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
   let wake: (() => void) | undefined;
   const waiters: (() => void)[] = [];
   let queue: Promise<unknown> = Promise.resolve();
+  /** Tasks waiting in or running through `serial`: appends, drains, erasures. */
+  let serialTasks = 0;
+  /** Writes that went straight through, settled or not; `close` waits for them. */
+  const direct = new Set<Promise<unknown>>();
 
   const serial = <R>(task: () => Promise<R>): Promise<R> => {
-    const result = queue.then(task);
+    serialTasks++;
+    const result = queue.then(task).finally(() => serialTasks--);
     queue = result.catch(() => undefined);
     return result;
   };
@@ -192,6 +197,7 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
   return {
     name: target.name,
     dialect: target.dialect,
+    ...(target.concurrentWrites ? { concurrentWrites: target.concurrentWrites } : {}),
 
     async init() {
       closing = false;
@@ -210,9 +216,27 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
       if (!ready || pending() > 0) kick();
     },
 
-    write(batch) {
+    async write(batch) {
+      target.validate(batch);
+      // While the store answers and nothing is journaled or on its way there, writes go straight through,
+      // several at once (the target keeps dedupe exact among them). Otherwise they queue behind the
+      // journal, so that everything reaches the store in the order it was acknowledged.
+      if (ready && pending() === 0 && serialTasks === 0) {
+        const id = target.newWriteId();
+        const attempt = (async () => {
+          try {
+            return await target.writeAttempt(batch, id);
+          } catch (error) {
+            if (!isUnavailable(error)) throw error;
+            lastDrainError = message(error);
+            await serial(() => append(journal!, batch, [id]));
+            return provisional(batch);
+          }
+        })();
+        direct.add(attempt);
+        return attempt.finally(() => direct.delete(attempt));
+      }
       return serial(async () => {
-        target.validate(batch);
         const j = journal!;
         if (ready && pending() === 0) {
           const id = target.newWriteId();
@@ -264,6 +288,7 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
     drained: (timeoutMs = 60_000) => waitDrained(timeoutMs),
 
     async close() {
+      await Promise.allSettled([...direct]);
       await queue;
       closing = true;
       wake?.();
