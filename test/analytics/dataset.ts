@@ -20,6 +20,7 @@
  */
 import { type Catalog, defineCatalog } from 'telemark';
 import type { AppEntry, AppRegistry } from '../../packages/server/src/config/registry-types.js';
+import { sampleEvent } from '../../packages/server/src/store/conformance.js';
 import type {
   IngestCounter,
   QuarantineEntry,
@@ -666,7 +667,7 @@ export const ROWS: readonly Row[] = [
 function toStored(row: Row): StoredEvent {
   const install = INSTALLS[row.install]!;
   const lag = row.lag ?? 2;
-  return {
+  return sampleEvent({
     app: row.app ?? APP,
     messageId: row.id,
     event: row.event,
@@ -676,30 +677,18 @@ function toStored(row: Row): StoredEvent {
     appVersion: row.version,
     timestamp: row.ts,
     receivedAt: row.ts + lag * 1000,
-    skewMs: 0,
     clamped: row.clamped ?? false,
     osName: install.osName,
     osVersion: install.osVersion,
-    osBuild: '',
     arch: install.arch,
     platform: install.osName === 'Windows' ? 'win32' : install.osName === 'macOS' ? 'darwin' : 'linux',
     installMethod: install.installMethod,
     envClass: install.envClass,
     ciVendor: install.ciVendor,
-    container: false,
-    wsl: 0,
-    agent: '',
-    mode: 'cli',
-    nodeVersion: '20.20.0',
-    protocol: 'telemark',
-    library: 'telemark/0.1.0',
-    newInstall: false,
-    droppedBefore: 0,
     errorFingerprint: row.error?.[0] ?? '',
     errorText: row.error?.[1] ?? '',
     traits: row.traits ?? {},
-    extra: {},
-  };
+  });
 }
 
 const counter = (day: string, kind: string, count: number, reason = '', app = APP): IngestCounter => ({

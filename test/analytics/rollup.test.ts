@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type Analytics, createAnalytics } from '../../packages/server/src/analytics/index.js';
 import { ROLLUP_TABLES } from '../../packages/server/src/analytics/rollup.js';
 import type { AppEntry, AppRegistry } from '../../packages/server/src/config/registry-types.js';
+import { sampleEvent } from '../../packages/server/src/store/conformance.js';
 import { createDuckDBStore } from '../../packages/server/src/store/duckdb/index.js';
 import { raw, sql } from '../../packages/server/src/store/sql.js';
 import type { Store, StoredEvent } from '../../packages/server/src/store/types.js';
@@ -52,7 +53,7 @@ const rollupRows = async (store: Store, day: string) =>
   );
 
 function event(id: string, install: string, ts: number, receivedAt: number): StoredEvent {
-  return {
+  return sampleEvent({
     app: APP,
     messageId: id,
     event: 'lookup',
@@ -62,30 +63,12 @@ function event(id: string, install: string, ts: number, receivedAt: number): Sto
     appVersion: '2.10.0',
     timestamp: ts,
     receivedAt,
-    skewMs: 0,
-    clamped: false,
     osName: 'macOS',
     osVersion: '15.1',
-    osBuild: '',
     arch: 'arm64',
     platform: 'darwin',
-    installMethod: 'brew',
-    envClass: 'interactive',
-    ciVendor: '',
-    container: false,
-    wsl: 0,
-    agent: '',
-    mode: 'cli',
-    nodeVersion: '20.20.0',
-    protocol: 'telemark',
-    library: 'telemark/0.1.0',
-    newInstall: false,
-    droppedBefore: 0,
-    errorFingerprint: '',
-    errorText: '',
     traits: { found: true },
-    extra: {},
-  };
+  });
 }
 
 describe('rollup', () => {

@@ -1,21 +1,24 @@
 /** Many processes at once: one install id, and 8 × 1,000 events delivered exactly once. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { createTelemetry } from 'telemark';
 import { telepresence } from 'telemark/catalogs/telepresence';
-import { createFakeCollector, expectEachOnce, type FakeCollector } from 'telemark/testing';
+import { expectEachOnce } from 'telemark/testing';
 import { afterEach, expect, it } from 'vitest';
-import { childEnv, cleanup, noticeShown, REPORT_AND_EXIT, runNode, tempDir } from './helpers.js';
+import {
+  childEnv,
+  cleanup,
+  deliveringClient,
+  homeWithNoticeShown,
+  REPORT_AND_EXIT,
+  runNode,
+  startCollector,
+  tempDir,
+} from './helpers.js';
 
-const collectors: FakeCollector[] = [];
-afterEach(async () => {
-  for (const c of collectors.splice(0)) await c.close();
-  await cleanup();
-});
+afterEach(cleanup);
 
 it('12 processes starting together on a fresh machine: one install id, and one of them is the new install', async () => {
-  const collector = await createFakeCollector({ catalog: telepresence });
-  collectors.push(collector);
+  const collector = await startCollector({ catalog: telepresence });
   const home = tempDir();
   const configDir = path.join(home, 'config');
   const startAt = String(Date.now() + 2500);
@@ -36,15 +39,7 @@ it('12 processes starting together on a fresh machine: one install id, and one o
   // A CLI's exit never makes the install id: whoever first delivers does. Nothing was sent (the notice
   // was never shown); deliver from here.
   expect(fs.readdirSync(configDir).filter((f) => f.startsWith('identity'))).toEqual([]);
-  const telemetry = createTelemetry({
-    catalog: telepresence,
-    version: '2.20.2',
-    endpoint: collector.url,
-    configDir,
-    cwd: home,
-    env: childEnv(home),
-  });
-  telemetry.showNotice({ write: () => {} });
+  const telemetry = deliveringClient(collector, home, configDir);
   expect(await telemetry.flush({ timeoutMs: 10_000 })).toMatchObject({ ok: true, delivered: 12 });
   expect(new Set(collector.messages.map((m) => m.anonymousId))).toEqual(
     new Set([telemetry.status().installId]),
@@ -54,11 +49,8 @@ it('12 processes starting together on a fresh machine: one install id, and one o
 });
 
 it('8 processes reporting 1,000 events each into one spool: all 8,000 delivered, each exactly once', async () => {
-  const collector = await createFakeCollector({ catalog: telepresence });
-  collectors.push(collector);
-  const home = tempDir();
-  const configDir = path.join(home, 'config');
-  noticeShown(configDir, telepresence.fingerprint);
+  const collector = await startCollector({ catalog: telepresence });
+  const { home, configDir } = homeWithNoticeShown();
   const startAt = String(Date.now() + 2000);
   const runs = await Promise.all(
     Array.from({ length: 8 }, () =>

@@ -5,26 +5,21 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { telepresence } from 'telemark/catalogs/telepresence';
-import { createFakeCollector, type FakeCollector } from 'telemark/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   childEnv,
   cleanup,
+  homeWithNoticeShown,
   listFiles,
-  noticeShown,
   REPORT_AND_EXIT,
   readSpy,
   runNode,
   SPY,
+  startCollector,
   tempDir,
 } from './helpers.js';
 
-const collectors: FakeCollector[] = [];
-afterEach(async () => {
-  for (const c of collectors.splice(0)) await c.close();
-  await cleanup();
-});
+afterEach(cleanup);
 
 interface Case {
   readonly source: string;
@@ -78,8 +73,7 @@ const cases: Case[] = [
 
 describe('a disabled run creates no file, opens no socket and starts no process', () => {
   it.each(cases)('$source', async ({ source, setup }) => {
-    const collector = await createFakeCollector();
-    collectors.push(collector);
+    const collector = await startCollector();
     const home = tempDir();
     const configDir = path.join(home, 'config');
     const { env = {}, cwd = home } = setup(home, configDir);
@@ -108,11 +102,8 @@ describe('a disabled run creates no file, opens no socket and starts no process'
   });
 
   it('the same run with telemetry on does create its files, connect and spawn (the spy sees them)', async () => {
-    const collector = await createFakeCollector();
-    collectors.push(collector);
-    const home = tempDir();
-    const configDir = path.join(home, 'config');
-    noticeShown(configDir, telepresence.fingerprint);
+    const collector = await startCollector();
+    const { home, configDir } = homeWithNoticeShown();
     const spyOut = path.join(tempDir(), 'spy.json');
     const result = await runNode(REPORT_AND_EXIT, {
       env: childEnv(home, {

@@ -1,32 +1,24 @@
 /** Debug mode in a real CLI run: what would be sent is printed on stderr; nothing is written or sent. */
 import path from 'node:path';
-import { telepresence } from 'telemark/catalogs/telepresence';
-import { createFakeCollector, type FakeCollector } from 'telemark/testing';
 import { afterEach, expect, it } from 'vitest';
 import {
   childEnv,
   cleanup,
+  homeWithNoticeShown,
   listFiles,
-  noticeShown,
   REPORT_AND_EXIT,
   readSpy,
   runNode,
   SPY,
+  startCollector,
   tempDir,
 } from './helpers.js';
 
-const collectors: FakeCollector[] = [];
-afterEach(async () => {
-  for (const c of collectors.splice(0)) await c.close();
-  await cleanup();
-});
+afterEach(cleanup);
 
 it('TELEMARK_DEBUG=1 prints each message as it would be sent, scrubbed, and sends and writes nothing', async () => {
-  const collector = await createFakeCollector();
-  collectors.push(collector);
-  const home = tempDir();
-  const configDir = path.join(home, 'config');
-  noticeShown(configDir, telepresence.fingerprint);
+  const collector = await startCollector();
+  const { home, configDir } = homeWithNoticeShown();
   const before = listFiles(home);
   const spyOut = path.join(tempDir(), 'spy.json');
   const result = await runNode(REPORT_AND_EXIT, {

@@ -5,27 +5,24 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { createTelemetry } from 'telemark';
 import { telepresence } from 'telemark/catalogs/telepresence';
-import { createFakeCollector, expectEachOnce, type FakeCollector } from 'telemark/testing';
+import { expectEachOnce } from 'telemark/testing';
 import { afterEach, expect, it } from 'vitest';
 import {
   childEnv,
   cleanup,
+  deliveringClient,
   FIXTURES,
-  noticeShown,
+  homeWithNoticeShown,
   REPORT_AND_EXIT,
   runNode,
+  startCollector,
   tempDir,
   waitFor,
 } from './helpers.js';
 
 const IO_SPY = path.join(FIXTURES, 'io-spy.cjs');
-const collectors: FakeCollector[] = [];
-afterEach(async () => {
-  for (const c of collectors.splice(0)) await c.close();
-  await cleanup();
-});
+afterEach(cleanup);
 
 function spoolFiles(configDir: string): string[] {
   try {
@@ -66,8 +63,7 @@ it('a command that reports and exits starts no timer and writes its events once,
 });
 
 it('a command that goes on has its events on disk within milliseconds: killed later, it loses none', async () => {
-  const collector = await createFakeCollector({ catalog: telepresence });
-  collectors.push(collector);
+  const collector = await startCollector({ catalog: telepresence });
   const home = tempDir();
   const configDir = path.join(home, 'config');
   let killed = false;
@@ -97,15 +93,7 @@ it('a command that goes on has its events on disk within milliseconds: killed la
   const result = await run;
   expect(result.signal).toBe('SIGKILL');
   // Delivered by whoever sends next (here, flush() in this process), taking over the dead writer's segment.
-  const telemetry = createTelemetry({
-    catalog: telepresence,
-    version: '2.20.2',
-    endpoint: collector.url,
-    configDir,
-    cwd: home,
-    env: childEnv(home),
-  });
-  telemetry.showNotice({ write: () => {} });
+  const telemetry = deliveringClient(collector, home, configDir);
   expect(await telemetry.flush({ timeoutMs: 10_000 })).toMatchObject({ ok: true, delivered: 50 });
   expectEachOnce(collector);
   expect(collector.messages.map((m) => m.context.cli.seq)).toEqual(
@@ -115,11 +103,8 @@ it('a command that goes on has its events on disk within milliseconds: killed la
 });
 
 it('the notice shown, a running sender delivers what later CLIs write, each event once', async () => {
-  const collector = await createFakeCollector({ catalog: telepresence });
-  collectors.push(collector);
-  const home = tempDir();
-  const configDir = path.join(home, 'config');
-  noticeShown(configDir, telepresence.fingerprint);
+  const collector = await startCollector({ catalog: telepresence });
+  const { home, configDir } = homeWithNoticeShown();
   for (let i = 0; i < 6; i++) {
     const result = await runNode(REPORT_AND_EXIT, {
       env: childEnv(home, {

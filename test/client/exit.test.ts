@@ -7,41 +7,25 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { telepresence } from 'telemark/catalogs/telepresence';
-import {
-  createFakeCollector,
-  expectEachOnce,
-  expectReported,
-  type FakeCollector,
-  match,
-} from 'telemark/testing';
+import { expectEachOnce, expectReported, type FakeCollector, match } from 'telemark/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   blackHole,
   childEnv,
   cleanup,
   freePort,
+  homeWithNoticeShown,
   isAlive,
   listFiles,
-  noticeShown,
   REPORT_AND_EXIT,
   runNode,
   senderPid,
+  startCollector,
   tempDir,
   waitFor,
 } from './helpers.js';
 
-const collectors: FakeCollector[] = [];
-afterEach(async () => {
-  for (const c of collectors.splice(0)) await c.close();
-  await cleanup();
-});
-
-function prepare() {
-  const home = tempDir();
-  const configDir = path.join(home, 'config');
-  noticeShown(configDir, telepresence.fingerprint);
-  return { home, configDir };
-}
+afterEach(cleanup);
 
 /** The 100 events of one run arrived, each exactly once, in one session numbered 1…100, scrubbed. */
 function expectOneRun(collector: FakeCollector, home: string) {
@@ -62,9 +46,8 @@ function expectOneRun(collector: FakeCollector, home: string) {
 
 describe('the exit of a reporting CLI does not wait for the network', () => {
   it('(a) live collector: the child has exited before the collector receives anything', async () => {
-    const collector = await createFakeCollector({ catalog: telepresence });
-    collectors.push(collector);
-    const { home, configDir } = prepare();
+    const collector = await startCollector({ catalog: telepresence });
+    const { home, configDir } = homeWithNoticeShown();
     let requestsAtExit = -1;
     const result = await runNode(REPORT_AND_EXIT, {
       env: childEnv(home, { TELEMARK_CONFIG_DIR: configDir, FIXTURE_ENDPOINT: collector.url }),
@@ -81,7 +64,7 @@ describe('the exit of a reporting CLI does not wait for the network', () => {
 
   it('(b) nothing listening: the child exits first; the events arrive once a collector is there', async () => {
     const port = await freePort();
-    const { home, configDir } = prepare();
+    const { home, configDir } = homeWithNoticeShown();
     const deliveryFile = path.join(configDir, 'delivery.json');
     let attemptedAtExit = true;
     const result = await runNode(REPORT_AND_EXIT, {
@@ -99,15 +82,14 @@ describe('the exit of a reporting CLI does not wait for the network', () => {
       'a failed delivery attempt',
     );
     expect(state.lastError).toMatch(/ECONNREFUSED/);
-    const collector = await createFakeCollector({ catalog: telepresence, port });
-    collectors.push(collector);
+    const collector = await startCollector({ catalog: telepresence, port });
     await collector.waitForMessages(100, 30_000);
     expectOneRun(collector, home);
   });
 
   it('(c) black hole: the child exits while the sender still holds an open connection', async () => {
     const hole = await blackHole();
-    const { home, configDir } = prepare();
+    const { home, configDir } = homeWithNoticeShown();
     let openAtExit = -1;
     const result = await runNode(REPORT_AND_EXIT, {
       env: childEnv(home, {
@@ -128,8 +110,7 @@ describe('the exit of a reporting CLI does not wait for the network', () => {
     expect(hole.open).toBe(1);
     // The collector comes back on the same address: the sender's retry delivers.
     await hole.close();
-    const collector = await createFakeCollector({ catalog: telepresence, port: hole.port });
-    collectors.push(collector);
+    const collector = await startCollector({ catalog: telepresence, port: hole.port });
     await collector.waitForMessages(100, 30_000);
     expectOneRun(collector, home);
   });
@@ -156,8 +137,7 @@ describe('the exit of a reporting CLI does not wait for the network', () => {
       });
       if (probe.status !== 0) throw new Error(`cannot run the fixture as nobody: ${probe.stderr}`);
     }
-    const collector = await createFakeCollector({ catalog: telepresence });
-    collectors.push(collector);
+    const collector = await startCollector({ catalog: telepresence });
     const before = listFiles(home);
     const result = await runNode(REPORT_AND_EXIT, {
       env: childEnv(home, {

@@ -4,12 +4,26 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { createTelemetry, type Telemetry } from 'telemark';
+import { telepresence } from 'telemark/catalogs/telepresence';
+import { createFakeCollector, type FakeCollector } from 'telemark/testing';
+import { testEnv } from '../../packages/client/src/_test-env.js';
 
 export const FIXTURES = path.join(import.meta.dirname, 'fixtures');
 export const REPORT_AND_EXIT = path.join(FIXTURES, 'report-and-exit.mjs');
 export const SPY = path.join(FIXTURES, 'spy.cjs');
 
 const dirs: string[] = [];
+const collectors: FakeCollector[] = [];
+
+/** A fake collector that `cleanup()` closes. */
+export async function startCollector(
+  options?: Parameters<typeof createFakeCollector>[0],
+): Promise<FakeCollector> {
+  const collector = await createFakeCollector(options);
+  collectors.push(collector);
+  return collector;
+}
 
 export function tempDir(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-'));
@@ -17,8 +31,12 @@ export function tempDir(): string {
   return dir;
 }
 
-/** Kill the senders still running on our temp dirs (by the pid in their lock), then remove the dirs. */
+/**
+ * Close the collectors from `startCollector()`, kill the senders still running on our temp dirs (by the
+ * pid in their lock), then remove the dirs.
+ */
 export async function cleanup(): Promise<void> {
+  for (const c of collectors.splice(0)) await c.close();
   for (const dir of dirs.splice(0)) {
     for (const lock of findLocks(dir)) killLockHolder(lock);
     // A sender just killed (or one that lost the race for the lock and is on its way out) may still
@@ -71,15 +89,28 @@ function killLockHolder(lockFile: string): void {
 }
 
 /** An environment with only what we choose: no CI, no test runner, no proxies, HOME in a temp dir. */
-export function childEnv(home: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: home,
-    XDG_CONFIG_HOME: path.join(home, '.config'),
-    TELEMARK_ALLOW_IN_TESTS: '1',
-    TELEMARK_POLICY_FILE: path.join(home, 'no-policy.json'),
-    ...extra,
-  };
+export const childEnv = testEnv;
+
+/** A home in a temp dir with a config dir where the notice was already shown (so runs send). */
+export function homeWithNoticeShown(): { home: string; configDir: string } {
+  const home = tempDir();
+  const configDir = path.join(home, 'config');
+  noticeShown(configDir, telepresence.fingerprint);
+  return { home, configDir };
+}
+
+/** A client in this process on `configDir`, notice shown, to deliver what CLI runs left in the spool. */
+export function deliveringClient(collector: FakeCollector, home: string, configDir: string): Telemetry {
+  const telemetry = createTelemetry({
+    catalog: telepresence,
+    version: '2.20.2',
+    endpoint: collector.url,
+    configDir,
+    cwd: home,
+    env: childEnv(home),
+  });
+  telemetry.showNotice({ write: () => {} });
+  return telemetry;
 }
 
 export interface ChildResult {

@@ -4,19 +4,22 @@
  */
 import path from 'node:path';
 import { telepresence } from 'telemark/catalogs/telepresence';
-import { createFakeCollector, type FakeCollector } from 'telemark/testing';
 import { afterEach, expect, it } from 'vitest';
-import { childEnv, cleanup, REPORT_AND_EXIT, readSpy, runNode, SPY, tempDir } from './helpers.js';
+import {
+  childEnv,
+  cleanup,
+  REPORT_AND_EXIT,
+  readSpy,
+  runNode,
+  SPY,
+  startCollector,
+  tempDir,
+} from './helpers.js';
 
-const collectors: FakeCollector[] = [];
-afterEach(async () => {
-  for (const c of collectors.splice(0)) await c.close();
-  await cleanup();
-});
+afterEach(cleanup);
 
 it('holds events until an interactive run shows the notice; shows it once per catalog version', async () => {
-  const collector = await createFakeCollector({ catalog: telepresence });
-  collectors.push(collector);
+  const collector = await startCollector({ catalog: telepresence });
   const home = tempDir();
   const configDir = path.join(home, 'config');
   const spyOut = path.join(tempDir(), 'spy.json');

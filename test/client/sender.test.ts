@@ -5,42 +5,31 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { telepresence } from 'telemark/catalogs/telepresence';
-import { createFakeCollector, expectEachOnce, type FakeCollector } from 'telemark/testing';
+import { expectEachOnce } from 'telemark/testing';
 import { afterEach, expect, it } from 'vitest';
 import {
   blackHole,
   childEnv,
   cleanup,
+  homeWithNoticeShown,
   isAlive,
-  noticeShown,
   REPORT_AND_EXIT,
   readSpy,
   runNode,
   SPY,
   senderPid,
+  startCollector,
   tempDir,
   waitFor,
 } from './helpers.js';
 
-const collectors: FakeCollector[] = [];
-afterEach(async () => {
-  for (const c of collectors.splice(0)) await c.close();
-  await cleanup();
-});
-
-function prepare() {
-  const home = tempDir();
-  const configDir = path.join(home, 'config');
-  noticeShown(configDir, telepresence.fingerprint);
-  return { home, configDir };
-}
+afterEach(cleanup);
 
 it('a sender killed with SIGKILL mid-run is replaced by the next run; everything arrives exactly once', async () => {
-  const collector = await createFakeCollector({ catalog: telepresence });
-  collectors.push(collector);
+  const collector = await startCollector({ catalog: telepresence });
   collector.limitBatchEvents(50);
   collector.delayAnswers(100);
-  const { home, configDir } = prepare();
+  const { home, configDir } = homeWithNoticeShown();
   const env = (events: string) =>
     childEnv(home, {
       TELEMARK_CONFIG_DIR: configDir,
@@ -68,7 +57,7 @@ it('a sender killed with SIGKILL mid-run is replaced by the next run; everything
 
 it('while a sender is running, the next run does not start another one', async () => {
   const hole = await blackHole();
-  const { home, configDir } = prepare();
+  const { home, configDir } = homeWithNoticeShown();
   const spyOut = path.join(tempDir(), 'spy.json');
   const env = childEnv(home, {
     TELEMARK_CONFIG_DIR: configDir,
@@ -86,10 +75,9 @@ it('while a sender is running, the next run does not start another one', async (
 });
 
 it('after a 429 with a long Retry-After, runs do not start a sender until it has passed', async () => {
-  const collector = await createFakeCollector({ catalog: telepresence });
-  collectors.push(collector);
+  const collector = await startCollector({ catalog: telepresence });
   collector.rateLimit(1, 120);
-  const { home, configDir } = prepare();
+  const { home, configDir } = homeWithNoticeShown();
   const spyOut = path.join(tempDir(), 'spy.json');
   const env = childEnv(home, {
     TELEMARK_CONFIG_DIR: configDir,

@@ -2,7 +2,7 @@ import type { Control, MessageResult } from 'telemark';
 import type { AppEntry, RateLimit } from '../config/registry-types.js';
 import { CounterSet, utcDay } from '../pipeline/counters.js';
 import { SKEW_COUNT_THRESHOLD_MS } from '../pipeline/event-builder.js';
-import type { IngestProtocol, QuarantineEntry, StoredEvent } from '../store/types.js';
+import type { QuarantineEntry, StoredEvent } from '../store/types.js';
 
 /** Raw text kept in quarantine is cut to this many characters (types.ts: "cut to 32 KB"). */
 export const MAX_RAW_CHARS = 32 * 1024;
@@ -47,15 +47,8 @@ export function rawJson(value: unknown): string {
   }
 }
 
-export interface Rejection {
-  readonly app: string;
-  readonly protocol: IngestProtocol;
-  readonly reason: string;
-  readonly detail: string;
-  readonly messageId: string;
-  readonly event: string;
-  readonly raw: string;
-}
+/** A quarantine entry before it has its receive time. */
+export type Rejection = Omit<QuarantineEntry, 'receivedAt'>;
 
 /** Record one rejected message: its result, its quarantine entry, its counter. */
 export function reject(prepared: PreparedRequest, index: number, receivedAt: number, r: Rejection): void {

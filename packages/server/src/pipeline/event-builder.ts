@@ -2,7 +2,7 @@ import type { Catalog, TraitSpec } from 'telemark';
 import { checkTraitValue, validateEvent } from 'telemark/catalog';
 import { createScrubber, errorFingerprint, type Scrubber } from 'telemark/scrub';
 import type { AppEntry } from '../config/registry-types.js';
-import type { IngestProtocol, StoredEvent } from '../store/types.js';
+import type { StoredEvent } from '../store/types.js';
 
 /** Events claiming a time further ahead than this are clamped to when they were received (PostHog's rule). */
 export const MAX_FUTURE_MS = 23 * 60 * 60 * 1000;
@@ -12,27 +12,30 @@ export const SKEW_COUNT_THRESHOLD_MS = 60_000;
 const MIN_TIMESTAMP_MS = Date.UTC(2000, 0, 1);
 
 /** Context fields, already mapped from whichever protocol the message came in. */
-export interface EventContext {
-  readonly sessionId: string;
-  readonly seq: number;
-  readonly appVersion: string;
-  readonly osName: string;
-  readonly osVersion: string;
-  readonly osBuild: string;
-  readonly arch: string;
-  readonly platform: string;
-  readonly installMethod: string;
-  readonly envClass: string;
-  readonly ciVendor: string;
-  readonly container: boolean;
-  readonly wsl: number;
-  readonly agent: string;
-  readonly mode: string;
-  readonly nodeVersion: string;
-  readonly protocol: IngestProtocol;
-  readonly library: string;
-  readonly newInstall: boolean;
-  readonly droppedBefore: number;
+export interface EventContext
+  extends Pick<
+    StoredEvent,
+    | 'sessionId'
+    | 'seq'
+    | 'appVersion'
+    | 'osName'
+    | 'osVersion'
+    | 'osBuild'
+    | 'arch'
+    | 'platform'
+    | 'installMethod'
+    | 'envClass'
+    | 'ciVendor'
+    | 'container'
+    | 'wsl'
+    | 'agent'
+    | 'mode'
+    | 'nodeVersion'
+    | 'protocol'
+    | 'library'
+    | 'newInstall'
+    | 'droppedBefore'
+  > {
   /** Extra context as sent; only the catalog's declared keys survive. */
   readonly extra: unknown;
 }

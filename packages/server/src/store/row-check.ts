@@ -4,15 +4,8 @@
  * engines, so they refuse exactly the same rows (the conformance suite checks it).
  */
 import { TelemarkError } from '../errors.js';
+import { CONTRACT_COLUMNS } from './event-columns.js';
 import type { IngestCounter, QuarantineEntry, StoredEvent, WriteBatch } from './types.js';
-
-/** What the checks need of an engine's column list: the field, its kind, integer bounds. */
-export interface CheckedColumn {
-  readonly field: keyof StoredEvent;
-  readonly kind: string;
-  readonly min?: number;
-  readonly max?: number;
-}
 
 /** Days an engine's DATE type holds, inclusive (`YYYY-MM-DD`); unset: any valid day. */
 export interface DayRange {
@@ -26,7 +19,7 @@ export function invalidRow(where: string, expected: string): never {
   throw new TelemarkError('TMK_ERR_STORE_INVALID_ROW', `${where}: expected ${expected}`);
 }
 
-/** Year 1 to 9999: what a JS Date represents, and both engines store. */
+/** Year 1 to 9999 (`event-columns.ts`). */
 const MIN_TIME = -62_135_596_800_000;
 const MAX_TIME = 253_402_300_799_999;
 
@@ -34,7 +27,7 @@ const MAX_TIME = 253_402_300_799_999;
  * The common case in one expression (monomorphic reads, no allocation: it runs per event on the ingest
  * path); on any doubt, `explainEvent` walks the columns to name the field.
  */
-function checkEvent(e: StoredEvent, i: number, columns: readonly CheckedColumn[]): void {
+function checkEvent(e: StoredEvent, i: number): void {
   if (
     typeof e === 'object' &&
     e !== null &&
@@ -87,13 +80,13 @@ function checkEvent(e: StoredEvent, i: number, columns: readonly CheckedColumn[]
   ) {
     return;
   }
-  explainEvent(e, i, columns);
+  explainEvent(e, i);
 }
 
-function explainEvent(e: StoredEvent, i: number, columns: readonly CheckedColumn[]): never {
+function explainEvent(e: StoredEvent, i: number): never {
   if (!isPlainObject(e)) invalidRow(`events[${i}]`, 'an object');
   const row = e as unknown as Record<string, unknown>;
-  for (const c of columns) {
+  for (const c of CONTRACT_COLUMNS) {
     const v = row[c.field];
     switch (c.kind) {
       case 'string':
@@ -143,7 +136,7 @@ function checkQuarantine(q: QuarantineEntry, i: number): void {
 }
 
 /** Throws TMK_ERR_STORE_INVALID_ROW for the first bad row of the batch. */
-export function checkBatchRows(batch: WriteBatch, columns: readonly CheckedColumn[], days?: DayRange): void {
+export function checkBatchRows(batch: WriteBatch, days?: DayRange): void {
   if (
     !isPlainObject(batch) ||
     !Array.isArray(batch.events) ||
@@ -152,7 +145,7 @@ export function checkBatchRows(batch: WriteBatch, columns: readonly CheckedColum
   ) {
     invalidRow('batch', '{ events: [], quarantine: [], counters: [] }');
   }
-  for (let i = 0; i < batch.events.length; i++) checkEvent(batch.events[i]!, i, columns);
+  for (let i = 0; i < batch.events.length; i++) checkEvent(batch.events[i]!, i);
   for (let i = 0; i < batch.quarantine.length; i++) checkQuarantine(batch.quarantine[i]!, i);
   for (let i = 0; i < batch.counters.length; i++) checkCounter(batch.counters[i]!, i, days);
 }

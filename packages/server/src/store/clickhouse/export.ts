@@ -8,14 +8,13 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TelemarkError } from '../../errors.js';
+import { EVENT_COLUMNS as DUCKDB_COLUMNS } from '../duckdb/schema.js';
+import { checkExportOptions } from '../export-options.js';
 import { clickhouseLiteral } from '../sql.js';
 import type { ExportOptions } from '../types.js';
 import { EVENT_COLUMNS } from './schema.js';
 
 type RunQuery = (query: string) => Promise<{ stream(): AsyncIterable<readonly { json<T>(): T }[]> }>;
-
-const END_OF_TIME = 253_402_300_800_000;
-const FORMATS = new Set(['ndjson', 'csv', 'parquet']);
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -55,24 +54,10 @@ export async function exportEvents(
   columnList: string,
   options: ExportOptions,
 ): Promise<number> {
-  if (!FORMATS.has(options.format))
-    throw new TelemarkError(
-      'TMK_ERR_BAD_PARAMETER',
-      `format must be ndjson, csv or parquet, got ${options.format}`,
-    );
-  if (typeof options.path !== 'string' || !path.isAbsolute(options.path))
-    throw new TelemarkError('TMK_ERR_BAD_PARAMETER', `export path must be absolute, got ${options.path}`);
+  const bounds = checkExportOptions(options);
   const where: string[] = [];
   if (options.app !== undefined) where.push(`app = ${clickhouseLiteral(options.app)}`);
-  for (const [bound, op] of [
-    [options.from, '>='],
-    [options.to, '<'],
-  ] as const) {
-    if (bound === undefined) continue;
-    if (!Number.isFinite(bound))
-      throw new TelemarkError('TMK_ERR_BAD_PARAMETER', 'export bounds must be epoch ms');
-    where.push(`ts ${op} ${Math.round(Math.max(Math.min(bound, END_OF_TIME), -END_OF_TIME))}`);
-  }
+  for (const { op, ms } of bounds) where.push(`ts ${op} ${ms}`);
   const query = `SELECT ${columnList} FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
     ORDER BY ts, app, message_id`;
   const partial = (suffix: string) =>
@@ -133,14 +118,6 @@ async function writeRows(
   return written;
 }
 
-const DUCKDB_TYPES: Record<string, string> = {
-  String: 'VARCHAR',
-  Int64: 'BIGINT',
-  Int32: 'INTEGER',
-  Int8: 'TINYINT',
-  UInt8: 'BOOLEAN',
-};
-
 /** NDJSON (times in ms) → Parquet with the DuckDB store's column types (TIMESTAMP, BOOLEAN, JSON). */
 async function toParquet(ndjson: string, out: string): Promise<void> {
   const { DuckDBInstance } = await import('@duckdb/node-api');
@@ -148,9 +125,9 @@ async function toParquet(ndjson: string, out: string): Promise<void> {
   try {
     const connection = await db.connect();
     try {
-      const columns = EVENT_COLUMNS.map(
-        (c) =>
-          `${c.column}: '${c.kind === 'json' ? 'JSON' : c.kind === 'time' ? 'BIGINT' : DUCKDB_TYPES[c.type]}'`,
+      // The DuckDB store's types, except times, which arrive as epoch ms and are converted below.
+      const columns = DUCKDB_COLUMNS.map(
+        (c) => `${c.column}: '${c.kind === 'time' ? 'BIGINT' : c.sqlType}'`,
       ).join(', ');
       const select = EVENT_COLUMNS.map((c) =>
         c.kind === 'time' ? `epoch_ms(${c.column}) AS ${c.column}` : c.column,

@@ -20,97 +20,26 @@
  * Only what ClickHouse 18.16 and current versions both accept: no DateTime64 (times are Int64 epoch
  * ms), no LowCardinality, no TTL (retention drops monthly partitions), no Nullable where avoidable.
  */
-import type { StoredEvent } from '../types.js';
+import { CONTRACT_COLUMNS, type ContractColumn } from '../event-columns.js';
 
-export type ColumnKind = 'string' | 'integer' | 'boolean' | 'time' | 'json';
+export type { ColumnKind } from '../event-columns.js';
 
-export interface EventColumn {
-  readonly column: string;
-  readonly field: keyof StoredEvent;
-  readonly kind: ColumnKind;
+export interface EventColumn extends ContractColumn {
+  /** ClickHouse type in `events_local`. */
   readonly type: string;
-  /** Inclusive bounds for integers and times. */
-  readonly min?: number;
-  readonly max?: number;
 }
 
-const str = (field: keyof StoredEvent, column: string): EventColumn => ({
-  column,
-  field,
-  kind: 'string',
-  type: 'String',
-});
-const int = (
-  field: keyof StoredEvent,
-  column: string,
-  type: string,
-  min: number,
-  max: number,
-): EventColumn => ({
-  column,
-  field,
-  kind: 'integer',
-  type,
-  min,
-  max,
-});
-const bool = (field: keyof StoredEvent, column: string): EventColumn => ({
-  column,
-  field,
-  kind: 'boolean',
-  type: 'UInt8',
-});
-// Year 1 to 9999, as in the DuckDB store: what a JS Date represents.
-const time = (field: keyof StoredEvent, column: string): EventColumn => ({
-  column,
-  field,
-  kind: 'time',
-  type: 'Int64',
-  min: -62_135_596_800_000,
-  max: 253_402_300_799_999,
-});
-const json = (field: keyof StoredEvent, column: string): EventColumn => ({
-  column,
-  field,
-  kind: 'json',
-  type: 'String',
-});
+const INTEGER_TYPES = { 8: 'Int8', 32: 'Int32', 64: 'Int64' } as const;
+// Times are Int64 epoch ms (18.16 has no DateTime64); booleans UInt8; traits and extra JSON text.
+const TYPES = { string: 'String', boolean: 'UInt8', time: 'Int64', json: 'String' } as const;
 
-/** The contract columns of `events`, in order (the snake_case of `StoredEvent`, `ts` for `timestamp`). */
-export const EVENT_COLUMNS: readonly EventColumn[] = Object.freeze([
-  str('app', 'app'),
-  str('messageId', 'message_id'),
-  str('event', 'event'),
-  str('installId', 'install_id'),
-  str('sessionId', 'session_id'),
-  int('seq', 'seq', 'Int64', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
-  str('appVersion', 'app_version'),
-  time('timestamp', 'ts'),
-  time('receivedAt', 'received_at'),
-  int('skewMs', 'skew_ms', 'Int64', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
-  bool('clamped', 'clamped'),
-  str('osName', 'os_name'),
-  str('osVersion', 'os_version'),
-  str('osBuild', 'os_build'),
-  str('arch', 'arch'),
-  str('platform', 'platform'),
-  str('installMethod', 'install_method'),
-  str('envClass', 'env_class'),
-  str('ciVendor', 'ci_vendor'),
-  bool('container', 'container'),
-  int('wsl', 'wsl', 'Int8', -128, 127),
-  str('agent', 'agent'),
-  str('mode', 'mode'),
-  str('nodeVersion', 'node_version'),
-  str('protocol', 'protocol'),
-  str('library', 'library'),
-  bool('newInstall', 'new_install'),
-  int('droppedBefore', 'dropped_before', 'Int32', -2_147_483_648, 2_147_483_647),
-  str('errorFingerprint', 'error_fingerprint'),
-  str('errorText', 'error_text'),
-  json('traits', 'traits'),
-  json('extra', 'extra'),
-]);
+/** The contract's columns (`event-columns.ts`) with their ClickHouse types, in table order. */
+export const EVENT_COLUMNS: readonly EventColumn[] = Object.freeze(
+  CONTRACT_COLUMNS.map((c) => ({
+    ...c,
+    type: c.kind === 'integer' ? INTEGER_TYPES[c.bits!] : TYPES[c.kind],
+  })),
+);
 
 export const EVENT_COLUMN_LIST = EVENT_COLUMNS.map((c) => c.column).join(', ');
 

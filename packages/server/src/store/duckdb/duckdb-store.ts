@@ -21,6 +21,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type DuckDBConnection, DuckDBInstance, StatementType } from '@duckdb/node-api';
 import { TelemarkError } from '../../errors.js';
+import { checkExportOptions } from '../export-options.js';
 import { checkBatchRows, invalidRow } from '../row-check.js';
 import { createRuntimeStore } from '../runtime-store.js';
 import { renderDuckDB, type Sql } from '../sql.js';
@@ -885,7 +886,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
 
   async function doWrite(batch: WriteBatch): Promise<WriteResult> {
     const connection = requireWriter();
-    checkBatchRows(batch, EVENT_COLUMNS);
+    checkBatchRows(batch);
     const { events, quarantine, counters } = batch;
 
     const now = o.now();
@@ -1454,29 +1455,16 @@ const EXPORT_FORMATS = {
 const isoColumn = (column: string) => `strftime(${column}, '%Y-%m-%dT%H:%M:%S.%gZ') AS ${column}`;
 
 async function exportEvents(reader: Reader, file: string, options: ExportOptions): Promise<number> {
+  const bounds = checkExportOptions(options);
   const format = EXPORT_FORMATS[options.format];
-  if (!format)
-    throw new TelemarkError(
-      'TMK_ERR_BAD_PARAMETER',
-      `format must be ndjson, csv or parquet, got ${options.format}`,
-    );
-  if (typeof options.path !== 'string' || !path.isAbsolute(options.path)) {
-    throw new TelemarkError('TMK_ERR_BAD_PARAMETER', `export path must be absolute, got ${options.path}`);
-  }
   const where: string[] = [];
   const params: unknown[] = [];
   if (options.app !== undefined) {
     params.push(options.app);
     where.push(`app = $${params.length}`);
   }
-  for (const [bound, op] of [
-    [options.from, '>='],
-    [options.to, '<'],
-  ] as const) {
-    if (bound === undefined) continue;
-    if (!Number.isFinite(bound))
-      throw new TelemarkError('TMK_ERR_BAD_PARAMETER', `export bounds must be epoch ms`);
-    params.push(Math.max(Math.min(bound, END_OF_TIME), -END_OF_TIME));
+  for (const { op, ms } of bounds) {
+    params.push(ms);
     where.push(`ts ${op} epoch_ms($${params.length}::BIGINT)`);
   }
   const columns =

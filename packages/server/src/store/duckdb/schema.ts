@@ -4,88 +4,26 @@
  * list. `docs/storage.md` documents the same tables; keep both in step.
  */
 import { createHash } from 'node:crypto';
+import { CONTRACT_COLUMNS, type ContractColumn } from '../event-columns.js';
 import type { StoredEvent } from '../types.js';
 
-/** How a `StoredEvent` field is checked in JS and typed in DuckDB. */
-export type ColumnKind = 'string' | 'integer' | 'boolean' | 'time' | 'json';
+export type { ColumnKind } from '../event-columns.js';
 
-export interface EventColumn {
-  /** The DuckDB column name (the snake_case of the field, `ts` for `timestamp`). */
-  readonly column: string;
-  readonly field: keyof StoredEvent;
-  readonly kind: ColumnKind;
+export interface EventColumn extends ContractColumn {
   /** DuckDB type in the table. */
   readonly sqlType: string;
-  /** Inclusive bounds for integers (the column type's range, or tighter). */
-  readonly min?: number;
-  readonly max?: number;
 }
 
-const str = (field: keyof StoredEvent, column: string): EventColumn => ({
-  column,
-  field,
-  kind: 'string',
-  sqlType: 'VARCHAR',
-});
-const int = (field: keyof StoredEvent, column: string, sqlType: string, min: number, max: number) =>
-  ({ column, field, kind: 'integer', sqlType, min, max }) satisfies EventColumn;
-const bool = (field: keyof StoredEvent, column: string): EventColumn => ({
-  column,
-  field,
-  kind: 'boolean',
-  sqlType: 'BOOLEAN',
-});
-const time = (field: keyof StoredEvent, column: string): EventColumn => ({
-  column,
-  field,
-  kind: 'time',
-  sqlType: 'TIMESTAMP',
-  // Year 1 to 9999 in epoch ms: what a DuckDB TIMESTAMP and a JS Date both represent.
-  min: -62_135_596_800_000,
-  max: 253_402_300_799_999,
-});
-const json = (field: keyof StoredEvent, column: string): EventColumn => ({
-  column,
-  field,
-  kind: 'json',
-  sqlType: 'JSON',
-});
+const INTEGER_TYPES = { 8: 'TINYINT', 32: 'INTEGER', 64: 'BIGINT' } as const;
+const SQL_TYPES = { string: 'VARCHAR', boolean: 'BOOLEAN', time: 'TIMESTAMP', json: 'JSON' } as const;
 
-/** The `events` columns the analytics layer queries, in table order. All NOT NULL. */
-export const EVENT_COLUMNS: readonly EventColumn[] = Object.freeze([
-  str('app', 'app'),
-  str('messageId', 'message_id'),
-  str('event', 'event'),
-  str('installId', 'install_id'),
-  str('sessionId', 'session_id'),
-  int('seq', 'seq', 'BIGINT', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
-  str('appVersion', 'app_version'),
-  time('timestamp', 'ts'),
-  time('receivedAt', 'received_at'),
-  int('skewMs', 'skew_ms', 'BIGINT', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
-  bool('clamped', 'clamped'),
-  str('osName', 'os_name'),
-  str('osVersion', 'os_version'),
-  str('osBuild', 'os_build'),
-  str('arch', 'arch'),
-  str('platform', 'platform'),
-  str('installMethod', 'install_method'),
-  str('envClass', 'env_class'),
-  str('ciVendor', 'ci_vendor'),
-  bool('container', 'container'),
-  int('wsl', 'wsl', 'TINYINT', -128, 127),
-  str('agent', 'agent'),
-  str('mode', 'mode'),
-  str('nodeVersion', 'node_version'),
-  str('protocol', 'protocol'),
-  str('library', 'library'),
-  bool('newInstall', 'new_install'),
-  int('droppedBefore', 'dropped_before', 'INTEGER', -2_147_483_648, 2_147_483_647),
-  str('errorFingerprint', 'error_fingerprint'),
-  str('errorText', 'error_text'),
-  json('traits', 'traits'),
-  json('extra', 'extra'),
-]);
+/** The contract's columns (`event-columns.ts`) with their DuckDB types, in table order. All NOT NULL. */
+export const EVENT_COLUMNS: readonly EventColumn[] = Object.freeze(
+  CONTRACT_COLUMNS.map((c) => ({
+    ...c,
+    sqlType: c.kind === 'integer' ? INTEGER_TYPES[c.bits!] : SQL_TYPES[c.kind],
+  })),
+);
 
 /**
  * Physical layout (migration 2). DuckDB's insert cost grows with the number of columns, and most context

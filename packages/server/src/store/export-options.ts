@@ -1,0 +1,37 @@
+/** The checks every engine's `exportEvents` runs first, so both refuse the same options the same way. */
+import path from 'node:path';
+import { TelemarkError } from '../errors.js';
+import type { ExportOptions } from './types.js';
+
+/** Bounds beyond year 9999 are clamped there: they select everything on that side. */
+const END_OF_TIME = 253_402_300_800_000;
+
+export interface ExportBound {
+  readonly op: '>=' | '<';
+  /** Epoch ms, whole. */
+  readonly ms: number;
+}
+
+/** Throws TMK_ERR_BAD_PARAMETER for an unknown format, a relative path or a bound that is not a number. */
+export function checkExportOptions(options: ExportOptions): readonly ExportBound[] {
+  if (options.format !== 'ndjson' && options.format !== 'csv' && options.format !== 'parquet') {
+    throw new TelemarkError(
+      'TMK_ERR_BAD_PARAMETER',
+      `format must be ndjson, csv or parquet, got ${options.format}`,
+    );
+  }
+  if (typeof options.path !== 'string' || !path.isAbsolute(options.path)) {
+    throw new TelemarkError('TMK_ERR_BAD_PARAMETER', `export path must be absolute, got ${options.path}`);
+  }
+  const bounds: ExportBound[] = [];
+  for (const [bound, op] of [
+    [options.from, '>='],
+    [options.to, '<'],
+  ] as const) {
+    if (bound === undefined) continue;
+    if (!Number.isFinite(bound))
+      throw new TelemarkError('TMK_ERR_BAD_PARAMETER', 'export bounds must be epoch ms');
+    bounds.push({ op, ms: Math.round(Math.max(Math.min(bound, END_OF_TIME), -END_OF_TIME)) });
+  }
+  return bounds;
+}

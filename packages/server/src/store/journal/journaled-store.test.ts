@@ -1,0 +1,85 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { WriteBatch, WriteResult } from '../types.js';
+import { createJournaledDriver, type JournalTarget } from './journaled-store.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * The store the journal guards, reduced to what the wrapper calls: each attempt waits until the test
+ * settles it, so the test sees which attempts run at the same time. (The real ClickHouse target runs in
+ * test/clickhouse/outage.test.ts.)
+ */
+function createTarget() {
+  const attempts: { batch: WriteBatch; settle: (error?: Error) => void }[] = [];
+  const unavailable = new Error('connection refused');
+  const target = {
+    name: 'target',
+    dialect: 'clickhouse',
+    concurrentWrites: 2,
+    init: async () => {},
+    close: async () => {},
+    validate: () => {},
+    newWriteId: () => `w${attempts.length}`,
+    isUnavailable: (error: unknown) => error === unavailable,
+    abortAttempts: async () => {},
+    writeAttempt: (batch: WriteBatch) =>
+      new Promise<WriteResult>((resolve, reject) => {
+        attempts.push({
+          batch,
+          settle: (error) =>
+            error ? reject(error) : resolve({ statuses: batch.events.map(() => 'accepted') }),
+        });
+      }),
+  } as unknown as JournalTarget;
+  return { target, attempts, unavailable };
+}
+
+const batch = (id: string) =>
+  ({ events: [{ app: 'a', messageId: id }], quarantine: [], counters: [] }) as unknown as WriteBatch;
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('journaled store', () => {
+  it('passes writes straight through, concurrently, while the journal is empty, and declares it', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-journal-'));
+    dirs.push(dir);
+    const { target, attempts } = createTarget();
+    const driver = createJournaledDriver(target, { dir });
+    await driver.init();
+    expect(driver.concurrentWrites).toBe(2);
+    const first = driver.write(batch('m1'));
+    const second = driver.write(batch('m2'));
+    await tick();
+    // Both attempts are in flight before either is settled.
+    expect(attempts.map((a) => a.batch.events[0]?.messageId)).toEqual(['m1', 'm2']);
+    attempts[1]?.settle();
+    attempts[0]?.settle();
+    expect(await first).toEqual({ statuses: ['accepted'] });
+    expect(await second).toEqual({ statuses: ['accepted'] });
+    await driver.close();
+  });
+
+  it('queues new writes behind the journal once anything is journaled, so order is kept', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-journal-'));
+    dirs.push(dir);
+    const { target, attempts, unavailable } = createTarget();
+    const driver = createJournaledDriver(target, { dir, retryMinMs: 60_000, retryMaxMs: 60_000 });
+    await driver.init();
+    const first = driver.write(batch('m1'));
+    await tick();
+    attempts[0]?.settle(unavailable);
+    // Acknowledged from the journal.
+    expect(await first).toEqual({ statuses: ['accepted'] });
+    expect(driver.journalStats()?.pending).toBe(1);
+    const second = driver.write(batch('m2'));
+    expect(await second).toEqual({ statuses: ['accepted'] });
+    // The second went to the journal behind the first, not straight to the store.
+    expect(driver.journalStats()?.pending).toBe(2);
+    expect(attempts.map((a) => a.batch.events[0]?.messageId)).not.toContain('m2');
+  });
+});
