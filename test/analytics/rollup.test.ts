@@ -13,7 +13,7 @@ import { ROLLUP_TABLES } from '../../packages/server/src/analytics/rollup.js';
 import type { AppEntry, AppRegistry } from '../../packages/server/src/config/registry-types.js';
 import { sampleEvent } from '../../packages/server/src/store/conformance.js';
 import { createDuckDBStore } from '../../packages/server/src/store/duckdb/index.js';
-import { raw, sql } from '../../packages/server/src/store/sql.js';
+import { raw, renderDuckDB, sql } from '../../packages/server/src/store/sql.js';
 import type { Store, StoredEvent } from '../../packages/server/src/store/types.js';
 import { APP, acmeCatalog, at, createTestRegistry, FROM, TO, writeDataset } from './dataset.js';
 
@@ -313,5 +313,37 @@ describe('rollup', () => {
     }
     expect(answer).toEqual({ events: 38, installs: 5, watermark: '2026-11-15T20:00:02.000Z' });
     expect(errors).toEqual([]);
+  });
+
+  it('the rollup check is reused while the store is unchanged, and made again after any change', async () => {
+    const { store } = open();
+    await writeDataset(store);
+    await createAnalytics({ store, registry: createTestRegistry(), now: () => NOW }).refresh(APP);
+    // Count the freshness checks (the two counts over the row table) the views cause.
+    let checks = 0;
+    const watched: Store = {
+      ...store,
+      query: (q) => {
+        if (/FROM event_rows WHERE app = \$\d+\) AS total/.test(renderDuckDB(q).text)) checks++;
+        return store.query(q);
+      },
+    };
+    const analytics = createAnalytics({ store: watched, registry: createTestRegistry(), now: () => NOW });
+    const rolledUp = { events: 38, installs: 5, watermark: '2026-11-15T20:00:02.000Z' };
+    expect(await overview(analytics)).toEqual(rolledUp);
+    expect(await overview(analytics)).toEqual(rolledUp);
+    expect(checks).toBe(1);
+    const before = store.changes!();
+    await store.write({
+      events: [event('late-2', 'i9', at(11, 6, '10:00:00'), at(11, 6, '10:00:05'))],
+      quarantine: [],
+      counters: [],
+    });
+    expect(store.changes!()).not.toBe(before);
+    expect(await overview(analytics)).toEqual({ events: 39, installs: 6, watermark: null });
+    expect(checks).toBe(2);
+    const afterWrite = store.changes!();
+    expect(await store.applyRetention(APP, 0)).toBe(0);
+    expect(store.changes!()).not.toBe(afterWrite);
   });
 });

@@ -45,15 +45,31 @@ export function eventFilter(ctx: ViewContext, options: WhereOptions = {}): Sql {
   const parts: Sql[] = [sql`app = ${filters.app}`];
   const range = options.range === undefined ? ([filters.from, filters.to] as const) : options.range;
   if (range) parts.push(dialect.tsRange(range[0], range[1]));
-  if (options.versions !== false && filters.versions.length > 0)
-    parts.push(inList(raw('app_version'), filters.versions));
-  if (options.os !== false && filters.os.length > 0) parts.push(inList(raw('os_name'), filters.os));
+  if (filtersVersions(ctx, options)) parts.push(inList(raw('app_version'), filters.versions));
+  if (filtersOs(ctx, options)) parts.push(inList(raw('os_name'), filters.os));
   if (options.env !== false) {
     if (filters.envInclude) parts.push(inList(raw('env_class'), filters.envInclude));
     else if (filters.envExclude.length > 0)
       parts.push(sql`NOT (${inList(raw('env_class'), filters.envExclude)})`);
   }
   return join(parts, ' AND ');
+}
+
+const filtersVersions = (ctx: ViewContext, options: WhereOptions) =>
+  options.versions !== false && ctx.filters.versions.length > 0;
+const filtersOs = (ctx: ViewContext, options: WhereOptions) =>
+  options.os !== false && ctx.filters.os.length > 0;
+const filtersEnv = (ctx: ViewContext, options: WhereOptions) =>
+  options.env !== false && (ctx.filters.envInclude !== null || ctx.filters.envExclude.length > 0);
+
+/**
+ * The table to read for `eventFilter(ctx, options)` when the query itself reads no context column
+ * (app_version, os_name, env_class, …): the dialect's cheaper `eventRows` unless the filter needs one.
+ */
+export function eventsTableFor(ctx: ViewContext, options: WhereOptions = {}): Sql {
+  return filtersVersions(ctx, options) || filtersOs(ctx, options) || filtersEnv(ctx, options)
+    ? raw('events')
+    : ctx.dialect.eventRows;
 }
 
 /** A count or measure from either engine as a JS number; NULL and NaN (ClickHouse's empty quantile) → null. */

@@ -296,11 +296,24 @@ export function createRollup(store: Store, dialect: Dialect, options: { readOnly
     };
   };
 
-  /** One state check at a time per app: the dashboard's concurrent requests share it. */
+  /**
+   * One state check at a time per app: the dashboard's concurrent requests share it. Where the store
+   * reports its changes, a check is reused until the store changes (the two counts cost ~25 ms at 10M).
+   */
+  const checked = new Map<string, { readonly changes: number; readonly state: StateRow | null }>();
   const check = (app: string): Promise<StateRow | null> => {
+    // Read before the check starts: a change during it makes the next reading differ.
+    const changes = store.changes?.();
+    const last = checked.get(app);
+    if (changes !== undefined && last?.changes === changes) return Promise.resolve(last.state);
     let running = checks.get(app);
     if (!running) {
-      running = readState(app).finally(() => checks.delete(app));
+      running = readState(app)
+        .then((state) => {
+          if (changes !== undefined) checked.set(app, { changes, state });
+          return state;
+        })
+        .finally(() => checks.delete(app));
       checks.set(app, running);
     }
     return running;

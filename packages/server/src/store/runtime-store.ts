@@ -40,6 +40,7 @@ export function createRuntimeStore(driver: StoreDriver): Store {
     applyRetention: guarded((app, before) => driver.applyRetention(app, before)),
     exportEvents: guarded((o) => driver.exportEvents(o)),
     ...(driver.maintain ? { maintain: guarded((statements) => driver.maintain!(statements)) } : {}),
+    ...(driver.changes ? { changes: () => driver.changes!() } : {}),
     health: async () => {
       if (closePromise) return { ok: false, detail: 'closed' };
       try {

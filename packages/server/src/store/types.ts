@@ -167,6 +167,12 @@ export interface StoreDriver {
    * events, quarantine or counters. Engines without derived tables leave it out; a read-only store rejects it.
    */
   maintain?(statements: readonly Sql[]): Promise<void>;
+  /**
+   * Optional: a number that changes whenever stored data may have changed, in this process or any other
+   * that can write it (engines that cannot know that leave it out). Equal readings mean every query
+   * answers the same; the analytics layer uses it to skip re-checking its rollup.
+   */
+  changes?(): number;
   health(): Promise<StoreHealth>;
   close(): Promise<void>;
 }

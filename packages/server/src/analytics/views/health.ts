@@ -1,6 +1,15 @@
 import { raw, sql } from '../../store/sql.js';
 import { alignSeries, bucketStart, bucketStarts, DAY_MS, type Interval, iso } from '../buckets.js';
-import { eventFilter, ratio, seconds, toNumber, toNumberOrNull, toText, type ViewContext } from '../query.js';
+import {
+  eventFilter,
+  eventsTableFor,
+  ratio,
+  seconds,
+  toNumber,
+  toNumberOrNull,
+  toText,
+  type ViewContext,
+} from '../query.js';
 import { source } from '../source.js';
 
 /** Up to this many events the lag quantiles are exact; beyond, sampled (8192 values). */
@@ -37,6 +46,7 @@ export async function health(ctx: ViewContext): Promise<HealthResult> {
   const interval: Interval = f.interval === 'hour' ? 'day' : f.interval;
   const firstDay = bucketStart('day', f.from);
   const where = eventFilter(ctx, { env: false });
+  const lagTable = eventsTableFor(ctx, { env: false });
   const lag = sql`(${d.epochMs(raw('received_at'))} - ${d.epochMs(raw('ts'))})`;
   const always = raw('1 = 1');
   const counterWhere = sql`app = ${f.app} AND day >= ${d.date(firstDay)} AND day < ${d.date(Math.ceil(f.to / DAY_MS) * DAY_MS)}`;
@@ -50,7 +60,7 @@ export async function health(ctx: ViewContext): Promise<HealthResult> {
     ctx.store.query(sql`
       SELECT ${quantile(lag, 0.5, always)} AS p50, ${quantile(lag, 0.9, always)} AS p90,
         ${quantile(lag, 0.99, always)} AS p99
-      FROM events WHERE ${where}`),
+      FROM ${lagTable} WHERE ${where}`),
     ctx.store.query(sql`
       SELECT kind, reason, sum(count) AS n FROM ingest_counters WHERE ${counterWhere} GROUP BY kind, reason`),
     ctx.store.query(sql`

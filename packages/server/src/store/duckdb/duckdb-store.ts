@@ -143,18 +143,32 @@ function openError(error: unknown, file: string): Error {
 function createSerialQueue() {
   let tail: Promise<unknown> = Promise.resolve();
   let pending = 0;
+  // Grows when a task starts and when it ends: equal readings mean no task ran or was running between them.
+  let transitions = 0;
   return {
     run<T>(task: () => Promise<T>): Promise<T> {
       pending++;
-      const result = tail.then(task);
+      const result = tail.then(() => {
+        transitions++;
+        return task();
+      });
       tail = result.then(
-        () => pending--,
-        () => pending--,
+        () => {
+          transitions++;
+          pending--;
+        },
+        () => {
+          transitions++;
+          pending--;
+        },
       );
       return result;
     },
     get pending() {
       return pending;
+    },
+    get transitions() {
+      return transitions;
     },
     idle(): Promise<unknown> {
       return tail;
@@ -1366,6 +1380,9 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       await settleSide();
       return exportEvents(pickReader(), file, options);
     },
+
+    // Every change to the file goes through the writer's queue.
+    changes: () => writes.transitions,
 
     // Derived tables of the analytics layer (its rollup): one transaction on the writer, between writes.
     maintain(statements) {
