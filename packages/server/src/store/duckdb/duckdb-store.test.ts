@@ -8,7 +8,7 @@ import { createStore, duckdbPathFor, openDataDirStore, runRetention } from '../i
 import { raw, sql } from '../sql.js';
 import type { Store, StoredEvent, WriteBatch } from '../types.js';
 import { DAY_MS, DedupeIndex, dedupeHash, RecentKeys } from './dedupe-index.js';
-import { resolveDuckDBOptions } from './duckdb-options.js';
+import { defaultThreads, resolveDuckDBOptions } from './duckdb-options.js';
 import { createDuckDBStore, stagingRow } from './duckdb-store.js';
 import { EVENT_COLUMNS, EVENT_SELECT_LIST, MIGRATIONS, MIGRATIONS_TABLE, ROW_COLUMNS } from './schema.js';
 
@@ -638,6 +638,22 @@ describe('DuckDB store specifics', () => {
       const resolved = resolveDuckDBOptions({ path: 'x.duckdb' });
       expect(Object.isFrozen(resolved)).toBe(true);
       expect(resolved.dedupeWindowDays).toBe(8);
+    });
+
+    it('runs DuckDB on one thread on machines of two cores or fewer, unless told otherwise', async () => {
+      expect(defaultThreads(1)).toBe(1);
+      expect(defaultThreads(2)).toBe(1);
+      expect(defaultThreads(8)).toBeUndefined();
+      expect(resolveDuckDBOptions({ path: 'x.duckdb', threads: 2 }).threads).toBe(2);
+      const threadsOf = async (store: Store) =>
+        Number((await store.query<{ n: unknown }>(sql`SELECT current_setting('threads') AS n`))[0]!.n);
+      const configured = track(createDuckDBStore({ path: newPath(), threads: 2 }));
+      expect(await threadsOf(configured)).toBe(2);
+      const expected = defaultThreads();
+      if (expected !== undefined) {
+        const byDefault = track(createDuckDBStore({ path: newPath() }));
+        expect(await threadsOf(byDefault)).toBe(expected);
+      }
     });
 
     it('createStore selects the engine by name', async () => {
