@@ -34,7 +34,10 @@ const SIZES = {
 };
 const TARGET_PAGE_MS = 1000;
 const WARM_RUNS = 5;
-const APPROX_TOLERANCE = 0.15;
+// Lag quantiles over >200k events are estimated from 8,192 sampled values in each engine. At 3σ such an
+// estimate is within ±1.7% of rank at the median and ±0.33% at p99; the lag's tail is long (hours),
+// so near p99 that rank error is tens of percent of the value.
+const APPROX_TOLERANCE = { p50: 0.15, p90: 0.15, p99: 0.4 };
 
 const sizesArg = process.argv.indexOf('--sizes');
 const sizes = (sizesArg > 0 ? process.argv[sizesArg + 1] : '1m,10m').split(',');
@@ -167,8 +170,10 @@ async function diskPerEvent(url, database, duckFile, events) {
 function differences(view, a, b, where = view) {
   if (typeof a === 'number' && typeof b === 'number') {
     if (a === b) return [];
-    const approximate = /^health\..*lag/i.test(where);
-    if (approximate && Math.abs(a - b) <= APPROX_TOLERANCE * Math.max(Math.abs(a), Math.abs(b))) return [];
+    const approximate = /^health\..*lag.*\.(p\d+)$/i.exec(where);
+    const tolerance = approximate ? APPROX_TOLERANCE[approximate[1]] : undefined;
+    if (tolerance !== undefined && Math.abs(a - b) <= tolerance * Math.max(Math.abs(a), Math.abs(b)))
+      return [];
     return [`${where}: ${a} vs ${b}`];
   }
   if (a && b && typeof a === 'object' && typeof b === 'object') {

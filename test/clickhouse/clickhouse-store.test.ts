@@ -5,6 +5,7 @@
  * the schema it creates, and SQL that ClickHouse 18.16 accepts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readSettingsFor } from '../../packages/server/src/store/clickhouse/clickhouse-store.js';
 import { createClickHouseStore } from '../../packages/server/src/store/clickhouse/index.js';
 import { EVENT_COLUMN_LIST } from '../../packages/server/src/store/clickhouse/schema.js';
 import { sampleEvent, testStore, uniqueId } from '../../packages/server/src/store/conformance.js';
@@ -57,6 +58,32 @@ analyticsExpectations('ClickHouse', async () => {
 });
 
 describe('ClickHouse only', () => {
+  it('reads on one thread per query on a server of two cores or fewer, on its default otherwise', async () => {
+    const database = uniqueDatabase('threads');
+    databases.push(database);
+    const store = open(database);
+    await store.init();
+    const setting = "SELECT value FROM system.settings WHERE name = 'max_threads'";
+    const serverDefault = Number(/\d+/.exec(await clickhouse(url, setting))![0]);
+    const [row] = await store.query<{ value: string }>(
+      sql`SELECT value FROM system.settings WHERE name = 'max_threads'`,
+    );
+    expect(Number(/\d+/.exec(String(row!.value))![0])).toBe(serverDefault <= 2 ? 1 : serverDefault);
+    await store.close();
+    // Current versions spell the default 'auto(N)'.
+    const answering = (value: string) => ({
+      query: async () => ({
+        json: async <T>() => [{ value }] as T[],
+        stream: () => [][Symbol.iterator]() as never,
+      }),
+      command: async () => undefined,
+      insert: async () => undefined,
+      close: async () => undefined,
+    });
+    expect((await readSettingsFor(answering("'auto(2)'"))).max_threads).toBe(1);
+    expect((await readSettingsFor(answering("'auto(16)'"))).max_threads).toBeUndefined();
+  });
+
   it('creates the documented tables and views, and refuses a newer schema', async () => {
     const database = uniqueDatabase('schema');
     databases.push(database);

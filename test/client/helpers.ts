@@ -38,10 +38,20 @@ export function tempDir(): string {
 export async function cleanup(): Promise<void> {
   for (const c of collectors.splice(0)) await c.close();
   for (const dir of dirs.splice(0)) {
-    for (const lock of findLocks(dir)) killLockHolder(lock);
-    // A sender just killed (or one that lost the race for the lock and is on its way out) may still
-    // write a file or two: retry the removal.
-    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+    // A sender just killed (or one that lost the race for the lock and is on its way out, or one that
+    // took the lock meanwhile) may still write a file or two: kill again and retry, for up to 10 s on a
+    // busy machine.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      for (const lock of findLocks(dir)) killLockHolder(lock);
+      try {
+        fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+        break;
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
   }
 }
 
