@@ -117,9 +117,10 @@ function filler(shape, prefix) {
     const body = Buffer.from(shape.template);
     for (const at of shape.slots) {
       counter++;
-      // Metriton's index is a number (digits only); ours are strings unique per run.
+      // Metriton's index is a number: 15 digits (a double holds them exactly, so every report gets its
+      // own derived message id), then spaces to the slot's width. Ours are strings unique per run.
       const id = shape.numeric
-        ? String(counter).padStart(ID_WIDTH, '1')
+        ? `1${String(counter).padStart(14, '0')}`.padEnd(ID_WIDTH, ' ')
         : `${prefix}${String(counter).padStart(ID_WIDTH - prefix.length, '0')}`;
       body.write(id, at, 'latin1');
     }
@@ -440,6 +441,20 @@ function stopChild(child) {
     child.on('exit', () => resolve());
     child.kill('SIGTERM');
   });
+}
+
+/**
+ * What the collector counted (its `/metrics`): events accepted and duplicates. A benchmark compares
+ * them with the 2xx it received, so that a load that only sends duplicates cannot pass for ingest.
+ */
+export async function eventCounts(url) {
+  const text = await (await fetch(new URL('/metrics', url))).text();
+  const sum = (status) =>
+    text
+      .split('\n')
+      .filter((line) => line.startsWith('telemark_events_total{') && line.includes(`status="${status}"`))
+      .reduce((total, line) => total + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+  return { accepted: sum('accepted'), duplicate: sum('duplicate') };
 }
 
 /** CPU time (user + system, all threads) a process has used so far, in ms. */

@@ -10,6 +10,7 @@
 //
 //   npx tsc -b packages/server && node bench/ingest-throughput.mjs [--seconds 8] [--connections 32]
 import {
+  eventCounts,
   fmt,
   load,
   loadWithCpu,
@@ -71,6 +72,7 @@ const open = await load({
   durationMs: 2 * durationMs,
   rate: openRate,
 });
+const counted = await eventCounts(collector.url);
 await collector.stop();
 
 const line = (name, r) =>
@@ -82,6 +84,12 @@ console.log(line('baseline (node:http + JSON.parse)', base));
 console.log(line('(diagnostic) pipeline, no store', pipeline));
 console.log(line('telemark serve → DuckDB (max)', max));
 console.log(line(`telemark serve @ 80% (${fmt(openRate)} req/s)`, open));
+const acknowledged = max.eventsTotal + open.eventsTotal;
+const stored = counted.accepted === acknowledged && counted.duplicate === 0;
+console.log(
+  `stored: ${fmt(counted.accepted)} accepted, ${fmt(counted.duplicate)} duplicates, for ${fmt(acknowledged)} events answered 2xx${stored ? '' : ' — MISMATCH'}`,
+);
+if (!stored) process.exitCode = 1;
 console.log(`collector peak RSS at max throughput: ${fmt(peakRss / 1024 / 1024)} MB`);
 
 const share = max.eventsPerSecond / base.eventsPerSecond;
