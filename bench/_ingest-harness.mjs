@@ -457,6 +457,15 @@ export async function eventCounts(url) {
   return { accepted: sum('accepted'), duplicate: sum('duplicate') };
 }
 
+/** Print what was stored against what was acknowledged (`eventCounts`); a mismatch fails the run. */
+export function reportStored(counted, acknowledged, noun) {
+  const ok = counted.accepted === acknowledged && counted.duplicate === 0;
+  console.log(
+    `stored: ${fmt(counted.accepted)} accepted, ${fmt(counted.duplicate)} duplicates, for ${fmt(acknowledged)} ${noun} answered 2xx${ok ? '' : ' — MISMATCH'}`,
+  );
+  if (!ok) process.exitCode = 1;
+}
+
 /** CPU time (user + system, all threads) a process has used so far, in ms. */
 export function cpuMs(pid) {
   const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');

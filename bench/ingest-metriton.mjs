@@ -5,7 +5,15 @@
 // The load generator runs in its own process. Target: ≥ 50% of the baseline's requests/s.
 //
 //   npx tsc -b packages/server && node bench/ingest-metriton.mjs [--seconds 8] [--connections 64]
-import { eventCounts, fmt, load, sampleRss, startBaseline, startCollector } from './_ingest-harness.mjs';
+import {
+  eventCounts,
+  fmt,
+  load,
+  reportStored,
+  sampleRss,
+  startBaseline,
+  startCollector,
+} from './_ingest-harness.mjs';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -42,11 +50,7 @@ console.log(
 console.log(line('baseline (node:http + JSON.parse)', base));
 console.log(line('telemark serve /scout → DuckDB', ours));
 console.log(`collector peak RSS: ${fmt(peakRss / 1024 / 1024)} MB`);
-const stored = counted.accepted === ours.eventsTotal && counted.duplicate === 0;
-console.log(
-  `stored: ${fmt(counted.accepted)} accepted, ${fmt(counted.duplicate)} duplicates, for ${fmt(ours.eventsTotal)} reports answered 2xx${stored ? '' : ' — MISMATCH'}`,
-);
-if (!stored) process.exitCode = 1;
+reportStored(counted, ours.eventsTotal, 'reports');
 const share = ours.requestsPerSecond / base.requestsPerSecond;
 console.log(
   `ratio: ${share.toFixed(3)} of baseline requests/s (target ≥ ${TARGET_SHARE}) ${share >= TARGET_SHARE ? 'PASS' : 'MISS'}`,

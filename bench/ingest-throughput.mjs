@@ -14,6 +14,7 @@ import {
   fmt,
   load,
   loadWithCpu,
+  reportStored,
   sampleRss,
   startBaseline,
   startCollector,
@@ -84,12 +85,7 @@ console.log(line('baseline (node:http + JSON.parse)', base));
 console.log(line('(diagnostic) pipeline, no store', pipeline));
 console.log(line('telemark serve → DuckDB (max)', max));
 console.log(line(`telemark serve @ 80% (${fmt(openRate)} req/s)`, open));
-const acknowledged = max.eventsTotal + open.eventsTotal;
-const stored = counted.accepted === acknowledged && counted.duplicate === 0;
-console.log(
-  `stored: ${fmt(counted.accepted)} accepted, ${fmt(counted.duplicate)} duplicates, for ${fmt(acknowledged)} events answered 2xx${stored ? '' : ' — MISMATCH'}`,
-);
-if (!stored) process.exitCode = 1;
+reportStored(counted, max.eventsTotal + open.eventsTotal, 'events');
 console.log(`collector peak RSS at max throughput: ${fmt(peakRss / 1024 / 1024)} MB`);
 
 const share = max.eventsPerSecond / base.eventsPerSecond;

@@ -516,6 +516,13 @@ export function analyticsExpectations(
         expect(h.series.duplicate).toEqual([0, 2, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]);
         expect(h.series.rejected).toEqual([0, 3, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
       });
+
+      it('an OS filter narrows the lag quantiles too (they read the context columns then)', async () => {
+        // i3, the one Windows install: 7 events, lags 2 s ×2 and 3600 s ×5, so every quantile is 3600 s.
+        const h = await view('health', { os: 'Windows' });
+        expect(h.events).toBe(7);
+        expect(h.ingestLagSeconds).toEqual({ p50: 3600, p90: 3600, p99: 3600 });
+      });
     });
   });
 }

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { removeTempDirs, tempDir } from './_test-env.js';
-import { isLockHeld, LOCK_STALE_MS, readLockHolder, tryAcquireLock } from './lock.js';
+import { isHolderLive, isLockHeld, LOCK_STALE_MS, readLockHolder, tryAcquireLock } from './lock.js';
 
 afterEach(removeTempDirs);
 
@@ -76,5 +76,31 @@ describe('spool lock', () => {
     fs.utimesSync(file, past, past);
     expect(isLockHeld(file)).toBe(false);
     expect(tryAcquireLock(file)).toBeDefined();
+  });
+
+  it('isLockHeld (written out for the exit path) agrees with isHolderLive(readLockHolder()) on every kind of lock', () => {
+    const dir = tempDir();
+    const now = Date.now();
+    const dead = Number(
+      spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout,
+    );
+    const fresh = now - 1000;
+    const stale = now - LOCK_STALE_MS - 5000;
+    const cases: Record<string, string> = {
+      'live, own pid': JSON.stringify({ pid: process.pid, token: 't', heartbeatAt: fresh }),
+      'live, other process (pid 1)': JSON.stringify({ pid: 1, token: 't', heartbeatAt: fresh }),
+      'stale heartbeat': JSON.stringify({ pid: process.pid, token: 't', heartbeatAt: stale }),
+      'dead pid': JSON.stringify({ pid: dead, token: 't', heartbeatAt: fresh }),
+      'pid not a number': JSON.stringify({ pid: 'x', token: 't', heartbeatAt: fresh }),
+      'pid zero': JSON.stringify({ pid: 0, token: 't', heartbeatAt: fresh }),
+      'no heartbeat (before 0.2)': JSON.stringify({ pid: process.pid, token: 't' }),
+      'not JSON': 'garbage',
+    };
+    for (const [name, content] of Object.entries(cases)) {
+      const file = path.join(dir, `${name}.lock`);
+      fs.writeFileSync(file, content);
+      expect(isLockHeld(file, now), name).toBe(isHolderLive(readLockHolder(file), now));
+    }
+    expect(isLockHeld(path.join(dir, 'missing.lock'), now)).toBe(false);
   });
 });

@@ -152,16 +152,11 @@ function createSerialQueue() {
         transitions++;
         return task();
       });
-      tail = result.then(
-        () => {
-          transitions++;
-          pending--;
-        },
-        () => {
-          transitions++;
-          pending--;
-        },
-      );
+      const settled = () => {
+        transitions++;
+        pending--;
+      };
+      tail = result.then(settled, settled);
       return result;
     },
     get pending() {
