@@ -80,7 +80,11 @@ const schema = z
   .strict();
 
 export function resolveDuckDBOptions(input: DuckDBStoreOptions): ResolvedDuckDBStoreOptions {
-  const parsed = schema.safeParse(input);
+  // TELEMARK_DUCKDB_THREADS (benchmarks) stands in for an unset `threads` and is checked like it.
+  const fromEnv = process.env.TELEMARK_DUCKDB_THREADS;
+  const parsed = schema.safeParse(
+    input.threads === undefined && fromEnv ? { ...input, threads: Number(fromEnv) } : input,
+  );
   if (!parsed.success) {
     const problems = parsed.error.issues.map(
       (issue) => `- duckdb.${issue.path.join('.') || '(options)'}: ${issue.message}`,
@@ -96,9 +100,7 @@ export function resolveDuckDBOptions(input: DuckDBStoreOptions): ResolvedDuckDBS
     checkpointWalBytes: o.checkpointWalBytes ?? DUCKDB_DEFAULTS.checkpointWalBytes,
     checkpointIdleMs: o.checkpointIdleMs ?? DUCKDB_DEFAULTS.checkpointIdleMs,
     readConnections: o.readConnections ?? DUCKDB_DEFAULTS.readConnections,
-    threads:
-      o.threads ??
-      (process.env.TELEMARK_DUCKDB_THREADS ? Number(process.env.TELEMARK_DUCKDB_THREADS) : defaultThreads()),
+    threads: o.threads ?? defaultThreads(),
     memoryLimit: o.memoryLimit,
     stagingChunkEvents: o.stagingChunkEvents ?? DUCKDB_DEFAULTS.stagingChunkEvents,
     now: o.now ?? Date.now,

@@ -645,6 +645,11 @@ describe('DuckDB store specifics', () => {
       expect(defaultThreads(2)).toBe(1);
       expect(defaultThreads(8)).toBeUndefined();
       expect(resolveDuckDBOptions({ path: 'x.duckdb', threads: 2 }).threads).toBe(2);
+      vi.stubEnv('TELEMARK_DUCKDB_THREADS', '3');
+      expect(resolveDuckDBOptions({ path: 'x.duckdb' }).threads).toBe(3);
+      vi.stubEnv('TELEMARK_DUCKDB_THREADS', 'many');
+      expect(() => resolveDuckDBOptions({ path: 'x.duckdb' })).toThrow(/duckdb\.threads/);
+      vi.unstubAllEnvs();
       const threadsOf = async (store: Store) =>
         Number((await store.query<{ n: unknown }>(sql`SELECT current_setting('threads') AS n`))[0]!.n);
       const configured = track(createDuckDBStore({ path: newPath(), threads: 2 }));
