@@ -76,6 +76,11 @@ export const ERRORS = {
     (d) =>
       `The data file's schema does not match this version of Telemark (${d}); open it once with \`telemark serve\` or \`telemark migrate\` (or upgrade Telemark if the file is newer).`,
   ),
+  TMK_ERR_STORE_INTAKE_PENDING: def(
+    409,
+    (d) =>
+      `Events acknowledged by a collector that did not shut down cleanly are still in its intake log (${d}); start \`telemark serve\` on this data directory once (it loads them), then run this command again.`,
+  ),
   TMK_ERR_STORE_NO_DATA: def(
     404,
     (d) =>

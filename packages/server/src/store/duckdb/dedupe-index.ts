@@ -56,36 +56,68 @@ export function dedupeHash(app: string, messageId: string): number {
   return hash === 0 ? 1 : hash;
 }
 
+/** Old slots moved to the new table per add while a table grows: the move ends long before the next growth. */
+const MOVES_PER_ADD = 8;
+
+const slotOf = (hash: number, mask: number) => (hash % 0x1_0000_0000) & mask;
+
+/** The minute stored with `hash` in a linear-probing table, or -1 when absent. */
+function probe(slots: Float64Array, minutes: Uint16Array, hash: number): number {
+  const mask = slots.length - 1;
+  // The low 32 bits are the better-mixed half.
+  let i = slotOf(hash, mask);
+  for (;;) {
+    const v = slots[i]!;
+    if (v === hash) return minutes[i]!;
+    if (v === 0) return -1;
+    i = (i + 1) & mask;
+  }
+}
+
 /**
  * One day's hashes: linear probing in a power-of-two Float64Array (53-bit integers are exact doubles),
  * with the minute of the day each hash was first received, so a hit can be verified with a query that
  * reads only the recent part of the table.
+ *
+ * A full table grows incrementally: the doubled table takes the adds, and each add also moves a few
+ * slots of the old one, which is probed too until the move ends. (Rehashing millions of ids at once
+ * held the event loop for 100+ ms at 75k events/s.)
  */
 class DayTable {
   slots = new Float64Array(INITIAL_SLOTS);
   minutes = new Uint16Array(INITIAL_SLOTS);
+  /** The table being moved into `slots`, and how far the move got. */
+  private oldSlots: Float64Array | undefined;
+  private oldMinutes: Uint16Array | undefined;
+  private moved = 0;
+  /** Distinct hashes, in either table. */
   count = 0;
 
   /** The minute of the day (0–1439) the hash was received, or -1 when absent. */
   minuteOf(hash: number): number {
-    const { slots } = this;
-    const mask = slots.length - 1;
-    // The low 32 bits are the better-mixed half.
-    let i = (hash % 0x1_0000_0000) & mask;
-    for (;;) {
-      const v = slots[i]!;
-      if (v === hash) return this.minutes[i]!;
-      if (v === 0) return -1;
-      i = (i + 1) & mask;
-    }
+    const minute = probe(this.slots, this.minutes, hash);
+    if (minute >= 0 || !this.oldSlots) return minute;
+    return probe(this.oldSlots, this.oldMinutes!, hash);
   }
 
   /** Returns true when the hash was not there yet; a hash already there keeps its first minute. */
   add(hash: number, minute: number): boolean {
-    if ((this.count + 1) * 2 > this.slots.length) this.grow();
+    if (this.oldSlots) this.moveSome();
+    else if ((this.count + 1) * 2 > this.slots.length) this.startGrowing();
+    if (!this.oldSlots) return this.put(hash, minute);
+    const old = probe(this.oldSlots, this.oldMinutes!, hash);
+    if (old < 0) return this.put(hash, minute);
+    // Counted already: copy it over now with the earlier minute; the move will find it there.
+    this.put(hash, Math.min(old, minute));
+    this.count--;
+    return false;
+  }
+
+  /** Insert into `slots`; true (and counted) when new there. */
+  private put(hash: number, minute: number): boolean {
     const { slots } = this;
     const mask = slots.length - 1;
-    let i = (hash % 0x1_0000_0000) & mask;
+    let i = slotOf(hash, mask);
     for (;;) {
       const v = slots[i]!;
       if (v === hash) {
@@ -102,20 +134,36 @@ class DayTable {
     }
   }
 
-  private grow(): void {
-    const oldSlots = this.slots;
-    const oldMinutes = this.minutes;
-    this.slots = new Float64Array(oldSlots.length * 2);
-    this.minutes = new Uint16Array(oldSlots.length * 2);
-    this.count = 0;
-    for (let i = 0; i < oldSlots.length; i++) {
+  private startGrowing(): void {
+    this.oldSlots = this.slots;
+    this.oldMinutes = this.minutes;
+    this.moved = 0;
+    this.slots = new Float64Array(this.oldSlots.length * 2);
+    this.minutes = new Uint16Array(this.oldSlots.length * 2);
+  }
+
+  private moveSome(): void {
+    const oldSlots = this.oldSlots!;
+    const oldMinutes = this.oldMinutes!;
+    const end = Math.min(this.moved + MOVES_PER_ADD, oldSlots.length);
+    for (let i = this.moved; i < end; i++) {
       const v = oldSlots[i]!;
-      if (v !== 0) this.add(v, oldMinutes[i]!);
+      // Already counted: `put` counts it again only if it was not copied over by an add.
+      if (v !== 0 && this.put(v, oldMinutes[i]!)) this.count--;
+    }
+    this.moved = end;
+    if (end === oldSlots.length) {
+      this.oldSlots = undefined;
+      this.oldMinutes = undefined;
     }
   }
 
   get bytes(): number {
-    return this.slots.byteLength + this.minutes.byteLength;
+    return (
+      this.slots.byteLength +
+      this.minutes.byteLength +
+      (this.oldSlots ? this.oldSlots.byteLength + this.oldMinutes!.byteLength : 0)
+    );
   }
 }
 

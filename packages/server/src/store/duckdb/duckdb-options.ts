@@ -25,8 +25,16 @@ export interface DuckDBStoreOptions {
   readonly threads?: number;
   /** DuckDB memory limit, e.g. `'4GB'`. @default DuckDB's own (80% of RAM) */
   readonly memoryLimit?: string;
-  /** Events per staging chunk; a write of more is pipelined chunk by chunk. @default 2_500 */
-  readonly stagingChunkEvents?: number;
+  /**
+   * Load the intake log into DuckDB once this many events wait (docs/storage.md, "The intake log");
+   * loads of more than a row group (122,880) are written straight to the file, not through the WAL.
+   * @default 131_072
+   */
+  readonly intakeLoadEvents?: number;
+  /** …or once the oldest waiting write is this old, ms. @default 1_000 */
+  readonly intakeLoadDelayMs?: number;
+  /** Writes wait for a load while more events than this wait to be loaded. @default 524_288 */
+  readonly intakeMaxPendingEvents?: number;
   /** The clock for the dedupe window (tests). @default Date.now */
   readonly now?: () => number;
 }
@@ -45,7 +53,9 @@ export const DUCKDB_DEFAULTS = Object.freeze({
   checkpointWalBytes: 32 * 1024 * 1024, // 32 MiB
   checkpointIdleMs: 2_000, // 2 s
   readConnections: 3,
-  stagingChunkEvents: 2_500, // events
+  intakeLoadEvents: 131_072, // events
+  intakeLoadDelayMs: 1_000, // 1 s
+  intakeMaxPendingEvents: 524_288, // events (~300 MB of log at ~600 B per event)
 });
 
 export const MIN_DEDUPE_WINDOW_DAYS = 7;
@@ -74,7 +84,9 @@ const schema = z
       .string()
       .regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'must look like "4GB"')
       .optional(),
-    stagingChunkEvents: z.number().int().min(100).max(1_000_000).optional(),
+    intakeLoadEvents: z.number().int().min(1).max(10_000_000).optional(),
+    intakeLoadDelayMs: z.number().int().min(0).max(3_600_000).optional(),
+    intakeMaxPendingEvents: z.number().int().min(1).optional(),
     now: z.custom<() => number>((v) => typeof v === 'function', 'must be a function').optional(),
   })
   .strict();
@@ -102,7 +114,12 @@ export function resolveDuckDBOptions(input: DuckDBStoreOptions): ResolvedDuckDBS
     readConnections: o.readConnections ?? DUCKDB_DEFAULTS.readConnections,
     threads: o.threads ?? defaultThreads(),
     memoryLimit: o.memoryLimit,
-    stagingChunkEvents: o.stagingChunkEvents ?? DUCKDB_DEFAULTS.stagingChunkEvents,
+    intakeLoadEvents: o.intakeLoadEvents ?? DUCKDB_DEFAULTS.intakeLoadEvents,
+    intakeLoadDelayMs: o.intakeLoadDelayMs ?? DUCKDB_DEFAULTS.intakeLoadDelayMs,
+    intakeMaxPendingEvents: Math.max(
+      o.intakeMaxPendingEvents ?? DUCKDB_DEFAULTS.intakeMaxPendingEvents,
+      o.intakeLoadEvents ?? DUCKDB_DEFAULTS.intakeLoadEvents,
+    ),
     now: o.now ?? Date.now,
   });
 }

@@ -156,6 +156,29 @@ describe('DuckDB store specifics', () => {
       expect(index.firstSeen(dedupeHash('a', 'never'))).toBe(-1);
     });
 
+    it('grows a day table a few slots per add: every id found and counted once, with its first minute', () => {
+      const index = new DedupeIndex(10_000_000);
+      const t = Date.UTC(2026, 0, 1, 10, 0);
+      const distinct = 300_000;
+      // Re-adds of earlier ids (some with an earlier minute) land while tables are being moved.
+      for (let i = 0; i < distinct; i++) {
+        index.add(dedupeHash('a', `id-${i}`), t + 2 * 60_000);
+        if (i % 7 === 0) {
+          const earlier = Math.floor(i / 2);
+          index.add(dedupeHash('a', `id-${earlier}`), t + (earlier % 2) * 60_000);
+        }
+      }
+      expect(index.stats().ids).toBe(distinct);
+      for (let i = 0; i < distinct; i++) {
+        const seen = index.firstSeen(dedupeHash('a', `id-${i}`));
+        const readded =
+          i < distinct / 2 && Array.from({ length: 2 }, (_, k) => 2 * i + k).some((j) => j % 7 === 0);
+        const minute = readded ? i % 2 : 2;
+        if (seen !== t + minute * 60_000) expect({ i, seen }).toEqual({ i, seen: t + minute * 60_000 });
+      }
+      expect(index.firstSeen(dedupeHash('a', 'never'))).toBe(-1);
+    });
+
     it('confirms recent duplicates by exact key only, keeping the newest keys of each bucket', () => {
       const recent = new RecentKeys(1 << 10);
       const t = Date.UTC(2026, 0, 1);
@@ -532,16 +555,19 @@ describe('DuckDB store specifics', () => {
           ?.n,
       );
 
-    it('commits writes queued behind a checkpoint into the side file, then folds them in exactly once', async () => {
+    it('commits loads queued behind a checkpoint into the side file, then folds them in exactly once', async () => {
       const file = newPath();
-      const store = track(open(file, { checkpointWalBytes: 1024 * 1024, checkpointIdleMs: 60_000 }));
+      const store = track(
+        open(file, { checkpointWalBytes: 1024 * 1024, checkpointIdleMs: 60_000, intakeLoadEvents: 1 }),
+      );
       const app = uniqueId('app');
       const big = Array.from({ length: 6_000 }, (_, i) =>
         sampleEvent({ app, traits: { pad: `${i}`.padEnd(400, 'x') } }),
       );
       const during = Array.from({ length: 50 }, () => sampleEvent({ app }));
-      // The first write passes the WAL threshold and starts a checkpoint; the next ones are already queued.
-      const first = store.write(batch({ events: big }));
+      // The first write's load passes the WAL threshold and starts a checkpoint when it ends; the next
+      // writes are appended while it runs, so their load is queued behind it and meets the checkpoint.
+      await store.write(batch({ events: big }));
       const second = store.write(
         batch({
           events: during,
@@ -561,7 +587,6 @@ describe('DuckDB store specifics', () => {
         }),
       );
       const third = store.write(batch({ events: [during[0]!, big[0]!, sampleEvent({ app })] }));
-      await first;
       expect((await second).statuses.every((s) => s === 'accepted')).toBe(true);
       expect((await third).statuses).toEqual(['duplicate', 'duplicate', 'accepted']);
       await vi.waitFor(async () => expect((await store.health()).detail).toMatch(/side file folded [1-9]/), {

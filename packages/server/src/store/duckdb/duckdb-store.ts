@@ -4,15 +4,19 @@
  * Write path (`write()`), one batch at a time (calls are serialised internally):
  * 1. validate rows in JS (a bad row fails the batch before anything is written);
  * 2. dedupe: hash (app, messageId) and probe the in-memory index (`dedupe-index.ts`); verify hits, and
- *    misses in any part of the window the index does not cover, with one query on the table;
- * 3. map each accepted event's context columns to a `context_id` (new tuples are inserted into
- *    `contexts`); serialise the per-event columns as one JSON array per line into a staging file, in
- *    chunks, and `INSERT … SELECT … FROM read_json(…)` into `event_rows`: DuckDB parses in its own
- *    threads while the main thread prepares the next chunk; quarantine entries and counter increments go
- *    in the same transaction, which only inserts (see schema.ts);
- * 4. COMMIT (DuckDB syncs its WAL), then add the accepted hashes to the index.
+ *    misses in any part of the window the index does not cover, with one query on the table (after
+ *    loading what the intake log holds);
+ * 3. map each accepted event's context columns to a `context_id` (new tuples become `contexts` rows);
+ *    serialise the per-event columns as one JSON array per line;
+ * 4. append those lines, with the new contexts, quarantine entries and counter increments, to the intake
+ *    log and sync it (`intake-log.ts`): the write is durable and answered; the accepted hashes join the
+ *    index.
+ * Loading (`loadIntake()`), off the request path: once `intakeLoadEvents` events wait, or the oldest
+ * waited `intakeLoadDelayMs`, or a read, erasure or close needs it, the closed log segments are inserted
+ * in one transaction (`INSERT … FROM read_json(segments)`), recorded in `intake_loads`, and deleted.
+ * Reads load what was acknowledged before them first, so they see every acknowledged write.
  * Checkpoints run on their own connection when the WAL passes `checkpointWalBytes` and when writes pause.
- * DuckDB 1.5 makes every insert into a file wait for that file's running checkpoint, so meanwhile writes
+ * DuckDB 1.5 makes every insert into a file wait for that file's running checkpoint, so meanwhile loads
  * commit into a side file (`<file>.side`, attached as `side`), folded into the main file exactly once when
  * the checkpoint ends (`foldSide`; docs/storage.md, "Checkpoints and the side file").
  */
@@ -44,6 +48,7 @@ import {
   type ResolvedDuckDBStoreOptions,
   resolveDuckDBOptions,
 } from './duckdb-options.js';
+import { IntakeLog } from './intake-log.js';
 import {
   CONTEXT_COLUMNS,
   CONTEXTS_INSERT,
@@ -94,7 +99,15 @@ function claimFile(file: string, readOnly: boolean): () => void {
 
 const DEBUG = process.env.TELEMARK_DEBUG_STORE === '1';
 if (DEBUG) {
-  const { monitorEventLoopDelay } = await import('node:perf_hooks');
+  const { monitorEventLoopDelay, PerformanceObserver } = await import('node:perf_hooks');
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      if (entry.duration >= 20)
+        console.error(
+          `[gc] ${(performance.timeOrigin + entry.startTime).toFixed(0)} ${entry.name} ${(entry as { detail?: { kind?: number } }).detail?.kind} ${entry.duration.toFixed(1)}ms`,
+        );
+    }
+  }).observe({ entryTypes: ['gc'] });
   const h = monitorEventLoopDelay({ resolution: 5 });
   h.enable();
   setInterval(() => {
@@ -203,6 +216,8 @@ export function stagingRow(
   into[13] = dedupeKey;
   return into;
 }
+
+const EMPTY_BUFFER = Buffer.alloc(0);
 
 /** Reused staging buffer: rows are encoded into it one by one, no chunk-sized string is ever built. */
 let stagingBuffer = Buffer.allocUnsafe(4 * 1024 * 1024);
@@ -342,7 +357,6 @@ WHERE dedupe_key IN (SELECT unnest(from_json($1::JSON, '["BIGINT"]')))
 const SIDE_TABLES = ['event_rows', 'contexts', 'quarantine', 'ingest_counter_log'] as const;
 /** A write statement aimed at the side file's copy of its table. */
 const toSide = (statement: string) => statement.replace(/^INSERT INTO /, 'INSERT INTO side.');
-const SIDE_STAGED_INSERT = toSide(STAGED_INSERT);
 const SIDE_CONTEXTS_INSERT = toSide(CONTEXTS_INSERT);
 const SIDE_QUARANTINE_INSERT = toSide(QUARANTINE_INSERT);
 const SIDE_COUNTERS_APPEND = toSide(COUNTERS_APPEND);
@@ -350,6 +364,16 @@ const SIDE_COUNTERS_APPEND = toSide(COUNTERS_APPEND);
 const SIDE_CHECKPOINT_WAL_BYTES = 8 * 1024 * 1024;
 /** Main-file record of folded side-file contents (one token per fold): makes a fold exactly-once. */
 const SIDE_FOLDS_TABLE = 'CREATE TABLE IF NOT EXISTS side_folds (token VARCHAR NOT NULL)';
+/**
+ * Names of the intake log segments of the last load, committed with their rows: a segment whose file
+ * outlived its load (a crash before the delete) is not loaded twice. The side file has its own copy,
+ * folded into the main file's like the rows it goes with.
+ */
+const INTAKE_LOADS_TABLE = 'CREATE TABLE IF NOT EXISTS intake_loads (name VARCHAR NOT NULL)';
+const SIDE_INTAKE_LOADS_TABLE = 'CREATE TABLE IF NOT EXISTS side.intake_loads (name VARCHAR NOT NULL)';
+/** Event rows of intake segments: every line that is not a record (`[null, …]`, see intake-log.ts). */
+const INTAKE_INSERT = `${STAGED_INSERT} WHERE v[1] IS NOT NULL`;
+const SIDE_INTAKE_INSERT = toSide(INTAKE_INSERT);
 
 const sqlString = (text: string) => `'${text.replaceAll("'", "''")}'`;
 const quoteIdentifier = (name: string) => `"${name.replaceAll('"', '""')}"`;
@@ -373,15 +397,27 @@ const END_OF_TIME = 253_402_300_800_000;
 
 export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   const file = path.resolve(o.path);
-  const stagingFiles = [`${file}.staging-0.jsonl`, `${file}.staging-1.jsonl`] as const;
+  const intake = new IntakeLog(`${file}.intake`, toDuckDBJson);
   const windowMs = o.dedupeWindowDays * DAY_MS;
   const index = new DedupeIndex(o.dedupeIndexMaxIds);
   const recent = new RecentKeys();
+  /** Appends to the intake log, one at a time. (Taken before `writes` when a task needs both.) */
+  const appends = createSerialQueue();
+  /** Everything the writer connection does: loads, folds, erasure, retention, maintenance. */
   const writes = createSerialQueue();
 
   const dayOf = createDayOf();
-  const stagingFds: (number | undefined)[] = [undefined, undefined];
-  const stagingSizes = [0, 0];
+  /** Appends acknowledged since open, and how many of them are loaded into DuckDB. */
+  let appended = 0;
+  let loadedAppends = 0;
+  /** When the first append into the open segment, and the oldest one in a closed segment, were made (0: none). */
+  let openSince = 0;
+  let closedSince = 0;
+  /** `appended` when the open segment was last closed: every append up to it is in a closed segment. */
+  let closedThrough = 0;
+  let loadTimer: NodeJS.Timeout | undefined;
+  let loading: Promise<void> | undefined;
+  let lastLoadError: string | undefined;
   /** Ids of every row of `contexts` (one process owns the file, so this is authoritative). */
   const knownContexts = new Set<string>();
   /** Context key → id, so an event's id costs a map lookup rather than a hash. */
@@ -552,19 +588,27 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
               `${file} has schema ${version}, this build expects ${SCHEMA_VERSION}`,
             );
           }
+          const pending = await unloadedIntakeSegments(probe);
+          if (pending.length > 0) {
+            throw new TelemarkError(
+              'TMK_ERR_STORE_INTAKE_PENDING',
+              `${file}: ${pending.length} segment(s) in ${intake.dir}`,
+            );
+          }
         } finally {
           probe.closeSync();
         }
       } else {
         writer = await db.connect();
         await migrate(writer);
+        await writer.run(INTAKE_LOADS_TABLE);
         await openSide(writer);
+        await recoverIntake(writer);
         await loadIndex(writer);
         await loadContexts(writer);
         const logged = await writer.runAndReadAll('SELECT count(*)::DOUBLE FROM ingest_counter_log');
         counterLogRows = Number(logged.getRows()[0]?.[0] ?? 0);
         checkpointer = await db.connect();
-        for (const staging of stagingFiles) fs.rmSync(staging, { force: true });
         walBytes = walSize();
       }
       readers = [];
@@ -581,9 +625,9 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   function shutdownInstance(): void {
     if (idleTimer) clearTimeout(idleTimer);
     idleTimer = undefined;
-    try {
-      closeStaging();
-    } catch {}
+    if (loadTimer) clearTimeout(loadTimer);
+    loadTimer = undefined;
+    intake.close();
     for (const reader of readers) {
       try {
         reader.connection.closeSync();
@@ -645,12 +689,15 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     if (which === 'main' && sideReady) writeTarget = 'side';
     checkpointRunning = (async () => {
       const t0 = performance.now();
-      if (DEBUG) console.error(`[store] ${t0.toFixed(0)} checkpoint ${which} start wal=${walSize()}`);
+      if (DEBUG)
+        console.error(
+          `[store] ${(performance.timeOrigin + t0).toFixed(0)} checkpoint ${which} start wal=${walSize()}`,
+        );
       try {
         await connection.run(which === 'main' ? 'CHECKPOINT' : 'CHECKPOINT side');
         if (DEBUG)
           console.error(
-            `[store] ${performance.now().toFixed(0)} checkpoint done ${(performance.now() - t0).toFixed(0)}ms`,
+            `[store] ${(performance.timeOrigin + performance.now()).toFixed(0)} checkpoint done ${(performance.now() - t0).toFixed(0)}ms`,
           );
       } catch (error) {
         if (!closing) lastCheckpointError = message(error);
@@ -691,6 +738,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   async function openSide(connection: DuckDBConnection): Promise<void> {
     await connection.run(`ATTACH ${sqlString(sideFile)} AS side`);
     await connection.run(SIDE_FOLDS_TABLE);
+    // (A side file of an earlier version has no intake_loads: created empty before any fold.)
+    await connection.run(SIDE_INTAKE_LOADS_TABLE);
     const present = await connection.runAndReadAll(
       "SELECT table_name FROM duckdb_tables() WHERE database_name = 'side'",
     );
@@ -712,6 +761,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     try {
       for (const table of [...SIDE_TABLES, 'meta'])
         await connection.run(`DROP TABLE IF EXISTS side.${table}`);
+      await connection.run('DELETE FROM side.intake_loads');
       for (const table of SIDE_TABLES) {
         await connection.run(`CREATE TABLE side.${table} AS SELECT * FROM main.${table} LIMIT 0`);
       }
@@ -745,6 +795,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     try {
       for (const table of SIDE_TABLES)
         await connection.run(`INSERT INTO main.${table} SELECT * FROM side.${table}`);
+      await connection.run('INSERT INTO main.intake_loads SELECT * FROM side.intake_loads');
       await connection.run('DELETE FROM side_folds');
       await connection.run(`INSERT INTO side_folds VALUES (${sqlString(sideToken)})`);
       await connection.run('COMMIT');
@@ -755,7 +806,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     const token = randomUUID();
     await connection.run('BEGIN TRANSACTION');
     try {
-      for (const table of SIDE_TABLES) await connection.run(`DELETE FROM side.${table}`);
+      for (const table of [...SIDE_TABLES, 'intake_loads']) await connection.run(`DELETE FROM side.${table}`);
       await connection.run(`UPDATE side.meta SET token = ${sqlString(token)}`);
       await connection.run('COMMIT');
     } catch (error) {
@@ -766,7 +817,10 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     sideRows = false;
     foldedWrites = folded;
     folds++;
-    if (DEBUG) console.error(`[store] ${t0.toFixed(0)} fold ${(performance.now() - t0).toFixed(1)}ms`);
+    if (DEBUG)
+      console.error(
+        `[store] ${(performance.timeOrigin + t0).toFixed(0)} fold ${(performance.now() - t0).toFixed(1)}ms`,
+      );
     walBytes = walSize();
   }
 
@@ -894,8 +948,19 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   }
 
   async function doWrite(batch: WriteBatch): Promise<WriteResult> {
-    const connection = requireWriter();
+    requireWriter();
     checkBatchRows(batch);
+    // Bounded: past `intakeMaxPendingEvents` waiting to be loaded, this write waits for a load.
+    if (intake.pendingEvents >= o.intakeMaxPendingEvents) {
+      if (lastLoadError !== undefined) {
+        throw new TelemarkError(
+          'TMK_ERR_STORE_WRITE',
+          `the intake log is full and loading it into DuckDB fails: ${lastLoadError}`,
+        );
+      }
+      closeOpenSegment();
+      await writes.run(loadIntake);
+    }
     const { events, quarantine, counters } = batch;
 
     const now = o.now();
@@ -944,19 +1009,21 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       }
     }
     const duplicates = new Set<string>();
-    for (const key of await storedKeys(
-      connection,
-      hashes,
-      hits,
-      Math.max(cutoff, earliestHit),
-      END_OF_TIME,
-    )) {
-      duplicates.add(key);
-    }
-    if (index.coveredFrom > cutoff) {
-      for (const key of await storedKeys(connection, hashes, misses, cutoff, index.coveredFrom)) {
-        duplicates.add(key);
-      }
+    const uncovered = index.coveredFrom > cutoff && misses.length > 0;
+    if (hits.length > 0 || uncovered) {
+      // Checked against the table, so everything acknowledged so far is loaded first.
+      closeOpenSegment();
+      await writes.run(async () => {
+        await loadIntake();
+        const connection = requireWriter();
+        const window = [Math.max(cutoff, earliestHit), END_OF_TIME] as const;
+        for (const key of await storedKeys(connection, hashes, hits, ...window)) duplicates.add(key);
+        if (uncovered) {
+          for (const key of await storedKeys(connection, hashes, misses, cutoff, index.coveredFrom)) {
+            duplicates.add(key);
+          }
+        }
+      });
     }
     if (duplicates.size > 0) {
       for (let i = 0; i < n; i++) {
@@ -1031,56 +1098,51 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       flush();
     }
 
-    // — one transaction, in as few round trips as possible: under load every await waits behind request
-    // parsing on the event loop, so statements are sent together (values as literals, events in files) —
-    const head: string[] = [];
-    const tail: string[] = [];
-    const side = writeTarget === 'side';
-    if (side) sideRows = true;
-    if (newContexts.length > 0)
-      head.push(
-        withSource(side ? SIDE_CONTEXTS_INSERT : CONTEXTS_INSERT, sqlString(toDuckDBJson(newContexts))),
-      );
-    if (quarantine.length > 0) {
-      const rows = quarantine.map((q) => ({
-        id: randomUUID(),
-        app: q.app,
-        received_at: q.receivedAt,
-        protocol: q.protocol,
-        reason: q.reason,
-        detail: q.detail,
-        message_id: q.messageId,
-        event: q.event,
-        raw: q.raw,
-      }));
-      tail.push(withSource(side ? SIDE_QUARANTINE_INSERT : QUARANTINE_INSERT, sqlString(toDuckDBJson(rows))));
-    }
-    if (counterTotals.size > 0)
-      tail.push(
-        withSource(
-          side ? SIDE_COUNTERS_APPEND : COUNTERS_APPEND,
-          sqlString(toDuckDBJson([...counterTotals.values()])),
-        ),
-      );
+    // — the intake log: new contexts, quarantine entries, counters and accepted events, synced —
+    const quarantineRows = quarantine.map((q) => ({
+      id: randomUUID(),
+      app: q.app,
+      received_at: q.receivedAt,
+      protocol: q.protocol,
+      reason: q.reason,
+      detail: q.detail,
+      message_id: q.messageId,
+      event: q.event,
+      raw: q.raw,
+    }));
+    const eventLines =
+      accepted.length > 0
+        ? stageChunk(
+            events,
+            hashes,
+            accepted,
+            contextOf,
+            0,
+            accepted.length,
+            new Array(ROW_COLUMNS.length + 2),
+          )
+        : EMPTY_BUFFER;
     const t0 = performance.now();
-    if (side) sideInFlight++;
     try {
-      await runTransaction(connection, head, tail, events, hashes, accepted, contextOf, side);
-      if (side) sideWrites++;
-      if (DEBUG)
-        console.error(
-          `[store] ${t0.toFixed(0)} write ${accepted.length} ${(performance.now() - t0).toFixed(1)}ms`,
-        );
+      await intake.append(eventLines, accepted.length, {
+        contexts: newContexts,
+        quarantine: quarantineRows,
+        counters: [...counterTotals.values()],
+      });
     } catch (error) {
-      if (error instanceof TelemarkError) throw error;
       lastError = message(error);
-      throw new TelemarkError('TMK_ERR_STORE_WRITE', message(error).split('\n')[0]!, { cause: error });
-    } finally {
-      if (side && --sideInFlight === 0) for (const resume of sideDrained.splice(0)) resume();
+      throw new TelemarkError('TMK_ERR_STORE_WRITE', `appending to the intake log: ${message(error)}`, {
+        cause: error,
+      });
     }
+    appended++;
+    if (openSince === 0) openSince = performance.now();
+    if (DEBUG)
+      console.error(
+        `[store] ${(performance.timeOrigin + t0).toFixed(0)} append ${accepted.length} ${(performance.now() - t0).toFixed(1)}ms`,
+      );
 
     for (const id of newIds) knownContexts.add(id);
-    counterLogRows += counterTotals.size;
     for (const i of accepted) {
       const receivedAt = events[i]!.receivedAt;
       if (receivedAt < cutoff) continue;
@@ -1088,105 +1150,189 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       recent.remember(hashes[i]!, apps[i]!, ids[i]!, receivedAt);
     }
     index.enforceBound();
-    walBytes = walSize();
     lastError = undefined;
     return { statuses };
   }
 
-  /**
-   * Overwrite a staging file in place: open once, write from the start, cut to length. (Truncating to
-   * zero on every write, as `writeFileSync` does, frees and refills the file's cached pages each time.)
-   */
-  function writeStaging(slot: number, bytes: Buffer): void {
-    let fd = stagingFds[slot];
-    if (fd === undefined) {
-      fd = fs.openSync(stagingFiles[slot]!, 'w');
-      stagingFds[slot] = fd;
-      stagingSizes[slot] = 0;
-    }
-    let at = 0;
-    while (at < bytes.length) at += fs.writeSync(fd, bytes, at, bytes.length - at, at);
-    if (stagingSizes[slot]! > bytes.length) fs.ftruncateSync(fd, bytes.length);
-    stagingSizes[slot] = bytes.length;
-  }
-
-  function closeStaging(): void {
-    for (let slot = 0; slot < stagingFds.length; slot++) {
-      const fd = stagingFds[slot];
-      if (fd !== undefined) fs.closeSync(fd);
-      stagingFds[slot] = undefined;
-    }
+  /** Close the intake log's open segment; called between appends (from the appends queue, or holding it). */
+  function closeOpenSegment(): void {
+    intake.closeOpen();
+    closedThrough = appended;
+    if (closedSince === 0) closedSince = openSince;
+    openSince = 0;
   }
 
   /**
-   * One transaction: `head` statements, the accepted events, `tail` statements. Events are staged chunk
-   * by chunk (`stagingChunkEvents`), each chunk one round trip: while DuckDB inserts chunk k in its
-   * threads, the main thread serialises chunk k+1 into the other staging file. The head rides with the
-   * first round trip and the tail with the last, so a write of one chunk is a single round trip.
+   * Load the closed intake segments in one transaction (in the writes queue): new contexts, the events
+   * (`read_json` over the segment files), quarantine entries, counters summed per key, and the segments'
+   * names; then delete their files. While the main file checkpoints, into the side file instead.
    */
-  async function runTransaction(
-    connection: DuckDBConnection,
-    head: readonly string[],
-    tail: readonly string[],
-    events: readonly StoredEvent[],
-    hashes: Float64Array,
-    accepted: readonly number[],
-    contextOf: readonly string[],
-    side: boolean,
-  ): Promise<void> {
-    const size = o.stagingChunkEvents;
-    const chunks = Math.ceil(accepted.length / size);
-    const explicit = head.length + chunks + tail.length > 1;
-    const trips = Math.max(1, chunks);
-    const row: unknown[] = new Array(ROW_COLUMNS.length + 2);
-    let running: Promise<unknown> | undefined;
-    let began = false;
-    try {
-      for (let trip = 0; trip < trips; trip++) {
-        const statements: string[] = [];
-        if (trip === 0) {
-          if (explicit) statements.push('BEGIN TRANSACTION');
-          statements.push(...head);
-        }
-        if (chunks > 0) {
-          const slot = trip & 1;
-          writeStaging(
-            slot,
-            stageChunk(
-              events,
-              hashes,
-              accepted,
-              contextOf,
-              trip * size,
-              Math.min((trip + 1) * size, accepted.length),
-              row,
-            ),
-          );
-          statements.push(
-            withSource(side ? SIDE_STAGED_INSERT : STAGED_INSERT, sqlString(stagingFiles[slot]!)),
-          );
-        }
-        if (trip === trips - 1) {
-          statements.push(...tail);
-          if (explicit) statements.push('COMMIT');
-        }
-        if (running) await running;
-        running = undefined;
-        began = began || explicit;
-        const sent = performance.now();
-        running = connection.run(statements.join(';\n')).then((r) => {
-          if (DEBUG) console.error(`[store]   trip ${(performance.now() - sent).toFixed(1)}ms`);
-          return r;
-        });
+  async function loadIntake(): Promise<void> {
+    const segments = [...intake.closed()];
+    const through = closedThrough;
+    if (segments.length === 0) {
+      loadedAppends = Math.max(loadedAppends, through);
+      return;
+    }
+    const connection = requireWriter();
+    // A fold that failed after a checkpoint is retried before the next load.
+    if (sideRows && !checkpointRunning) await foldSide();
+    const side = writeTarget === 'side';
+    const prefix = side ? 'side.' : '';
+    const contexts: unknown[][] = [];
+    const quarantine: Record<string, unknown>[] = [];
+    const counters = new Map<string, IngestCounter>();
+    let events = 0;
+    for (const segment of segments) {
+      events += segment.events;
+      contexts.push(...segment.contexts);
+      quarantine.push(...segment.quarantine);
+      for (const c of segment.counters) {
+        const key = `${c.day}\u0000${c.app}\u0000${c.kind}\u0000${c.reason}`;
+        const existing = counters.get(key);
+        if (existing) (existing as { count: number }).count += c.count;
+        else counters.set(key, { ...c });
       }
-      await running;
-      running = undefined;
-    } catch (error) {
-      // Never leave a statement running into ROLLBACK.
-      if (running) await running.catch(() => undefined);
-      if (began) await connection.run('ROLLBACK').catch(() => undefined);
-      throw error;
     }
+    const statements = ['BEGIN TRANSACTION'];
+    if (contexts.length > 0)
+      statements.push(
+        withSource(side ? SIDE_CONTEXTS_INSERT : CONTEXTS_INSERT, sqlString(toDuckDBJson(contexts))),
+      );
+    if (events > 0)
+      statements.push(
+        withSource(
+          side ? SIDE_INTAKE_INSERT : INTAKE_INSERT,
+          `[${segments.map((segment) => sqlString(segment.file)).join(', ')}]`,
+        ),
+      );
+    if (quarantine.length > 0)
+      statements.push(
+        withSource(side ? SIDE_QUARANTINE_INSERT : QUARANTINE_INSERT, sqlString(toDuckDBJson(quarantine))),
+      );
+    if (counters.size > 0)
+      statements.push(
+        withSource(
+          side ? SIDE_COUNTERS_APPEND : COUNTERS_APPEND,
+          sqlString(toDuckDBJson([...counters.values()])),
+        ),
+      );
+    statements.push(
+      `DELETE FROM ${prefix}intake_loads`,
+      `INSERT INTO ${prefix}intake_loads VALUES ${segments.map((segment) => `(${sqlString(segment.name)})`).join(', ')}`,
+      'COMMIT',
+    );
+    const t0 = performance.now();
+    if (side) {
+      sideRows = true;
+      sideInFlight++;
+    }
+    try {
+      await connection.run(statements.join(';\n'));
+      if (side) sideWrites++;
+    } catch (error) {
+      await connection.run('ROLLBACK').catch(() => undefined);
+      lastLoadError = message(error).split('\n')[0]!;
+      throw new TelemarkError('TMK_ERR_STORE_WRITE', `loading the intake log: ${lastLoadError}`, {
+        cause: error,
+      });
+    } finally {
+      if (side && --sideInFlight === 0) for (const resume of sideDrained.splice(0)) resume();
+    }
+    if (DEBUG)
+      console.error(
+        `[store] ${(performance.timeOrigin + t0).toFixed(0)} load ${events} events from ${segments.length} segments${side ? ' (side)' : ''} ${(performance.now() - t0).toFixed(1)}ms`,
+      );
+    intake.loaded(segments);
+    lastLoadError = undefined;
+    loadedAppends = Math.max(loadedAppends, through);
+    if (intake.closed().length === 0) closedSince = 0;
+    counterLogRows += counters.size;
+    walBytes = walSize();
+    scheduleCheckpoint();
+  }
+
+  /** Close the open segment and load everything closed: one load at a time, never from a queue's task. */
+  function startLoad(): Promise<void> {
+    if (loading) return loading;
+    if (loadTimer) clearTimeout(loadTimer);
+    loadTimer = undefined;
+    loading = (async () => {
+      await appends.run(async () => closeOpenSegment());
+      await writes.run(loadIntake);
+    })()
+      .catch(() => {
+        // lastLoadError tells health(); the timer below tries again.
+      })
+      .finally(() => {
+        loading = undefined;
+        scheduleLoad();
+      });
+    return loading;
+  }
+
+  /** After an append or a load: load now when enough waits, else once the oldest append is old enough. */
+  function scheduleLoad(): void {
+    if (closing || !writer || intake.isEmpty || loading) return;
+    if (intake.pendingEvents >= o.intakeLoadEvents && lastLoadError === undefined) {
+      void startLoad();
+      return;
+    }
+    if (loadTimer) return;
+    const oldest = closedSince || openSince;
+    const waited = oldest === 0 ? 0 : performance.now() - oldest;
+    loadTimer = setTimeout(
+      () => {
+        loadTimer = undefined;
+        void startLoad();
+      },
+      Math.max(0, o.intakeLoadDelayMs - waited),
+    );
+    loadTimer.unref();
+  }
+
+  /** Reads see every write acknowledged before them: what the intake log holds of those is loaded first. */
+  async function settleIntake(): Promise<void> {
+    const wanted = appended;
+    if (loadedAppends >= wanted || closing) return;
+    await appends.run(async () => closeOpenSegment());
+    await writes.run(loadIntake);
+  }
+
+  async function settle(): Promise<void> {
+    await settleIntake();
+    await settleSide();
+  }
+
+  /** For read-only opens: intake segments not loaded yet (a collector that stopped without closing). */
+  async function unloadedIntakeSegments(connection: DuckDBConnection): Promise<string[]> {
+    let names: string[];
+    try {
+      names = fs.readdirSync(intake.dir).filter((name) => name.endsWith('.jsonl'));
+    } catch {
+      return [];
+    }
+    const present = names.filter((name) => fs.statSync(path.join(intake.dir, name)).size > 0);
+    if (present.length === 0) return [];
+    const table = await connection.runAndReadAll(
+      "SELECT count(*)::INTEGER FROM duckdb_tables() WHERE database_name = current_database() AND table_name = 'intake_loads'",
+    );
+    if (table.getRows()[0]?.[0] === 0) return present;
+    const loaded = await connection.runAndReadAll('SELECT name FROM intake_loads');
+    const done = new Set((loaded.getRows() as [string][]).map(([name]) => name));
+    return present.filter((name) => !done.has(name));
+  }
+
+  /**
+   * Segments a crashed process left: those recorded in `intake_loads` were loaded (their files are only
+   * deleted), the others are loaded now, before the dedupe index is read from the table.
+   */
+  async function recoverIntake(connection: DuckDBConnection): Promise<void> {
+    const names = await connection.runAndReadAll('SELECT name FROM intake_loads');
+    const loaded = new Set((names.getRows() as [string][]).map(([name]) => name));
+    intake.recover(loaded);
+    closedThrough = appended;
+    if (!intake.isEmpty) await loadIntake();
   }
 
   return {
@@ -1195,20 +1341,18 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     init,
 
     write(batch) {
-      return writes.run(async () => {
+      return appends.run(async () => {
         try {
-          // A fold that failed after a checkpoint is retried before the next write.
-          if (sideRows && !checkpointRunning) await foldSide();
           return await doWrite(batch);
         } finally {
-          scheduleCheckpoint();
+          scheduleLoad();
         }
       });
     },
 
     async query<Row>(query: Sql): Promise<Row[]> {
       const { text, params } = renderDuckDB(query);
-      await settleSide();
+      await settle();
       const reader = pickReader();
       return reader.queue.run(async () => {
         try {
@@ -1255,7 +1399,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         params.push(filter.limit);
         limit = ` LIMIT $${params.length}`;
       }
-      await settleSide();
+      await settle();
       const rows = await readRows(
         `SELECT id, app, epoch_ms(received_at) AS received_at, protocol, reason, detail, message_id, event, raw
          FROM quarantine ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
@@ -1295,46 +1439,52 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           new TelemarkError('TMK_ERR_BAD_PARAMETER', 'deleteInstall needs a non-empty app and install id'),
         );
       }
-      return writes.run(async () => {
-        const connection = requireWriter();
-        // Quarantine rows have no install column: match the id in the raw message (as sent, so JSON-escaped).
-        const escaped = JSON.stringify(installId).slice(1, -1);
-        const derived = await derivedInstallTables(connection);
-        await checkpointRunning;
-        await foldSide();
-        await connection.run('BEGIN TRANSACTION');
-        try {
-          recent.clear();
-          // Derived tables first: session keys are computed from the rows about to go.
-          for (const { table, column } of derived) {
-            await connection.run(
-              column === 'install_key'
-                ? `DELETE FROM ${quoteIdentifier(table)} WHERE app = $1 AND install_key = hash($2::VARCHAR)`
-                : `DELETE FROM ${quoteIdentifier(table)} WHERE app = $1 AND session_key IN
+      // Appends wait meanwhile: everything acknowledged before is loaded, and no context is dropped
+      // that a write not loaded yet refers to.
+      return appends.run(() =>
+        writes.run(async () => {
+          const connection = requireWriter();
+          // Quarantine rows have no install column: match the id in the raw message (as sent, so JSON-escaped).
+          const escaped = JSON.stringify(installId).slice(1, -1);
+          closeOpenSegment();
+          await loadIntake();
+          const derived = await derivedInstallTables(connection);
+          await checkpointRunning;
+          await foldSide();
+          await connection.run('BEGIN TRANSACTION');
+          try {
+            recent.clear();
+            // Derived tables first: session keys are computed from the rows about to go.
+            for (const { table, column } of derived) {
+              await connection.run(
+                column === 'install_key'
+                  ? `DELETE FROM ${quoteIdentifier(table)} WHERE app = $1 AND install_key = hash($2::VARCHAR)`
+                  : `DELETE FROM ${quoteIdentifier(table)} WHERE app = $1 AND session_key IN
                      (SELECT DISTINCT hash(install_id, session_id) FROM event_rows WHERE app = $1 AND install_id = $2)`,
+                [app, installId],
+              );
+            }
+            const removed = await connection.run(
+              'DELETE FROM event_rows WHERE app = $1 AND install_id = $2',
               [app, installId],
             );
+            await connection.run(
+              `DELETE FROM quarantine WHERE (app = $1 OR app = '') AND (contains(raw, $2) OR contains(raw, $3))`,
+              [app, installId, escaped],
+            );
+            if (removed.rowsChanged > 0) await connection.run(DROP_UNUSED_CONTEXTS);
+            await connection.run('COMMIT');
+            if (removed.rowsChanged > 0) await loadContexts(connection);
+            // Rewrite the affected row groups now, so erased data leaves the live file at once.
+            await checkpoint();
+            return removed.rowsChanged;
+          } catch (error) {
+            await connection.run('ROLLBACK').catch(() => undefined);
+            await loadContexts(connection).catch(() => undefined);
+            throw new TelemarkError('TMK_ERR_STORE_WRITE', message(error).split('\n')[0]!, { cause: error });
           }
-          const removed = await connection.run('DELETE FROM event_rows WHERE app = $1 AND install_id = $2', [
-            app,
-            installId,
-          ]);
-          await connection.run(
-            `DELETE FROM quarantine WHERE (app = $1 OR app = '') AND (contains(raw, $2) OR contains(raw, $3))`,
-            [app, installId, escaped],
-          );
-          if (removed.rowsChanged > 0) await connection.run(DROP_UNUSED_CONTEXTS);
-          await connection.run('COMMIT');
-          if (removed.rowsChanged > 0) await loadContexts(connection);
-          // Rewrite the affected row groups now, so erased data leaves the live file at once.
-          await checkpoint();
-          return removed.rowsChanged;
-        } catch (error) {
-          await connection.run('ROLLBACK').catch(() => undefined);
-          await loadContexts(connection).catch(() => undefined);
-          throw new TelemarkError('TMK_ERR_STORE_WRITE', message(error).split('\n')[0]!, { cause: error });
-        }
-      });
+        }),
+      );
     },
 
     applyRetention(app, before) {
@@ -1343,44 +1493,51 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           new TelemarkError('TMK_ERR_BAD_PARAMETER', 'applyRetention needs an app and a time'),
         );
       }
-      return writes.run(async () => {
-        const connection = requireWriter();
-        const bound = Math.max(Math.min(before, END_OF_TIME), -END_OF_TIME);
-        recent.clear();
-        await checkpointRunning;
-        await foldSide();
-        await connection.run('BEGIN TRANSACTION');
-        try {
-          const removed = await connection.run(
-            'DELETE FROM event_rows WHERE app = $1 AND received_at < epoch_ms($2::BIGINT)',
-            [app, bound],
-          );
-          await connection.run(
-            'DELETE FROM quarantine WHERE app = $1 AND received_at < epoch_ms($2::BIGINT)',
-            [app, bound],
-          );
-          if (removed.rowsChanged > 0) await connection.run(DROP_UNUSED_CONTEXTS);
-          await connection.run('COMMIT');
-          if (removed.rowsChanged > 0) await loadContexts(connection);
-          return removed.rowsChanged;
-        } catch (error) {
-          await connection.run('ROLLBACK').catch(() => undefined);
-          await loadContexts(connection).catch(() => undefined);
-          throw new TelemarkError('TMK_ERR_STORE_WRITE', message(error).split('\n')[0]!, { cause: error });
-        }
-      });
+      // As erasure: appends wait, and what they acknowledged is loaded first.
+      return appends.run(() =>
+        writes.run(async () => {
+          const connection = requireWriter();
+          const bound = Math.max(Math.min(before, END_OF_TIME), -END_OF_TIME);
+          recent.clear();
+          closeOpenSegment();
+          await loadIntake();
+          await checkpointRunning;
+          await foldSide();
+          await connection.run('BEGIN TRANSACTION');
+          try {
+            const removed = await connection.run(
+              'DELETE FROM event_rows WHERE app = $1 AND received_at < epoch_ms($2::BIGINT)',
+              [app, bound],
+            );
+            await connection.run(
+              'DELETE FROM quarantine WHERE app = $1 AND received_at < epoch_ms($2::BIGINT)',
+              [app, bound],
+            );
+            if (removed.rowsChanged > 0) await connection.run(DROP_UNUSED_CONTEXTS);
+            await connection.run('COMMIT');
+            if (removed.rowsChanged > 0) await loadContexts(connection);
+            return removed.rowsChanged;
+          } catch (error) {
+            await connection.run('ROLLBACK').catch(() => undefined);
+            await loadContexts(connection).catch(() => undefined);
+            throw new TelemarkError('TMK_ERR_STORE_WRITE', message(error).split('\n')[0]!, { cause: error });
+          }
+        }),
+      );
     },
 
     async exportEvents(options: ExportOptions): Promise<number> {
-      await settleSide();
+      await settle();
       return exportEvents(pickReader(), file, options);
     },
 
-    // Every change to the file goes through the writer's queue.
-    changes: () => writes.transitions,
+    // Every change goes through one of the two queues (an append is a change: reads load it first).
+    changes: () => writes.transitions + appends.transitions,
 
     // Derived tables of the analytics layer (its rollup): one transaction on the writer, between writes.
-    maintain(statements) {
+    async maintain(statements) {
+      // The rollup reads the table: what the intake log holds is loaded first.
+      await settleIntake();
       return writes.run(async () => {
         const connection = requireWriter();
         // Derived tables are rewritten with deletes and upserts, which wait for a running checkpoint.
@@ -1412,6 +1569,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         return { ok: false, detail: `duckdb ${file}: ${message(error)}` };
       }
       if (lastError) return { ok: false, detail: `duckdb ${file}: ${lastError}` };
+      if (lastLoadError)
+        return { ok: false, detail: `duckdb ${file}: loading the intake log failed: ${lastLoadError}` };
       const checkpointNote = lastCheckpointError ? `; last checkpoint failed: ${lastCheckpointError}` : '';
       const s = index.stats();
       return {
@@ -1420,7 +1579,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           ? `duckdb ${file} (read-only)`
           : `duckdb ${file}; dedupe index ${s.ids} ids, ${Math.round(s.bytes / 1048576)} MiB${
               Number.isFinite(s.coveredFrom) ? `, covers from ${new Date(s.coveredFrom).toISOString()}` : ''
-            }; ${knownContexts.size} contexts; WAL ${walBytes} bytes; side file folded ${folds} times${checkpointNote}`,
+            }; ${knownContexts.size} contexts; intake log ${intake.pendingEvents} events waiting; WAL ${walBytes} bytes; side file folded ${folds} times${checkpointNote}`,
       };
     },
 
@@ -1428,13 +1587,18 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       closing = true;
       if (idleTimer) clearTimeout(idleTimer);
       idleTimer = undefined;
+      if (loadTimer) clearTimeout(loadTimer);
+      loadTimer = undefined;
+      await appends.idle();
+      await loading;
       await writes.idle();
       await checkpointRunning;
       await Promise.all(readers.map((r) => r.queue.idle()));
       if (writer) {
+        // What the intake log holds is loaded now; if that fails, the next open loads it.
+        closeOpenSegment();
+        await loadIntake().catch(() => undefined);
         await checkpoint().catch(() => undefined);
-        closeStaging();
-        for (const staging of stagingFiles) fs.rmSync(staging, { force: true });
       }
       shutdownInstance();
     },

@@ -1,0 +1,266 @@
+/**
+ * The DuckDB store's intake log: where a write is made durable before it is acknowledged.
+ *
+ * A write appends its accepted events (as the JSON-array lines `INSERT … FROM read_json` takes) and its
+ * other records (new contexts, quarantine entries, counter increments: lines that start with `[null,`)
+ * to the open segment file and syncs it (`fdatasync`). Loading into DuckDB happens later, off the request
+ * path, many writes at once: the store closes the open segment and inserts every closed one in one
+ * transaction, which also records the segments' names (`intake_loads`), then deletes their files. A
+ * segment left after a crash is loaded at the next start, unless its name is recorded (loaded, not yet
+ * deleted). docs/storage.md, "The intake log".
+ *
+ * Internal to the DuckDB store.
+ */
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { IngestCounter } from '../types.js';
+
+/** A write's records other than events, kept in memory for the load (and in the file for recovery). */
+export interface IntakeRecords {
+  /** New `contexts` rows: the id, then the context column values as text. */
+  readonly contexts: readonly unknown[][];
+  /** Quarantine rows, in the shape `QUARANTINE_INSERT` reads. */
+  readonly quarantine: readonly Record<string, unknown>[];
+  readonly counters: readonly IngestCounter[];
+}
+
+export interface IntakeSegment {
+  readonly name: string;
+  readonly file: string;
+  /** Event lines in the file. */
+  events: number;
+  bytes: number;
+  readonly contexts: unknown[][];
+  readonly quarantine: Record<string, unknown>[];
+  readonly counters: IngestCounter[];
+}
+
+/** The first bytes of every line that is not an event row. */
+const RECORD_PREFIX = Buffer.from('[null,');
+const NEWLINE = 0x0a;
+
+interface SegmentFile {
+  readonly name: string;
+  readonly file: string;
+  readonly fd: number;
+}
+
+const fdatasync = (fd: number) =>
+  new Promise<void>((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve())));
+
+/** One record line: `[null, kind, value]` (kinds: `c` context, `q` quarantine, `n` counter). */
+const recordLine = (kind: 'c' | 'q' | 'n', value: unknown, toJson: (v: unknown) => string) =>
+  `[null,"${kind}",${toJson(value)}]\n`;
+
+export class IntakeLog {
+  readonly dir: string;
+  private readonly toJson: (value: unknown) => string;
+  private open: (IntakeSegment & { fd: number }) | undefined;
+  /** The next segment's file, created ahead (see `openSegment`). */
+  private spare: Promise<SegmentFile> | undefined;
+  private readonly closedSegments: IntakeSegment[] = [];
+  private sequence = 0;
+  private pending = 0;
+
+  /** `toJson` must write what DuckDB's JSON reader accepts (no lone surrogates), as event lines do. */
+  constructor(dir: string, toJson: (value: unknown) => string) {
+    this.dir = dir;
+    this.toJson = toJson;
+  }
+
+  /** Events appended and not loaded yet (in the open segment and the closed ones). */
+  get pendingEvents(): number {
+    return this.pending;
+  }
+
+  /** Whether anything (events or other records) waits to be loaded. */
+  get isEmpty(): boolean {
+    return this.open === undefined && this.closedSegments.length === 0;
+  }
+
+  /**
+   * Segments an earlier process left, oldest first, as closed segments with their records read back.
+   * A line cut short by a crash (never acknowledged: the sync had not returned) is cut off the file.
+   * Segments named in `loaded` were loaded already: their files are deleted.
+   */
+  recover(loaded: ReadonlySet<string>): IntakeSegment[] {
+    this.close();
+    this.closedSegments.length = 0;
+    this.pending = 0;
+    fs.mkdirSync(this.dir, { recursive: true });
+    const names = fs
+      .readdirSync(this.dir)
+      .filter((name) => name.endsWith('.jsonl'))
+      .sort();
+    for (const name of names) {
+      const file = path.join(this.dir, name);
+      const sequence = Number.parseInt(name, 10);
+      if (Number.isSafeInteger(sequence)) this.sequence = Math.max(this.sequence, sequence);
+      if (loaded.has(name)) {
+        fs.rmSync(file, { force: true });
+        continue;
+      }
+      const segment = this.readSegment(name, file);
+      if (segment.bytes === 0) fs.rmSync(file, { force: true });
+      else {
+        this.closedSegments.push(segment);
+        this.pending += segment.events;
+      }
+    }
+    return [...this.closedSegments];
+  }
+
+  private readSegment(name: string, file: string): IntakeSegment {
+    let content = fs.readFileSync(file);
+    const end = content.lastIndexOf(NEWLINE) + 1;
+    if (end < content.length) {
+      fs.truncateSync(file, end);
+      content = content.subarray(0, end);
+    }
+    const segment: IntakeSegment = {
+      name,
+      file,
+      events: 0,
+      bytes: end,
+      contexts: [],
+      quarantine: [],
+      counters: [],
+    };
+    for (let at = 0; at < end; ) {
+      const next = content.indexOf(NEWLINE, at);
+      if (content.subarray(at, at + RECORD_PREFIX.length).equals(RECORD_PREFIX)) {
+        const [, kind, value] = JSON.parse(content.toString('utf8', at, next)) as [null, string, never];
+        if (kind === 'c') segment.contexts.push(value);
+        else if (kind === 'q') segment.quarantine.push(value);
+        else if (kind === 'n') segment.counters.push(value);
+      } else if (next > at) segment.events++;
+      at = next + 1;
+    }
+    return segment;
+  }
+
+  /**
+   * Append one write and sync it; resolves once it is on disk. On failure the segment is cut back to
+   * where it was, so no part of an unacknowledged write is loaded later.
+   */
+  async append(eventLines: Buffer, events: number, records: IntakeRecords): Promise<void> {
+    let text = '';
+    for (const row of records.contexts) text += recordLine('c', row, this.toJson);
+    for (const row of records.quarantine) text += recordLine('q', row, this.toJson);
+    for (const row of records.counters) text += recordLine('n', row, this.toJson);
+    if (events === 0 && text === '') return;
+    const segment = await this.openSegment();
+    const start = segment.bytes;
+    try {
+      const parts =
+        text === '' ? [eventLines] : events > 0 ? [Buffer.from(text), eventLines] : [Buffer.from(text)];
+      segment.bytes = start + writeAll(segment.fd, parts, start);
+      await fdatasync(segment.fd);
+    } catch (error) {
+      segment.bytes = start;
+      try {
+        fs.ftruncateSync(segment.fd, start);
+      } catch {}
+      throw error;
+    }
+    segment.events += events;
+    segment.contexts.push(...records.contexts);
+    segment.quarantine.push(...records.quarantine);
+    segment.counters.push(...records.counters);
+    this.pending += events;
+  }
+
+  /**
+   * The open segment; the first append after a close takes the spare file and has the next one created
+   * in the background. Creating a file on the main thread could wait 100 ms behind the journal of a
+   * file system busy freeing a loaded segment's blocks, and every append waits behind this one.
+   */
+  private async openSegment(): Promise<IntakeSegment & { fd: number }> {
+    if (this.open) return this.open;
+    const next = this.spare ?? this.createFile();
+    this.spare = undefined;
+    const { name, file, fd } = await next;
+    this.open = { name, file, fd, events: 0, bytes: 0, contexts: [], quarantine: [], counters: [] };
+    this.spare = this.createFile();
+    // A failure surfaces when the spare is taken, by the append that needs it.
+    this.spare.catch(() => {});
+    return this.open;
+  }
+
+  private createFile(): Promise<SegmentFile> {
+    this.sequence++;
+    // The random part keeps a name unique across restarts (`intake_loads` remembers loaded names).
+    const name = `${String(this.sequence).padStart(12, '0')}-${randomUUID().slice(0, 8)}.jsonl`;
+    const file = path.join(this.dir, name);
+    return new Promise((resolve, reject) =>
+      fs.open(file, 'wx', (error, fd) => (error ? reject(error) : resolve({ name, file, fd }))),
+    );
+  }
+
+  /** Close the open segment (call between appends): what follows goes to a new one. */
+  closeOpen(): void {
+    const segment = this.open;
+    if (!segment) return;
+    this.open = undefined;
+    fs.close(segment.fd, () => {});
+    if (segment.bytes === 0) fs.rm(segment.file, { force: true }, () => {});
+    else this.closedSegments.push(segment);
+  }
+
+  /** The closed segments, oldest first (to be loaded together). */
+  closed(): readonly IntakeSegment[] {
+    return this.closedSegments;
+  }
+
+  /** After the load that recorded them committed: forget the segments and delete their files. */
+  loaded(segments: readonly IntakeSegment[]): void {
+    for (const segment of segments) {
+      const at = this.closedSegments.indexOf(segment);
+      if (at < 0) continue;
+      this.closedSegments.splice(at, 1);
+      this.pending -= segment.events;
+      // Off the main thread: unlinking tens of MB can take 100+ ms (more on file systems mounted with
+      // `discard`). A file that outlives a crash is named in `intake_loads`, so it is never loaded twice.
+      fs.rm(segment.file, { force: true }, () => {});
+    }
+  }
+
+  /** Close the file handles (the files stay: a later open loads what is left), drop the spare. */
+  close(): void {
+    const spare = this.spare;
+    this.spare = undefined;
+    spare?.then(
+      ({ fd, file }) => fs.close(fd, () => fs.rm(file, { force: true }, () => {})),
+      () => {},
+    );
+    const segment = this.open;
+    this.open = undefined;
+    if (!segment) return;
+    try {
+      fs.closeSync(segment.fd);
+    } catch {}
+    if (segment.bytes === 0) fs.rmSync(segment.file, { force: true });
+    else this.closedSegments.push(segment);
+  }
+}
+
+/** Write `parts` at `position` with one system call (more only if the kernel takes less); bytes written. */
+function writeAll(fd: number, parts: Buffer[], position: number): number {
+  let total = 0;
+  for (const part of parts) total += part.length;
+  let written = fs.writevSync(fd, parts, position);
+  while (written < total) {
+    // A short write: the rest of the part it stopped in.
+    let offset = written;
+    for (const part of parts) {
+      if (offset >= part.length) {
+        offset -= part.length;
+        continue;
+      }
+      written += fs.writeSync(fd, part, offset, part.length - offset, position + written);
+      break;
+    }
+  }
+  return written;
+}
