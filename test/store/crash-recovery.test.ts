@@ -20,13 +20,21 @@ afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 const SIZE = 1_000;
 
 /** Run the writer; kill it with SIGKILL once `killAfterAcks` acknowledgements arrived (never, if undefined). */
-function runWriter(file: string, round: number, first: number, count: number, killAfterAcks?: number) {
+function runWriter(
+  file: string,
+  round: number,
+  first: number,
+  count: number,
+  killAfterAcks?: number,
+  env: Record<string, string> = {},
+) {
   return new Promise<{ acked: number[]; killed: boolean }>((resolve, reject) => {
     const child: ChildProcess = spawn(
       process.execPath,
       [writer, file, String(round), String(first), String(count), String(SIZE)],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...env },
       },
     );
     const acked: number[] = [];
@@ -142,5 +150,59 @@ describe('DuckDB store crash recovery (kill -9 mid-stream)', () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe('DuckDB store intake log after a crash', () => {
+  it('is refused by read-only opens, loaded once by the next writable open, a cut-off line dropped', async () => {
+    const file = path.join(root, 'intake.duckdb');
+    const intake = `${file}.intake`;
+    const { acked } = await runWriter(file, 1, 0, 20, 4, { CRASH_WRITER_NO_LOADS: '1' });
+    const segments = fs.readdirSync(intake).filter((name) => fs.statSync(path.join(intake, name)).size > 0);
+    expect(segments.length).toBeGreaterThan(0);
+
+    const readOnly = createDuckDBStore({ path: file, readOnly: true });
+    await expect(readOnly.init()).rejects.toMatchObject({
+      cause: { code: 'TMK_ERR_STORE_INTAKE_PENDING' },
+    });
+
+    // A write torn by the crash (never acknowledged) ends the newest segment without its newline.
+    const newest = path.join(intake, segments.sort().at(-1)!);
+    fs.appendFileSync(newest, '["crash","torn-1","command_run"');
+    const backup = fs.mkdtempSync(path.join(root, 'segments-'));
+    for (const name of segments) fs.copyFileSync(path.join(intake, name), path.join(backup, name));
+
+    const count = async (store: Store) =>
+      (
+        await store.query<{ n: number }>(
+          sql`SELECT count(*) AS n FROM events WHERE app = 'crash' AND message_id NOT LIKE 'torn%'`,
+        )
+      )[0]!.n;
+    const store = createDuckDBStore({ path: file });
+    try {
+      // Every acknowledged batch, and the one in flight at most.
+      expect([acked.length * SIZE, (acked.length + 1) * SIZE]).toContain(await count(store));
+    } finally {
+      await store.close();
+    }
+    const loaded = await (async () => {
+      const again = createDuckDBStore({ path: file, readOnly: true });
+      try {
+        return await count(again);
+      } finally {
+        await again.close();
+      }
+    })();
+
+    // The same segments back in place, as if the crash had come after their load committed but before
+    // their files were deleted: recorded in intake_loads, so they are deleted, not loaded again.
+    for (const name of segments) fs.copyFileSync(path.join(backup, name), path.join(intake, name));
+    const reopened = createDuckDBStore({ path: file });
+    try {
+      expect(await count(reopened)).toBe(loaded);
+    } finally {
+      await reopened.close();
+    }
+    expect(fs.readdirSync(intake).filter((name) => segments.includes(name))).toEqual([]);
   });
 });

@@ -51,6 +51,8 @@ export const DEFAULTS = Object.freeze({
   }),
   /** Token buckets kept in memory (least recently used are forgotten, i.e. refilled). */
   rateLimitKeys: 100_000,
+  /** Nice value of every thread but the main one (Linux): request handling gets the CPU first; 0: off. */
+  backgroundNice: 10,
   retention: Object.freeze({
     /** How often retention runs, minutes; 0 turns the timer off. */
     intervalMinutes: 60,
@@ -112,6 +114,7 @@ export const serveConfigSchema = z.strictObject({
     .partial()
     .optional(),
   rateLimitKeys: positiveInt.optional(),
+  backgroundNice: z.number().int().min(0).max(19).optional(),
   retention: z
     .strictObject({ intervalMinutes: z.number().min(0) })
     .partial()
@@ -164,6 +167,7 @@ export interface ServeConfig {
   };
   readonly rateLimits: { readonly perWriteKey: RateLimit; readonly perInstall: RateLimit };
   readonly rateLimitKeys: number;
+  readonly backgroundNice: number;
   readonly retention: { readonly intervalMinutes: number };
   readonly log: { readonly level: string; readonly requests: boolean };
   readonly registry: AppRegistry;
@@ -251,6 +255,7 @@ export function resolveServeConfig(input: unknown, baseDir: string = process.cwd
     timeouts: { ...DEFAULTS.timeouts, ...c.timeouts },
     rateLimits,
     rateLimitKeys: c.rateLimitKeys ?? DEFAULTS.rateLimitKeys,
+    backgroundNice: c.backgroundNice ?? DEFAULTS.backgroundNice,
     retention: { ...DEFAULTS.retention, ...c.retention },
     log: { ...DEFAULTS.log, ...c.log },
     registry,

@@ -5,6 +5,7 @@ import { openStore } from '../../config/open-store.js';
 import { loadServeConfig, type ServeFlags } from '../../config/serve-config.js';
 import { TelemarkError } from '../../errors.js';
 import { createCollector } from '../../http/collector.js';
+import { lowerBackgroundPriority } from '../../http/thread-priority.js';
 import { DEMO, seedDemo } from '../../simulate/demo.js';
 
 interface ServeCommandOptions extends ServeFlags {
@@ -81,6 +82,8 @@ export async function serve(
     await collector.shutdown().catch(() => undefined);
     throw error;
   }
+  // Now that the store's threads and libuv's pool exist.
+  lowerBackgroundPriority(config.backgroundNice);
   const apps = config.registry.list().map((a) => a.name);
   // One write, so whoever reads the output sees the URL and the token together.
   let banner = `telemark collector listening on ${url} (store: ${config.store}, data: ${config.dataDir}, apps: ${apps.join(', ')})\n`;
