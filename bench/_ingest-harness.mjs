@@ -244,24 +244,12 @@ function parseResponse(buffer) {
 }
 
 async function runLoad(options) {
-  const {
-    url,
-    path: route,
-    kind,
-    connections,
-    durationMs,
-    warmupMs = 0,
-    rate,
-    headers = {},
-    slowMs,
-  } = options;
+  const { url, path: route, kind, connections, durationMs, warmupMs = 0, rate, headers = {} } = options;
   const shape = bodyTemplate(kind, options.eventsPerBatch);
   const next = filler(shape, `${process.pid.toString(36)}${Date.now().toString(36)}-`);
   const target = new URL(route, url);
   const pool = createConnectionPool(target, connections, { 'content-type': 'application/json', ...headers });
   const latencies = [];
-  /** Diagnostic (`slowMs`): [wall-clock ms of the scheduled send, latency] of each slower request. */
-  const slow = [];
   const statuses = {};
   let ok = 0;
   let okTotal = 0;
@@ -284,8 +272,6 @@ async function runLoad(options) {
       if (status >= 200 && status < 300) {
         ok++;
         latencies.push(now - scheduledAt);
-        if (slowMs !== undefined && now - scheduledAt >= slowMs)
-          slow.push([Math.round(performance.timeOrigin + scheduledAt), Math.round(now - scheduledAt)]);
       }
     }
   };
@@ -342,7 +328,6 @@ async function runLoad(options) {
     p90: percentile(sorted, 90),
     p99: percentile(sorted, 99),
     max: sorted.length ? sorted[sorted.length - 1] : Number.NaN,
-    ...(slowMs !== undefined ? { slow } : {}),
   };
 }
 

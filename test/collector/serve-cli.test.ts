@@ -1,15 +1,20 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLI, killChildren, tempDir } from './_helpers.js';
 
 afterAll(killChildren);
 
-/** `telemark serve` until it prints its URL, then SIGTERM; returns everything it printed. */
+/**
+ * `telemark serve` until it prints its URL (then `whileUp` sees its pid), then SIGTERM; returns
+ * everything it printed.
+ */
 async function serveOnce(
   args: string[],
   env: NodeJS.ProcessEnv = {},
+  whileUp?: (pid: number) => void,
 ): Promise<{ out: string; code: number | null }> {
   const { TELEMARK_ADMIN_TOKEN: _ignored, ...inherited } = process.env;
   const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0', ...args], {
@@ -28,6 +33,7 @@ async function serveOnce(
     });
     exited.then(() => reject(new Error(out)));
   });
+  whileUp?.(proc.pid!);
   proc.kill('SIGTERM');
   return { out, code: await exited };
 }
@@ -46,6 +52,32 @@ describe('telemark serve', () => {
     const fromEnv = await serveOnce(['--data', tempDir()], { TELEMARK_ADMIN_TOKEN: 'from-env-token' });
     expect(fromEnv.out).not.toContain('Admin token');
   });
+
+  it.runIf(process.platform === 'linux')(
+    'runs every thread but the main one at the backgroundNice value (10 unless configured)',
+    async () => {
+      const nices = (pid: number) => {
+        const tids = readdirSync(`/proc/${pid}/task`).map(Number);
+        return { main: getPriority(pid), others: tids.filter((t) => t !== pid).map((t) => getPriority(t)) };
+      };
+      const base = getPriority();
+      let byDefault: ReturnType<typeof nices> | undefined;
+      await serveOnce(['--data', tempDir()], {}, (pid) => {
+        byDefault = nices(pid);
+      });
+      expect(byDefault!.main).toBe(base);
+      expect(byDefault!.others.length).toBeGreaterThanOrEqual(4);
+      expect(byDefault!.others.every((n) => n >= Math.max(10, base))).toBe(true);
+
+      const file = join(tempDir(), 'config.json');
+      writeFileSync(file, JSON.stringify({ backgroundNice: 0 }));
+      let off: ReturnType<typeof nices> | undefined;
+      await serveOnce(['--config', file, '--data', tempDir()], {}, (pid) => {
+        off = nices(pid);
+      });
+      expect(off!.others.every((n) => n === base)).toBe(true);
+    },
+  );
 
   it('refuses an invalid configuration at start, listing every problem, with exit code 1', () => {
     const file = join(tempDir(), 'bad.json');

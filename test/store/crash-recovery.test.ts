@@ -154,7 +154,7 @@ describe('DuckDB store crash recovery (kill -9 mid-stream)', () => {
 });
 
 describe('DuckDB store intake log after a crash', () => {
-  it('is refused by read-only opens, loaded once by the next writable open, a cut-off line dropped', async () => {
+  it('is refused by read-only opens, loaded once by the next writable open, a torn write dropped', async () => {
     const file = path.join(root, 'intake.duckdb');
     const intake = `${file}.intake`;
     const { acked } = await runWriter(file, 1, 0, 20, 4, { CRASH_WRITER_NO_LOADS: '1' });
@@ -166,9 +166,15 @@ describe('DuckDB store intake log after a crash', () => {
       cause: { code: 'TMK_ERR_STORE_INTAKE_PENDING' },
     });
 
-    // A write torn by the crash (never acknowledged) ends the newest segment without its newline.
+    // A write torn by the crash (never acknowledged): a SIGKILL can stop a write between two pages, so
+    // whole event lines of it may be there, then a cut one — but not its end line.
     const newest = path.join(intake, segments.sort().at(-1)!);
-    fs.appendFileSync(newest, '["crash","torn-1","command_run"');
+    const eventLine = fs
+      .readFileSync(newest, 'utf8')
+      .split('\n')
+      .find((line) => line.startsWith('["crash",'))!;
+    const torn = (id: string) => eventLine.replace(/^\["crash","[^"]*"/, `["crash","${id}"`);
+    fs.appendFileSync(newest, `${torn('torn-1')}\n${torn('torn-2')}\n${torn('torn-3').slice(0, 40)}`);
     const backup = fs.mkdtempSync(path.join(root, 'segments-'));
     for (const name of segments) fs.copyFileSync(path.join(intake, name), path.join(backup, name));
 
@@ -180,8 +186,12 @@ describe('DuckDB store intake log after a crash', () => {
       )[0]!.n;
     const store = createDuckDBStore({ path: file });
     try {
-      // Every acknowledged batch, and the one in flight at most.
+      // Every acknowledged batch, and the one in flight at most; nothing of the torn write.
       expect([acked.length * SIZE, (acked.length + 1) * SIZE]).toContain(await count(store));
+      const [torn] = await store.query<{ n: number }>(
+        sql`SELECT count(*) AS n FROM events WHERE message_id LIKE 'torn%'`,
+      );
+      expect(torn!.n).toBe(0);
     } finally {
       await store.close();
     }

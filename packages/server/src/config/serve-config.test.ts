@@ -29,6 +29,7 @@ describe('serve configuration', () => {
     expect(config.host).toBe('127.0.0.1');
     expect(config.dataDir).toBe('/srv/telemark-data');
     expect(config.store).toBe('duckdb');
+    expect(config.backgroundNice).toBe(10);
     expect(config.limits).toEqual({
       maxEventBytes: 32 * 1024,
       maxBatchBytes: 500 * 1024,
@@ -47,9 +48,11 @@ describe('serve configuration', () => {
         store: 'sqlite',
         surprise: true,
         limits: { maxBatchEvents: -1 },
+        backgroundNice: 20,
         apps: { mytool: { writeKeys: ['short'] } },
       }),
     );
+    expect(message).toContain('backgroundNice');
     expect(message).toContain('port');
     expect(message).toContain('store');
     expect(message).toContain('surprise');

@@ -33,7 +33,10 @@ export interface DuckDBStoreOptions {
   readonly intakeLoadEvents?: number;
   /** …or once the oldest waiting write is this old, ms. @default 1_000 */
   readonly intakeLoadDelayMs?: number;
-  /** Writes wait for a load while more events than this wait to be loaded. @default 524_288 */
+  /**
+   * Writes wait for a load while more events than this wait to be loaded; at least `intakeLoadEvents`.
+   * @default 524_288, or `intakeLoadEvents` when larger
+   */
   readonly intakeMaxPendingEvents?: number;
   /** The clock for the dedupe window (tests). @default Date.now */
   readonly now?: () => number;
@@ -89,7 +92,16 @@ const schema = z
     intakeMaxPendingEvents: z.number().int().min(1).optional(),
     now: z.custom<() => number>((v) => typeof v === 'function', 'must be a function').optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((o, ctx) => {
+    const load = o.intakeLoadEvents ?? DUCKDB_DEFAULTS.intakeLoadEvents;
+    if (o.intakeMaxPendingEvents !== undefined && o.intakeMaxPendingEvents < load)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['intakeMaxPendingEvents'],
+        message: `must be at least intakeLoadEvents (${load}): writes would wait for every load`,
+      });
+  });
 
 export function resolveDuckDBOptions(input: DuckDBStoreOptions): ResolvedDuckDBStoreOptions {
   // TELEMARK_DUCKDB_THREADS (benchmarks) stands in for an unset `threads` and is checked like it.
@@ -116,10 +128,13 @@ export function resolveDuckDBOptions(input: DuckDBStoreOptions): ResolvedDuckDBS
     memoryLimit: o.memoryLimit,
     intakeLoadEvents: o.intakeLoadEvents ?? DUCKDB_DEFAULTS.intakeLoadEvents,
     intakeLoadDelayMs: o.intakeLoadDelayMs ?? DUCKDB_DEFAULTS.intakeLoadDelayMs,
-    intakeMaxPendingEvents: Math.max(
-      o.intakeMaxPendingEvents ?? DUCKDB_DEFAULTS.intakeMaxPendingEvents,
-      o.intakeLoadEvents ?? DUCKDB_DEFAULTS.intakeLoadEvents,
-    ),
+    // The default bound grows with a larger intakeLoadEvents; a given one is checked against it above.
+    intakeMaxPendingEvents:
+      o.intakeMaxPendingEvents ??
+      Math.max(
+        DUCKDB_DEFAULTS.intakeMaxPendingEvents,
+        o.intakeLoadEvents ?? DUCKDB_DEFAULTS.intakeLoadEvents,
+      ),
     now: o.now ?? Date.now,
   });
 }

@@ -645,6 +645,61 @@ describe('DuckDB store specifics', () => {
     });
   });
 
+  describe('intake log', () => {
+    const waiting = async (store: Store) =>
+      Number(/intake log (\d+) events waiting/.exec((await store.health()).detail)?.[1]);
+    const events = (app: string, n: number) => Array.from({ length: n }, () => sampleEvent({ app }));
+
+    it('loads on its own once the oldest write waited intakeLoadDelayMs, or intakeLoadEvents wait', async () => {
+      const app = uniqueId('app');
+      const timed = track(open(newPath(), { intakeLoadDelayMs: 20, intakeLoadEvents: 1_000_000 }));
+      await timed.write(batch({ events: events(app, 3) }));
+      expect(await waiting(timed)).toBe(3);
+      // health() loads nothing: only the timer can empty the log here.
+      await vi.waitFor(async () => expect(await waiting(timed)).toBe(0), { timeout: 10_000, interval: 20 });
+
+      const sized = track(open(newPath(), { intakeLoadDelayMs: 3_600_000, intakeLoadEvents: 100 }));
+      await sized.write(batch({ events: events(app, 60) }));
+      expect(await waiting(sized)).toBe(60);
+      await sized.write(batch({ events: events(app, 60) }));
+      await vi.waitFor(async () => expect(await waiting(sized)).toBe(0), { timeout: 10_000, interval: 20 });
+    });
+
+    it('when loading fails: health says so, and once the bound is reached writes fail', async () => {
+      const file = newPath();
+      const app = uniqueId('app');
+      const store = track(
+        open(file, { intakeLoadDelayMs: 3_600_000, intakeLoadEvents: 200, intakeMaxPendingEvents: 200 }),
+      );
+      await store.write(batch({ events: events(app, 100) }));
+      // The segment's file disappears (a disk fault, an operator): its load can only fail.
+      for (const name of fs.readdirSync(`${file}.intake`)) fs.rmSync(path.join(`${file}.intake`, name));
+      await store.write(batch({ events: events(app, 150) }));
+      await vi.waitFor(
+        async () => {
+          const health = await store.health();
+          expect(health.ok).toBe(false);
+          expect(health.detail).toMatch(/loading the intake log failed/);
+        },
+        { timeout: 10_000, interval: 20 },
+      );
+      await expect(store.write(batch({ events: events(app, 1) }))).rejects.toMatchObject({
+        code: 'TMK_ERR_STORE_WRITE',
+        message: expect.stringMatching(/intake log is full/),
+      });
+    });
+
+    it('refuses a bound below intakeLoadEvents; the default bound grows with it', () => {
+      expect(() =>
+        resolveDuckDBOptions({ path: 'x.duckdb', intakeLoadEvents: 1_000, intakeMaxPendingEvents: 999 }),
+      ).toThrow(/duckdb\.intakeMaxPendingEvents: must be at least intakeLoadEvents \(1000\)/);
+      expect(
+        resolveDuckDBOptions({ path: 'x.duckdb', intakeLoadEvents: 2_000_000 }).intakeMaxPendingEvents,
+      ).toBe(2_000_000);
+      expect(resolveDuckDBOptions({ path: 'x.duckdb' }).intakeMaxPendingEvents).toBe(524_288);
+    });
+  });
+
   describe('options and engine selection', () => {
     it('reports every invalid option at once, and freezes the result', () => {
       expect(() =>

@@ -98,13 +98,15 @@ function claimFile(file: string, readOnly: boolean): () => void {
 }
 
 const DEBUG = process.env.TELEMARK_DEBUG_STORE === '1';
+/** Debug lines' time: wall-clock ms of a `performance.now()` reading (to match other processes' logs). */
+const wallMs = (t: number) => (performance.timeOrigin + t).toFixed(0);
 if (DEBUG) {
   const { monitorEventLoopDelay, PerformanceObserver } = await import('node:perf_hooks');
   new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) {
       if (entry.duration >= 20)
         console.error(
-          `[gc] ${(performance.timeOrigin + entry.startTime).toFixed(0)} ${entry.name} ${(entry as { detail?: { kind?: number } }).detail?.kind} ${entry.duration.toFixed(1)}ms`,
+          `[gc] ${wallMs(entry.startTime)} ${entry.name} ${(entry as { detail?: { kind?: number } }).detail?.kind} ${entry.duration.toFixed(1)}ms`,
         );
     }
   }).observe({ entryTypes: ['gc'] });
@@ -217,28 +219,24 @@ export function stagingRow(
   return into;
 }
 
-const EMPTY_BUFFER = Buffer.alloc(0);
-
-/** Reused staging buffer: rows are encoded into it one by one, no chunk-sized string is ever built. */
+/** Reused staging buffer: rows are encoded into it one by one, no batch-sized string is ever built. */
 let stagingBuffer = Buffer.allocUnsafe(4 * 1024 * 1024);
 
 /**
- * The staging bytes of accepted events [from, to): one JSON array per line (`stagingRow`), UTF-8,
- * written straight into a reused buffer (a view of it is returned; it is valid until the next call).
+ * The intake log lines of the accepted events: one JSON array per line (`stagingRow`), UTF-8, written
+ * straight into a reused buffer (a view of it is returned; it is valid until the next call).
  */
-function stageChunk(
+function stageLines(
   events: readonly StoredEvent[],
   hashes: Float64Array,
   accepted: readonly number[],
   contextOf: readonly string[],
-  from: number,
-  to: number,
-  row: unknown[],
 ): Buffer {
+  const row: unknown[] = new Array(ROW_COLUMNS.length + 2);
   let buffer = stagingBuffer;
   let at = 0;
   let escapes = false;
-  for (let k = from; k < to; k++) {
+  for (let k = 0; k < accepted.length; k++) {
     const i = accepted[k]!;
     let line: string;
     try {
@@ -350,16 +348,12 @@ WHERE dedupe_key IN (SELECT unnest(from_json($1::JSON, '["BIGINT"]')))
   AND received_at >= epoch_ms($2::BIGINT) AND received_at < epoch_ms($3::BIGINT)`;
 
 /**
- * The tables a write inserts into. While the main file checkpoints, writes go to the same tables in the
- * side file (attached as `side`): DuckDB 1.5 makes every insert into a file wait for that file's running
- * checkpoint, but not inserts into another attached file (bench/duckdb-checkpoint-stall.mjs).
+ * The tables a load of the intake log inserts into. While the main file checkpoints, loads go to the
+ * same tables in the side file (attached as `side`): DuckDB 1.5 makes every insert into a file wait for
+ * that file's running checkpoint, but not inserts into another attached file
+ * (bench/duckdb-checkpoint-stall.mjs).
  */
-const SIDE_TABLES = ['event_rows', 'contexts', 'quarantine', 'ingest_counter_log'] as const;
-/** A write statement aimed at the side file's copy of its table. */
-const toSide = (statement: string) => statement.replace(/^INSERT INTO /, 'INSERT INTO side.');
-const SIDE_CONTEXTS_INSERT = toSide(CONTEXTS_INSERT);
-const SIDE_QUARANTINE_INSERT = toSide(QUARANTINE_INSERT);
-const SIDE_COUNTERS_APPEND = toSide(COUNTERS_APPEND);
+const SIDE_TABLES = ['event_rows', 'contexts', 'quarantine', 'ingest_counter_log', 'intake_loads'] as const;
 /** The side file is checkpointed after a fold once its WAL is this big (it holds no rows by then). */
 const SIDE_CHECKPOINT_WAL_BYTES = 8 * 1024 * 1024;
 /** Main-file record of folded side-file contents (one token per fold): makes a fold exactly-once. */
@@ -370,10 +364,20 @@ const SIDE_FOLDS_TABLE = 'CREATE TABLE IF NOT EXISTS side_folds (token VARCHAR N
  * folded into the main file's like the rows it goes with.
  */
 const INTAKE_LOADS_TABLE = 'CREATE TABLE IF NOT EXISTS intake_loads (name VARCHAR NOT NULL)';
-const SIDE_INTAKE_LOADS_TABLE = 'CREATE TABLE IF NOT EXISTS side.intake_loads (name VARCHAR NOT NULL)';
-/** Event rows of intake segments: every line that is not a record (`[null, …]`, see intake-log.ts). */
-const INTAKE_INSERT = `${STAGED_INSERT} WHERE v[1] IS NOT NULL`;
-const SIDE_INTAKE_INSERT = toSide(INTAKE_INSERT);
+
+/** A load's statements, aimed at the main file or at the side file's copies of its tables. */
+function loadStatements(prefix: '' | 'side.') {
+  const into = (statement: string) => statement.replace(/^INSERT INTO /, `INSERT INTO ${prefix}`);
+  return {
+    contexts: into(CONTEXTS_INSERT),
+    // Every line of a segment that is not a record (`[null, …]`, see intake-log.ts) is an event row.
+    events: into(`${STAGED_INSERT} WHERE v[1] IS NOT NULL`),
+    quarantine: into(QUARANTINE_INSERT),
+    counters: into(COUNTERS_APPEND),
+    loads: `${prefix}intake_loads`,
+  };
+}
+const LOAD_INTO = { main: loadStatements(''), side: loadStatements('side.') } as const;
 
 const sqlString = (text: string) => `'${text.replaceAll("'", "''")}'`;
 const quoteIdentifier = (name: string) => `"${name.replaceAll('"', '""')}"`;
@@ -407,14 +411,6 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   const writes = createSerialQueue();
 
   const dayOf = createDayOf();
-  /** Appends acknowledged since open, and how many of them are loaded into DuckDB. */
-  let appended = 0;
-  let loadedAppends = 0;
-  /** When the first append into the open segment, and the oldest one in a closed segment, were made (0: none). */
-  let openSince = 0;
-  let closedSince = 0;
-  /** `appended` when the open segment was last closed: every append up to it is in a closed segment. */
-  let closedThrough = 0;
   let loadTimer: NodeJS.Timeout | undefined;
   let loading: Promise<void> | undefined;
   let lastLoadError: string | undefined;
@@ -588,7 +584,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
               `${file} has schema ${version}, this build expects ${SCHEMA_VERSION}`,
             );
           }
-          const pending = await unloadedIntakeSegments(probe);
+          const pending = intake.unloaded(await loadedSegmentNames(probe));
           if (pending.length > 0) {
             throw new TelemarkError(
               'TMK_ERR_STORE_INTAKE_PENDING',
@@ -689,15 +685,12 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     if (which === 'main' && sideReady) writeTarget = 'side';
     checkpointRunning = (async () => {
       const t0 = performance.now();
-      if (DEBUG)
-        console.error(
-          `[store] ${(performance.timeOrigin + t0).toFixed(0)} checkpoint ${which} start wal=${walSize()}`,
-        );
+      if (DEBUG) console.error(`[store] ${wallMs(t0)} checkpoint ${which} start wal=${walSize()}`);
       try {
         await connection.run(which === 'main' ? 'CHECKPOINT' : 'CHECKPOINT side');
         if (DEBUG)
           console.error(
-            `[store] ${(performance.timeOrigin + performance.now()).toFixed(0)} checkpoint done ${(performance.now() - t0).toFixed(0)}ms`,
+            `[store] ${wallMs(performance.now())} checkpoint done ${(performance.now() - t0).toFixed(0)}ms`,
           );
       } catch (error) {
         if (!closing) lastCheckpointError = message(error);
@@ -738,8 +731,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   async function openSide(connection: DuckDBConnection): Promise<void> {
     await connection.run(`ATTACH ${sqlString(sideFile)} AS side`);
     await connection.run(SIDE_FOLDS_TABLE);
-    // (A side file of an earlier version has no intake_loads: created empty before any fold.)
-    await connection.run(SIDE_INTAKE_LOADS_TABLE);
+    // A side file of an earlier version has no intake_loads: created empty, so its rows still fold.
+    await connection.run('CREATE TABLE IF NOT EXISTS side.intake_loads (name VARCHAR NOT NULL)');
     const present = await connection.runAndReadAll(
       "SELECT table_name FROM duckdb_tables() WHERE database_name = 'side'",
     );
@@ -761,7 +754,6 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     try {
       for (const table of [...SIDE_TABLES, 'meta'])
         await connection.run(`DROP TABLE IF EXISTS side.${table}`);
-      await connection.run('DELETE FROM side.intake_loads');
       for (const table of SIDE_TABLES) {
         await connection.run(`CREATE TABLE side.${table} AS SELECT * FROM main.${table} LIMIT 0`);
       }
@@ -795,7 +787,6 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     try {
       for (const table of SIDE_TABLES)
         await connection.run(`INSERT INTO main.${table} SELECT * FROM side.${table}`);
-      await connection.run('INSERT INTO main.intake_loads SELECT * FROM side.intake_loads');
       await connection.run('DELETE FROM side_folds');
       await connection.run(`INSERT INTO side_folds VALUES (${sqlString(sideToken)})`);
       await connection.run('COMMIT');
@@ -806,7 +797,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     const token = randomUUID();
     await connection.run('BEGIN TRANSACTION');
     try {
-      for (const table of [...SIDE_TABLES, 'intake_loads']) await connection.run(`DELETE FROM side.${table}`);
+      for (const table of SIDE_TABLES) await connection.run(`DELETE FROM side.${table}`);
       await connection.run(`UPDATE side.meta SET token = ${sqlString(token)}`);
       await connection.run('COMMIT');
     } catch (error) {
@@ -817,10 +808,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     sideRows = false;
     foldedWrites = folded;
     folds++;
-    if (DEBUG)
-      console.error(
-        `[store] ${(performance.timeOrigin + t0).toFixed(0)} fold ${(performance.now() - t0).toFixed(1)}ms`,
-      );
+    if (DEBUG) console.error(`[store] ${wallMs(t0)} fold ${(performance.now() - t0).toFixed(1)}ms`);
     walBytes = walSize();
   }
 
@@ -958,7 +946,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           `the intake log is full and loading it into DuckDB fails: ${lastLoadError}`,
         );
       }
-      closeOpenSegment();
+      intake.closeOpen();
       await writes.run(loadIntake);
     }
     const { events, quarantine, counters } = batch;
@@ -1012,7 +1000,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     const uncovered = index.coveredFrom > cutoff && misses.length > 0;
     if (hits.length > 0 || uncovered) {
       // Checked against the table, so everything acknowledged so far is loaded first.
-      closeOpenSegment();
+      intake.closeOpen();
       await writes.run(async () => {
         await loadIntake();
         const connection = requireWriter();
@@ -1110,21 +1098,9 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       event: q.event,
       raw: q.raw,
     }));
-    const eventLines =
-      accepted.length > 0
-        ? stageChunk(
-            events,
-            hashes,
-            accepted,
-            contextOf,
-            0,
-            accepted.length,
-            new Array(ROW_COLUMNS.length + 2),
-          )
-        : EMPTY_BUFFER;
     const t0 = performance.now();
     try {
-      await intake.append(eventLines, accepted.length, {
+      await intake.append(stageLines(events, hashes, accepted, contextOf), accepted.length, {
         contexts: newContexts,
         quarantine: quarantineRows,
         counters: [...counterTotals.values()],
@@ -1135,11 +1111,9 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         cause: error,
       });
     }
-    appended++;
-    if (openSince === 0) openSince = performance.now();
     if (DEBUG)
       console.error(
-        `[store] ${(performance.timeOrigin + t0).toFixed(0)} append ${accepted.length} ${(performance.now() - t0).toFixed(1)}ms`,
+        `[store] ${wallMs(t0)} append ${accepted.length} ${(performance.now() - t0).toFixed(1)}ms`,
       );
 
     for (const id of newIds) knownContexts.add(id);
@@ -1154,14 +1128,6 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     return { statuses };
   }
 
-  /** Close the intake log's open segment; called between appends (from the appends queue, or holding it). */
-  function closeOpenSegment(): void {
-    intake.closeOpen();
-    closedThrough = appended;
-    if (closedSince === 0) closedSince = openSince;
-    openSince = 0;
-  }
-
   /**
    * Load the closed intake segments in one transaction (in the writes queue): new contexts, the events
    * (`read_json` over the segment files), quarantine entries, counters summed per key, and the segments'
@@ -1169,16 +1135,12 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
    */
   async function loadIntake(): Promise<void> {
     const segments = [...intake.closed()];
-    const through = closedThrough;
-    if (segments.length === 0) {
-      loadedAppends = Math.max(loadedAppends, through);
-      return;
-    }
+    if (segments.length === 0) return;
     const connection = requireWriter();
     // A fold that failed after a checkpoint is retried before the next load.
     if (sideRows && !checkpointRunning) await foldSide();
     const side = writeTarget === 'side';
-    const prefix = side ? 'side.' : '';
+    const into = side ? LOAD_INTO.side : LOAD_INTO.main;
     const contexts: unknown[][] = [];
     const quarantine: Record<string, unknown>[] = [];
     const counters = new Map<string, IngestCounter>();
@@ -1195,31 +1157,19 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       }
     }
     const statements = ['BEGIN TRANSACTION'];
-    if (contexts.length > 0)
-      statements.push(
-        withSource(side ? SIDE_CONTEXTS_INSERT : CONTEXTS_INSERT, sqlString(toDuckDBJson(contexts))),
-      );
-    if (events > 0)
-      statements.push(
-        withSource(
-          side ? SIDE_INTAKE_INSERT : INTAKE_INSERT,
-          `[${segments.map((segment) => sqlString(segment.file)).join(', ')}]`,
-        ),
-      );
+    if (contexts.length > 0) statements.push(withSource(into.contexts, sqlString(toDuckDBJson(contexts))));
+    if (events > 0) {
+      const files = segments.map((segment) => sqlString(segment.file));
+      statements.push(withSource(into.events, `[${files.join(', ')}]`));
+    }
     if (quarantine.length > 0)
-      statements.push(
-        withSource(side ? SIDE_QUARANTINE_INSERT : QUARANTINE_INSERT, sqlString(toDuckDBJson(quarantine))),
-      );
+      statements.push(withSource(into.quarantine, sqlString(toDuckDBJson(quarantine))));
     if (counters.size > 0)
-      statements.push(
-        withSource(
-          side ? SIDE_COUNTERS_APPEND : COUNTERS_APPEND,
-          sqlString(toDuckDBJson([...counters.values()])),
-        ),
-      );
+      statements.push(withSource(into.counters, sqlString(toDuckDBJson([...counters.values()]))));
+    const names = segments.map((segment) => `(${sqlString(segment.name)})`);
     statements.push(
-      `DELETE FROM ${prefix}intake_loads`,
-      `INSERT INTO ${prefix}intake_loads VALUES ${segments.map((segment) => `(${sqlString(segment.name)})`).join(', ')}`,
+      `DELETE FROM ${into.loads}`,
+      `INSERT INTO ${into.loads} VALUES ${names.join(', ')}`,
       'COMMIT',
     );
     const t0 = performance.now();
@@ -1241,26 +1191,30 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     }
     if (DEBUG)
       console.error(
-        `[store] ${(performance.timeOrigin + t0).toFixed(0)} load ${events} events from ${segments.length} segments${side ? ' (side)' : ''} ${(performance.now() - t0).toFixed(1)}ms`,
+        `[store] ${wallMs(t0)} load ${events} events from ${segments.length} segments${side ? ' (side)' : ''} ${(performance.now() - t0).toFixed(1)}ms`,
       );
     intake.loaded(segments);
     lastLoadError = undefined;
-    loadedAppends = Math.max(loadedAppends, through);
-    if (intake.closed().length === 0) closedSince = 0;
     counterLogRows += counters.size;
     walBytes = walSize();
     scheduleCheckpoint();
   }
 
-  /** Close the open segment and load everything closed: one load at a time, never from a queue's task. */
+  /**
+   * Close the open segment once the appends before it are done, then load everything closed. Never from
+   * a task of either queue (it waits for both); inside an append, close and `writes.run(loadIntake)`.
+   */
+  async function closeAndLoad(): Promise<void> {
+    await appends.run(async () => intake.closeOpen());
+    await writes.run(loadIntake);
+  }
+
+  /** A background load: one at a time; a failure is kept for health() and tried again later. */
   function startLoad(): Promise<void> {
     if (loading) return loading;
     if (loadTimer) clearTimeout(loadTimer);
     loadTimer = undefined;
-    loading = (async () => {
-      await appends.run(async () => closeOpenSegment());
-      await writes.run(loadIntake);
-    })()
+    loading = closeAndLoad()
       .catch(() => {
         // lastLoadError tells health(); the timer below tries again.
       })
@@ -1279,7 +1233,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       return;
     }
     if (loadTimer) return;
-    const oldest = closedSince || openSince;
+    const oldest = intake.oldestPendingSince;
     const waited = oldest === 0 ? 0 : performance.now() - oldest;
     loadTimer = setTimeout(
       () => {
@@ -1291,12 +1245,9 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     loadTimer.unref();
   }
 
-  /** Reads see every write acknowledged before them: what the intake log holds of those is loaded first. */
+  /** Reads see every write acknowledged before them: what the intake log holds is loaded first. */
   async function settleIntake(): Promise<void> {
-    const wanted = appended;
-    if (loadedAppends >= wanted || closing) return;
-    await appends.run(async () => closeOpenSegment());
-    await writes.run(loadIntake);
+    if (!intake.isEmpty && !closing) await closeAndLoad();
   }
 
   async function settle(): Promise<void> {
@@ -1304,23 +1255,49 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     await settleSide();
   }
 
-  /** For read-only opens: intake segments not loaded yet (a collector that stopped without closing). */
-  async function unloadedIntakeSegments(connection: DuckDBConnection): Promise<string[]> {
-    let names: string[];
-    try {
-      names = fs.readdirSync(intake.dir).filter((name) => name.endsWith('.jsonl'));
-    } catch {
-      return [];
-    }
-    const present = names.filter((name) => fs.statSync(path.join(intake.dir, name)).size > 0);
-    if (present.length === 0) return [];
+  /**
+   * Delete rows (erasure, retention) in one transaction while appends wait: everything acknowledged is
+   * loaded first, and no context is dropped that a write not loaded yet refers to. Contexts no event
+   * refers to any more go too, and the recent keys are forgotten. `remove` returns the events it deleted;
+   * `afterCommit` runs in the same turn of both queues.
+   */
+  function removeRows(
+    remove: (connection: DuckDBConnection) => Promise<number>,
+    afterCommit?: () => Promise<void>,
+  ): Promise<number> {
+    return appends.run(() =>
+      writes.run(async () => {
+        const connection = requireWriter();
+        intake.closeOpen();
+        await loadIntake();
+        await checkpointRunning;
+        await foldSide();
+        recent.clear();
+        await connection.run('BEGIN TRANSACTION');
+        try {
+          const removed = await remove(connection);
+          if (removed > 0) await connection.run(DROP_UNUSED_CONTEXTS);
+          await connection.run('COMMIT');
+          if (removed > 0) await loadContexts(connection);
+          await afterCommit?.();
+          return removed;
+        } catch (error) {
+          await connection.run('ROLLBACK').catch(() => undefined);
+          await loadContexts(connection).catch(() => undefined);
+          throw new TelemarkError('TMK_ERR_STORE_WRITE', message(error).split('\n')[0]!, { cause: error });
+        }
+      }),
+    );
+  }
+
+  /** Names of the intake segments the last load recorded (none in a file from before the intake log). */
+  async function loadedSegmentNames(connection: DuckDBConnection): Promise<Set<string>> {
     const table = await connection.runAndReadAll(
       "SELECT count(*)::INTEGER FROM duckdb_tables() WHERE database_name = current_database() AND table_name = 'intake_loads'",
     );
-    if (table.getRows()[0]?.[0] === 0) return present;
-    const loaded = await connection.runAndReadAll('SELECT name FROM intake_loads');
-    const done = new Set((loaded.getRows() as [string][]).map(([name]) => name));
-    return present.filter((name) => !done.has(name));
+    if (table.getRows()[0]?.[0] === 0) return new Set();
+    const names = await connection.runAndReadAll('SELECT name FROM intake_loads');
+    return new Set((names.getRows() as [string][]).map(([name]) => name));
   }
 
   /**
@@ -1328,10 +1305,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
    * deleted), the others are loaded now, before the dedupe index is read from the table.
    */
   async function recoverIntake(connection: DuckDBConnection): Promise<void> {
-    const names = await connection.runAndReadAll('SELECT name FROM intake_loads');
-    const loaded = new Set((names.getRows() as [string][]).map(([name]) => name));
-    intake.recover(loaded);
-    closedThrough = appended;
+    intake.recover(await loadedSegmentNames(connection));
     if (!intake.isEmpty) await loadIntake();
   }
 
@@ -1439,51 +1413,32 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           new TelemarkError('TMK_ERR_BAD_PARAMETER', 'deleteInstall needs a non-empty app and install id'),
         );
       }
-      // Appends wait meanwhile: everything acknowledged before is loaded, and no context is dropped
-      // that a write not loaded yet refers to.
-      return appends.run(() =>
-        writes.run(async () => {
-          const connection = requireWriter();
-          // Quarantine rows have no install column: match the id in the raw message (as sent, so JSON-escaped).
-          const escaped = JSON.stringify(installId).slice(1, -1);
-          closeOpenSegment();
-          await loadIntake();
-          const derived = await derivedInstallTables(connection);
-          await checkpointRunning;
-          await foldSide();
-          await connection.run('BEGIN TRANSACTION');
-          try {
-            recent.clear();
-            // Derived tables first: session keys are computed from the rows about to go.
-            for (const { table, column } of derived) {
-              await connection.run(
-                column === 'install_key'
-                  ? `DELETE FROM ${quoteIdentifier(table)} WHERE app = $1 AND install_key = hash($2::VARCHAR)`
-                  : `DELETE FROM ${quoteIdentifier(table)} WHERE app = $1 AND session_key IN
+      // Quarantine rows have no install column: match the id in the raw message (as sent, so JSON-escaped).
+      const escaped = JSON.stringify(installId).slice(1, -1);
+      return removeRows(
+        async (connection) => {
+          // Derived tables first: session keys are computed from the rows about to go.
+          for (const { table, column } of await derivedInstallTables(connection)) {
+            await connection.run(
+              column === 'install_key'
+                ? `DELETE FROM ${quoteIdentifier(table)} WHERE app = $1 AND install_key = hash($2::VARCHAR)`
+                : `DELETE FROM ${quoteIdentifier(table)} WHERE app = $1 AND session_key IN
                      (SELECT DISTINCT hash(install_id, session_id) FROM event_rows WHERE app = $1 AND install_id = $2)`,
-                [app, installId],
-              );
-            }
-            const removed = await connection.run(
-              'DELETE FROM event_rows WHERE app = $1 AND install_id = $2',
               [app, installId],
             );
-            await connection.run(
-              `DELETE FROM quarantine WHERE (app = $1 OR app = '') AND (contains(raw, $2) OR contains(raw, $3))`,
-              [app, installId, escaped],
-            );
-            if (removed.rowsChanged > 0) await connection.run(DROP_UNUSED_CONTEXTS);
-            await connection.run('COMMIT');
-            if (removed.rowsChanged > 0) await loadContexts(connection);
-            // Rewrite the affected row groups now, so erased data leaves the live file at once.
-            await checkpoint();
-            return removed.rowsChanged;
-          } catch (error) {
-            await connection.run('ROLLBACK').catch(() => undefined);
-            await loadContexts(connection).catch(() => undefined);
-            throw new TelemarkError('TMK_ERR_STORE_WRITE', message(error).split('\n')[0]!, { cause: error });
           }
-        }),
+          const removed = await connection.run('DELETE FROM event_rows WHERE app = $1 AND install_id = $2', [
+            app,
+            installId,
+          ]);
+          await connection.run(
+            `DELETE FROM quarantine WHERE (app = $1 OR app = '') AND (contains(raw, $2) OR contains(raw, $3))`,
+            [app, installId, escaped],
+          );
+          return removed.rowsChanged;
+        },
+        // Rewrite the affected row groups now, so erased data leaves the live file at once.
+        checkpoint,
       );
     },
 
@@ -1493,37 +1448,18 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           new TelemarkError('TMK_ERR_BAD_PARAMETER', 'applyRetention needs an app and a time'),
         );
       }
-      // As erasure: appends wait, and what they acknowledged is loaded first.
-      return appends.run(() =>
-        writes.run(async () => {
-          const connection = requireWriter();
-          const bound = Math.max(Math.min(before, END_OF_TIME), -END_OF_TIME);
-          recent.clear();
-          closeOpenSegment();
-          await loadIntake();
-          await checkpointRunning;
-          await foldSide();
-          await connection.run('BEGIN TRANSACTION');
-          try {
-            const removed = await connection.run(
-              'DELETE FROM event_rows WHERE app = $1 AND received_at < epoch_ms($2::BIGINT)',
-              [app, bound],
-            );
-            await connection.run(
-              'DELETE FROM quarantine WHERE app = $1 AND received_at < epoch_ms($2::BIGINT)',
-              [app, bound],
-            );
-            if (removed.rowsChanged > 0) await connection.run(DROP_UNUSED_CONTEXTS);
-            await connection.run('COMMIT');
-            if (removed.rowsChanged > 0) await loadContexts(connection);
-            return removed.rowsChanged;
-          } catch (error) {
-            await connection.run('ROLLBACK').catch(() => undefined);
-            await loadContexts(connection).catch(() => undefined);
-            throw new TelemarkError('TMK_ERR_STORE_WRITE', message(error).split('\n')[0]!, { cause: error });
-          }
-        }),
-      );
+      const bound = Math.max(Math.min(before, END_OF_TIME), -END_OF_TIME);
+      return removeRows(async (connection) => {
+        const removed = await connection.run(
+          'DELETE FROM event_rows WHERE app = $1 AND received_at < epoch_ms($2::BIGINT)',
+          [app, bound],
+        );
+        await connection.run('DELETE FROM quarantine WHERE app = $1 AND received_at < epoch_ms($2::BIGINT)', [
+          app,
+          bound,
+        ]);
+        return removed.rowsChanged;
+      });
     },
 
     async exportEvents(options: ExportOptions): Promise<number> {
@@ -1596,7 +1532,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       await Promise.all(readers.map((r) => r.queue.idle()));
       if (writer) {
         // What the intake log holds is loaded now; if that fails, the next open loads it.
-        closeOpenSegment();
+        intake.closeOpen();
         await loadIntake().catch(() => undefined);
         await checkpoint().catch(() => undefined);
       }

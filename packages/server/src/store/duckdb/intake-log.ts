@@ -2,8 +2,8 @@
  * The DuckDB store's intake log: where a write is made durable before it is acknowledged.
  *
  * A write appends its accepted events (as the JSON-array lines `INSERT … FROM read_json` takes) and its
- * other records (new contexts, quarantine entries, counter increments: lines that start with `[null,`)
- * to the open segment file and syncs it (`fdatasync`). Loading into DuckDB happens later, off the request
+ * other records (new contexts, quarantine entries, counter increments: lines that start with `[null,`),
+ * then an end line, to the open segment file and syncs it (`fdatasync`). Loading into DuckDB happens later, off the request
  * path, many writes at once: the store closes the open segment and inserts every closed one in one
  * transaction, which also records the segments' names (`intake_loads`), then deletes their files. A
  * segment left after a crash is loaded at the next start, unless its name is recorded (loaded, not yet
@@ -31,6 +31,8 @@ export interface IntakeSegment {
   /** Event lines in the file. */
   events: number;
   bytes: number;
+  /** `performance.now()` of its first append (of its recovery, for a segment an earlier process left). */
+  since: number;
   readonly contexts: unknown[][];
   readonly quarantine: Record<string, unknown>[];
   readonly counters: IngestCounter[];
@@ -39,6 +41,13 @@ export interface IntakeSegment {
 /** The first bytes of every line that is not an event row. */
 const RECORD_PREFIX = Buffer.from('[null,');
 const NEWLINE = 0x0a;
+/**
+ * The line that ends every write. A SIGKILL can stop a write between two pages, leaving whole lines of a
+ * write that was never acknowledged: at recovery, everything after the last end line is cut off, so a
+ * write is loaded entirely or not at all. (A JSON line cannot hold a raw newline, so the search is exact.)
+ */
+const WRITE_END = Buffer.from('[null,"e"]\n');
+const AFTER_A_WRITE = Buffer.from('\n[null,"e"]\n');
 
 interface SegmentFile {
   readonly name: string;
@@ -61,7 +70,6 @@ export class IntakeLog {
   private spare: Promise<SegmentFile> | undefined;
   private readonly closedSegments: IntakeSegment[] = [];
   private sequence = 0;
-  private pending = 0;
 
   /** `toJson` must write what DuckDB's JSON reader accepts (no lone surrogates), as event lines do. */
   constructor(dir: string, toJson: (value: unknown) => string) {
@@ -71,7 +79,9 @@ export class IntakeLog {
 
   /** Events appended and not loaded yet (in the open segment and the closed ones). */
   get pendingEvents(): number {
-    return this.pending;
+    let events = this.open?.events ?? 0;
+    for (const segment of this.closedSegments) events += segment.events;
+    return events;
   }
 
   /** Whether anything (events or other records) waits to be loaded. */
@@ -79,41 +89,53 @@ export class IntakeLog {
     return this.open === undefined && this.closedSegments.length === 0;
   }
 
+  /** `performance.now()` of the oldest append waiting to be loaded; 0 when none waits. */
+  get oldestPendingSince(): number {
+    return this.closedSegments[0]?.since ?? this.open?.since ?? 0;
+  }
+
+  /** Segment files on disk, oldest first. */
+  private files(): string[] {
+    try {
+      return fs
+        .readdirSync(this.dir)
+        .filter((name) => name.endsWith('.jsonl'))
+        .sort();
+    } catch {
+      return [];
+    }
+  }
+
+  /** For read-only opens: names of non-empty segments an earlier process left and did not load. */
+  unloaded(loaded: ReadonlySet<string>): string[] {
+    return this.files().filter(
+      (name) => !loaded.has(name) && fs.statSync(path.join(this.dir, name)).size > 0,
+    );
+  }
+
   /**
-   * Segments an earlier process left, oldest first, as closed segments with their records read back.
-   * A line cut short by a crash (never acknowledged: the sync had not returned) is cut off the file.
-   * Segments named in `loaded` were loaded already: their files are deleted.
+   * Take up the segments an earlier process left, oldest first, as closed segments with their records
+   * read back. A write a crash cut short (never acknowledged: the sync had not returned) has no end line
+   * and is cut off the file. Segments named in `loaded` were loaded already: their files are deleted.
    */
-  recover(loaded: ReadonlySet<string>): IntakeSegment[] {
+  recover(loaded: ReadonlySet<string>): void {
     this.close();
     this.closedSegments.length = 0;
-    this.pending = 0;
     fs.mkdirSync(this.dir, { recursive: true });
-    const names = fs
-      .readdirSync(this.dir)
-      .filter((name) => name.endsWith('.jsonl'))
-      .sort();
-    for (const name of names) {
+    for (const name of this.files()) {
       const file = path.join(this.dir, name);
       const sequence = Number.parseInt(name, 10);
       if (Number.isSafeInteger(sequence)) this.sequence = Math.max(this.sequence, sequence);
-      if (loaded.has(name)) {
-        fs.rmSync(file, { force: true });
-        continue;
-      }
-      const segment = this.readSegment(name, file);
-      if (segment.bytes === 0) fs.rmSync(file, { force: true });
-      else {
-        this.closedSegments.push(segment);
-        this.pending += segment.events;
-      }
+      const segment = loaded.has(name) ? undefined : this.readSegment(name, file);
+      if (segment && segment.bytes > 0) this.closedSegments.push(segment);
+      else fs.rmSync(file, { force: true });
     }
-    return [...this.closedSegments];
   }
 
   private readSegment(name: string, file: string): IntakeSegment {
     let content = fs.readFileSync(file);
-    const end = content.lastIndexOf(NEWLINE) + 1;
+    const last = content.lastIndexOf(AFTER_A_WRITE);
+    const end = last < 0 ? 0 : last + AFTER_A_WRITE.length;
     if (end < content.length) {
       fs.truncateSync(file, end);
       content = content.subarray(0, end);
@@ -123,6 +145,7 @@ export class IntakeLog {
       file,
       events: 0,
       bytes: end,
+      since: performance.now(),
       contexts: [],
       quarantine: [],
       counters: [],
@@ -153,8 +176,10 @@ export class IntakeLog {
     const segment = await this.openSegment();
     const start = segment.bytes;
     try {
-      const parts =
-        text === '' ? [eventLines] : events > 0 ? [Buffer.from(text), eventLines] : [Buffer.from(text)];
+      const parts: Buffer[] = [];
+      if (text !== '') parts.push(Buffer.from(text));
+      if (events > 0) parts.push(eventLines);
+      parts.push(WRITE_END);
       segment.bytes = start + writeAll(segment.fd, parts, start);
       await fdatasync(segment.fd);
     } catch (error) {
@@ -164,11 +189,11 @@ export class IntakeLog {
       } catch {}
       throw error;
     }
+    if (segment.since === 0) segment.since = performance.now();
     segment.events += events;
     segment.contexts.push(...records.contexts);
     segment.quarantine.push(...records.quarantine);
     segment.counters.push(...records.counters);
-    this.pending += events;
   }
 
   /**
@@ -181,7 +206,7 @@ export class IntakeLog {
     const next = this.spare ?? this.createFile();
     this.spare = undefined;
     const { name, file, fd } = await next;
-    this.open = { name, file, fd, events: 0, bytes: 0, contexts: [], quarantine: [], counters: [] };
+    this.open = { name, file, fd, events: 0, bytes: 0, since: 0, contexts: [], quarantine: [], counters: [] };
     this.spare = this.createFile();
     // A failure surfaces when the spare is taken, by the append that needs it.
     this.spare.catch(() => {});
@@ -219,7 +244,6 @@ export class IntakeLog {
       const at = this.closedSegments.indexOf(segment);
       if (at < 0) continue;
       this.closedSegments.splice(at, 1);
-      this.pending -= segment.events;
       // Off the main thread: unlinking tens of MB can take 100+ ms (more on file systems mounted with
       // `discard`). A file that outlives a crash is named in `intake_loads`, so it is never loaded twice.
       fs.rm(segment.file, { force: true }, () => {});
@@ -228,20 +252,12 @@ export class IntakeLog {
 
   /** Close the file handles (the files stay: a later open loads what is left), drop the spare. */
   close(): void {
-    const spare = this.spare;
-    this.spare = undefined;
-    spare?.then(
+    this.spare?.then(
       ({ fd, file }) => fs.close(fd, () => fs.rm(file, { force: true }, () => {})),
       () => {},
     );
-    const segment = this.open;
-    this.open = undefined;
-    if (!segment) return;
-    try {
-      fs.closeSync(segment.fd);
-    } catch {}
-    if (segment.bytes === 0) fs.rmSync(segment.file, { force: true });
-    else this.closedSegments.push(segment);
+    this.spare = undefined;
+    this.closeOpen();
   }
 }
 

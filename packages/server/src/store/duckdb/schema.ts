@@ -259,9 +259,9 @@ export const MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations (
 
 /**
  * Loads read intake log segments (intake-log.ts) with one JSON array per event: the `ROW_COLUMNS`
- * values in order, then the context id and the dedupe key, read by DuckDB as a VARCHAR[] per line and cast per column. Arrays
- * instead of objects halve the bytes the main thread serialises and encodes; DuckDB parses in its own
- * threads. (Measured against objects with typed columns, CSV and DataChunk appends: the fastest overall
+ * values in order, then the context id and the dedupe key, read by DuckDB as a VARCHAR[] per line and
+ * cast per column. Arrays instead of objects halve the bytes the main thread serialises and encodes;
+ * DuckDB parses in its own threads. (Measured against objects with typed columns, CSV and DataChunk appends: the fastest overall
  * and the lightest on the main thread.)
  */
 export const STAGED_INSERT = `INSERT INTO event_rows SELECT ${[
