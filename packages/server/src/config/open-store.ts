@@ -19,7 +19,7 @@ export function openStore(
   if (config.store === 'clickhouse') {
     // The collector keeps acknowledging through a ClickHouse outage into a journal in its data directory.
     // Admin commands (readOnly) talk to ClickHouse directly.
-    const { journalMaxBytes, ...clickhouse } = config.clickhouse!;
+    const { journalMaxBytes, acknowledge, ...clickhouse } = config.clickhouse!;
     return createStore({
       engine: 'clickhouse',
       ...clickhouse,
@@ -29,6 +29,7 @@ export function openStore(
             journal: {
               dir: path.join(config.dataDir, 'journal'),
               ...(journalMaxBytes !== undefined ? { maxBytes: journalMaxBytes } : {}),
+              ...(acknowledge === 'journal' ? { journalFirst: true } : {}),
             },
           }),
     });

@@ -82,6 +82,19 @@ describe('serve configuration', () => {
     expect(message).toContain('clickhouse.url');
   });
 
+  it('acknowledges ClickHouse writes after the insert unless the journal is asked for', () => {
+    const url = 'http://127.0.0.1:8123';
+    expect(resolveServeConfig({ store: 'clickhouse', clickhouse: { url } }).clickhouse?.acknowledge).toBe(
+      'insert',
+    );
+    const journal = resolveServeConfig({ store: 'clickhouse', clickhouse: { url, acknowledge: 'journal' } });
+    expect(journal.clickhouse?.acknowledge).toBe('journal');
+    const message = configError(() =>
+      resolveServeConfig({ store: 'clickhouse', clickhouse: { url, acknowledge: 'later' as never } }),
+    );
+    expect(message).toContain('clickhouse.acknowledge');
+  });
+
   it('refuses a write key shared by two apps', () => {
     const message = configError(() =>
       resolveServeConfig({

@@ -79,6 +79,11 @@ const clickhouseSchema = z.strictObject({
   }),
   /** Bytes the outage journal (<data>/journal) may hold before ingest answers 503. */
   journalMaxBytes: z.number().int().min(1024),
+  /**
+   * When a batch is answered: "insert" once ClickHouse has it (the journal only in an outage), or
+   * "journal" once it is synced to <data>/journal, ClickHouse getting it in large background inserts.
+   */
+  acknowledge: z.enum(['insert', 'journal']),
 });
 
 export const serveConfigSchema = z.strictObject({
@@ -138,6 +143,7 @@ export interface ClickHouseConfig {
   readonly password: string;
   readonly cluster?: { readonly name: string; readonly nodes: readonly string[] };
   readonly journalMaxBytes?: number;
+  readonly acknowledge: 'insert' | 'journal';
 }
 
 /** The resolved, frozen configuration of one collector. */
@@ -229,6 +235,7 @@ export function resolveServeConfig(input: unknown, baseDir: string = process.cwd
       password: ch.password ?? '',
       ...(ch.cluster ? { cluster: ch.cluster } : {}),
       ...(ch.journalMaxBytes !== undefined ? { journalMaxBytes: ch.journalMaxBytes } : {}),
+      acknowledge: ch.acknowledge ?? 'insert',
     };
   }
   const limits = { ...DEFAULTS.limits, ...c.limits };

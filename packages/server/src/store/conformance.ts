@@ -20,6 +20,11 @@ export interface StoreConformanceOptions {
   readonly createFailing?: () => Promise<{ store: Store; repair: () => Promise<void> }>;
   /** Smallest time unit the engine keeps for `ts`/`received_at`. @default 1 (ms) */
   readonly timestampPrecisionMs?: number;
+  /**
+   * The store answers before it knows about duplicates across batches (a journal-first ClickHouse): their
+   * statuses are not checked, while what is stored and the duplicate counters still are.
+   */
+  readonly provisionalStatuses?: boolean;
 }
 
 let counter = 0;
@@ -243,6 +248,10 @@ export function testStore(
     return store;
   };
   const fresh = () => tracked(create);
+  /** Statuses that depend on earlier batches. */
+  const expectAcrossBatches = (statuses: readonly string[], expected: readonly string[]) => {
+    if (!options.provisionalStatuses) expect(statuses).toEqual(expected);
+  };
 
   describe(`Store conformance: ${name}`, () => {
     afterEach(async () => {
@@ -410,9 +419,11 @@ export function testStore(
         expect(stored?.traits).toEqual({ 'k\ufffd': 'v\ufffd', ok: 'pair 😀' });
         expect((await store.listQuarantine({ app }))[0]?.raw).toBe('{"text":"\ufffd"}');
         // The resend is recognised, whether it arrives with the lone surrogate or as stored.
-        expect(
+        expectAcrossBatches(
           (await store.write(batch({ events: [e, { ...e, messageId: stored!.messageId }] }))).statuses,
-        ).toEqual(['duplicate', 'duplicate']);
+          ['duplicate', 'duplicate'],
+        );
+        expect(await countEvents(store, app)).toBe(2);
       });
 
       it('accepts an empty batch and a batch of only quarantine or counters', async () => {
@@ -479,7 +490,7 @@ export function testStore(
         const fresh2 = Array.from({ length: 50 }, () => sampleEvent({ app }));
         const mixed = [...first.slice(0, 25), ...fresh2];
         const { statuses } = await store.write(batch({ events: mixed }));
-        expect(statuses).toEqual([...Array(25).fill('duplicate'), ...Array(50).fill('accepted')]);
+        expectAcrossBatches(statuses, [...Array(25).fill('duplicate'), ...Array(50).fill('accepted')]);
         expect(await countEvents(store, app)).toBe(100);
       });
 
@@ -495,7 +506,7 @@ export function testStore(
           ),
         );
         const accepted = results.flatMap((r) => r.statuses).filter((s) => s === 'accepted');
-        expect(accepted).toHaveLength(35);
+        if (!options.provisionalStatuses) expect(accepted).toHaveLength(35);
         expect(await countEvents(store, app)).toBe(35);
       });
 
@@ -505,7 +516,10 @@ export function testStore(
         const a = sampleEvent({ app: uniqueId('app-a'), messageId: id });
         const b = sampleEvent({ app: uniqueId('app-b'), messageId: id });
         expect((await store.write(batch({ events: [a, b] }))).statuses).toEqual(['accepted', 'accepted']);
-        expect((await store.write(batch({ events: [b, a] }))).statuses).toEqual(['duplicate', 'duplicate']);
+        expectAcrossBatches((await store.write(batch({ events: [b, a] }))).statuses, [
+          'duplicate',
+          'duplicate',
+        ]);
         expect(await countEvents(store, a.app)).toBe(1);
         expect(await countEvents(store, b.app)).toBe(1);
       });
@@ -519,7 +533,7 @@ export function testStore(
         const again = await tracked(() => options.reopen!(store));
         const extra = sampleEvent({ app });
         const { statuses } = await again.write(batch({ events: [...events, extra] }));
-        expect(statuses).toEqual([...Array(20).fill('duplicate'), 'accepted']);
+        expectAcrossBatches(statuses, [...Array(20).fill('duplicate'), 'accepted']);
         expect(await countEvents(again, app)).toBe(21);
       });
 

@@ -36,6 +36,13 @@ export interface ClickHouseStoreOptions {
     readonly maxBytes?: number;
     /** @default 64 MiB */
     readonly segmentBytes?: number;
+    /**
+     * Acknowledge every batch once it is synced to the journal, and deliver to ClickHouse in the
+     * background in large inserts (reads still see everything acknowledged). @default false
+     */
+    readonly journalFirst?: boolean;
+    /** With `journalFirst`: deliver at most this often, ms. @default 250 */
+    readonly deliverEveryMs?: number;
   };
 }
 
@@ -88,6 +95,8 @@ const schema = z
         dir: z.string().min(1, 'must be a directory path'),
         maxBytes: z.number().int().min(1024).optional(),
         segmentBytes: z.number().int().min(1024).optional(),
+        journalFirst: z.boolean().optional(),
+        deliverEveryMs: z.number().int().min(0).max(60_000).optional(),
       })
       .strict()
       .optional(),

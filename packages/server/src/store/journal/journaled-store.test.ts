@@ -17,6 +17,7 @@ afterEach(() => {
  */
 function createTarget() {
   const attempts: { batch: WriteBatch; settle: (error?: Error) => void }[] = [];
+  const log: string[] = [];
   const unavailable = new Error('connection refused');
   const target = {
     name: 'target',
@@ -28,8 +29,13 @@ function createTarget() {
     newWriteId: () => `w${attempts.length}`,
     isUnavailable: (error: unknown) => error === unavailable,
     abortAttempts: async () => {},
+    query: async () => {
+      log.push('query');
+      return [];
+    },
     writeAttempt: (batch: WriteBatch) =>
       new Promise<WriteResult>((resolve, reject) => {
+        log.push(`attempt ${batch.events.map((e) => e.messageId).join(',')}`);
         attempts.push({
           batch,
           settle: (error) =>
@@ -37,7 +43,7 @@ function createTarget() {
         });
       }),
   } as unknown as JournalTarget;
-  return { target, attempts, unavailable };
+  return { target, attempts, unavailable, log };
 }
 
 const batch = (id: string) =>
@@ -81,5 +87,73 @@ describe('journaled store', () => {
     // The second went to the journal behind the first, not straight to the store.
     expect(driver.journalStats()?.pending).toBe(2);
     expect(attempts.map((a) => a.batch.events[0]?.messageId)).not.toContain('m2');
+  });
+
+  describe('journal first', () => {
+    const open = (extra: Record<string, unknown> = {}) => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-journal-'));
+      dirs.push(dir);
+      const parts = createTarget();
+      const driver = createJournaledDriver(parts.target, { dir, journalFirst: true, ...extra });
+      return { ...parts, driver };
+    };
+    const until = async (condition: () => boolean) => {
+      for (let i = 0; i < 500 && !condition(); i++) await new Promise((r) => setTimeout(r, 5));
+      expect(condition()).toBe(true);
+    };
+
+    it('acknowledges from the journal and delivers the records of one period in one write', async () => {
+      const { driver, attempts, log } = open({ deliverEveryMs: 200 });
+      await driver.init();
+      // The first record goes out at once (nothing was delivered lately)…
+      expect(await driver.write(batch('m1'))).toEqual({ statuses: ['accepted'] });
+      await until(() => attempts.length === 1);
+      attempts[0]!.settle();
+      // …the next ones wait for the period to end, and go together.
+      for (const id of ['m2', 'm3', 'm4'])
+        expect(await driver.write(batch(id))).toEqual({ statuses: ['accepted'] });
+      expect(driver.journalStats()?.pending).toBe(3);
+      await until(() => attempts.length === 2);
+      expect(log).toEqual(['attempt m1', 'attempt m2,m3,m4']);
+      attempts[1]!.settle();
+      await until(() => driver.journalStats()?.pending === 0);
+      await driver.close();
+    });
+
+    it('lets a read wait until everything acknowledged before it is delivered, without waiting for the period', async () => {
+      const { driver, attempts, log } = open({ deliverEveryMs: 60_000 });
+      await driver.init();
+      await driver.write(batch('m1'));
+      await until(() => attempts.length === 1);
+      attempts[0]!.settle();
+      await until(() => driver.journalStats()?.pending === 0);
+      await driver.write(batch('m2'));
+      const read = driver.query({ text: 'SELECT 1', params: [] } as never);
+      // Not the 60 s period: the read asks for a delivery now, and runs only after it.
+      await until(() => attempts.length === 2);
+      expect(log).toEqual(['attempt m1', 'attempt m2']);
+      attempts[1]!.settle();
+      await read;
+      expect(log).toEqual(['attempt m1', 'attempt m2', 'query']);
+      await driver.close();
+    });
+
+    it('fails a read that waits longer than readWaitMs, and delivers what is left on close', async () => {
+      const { driver, attempts, log } = open({ deliverEveryMs: 60_000, readWaitMs: 50 });
+      await driver.init();
+      await driver.write(batch('m1'));
+      await until(() => attempts.length === 1);
+      await expect(driver.query({ text: 'SELECT 1', params: [] } as never)).rejects.toMatchObject({
+        code: 'TMK_ERR_STORE_UNAVAILABLE',
+      });
+      attempts[0]!.settle();
+      await until(() => driver.journalStats()?.pending === 0);
+      await driver.write(batch('m2'));
+      const closed = driver.close();
+      await until(() => attempts.length === 2);
+      attempts[1]!.settle();
+      await closed;
+      expect(log).toEqual(['attempt m1', 'attempt m2']);
+    });
   });
 });
