@@ -19,6 +19,7 @@ import {
   killChildren,
   ourMessage,
   postJson,
+  resultStatuses,
   startChild,
   tempDir,
 } from '../collector/_helpers.js';
@@ -83,9 +84,6 @@ async function startWithFlags(
 const batchOf = (prefix: string, n: number, install = 'install-1') =>
   Array.from({ length: n }, (_, i) => ourMessage(`${prefix}-${i}`, { anonymousId: install }));
 
-const statuses = (json: Record<string, unknown> | undefined) =>
-  ((json?.results as { status: string }[] | undefined) ?? []).map((r) => r.status);
-
 beforeAll(async () => {
   url = (await testServer()).url;
   const dirA = tempDir();
@@ -117,10 +115,10 @@ describe('two collectors, one ClickHouse', () => {
     const batch = batchOf('retry', 50);
     const first = await postJson(`${a.url}/v1/batch`, { batch }, bearer());
     expect(first.status).toBe(200);
-    expect(statuses(first.json)).toEqual(Array(50).fill('accepted'));
+    expect(resultStatuses(first.json)).toEqual(Array(50).fill('accepted'));
     const again = await postJson(`${b.url}/v1/batch`, { batch }, bearer());
     expect(again.status).toBe(200);
-    expect(statuses(again.json)).toEqual(Array(50).fill('duplicate'));
+    expect(resultStatuses(again.json)).toEqual(Array(50).fill('duplicate'));
     expect(await count(sql`SELECT count() AS n FROM events WHERE startsWith(message_id, 'retry-')`)).toBe(50);
     const counters = await store.query<{ kind: string; n: number }>(
       sql`SELECT kind, sum(count) AS n FROM ingest_counters WHERE app = 'mytool' AND kind IN ('accepted', 'duplicate') GROUP BY kind ORDER BY kind`,
@@ -140,8 +138,8 @@ describe('two collectors, one ClickHouse', () => {
         postJson(`${b.url}/v1/batch`, { batch }, bearer()),
       ]);
       expect([x.status, y.status]).toEqual([200, 200]);
-      const sx = statuses(x.json);
-      const sy = statuses(y.json);
+      const sx = resultStatuses(x.json);
+      const sy = resultStatuses(y.json);
       for (let i = 0; i < batch.length; i++) {
         // Each message is accepted by at least one of them; both saying so is possible in a tight race.
         expect([sx[i], sy[i]]).toContain('accepted');

@@ -195,3 +195,7 @@ export async function postJson(
 }
 
 export const bearer = (key: string = MYTOOL_KEY) => ({ authorization: `Bearer ${key}` });
+
+/** The per-message statuses of a batch response (`postJson(...).json`), in order. */
+export const resultStatuses = (json: Record<string, unknown> | undefined): string[] =>
+  ((json?.results as { status: string }[] | undefined) ?? []).map((r) => r.status);

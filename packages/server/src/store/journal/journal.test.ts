@@ -26,6 +26,28 @@ async function journalAt<T>(dir: string, maxBytes = 1 << 20, segmentBytes = 1 <<
 const segments = (dir: string) => fs.readdirSync(dir).filter((n) => n.endsWith('.seg'));
 
 describe('the outage journal', () => {
+  it('knows its last sequence number and whether everything up to one is delivered, across a reopen', async () => {
+    const dir = newDir();
+    const j = await journalAt<{ n: number }>(dir);
+    expect(j.lastSeq()).toBe(0);
+    expect(j.deliveredThrough(0)).toBe(true);
+    for (let n = 1; n <= 3; n++) await j.append({ n });
+    expect(j.lastSeq()).toBe(3);
+    expect(j.deliveredThrough(1)).toBe(false);
+    await j.delivered([1]);
+    expect([j.deliveredThrough(1), j.deliveredThrough(2)]).toEqual([true, false]);
+    await j.close();
+    open.length = 0;
+
+    const again = await journalAt<{ n: number }>(dir);
+    expect(again.lastSeq()).toBe(3);
+    expect([again.deliveredThrough(1), again.deliveredThrough(2)]).toEqual([true, false]);
+    await again.delivered([2, 3]);
+    expect(again.deliveredThrough(3)).toBe(true);
+    expect(await again.append({ n: 4 })).toBe(4);
+    expect(again.deliveredThrough(4)).toBe(false);
+  });
+
   it('gives records back oldest first, with their attempts, across a reopen', async () => {
     const dir = newDir();
     const j = await journalAt<{ n: number }>(dir);

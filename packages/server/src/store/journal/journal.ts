@@ -50,6 +50,10 @@ export interface Journal<T> {
   /** Mark records delivered (not synced: delivering one again is safe, its attempts are recorded). */
   delivered(seqs: readonly number[]): Promise<void>;
   stats(): JournalStats;
+  /** Sequence number of the last record appended (0 before the first). */
+  lastSeq(): number;
+  /** Whether every record up to `seq` is delivered. */
+  deliveredThrough(seq: number): boolean;
   close(): Promise<void>;
 }
 
@@ -323,6 +327,12 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
     },
 
     stats: () => ({ pending: pending.size, bytes: bytes(), maxBytes: options.maxBytes, repaired }),
+    lastSeq: () => nextSeq - 1,
+    deliveredThrough(seq) {
+      // `pending` is in sequence order (appends count up; open reads the segments in order).
+      for (const oldest of pending.keys()) return oldest > seq;
+      return true;
+    },
 
     close() {
       return run(async () => {

@@ -110,9 +110,6 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
   let serialTasks = 0;
   /** Writes that went straight through, settled or not; `close` waits for them. */
   const direct = new Set<Promise<unknown>>();
-  /** Sequence number of the last record appended, and of the last delivered (delivery is oldest first). */
-  let lastAppended = -1;
-  let deliveredThrough = -1;
   let lastDeliveryAt = Number.NEGATIVE_INFINITY;
 
   const serial = <R>(task: () => Promise<R>): Promise<R> => {
@@ -189,7 +186,6 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
         await journal.beginAttempt(seqs, id);
         await target.writeAttempt(batch, id);
         await journal.delivered(seqs);
-        deliveredThrough = Math.max(deliveredThrough, ...seqs);
         wakeWaiters();
         full = false;
         lastDrainError = undefined;
@@ -206,7 +202,7 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
 
   async function append(j: Journal<WriteBatch>, batch: WriteBatch, attempts: string[]): Promise<void> {
     try {
-      lastAppended = await j.append(batch, attempts);
+      await j.append(batch, attempts);
       full = false;
     } catch (error) {
       if (error instanceof TelemarkError && error.code === 'TMK_ERR_JOURNAL_FULL') full = true;
@@ -266,10 +262,11 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
 
   /** Journal first: every record appended so far delivered, so a read sees all that was acknowledged. */
   function untilDelivered(): Promise<void> {
-    if (!o.journalFirst) return Promise.resolve();
-    const seq = lastAppended;
+    if (!o.journalFirst || !journal) return Promise.resolve();
+    const j = journal;
+    const seq = j.lastSeq();
     return waitFor(
-      () => pending() === 0 || deliveredThrough >= seq,
+      () => j.deliveredThrough(seq),
       o.readWaitMs,
       () => `acknowledged batches not yet delivered from the journal after ${o.readWaitMs} ms`,
     );
