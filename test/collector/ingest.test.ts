@@ -147,6 +147,14 @@ describe('ingest over HTTP into DuckDB', () => {
       'TMK_ERR_EVENT_TOO_LARGE',
       undefined,
     ]);
+    // The limit is on the message as sent: one padded with whitespace past it is refused too.
+    const thin = JSON.stringify(ourMessage('padded-1'));
+    const padded = `{"batch":[${thin.slice(0, -1)}${' '.repeat(40_000)}}, ${JSON.stringify(ourMessage('thin-2'))}]}`;
+    const paddedResult = await postJson(`${c.url}/v1/batch`, padded, bearer());
+    expect((paddedResult.json?.results as { reason?: string }[] | undefined)?.map((r) => r.reason)).toEqual([
+      'TMK_ERR_EVENT_TOO_LARGE',
+      undefined,
+    ]);
   });
 
   it('refuses bad keys (401), bad media types (415), bad JSON and bad gzip (400), and keeps bad bodies', async () => {

@@ -4,7 +4,7 @@ import type { AppEntry } from '../config/registry-types.js';
 import type { ServeConfig } from '../config/serve-config.js';
 import { type ErrorCode, isTelemarkError, TelemarkError } from '../errors.js';
 import { decodeBody, parseJsonBody, readBody } from '../ingest/body.js';
-import { batchElementSizes } from '../ingest/json-extent.js';
+import { batchElementSizes, batchFitsMessageLimit } from '../ingest/json-extent.js';
 import { prepareMetriton } from '../ingest/metriton.js';
 import { controlFor, cutRaw, type PreparedRequest } from '../ingest/prepared.js';
 import { prepareSegment, type SegmentRoute, writeKeyFromHeader } from '../ingest/segment.js';
@@ -57,6 +57,12 @@ export interface IngestDeps {
 }
 
 type Route = SegmentRoute | 'scout';
+
+/** The `batch` array of a parsed body, when there is one. */
+const batchOf = (body: unknown): readonly unknown[] | undefined => {
+  const batch = typeof body === 'object' && body !== null ? (body as { batch?: unknown }).batch : undefined;
+  return Array.isArray(batch) ? batch : undefined;
+};
 
 /**
  * The ingest endpoints: Segment's `/v1/batch` and `/v1/track`, Metriton's `/scout` and `/beta/scout`.
@@ -197,11 +203,14 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     headerKey: string | undefined,
   ): Promise<{ prepared: PreparedRequest; bytes: number }> => {
     const { body, bytes, decoded } = await readJson(request, 'segment');
-    const messageBytes =
-      route === 'batch' && bytes > config.limits.maxEventBytes ? batchElementSizes(decoded) : undefined;
+    const limit = config.limits.maxEventBytes;
+    const batch = route === 'batch' && bytes > limit ? batchOf(body) : undefined;
+    // The cheap proof first; the byte scan only for the batches it cannot clear.
+    const messagesFit = batch !== undefined && batchFitsMessageLimit(batch, bytes, limit);
+    const messageBytes = batch !== undefined && !messagesFit ? batchElementSizes(decoded) : undefined;
     try {
       const prepared = prepareSegment(
-        { route, body, bodyBytes: bytes, headerKey, receivedAt: deps.now(), messageBytes },
+        { route, body, bodyBytes: bytes, headerKey, receivedAt: deps.now(), messageBytes, messagesFit },
         { registry: config.registry, builder: deps.builder, limits: config.limits },
       );
       return { prepared, bytes };

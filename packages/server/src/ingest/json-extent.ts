@@ -92,3 +92,69 @@ export function batchElementSizes(buf: Uint8Array): number[] | undefined {
   }
   return sizes;
 }
+
+/** Past this depth `minimalJsonBytes` stops counting: a bound that is not proven is "unknown". */
+const MAX_BOUND_DEPTH = 24;
+
+/**
+ * A lower bound on the bytes of any JSON text that parses to `value`: every UTF-16 unit of a parsed
+ * string came from at least one byte (escapes and multi-byte characters take more, never less), a number
+ * from at least one, and punctuation is counted exactly; whitespace and repeated keys only add. Returns
+ * -1 past `MAX_BOUND_DEPTH`, where the walk gives up rather than recurse on hostile nesting.
+ */
+function minimalJsonBytes(value: unknown, depth: number): number {
+  switch (typeof value) {
+    case 'string':
+      return value.length + 2;
+    case 'number':
+      return 1;
+    case 'boolean':
+      return value ? 4 : 5;
+    case 'object': {
+      if (value === null) return 4;
+      if (depth >= MAX_BOUND_DEPTH) return -1;
+      let total = 2;
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          const inner = minimalJsonBytes(value[i], depth + 1);
+          if (inner < 0) return -1;
+          total += inner + (i > 0 ? 1 : 0);
+        }
+        return total;
+      }
+      let first = true;
+      for (const key in value) {
+        const inner = minimalJsonBytes((value as Record<string, unknown>)[key], depth + 1);
+        if (inner < 0) return -1;
+        total += key.length + 3 + inner + (first ? 0 : 1);
+        first = false;
+      }
+      return total;
+    }
+    default:
+      return 1;
+  }
+}
+
+/**
+ * Whether every message of a parsed batch was at most `limit` bytes as sent, proven without scanning
+ * the body. The messages' texts share the body, so one message took at most its own lower bound plus
+ * what the body holds beyond the sum of all the bounds. That slack is small for ordinary batches (a
+ * little whitespace, some multi-byte text), so the byte scan (`batchElementSizes`) is only needed when
+ * this returns false: a message near the limit, a padded or heavily escaped body, deep nesting.
+ */
+export function batchFitsMessageLimit(
+  messages: readonly unknown[],
+  bodyBytes: number,
+  limit: number,
+): boolean {
+  let sum = 0;
+  let largest = 0;
+  for (let i = 0; i < messages.length; i++) {
+    const bound = minimalJsonBytes(messages[i], 0);
+    if (bound < 0 || bound > limit) return false;
+    sum += bound;
+    if (bound > largest) largest = bound;
+  }
+  return largest + (bodyBytes - sum) <= limit;
+}

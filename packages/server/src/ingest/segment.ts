@@ -25,6 +25,8 @@ export interface SegmentInput {
   readonly receivedAt: number;
   /** Byte size of each batch message as sent (`batchElementSizes`); without it, messages are re-serialised to be measured. */
   readonly messageBytes?: readonly number[] | undefined;
+  /** Every message is already known to be within `maxEventBytes` (`batchFitsMessageLimit`): nothing to measure. */
+  readonly messagesFit?: boolean;
   /** Treat the request as authenticated for this app (quarantine replay: the operator vouches). */
   readonly app?: AppEntry;
 }
@@ -143,7 +145,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
 
   const prepared = createPrepared(messages.length);
   prepared.app = keyApp;
-  const checkSize = input.bodyBytes > deps.limits.maxEventBytes;
+  const checkSize = !input.messagesFit && input.bodyBytes > deps.limits.maxEventBytes;
   const sizes =
     input.route === 'batch' && input.messageBytes?.length === messages.length
       ? input.messageBytes
