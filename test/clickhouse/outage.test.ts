@@ -18,6 +18,7 @@ import {
   bearer,
   type Child,
   killChildren,
+  metricValue,
   ourMessage,
   postJson,
   startChild,
@@ -221,6 +222,11 @@ describe('a full journal', () => {
       expect(refusal?.text).toMatch(/outage journal is full/);
       expect(segmentsIn(journalDir).length).toBeGreaterThan(1);
       expect((await store.health()).ok).toBe(false);
+      // The backlog is in /metrics, to graph and alert on.
+      expect(await metricValue(url, 'telemark_store_backlog_full')).toBe(1);
+      expect(await metricValue(url, 'telemark_store_backlog_batches')).toBe(k - 1);
+      expect(await metricValue(url, 'telemark_store_backlog_bytes')).toBeGreaterThan(64 * 1024);
+      expect(await metricValue(url, 'telemark_store_backlog_oldest_seconds')).toBeGreaterThan(0);
 
       proxy.pass();
       // The client retries the refused batch after Retry-After, as clients do; it may wait behind the journal.
@@ -232,6 +238,8 @@ describe('a full journal', () => {
       await waitFor('the journal to drain', async () =>
         segmentsIn(journalDir).length === 0 ? true : undefined,
       );
+      for (const name of ['full', 'batches', 'bytes', 'oldest_seconds'])
+        expect(await metricValue(url, `telemark_store_backlog_${name}`)).toBe(0);
       const rows = await store.query<{ id: string; t: number }>(
         sql`SELECT message_id AS id, received_at AS t FROM events WHERE app = 'mytool' ORDER BY received_at, message_id`,
       );

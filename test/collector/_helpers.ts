@@ -199,3 +199,10 @@ export const bearer = (key: string = MYTOOL_KEY) => ({ authorization: `Bearer ${
 /** The per-message statuses of a batch response (`postJson(...).json`), in order. */
 export const resultStatuses = (json: Record<string, unknown> | undefined): string[] =>
   ((json?.results as { status: string }[] | undefined) ?? []).map((r) => r.status);
+
+/** The value of one unlabelled metric in a collector's `/metrics`; NaN when it is not there. */
+export async function metricValue(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? Number.NaN : Number(line.slice(name.length + 1));
+}

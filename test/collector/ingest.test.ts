@@ -217,6 +217,8 @@ describe('ingest over HTTP into DuckDB', () => {
       'telemark_commit_batch_events_bucket',
       'telemark_commit_duration_seconds_bucket',
       'telemark_queue_events',
+      'telemark_store_backlog_events',
+      'telemark_store_backlog_oldest_seconds',
       'telemark_process_resident_memory_bytes',
     ])
       expect(metrics).toContain(name);

@@ -67,7 +67,7 @@ const DEFAULT_RETRY_AFTER_MS: Partial<Record<ErrorCode, number>> = {
 export async function createCollector(options: CollectorOptions): Promise<Collector> {
   const { config, store } = options;
   const now = options.now ?? Date.now;
-  const metrics = createCollectorMetrics();
+  const metrics = createCollectorMetrics(() => store.backlog?.());
   const builder = createEventBuilder();
   const limiter = createRateLimiter({ maxKeys: config.rateLimitKeys });
   const quarantineLimiter = createRateLimiter({ maxKeys: 1 });

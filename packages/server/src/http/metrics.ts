@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { StoreBacklog } from '../store/types.js';
 
 /**
  * The collector's Prometheus metrics, on a registry of its own (several collectors can live in one
@@ -21,10 +22,52 @@ export interface CollectorMetrics {
   readonly quarantineDropped: Counter;
 }
 
-export function createCollectorMetrics(): CollectorMetrics {
+/**
+ * `backlog` is read at each scrape: what the store acknowledged and has not put in its tables yet
+ * (`StoreBacklog`). How far the answers lag is the first thing to watch when ClickHouse is away or
+ * DuckDB loads fall behind, and the health text alone cannot be graphed or alerted on.
+ */
+export function createCollectorMetrics(
+  backlog: () => StoreBacklog | undefined = () => undefined,
+): CollectorMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'telemark_' });
   const registers = [registry];
+  const backlogGauge = (name: string, help: string, value: (b: StoreBacklog) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        const b = backlog();
+        this.set(b ? value(b) : 0);
+      },
+    });
+  backlogGauge(
+    'telemark_store_backlog_events',
+    'Events acknowledged (durable) and not yet in the tables: DuckDB intake log waiting for a load (0 where the engine counts batches).',
+    (b) => b.events ?? 0,
+  );
+  backlogGauge(
+    'telemark_store_backlog_batches',
+    'Batches acknowledged (durable) and not yet in the tables: a ClickHouse journal waiting for delivery (0 where the engine counts events).',
+    (b) => b.batches ?? 0,
+  );
+  backlogGauge(
+    'telemark_store_backlog_bytes',
+    'Bytes of the files holding acknowledged data not yet in the tables (intake log or journal).',
+    (b) => b.bytes,
+  );
+  backlogGauge(
+    'telemark_store_backlog_oldest_seconds',
+    'Age of the oldest acknowledged write not yet in the tables (0 when nothing waits): how far the answers lag.',
+    (b) => (b.oldestAt === undefined ? 0 : Math.max(0, (Date.now() - b.oldestAt) / 1000)),
+  );
+  backlogGauge(
+    'telemark_store_backlog_full',
+    '1 while the backlog is at its bound: new batches are refused (journal) or wait for a load (intake log).',
+    (b) => (b.full ? 1 : 0),
+  );
   return {
     registry,
     events: new Counter({

@@ -119,6 +119,27 @@ export interface StoreHealth {
   readonly detail: string;
 }
 
+/**
+ * What the store acknowledged (it is durable) but has not yet put in its tables: DuckDB's intake log
+ * waiting for a load, a ClickHouse collector's journal waiting for delivery. Queries wait for it or
+ * include it, so it is never missing from answers; it is how far the tables lag behind the acknowledgements.
+ */
+export interface StoreBacklog {
+  /** Events waiting, where the engine counts them (DuckDB's intake log). */
+  readonly events?: number;
+  /** Batches waiting, where the engine counts batches rather than events (the journal). */
+  readonly batches?: number;
+  /** Bytes of the files holding them. */
+  readonly bytes: number;
+  /**
+   * When the oldest of them was acknowledged (epoch ms); undefined when nothing waits. For what an earlier
+   * process left behind, the time this process took it up: the true age is at least this.
+   */
+  readonly oldestAt?: number;
+  /** At its bound: new writes are refused (journal) or wait for the backlog to shrink (intake log). */
+  readonly full: boolean;
+}
+
 export interface QuarantineFilter {
   readonly app?: string;
   readonly reason?: string;
@@ -173,6 +194,8 @@ export interface StoreDriver {
    * answers the same; the analytics layer uses it to skip re-checking its rollup.
    */
   changes?(): number;
+  /** Optional, synchronous (read at every metrics scrape): what was acknowledged and is not in the tables yet. */
+  backlog?(): StoreBacklog;
   health(): Promise<StoreHealth>;
   close(): Promise<void>;
 }

@@ -665,6 +665,26 @@ describe('DuckDB store specifics', () => {
       await vi.waitFor(async () => expect(await waiting(sized)).toBe(0), { timeout: 10_000, interval: 20 });
     });
 
+    it('reports its backlog: events, bytes and the oldest write waiting, full at the bound', async () => {
+      const app = uniqueId('app');
+      const store = track(
+        open(newPath(), { intakeLoadDelayMs: 3_600_000, intakeLoadEvents: 100, intakeMaxPendingEvents: 100 }),
+      );
+      await store.init();
+      expect(store.backlog?.()).toEqual({ events: 0, bytes: 0, full: false });
+      const before = Date.now();
+      await store.write(batch({ events: events(app, 40) }));
+      const backlog = store.backlog!();
+      expect(backlog).toMatchObject({ events: 40, full: false });
+      expect(backlog.bytes).toBeGreaterThan(40 * 100);
+      expect(backlog.oldestAt).toBeGreaterThanOrEqual(before - 1);
+      expect(backlog.oldestAt).toBeLessThanOrEqual(Date.now() + 1);
+      // A query loads what waits first, so the answers never lag: the backlog is then empty.
+      const rows = await store.query<{ n: number }>(sql`SELECT count(*) AS n FROM events WHERE app = ${app}`);
+      expect(Number(rows[0]?.n)).toBe(40);
+      expect(store.backlog!()).toEqual({ events: 0, bytes: 0, full: false });
+    });
+
     it('when loading fails: health says so, and once the bound is reached writes fail', async () => {
       const file = newPath();
       const app = uniqueId('app');
@@ -683,6 +703,7 @@ describe('DuckDB store specifics', () => {
         },
         { timeout: 10_000, interval: 20 },
       );
+      expect(store.backlog?.()).toMatchObject({ events: 250, full: true });
       await expect(store.write(batch({ events: events(app, 1) }))).rejects.toMatchObject({
         code: 'TMK_ERR_STORE_WRITE',
         message: expect.stringMatching(/intake log is full/),

@@ -34,6 +34,7 @@ import type {
   IngestCounter,
   QuarantineFilter,
   Store,
+  StoreBacklog,
   StoreDriver,
   StoredEvent,
   StoredQuarantineEntry,
@@ -1469,6 +1470,17 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
 
     // Every change goes through one of the two queues (an append is a change: reads load it first).
     changes: () => writes.transitions + appends.transitions,
+
+    backlog(): StoreBacklog {
+      const since = intake.oldestPendingSince;
+      return {
+        events: intake.pendingEvents,
+        bytes: intake.pendingBytes,
+        // `since` is a performance.now() reading; the backlog reports wall-clock time.
+        ...(since > 0 ? { oldestAt: Math.round(performance.timeOrigin + since) } : {}),
+        full: intake.pendingEvents >= o.intakeMaxPendingEvents,
+      };
+    },
 
     // Derived tables of the analytics layer (its rollup): one transaction on the writer, between writes.
     async maintain(statements) {

@@ -84,6 +84,13 @@ export class IntakeLog {
     return events;
   }
 
+  /** Bytes of the segments waiting to be loaded. */
+  get pendingBytes(): number {
+    let bytes = this.open?.bytes ?? 0;
+    for (const segment of this.closedSegments) bytes += segment.bytes;
+    return bytes;
+  }
+
   /** Whether anything (events or other records) waits to be loaded. */
   get isEmpty(): boolean {
     return this.open === undefined && this.closedSegments.length === 0;

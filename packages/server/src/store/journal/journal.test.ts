@@ -48,6 +48,29 @@ describe('the outage journal', () => {
     expect(again.deliveredThrough(4)).toBe(false);
   });
 
+  it('knows when its oldest undelivered record was appended; after a reopen, when it was taken up', async () => {
+    const dir = newDir();
+    const j = await journalAt<{ n: number }>(dir);
+    expect(j.stats().oldestAt).toBeUndefined();
+    const before = Date.now();
+    await j.append({ n: 1 });
+    const first = j.stats().oldestAt!;
+    expect(first).toBeGreaterThanOrEqual(before);
+    await new Promise((r) => setTimeout(r, 5));
+    await j.append({ n: 2 });
+    expect(j.stats().oldestAt).toBe(first);
+    await j.delivered([1]);
+    expect(j.stats().oldestAt).toBeGreaterThan(first);
+    await j.close();
+    open.length = 0;
+
+    const reopenedAt = Date.now();
+    const again = await journalAt<{ n: number }>(dir);
+    expect(again.stats().oldestAt).toBeGreaterThanOrEqual(reopenedAt);
+    await again.delivered([2]);
+    expect(again.stats().oldestAt).toBeUndefined();
+  });
+
   it('gives records back oldest first, with their attempts, across a reopen', async () => {
     const dir = newDir();
     const j = await journalAt<{ n: number }>(dir);

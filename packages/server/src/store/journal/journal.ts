@@ -38,6 +38,8 @@ export interface JournalStats {
   readonly maxBytes: number;
   /** Damage found on open (a cut-off or corrupt tail), '' when none. */
   readonly repaired: string;
+  /** When the oldest record not yet delivered was appended (see `Located.at`); undefined when none. */
+  readonly oldestAt?: number;
 }
 
 export interface Journal<T> {
@@ -66,6 +68,8 @@ interface Located {
   readonly segment: number;
   readonly offset: number;
   readonly length: number;
+  /** When it was appended (epoch ms); for records an earlier process left, when this one opened. */
+  readonly at: number;
 }
 
 interface Segment {
@@ -114,6 +118,7 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
   let active: fs.promises.FileHandle | undefined;
   let progress: fs.promises.FileHandle | undefined;
   let closed = false;
+  const openedAt = Date.now();
 
   try {
     await fs.promises.mkdir(dir, { recursive: true });
@@ -147,7 +152,7 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
         if (offset + HEADER + length > data.length) break;
         if (zlib.crc32(data.subarray(offset + HEADER, offset + HEADER + length)) !== crc) break;
         if (!done.has(seq)) {
-          pending.set(seq, { seq, segment: first, offset: offset + HEADER, length });
+          pending.set(seq, { seq, segment: first, offset: offset + HEADER, length, at: openedAt });
           segment.live++;
         }
         offset += HEADER + length;
@@ -236,7 +241,13 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
           await active.write(frame);
           await active.datasync();
           const seq = nextSeq++;
-          pending.set(seq, { seq, segment: last.first, offset: last.size + HEADER, length: body.length });
+          pending.set(seq, {
+            seq,
+            segment: last.first,
+            offset: last.size + HEADER,
+            length: body.length,
+            at: Date.now(),
+          });
           last.size += frame.length;
           last.live++;
           if (given.length > 0) attempts.set(seq, [...given]);
@@ -326,7 +337,21 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
       });
     },
 
-    stats: () => ({ pending: pending.size, bytes: bytes(), maxBytes: options.maxBytes, repaired }),
+    stats() {
+      let oldestAt: number | undefined;
+      // `pending` is in sequence order, so its first record is the oldest.
+      for (const located of pending.values()) {
+        oldestAt = located.at;
+        break;
+      }
+      return {
+        pending: pending.size,
+        bytes: bytes(),
+        maxBytes: options.maxBytes,
+        repaired,
+        ...(oldestAt !== undefined ? { oldestAt } : {}),
+      };
+    },
     lastSeq: () => nextSeq - 1,
     deliveredThrough(seq) {
       // `pending` is in sequence order (appends count up; open reads the segments in order).

@@ -89,6 +89,35 @@ describe('journaled store', () => {
     expect(attempts.map((a) => a.batch.events[0]?.messageId)).not.toContain('m2');
   });
 
+  it('reports its backlog: batches, bytes, since when, and full once an append is refused', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-journal-'));
+    dirs.push(dir);
+    const { target, attempts, unavailable } = createTarget();
+    const driver = createJournaledDriver(target, {
+      dir,
+      maxBytes: 300,
+      retryMinMs: 60_000,
+      retryMaxMs: 60_000,
+    });
+    await driver.init();
+    expect(driver.backlog?.()).toEqual({ batches: 0, bytes: 0, full: false });
+    const before = Date.now();
+    const first = driver.write(batch('m1'));
+    await tick();
+    attempts[0]?.settle(unavailable);
+    await first;
+    const backlog = driver.backlog!();
+    expect(backlog).toMatchObject({ batches: 1, full: false });
+    expect(backlog.bytes).toBeGreaterThan(0);
+    expect(backlog.oldestAt).toBeGreaterThanOrEqual(before);
+    // Past maxBytes the journal refuses, and the backlog says it is full.
+    let refused: unknown;
+    for (let n = 2; n < 20 && !refused; n++)
+      await driver.write(batch(`m${n}`)).catch((error) => (refused = error));
+    expect(refused).toMatchObject({ code: 'TMK_ERR_JOURNAL_FULL' });
+    expect(driver.backlog!()).toMatchObject({ full: true, oldestAt: backlog.oldestAt });
+  });
+
   describe('journal first', () => {
     const open = (extra: Record<string, unknown> = {}) => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-journal-'));
@@ -117,6 +146,7 @@ describe('journaled store', () => {
       expect(log).toEqual(['attempt m1', 'attempt m2,m3,m4']);
       attempts[1]!.settle();
       await until(() => driver.journalStats()?.pending === 0);
+      expect(driver.backlog?.()).toEqual({ batches: 0, bytes: 0, full: false });
       await driver.close();
     });
 

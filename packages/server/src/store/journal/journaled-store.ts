@@ -23,7 +23,14 @@
  */
 import { TelemarkError } from '../../errors.js';
 import type { Sql } from '../sql.js';
-import type { StoreDriver, StoreHealth, WriteBatch, WriteResult, WriteStatus } from '../types.js';
+import type {
+  StoreBacklog,
+  StoreDriver,
+  StoreHealth,
+  WriteBatch,
+  WriteResult,
+  WriteStatus,
+} from '../types.js';
 import { type Journal, type JournalEntry, type JournalStats, openJournal } from './journal.js';
 
 /** What the journal needs from the store it guards (the ClickHouse driver provides it). */
@@ -385,6 +392,17 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
         }${
           lastDrainError ? `, delivery waiting: ${lastDrainError.split('\n')[0]}` : ''
         }; ${inner.detail}${repaired}`,
+      };
+    },
+
+    backlog(): StoreBacklog {
+      const stats = journal?.stats();
+      if (!stats) return target.backlog?.() ?? { bytes: 0, full: false };
+      return {
+        batches: stats.pending,
+        bytes: stats.bytes,
+        ...(stats.oldestAt !== undefined ? { oldestAt: stats.oldestAt } : {}),
+        full,
       };
     },
 
