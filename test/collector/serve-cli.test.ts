@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, writeFileSync } from 'node:fs';
-import { getPriority } from 'node:os';
+import { availableParallelism, getPriority } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLI, killChildren, tempDir } from './_helpers.js';
@@ -54,7 +54,7 @@ describe('telemark serve', () => {
   });
 
   it.runIf(process.platform === 'linux')(
-    'runs every thread but the main one at the backgroundNice value (10 unless configured)',
+    'runs every thread but the main one and the ingest workers at the backgroundNice value (10 unless configured)',
     async () => {
       const nices = (pid: number) => {
         const tids = readdirSync(`/proc/${pid}/task`).map(Number);
@@ -67,7 +67,18 @@ describe('telemark serve', () => {
       });
       expect(byDefault!.main).toBe(base);
       expect(byDefault!.others.length).toBeGreaterThanOrEqual(4);
-      expect(byDefault!.others.every((n) => n >= Math.max(10, base))).toBe(true);
+      // The ingest workers serve requests, so they keep the main thread's priority: one on this machine
+      // of 2 cores (one fewer than the cores), three when asked for three.
+      const lowered = (n: number) => n >= Math.max(10, base);
+      const defaultWorkers = Math.min(4, Math.max(1, availableParallelism() - 1));
+      expect(byDefault!.others.filter((n) => !lowered(n))).toEqual(Array(defaultWorkers).fill(base));
+      const three = join(tempDir(), 'three.json');
+      writeFileSync(three, JSON.stringify({ ingestWorkers: 3 }));
+      let withThree: ReturnType<typeof nices> | undefined;
+      await serveOnce(['--config', three, '--data', tempDir()], {}, (pid) => {
+        withThree = nices(pid);
+      });
+      expect(withThree!.others.filter((n) => !lowered(n))).toEqual([base, base, base]);
 
       const file = join(tempDir(), 'config.json');
       writeFileSync(file, JSON.stringify({ backgroundNice: 0 }));

@@ -131,6 +131,11 @@ export const ERRORS = {
     503,
     () => 'The collector is shutting down; retry after the Retry-After delay, or at another collector.',
   ),
+  TMK_ERR_INGEST_WORKER: def(
+    503,
+    (d) =>
+      `An ingest worker stopped (${d}); the collector starts it again. Retry after the Retry-After delay; operators: see the log.`,
+  ),
   TMK_ERR_NOT_FOUND: def(404, (d) => `No route ${d}; see docs/collector.md for the endpoints.`),
 
   // — ingest: per message (reasons in batch responses and in quarantine) —

@@ -152,11 +152,24 @@ export function buildAppRegistry(
     }
     byName.set(name, entry);
   }
-  const list = Object.freeze([...byName.values()]);
-  const registry: AppRegistry = Object.freeze({
+  return { registry: appRegistryOf([...byName.values()]), problems };
+}
+
+/**
+ * A registry over entries already checked (`buildAppRegistry` made them, and refused shared keys): also
+ * how an ingest worker gets the collector's registry, from the entries posted to it.
+ */
+export function appRegistryOf(entries: readonly AppEntry[]): AppRegistry {
+  const byName = new Map<string, AppEntry>();
+  const byKey = new Map<string, AppEntry>();
+  for (const entry of entries) {
+    byName.set(entry.name, entry);
+    for (const key of entry.writeKeys) byKey.set(key, entry);
+  }
+  const list = Object.freeze([...entries]);
+  return Object.freeze({
     get: (name: string) => byName.get(name),
     byWriteKey: (key: string) => byKey.get(key),
     list: () => list,
   });
-  return { registry, problems };
 }

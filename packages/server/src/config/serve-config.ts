@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { LIMITS } from 'telemark';
 import { z } from 'zod';
@@ -53,6 +54,11 @@ export const DEFAULTS = Object.freeze({
   rateLimitKeys: 100_000,
   /** Nice value of every thread but the main one (Linux): request handling gets the CPU first; 0: off. */
   backgroundNice: 10,
+  /**
+   * Ingest workers: threads that decode, parse, validate and encode `/v1/batch` bodies (when the store
+   * can take encoded events: DuckDB). One fewer than the cores, 1 to 4; 0 does it all on the main thread.
+   */
+  ingestWorkers: Math.min(4, Math.max(1, os.availableParallelism() - 1)),
   retention: Object.freeze({
     /** How often retention runs, minutes; 0 turns the timer off. */
     intervalMinutes: 60,
@@ -120,6 +126,7 @@ export const serveConfigSchema = z.strictObject({
     .optional(),
   rateLimitKeys: positiveInt.optional(),
   backgroundNice: z.number().int().min(0).max(19).optional(),
+  ingestWorkers: z.number().int().min(0).max(64).optional(),
   retention: z
     .strictObject({ intervalMinutes: z.number().min(0) })
     .partial()
@@ -174,6 +181,7 @@ export interface ServeConfig {
   readonly rateLimits: { readonly perWriteKey: RateLimit; readonly perInstall: RateLimit };
   readonly rateLimitKeys: number;
   readonly backgroundNice: number;
+  readonly ingestWorkers: number;
   readonly retention: { readonly intervalMinutes: number };
   readonly log: { readonly level: string; readonly requests: boolean };
   readonly registry: AppRegistry;
@@ -263,6 +271,7 @@ export function resolveServeConfig(input: unknown, baseDir: string = process.cwd
     rateLimits,
     rateLimitKeys: c.rateLimitKeys ?? DEFAULTS.rateLimitKeys,
     backgroundNice: c.backgroundNice ?? DEFAULTS.backgroundNice,
+    ingestWorkers: c.ingestWorkers ?? DEFAULTS.ingestWorkers,
     retention: { ...DEFAULTS.retention, ...c.retention },
     log: { ...DEFAULTS.log, ...c.log },
     registry,

@@ -3,6 +3,7 @@ import Fastify, { type FastifyError, type FastifyInstance, LogController } from 
 import { registerApiRoutes } from '../api/routes.js';
 import type { ServeConfig } from '../config/serve-config.js';
 import { type ErrorCode, isTelemarkError, TelemarkError } from '../errors.js';
+import { createBatchPool } from '../ingest/batch-pool.js';
 import { utcDay } from '../pipeline/counters.js';
 import { createEventBuilder } from '../pipeline/event-builder.js';
 import { createGroupCommitter, type GroupCommitter } from '../pipeline/group-commit.js';
@@ -42,6 +43,8 @@ export interface Collector {
   shutdown(): Promise<void>;
   /** Run retention now for every app with `retentionDays` > 0 (between commits). */
   runRetention(): Promise<RetentionReport>;
+  /** OS thread ids (Linux) that serve requests beside the main one: the ingest workers, once started. */
+  foregroundThreads(): Promise<number[]>;
 }
 
 /** Refused requests kept in quarantine: at most this many per second (burst 10×), so garbage cannot fill the disk fast. */
@@ -58,6 +61,7 @@ const DEFAULT_RETRY_AFTER_MS: Partial<Record<ErrorCode, number>> = {
   TMK_ERR_QUEUE_FULL: 1000,
   TMK_ERR_STORE_UNAVAILABLE: 2000,
   TMK_ERR_SHUTTING_DOWN: 5000,
+  TMK_ERR_INGEST_WORKER: 1000,
 };
 
 /**
@@ -165,10 +169,25 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     reply.code(known.statusCode).type('application/json; charset=utf-8').send(JSON.stringify(body));
   });
 
+  // Ingest workers when the store encodes events itself (DuckDB): batches are prepared off this thread.
+  const pool =
+    store.encoder && config.ingestWorkers > 0
+      ? createBatchPool({
+          size: config.ingestWorkers,
+          registry: config.registry,
+          limits: config.limits,
+          maxBytes: config.limits.maxBatchBytes,
+          encoderModule: store.encoder.module,
+          onWorkerError: (error) =>
+            app.log.error({ err: error }, 'an ingest worker stopped; starting another'),
+        })
+      : undefined;
+
   await app.register(async (ingest) =>
     registerIngestRoutes(ingest, {
       config,
       builder,
+      ...(pool ? { pool } : {}),
       committer,
       limiter,
       metrics,
@@ -282,6 +301,7 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
         app.log.warn('shutdown deadline: queue not drained');
       committer.close();
       await within(app.close());
+      await pool?.close();
       await store.close();
       state = 'closed';
       inflightWaiters = [];
@@ -312,5 +332,6 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     },
     shutdown,
     runRetention,
+    foregroundThreads: async () => (pool ? (await pool.threadIds()).filter((tid) => tid > 0) : []),
   };
 }

@@ -3,11 +3,18 @@ import type { MessageResult } from 'telemark';
 import type { AppEntry } from '../config/registry-types.js';
 import type { ServeConfig } from '../config/serve-config.js';
 import { type ErrorCode, isTelemarkError, TelemarkError } from '../errors.js';
+import type { BatchPool } from '../ingest/batch-pool.js';
 import { decodeBody, parseJsonBody, readBody } from '../ingest/body.js';
-import { batchElementSizes, batchFitsMessageLimit } from '../ingest/json-extent.js';
 import { prepareMetriton } from '../ingest/metriton.js';
 import { controlFor, cutRaw, type PreparedRequest } from '../ingest/prepared.js';
-import { prepareSegment, type SegmentRoute, writeKeyFromHeader } from '../ingest/segment.js';
+import { type SegmentRoute, writeKeyFromHeader } from '../ingest/segment.js';
+import {
+  KEPT_REFUSALS,
+  keepGzipRefusal,
+  keptRawOf,
+  prepareSegmentBody,
+  withKeptRaw,
+} from '../ingest/segment-body.js';
 import { utcDay } from '../pipeline/counters.js';
 import type { EventBuilder } from '../pipeline/event-builder.js';
 import type { GroupCommitter } from '../pipeline/group-commit.js';
@@ -15,19 +22,15 @@ import type { RateLimiter } from '../pipeline/rate-limiter.js';
 import type { IngestProtocol, QuarantineEntry, StoredEvent } from '../store/types.js';
 import type { CollectorMetrics } from './metrics.js';
 
-/** Whole-request refusals whose body was read and is kept for inspection (parse and auth); counted when kept. */
-export const KEPT_REFUSALS: ReadonlySet<ErrorCode> = new Set([
-  'TMK_ERR_BODY_UNPARSEABLE',
-  'TMK_ERR_BAD_GZIP',
-  'TMK_ERR_BAD_BATCH',
-  'TMK_ERR_BAD_WRITE_KEY',
-]);
+export { KEPT_REFUSALS };
+
 /** Refusals that mean "try again later", not bad input: counted in metrics, not in the daily rejects. */
 const TRANSIENT: ReadonlySet<ErrorCode> = new Set([
   'TMK_ERR_RATE_LIMITED',
   'TMK_ERR_QUEUE_FULL',
   'TMK_ERR_STORE_UNAVAILABLE',
   'TMK_ERR_SHUTTING_DOWN',
+  'TMK_ERR_INGEST_WORKER',
 ]);
 const JSON_TYPES = new Set(['application/json', 'text/plain']);
 
@@ -54,15 +57,11 @@ export interface IngestDeps {
   readonly leave: (reserveBytes: number) => void;
   /** Global bucket bounding how many refused requests per second are kept in quarantine. */
   readonly quarantineBudget: () => boolean;
+  /** Ingest workers for `/v1/batch` bodies, when the store can take encoded events (`batch-pool.ts`). */
+  readonly pool?: BatchPool;
 }
 
 type Route = SegmentRoute | 'scout';
-
-/** The `batch` array of a parsed body, when there is one. */
-const batchOf = (body: unknown): readonly unknown[] | undefined => {
-  const batch = typeof body === 'object' && body !== null ? (body as { batch?: unknown }).batch : undefined;
-  return Array.isArray(batch) ? batch : undefined;
-};
 
 /**
  * The ingest endpoints: Segment's `/v1/batch` and `/v1/track`, Metriton's `/scout` and `/beta/scout`.
@@ -80,24 +79,36 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     metrics.requestDuration.observe({ route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
 
-  const readJson = async (
-    request: FastifyRequest,
-    protocol: IngestProtocol,
-  ): Promise<{ body: unknown; bytes: number; decoded: Buffer }> => {
-    const wire = await readBody(request.raw, { maxBytes, timeoutMs: config.timeouts.bodyMs });
-    let decoded: Buffer;
+  /**
+   * Run `prepare`; a whole-request refusal that carries text to keep (`keptRawOf`: bad gzip, bad JSON,
+   * bad batch, bad key) is kept in quarantine before it is thrown on.
+   */
+  const keeping = async <T>(protocol: IngestProtocol, prepare: () => Promise<T>): Promise<T> => {
     try {
-      decoded = await decodeBody(wire, request.headers['content-encoding'], maxBytes);
+      return await prepare();
     } catch (error) {
-      if (isTelemarkError(error) && error.code === 'TMK_ERR_BAD_GZIP')
-        await keepRefused(protocol, error, `base64:${wire.subarray(0, 24 * 1024).toString('base64')}`);
+      const raw = isTelemarkError(error) ? keptRawOf.get(error) : undefined;
+      if (raw !== undefined) await keepRefused(protocol, error as TelemarkError, raw);
       throw error;
     }
+  };
+
+  /** A body, read under the limits and decoded (gzip). */
+  const readDecoded = async (request: FastifyRequest): Promise<Buffer> => {
+    const wire = await readBody(request.raw, { maxBytes, timeoutMs: config.timeouts.bodyMs });
     try {
-      return { body: parseJsonBody(decoded), bytes: decoded.length, decoded };
+      return await decodeBody(wire, request.headers['content-encoding'], maxBytes);
     } catch (error) {
-      await keepRefused(protocol, error as TelemarkError, cutRaw(decoded.toString('utf8')));
-      throw error;
+      throw keepGzipRefusal(error, wire);
+    }
+  };
+
+  const readJson = async (request: FastifyRequest): Promise<{ body: unknown; bytes: number }> => {
+    const decoded = await readDecoded(request);
+    try {
+      return { body: parseJsonBody(decoded), bytes: decoded.length };
+    } catch (error) {
+      throw withKeptRaw(error as TelemarkError, cutRaw(decoded.toString('utf8')));
     }
   };
 
@@ -148,25 +159,31 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
         waitMs,
       );
     }
+    const { events, encoded } = prepared;
     const statuses = await committer.submit({
-      events: prepared.events,
+      events,
+      ...(encoded ? { encoded } : {}),
       quarantine: prepared.quarantine,
       counters: prepared.counters.toArray(),
       bytes,
     });
     // Metrics are counted per request, not per event: one label lookup per app and status.
     const perApp = new Map<string, { accepted: number; duplicate: number }>();
-    for (let i = 0; i < prepared.events.length; i++) {
-      const event = prepared.events[i] as StoredEvent;
+    const total = events.length + (encoded?.count ?? 0);
+    for (let i = 0; i < total; i++) {
+      const fromEvents = i < events.length;
+      const app = fromEvents ? (events[i] as StoredEvent).app : encoded!.apps[i - events.length]!;
       const duplicate = statuses[i] === 'duplicate';
       prepared.results[prepared.slots[i] as number] = {
-        messageId: event.messageId,
+        messageId: fromEvents
+          ? (events[i] as StoredEvent).messageId
+          : encoded!.messageIds[i - events.length]!,
         status: duplicate ? 'duplicate' : 'accepted',
       };
-      let counts = perApp.get(event.app);
+      let counts = perApp.get(app);
       if (!counts) {
         counts = { accepted: 0, duplicate: 0 };
-        perApp.set(event.app, counts);
+        perApp.set(app, counts);
       }
       if (duplicate) counts.duplicate++;
       else counts.accepted++;
@@ -197,36 +214,29 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     return Number.isFinite(declared) && declared >= 0 ? Math.min(declared, maxBytes) : maxBytes;
   };
 
-  const parseAndPrepare = async (
+  const segmentDeps = { registry: config.registry, builder: deps.builder, limits: config.limits };
+
+  const parseAndPrepare = (
     request: FastifyRequest,
     route: SegmentRoute,
     headerKey: string | undefined,
-  ): Promise<{ prepared: PreparedRequest; bytes: number }> => {
-    const { body, bytes, decoded } = await readJson(request, 'segment');
-    const limit = config.limits.maxEventBytes;
-    const batch = route === 'batch' && bytes > limit ? batchOf(body) : undefined;
-    // The cheap proof first; the byte scan only for the batches it cannot clear.
-    const messagesFit = batch !== undefined && batchFitsMessageLimit(batch, bytes, limit);
-    const messageBytes = batch !== undefined && !messagesFit ? batchElementSizes(decoded) : undefined;
-    try {
-      const prepared = prepareSegment(
-        { route, body, bodyBytes: bytes, headerKey, receivedAt: deps.now(), messageBytes, messagesFit },
-        { registry: config.registry, builder: deps.builder, limits: config.limits },
-      );
-      return { prepared, bytes };
-    } catch (error) {
-      if (isTelemarkError(error) && KEPT_REFUSALS.has(error.code)) {
-        let raw: string;
-        try {
-          raw = cutRaw(JSON.stringify(body));
-        } catch {
-          raw = '';
-        }
-        await keepRefused('segment', error, raw);
+  ): Promise<{ prepared: PreparedRequest; bytes: number }> =>
+    keeping('segment', async () => {
+      if (deps.pool && route === 'batch') {
+        // Decoded, parsed, prepared and encoded on an ingest worker; only the bytes are read here.
+        const wire = await readBody(request.raw, { maxBytes, timeoutMs: config.timeouts.bodyMs });
+        return deps.pool.prepare({
+          route,
+          wire,
+          encoding: request.headers['content-encoding'],
+          headerKey,
+          receivedAt: deps.now(),
+        });
       }
-      throw error;
-    }
-  };
+      const decoded = await readDecoded(request);
+      const prepared = prepareSegmentBody({ route, decoded, headerKey, receivedAt: deps.now() }, segmentDeps);
+      return { prepared, bytes: decoded.length };
+    });
 
   const segmentHandler = (route: SegmentRoute) => async (request: FastifyRequest, reply: FastifyReply) => {
     const reserved = reservation(request);
@@ -280,7 +290,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     const reserved = reservation(request);
     deps.enter(reserved);
     try {
-      const { body, bytes } = await readJson(request, 'metriton');
+      const { body, bytes } = await keeping('metriton', () => readJson(request));
       const receivedAt = deps.now();
       const result = prepareMetriton(body, receivedAt, { registry: config.registry, builder: deps.builder });
       if (result.kind === 'unknown_app') {

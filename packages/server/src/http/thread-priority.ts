@@ -11,9 +11,10 @@ import os from 'node:os';
  *
  * Linux only (per-thread priorities through `/proc/self/task`); elsewhere nothing changes. Threads
  * started afterwards keep the default, so call it once the store and the listener are up (libuv starts
- * its whole pool at first use). Returns how many threads it changed.
+ * its whole pool at first use). Threads in `keep` (the ingest workers, which serve requests) are left
+ * alone. Returns how many threads it changed.
  */
-export function lowerBackgroundPriority(nice: number): number {
+export function lowerBackgroundPriority(nice: number, keep: ReadonlySet<number> = new Set()): number {
   if (nice <= 0 || process.platform !== 'linux') return 0;
   let tids: number[];
   try {
@@ -23,7 +24,7 @@ export function lowerBackgroundPriority(nice: number): number {
   }
   let changed = 0;
   for (const tid of tids) {
-    if (tid === process.pid || !Number.isSafeInteger(tid)) continue;
+    if (tid === process.pid || keep.has(tid) || !Number.isSafeInteger(tid)) continue;
     try {
       // On Linux a thread id names that one thread here.
       if (os.getPriority(tid) < nice) {

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { decodeBody, parseJsonBody, readBody } from './body.js';
+import { decodeBody, decodeBodySync, parseJsonBody, readBody } from './body.js';
 
 function fakeRequest(headers: Record<string, string> = {}) {
   const stream = new PassThrough() as unknown as IncomingMessage & PassThrough;
@@ -39,24 +39,33 @@ describe('request bodies', () => {
     await expect(body).rejects.toMatchObject({ code: 'TMK_ERR_BODY_TIMEOUT' });
   });
 
-  it('decompresses gzip, caps its output (gzip bombs) and refuses other encodings and bad gzip', async () => {
-    const json = Buffer.from(JSON.stringify({ batch: [] }));
-    expect((await decodeBody(gzipSync(json), 'gzip', 1000)).equals(json)).toBe(true);
-    expect((await decodeBody(json, undefined, 1000)).equals(json)).toBe(true);
-    expect((await decodeBody(json, 'identity', 1000)).equals(json)).toBe(true);
-    const bomb = gzipSync(Buffer.alloc(50 * 1024 * 1024));
-    expect(bomb.length).toBeLessThan(100_000);
-    await expect(decodeBody(bomb, 'gzip', 500 * 1024)).rejects.toMatchObject({
-      code: 'TMK_ERR_BODY_TOO_LARGE',
-    });
-    await expect(decodeBody(json, 'gzip', 1000)).rejects.toMatchObject({ code: 'TMK_ERR_BAD_GZIP' });
-    await expect(decodeBody(gzipSync(json).subarray(0, 12), 'gzip', 1000)).rejects.toMatchObject({
-      code: 'TMK_ERR_BAD_GZIP',
-    });
-    await expect(decodeBody(json, 'br', 1000)).rejects.toMatchObject({
-      code: 'TMK_ERR_UNSUPPORTED_ENCODING',
-    });
-  });
+  // The same rules on the request thread (zlib on the thread pool) and in an ingest worker (blocking).
+  const decoders = {
+    decodeBody,
+    decodeBodySync: async (body: Buffer, encoding: string | undefined, maxBytes: number) =>
+      decodeBodySync(body, encoding, maxBytes),
+  };
+  it.each(Object.entries(decoders))(
+    '%s decompresses gzip, caps its output (gzip bombs) and refuses other encodings and bad gzip',
+    async (_name, decode) => {
+      const json = Buffer.from(JSON.stringify({ batch: [] }));
+      expect((await decode(gzipSync(json), 'gzip', 1000)).equals(json)).toBe(true);
+      expect((await decode(json, undefined, 1000)).equals(json)).toBe(true);
+      expect((await decode(json, 'identity', 1000)).equals(json)).toBe(true);
+      const bomb = gzipSync(Buffer.alloc(50 * 1024 * 1024));
+      expect(bomb.length).toBeLessThan(100_000);
+      await expect(decode(bomb, 'gzip', 500 * 1024)).rejects.toMatchObject({
+        code: 'TMK_ERR_BODY_TOO_LARGE',
+      });
+      await expect(decode(json, 'gzip', 1000)).rejects.toMatchObject({ code: 'TMK_ERR_BAD_GZIP' });
+      await expect(decode(gzipSync(json).subarray(0, 12), 'gzip', 1000)).rejects.toMatchObject({
+        code: 'TMK_ERR_BAD_GZIP',
+      });
+      await expect(decode(json, 'br', 1000)).rejects.toMatchObject({
+        code: 'TMK_ERR_UNSUPPORTED_ENCODING',
+      });
+    },
+  );
 
   it('parses JSON with a byte-order mark and refuses anything else as unparseable', () => {
     expect(parseJsonBody(Buffer.from('\ufeff{"x":1}'))).toEqual({ x: 1 });

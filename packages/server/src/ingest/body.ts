@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { gunzip } from 'node:zlib';
+import { gunzip, gunzipSync } from 'node:zlib';
 import { TelemarkError } from '../errors.js';
 
 export interface BodyLimits {
@@ -63,22 +63,41 @@ export function readBody(request: IncomingMessage, limits: BodyLimits): Promise<
  * Undo `Content-Encoding`: identity or gzip. Decompression is capped at `maxBytes` of output, so a
  * gzip bomb costs at most that much memory (zlib stops and fails past it); it runs on the thread pool.
  */
-export function decodeBody(body: Buffer, encoding: string | undefined, maxBytes: number): Promise<Buffer> {
-  const enc = encoding?.trim().toLowerCase();
-  if (!enc || enc === 'identity') return Promise.resolve(body);
-  if (enc !== 'gzip' && enc !== 'x-gzip')
-    return Promise.reject(
-      new TelemarkError('TMK_ERR_UNSUPPORTED_ENCODING', JSON.stringify((encoding ?? '').slice(0, 40))),
-    );
+export async function decodeBody(
+  body: Buffer,
+  encoding: string | undefined,
+  maxBytes: number,
+): Promise<Buffer> {
+  if (!isGzip(encoding)) return body;
   return new Promise((resolve, reject) => {
-    gunzip(body, { maxOutputLength: maxBytes }, (error, result) => {
-      if (!error) resolve(result);
-      else if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
-        reject(new TelemarkError('TMK_ERR_BODY_TOO_LARGE', `${maxBytes} bytes uncompressed`));
-      else reject(new TelemarkError('TMK_ERR_BAD_GZIP', error.message, { cause: error }));
-    });
+    gunzip(body, { maxOutputLength: maxBytes }, (error, result) =>
+      error ? reject(gunzipError(error, maxBytes)) : resolve(result),
+    );
   });
 }
+
+/** `decodeBody` for a thread of its own (an ingest worker), where blocking on zlib costs no one. */
+export function decodeBodySync(body: Buffer, encoding: string | undefined, maxBytes: number): Buffer {
+  if (!isGzip(encoding)) return body;
+  try {
+    return gunzipSync(body, { maxOutputLength: maxBytes });
+  } catch (error) {
+    throw gunzipError(error as Error, maxBytes);
+  }
+}
+
+/** Whether a `Content-Encoding` asks for gunzip; throws TMK_ERR_UNSUPPORTED_ENCODING for anything else. */
+function isGzip(encoding: string | undefined): boolean {
+  const enc = encoding?.trim().toLowerCase();
+  if (!enc || enc === 'identity') return false;
+  if (enc === 'gzip' || enc === 'x-gzip') return true;
+  throw new TelemarkError('TMK_ERR_UNSUPPORTED_ENCODING', JSON.stringify((encoding ?? '').slice(0, 40)));
+}
+
+const gunzipError = (error: Error, maxBytes: number): TelemarkError =>
+  (error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE'
+    ? new TelemarkError('TMK_ERR_BODY_TOO_LARGE', `${maxBytes} bytes uncompressed`)
+    : new TelemarkError('TMK_ERR_BAD_GZIP', error.message, { cause: error });
 
 /** Parse a JSON body; a leading byte-order mark is allowed. Throws TMK_ERR_BODY_UNPARSEABLE. */
 export function parseJsonBody(body: Buffer): unknown {

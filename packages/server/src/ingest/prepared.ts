@@ -2,7 +2,7 @@ import type { Control, MessageResult } from 'telemark';
 import type { AppEntry, RateLimit } from '../config/registry-types.js';
 import { CounterSet, utcDay } from '../pipeline/counters.js';
 import { SKEW_COUNT_THRESHOLD_MS } from '../pipeline/event-builder.js';
-import type { QuarantineEntry, StoredEvent } from '../store/types.js';
+import type { EncodedEvents, QuarantineEntry, StoredEvent } from '../store/types.js';
 
 /** Raw text kept in quarantine is cut to this many characters (types.ts: "cut to 32 KB"). */
 export const MAX_RAW_CHARS = 32 * 1024;
@@ -20,6 +20,11 @@ export interface PreparedRequest {
   readonly charges: { key: string; limit: RateLimit; cost: number }[];
   /** The app whose control block answers the request (the key's app, or the first keyless app named). */
   app: AppEntry | undefined;
+  /**
+   * The events encoded for the store by an ingest worker (`batch-pool.ts`), instead of `events`; their
+   * results go to `slots` in the same order.
+   */
+  readonly encoded?: EncodedEvents;
 }
 
 export function createPrepared(count: number): PreparedRequest {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { StoredEvent, WriteBatch, WriteResult } from '../store/types.js';
+import type { EncodedEvents, StoredEvent, WriteBatch, WriteResult } from '../store/types.js';
 import { createGroupCommitter } from './group-commit.js';
 
 /** A store stand-in that records each write and lets the test decide when (and whether) it commits. */
@@ -35,8 +35,11 @@ function createRecordingStore() {
     commitNext() {
       const next = pending.shift();
       if (!next) throw new Error('no pending write');
-      const statuses = next.batch.events.map((e) => {
-        const key = `${e.app}\u0000${e.messageId}`;
+      // `events` first, then each encoded chunk, as the Store contract says.
+      const keys = next.batch.events.map((e) => `${e.app}\u0000${e.messageId}`);
+      for (const chunk of next.batch.encoded ?? [])
+        chunk.apps.forEach((app, i) => keys.push(`${app}\u0000${chunk.messageIds[i]}`));
+      const statuses = keys.map((key) => {
         if (seen.has(key)) return 'duplicate' as const;
         seen.add(key);
         return 'accepted' as const;
@@ -56,7 +59,63 @@ const event = (messageId: string, app = 'a'): StoredEvent =>
 
 const tick = () => new Promise((r) => setImmediate(r));
 
+/** Events encoded ahead, as an ingest worker hands them over (only the keys matter to the committer). */
+const encodedOf = (...messageIds: string[]): EncodedEvents => ({
+  encoding: 'test',
+  count: messageIds.length,
+  apps: messageIds.map(() => 'a'),
+  messageIds,
+});
+
 describe('group commit', () => {
+  it('passes encoded events on with the objects, and gives each job its statuses from both', async () => {
+    const store = createRecordingStore();
+    const committer = createGroupCommitter({
+      store,
+      maxQueueEvents: 100,
+      maxQueueBytes: 1e6,
+      maxGroupEvents: 100,
+    });
+    const first = committer.submit({ events: [event('x')], quarantine: [], counters: [], bytes: 1 });
+    await tick();
+    // While the first write is in flight, three jobs queue: encoded, objects, both.
+    const encoded = committer.submit({
+      events: [],
+      encoded: encodedOf('e1', 'x', 'e2'),
+      quarantine: [],
+      counters: [],
+      bytes: 1,
+    });
+    const objects = committer.submit({
+      events: [event('o1'), event('e2')],
+      quarantine: [],
+      counters: [],
+      bytes: 1,
+    });
+    const both = committer.submit({
+      events: [event('b1')],
+      encoded: encodedOf('b2', 'o1'),
+      quarantine: [],
+      counters: [],
+      bytes: 1,
+    });
+    expect(committer.queued().events).toBe(8);
+    store.commitNext();
+    expect(await first).toEqual(['accepted']);
+    await tick();
+    const [, second] = store.writes;
+    expect(second?.events.map((e) => e.messageId)).toEqual(['o1', 'e2', 'b1']);
+    expect(second?.encoded?.map((c) => c.messageIds)).toEqual([
+      ['e1', 'x', 'e2'],
+      ['b2', 'o1'],
+    ]);
+    store.commitNext();
+    // The store saw o1, e2, b1 (objects) before e1, x, e2, b2, o1 (encoded): each job gets its own.
+    expect(await objects).toEqual(['accepted', 'accepted']);
+    expect(await encoded).toEqual(['accepted', 'duplicate', 'duplicate']);
+    expect(await both).toEqual(['accepted', 'accepted', 'duplicate']);
+  });
+
   it('commits concurrent requests together, one write in flight, and answers each after its commit', async () => {
     const store = createRecordingStore();
     const committer = createGroupCommitter({

@@ -1,10 +1,19 @@
 import { TelemarkError } from '../errors.js';
-import type { IngestCounter, QuarantineEntry, Store, StoredEvent, WriteStatus } from '../store/types.js';
+import type {
+  EncodedEvents,
+  IngestCounter,
+  QuarantineEntry,
+  Store,
+  StoredEvent,
+  WriteStatus,
+} from '../store/types.js';
 import { CounterSet } from './counters.js';
 
 /** What one request hands to the committer: its events, its quarantine entries and its counters. */
 export interface CommitJob {
   readonly events: readonly StoredEvent[];
+  /** More events, encoded for the store ahead (`StoreDriver.encoder`); their statuses follow `events`'. */
+  readonly encoded?: EncodedEvents;
   readonly quarantine: readonly QuarantineEntry[];
   readonly counters: readonly IngestCounter[];
   /** Bytes the request held (its body), for the queue's byte bound. */
@@ -54,6 +63,9 @@ export interface GroupCommitter {
   close(): void;
 }
 
+/** Events in a job, objects and encoded. */
+const eventsOf = (job: CommitJob): number => job.events.length + (job.encoded?.count ?? 0);
+
 interface Waiting {
   readonly job: CommitJob;
   readonly resolve: (statuses: readonly WriteStatus[]) => void;
@@ -91,11 +103,12 @@ export function createGroupCommitter(options: GroupCommitterOptions): GroupCommi
     let events = 0;
     while (queue.length > 0) {
       const next = queue[0] as Waiting;
-      if (group.length > 0 && events + next.job.events.length > options.maxGroupEvents) break;
+      const count = eventsOf(next.job);
+      if (group.length > 0 && events + count > options.maxGroupEvents) break;
       queue.shift();
       group.push(next);
-      events += next.job.events.length;
-      queuedEvents -= next.job.events.length;
+      events += count;
+      queuedEvents -= count;
       queuedBytes -= next.job.bytes;
     }
     reportQueue();
@@ -107,27 +120,32 @@ export function createGroupCommitter(options: GroupCommitterOptions): GroupCommi
     const counters = new CounterSet();
     counters.addAll(carried);
     const events: StoredEvent[] = [];
+    const encoded: EncodedEvents[] = [];
     const quarantine: QuarantineEntry[] = [];
     for (const { job } of group) {
       for (const e of job.events) events.push(e);
+      if (job.encoded) encoded.push(job.encoded);
       for (const q of job.quarantine) quarantine.push(q);
       counters.addAll(job.counters);
     }
+    let total = events.length;
+    for (const chunk of encoded) total += chunk.count;
     const started = performance.now();
     let statuses: readonly WriteStatus[];
     try {
       // The store counts accepted/duplicate itself, in the same transaction: only it knows which is which.
       const result = await options.store.write({
         events,
+        ...(encoded.length > 0 ? { encoded } : {}),
         quarantine,
         counters: counters.toArray(),
         statusCounters: true,
       });
       statuses = result.statuses;
-      if (statuses.length !== events.length)
-        throw new Error(`store returned ${statuses.length} statuses for ${events.length} events`);
+      if (statuses.length !== total)
+        throw new Error(`store returned ${statuses.length} statuses for ${total} events`);
     } catch (error) {
-      options.observer?.onCommit?.(events.length, (performance.now() - started) / 1000, false);
+      options.observer?.onCommit?.(total, (performance.now() - started) / 1000, false);
       lastWriteOk = false;
       failedUntil = now() + failureBackoffMs;
       // Counters carried from earlier commits are facts; the jobs' own counters die with the jobs,
@@ -138,14 +156,22 @@ export function createGroupCommitter(options: GroupCommitterOptions): GroupCommi
         w.reject(new TelemarkError('TMK_ERR_STORE_UNAVAILABLE', detail, { cause: error }));
       return;
     }
-    options.observer?.onCommit?.(events.length, (performance.now() - started) / 1000, true);
+    options.observer?.onCommit?.(total, (performance.now() - started) / 1000, true);
     lastWriteOk = true;
     failedUntil = 0;
+    // The store answers `events` first, then the encoded chunks in order: each job takes its share of both.
     let offset = 0;
+    let encodedOffset = events.length;
     for (const w of group) {
       const n = w.job.events.length;
-      w.resolve(statuses.slice(offset, offset + n));
+      const own = statuses.slice(offset, offset + n);
       offset += n;
+      if (w.job.encoded) {
+        const m = w.job.encoded.count;
+        for (let k = 0; k < m; k++) own.push(statuses[encodedOffset + k] as WriteStatus);
+        encodedOffset += m;
+      }
+      w.resolve(own);
     }
   };
 
@@ -227,16 +253,14 @@ export function createGroupCommitter(options: GroupCommitterOptions): GroupCommi
     submit(job) {
       if (!lastWriteOk && now() < failedUntil)
         return Promise.reject(new TelemarkError('TMK_ERR_STORE_UNAVAILABLE', 'the last commit failed'));
-      if (
-        queuedEvents + job.events.length > options.maxQueueEvents ||
-        queuedBytes + job.bytes > options.maxQueueBytes
-      )
+      const count = eventsOf(job);
+      if (queuedEvents + count > options.maxQueueEvents || queuedBytes + job.bytes > options.maxQueueBytes)
         return Promise.reject(
           new TelemarkError('TMK_ERR_QUEUE_FULL', `${queuedEvents} events, ${queuedBytes} bytes waiting`),
         );
       return new Promise((resolve, reject) => {
         queue.push({ job, resolve, reject });
-        queuedEvents += job.events.length;
+        queuedEvents += count;
         queuedBytes += job.bytes;
         reportQueue();
         kick();

@@ -27,7 +27,7 @@ const MAX_TIME = 253_402_300_799_999;
  * The common case in one expression (monomorphic reads, no allocation: it runs per event on the ingest
  * path); on any doubt, `explainEvent` walks the columns to name the field.
  */
-function checkEvent(e: StoredEvent, i: number): void {
+export function checkEvent(e: StoredEvent, i: number): void {
   if (
     typeof e === 'object' &&
     e !== null &&

@@ -31,6 +31,7 @@ export function createRuntimeStore(driver: StoreDriver): Store {
     name: driver.name,
     dialect: driver.dialect,
     ...(driver.concurrentWrites ? { concurrentWrites: driver.concurrentWrites } : {}),
+    ...(driver.encoder ? { encoder: driver.encoder } : {}),
     init,
     write: guarded((batch) => driver.write(batch)),
     query: guarded((q) => driver.query(q)) as Store['query'],

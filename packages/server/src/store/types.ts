@@ -97,8 +97,34 @@ export interface IngestCounter {
 
 export type WriteStatus = 'accepted' | 'duplicate';
 
+/**
+ * Events an engine encoded ahead of `write()` with its own encoder (`StoreDriver.encoder`), e.g. in an
+ * ingest worker. Only the engine reads the rest; the collector reads the keys, for its answers.
+ */
+export interface EncodedEvents {
+  /** Which encoder made it; an engine refuses another's. */
+  readonly encoding: string;
+  readonly count: number;
+  readonly apps: readonly string[];
+  readonly messageIds: readonly string[];
+}
+
+/**
+ * An engine's encoder, in a module a worker thread can import on its own (`module` is its URL):
+ * `export function encode(events: StoredEvent[]): EncodedEvents` and
+ * `export function transferables(encoded: EncodedEvents): ArrayBuffer[]`.
+ */
+export interface EventEncoder {
+  readonly module: string;
+}
+
 export interface WriteBatch {
   readonly events: readonly StoredEvent[];
+  /**
+   * More events, encoded ahead (`StoreDriver.encoder`), after `events`: their statuses follow those of
+   * `events` in the result, chunk by chunk.
+   */
+  readonly encoded?: readonly EncodedEvents[];
   readonly quarantine: readonly QuarantineEntry[];
   readonly counters: readonly IngestCounter[];
   /**
@@ -110,7 +136,10 @@ export interface WriteBatch {
 }
 
 export interface WriteResult {
-  /** One per input event, same order. A message already stored, or earlier in the same batch, is a duplicate. */
+  /**
+   * One per input event, same order (`events`, then each `encoded` chunk). A message already stored, or
+   * earlier in the same batch, is a duplicate.
+   */
   readonly statuses: readonly WriteStatus[];
 }
 
@@ -165,6 +194,11 @@ export interface StoreDriver {
    * commit keeps up to this many in flight; the engine keeps dedupe exact among them.
    */
   readonly concurrentWrites?: number;
+  /**
+   * Optional: the engine encodes events itself, and the collector may have that done before `write()`
+   * (in an ingest worker), passing the result as `WriteBatch.encoded`.
+   */
+  readonly encoder?: EventEncoder;
   /** Open, create the schema, run pending migrations. Must be safe to call again after it failed. */
   init(): Promise<void>;
   /**

@@ -83,7 +83,7 @@ export async function serve(
     throw error;
   }
   // Now that the store's threads and libuv's pool exist.
-  lowerBackgroundPriority(config.backgroundNice);
+  lowerBackgroundPriority(config.backgroundNice, new Set(await collector.foregroundThreads()));
   const apps = config.registry.list().map((a) => a.name);
   // One write, so whoever reads the output sees the URL and the token together.
   let banner = `telemark collector listening on ${url} (store: ${config.store}, data: ${config.dataDir}, apps: ${apps.join(', ')})\n`;

@@ -9,7 +9,8 @@ import { raw, sql } from '../sql.js';
 import type { Store, StoredEvent, WriteBatch } from '../types.js';
 import { DAY_MS, DedupeIndex, dedupeHash, RecentKeys } from './dedupe-index.js';
 import { defaultThreads, resolveDuckDBOptions } from './duckdb-options.js';
-import { createDuckDBStore, stagingRow } from './duckdb-store.js';
+import { createDuckDBStore } from './duckdb-store.js';
+import { encodeRows, stagingRow } from './encode.js';
 import { EVENT_COLUMNS, EVENT_SELECT_LIST, MIGRATIONS, MIGRATIONS_TABLE, ROW_COLUMNS } from './schema.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-duckdb-'));
@@ -642,6 +643,72 @@ describe('DuckDB store specifics', () => {
         sql`SELECT message_id AS id FROM events WHERE app = ${app} AND message_id IN ('left-in-side', 'folded-before-crash')`,
       );
       expect(ids.map((r) => r.id).sort()).toEqual(['folded-before-crash', 'left-in-side']);
+    });
+  });
+
+  describe('events encoded ahead (ingest workers)', () => {
+    it('writes encoded chunks after the event objects, with dedupe across all of them', async () => {
+      const store = track(open(newPath()));
+      const app = uniqueId('app');
+      const e = (id: string, extra: Partial<StoredEvent> = {}) =>
+        sampleEvent({ app, messageId: id, ...extra });
+      // Stored before, without status counters: only the second write below is counted.
+      expect((await store.write(batch({ events: [e('stored')] }))).statuses).toEqual(['accepted']);
+      const result = await store.write(
+        batch({
+          events: [e('obj-1'), e('in-chunk')],
+          // The second chunk is partly duplicates: its accepted rows are copied out, the rest dropped.
+          encoded: [
+            encodeRows([e('enc-1'), e('enc-1'), e('enc-2', { osName: 'windows' })]),
+            encodeRows([e('stored'), e('enc-3'), e('in-chunk'), e('enc-4', { osName: 'windows' })]),
+          ],
+          statusCounters: true,
+        }),
+      );
+      expect(result.statuses).toEqual([
+        'accepted',
+        'accepted',
+        'accepted',
+        'duplicate',
+        'accepted',
+        'duplicate',
+        'accepted',
+        'duplicate',
+        'accepted',
+      ]);
+      const rows = await store.query<{ id: string; os: string }>(
+        sql`SELECT message_id AS id, os_name AS os FROM events WHERE app = ${app} ORDER BY message_id`,
+      );
+      expect(rows.map((r) => `${r.id}/${r.os}`)).toEqual(
+        [
+          'enc-1/linux',
+          'enc-2/windows',
+          'enc-3/linux',
+          'enc-4/windows',
+          'obj-1/linux',
+          'in-chunk/linux',
+          'stored/linux',
+        ].sort(),
+      );
+      const counts = await store.query<{ kind: string; n: number }>(
+        sql`SELECT kind, sum(count)::INTEGER AS n FROM ingest_counters WHERE app = ${app} GROUP BY kind ORDER BY kind`,
+      );
+      expect(counts).toEqual([
+        { kind: 'accepted', n: 6 },
+        { kind: 'duplicate', n: 3 },
+      ]);
+      const contexts = await store.query<{ n: number }>(
+        sql`SELECT count(DISTINCT context_id)::INTEGER AS n FROM event_rows WHERE app = ${app}`,
+      );
+      expect(contexts[0]?.n).toBe(2);
+    });
+
+    it("refuses another engine's encoding", async () => {
+      const store = track(open(newPath()));
+      const foreign = { encoding: 'tsv-1', count: 1, apps: ['a'], messageIds: ['m'] };
+      await expect(store.write(batch({ encoded: [foreign] }))).rejects.toMatchObject({
+        code: 'TMK_ERR_STORE_INVALID_ROW',
+      });
     });
   });
 

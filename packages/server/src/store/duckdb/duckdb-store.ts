@@ -24,6 +24,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { type DuckDBConnection, DuckDBInstance, StatementType } from '@duckdb/node-api';
+import { builtModuleUrl } from '../../built-module.js';
 import { TelemarkError } from '../../errors.js';
 import { checkExportOptions } from '../export-options.js';
 import { checkBatchRows, invalidRow } from '../row-check.js';
@@ -43,12 +44,13 @@ import type {
   WriteResult,
   WriteStatus,
 } from '../types.js';
-import { DAY_MS, DedupeIndex, dedupeHash, RecentKeys } from './dedupe-index.js';
+import { DAY_MS, DedupeIndex, RecentKeys } from './dedupe-index.js';
 import {
   type DuckDBStoreOptions,
   type ResolvedDuckDBStoreOptions,
   resolveDuckDBOptions,
 } from './duckdb-options.js';
+import { ENCODING, type EncodedRows, encodeRows, isEncodedRows, toDuckDBJson } from './encode.js';
 import { IntakeLog } from './intake-log.js';
 import {
   CONTEXT_COLUMNS,
@@ -65,6 +67,8 @@ import {
   STAGED_INSERT,
 } from './schema.js';
 import { bindParams, plainRows } from './values.js';
+
+const ENCODER_MODULE = builtModuleUrl('./encode.js', import.meta.url).href;
 
 /** Create the DuckDB store, with the lifecycle rules of `createRuntimeStore`. Opens the file on `init()`. */
 export function createDuckDBStore(options: DuckDBStoreOptions): Store {
@@ -123,24 +127,6 @@ if (DEBUG) {
 }
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
-/**
- * JSON.stringify writes a lone UTF-16 surrogate (valid in a JS string, not in UTF-8) as a `\udXXX`
- * escape, which DuckDB's JSON reader refuses, failing the whole batch. Replace those escapes with U+FFFD,
- * as UTF-8 encoders do; an even run of backslashes before `u` is an escaped backslash, not an escape.
- */
-const LONE_SURROGATE_ESCAPE = /(?<!\\)((?:\\\\)*)\\u[dD][89a-fA-F][0-9a-fA-F]{2}/g;
-
-export function toDuckDBJson(value: unknown): string {
-  const text = JSON.stringify(value);
-  return text.includes('\\u') ? text.replace(LONE_SURROGATE_ESCAPE, '$1\\ufffd') : text;
-}
-
-/** The string DuckDB will store: lone surrogates become U+FFFD (dedupe keys must match what is stored). */
-// ES2024 string methods (Node ≥ 20), native and much cheaper than a regex per key.
-type WellFormedString = string & { isWellFormed(): boolean; toWellFormed(): string };
-const wellFormed = (text: string): string =>
-  (text as WellFormedString).isWellFormed() ? text : (text as WellFormedString).toWellFormed();
-
 /** Map DuckDB's open errors to ours, so admin commands can name the fix. */
 function openError(error: unknown, file: string): Error {
   const text = message(error);
@@ -193,121 +179,32 @@ interface Reader {
 }
 
 /**
- * One JSON array per accepted event: the `ROW_COLUMNS` values in order, the context id, the dedupe key.
- * Spelled out field by field because monomorphic property reads keep this cheap on the main thread;
- * `into` lets the caller reuse one array for every row. A test checks the order against `ROW_COLUMNS`.
+ * The accepted rows of a chunk some of whose events were duplicates, copied into one buffer (so a
+ * write is one part per chunk, however its duplicates fall). `from` is the chunk's first status.
  */
-export function stagingRow(
-  e: StoredEvent,
-  contextId: string,
-  dedupeKey: number,
-  into: unknown[] = new Array(ROW_COLUMNS.length + 2),
-): unknown[] {
-  into[0] = e.app;
-  into[1] = e.messageId;
-  into[2] = e.event;
-  into[3] = e.installId;
-  into[4] = e.sessionId;
-  into[5] = e.seq;
-  into[6] = e.timestamp;
-  into[7] = e.receivedAt;
-  into[8] = e.skewMs;
-  into[9] = e.errorFingerprint;
-  into[10] = e.errorText;
-  into[11] = e.traits;
-  into[12] = contextId;
-  into[13] = dedupeKey;
-  return into;
-}
-
-/** Reused staging buffer: rows are encoded into it one by one, no batch-sized string is ever built. */
-let stagingBuffer = Buffer.allocUnsafe(4 * 1024 * 1024);
-
-/**
- * The intake log lines of the accepted events: one JSON array per line (`stagingRow`), UTF-8, written
- * straight into a reused buffer (a view of it is returned; it is valid until the next call).
- */
-function stageLines(
-  events: readonly StoredEvent[],
-  hashes: Float64Array,
-  accepted: readonly number[],
-  contextOf: readonly string[],
+function acceptedRows(
+  chunk: EncodedRows,
+  statuses: readonly WriteStatus[],
+  from: number,
+  accepted: number,
 ): Buffer {
-  const row: unknown[] = new Array(ROW_COLUMNS.length + 2);
-  let buffer = stagingBuffer;
+  let bytes = 0;
+  for (let j = 0; j < chunk.count; j++)
+    if (statuses[from + j] === 'accepted') bytes += chunk.ends[j]! - (j === 0 ? 0 : chunk.ends[j - 1]!);
+  const out = Buffer.allocUnsafe(bytes);
   let at = 0;
-  let escapes = false;
-  for (let k = 0; k < accepted.length; k++) {
-    const i = accepted[k]!;
-    let line: string;
-    try {
-      line = JSON.stringify(stagingRow(events[i]!, contextOf[k]!, hashes[i]!, row));
-    } catch (error) {
-      invalidRow(`events[${i}]`, `JSON-serialisable traits and extra (${message(error)})`);
-    }
-    if (!escapes && line.includes('\\u')) escapes = true;
-    // UTF-8 takes at most 3 bytes per UTF-16 unit; grow before a row could not fit.
-    if (at + line.length * 3 + 1 > buffer.length) {
-      const grown = Buffer.allocUnsafe(Math.max(buffer.length * 2, at + line.length * 3 + 1));
-      buffer.copy(grown, 0, 0, at);
-      buffer = grown;
-      stagingBuffer = grown;
-    }
-    at += buffer.write(line, at, 'utf8');
-    buffer[at++] = 0x0a;
+  for (let j = 0, copied = 0; j < chunk.count && copied < accepted; j++) {
+    if (statuses[from + j] !== 'accepted') continue;
+    const start = j === 0 ? 0 : chunk.ends[j - 1]!;
+    out.set(chunk.rows.subarray(start, chunk.ends[j]!), at);
+    at += chunk.ends[j]! - start;
+    copied++;
   }
-  if (!escapes) return buffer.subarray(0, at);
-  // Rare: a \u escape, maybe a lone surrogate (invalid in UTF-8): redo the chunk as text and fix it.
-  const text = buffer.toString('utf8', 0, at).replace(LONE_SURROGATE_ESCAPE, '$1\\ufffd');
-  return Buffer.from(text);
+  return out;
 }
 
 /** A statement template with its one `$1` replaced by a literal (a function: `$` in it stays as is). */
 const withSource = (template: string, literal: string) => template.replace('$1', () => literal);
-
-/**
- * Whether two events have the same context tuple, compared field by field (no allocation). `extra`
- * must be the same object, or two empty ones; otherwise the caller falls back to the key.
- */
-function sameContext(a: StoredEvent, b: StoredEvent): boolean {
-  return (
-    a.appVersion === b.appVersion &&
-    a.clamped === b.clamped &&
-    a.osName === b.osName &&
-    a.osVersion === b.osVersion &&
-    a.osBuild === b.osBuild &&
-    a.arch === b.arch &&
-    a.platform === b.platform &&
-    a.installMethod === b.installMethod &&
-    a.envClass === b.envClass &&
-    a.ciVendor === b.ciVendor &&
-    a.container === b.container &&
-    a.wsl === b.wsl &&
-    a.agent === b.agent &&
-    a.mode === b.mode &&
-    a.nodeVersion === b.nodeVersion &&
-    a.protocol === b.protocol &&
-    a.library === b.library &&
-    a.newInstall === b.newInstall &&
-    a.droppedBefore === b.droppedBefore &&
-    (a.extra === b.extra || (isEmptyObject(a.extra) && isEmptyObject(b.extra)))
-  );
-}
-
-function isEmptyObject(value: object): boolean {
-  for (const _ in value) return false;
-  return Object.getOwnPropertySymbols(value).length === 0 && Object.getOwnPropertyNames(value).length === 0;
-}
-
-/** A new `contexts` row: the id, then the `CONTEXT_COLUMNS` values (as text, cast by `CONTEXTS_INSERT`). */
-function contextRow(e: StoredEvent, contextId: string): unknown[] {
-  const row: unknown[] = [contextId];
-  for (const c of CONTEXT_COLUMNS) {
-    const value = e[c.field];
-    row.push(c.kind === 'json' ? JSON.stringify(value) : String(value));
-  }
-  return row;
-}
 
 const QUARANTINE_INSERT = `INSERT INTO quarantine
 SELECT id, app, epoch_ms(received_at), protocol, reason, detail, message_id, event, raw
@@ -333,9 +230,6 @@ const COMPACT_ROWS = 200_000;
 /** Contexts no event refers to any more (after erasure and retention): dropped. */
 const DROP_UNUSED_CONTEXTS =
   'DELETE FROM contexts WHERE context_id NOT IN (SELECT context_id FROM event_rows)';
-
-/** Context ids remembered by key; past this many, the cache starts over (the set of known ids stays). */
-const CONTEXT_CACHE_KEYS = 100_000;
 
 /** Hashes in, (app, message_id) of stored events with those hashes inside [from, to) out. */
 const VERIFY_HASHES = `SELECT app, message_id FROM event_rows
@@ -417,8 +311,6 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   let lastLoadError: string | undefined;
   /** Ids of every row of `contexts` (one process owns the file, so this is authoritative). */
   const knownContexts = new Set<string>();
-  /** Context key → id, so an event's id costs a map lookup rather than a hash. */
-  let contextIds = new Map<string, string>();
 
   let instance: DuckDBInstance | undefined;
   let writer: DuckDBConnection | undefined;
@@ -559,7 +451,6 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   /** The ids of `contexts`, read at start and after rows were removed. */
   async function loadContexts(connection: DuckDBConnection): Promise<void> {
     knownContexts.clear();
-    contextIds = new Map();
     const result = await connection.stream('SELECT context_id::VARCHAR FROM contexts');
     for (;;) {
       const chunk = await result.fetchChunk();
@@ -939,6 +830,13 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   async function doWrite(batch: WriteBatch): Promise<WriteResult> {
     requireWriter();
     checkBatchRows(batch);
+    // Events given as objects are encoded here; chunks encoded ahead (in an ingest worker) come as they are.
+    const chunks: EncodedRows[] = [];
+    if (batch.events.length > 0) chunks.push(encodeRows(batch.events, { checked: true }));
+    for (const [k, chunk] of (batch.encoded ?? []).entries()) {
+      if (!isEncodedRows(chunk)) invalidRow(`encoded[${k}]`, `rows of the DuckDB encoder (${ENCODING})`);
+      chunks.push(chunk);
+    }
     // Bounded: past `intakeMaxPendingEvents` waiting to be loaded, this write waits for a load.
     if (intake.pendingEvents >= o.intakeMaxPendingEvents) {
       if (lastLoadError !== undefined) {
@@ -950,16 +848,18 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       intake.closeOpen();
       await writes.run(loadIntake);
     }
-    const { events, quarantine, counters } = batch;
+    const { quarantine, counters } = batch;
 
     const now = o.now();
     const cutoff = now - windowMs;
     index.expire(cutoff);
 
-    // — dedupe —
-    const n = events.length;
+    // — dedupe, over every chunk's events in order —
+    let n = 0;
+    for (const chunk of chunks) n += chunk.count;
     const hashes = new Float64Array(n);
-    // The keys as DuckDB will store them, so comparisons with stored rows are exact.
+    const receivedAt = new Float64Array(n);
+    // The keys as DuckDB will store them (the encoder made them well-formed), so comparisons are exact.
     const apps: string[] = new Array(n);
     const ids: string[] = new Array(n);
     const statuses: WriteStatus[] = new Array(n);
@@ -967,34 +867,37 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     const hits: number[] = [];
     const misses: number[] = [];
     let earliestHit = Number.POSITIVE_INFINITY;
-    for (let i = 0; i < n; i++) {
-      const e = events[i]!;
-      const app = wellFormed(e.app);
-      const id = wellFormed(e.messageId);
-      apps[i] = app;
-      ids[i] = id;
-      const hash = dedupeHash(app, id);
-      hashes[i] = hash;
-      const first = firstByHash.get(hash);
-      if (first !== undefined) {
-        if (sameKeyEarlier(apps, ids, hashes, i, first)) {
-          statuses[i] = 'duplicate';
-          continue;
+    let i = 0;
+    for (const chunk of chunks) {
+      for (let j = 0; j < chunk.count; j++, i++) {
+        const app = chunk.apps[j]!;
+        const id = chunk.messageIds[j]!;
+        const hash = chunk.hashes[j]!;
+        apps[i] = app;
+        ids[i] = id;
+        hashes[i] = hash;
+        receivedAt[i] = chunk.receivedAt[j]!;
+        const first = firstByHash.get(hash);
+        if (first !== undefined) {
+          if (sameKeyEarlier(apps, ids, hashes, i, first)) {
+            statuses[i] = 'duplicate';
+            continue;
+          }
+        } else {
+          firstByHash.set(hash, i);
         }
-      } else {
-        firstByHash.set(hash, i);
-      }
-      statuses[i] = 'accepted';
-      const seen = index.firstSeen(hash);
-      if (seen >= 0) {
-        if (recent.confirms(hash, app, id, cutoff)) {
-          statuses[i] = 'duplicate';
-          continue;
+        statuses[i] = 'accepted';
+        const seen = index.firstSeen(hash);
+        if (seen >= 0) {
+          if (recent.confirms(hash, app, id, cutoff)) {
+            statuses[i] = 'duplicate';
+            continue;
+          }
+          hits.push(i);
+          if (seen < earliestHit) earliestHit = seen;
+        } else {
+          misses.push(i);
         }
-        hits.push(i);
-        if (seen < earliestHit) earliestHit = seen;
-      } else {
-        misses.push(i);
       }
     }
     const duplicates = new Set<string>();
@@ -1015,41 +918,35 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       });
     }
     if (duplicates.size > 0) {
-      for (let i = 0; i < n; i++) {
-        if (statuses[i] === 'accepted' && duplicates.has(`${apps[i]}\u0000${ids[i]}`))
-          statuses[i] = 'duplicate';
+      for (let k = 0; k < n; k++) {
+        if (statuses[k] === 'accepted' && duplicates.has(`${apps[k]}\u0000${ids[k]}`))
+          statuses[k] = 'duplicate';
       }
     }
-    const accepted: number[] = [];
-    for (let i = 0; i < n; i++) if (statuses[i] === 'accepted') accepted.push(i);
 
-    // — contexts: each accepted event's id; tuples not stored yet are inserted in this transaction —
-    const contextOf: string[] = new Array(accepted.length);
-    const newContexts: unknown[][] = [];
+    // — rows and contexts of the accepted events: each chunk's rows as they are when all of it is
+    // accepted, else the accepted rows copied out; contexts not stored yet go in with them —
+    const eventLines: Uint8Array[] = [];
+    const newContexts: (readonly unknown[])[] = [];
     const newIds = new Set<string>();
-    let previous: StoredEvent | undefined;
-    let previousId = '';
-    for (let k = 0; k < accepted.length; k++) {
-      const e = events[accepted[k]!]!;
-      // Events of one batch mostly share their context: compare with the previous one before hashing.
-      let id: string | undefined;
-      if (previous !== undefined && sameContext(previous, e)) id = previousId;
-      else {
-        const key = contextKey(e);
-        id = contextIds.get(key);
-        if (id === undefined) {
-          id = contextIdOf(key);
-          if (contextIds.size >= CONTEXT_CACHE_KEYS) contextIds = new Map();
-          contextIds.set(key, id);
+    let acceptedCount = 0;
+    i = 0;
+    for (const chunk of chunks) {
+      let accepted = 0;
+      for (let j = 0; j < chunk.count; j++) {
+        if (statuses[i + j] !== 'accepted') continue;
+        accepted++;
+        const at = chunk.contextOf[j]!;
+        const contextId = chunk.contextIds[at]!;
+        if (!knownContexts.has(contextId) && !newIds.has(contextId)) {
+          newIds.add(contextId);
+          newContexts.push(chunk.contextRows[at]!);
         }
-        previous = e;
-        previousId = id;
       }
-      if (!knownContexts.has(id) && !newIds.has(id)) {
-        newIds.add(id);
-        newContexts.push(contextRow(e, id));
-      }
-      contextOf[k] = id;
+      if (accepted === chunk.count) eventLines.push(chunk.rows);
+      else if (accepted > 0) eventLines.push(acceptedRows(chunk, statuses, i, accepted));
+      acceptedCount += accepted;
+      i += chunk.count;
     }
 
     // — counters: the caller's, plus accepted/duplicate per day and app when asked (only the store knows) —
@@ -1073,15 +970,14 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         runAccepted = 0;
         runDuplicate = 0;
       };
-      for (let i = 0; i < n; i++) {
-        const e = events[i]!;
-        const day = dayOf(e.receivedAt);
-        if (day !== runDay || e.app !== runApp) {
+      for (let k = 0; k < n; k++) {
+        const day = dayOf(receivedAt[k]!);
+        if (day !== runDay || apps[k] !== runApp) {
           flush();
           runDay = day;
-          runApp = e.app;
+          runApp = apps[k]!;
         }
-        if (statuses[i] === 'accepted') runAccepted++;
+        if (statuses[k] === 'accepted') runAccepted++;
         else runDuplicate++;
       }
       flush();
@@ -1101,7 +997,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     }));
     const t0 = performance.now();
     try {
-      await intake.append(stageLines(events, hashes, accepted, contextOf), accepted.length, {
+      await intake.append(eventLines, acceptedCount, {
         contexts: newContexts,
         quarantine: quarantineRows,
         counters: [...counterTotals.values()],
@@ -1113,16 +1009,15 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       });
     }
     if (DEBUG)
-      console.error(
-        `[store] ${wallMs(t0)} append ${accepted.length} ${(performance.now() - t0).toFixed(1)}ms`,
-      );
+      console.error(`[store] ${wallMs(t0)} append ${acceptedCount} ${(performance.now() - t0).toFixed(1)}ms`);
 
     for (const id of newIds) knownContexts.add(id);
-    for (const i of accepted) {
-      const receivedAt = events[i]!.receivedAt;
-      if (receivedAt < cutoff) continue;
-      index.add(hashes[i]!, receivedAt);
-      recent.remember(hashes[i]!, apps[i]!, ids[i]!, receivedAt);
+    for (let k = 0; k < n; k++) {
+      if (statuses[k] !== 'accepted') continue;
+      const at = receivedAt[k]!;
+      if (at < cutoff) continue;
+      index.add(hashes[k]!, at);
+      recent.remember(hashes[k]!, apps[k]!, ids[k]!, at);
     }
     index.enforceBound();
     lastError = undefined;
@@ -1142,7 +1037,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     if (sideRows && !checkpointRunning) await foldSide();
     const side = writeTarget === 'side';
     const into = side ? LOAD_INTO.side : LOAD_INTO.main;
-    const contexts: unknown[][] = [];
+    const contexts: (readonly unknown[])[] = [];
     const quarantine: Record<string, unknown>[] = [];
     const counters = new Map<string, IngestCounter>();
     let events = 0;
@@ -1469,6 +1364,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     },
 
     // Every change goes through one of the two queues (an append is a change: reads load it first).
+    // Events can be encoded ahead, off the writer's thread (ingest workers), by this module.
+    encoder: { module: ENCODER_MODULE },
     changes: () => writes.transitions + appends.transitions,
 
     backlog(): StoreBacklog {

@@ -19,7 +19,7 @@ import type { IngestCounter } from '../types.js';
 /** A write's records other than events, kept in memory for the load (and in the file for recovery). */
 export interface IntakeRecords {
   /** New `contexts` rows: the id, then the context column values as text. */
-  readonly contexts: readonly unknown[][];
+  readonly contexts: readonly (readonly unknown[])[];
   /** Quarantine rows, in the shape `QUARANTINE_INSERT` reads. */
   readonly quarantine: readonly Record<string, unknown>[];
   readonly counters: readonly IngestCounter[];
@@ -33,7 +33,7 @@ export interface IntakeSegment {
   bytes: number;
   /** `performance.now()` of its first append (of its recovery, for a segment an earlier process left). */
   since: number;
-  readonly contexts: unknown[][];
+  readonly contexts: (readonly unknown[])[];
   readonly quarantine: Record<string, unknown>[];
   readonly counters: IngestCounter[];
 }
@@ -174,7 +174,7 @@ export class IntakeLog {
    * Append one write and sync it; resolves once it is on disk. On failure the segment is cut back to
    * where it was, so no part of an unacknowledged write is loaded later.
    */
-  async append(eventLines: Buffer, events: number, records: IntakeRecords): Promise<void> {
+  async append(eventLines: readonly Uint8Array[], events: number, records: IntakeRecords): Promise<void> {
     let text = '';
     for (const row of records.contexts) text += recordLine('c', row, this.toJson);
     for (const row of records.quarantine) text += recordLine('q', row, this.toJson);
@@ -183,9 +183,9 @@ export class IntakeLog {
     const segment = await this.openSegment();
     const start = segment.bytes;
     try {
-      const parts: Buffer[] = [];
+      const parts: Uint8Array[] = [];
       if (text !== '') parts.push(Buffer.from(text));
-      if (events > 0) parts.push(eventLines);
+      if (events > 0) parts.push(...eventLines);
       parts.push(WRITE_END);
       segment.bytes = start + writeAll(segment.fd, parts, start);
       await fdatasync(segment.fd);
@@ -269,7 +269,7 @@ export class IntakeLog {
 }
 
 /** Write `parts` at `position` with one system call (more only if the kernel takes less); bytes written. */
-function writeAll(fd: number, parts: Buffer[], position: number): number {
+function writeAll(fd: number, parts: readonly Uint8Array[], position: number): number {
   let total = 0;
   for (const part of parts) total += part.length;
   let written = fs.writevSync(fd, parts, position);

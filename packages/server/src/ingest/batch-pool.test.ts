@@ -1,0 +1,174 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { afterEach, describe, expect, it } from 'vitest';
+import { builtModuleUrl } from '../built-module.js';
+import { resolveServeConfig } from '../config/serve-config.js';
+import { isTelemarkError } from '../errors.js';
+import { createEventBuilder } from '../pipeline/event-builder.js';
+import { encodeRows } from '../store/duckdb/encode.js';
+import { type BatchPool, createBatchPool } from './batch-pool.js';
+import { decodeBodySync } from './body.js';
+import { keepGzipRefusal, keptRawOf, prepareSegmentBody } from './segment-body.js';
+
+const catalog = {
+  app: 'mytool',
+  events: {
+    run: {
+      description: 'A command ran.',
+      traits: { command: { type: 'enum', values: ['build', 'test'], required: true } },
+    },
+  },
+};
+const config = resolveServeConfig({ apps: { mytool: { catalog, writeKeys: ['wk_mytool_123'] } } });
+const ENCODER = builtModuleUrl('../store/duckdb/encode.js', import.meta.url).href;
+const receivedAt = Date.UTC(2026, 2, 1, 12);
+
+const message = (messageId: string, overrides: Record<string, unknown> = {}) => ({
+  type: 'track',
+  messageId,
+  timestamp: new Date(receivedAt - 5_000).toISOString(),
+  anonymousId: 'install-1',
+  event: 'run',
+  properties: { command: 'build' },
+  context: { app: { name: 'mytool', version: '1.0.0' }, os: { name: 'linux' } },
+  ...overrides,
+});
+
+const pools: BatchPool[] = [];
+afterEach(async () => {
+  await Promise.all(pools.splice(0).map((p) => p.close()));
+});
+const poolWith = (encoderModule = ENCODER, onWorkerError?: (error: Error) => void) => {
+  const pool = createBatchPool({
+    size: 2,
+    registry: config.registry,
+    limits: config.limits,
+    maxBytes: config.limits.maxBatchBytes,
+    encoderModule,
+    ...(onWorkerError ? { onWorkerError } : {}),
+  });
+  pools.push(pool);
+  return pool;
+};
+
+/** The request thread's answer for a body: what the pool must reproduce. */
+function onThisThread(wire: Buffer, encoding: string | undefined, headerKey: string | undefined) {
+  try {
+    let decoded: Buffer;
+    try {
+      decoded = decodeBodySync(wire, encoding, config.limits.maxBatchBytes);
+    } catch (error) {
+      throw keepGzipRefusal(error, wire);
+    }
+    const deps = { registry: config.registry, builder: createEventBuilder(), limits: config.limits };
+    const prepared = prepareSegmentBody({ route: 'batch', decoded, headerKey, receivedAt }, deps);
+    const { events, counters, app, ...rest } = prepared;
+    const encoded = events.length > 0 ? encodeRows(events) : undefined;
+    return { ...rest, counters: counters.toArray(), app: app?.name, encoded, bytes: decoded.length };
+  } catch (error) {
+    if (!isTelemarkError(error)) throw error;
+    return { code: error.code, detail: error.detail, kept: keptRawOf.get(error) };
+  }
+}
+
+async function inPool(
+  pool: BatchPool,
+  wire: Buffer,
+  encoding: string | undefined,
+  headerKey: string | undefined,
+) {
+  try {
+    const { prepared, bytes } = await pool.prepare({
+      route: 'batch',
+      wire: new Uint8Array(wire),
+      encoding,
+      headerKey,
+      receivedAt,
+    });
+    const { events, counters, app, ...rest } = prepared;
+    expect(events).toEqual([]);
+    return { ...rest, counters: counters.toArray(), app: app?.name, bytes };
+  } catch (error) {
+    if (!isTelemarkError(error)) throw error;
+    return { code: error.code, detail: error.detail, kept: keptRawOf.get(error) };
+  }
+}
+
+describe('ingest workers', () => {
+  it('answer every body as the request thread would: results, rejections, kept refusals, encoded rows', async () => {
+    const pool = poolWith();
+    const json = (value: unknown) => Buffer.from(JSON.stringify(value));
+    const cases: [string, Buffer, string | undefined, string | undefined][] = [
+      ['good', json({ batch: [message('a1'), message('a2')] }), undefined, 'wk_mytool_123'],
+      ['gzip', gzipSync(json({ batch: [message('g1')] })), 'gzip', 'wk_mytool_123'],
+      [
+        'mixed',
+        json({
+          batch: [
+            message('ok'),
+            message('bad-trait', { properties: { command: 'deploy' } }),
+            message('unknown-event', { event: 'nope' }),
+            { type: 'identify', messageId: 'i1' },
+            message('big', { properties: { command: 'build', pad: 'x'.repeat(40_000) } }),
+          ],
+        }),
+        undefined,
+        'wk_mytool_123',
+      ],
+      ['bad key', json({ batch: [message('k1')] }), undefined, 'wk_unknown_999'],
+      ['bad json', Buffer.from('{"batch": ['), undefined, 'wk_mytool_123'],
+      ['bad gzip', Buffer.from('not gzip at all'), 'gzip', 'wk_mytool_123'],
+      ['not a batch', json({ batch: 'no' }), undefined, 'wk_mytool_123'],
+      ['bad encoding', json({ batch: [] }), 'br', 'wk_mytool_123'],
+    ];
+    for (const [name, wire, encoding, key] of cases) {
+      const expected = onThisThread(wire, encoding, key);
+      const actual = await inPool(pool, wire, encoding, key);
+      const { encoded: expectedEncoded, ...expectedRest } = expected as { encoded?: unknown };
+      const { encoded: actualEncoded, ...actualRest } = actual as { encoded?: unknown };
+      expect({ name, ...actualRest }).toEqual({ name, ...expectedRest });
+      // Typed arrays come back as copies of the same bytes.
+      expect(
+        JSON.stringify(actualEncoded, (_k, v) => (ArrayBuffer.isView(v) ? [...(v as Uint8Array)] : v)),
+      ).toBe(
+        JSON.stringify(expectedEncoded, (_k, v) => (ArrayBuffer.isView(v) ? [...(v as Uint8Array)] : v)),
+      );
+    }
+    expect(
+      (await inPool(pool, json({ batch: [message('x')] }), undefined, 'wk_mytool_123')) as object,
+    ).toHaveProperty('encoded.count', 1);
+  });
+
+  it('answer TMK_ERR_INGEST_WORKER for the requests of a worker that stops, and start another', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-pool-'));
+    const fixture = path.join(dir, 'crashing-encoder.mjs');
+    fs.writeFileSync(
+      fixture,
+      `import { encode as real, transferables } from ${JSON.stringify(ENCODER)};
+export { transferables };
+export function encode(events) {
+  if (events.some((e) => e.messageId === 'crash')) process.exit(7);
+  return real(events);
+}
+`,
+    );
+    const errors: Error[] = [];
+    const pool = poolWith(pathToFileURL(fixture).href, (error) => errors.push(error));
+    const body = (id: string) => Buffer.from(JSON.stringify({ batch: [message(id)] }));
+    expect(await inPool(pool, body('crash'), undefined, 'wk_mytool_123')).toMatchObject({
+      code: 'TMK_ERR_INGEST_WORKER',
+    });
+    expect(errors.map((e) => e.message)).toEqual(['an ingest worker exited with code 7']);
+    // The other worker answers meanwhile, and the stopped one is replaced.
+    for (let i = 0; i < 6; i++) {
+      const answer = await inPool(pool, body(`after-${i}`), undefined, 'wk_mytool_123');
+      expect(answer).toHaveProperty('encoded.count', 1);
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    expect((await pool.threadIds()).length).toBe(2);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});

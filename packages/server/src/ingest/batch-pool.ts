@@ -1,0 +1,217 @@
+/**
+ * Ingest workers: Segment batch bodies are decoded, parsed, validated, prepared and encoded for the
+ * store (`StoreDriver.encoder`) on worker threads, so the request thread only reads bodies, dedupes,
+ * appends and answers. Without them the collector is bound to one core (docs/collector.md, "Performance").
+ *
+ * Nothing but bytes, strings and numbers crosses: the body goes over as a transferred buffer, the
+ * prepared request comes back with its events already encoded (typed arrays and one byte buffer,
+ * transferred). Posting event objects instead would cost more than parsing them (structured clone
+ * reads back slower than JSON.parse).
+ */
+import { Worker } from 'node:worker_threads';
+import type { MessageResult } from 'telemark';
+import { builtModuleUrl } from '../built-module.js';
+import type { AppEntry, AppRegistry, RateLimit } from '../config/registry-types.js';
+import { type ErrorCode, TelemarkError } from '../errors.js';
+import { CounterSet } from '../pipeline/counters.js';
+import type { EncodedEvents, IngestCounter, QuarantineEntry } from '../store/types.js';
+import type { PreparedRequest } from './prepared.js';
+import type { SegmentRoute } from './segment.js';
+import { withKeptRaw } from './segment-body.js';
+
+/** @internal What a worker starts with. */
+export interface BatchWorkerData {
+  readonly apps: readonly AppEntry[];
+  readonly limits: { readonly maxEventBytes: number; readonly maxBatchEvents: number };
+  /** Bytes a body may take decoded (gzip output is capped at this). */
+  readonly maxBytes: number;
+  /** URL of the store's encoder module. */
+  readonly encoderModule: string;
+}
+
+/** @internal One body to prepare. */
+export interface BatchTask {
+  readonly id: number;
+  readonly route: SegmentRoute;
+  readonly wire: Uint8Array;
+  readonly encoding: string | undefined;
+  readonly headerKey: string | undefined;
+  readonly receivedAt: number;
+}
+
+/** @internal A worker's answer. */
+export type BatchReply =
+  | {
+      readonly id: number;
+      readonly ok: true;
+      readonly bytes: number;
+      readonly results: (MessageResult | undefined)[];
+      readonly slots: number[];
+      readonly quarantine: QuarantineEntry[];
+      readonly counters: IngestCounter[];
+      readonly charges: { key: string; limit: RateLimit; cost: number }[];
+      readonly app: string | undefined;
+      readonly encoded: EncodedEvents | undefined;
+    }
+  | {
+      readonly id: number;
+      readonly ok: false;
+      readonly code: ErrorCode;
+      readonly detail: string;
+      readonly kept?: string;
+    }
+  | { readonly id: number; readonly ok: false; readonly message: string };
+
+export interface BatchPoolOptions {
+  readonly size: number;
+  readonly registry: AppRegistry;
+  readonly limits: BatchWorkerData['limits'];
+  readonly maxBytes: number;
+  readonly encoderModule: string;
+  /** A worker failed or exited (its requests are answered TMK_ERR_INGEST_WORKER): for the log. */
+  readonly onWorkerError?: (error: Error) => void;
+}
+
+export interface BatchPool {
+  /**
+   * Prepare a body as received (still gzipped, if it was). Rejects with the TelemarkError the request
+   * thread would have thrown (the text to keep attached, `keptRawOf`), or TMK_ERR_INGEST_WORKER when
+   * the worker stopped (it is started again).
+   */
+  prepare(task: Omit<BatchTask, 'id'>): Promise<{ prepared: PreparedRequest; bytes: number }>;
+  /** Requests a worker holds, in all (to tell what the pool is doing). */
+  readonly busy: number;
+  /** Once every worker has started: their OS thread ids (Linux), to keep at normal priority. */
+  threadIds(): Promise<number[]>;
+  close(): Promise<void>;
+}
+
+interface Slot {
+  worker: Worker;
+  /** False from a worker's stop until its replacement is started (a short pause, so a failing start cannot spin). */
+  alive: boolean;
+  /** Resolves with the worker's OS thread id once it has started. */
+  started: Promise<number>;
+  readonly waiting: Map<number, { resolve: (reply: BatchReply) => void; reject: (error: Error) => void }>;
+}
+
+const WORKER_URL = builtModuleUrl('./batch-worker.js', import.meta.url);
+const RESTART_DELAY_MS = 200;
+
+export function createBatchPool(options: BatchPoolOptions): BatchPool {
+  const data: BatchWorkerData = {
+    apps: options.registry.list(),
+    limits: { maxEventBytes: options.limits.maxEventBytes, maxBatchEvents: options.limits.maxBatchEvents },
+    maxBytes: options.maxBytes,
+    encoderModule: options.encoderModule,
+  };
+  let nextId = 1;
+  let closing = false;
+  let busy = 0;
+
+  const start = (slot: Slot): Worker => {
+    const worker = new Worker(WORKER_URL, { workerData: data });
+    worker.unref();
+    let hello: (tid: number) => void = () => undefined;
+    slot.started = new Promise((resolve) => {
+      hello = resolve;
+    });
+    worker.on('message', (reply: BatchReply | { hello: number }) => {
+      if ('hello' in reply) return hello(reply.hello);
+      const waiter = slot.waiting.get(reply.id);
+      if (!waiter) return;
+      slot.waiting.delete(reply.id);
+      waiter.resolve(reply);
+    });
+    const stopped = (why: string) => {
+      hello(0);
+      if (slot.worker !== worker || !slot.alive) return;
+      slot.alive = false;
+      for (const waiter of slot.waiting.values())
+        waiter.reject(new TelemarkError('TMK_ERR_INGEST_WORKER', why));
+      slot.waiting.clear();
+      if (closing) return;
+      setTimeout(() => {
+        if (closing) return;
+        slot.worker = start(slot);
+        slot.alive = true;
+      }, RESTART_DELAY_MS).unref();
+    };
+    worker.on('error', (error) => {
+      options.onWorkerError?.(error);
+      stopped(error.message);
+    });
+    worker.on('exit', (code) => {
+      if (!closing) options.onWorkerError?.(new Error(`an ingest worker exited with code ${code}`));
+      stopped(`exited with code ${code}`);
+    });
+    return worker;
+  };
+
+  const slots: Slot[] = [];
+  for (let i = 0; i < options.size; i++) {
+    const slot = { waiting: new Map(), alive: true } as unknown as Slot;
+    slot.worker = start(slot);
+    slots.push(slot);
+  }
+
+  const leastBusy = (): Slot | undefined => {
+    let best: Slot | undefined;
+    for (const slot of slots) if (slot.alive && (!best || slot.waiting.size < best.waiting.size)) best = slot;
+    return best;
+  };
+
+  return {
+    async prepare(input) {
+      if (closing) throw new TelemarkError('TMK_ERR_SHUTTING_DOWN');
+      const slot = leastBusy();
+      if (!slot) throw new TelemarkError('TMK_ERR_INGEST_WORKER', 'every ingest worker is restarting');
+      const id = nextId++;
+      // Transfer the body's memory when it is the buffer's own; a slice of Node's shared pool is copied.
+      const own = input.wire.byteOffset === 0 && input.wire.byteLength === input.wire.buffer.byteLength;
+      const wire = own ? input.wire : new Uint8Array(input.wire);
+      busy++;
+      let reply: BatchReply;
+      try {
+        reply = await new Promise<BatchReply>((resolve, reject) => {
+          slot.waiting.set(id, { resolve, reject });
+          slot.worker.postMessage({ ...input, id, wire } satisfies BatchTask, [wire.buffer as ArrayBuffer]);
+        });
+      } finally {
+        busy--;
+      }
+      if (!reply.ok) {
+        if ('code' in reply) {
+          const error = new TelemarkError(reply.code, reply.detail);
+          throw reply.kept === undefined ? error : withKeptRaw(error, reply.kept);
+        }
+        throw new Error(`ingest worker: ${reply.message}`);
+      }
+      const counters = new CounterSet();
+      counters.addAll(reply.counters);
+      const prepared: PreparedRequest = {
+        results: reply.results,
+        events: [],
+        slots: reply.slots,
+        quarantine: reply.quarantine,
+        counters,
+        charges: reply.charges,
+        app: reply.app === undefined ? undefined : options.registry.get(reply.app),
+        ...(reply.encoded ? { encoded: reply.encoded } : {}),
+      };
+      return { prepared, bytes: reply.bytes };
+    },
+    get busy() {
+      return busy;
+    },
+    threadIds: () => Promise.all(slots.map((slot) => slot.started)),
+    async close() {
+      closing = true;
+      await Promise.all(slots.map((slot) => slot.worker.terminate()));
+      for (const slot of slots) {
+        for (const waiter of slot.waiting.values()) waiter.reject(new TelemarkError('TMK_ERR_SHUTTING_DOWN'));
+        slot.waiting.clear();
+      }
+    },
+  };
+}

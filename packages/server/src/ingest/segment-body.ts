@@ -1,0 +1,91 @@
+/**
+ * A Segment body, decoded, to a prepared request: parse, measure each message against the size limit,
+ * prepare. The same steps whether they run on the request thread or in an ingest worker (batch-pool.ts).
+ */
+import type { ErrorCode } from '../errors.js';
+import { isTelemarkError, type TelemarkError } from '../errors.js';
+import { parseJsonBody } from './body.js';
+import { batchElementSizes, batchFitsMessageLimit } from './json-extent.js';
+import { cutRaw, type PreparedRequest } from './prepared.js';
+import { prepareSegment, type SegmentDeps, type SegmentRoute } from './segment.js';
+
+/** Whole-request refusals whose body was read and is kept for inspection (parse and auth); counted when kept. */
+export const KEPT_REFUSALS: ReadonlySet<ErrorCode> = new Set([
+  'TMK_ERR_BODY_UNPARSEABLE',
+  'TMK_ERR_BAD_GZIP',
+  'TMK_ERR_BAD_BATCH',
+  'TMK_ERR_BAD_WRITE_KEY',
+]);
+
+/** The text a refused request keeps in quarantine (set on the error where it is thrown). */
+export const keptRawOf = new WeakMap<object, string>();
+
+export function withKeptRaw(error: TelemarkError, raw: string): TelemarkError {
+  keptRawOf.set(error, raw);
+  return error;
+}
+
+export interface SegmentBodyInput {
+  readonly route: SegmentRoute;
+  readonly decoded: Buffer;
+  readonly headerKey: string | undefined;
+  readonly receivedAt: number;
+}
+
+/** The `batch` array of a parsed body, when there is one. */
+const batchOf = (body: unknown): readonly unknown[] | undefined => {
+  const batch = typeof body === 'object' && body !== null ? (body as { batch?: unknown }).batch : undefined;
+  return Array.isArray(batch) ? batch : undefined;
+};
+
+/**
+ * Throws a TelemarkError for a whole-request refusal; for those in KEPT_REFUSALS the text to keep is
+ * attached (`keptRawOf`).
+ */
+export function prepareSegmentBody(input: SegmentBodyInput, deps: SegmentDeps): PreparedRequest {
+  const { decoded, route } = input;
+  const bytes = decoded.length;
+  let body: unknown;
+  try {
+    body = parseJsonBody(decoded);
+  } catch (error) {
+    throw withKeptRaw(error as TelemarkError, cutRaw(decoded.toString('utf8')));
+  }
+  const limit = deps.limits.maxEventBytes;
+  const batch = route === 'batch' && bytes > limit ? batchOf(body) : undefined;
+  // The cheap proof first; the byte scan only for the batches it cannot clear.
+  const messagesFit = batch !== undefined && batchFitsMessageLimit(batch, bytes, limit);
+  const messageBytes = batch !== undefined && !messagesFit ? batchElementSizes(decoded) : undefined;
+  try {
+    return prepareSegment(
+      {
+        route,
+        body,
+        bodyBytes: bytes,
+        headerKey: input.headerKey,
+        receivedAt: input.receivedAt,
+        messageBytes,
+        messagesFit,
+      },
+      deps,
+    );
+  } catch (error) {
+    if (isTelemarkError(error) && KEPT_REFUSALS.has(error.code)) {
+      let raw: string;
+      try {
+        raw = cutRaw(JSON.stringify(body));
+      } catch {
+        raw = '';
+      }
+      throw withKeptRaw(error, raw);
+    }
+    throw error;
+  }
+}
+
+/** A gzip refusal keeps the start of the body as sent, in base64 (it is not text). */
+export function keepGzipRefusal(error: unknown, wire: Buffer): unknown {
+  if (isTelemarkError(error) && error.code === 'TMK_ERR_BAD_GZIP')
+    withKeptRaw(error, `base64:${wire.subarray(0, 24 * 1024).toString('base64')}`);
+  return error;
+}
