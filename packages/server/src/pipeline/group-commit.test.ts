@@ -38,7 +38,7 @@ function createRecordingStore() {
       // `events` first, then each encoded chunk, as the Store contract says.
       const keys = next.batch.events.map((e) => `${e.app}\u0000${e.messageId}`);
       for (const chunk of next.batch.encoded ?? [])
-        chunk.apps.forEach((app, i) => keys.push(`${app}\u0000${chunk.messageIds[i]}`));
+        for (const [i, app] of chunk.apps.entries()) keys.push(`${app}\u0000${chunk.messageIds[i]}`);
       const statuses = keys.map((key) => {
         if (seen.has(key)) return 'duplicate' as const;
         seen.add(key);

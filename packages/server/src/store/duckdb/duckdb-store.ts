@@ -37,7 +37,6 @@ import type {
   Store,
   StoreBacklog,
   StoreDriver,
-  StoredEvent,
   StoredQuarantineEntry,
   StoreHealth,
   WriteBatch,
@@ -53,16 +52,12 @@ import {
 import { ENCODING, type EncodedRows, encodeRows, isEncodedRows, toDuckDBJson } from './encode.js';
 import { IntakeLog } from './intake-log.js';
 import {
-  CONTEXT_COLUMNS,
   CONTEXTS_INSERT,
-  contextIdOf,
-  contextKey,
   EVENT_COLUMNS,
   EVENT_SELECT_LIST,
   MIGRATIONS,
   MIGRATIONS_TABLE,
   type MigrationContext,
-  ROW_COLUMNS,
   SCHEMA_VERSION,
   STAGED_INSERT,
 } from './schema.js';
