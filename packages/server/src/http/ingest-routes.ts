@@ -172,7 +172,9 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     const total = events.length + (encoded?.count ?? 0);
     for (let i = 0; i < total; i++) {
       const fromEvents = i < events.length;
-      const app = fromEvents ? (events[i] as StoredEvent).app : encoded!.apps[i - events.length]!;
+      const app = fromEvents
+        ? (events[i] as StoredEvent).app
+        : encoded!.apps[encoded!.appOf[i - events.length]!]!;
       const duplicate = statuses[i] === 'duplicate';
       prepared.results[prepared.slots[i] as number] = {
         messageId: fromEvents

@@ -11,7 +11,7 @@
 import { Worker } from 'node:worker_threads';
 import type { MessageResult } from 'telemark';
 import { builtModuleUrl } from '../built-module.js';
-import type { AppEntry, AppRegistry, RateLimit } from '../config/registry-types.js';
+import type { AppEntry, AppRegistry } from '../config/registry-types.js';
 import { type ErrorCode, TelemarkError } from '../errors.js';
 import { CounterSet } from '../pipeline/counters.js';
 import type { EncodedEvents, IngestCounter, QuarantineEntry } from '../store/types.js';
@@ -49,7 +49,7 @@ export type BatchReply =
       readonly slots: number[];
       readonly quarantine: QuarantineEntry[];
       readonly counters: IngestCounter[];
-      readonly charges: { key: string; limit: RateLimit; cost: number }[];
+      readonly charges: PreparedRequest['charges'];
       readonly app: string | undefined;
       readonly encoded: EncodedEvents | undefined;
     }

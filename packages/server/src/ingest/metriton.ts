@@ -3,6 +3,7 @@ import type { AppEntry, AppRegistry } from '../config/registry-types.js';
 import type { EventBuilder, EventContext } from '../pipeline/event-builder.js';
 import type { QuarantineEntry } from '../store/types.js';
 import {
+  chargeKey,
   createPrepared,
   createTally,
   isRecord,
@@ -276,9 +277,9 @@ export function prepareMetriton(body: unknown, receivedAt: number, deps: Metrito
   const tally = createTally();
   tally.count(built.event);
   tally.addTo(prepared.counters, receivedAt);
-  prepared.charges.push({ key: `keyless\u0000${app.name}`, limit: app.rateLimits.perWriteKey, cost: 1 });
+  prepared.charges.push({ key: chargeKey('keyless', app.name), limit: app.rateLimits.perWriteKey, cost: 1 });
   prepared.charges.push({
-    key: `install\u0000${app.name}\u0000${installId}`,
+    key: chargeKey('install', `${app.name}\u0000${installId}`),
     limit: app.rateLimits.perInstall,
     cost: 1,
   });

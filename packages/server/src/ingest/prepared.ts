@@ -1,5 +1,6 @@
 import type { Control, MessageResult } from 'telemark';
 import type { AppEntry, RateLimit } from '../config/registry-types.js';
+import { hash53 } from '../hash53.js';
 import { CounterSet, utcDay } from '../pipeline/counters.js';
 import { SKEW_COUNT_THRESHOLD_MS } from '../pipeline/event-builder.js';
 import type { EncodedEvents, QuarantineEntry, StoredEvent } from '../store/types.js';
@@ -16,8 +17,8 @@ export interface PreparedRequest {
   readonly slots: number[];
   readonly quarantine: QuarantineEntry[];
   readonly counters: CounterSet;
-  /** Token-bucket charges for this request (per write key and per install). */
-  readonly charges: { key: string; limit: RateLimit; cost: number }[];
+  /** Token-bucket charges for this request (per write key and per install), keyed by `chargeKey`. */
+  readonly charges: { key: number; limit: RateLimit; cost: number }[];
   /** The app whose control block answers the request (the key's app, or the first keyless app named). */
   app: AppEntry | undefined;
   /**
@@ -26,6 +27,13 @@ export interface PreparedRequest {
    */
   readonly encoded?: EncodedEvents;
 }
+
+/**
+ * A rate-limit bucket's key: a number rather than the string it stands for, so a request carries no
+ * per-install strings (cheap to post from an ingest worker, nothing for the collector to keep). Two
+ * installs sharing a bucket by a 53-bit collision would only share a limit.
+ */
+export const chargeKey = (kind: 'key' | 'keyless' | 'install', name: string): number => hash53(kind, name);
 
 export function createPrepared(count: number): PreparedRequest {
   return {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { resolveServeConfig } from '../config/serve-config.js';
 import { createEventBuilder, MAX_FUTURE_MS } from '../pipeline/event-builder.js';
+import { chargeKey } from './prepared.js';
 import { prepareSegment, writeKeyFromHeader } from './segment.js';
 
 const mytool = {
@@ -223,9 +224,9 @@ describe('Segment and telemark messages', () => {
       deps,
     );
     expect(prepared.charges.map((c) => [c.key, c.cost])).toEqual([
-      ['keyless\u0000keyless', 3],
-      ['install\u0000keyless\u0000a', 2],
-      ['install\u0000keyless\u0000b', 1],
+      [chargeKey('keyless', 'keyless'), 3],
+      [chargeKey('install', 'keyless\u0000a'), 2],
+      [chargeKey('install', 'keyless\u0000b'), 1],
     ]);
   });
 

@@ -4,6 +4,7 @@ import { TelemarkError } from '../errors.js';
 import type { EventBuilder, EventContext } from '../pipeline/event-builder.js';
 import { parseIsoTime } from './iso-time.js';
 import {
+  chargeKey,
   createPrepared,
   createTally,
   isRecord,
@@ -306,14 +307,14 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
   tally.addTo(prepared.counters, receivedAt);
   for (const [app, cost] of costs)
     prepared.charges.push({
-      key: keyApp && writeKey !== undefined ? `key\u0000${writeKey}` : `keyless\u0000${app.name}`,
+      key: keyApp && writeKey !== undefined ? chargeKey('key', writeKey) : chargeKey('keyless', app.name),
       limit: app.rateLimits.perWriteKey,
       cost,
     });
   for (const [app, installs] of installCosts)
     for (const [installId, cost] of installs)
       prepared.charges.push({
-        key: `install\u0000${app.name}\u0000${installId}`,
+        key: chargeKey('install', `${app.name}\u0000${installId}`),
         limit: app.rateLimits.perInstall,
         cost,
       });

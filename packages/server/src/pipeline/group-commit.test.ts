@@ -38,7 +38,8 @@ function createRecordingStore() {
       // `events` first, then each encoded chunk, as the Store contract says.
       const keys = next.batch.events.map((e) => `${e.app}\u0000${e.messageId}`);
       for (const chunk of next.batch.encoded ?? [])
-        for (const [i, app] of chunk.apps.entries()) keys.push(`${app}\u0000${chunk.messageIds[i]}`);
+        for (const [i, id] of chunk.messageIds.entries())
+          keys.push(`${chunk.apps[chunk.appOf[i]!]}\u0000${id}`);
       const statuses = keys.map((key) => {
         if (seen.has(key)) return 'duplicate' as const;
         seen.add(key);
@@ -63,7 +64,8 @@ const tick = () => new Promise((r) => setImmediate(r));
 const encodedOf = (...messageIds: string[]): EncodedEvents => ({
   encoding: 'test',
   count: messageIds.length,
-  apps: messageIds.map(() => 'a'),
+  apps: ['a'],
+  appOf: new Uint16Array(messageIds.length),
   messageIds,
 });
 

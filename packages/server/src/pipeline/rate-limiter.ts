@@ -12,7 +12,7 @@ export interface RateLimiter {
    * the milliseconds until the most starved bucket can pay (the Retry-After hint); nothing is taken then.
    */
   take(
-    requests: readonly { readonly key: string; readonly limit: RateLimit; readonly cost: number }[],
+    requests: readonly { readonly key: string | number; readonly limit: RateLimit; readonly cost: number }[],
     now?: number,
   ): number;
   /** Buckets held in memory. */
@@ -28,10 +28,10 @@ export interface RateLimiter {
  */
 export function createRateLimiter(options: { maxKeys: number }): RateLimiter {
   const generationSize = Math.max(1, Math.floor(options.maxKeys / 2));
-  let young = new Map<string, Bucket>();
-  let old = new Map<string, Bucket>();
+  let young = new Map<string | number, Bucket>();
+  let old = new Map<string | number, Bucket>();
 
-  const bucketOf = (key: string, limit: RateLimit, now: number): Bucket => {
+  const bucketOf = (key: string | number, limit: RateLimit, now: number): Bucket => {
     let bucket = young.get(key);
     if (!bucket) {
       bucket = old.get(key);

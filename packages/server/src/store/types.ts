@@ -105,7 +105,9 @@ export interface EncodedEvents {
   /** Which encoder made it; an engine refuses another's. */
   readonly encoding: string;
   readonly count: number;
+  /** The apps of these events, each once (one string per app, not per event); `appOf[i]` is event i's. */
   readonly apps: readonly string[];
+  readonly appOf: Uint16Array;
   readonly messageIds: readonly string[];
 }
 

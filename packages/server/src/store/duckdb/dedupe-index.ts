@@ -12,49 +12,19 @@
  * bytes (hash and minute), and tables are kept between 1/4 and 1/2 full, so 20–40 bytes per id.
  */
 
+import { hash53 } from '../../hash53.js';
+
 export const DAY_MS = 86_400_000;
 const MINUTE_MS = 60_000;
 
 /** Slots of a fresh day table; a power of two. */
 const INITIAL_SLOTS = 1024;
 
-const fmix32 = (h: number): number => {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-};
-
 /**
  * A 53-bit hash of (app, messageId), never 0 (0 marks an empty slot). Stored in `events.dedupe_key`,
  * so it is part of the file format: its outputs are pinned by a test.
  */
-export function dedupeHash(app: string, messageId: string): number {
-  // Two independent 32-bit hashes over the UTF-16 code units of `app`, a 0 separator and `messageId`.
-  let a = 0x811c9dc5;
-  let b = 0x9747b28c;
-  for (let i = 0; i < app.length; i++) {
-    const c = app.charCodeAt(i);
-    a = Math.imul(a ^ c, 0x01000193);
-    b = Math.imul(b ^ c, 0x5bd1e995);
-    b ^= b >>> 15;
-  }
-  a = Math.imul(a, 0x01000193);
-  b = Math.imul(b, 0x5bd1e995);
-  b ^= b >>> 15;
-  for (let i = 0; i < messageId.length; i++) {
-    const c = messageId.charCodeAt(i);
-    a = Math.imul(a ^ c, 0x01000193);
-    b = Math.imul(b ^ c, 0x5bd1e995);
-    b ^= b >>> 15;
-  }
-  const high = fmix32(a ^ messageId.length) & 0x1fffff;
-  const low = fmix32(b ^ app.length);
-  const hash = high * 0x1_0000_0000 + low;
-  return hash === 0 ? 1 : hash;
-}
+export const dedupeHash: (app: string, messageId: string) => number = hash53;
 
 /** Old slots moved to the new table per add while a table grows: the move ends long before the next growth. */
 const MOVES_PER_ADD = 8;

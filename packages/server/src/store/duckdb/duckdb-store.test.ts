@@ -705,7 +705,13 @@ describe('DuckDB store specifics', () => {
 
     it("refuses another engine's encoding", async () => {
       const store = track(open(newPath()));
-      const foreign = { encoding: 'tsv-1', count: 1, apps: ['a'], messageIds: ['m'] };
+      const foreign = {
+        encoding: 'tsv-1',
+        count: 1,
+        apps: ['a'],
+        appOf: new Uint16Array(1),
+        messageIds: ['m'],
+      };
       await expect(store.write(batch({ encoded: [foreign] }))).rejects.toMatchObject({
         code: 'TMK_ERR_STORE_INVALID_ROW',
       });

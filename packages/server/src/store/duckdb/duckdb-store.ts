@@ -865,7 +865,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     let i = 0;
     for (const chunk of chunks) {
       for (let j = 0; j < chunk.count; j++, i++) {
-        const app = chunk.apps[j]!;
+        const app = chunk.apps[chunk.appOf[j]!]!;
         const id = chunk.messageIds[j]!;
         const hash = chunk.hashes[j]!;
         apps[i] = app;

@@ -10,16 +10,17 @@ const lines = (rows: Uint8Array, ends: Uint32Array) =>
 describe('encoding events as DuckDB rows', () => {
   it('gives each event its row line, dedupe hash and context, contexts listed once', () => {
     const a = sampleEvent({ app: 'a', messageId: 'm1' });
-    const b = sampleEvent({ app: 'a', messageId: 'm2', osName: 'windows' });
+    const b = sampleEvent({ app: 'b', messageId: 'm2', osName: 'windows' });
     const c = { ...a, messageId: 'm3' };
     const encoded = encodeRows([a, b, c]);
     expect(isEncodedRows(encoded)).toBe(true);
     expect(encoded.count).toBe(3);
-    expect(encoded.apps).toEqual(['a', 'a', 'a']);
+    expect(encoded.apps).toEqual(['a', 'b']);
+    expect([...encoded.appOf]).toEqual([0, 1, 0]);
     expect(encoded.messageIds).toEqual(['m1', 'm2', 'm3']);
     expect([...encoded.hashes]).toEqual([
       dedupeHash('a', 'm1'),
-      dedupeHash('a', 'm2'),
+      dedupeHash('b', 'm2'),
       dedupeHash('a', 'm3'),
     ]);
     expect([...encoded.receivedAt]).toEqual([a.receivedAt, b.receivedAt, c.receivedAt]);

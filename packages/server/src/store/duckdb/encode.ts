@@ -138,7 +138,8 @@ let staging = Buffer.allocUnsafe(1024 * 1024);
 export function encodeRows(events: readonly StoredEvent[], options: { checked?: boolean } = {}): EncodedRows {
   const n = events.length;
   if (!options.checked) for (let i = 0; i < n; i++) checkEvent(events[i]!, i);
-  const apps: string[] = new Array(n);
+  const apps: string[] = [];
+  const appOf = new Uint16Array(n);
   const messageIds: string[] = new Array(n);
   const hashes = new Float64Array(n);
   const receivedAt = new Float64Array(n);
@@ -157,7 +158,10 @@ export function encodeRows(events: readonly StoredEvent[], options: { checked?: 
     const e = events[i]!;
     const app = wellFormed(e.app);
     const id = wellFormed(e.messageId);
-    apps[i] = app;
+    // Batches hold one app, or a few: a short scan beats a map.
+    let appIndex = apps.indexOf(app);
+    if (appIndex < 0) appIndex = apps.push(app) - 1;
+    appOf[i] = appIndex;
     messageIds[i] = id;
     const hash = dedupeHash(app, id);
     hashes[i] = hash;
@@ -228,6 +232,7 @@ export function encodeRows(events: readonly StoredEvent[], options: { checked?: 
     encoding: ENCODING,
     count: n,
     apps,
+    appOf,
     messageIds,
     hashes,
     receivedAt,
@@ -241,6 +246,7 @@ export function encodeRows(events: readonly StoredEvent[], options: { checked?: 
 
 /** Buffers an `EncodedRows` owns, to transfer rather than copy when posting it to another thread. */
 export const transferablesOf = (encoded: EncodedRows): ArrayBuffer[] => [
+  encoded.appOf.buffer as ArrayBuffer,
   encoded.hashes.buffer as ArrayBuffer,
   encoded.receivedAt.buffer as ArrayBuffer,
   encoded.contextOf.buffer as ArrayBuffer,
