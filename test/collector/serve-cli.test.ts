@@ -67,10 +67,10 @@ describe('telemark serve', () => {
       });
       expect(byDefault!.main).toBe(base);
       expect(byDefault!.others.length).toBeGreaterThanOrEqual(4);
-      // The ingest workers serve requests, so they keep the main thread's priority: one on this machine
-      // of 2 cores (one fewer than the cores), three when asked for three.
+      // The ingest workers serve requests, so they keep the main thread's priority: one per core (up to
+      // 4) by default, three when asked for three.
       const lowered = (n: number) => n >= Math.max(10, base);
-      const defaultWorkers = Math.min(4, Math.max(1, availableParallelism() - 1));
+      const defaultWorkers = Math.min(4, Math.max(1, availableParallelism()));
       expect(byDefault!.others.filter((n) => !lowered(n))).toEqual(Array(defaultWorkers).fill(base));
       const three = join(tempDir(), 'three.json');
       writeFileSync(three, JSON.stringify({ ingestWorkers: 3 }));

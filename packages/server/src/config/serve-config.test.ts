@@ -1,5 +1,5 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { catalogToJSON } from 'telemark';
 import { telepresence } from 'telemark/catalogs/telepresence';
@@ -30,6 +30,8 @@ describe('serve configuration', () => {
     expect(config.dataDir).toBe('/srv/telemark-data');
     expect(config.store).toBe('duckdb');
     expect(config.backgroundNice).toBe(10);
+    expect(config.ingestWorkers).toBe(Math.min(4, availableParallelism()));
+    expect(resolveServeConfig({ ingestWorkers: 0 }).ingestWorkers).toBe(0);
     expect(config.limits).toEqual({
       maxEventBytes: 32 * 1024,
       maxBatchBytes: 500 * 1024,
@@ -49,10 +51,12 @@ describe('serve configuration', () => {
         surprise: true,
         limits: { maxBatchEvents: -1 },
         backgroundNice: 20,
+        ingestWorkers: -1,
         apps: { mytool: { writeKeys: ['short'] } },
       }),
     );
     expect(message).toContain('backgroundNice');
+    expect(message).toContain('ingestWorkers');
     expect(message).toContain('port');
     expect(message).toContain('store');
     expect(message).toContain('surprise');
