@@ -167,15 +167,16 @@ export function createBatchPool(options: BatchPoolOptions): BatchPool {
       const slot = leastBusy();
       if (!slot) throw new TelemarkError('TMK_ERR_INGEST_WORKER', 'every ingest worker is restarting');
       const id = nextId++;
-      // Transfer the body's memory when it is the buffer's own; a slice of Node's shared pool is copied.
+      // Move the body's memory when it is the buffer's own; a slice of Node's shared pool is copied.
       const own = input.wire.byteOffset === 0 && input.wire.byteLength === input.wire.buffer.byteLength;
       const wire = own ? input.wire : new Uint8Array(input.wire);
+      const transfer = own ? [wire.buffer as ArrayBuffer] : [];
       busy++;
       let reply: BatchReply;
       try {
         reply = await new Promise<BatchReply>((resolve, reject) => {
           slot.waiting.set(id, { resolve, reject });
-          slot.worker.postMessage({ ...input, id, wire } satisfies BatchTask, [wire.buffer as ArrayBuffer]);
+          slot.worker.postMessage({ ...input, id, wire } satisfies BatchTask, transfer);
         });
       } finally {
         busy--;

@@ -19,6 +19,7 @@ interface EncoderModule {
 }
 
 const data = workerData as BatchWorkerData;
+const TRANSFER_FROM_EVENTS = 16;
 const deps = { registry: appRegistryOf(data.apps), builder: createEventBuilder(), limits: data.limits };
 const encoder = (await import(data.encoderModule)) as EncoderModule;
 const port = parentPort!;
@@ -49,7 +50,8 @@ port.on('message', (task: BatchTask) => {
       deps,
     );
     const encoded = prepared.events.length > 0 ? encoder.encode(prepared.events) : undefined;
-    if (encoded) transfer = encoder.transferables(encoded);
+    // Moving a buffer saves a copy but has a fixed cost: worth it for a batch, not for a few events.
+    if (encoded && encoded.count >= TRANSFER_FROM_EVENTS) transfer = encoder.transferables(encoded);
     reply = {
       id: task.id,
       ok: true,

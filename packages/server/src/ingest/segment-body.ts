@@ -3,9 +3,10 @@
  * prepare. The same steps whether they run on the request thread or in an ingest worker (batch-pool.ts).
  */
 import type { ErrorCode } from '../errors.js';
-import { isTelemarkError, type TelemarkError } from '../errors.js';
+import { isTelemarkError, TelemarkError } from '../errors.js';
 import { parseJsonBody } from './body.js';
 import { batchElementSizes, batchFitsMessageLimit } from './json-extent.js';
+import { type MetritonDeps, prepareMetriton } from './metriton.js';
 import { cutRaw, type PreparedRequest } from './prepared.js';
 import { prepareSegment, type SegmentDeps, type SegmentRoute } from './segment.js';
 
@@ -38,6 +39,15 @@ const batchOf = (body: unknown): readonly unknown[] | undefined => {
   return Array.isArray(batch) ? batch : undefined;
 };
 
+/** Parse a decoded body; unparseable, it is refused with its text to keep. */
+function parseKeeping(decoded: Buffer): unknown {
+  try {
+    return parseJsonBody(decoded);
+  } catch (error) {
+    throw withKeptRaw(error as TelemarkError, cutRaw(decoded.toString('utf8')));
+  }
+}
+
 /**
  * Throws a TelemarkError for a whole-request refusal; for those in KEPT_REFUSALS the text to keep is
  * attached (`keptRawOf`).
@@ -45,12 +55,7 @@ const batchOf = (body: unknown): readonly unknown[] | undefined => {
 export function prepareSegmentBody(input: SegmentBodyInput, deps: SegmentDeps): PreparedRequest {
   const { decoded, route } = input;
   const bytes = decoded.length;
-  let body: unknown;
-  try {
-    body = parseJsonBody(decoded);
-  } catch (error) {
-    throw withKeptRaw(error as TelemarkError, cutRaw(decoded.toString('utf8')));
-  }
+  const body = parseKeeping(decoded);
   const limit = deps.limits.maxEventBytes;
   const batch = route === 'batch' && bytes > limit ? batchOf(body) : undefined;
   // The cheap proof first; the byte scan only for the batches it cannot clear.
@@ -88,4 +93,23 @@ export function keepGzipRefusal(error: unknown, wire: Buffer): unknown {
   if (isTelemarkError(error) && error.code === 'TMK_ERR_BAD_GZIP')
     withKeptRaw(error, `base64:${wire.subarray(0, 24 * 1024).toString('base64')}`);
   return error;
+}
+
+/**
+ * A Metriton report, decoded, to a prepared request. An application that is not registered is refused
+ * with TMK_ERR_UNKNOWN_APP and its report (stripped of free text) to keep; Metriton answered those with
+ * an empty body, and so does the route.
+ */
+export function prepareMetritonBody(
+  decoded: Buffer,
+  receivedAt: number,
+  deps: MetritonDeps,
+): PreparedRequest {
+  const result = prepareMetriton(parseKeeping(decoded), receivedAt, deps);
+  if (result.kind === 'unknown_app')
+    throw withKeptRaw(
+      new TelemarkError('TMK_ERR_UNKNOWN_APP', result.quarantine.detail),
+      result.quarantine.raw,
+    );
+  return result.prepared;
 }
