@@ -279,7 +279,7 @@ export function prepareMetriton(body: unknown, receivedAt: number, deps: Metrito
   tally.addTo(prepared.counters, receivedAt);
   prepared.charges.push({ key: chargeKey('keyless', app.name), limit: app.rateLimits.perWriteKey, cost: 1 });
   prepared.charges.push({
-    key: chargeKey('install', `${app.name}\u0000${installId}`),
+    key: chargeKey('install', app.name, installId),
     limit: app.rateLimits.perInstall,
     cost: 1,
   });

@@ -225,8 +225,8 @@ describe('Segment and telemark messages', () => {
     );
     expect(prepared.charges.map((c) => [c.key, c.cost])).toEqual([
       [chargeKey('keyless', 'keyless'), 3],
-      [chargeKey('install', 'keyless\u0000a'), 2],
-      [chargeKey('install', 'keyless\u0000b'), 1],
+      [chargeKey('install', 'keyless', 'a'), 2],
+      [chargeKey('install', 'keyless', 'b'), 1],
     ]);
   });
 

@@ -314,7 +314,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
   for (const [app, installs] of installCosts)
     for (const [installId, cost] of installs)
       prepared.charges.push({
-        key: chargeKey('install', `${app.name}\u0000${installId}`),
+        key: chargeKey('install', app.name, installId),
         limit: app.rateLimits.perInstall,
         cost,
       });

@@ -827,7 +827,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     checkBatchRows(batch);
     // Events given as objects are encoded here; chunks encoded ahead (in an ingest worker) come as they are.
     const chunks: EncodedRows[] = [];
-    if (batch.events.length > 0) chunks.push(encodeRows(batch.events, { checked: true }));
+    // Writes are serial (`appends`), so these rows can stay in the staging buffer until appended.
+    if (batch.events.length > 0) chunks.push(encodeRows(batch.events, { checked: true, borrowRows: true }));
     for (const [k, chunk] of (batch.encoded ?? []).entries()) {
       if (!isEncodedRows(chunk)) invalidRow(`encoded[${k}]`, `rows of the DuckDB encoder (${ENCODING})`);
       chunks.push(chunk);

@@ -53,5 +53,12 @@ describe('encoding events as DuckDB rows', () => {
     for (const buffer of transferablesOf(encoded)) expect(buffer.byteLength).toBeGreaterThan(0);
     // Not a view of a shared buffer: transferring it detaches nothing else.
     expect(encoded.rows.byteLength).toBe(encoded.rows.buffer.byteLength);
+    // Borrowed rows (the store's own serial writes) are a view of the staging buffer, with the same bytes.
+    const borrowed = encodeRows([sampleEvent({ messageId: 'same' })], { borrowRows: true });
+    const owned = encodeRows([sampleEvent({ messageId: 'same' })]);
+    expect(borrowed.rows.buffer.byteLength).toBeGreaterThan(borrowed.rows.byteLength);
+    expect(Buffer.from(borrowed.rows).toString().split(',').slice(0, 3)).toEqual(
+      Buffer.from(owned.rows).toString().split(',').slice(0, 3),
+    );
   });
 });

@@ -133,9 +133,13 @@ let staging = Buffer.allocUnsafe(1024 * 1024);
 /**
  * Encode events for the DuckDB store's `write()`. Checks each row first (TMK_ERR_STORE_INVALID_ROW names
  * the first bad field, as `write()` would) unless the caller did (`checked`). The result owns its
- * buffers, so it can be transferred.
+ * buffers, so it can be transferred; with `borrowRows` its rows are instead a view of this thread's
+ * staging buffer, valid until the next call (the store's own writes, which are serial, spare a copy).
  */
-export function encodeRows(events: readonly StoredEvent[], options: { checked?: boolean } = {}): EncodedRows {
+export function encodeRows(
+  events: readonly StoredEvent[],
+  options: { checked?: boolean; borrowRows?: boolean } = {},
+): EncodedRows {
   const n = events.length;
   if (!options.checked) for (let i = 0; i < n; i++) checkEvent(events[i]!, i);
   const apps: string[] = [];
@@ -212,9 +216,12 @@ export function encodeRows(events: readonly StoredEvent[], options: { checked?: 
   }
   let rows: Uint8Array;
   if (!escapes) {
-    // A copy of its own (never a view of the shared staging buffer), so it can be transferred.
-    rows = new Uint8Array(at);
-    rows.set(buffer.subarray(0, at));
+    if (options.borrowRows) rows = buffer.subarray(0, at);
+    else {
+      // A copy of its own (never a view of the shared staging buffer), so it can be transferred.
+      rows = new Uint8Array(at);
+      rows.set(buffer.subarray(0, at));
+    }
   } else {
     // Rare: a \u escape, maybe a lone surrogate (invalid in UTF-8): redo the rows as text and fix them.
     // U+FFFD (3 bytes) replaces a 6-byte escape, so row ends are measured again line by line.
