@@ -37,19 +37,20 @@ import type {
   Store,
   StoreBacklog,
   StoreDriver,
+  StoredEvent,
   StoredQuarantineEntry,
   StoreHealth,
   WriteBatch,
   WriteResult,
   WriteStatus,
 } from '../types.js';
-import { DAY_MS, DedupeIndex, RecentKeys } from './dedupe-index.js';
+import { DAY_MS, DedupeIndex, dedupeHash, RecentKeys } from './dedupe-index.js';
 import {
   type DuckDBStoreOptions,
   type ResolvedDuckDBStoreOptions,
   resolveDuckDBOptions,
 } from './duckdb-options.js';
-import { ENCODING, type EncodedRows, encodeRows, isEncodedRows, toDuckDBJson } from './encode.js';
+import { ENCODING, type EncodedRows, encodeRows, isEncodedRows, toDuckDBJson, wellFormed } from './encode.js';
 import { IntakeLog } from './intake-log.js';
 import {
   CONTEXTS_INSERT,
@@ -825,10 +826,10 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   async function doWrite(batch: WriteBatch): Promise<WriteResult> {
     requireWriter();
     checkBatchRows(batch);
-    // Events given as objects are encoded here; chunks encoded ahead (in an ingest worker) come as they are.
+    // Events given as objects are encoded here, once deduped (only the accepted ones); chunks encoded
+    // ahead (in an ingest worker) come as they are.
+    const objects = batch.events;
     const chunks: EncodedRows[] = [];
-    // Writes are serial (`appends`), so these rows can stay in the staging buffer until appended.
-    if (batch.events.length > 0) chunks.push(encodeRows(batch.events, { checked: true, borrowRows: true }));
     for (const [k, chunk] of (batch.encoded ?? []).entries()) {
       if (!isEncodedRows(chunk)) invalidRow(`encoded[${k}]`, `rows of the DuckDB encoder (${ENCODING})`);
       chunks.push(chunk);
@@ -850,8 +851,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     const cutoff = now - windowMs;
     index.expire(cutoff);
 
-    // — dedupe, over every chunk's events in order —
-    let n = 0;
+    // — dedupe, over the events in order: the objects, then every chunk's —
+    let n = objects.length;
     for (const chunk of chunks) n += chunk.count;
     const hashes = new Float64Array(n);
     const receivedAt = new Float64Array(n);
@@ -863,38 +864,50 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     const hits: number[] = [];
     const misses: number[] = [];
     let earliestHit = Number.POSITIVE_INFINITY;
-    let i = 0;
-    for (const chunk of chunks) {
-      for (let j = 0; j < chunk.count; j++, i++) {
-        const app = chunk.apps[chunk.appOf[j]!]!;
-        const id = chunk.messageIds[j]!;
-        const hash = chunk.hashes[j]!;
-        apps[i] = app;
-        ids[i] = id;
-        hashes[i] = hash;
-        receivedAt[i] = chunk.receivedAt[j]!;
-        const first = firstByHash.get(hash);
-        if (first !== undefined) {
-          if (sameKeyEarlier(apps, ids, hashes, i, first)) {
-            statuses[i] = 'duplicate';
-            continue;
-          }
-        } else {
-          firstByHash.set(hash, i);
+    const consider = (i: number, app: string, id: string, hash: number, at: number): void => {
+      apps[i] = app;
+      ids[i] = id;
+      hashes[i] = hash;
+      receivedAt[i] = at;
+      const first = firstByHash.get(hash);
+      if (first !== undefined) {
+        if (sameKeyEarlier(apps, ids, hashes, i, first)) {
+          statuses[i] = 'duplicate';
+          return;
         }
-        statuses[i] = 'accepted';
-        const seen = index.firstSeen(hash);
-        if (seen >= 0) {
-          if (recent.confirms(hash, app, id, cutoff)) {
-            statuses[i] = 'duplicate';
-            continue;
-          }
-          hits.push(i);
-          if (seen < earliestHit) earliestHit = seen;
-        } else {
-          misses.push(i);
-        }
+      } else {
+        firstByHash.set(hash, i);
       }
+      statuses[i] = 'accepted';
+      const seen = index.firstSeen(hash);
+      if (seen >= 0) {
+        if (recent.confirms(hash, app, id, cutoff)) {
+          statuses[i] = 'duplicate';
+          return;
+        }
+        hits.push(i);
+        if (seen < earliestHit) earliestHit = seen;
+      } else {
+        misses.push(i);
+      }
+    };
+    for (let i = 0; i < objects.length; i++) {
+      const e = objects[i]!;
+      // The keys as DuckDB will store them, as the encoder makes them.
+      const app = wellFormed(e.app);
+      const id = wellFormed(e.messageId);
+      consider(i, app, id, dedupeHash(app, id), e.receivedAt);
+    }
+    let i = objects.length;
+    for (const chunk of chunks) {
+      for (let j = 0; j < chunk.count; j++, i++)
+        consider(
+          i,
+          chunk.apps[chunk.appOf[j]!]!,
+          chunk.messageIds[j]!,
+          chunk.hashes[j]!,
+          chunk.receivedAt[j]!,
+        );
     }
     const duplicates = new Set<string>();
     const uncovered = index.coveredFrom > cutoff && misses.length > 0;
@@ -925,8 +938,24 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     const eventLines: Uint8Array[] = [];
     const newContexts: (readonly unknown[])[] = [];
     const newIds = new Set<string>();
-    let acceptedCount = 0;
-    i = 0;
+    const acceptedObjects: StoredEvent[] = [];
+    for (let k = 0; k < objects.length; k++)
+      if (statuses[k] === 'accepted') acceptedObjects.push(objects[k]!);
+    // Writes are serial (`appends`), so these rows can stay in the staging buffer until appended.
+    const own =
+      acceptedObjects.length > 0
+        ? encodeRows(acceptedObjects, { checked: true, borrowRows: true })
+        : undefined;
+    let acceptedCount = acceptedObjects.length;
+    if (own) {
+      eventLines.push(own.rows);
+      for (const [at, contextId] of own.contextIds.entries()) {
+        if (knownContexts.has(contextId)) continue;
+        newIds.add(contextId);
+        newContexts.push(own.contextRows[at]!);
+      }
+    }
+    i = objects.length;
     for (const chunk of chunks) {
       let accepted = 0;
       for (let j = 0; j < chunk.count; j++) {
