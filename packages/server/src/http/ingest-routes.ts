@@ -5,15 +5,15 @@ import type { ServeConfig } from '../config/serve-config.js';
 import { type ErrorCode, isTelemarkError, TelemarkError } from '../errors.js';
 import type { BatchPool } from '../ingest/batch-pool.js';
 import { decodeBody, readBody } from '../ingest/body.js';
-import { controlFor, type PreparedRequest } from '../ingest/prepared.js';
-import { type SegmentRoute, writeKeyFromHeader } from '../ingest/segment.js';
 import {
   KEPT_REFUSALS,
   keepGzipRefusal,
   keptRawOf,
   prepareMetritonBody,
   prepareSegmentBody,
-} from '../ingest/segment-body.js';
+} from '../ingest/prepare-body.js';
+import { controlFor, type PreparedRequest } from '../ingest/prepared.js';
+import { type SegmentRoute, writeKeyFromHeader } from '../ingest/segment.js';
 import { utcDay } from '../pipeline/counters.js';
 import type { EventBuilder } from '../pipeline/event-builder.js';
 import type { GroupCommitter } from '../pipeline/group-commit.js';

@@ -11,7 +11,7 @@ import { createEventBuilder } from '../pipeline/event-builder.js';
 import { encodeRows } from '../store/duckdb/encode.js';
 import { type BatchPool, createBatchPool } from './batch-pool.js';
 import { decodeBodySync } from './body.js';
-import { keepGzipRefusal, keptRawOf, prepareSegmentBody } from './segment-body.js';
+import { keepGzipRefusal, keptRawOf, prepareSegmentBody } from './prepare-body.js';
 
 const catalog = {
   app: 'mytool',

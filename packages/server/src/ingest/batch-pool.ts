@@ -15,9 +15,9 @@ import type { AppEntry, AppRegistry } from '../config/registry-types.js';
 import { type ErrorCode, TelemarkError } from '../errors.js';
 import { CounterSet } from '../pipeline/counters.js';
 import type { EncodedEvents, IngestCounter, QuarantineEntry } from '../store/types.js';
+import { withKeptRaw } from './prepare-body.js';
 import type { PreparedRequest } from './prepared.js';
 import type { SegmentRoute } from './segment.js';
-import { withKeptRaw } from './segment-body.js';
 
 /** @internal What a worker starts with. */
 export interface BatchWorkerData {

@@ -11,7 +11,7 @@ import { createEventBuilder } from '../pipeline/event-builder.js';
 import type { EncodedEvents, StoredEvent } from '../store/types.js';
 import type { BatchReply, BatchTask, BatchWorkerData } from './batch-pool.js';
 import { decodeBodySync } from './body.js';
-import { keepGzipRefusal, keptRawOf, prepareSegmentBody } from './segment-body.js';
+import { keepGzipRefusal, keptRawOf, prepareSegmentBody } from './prepare-body.js';
 
 interface EncoderModule {
   encode(events: readonly StoredEvent[]): EncodedEvents;

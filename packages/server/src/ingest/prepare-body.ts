@@ -1,6 +1,7 @@
 /**
- * A Segment body, decoded, to a prepared request: parse, measure each message against the size limit,
- * prepare. The same steps whether they run on the request thread or in an ingest worker (batch-pool.ts).
+ * A request body, decoded, to a prepared request: parse, measure each message against the size limit
+ * (Segment batches), prepare. The same steps whether they run on the request thread or in an ingest
+ * worker (batch-pool.ts); refusals carry the text to keep in quarantine (`keptRawOf`).
  */
 import type { ErrorCode } from '../errors.js';
 import { isTelemarkError, TelemarkError } from '../errors.js';
