@@ -218,6 +218,8 @@ describe('ingest over HTTP into DuckDB', () => {
       'telemark_commit_duration_seconds_bucket',
       'telemark_queue_events',
       'telemark_store_backlog_events',
+      'telemark_ingest_worker_requests',
+      'telemark_ingest_worker_stops_total',
       'telemark_store_backlog_oldest_seconds',
       'telemark_process_resident_memory_bytes',
     ])

@@ -3,7 +3,7 @@ import Fastify, { type FastifyError, type FastifyInstance, LogController } from 
 import { registerApiRoutes } from '../api/routes.js';
 import type { ServeConfig } from '../config/serve-config.js';
 import { type ErrorCode, isTelemarkError, TelemarkError } from '../errors.js';
-import { createBatchPool } from '../ingest/batch-pool.js';
+import { type BatchPool, createBatchPool } from '../ingest/batch-pool.js';
 import { utcDay } from '../pipeline/counters.js';
 import { createEventBuilder } from '../pipeline/event-builder.js';
 import { createGroupCommitter, type GroupCommitter } from '../pipeline/group-commit.js';
@@ -71,7 +71,12 @@ const DEFAULT_RETRY_AFTER_MS: Partial<Record<ErrorCode, number>> = {
 export async function createCollector(options: CollectorOptions): Promise<Collector> {
   const { config, store } = options;
   const now = options.now ?? Date.now;
-  const metrics = createCollectorMetrics(() => store.backlog?.());
+  // The pool is made below (it logs through the app); the gauge reads it at scrape time.
+  let pool: BatchPool | undefined;
+  const metrics = createCollectorMetrics(
+    () => store.backlog?.(),
+    () => pool?.busy ?? 0,
+  );
   const builder = createEventBuilder();
   const limiter = createRateLimiter({ maxKeys: config.rateLimitKeys });
   const quarantineLimiter = createRateLimiter({ maxKeys: 1 });
@@ -170,7 +175,7 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
   });
 
   // Ingest workers when the store encodes events itself (DuckDB): batches are prepared off this thread.
-  const pool =
+  pool =
     store.encoder && config.ingestWorkers > 0
       ? createBatchPool({
           size: config.ingestWorkers,
@@ -178,8 +183,10 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
           limits: config.limits,
           maxBytes: config.limits.maxBatchBytes,
           encoderModule: store.encoder.module,
-          onWorkerError: (error) =>
-            app.log.error({ err: error }, 'an ingest worker stopped; starting another'),
+          onWorkerError: (error) => {
+            metrics.ingestWorkerStops.inc();
+            app.log.error({ err: error }, 'an ingest worker stopped; starting another');
+          },
         })
       : undefined;
 

@@ -20,6 +20,7 @@ export interface CollectorMetrics {
   readonly inflight: Gauge;
   readonly storeHealthy: Gauge;
   readonly quarantineDropped: Counter;
+  readonly ingestWorkerStops: Counter;
 }
 
 /**
@@ -29,6 +30,7 @@ export interface CollectorMetrics {
  */
 export function createCollectorMetrics(
   backlog: () => StoreBacklog | undefined = () => undefined,
+  workersBusy: () => number = () => 0,
 ): CollectorMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'telemark_' });
@@ -43,6 +45,14 @@ export function createCollectorMetrics(
         this.set(b ? value(b) : 0);
       },
     });
+  new Gauge({
+    name: 'telemark_ingest_worker_requests',
+    help: 'Batch requests held by the ingest workers (being prepared, or waiting for a worker).',
+    registers,
+    collect() {
+      this.set(workersBusy());
+    },
+  });
   backlogGauge(
     'telemark_store_backlog_events',
     'Events acknowledged (durable) and not yet in the tables: DuckDB intake log waiting for a load (0 where the engine counts batches).',
@@ -132,6 +142,11 @@ export function createCollectorMetrics(
     storeHealthy: new Gauge({
       name: 'telemark_store_healthy',
       help: '1 when the last commit succeeded, 0 after a failed one.',
+      registers,
+    }),
+    ingestWorkerStops: new Counter({
+      name: 'telemark_ingest_worker_stops_total',
+      help: 'Ingest workers that failed or exited (each is started again; its requests got 503).',
       registers,
     }),
     quarantineDropped: new Counter({
