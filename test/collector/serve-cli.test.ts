@@ -70,7 +70,7 @@ describe('telemark serve', () => {
       // The ingest workers serve requests, so they keep the main thread's priority: one per core (up to
       // 4) by default, three when asked for three.
       const lowered = (n: number) => n >= Math.max(10, base);
-      const defaultWorkers = Math.min(4, Math.max(1, availableParallelism()));
+      const defaultWorkers = availableParallelism() < 2 ? 0 : Math.min(4, availableParallelism());
       expect(byDefault!.others.filter((n) => !lowered(n))).toEqual(Array(defaultWorkers).fill(base));
       const three = join(tempDir(), 'three.json');
       writeFileSync(three, JSON.stringify({ ingestWorkers: 3 }));

@@ -30,7 +30,7 @@ describe('serve configuration', () => {
     expect(config.dataDir).toBe('/srv/telemark-data');
     expect(config.store).toBe('duckdb');
     expect(config.backgroundNice).toBe(10);
-    expect(config.ingestWorkers).toBe(Math.min(4, availableParallelism()));
+    expect(config.ingestWorkers).toBe(availableParallelism() < 2 ? 0 : Math.min(4, availableParallelism()));
     expect(resolveServeConfig({ ingestWorkers: 0 }).ingestWorkers).toBe(0);
     expect(config.limits).toEqual({
       maxEventBytes: 32 * 1024,

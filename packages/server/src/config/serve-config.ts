@@ -56,10 +56,11 @@ export const DEFAULTS = Object.freeze({
   backgroundNice: 10,
   /**
    * Ingest workers: threads that decode, parse, validate and encode `/v1/batch` bodies (when the store
-   * can take encoded events: DuckDB). One per core, 1 to 4 (on 2 cores two beat one by ~5%: a body
-   * need not wait for the one worker while the main thread has the other core); 0: all on the main thread.
+   * can take encoded events: DuckDB). One per core, at most 4 (on 2 cores two beat one by ~5%: a body
+   * need not wait for the one worker while the main thread has the other core); none on a single core,
+   * where a worker only adds its round trip. 0: all on the main thread.
    */
-  ingestWorkers: Math.min(4, Math.max(1, os.availableParallelism())),
+  ingestWorkers: os.availableParallelism() < 2 ? 0 : Math.min(4, os.availableParallelism()),
   retention: Object.freeze({
     /** How often retention runs, minutes; 0 turns the timer off. */
     intervalMinutes: 60,
