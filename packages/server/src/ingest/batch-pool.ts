@@ -3,7 +3,7 @@
  * store (`StoreDriver.encoder`) on worker threads, so the request thread only reads bodies, dedupes,
  * appends and answers. Without them the collector is bound to one core (docs/collector.md, "Performance").
  *
- * Nothing but bytes, strings and numbers crosses: the body goes over as a transferred buffer, the
+ * Nothing but bytes, strings and numbers crosses: the body goes over as a moved copy, the
  * prepared request comes back with its events already encoded (typed arrays and one byte buffer,
  * transferred). Posting event objects instead would cost more than parsing them (structured clone
  * reads back slower than JSON.parse).
@@ -167,10 +167,10 @@ export function createBatchPool(options: BatchPoolOptions): BatchPool {
       const slot = leastBusy();
       if (!slot) throw new TelemarkError('TMK_ERR_INGEST_WORKER', 'every ingest worker is restarting');
       const id = nextId++;
-      // Move the body's memory when it is the buffer's own; a slice of Node's shared pool is copied.
-      const own = input.wire.byteOffset === 0 && input.wire.byteLength === input.wire.buffer.byteLength;
-      const wire = own ? input.wire : new Uint8Array(input.wire);
-      const transfer = own ? [wire.buffer as ArrayBuffer] : [];
+      // A copy of the body is moved to the worker: the body may be a view of memory others still hold
+      // (a socket's read buffer, Node's shared pool), which moving would take from under them.
+      const wire = new Uint8Array(input.wire);
+      const transfer = [wire.buffer as ArrayBuffer];
       busy++;
       let reply: BatchReply;
       try {
