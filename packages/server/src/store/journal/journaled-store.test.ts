@@ -50,6 +50,16 @@ const batch = (id: string) =>
   ({ events: [{ app: 'a', messageId: id }], quarantine: [], counters: [] }) as unknown as WriteBatch;
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
+/** Close a driver whose background delivery may be waiting on the stub: its attempts fail until it is closed. */
+async function closeFailing(driver: { close(): Promise<void> }, parts: ReturnType<typeof createTarget>) {
+  const closed = driver.close();
+  const failing = setInterval(() => {
+    for (const a of parts.attempts) a.settle(parts.unavailable);
+  }, 5);
+  await closed;
+  clearInterval(failing);
+}
+
 describe('journaled store', () => {
   it('passes writes straight through, concurrently, while the journal is empty, and declares it', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-journal-'));
@@ -73,7 +83,8 @@ describe('journaled store', () => {
   it('queues new writes behind the journal once anything is journaled, so order is kept', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-journal-'));
     dirs.push(dir);
-    const { target, attempts, unavailable } = createTarget();
+    const parts = createTarget();
+    const { target, attempts, unavailable } = parts;
     const driver = createJournaledDriver(target, { dir, retryMinMs: 60_000, retryMaxMs: 60_000 });
     await driver.init();
     const first = driver.write(batch('m1'));
@@ -87,12 +98,14 @@ describe('journaled store', () => {
     // The second went to the journal behind the first, not straight to the store.
     expect(driver.journalStats()?.pending).toBe(2);
     expect(attempts.map((a) => a.batch.events[0]?.messageId)).not.toContain('m2');
+    await closeFailing(driver, parts);
   });
 
   it('reports its backlog: batches, bytes, since when, and full once an append is refused', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-journal-'));
     dirs.push(dir);
-    const { target, attempts, unavailable } = createTarget();
+    const parts = createTarget();
+    const { target, attempts, unavailable } = parts;
     const driver = createJournaledDriver(target, {
       dir,
       maxBytes: 300,
@@ -116,6 +129,7 @@ describe('journaled store', () => {
       await driver.write(batch(`m${n}`)).catch((error) => (refused = error));
     expect(refused).toMatchObject({ code: 'TMK_ERR_JOURNAL_FULL' });
     expect(driver.backlog!()).toMatchObject({ full: true, oldestAt: backlog.oldestAt });
+    await closeFailing(driver, parts);
   });
 
   describe('journal first', () => {
