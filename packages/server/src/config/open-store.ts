@@ -13,7 +13,7 @@ export interface OpenStoreOptions {
  * this only maps `--store`, `--data` and the ClickHouse settings onto its options.
  */
 export function openStore(
-  config: Pick<ServeConfig, 'store' | 'dataDir' | 'clickhouse'>,
+  config: Pick<ServeConfig, 'store' | 'dataDir' | 'clickhouse'> & { readonly duckdb?: ServeConfig['duckdb'] },
   options: OpenStoreOptions = {},
 ): Store {
   if (config.store === 'clickhouse') {
@@ -37,6 +37,7 @@ export function openStore(
   return createStore({
     engine: 'duckdb',
     path: duckdbPathFor(config.dataDir),
+    ...(config.duckdb ? { memoryLimit: config.duckdb.memoryLimit } : {}),
     ...(options.readOnly ? { readOnly: true } : {}),
   });
 }

@@ -32,6 +32,7 @@ describe('serve configuration', () => {
     expect(config.backgroundNice).toBe(10);
     expect(config.ingestWorkers).toBe(availableParallelism() < 2 ? 0 : Math.min(4, availableParallelism()));
     expect(resolveServeConfig({ ingestWorkers: 0 }).ingestWorkers).toBe(0);
+    expect(config.duckdb).toEqual({ memoryLimit: '512MB' });
     expect(config.limits).toEqual({
       maxEventBytes: 32 * 1024,
       maxBatchBytes: 500 * 1024,
@@ -52,11 +53,13 @@ describe('serve configuration', () => {
         limits: { maxBatchEvents: -1 },
         backgroundNice: 20,
         ingestWorkers: -1,
+        duckdb: { memoryLimit: 'lots' },
         apps: { mytool: { writeKeys: ['short'] } },
       }),
     );
     expect(message).toContain('backgroundNice');
     expect(message).toContain('ingestWorkers');
+    expect(message).toContain('duckdb.memoryLimit');
     expect(message).toContain('port');
     expect(message).toContain('store');
     expect(message).toContain('surprise');

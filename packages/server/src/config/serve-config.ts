@@ -61,6 +61,14 @@ export const DEFAULTS = Object.freeze({
    * where a worker only adds its round trip. 0: all on the main thread.
    */
   ingestWorkers: os.availableParallelism() < 2 ? 0 : Math.min(4, os.availableParallelism()),
+  duckdb: Object.freeze({
+    /**
+     * DuckDB's memory limit (its buffer pool). DuckDB's own default is 80% of the machine's memory, which
+     * a long sustained load fills with cached blocks: 1.6–1.8 GB of RSS after 60 s at the maximum rate,
+     * against 1.2 GB with 512MB; the 10M-event overview answers as fast either way.
+     */
+    memoryLimit: '512MB',
+  }),
   retention: Object.freeze({
     /** How often retention runs, minutes; 0 turns the timer off. */
     intervalMinutes: 60,
@@ -129,6 +137,14 @@ export const serveConfigSchema = z.strictObject({
   rateLimitKeys: positiveInt.optional(),
   backgroundNice: z.number().int().min(0).max(19).optional(),
   ingestWorkers: z.number().int().min(0).max(64).optional(),
+  duckdb: z
+    .strictObject({
+      memoryLimit: z
+        .string()
+        .regex(/^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'must look like "512MB"'),
+    })
+    .partial()
+    .optional(),
   retention: z
     .strictObject({ intervalMinutes: z.number().min(0) })
     .partial()
@@ -184,6 +200,7 @@ export interface ServeConfig {
   readonly rateLimitKeys: number;
   readonly backgroundNice: number;
   readonly ingestWorkers: number;
+  readonly duckdb: { readonly memoryLimit: string };
   readonly retention: { readonly intervalMinutes: number };
   readonly log: { readonly level: string; readonly requests: boolean };
   readonly registry: AppRegistry;
@@ -274,6 +291,7 @@ export function resolveServeConfig(input: unknown, baseDir: string = process.cwd
     rateLimitKeys: c.rateLimitKeys ?? DEFAULTS.rateLimitKeys,
     backgroundNice: c.backgroundNice ?? DEFAULTS.backgroundNice,
     ingestWorkers: c.ingestWorkers ?? DEFAULTS.ingestWorkers,
+    duckdb: { ...DEFAULTS.duckdb, ...c.duckdb },
     retention: { ...DEFAULTS.retention, ...c.retention },
     log: { ...DEFAULTS.log, ...c.log },
     registry,

@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { openStore } from '../../config/open-store.js';
 import type { AppEntry, AppRegistry } from '../../config/registry-types.js';
+import { resolveServeConfig } from '../../config/serve-config.js';
 import { sampleEvent, testStore, uniqueId } from '../conformance.js';
 import { createStore, duckdbPathFor, openDataDirStore, runRetention } from '../index.js';
 import { raw, sql } from '../sql.js';
@@ -833,6 +835,17 @@ describe('DuckDB store specifics', () => {
         const byDefault = track(createDuckDBStore({ path: newPath() }));
         expect(await threadsOf(byDefault)).toBe(expected);
       }
+    });
+
+    it('applies the memory limit the collector configures (512MB unless told otherwise)', async () => {
+      const limitOf = async (store: Store) =>
+        String((await store.query<{ m: unknown }>(sql`SELECT current_setting('memory_limit') AS m`))[0]!.m);
+      const dir = fs.mkdtempSync(path.join(root, 'm-'));
+      const byDefault = track(openStore(resolveServeConfig({ data: dir })));
+      expect(await limitOf(byDefault)).toMatch(/^48[0-9](\.\d+)? MiB$/);
+      await byDefault.close();
+      const configured = track(openStore(resolveServeConfig({ data: dir, duckdb: { memoryLimit: '1GB' } })));
+      expect(await limitOf(configured)).toMatch(/^9[0-9]{2}(\.\d+)? MiB$/);
     });
 
     it('createStore selects the engine by name', async () => {

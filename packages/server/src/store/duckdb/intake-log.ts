@@ -84,6 +84,11 @@ export class IntakeLog {
     return events;
   }
 
+  /** Events in the segment being appended to. */
+  get openEvents(): number {
+    return this.open?.events ?? 0;
+  }
+
   /** Bytes of the segments waiting to be loaded. */
   get pendingBytes(): number {
     let bytes = this.open?.bytes ?? 0;
