@@ -151,6 +151,10 @@ describe('ingest workers', () => {
 export { transferables };
 export function encode(events) {
   if (events.some((e) => e.messageId === 'crash')) process.exit(7);
+  if (events.some((e) => e.messageId === 'boom'))
+    setImmediate(() => {
+      throw new Error('boom');
+    });
   return real(events);
 }
 `,
@@ -169,6 +173,11 @@ export function encode(events) {
       await new Promise((r) => setTimeout(r, 60));
     }
     expect((await pool.threadIds()).length).toBe(2);
+    // An uncaught error is an 'error' and then an 'exit': reported once, and the worker replaced.
+    expect(await inPool(pool, body('boom'), undefined, 'wk_mytool_123')).toHaveProperty('encoded.count', 1);
+    for (let i = 0; i < 50 && errors.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(errors.map((e) => e.message)).toEqual(['an ingest worker exited with code 7', 'boom']);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -123,10 +123,13 @@ export function createBatchPool(options: BatchPoolOptions): BatchPool {
       slot.waiting.delete(reply.id);
       waiter.resolve(reply);
     });
-    const stopped = (why: string) => {
+    // An uncaught error emits 'error' and then 'exit': the worker is reported and replaced once.
+    const stopped = (error: Error) => {
       hello(0);
       if (slot.worker !== worker || !slot.alive) return;
       slot.alive = false;
+      if (!closing) options.onWorkerError?.(error);
+      const why = error.message;
       for (const waiter of slot.waiting.values())
         waiter.reject(new TelemarkError('TMK_ERR_INGEST_WORKER', why));
       slot.waiting.clear();
@@ -137,14 +140,8 @@ export function createBatchPool(options: BatchPoolOptions): BatchPool {
         slot.alive = true;
       }, RESTART_DELAY_MS).unref();
     };
-    worker.on('error', (error) => {
-      options.onWorkerError?.(error);
-      stopped(error.message);
-    });
-    worker.on('exit', (code) => {
-      if (!closing) options.onWorkerError?.(new Error(`an ingest worker exited with code ${code}`));
-      stopped(`exited with code ${code}`);
-    });
+    worker.on('error', stopped);
+    worker.on('exit', (code) => stopped(new Error(`an ingest worker exited with code ${code}`)));
     return worker;
   };
 
