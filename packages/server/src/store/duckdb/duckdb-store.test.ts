@@ -760,6 +760,18 @@ describe('DuckDB store specifics', () => {
       expect(store.backlog!()).toEqual({ events: 0, bytes: 0, full: false });
     });
 
+    it('keeps segments and loads near intakeLoadEvents however the writes and loads interleave', async () => {
+      const app = uniqueId('app');
+      const store = track(open(newPath(), { intakeLoadDelayMs: 3_600_000, intakeLoadEvents: 100 }));
+      // Concurrent writes of 60 and 250 events: segments rotate past 100, loads run in the background.
+      const sizes = [60, 250, 60, 60, 250, 60, 60, 60];
+      const results = await Promise.all(sizes.map((n) => store.write(batch({ events: events(app, n) }))));
+      expect(results.flatMap((r) => r.statuses).every((s) => s === 'accepted')).toBe(true);
+      const rows = await store.query<{ n: number }>(sql`SELECT count(*) AS n FROM events WHERE app = ${app}`);
+      expect(Number(rows[0]?.n)).toBe(860);
+      expect(store.backlog?.()).toMatchObject({ events: 0 });
+    });
+
     it('when loading fails: health says so, and once the bound is reached writes fail', async () => {
       const file = newPath();
       const app = uniqueId('app');
