@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ERRORS, type ErrorCode, isTelemarkError, TelemarkError } from './errors.js';
+import { ERRORS, type ErrorCode, isTelemarkError, noted, notesOf, TelemarkError } from './errors.js';
 
 const docs = readFileSync(fileURLToPath(new URL('../../../docs/errors.md', import.meta.url)), 'utf8');
 /** Rows of the codes table: `| \`TMK_ERR_X\` | 400 | meaning | fix |`, padded or not. */
@@ -38,5 +38,13 @@ describe('the error catalog', () => {
       expect(row.meaning.length, row.code).toBeGreaterThan(10);
       expect(row.fix.length, row.code).toBeGreaterThan(5);
     }
+  });
+
+  it('carries notes from where an error is thrown to where it is answered, merged', () => {
+    const error = noted(new TelemarkError('TMK_ERR_RATE_LIMITED', 'x'), { retryAfterMs: 1500 });
+    expect(noted(error, { keptRaw: 'body' })).toBe(error);
+    expect(notesOf(error)).toEqual({ retryAfterMs: 1500, keptRaw: 'body' });
+    expect(notesOf(new Error('plain'))).toEqual({});
+    expect(notesOf(undefined)).toEqual({});
   });
 });

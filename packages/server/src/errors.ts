@@ -197,3 +197,24 @@ export class TelemarkError extends Error {
 }
 
 export const isTelemarkError = (e: unknown): e is TelemarkError => e instanceof TelemarkError;
+
+/**
+ * What an error carries, beside its code, from where it is thrown to where it is answered: the
+ * Retry-After hint (rate limits) and the text a refused request keeps in quarantine (bad gzip, JSON,
+ * batch or key).
+ */
+export interface ErrorNotes {
+  readonly retryAfterMs?: number;
+  readonly keptRaw?: string;
+}
+
+const errorNotes = new WeakMap<object, ErrorNotes>();
+
+/** Add notes to an error (merged with any it has); returns the error, to throw. */
+export function noted<E extends Error>(error: E, add: ErrorNotes): E {
+  errorNotes.set(error, { ...errorNotes.get(error), ...add });
+  return error;
+}
+
+export const notesOf = (error: unknown): ErrorNotes =>
+  (typeof error === 'object' && error !== null ? errorNotes.get(error) : undefined) ?? {};

@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import Fastify, { type FastifyError, type FastifyInstance, LogController } from 'fastify';
 import { registerApiRoutes } from '../api/routes.js';
 import type { ServeConfig } from '../config/serve-config.js';
-import { type ErrorCode, isTelemarkError, TelemarkError } from '../errors.js';
+import { type ErrorCode, isTelemarkError, notesOf, TelemarkError } from '../errors.js';
 import { type BatchPool, createBatchPool } from '../ingest/batch-pool.js';
 import { utcDay } from '../pipeline/counters.js';
 import { createEventBuilder } from '../pipeline/event-builder.js';
@@ -11,7 +11,7 @@ import { createRateLimiter } from '../pipeline/rate-limiter.js';
 import { type RetentionReport, runRetention as runStoreRetention } from '../store/retention.js';
 import type { Store } from '../store/types.js';
 import { registerDashboard } from './dashboard.js';
-import { isTransient, KEPT_REFUSALS, registerIngestRoutes, retryAfterOf } from './ingest-routes.js';
+import { isTransient, KEPT_REFUSALS, registerIngestRoutes } from './ingest-routes.js';
 import { type CollectorMetrics, createCollectorMetrics } from './metrics.js';
 
 export interface CollectorOptions {
@@ -158,7 +158,7 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
       if (known.statusCode >= 500 && !isTransient(known.code)) request.log.error({ err: error }, known.code);
       else request.log.debug({ code: known.code }, 'ingest request refused');
     }
-    const retryMs = retryAfterOf.get(known) ?? DEFAULT_RETRY_AFTER_MS[known.code];
+    const retryMs = notesOf(known).retryAfterMs ?? DEFAULT_RETRY_AFTER_MS[known.code];
     if (retryMs !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(retryMs / 1000))));
     // A body we stopped reading (too large, too slow) leaves the connection unusable.
     if (

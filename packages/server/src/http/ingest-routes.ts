@@ -2,23 +2,17 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { MessageResult } from 'telemark';
 import type { AppEntry } from '../config/registry-types.js';
 import type { ServeConfig } from '../config/serve-config.js';
-import { type ErrorCode, isTelemarkError, TelemarkError } from '../errors.js';
+import { type ErrorCode, isTelemarkError, noted, notesOf, TelemarkError } from '../errors.js';
 import type { BatchPool } from '../ingest/batch-pool.js';
 import { decodeBody, readBody } from '../ingest/body.js';
-import {
-  KEPT_REFUSALS,
-  keepGzipRefusal,
-  keptRawOf,
-  prepareMetritonBody,
-  prepareSegmentBody,
-} from '../ingest/prepare-body.js';
+import { KEPT_REFUSALS, prepareMetritonBody, prepareSegmentBody } from '../ingest/prepare-body.js';
 import { controlFor, type PreparedRequest } from '../ingest/prepared.js';
 import { type SegmentRoute, writeKeyFromHeader } from '../ingest/segment.js';
 import { utcDay } from '../pipeline/counters.js';
 import type { EventBuilder } from '../pipeline/event-builder.js';
 import type { GroupCommitter } from '../pipeline/group-commit.js';
 import type { RateLimiter } from '../pipeline/rate-limiter.js';
-import type { IngestProtocol, QuarantineEntry, StoredEvent } from '../store/types.js';
+import type { IngestProtocol, QuarantineEntry } from '../store/types.js';
 import type { CollectorMetrics } from './metrics.js';
 
 export { KEPT_REFUSALS };
@@ -32,14 +26,6 @@ const TRANSIENT: ReadonlySet<ErrorCode> = new Set([
   'TMK_ERR_INGEST_WORKER',
 ]);
 const JSON_TYPES = new Set(['application/json', 'text/plain']);
-
-/** Retry-After for an error instance (set where it is thrown). */
-export const retryAfterOf = new WeakMap<object, number>();
-
-export function withRetryAfter(error: TelemarkError, ms: number): TelemarkError {
-  retryAfterOf.set(error, ms);
-  return error;
-}
 
 export interface IngestDeps {
   readonly config: ServeConfig;
@@ -79,30 +65,30 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
   });
 
   /**
-   * Run `prepare`; a whole-request refusal that carries text to keep (`keptRawOf`: bad gzip, bad JSON,
-   * bad batch, bad key) is kept in quarantine before it is thrown on.
+   * Run `prepare`; a whole-request refusal that carries text to keep (`notesOf(error).keptRaw`: bad
+   * gzip, bad JSON, bad batch, bad key, unknown Metriton application) is kept in quarantine before it is
+   * thrown on.
    */
   const keeping = async <T>(protocol: IngestProtocol, prepare: () => Promise<T>): Promise<T> => {
     try {
       return await prepare();
     } catch (error) {
-      const raw = isTelemarkError(error) ? keptRawOf.get(error) : undefined;
-      if (raw !== undefined) await keepRefused(protocol, error as TelemarkError, raw);
+      const raw = notesOf(error).keptRaw;
+      if (raw !== undefined && isTelemarkError(error)) await keepRefused(protocol, error, raw);
       throw error;
     }
   };
 
-  /** A body, read under the limits and decoded (gzip). */
-  const readDecoded = async (request: FastifyRequest): Promise<Buffer> => {
-    const wire = await readBody(request.raw, { maxBytes, timeoutMs: config.timeouts.bodyMs });
-    try {
-      return await decodeBody(wire, request.headers['content-encoding'], maxBytes);
-    } catch (error) {
-      throw keepGzipRefusal(error, wire);
-    }
-  };
+  /** A body as sent, read under the limits. */
+  const readWire = (request: FastifyRequest): Promise<Buffer> =>
+    readBody(request.raw, { maxBytes, timeoutMs: config.timeouts.bodyMs });
 
-  const metritonDeps = { registry: config.registry, builder: deps.builder };
+  /** A body, read and decoded (gzip). */
+  const readDecoded = async (request: FastifyRequest): Promise<Buffer> =>
+    decodeBody(await readWire(request), request.headers['content-encoding'], maxBytes);
+
+  /** What preparing a Segment body or a Metriton report needs (Metriton's takes no limits). */
+  const prepareDeps = { registry: config.registry, builder: deps.builder, limits: config.limits };
 
   /**
    * A Metriton report, read and prepared here: one small event, whose round trip to an ingest worker
@@ -111,7 +97,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
   const prepareReport = (request: FastifyRequest): Promise<{ prepared: PreparedRequest; bytes: number }> =>
     keeping('metriton', async () => {
       const decoded = await readDecoded(request);
-      return { prepared: prepareMetritonBody(decoded, deps.now(), metritonDeps), bytes: decoded.length };
+      return { prepared: prepareMetritonBody(decoded, deps.now(), prepareDeps), bytes: decoded.length };
     });
 
   /** Keep a refused request's body in quarantine (bounded per second), and count it. */
@@ -156,9 +142,9 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
           count: prepared.results.length,
         },
       ]);
-      throw withRetryAfter(
+      throw noted(
         new TelemarkError('TMK_ERR_RATE_LIMITED', prepared.app ? `app "${prepared.app.name}"` : 'this key'),
-        waitMs,
+        { retryAfterMs: waitMs },
       );
     }
     const { events, encoded } = prepared;
@@ -171,17 +157,11 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     });
     // Metrics are counted per request, not per event: one label lookup per app and status.
     const perApp = new Map<string, { accepted: number; duplicate: number }>();
-    const total = events.length + (encoded?.count ?? 0);
-    for (let i = 0; i < total; i++) {
-      const fromEvents = i < events.length;
-      const app = fromEvents
-        ? (events[i] as StoredEvent).app
-        : encoded!.apps[encoded!.appOf[i - events.length]!]!;
+    // Statuses come for `events`, then for `encoded` (as the store answers them).
+    const answer = (i: number, app: string, messageId: string) => {
       const duplicate = statuses[i] === 'duplicate';
       prepared.results[prepared.slots[i] as number] = {
-        messageId: fromEvents
-          ? (events[i] as StoredEvent).messageId
-          : encoded!.messageIds[i - events.length]!,
+        messageId,
         status: duplicate ? 'duplicate' : 'accepted',
       };
       let counts = perApp.get(app);
@@ -191,7 +171,10 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
       }
       if (duplicate) counts.duplicate++;
       else counts.accepted++;
-    }
+    };
+    for (const [i, e] of events.entries()) answer(i, e.app, e.messageId);
+    for (let j = 0; j < (encoded?.count ?? 0); j++)
+      answer(events.length + j, encoded!.apps[encoded!.appOf[j]!]!, encoded!.messageIds[j]!);
     for (const [app, counts] of perApp) {
       if (counts.accepted > 0) metrics.events.inc({ app, status: 'accepted', reason: '' }, counts.accepted);
       if (counts.duplicate > 0)
@@ -218,8 +201,6 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     return Number.isFinite(declared) && declared >= 0 ? Math.min(declared, maxBytes) : maxBytes;
   };
 
-  const segmentDeps = { registry: config.registry, builder: deps.builder, limits: config.limits };
-
   const parseAndPrepare = (
     request: FastifyRequest,
     route: SegmentRoute,
@@ -228,17 +209,16 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     keeping('segment', async () => {
       if (deps.pool && route === 'batch') {
         // Decoded, parsed, prepared and encoded on an ingest worker; only the bytes are read here.
-        const wire = await readBody(request.raw, { maxBytes, timeoutMs: config.timeouts.bodyMs });
         return deps.pool.prepare({
           route,
-          wire,
+          wire: await readWire(request),
           encoding: request.headers['content-encoding'],
           headerKey,
           receivedAt: deps.now(),
         });
       }
       const decoded = await readDecoded(request);
-      const prepared = prepareSegmentBody({ route, decoded, headerKey, receivedAt: deps.now() }, segmentDeps);
+      const prepared = prepareSegmentBody({ route, decoded, headerKey, receivedAt: deps.now() }, prepareDeps);
       return { prepared, bytes: decoded.length };
     });
 

@@ -6,12 +6,12 @@ import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { builtModuleUrl } from '../built-module.js';
 import { resolveServeConfig } from '../config/serve-config.js';
-import { isTelemarkError } from '../errors.js';
+import { isTelemarkError, notesOf } from '../errors.js';
 import { createEventBuilder } from '../pipeline/event-builder.js';
 import { encodeRows } from '../store/duckdb/encode.js';
 import { type BatchPool, createBatchPool } from './batch-pool.js';
 import { decodeBodySync } from './body.js';
-import { keepGzipRefusal, keptRawOf, prepareSegmentBody } from './prepare-body.js';
+import { prepareSegmentBody } from './prepare-body.js';
 
 const catalog = {
   app: 'mytool',
@@ -57,12 +57,7 @@ const poolWith = (encoderModule = ENCODER, onWorkerError?: (error: Error) => voi
 /** The request thread's answer for a body: what the pool must reproduce. */
 function onThisThread(wire: Buffer, encoding: string | undefined, headerKey: string | undefined) {
   try {
-    let decoded: Buffer;
-    try {
-      decoded = decodeBodySync(wire, encoding, config.limits.maxBatchBytes);
-    } catch (error) {
-      throw keepGzipRefusal(error, wire);
-    }
+    const decoded = decodeBodySync(wire, encoding, config.limits.maxBatchBytes);
     const deps = { registry: config.registry, builder: createEventBuilder(), limits: config.limits };
     const prepared = prepareSegmentBody({ route: 'batch', decoded, headerKey, receivedAt }, deps);
     const { events, counters, app, ...rest } = prepared;
@@ -70,7 +65,7 @@ function onThisThread(wire: Buffer, encoding: string | undefined, headerKey: str
     return { ...rest, counters: counters.toArray(), app: app?.name, encoded, bytes: decoded.length };
   } catch (error) {
     if (!isTelemarkError(error)) throw error;
-    return { code: error.code, detail: error.detail, kept: keptRawOf.get(error) };
+    return { code: error.code, detail: error.detail, kept: notesOf(error).keptRaw };
   }
 }
 
@@ -93,7 +88,7 @@ async function inPool(
     return { ...rest, counters: counters.toArray(), app: app?.name, bytes };
   } catch (error) {
     if (!isTelemarkError(error)) throw error;
-    return { code: error.code, detail: error.detail, kept: keptRawOf.get(error) };
+    return { code: error.code, detail: error.detail, kept: notesOf(error).keptRaw };
   }
 }
 

@@ -12,10 +12,9 @@ import { Worker } from 'node:worker_threads';
 import type { MessageResult } from 'telemark';
 import { builtModuleUrl } from '../built-module.js';
 import type { AppEntry, AppRegistry } from '../config/registry-types.js';
-import { type ErrorCode, TelemarkError } from '../errors.js';
+import { type ErrorCode, noted, TelemarkError } from '../errors.js';
 import { CounterSet } from '../pipeline/counters.js';
 import type { EncodedEvents, IngestCounter, QuarantineEntry } from '../store/types.js';
-import { withKeptRaw } from './prepare-body.js';
 import type { PreparedRequest } from './prepared.js';
 import type { SegmentRoute } from './segment.js';
 
@@ -75,7 +74,7 @@ export interface BatchPoolOptions {
 export interface BatchPool {
   /**
    * Prepare a body as received (still gzipped, if it was). Rejects with the TelemarkError the request
-   * thread would have thrown (the text to keep attached, `keptRawOf`), or TMK_ERR_INGEST_WORKER when
+   * thread would have thrown (the text to keep noted, `notesOf`), or TMK_ERR_INGEST_WORKER when
    * the worker stopped (it is started again).
    */
   prepare(task: Omit<BatchTask, 'id'>): Promise<{ prepared: PreparedRequest; bytes: number }>;
@@ -107,7 +106,6 @@ export function createBatchPool(options: BatchPoolOptions): BatchPool {
   };
   let nextId = 1;
   let closing = false;
-  let busy = 0;
 
   const start = (slot: Slot): Worker => {
     const worker = new Worker(WORKER_URL, { workerData: data });
@@ -167,21 +165,14 @@ export function createBatchPool(options: BatchPoolOptions): BatchPool {
       // A copy of the body is moved to the worker: the body may be a view of memory others still hold
       // (a socket's read buffer, Node's shared pool), which moving would take from under them.
       const wire = new Uint8Array(input.wire);
-      const transfer = [wire.buffer as ArrayBuffer];
-      busy++;
-      let reply: BatchReply;
-      try {
-        reply = await new Promise<BatchReply>((resolve, reject) => {
-          slot.waiting.set(id, { resolve, reject });
-          slot.worker.postMessage({ ...input, id, wire } satisfies BatchTask, transfer);
-        });
-      } finally {
-        busy--;
-      }
+      const reply = await new Promise<BatchReply>((resolve, reject) => {
+        slot.waiting.set(id, { resolve, reject });
+        slot.worker.postMessage({ ...input, id, wire } satisfies BatchTask, [wire.buffer as ArrayBuffer]);
+      });
       if (!reply.ok) {
         if ('code' in reply) {
           const error = new TelemarkError(reply.code, reply.detail);
-          throw reply.kept === undefined ? error : withKeptRaw(error, reply.kept);
+          throw reply.kept === undefined ? error : noted(error, { keptRaw: reply.kept });
         }
         throw new Error(`ingest worker: ${reply.message}`);
       }
@@ -200,7 +191,9 @@ export function createBatchPool(options: BatchPoolOptions): BatchPool {
       return { prepared, bytes: reply.bytes };
     },
     get busy() {
-      return busy;
+      let held = 0;
+      for (const slot of slots) held += slot.waiting.size;
+      return held;
     },
     threadIds: () => Promise.all(slots.map((slot) => slot.started)),
     async close() {

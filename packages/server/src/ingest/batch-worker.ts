@@ -6,22 +6,16 @@
 import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { appRegistryOf } from '../config/registry.js';
-import { isTelemarkError } from '../errors.js';
+import { isTelemarkError, notesOf } from '../errors.js';
 import { createEventBuilder } from '../pipeline/event-builder.js';
-import type { EncodedEvents, StoredEvent } from '../store/types.js';
+import type { EventEncoderModule } from '../store/types.js';
 import type { BatchReply, BatchTask, BatchWorkerData } from './batch-pool.js';
 import { decodeBodySync } from './body.js';
-import { keepGzipRefusal, keptRawOf, prepareSegmentBody } from './prepare-body.js';
-
-interface EncoderModule {
-  encode(events: readonly StoredEvent[]): EncodedEvents;
-  transferables(encoded: EncodedEvents): ArrayBuffer[];
-}
+import { prepareSegmentBody } from './prepare-body.js';
 
 const data = workerData as BatchWorkerData;
-const TRANSFER_FROM_EVENTS = 16;
 const deps = { registry: appRegistryOf(data.apps), builder: createEventBuilder(), limits: data.limits };
-const encoder = (await import(data.encoderModule)) as EncoderModule;
+const encoder = (await import(data.encoderModule)) as EventEncoderModule;
 const port = parentPort!;
 
 /** This thread's id, so the collector can leave it at normal priority (Linux; 0 elsewhere). */
@@ -39,19 +33,13 @@ port.on('message', (task: BatchTask) => {
   let transfer: ArrayBuffer[] = [];
   try {
     const wire = Buffer.from(task.wire.buffer, task.wire.byteOffset, task.wire.byteLength);
-    let decoded: Buffer;
-    try {
-      decoded = decodeBodySync(wire, task.encoding, data.maxBytes);
-    } catch (error) {
-      throw keepGzipRefusal(error, wire);
-    }
+    const decoded = decodeBodySync(wire, task.encoding, data.maxBytes);
     const prepared = prepareSegmentBody(
       { route: task.route, decoded, headerKey: task.headerKey, receivedAt: task.receivedAt },
       deps,
     );
     const encoded = prepared.events.length > 0 ? encoder.encode(prepared.events) : undefined;
-    // Moving a buffer saves a copy but has a fixed cost: worth it for a batch, not for a few events.
-    if (encoded && encoded.count >= TRANSFER_FROM_EVENTS) transfer = encoder.transferables(encoded);
+    if (encoded) transfer = encoder.transferables(encoded);
     reply = {
       id: task.id,
       ok: true,
@@ -66,7 +54,7 @@ port.on('message', (task: BatchTask) => {
     };
   } catch (error) {
     reply = isTelemarkError(error)
-      ? { id: task.id, ok: false, code: error.code, detail: error.detail, kept: keptRawOf.get(error) }
+      ? { id: task.id, ok: false, code: error.code, detail: error.detail, kept: notesOf(error).keptRaw }
       : {
           id: task.id,
           ok: false,

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { notesOf } from '../errors.js';
 import { decodeBody, decodeBodySync, parseJsonBody, readBody } from './body.js';
 
 function fakeRequest(headers: Record<string, string> = {}) {
@@ -57,7 +58,10 @@ describe('request bodies', () => {
       await expect(decode(bomb, 'gzip', 500 * 1024)).rejects.toMatchObject({
         code: 'TMK_ERR_BODY_TOO_LARGE',
       });
-      await expect(decode(json, 'gzip', 1000)).rejects.toMatchObject({ code: 'TMK_ERR_BAD_GZIP' });
+      const badGzip = await decode(json, 'gzip', 1000).catch((error: unknown) => error);
+      expect(badGzip).toMatchObject({ code: 'TMK_ERR_BAD_GZIP' });
+      // What quarantine keeps of it: the body as sent, in base64.
+      expect(notesOf(badGzip).keptRaw).toBe(`base64:${json.toString('base64')}`);
       await expect(decode(gzipSync(json).subarray(0, 12), 'gzip', 1000)).rejects.toMatchObject({
         code: 'TMK_ERR_BAD_GZIP',
       });

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { gunzip, gunzipSync } from 'node:zlib';
-import { TelemarkError } from '../errors.js';
+import { noted, TelemarkError } from '../errors.js';
 
 export interface BodyLimits {
   /** Bytes on the wire and, for gzip, after decompression. */
@@ -71,7 +71,7 @@ export async function decodeBody(
   if (!isGzip(encoding)) return body;
   return new Promise((resolve, reject) => {
     gunzip(body, { maxOutputLength: maxBytes }, (error, result) =>
-      error ? reject(gunzipError(error, maxBytes)) : resolve(result),
+      error ? reject(gunzipError(error, maxBytes, body)) : resolve(result),
     );
   });
 }
@@ -82,7 +82,7 @@ export function decodeBodySync(body: Buffer, encoding: string | undefined, maxBy
   try {
     return gunzipSync(body, { maxOutputLength: maxBytes });
   } catch (error) {
-    throw gunzipError(error as Error, maxBytes);
+    throw gunzipError(error as Error, maxBytes, body);
   }
 }
 
@@ -94,10 +94,13 @@ function isGzip(encoding: string | undefined): boolean {
   throw new TelemarkError('TMK_ERR_UNSUPPORTED_ENCODING', JSON.stringify((encoding ?? '').slice(0, 40)));
 }
 
-const gunzipError = (error: Error, maxBytes: number): TelemarkError =>
+/** Bad gzip keeps the start of the body as sent, in base64 (it is not text), for quarantine. */
+const gunzipError = (error: Error, maxBytes: number, body: Buffer): TelemarkError =>
   (error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE'
     ? new TelemarkError('TMK_ERR_BODY_TOO_LARGE', `${maxBytes} bytes uncompressed`)
-    : new TelemarkError('TMK_ERR_BAD_GZIP', error.message, { cause: error });
+    : noted(new TelemarkError('TMK_ERR_BAD_GZIP', error.message, { cause: error }), {
+        keptRaw: `base64:${body.subarray(0, 24 * 1024).toString('base64')}`,
+      });
 
 /** Parse a JSON body; a leading byte-order mark is allowed. Throws TMK_ERR_BODY_UNPARSEABLE. */
 export function parseJsonBody(body: Buffer): unknown {

@@ -1,10 +1,10 @@
 /**
  * A request body, decoded, to a prepared request: parse, measure each message against the size limit
  * (Segment batches), prepare. The same steps whether they run on the request thread or in an ingest
- * worker (batch-pool.ts); refusals carry the text to keep in quarantine (`keptRawOf`).
+ * worker (batch-pool.ts); refusals carry the text to keep in quarantine (`notesOf(error).keptRaw`).
  */
 import type { ErrorCode } from '../errors.js';
-import { isTelemarkError, TelemarkError } from '../errors.js';
+import { isTelemarkError, noted, TelemarkError } from '../errors.js';
 import { parseJsonBody } from './body.js';
 import { batchElementSizes, batchFitsMessageLimit } from './json-extent.js';
 import { type MetritonDeps, prepareMetriton } from './metriton.js';
@@ -18,14 +18,6 @@ export const KEPT_REFUSALS: ReadonlySet<ErrorCode> = new Set([
   'TMK_ERR_BAD_BATCH',
   'TMK_ERR_BAD_WRITE_KEY',
 ]);
-
-/** The text a refused request keeps in quarantine (set on the error where it is thrown). */
-export const keptRawOf = new WeakMap<object, string>();
-
-export function withKeptRaw(error: TelemarkError, raw: string): TelemarkError {
-  keptRawOf.set(error, raw);
-  return error;
-}
 
 export interface SegmentBodyInput {
   readonly route: SegmentRoute;
@@ -45,13 +37,13 @@ function parseKeeping(decoded: Buffer): unknown {
   try {
     return parseJsonBody(decoded);
   } catch (error) {
-    throw withKeptRaw(error as TelemarkError, cutRaw(decoded.toString('utf8')));
+    throw noted(error as TelemarkError, { keptRaw: cutRaw(decoded.toString('utf8')) });
   }
 }
 
 /**
  * Throws a TelemarkError for a whole-request refusal; for those in KEPT_REFUSALS the text to keep is
- * attached (`keptRawOf`).
+ * attached (`notesOf(error).keptRaw`).
  */
 export function prepareSegmentBody(input: SegmentBodyInput, deps: SegmentDeps): PreparedRequest {
   const { decoded, route } = input;
@@ -83,17 +75,10 @@ export function prepareSegmentBody(input: SegmentBodyInput, deps: SegmentDeps): 
       } catch {
         raw = '';
       }
-      throw withKeptRaw(error, raw);
+      throw noted(error, { keptRaw: raw });
     }
     throw error;
   }
-}
-
-/** A gzip refusal keeps the start of the body as sent, in base64 (it is not text). */
-export function keepGzipRefusal(error: unknown, wire: Buffer): unknown {
-  if (isTelemarkError(error) && error.code === 'TMK_ERR_BAD_GZIP')
-    withKeptRaw(error, `base64:${wire.subarray(0, 24 * 1024).toString('base64')}`);
-  return error;
 }
 
 /**
@@ -108,9 +93,8 @@ export function prepareMetritonBody(
 ): PreparedRequest {
   const result = prepareMetriton(parseKeeping(decoded), receivedAt, deps);
   if (result.kind === 'unknown_app')
-    throw withKeptRaw(
-      new TelemarkError('TMK_ERR_UNKNOWN_APP', result.quarantine.detail),
-      result.quarantine.raw,
-    );
+    throw noted(new TelemarkError('TMK_ERR_UNKNOWN_APP', result.quarantine.detail), {
+      keptRaw: result.quarantine.raw,
+    });
   return result.prepared;
 }

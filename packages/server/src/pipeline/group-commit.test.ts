@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { EncodedEvents, StoredEvent, WriteBatch, WriteResult } from '../store/types.js';
-import { createGroupCommitter } from './group-commit.js';
+import { type CommitJob, createGroupCommitter } from './group-commit.js';
 
 /** A store stand-in that records each write and lets the test decide when (and whether) it commits. */
 function createRecordingStore() {
@@ -60,6 +60,15 @@ const event = (messageId: string, app = 'a'): StoredEvent =>
 
 const tick = () => new Promise((r) => setImmediate(r));
 
+/** One request's work as the committer takes it: its events, nothing else, 1 byte. */
+const job = (events: StoredEvent[], extra: Partial<CommitJob> = {}): CommitJob => ({
+  events,
+  quarantine: [],
+  counters: [],
+  bytes: 1,
+  ...extra,
+});
+
 /** Events encoded ahead, as an ingest worker hands them over (only the keys matter to the committer). */
 const encodedOf = (...messageIds: string[]): EncodedEvents => ({
   encoding: 'test',
@@ -78,29 +87,12 @@ describe('group commit', () => {
       maxQueueBytes: 1e6,
       maxGroupEvents: 100,
     });
-    const first = committer.submit({ events: [event('x')], quarantine: [], counters: [], bytes: 1 });
+    const first = committer.submit(job([event('x')]));
     await tick();
     // While the first write is in flight, three jobs queue: encoded, objects, both.
-    const encoded = committer.submit({
-      events: [],
-      encoded: encodedOf('e1', 'x', 'e2'),
-      quarantine: [],
-      counters: [],
-      bytes: 1,
-    });
-    const objects = committer.submit({
-      events: [event('o1'), event('e2')],
-      quarantine: [],
-      counters: [],
-      bytes: 1,
-    });
-    const both = committer.submit({
-      events: [event('b1')],
-      encoded: encodedOf('b2', 'o1'),
-      quarantine: [],
-      counters: [],
-      bytes: 1,
-    });
+    const encoded = committer.submit(job([], { encoded: encodedOf('e1', 'x', 'e2') }));
+    const objects = committer.submit(job([event('o1'), event('e2')]));
+    const both = committer.submit(job([event('b1')], { encoded: encodedOf('b2', 'o1') }));
     expect(committer.queued().events).toBe(8);
     store.commitNext();
     expect(await first).toEqual(['accepted']);
@@ -127,17 +119,12 @@ describe('group commit', () => {
       maxGroupEvents: 100,
     });
     let answered = 0;
-    const first = committer.submit({ events: [event('m1')], quarantine: [], counters: [], bytes: 10 });
+    const first = committer.submit(job([event('m1')], { bytes: 10 }));
     first.then(() => answered++);
     await tick();
     // While the first write runs, two more requests arrive: they form the next group.
-    const second = committer.submit({
-      events: [event('m2'), event('m3')],
-      quarantine: [],
-      counters: [],
-      bytes: 10,
-    });
-    const third = committer.submit({ events: [event('m4')], quarantine: [], counters: [], bytes: 10 });
+    const second = committer.submit(job([event('m2'), event('m3')], { bytes: 10 }));
+    const third = committer.submit(job([event('m4')], { bytes: 10 }));
     second.then(() => answered++);
     third.then(() => answered++);
     await tick();
@@ -162,14 +149,7 @@ describe('group commit', () => {
       maxQueueBytes: 1e6,
       maxGroupEvents: 3,
     });
-    const all = [0, 1, 2, 3].map((i) =>
-      committer.submit({
-        events: [event(`x${i}a`), event(`x${i}b`)],
-        quarantine: [],
-        counters: [],
-        bytes: 1,
-      }),
-    );
+    const all = [0, 1, 2, 3].map((i) => committer.submit(job([event(`x${i}a`), event(`x${i}b`)])));
     await tick();
     while (store.pending.length > 0) {
       store.commitNext();
@@ -187,20 +167,13 @@ describe('group commit', () => {
       maxQueueBytes: 100,
       maxGroupEvents: 10,
     });
-    const inFlight = committer.submit({ events: [event('a')], quarantine: [], counters: [], bytes: 1 });
+    const inFlight = committer.submit(job([event('a')]));
     await tick();
-    const waiting = committer.submit({
-      events: [event('b'), event('c')],
-      quarantine: [],
-      counters: [],
-      bytes: 1,
+    const waiting = committer.submit(job([event('b'), event('c')]));
+    await expect(committer.submit(job([event('d'), event('e')]))).rejects.toMatchObject({
+      code: 'TMK_ERR_QUEUE_FULL',
     });
-    await expect(
-      committer.submit({ events: [event('d'), event('e')], quarantine: [], counters: [], bytes: 1 }),
-    ).rejects.toMatchObject({ code: 'TMK_ERR_QUEUE_FULL' });
-    await expect(
-      committer.submit({ events: [], quarantine: [], counters: [], bytes: 200 }),
-    ).rejects.toMatchObject({
+    await expect(committer.submit(job([], { bytes: 200 }))).rejects.toMatchObject({
       code: 'TMK_ERR_QUEUE_FULL',
     });
     expect(committer.queued()).toEqual({ events: 2, bytes: 1, jobs: 1 });
@@ -209,12 +182,7 @@ describe('group commit', () => {
     await tick();
     store.commitNext();
     await waiting;
-    const later = committer.submit({
-      events: [event('d'), event('e')],
-      quarantine: [],
-      counters: [],
-      bytes: 1,
-    });
+    const later = committer.submit(job([event('d'), event('e')]));
     await tick();
     store.commitNext();
     expect(await later).toEqual(['accepted', 'accepted']);
@@ -231,19 +199,17 @@ describe('group commit', () => {
       failureBackoffMs: 500,
       now: () => clock,
     });
-    const job = committer.submit({ events: [event('f1')], quarantine: [], counters: [], bytes: 1 });
+    const failing = committer.submit(job([event('f1')]));
     await tick();
     store.failNext('disk full');
-    await expect(job).rejects.toMatchObject({ code: 'TMK_ERR_STORE_UNAVAILABLE' });
+    await expect(failing).rejects.toMatchObject({ code: 'TMK_ERR_STORE_UNAVAILABLE' });
     expect(committer.healthy()).toBe(false);
-    await expect(
-      committer.submit({ events: [event('f2')], quarantine: [], counters: [], bytes: 1 }),
-    ).rejects.toMatchObject({
+    await expect(committer.submit(job([event('f2')]))).rejects.toMatchObject({
       code: 'TMK_ERR_STORE_UNAVAILABLE',
     });
     expect(store.writes).toHaveLength(1);
     clock += 600;
-    const retry = committer.submit({ events: [event('f1')], quarantine: [], counters: [], bytes: 1 });
+    const retry = committer.submit(job([event('f1')]));
     await tick();
     store.commitNext();
     expect(await retry).toEqual(['accepted']);
@@ -259,12 +225,7 @@ describe('group commit', () => {
       maxGroupEvents: 100,
     });
     const counter = { day: '2026-01-02', app: 'a', kind: 'rejected', reason: 'unknown_event', count: 2 };
-    const first = committer.submit({
-      events: [event('c1'), event('c1')],
-      quarantine: [],
-      counters: [counter],
-      bytes: 1,
-    });
+    const first = committer.submit(job([event('c1'), event('c1')], { counters: [counter] }));
     await tick();
     expect(store.writes[0]?.counters).toEqual([counter]);
     expect(store.writes[0]?.statusCounters).toBe(true);
@@ -286,7 +247,7 @@ describe('group commit', () => {
     });
     const limited = { day: '2026-01-02', app: 'a', kind: 'rate_limited', reason: '', count: 3 };
     committer.count([limited]);
-    const failing = committer.submit({ events: [event('k2')], quarantine: [], counters: [], bytes: 1 });
+    const failing = committer.submit(job([event('k2')]));
     await tick();
     expect(store.writes[0]?.counters).toEqual([limited]);
     store.failNext('boom');
@@ -310,7 +271,7 @@ describe('group commit', () => {
       maxQueueBytes: 1e6,
       maxGroupEvents: 100,
     });
-    const job = committer.submit({ events: [event('e1')], quarantine: [], counters: [], bytes: 1 });
+    const writing = committer.submit(job([event('e1')]));
     await tick();
     let ranDuringWrite: boolean | undefined;
     const exclusive = committer.exclusive(async () => {
@@ -320,7 +281,7 @@ describe('group commit', () => {
     await tick();
     expect(ranDuringWrite).toBeUndefined();
     store.commitNext();
-    await job;
+    await writing;
     expect(await exclusive).toBe(42);
     expect(ranDuringWrite).toBe(false);
   });
@@ -333,8 +294,7 @@ describe('group commit', () => {
       maxQueueBytes: 1e6,
       maxGroupEvents: 100,
     });
-    const submit = (id: string) =>
-      committer.submit({ events: [event(id)], quarantine: [], counters: [], bytes: 1 });
+    const submit = (id: string) => committer.submit(job([event(id)]));
     const first = submit('m1');
     await tick();
     // The first write is still running: the next request starts a second write at once, not after it.

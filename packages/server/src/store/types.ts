@@ -111,13 +111,16 @@ export interface EncodedEvents {
   readonly messageIds: readonly string[];
 }
 
-/**
- * An engine's encoder, in a module a worker thread can import on its own (`module` is its URL):
- * `export function encode(events: StoredEvent[]): EncodedEvents` and
- * `export function transferables(encoded: EncodedEvents): ArrayBuffer[]`.
- */
+/** An engine's encoder: the URL of a module, which a worker thread can import on its own. */
 export interface EventEncoder {
   readonly module: string;
+}
+
+/** What that module exports. */
+export interface EventEncoderModule {
+  encode(events: readonly StoredEvent[]): EncodedEvents;
+  /** The buffers `encoded` owns, to move rather than copy when posting it to another thread. */
+  transferables(encoded: EncodedEvents): ArrayBuffer[];
 }
 
 export interface WriteBatch {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { sampleEvent } from '../conformance.js';
 import { dedupeHash } from './dedupe-index.js';
-import { encodeRows, isEncodedRows, stagingRow, transferablesOf } from './encode.js';
+import { encodeRows, isEncodedRows, stagingRow, transferables } from './encode.js';
 import { contextIdOf, contextKey } from './schema.js';
 
 const lines = (rows: Uint8Array, ends: Uint32Array) =>
@@ -50,7 +50,9 @@ describe('encoding events as DuckDB rows', () => {
       expect.objectContaining({ code: 'TMK_ERR_STORE_INVALID_ROW' }),
     );
     const encoded = encodeRows([sampleEvent()]);
-    for (const buffer of transferablesOf(encoded)) expect(buffer.byteLength).toBeGreaterThan(0);
+    const moved = transferables(encoded);
+    expect(moved).toHaveLength(6);
+    for (const buffer of moved) expect(buffer.byteLength).toBeGreaterThan(0);
     // Not a view of a shared buffer: transferring it detaches nothing else.
     expect(encoded.rows.byteLength).toBe(encoded.rows.buffer.byteLength);
     // Borrowed rows (the store's own serial writes) are a view of the staging buffer, with the same bytes.

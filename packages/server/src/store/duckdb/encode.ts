@@ -7,7 +7,7 @@
  * Pure functions of their input (no store state), so a worker can import this module on its own.
  */
 import { checkEvent, invalidRow } from '../row-check.js';
-import type { EncodedEvents, StoredEvent } from '../types.js';
+import type { EncodedEvents, EventEncoderModule, StoredEvent } from '../types.js';
 import { dedupeHash } from './dedupe-index.js';
 import { CONTEXT_COLUMNS, contextIdOf, contextKey, ROW_COLUMNS } from './schema.js';
 
@@ -251,17 +251,16 @@ export function encodeRows(
   };
 }
 
-/** Buffers an `EncodedRows` owns, to transfer rather than copy when posting it to another thread. */
-export const transferablesOf = (encoded: EncodedRows): ArrayBuffer[] => [
-  encoded.appOf.buffer as ArrayBuffer,
-  encoded.hashes.buffer as ArrayBuffer,
-  encoded.receivedAt.buffer as ArrayBuffer,
-  encoded.contextOf.buffer as ArrayBuffer,
-  encoded.rows.buffer as ArrayBuffer,
-  encoded.ends.buffer as ArrayBuffer,
-];
-
-/** The `EventEncoder` module surface (store/types.ts), for ingest workers. */
-export const encode = encodeRows;
-export const transferables = (encoded: EncodedEvents): ArrayBuffer[] =>
-  isEncodedRows(encoded) ? transferablesOf(encoded) : [];
+// The `EventEncoderModule` surface (store/types.ts), for ingest workers.
+export const encode: EventEncoderModule['encode'] = (events) => encodeRows(events);
+export const transferables: EventEncoderModule['transferables'] = (encoded) =>
+  isEncodedRows(encoded)
+    ? [
+        encoded.appOf.buffer as ArrayBuffer,
+        encoded.hashes.buffer as ArrayBuffer,
+        encoded.receivedAt.buffer as ArrayBuffer,
+        encoded.contextOf.buffer as ArrayBuffer,
+        encoded.rows.buffer as ArrayBuffer,
+        encoded.ends.buffer as ArrayBuffer,
+      ]
+    : [];
