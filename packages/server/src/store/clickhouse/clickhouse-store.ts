@@ -4,7 +4,8 @@
  * what ClickHouse 18.16 and current versions both accept; values are escaped by `renderClickHouse`.
  *
  * Write path (`write()`, one batch at a time per store; several collectors may write concurrently):
- * 1. validate rows and serialise them as TabSeparated (a bad row fails the batch before anything is sent);
+ * 1. validate rows and encode them as TabSeparated (`encode.ts`; a bad row fails the batch before anything
+ *    is sent) — events from ingest workers and from the journal arrive encoded already;
  * 2. dedupe in the batch, then look up the candidates' keys in `event_keys` (see `dedupe.ts`);
  * 3. INSERT the accepted events under a fresh write id — a synchronous INSERT: when it returns, the part
  *    is written (and, on a cluster, on every shard: `insert_distributed_sync`); their claims come along
@@ -16,6 +17,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { builtModuleUrl } from '../../built-module.js';
 import { TelemarkError } from '../../errors.js';
 import { createJournaledDriver } from '../journal/journaled-store.js';
 import { createRuntimeStore } from '../runtime-store.js';
@@ -26,7 +28,6 @@ import type {
   QuarantineFilter,
   Store,
   StoreDriver,
-  StoredEvent,
   StoredQuarantineEntry,
   StoreHealth,
   WriteBatch,
@@ -41,15 +42,15 @@ import {
 import {
   type Claim,
   type DedupeKey,
-  dedupeKey,
   type LoserEntry,
   type LoserRecord,
   messageKey,
   resolveRaces,
   storedMessages,
 } from './dedupe.js';
+import { type EncodedTsv, isEncodedTsv } from './encode.js';
 import { exportEvents } from './export.js';
-import { counterRow, quarantineRow, TsvBuffer, tsvField, writeEventRow } from './rows.js';
+import { counterRow, quarantineRow, tsvField } from './rows.js';
 import {
   EVENT_COLUMN_LIST,
   EVENT_INSERT_COLUMNS,
@@ -59,10 +60,11 @@ import {
   SCHEMA_VERSION,
   tableNames,
 } from './schema.js';
-import { validateBatch } from './validate.js';
+import { prepareBatch } from './validate.js';
 import { createWriteScheduler } from './write-scheduler.js';
 
 const DAY_MS = 86_400_000;
+const ENCODER_MODULE = builtModuleUrl('./encode.js', import.meta.url).href;
 
 /** The subset of `@clickhouse/client` this store uses. */
 export interface ClickHouseClientLike {
@@ -84,8 +86,12 @@ export interface ClickHouseClientLike {
 
 /** What the outage journal needs from the store besides the contract. */
 export interface AttemptWriter {
-  /** The checks `write()` runs before sending anything; throws TMK_ERR_STORE_INVALID_ROW. */
-  validate(batch: WriteBatch): void;
+  /**
+   * The checks `write()` runs before sending anything (throws TMK_ERR_STORE_INVALID_ROW), and the batch
+   * with its events encoded (`events` empty, all of them in `encoded`, in the same order): what the
+   * journal keeps. Preparing a prepared batch gives it back unchanged.
+   */
+  prepare(batch: WriteBatch): WriteBatch;
   /** A fresh random write id. */
   newWriteId(): string;
   /** One write attempt under `writeId`. */
@@ -177,13 +183,15 @@ class CounterTotals {
     const existing = this.#totals.get(k);
     this.#totals.set(k, existing ? { ...existing, count: existing.count + c.count } : c);
   }
-  /** accepted/duplicate per UTC day of receipt and app, counted without an object per event. */
-  addStatuses(events: readonly StoredEvent[], statuses: readonly WriteStatus[]): void {
+  /** accepted/duplicate per UTC day of receipt and app (statuses chunk after chunk), without an object per event. */
+  addStatuses(chunks: readonly EncodedTsv[], statuses: readonly WriteStatus[]): void {
     const counts = new Map<string, number>();
-    for (let i = 0; i < events.length; i++) {
-      const e = events[i]!;
-      const k = `${Math.floor(e.receivedAt / DAY_MS)}\u0000${statuses[i]}\u0000${e.app}`;
-      counts.set(k, (counts.get(k) ?? 0) + 1);
+    let g = 0;
+    for (const chunk of chunks) {
+      for (let i = 0; i < chunk.count; i++, g++) {
+        const k = `${Math.floor(chunk.receivedAt[i]! / DAY_MS)}\u0000${statuses[g]}\u0000${chunk.apps[chunk.appOf[i]!]}`;
+        counts.set(k, (counts.get(k) ?? 0) + 1);
+      }
     }
     for (const [k, count] of counts) {
       const [day, kind, app] = k.split('\u0000') as [string, string, string];
@@ -197,8 +205,18 @@ class CounterTotals {
 
 /** What makes two writes conflict: they carry the same message. */
 // Not yet validated: anything unexpected makes the write a barrier, and validation then fails it.
-const messageIds = (batch: WriteBatch): string[] | null =>
-  Array.isArray(batch?.events) ? batch.events.map((e) => `${e?.app}\u0000${e?.messageId}`) : null;
+function messageIds(batch: WriteBatch): string[] | null {
+  if (!Array.isArray(batch?.events)) return null;
+  const ids = batch.events.map((e) => `${e?.app}\u0000${e?.messageId}`);
+  if (batch.encoded === undefined) return ids;
+  if (!Array.isArray(batch.encoded)) return null;
+  for (const chunk of batch.encoded) {
+    if (!isEncodedTsv(chunk)) return null;
+    for (let i = 0; i < chunk.count; i++)
+      ids.push(`${chunk.apps[chunk.appOf[i]!]}\u0000${chunk.messageIds[i]}`);
+  }
+  return ids;
+}
 
 interface ClaimRow {
   k: string;
@@ -414,64 +432,58 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
 
   // ——— one write attempt ———
 
-  async function writeAttempt(batch: WriteBatch, writeId: string): Promise<WriteResult> {
-    validateBatch(batch);
-    const { events, quarantine, counters } = batch;
-    const n = events.length;
+  async function writeAttempt(given: WriteBatch, writeId: string): Promise<WriteResult> {
+    const batch = prepareBatch(given);
+    const chunks = batch.encoded as readonly EncodedTsv[];
+    let n = 0;
+    for (const chunk of chunks) n += chunk.count;
     const statuses: WriteStatus[] = new Array(n);
-    const keys: DedupeKey[] = new Array(n);
-    const ids: string[] = new Array(n);
+    /** Per candidate (first of its message in the batch): its chunk, and its index in it. */
+    const candidates: { chunk: EncodedTsv; i: number; at: number }[] = [];
     const seen = new Set<string>();
-    const candidates: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const e = events[i]!;
-      const k = dedupeKey(e.app, e.messageId);
-      const id = messageKey(k.key, k.key2);
-      keys[i] = k;
-      ids[i] = id;
-      if (seen.has(id)) {
-        statuses[i] = 'duplicate';
-        continue;
+    let at = 0;
+    for (const chunk of chunks) {
+      for (let i = 0; i < chunk.count; i++, at++) {
+        const id = messageKey(chunk.keys[2 * i]!, chunk.keys[2 * i + 1]!);
+        if (seen.has(id)) {
+          statuses[at] = 'duplicate';
+          continue;
+        }
+        seen.add(id);
+        statuses[at] = 'accepted';
+        candidates.push({ chunk, i, at });
       }
-      seen.add(id);
-      statuses[i] = 'accepted';
-      candidates.push(i);
     }
 
     try {
-      // — dedupe against what is stored; the rows are serialised while the lookup runs —
-      const lookup = claimsOf(candidates.map((i) => keys[i]!.key));
-      lookup.catch(() => undefined); // awaited below; a row error must not leave it unhandled
-      const rows = new TsvBuffer(Math.max(64 * 1024, candidates.length * 512));
-      for (const i of candidates) writeEventRow(rows, events[i]!, i, keys[i]!.key, keys[i]!.key2, writeId);
-      // Entries that come with an id (a migration from another store) keep it.
-      const quarantineText = quarantine
-        .map((q) => {
-          const given = (q as { id?: unknown }).id;
-          return quarantineRow(q, typeof given === 'string' && given !== '' ? given : randomUUID(), writeId);
-        })
-        .join('');
-      const claims = await lookup;
+      // — dedupe against what is stored —
+      const claims = await claimsOf(candidates.map((c) => c.chunk.keys[2 * c.i]!));
       if (claims.length > 0) {
         const stored = storedMessages(claims, await losersOf([...new Set(claims.map((c) => c.key))]));
-        for (const i of candidates) if (stored.has(ids[i]!)) statuses[i] = 'duplicate';
+        for (const c of candidates)
+          if (stored.has(messageKey(c.chunk.keys[2 * c.i]!, c.chunk.keys[2 * c.i + 1]!)))
+            statuses[c.at] = 'duplicate';
       }
-      const accepted: number[] = [];
-      const acceptedRows: number[] = [];
-      candidates.forEach((i, row) => {
-        if (statuses[i] !== 'accepted') return;
-        accepted.push(i);
-        acceptedRows.push(row);
-      });
+      const accepted = candidates.filter((c) => statuses[c.at] === 'accepted');
+      // Each encoded row lacks only its last column, this attempt's write id.
+      const ending = Buffer.from(`${writeId}\n`, 'latin1');
+      const parts: Uint8Array[] = [];
+      for (const { chunk, i } of accepted)
+        parts.push(chunk.rows.subarray(i === 0 ? 0 : chunk.ends[i - 1], chunk.ends[i]), ending);
+      // Entries that come with an id (a migration from another store) keep it.
+      const quarantineText = batch.quarantine
+        .map((q) => {
+          const id = (q as { id?: unknown }).id;
+          return quarantineRow(q, typeof id === 'string' && id !== '' ? id : randomUUID(), writeId);
+        })
+        .join('');
 
       // — one round trip: events (their claims come along), quarantine, counters —
       const totals = new CounterTotals();
-      for (const c of counters) totals.add(c);
-      if (batch.statusCounters) totals.addStatuses(events, statuses);
+      for (const c of batch.counters) totals.add(c);
+      if (batch.statusCounters) totals.addStatuses(chunks, statuses);
       await Promise.all([
-        acceptedRows.length > 0
-          ? insert(t.events, rows.only(acceptedRows), client(), EVENT_INSERT_COLUMNS)
-          : undefined,
+        parts.length > 0 ? insert(t.events, Buffer.concat(parts), client(), EVENT_INSERT_COLUMNS) : undefined,
         insert(t.quarantine, quarantineText),
         insert(t.counters, totals.rows(writeId)),
       ]);
@@ -480,7 +492,12 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
       if (accepted.length > 0)
         checkRacesSoon(
           writeId,
-          accepted.map((i) => ({ ...keys[i]!, receivedAt: events[i]!.receivedAt, app: events[i]!.app })),
+          accepted.map(({ chunk, i }) => ({
+            key: chunk.keys[2 * i]!,
+            key2: chunk.keys[2 * i + 1]!,
+            receivedAt: chunk.receivedAt[i]!,
+            app: chunk.apps[chunk.appOf[i]!]!,
+          })),
           batch.statusCounters === true,
         );
     } catch (error) {
@@ -680,7 +697,8 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
       scheduleHousekeeping();
     },
 
-    validate: validateBatch,
+    prepare: prepareBatch,
+    encoder: { module: ENCODER_MODULE },
     newWriteId,
     writeAttempt: (batch, writeId) => writes.run(() => writeAttempt(batch, writeId), messageIds(batch)),
     abortAttempts,

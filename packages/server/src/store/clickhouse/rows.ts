@@ -1,12 +1,11 @@
 /**
  * Rows for ClickHouse's TabSeparated input, the cheapest format for both sides: one line per row,
- * fields joined by tabs, `\`, tab, newline, carriage return and NUL escaped with a backslash. Events are
- * written straight into one growing Buffer (no string per row: at tens of thousands of events per write,
- * the garbage of per-row strings cost more than the formatting). UTF-8 encoding turns a lone UTF-16
- * surrogate into U+FFFD, as the dedupe key's hashing does, so what is stored and what a later duplicate
- * is compared by agree.
+ * fields joined by tabs, `\`, tab, newline, carriage return and NUL escaped with a backslash. UTF-8
+ * encoding turns a lone UTF-16 surrogate into U+FFFD, as the dedupe key's hashing does, so what is stored
+ * and what a later duplicate is compared by agree.
  */
 import { TelemarkError } from '../../errors.js';
+import { sameContext } from '../same-context.js';
 import type { IngestCounter, QuarantineEntry, StoredEvent } from '../types.js';
 
 const NEEDS_ESCAPE = /[\\\t\n\r\0]/;
@@ -51,111 +50,49 @@ export function storedJson(value: unknown, where: string): string {
   return text.includes('\\u') ? text.replace(LONE_SURROGATE_ESCAPE, '$1\\ufffd') : text;
 }
 
-/** A TabSeparated body built in place; `rows` remembers where each row starts so some can be left out. */
-export class TsvBuffer {
-  #buffer: Buffer;
-  #at = 0;
-  readonly starts: number[] = [];
+const b = (v: boolean) => (v ? '1' : '0');
+const f = tsvField;
 
-  constructor(initialBytes = 64 * 1024) {
-    this.#buffer = Buffer.allocUnsafe(initialBytes);
-  }
-
-  #room(bytes: number): void {
-    if (this.#at + bytes <= this.#buffer.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.#buffer.length * 2, this.#at + bytes));
-    this.#buffer.copy(next, 0, 0, this.#at);
-    this.#buffer = next;
-  }
-
-  row(): void {
-    this.starts.push(this.#at);
-  }
-
-  /** A string field, escaped; `last` ends the row instead of the field. */
-  str(text: string, last = false): void {
-    const field = NEEDS_ESCAPE.test(text) ? text.replace(ESCAPES, escapeChar) : text;
-    this.#room(field.length * 3 + 1);
-    this.#at += this.#buffer.write(field, this.#at, 'utf8');
-    this.#buffer[this.#at++] = last ? 10 : 9;
-  }
-
-  /** A field known to need no escaping and to be ASCII: numbers, keys. */
-  ascii(text: string, last = false): void {
-    this.#room(text.length + 1);
-    this.#at += this.#buffer.write(text, this.#at, 'latin1');
-    this.#buffer[this.#at++] = last ? 10 : 9;
-  }
-
-  get bytes(): number {
-    return this.#at;
-  }
-
-  /** Every row written. */
-  all(): Buffer {
-    return this.#buffer.subarray(0, this.#at);
-  }
-
-  /** Only the rows whose indexes are given (ascending). */
-  only(indexes: readonly number[]): Buffer {
-    if (indexes.length === this.starts.length) return this.all();
-    const parts = indexes.map((i) =>
-      this.#buffer.subarray(this.starts[i]!, i + 1 < this.starts.length ? this.starts[i + 1]! : this.#at),
-    );
-    return Buffer.concat(parts);
-  }
+/** The run of context columns from `os_name` to `dropped_before`, and the event it was made for. */
+export interface ContextCache {
+  event?: StoredEvent;
+  text?: string;
 }
 
-const b = (v: boolean) => (v ? '1' : '0');
-
 /**
- * One `events_local` row: the contract columns in `EVENT_COLUMNS` order, then the dedupe key (two
- * halves) and the write id. Spelled out field by field: monomorphic reads keep it cheap.
+ * One `events_local` row but its last column, as text: the contract columns in `EVENT_COLUMNS` order,
+ * then the dedupe key (two halves), each followed by a tab; the write appends the write id and the
+ * newline (the id is chosen per attempt, after the row is encoded). The events of a batch mostly share
+ * their context (`sameContext`), so the run of context columns is reused from the previous event (`cache`).
+ * One template per row, joined and encoded once per batch: a write into a buffer per field cost twice as
+ * much.
  */
-export function writeEventRow(
-  out: TsvBuffer,
+export function eventRow(
   e: StoredEvent,
   index: number,
   key: string,
   key2: string,
-  writeId: string,
-): void {
-  out.row();
-  out.str(e.app);
-  out.str(e.messageId);
-  out.str(e.event);
-  out.str(e.installId);
-  out.str(e.sessionId);
-  out.ascii(String(e.seq));
-  out.str(e.appVersion);
-  out.ascii(String(e.timestamp));
-  out.ascii(String(e.receivedAt));
-  out.ascii(String(e.skewMs));
-  out.ascii(b(e.clamped));
-  out.str(e.osName);
-  out.str(e.osVersion);
-  out.str(e.osBuild);
-  out.str(e.arch);
-  out.str(e.platform);
-  out.str(e.installMethod);
-  out.str(e.envClass);
-  out.str(e.ciVendor);
-  out.ascii(b(e.container));
-  out.ascii(String(e.wsl));
-  out.str(e.agent);
-  out.str(e.mode);
-  out.str(e.nodeVersion);
-  out.str(e.protocol);
-  out.str(e.library);
-  out.ascii(b(e.newInstall));
-  out.ascii(String(e.droppedBefore));
-  out.str(e.errorFingerprint);
-  out.str(e.errorText);
-  out.str(storedJson(e.traits, `events[${index}].traits`));
-  out.str(storedJson(e.extra, `events[${index}].extra`));
-  out.ascii(key);
-  out.ascii(key2);
-  out.ascii(writeId, true);
+  cache: ContextCache,
+): string {
+  let context: string;
+  if (cache.event !== undefined && cache.text !== undefined && sameContext(cache.event, e))
+    context = cache.text;
+  else {
+    context = `${f(e.osName)}\t${f(e.osVersion)}\t${f(e.osBuild)}\t${f(e.arch)}\t${f(e.platform)}\t${f(
+      e.installMethod,
+    )}\t${f(e.envClass)}\t${f(e.ciVendor)}\t${b(e.container)}\t${e.wsl}\t${f(e.agent)}\t${f(e.mode)}\t${f(
+      e.nodeVersion,
+    )}\t${f(e.protocol)}\t${f(e.library)}\t${b(e.newInstall)}\t${e.droppedBefore}`;
+    cache.event = e;
+    cache.text = context;
+  }
+  return `${f(e.app)}\t${f(e.messageId)}\t${f(e.event)}\t${f(e.installId)}\t${f(e.sessionId)}\t${e.seq}\t${f(
+    e.appVersion,
+  )}\t${e.timestamp}\t${e.receivedAt}\t${e.skewMs}\t${b(e.clamped)}\t${context}\t${f(e.errorFingerprint)}\t${f(
+    e.errorText,
+  )}\t${f(storedJson(e.traits, `events[${index}].traits`))}\t${f(
+    storedJson(e.extra, `events[${index}].extra`),
+  )}\t${key}\t${key2}\t`;
 }
 
 export function quarantineRow(q: QuarantineEntry, id: string, writeId: string): string {

@@ -51,7 +51,7 @@ export const EVENT_COLUMN_LIST = EVENT_COLUMNS.map((c) => c.column).join(', ');
  */
 export const EVENT_INTERNAL_COLUMNS = ['dedupe_key', 'dedupe_key2', 'write_id'] as const;
 
-/** What an events INSERT names, in the order `writeEventRow` writes: everything but `install_key`. */
+/** What an events INSERT names, in the order `eventRow` writes: everything but `install_key`. */
 export const EVENT_INSERT_COLUMNS: readonly string[] = Object.freeze([
   ...EVENT_COLUMNS.map((c) => c.column),
   ...EVENT_INTERNAL_COLUMNS,

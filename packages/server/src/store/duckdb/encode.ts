@@ -7,6 +7,7 @@
  * Pure functions of their input (no store state), so a worker can import this module on its own.
  */
 import { checkEvent, invalidRow } from '../row-check.js';
+import { sameContext } from '../same-context.js';
 import type { EncodedEvents, EventEncoderModule, StoredEvent } from '../types.js';
 import { dedupeHash } from './dedupe-index.js';
 import { CONTEXT_COLUMNS, contextIdOf, contextKey, ROW_COLUMNS } from './schema.js';
@@ -77,40 +78,6 @@ export function stagingRow(
   into[12] = contextId;
   into[13] = dedupeKey;
   return into;
-}
-
-/**
- * Whether two events have the same context tuple, compared field by field (no allocation). `extra`
- * must be the same object, or two empty ones; otherwise the caller falls back to the key.
- */
-function sameContext(a: StoredEvent, b: StoredEvent): boolean {
-  return (
-    a.appVersion === b.appVersion &&
-    a.clamped === b.clamped &&
-    a.osName === b.osName &&
-    a.osVersion === b.osVersion &&
-    a.osBuild === b.osBuild &&
-    a.arch === b.arch &&
-    a.platform === b.platform &&
-    a.installMethod === b.installMethod &&
-    a.envClass === b.envClass &&
-    a.ciVendor === b.ciVendor &&
-    a.container === b.container &&
-    a.wsl === b.wsl &&
-    a.agent === b.agent &&
-    a.mode === b.mode &&
-    a.nodeVersion === b.nodeVersion &&
-    a.protocol === b.protocol &&
-    a.library === b.library &&
-    a.newInstall === b.newInstall &&
-    a.droppedBefore === b.droppedBefore &&
-    (a.extra === b.extra || (isEmptyObject(a.extra) && isEmptyObject(b.extra)))
-  );
-}
-
-function isEmptyObject(value: object): boolean {
-  for (const _ in value) return false;
-  return Object.getOwnPropertySymbols(value).length === 0 && Object.getOwnPropertyNames(value).length === 0;
 }
 
 /** A new `contexts` row: the id, then the `CONTEXT_COLUMNS` values (as text, cast by `CONTEXTS_INSERT`). */

@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import v8 from 'node:v8';
+import zlib from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Journal, openJournal } from './journal.js';
 
@@ -125,8 +127,9 @@ describe('the outage journal', () => {
     const j = await journalAt<number>(dir, 1 << 20, 64);
     for (let i = 0; i < 6; i++) await j.append(i);
     expect(segments(dir).length).toBeGreaterThan(1);
-    // Several at once, bounded by bytes (each record here is ~20 bytes).
-    const firstTwo = await j.oldest({ records: 10, bytes: 30 });
+    // Several at once, bounded by bytes: room for two records, not three.
+    const recordBytes = v8.serialize({ p: 0, a: [] }).length;
+    const firstTwo = await j.oldest({ records: 10, bytes: 2 * recordBytes + 1 });
     expect(firstTwo.map((e) => e.payload)).toEqual([0, 1]);
     await j.delivered(firstTwo.map((e) => e.seq));
     for (let seq = 3; seq <= 6; seq++) {
@@ -136,6 +139,85 @@ describe('the outage journal', () => {
     expect(await j.oldest()).toEqual([]);
     expect(segments(dir)).toEqual([]);
     expect(j.stats()).toMatchObject({ pending: 0, bytes: 0 });
+  });
+
+  it('keeps typed arrays and byte buffers as they were (events encoded for the store), only the bytes of a view', async () => {
+    const dir = newDir();
+    const j = await journalAt<Record<string, unknown>>(dir);
+    const backing = Buffer.from('..rows\tand\ttabs\n..');
+    const record = {
+      rows: backing.subarray(2, backing.length - 2),
+      ends: Uint32Array.of(5, 17),
+      receivedAt: Float64Array.of(1.5e12, 1.7e12),
+      appOf: Uint16Array.of(0, 1),
+      keys: ['18446744073709551615', '1'],
+    };
+    await j.append(record, ['w1']);
+    await j.close();
+    open.length = 0;
+    const [entry] = await (await journalAt<typeof record>(dir)).oldest();
+    const back = entry!.payload;
+    expect(Buffer.from(back.rows).toString()).toBe('rows\tand\ttabs\n');
+    expect(back.ends).toBeInstanceOf(Uint32Array);
+    expect([...back.ends]).toEqual([5, 17]);
+    expect(back.receivedAt).toBeInstanceOf(Float64Array);
+    expect([...back.receivedAt]).toEqual([1.5e12, 1.7e12]);
+    expect(back.appOf).toBeInstanceOf(Uint16Array);
+    expect(back.keys).toEqual(record.keys);
+    expect(entry!.attempts).toEqual(['w1']);
+  });
+
+  it('keeps records in memory up to its bound until delivered, and reads the rest from disk', async () => {
+    const dir = newDir();
+    const recordBytes = v8.serialize({ p: 'record-1', a: [] }).length;
+    const j = await openJournal<string>({
+      dir,
+      maxBytes: 1 << 20,
+      segmentBytes: 1 << 16,
+      cacheBytes: recordBytes,
+    });
+    open.push(j as Journal<unknown>);
+    for (let n = 1; n <= 3; n++) await j.append(`record-${n}`);
+    // Spoil the first record on disk: only the copy in memory can still give it.
+    const [file] = segments(dir);
+    const spoil = (record: number) => {
+      const handle = fs.openSync(path.join(dir, file!), 'r+');
+      fs.writeSync(
+        handle,
+        Buffer.alloc(recordBytes, 0x20),
+        0,
+        recordBytes,
+        (record - 1) * (8 + recordBytes) + 8,
+      );
+      fs.closeSync(handle);
+    };
+    spoil(1);
+    const all = await j.oldest({ records: 3 });
+    expect(all.map((e) => e.payload)).toEqual(['record-1', 'record-2', 'record-3']);
+    // Delivering the first frees its room: the next record appended is kept in memory.
+    await j.delivered([1]);
+    await j.append('record-4');
+    spoil(4);
+    await j.delivered([2, 3]);
+    const [fourth] = await j.oldest();
+    expect(fourth?.payload).toBe('record-4');
+  });
+
+  it('reads records an earlier version wrote as JSON', async () => {
+    const dir = newDir();
+    fs.mkdirSync(dir, { recursive: true });
+    const body = Buffer.from(JSON.stringify({ p: { events: [{ messageId: 'm1' }] }, a: ['w7'] }));
+    const frame = Buffer.alloc(8 + body.length);
+    frame.writeUInt32LE(body.length, 0);
+    frame.writeUInt32LE(zlib.crc32(body), 4);
+    body.copy(frame, 8);
+    fs.writeFileSync(path.join(dir, '000000000001.seg'), frame);
+    const j = await journalAt<{ events: { messageId: string }[] }>(dir);
+    const [entry] = await j.oldest();
+    expect(entry).toEqual({ seq: 1, payload: { events: [{ messageId: 'm1' }] }, attempts: ['w7'] });
+    await j.append({ events: [{ messageId: 'm2' }] });
+    const both = await j.oldest({ records: 2 });
+    expect(both.map((e) => e.payload.events[0]?.messageId)).toEqual(['m1', 'm2']);
   });
 
   it('forgets delivered records on reopen even if their segment survived a crash', async () => {

@@ -2,16 +2,24 @@
  * A durable, bounded, append-only journal of records, kept in order, in a directory of its own:
  *
  * - `NNNNNNNNNNNN.seg` segment files (the number is the first record's sequence number). Each record is
- *   framed as `[u32 LE length][u32 LE CRC-32][JSON payload]` and `fdatasync`ed before `append` resolves.
- *   A frame cut short by a crash (it was never acknowledged) is cut off when the journal opens.
+ *   framed as `[u32 LE length][u32 LE CRC-32][payload]` and `fdatasync`ed before `append` resolves.
+ *   A frame cut short by a crash (it was never acknowledged) is cut off when the journal opens. The
+ *   payload is `{ p: record, a: attempt ids }` in V8's serialization format (`node:v8`, which Node keeps
+ *   readable across versions): typed arrays and byte buffers — events encoded for the store — are kept
+ *   as bytes, not as JSON. Payloads written as JSON by earlier versions (they begin with `{`) still read.
  * - `progress`: one line per event, `a <seq> <id>` (an attempt to deliver record `seq` begins under
  *   `id`; synced before the attempt starts) and `d <seq>` (delivered). Rewritten compactly on open.
  *
  * A segment is deleted once every record in it is delivered and it is no longer the one being
  * appended to. `append` refuses with TMK_ERR_JOURNAL_FULL when the segments would pass `maxBytes`.
+ *
+ * Records appended by this process are also kept in memory until delivered, up to `cacheBytes`: delivery
+ * (every 250 ms when acknowledging from the journal) then reads nothing back from disk, and the appends
+ * queued behind it are not kept waiting. Past the bound, and after a restart, records are read from disk.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import v8 from 'node:v8';
 import zlib from 'node:zlib';
 import { TelemarkError } from '../../errors.js';
 
@@ -21,6 +29,8 @@ export interface JournalOptions {
   readonly maxBytes: number;
   /** A new segment is begun once the current one reaches this size. */
   readonly segmentBytes: number;
+  /** Payload bytes of undelivered records kept in memory as well. @default 64 MiB */
+  readonly cacheBytes?: number;
 }
 
 export interface JournalEntry<T> {
@@ -70,6 +80,8 @@ interface Located {
   readonly length: number;
   /** When it was appended (epoch ms); for records an earlier process left, when this one opened. */
   readonly at: number;
+  /** The payload, while it is also kept in memory. */
+  readonly cached?: Buffer;
 }
 
 interface Segment {
@@ -97,6 +109,14 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/** V8-serialized payloads begin with the format's version tag (0xFF); earlier versions wrote JSON. */
+function readPayload<T>(buffer: Buffer): { p: T; a: string[] } {
+  return (buffer[0] === 0xff ? v8.deserialize(buffer) : JSON.parse(buffer.toString('utf8'))) as {
+    p: T;
+    a: string[];
+  };
+}
+
 /** A tiny FIFO so file operations never interleave. */
 function serial() {
   let tail: Promise<unknown> = Promise.resolve();
@@ -119,6 +139,8 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
   let progress: fs.promises.FileHandle | undefined;
   let closed = false;
   const openedAt = Date.now();
+  const cacheBytes = options.cacheBytes ?? 64 * 1024 * 1024;
+  let cachedBytes = 0;
 
   try {
     await fs.promises.mkdir(dir, { recursive: true });
@@ -211,7 +233,7 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
     append(payload, given = []) {
       return run(async () => {
         ensureOpen();
-        const body = Buffer.from(JSON.stringify({ p: payload, a: given }));
+        const body = v8.serialize({ p: payload, a: given });
         const frame = Buffer.allocUnsafe(HEADER + body.length);
         frame.writeUInt32LE(body.length, 0);
         frame.writeUInt32LE(zlib.crc32(body), 4);
@@ -241,12 +263,15 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
           await active.write(frame);
           await active.datasync();
           const seq = nextSeq++;
+          const cache = cachedBytes + body.length <= cacheBytes;
+          if (cache) cachedBytes += body.length;
           pending.set(seq, {
             seq,
             segment: last.first,
             offset: last.size + HEADER,
             length: body.length,
             at: Date.now(),
+            ...(cache ? { cached: body } : {}),
           });
           last.size += frame.length;
           last.live++;
@@ -265,32 +290,41 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
         const maxBytes = limit.bytes ?? Number.POSITIVE_INFINITY;
         const chosen: Located[] = [];
         let total = 0;
-        for (const located of [...pending.values()].sort((a, b) => a.seq - b.seq)) {
+        // `pending` is in sequence order (appends count up; open reads the segments in order).
+        for (const located of pending.values()) {
           if (chosen.length >= maxRecords || (chosen.length > 0 && total + located.length > maxBytes)) break;
           chosen.push(located);
           total += located.length;
         }
-        const entries: JournalEntry<T>[] = [];
-        for (const located of chosen) {
-          const segment = segments.find((s) => s.first === located.segment)!;
-          const handle = await fs.promises.open(segment.file, 'r');
-          try {
-            const buffer = Buffer.allocUnsafe(located.length);
-            await handle.read(buffer, 0, located.length, located.offset);
-            const record = JSON.parse(buffer.toString('utf8')) as { p: T; a: string[] };
+        const handles = new Map<number, fs.promises.FileHandle>();
+        try {
+          const entries: JournalEntry<T>[] = [];
+          for (const located of chosen) {
+            let body = located.cached;
+            if (body === undefined) {
+              let handle = handles.get(located.segment);
+              if (handle === undefined) {
+                const segment = segments.find((s) => s.first === located.segment)!;
+                handle = await fs.promises.open(segment.file, 'r');
+                handles.set(located.segment, handle);
+              }
+              body = Buffer.allocUnsafe(located.length);
+              await handle.read(body, 0, located.length, located.offset);
+            }
+            const record = readPayload<T>(body);
             const known = attempts.get(located.seq) ?? [];
             entries.push({
               seq: located.seq,
               payload: record.p,
               attempts: [...new Set([...record.a, ...known])],
             });
-          } catch (error) {
-            throw journalError(dir, error);
-          } finally {
-            await handle.close();
           }
+          return entries;
+        } catch (error) {
+          throw journalError(dir, error);
+        } finally {
+          await Promise.all([...handles.values()].map((h) => h.close()));
         }
-        return entries;
       });
     },
 
@@ -324,6 +358,7 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
         for (const seq of known) {
           const located = pending.get(seq)!;
           pending.delete(seq);
+          if (located.cached) cachedBytes -= located.cached.length;
           attempts.delete(seq);
           const segment = segments.find((s) => s.first === located.segment);
           if (segment) segment.live--;

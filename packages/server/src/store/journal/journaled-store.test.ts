@@ -25,7 +25,7 @@ function createTarget() {
     concurrentWrites: 2,
     init: async () => {},
     close: async () => {},
-    validate: () => {},
+    prepare: (batch: WriteBatch) => batch,
     newWriteId: () => `w${attempts.length}`,
     isUnavailable: (error: unknown) => error === unavailable,
     abortAttempts: async () => {},

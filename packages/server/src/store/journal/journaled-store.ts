@@ -35,7 +35,8 @@ import { type Journal, type JournalEntry, type JournalStats, openJournal } from 
 
 /** What the journal needs from the store it guards (the ClickHouse driver provides it). */
 export interface JournalTarget extends StoreDriver {
-  validate(batch: WriteBatch): void;
+  /** Check a batch and put it in the form the journal keeps (throws for a bad row); idempotent. */
+  prepare(batch: WriteBatch): WriteBatch;
   newWriteId(): string;
   writeAttempt(batch: WriteBatch, writeId: string): Promise<WriteResult>;
   abortAttempts(writeIds: readonly string[]): Promise<void>;
@@ -88,15 +89,18 @@ export interface JournaledDriver extends StoreDriver {
 
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
-/** Provisional statuses for a journaled batch: repeats within it are duplicates, the rest accepted. */
+/** Provisional statuses for a journaled batch (events, then encoded chunks): repeats within it are duplicates, the rest accepted. */
 function provisional(batch: WriteBatch): WriteResult {
   const seen = new Set<string>();
-  const statuses: WriteStatus[] = batch.events.map((e) => {
-    const key = `${e.app}\u0000${e.messageId}`;
-    if (seen.has(key)) return 'duplicate';
+  const statuses: WriteStatus[] = [];
+  const status = (key: string): void => {
+    statuses.push(seen.has(key) ? 'duplicate' : 'accepted');
     seen.add(key);
-    return 'accepted';
-  });
+  };
+  for (const e of batch.events) status(`${e.app}\u0000${e.messageId}`);
+  for (const chunk of batch.encoded ?? [])
+    for (let i = 0; i < chunk.count; i++)
+      status(`${chunk.apps[chunk.appOf[i]!]}\u0000${chunk.messageIds[i]}`);
   return { statuses };
 }
 
@@ -181,10 +185,14 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
           if ((e.payload.statusCounters === true) !== flag) break;
           group.push(e);
         }
+        // Prepared again: records an earlier version journaled hold event objects, and a batch puts events
+        // before encoded chunks, so each record's events are encoded to keep the records in order.
+        const payloads = group.map((e) => target.prepare(e.payload));
         const batch: WriteBatch = {
-          events: group.flatMap((e) => e.payload.events),
-          quarantine: group.flatMap((e) => e.payload.quarantine),
-          counters: group.flatMap((e) => e.payload.counters),
+          events: payloads.flatMap((p) => p.events),
+          encoded: payloads.flatMap((p) => p.encoded ?? []),
+          quarantine: payloads.flatMap((p) => p.quarantine),
+          counters: payloads.flatMap((p) => p.counters),
           statusCounters: flag,
         };
         await target.abortAttempts([...new Set(group.flatMap((e) => e.attempts))]);
@@ -292,6 +300,7 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
     name: target.name,
     dialect: target.dialect,
     ...(target.concurrentWrites ? { concurrentWrites: target.concurrentWrites } : {}),
+    ...(target.encoder ? { encoder: target.encoder } : {}),
 
     async init() {
       closing = false;
@@ -310,8 +319,8 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
       if (!ready || pending() > 0) kick();
     },
 
-    async write(batch) {
-      target.validate(batch);
+    async write(given) {
+      const batch = target.prepare(given);
       if (o.journalFirst) {
         return serial(async () => {
           await append(journal!, batch, []);
