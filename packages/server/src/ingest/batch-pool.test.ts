@@ -8,7 +8,9 @@ import { builtModuleUrl } from '../built-module.js';
 import { resolveServeConfig } from '../config/serve-config.js';
 import { isTelemarkError, notesOf } from '../errors.js';
 import { createEventBuilder } from '../pipeline/event-builder.js';
+import { encodeTsv } from '../store/clickhouse/encode.js';
 import { encodeRows } from '../store/duckdb/encode.js';
+import type { EncodedEvents, StoredEvent } from '../store/types.js';
 import { type BatchPool, createBatchPool } from './batch-pool.js';
 import { decodeBodySync } from './body.js';
 import { prepareSegmentBody } from './prepare-body.js';
@@ -24,6 +26,15 @@ const catalog = {
 };
 const config = resolveServeConfig({ apps: { mytool: { catalog, writeKeys: ['wk_mytool_123'] } } });
 const ENCODER = builtModuleUrl('../store/duckdb/encode.js', import.meta.url).href;
+/** Each engine's encoder, as a worker imports it and as the request thread calls it. */
+const ENGINES: [string, string, (events: readonly StoredEvent[]) => EncodedEvents][] = [
+  ['duckdb', ENCODER, (events) => encodeRows(events)],
+  [
+    'clickhouse',
+    builtModuleUrl('../store/clickhouse/encode.js', import.meta.url).href,
+    (events) => encodeTsv(events),
+  ],
+];
 const receivedAt = Date.UTC(2026, 2, 1, 12);
 
 const message = (messageId: string, overrides: Record<string, unknown> = {}) => ({
@@ -55,19 +66,34 @@ const poolWith = (encoderModule = ENCODER, onWorkerError?: (error: Error) => voi
 };
 
 /** The request thread's answer for a body: what the pool must reproduce. */
-function onThisThread(wire: Buffer, encoding: string | undefined, headerKey: string | undefined) {
+function onThisThread(
+  encode: (events: readonly StoredEvent[]) => EncodedEvents,
+  wire: Buffer,
+  encoding: string | undefined,
+  headerKey: string | undefined,
+) {
   try {
     const decoded = decodeBodySync(wire, encoding, config.limits.maxBatchBytes);
     const deps = { registry: config.registry, builder: createEventBuilder(), limits: config.limits };
     const prepared = prepareSegmentBody({ route: 'batch', decoded, headerKey, receivedAt }, deps);
     const { events, counters, app, ...rest } = prepared;
-    const encoded = events.length > 0 ? encodeRows(events) : undefined;
+    const encoded = events.length > 0 ? encode(events) : undefined;
     return { ...rest, counters: counters.toArray(), app: app?.name, encoded, bytes: decoded.length };
   } catch (error) {
     if (!isTelemarkError(error)) throw error;
     return { code: error.code, detail: error.detail, kept: notesOf(error).keptRaw };
   }
 }
+
+/** JSON with every typed array or Buffer (which has its own toJSON) as a plain array of its values. */
+const bytesAsArrays = (value: unknown): string =>
+  JSON.stringify(value, (_k, v) =>
+    ArrayBuffer.isView(v)
+      ? [...(v as Uint8Array)]
+      : v?.type === 'Buffer' && Array.isArray(v.data)
+        ? v.data
+        : v,
+  );
 
 async function inPool(
   pool: BatchPool,
@@ -93,49 +119,55 @@ async function inPool(
 }
 
 describe('ingest workers', () => {
-  it('answer every body as the request thread would: results, rejections, kept refusals, encoded rows', async () => {
-    const pool = poolWith();
-    const json = (value: unknown) => Buffer.from(JSON.stringify(value));
-    const cases: [string, Buffer, string | undefined, string | undefined][] = [
-      ['good', json({ batch: [message('a1'), message('a2')] }), undefined, 'wk_mytool_123'],
-      ['gzip', gzipSync(json({ batch: [message('g1')] })), 'gzip', 'wk_mytool_123'],
-      [
-        'mixed',
-        json({
-          batch: [
-            message('ok'),
-            message('bad-trait', { properties: { command: 'deploy' } }),
-            message('unknown-event', { event: 'nope' }),
-            { type: 'identify', messageId: 'i1' },
-            message('big', { properties: { command: 'build', pad: 'x'.repeat(40_000) } }),
-          ],
-        }),
-        undefined,
-        'wk_mytool_123',
-      ],
-      ['bad key', json({ batch: [message('k1')] }), undefined, 'wk_unknown_999'],
-      ['bad json', Buffer.from('{"batch": ['), undefined, 'wk_mytool_123'],
-      ['bad gzip', Buffer.from('not gzip at all'), 'gzip', 'wk_mytool_123'],
-      ['not a batch', json({ batch: 'no' }), undefined, 'wk_mytool_123'],
-      ['bad encoding', json({ batch: [] }), 'br', 'wk_mytool_123'],
-    ];
-    for (const [name, wire, encoding, key] of cases) {
-      const expected = onThisThread(wire, encoding, key);
-      const actual = await inPool(pool, wire, encoding, key);
-      const { encoded: expectedEncoded, ...expectedRest } = expected as { encoded?: unknown };
-      const { encoded: actualEncoded, ...actualRest } = actual as { encoded?: unknown };
-      expect({ name, ...actualRest }).toEqual({ name, ...expectedRest });
-      // Typed arrays come back as copies of the same bytes.
+  it.each(ENGINES)(
+    'answer every body as the request thread would: results, rejections, kept refusals, %s rows',
+    async (_engine, module, encode) => {
+      const pool = poolWith(module);
+      const json = (value: unknown) => Buffer.from(JSON.stringify(value));
+      const cases: [string, Buffer, string | undefined, string | undefined][] = [
+        ['good', json({ batch: [message('a1'), message('a2')] }), undefined, 'wk_mytool_123'],
+        ['gzip', gzipSync(json({ batch: [message('g1')] })), 'gzip', 'wk_mytool_123'],
+        [
+          'mixed',
+          json({
+            batch: [
+              message('ok'),
+              message('bad-trait', { properties: { command: 'deploy' } }),
+              message('unknown-event', { event: 'nope' }),
+              { type: 'identify', messageId: 'i1' },
+              message('big', { properties: { command: 'build', pad: 'x'.repeat(40_000) } }),
+            ],
+          }),
+          undefined,
+          'wk_mytool_123',
+        ],
+        ['bad key', json({ batch: [message('k1')] }), undefined, 'wk_unknown_999'],
+        ['bad json', Buffer.from('{"batch": ['), undefined, 'wk_mytool_123'],
+        ['bad gzip', Buffer.from('not gzip at all'), 'gzip', 'wk_mytool_123'],
+        ['not a batch', json({ batch: 'no' }), undefined, 'wk_mytool_123'],
+        ['bad encoding', json({ batch: [] }), 'br', 'wk_mytool_123'],
+        // A lone surrogate is valid in a JS string, not in UTF-8: both threads answer it the same way.
+        [
+          'lone surrogate',
+          json({ batch: [message('lone\ud800'), message('lone\ufffd')] }),
+          undefined,
+          'wk_mytool_123',
+        ],
+      ];
+      for (const [name, wire, encoding, key] of cases) {
+        const expected = onThisThread(encode, wire, encoding, key);
+        const actual = await inPool(pool, wire, encoding, key);
+        const { encoded: expectedEncoded, ...expectedRest } = expected as { encoded?: unknown };
+        const { encoded: actualEncoded, ...actualRest } = actual as { encoded?: unknown };
+        expect({ name, ...actualRest }).toEqual({ name, ...expectedRest });
+        // Typed arrays come back as copies of the same bytes.
+        expect(bytesAsArrays(actualEncoded)).toBe(bytesAsArrays(expectedEncoded));
+      }
       expect(
-        JSON.stringify(actualEncoded, (_k, v) => (ArrayBuffer.isView(v) ? [...(v as Uint8Array)] : v)),
-      ).toBe(
-        JSON.stringify(expectedEncoded, (_k, v) => (ArrayBuffer.isView(v) ? [...(v as Uint8Array)] : v)),
-      );
-    }
-    expect(
-      (await inPool(pool, json({ batch: [message('x')] }), undefined, 'wk_mytool_123')) as object,
-    ).toHaveProperty('encoded.count', 1);
-  });
+        (await inPool(pool, json({ batch: [message('x')] }), undefined, 'wk_mytool_123')) as object,
+      ).toHaveProperty('encoded.count', 1);
+    },
+  );
 
   it('answer TMK_ERR_INGEST_WORKER for the requests of a worker that stops, and start another', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-pool-'));
