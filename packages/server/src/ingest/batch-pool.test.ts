@@ -169,6 +169,17 @@ describe('ingest workers', () => {
     },
   );
 
+  it('count the requests they hold, from the moment each is handed over until it is answered', async () => {
+    const pool = poolWith();
+    const wire = Buffer.from(JSON.stringify({ batch: [message('held')] }));
+    const held = Array.from({ length: 5 }, () => inPool(pool, wire, undefined, 'wk_mytool_123'));
+    expect(pool.busy).toBe(5);
+    const bad = inPool(pool, Buffer.from('{'), undefined, 'wk_mytool_123');
+    expect(pool.busy).toBe(6);
+    await Promise.all([...held, bad]);
+    expect(pool.busy).toBe(0);
+  });
+
   it('answer TMK_ERR_INGEST_WORKER for the requests of a worker that stops, and start another', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-pool-'));
     const fixture = path.join(dir, 'crashing-encoder.mjs');
