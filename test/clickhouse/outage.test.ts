@@ -6,13 +6,15 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveServeConfig } from '../../packages/server/src/config/serve-config.js';
 import { createCollector } from '../../packages/server/src/http/collector.js';
 import { dedupeKey } from '../../packages/server/src/store/clickhouse/dedupe.js';
 import { createClickHouseStore } from '../../packages/server/src/store/clickhouse/index.js';
+import { sampleEvent, sampleQuarantine } from '../../packages/server/src/store/conformance.js';
 import { sql } from '../../packages/server/src/store/sql.js';
-import type { Store } from '../../packages/server/src/store/types.js';
+import type { Store, WriteBatch } from '../../packages/server/src/store/types.js';
 import {
   baseConfig,
   bearer,
@@ -315,6 +317,67 @@ describe('a collector killed while its journal holds batches', () => {
       }
     } finally {
       await proxy.close();
+    }
+  });
+});
+
+describe('a journal written by an earlier version', () => {
+  it('is delivered after the upgrade: its JSON records of event objects, each event once, attempts aborted', async () => {
+    const database = uniqueDatabase('legacyjournal');
+    const dataDir = tempDir();
+    dirs.push(dataDir);
+    const journalDir = path.join(dataDir, 'journal');
+    fs.mkdirSync(journalDir, { recursive: true });
+    const event = (messageId: string, command: string) =>
+      sampleEvent({ app: 'legacy', messageId, traits: { command, exit_code: 0 } });
+    // Two records as earlier versions framed them: [length][CRC-32][JSON { p: batch, a: attempt ids }].
+    const records: WriteBatch[] = [
+      {
+        events: [event('old-1', 'connect'), event('old-2', 'intercept'), event('old-1', 'connect')],
+        quarantine: [sampleQuarantine({ app: 'legacy', reason: 'unknown_event', messageId: 'q-1' })],
+        counters: [{ day: '2026-11-20', app: 'legacy', kind: 'rejected', reason: 'unknown_event', count: 1 }],
+        statusCounters: true,
+      },
+      { events: [event('old-3', 'leave')], quarantine: [], counters: [], statusCounters: true },
+    ];
+    const frames = records.map((batch, i) => {
+      const body = Buffer.from(JSON.stringify({ p: batch, a: i === 1 ? ['4242'] : [] }));
+      const header = Buffer.alloc(8);
+      header.writeUInt32LE(body.length, 0);
+      header.writeUInt32LE(zlib.crc32(body), 4);
+      return Buffer.concat([header, body]);
+    });
+    fs.writeFileSync(path.join(journalDir, '000000000001.seg'), Buffer.concat(frames));
+
+    const store = createClickHouseStore({ url: server.url, database, journal: { dir: journalDir } });
+    await store.init();
+    try {
+      await waitFor('the journal to drain', async () =>
+        segmentsIn(journalDir).length === 0 ? true : undefined,
+      );
+      const rows = await store.query<{ message_id: string; command: string }>(
+        sql`SELECT message_id, visitParamExtractString(traits, 'command') AS command FROM events WHERE app = 'legacy' ORDER BY message_id`,
+      );
+      expect(rows).toEqual([
+        { message_id: 'old-1', command: 'connect' },
+        { message_id: 'old-2', command: 'intercept' },
+        { message_id: 'old-3', command: 'leave' },
+      ]);
+      const counters = await store.query<{ kind: string; count: number }>(
+        sql`SELECT kind, count FROM ingest_counters WHERE app = 'legacy' ORDER BY kind`,
+      );
+      expect(counters.map((c) => [c.kind, Number(c.count)])).toEqual([
+        ['accepted', 3],
+        ['duplicate', 1],
+        ['rejected', 1],
+      ]);
+      expect((await store.listQuarantine({ app: 'legacy' })).map((q) => q.messageId)).toEqual(['q-1']);
+      const aborted = await store.query<{ n: number }>(
+        sql`SELECT count() AS n FROM aborted_writes WHERE write_id = 4242`,
+      );
+      expect(Number(aborted[0]?.n)).toBe(1);
+    } finally {
+      await store.close();
     }
   });
 });
