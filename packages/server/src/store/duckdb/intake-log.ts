@@ -192,13 +192,11 @@ export class IntakeLog {
       if (text !== '') parts.push(Buffer.from(text));
       if (events > 0) parts.push(...eventLines);
       parts.push(WRITE_END);
-      segment.bytes = start + writeAll(segment.fd, parts, start);
+      segment.bytes = start + (await writeAll(segment.fd, parts, start));
       await fdatasync(segment.fd);
     } catch (error) {
       segment.bytes = start;
-      try {
-        fs.ftruncateSync(segment.fd, start);
-      } catch {}
+      await new Promise<void>((resolve) => fs.ftruncate(segment.fd, start, () => resolve()));
       throw error;
     }
     if (segment.since === 0) segment.since = performance.now();
@@ -273,11 +271,30 @@ export class IntakeLog {
   }
 }
 
-/** Write `parts` at `position` with one system call (more only if the kernel takes less); bytes written. */
-function writeAll(fd: number, parts: readonly Uint8Array[], position: number): number {
+const writev = (fd: number, parts: readonly Uint8Array[], position: number) =>
+  new Promise<number>((resolve, reject) =>
+    fs.writev(fd, parts as Uint8Array[], position, (error, written) =>
+      error ? reject(error) : resolve(written),
+    ),
+  );
+const write = (fd: number, part: Uint8Array, offset: number, position: number) =>
+  new Promise<number>((resolve, reject) =>
+    fs.write(fd, part, offset, part.length - offset, position, (error, written) =>
+      error ? reject(error) : resolve(written),
+    ),
+  );
+
+/**
+ * Write `parts` at `position` with one system call (more only if the kernel takes less); bytes written.
+ * On a libuv thread, not the main one: a write into the page cache blocks its thread while the kernel
+ * throttles a process that dirties pages faster than they are written back (`balance_dirty_pages`), as
+ * during DuckDB's checkpoints. Written synchronously, it blocked the event loop for 90–140 ms at a time in
+ * the open-loop benchmark (event-loop delay sampled every 100 ms); off the main thread, those blocks went.
+ */
+async function writeAll(fd: number, parts: readonly Uint8Array[], position: number): Promise<number> {
   let total = 0;
   for (const part of parts) total += part.length;
-  let written = fs.writevSync(fd, parts, position);
+  let written = await writev(fd, parts, position);
   while (written < total) {
     // A short write: the rest of the part it stopped in.
     let offset = written;
@@ -286,7 +303,7 @@ function writeAll(fd: number, parts: readonly Uint8Array[], position: number): n
         offset -= part.length;
         continue;
       }
-      written += fs.writeSync(fd, part, offset, part.length - offset, position + written);
+      written += await write(fd, part, offset, position + written);
       break;
     }
   }
