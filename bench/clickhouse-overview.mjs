@@ -8,7 +8,8 @@
 //   2. the whole page cold (all panels at once, as the browser asks, first thing after the DuckDB file is
 //      opened and the ClickHouse server started afresh; the OS page cache stays warm), then every panel
 //      and the whole page warm: medians of 5 after one warm-up. DuckDB read-only, with its rollup when
-//      the file has one; ClickHouse on raw events (it has no rollup).
+//      the file has one; ClickHouse with its own rollup (analytics/rollup-clickhouse.ts), refreshed
+//      (timed) before the check, so the check compares the two rollups' answers too.
 // Target: the whole page on ClickHouse within the dashboard's 1 s on 10M events; the ratio to DuckDB is
 // printed alongside.
 //
@@ -266,13 +267,18 @@ try {
     const { registry } = l.loadServeConfig({ flags: { data: dir } });
     const onDuck = l.createAnalytics({ store: source, registry, now: () => END, readOnly: true });
     const onClickHouse = l.createAnalytics({ store: clickhouse, registry, now: () => END });
+    const refreshStart = performance.now();
+    const refreshed = await onClickHouse.refresh();
+    const refresh = `${refreshed.map((r) => `${r.app} ${r.mode} (${r.days} days)`).join(', ')} in ${((performance.now() - refreshStart) / 1000).toFixed(1)} s`;
 
     // — the migration check: every answer the same —
     const diffs = [];
     let rollup = null;
+    let chRollup = null;
     for (const [view, params] of CHECKS) {
       const [a, b] = await Promise.all([onDuck.run(view, params), onClickHouse.run(view, params)]);
       rollup ??= a.rollupWatermark;
+      chRollup ??= b.rollupWatermark;
       diffs.push(...differences(view, strip(a), strip(b)));
     }
 
@@ -315,6 +321,8 @@ try {
       duckCpu,
       chCpu,
       rollup,
+      chRollup,
+      refresh,
       disk,
     });
     await coldSource.close();
@@ -334,8 +342,9 @@ for (const r of results) {
   console.log(
     `  on disk: ClickHouse ${r.disk.clickhouse.toFixed(0)} B/event (${r.disk.tables.map(([t, b]) => `${t} ${b.toFixed(0)}`).join(', ')}); DuckDB file ${r.disk.duckdb.toFixed(0)} B/event`,
   );
+  console.log(`  ClickHouse rollup refresh: ${r.refresh}`);
   console.log(
-    `  ${'panel'.padEnd(20)} ${'DuckDB'.padStart(7)} ${'ClickHouse'.padStart(10)}   (DuckDB ${r.rollup ? 'with its rollup' : 'raw events'})`,
+    `  ${'panel'.padEnd(20)} ${'DuckDB'.padStart(7)} ${'ClickHouse'.padStart(10)}   (DuckDB ${r.rollup ? 'with its rollup' : 'raw events'}, ClickHouse ${r.chRollup ? 'with its rollup' : 'raw events'})`,
   );
   for (const [i, [name]] of PANELS.entries())
     console.log(

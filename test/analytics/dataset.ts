@@ -790,3 +790,23 @@ export async function writeDataset(store: { write(batch: WriteBatch): Promise<un
 
 /** Distinct stored acme events (after dedupe), for sanity checks. */
 export const ACME_EVENTS = ROWS.filter((r) => (r.app ?? APP) === APP).length;
+
+/** One more `lookup` of an install on macOS, outside the dataset: for tests that add events to it. */
+export function lookupEvent(id: string, install: string, ts: number, receivedAt: number): StoredEvent {
+  return sampleEvent({
+    app: APP,
+    messageId: id,
+    event: 'lookup',
+    installId: install,
+    sessionId: 'sx',
+    seq: 0,
+    appVersion: '2.10.0',
+    timestamp: ts,
+    receivedAt,
+    osName: 'macOS',
+    osVersion: '15.1',
+    arch: 'arm64',
+    platform: 'darwin',
+    traits: { found: true },
+  });
+}

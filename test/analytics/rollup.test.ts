@@ -11,11 +11,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type Analytics, createAnalytics } from '../../packages/server/src/analytics/index.js';
 import { ROLLUP_TABLES } from '../../packages/server/src/analytics/rollup.js';
 import type { AppEntry, AppRegistry } from '../../packages/server/src/config/registry-types.js';
-import { sampleEvent } from '../../packages/server/src/store/conformance.js';
 import { createDuckDBStore } from '../../packages/server/src/store/duckdb/index.js';
 import { raw, renderDuckDB, sql } from '../../packages/server/src/store/sql.js';
-import type { Store, StoredEvent } from '../../packages/server/src/store/types.js';
-import { APP, acmeCatalog, at, createTestRegistry, FROM, TO, writeDataset } from './dataset.js';
+import type { Store } from '../../packages/server/src/store/types.js';
+import { APP, acmeCatalog, at, createTestRegistry, FROM, lookupEvent, TO, writeDataset } from './dataset.js';
 
 const NOW = Date.UTC(2026, 10, 16);
 const dirs: string[] = [];
@@ -51,25 +50,6 @@ const rollupRows = async (store: Store, day: string) =>
       )
     )[0]!.n,
   );
-
-function event(id: string, install: string, ts: number, receivedAt: number): StoredEvent {
-  return sampleEvent({
-    app: APP,
-    messageId: id,
-    event: 'lookup',
-    installId: install,
-    sessionId: 'sx',
-    seq: 0,
-    appVersion: '2.10.0',
-    timestamp: ts,
-    receivedAt,
-    osName: 'macOS',
-    osVersion: '15.1',
-    arch: 'arm64',
-    platform: 'darwin',
-    traits: { found: true },
-  });
-}
 
 describe('rollup', () => {
   it('a deletion makes the views read raw events until a refresh repairs the affected days', async () => {
@@ -111,7 +91,7 @@ describe('rollup', () => {
     const analytics = createAnalytics({ store, registry: createTestRegistry(), now: () => NOW });
     await analytics.refresh(APP);
     await store.write({
-      events: [event('late-1', 'i9', at(11, 6, '10:00:00'), at(11, 6, '10:00:05'))],
+      events: [lookupEvent('late-1', 'i9', at(11, 6, '10:00:00'), at(11, 6, '10:00:05'))],
       quarantine: [],
       counters: [],
     });
@@ -132,7 +112,11 @@ describe('rollup', () => {
     const before = await rollupRows(store, '2026-11-15');
     for (let i = 1; i <= 9; i++) {
       const ts = at(11, 15, `21:0${i}:00`);
-      await store.write({ events: [event(`new-${i}`, 'i5', ts, ts + 1000)], quarantine: [], counters: [] });
+      await store.write({
+        events: [lookupEvent(`new-${i}`, 'i5', ts, ts + 1000)],
+        quarantine: [],
+        counters: [],
+      });
       // Before the refresh the new event is read raw, after it from the rollup: same figures either way.
       const raw = await overview(analytics);
       expect([raw.events, raw.installs]).toEqual([38 + i, 5]);
@@ -176,7 +160,7 @@ describe('rollup', () => {
     await store.write({
       events: [
         {
-          ...event('late-ready', 'i2', ready, at(11, 15, '21:00:00')),
+          ...lookupEvent('late-ready', 'i2', ready, at(11, 15, '21:00:00')),
           event: 'ready',
           sessionId: 's2a',
           traits: {},
@@ -260,7 +244,7 @@ describe('rollup', () => {
     await createAnalytics({ store, registry: createTestRegistry(), now: () => NOW }).refresh();
     const ts = at(11, 15, '22:00:00');
     await store.write({
-      events: [event('after-refresh', 'i9', ts, ts + 1000)],
+      events: [lookupEvent('after-refresh', 'i9', ts, ts + 1000)],
       quarantine: [],
       counters: [],
     });
@@ -335,7 +319,7 @@ describe('rollup', () => {
     expect(checks).toBe(1);
     const before = store.changes!();
     await store.write({
-      events: [event('late-2', 'i9', at(11, 6, '10:00:00'), at(11, 6, '10:00:05'))],
+      events: [lookupEvent('late-2', 'i9', at(11, 6, '10:00:00'), at(11, 6, '10:00:05'))],
       quarantine: [],
       counters: [],
     });

@@ -251,7 +251,8 @@ export const clickhouseDialect: Dialect = {
       )}, '}')`;
     return sql`multiIf(${join(events.map(([event, traits]) => sql`event = ${event}, ${object(traits)}`))}, '{}')`;
   },
-  dateEpochMs: (expr) => sql`(toUInt64(${expr}) * 86400000)`,
+  // Int64 like `toInt64(ts)`: the rollup's rows and raw events meet in one UNION ALL.
+  dateEpochMs: (expr) => sql`(toInt64(${expr}) * 86400000)`,
   msBucket: (interval, expr) => {
     switch (interval) {
       case 'hour':

@@ -11,6 +11,7 @@ import { type Dialect, dialectFor } from './dialect.js';
 import { parseParams, type RawParams, type ViewName } from './params.js';
 import type { ViewContext } from './query.js';
 import { createRollup, type RefreshReport, type RollupState } from './rollup.js';
+import { createClickHouseRollup } from './rollup-clickhouse.js';
 import { adoption } from './views/adoption.js';
 import { breakdown } from './views/breakdown.js';
 import { errorDetail, errors } from './views/errors.js';
@@ -98,7 +99,10 @@ export function createAnalytics(options: AnalyticsOptions): Analytics {
   const { store, registry } = options;
   const now = options.now ?? Date.now;
   const dialect: Dialect = dialectFor(store.dialect);
-  const rollup = createRollup(store, dialect, { readOnly: options.readOnly ?? false });
+  const rollup =
+    dialect.name === 'clickhouse'
+      ? createClickHouseRollup(store, dialect)
+      : createRollup(store, dialect, { readOnly: options.readOnly ?? false });
   const lastRefresh = new Map<string, number>();
 
   const refreshApp = (app: string) => {

@@ -16,7 +16,7 @@
  *   days whose counts no longer match (deletions, late commits) or that have grown many fragments, and
  *   rebuilds everything when the definition changed.
  *
- * DuckDB only; other engines read raw events (ClickHouse is fast enough at the same GROUP BYs).
+ * DuckDB's; ClickHouse keeps the same rows with generations instead of transactions (rollup-clickhouse.ts).
  */
 import type { Catalog } from 'telemark';
 import { EVENT_ROWS_TABLE } from '../store/duckdb/schema.js';
@@ -213,6 +213,11 @@ export interface RollupState {
   readonly watermark: number;
   /** Events received after the watermark: what views read raw. */
   readonly pending: number;
+  /**
+   * A condition (` AND …`) on rollup rows that picks the ones this state stands for, where the tables hold
+   * others too (ClickHouse's generations, rollup-clickhouse.ts); none on DuckDB.
+   */
+  readonly rows?: Sql;
 }
 
 export interface RefreshReport {
@@ -243,13 +248,26 @@ interface StateRow {
   readonly pending: number;
 }
 
+/** One run per key at a time: a call while one runs shares it (the dashboard's panels arrive together). */
+export function sharedRuns<V>(): (key: string, run: () => Promise<V>) => Promise<V> {
+  const running = new Map<string, Promise<V>>();
+  return (key, run) => {
+    let current = running.get(key);
+    if (!current) {
+      current = run().finally(() => running.delete(key));
+      running.set(key, current);
+    }
+    return current;
+  };
+}
+
 export function createRollup(store: Store, dialect: Dialect, options: { readOnly?: boolean } = {}): Rollup {
   const supported = dialect.name === 'duckdb';
   const writable = supported && typeof store.maintain === 'function' && !options.readOnly;
   let engineVersion: Promise<string> | undefined;
   let tablesExist: boolean | undefined;
-  const checks = new Map<string, Promise<StateRow | null>>();
-  const refreshes = new Map<string, Promise<RefreshReport>>();
+  const shareCheck = sharedRuns<StateRow | null>();
+  const shareRefresh = sharedRuns<RefreshReport>();
 
   const definitionOf = async (catalog: Catalog): Promise<string> => {
     engineVersion ??= store
@@ -306,17 +324,11 @@ export function createRollup(store: Store, dialect: Dialect, options: { readOnly
     const changes = store.changes?.();
     const last = checked.get(app);
     if (changes !== undefined && last?.changes === changes) return Promise.resolve(last.state);
-    let running = checks.get(app);
-    if (!running) {
-      running = readState(app)
-        .then((state) => {
-          if (changes !== undefined) checked.set(app, { changes, state });
-          return state;
-        })
-        .finally(() => checks.delete(app));
-      checks.set(app, running);
-    }
-    return running;
+    return shareCheck(app, async () => {
+      const state = await readState(app);
+      if (changes !== undefined) checked.set(app, { changes, state });
+      return state;
+    });
   };
 
   const doRefresh = async (app: string, catalog: Catalog): Promise<RefreshReport> => {
@@ -468,14 +480,7 @@ export function createRollup(store: Store, dialect: Dialect, options: { readOnly
       if (row.definition !== (await definitionOf(catalog)) || row.live !== row.events) return null;
       return { watermark: row.watermark, pending: row.pending };
     },
-    refresh(app, catalog) {
-      let running = refreshes.get(app);
-      if (!running) {
-        running = doRefresh(app, catalog).finally(() => refreshes.delete(app));
-        refreshes.set(app, running);
-      }
-      return running;
-    },
+    refresh: (app, catalog) => shareRefresh(app, () => doRefresh(app, catalog)),
   };
 }
 

@@ -5,7 +5,7 @@
  * for cheap distinct counts), `event`, the context dimensions, `wtraits` (the traits outcome `where` clauses
  * need, as a JSON object), `error_fingerprint`, `n`, `first_ms`, `last_ms`.
  *
- * With a usable rollup (DuckDB, see rollup.ts) it is the union of rollup rows for whole days of the range
+ * With a usable rollup (rollup.ts, rollup-clickhouse.ts) it is the union of rollup rows for whole days of the range
  * and raw events for the rest: days cut by a boundary the view filters on, and everything received after
  * the rollup's watermark. Without one, raw events only. Views cannot tell the difference.
  */
@@ -59,7 +59,7 @@ export function source(ctx: ViewContext, options: SourceOptions): Sql {
     SELECT ${d.dateEpochMs(raw('day'))} AS t_ms, install_key, ${installLevel ? raw("'' AS event") : raw('event')}, ${DIMENSIONS},
       ${installLevel ? raw("'{}' AS wtraits, '' AS error_fingerprint") : raw('wtraits, error_fingerprint')}, n, first_ms, last_ms
     FROM ${raw(installLevel ? ROLLUP_TABLES.installs : ROLLUP_TABLES.events)}
-    WHERE ${eventFilter(ctx, { ...where, range: null })}${onlyEvents} AND ${daySpans(spans)}`,
+    WHERE ${eventFilter(ctx, { ...where, range: null })}${onlyEvents} AND ${daySpans(spans)}${ctx.rollup.rows ?? raw('')}`,
   ];
   let edge = range[0];
   for (const [start, end] of [...spans, [range[1], range[1]] as [number, number]]) {

@@ -42,6 +42,7 @@ export function createRuntimeStore(driver: StoreDriver): Store {
     exportEvents: guarded((o) => driver.exportEvents(o)),
     ...(driver.maintain ? { maintain: guarded((statements) => driver.maintain!(statements)) } : {}),
     ...(driver.changes ? { changes: () => driver.changes!() } : {}),
+    ...(driver.changeToken ? { changeToken: guarded(() => driver.changeToken!()) } : {}),
     ...(driver.backlog ? { backlog: () => driver.backlog!() } : {}),
     health: async () => {
       if (closePromise) return { ok: false, detail: 'closed' };

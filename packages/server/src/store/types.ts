@@ -233,6 +233,13 @@ export interface StoreDriver {
    * answers the same; the analytics layer uses it to skip re-checking its rollup.
    */
   changes?(): number;
+  /**
+   * Optional, for engines that cannot answer `changes()` synchronously: a text that differs whenever the
+   * data queries read may have changed, by this process or any other (ClickHouse on one node: its tables'
+   * active parts). Equal readings mean every query answers the same. Engines that cannot see every writer
+   * (a cluster's other shards) leave it out.
+   */
+  changeToken?(): Promise<string>;
   /** Optional, synchronous (read at every metrics scrape): what was acknowledged and is not in the tables yet. */
   backlog?(): StoreBacklog;
   health(): Promise<StoreHealth>;

@@ -708,6 +708,43 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
       return writes.run(() => writeAttempt(batch, newWriteId()), messageIds(batch));
     },
 
+    /**
+     * The analytics rollup's statements (its own tables: CREATE, INSERT … SELECT from the views, ALTER …
+     * DELETE), one after another on the main node; ClickHouse has no transaction, so the rollup orders its
+     * writes to be safe without one (analytics/rollup-clickhouse.ts).
+     */
+    async maintain(statements: readonly Sql[]): Promise<void> {
+      await settled();
+      const { readonly: _, ...settings } = readSettings;
+      try {
+        for (const statement of statements)
+          await client().command({ query: renderClickHouse(statement), clickhouse_settings: settings });
+      } catch (error) {
+        throw storeError(error, 'TMK_ERR_STORE_WRITE');
+      }
+    },
+
+    // One node only: a cluster's other shards change without this node's parts changing.
+    ...(cluster
+      ? {}
+      : {
+          /**
+           * The names of the database's active parts: an insert, merge or mutation of any table makes new
+           * ones (also of tables the analytics layer keeps). After the race checks this store started,
+           * which may still hide rows.
+           */
+          async changeToken(): Promise<string> {
+            await settled();
+            const [row] = await rows<{ token: string }>(
+              client(),
+              `SELECT toString(sipHash64(arrayStringConcat(arraySort(groupArray(concat(table, '/', name))), ','))) AS token
+               FROM system.parts WHERE database = ${literal(o.database)} AND active`,
+              readSettings,
+            );
+            return `${row?.token ?? ''}`;
+          },
+        }),
+
     async query<Row>(query: Sql): Promise<Row[]> {
       await settled();
       try {

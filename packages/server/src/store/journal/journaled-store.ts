@@ -385,6 +385,22 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
       await untilDelivered();
       return target.exportEvents(options);
     },
+    ...(target.changeToken
+      ? {
+          async changeToken() {
+            await untilDelivered();
+            return target.changeToken!();
+          },
+        }
+      : {}),
+    ...(target.maintain
+      ? {
+          async maintain(statements: readonly Sql[]) {
+            await untilDelivered();
+            return target.maintain!(statements);
+          },
+        }
+      : {}),
 
     async health(): Promise<StoreHealth> {
       const stats = journal?.stats();

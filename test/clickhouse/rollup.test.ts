@@ -1,0 +1,137 @@
+/**
+ * The ClickHouse rollup behind the views (analytics/rollup-clickhouse.ts): used only while it matches the
+ * events exactly; a refresh rolls up new events by recomputing their days under a new generation, and
+ * repairs (rebuilds) after deletions and late writes. Figures come from the hand-written dataset
+ * (test/analytics/expectations.ts has the working): 38 events from 5 installs by default.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Analytics, createAnalytics } from '../../packages/server/src/analytics/index.js';
+import { ROLLUP_TABLES } from '../../packages/server/src/analytics/rollup.js';
+import { createClickHouseStore } from '../../packages/server/src/store/clickhouse/index.js';
+import { raw, sql } from '../../packages/server/src/store/sql.js';
+import type { Store } from '../../packages/server/src/store/types.js';
+import { APP, at, createTestRegistry, FROM, lookupEvent, TO, writeDataset } from '../analytics/dataset.js';
+import { dropDatabase, testServer, uniqueDatabase } from './_server.js';
+
+const NOW = Date.UTC(2026, 10, 16);
+let url = '';
+const databases: string[] = [];
+const stores: Store[] = [];
+
+beforeAll(async () => {
+  url = (await testServer()).url;
+});
+afterAll(async () => {
+  for (const store of stores) await store.close().catch(() => undefined);
+  for (const db of databases) await dropDatabase(url, db);
+  await (await testServer()).release();
+});
+
+async function fresh(): Promise<{ store: Store; analytics: Analytics }> {
+  const database = uniqueDatabase('rollup');
+  databases.push(database);
+  const store = createClickHouseStore({ url, database });
+  stores.push(store);
+  await store.init();
+  await writeDataset(store);
+  return { store, analytics: createAnalytics({ store, registry: createTestRegistry(), now: () => NOW }) };
+}
+
+/** The figures the tests follow, and whether they came from the rollup (its watermark) or raw events. */
+const overview = async (analytics: Analytics) => {
+  const o = await analytics.run('overview', { app: APP, from: FROM, to: TO });
+  const t = await analytics.run('trends', { app: APP, from: FROM, to: TO, interval: 'day' });
+  return {
+    events: o.events as number,
+    installs: o.installs as number,
+    trends: JSON.stringify(t.series ?? t.rows ?? t),
+    watermark: o.rollupWatermark as string | null,
+  };
+};
+
+const generations = async (store: Store, day: string) =>
+  (
+    await store.query<{ gen: string }>(
+      sql`SELECT DISTINCT toString(gen) AS gen FROM ${raw(ROLLUP_TABLES.events)} WHERE app = ${APP} AND day = toDate(${day})`,
+    )
+  ).length;
+
+describe('the ClickHouse rollup', () => {
+  it('is built by the first refresh and gives the answers raw events give', async () => {
+    const { analytics } = await fresh();
+    const rawFigures = await overview(analytics);
+    expect(rawFigures).toMatchObject({ events: 38, installs: 5, watermark: null });
+    const [report] = await analytics.refresh(APP);
+    expect(report).toMatchObject({
+      app: APP,
+      mode: 'rebuild',
+      watermark: Date.parse('2026-11-15T20:00:02Z'),
+    });
+    expect(await overview(analytics)).toEqual({ ...rawFigures, watermark: '2026-11-15T20:00:02.000Z' });
+    expect((await analytics.refresh(APP))[0]).toMatchObject({ mode: 'none' });
+  });
+
+  it('a deletion makes the views read raw events until a refresh rebuilds it', async () => {
+    const { store, analytics } = await fresh();
+    await analytics.refresh(APP);
+    // i3 had 7 events in the range.
+    expect(await store.deleteInstall(APP, 'i3')).toBe(7);
+    const afterDeletion = await overview(analytics);
+    expect(afterDeletion).toMatchObject({ events: 31, installs: 4, watermark: null });
+    expect((await analytics.refresh(APP))[0]).toMatchObject({ mode: 'repair' });
+    expect(await overview(analytics)).toEqual({ ...afterDeletion, watermark: '2026-11-15T20:00:02.000Z' });
+  });
+
+  it('an event written late (received before the watermark) is never missed', async () => {
+    const { store, analytics } = await fresh();
+    await analytics.refresh(APP);
+    await store.write({
+      events: [lookupEvent('late-1', 'i9', at(11, 6, '10:00:00'), at(11, 6, '10:00:05'))],
+      quarantine: [],
+      counters: [],
+    });
+    const late = await overview(analytics);
+    expect(late).toMatchObject({ events: 39, installs: 6, watermark: null });
+    expect((await analytics.refresh(APP))[0]).toMatchObject({ mode: 'repair' });
+    expect(await overview(analytics)).toEqual({ ...late, watermark: '2026-11-15T20:00:02.000Z' });
+  });
+
+  it('new events beyond the watermark are read raw, then their days recomputed under a new generation', async () => {
+    const { store, analytics } = await fresh();
+    await analytics.refresh(APP);
+    expect(await generations(store, '2026-11-15')).toBe(1);
+    for (let i = 1; i <= 3; i++) {
+      const ts = at(11, 15, `21:0${i}:00`);
+      await store.write({
+        events: [lookupEvent(`new-${i}`, 'i5', ts, ts + 1000)],
+        quarantine: [],
+        counters: [],
+      });
+      // Before the refresh the new event is read raw, after it from the rollup: the same figures either way.
+      const before = await overview(analytics);
+      expect([before.events, before.installs]).toEqual([38 + i, 5]);
+      expect(before.watermark).not.toBeNull();
+      const report = (await analytics.refresh(APP))[0]!;
+      expect(report).toMatchObject({ mode: 'incremental', days: 1 });
+      expect(await overview(analytics)).toEqual({ ...before, watermark: new Date(ts + 1000).toISOString() });
+    }
+    // Nov 15 now has rows of four generations; only the newest is read (else the day would count 4×).
+    expect(await generations(store, '2026-11-15')).toBe(4);
+    expect(await generations(store, '2026-11-14')).toBe(1);
+  });
+
+  it('a definition change (the catalog’s where-traits) rebuilds it; until then views read raw events', async () => {
+    const { store, analytics } = await fresh();
+    await analytics.refresh(APP);
+    const figures = await overview(analytics);
+    // Another process with another definition wrote the newest state: this one's catalog no longer matches.
+    await store.maintain!([
+      sql`INSERT INTO ${raw(ROLLUP_TABLES.state)}
+        SELECT app, gen + 1, base, 'another definition', watermark_ms, events, now()
+        FROM ${raw(ROLLUP_TABLES.state)} WHERE app = ${APP} ORDER BY gen DESC LIMIT 1`,
+    ]);
+    expect(await overview(analytics)).toEqual({ ...figures, watermark: null });
+    expect((await analytics.refresh(APP))[0]).toMatchObject({ mode: 'rebuild' });
+    expect(await overview(analytics)).toEqual(figures);
+  });
+});
