@@ -5,10 +5,12 @@
  * (test/analytics/expectations.ts has the working): 38 events from 5 installs by default.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clickhouseDialect } from '../../packages/server/src/analytics/dialect.js';
 import { type Analytics, createAnalytics } from '../../packages/server/src/analytics/index.js';
 import { ROLLUP_TABLES } from '../../packages/server/src/analytics/rollup.js';
+import { createClickHouseRollup } from '../../packages/server/src/analytics/rollup-clickhouse.js';
 import { createClickHouseStore } from '../../packages/server/src/store/clickhouse/index.js';
-import { raw, sql } from '../../packages/server/src/store/sql.js';
+import { raw, renderClickHouse, sql } from '../../packages/server/src/store/sql.js';
 import type { Store } from '../../packages/server/src/store/types.js';
 import { APP, at, createTestRegistry, FROM, lookupEvent, TO, writeDataset } from '../analytics/dataset.js';
 import { dropDatabase, testServer, uniqueDatabase } from './_server.js';
@@ -118,6 +120,82 @@ describe('the ClickHouse rollup', () => {
     // Nov 15 now has rows of four generations; only the newest is read (else the day would count 4×).
     expect(await generations(store, '2026-11-15')).toBe(4);
     expect(await generations(store, '2026-11-14')).toBe(1);
+  });
+
+  it('deletes the rows of generations no state reads any more, and answers the same', async () => {
+    const { store, analytics } = await fresh();
+    await analytics.refresh(APP);
+    // A rollup that cleans up after every refresh (the collector's waits 10 minutes).
+    const rollup = createClickHouseRollup(store, clickhouseDialect, { cleanupEveryMs: 0 });
+    const catalog = createTestRegistry().get(APP)!.catalog;
+    for (let i = 1; i <= 3; i++) {
+      const ts = at(11, 15, `22:0${i}:00`);
+      await store.write({
+        events: [lookupEvent(`gc-${i}`, 'i5', ts, ts + 1000)],
+        quarantine: [],
+        counters: [],
+      });
+      await rollup.refresh(APP, catalog);
+    }
+    const figures = await overview(analytics);
+    expect(figures).toMatchObject({
+      events: 41,
+      watermark: new Date(at(11, 15, '22:03:00') + 1000).toISOString(),
+    });
+    // Mutations run in the background: wait until only the newest generation of Nov 15 is left.
+    let left = await generations(store, '2026-11-15');
+    for (let i = 0; i < 100 && left > 1; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      left = await generations(store, '2026-11-15');
+    }
+    expect(left).toBe(1);
+    expect(await generations(store, '2026-11-14')).toBe(1);
+    expect(await overview(analytics)).toEqual(figures);
+  });
+
+  it('in the collector (background mode) a request starts a refresh, and the next ones use the rollup', async () => {
+    const { store } = await fresh();
+    const errors: unknown[] = [];
+    const analytics = createAnalytics({
+      store,
+      registry: createTestRegistry(),
+      now: () => NOW,
+      rollupRefresh: 'background',
+      onRefreshError: (error) => errors.push(error),
+    });
+    const first = await overview(analytics);
+    expect(first).toMatchObject({ events: 38, installs: 5, watermark: null });
+    let answer = await overview(analytics);
+    for (let i = 0; i < 200 && answer.watermark === null; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      answer = await overview(analytics);
+    }
+    expect(answer).toEqual({ ...first, watermark: '2026-11-15T20:00:02.000Z' });
+    expect(errors).toEqual([]);
+  });
+
+  it('the validity counts are made again only when the change token moves', async () => {
+    const { store } = await fresh();
+    await createAnalytics({ store, registry: createTestRegistry(), now: () => NOW }).refresh(APP);
+    let counts = 0;
+    const watched: Store = {
+      ...store,
+      query: (q) => {
+        if (/AS live, countIf/.test(renderClickHouse(q))) counts++;
+        return store.query(q);
+      },
+    };
+    const analytics = createAnalytics({ store: watched, registry: createTestRegistry(), now: () => NOW });
+    await Promise.all([overview(analytics), overview(analytics)]);
+    await overview(analytics);
+    expect(counts).toBe(1);
+    await store.write({
+      events: [lookupEvent('moves-token', 'i5', at(11, 15, '21:30:00'), at(11, 15, '21:30:01'))],
+      quarantine: [],
+      counters: [],
+    });
+    expect(await overview(analytics)).toMatchObject({ events: 39 });
+    expect(counts).toBe(2);
   });
 
   it('a definition change (the catalog’s where-traits) rebuilds it; until then views read raw events', async () => {

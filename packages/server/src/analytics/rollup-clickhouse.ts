@@ -38,7 +38,7 @@ import {
 /** Only events received at least this long ago are rolled up. */
 export const HORIZON_MS = 2 * 60_000;
 /** Rows of unread generations are deleted at most this often, and only once unread this long. */
-const CLEANUP_EVERY_MS = 10 * 60_000;
+export const CLEANUP_EVERY_MS = 10 * 60_000;
 /** Days per INSERT … SELECT when many days are recomputed. */
 const CHUNK_DAYS = 7;
 
@@ -87,7 +87,12 @@ export function currentRows(app: string, base: number, gen: number): Sql {
     WHERE app = ${app} AND gen >= ${raw(String(base))} AND gen <= ${raw(String(gen))} GROUP BY day)`;
 }
 
-export function createClickHouseRollup(store: Store, dialect: Dialect): Rollup {
+export function createClickHouseRollup(
+  store: Store,
+  dialect: Dialect,
+  options: { readonly cleanupEveryMs?: number } = {},
+): Rollup {
+  const cleanupEveryMs = options.cleanupEveryMs ?? CLEANUP_EVERY_MS;
   const writable = typeof store.maintain === 'function';
   let tablesExist: boolean | undefined;
   const shareCheck = sharedRuns<StateRow | null>();
@@ -211,12 +216,12 @@ export function createClickHouseRollup(store: Store, dialect: Dialect): Rollup {
    */
   async function cleanup(app: string, newestBase: number): Promise<void> {
     const last = lastCleanup.get(app) ?? 0;
-    if (Date.now() - last < CLEANUP_EVERY_MS) return;
+    if (Date.now() - last < cleanupEveryMs) return;
     lastCleanup.set(app, Date.now());
     if (last === 0) return; // the first refresh of this process: nothing known to be old yet
     const [settled] = await store.query(sql`
       SELECT toString(gen) AS gen, toString(base) AS base FROM ${T.state}
-      WHERE app = ${app} AND refreshed_at <= now() - ${raw(String(CLEANUP_EVERY_MS / 1000))}
+      WHERE app = ${app} AND refreshed_at <= now() - ${raw(String(Math.floor(cleanupEveryMs / 1000)))}
       ORDER BY gen DESC LIMIT 1`);
     if (!settled) return;
     const gen = raw(String(settled.gen));
