@@ -98,6 +98,45 @@ describe('the ClickHouse rollup', () => {
     expect(await overview(analytics)).toEqual({ ...late, watermark: '2026-11-15T20:00:02.000Z' });
   });
 
+  it('an event written while the rollup is being written keeps it unused, never wrong', async () => {
+    const { store } = await fresh();
+    // A store through which the refresh's statements run one by one; right after the INSERT into the
+    // events rollup of the days holding Nov 15, a late event of that day (received before the watermark)
+    // is written: the installs rollup will have it, the events rollup not.
+    let late = false;
+    const racing: Store = {
+      ...store,
+      maintain: async (statements) => {
+        for (const statement of statements) {
+          await store.maintain!([statement]);
+          const text = renderClickHouse(statement);
+          if (
+            !late &&
+            text.startsWith(`INSERT INTO ${ROLLUP_TABLES.events}`) &&
+            text.includes("'2026-11-15'")
+          ) {
+            late = true;
+            await store.write({
+              events: [lookupEvent('racing', 'i9', at(11, 15, '19:00:00'), at(11, 15, '20:00:01'))],
+              quarantine: [],
+              counters: [],
+            });
+          }
+        }
+      },
+    };
+    const analytics = createAnalytics({ store: racing, registry: createTestRegistry(), now: () => NOW });
+    await expect(analytics.refresh(APP)).rejects.toThrow(/changed while it was written/);
+    expect(late).toBe(true);
+    expect(await overview(analytics)).toMatchObject({ events: 39, installs: 6, watermark: null });
+    expect((await analytics.refresh(APP))[0]).toMatchObject({ mode: 'rebuild' });
+    expect(await overview(analytics)).toMatchObject({
+      events: 39,
+      installs: 6,
+      watermark: '2026-11-15T20:00:02.000Z',
+    });
+  });
+
   it('new events beyond the watermark are read raw, then their days recomputed under a new generation', async () => {
     const { store, analytics } = await fresh();
     await analytics.refresh(APP);

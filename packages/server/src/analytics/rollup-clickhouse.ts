@@ -195,11 +195,22 @@ export function createClickHouseRollup(
         sql`INSERT INTO ${T.days} SELECT app, ${DAY} AS day, ${G}, count() FROM events WHERE ${where} GROUP BY app, day`,
       );
     }
-    // Last: the state that makes them readable, with the events it stands for counted now.
-    statements.push(sql`INSERT INTO ${T.state}
-      SELECT ${app}, ${G}, ${raw(String(base))}, ${definition}, ${upTo}, count(), now()
-      FROM events WHERE app = ${app} AND received_at <= ${upTo}`);
     await store.maintain!(statements);
+    // Last: the state that makes them readable. The events it stands for are counted in the rows it will
+    // read, not in `events`: an event written late (received before `upTo`) between two of the INSERTs
+    // above is in one table and not the other, or in neither, and must not pass the validity check.
+    const rows = currentRows(app, base, gen);
+    const [sums = {}] = await store.query(sql`
+      SELECT (SELECT sum(n) FROM ${T.events} WHERE app = ${app}${rows}) AS events,
+        (SELECT sum(n) FROM ${T.installs} WHERE app = ${app}${rows}) AS installs`);
+    const events = toNumber(sums.events);
+    if (events !== toNumber(sums.installs))
+      throw new Error(
+        `the rollup of ${app} changed while it was written (${events} events rolled up, ${toNumber(sums.installs)} in the installs rollup); the next refresh rebuilds it`,
+      );
+    await store.maintain!([
+      sql`INSERT INTO ${T.state} SELECT ${app}, ${G}, ${raw(String(base))}, ${definition}, ${upTo}, ${events}, now()`,
+    ]);
     await cleanup(app, base).catch(() => undefined);
     return {
       app,
