@@ -49,6 +49,12 @@ testStore('ClickHouse, two shards', async () => clusterStore(conformanceDb), {
 });
 
 analyticsExpectations('ClickHouse, two shards', async () => clusterStore(uniqueDatabase('shardviews')));
+// The rollup lives on the node the store talks to and is filled from the sharded `events`.
+analyticsExpectations(
+  'ClickHouse, two shards, rollup beyond part of the data',
+  async () => clusterStore(uniqueDatabase('shardrollup')),
+  { rollup: 'partial' },
+);
 
 describe('two shards against one node', () => {
   const END = Date.UTC(2026, 9, 1);
