@@ -271,22 +271,34 @@ export const clickhouseDialect: Dialect = {
   // Per install, its presences as one array; per window end, the latest presence that ends by then.
   // The install is active in window w at `end` when that presence starts within w: one row per install
   // and end (not per install, presence and window), and counts of whole installs, no distinct sets.
+  // Per install, its presences p_1 < … < p_k in order: between p_j + grain and the next presence's end,
+  // p_j is the latest, so the install counts for window w at the ends in [p_j + grain, min(p_(j+1) + grain,
+  // p_j + w + 1)) — disjoint intervals. Each becomes +1 at its start and −1 at its end (key = point × 4 +
+  // window), summed over all installs, and an end's count is the sum of the deltas at or before it. Rows,
+  // not lambdas: ClickHouse 18's array lambdas cost more than the rows (0.2 s against 0.44 s at 10.6M).
+  // One ARRAY JOIN per query level (ClickHouse 18).
   activeInstalls: (presence, ends, windows, grainMs) => {
-    const lengths = windows.map((windowMs, i) => sql`(toUInt8(${int(i)}), toInt64(${int(windowMs)}))`);
+    if (windows.length > 4) throw new Error('at most 4 windows');
+    const g = int(grainMs);
+    const keys = windows.flatMap((windowMs, w) => [
+      sql`(p + ${g}) * 4 + ${int(w)}`,
+      sql`least(next_p + ${g}, p + ${int(windowMs + 1)}) * 4 + ${int(w)}`,
+    ]);
+    const deltas = windows.flatMap(() => [raw('toInt64(1)'), raw('toInt64(-1)')]);
     return sql`
-      SELECT tupleElement(win, 1) AS w, window_end,
-        countIf(seen > 0 AND latest >= window_end - tupleElement(win, 2)) AS installs
+      SELECT toUInt8(k % 4) AS w, window_end, sum(if(intDiv(k, 4) <= window_end, n, 0)) AS installs
       FROM (
-        SELECT window_end, length(before) AS seen, arrayReduce('max', before) AS latest
+        SELECT k, sum(delta) AS n
         FROM (
-          SELECT window_end, arrayFilter(x -> x + ${int(grainMs)} <= window_end, ps) AS before
-          FROM (SELECT install_key, groupArray(p) AS ps FROM (${presence}) GROUP BY install_key)
-          ARRAY JOIN [${join(ends.map((end) => sql`toInt64(${int(end)})`))}] AS window_end
-          -- ClickHouse 18 prunes subquery columns used only inside a lambda; naming ps here keeps it.
-          WHERE length(ps) > 0
+          SELECT p, next_p
+          FROM (SELECT install_key, arraySort(groupArray(p)) AS ps FROM (${presence}) GROUP BY install_key)
+          -- The last presence has no next one: a point past any window's end stands in.
+          ARRAY JOIN ps AS p, arrayPushBack(arrayPopFront(ps), toInt64(4000000000000000)) AS next_p
         )
+        ARRAY JOIN [${join(keys)}] AS k, [${join(deltas)}] AS delta
+        GROUP BY k
       )
-      ARRAY JOIN [${join(lengths)}] AS win
+      ARRAY JOIN [${join(ends.map((end) => sql`toInt64(${int(end)})`))}] AS window_end
       GROUP BY w, window_end`;
   },
   funnelSessions: ({ source, steps, windowMs }) => {
