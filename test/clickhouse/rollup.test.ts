@@ -4,12 +4,16 @@
  * repairs (rebuilds) after deletions and late writes. Figures come from the hand-written dataset
  * (test/analytics/expectations.ts has the working): 38 events from 5 installs by default.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clickhouseDialect } from '../../packages/server/src/analytics/dialect.js';
 import { type Analytics, createAnalytics } from '../../packages/server/src/analytics/index.js';
 import { ROLLUP_TABLES } from '../../packages/server/src/analytics/rollup.js';
 import { createClickHouseRollup } from '../../packages/server/src/analytics/rollup-clickhouse.js';
 import { createClickHouseStore } from '../../packages/server/src/store/clickhouse/index.js';
+import { createDuckDBStore } from '../../packages/server/src/store/duckdb/index.js';
 import { raw, renderClickHouse, sql } from '../../packages/server/src/store/sql.js';
 import type { Store } from '../../packages/server/src/store/types.js';
 import { APP, at, createTestRegistry, FROM, lookupEvent, TO, writeDataset } from '../analytics/dataset.js';
@@ -235,6 +239,31 @@ describe('the ClickHouse rollup', () => {
     });
     expect(await overview(analytics)).toMatchObject({ events: 39 });
     expect(counts).toBe(2);
+  });
+
+  it('rolling active installs at hourly buckets answer as on DuckDB, from raw events and from the rollup', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-hourly-'));
+    const duck = createDuckDBStore({ path: path.join(dir, 'telemark.duckdb'), now: () => NOW });
+    try {
+      await writeDataset(duck);
+      const onDuck = createAnalytics({ store: duck, registry: createTestRegistry(), now: () => NOW });
+      const { analytics } = await fresh();
+      const params = { app: APP, from: '2026-11-08', to: '2026-11-10', interval: 'hour' };
+      const expected = (await onDuck.run('installs', params)) as Record<string, unknown>;
+      const figures = (r: Record<string, unknown>) =>
+        JSON.stringify([r.buckets, r.daily, r.weekly, r.monthly]);
+      expect(figures(await analytics.run('installs', params))).toBe(figures(expected));
+      await analytics.refresh(APP);
+      const rolled = await analytics.run('installs', params);
+      expect(figures(rolled)).toBe(figures(expected));
+      // 48 hourly ends, and installs active at them (hourly buckets read raw events: the rollup knows days).
+      const [buckets, ...counts] = JSON.parse(figures(expected)) as [string[], ...number[][]];
+      expect(buckets).toHaveLength(48);
+      expect(counts.flat().filter((n) => n > 0).length).toBeGreaterThan(48);
+    } finally {
+      await duck.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a definition change (the catalog’s where-traits) rebuilds it; until then views read raw events', async () => {
