@@ -810,3 +810,11 @@ export function lookupEvent(id: string, install: string, ts: number, receivedAt:
     traits: { found: true },
   });
 }
+
+/** Write these events as one batch of their own (no quarantine entries, no counters). */
+export function writeEvents(
+  store: { write(batch: WriteBatch): Promise<unknown> },
+  ...events: StoredEvent[]
+): Promise<unknown> {
+  return store.write({ events, quarantine: [], counters: [] });
+}

@@ -14,7 +14,17 @@ import type { AppEntry, AppRegistry } from '../../packages/server/src/config/reg
 import { createDuckDBStore } from '../../packages/server/src/store/duckdb/index.js';
 import { raw, renderDuckDB, sql } from '../../packages/server/src/store/sql.js';
 import type { Store } from '../../packages/server/src/store/types.js';
-import { APP, acmeCatalog, at, createTestRegistry, FROM, lookupEvent, TO, writeDataset } from './dataset.js';
+import {
+  APP,
+  acmeCatalog,
+  at,
+  createTestRegistry,
+  FROM,
+  lookupEvent,
+  TO,
+  writeDataset,
+  writeEvents,
+} from './dataset.js';
 
 const NOW = Date.UTC(2026, 10, 16);
 const dirs: string[] = [];
@@ -90,11 +100,7 @@ describe('rollup', () => {
     await writeDataset(store);
     const analytics = createAnalytics({ store, registry: createTestRegistry(), now: () => NOW });
     await analytics.refresh(APP);
-    await store.write({
-      events: [lookupEvent('late-1', 'i9', at(11, 6, '10:00:00'), at(11, 6, '10:00:05'))],
-      quarantine: [],
-      counters: [],
-    });
+    await writeEvents(store, lookupEvent('late-1', 'i9', at(11, 6, '10:00:00'), at(11, 6, '10:00:05')));
     expect(await overview(analytics)).toEqual({ events: 39, installs: 6, watermark: null });
     expect((await analytics.refresh(APP))[0]).toMatchObject({ mode: 'repair', days: 1 });
     expect(await overview(analytics)).toEqual({
@@ -112,11 +118,7 @@ describe('rollup', () => {
     const before = await rollupRows(store, '2026-11-15');
     for (let i = 1; i <= 9; i++) {
       const ts = at(11, 15, `21:0${i}:00`);
-      await store.write({
-        events: [lookupEvent(`new-${i}`, 'i5', ts, ts + 1000)],
-        quarantine: [],
-        counters: [],
-      });
+      await writeEvents(store, lookupEvent(`new-${i}`, 'i5', ts, ts + 1000));
       // Before the refresh the new event is read raw, after it from the rollup: same figures either way.
       const raw = await overview(analytics);
       expect([raw.events, raw.installs]).toEqual([38 + i, 5]);
@@ -157,17 +159,11 @@ describe('rollup', () => {
     ]);
     // i2's session s2a (start 08:00:00, connect 08:00:40) gets its ready at 08:01:40, sent a week late.
     const ready = at(11, 2, '08:01:40');
-    await store.write({
-      events: [
-        {
-          ...lookupEvent('late-ready', 'i2', ready, at(11, 15, '21:00:00')),
-          event: 'ready',
-          sessionId: 's2a',
-          traits: {},
-        },
-      ],
-      quarantine: [],
-      counters: [],
+    await writeEvents(store, {
+      ...lookupEvent('late-ready', 'i2', ready, at(11, 15, '21:00:00')),
+      event: 'ready',
+      sessionId: 's2a',
+      traits: {},
     });
     // Step-3 gaps now 30, 60, 60, 120 s: median 60, p90 60 + 0.7 × 60.
     const expected = [
@@ -243,11 +239,7 @@ describe('rollup', () => {
     await writeDataset(store);
     await createAnalytics({ store, registry: createTestRegistry(), now: () => NOW }).refresh();
     const ts = at(11, 15, '22:00:00');
-    await store.write({
-      events: [lookupEvent('after-refresh', 'i9', ts, ts + 1000)],
-      quarantine: [],
-      counters: [],
-    });
+    await writeEvents(store, lookupEvent('after-refresh', 'i9', ts, ts + 1000));
     await store.close();
     const reader = open(dir, true).store;
     const analytics = createAnalytics({
@@ -318,11 +310,7 @@ describe('rollup', () => {
     expect(await overview(analytics)).toEqual(rolledUp);
     expect(checks).toBe(1);
     const before = store.changes!();
-    await store.write({
-      events: [lookupEvent('late-2', 'i9', at(11, 6, '10:00:00'), at(11, 6, '10:00:05'))],
-      quarantine: [],
-      counters: [],
-    });
+    await writeEvents(store, lookupEvent('late-2', 'i9', at(11, 6, '10:00:00'), at(11, 6, '10:00:05')));
     expect(store.changes!()).not.toBe(before);
     expect(await overview(analytics)).toEqual({ events: 39, installs: 6, watermark: null });
     expect(checks).toBe(2);

@@ -79,8 +79,39 @@ analyticsExpectations('ClickHouse, rollup', viewsStore('viewsrollup'), { rollup:
 analyticsExpectations('ClickHouse, rollup plus events beyond its watermark', viewsStore('viewspartial'), {
   rollup: 'partial',
 });
+// As the collector opens it: behind the journal, acknowledging from it. The rollup's statements and
+// change token pass through the journal, after everything acknowledged before them is delivered.
+const viewsJournalDir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-jviews-'));
+afterAll(() => fs.rmSync(viewsJournalDir, { recursive: true, force: true }));
+analyticsExpectations(
+  'ClickHouse, journal first, rollup plus events beyond its watermark',
+  async () => {
+    const database = uniqueDatabase('viewsjournal');
+    databases.push(database);
+    return open(database, { journal: { dir: viewsJournalDir, journalFirst: true, deliverEveryMs: 20 } });
+  },
+  { rollup: 'partial' },
+);
 
 describe('ClickHouse only', () => {
+  it('orders concurrent writes by the dedupe identity: a lone surrogate and U+FFFD are one message', async () => {
+    const database = uniqueDatabase('identity');
+    databases.push(database);
+    const store = open(database);
+    await store.init();
+    // Stored as UTF-8, both ids are the same text; the second write waits for the first and finds it.
+    const [first, second] = await Promise.all([
+      store.write({ events: [sampleEvent({ messageId: 'same\ud800' })], quarantine: [], counters: [] }),
+      store.write({ events: [sampleEvent({ messageId: 'same\ufffd' })], quarantine: [], counters: [] }),
+    ]);
+    expect([first.statuses, second.statuses]).toEqual([['accepted'], ['duplicate']]);
+    const [row] = await store.query<{ n: number }>(
+      sql`SELECT count() AS n FROM events WHERE startsWith(message_id, 'same')`,
+    );
+    expect(Number(row!.n)).toBe(1);
+    await store.close();
+  });
+
   it('has a change token that moves with every write, erasure and merge, and only then', async () => {
     const database = uniqueDatabase('token');
     databases.push(database);

@@ -11,12 +11,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clickhouseDialect } from '../../packages/server/src/analytics/dialect.js';
 import { type Analytics, createAnalytics } from '../../packages/server/src/analytics/index.js';
 import { ROLLUP_TABLES } from '../../packages/server/src/analytics/rollup.js';
-import { createClickHouseRollup } from '../../packages/server/src/analytics/rollup-clickhouse.js';
+import { createClickHouseRollup, HORIZON_MS } from '../../packages/server/src/analytics/rollup-clickhouse.js';
 import { createClickHouseStore } from '../../packages/server/src/store/clickhouse/index.js';
 import { createDuckDBStore } from '../../packages/server/src/store/duckdb/index.js';
 import { raw, renderClickHouse, sql } from '../../packages/server/src/store/sql.js';
 import type { Store } from '../../packages/server/src/store/types.js';
-import { APP, at, createTestRegistry, FROM, lookupEvent, TO, writeDataset } from '../analytics/dataset.js';
+import {
+  APP,
+  at,
+  createTestRegistry,
+  FROM,
+  lookupEvent,
+  TO,
+  writeDataset,
+  writeEvents,
+} from '../analytics/dataset.js';
 import { dropDatabase, testServer, uniqueDatabase } from './_server.js';
 
 const NOW = Date.UTC(2026, 10, 16);
@@ -91,11 +100,7 @@ describe('the ClickHouse rollup', () => {
   it('an event written late (received before the watermark) is never missed', async () => {
     const { store, analytics } = await fresh();
     await analytics.refresh(APP);
-    await store.write({
-      events: [lookupEvent('late-1', 'i9', at(11, 6, '10:00:00'), at(11, 6, '10:00:05'))],
-      quarantine: [],
-      counters: [],
-    });
+    await writeEvents(store, lookupEvent('late-1', 'i9', at(11, 6, '10:00:00'), at(11, 6, '10:00:05')));
     const late = await overview(analytics);
     expect(late).toMatchObject({ events: 39, installs: 6, watermark: null });
     expect((await analytics.refresh(APP))[0]).toMatchObject({ mode: 'repair' });
@@ -120,11 +125,10 @@ describe('the ClickHouse rollup', () => {
             text.includes("'2026-11-15'")
           ) {
             late = true;
-            await store.write({
-              events: [lookupEvent('racing', 'i9', at(11, 15, '19:00:00'), at(11, 15, '20:00:01'))],
-              quarantine: [],
-              counters: [],
-            });
+            await writeEvents(
+              store,
+              lookupEvent('racing', 'i9', at(11, 15, '19:00:00'), at(11, 15, '20:00:01')),
+            );
           }
         }
       },
@@ -141,17 +145,30 @@ describe('the ClickHouse rollup', () => {
     });
   });
 
+  it('leaves events received in the last two minutes to raw reads (a write may still be settling)', async () => {
+    const { store, analytics } = await fresh();
+    const justNow = Date.now() - 1_000;
+    await writeEvents(store, lookupEvent('just-now', 'i5', at(11, 15, '21:00:00'), justNow));
+    const [report] = await analytics.refresh(APP);
+    // Rolled up to two minutes ago: past the dataset's receipts, short of this event's.
+    expect(report?.mode).toBe('rebuild');
+    expect(report!.watermark).toBeGreaterThanOrEqual(Date.parse('2026-11-15T20:00:02Z'));
+    expect(report!.watermark).toBeLessThanOrEqual(Date.now() - HORIZON_MS);
+    expect(report!.watermark).toBeLessThan(justNow);
+    // It is read raw, and counted all the same.
+    expect(await overview(analytics)).toMatchObject({
+      events: 39,
+      watermark: new Date(report!.watermark).toISOString(),
+    });
+  });
+
   it('new events beyond the watermark are read raw, then their days recomputed under a new generation', async () => {
     const { store, analytics } = await fresh();
     await analytics.refresh(APP);
     expect(await generations(store, '2026-11-15')).toBe(1);
     for (let i = 1; i <= 3; i++) {
       const ts = at(11, 15, `21:0${i}:00`);
-      await store.write({
-        events: [lookupEvent(`new-${i}`, 'i5', ts, ts + 1000)],
-        quarantine: [],
-        counters: [],
-      });
+      await writeEvents(store, lookupEvent(`new-${i}`, 'i5', ts, ts + 1000));
       // Before the refresh the new event is read raw, after it from the rollup: the same figures either way.
       const before = await overview(analytics);
       expect([before.events, before.installs]).toEqual([38 + i, 5]);
@@ -173,11 +190,7 @@ describe('the ClickHouse rollup', () => {
     const catalog = createTestRegistry().get(APP)!.catalog;
     for (let i = 1; i <= 3; i++) {
       const ts = at(11, 15, `22:0${i}:00`);
-      await store.write({
-        events: [lookupEvent(`gc-${i}`, 'i5', ts, ts + 1000)],
-        quarantine: [],
-        counters: [],
-      });
+      await writeEvents(store, lookupEvent(`gc-${i}`, 'i5', ts, ts + 1000));
       await rollup.refresh(APP, catalog);
     }
     const figures = await overview(analytics);
@@ -232,11 +245,10 @@ describe('the ClickHouse rollup', () => {
     await Promise.all([overview(analytics), overview(analytics)]);
     await overview(analytics);
     expect(counts).toBe(1);
-    await store.write({
-      events: [lookupEvent('moves-token', 'i5', at(11, 15, '21:30:00'), at(11, 15, '21:30:01'))],
-      quarantine: [],
-      counters: [],
-    });
+    await writeEvents(
+      store,
+      lookupEvent('moves-token', 'i5', at(11, 15, '21:30:00'), at(11, 15, '21:30:01')),
+    );
     expect(await overview(analytics)).toMatchObject({ events: 39 });
     expect(counts).toBe(2);
   });

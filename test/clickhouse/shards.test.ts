@@ -49,6 +49,10 @@ testStore('ClickHouse, two shards', async () => clusterStore(conformanceDb), {
 });
 
 analyticsExpectations('ClickHouse, two shards', async () => clusterStore(uniqueDatabase('shardviews')));
+
+it('has no change token on a cluster (one node cannot see the other shards change)', () => {
+  expect(clusterStore(uniqueDatabase('notoken')).changeToken).toBeUndefined();
+});
 // The rollup lives on the node the store talks to and is filled from the sharded `events`.
 analyticsExpectations(
   'ClickHouse, two shards, rollup beyond part of the data',

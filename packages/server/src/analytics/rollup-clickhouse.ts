@@ -32,6 +32,7 @@ import {
   type Rollup,
   type RollupState,
   sharedRuns,
+  stateRowReader,
   whereTraits,
 } from './rollup.js';
 
@@ -94,7 +95,9 @@ export function createClickHouseRollup(
 ): Rollup {
   const cleanupEveryMs = options.cleanupEveryMs ?? CLEANUP_EVERY_MS;
   const writable = typeof store.maintain === 'function';
-  let tablesExist: boolean | undefined;
+  const readStateRow = stateRowReader(store, writable);
+  /** The tables, created by the first refresh of this process (again after a failure). */
+  let created: Promise<void> | undefined;
   const shareCheck = sharedRuns<StateRow | null>();
   const shareRefresh = sharedRuns<RefreshReport>();
   const lastCleanup = new Map<string, number>();
@@ -103,18 +106,9 @@ export function createClickHouseRollup(
     JSON.stringify({ rollup: `clickhouse-${ROLLUP_VERSION}`, where: whereTraits(catalog) });
 
   const readState = async (app: string): Promise<StateRow | null> => {
-    if (tablesExist === false) return null;
-    let row: Record<string, unknown> | undefined;
-    try {
-      [row] = await store.query(sql`
-        SELECT toString(gen) AS gen, toString(base) AS base, definition, watermark_ms, events
-        FROM ${T.state} WHERE app = ${app} ORDER BY gen DESC LIMIT 1`);
-      tablesExist = true;
-    } catch {
-      // No rollup tables yet (never refreshed): read raw events.
-      if (!writable) tablesExist = false;
-      return null;
-    }
+    const row = await readStateRow(sql`
+      SELECT toString(gen) AS gen, toString(base) AS base, definition, watermark_ms, events
+      FROM ${T.state} WHERE app = ${app} ORDER BY gen DESC LIMIT 1`);
     if (!row) return null;
     const watermark = toNumber(row.watermark_ms);
     const [counts = {}] = await store.query(sql`
@@ -151,8 +145,11 @@ export function createClickHouseRollup(
   const doRefresh = async (app: string, catalog: Catalog): Promise<RefreshReport> => {
     const started = performance.now();
     if (!writable) throw new Error('the rollup can only be refreshed through a store that can maintain it');
-    await store.maintain!(TABLES);
-    tablesExist = true;
+    created ??= store.maintain!(TABLES).catch((error: unknown) => {
+      created = undefined;
+      throw error;
+    });
+    await created;
     const definition = definitionOf(catalog);
     const current = await readState(app);
     const [latest = {}] = await store.query(

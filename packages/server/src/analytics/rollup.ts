@@ -248,6 +248,28 @@ interface StateRow {
   readonly pending: number;
 }
 
+/**
+ * A reader of an app's rollup state row: undefined when it has none, or there are no rollup tables yet
+ * (never refreshed) — the views then read raw events. A store that cannot refresh never gets the tables,
+ * so after one failed read it stops asking.
+ */
+export function stateRowReader(
+  store: Store,
+  writable: boolean,
+): (query: Sql) => Promise<Record<string, unknown> | undefined> {
+  let missing = false;
+  return async (query) => {
+    if (missing) return undefined;
+    try {
+      const [row] = await store.query(query);
+      return row;
+    } catch {
+      if (!writable) missing = true;
+      return undefined;
+    }
+  };
+}
+
 /** One run per key at a time: a call while one runs shares it (the dashboard's panels arrive together). */
 export function sharedRuns<V>(): (key: string, run: () => Promise<V>) => Promise<V> {
   const running = new Map<string, Promise<V>>();
@@ -265,7 +287,7 @@ export function createRollup(store: Store, dialect: Dialect, options: { readOnly
   const supported = dialect.name === 'duckdb';
   const writable = supported && typeof store.maintain === 'function' && !options.readOnly;
   let engineVersion: Promise<string> | undefined;
-  let tablesExist: boolean | undefined;
+  const readStateRow = stateRowReader(store, writable);
   const shareCheck = sharedRuns<StateRow | null>();
   const shareRefresh = sharedRuns<RefreshReport>();
 
@@ -283,18 +305,10 @@ export function createRollup(store: Store, dialect: Dialect, options: { readOnly
   };
 
   const readState = async (app: string): Promise<StateRow | null> => {
-    if (!supported || tablesExist === false) return null;
-    let row: Record<string, unknown> | undefined;
-    try {
-      [row] = await store.query(
-        sql`SELECT definition, watermark_ms, events FROM ${T.state} WHERE app = ${app}`,
-      );
-      tablesExist = true;
-    } catch {
-      // No rollup tables in this file (never refreshed): read raw events. A read-only store never gets them.
-      if (!writable) tablesExist = false;
-      return null;
-    }
+    if (!supported) return null;
+    const row = await readStateRow(
+      sql`SELECT definition, watermark_ms, events FROM ${T.state} WHERE app = ${app}`,
+    );
     if (!row) return null;
     const watermark = toNumber(row.watermark_ms);
     // Two cheap counts: all of the app's events (one column), and those past the watermark (zone maps
@@ -379,7 +393,6 @@ export function createRollup(store: Store, dialect: Dialect, options: { readOnly
         sql`DELETE FROM ${T.days} WHERE ${ofApp}`,
         sql`DELETE FROM ${T.starts} WHERE ${ofApp}`,
       ]);
-      tablesExist = true;
       if (everything) {
         for (let from = everything[0]; from < everything[1]; from += REBUILD_CHUNK_DAYS * DAY_MS) {
           const chunk: [number, number] = [from, Math.min(from + REBUILD_CHUNK_DAYS * DAY_MS, everything[1])];
@@ -393,7 +406,6 @@ export function createRollup(store: Store, dialect: Dialect, options: { readOnly
         }
       }
       await store.maintain!([state]);
-      tablesExist = true;
       return { app, mode: 'rebuild', days: -1, watermark: upTo, ms: performance.now() - started };
     }
 

@@ -78,15 +78,16 @@ const encodedOf = (...messageIds: string[]): EncodedEvents => ({
   messageIds,
 });
 
+type CommitterOptions = Parameters<typeof createGroupCommitter>[0];
+
+/** A committer with room to spare: a queue of 100 events and 1 MB, groups of up to 100 events. */
+const committerFor = (store: CommitterOptions['store'], options: Partial<CommitterOptions> = {}) =>
+  createGroupCommitter({ store, maxQueueEvents: 100, maxQueueBytes: 1e6, maxGroupEvents: 100, ...options });
+
 describe('group commit', () => {
   it('passes encoded events on with the objects, and gives each job its statuses from both', async () => {
     const store = createRecordingStore();
-    const committer = createGroupCommitter({
-      store,
-      maxQueueEvents: 100,
-      maxQueueBytes: 1e6,
-      maxGroupEvents: 100,
-    });
+    const committer = committerFor(store);
     const first = committer.submit(job([event('x')]));
     await tick();
     // While the first write is in flight, three jobs queue: encoded, objects, both.
@@ -112,12 +113,7 @@ describe('group commit', () => {
 
   it('commits concurrent requests together, one write in flight, and answers each after its commit', async () => {
     const store = createRecordingStore();
-    const committer = createGroupCommitter({
-      store,
-      maxQueueEvents: 100,
-      maxQueueBytes: 1e6,
-      maxGroupEvents: 100,
-    });
+    const committer = committerFor(store);
     let answered = 0;
     const first = committer.submit(job([event('m1')], { bytes: 10 }));
     first.then(() => answered++);
@@ -143,12 +139,7 @@ describe('group commit', () => {
 
   it('splits a backlog into groups of at most maxGroupEvents', async () => {
     const store = createRecordingStore();
-    const committer = createGroupCommitter({
-      store,
-      maxQueueEvents: 100,
-      maxQueueBytes: 1e6,
-      maxGroupEvents: 3,
-    });
+    const committer = committerFor(store, { maxGroupEvents: 3 });
     const all = [0, 1, 2, 3].map((i) => committer.submit(job([event(`x${i}a`), event(`x${i}b`)])));
     await tick();
     while (store.pending.length > 0) {
@@ -161,12 +152,7 @@ describe('group commit', () => {
 
   it('refuses with TMK_ERR_QUEUE_FULL past the event or byte bound, and accepts again once drained', async () => {
     const store = createRecordingStore();
-    const committer = createGroupCommitter({
-      store,
-      maxQueueEvents: 3,
-      maxQueueBytes: 100,
-      maxGroupEvents: 10,
-    });
+    const committer = committerFor(store, { maxQueueEvents: 3, maxQueueBytes: 100, maxGroupEvents: 10 });
     const inFlight = committer.submit(job([event('a')]));
     await tick();
     const waiting = committer.submit(job([event('b'), event('c')]));
@@ -191,14 +177,7 @@ describe('group commit', () => {
   it('rejects the whole group with TMK_ERR_STORE_UNAVAILABLE when the write fails, then backs off', async () => {
     const store = createRecordingStore();
     let clock = 1_000;
-    const committer = createGroupCommitter({
-      store,
-      maxQueueEvents: 100,
-      maxQueueBytes: 1e6,
-      maxGroupEvents: 100,
-      failureBackoffMs: 500,
-      now: () => clock,
-    });
+    const committer = committerFor(store, { failureBackoffMs: 500, now: () => clock });
     const failing = committer.submit(job([event('f1')]));
     await tick();
     store.failNext('disk full');
@@ -218,12 +197,7 @@ describe('group commit', () => {
 
   it("sends the jobs' counters with their write, and asks the store to count accepted/duplicate in it", async () => {
     const store = createRecordingStore();
-    const committer = createGroupCommitter({
-      store,
-      maxQueueEvents: 100,
-      maxQueueBytes: 1e6,
-      maxGroupEvents: 100,
-    });
+    const committer = committerFor(store);
     const counter = { day: '2026-01-02', app: 'a', kind: 'rejected', reason: 'unknown_event', count: 2 };
     const first = committer.submit(job([event('c1'), event('c1')], { counters: [counter] }));
     await tick();
@@ -237,14 +211,7 @@ describe('group commit', () => {
   it('commits counters added outside jobs with the next write, or alone when idle, and keeps them if it fails', async () => {
     const store = createRecordingStore();
     let clock = 0;
-    const committer = createGroupCommitter({
-      store,
-      maxQueueEvents: 100,
-      maxQueueBytes: 1e6,
-      maxGroupEvents: 100,
-      counterFlushMs: 10,
-      now: () => clock,
-    });
+    const committer = committerFor(store, { counterFlushMs: 10, now: () => clock });
     const limited = { day: '2026-01-02', app: 'a', kind: 'rate_limited', reason: '', count: 3 };
     committer.count([limited]);
     const failing = committer.submit(job([event('k2')]));
@@ -265,12 +232,7 @@ describe('group commit', () => {
 
   it('runs exclusive work between commits, never during one', async () => {
     const store = createRecordingStore();
-    const committer = createGroupCommitter({
-      store,
-      maxQueueEvents: 100,
-      maxQueueBytes: 1e6,
-      maxGroupEvents: 100,
-    });
+    const committer = committerFor(store);
     const writing = committer.submit(job([event('e1')]));
     await tick();
     let ranDuringWrite: boolean | undefined;
@@ -288,12 +250,7 @@ describe('group commit', () => {
 
   it('keeps as many writes in flight as the store can run at once, and exclusive work waits for all', async () => {
     const store = createRecordingStore();
-    const committer = createGroupCommitter({
-      store: { write: (batch) => store.write(batch), concurrentWrites: 2 },
-      maxQueueEvents: 100,
-      maxQueueBytes: 1e6,
-      maxGroupEvents: 100,
-    });
+    const committer = committerFor({ write: (batch) => store.write(batch), concurrentWrites: 2 });
     const submit = (id: string) => committer.submit(job([event(id)]));
     const first = submit('m1');
     await tick();

@@ -48,7 +48,7 @@ import {
   resolveRaces,
   storedMessages,
 } from './dedupe.js';
-import { type EncodedTsv, isEncodedTsv } from './encode.js';
+import type { EncodedTsv } from './encode.js';
 import { exportEvents } from './export.js';
 import { counterRow, quarantineRow, tsvField } from './rows.js';
 import {
@@ -201,21 +201,6 @@ class CounterTotals {
   rows(writeId: string): string {
     return [...this.#totals.values()].map((c) => counterRow(c, writeId)).join('');
   }
-}
-
-/** What makes two writes conflict: they carry the same message. */
-// Not yet validated: anything unexpected makes the write a barrier, and validation then fails it.
-function messageIds(batch: WriteBatch): string[] | null {
-  if (!Array.isArray(batch?.events)) return null;
-  const ids = batch.events.map((e) => `${e?.app}\u0000${e?.messageId}`);
-  if (batch.encoded === undefined) return ids;
-  if (!Array.isArray(batch.encoded)) return null;
-  for (const chunk of batch.encoded) {
-    if (!isEncodedTsv(chunk)) return null;
-    for (let i = 0; i < chunk.count; i++)
-      ids.push(`${chunk.apps[chunk.appOf[i]!]}\u0000${chunk.messageIds[i]}`);
-  }
-  return ids;
 }
 
 interface ClaimRow {
@@ -432,19 +417,42 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
 
   // ——— one write attempt ———
 
-  async function writeAttempt(given: WriteBatch, writeId: string): Promise<WriteResult> {
+  /**
+   * A batch ready to write: checked and encoded (`prepare()`), with each event's message identity — its
+   * dedupe key, the identity the race check and the stored claims use — which also tells the scheduler
+   * which writes conflict.
+   */
+  interface Plan {
+    readonly batch: WriteBatch;
+    readonly chunks: readonly EncodedTsv[];
+    /** Per event, in order: `messageKey` of its dedupe key. */
+    readonly ids: readonly string[];
+  }
+
+  function planOf(given: WriteBatch): Plan {
     const batch = prepareBatch(given);
     const chunks = batch.encoded as readonly EncodedTsv[];
-    let n = 0;
-    for (const chunk of chunks) n += chunk.count;
-    const statuses: WriteStatus[] = new Array(n);
+    const ids: string[] = [];
+    for (const chunk of chunks)
+      for (let i = 0; i < chunk.count; i++) ids.push(messageKey(chunk.keys[2 * i]!, chunk.keys[2 * i + 1]!));
+    return { batch, chunks, ids };
+  }
+
+  /** Plan, then run the attempt once every earlier write that shares a message with it is done. */
+  async function scheduled(given: WriteBatch, writeId: string): Promise<WriteResult> {
+    const plan = planOf(given); // a bad row fails here, before anything waits or is sent
+    return writes.run(() => writeAttempt(plan, writeId), plan.ids);
+  }
+
+  async function writeAttempt({ batch, chunks, ids }: Plan, writeId: string): Promise<WriteResult> {
+    const statuses: WriteStatus[] = new Array(ids.length);
     /** Per candidate (first of its message in the batch): its chunk, and its index in it. */
     const candidates: { chunk: EncodedTsv; i: number; at: number }[] = [];
     const seen = new Set<string>();
     let at = 0;
     for (const chunk of chunks) {
       for (let i = 0; i < chunk.count; i++, at++) {
-        const id = messageKey(chunk.keys[2 * i]!, chunk.keys[2 * i + 1]!);
+        const id = ids[at]!;
         if (seen.has(id)) {
           statuses[at] = 'duplicate';
           continue;
@@ -460,9 +468,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
       const claims = await claimsOf(candidates.map((c) => c.chunk.keys[2 * c.i]!));
       if (claims.length > 0) {
         const stored = storedMessages(claims, await losersOf([...new Set(claims.map((c) => c.key))]));
-        for (const c of candidates)
-          if (stored.has(messageKey(c.chunk.keys[2 * c.i]!, c.chunk.keys[2 * c.i + 1]!)))
-            statuses[c.at] = 'duplicate';
+        for (const c of candidates) if (stored.has(ids[c.at]!)) statuses[c.at] = 'duplicate';
       }
       const accepted = candidates.filter((c) => statuses[c.at] === 'accepted');
       // Each encoded row lacks only its last column, this attempt's write id.
@@ -700,12 +706,12 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
     prepare: prepareBatch,
     encoder: { module: ENCODER_MODULE },
     newWriteId,
-    writeAttempt: (batch, writeId) => writes.run(() => writeAttempt(batch, writeId), messageIds(batch)),
+    writeAttempt: scheduled,
     abortAttempts,
     isUnavailable: isUnavailableError,
 
     write(batch) {
-      return writes.run(() => writeAttempt(batch, newWriteId()), messageIds(batch));
+      return scheduled(batch, newWriteId());
     },
 
     /**

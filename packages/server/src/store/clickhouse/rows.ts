@@ -53,19 +53,18 @@ export function storedJson(value: unknown, where: string): string {
 const b = (v: boolean) => (v ? '1' : '0');
 const f = tsvField;
 
-/** The run of context columns from `os_name` to `dropped_before`, and the event it was made for. */
+/** The previous event's context as text: the run from `os_name` to `dropped_before`, and `extra`. */
 export interface ContextCache {
-  event?: StoredEvent;
-  text?: string;
+  last?: { readonly event: StoredEvent; readonly run: string; readonly extra: string };
 }
 
 /**
  * One `events_local` row but its last column, as text: the contract columns in `EVENT_COLUMNS` order,
  * then the dedupe key (two halves), each followed by a tab; the write appends the write id and the
  * newline (the id is chosen per attempt, after the row is encoded). The events of a batch mostly share
- * their context (`sameContext`), so the run of context columns is reused from the previous event (`cache`).
- * One template per row, joined and encoded once per batch: a write into a buffer per field cost twice as
- * much.
+ * their context (`sameContext`, which covers `extra`), so its text is reused from the previous event
+ * (`cache`). One template per row, joined and encoded once per batch: a write into a buffer per field
+ * cost twice as much.
  */
 export function eventRow(
   e: StoredEvent,
@@ -74,25 +73,24 @@ export function eventRow(
   key2: string,
   cache: ContextCache,
 ): string {
-  let context: string;
-  if (cache.event !== undefined && cache.text !== undefined && sameContext(cache.event, e))
-    context = cache.text;
-  else {
-    context = `${f(e.osName)}\t${f(e.osVersion)}\t${f(e.osBuild)}\t${f(e.arch)}\t${f(e.platform)}\t${f(
-      e.installMethod,
-    )}\t${f(e.envClass)}\t${f(e.ciVendor)}\t${b(e.container)}\t${e.wsl}\t${f(e.agent)}\t${f(e.mode)}\t${f(
-      e.nodeVersion,
-    )}\t${f(e.protocol)}\t${f(e.library)}\t${b(e.newInstall)}\t${e.droppedBefore}`;
-    cache.event = e;
-    cache.text = context;
+  let context = cache.last;
+  if (context === undefined || !sameContext(context.event, e)) {
+    context = {
+      event: e,
+      run: `${f(e.osName)}\t${f(e.osVersion)}\t${f(e.osBuild)}\t${f(e.arch)}\t${f(e.platform)}\t${f(
+        e.installMethod,
+      )}\t${f(e.envClass)}\t${f(e.ciVendor)}\t${b(e.container)}\t${e.wsl}\t${f(e.agent)}\t${f(e.mode)}\t${f(
+        e.nodeVersion,
+      )}\t${f(e.protocol)}\t${f(e.library)}\t${b(e.newInstall)}\t${e.droppedBefore}`,
+      extra: f(storedJson(e.extra, `events[${index}].extra`)),
+    };
+    cache.last = context;
   }
   return `${f(e.app)}\t${f(e.messageId)}\t${f(e.event)}\t${f(e.installId)}\t${f(e.sessionId)}\t${e.seq}\t${f(
     e.appVersion,
-  )}\t${e.timestamp}\t${e.receivedAt}\t${e.skewMs}\t${b(e.clamped)}\t${context}\t${f(e.errorFingerprint)}\t${f(
+  )}\t${e.timestamp}\t${e.receivedAt}\t${e.skewMs}\t${b(e.clamped)}\t${context.run}\t${f(e.errorFingerprint)}\t${f(
     e.errorText,
-  )}\t${f(storedJson(e.traits, `events[${index}].traits`))}\t${f(
-    storedJson(e.extra, `events[${index}].extra`),
-  )}\t${key}\t${key2}\t`;
+  )}\t${f(storedJson(e.traits, `events[${index}].traits`))}\t${context.extra}\t${key}\t${key2}\t`;
 }
 
 export function quarantineRow(q: QuarantineEntry, id: string, writeId: string): string {
