@@ -182,6 +182,30 @@ describe('DuckDB store specifics', () => {
       expect(index.firstSeen(dedupeHash('a', 'never'))).toBe(-1);
     });
 
+    it('allocates a day table’s doubled table before the growth, and drops it once the day is over', () => {
+      // A day table starts with 1,024 slots (10 bytes each) and grows when over half full.
+      const slotBytes = 10;
+      const index = new DedupeIndex(1_000_000);
+      const day0 = Date.UTC(2026, 0, 1, 10);
+      const bytesAfter = (ids: number, from = 0) => {
+        for (let i = from; i < ids; i++) index.add(dedupeHash('a', `id-${i}`), day0);
+        return index.stats().bytes;
+      };
+      expect(bytesAfter(449)).toBe(1024 * slotBytes); // 7/16 full (448) and one: nothing more yet
+      // Past 7/16, the doubled table is there (and being touched) before the growth at 1/2.
+      expect(bytesAfter(450, 449)).toBe(3 * 1024 * slotBytes);
+      expect(bytesAfter(512, 450)).toBe(3 * 1024 * slotBytes);
+      // The growth takes it: the same bytes, old and new, while the move runs; no second doubled table.
+      expect(bytesAfter(513, 512)).toBe(3 * 1024 * slotBytes);
+      expect(bytesAfter(700, 513)).toBe(2 * 1024 * slotBytes);
+      // 900 ids in 2,048 slots is past 7/16 again; a new day then drops that prepared table.
+      expect(bytesAfter(900, 700)).toBe(6 * 1024 * slotBytes);
+      index.add(dedupeHash('a', 'next-day'), day0 + DAY_MS);
+      expect(index.stats().bytes).toBe(2 * 1024 * slotBytes + 1024 * slotBytes);
+      for (let i = 0; i < 900; i++) expect(index.has(dedupeHash('a', `id-${i}`))).toBe(true);
+      expect(index.stats().ids).toBe(901);
+    });
+
     it('confirms recent duplicates by exact key only, keeping the newest keys of each bucket', () => {
       const recent = new RecentKeys(1 << 10);
       const t = Date.UTC(2026, 0, 1);
