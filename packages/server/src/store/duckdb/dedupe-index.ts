@@ -13,6 +13,7 @@
  * growing table also holds its doubled one, from 7/16 full until the move ends (up to 3× that).
  */
 
+import fs from 'node:fs';
 import { hash53 } from '../../hash53.js';
 
 export const DAY_MS = 86_400_000;
@@ -31,14 +32,43 @@ export const dedupeHash: (app: string, messageId: string) => number = hash53;
 const MOVES_PER_ADD = 8;
 
 /**
- * The doubled table is allocated once a table is 7/16 full, and its memory touched a page at a time
- * every `ADDS_PER_TOUCH` adds, so that it is resident before the growth at 1/2. Untouched, its first
- * writes page-faulted all at once: the first batches of 3,000 adds after a growth to 4M slots took
- * 10–35 ms instead of 0.4 (40 MB zeroed by the kernel inside a few writes), stalling the request
- * thread; prepared, 2 ms. At one page every 8 adds, the touches end 2/3 of the way to the growth.
+ * Makes fresh typed arrays resident — their pages written once — away from this thread, then calls
+ * `done(true)`; `done(false)` when it could not. `devZeroPrefault` is the store's.
  */
-const ADDS_PER_TOUCH = 8;
-const PAGE_BYTES = 4096;
+export type Prefault = (arrays: readonly ArrayBufferView[], done: (ok: boolean) => void) => void;
+
+/** Bytes per `read(2)` of `/dev/zero`: a libuv thread is held this long at a time, not for the whole table. */
+const PREFAULT_CHUNK_BYTES = 8 << 20;
+
+/**
+ * A `Prefault` that reads `/dev/zero` into the arrays on libuv's thread pool: the kernel allocates and
+ * zeroes their pages there. Touching them from the request thread instead cost it 30–100 ms stalls per
+ * growth of a large table on our VMs (a first touch of guest memory faults in the host too). Undefined
+ * where there is no `/dev/zero` (Windows): tables are then allocated at the growth, as before.
+ */
+export function devZeroPrefault(): Prefault | undefined {
+  if (!fs.existsSync('/dev/zero')) return undefined;
+  return (arrays, done) => {
+    const chunks: [Buffer, number, number][] = [];
+    for (const a of arrays) {
+      const bytes = Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+      for (let at = 0; at < bytes.length; at += PREFAULT_CHUNK_BYTES)
+        chunks.push([bytes, at, Math.min(PREFAULT_CHUNK_BYTES, bytes.length - at)]);
+    }
+    fs.open('/dev/zero', 'r', (error, fd) => {
+      if (error) return done(false);
+      const finish = (ok: boolean) => fs.close(fd, () => done(ok));
+      const next = (i: number) => {
+        if (i === chunks.length) return finish(true);
+        const [bytes, at, length] = chunks[i]!;
+        fs.read(fd, bytes, at, length, null, (readError, n) =>
+          readError || n !== length ? finish(false) : next(i + 1),
+        );
+      };
+      next(0);
+    });
+  };
+}
 
 const slotOf = (hash: number, mask: number) => (hash % 0x1_0000_0000) & mask;
 
@@ -63,6 +93,11 @@ function probe(slots: Float64Array, minutes: Uint16Array, hash: number): number 
  * A full table grows incrementally: the doubled table takes the adds, and each add also moves a few
  * slots of the old one, which is probed too until the move ends. (Rehashing millions of ids at once
  * held the event loop for 100+ ms at 75k events/s.)
+ *
+ * With a `Prefault`, the doubled table is allocated once the table is 7/16 full and made resident off
+ * this thread, so the growth at 1/2 finds it ready. Left to the first writes after a growth, its page
+ * faults came all at once: batches of 3,000 adds after a growth to 4M slots took 10–35 ms instead of 0.4.
+ * A table that grows before its doubled table is ready allocates a fresh one, as without a `Prefault`.
  */
 class DayTable {
   slots = new Float64Array(INITIAL_SLOTS);
@@ -71,12 +106,14 @@ class DayTable {
   private oldSlots: Float64Array | undefined;
   private oldMinutes: Uint16Array | undefined;
   private moved = 0;
-  /** The doubled table, allocated ahead of the growth, and how many of its pages are touched. */
+  /** The doubled table, allocated ahead of the growth, and whether it is resident yet. */
   private nextSlots: Float64Array<ArrayBuffer> | undefined;
   private nextMinutes: Uint16Array<ArrayBuffer> | undefined;
-  private touched = 0;
+  private nextReady = false;
   /** Distinct hashes, in either table. */
   count = 0;
+
+  constructor(private readonly prefault: Prefault | undefined) {}
 
   /** The minute of the day (0–1439) the hash was received, or -1 when absent. */
   minuteOf(hash: number): number {
@@ -89,9 +126,8 @@ class DayTable {
   add(hash: number, minute: number): boolean {
     if (this.oldSlots) this.moveSome();
     else if ((this.count + 1) * 2 > this.slots.length) this.startGrowing();
-    else if (this.nextSlots) {
-      if (this.count % ADDS_PER_TOUCH === 0) this.touchSome();
-    } else if (this.count * 16 > this.slots.length * 7) this.prepareGrowth();
+    else if (this.prefault && !this.nextSlots && this.count * 16 > this.slots.length * 7)
+      this.prepareGrowth();
     if (!this.oldSlots) return this.put(hash, minute);
     const old = probe(this.oldSlots, this.oldMinutes!, hash);
     if (old < 0) return this.put(hash, minute);
@@ -123,35 +159,31 @@ class DayTable {
   }
 
   private prepareGrowth(): void {
-    this.nextSlots = new Float64Array(this.slots.length * 2);
-    this.nextMinutes = new Uint16Array(this.slots.length * 2);
-    this.touched = 0;
+    const slots = new Float64Array(this.slots.length * 2);
+    const minutes = new Uint16Array(this.slots.length * 2);
+    this.nextSlots = slots;
+    this.nextMinutes = minutes;
+    this.nextReady = false;
+    // Until `done`, another thread writes these arrays: nothing here touches them before then.
+    this.prefault!([slots, minutes], (ok) => {
+      if (this.nextSlots === slots) this.nextReady = ok;
+    });
   }
 
-  /** Write to the next untouched page of the doubled table (a write, not a read, makes it resident). */
-  private touchSome(): void {
-    const slots = this.nextSlots!;
-    const minutes = this.nextMinutes!;
-    const at = this.touched * PAGE_BYTES;
-    if (at < slots.byteLength) slots[at / 8] = 0;
-    // The minutes take a quarter of the slots' bytes: one of their pages per four of the slots', so
-    // page touched/4 of the minutes, at byte at/4, which is element at/8 of 2-byte minutes.
-    if (this.touched % 4 === 0 && at / 4 < minutes.byteLength) minutes[at / 8] = 0;
-    this.touched++;
-  }
-
-  /** Drop a prepared doubled table (its day is over, or it will not grow): its memory goes back. */
+  /** Drop a prepared doubled table (its day is over): its memory goes back once the prefault is done. */
   abandonGrowth(): void {
     this.nextSlots = undefined;
     this.nextMinutes = undefined;
+    this.nextReady = false;
   }
 
   private startGrowing(): void {
     this.oldSlots = this.slots;
     this.oldMinutes = this.minutes;
     this.moved = 0;
-    this.slots = this.nextSlots ?? new Float64Array(this.oldSlots.length * 2);
-    this.minutes = this.nextMinutes ?? new Uint16Array(this.oldSlots.length * 2);
+    const ready = this.nextReady;
+    this.slots = ready ? this.nextSlots! : new Float64Array(this.oldSlots.length * 2);
+    this.minutes = ready ? this.nextMinutes! : new Uint16Array(this.oldSlots.length * 2);
     this.abandonGrowth();
   }
 
@@ -197,7 +229,10 @@ export class DedupeIndex {
   /** Every stored event received at or after this instant is in the index. */
   coveredFrom = Number.NEGATIVE_INFINITY;
 
-  constructor(private readonly maxIds: number) {}
+  constructor(
+    private readonly maxIds: number,
+    private readonly prefault?: Prefault,
+  ) {}
 
   /** When `hash` was first received (epoch ms, to the minute), or -1 when it is not in the index. */
   firstSeen(hash: number): number {
@@ -222,7 +257,7 @@ export class DedupeIndex {
     if (at < 0 || this.dayNumbers[at] !== day) {
       at++;
       this.dayNumbers.splice(at, 0, day);
-      this.tables.splice(at, 0, new DayTable());
+      this.tables.splice(at, 0, new DayTable(this.prefault));
       // A new day: the days before it take only stragglers now, so none will need its doubled table.
       for (let i = 0; i < at; i++) this.tables[i]!.abandonGrowth();
     }

@@ -9,7 +9,7 @@ import { sampleEvent, testStore, uniqueId } from '../conformance.js';
 import { createStore, duckdbPathFor, openDataDirStore, runRetention } from '../index.js';
 import { raw, sql } from '../sql.js';
 import type { Store, StoredEvent, WriteBatch } from '../types.js';
-import { DAY_MS, DedupeIndex, dedupeHash, RecentKeys } from './dedupe-index.js';
+import { DAY_MS, DedupeIndex, dedupeHash, devZeroPrefault, RecentKeys } from './dedupe-index.js';
 import { defaultThreads, resolveDuckDBOptions } from './duckdb-options.js';
 import { createDuckDBStore } from './duckdb-store.js';
 import { encodeRows, stagingRow } from './encode.js';
@@ -182,28 +182,48 @@ describe('DuckDB store specifics', () => {
       expect(index.firstSeen(dedupeHash('a', 'never'))).toBe(-1);
     });
 
-    it('allocates a day table’s doubled table before the growth, and drops it once the day is over', () => {
+    it('prepares a day table’s doubled table before the growth, and takes it only once it is resident', () => {
       // A day table starts with 1,024 slots (10 bytes each) and grows when over half full.
-      const slotBytes = 10;
-      const index = new DedupeIndex(1_000_000);
+      const table = 1024 * 10;
+      const requests: { arrays: readonly ArrayBufferView[]; done: (ok: boolean) => void }[] = [];
+      const index = new DedupeIndex(1_000_000, (arrays, done) => requests.push({ arrays, done }));
       const day0 = Date.UTC(2026, 0, 1, 10);
-      const bytesAfter = (ids: number, from = 0) => {
+      const addUpTo = (ids: number, from: number) => {
         for (let i = from; i < ids; i++) index.add(dedupeHash('a', `id-${i}`), day0);
         return index.stats().bytes;
       };
-      expect(bytesAfter(449)).toBe(1024 * slotBytes); // 7/16 full (448) and one: nothing more yet
-      // Past 7/16, the doubled table is there (and being touched) before the growth at 1/2.
-      expect(bytesAfter(450, 449)).toBe(3 * 1024 * slotBytes);
-      expect(bytesAfter(512, 450)).toBe(3 * 1024 * slotBytes);
-      // The growth takes it: the same bytes, old and new, while the move runs; no second doubled table.
-      expect(bytesAfter(513, 512)).toBe(3 * 1024 * slotBytes);
-      expect(bytesAfter(700, 513)).toBe(2 * 1024 * slotBytes);
-      // 900 ids in 2,048 slots is past 7/16 again; a new day then drops that prepared table.
-      expect(bytesAfter(900, 700)).toBe(6 * 1024 * slotBytes);
+      expect(addUpTo(449, 0)).toBe(table); // 7/16 full (448) and one: nothing asked yet
+      expect(addUpTo(450, 449)).toBe(3 * table);
+      expect(requests.map((r) => r.arrays.map((a) => a.byteLength))).toEqual([[2048 * 8, 2048 * 2]]);
+      const [prepared] = requests[0]!.arrays as [Float64Array, Uint16Array];
+      requests[0]!.done(true);
+      // The growth (513th id) takes the prepared table: the new ids land in it.
+      expect(addUpTo(600, 450)).toBe(3 * table);
+      expect(prepared.some((v) => v !== 0)).toBe(true);
+      // 900 ids in 2,048 slots is past 7/16 again. This time the growth comes before the prefault is done:
+      // a fresh table is allocated, the prepared one is never written by this thread.
+      expect(addUpTo(900, 600)).toBe(6 * table);
+      const late = requests[1]!.arrays[0] as Float64Array;
+      expect(addUpTo(1100, 900)).toBe(2048 * 10 + 4096 * 10); // moving 2,048 slots into a fresh 4,096
+      requests[1]!.done(true);
+      expect(late.every((v) => v === 0)).toBe(true);
+      for (let i = 0; i < 1100; i++) expect(index.has(dedupeHash('a', `id-${i}`))).toBe(true);
+      expect(index.stats().ids).toBe(1100);
+      // Past 7/16 of 4,096 slots, then a new day: the old day's prepared table is dropped.
+      expect(addUpTo(1800, 1100)).toBe(3 * 4096 * 10);
       index.add(dedupeHash('a', 'next-day'), day0 + DAY_MS);
-      expect(index.stats().bytes).toBe(2 * 1024 * slotBytes + 1024 * slotBytes);
-      for (let i = 0; i < 900; i++) expect(index.has(dedupeHash('a', `id-${i}`))).toBe(true);
-      expect(index.stats().ids).toBe(901);
+      expect(index.stats().bytes).toBe(4096 * 10 + table);
+    });
+
+    it('makes arrays resident by reading /dev/zero into them off the request thread', async () => {
+      const prefault = devZeroPrefault();
+      if (!prefault) return; // no /dev/zero here (Windows)
+      // Over one 8 MiB read, to cover the chunks; filled first, so the zeros show the reads landed.
+      const slots = new Float64Array(1_300_000).fill(7);
+      const minutes = new Uint16Array(1_300_000).fill(7);
+      const ok = await new Promise<boolean>((resolve) => prefault([slots, minutes], resolve));
+      expect(ok).toBe(true);
+      expect(slots.every((v) => v === 0) && minutes.every((v) => v === 0)).toBe(true);
     });
 
     it('confirms recent duplicates by exact key only, keeping the newest keys of each bucket', () => {

@@ -44,7 +44,7 @@ import type {
   WriteResult,
   WriteStatus,
 } from '../types.js';
-import { DAY_MS, DedupeIndex, dedupeHash, RecentKeys } from './dedupe-index.js';
+import { DAY_MS, DedupeIndex, dedupeHash, devZeroPrefault, RecentKeys } from './dedupe-index.js';
 import {
   type DuckDBStoreOptions,
   type ResolvedDuckDBStoreOptions,
@@ -294,7 +294,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   const file = path.resolve(o.path);
   const intake = new IntakeLog(`${file}.intake`, toDuckDBJson);
   const windowMs = o.dedupeWindowDays * DAY_MS;
-  const index = new DedupeIndex(o.dedupeIndexMaxIds);
+  const index = new DedupeIndex(o.dedupeIndexMaxIds, devZeroPrefault());
   const recent = new RecentKeys();
   /** Appends to the intake log, one at a time. (Taken before `writes` when a task needs both.) */
   const appends = createSerialQueue();
