@@ -152,9 +152,16 @@ describe('hostile trait and context values are displayed as text', () => {
     await page.getByRole('button', { name: /Version All versions/ }).click();
     expect(await page.getByRole('checkbox', { name: PAYLOADS.version }).count()).toBe(1);
     await page.getByRole('button', { name: 'Done' }).click();
-    for (const tab of ['Architecture', 'Install method']) {
+    // Right after a click the panel may still be "ready" with the previous tab's table: wait for the
+    // table of the tab clicked.
+    for (const [tab, dimension] of [
+      ['Architecture', 'arch'],
+      ['Install method', 'install_method'],
+    ] as const) {
       await page.getByRole('tab', { name: tab }).click();
-      await page.waitForSelector('#panel-breakdown[data-status="ready"]');
+      await page.waitForSelector(
+        `#panel-breakdown[data-status="ready"] table[data-dimension="${dimension}"]`,
+      );
     }
     expect(await page.locator('#panel-breakdown tbody th').allTextContents()).toContain(
       PAYLOADS.installMethod,
