@@ -120,6 +120,32 @@ if (DEBUG) {
     );
     h.reset();
   }, 1000).unref();
+  // Each gap of 30+ ms in a 5 ms timer, with what the thread did meanwhile (Linux): CPU time spent
+  // ("run", its own work or GC) against time runnable but waiting for a core ("wait").
+  const fs = await import('node:fs');
+  const schedstat = () => {
+    try {
+      const [run = 0, wait = 0] = fs
+        .readFileSync('/proc/thread-self/schedstat', 'utf8')
+        .split(' ')
+        .map(Number);
+      return { run, wait };
+    } catch {
+      return { run: 0, wait: 0 };
+    }
+  };
+  let lastTick = performance.now();
+  let last = schedstat();
+  setInterval(() => {
+    const now = performance.now();
+    const stat = schedstat();
+    if (now - lastTick > 30)
+      console.error(
+        `[stall] ${wallMs(lastTick)} ${(now - lastTick).toFixed(1)}ms run ${((stat.run - last.run) / 1e6).toFixed(1)}ms wait ${((stat.wait - last.wait) / 1e6).toFixed(1)}ms`,
+      );
+    lastTick = now;
+    last = stat;
+  }, 5).unref();
 }
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
