@@ -2,6 +2,10 @@
 // and a `telemark serve` child on a fresh DuckDB data dir. Run as a child with a role:
 //   node bench/_ingest-harness.mjs load '<json options>'      → prints one JSON result line
 //   node bench/_ingest-harness.mjs baseline                   → prints "listening <url>"
+// Diagnostics (environment): TELEMARK_BENCH_PROF=DIR writes the collector's CPU profiles there;
+// TELEMARK_BENCH_NODE_FLAGS='--flag …' starts the collector alone with those V8 flags;
+// TELEMARK_BENCH_TIMELINE=1 prints open-loop latency per 250 ms (wall clock), to line up with the
+// collector's own TELEMARK_DEBUG_STORE=1 lines (appends, loads, GC, stalls).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -243,6 +247,22 @@ function parseResponse(buffer) {
   return { status, length: end + 4, close };
 }
 
+function printTimeline(timeline) {
+  const buckets = new Map();
+  for (let k = 0; k < timeline.length; k += 2) {
+    const at = Math.floor((performance.timeOrigin + timeline[k]) / 250) * 250;
+    const bucket = buckets.get(at) ?? [];
+    if (bucket.length === 0) buckets.set(at, bucket);
+    bucket.push(timeline[k + 1]);
+  }
+  for (const [at, values] of [...buckets].sort((a, b) => a[0] - b[0])) {
+    const sorted = Float64Array.from(values).sort();
+    process.stderr.write(
+      `[timeline] ${at} n ${values.length} p50 ${percentile(sorted, 50).toFixed(1)} p99 ${percentile(sorted, 99).toFixed(1)} max ${sorted[sorted.length - 1].toFixed(1)}\n`,
+    );
+  }
+}
+
 async function runLoad(options) {
   const { url, path: route, kind, connections, durationMs, warmupMs = 0, rate, headers = {} } = options;
   const shape = bodyTemplate(kind, options.eventsPerBatch);
@@ -255,6 +275,9 @@ async function runLoad(options) {
   let okTotal = 0;
   let errors = 0;
   let measuring = warmupMs === 0;
+  // TELEMARK_BENCH_TIMELINE=1: latency per 250 ms of schedule on stderr, wall-clock ms (to line up with the
+  // collector's TELEMARK_DEBUG_STORE=1 lines).
+  const timeline = process.env.TELEMARK_BENCH_TIMELINE && rate ? [] : undefined;
   const start = performance.now();
   const measureFrom = start + warmupMs;
   const end = measureFrom + durationMs;
@@ -272,6 +295,7 @@ async function runLoad(options) {
       if (status >= 200 && status < 300) {
         ok++;
         latencies.push(now - scheduledAt);
+        timeline?.push(scheduledAt, now - scheduledAt);
       }
     }
   };
@@ -313,6 +337,7 @@ async function runLoad(options) {
     );
   }
   pool.close();
+  if (timeline) printTimeline(timeline);
   const sorted = Float64Array.from(latencies).sort();
   const seconds = durationMs / 1000;
   return {
@@ -412,6 +437,8 @@ export async function startCollector(extraConfig = {}) {
       ...(process.env.TELEMARK_BENCH_PROF
         ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TELEMARK_BENCH_PROF}`]
         : []),
+      // V8 flags for the collector alone (experiments: the baseline and load generator run without).
+      ...(process.env.TELEMARK_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
       CLI,
       'serve',
       '--config',
