@@ -65,6 +65,24 @@ const openJournalFirst = () =>
 testStore('ClickHouse, journal first', async () => openJournalFirst(), {
   reopen: async () => openJournalFirst(),
   provisionalStatuses: true,
+  // ClickHouse being down does not fail this init (the journal takes writes meanwhile); a journal
+  // directory that cannot be made does, until it can.
+  createFailing: async () => {
+    const blocked = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-jblocked-')), 'journal');
+    fs.writeFileSync(blocked, 'a file where the journal directory should be');
+    const store = open(journalFirstDb, { journal: { dir: blocked, journalFirst: true, deliverEveryMs: 20 } });
+    const close = store.close;
+    return {
+      store: {
+        ...store,
+        close: async () => {
+          await close();
+          fs.rmSync(path.dirname(blocked), { recursive: true, force: true });
+        },
+      },
+      repair: async () => fs.rmSync(blocked),
+    };
+  },
 });
 
 // The analytics views on the fixed dataset: the same hand-computed answers as on DuckDB — from raw

@@ -14,7 +14,14 @@ import { sql } from '../../packages/server/src/store/sql.js';
 import type { Store } from '../../packages/server/src/store/types.js';
 import { analyticsExpectations } from '../analytics/expectations.js';
 import { expectSameAnswers, viewRequests } from './_compare.js';
-import { clickhouse, freePort, type PrivateServer, startPrivateServer, uniqueDatabase } from './_server.js';
+import {
+  clickhouse,
+  freePort,
+  type PrivateServer,
+  startPrivateServer,
+  startSwitchProxy,
+  uniqueDatabase,
+} from './_server.js';
 
 const CLUSTER = 'telemark_two_shards';
 const servers: PrivateServer[] = [];
@@ -46,6 +53,28 @@ const clusterStore = (database: string, via = 0): Store =>
 const conformanceDb = uniqueDatabase('shards');
 testStore('ClickHouse, two shards', async () => clusterStore(conformanceDb), {
   reopen: async () => clusterStore(conformanceDb, 1),
+  // One node unreachable at start (a proxy that refuses until repaired): init fails, the next call retries.
+  createFailing: async () => {
+    const { hostname, port } = new URL(nodes[1]!);
+    const proxy = await startSwitchProxy({ host: hostname, port: Number(port) });
+    const store = createClickHouseStore({
+      url: nodes[0]!,
+      database: conformanceDb,
+      cluster: { name: CLUSTER, nodes: [nodes[0]!, proxy.url] },
+      requestTimeoutMs: 5_000,
+    });
+    const close = store.close;
+    return {
+      store: {
+        ...store,
+        close: async () => {
+          await close();
+          await proxy.close();
+        },
+      },
+      repair: async () => proxy.pass(),
+    };
+  },
 });
 
 analyticsExpectations('ClickHouse, two shards', async () => clusterStore(uniqueDatabase('shardviews')));
