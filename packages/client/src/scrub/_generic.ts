@@ -12,7 +12,7 @@ import {
   scrubSegments,
   startsWithSegments,
 } from './_paths.js';
-import { escapeRegExp, longestBase64Run, type Rule, type TextFacts } from './_rule.js';
+import { escapeRegExp, hasBase64Run, type Rule, type TextFacts } from './_rule.js';
 import {
   HOST_TLDS,
   PUBLIC_DOMAIN_SUFFIXES,
@@ -36,6 +36,8 @@ const SECRET_WORD_BEFORE_EQUALS =
   /(?:passw|pwd|secret|token|key|credential|session|sig|account|client|refresh|cookie)[\w.-]*\s*=/;
 const SECRET_WORD_BEFORE_COLON =
   /(?:passw|pwd|secret|token|key|credential|session|sig|account|client|refresh|cookie)[\w.-]*["']?\s*:\s*["']/;
+/** What the second needs in any case, starting with a literal (found fast): a `:` before a quote. */
+const COLON_BEFORE_QUOTE = /:\s*["']/;
 
 /** Keys whose values are secrets wherever they appear as `key=value` or `"key": "value"`. */
 const SECRET_KEY =
@@ -83,7 +85,8 @@ export function createSecretRules(): Rule[] {
     },
     {
       name: 'secret-assignment',
-      needs: ({ lower }: TextFacts) => SECRET_WORD_BEFORE_EQUALS.test(lower),
+      // The `=` first: a literal search, where the word list makes the engine try every position.
+      needs: ({ lower }: TextFacts) => lower.includes('=') && SECRET_WORD_BEFORE_EQUALS.test(lower),
       // Anchored on the `=` (a literal the engine finds fast); the key is read behind it and kept.
       pattern: /(?<=(?<![\w.-])([\w.-]{1,128})\s*)=(\s*)("[^"\n]*"|'[^'\n]*'|[^\s&;,"')\]}]+)/g,
       replace: (match: string, key: string, space: string, value: string) => {
@@ -94,7 +97,7 @@ export function createSecretRules(): Rule[] {
     },
     {
       name: 'secret-json',
-      needs: ({ lower }: TextFacts) => SECRET_WORD_BEFORE_COLON.test(lower),
+      needs: ({ lower }: TextFacts) => COLON_BEFORE_QUOTE.test(lower) && SECRET_WORD_BEFORE_COLON.test(lower),
       // Anchored on the `:`; the (maybe quoted) key is read behind it and kept.
       pattern: /(?<=(?<![\w.-])(["']?)([\w.-]{1,128})(["']?)\s*):(\s*)(["'])([^"'\n]*)\5/g,
       replace: (
@@ -448,7 +451,7 @@ export function createIdRules(): Rule[] {
       // that mixes lower case, upper case and digits (long words and enum names do not).
       name: 'long-hex-or-base64',
       // Long runs in the input are mostly URLs and paths, markers by now: look again at what is left.
-      needs: (facts: TextFacts, current: string) => facts.base64Run >= 32 && longestBase64Run(current) >= 32,
+      needs: (facts: TextFacts, current: string) => facts.hasBase64Run32 && hasBase64Run(current, 32),
       pattern: /(?<![\w+/-])(?:0x)?[A-Za-z0-9+/_-]{32,}={0,2}(?![\w+/=-])/g,
       replace: (match: string) => {
         const body = match.replace(/^0x/i, '').replace(/=+$/, '');

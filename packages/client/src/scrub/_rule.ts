@@ -72,19 +72,30 @@ const BASE64_CHAR = (() => {
   return table;
 })();
 
-/** A plain loop: cheaper than any regular expression that looks for a long run of a class. */
-export function longestBase64Run(text: string): number {
-  let longest = 0;
-  let run = 0;
-  for (let index = 0; index < text.length; index++) {
-    const c = text.charCodeAt(index);
-    if (c < 128 && BASE64_CHAR[c] === 1) run++;
-    else {
-      if (run > longest) longest = run;
-      run = 0;
+const isBase64Char = (c: number): boolean => c < 128 && BASE64_CHAR[c] === 1;
+
+/**
+ * Whether `text` holds a run of at least `length` characters of `[A-Za-z0-9_+/=-]`. Such a run covers
+ * one of every `length`-th position, so those are read first and a run is only measured around a
+ * probe that hits: a typical error is ruled out in a few reads instead of a pass over every character.
+ */
+export function hasBase64Run(text: string, length: number): boolean {
+  const n = text.length;
+  let probe = length - 1;
+  while (probe < n) {
+    if (!isBase64Char(text.charCodeAt(probe))) {
+      probe += length;
+      continue;
     }
+    let start = probe;
+    while (start > 0 && isBase64Char(text.charCodeAt(start - 1))) start--;
+    let end = probe + 1;
+    while (end < n && isBase64Char(text.charCodeAt(end))) end++;
+    if (end - start >= length) return true;
+    // `end` is outside any run: a long run lies wholly after it, so it covers `end + length`.
+    probe = end + length;
   }
-  return Math.max(run, longest);
+  return false;
 }
 
 function countOf(text: string, char: string): number {
@@ -95,13 +106,13 @@ function countOf(text: string, char: string): number {
 
 /**
  * Facts about an input that several guards share, each computed at most once: its lower-case form,
- * whether it holds a UUID, its longest run of base64 characters, and how many `:` and `-` it has.
+ * whether it holds a UUID or a run of 32+ base64 characters, and how many `:` and `-` it has.
  */
 export class TextFacts {
   readonly text: string;
   #lower: string | undefined;
   #uuid: boolean | undefined;
-  #base64Run: number | undefined;
+  #base64Run32: boolean | undefined;
   #colons: number | undefined;
   #dashes: number | undefined;
 
@@ -119,10 +130,10 @@ export class TextFacts {
     return this.#uuid;
   }
 
-  /** Longest run of `[A-Za-z0-9_+/=-]`: one pass over the text. */
-  get base64Run(): number {
-    if (this.#base64Run === undefined) this.#base64Run = longestBase64Run(this.text);
-    return this.#base64Run;
+  /** Whether the text holds a run of 32+ characters of `[A-Za-z0-9_+/=-]`. */
+  get hasBase64Run32(): boolean {
+    this.#base64Run32 ??= hasBase64Run(this.text, 32);
+    return this.#base64Run32;
   }
 
   get colons(): number {

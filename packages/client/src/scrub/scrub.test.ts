@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { hasBase64Run } from './_rule.js';
 import {
   capProperties,
   createScrubber,
@@ -259,6 +260,52 @@ describe('generic rules', () => {
     expect(error).toBeInstanceOf(ScrubOptionsError);
     expect((error as ScrubOptionsError).code).toBe('TMK_CLIENT_SCRUB_OPTIONS');
     expect((error as ScrubOptionsError).problems).toHaveLength(3);
+  });
+});
+
+describe('hasBase64Run (the guard of long-hex-or-base64)', () => {
+  const reference = (text: string, length: number) => new RegExp(`[A-Za-z0-9_+/=-]{${length}}`).test(text);
+
+  it('agrees with a plain search at every place and length of a run', () => {
+    for (const length of [1, 2, 5, 32]) {
+      for (let size = 0; size <= 3 * length + 3; size++) {
+        for (let at = 0; at + size <= 3 * length + 6; at++) {
+          for (const filler of [' ', ':', 'é', '\u{1F600}']) {
+            const text = filler.repeat(at) + 'a'.repeat(size) + filler.repeat(4);
+            expect(hasBase64Run(text, length), JSON.stringify({ length, size, at, filler })).toBe(
+              reference(text, length),
+            );
+          }
+        }
+      }
+    }
+  });
+
+  it('agrees with a plain search on random mixes of runs and breaks', () => {
+    let seed = 7;
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const alphabet = 'aZ09_+/=-';
+    const breaks = ' .:"@é\n';
+    for (let round = 0; round < 3000; round++) {
+      let text = '';
+      const size = Math.floor(next() * 120);
+      const breakRate = next() * 0.2;
+      for (let i = 0; i < size; i++) {
+        const pool = next() < breakRate ? breaks : alphabet;
+        text += pool[Math.floor(next() * pool.length)];
+      }
+      for (const length of [8, 32]) expect(hasBase64Run(text, length), text).toBe(reference(text, length));
+    }
+  });
+
+  it('lets the rule redact a 32-digit hex secret wherever it stands', () => {
+    const hex = '0123456789abcdef0123456789abcdef';
+    for (const text of [hex, `${hex} at start`, `at end ${hex}`, `x ${hex} y`]) {
+      expect(scrub(text)).toBe(text.replace(hex, '<secret>'));
+    }
   });
 });
 
