@@ -166,3 +166,15 @@ export async function startSwitchProxy(target: { host: string; port: number }) {
       }),
   };
 }
+
+/** `store`, whose close also runs `cleanup` (a proxy or a directory the test made for it). */
+export function closingAlso<S extends { close(): Promise<void> }>(store: S, cleanup: () => unknown): S {
+  const close = store.close;
+  return {
+    ...store,
+    close: async () => {
+      await close();
+      await cleanup();
+    },
+  };
+}

@@ -15,7 +15,14 @@ import { sampleEvent, testStore, uniqueId } from '../../packages/server/src/stor
 import { sql } from '../../packages/server/src/store/sql.js';
 import type { Store } from '../../packages/server/src/store/types.js';
 import { analyticsExpectations } from '../analytics/expectations.js';
-import { clickhouse, dropDatabase, startSwitchProxy, testServer, uniqueDatabase } from './_server.js';
+import {
+  clickhouse,
+  closingAlso,
+  dropDatabase,
+  startSwitchProxy,
+  testServer,
+  uniqueDatabase,
+} from './_server.js';
 
 let url = '';
 const databases: string[] = [];
@@ -39,17 +46,7 @@ testStore('ClickHouse', async () => open(conformanceDb), {
     const { port, hostname } = new URL(url);
     const proxy = await startSwitchProxy({ host: hostname, port: Number(port) });
     const store = createClickHouseStore({ url: proxy.url, database: conformanceDb, requestTimeoutMs: 5_000 });
-    const close = store.close;
-    return {
-      store: {
-        ...store,
-        close: async () => {
-          await close();
-          await proxy.close();
-        },
-      },
-      repair: async () => proxy.pass(),
-    };
+    return { store: closingAlso(store, () => proxy.close()), repair: async () => proxy.pass() };
   },
 });
 
@@ -71,15 +68,8 @@ testStore('ClickHouse, journal first', async () => openJournalFirst(), {
     const blocked = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-jblocked-')), 'journal');
     fs.writeFileSync(blocked, 'a file where the journal directory should be');
     const store = open(journalFirstDb, { journal: { dir: blocked, journalFirst: true, deliverEveryMs: 20 } });
-    const close = store.close;
     return {
-      store: {
-        ...store,
-        close: async () => {
-          await close();
-          fs.rmSync(path.dirname(blocked), { recursive: true, force: true });
-        },
-      },
+      store: closingAlso(store, () => fs.rmSync(path.dirname(blocked), { recursive: true, force: true })),
       repair: async () => fs.rmSync(blocked),
     };
   },

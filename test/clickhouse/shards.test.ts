@@ -16,6 +16,7 @@ import { analyticsExpectations } from '../analytics/expectations.js';
 import { expectSameAnswers, viewRequests } from './_compare.js';
 import {
   clickhouse,
+  closingAlso,
   freePort,
   type PrivateServer,
   startPrivateServer,
@@ -63,17 +64,7 @@ testStore('ClickHouse, two shards', async () => clusterStore(conformanceDb), {
       cluster: { name: CLUSTER, nodes: [nodes[0]!, proxy.url] },
       requestTimeoutMs: 5_000,
     });
-    const close = store.close;
-    return {
-      store: {
-        ...store,
-        close: async () => {
-          await close();
-          await proxy.close();
-        },
-      },
-      repair: async () => proxy.pass(),
-    };
+    return { store: closingAlso(store, () => proxy.close()), repair: async () => proxy.pass() };
   },
 });
 
