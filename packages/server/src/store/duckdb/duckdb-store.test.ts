@@ -13,6 +13,7 @@ import { DAY_MS, DedupeIndex, dedupeHash, devZeroPrefault, RecentKeys } from './
 import { defaultThreads, resolveDuckDBOptions } from './duckdb-options.js';
 import { createDuckDBStore } from './duckdb-store.js';
 import { encodeRows, stagingRow } from './encode.js';
+import { loadBatches } from './intake-log.js';
 import { EVENT_COLUMNS, EVENT_SELECT_LIST, MIGRATIONS, MIGRATIONS_TABLE, ROW_COLUMNS } from './schema.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-duckdb-'));
@@ -768,6 +769,22 @@ describe('DuckDB store specifics', () => {
     const waiting = async (store: Store) =>
       Number(/intake log (\d+) events waiting/.exec((await store.health()).detail)?.[1]);
     const events = (app: string, n: number) => Array.from({ length: n }, () => sampleEvent({ app }));
+
+    it('cuts what waits into loads of at most intakeLoadEvents, in order; a larger segment loads alone', () => {
+      const sizes = (batches: { events: number }[][]) => batches.map((b) => b.map((s) => s.events));
+      const segs = (...events: number[]) => events.map((n, i) => ({ name: `s${i}`, events: n }));
+      expect(sizes(loadBatches(segs(40, 50, 10, 30, 70, 200, 5), 100))).toEqual([
+        [40, 50, 10],
+        [30, 70],
+        [200],
+        [5],
+      ]);
+      expect(loadBatches([], 100)).toEqual([]);
+      // Order is kept across loads: the segments come back as given.
+      const given = segs(60, 60, 60);
+      expect(loadBatches(given, 100).flat()).toEqual(given);
+      expect(sizes(loadBatches(segs(0, 0, 100, 0), 100))).toEqual([[0, 0, 100, 0]]);
+    });
 
     it('loads on its own once the oldest write waited intakeLoadDelayMs, or intakeLoadEvents wait', async () => {
       const app = uniqueId('app');

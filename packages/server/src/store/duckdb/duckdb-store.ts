@@ -51,7 +51,7 @@ import {
   resolveDuckDBOptions,
 } from './duckdb-options.js';
 import { ENCODING, type EncodedRows, encodeRows, isEncodedRows, toDuckDBJson, wellFormed } from './encode.js';
-import { IntakeLog, type IntakeSegment } from './intake-log.js';
+import { IntakeLog, type IntakeSegment, loadBatches } from './intake-log.js';
 import {
   CONTEXTS_INSERT,
   EVENT_COLUMNS,
@@ -1089,19 +1089,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
    */
   async function loadIntake(): Promise<void> {
     // What is closed now; segments closed meanwhile wait for the next load, so this one ends.
-    const waiting = [...intake.closed()];
-    while (waiting.length > 0) {
-      let count = 0;
-      let events = 0;
-      while (
-        count < waiting.length &&
-        (count === 0 || events + waiting[count]!.events <= o.intakeLoadEvents)
-      ) {
-        events += waiting[count]!.events;
-        count++;
-      }
-      await loadSegments(waiting.splice(0, count));
-    }
+    for (const batch of loadBatches(intake.closed(), o.intakeLoadEvents)) await loadSegments(batch);
   }
 
   async function loadSegments(segments: readonly IntakeSegment[]): Promise<void> {

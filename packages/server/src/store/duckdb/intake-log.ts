@@ -271,6 +271,31 @@ export class IntakeLog {
   }
 }
 
+/**
+ * The closed segments, oldest first, cut into consecutive loads of at most `maxEvents` events each (a
+ * segment larger than that is a load of its own): when loads fall behind, what waits is not taken in
+ * one insert that DuckDB would hold in memory at once.
+ */
+export function loadBatches<S extends { readonly events: number }>(
+  segments: readonly S[],
+  maxEvents: number,
+): S[][] {
+  const batches: S[][] = [];
+  let batch: S[] = [];
+  let events = 0;
+  for (const segment of segments) {
+    if (batch.length > 0 && events + segment.events > maxEvents) {
+      batches.push(batch);
+      batch = [];
+      events = 0;
+    }
+    batch.push(segment);
+    events += segment.events;
+  }
+  if (batch.length > 0) batches.push(batch);
+  return batches;
+}
+
 const writev = (fd: number, parts: readonly Uint8Array[], position: number) =>
   new Promise<number>((resolve, reject) =>
     fs.writev(fd, parts as Uint8Array[], position, (error, written) =>
