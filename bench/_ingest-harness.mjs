@@ -251,9 +251,9 @@ function printTimeline(timeline) {
   const buckets = new Map();
   for (let k = 0; k < timeline.length; k += 2) {
     const at = Math.floor((performance.timeOrigin + timeline[k]) / 250) * 250;
-    const bucket = buckets.get(at) ?? [];
-    if (bucket.length === 0) buckets.set(at, bucket);
-    bucket.push(timeline[k + 1]);
+    const bucket = buckets.get(at);
+    if (bucket) bucket.push(timeline[k + 1]);
+    else buckets.set(at, [timeline[k + 1]]);
   }
   for (const [at, values] of [...buckets].sort((a, b) => a[0] - b[0])) {
     const sorted = Float64Array.from(values).sort();
@@ -275,8 +275,7 @@ async function runLoad(options) {
   let okTotal = 0;
   let errors = 0;
   let measuring = warmupMs === 0;
-  // TELEMARK_BENCH_TIMELINE=1: latency per 250 ms of schedule on stderr, wall-clock ms (to line up with the
-  // collector's TELEMARK_DEBUG_STORE=1 lines).
+  // Pairs of (scheduled time, latency) for TELEMARK_BENCH_TIMELINE (see the top of this file).
   const timeline = process.env.TELEMARK_BENCH_TIMELINE && rate ? [] : undefined;
   const start = performance.now();
   const measureFrom = start + warmupMs;

@@ -106,13 +106,12 @@ function countOf(text: string, char: string): number {
 
 /**
  * Facts about an input that several guards share, each computed at most once: its lower-case form,
- * whether it holds a UUID or a run of 32+ base64 characters, and how many `:` and `-` it has.
+ * whether it holds a UUID, and how many `:` and `-` it has.
  */
 export class TextFacts {
   readonly text: string;
   #lower: string | undefined;
   #uuid: boolean | undefined;
-  #base64Run32: boolean | undefined;
   #colons: number | undefined;
   #dashes: number | undefined;
 
@@ -128,12 +127,6 @@ export class TextFacts {
   get hasUuid(): boolean {
     this.#uuid ??= UUID_INSIDE.test(this.lower);
     return this.#uuid;
-  }
-
-  /** Whether the text holds a run of 32+ characters of `[A-Za-z0-9_+/=-]`. */
-  get hasBase64Run32(): boolean {
-    this.#base64Run32 ??= hasBase64Run(this.text, 32);
-    return this.#base64Run32;
   }
 
   get colons(): number {

@@ -1077,21 +1077,17 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     return { statuses };
   }
 
-  /**
-   * Load the closed intake segments in one transaction (in the writes queue): new contexts, the events
-   * (`read_json` over the segment files), quarantine entries, counters summed per key, and the segments'
-   * names; then delete their files. While the main file checkpoints, into the side file instead.
-   */
-  /**
-   * Load every closed segment, about `intakeLoadEvents` events per transaction: when loads fall behind
-   * (a long checkpoint, a saturated machine), what waits is not taken in one insert that DuckDB would
-   * hold in memory at once (measured: loads of 300k events during a 10 s checkpoint, RSS to 1.8 GB).
-   */
+  /** Load every closed segment, in transactions of at most `intakeLoadEvents` events (`loadBatches`). */
   async function loadIntake(): Promise<void> {
     // What is closed now; segments closed meanwhile wait for the next load, so this one ends.
     for (const batch of loadBatches(intake.closed(), o.intakeLoadEvents)) await loadSegments(batch);
   }
 
+  /**
+   * Load intake segments in one transaction (in the writes queue): new contexts, the events (`read_json`
+   * over the segment files), quarantine entries, counters summed per key, and the segments' names; then
+   * delete their files. While the main file checkpoints, into the side file instead.
+   */
   async function loadSegments(segments: readonly IntakeSegment[]): Promise<void> {
     const connection = requireWriter();
     // A fold that failed after a checkpoint is retried before the next load.
