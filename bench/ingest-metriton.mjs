@@ -8,7 +8,7 @@
 import {
   eventCounts,
   fmt,
-  load,
+  loadWithCpu,
   reportStored,
   sampleRss,
   startBaseline,
@@ -32,18 +32,19 @@ const common = {
 };
 
 const baseline = await startBaseline();
-const base = await load({ ...common, url: baseline.url });
+const base = await loadWithCpu(baseline.pid, { ...common, url: baseline.url });
 await baseline.stop();
 
 const collector = await startCollector();
 const rss = sampleRss(collector.pid);
-const ours = await load({ ...common, url: collector.url });
+const ours = await loadWithCpu(collector.pid, { ...common, url: collector.url });
 const peakRss = rss.stop();
 const counted = await eventCounts(collector.url);
 await collector.stop();
 
+// CPU per report (µs): all the server's threads, then its request thread alone, which bounds this path.
 const line = (name, r) =>
-  `${name.padEnd(36)} ${fmt(r.requestsPerSecond).padStart(8)} req/s   p50 ${fmt(r.p50, 1).padStart(6)} ms  p99 ${fmt(r.p99, 1).padStart(7)} ms  ${JSON.stringify(r.statuses)}${r.errors ? ` errors ${r.errors}` : ''}`;
+  `${name.padEnd(36)} ${fmt(r.requestsPerSecond).padStart(8)} req/s   p50 ${fmt(r.p50, 1).padStart(6)} ms  p99 ${fmt(r.p99, 1).padStart(7)} ms  CPU ${fmt(r.cpuMsPer1kEvents, 1).padStart(5)} µs/report (request thread ${fmt(r.requestThreadCpuMsPer1kEvents, 1)})  ${JSON.stringify(r.statuses)}${r.errors ? ` errors ${r.errors}` : ''}`;
 console.log(
   `Metriton /scout — one indented report per request (${fmt(ours.bodyBytes)} B), ${CONNECTIONS} connections, ${SECONDS} s per run`,
 );
