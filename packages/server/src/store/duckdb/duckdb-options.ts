@@ -34,6 +34,13 @@ export interface DuckDBStoreOptions {
   /** …or once the oldest waiting write is this old, ms. @default 1_000 */
   readonly intakeLoadDelayMs?: number;
   /**
+   * …unless events arrive fast enough to fill a load of `intakeLoadEvents` before the oldest waiting
+   * write is this old, ms: then the load waits for them (`waitForFullLoad`). A load that small goes
+   * through DuckDB's WAL, which a checkpoint writes again; a full one is written straight to the file.
+   * At least `intakeLoadDelayMs`. @default 4_000
+   */
+  readonly intakeLoadMaxDelayMs?: number;
+  /**
    * Writes wait for a load while more events than this wait to be loaded; at least `intakeLoadEvents`.
    * @default 524_288, or `intakeLoadEvents` when larger
    */
@@ -58,6 +65,7 @@ export const DUCKDB_DEFAULTS = Object.freeze({
   readConnections: 3,
   intakeLoadEvents: 131_072, // events
   intakeLoadDelayMs: 1_000, // 1 s
+  intakeLoadMaxDelayMs: 4_000, // 4 s: loads are full ones from 131,072 / 4 s ≈ 33k events/s up
   intakeMaxPendingEvents: 524_288, // events (~300 MB of log at ~600 B per event)
 });
 
@@ -89,11 +97,19 @@ const schema = z
       .optional(),
     intakeLoadEvents: z.number().int().min(1).max(10_000_000).optional(),
     intakeLoadDelayMs: z.number().int().min(0).max(3_600_000).optional(),
+    intakeLoadMaxDelayMs: z.number().int().min(0).max(3_600_000).optional(),
     intakeMaxPendingEvents: z.number().int().min(1).optional(),
     now: z.custom<() => number>((v) => typeof v === 'function', 'must be a function').optional(),
   })
   .strict()
   .superRefine((o, ctx) => {
+    const delay = o.intakeLoadDelayMs ?? DUCKDB_DEFAULTS.intakeLoadDelayMs;
+    if (o.intakeLoadMaxDelayMs !== undefined && o.intakeLoadMaxDelayMs < delay)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['intakeLoadMaxDelayMs'],
+        message: `must be at least intakeLoadDelayMs (${delay})`,
+      });
     const load = o.intakeLoadEvents ?? DUCKDB_DEFAULTS.intakeLoadEvents;
     if (o.intakeMaxPendingEvents !== undefined && o.intakeMaxPendingEvents < load)
       ctx.addIssue({
@@ -128,6 +144,13 @@ export function resolveDuckDBOptions(input: DuckDBStoreOptions): ResolvedDuckDBS
     memoryLimit: o.memoryLimit,
     intakeLoadEvents: o.intakeLoadEvents ?? DUCKDB_DEFAULTS.intakeLoadEvents,
     intakeLoadDelayMs: o.intakeLoadDelayMs ?? DUCKDB_DEFAULTS.intakeLoadDelayMs,
+    // A smaller delay given alone pulls the default ceiling down with it, never under it.
+    intakeLoadMaxDelayMs:
+      o.intakeLoadMaxDelayMs ??
+      Math.max(
+        o.intakeLoadDelayMs ?? DUCKDB_DEFAULTS.intakeLoadDelayMs,
+        DUCKDB_DEFAULTS.intakeLoadMaxDelayMs,
+      ),
     // The default bound grows with a larger intakeLoadEvents; a given one is checked against it above.
     intakeMaxPendingEvents:
       o.intakeMaxPendingEvents ??

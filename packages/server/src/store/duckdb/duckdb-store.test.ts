@@ -13,7 +13,7 @@ import { DAY_MS, DedupeIndex, dedupeHash, devZeroPrefault, RecentKeys } from './
 import { defaultThreads, resolveDuckDBOptions } from './duckdb-options.js';
 import { createDuckDBStore } from './duckdb-store.js';
 import { encodeRows, stagingRow } from './encode.js';
-import { loadBatches } from './intake-log.js';
+import { loadBatches, waitForFullLoad } from './intake-log.js';
 import { EVENT_COLUMNS, EVENT_SELECT_LIST, MIGRATIONS, MIGRATIONS_TABLE, ROW_COLUMNS } from './schema.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-duckdb-'));
@@ -801,6 +801,43 @@ describe('DuckDB store specifics', () => {
       await vi.waitFor(async () => expect(await waiting(sized)).toBe(0), { timeout: 10_000, interval: 20 });
     });
 
+    it('waits for a full load only while the events waiting came fast enough to fill one in time', () => {
+      // 600 events in 50 ms: 1,000 are there long before 1.5 s.
+      expect(waitForFullLoad(600, 50, 1_000, 1_500)).toBe(true);
+      // Exactly the rate that fills a load at the ceiling still waits; a little less does not.
+      expect(waitForFullLoad(100, 150, 1_000, 1_500)).toBe(true);
+      expect(waitForFullLoad(99, 150, 1_000, 1_500)).toBe(false);
+      // Past the ceiling, with a full load there already, or with no time measured: no waiting.
+      expect(waitForFullLoad(900, 1_500, 1_000, 1_500)).toBe(false);
+      expect(waitForFullLoad(1_000, 50, 1_000, 1_500)).toBe(false);
+      expect(waitForFullLoad(600, 0, 1_000, 1_500)).toBe(false);
+    });
+
+    it('holds a load due by age for a full one while writes come fast, at most intakeLoadMaxDelayMs', async () => {
+      const app = uniqueId('app');
+      // 600 events at once, due after 50 ms: at that rate 1,000 wait well within the ceiling.
+      const capped = track(
+        open(newPath(), { intakeLoadDelayMs: 50, intakeLoadMaxDelayMs: 1_500, intakeLoadEvents: 1_000 }),
+      );
+      const written = performance.now();
+      await capped.write(batch({ events: events(app, 600) }));
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect(await waiting(capped)).toBe(600);
+      // No more writes come: the ceiling loads them, and not before it.
+      await vi.waitFor(async () => expect(await waiting(capped)).toBe(0), { timeout: 10_000, interval: 20 });
+      expect(performance.now() - written).toBeGreaterThanOrEqual(1_400);
+
+      // With a ceiling out of reach, the load that was held starts as soon as a full one waits.
+      const filled = track(
+        open(newPath(), { intakeLoadDelayMs: 50, intakeLoadMaxDelayMs: 3_600_000, intakeLoadEvents: 1_000 }),
+      );
+      await filled.write(batch({ events: events(app, 600) }));
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect(await waiting(filled)).toBe(600);
+      await filled.write(batch({ events: events(app, 500) }));
+      await vi.waitFor(async () => expect(await waiting(filled)).toBe(0), { timeout: 10_000, interval: 20 });
+    });
+
     it('reports its backlog: events, bytes and the oldest write waiting, full at the bound', async () => {
       const app = uniqueId('app');
       const store = track(
@@ -866,6 +903,16 @@ describe('DuckDB store specifics', () => {
         resolveDuckDBOptions({ path: 'x.duckdb', intakeLoadEvents: 2_000_000 }).intakeMaxPendingEvents,
       ).toBe(2_000_000);
       expect(resolveDuckDBOptions({ path: 'x.duckdb' }).intakeMaxPendingEvents).toBe(524_288);
+    });
+
+    it('refuses a ceiling on the load delay below the delay; the default ceiling is never under it', () => {
+      expect(() =>
+        resolveDuckDBOptions({ path: 'x.duckdb', intakeLoadDelayMs: 2_000, intakeLoadMaxDelayMs: 1_000 }),
+      ).toThrow(/duckdb\.intakeLoadMaxDelayMs: must be at least intakeLoadDelayMs \(2000\)/);
+      expect(resolveDuckDBOptions({ path: 'x.duckdb' }).intakeLoadMaxDelayMs).toBe(4_000);
+      expect(resolveDuckDBOptions({ path: 'x.duckdb', intakeLoadDelayMs: 10_000 }).intakeLoadMaxDelayMs).toBe(
+        10_000,
+      );
     });
   });
 

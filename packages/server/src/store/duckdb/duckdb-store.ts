@@ -12,7 +12,8 @@
  *    log and sync it (`intake-log.ts`): the write is durable and answered; the accepted hashes join the
  *    index.
  * Loading (`loadIntake()`), off the request path: once `intakeLoadEvents` events wait, or the oldest
- * waited `intakeLoadDelayMs`, or a read, erasure or close needs it, the closed log segments are inserted
+ * waited `intakeLoadDelayMs` (up to `intakeLoadMaxDelayMs` while writes come fast enough to fill a load:
+ * `scheduleLoad`), or a read, erasure or close needs it, the closed log segments are inserted
  * in one transaction (`INSERT … FROM read_json(segments)`), recorded in `intake_loads`, and deleted.
  * Reads load what was acknowledged before them first, so they see every acknowledged write.
  * Checkpoints run on their own connection when the WAL passes `checkpointWalBytes` and when writes pause.
@@ -51,7 +52,7 @@ import {
   resolveDuckDBOptions,
 } from './duckdb-options.js';
 import { ENCODING, type EncodedRows, encodeRows, isEncodedRows, toDuckDBJson, wellFormed } from './encode.js';
-import { IntakeLog, type IntakeSegment, loadBatches } from './intake-log.js';
+import { IntakeLog, type IntakeSegment, loadBatches, waitForFullLoad } from './intake-log.js';
 import {
   CONTEXTS_INSERT,
   EVENT_COLUMNS,
@@ -1178,7 +1179,11 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     return loading;
   }
 
-  /** After an append or a load: load now when enough waits, else once the oldest append is old enough. */
+  /**
+   * After an append or a load: load now when enough waits, else once the oldest append is old enough —
+   * or, while events come fast enough to fill a load soon, once they have (`waitForFullLoad`), at the
+   * latest when the oldest append is `intakeLoadMaxDelayMs` old.
+   */
   function scheduleLoad(): void {
     if (closing || !writer || intake.isEmpty || loading) return;
     if (intake.pendingEvents >= o.intakeLoadEvents && lastLoadError === undefined) {
@@ -1186,16 +1191,30 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       return;
     }
     if (loadTimer) return;
-    const oldest = intake.oldestPendingSince;
-    const waited = oldest === 0 ? 0 : performance.now() - oldest;
-    loadTimer = setTimeout(
-      () => {
-        loadTimer = undefined;
-        void startLoad();
-      },
-      Math.max(0, o.intakeLoadDelayMs - waited),
-    );
-    loadTimer.unref();
+    const waitedMs = () => {
+      const oldest = intake.oldestPendingSince;
+      return oldest === 0 ? 0 : performance.now() - oldest;
+    };
+    const arm = (deadlineMs: number, onTime: () => void) => {
+      loadTimer = setTimeout(
+        () => {
+          loadTimer = undefined;
+          onTime();
+        },
+        Math.max(0, deadlineMs - waitedMs()),
+      );
+      loadTimer.unref();
+    };
+    arm(o.intakeLoadDelayMs, () => {
+      const waited = waitedMs();
+      if (
+        lastLoadError === undefined &&
+        waitForFullLoad(intake.pendingEvents, waited, o.intakeLoadEvents, o.intakeLoadMaxDelayMs)
+      ) {
+        if (DEBUG) console.error(`[store] ${wallMs(performance.now())} load waits for a full one`);
+        arm(o.intakeLoadMaxDelayMs, () => void startLoad());
+      } else void startLoad();
+    });
   }
 
   /** Reads see every write acknowledged before them: what the intake log holds is loaded first. */
