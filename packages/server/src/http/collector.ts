@@ -76,6 +76,7 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
   const metrics = createCollectorMetrics(
     () => store.backlog?.(),
     () => pool?.busy ?? 0,
+    () => inflight,
   );
   const builder = createEventBuilder();
   const limiter = createRateLimiter({ maxKeys: config.rateLimitKeys });
@@ -206,12 +207,10 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
           throw new TelemarkError('TMK_ERR_QUEUE_FULL', `${inflight} requests in flight`);
         inflight++;
         inflightBytes += reserveBytes;
-        metrics.inflight.set(inflight);
       },
       leave(reserveBytes) {
         inflight--;
         inflightBytes -= reserveBytes;
-        metrics.inflight.set(inflight);
         if (inflight === 0) for (const wake of inflightWaiters.splice(0)) wake();
       },
       quarantineBudget: () =>

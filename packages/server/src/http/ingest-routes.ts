@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, onResponseHookHandler } from 'fastify';
 import type { MessageResult } from 'telemark';
 import type { AppEntry } from '../config/registry-types.js';
 import type { ServeConfig } from '../config/serve-config.js';
@@ -13,7 +13,7 @@ import type { EventBuilder } from '../pipeline/event-builder.js';
 import type { GroupCommitter } from '../pipeline/group-commit.js';
 import type { RateLimiter } from '../pipeline/rate-limiter.js';
 import type { IngestProtocol, QuarantineEntry } from '../store/types.js';
-import type { CollectorMetrics } from './metrics.js';
+import type { CollectorMetrics, StatusTally } from './metrics.js';
 
 export { KEPT_REFUSALS };
 
@@ -59,10 +59,23 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
-  app.addHook('onResponse', async (request, reply) => {
-    const route = (request.routeOptions.config as { route?: Route }).route ?? 'unknown';
-    metrics.requestDuration.observe({ route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
-  });
+
+  /**
+   * A route's latency observer. Each route has its own, and finds the histogram's child for a status
+   * once: nothing is looked up, and no labels object hashed, per answer.
+   */
+  const latencyOf = (route: Route): onResponseHookHandler => {
+    const byStatus = new Map<number, { observe(seconds: number): void }>();
+    return (_request, reply, done) => {
+      let child = byStatus.get(reply.statusCode);
+      if (child === undefined) {
+        child = metrics.requestDuration.labels(route, String(reply.statusCode));
+        byStatus.set(reply.statusCode, child);
+      }
+      child.observe(reply.elapsedTime / 1000);
+      done();
+    };
+  };
 
   /**
    * Run `prepare`; a whole-request refusal that carries text to keep (`notesOf(error).keptRaw`: bad
@@ -148,41 +161,37 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
       );
     }
     const { events, encoded } = prepared;
+    const counters = prepared.counters.toArray();
     const statuses = await committer.submit({
       events,
       ...(encoded ? { encoded } : {}),
       quarantine: prepared.quarantine,
-      counters: prepared.counters.toArray(),
+      counters,
       bytes,
     });
-    // Metrics are counted per request, not per event: one label lookup per app and status.
-    const perApp = new Map<string, { accepted: number; duplicate: number }>();
-    // Statuses come for `events`, then for `encoded` (as the store answers them).
+    // Statuses come for `events`, then for `encoded` (as the store answers them). A request's
+    // messages nearly always share an app: its tally is looked up again only when the app changes.
+    let tallyApp: string | undefined;
+    let tally = undefined as unknown as StatusTally;
     const answer = (i: number, app: string, messageId: string) => {
       const duplicate = statuses[i] === 'duplicate';
       prepared.results[prepared.slots[i] as number] = {
         messageId,
         status: duplicate ? 'duplicate' : 'accepted',
       };
-      let counts = perApp.get(app);
-      if (!counts) {
-        counts = { accepted: 0, duplicate: 0 };
-        perApp.set(app, counts);
+      if (app !== tallyApp) {
+        tally = metrics.statusTally(app);
+        tallyApp = app;
       }
-      if (duplicate) counts.duplicate++;
-      else counts.accepted++;
+      if (duplicate) tally.duplicate++;
+      else tally.accepted++;
     };
     for (const [i, e] of events.entries()) answer(i, e.app, e.messageId);
     for (let j = 0; j < (encoded?.count ?? 0); j++)
       answer(events.length + j, encoded!.apps[encoded!.appOf[j]!]!, encoded!.messageIds[j]!);
-    for (const [app, counts] of perApp) {
-      if (counts.accepted > 0) metrics.events.inc({ app, status: 'accepted', reason: '' }, counts.accepted);
-      if (counts.duplicate > 0)
-        metrics.events.inc({ app, status: 'duplicate', reason: '' }, counts.duplicate);
-    }
     for (const q of prepared.quarantine)
       metrics.events.inc({ app: q.app, status: 'rejected', reason: q.reason });
-    for (const c of prepared.counters.toArray()) {
+    for (const c of counters) {
       if (c.kind === 'clamped') metrics.clamped.inc({ app: c.app }, c.count);
       else if (c.kind === 'skewed') metrics.skewed.inc({ app: c.app }, c.count);
     }
@@ -303,10 +312,14 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     }
   };
 
-  app.post('/v1/batch', { config: { route: 'batch' } }, segmentHandler('batch'));
-  app.post('/v1/track', { config: { route: 'track' } }, segmentHandler('track'));
-  app.post('/scout', { config: { route: 'scout' } }, metritonHandler);
-  app.post('/beta/scout', { config: { route: 'scout' } }, metritonHandler);
+  const routes: [string, Route, (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>][] = [
+    ['/v1/batch', 'batch', segmentHandler('batch')],
+    ['/v1/track', 'track', segmentHandler('track')],
+    ['/scout', 'scout', metritonHandler],
+    ['/beta/scout', 'scout', metritonHandler],
+  ];
+  for (const [url, route, handler] of routes)
+    app.post(url, { config: { route }, onResponse: latencyOf(route) }, handler);
 }
 
 /** Whether a whole-request refusal is a "later" (not the client's fault) for counting purposes. */

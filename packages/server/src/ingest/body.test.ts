@@ -1,4 +1,5 @@
-import type { IncomingMessage } from 'node:http';
+import http, { type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
@@ -31,6 +32,44 @@ describe('request bodies', () => {
     request.write(Buffer.alloc(60));
     request.write(Buffer.alloc(60));
     await expect(body).rejects.toMatchObject({ code: 'TMK_ERR_BODY_TOO_LARGE' });
+  });
+
+  it('takes a body that has all arrived at once, without waiting for the stream; over the limit it refuses', async () => {
+    const server = http.createServer(async (request, response) => {
+      // The body came in the request's one write: wait until the parser has it all, reading nothing.
+      while (!request.complete) await new Promise((resolve) => setTimeout(resolve, 5));
+      const read = readBody(request, { maxBytes: 100, timeoutMs: 10_000 });
+      // Settled at once, or not: a body read from the stream's events loses this race.
+      const pending = Symbol('pending');
+      const first = await Promise.race([read, Promise.resolve(pending)]).catch(() => 'refused');
+      const outcome = await read.then(
+        (body) => `read ${body.toString()}`,
+        (error: { code?: string }) => `refused ${error.code}`,
+      );
+      response.end(`${first === pending ? 'later' : 'at once'}: ${outcome}`);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const post = (body: string, headers: Record<string, string> = {}) =>
+      new Promise<string>((resolve, reject) => {
+        const request = http.request({ port, host: '127.0.0.1', method: 'POST', headers }, (response) => {
+          let text = '';
+          response.on('data', (chunk) => (text += chunk));
+          response.on('end', () => resolve(text));
+        });
+        request.on('error', reject);
+        request.end(body);
+      });
+    try {
+      expect(await post('{"a":1}')).toBe('at once: read {"a":1}');
+      // No declared length, so only the bytes tell: the stream's path refuses it as it did before.
+      expect(await post('x'.repeat(150), { 'transfer-encoding': 'chunked' })).toBe(
+        'later: refused TMK_ERR_BODY_TOO_LARGE',
+      );
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('times out a body that stops arriving', async () => {

@@ -18,6 +18,8 @@ export function readBody(request: IncomingMessage, limits: BodyLimits): Promise<
   const declared = request.headers['content-length'];
   if (declared !== undefined && Number(declared) > limits.maxBytes)
     return Promise.reject(new TelemarkError('TMK_ERR_BODY_TOO_LARGE', `${limits.maxBytes} bytes`));
+  const arrived = bodyIfArrived(request, limits.maxBytes);
+  if (arrived !== undefined) return Promise.resolve(arrived);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -57,6 +59,25 @@ export function readBody(request: IncomingMessage, limits: BodyLimits): Promise<
     request.on('aborted', onAborted);
     if (request.readableEnded) onEnd();
   });
+}
+
+/**
+ * The whole body, when it has all arrived already and nobody has started reading it: a small report
+ * usually comes in the same packet as its headers. Read from the stream's buffer at once, with no timer
+ * and no listeners to set and clear. Undefined when the body is still coming, is being read, or is over
+ * the limit (the stream path refuses it).
+ */
+function bodyIfArrived(request: IncomingMessage, maxBytes: number): Buffer | undefined {
+  if (!request.complete || request.readableFlowing !== null || request.readableLength > maxBytes) return;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for (let chunk = request.read() as Buffer | null; chunk !== null; chunk = request.read() as Buffer | null) {
+    chunks.push(chunk);
+    size += chunk.length;
+  }
+  // Let the stream end and release the socket for the next request, as reading it to the end would.
+  request.resume();
+  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
 }
 
 /**
