@@ -120,6 +120,10 @@ describe('ingest over HTTP into DuckDB', () => {
     expect(
       metric(after, 'telemark_events_total', labels) - metric(before, 'telemark_events_total', labels),
     ).toBe(45);
+    const accepted = 'app="mytool",status="accepted",reason=""';
+    expect(
+      metric(after, 'telemark_events_total', accepted) - metric(before, 'telemark_events_total', accepted),
+    ).toBe(5);
   });
 
   it('enforces the limits: 413 for a big body or too many events, per-message 413 for a big event', async () => {
@@ -224,6 +228,10 @@ describe('ingest over HTTP into DuckDB', () => {
       'telemark_process_resident_memory_bytes',
     ])
       expect(metrics).toContain(name);
+    // Each route's latency is observed under its own name and the answer's status.
+    expect(metrics).toMatch(
+      /telemark_request_duration_seconds_count\{route="batch",status="200"\} [1-9]\d*\n/,
+    );
     expect(c.logs.join('')).not.toContain('127.0.0.1:');
     expect(c.logs.join('')).not.toMatch(/remoteAddress|remotePort/);
   });

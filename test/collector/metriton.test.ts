@@ -102,6 +102,7 @@ describe('Metriton reports exactly as Telepresence 2.20 sends them', () => {
     });
     const metrics = await (await fetch(`${c.url}/metrics`)).text();
     expect(metrics).toMatch(/telemark_events_total\{app="telepresence2",status="duplicate",reason=""\} 2/);
+    expect(metrics).toMatch(/telemark_request_duration_seconds_count\{route="scout",status="200"\} [1-9]/);
   });
 
   it('keeps errors scrubbed with a fingerprint, and drops the workload names around them', async () => {

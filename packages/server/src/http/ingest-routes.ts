@@ -171,15 +171,15 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     });
     // Statuses come for `events`, then for `encoded` (as the store answers them). A request's
     // messages nearly always share an app: its tally is looked up again only when the app changes.
-    let tallyApp: string | undefined;
-    let tally = undefined as unknown as StatusTally;
+    let tallyApp = '';
+    let tally: StatusTally | undefined;
     const answer = (i: number, app: string, messageId: string) => {
       const duplicate = statuses[i] === 'duplicate';
       prepared.results[prepared.slots[i] as number] = {
         messageId,
         status: duplicate ? 'duplicate' : 'accepted',
       };
-      if (app !== tallyApp) {
+      if (tally === undefined || app !== tallyApp) {
         tally = metrics.statusTally(app);
         tallyApp = app;
       }

@@ -1,17 +1,17 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { StoreBacklog } from '../store/types.js';
 
-/**
- * The collector's Prometheus metrics, on a registry of its own (several collectors can live in one
- * process, e.g. in tests). Label values come from closed sets — registered app names, route names,
- * error codes and catalog reject reasons — never from raw request input.
- */
 /** Accepted and duplicate messages of one app since the last scrape (`CollectorMetrics.statusTally`). */
 export interface StatusTally {
   accepted: number;
   duplicate: number;
 }
 
+/**
+ * The collector's Prometheus metrics, on a registry of its own (several collectors can live in one
+ * process, e.g. in tests). Label values come from closed sets — registered app names, route names,
+ * error codes and catalog reject reasons — never from raw request input.
+ */
 export interface CollectorMetrics {
   readonly registry: Registry;
   readonly events: Counter<'app' | 'status' | 'reason'>;

@@ -44,8 +44,7 @@ export function readBody(request: IncomingMessage, limits: BodyLimits): Promise<
         finish(new TelemarkError('TMK_ERR_BODY_TOO_LARGE', `${limits.maxBytes} bytes`));
       else chunks.push(chunk);
     };
-    const onEnd = () =>
-      finish(undefined, chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+    const onEnd = () => finish(undefined, joined(chunks, size));
     const onError = (error: Error) =>
       finish(new TelemarkError('TMK_ERR_BODY_TIMEOUT', error.message, { cause: error }));
     const onAborted = () => finish(new TelemarkError('TMK_ERR_BODY_TIMEOUT', 'the client went away'));
@@ -77,8 +76,12 @@ function bodyIfArrived(request: IncomingMessage, maxBytes: number): Buffer | und
   }
   // Let the stream end and release the socket for the next request, as reading it to the end would.
   request.resume();
-  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
+  return joined(chunks, size);
 }
+
+/** A body's chunks as one buffer; a single chunk as it is, without a copy. */
+const joined = (chunks: Buffer[], size: number): Buffer =>
+  chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
 
 /**
  * Undo `Content-Encoding`: identity or gzip. Decompression is capped at `maxBytes` of output, so a

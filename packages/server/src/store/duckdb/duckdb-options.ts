@@ -144,7 +144,7 @@ export function resolveDuckDBOptions(input: DuckDBStoreOptions): ResolvedDuckDBS
     memoryLimit: o.memoryLimit,
     intakeLoadEvents: o.intakeLoadEvents ?? DUCKDB_DEFAULTS.intakeLoadEvents,
     intakeLoadDelayMs: o.intakeLoadDelayMs ?? DUCKDB_DEFAULTS.intakeLoadDelayMs,
-    // A smaller delay given alone pulls the default ceiling down with it, never under it.
+    // A delay given alone above the default ceiling raises the ceiling with it: never under the delay.
     intakeLoadMaxDelayMs:
       o.intakeLoadMaxDelayMs ??
       Math.max(
