@@ -10,6 +10,9 @@
  * process.on('SIGTERM', () => collector.shutdown());
  * ```
  */
+// First: DuckDB's allocator reads its settings when its library loads (see the module).
+import './store/duckdb/allocator.js';
+
 export { resolveAdminToken } from './api/admin-token.js';
 export { openStore } from './config/open-store.js';
 export { BUILTIN_CATALOGS } from './config/registry.js';

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: DuckDB's allocator reads its settings when its library loads (see the module).
+import '../store/duckdb/allocator.js';
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
