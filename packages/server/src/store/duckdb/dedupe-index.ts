@@ -298,63 +298,124 @@ export class DedupeIndex {
   }
 }
 
+/** Bytes of the key ring per slot: 48 holds a 36-character UUID key for every slot, with room to spare. */
+const RING_BYTES_PER_SLOT = 48;
+/** Fields per slot of `RecentKeys`: hash, time received, key start, app and key length. */
+const SLOT_FIELDS = 4;
+
 /**
  * The exact keys of recently committed events, in 4-way buckets by hash (a new key replaces the oldest
  * of its bucket). A hit on the index whose key is here is a confirmed duplicate without a query: the
  * event was committed by this process and, as the store clears this on every deletion, is still stored.
  * Most duplicates are client retries of recent batches, so most hits end here.
- * Memory: 16 bytes per slot plus the retained key strings; 2^18 slots by default.
+ *
+ * The keys' bytes are kept in a ring outside V8's heap, not as strings: 2^18 retained message ids were
+ * ~17 MB of the request thread's live heap, which V8 let grow two- to threefold between collections and
+ * had to mark every time (docs/storage.md, "Exact dedupe"). A slot whose bytes the ring has written over
+ * since confirms nothing, and the store checks the table instead, as for any other hit.
+ * Memory: 32 bytes per slot plus 48 of ring, 2^18 slots by default (~20 MB, none of it on V8's heap).
  */
 export class RecentKeys {
-  private readonly hashes: Float64Array;
-  private readonly receivedAt: Float64Array;
-  private readonly apps: string[];
-  private readonly ids: string[];
+  /**
+   * Per slot, side by side (one cache line per slot, as a lookup touches them together): the hash, the
+   * time received, where the key starts in the ring's byte stream (counted from the first byte ever
+   * written), and the app's number × 2^16 + the key's length.
+   */
+  private readonly slots: Float64Array;
+  private readonly appNames: string[] = [];
+  private readonly appNumbers = new Map<string, number>();
+  private lastApp = '';
+  private lastAppNumber = -1;
+  private readonly ring: Buffer;
+  /** Bytes of the stream so far; a byte at stream position p is intact while `written <= p + ring.length`. */
+  private written = 0;
   private readonly bucketMask: number;
 
   constructor(slots = 1 << 18) {
-    this.hashes = new Float64Array(slots);
-    this.receivedAt = new Float64Array(slots);
-    this.apps = new Array<string>(slots).fill('');
-    this.ids = new Array<string>(slots).fill('');
+    this.slots = new Float64Array(slots * SLOT_FIELDS);
+    this.ring = Buffer.alloc(slots * RING_BYTES_PER_SLOT);
     this.bucketMask = (slots - 1) & ~3;
   }
 
   remember(hash: number, app: string, id: string, receivedAt: number): void {
-    const first = (hash % 0x1_0000_0000) & this.bucketMask;
+    const start = this.put(id);
+    if (start < 0) return;
+    const s = this.slots;
+    const first = ((hash % 0x1_0000_0000) & this.bucketMask) * SLOT_FIELDS;
     let slot = first;
-    for (let k = first; k < first + 4; k++) {
-      if (this.hashes[k] === hash || this.hashes[k] === 0) {
+    for (let k = first; k < first + 4 * SLOT_FIELDS; k += SLOT_FIELDS) {
+      if (s[k] === hash || s[k] === 0) {
         slot = k;
         break;
       }
-      if (this.receivedAt[k]! < this.receivedAt[slot]!) slot = k;
+      if (s[k + 1]! < s[slot + 1]!) slot = k;
     }
-    this.hashes[slot] = hash;
-    this.apps[slot] = app;
-    this.ids[slot] = id;
-    this.receivedAt[slot] = receivedAt;
+    s[slot] = hash;
+    s[slot + 1] = receivedAt;
+    s[slot + 2] = start;
+    s[slot + 3] = this.appNumber(app) * 0x1_0000 + id.length;
   }
 
   /** True when an event with exactly this key, received at or after `since`, was committed. */
   confirms(hash: number, app: string, id: string, since: number): boolean {
-    const first = (hash % 0x1_0000_0000) & this.bucketMask;
-    for (let k = first; k < first + 4; k++) {
-      if (
-        this.hashes[k] === hash &&
-        this.ids[k] === id &&
-        this.apps[k] === app &&
-        this.receivedAt[k]! >= since
-      ) {
-        return true;
+    const s = this.slots;
+    const first = ((hash % 0x1_0000_0000) & this.bucketMask) * SLOT_FIELDS;
+    for (let k = first; k < first + 4 * SLOT_FIELDS; k += SLOT_FIELDS) {
+      if (s[k] === hash && s[k + 1]! >= since) {
+        const appAndLength = s[k + 3]!;
+        if (
+          appAndLength % 0x1_0000 === id.length &&
+          this.appNames[Math.floor(appAndLength / 0x1_0000)] === app &&
+          this.holds(s[k + 2]!, id)
+        )
+          return true;
       }
     }
     return false;
   }
 
   clear(): void {
-    this.hashes.fill(0);
-    this.apps.fill('');
-    this.ids.fill('');
+    this.slots.fill(0);
+  }
+
+  private appNumber(app: string): number {
+    if (app === this.lastApp && this.lastAppNumber >= 0) return this.lastAppNumber;
+    let n = this.appNumbers.get(app);
+    if (n === undefined) {
+      n = this.appNames.push(app) - 1;
+      this.appNumbers.set(app, n);
+    }
+    this.lastApp = app;
+    this.lastAppNumber = n;
+    return n;
+  }
+
+  /**
+   * Append `id` to the ring, one byte per character, contiguous (a key never wraps); its stream
+   * position, or -1 for a key with a character beyond ASCII or over 65,535 characters (rare: such keys
+   * are left to the table). `write` copies in C++, at half a JavaScript loop's cost per key.
+   */
+  private put(id: string): number {
+    const ring = this.ring;
+    const length = id.length;
+    if (length > ring.length || length >= 0x1_0000 || Buffer.byteLength(id, 'utf8') !== length) return -1;
+    let at = this.written % ring.length;
+    if (at + length > ring.length) {
+      this.written += ring.length - at;
+      at = 0;
+    }
+    ring.write(id, at, length, 'latin1');
+    const start = this.written;
+    this.written += length;
+    return start;
+  }
+
+  /** Whether the ring holds `id` from stream position `start`, its bytes not yet written over. */
+  private holds(start: number, id: string): boolean {
+    const ring = this.ring;
+    if (this.written > start + ring.length) return false;
+    const at = start % ring.length;
+    for (let i = 0; i < id.length; i++) if (ring[at + i] !== id.charCodeAt(i)) return false;
+    return true;
   }
 }

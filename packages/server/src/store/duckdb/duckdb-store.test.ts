@@ -249,6 +249,56 @@ describe('DuckDB store specifics', () => {
       expect(recent.confirms(sameBucket[0]![0], 'a', sameBucket[0]![1], t)).toBe(false);
     });
 
+    it('keeps keys in a ring: a key written over confirms nothing, even where new bytes match', () => {
+      const t = Date.UTC(2026, 0, 1);
+      const key = (i: number) => `${String(i).padStart(4, '0')}-${'k'.repeat(27)}`;
+      // 16 slots in 4 buckets, 768 bytes of ring: 24 keys of 32 characters fill it exactly. The store
+      // passes dedupeHash(app, key); any number shows the bucket logic here: 1 is in the first bucket,
+      // 4 in the second, so the 23 keys after key 0 never take its slot.
+      const fullRing = () => {
+        const recent = new RecentKeys(16);
+        recent.remember(1, 'a', key(0), t);
+        for (let i = 1; i < 24; i++) recent.remember(4, 'a', key(i), t);
+        return recent;
+      };
+      const recent = fullRing();
+      expect(recent.confirms(1, 'a', key(0), t)).toBe(true); // the ring is full, key 0 still whole
+      expect(recent.confirms(1, 'a', `${key(0).slice(0, -1)}x`, t)).toBe(false); // last byte differs
+      expect(recent.confirms(1, 'a', `${key(0)}k`, t)).toBe(false); // longer
+      expect(recent.confirms(4, 'a', key(23), t)).toBe(true);
+      // Another app's key lands on key 0's bytes. Had a key of app a hashed to 1 too (a collision),
+      // its bytes would match there: the ring's position alone must turn it down.
+      recent.remember(4, 'b', key(99), t);
+      expect(recent.confirms(1, 'a', key(0), t)).toBe(false);
+      expect(recent.confirms(1, 'a', key(99), t)).toBe(false);
+      expect(recent.confirms(4, 'b', key(99), t)).toBe(true);
+      // A key beyond ASCII is not kept and copies nothing: key 0 stays whole, and the ASCII bytes of
+      // the other key (all of key 99 but its last character) do not reach the ring.
+      const partial = fullRing();
+      partial.remember(4, 'a', `${key(99).slice(0, -1)}é`, t);
+      expect(partial.confirms(1, 'a', key(0), t)).toBe(true);
+      expect(partial.confirms(1, 'a', key(99), t)).toBe(false);
+      expect(partial.confirms(4, 'a', `${key(99).slice(0, -1)}é`, t)).toBe(false);
+    });
+
+    it('leaves keys beyond ASCII to the table: never confirmed here, still duplicates in the store', async () => {
+      const recent = new RecentKeys(1 << 10);
+      const t = Date.UTC(2026, 0, 1);
+      for (const id of ['é', 'a\u00e9', '\ud800', 'ключ']) {
+        recent.remember(dedupeHash('a', id), 'a', id, t);
+        expect(recent.confirms(dedupeHash('a', id), 'a', id, t)).toBe(false);
+      }
+      recent.remember(dedupeHash('a', 'abc'), 'a', 'abc', t);
+      expect(recent.confirms(dedupeHash('a', 'abc'), 'a', 'abc', t)).toBe(true);
+
+      const store = open(newPath());
+      await store.init();
+      const event = { ...sampleEvent({ app: 'a', messageId: 'ключ-1' }), receivedAt: Date.now() };
+      expect((await store.write(batch({ events: [event] }))).statuses).toEqual(['accepted']);
+      expect((await store.write(batch({ events: [event] }))).statuses).toEqual(['duplicate']);
+      await store.close();
+    });
+
     it('keeps the index within its bound by dropping the oldest days', () => {
       const index = new DedupeIndex(1_000);
       const day0 = Date.UTC(2026, 0, 1);
