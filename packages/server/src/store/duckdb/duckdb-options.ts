@@ -10,7 +10,7 @@ export interface DuckDBStoreOptions {
   readonly readOnly?: boolean;
   /** Exact dedupe by (app, messageId) against everything received in this many days. @default 8 (min 7) */
   readonly dedupeWindowDays?: number;
-  /** Bound of the in-memory dedupe index (20–40 bytes per id); beyond it dedupe stays exact but slower. @default 20_000_000 */
+  /** Bound of the in-memory dedupe index (13–27 bytes per id); beyond it dedupe stays exact but slower. @default 20_000_000 */
   readonly dedupeIndexMaxIds?: number;
   /** Checkpoint once the WAL is this large (writes go on into the side file meanwhile). @default 33_554_432 (32 MiB) */
   readonly checkpointWalBytes?: number;
@@ -59,7 +59,7 @@ export type ResolvedDuckDBStoreOptions = Readonly<
 export const DUCKDB_DEFAULTS = Object.freeze({
   readOnly: false,
   dedupeWindowDays: 8, // days
-  dedupeIndexMaxIds: 20_000_000, // ids (≤ 800 MB at 40 B/id)
+  dedupeIndexMaxIds: 20_000_000, // ids (≤ 540 MB at 27 B/id)
   checkpointWalBytes: 32 * 1024 * 1024, // 32 MiB
   checkpointIdleMs: 2_000, // 2 s
   readConnections: 3,

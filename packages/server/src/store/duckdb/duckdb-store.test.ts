@@ -146,14 +146,16 @@ describe('DuckDB store specifics', () => {
       }
     });
 
-    it('costs 20–40 bytes per id and remembers when each id was first received, to the minute', () => {
+    it('costs 13–27 bytes per id and remembers when each id was first received, to the minute', () => {
       const index = new DedupeIndex(1_000_000);
       const t = Date.UTC(2026, 0, 1, 13, 37, 42);
-      for (let i = 0; i < 100_000; i++) index.add(dedupeHash('a', `id-${i}`), t + (i % 3) * 60_000);
+      // 90,000 ids: 2^17 slots, 69% full (a table grows at 3/4; while it moves, both count).
+      for (let i = 0; i < 90_000; i++) index.add(dedupeHash('a', `id-${i}`), t + (i % 3) * 60_000);
       const { ids, bytes } = index.stats();
-      expect(ids).toBe(100_000);
-      expect(bytes / ids).toBeGreaterThanOrEqual(20);
-      expect(bytes / ids).toBeLessThanOrEqual(40);
+      expect(ids).toBe(90_000);
+      expect(bytes).toBe(2 ** 17 * 10);
+      expect(bytes / ids).toBeGreaterThanOrEqual(10 / (3 / 4));
+      expect(bytes / ids).toBeLessThanOrEqual(10 / (3 / 8));
       expect(index.firstSeen(dedupeHash('a', 'id-4'))).toBe(Date.UTC(2026, 0, 1, 13, 38));
       index.add(dedupeHash('a', 'id-4'), t - 3_600_000);
       expect(index.firstSeen(dedupeHash('a', 'id-4'))).toBe(Date.UTC(2026, 0, 1, 12, 37));
@@ -184,7 +186,7 @@ describe('DuckDB store specifics', () => {
     });
 
     it('prepares a day table’s doubled table before the growth, and takes it only once it is resident', () => {
-      // A day table starts with 1,024 slots (10 bytes each) and grows when over half full.
+      // A day table starts with 1,024 slots (10 bytes each) and grows when over 3/4 full.
       const table = 1024 * 10;
       const requests: { arrays: readonly ArrayBufferView[]; done: (ok: boolean) => void }[] = [];
       const index = new DedupeIndex(1_000_000, (arrays, done) => requests.push({ arrays, done }));
@@ -193,25 +195,28 @@ describe('DuckDB store specifics', () => {
         for (let i = from; i < ids; i++) index.add(dedupeHash('a', `id-${i}`), day0);
         return index.stats().bytes;
       };
-      expect(addUpTo(449, 0)).toBe(table); // 7/16 full (448) and one: nothing asked yet
-      expect(addUpTo(450, 449)).toBe(3 * table);
+      expect(addUpTo(705, 0)).toBe(table); // 11/16 full (704) and one: nothing asked yet
+      expect(addUpTo(706, 705)).toBe(3 * table);
       expect(requests.map((r) => r.arrays.map((a) => a.byteLength))).toEqual([[2048 * 8, 2048 * 2]]);
       const [prepared] = requests[0]!.arrays as [Float64Array, Uint16Array];
       requests[0]!.done(true);
-      // The growth (513th id) takes the prepared table: the new ids land in it.
-      expect(addUpTo(600, 450)).toBe(3 * table);
+      // The growth (769th id) takes the prepared table: the new ids land in it.
+      expect(addUpTo(768, 706)).toBe(3 * table);
+      expect(prepared.every((v) => v === 0)).toBe(true);
+      expect(addUpTo(850, 768)).toBe(3 * table); // still moving the 1,024 old slots, 8 per add
       expect(prepared.some((v) => v !== 0)).toBe(true);
-      // 900 ids in 2,048 slots is past 7/16 again. This time the growth comes before the prefault is done:
-      // a fresh table is allocated, the prepared one is never written by this thread.
-      expect(addUpTo(900, 600)).toBe(6 * table);
+      expect(addUpTo(900, 850)).toBe(2 * table); // moved
+      // 1,500 ids in 2,048 slots is past 11/16 again. This time the growth comes before the prefault is
+      // done: a fresh table is allocated, the prepared one is never written by this thread.
+      expect(addUpTo(1500, 900)).toBe(6 * table);
       const late = requests[1]!.arrays[0] as Float64Array;
-      expect(addUpTo(1100, 900)).toBe(2048 * 10 + 4096 * 10); // moving 2,048 slots into a fresh 4,096
+      expect(addUpTo(1700, 1500)).toBe(2048 * 10 + 4096 * 10); // moving 2,048 slots into a fresh 4,096
       requests[1]!.done(true);
       expect(late.every((v) => v === 0)).toBe(true);
-      for (let i = 0; i < 1100; i++) expect(index.has(dedupeHash('a', `id-${i}`))).toBe(true);
-      expect(index.stats().ids).toBe(1100);
-      // Past 7/16 of 4,096 slots, then a new day: the old day's prepared table is dropped.
-      expect(addUpTo(1800, 1100)).toBe(3 * 4096 * 10);
+      for (let i = 0; i < 1700; i++) expect(index.has(dedupeHash('a', `id-${i}`))).toBe(true);
+      expect(index.stats().ids).toBe(1700);
+      // Past 11/16 of 4,096 slots, then a new day: the old day's prepared table is dropped.
+      expect(addUpTo(2900, 1700)).toBe(3 * 4096 * 10);
       index.add(dedupeHash('a', 'next-day'), day0 + DAY_MS);
       expect(index.stats().bytes).toBe(4096 * 10 + table);
     });
