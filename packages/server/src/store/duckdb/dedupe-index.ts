@@ -321,15 +321,13 @@ const SLOT_FIELDS = 4;
  */
 export class RecentKeys {
   /**
-   * Per slot, side by side (one cache line per slot, as a lookup touches them together): the hash, the
-   * time received, where the key starts in the ring's byte stream (counted from the first byte ever
-   * written), and the app's number × 2^16 + the key's length.
+   * Per slot, side by side (a lookup reads them together): the hash, the time received, where the key
+   * starts in the ring's byte stream (counted from the first byte ever written), and the app's number ×
+   * 2^16 + the key's length.
    */
   private readonly slots: Float64Array;
   private readonly appNames: string[] = [];
   private readonly appNumbers = new Map<string, number>();
-  private lastApp = '';
-  private lastAppNumber = -1;
   private readonly ring: Buffer;
   /** Bytes of the stream so far; a byte at stream position p is intact while `written <= p + ring.length`. */
   private written = 0;
@@ -345,7 +343,7 @@ export class RecentKeys {
     const start = this.put(id);
     if (start < 0) return;
     const s = this.slots;
-    const first = ((hash % 0x1_0000_0000) & this.bucketMask) * SLOT_FIELDS;
+    const first = this.bucketOf(hash);
     let slot = first;
     for (let k = first; k < first + 4 * SLOT_FIELDS; k += SLOT_FIELDS) {
       if (s[k] === hash || s[k] === 0) {
@@ -363,7 +361,7 @@ export class RecentKeys {
   /** True when an event with exactly this key, received at or after `since`, was committed. */
   confirms(hash: number, app: string, id: string, since: number): boolean {
     const s = this.slots;
-    const first = ((hash % 0x1_0000_0000) & this.bucketMask) * SLOT_FIELDS;
+    const first = this.bucketOf(hash);
     for (let k = first; k < first + 4 * SLOT_FIELDS; k += SLOT_FIELDS) {
       if (s[k] === hash && s[k + 1]! >= since) {
         const appAndLength = s[k + 3]!;
@@ -382,15 +380,17 @@ export class RecentKeys {
     this.slots.fill(0);
   }
 
+  /** Where the 4-slot bucket of `hash` starts in `slots`. */
+  private bucketOf(hash: number): number {
+    return slotOf(hash, this.bucketMask) * SLOT_FIELDS;
+  }
+
   private appNumber(app: string): number {
-    if (app === this.lastApp && this.lastAppNumber >= 0) return this.lastAppNumber;
     let n = this.appNumbers.get(app);
     if (n === undefined) {
       n = this.appNames.push(app) - 1;
       this.appNumbers.set(app, n);
     }
-    this.lastApp = app;
-    this.lastAppNumber = n;
     return n;
   }
 
