@@ -103,6 +103,48 @@ describe('ingest over HTTP into DuckDB', () => {
     expect(r4.json?.code).toBe('TMK_ERR_UNSUPPORTED_CALL');
   });
 
+  it("answers Segment's other single calls with a clear per-message rejection, and keeps them", async () => {
+    const before = await (await fetch(`${c.url}/metrics`)).text();
+    const identify = {
+      messageId: 'ident-1',
+      anonymousId: 'i-1',
+      traits: { plan: 'pro' },
+      writeKey: MYTOOL_KEY,
+    };
+    const r = await postJson(`${c.url}/v1/identify`, identify);
+    expect(r.status).toBe(400);
+    expect(r.json).toMatchObject({
+      success: false,
+      code: 'TMK_ERR_UNSUPPORTED_CALL',
+      message: 'Call type "identify" is not stored; send "track" events.',
+      results: [{ messageId: 'ident-1', status: 'rejected', reason: 'TMK_ERR_UNSUPPORTED_CALL' }],
+      control: { latestVersion: '2.0.0' },
+    });
+    for (const call of ['page', 'screen', 'group', 'alias']) {
+      const answer = await postJson(
+        `${c.url}/v1/${call}`,
+        { messageId: `${call}-1`, anonymousId: 'i-1' },
+        bearer(),
+      );
+      expect([answer.status, answer.json?.code]).toEqual([400, 'TMK_ERR_UNSUPPORTED_CALL']);
+    }
+    const kept = await c.store.listQuarantine({ reason: 'TMK_ERR_UNSUPPORTED_CALL' });
+    const ident = kept.find((q) => q.messageId === 'ident-1');
+    // The call its path named, for a replay; not the write key.
+    expect(ident && [ident.app, JSON.parse(ident.raw)]).toEqual([
+      'mytool',
+      { type: 'identify', messageId: 'ident-1', anonymousId: 'i-1', traits: { plan: 'pro' } },
+    ]);
+    expect(kept.map((q) => q.messageId)).toEqual(
+      expect.arrayContaining(['page-1', 'screen-1', 'group-1', 'alias-1']),
+    );
+    const after = await (await fetch(`${c.url}/metrics`)).text();
+    const rejected = 'app="mytool",status="rejected",reason="TMK_ERR_UNSUPPORTED_CALL"';
+    expect(
+      metric(after, 'telemark_events_total', rejected) - metric(before, 'telemark_events_total', rejected),
+    ).toBe(5);
+  });
+
   it('stores the same batch sent 10 times once, and counts the duplicates in /metrics', async () => {
     const before = await (await fetch(`${c.url}/metrics`)).text();
     const batch = {

@@ -122,10 +122,20 @@ describe('Metriton reports exactly as Telepresence 2.20 sends them', () => {
   it('quarantines events outside the catalog (400, Metriton shape) without the keys it must not keep', async () => {
     const response = await goPost(`${c.url}/scout`, goIndent(updateRoutesReport));
     expect(response.status).toBe(400);
-    expect(JSON.parse(response.body)).toMatchObject({ application: 'telepresence2', code: 'unknown_event' });
+    expect(JSON.parse(response.body)).toMatchObject({
+      application: 'telepresence2',
+      code: 'unknown_event',
+      message: expect.stringContaining('"update_routes"'),
+    });
     const [entry] = await c.store.listQuarantine({ app: 'telepresence2', reason: 'unknown_event' });
     expect(entry?.event).toBe('update_routes');
     expect(entry?.raw).not.toContain('subnets');
+    // A code's answer is its whole sentence, not only the fragment kept as the detail.
+    const noAction = await goPost(`${c.url}/scout`, goIndent(tpReport({ action: '' })));
+    expect([noAction.status, JSON.parse(noAction.body).message]).toEqual([
+      400,
+      'The message is malformed (metadata.action must be a string of 1 to 200 characters); see the message format in docs/collector.md.',
+    ]);
   });
 
   it('answers an unknown application with an empty body, as Metriton did', async () => {

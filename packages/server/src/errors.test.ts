@@ -1,7 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ERRORS, type ErrorCode, isTelemarkError, noted, notesOf, TelemarkError } from './errors.js';
+import {
+  ERRORS,
+  type ErrorCode,
+  isTelemarkError,
+  noted,
+  notesOf,
+  rejectionMessage,
+  TelemarkError,
+} from './errors.js';
 
 const docs = readFileSync(fileURLToPath(new URL('../../../docs/errors.md', import.meta.url)), 'utf8');
 /** Rows of the codes table: `| \`TMK_ERR_X\` | 400 | meaning | fix |`, padded or not. */
@@ -27,6 +35,18 @@ describe('the error catalog', () => {
       expect(code).toMatch(/^TMK_ERR_[A-Z_]+$/);
       expect(error.message.length).toBeGreaterThan(20);
     }
+  });
+
+  it("words a per-message rejection with the code's message, and a catalog reason with its own detail", () => {
+    expect(rejectionMessage('TMK_ERR_UNSUPPORTED_CALL', '"identify"')).toBe(
+      'Call type "identify" is not stored; send "track" events.',
+    );
+    expect(rejectionMessage('unknown_event', '"zzz" is not in the mytool catalog')).toBe(
+      '"zzz" is not in the mytool catalog',
+    );
+    expect(rejectionMessage('toString', 'inherited names are not codes')).toBe(
+      'inherited names are not codes',
+    );
   });
 
   it('has exactly one row per code in docs/errors.md, with the same status, a meaning and a fix', () => {

@@ -2,12 +2,19 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, onResponseHookHandl
 import type { MessageResult } from 'telemark';
 import type { AppEntry } from '../config/registry-types.js';
 import type { ServeConfig } from '../config/serve-config.js';
-import { type ErrorCode, isTelemarkError, noted, notesOf, TelemarkError } from '../errors.js';
+import {
+  type ErrorCode,
+  isTelemarkError,
+  noted,
+  notesOf,
+  rejectionMessage,
+  TelemarkError,
+} from '../errors.js';
 import type { BatchPool } from '../ingest/batch-pool.js';
 import { decodeBody, readBody } from '../ingest/body.js';
 import { KEPT_REFUSALS, prepareMetritonBody, prepareSegmentBody } from '../ingest/prepare-body.js';
 import { controlFor, type PreparedRequest } from '../ingest/prepared.js';
-import { type SegmentRoute, writeKeyFromHeader } from '../ingest/segment.js';
+import { SEGMENT_CALLS, type SegmentRoute, writeKeyFromHeader } from '../ingest/segment.js';
 import { utcDay } from '../pipeline/counters.js';
 import type { EventBuilder } from '../pipeline/event-builder.js';
 import type { GroupCommitter } from '../pipeline/group-commit.js';
@@ -248,7 +255,8 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
       await commit(prepared, bytes);
       const results = prepared.results as MessageResult[];
       const control = controlFor(prepared.app, deps.now(), retryHint());
-      if (route === 'track' && results[0]?.status === 'rejected') {
+      // A single call (`/v1/track`, `/v1/identify`…) that is rejected is a client error.
+      if (route !== 'batch' && results[0]?.status === 'rejected') {
         const r = results[0];
         return reply
           .code(400)
@@ -257,7 +265,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
             JSON.stringify({
               success: false,
               code: r.reason,
-              message: r.detail,
+              message: rejectionMessage(r.reason ?? '', r.detail ?? ''),
               results,
               ...(control ? { control } : {}),
             }),
@@ -298,9 +306,8 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
       const r = prepared.results[0];
       const now = deps.now();
       if (!r || r.status === 'rejected') {
-        const payload = app
-          ? { ...metritonBody(app, now), code: r?.reason, message: r?.detail }
-          : { code: r?.reason, message: r?.detail };
+        const rejection = { code: r?.reason, message: rejectionMessage(r?.reason ?? '', r?.detail ?? '') };
+        const payload = app ? { ...metritonBody(app, now), ...rejection } : rejection;
         return reply.code(400).type('application/json; charset=utf-8').send(JSON.stringify(payload));
       }
       return reply
@@ -314,7 +321,9 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
 
   const routes: [string, Route, (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>][] = [
     ['/v1/batch', 'batch', segmentHandler('batch')],
-    ['/v1/track', 'track', segmentHandler('track')],
+    ...SEGMENT_CALLS.map(
+      (call) => [`/v1/${call}`, call, segmentHandler(call)] as [string, Route, typeof metritonHandler],
+    ),
     ['/scout', 'scout', metritonHandler],
     ['/beta/scout', 'scout', metritonHandler],
   ];

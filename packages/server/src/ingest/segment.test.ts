@@ -241,6 +241,54 @@ describe('Segment and telemark messages', () => {
     expect(prepared.events[0]?.app).toBe('mytool');
   });
 
+  it("rejects Segment's other single calls per message, kept as the call their path names and without the key", () => {
+    const identify = {
+      messageId: 'id-1',
+      anonymousId: 'a',
+      traits: { plan: 'pro' },
+      writeKey: 'wk_mytool_123',
+    };
+    for (const route of ['identify', 'page', 'screen', 'group', 'alias'] as const) {
+      const prepared = prepareSegment(
+        { route, body: identify, bodyBytes: 100, headerKey: undefined, receivedAt },
+        deps,
+      );
+      expect(prepared.events).toEqual([]);
+      expect(prepared.results).toEqual([
+        {
+          messageId: 'id-1',
+          status: 'rejected',
+          reason: 'TMK_ERR_UNSUPPORTED_CALL',
+          detail: `"${route}"`,
+        },
+      ]);
+      expect(prepared.quarantine.map((q) => [q.app, JSON.parse(q.raw)])).toEqual([
+        ['mytool', { type: route, messageId: 'id-1', anonymousId: 'a', traits: { plan: 'pro' } }],
+      ]);
+    }
+    // A message that names its own type is taken at its word, on any single-call path.
+    const body = { ...ours({ context: { app: { name: 'mytool' } } }), writeKey: 'wk_mytool_123' };
+    const onPage = prepareSegment(
+      { route: 'page', body, bodyBytes: 100, headerKey: undefined, receivedAt },
+      deps,
+    );
+    expect(onPage.events.map((e) => e.event)).toEqual(['run']);
+    const { type: _type, ...untyped } = body;
+    const onTrack = prepareSegment(
+      {
+        route: 'track',
+        body: { ...untyped, properties: { command: 'nope' } },
+        bodyBytes: 100,
+        headerKey: undefined,
+        receivedAt,
+      },
+      deps,
+    );
+    expect(onTrack.results[0]?.status).toBe('rejected');
+    expect(JSON.parse(onTrack.quarantine[0]?.raw ?? '{}')).toMatchObject({ type: 'track', event: 'run' });
+    expect(onTrack.quarantine[0]?.raw).not.toContain('wk_mytool_123');
+  });
+
   it('reads write keys from Basic and Bearer authorization', () => {
     expect(writeKeyFromHeader(`Basic ${Buffer.from('wk_1:').toString('base64')}`)).toBe('wk_1');
     expect(writeKeyFromHeader(`basic ${Buffer.from('wk_2').toString('base64')}`)).toBe('wk_2');

@@ -14,7 +14,13 @@ import {
   text,
 } from './prepared.js';
 
-export type SegmentRoute = 'batch' | 'track';
+/**
+ * Segment's single-call endpoints, `/v1/<call>`: the body is one message, and a message without a
+ * `type` makes the call its path names. Only `track` is stored; the others get a per-message rejection.
+ */
+export const SEGMENT_CALLS = ['track', 'identify', 'page', 'screen', 'group', 'alias'] as const;
+export type SegmentCall = (typeof SEGMENT_CALLS)[number];
+export type SegmentRoute = 'batch' | SegmentCall;
 
 export interface SegmentInput {
   readonly route: SegmentRoute;
@@ -121,6 +127,16 @@ export function writeKeyFromHeader(authorization: string | undefined): string | 
 }
 
 /**
+ * A single call's body as its one message: without a `type`, the call its path names (so that its kept
+ * form, replayed without a path, is judged the same), and without the body's `writeKey` (a batch's kept
+ * messages never carry the body's key either).
+ */
+function singleMessage(body: Record<string, unknown>, call: SegmentCall): Record<string, unknown> {
+  const { writeKey: _key, ...message } = body;
+  return message.type == null ? { ...message, type: call } : message;
+}
+
+/**
  * Segment's `/v1/batch` and `/v1/track` (and our client, which speaks the same format with
  * `context.cli`): whole-request checks throw a TelemarkError; every message gets its own result.
  */
@@ -139,7 +155,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
   if (input.route === 'batch') {
     if (!Array.isArray(body.batch)) throw new TelemarkError('TMK_ERR_BAD_BATCH', '"batch" is not an array');
     messages = body.batch;
-  } else messages = [body];
+  } else messages = [singleMessage(body, input.route)];
   const sentAtMs = parseIsoTime(body.sentAt);
   if (messages.length > deps.limits.maxBatchEvents)
     throw new TelemarkError('TMK_ERR_TOO_MANY_EVENTS', String(deps.limits.maxBatchEvents));
@@ -182,7 +198,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
       fail(i, keyAppName, 'TMK_ERR_INVALID_MESSAGE', 'the message is not a JSON object');
       continue;
     }
-    const type = m.type ?? (input.route === 'track' ? 'track' : undefined);
+    const type = m.type;
     const rawId = m.messageId;
     const messageId = typeof rawId === 'string' ? rawId.slice(0, MAX_ID) : '';
     const eventName = typeof m.event === 'string' ? m.event.slice(0, 200) : '';
