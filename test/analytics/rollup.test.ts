@@ -75,7 +75,7 @@ describe('rollup', () => {
     });
 
     // i3 had 7 events in the range.
-    expect(await store.deleteInstall(APP, 'i3')).toBe(7);
+    expect((await store.deleteInstall(APP, 'i3')).events).toBe(7);
     expect(await overview(analytics)).toEqual({ events: 31, installs: 4, watermark: null });
     const [repair] = await analytics.refresh(APP);
     // i3's events fell on Nov 9, 12 and 13.

@@ -267,3 +267,79 @@ describe('injection attempts are harmless', () => {
     expect(overview.events).toBe(38);
   });
 });
+
+describe('erasure: DELETE /api/v1/apps/:app/installs/:installId', () => {
+  const erase = (appName: string, install: string, headers: Record<string, string> = auth) =>
+    app.inject({
+      method: 'DELETE',
+      url: `/api/v1/apps/${encodeURIComponent(appName)}/installs/${encodeURIComponent(install)}`,
+      headers,
+    });
+  const eventsOf = async (install: string) =>
+    Number(
+      (
+        await store.query<{ n: unknown }>(sql`SELECT count(*) AS n FROM events WHERE install_id = ${install}`)
+      )[0]?.n,
+    );
+
+  it('needs the admin token, like every other route', async () => {
+    const response = await erase(APP, 'i3', {});
+    expect(response.statusCode).toBe(401);
+    expect(response.json().code).toBe('TMK_ERR_UNAUTHORIZED');
+    expect(await eventsOf('i3')).toBe(7);
+  });
+
+  it('refuses what nothing stored can be, naming the parameter', async () => {
+    const response = await erase('a'.repeat(65), 'i3');
+    expect(response.statusCode).toBe(400);
+    expect(response.json()).toMatchObject({
+      code: 'TMK_ERR_BAD_PARAMETER',
+      detail: 'app: at most 64 characters',
+    });
+    // Longer than any stored install id: the router's parameter limit (100) answers before the route.
+    expect((await erase(APP, 'x'.repeat(101))).statusCode).toBe(414);
+  });
+
+  it('erases one install of one app and answers what went; again, nothing', async () => {
+    const response = await erase(APP, 'i3');
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['cache-control']).toBe('no-store');
+    expect(response.json()).toEqual({ app: APP, installId: 'i3', events: 7, quarantine: 0 });
+    expect(await eventsOf('i3')).toBe(0);
+    expect(await eventsOf('i1')).toBeGreaterThan(0);
+    expect((await erase(APP, 'i3')).json()).toEqual({ app: APP, installId: 'i3', events: 0, quarantine: 0 });
+  });
+});
+
+describe('quarantine: GET /api/v1/quarantine', () => {
+  it('lists refused inputs newest first, filtered by app and reason, raw input included', async () => {
+    const all = await get(`/api/v1/quarantine?${qs({ app: APP })}`);
+    expect(all.statusCode).toBe(200);
+    const entries = all.json().entries as { app: string; reason: string; receivedAt: number; raw: string }[];
+    expect(entries.map((e) => [e.reason, new Date(e.receivedAt).toISOString().slice(0, 10)])).toEqual([
+      ['invalid_type', '2026-11-05'],
+      ['unknown_event', '2026-11-03'],
+      ['unknown_event', '2026-10-30'],
+    ]);
+    expect(entries.every((e) => e.app === APP && e.raw === '{"event":"nope"}')).toBe(true);
+    const one = (
+      await get(`/api/v1/quarantine?${qs({ app: APP, reason: 'unknown_event', limit: '1' })}`)
+    ).json();
+    expect(
+      one.entries.map((e: { receivedAt: number }) => new Date(e.receivedAt).toISOString().slice(0, 10)),
+    ).toEqual(['2026-11-03']);
+  });
+
+  it('needs the admin token, and reports every bad parameter at once', async () => {
+    expect((await get('/api/v1/quarantine', {})).statusCode).toBe(401);
+    const bad = await get(`/api/v1/quarantine?${qs({ limit: '0', reason: "x' OR 1=1", foo: '1' })}`);
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().code).toBe('TMK_ERR_BAD_PARAMETER');
+    expect(
+      bad
+        .json()
+        .detail.split('; ')
+        .map((p: string) => p.split(':')[0]),
+    ).toEqual(['foo', 'reason', 'limit']);
+  });
+});

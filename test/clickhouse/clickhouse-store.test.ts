@@ -315,7 +315,7 @@ describe('ClickHouse only', () => {
     expect(await physical()).toBe(3);
     const visible = await store.query<{ n: number }>(sql`SELECT count() AS n FROM events WHERE app = ${app}`);
     expect(Number(visible[0]?.n)).toBe(1);
-    expect(await store.deleteInstall(app, 'erase-me')).toBe(1);
+    expect(await store.deleteInstall(app, 'erase-me')).toEqual({ events: 1, quarantine: 0 });
     expect(await physical()).toBe(0);
     await store.close();
   });

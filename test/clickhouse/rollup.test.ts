@@ -90,7 +90,7 @@ describe('the ClickHouse rollup', () => {
     const { store, analytics } = await fresh();
     await analytics.refresh(APP);
     // i3 had 7 events in the range.
-    expect(await store.deleteInstall(APP, 'i3')).toBe(7);
+    expect((await store.deleteInstall(APP, 'i3')).events).toBe(7);
     const afterDeletion = await overview(analytics);
     expect(afterDeletion).toMatchObject({ events: 31, installs: 4, watermark: null });
     expect((await analytics.refresh(APP))[0]).toMatchObject({ mode: 'repair' });

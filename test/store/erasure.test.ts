@@ -63,7 +63,7 @@ describe('erasure', () => {
       sql`SELECT count(*) AS n FROM ${raw(ROLLUP_TABLES.events)} WHERE app = ${APP} AND install_key <> hash('i3')`,
     );
 
-    expect(await store.deleteInstall(APP, 'i3')).toBe(7);
+    expect((await store.deleteInstall(APP, 'i3')).events).toBe(7);
 
     // No refresh in between: nothing of i3 is left in any rollup table.
     for (const table of [ROLLUP_TABLES.events, ROLLUP_TABLES.installs])

@@ -17,6 +17,12 @@ export interface ApiDeps {
 
 export const API_PREFIX = '/api/v1';
 
+/** Longest app name (the registry's rule): no app with a longer one has data. */
+const MAX_APP = 64;
+/** `GET /quarantine`: its parameters, a reason's shape (codes and catalog reasons), the largest page. */
+const QUARANTINE_PARAMS = ['app', 'reason', 'limit'];
+const REASON = /^[A-Za-z0-9_]{1,64}$/;
+const MAX_QUARANTINE_LIMIT = 1000;
 /** Fingerprints are short hashes; anything else cannot be one and is refused before any query. */
 const FINGERPRINT = /^[A-Za-z0-9_.:-]{1,128}$/;
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
@@ -90,6 +96,51 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
           );
         return analytics.errorDetail(fingerprint, rawParams(request.query));
       });
+      // Refused inputs, newest first (`telemark quarantine list --url`): the raw input included.
+      api.get('/quarantine', async (request) => {
+        const params = rawParams(request.query);
+        const problems: string[] = [];
+        for (const key of Object.keys(params))
+          if (!QUARANTINE_PARAMS.includes(key))
+            problems.push(`${key}: not a parameter of quarantine (${QUARANTINE_PARAMS.join(', ')})`);
+        const one = (key: string): string | undefined => {
+          const value = params[key];
+          if (Array.isArray(value)) problems.push(`${key}: give it once`);
+          return typeof value === 'string' ? value : undefined;
+        };
+        const app = one('app');
+        const reason = one('reason');
+        const limitText = one('limit');
+        const limit = limitText === undefined ? 50 : Number(limitText);
+        if (app !== undefined && (app === '' || app.length > MAX_APP))
+          problems.push(`app: 1 to ${MAX_APP} characters`);
+        if (reason !== undefined && !REASON.test(reason))
+          problems.push('reason: a code such as unknown_event or TMK_ERR_BODY_UNPARSEABLE');
+        if (!Number.isInteger(limit) || limit < 1 || limit > MAX_QUARANTINE_LIMIT)
+          problems.push(`limit: an integer from 1 to ${MAX_QUARANTINE_LIMIT}`);
+        if (problems.length > 0) throw new TelemarkError('TMK_ERR_BAD_PARAMETER', problems.join('; '));
+        const entries = await deps.store.listQuarantine({
+          ...(app !== undefined ? { app } : {}),
+          ...(reason !== undefined ? { reason } : {}),
+          limit,
+          newestFirst: true,
+        });
+        return { entries };
+      });
+      // Erasure on a running collector (`telemark delete --url`): the store deletes while writes wait.
+      api.delete<{ Params: { app: string; installId: string } }>(
+        '/apps/:app/installs/:installId',
+        async (request) => {
+          const { app, installId } = request.params;
+          // No install id over 100 characters is stored, and the router answers 414 for longer parameters.
+          if (app.length > MAX_APP)
+            throw new TelemarkError('TMK_ERR_BAD_PARAMETER', `app: at most ${MAX_APP} characters`);
+          const erased = await deps.store.deleteInstall(app, installId);
+          // The install id is not logged: the record of an erasure must not keep what it erased.
+          request.log.info({ app, ...erased }, 'install erased');
+          return { app, installId, ...erased };
+        },
+      );
       api.get<{ Params: { view: string } }>('/:view', async (request) => {
         const { view } = request.params;
         if (!isView(view))

@@ -590,6 +590,13 @@ export function testStore(
           entries[0]!.detail,
         ]);
         expect(await store.listQuarantine({ app, limit: 1 })).toHaveLength(1);
+        // A person's list: the newest first, so a limit keeps the latest.
+        expect((await store.listQuarantine({ app, newestFirst: true })).map((e) => e.id)).toEqual(
+          [...listed].reverse().map((e) => e.id),
+        );
+        expect((await store.listQuarantine({ app, newestFirst: true, limit: 1 })).map((e) => e.id)).toEqual([
+          listed[2]!.id,
+        ]);
         expect((await store.listQuarantine({ app: '' })).map((e) => e.reason)).toContain(
           'TMK_ERR_UNKNOWN_APP',
         );
@@ -655,7 +662,7 @@ export function testStore(
             ],
           }),
         );
-        expect(await store.deleteInstall(app, target)).toBe(2);
+        expect(await store.deleteInstall(app, target)).toEqual({ events: 2, quarantine: 2 });
         const left = await readEvents(store, app);
         expect(left.map((e) => e.installId)).toEqual(['keep-me']);
         expect(await countEvents(store, other)).toBe(1);
@@ -665,7 +672,7 @@ export function testStore(
         ];
         expect(quarantine.some((q) => q.raw.includes(target))).toBe(false);
         expect(quarantine.some((q) => q.raw.includes('keep-me'))).toBe(true);
-        expect(await store.deleteInstall(app, target)).toBe(0);
+        expect(await store.deleteInstall(app, target)).toEqual({ events: 0, quarantine: 0 });
         await expect(store.deleteInstall(app, '')).rejects.toMatchObject({ code: 'TMK_ERR_BAD_PARAMETER' });
       });
 

@@ -178,6 +178,8 @@ export interface QuarantineFilter {
   readonly app?: string;
   readonly reason?: string;
   readonly limit?: number;
+  /** Newest first (by received time, then id, both descending), as people read a list; oldest first by default. */
+  readonly newestFirst?: boolean;
 }
 
 export interface ExportOptions {
@@ -190,6 +192,14 @@ export interface ExportOptions {
 }
 
 /** What an engine implements. Call it through `createRuntimeStore`, which enforces the lifecycle. */
+/** What erasing one install removed (`deleteInstall`). */
+export interface InstallErasure {
+  /** The install's events (one per stored event, whatever copies an engine keeps). */
+  readonly events: number;
+  /** Quarantine entries that named the install. */
+  readonly quarantine: number;
+}
+
 export interface StoreDriver {
   readonly name: 'duckdb' | 'clickhouse' | (string & {});
   /** SQL dialect for the analytics layer. */
@@ -216,8 +226,8 @@ export interface StoreDriver {
   query<Row = Record<string, unknown>>(sql: Sql): Promise<Row[]>;
   listQuarantine(filter: QuarantineFilter): Promise<StoredQuarantineEntry[]>;
   removeQuarantine(ids: readonly string[]): Promise<number>;
-  /** Erase every event and quarantine entry of one install. Returns the number of events removed. */
-  deleteInstall(app: string, installId: string): Promise<number>;
+  /** Erase every event and quarantine entry of one install; says how many of each went. */
+  deleteInstall(app: string, installId: string): Promise<InstallErasure>;
   /** Remove an app's events received before `before` (epoch ms). Returns the number removed where known. */
   applyRetention(app: string, before: number): Promise<number>;
   exportEvents(options: ExportOptions): Promise<number>;

@@ -1,67 +1,74 @@
 import type { Command } from 'commander';
 import { TelemarkError } from '../../errors.js';
-import { DEFAULT_DATA_DIR, openDataDirStore, sql } from '../../store/index.js';
-import type { Store } from '../../store/types.js';
+import { DEFAULT_DATA_DIR, openDataDirStore } from '../../store/index.js';
+import type { InstallErasure } from '../../store/types.js';
+import { callApi } from '../api-client.js';
 
 interface DeleteFlags {
   readonly app: string;
   readonly installId: string;
-  readonly data: string;
+  readonly data?: string;
+  readonly url?: string;
   readonly json?: boolean;
 }
 
-export interface DeleteReport {
+export interface DeleteReport extends InstallErasure {
   readonly app: string;
   readonly installId: string;
-  readonly events: number;
-  readonly quarantine: number;
-}
-
-async function quarantineCount(store: Store, app: string): Promise<number> {
-  const rows = await store.query<{ n: unknown }>(
-    sql`SELECT count(*) AS n FROM quarantine WHERE app = ${app} OR app = ${''}`,
-  );
-  return Number(rows[0]?.n ?? 0);
 }
 
 /** Erase one install of one app from a stopped collector's data directory. */
-export async function deleteInstallFromDataDir(flags: DeleteFlags): Promise<DeleteReport> {
-  if (flags.app.trim() === '' || flags.installId.trim() === '') {
-    throw new TelemarkError('TMK_ERR_BAD_PARAMETER', '--app and --install-id must not be empty');
-  }
-  const store = await openDataDirStore(flags.data);
+async function deleteFromDataDir(app: string, installId: string, dataDir: string): Promise<DeleteReport> {
+  const store = await openDataDirStore(dataDir);
   try {
-    const before = await quarantineCount(store, flags.app);
-    const events = await store.deleteInstall(flags.app, flags.installId);
-    const quarantine = before - (await quarantineCount(store, flags.app));
-    return { app: flags.app, installId: flags.installId, events, quarantine };
+    return { app, installId, ...(await store.deleteInstall(app, installId)) };
   } finally {
     await store.close();
   }
 }
 
-/** `telemark delete --app A --install-id ID [--data DIR]`: erasure of one install (events and quarantine). */
+/** Erase one install of one app through a running collector's API (any store; writes wait meanwhile). */
+async function deleteThroughApi(app: string, installId: string, url: string): Promise<DeleteReport> {
+  const path = `apps/${encodeURIComponent(app)}/installs/${encodeURIComponent(installId)}`;
+  const answer = (await callApi(url, path, { method: 'DELETE' })) as Partial<DeleteReport>;
+  return { app, installId, events: Number(answer.events ?? 0), quarantine: Number(answer.quarantine ?? 0) };
+}
+
+/** `telemark delete`: one install erased, on a running collector (`--url`) or a stopped one's data. */
+export async function deleteInstall(flags: DeleteFlags): Promise<DeleteReport> {
+  if (flags.app.trim() === '' || flags.installId.trim() === '') {
+    throw new TelemarkError('TMK_ERR_BAD_PARAMETER', '--app and --install-id must not be empty');
+  }
+  if (flags.url !== undefined && flags.data !== undefined)
+    throw new TelemarkError(
+      'TMK_ERR_BAD_PARAMETER',
+      '--url and --data: give one (a running collector, or a stopped one’s data)',
+    );
+  return flags.url !== undefined
+    ? deleteThroughApi(flags.app, flags.installId, flags.url)
+    : deleteFromDataDir(flags.app, flags.installId, flags.data ?? `./${DEFAULT_DATA_DIR}`);
+}
+
+/** `telemark delete --app A --install-id ID [--url URL | --data DIR]`: erasure of one install (events and quarantine). */
 export function registerDeleteCommand(program: Command): void {
   program
     .command('delete')
     .description(
-      'Erase every event and quarantine entry of one install of one app, from a stopped collector’s data directory.',
+      'Erase every event and quarantine entry of one install of one app: through a running collector (--url, token in TELEMARK_ADMIN_TOKEN) or in a stopped one’s data directory (--data).',
     )
     .requiredOption('--app <name>', 'the app the install belongs to')
     .requiredOption('--install-id <id>', 'the install id to erase (the client’s anonymous id)')
-    .option(
-      '--data <dir>',
-      'the collector’s data directory (the collector must be stopped)',
-      `./${DEFAULT_DATA_DIR}`,
-    )
+    .option('--url <url>', 'a running collector, e.g. http://127.0.0.1:8787 (DuckDB or ClickHouse)')
+    .option('--data <dir>', `a stopped collector's data directory (default: ./${DEFAULT_DATA_DIR})`)
     .option('--json', 'print the counts as JSON')
     .action(async (flags: DeleteFlags) => {
-      const report = await deleteInstallFromDataDir(flags);
+      const report = await deleteInstall(flags);
+      const where = flags.url ?? flags.data ?? `./${DEFAULT_DATA_DIR}`;
       process.stdout.write(
         flags.json
           ? `${JSON.stringify(report)}\n`
           : `Deleted ${report.events} event${report.events === 1 ? '' : 's'} and ${report.quarantine} quarantine ` +
-              `entr${report.quarantine === 1 ? 'y' : 'ies'} of install ${report.installId} (app ${report.app}) from ${flags.data}.\n`,
+              `entr${report.quarantine === 1 ? 'y' : 'ies'} of install ${report.installId} (app ${report.app}) from ${where}.\n`,
       );
     });
 }

@@ -4,6 +4,7 @@ import { loadServeConfig, type ServeConfig } from '../../config/serve-config.js'
 import { TelemarkError } from '../../errors.js';
 import { replayQuarantine } from '../../pipeline/replay.js';
 import type { Store, StoredQuarantineEntry } from '../../store/types.js';
+import { callApi } from '../api-client.js';
 
 interface StoreFlags {
   readonly data?: string;
@@ -16,6 +17,8 @@ interface StoreFlags {
 }
 
 interface ListFlags extends StoreFlags {
+  /** A running collector, through its API (docs/api.md), instead of a store opened here. */
+  readonly url?: string;
   readonly app?: string;
   readonly reason?: string;
   readonly limit?: string;
@@ -88,14 +91,28 @@ export async function quarantineList(
       'TMK_ERR_BAD_PARAMETER',
       `--limit must be a positive integer, got "${flags.limit}"`,
     );
-  const config = configFrom(flags);
-  const entries = await withStore(config, (store) =>
-    store.listQuarantine({
-      ...(flags.app ? { app: flags.app } : {}),
-      ...(flags.reason ? { reason: flags.reason } : {}),
-      limit,
-    }),
-  );
+  const filter = {
+    ...(flags.app ? { app: flags.app } : {}),
+    ...(flags.reason ? { reason: flags.reason } : {}),
+  };
+  let entries: StoredQuarantineEntry[];
+  if (flags.url !== undefined) {
+    const { url, app: _app, reason: _reason, limit: _limit, json: _json, ...storeFlags } = flags;
+    if (Object.keys(storeFlags).length > 0)
+      throw new TelemarkError(
+        'TMK_ERR_BAD_PARAMETER',
+        `--url and ${Object.keys(storeFlags)
+          .map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`)
+          .join(', ')}: give one (a running collector, or a store to open here)`,
+      );
+    const answer = (await callApi(url, 'quarantine', { params: { ...filter, limit: String(limit) } })) as {
+      entries?: StoredQuarantineEntry[];
+    };
+    entries = answer.entries ?? [];
+  } else
+    entries = await withStore(configFrom(flags), (store) =>
+      store.listQuarantine({ ...filter, limit, newestFirst: true }),
+    );
   out.write(flags.json ? `${JSON.stringify(entries, null, 2)}\n` : formatQuarantine(entries));
 }
 
@@ -140,7 +157,7 @@ export function registerQuarantineCommands(program: Command): void {
   const quarantine = program
     .command('quarantine')
     .description(
-      'Inspect and replay refused inputs (kept raw with their reason); run with the collector stopped.',
+      'Inspect and replay refused inputs (kept raw with their reason): list on a running collector (--url) or a stopped one, replay with it stopped.',
     );
   storeOptions(
     quarantine
@@ -149,7 +166,11 @@ export function registerQuarantineCommands(program: Command): void {
       .option('--app <app>', 'only this app')
       .option('--reason <reason>', 'only this reason (e.g. unknown_event, TMK_ERR_BODY_UNPARSEABLE)')
       .option('--limit <n>', 'at most this many', '50')
-      .option('--json', 'print JSON (with the raw input) instead of a table'),
+      .option('--json', 'print JSON (with the raw input) instead of a table')
+      .option(
+        '--url <url>',
+        'a running collector, e.g. http://127.0.0.1:8787 (token in TELEMARK_ADMIN_TOKEN)',
+      ),
   ).action(async (options: ListFlags, command: Command) => quarantineList(typed(options, command)));
   storeOptions(
     quarantine

@@ -3,8 +3,9 @@ import { createAnalytics, type RawParams, VIEW_NAMES, type ViewName } from '../.
 import { FORMATS, type OutputFormat, renderView } from '../../analytics/render.js';
 import { openStore } from '../../config/open-store.js';
 import { loadServeConfig } from '../../config/serve-config.js';
-import { ERRORS, type ErrorCode, TelemarkError } from '../../errors.js';
+import { TelemarkError } from '../../errors.js';
 import { DEFAULT_DATA_DIR } from '../../store/index.js';
+import { callApi } from '../api-client.js';
 
 interface QueryOptions {
   readonly app?: string;
@@ -55,38 +56,6 @@ function toParams(options: QueryOptions): RawParams {
   return params;
 }
 
-/** Through a running collector's API: the same views, parameters and errors as the dashboard sees. */
-async function viaApi(url: string, path: string, params: RawParams): Promise<unknown> {
-  const token = process.env.TELEMARK_ADMIN_TOKEN?.trim();
-  if (!token) throw new TelemarkError('TMK_ERR_UNAUTHORIZED');
-  const search = new URLSearchParams();
-  for (const [key, value] of Object.entries(params))
-    for (const item of typeof value === 'string' ? [value] : (value ?? [])) search.append(key, item);
-  const target = `${url.replace(/\/+$/, '')}/api/v1/${path}?${search}`;
-  let response: Response;
-  try {
-    response = await fetch(target, {
-      headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
-      signal: AbortSignal.timeout(120_000),
-    });
-  } catch (error) {
-    throw new TelemarkError(
-      'TMK_ERR_API_UNREACHABLE',
-      `${url} (${error instanceof Error ? ((error.cause as Error)?.message ?? error.message) : String(error)})`,
-    );
-  }
-  const body = (await response.json().catch(() => undefined)) as
-    | { code?: string; detail?: string; message?: string }
-    | undefined;
-  if (response.ok && body) return body;
-  const code = body?.code;
-  if (code && Object.hasOwn(ERRORS, code)) throw new TelemarkError(code as ErrorCode, body?.detail ?? '');
-  throw new TelemarkError(
-    'TMK_ERR_API_UNREACHABLE',
-    `${url} (HTTP ${response.status}${body?.message ? `: ${body.message}` : ''})`,
-  );
-}
-
 /** In this process, on a data directory whose collector is stopped (read-only; a running one holds the lock). */
 async function viaDataDir(options: QueryOptions, view: ViewName, params: RawParams): Promise<unknown> {
   const config = loadServeConfig({
@@ -130,10 +99,11 @@ export async function runQuery(
     );
   const params = toParams(options);
   const response = options.url
-    ? await viaApi(
+    ? // Through the running collector's API: the same views, parameters and errors as the dashboard sees.
+      await callApi(
         options.url,
         options.fingerprint !== undefined ? `errors/${encodeURIComponent(options.fingerprint)}` : view,
-        params,
+        { params },
       )
     : await viaDataDir(options, view as ViewName, params);
   out.write(`${renderView(options.fingerprint !== undefined ? 'error' : view, response, options.format)}\n`);

@@ -778,7 +778,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
         const found = await rows<Record<string, unknown>>(
           client(),
           `SELECT id, app, received_at, protocol, reason, detail, message_id, event, raw FROM quarantine
-           ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY received_at, id${limit}`,
+           ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ${filter.newestFirst ? 'received_at DESC, id DESC' : 'received_at, id'}${limit}`,
           readSettings,
         );
         return found.map((r) => ({
@@ -818,16 +818,15 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
       // Quarantine rows have no install column: match the id in the raw message (as sent, so JSON-escaped).
       const escaped = JSON.stringify(installId).slice(1, -1);
       try {
-        const n = await count(
+        const events = await count(
           `SELECT count() AS n FROM events WHERE app = ${literal(app)} AND install_id = ${literal(installId)}`,
         );
+        const named = `(app = ${literal(app)} OR app = '') AND (position(raw, ${literal(installId)}) > 0 OR position(raw, ${literal(escaped)}) > 0)`;
+        const quarantine = await count(`SELECT count() AS n FROM quarantine WHERE ${named}`);
         // Physical rows, hidden duplicates included: erasure means every copy.
         await mutate('events_local', `app = ${literal(app)} AND install_id = ${literal(installId)}`);
-        await mutate(
-          'quarantine_local',
-          `(app = ${literal(app)} OR app = '') AND (position(raw, ${literal(installId)}) > 0 OR position(raw, ${literal(escaped)}) > 0)`,
-        );
-        return n;
+        await mutate('quarantine_local', named);
+        return { events, quarantine };
       } catch (error) {
         throw storeError(error, 'TMK_ERR_STORE_WRITE');
       }

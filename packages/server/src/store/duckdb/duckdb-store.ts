@@ -1349,7 +1349,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       const rows = await readRows(
         `SELECT id, app, epoch_ms(received_at) AS received_at, protocol, reason, detail, message_id, event, raw
          FROM quarantine ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-         ORDER BY received_at, id${limit}`,
+         ORDER BY ${filter.newestFirst ? 'received_at DESC, id DESC' : 'received_at, id'}${limit}`,
         params,
       );
       return rows.map((r) => ({
@@ -1387,7 +1387,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       }
       // Quarantine rows have no install column: match the id in the raw message (as sent, so JSON-escaped).
       const escaped = JSON.stringify(installId).slice(1, -1);
-      return removeRows(
+      let quarantine = 0;
+      const events = removeRows(
         async (connection) => {
           // Derived tables first: session keys are computed from the rows about to go.
           for (const { table, column } of await derivedInstallTables(connection)) {
@@ -1403,15 +1404,17 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
             app,
             installId,
           ]);
-          await connection.run(
+          const named = await connection.run(
             `DELETE FROM quarantine WHERE (app = $1 OR app = '') AND (contains(raw, $2) OR contains(raw, $3))`,
             [app, installId, escaped],
           );
+          quarantine = named.rowsChanged;
           return removed.rowsChanged;
         },
         // Rewrite the affected row groups now, so erased data leaves the live file at once.
         checkpoint,
       );
+      return events.then((n) => ({ events: n, quarantine }));
     },
 
     applyRetention(app, before) {

@@ -1,0 +1,44 @@
+import type { RawParams } from '../analytics/index.js';
+import { ERRORS, type ErrorCode, TelemarkError } from '../errors.js';
+
+/**
+ * @internal One call to a running collector's admin API (`/api/v1`, docs/api.md), with the admin token
+ * from `TELEMARK_ADMIN_TOKEN`: the answer's JSON, or the collector's own error (same code, same fix) as a
+ * TelemarkError. Used by the CLI's `--url` modes.
+ */
+export async function callApi(
+  url: string,
+  path: string,
+  options: { readonly method?: 'GET' | 'DELETE'; readonly params?: RawParams } = {},
+): Promise<unknown> {
+  const token = process.env.TELEMARK_ADMIN_TOKEN?.trim();
+  if (!token) throw new TelemarkError('TMK_ERR_UNAUTHORIZED');
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(options.params ?? {}))
+    for (const item of typeof value === 'string' ? [value] : (value ?? [])) search.append(key, item);
+  const query = search.size > 0 ? `?${search}` : '';
+  const target = `${url.replace(/\/+$/, '')}/api/v1/${path}${query}`;
+  let response: Response;
+  try {
+    response = await fetch(target, {
+      method: options.method ?? 'GET',
+      headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+      signal: AbortSignal.timeout(120_000),
+    });
+  } catch (error) {
+    throw new TelemarkError(
+      'TMK_ERR_API_UNREACHABLE',
+      `${url} (${error instanceof Error ? ((error.cause as Error)?.message ?? error.message) : String(error)})`,
+    );
+  }
+  const body = (await response.json().catch(() => undefined)) as
+    | { code?: string; detail?: string; message?: string }
+    | undefined;
+  if (response.ok && body) return body;
+  const code = body?.code;
+  if (code && Object.hasOwn(ERRORS, code)) throw new TelemarkError(code as ErrorCode, body?.detail ?? '');
+  throw new TelemarkError(
+    'TMK_ERR_API_UNREACHABLE',
+    `${url} (HTTP ${response.status}${body?.message ? `: ${body.message}` : ''})`,
+  );
+}

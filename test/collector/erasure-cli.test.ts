@@ -1,0 +1,128 @@
+/**
+ * Erasure on a running collector: `telemark delete --url` through the admin API, against a real
+ * `telemark serve` child on a real DuckDB file, while that collector keeps the data directory locked.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { sql } from '../../packages/server/src/store/sql.js';
+import {
+  bearer,
+  CLI,
+  killChildren,
+  openData,
+  ourMessage,
+  postJson,
+  resultStatuses,
+  startChild,
+  tempDir,
+} from './_helpers.js';
+
+afterAll(killChildren);
+
+interface Run {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function telemark(env: Record<string, string | undefined>, ...args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { ...process.env, ...env } },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
+  });
+}
+
+describe('telemark delete --url and quarantine list --url', () => {
+  it('erases one install through a running collector, events and quarantine, and says how many', async () => {
+    const dataDir = join(tempDir(), 'data');
+    const child = await startChild(dataDir);
+    const token = { TELEMARK_ADMIN_TOKEN: 'test-admin-token' };
+    const batch = {
+      batch: [
+        ourMessage('e-1', { anonymousId: 'erase-me' }),
+        ourMessage('e-2', { anonymousId: 'erase-me' }),
+        ourMessage('k-1', { anonymousId: 'keep-me' }),
+        ourMessage('e-3', { anonymousId: 'erase-me', event: 'not-in-the-catalog' }),
+      ],
+    };
+    const sent = await postJson(`${child.url}/v1/batch`, batch, bearer());
+    expect(resultStatuses(sent.json)).toEqual(['accepted', 'accepted', 'accepted', 'rejected']);
+
+    // The refused message can be looked at on the running collector too.
+    const listed = await telemark(
+      token,
+      'quarantine',
+      'list',
+      '--url',
+      child.url,
+      '--app',
+      'mytool',
+      '--json',
+    );
+    expect(listed).toMatchObject({ code: 0, stderr: '' });
+    expect(
+      JSON.parse(listed.stdout).map((q: { messageId: string; reason: string }) => [q.messageId, q.reason]),
+    ).toEqual([['e-3', 'unknown_event']]);
+    const table = await telemark(token, 'quarantine', 'list', '--url', child.url);
+    expect(table.stdout.split('\n')[1]).toMatch(
+      /^\S+\s+\d{4}-\d\d-\d\dT\S+\s+mytool\s+telemark\s+unknown_event\s+not-in-the-catalog\s/,
+    );
+    const mixed = await telemark(token, 'quarantine', 'list', '--url', child.url, '--data', dataDir);
+    expect(mixed.code).toBe(1);
+    expect(mixed.stderr).toContain('--url and --data');
+
+    // One install of the app, through the collector at child.url.
+    const erase = (env: Record<string, string | undefined>, installId: string, ...more: string[]) =>
+      telemark(env, 'delete', '--url', child.url, '--app', 'mytool', '--install-id', installId, ...more);
+    const erased = await erase(token, 'erase-me');
+    expect(erased).toMatchObject({ code: 0, stderr: '' });
+    expect(erased.stdout).toBe(
+      `Deleted 2 events and 1 quarantine entry of install erase-me (app mytool) from ${child.url}.\n`,
+    );
+    const again = await erase(token, 'erase-me', '--json');
+    expect(JSON.parse(again.stdout)).toEqual({
+      app: 'mytool',
+      installId: 'erase-me',
+      events: 0,
+      quarantine: 0,
+    });
+
+    // Without the admin token, or with both places named, nothing is asked of the collector.
+    const anonymous = await erase({ TELEMARK_ADMIN_TOKEN: undefined }, 'keep-me');
+    expect(anonymous.code).toBe(1);
+    expect(anonymous.stderr).toContain('TMK_ERR_UNAUTHORIZED');
+    const both = await erase(token, 'keep-me', '--data', dataDir);
+    expect(both.code).toBe(1);
+    expect(both.stderr).toContain('--url and --data');
+
+    // The collector still takes events after the erasure.
+    const later = await postJson(
+      `${child.url}/v1/batch`,
+      { batch: [ourMessage('k-2', { anonymousId: 'keep-me' })] },
+      bearer(),
+    );
+    expect(resultStatuses(later.json)).toEqual(['accepted']);
+    child.proc.kill('SIGTERM');
+    await child.exited;
+
+    const store = await openData(dataDir);
+    try {
+      const rows = await store.query<{ install_id: string; n: number }>(
+        sql`SELECT install_id, count(*) AS n FROM events WHERE app = ${'mytool'} GROUP BY 1 ORDER BY 1`,
+      );
+      expect(rows.map((r) => [r.install_id, Number(r.n)])).toEqual([['keep-me', 2]]);
+      const quarantine = await store.listQuarantine({ app: 'mytool' });
+      expect(quarantine.some((q) => q.raw.includes('erase-me'))).toBe(false);
+      expect(quarantine).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+});
