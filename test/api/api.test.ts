@@ -341,5 +341,14 @@ describe('quarantine: GET /api/v1/quarantine', () => {
         .detail.split('; ')
         .map((p: string) => p.split(':')[0]),
     ).toEqual(['foo', 'reason', 'limit']);
+    // Replay takes a filter, not a page; it needs the token like the rest.
+    const replay = (query: string, headers: Record<string, string> = auth) =>
+      app.inject({ method: 'POST', url: `/api/v1/quarantine/replay${query}`, headers });
+    expect((await replay('', {})).statusCode).toBe(401);
+    const paged = await replay('?limit=5');
+    expect([paged.statusCode, paged.json().detail]).toEqual([
+      400,
+      'limit: not a parameter here (app, reason)',
+    ]);
   });
 });

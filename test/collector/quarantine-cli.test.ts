@@ -118,6 +118,56 @@ describe('telemark quarantine list / replay', () => {
     }
   });
 
+  it('replays through a running collector, with the catalogs that collector runs', async () => {
+    const dataDir = tempDir();
+    const v1 = await startChild(dataDir, {
+      apps: { mytool: { catalog: CATALOG_V1, writeKeys: [MYTOOL_KEY] } },
+    });
+    const sent = await postJson(
+      `${v1.url}/v1/batch`,
+      { batch: [ourMessage('r-install', { event: 'install', properties: {} }), ourMessage('r-ok')] },
+      bearer(),
+    );
+    expect(resultStatuses(sent.json)).toEqual(['rejected', 'accepted']);
+    const env = { ...process.env, TELEMARK_ADMIN_TOKEN: 'test-admin-token' };
+    const viaUrl = (url: string, ...args: string[]) => {
+      const result = spawnSync(process.execPath, [CLI, 'quarantine', ...args, '--url', url], {
+        encoding: 'utf8',
+        env,
+      });
+      return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+    };
+    // The collector that refused it still refuses it.
+    expect(viaUrl(v1.url, 'replay').stdout).toContain(
+      '0 replayed (0 event(s) stored, 0 already stored), 1 still rejected',
+    );
+    expect(viaUrl(v1.url, 'replay', '--config', 'x.json').stderr).toContain('--url and --config');
+    v1.proc.kill('SIGTERM');
+    await v1.exited;
+
+    // Restarted with the fixed catalog, it stores the event and empties the quarantine.
+    const v2 = await startChild(dataDir, {
+      apps: { mytool: { catalog: MYTOOL_CATALOG, writeKeys: [MYTOOL_KEY] } },
+    });
+    const replay = viaUrl(v2.url, 'replay', '--app', 'mytool');
+    expect(replay).toMatchObject({ code: 0, stderr: '' });
+    expect(replay.stdout).toContain(
+      'Examined 1 quarantined input(s): 1 replayed (1 event(s) stored, 0 already stored), 0 still rejected',
+    );
+    expect(JSON.parse(viaUrl(v2.url, 'list', '--json').stdout)).toEqual([]);
+    v2.proc.kill('SIGTERM');
+    await v2.exited;
+    const store = await openData(dataDir);
+    try {
+      const rows = await store.query<{ message_id: string }>(
+        sql`SELECT message_id FROM events ORDER BY message_id`,
+      );
+      expect(rows.map((r) => r.message_id)).toEqual(['r-install', 'r-ok']);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('refuses a bad --limit with a clear error', () => {
     const result = telemark('quarantine', 'list', '--data', tempDir(), '--limit', 'many');
     expect(result.code).toBe(1);

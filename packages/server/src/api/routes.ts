@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createAnalytics, type RawParams, VIEW_NAMES, type ViewName } from '../analytics/index.js';
 import type { AppRegistry } from '../config/registry-types.js';
 import { isTelemarkError, TelemarkError } from '../errors.js';
+import { replayQuarantine } from '../pipeline/replay.js';
 import type { Store } from '../store/types.js';
 import { tokenMatches } from './admin-token.js';
 
@@ -19,10 +20,42 @@ export const API_PREFIX = '/api/v1';
 
 /** Longest app name (the registry's rule): no app with a longer one has data. */
 const MAX_APP = 64;
-/** `GET /quarantine`: its parameters, a reason's shape (codes and catalog reasons), the largest page. */
-const QUARANTINE_PARAMS = ['app', 'reason', 'limit'];
+/** The quarantine routes' filter: a reason's shape (codes and catalog reasons), the largest page. */
 const REASON = /^[A-Za-z0-9_]{1,64}$/;
 const MAX_QUARANTINE_LIMIT = 1000;
+
+/** `app`, `reason` and (when `withLimit`) `limit` of a quarantine route, every problem reported at once. */
+function quarantineFilter(
+  query: unknown,
+  withLimit: boolean,
+): { app?: string; reason?: string; limit?: number } {
+  const params = rawParams(query);
+  const allowed = withLimit ? ['app', 'reason', 'limit'] : ['app', 'reason'];
+  const problems: string[] = [];
+  for (const key of Object.keys(params))
+    if (!allowed.includes(key)) problems.push(`${key}: not a parameter here (${allowed.join(', ')})`);
+  const one = (key: string): string | undefined => {
+    const value = params[key];
+    if (Array.isArray(value)) problems.push(`${key}: give it once`);
+    return typeof value === 'string' ? value : undefined;
+  };
+  const app = one('app');
+  const reason = one('reason');
+  const limitText = withLimit ? one('limit') : undefined;
+  const limit = limitText === undefined ? undefined : Number(limitText);
+  if (app !== undefined && (app === '' || app.length > MAX_APP))
+    problems.push(`app: 1 to ${MAX_APP} characters`);
+  if (reason !== undefined && !REASON.test(reason))
+    problems.push('reason: a code such as unknown_event or TMK_ERR_BODY_UNPARSEABLE');
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > MAX_QUARANTINE_LIMIT))
+    problems.push(`limit: an integer from 1 to ${MAX_QUARANTINE_LIMIT}`);
+  if (problems.length > 0) throw new TelemarkError('TMK_ERR_BAD_PARAMETER', problems.join('; '));
+  return {
+    ...(app !== undefined ? { app } : {}),
+    ...(reason !== undefined ? { reason } : {}),
+    ...(limit !== undefined ? { limit } : {}),
+  };
+}
 /** Fingerprints are short hashes; anything else cannot be one and is refused before any query. */
 const FINGERPRINT = /^[A-Za-z0-9_.:-]{1,128}$/;
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
@@ -52,6 +85,8 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
     onRefreshError: (error) => app.log.warn({ err: error }, 'analytics rollup refresh failed'),
     ...(deps.now ? { now: deps.now } : {}),
   });
+
+  let replays: Promise<unknown> = Promise.resolve();
 
   const fail = (reply: FastifyReply, error: TelemarkError) =>
     reply
@@ -98,34 +133,16 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
       });
       // Refused inputs, newest first (`telemark quarantine list --url`): the raw input included.
       api.get('/quarantine', async (request) => {
-        const params = rawParams(request.query);
-        const problems: string[] = [];
-        for (const key of Object.keys(params))
-          if (!QUARANTINE_PARAMS.includes(key))
-            problems.push(`${key}: not a parameter of quarantine (${QUARANTINE_PARAMS.join(', ')})`);
-        const one = (key: string): string | undefined => {
-          const value = params[key];
-          if (Array.isArray(value)) problems.push(`${key}: give it once`);
-          return typeof value === 'string' ? value : undefined;
-        };
-        const app = one('app');
-        const reason = one('reason');
-        const limitText = one('limit');
-        const limit = limitText === undefined ? 50 : Number(limitText);
-        if (app !== undefined && (app === '' || app.length > MAX_APP))
-          problems.push(`app: 1 to ${MAX_APP} characters`);
-        if (reason !== undefined && !REASON.test(reason))
-          problems.push('reason: a code such as unknown_event or TMK_ERR_BODY_UNPARSEABLE');
-        if (!Number.isInteger(limit) || limit < 1 || limit > MAX_QUARANTINE_LIMIT)
-          problems.push(`limit: an integer from 1 to ${MAX_QUARANTINE_LIMIT}`);
-        if (problems.length > 0) throw new TelemarkError('TMK_ERR_BAD_PARAMETER', problems.join('; '));
-        const entries = await deps.store.listQuarantine({
-          ...(app !== undefined ? { app } : {}),
-          ...(reason !== undefined ? { reason } : {}),
-          limit,
-          newestFirst: true,
-        });
-        return { entries };
+        const { limit = 50, ...filter } = quarantineFilter(request.query, true);
+        return { entries: await deps.store.listQuarantine({ ...filter, limit, newestFirst: true }) };
+      });
+      // Re-validate refused inputs with this collector's catalogs (`telemark quarantine replay --url`),
+      // one replay at a time; its writes queue with ingest's.
+      api.post('/quarantine/replay', async (request) => {
+        const filter = quarantineFilter(request.query, false);
+        const run = replays.then(() => replayQuarantine(deps.store, deps.registry, filter));
+        replays = run.catch(() => undefined);
+        return run;
       });
       // Erasure on a running collector (`telemark delete --url`): the store deletes while writes wait.
       api.delete<{ Params: { app: string; installId: string } }>(

@@ -9,7 +9,7 @@ import { ERRORS, type ErrorCode, TelemarkError } from '../errors.js';
 export async function callApi(
   url: string,
   path: string,
-  options: { readonly method?: 'GET' | 'DELETE'; readonly params?: RawParams } = {},
+  options: { readonly method?: 'GET' | 'POST' | 'DELETE'; readonly params?: RawParams } = {},
 ): Promise<unknown> {
   const token = process.env.TELEMARK_ADMIN_TOKEN?.trim();
   if (!token) throw new TelemarkError('TMK_ERR_UNAUTHORIZED');

@@ -121,13 +121,22 @@ export function createBatchPool(options: BatchPoolOptions): BatchPool {
       slot.waiting.delete(reply.id);
       waiter.resolve(reply);
     });
-    // An uncaught error emits 'error' and then 'exit': the worker is reported and replaced once.
-    const stopped = (error: Error) => {
+    // An uncaught error emits 'error' and then 'exit': the worker is reported and replaced once. Its
+    // requests are failed on 'exit', not before: every reply it sent is delivered before 'exit' (Node's
+    // promise), so a request it answered just before it stopped keeps its answer.
+    let firstError: Error | undefined;
+    const stopping = (error: Error) => {
       hello(0);
-      if (slot.worker !== worker || !slot.alive) return;
+      if (firstError || slot.worker !== worker) return;
+      firstError = error;
       slot.alive = false;
       if (!closing) options.onWorkerError?.(error);
-      const why = error.message;
+    };
+    worker.on('error', stopping);
+    worker.on('exit', (code) => {
+      stopping(new Error(`an ingest worker exited with code ${code}`));
+      if (slot.worker !== worker) return;
+      const why = firstError?.message ?? `exit code ${code}`;
       for (const waiter of slot.waiting.values())
         waiter.reject(new TelemarkError('TMK_ERR_INGEST_WORKER', why));
       slot.waiting.clear();
@@ -137,9 +146,7 @@ export function createBatchPool(options: BatchPoolOptions): BatchPool {
         slot.worker = start(slot);
         slot.alive = true;
       }, RESTART_DELAY_MS).unref();
-    };
-    worker.on('error', stopped);
-    worker.on('exit', (code) => stopped(new Error(`an ingest worker exited with code ${code}`)));
+    });
     return worker;
   };
 

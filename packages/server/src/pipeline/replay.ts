@@ -81,7 +81,8 @@ function reprocess(
  * catalog fix). What now passes is written (deduplicated like any ingest) and leaves the quarantine;
  * what is still refused for the same reason stays untouched; what is refused for another reason is
  * replaced by an entry with the new reason. Events are written before entries are removed, so an
- * interrupted replay run again only finds duplicates. Run it with the collector stopped.
+ * interrupted replay run again only finds duplicates. Runs in the collector (its API) or on a store the
+ * command opened; the store serialises its writes with ingest's either way.
  */
 export async function replayQuarantine(
   store: Store,

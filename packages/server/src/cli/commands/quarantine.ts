@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { openStore } from '../../config/open-store.js';
 import { loadServeConfig, type ServeConfig } from '../../config/serve-config.js';
 import { TelemarkError } from '../../errors.js';
-import { replayQuarantine } from '../../pipeline/replay.js';
+import { type ReplayReport, replayQuarantine } from '../../pipeline/replay.js';
 import type { Store, StoredQuarantineEntry } from '../../store/types.js';
 import { callApi } from '../api-client.js';
 
@@ -26,6 +26,8 @@ interface ListFlags extends StoreFlags {
 }
 
 interface ReplayFlags extends StoreFlags {
+  /** A running collector, which replays with its own catalogs (docs/api.md). */
+  readonly url?: string;
   readonly app?: string;
   readonly reason?: string;
 }
@@ -81,6 +83,16 @@ export function formatQuarantine(entries: readonly StoredQuarantineEntry[]): str
   return `${[line(header), ...rows.map(line)].join('\n')}\n`;
 }
 
+/** With `--url` the collector's own store and config are used: naming another is a mistake. */
+function refuseStoreFlags(storeFlags: StoreFlags): void {
+  const named = Object.keys(storeFlags);
+  if (named.length > 0)
+    throw new TelemarkError(
+      'TMK_ERR_BAD_PARAMETER',
+      `--url and ${named.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}: give one (a running collector, or a store to open here)`,
+    );
+}
+
 export async function quarantineList(
   flags: ListFlags,
   out: NodeJS.WritableStream = process.stdout,
@@ -98,13 +110,7 @@ export async function quarantineList(
   let entries: StoredQuarantineEntry[];
   if (flags.url !== undefined) {
     const { url, app: _app, reason: _reason, limit: _limit, json: _json, ...storeFlags } = flags;
-    if (Object.keys(storeFlags).length > 0)
-      throw new TelemarkError(
-        'TMK_ERR_BAD_PARAMETER',
-        `--url and ${Object.keys(storeFlags)
-          .map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`)
-          .join(', ')}: give one (a running collector, or a store to open here)`,
-      );
+    refuseStoreFlags(storeFlags);
     const answer = (await callApi(url, 'quarantine', { params: { ...filter, limit: String(limit) } })) as {
       entries?: StoredQuarantineEntry[];
     };
@@ -120,13 +126,19 @@ export async function quarantineReplay(
   flags: ReplayFlags,
   out: NodeJS.WritableStream = process.stdout,
 ): Promise<void> {
-  const config = configFrom(flags);
-  const report = await withStore(config, (store) =>
-    replayQuarantine(store, config.registry, {
-      ...(flags.app ? { app: flags.app } : {}),
-      ...(flags.reason ? { reason: flags.reason } : {}),
-    }),
-  );
+  const filter = {
+    ...(flags.app ? { app: flags.app } : {}),
+    ...(flags.reason ? { reason: flags.reason } : {}),
+  };
+  let report: ReplayReport;
+  if (flags.url !== undefined) {
+    const { url, app: _app, reason: _reason, ...storeFlags } = flags;
+    refuseStoreFlags(storeFlags);
+    report = (await callApi(url, 'quarantine/replay', { method: 'POST', params: filter })) as ReplayReport;
+  } else {
+    const config = configFrom(flags);
+    report = await withStore(config, (store) => replayQuarantine(store, config.registry, filter));
+  }
   out.write(
     `Examined ${report.examined} quarantined input(s): ${report.replayed} replayed ` +
       `(${report.accepted} event(s) stored, ${report.duplicate} already stored), ` +
@@ -157,7 +169,7 @@ export function registerQuarantineCommands(program: Command): void {
   const quarantine = program
     .command('quarantine')
     .description(
-      'Inspect and replay refused inputs (kept raw with their reason): list on a running collector (--url) or a stopped one, replay with it stopped.',
+      'Inspect and replay refused inputs (kept raw with their reason): on a running collector (--url), or in a store opened here (DuckDB: the collector stopped).',
     );
   storeOptions(
     quarantine
@@ -177,6 +189,10 @@ export function registerQuarantineCommands(program: Command): void {
       .command('replay')
       .description('Re-validate quarantined inputs with the current catalogs; store what passes now.')
       .option('--app <app>', 'only this app')
-      .option('--reason <reason>', 'only this reason'),
+      .option('--reason <reason>', 'only this reason')
+      .option(
+        '--url <url>',
+        'a running collector, which replays with its own catalogs (token in TELEMARK_ADMIN_TOKEN)',
+      ),
   ).action(async (options: ReplayFlags, command: Command) => quarantineReplay(typed(options, command)));
 }
