@@ -279,6 +279,19 @@ describe('telemark query --url, against a running collector', () => {
     for (const run of [none, wrong, bad]) expect(run.code).toBe(1);
   });
 
+  it('--url with a store of its own (--data, --config) is refused, naming both', async () => {
+    const run = await telemark(
+      ['query', 'overview', ...common, '--url', url, '--data', 'd', '--config', 'c.json'],
+      {
+        TELEMARK_ADMIN_TOKEN: TOKEN,
+      },
+    );
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(
+      '[TMK_ERR_BAD_PARAMETER] Bad parameter: --url and --data, --config: give one',
+    );
+  });
+
   it('an unreachable --url is reported as such', async () => {
     const run = await telemark(['query', 'overview', ...common, '--url', 'http://127.0.0.1:9'], {
       TELEMARK_ADMIN_TOKEN: TOKEN,

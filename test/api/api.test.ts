@@ -268,13 +268,9 @@ describe('injection attempts are harmless', () => {
   });
 });
 
-describe('erasure: DELETE /api/v1/apps/:app/installs/:installId', () => {
-  const erase = (appName: string, install: string, headers: Record<string, string> = auth) =>
-    app.inject({
-      method: 'DELETE',
-      url: `/api/v1/apps/${encodeURIComponent(appName)}/installs/${encodeURIComponent(install)}`,
-      headers,
-    });
+describe('erasure: POST /api/v1/erasures', () => {
+  const erase = (body: unknown, headers: Record<string, string> = auth) =>
+    app.inject({ method: 'POST', url: '/api/v1/erasures', headers, payload: body as object });
   const eventsOf = async (install: string) =>
     Number(
       (
@@ -283,31 +279,38 @@ describe('erasure: DELETE /api/v1/apps/:app/installs/:installId', () => {
     );
 
   it('needs the admin token, like every other route', async () => {
-    const response = await erase(APP, 'i3', {});
+    const response = await erase({ app: APP, installId: 'i3' }, {});
     expect(response.statusCode).toBe(401);
     expect(response.json().code).toBe('TMK_ERR_UNAUTHORIZED');
     expect(await eventsOf('i3')).toBe(7);
   });
 
-  it('refuses what nothing stored can be, naming the parameter', async () => {
-    const response = await erase('a'.repeat(65), 'i3');
+  it('refuses what nothing stored can be, every problem at once', async () => {
+    const response = await erase({ app: 'not an app', installId: 'x'.repeat(101) });
     expect(response.statusCode).toBe(400);
     expect(response.json()).toMatchObject({
       code: 'TMK_ERR_BAD_PARAMETER',
-      detail: 'app: at most 64 characters',
+      detail:
+        'app: 1–64 letters, digits, ".", "_" or "-", as registered; installId: a string of 1 to 100 characters',
     });
-    // Longer than any stored install id: the router's parameter limit (100) answers before the route.
-    expect((await erase(APP, 'x'.repeat(101))).statusCode).toBe(414);
+    expect((await erase({ app: APP })).json().detail).toBe('installId: a string of 1 to 100 characters');
+    expect((await erase([APP, 'i3'])).statusCode).toBe(400);
+    expect(await eventsOf('i3')).toBe(7);
   });
 
   it('erases one install of one app and answers what went; again, nothing', async () => {
-    const response = await erase(APP, 'i3');
+    const response = await erase({ app: APP, installId: 'i3' });
     expect(response.statusCode).toBe(200);
     expect(response.headers['cache-control']).toBe('no-store');
     expect(response.json()).toEqual({ app: APP, installId: 'i3', events: 7, quarantine: 0 });
     expect(await eventsOf('i3')).toBe(0);
     expect(await eventsOf('i1')).toBeGreaterThan(0);
-    expect((await erase(APP, 'i3')).json()).toEqual({ app: APP, installId: 'i3', events: 0, quarantine: 0 });
+    expect((await erase({ app: APP, installId: 'i3' })).json()).toEqual({
+      app: APP,
+      installId: 'i3',
+      events: 0,
+      quarantine: 0,
+    });
   });
 });
 
@@ -350,5 +353,42 @@ describe('quarantine: GET /api/v1/quarantine', () => {
       400,
       'limit: not a parameter here (app, reason)',
     ]);
+  });
+});
+
+describe('quarantine replay: POST /api/v1/quarantine/replay', () => {
+  it('runs one replay at a time, however many are asked for at once', async () => {
+    let running = 0;
+    let most = 0;
+    const watched: Store = {
+      ...store,
+      async listQuarantine(filter) {
+        running++;
+        most = Math.max(most, running);
+        try {
+          await new Promise((r) => setTimeout(r, 30));
+          return await store.listQuarantine(filter);
+        } finally {
+          running--;
+        }
+      },
+    };
+    const other = Fastify();
+    await registerApiRoutes(other, { store: watched, registry: createTestRegistry(), adminToken: TOKEN });
+    try {
+      const answers = await Promise.all(
+        [1, 2, 3].map(() =>
+          other.inject({ method: 'POST', url: `/api/v1/quarantine/replay?app=${APP}`, headers: auth }),
+        ),
+      );
+      expect(answers.map((a) => [a.statusCode, a.json().examined])).toEqual([
+        [200, 3],
+        [200, 3],
+        [200, 3],
+      ]);
+      expect(most).toBe(1);
+    } finally {
+      await other.close();
+    }
   });
 });

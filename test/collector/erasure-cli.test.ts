@@ -15,6 +15,7 @@ import {
   postJson,
   resultStatuses,
   startChild,
+  startInProcess,
   tempDir,
 } from './_helpers.js';
 
@@ -123,6 +124,30 @@ describe('telemark delete --url and quarantine list --url', () => {
       expect(quarantine).toEqual([]);
     } finally {
       await store.close();
+    }
+  });
+
+  it('never puts the install id in a URL or a log line, even with every request logged', async () => {
+    const c = await startInProcess({ config: { log: { level: 'info', requests: true } } });
+    try {
+      const sent = await postJson(
+        `${c.url}/v1/batch`,
+        { batch: [ourMessage('s-1', { anonymousId: 'secret-install-7' })] },
+        bearer(),
+      );
+      expect(resultStatuses(sent.json)).toEqual(['accepted']);
+      const erased = await postJson(
+        `${c.url}/api/v1/erasures`,
+        { app: 'mytool', installId: 'secret-install-7' },
+        { authorization: 'Bearer test-admin-token' },
+      );
+      expect(erased.json).toEqual({ app: 'mytool', installId: 'secret-install-7', events: 1, quarantine: 0 });
+      const logs = c.logs.join('');
+      expect(logs).toContain('/api/v1/erasures');
+      expect(logs).toMatch(/"app":"mytool","events":1,"quarantine":0,"msg":"install erased"/);
+      expect(logs).not.toContain('secret-install-7');
+    } finally {
+      await c.stop();
     }
   });
 });

@@ -27,13 +27,13 @@ const telemark = (...args: string[]) => {
 /** Version 1 of the catalog lacks the `install` event; version 2 adds it. */
 const { install: _install, ...eventsV1 } = MYTOOL_CATALOG.events;
 const CATALOG_V1 = { ...MYTOOL_CATALOG, events: eventsV1 };
+/** The collector's apps with `mytool` on one version of its catalog. */
+const appsWith = (catalog: object) => ({ apps: { mytool: { catalog, writeKeys: [MYTOOL_KEY] } } });
 
 describe('telemark quarantine list / replay', () => {
   it('lists refused inputs and replays them after a catalog fix, leaving the still-bad ones', async () => {
     const dataDir = tempDir();
-    const child = await startChild(dataDir, {
-      apps: { mytool: { catalog: CATALOG_V1, writeKeys: [MYTOOL_KEY] } },
-    });
+    const child = await startChild(dataDir, appsWith(CATALOG_V1));
     const response = await postJson(
       `${child.url}/v1/batch`,
       {
@@ -75,19 +75,13 @@ describe('telemark quarantine list / replay', () => {
 
     // Before the fix, a replay changes nothing.
     const configV1 = join(tempDir(), 'v1.json');
-    writeFileSync(
-      configV1,
-      JSON.stringify({ apps: { mytool: { catalog: CATALOG_V1, writeKeys: [MYTOOL_KEY] } } }),
-    );
+    writeFileSync(configV1, JSON.stringify(appsWith(CATALOG_V1)));
     expect(telemark('quarantine', 'replay', '--config', configV1, '--data', dataDir).stdout).toContain(
       '0 replayed (0 event(s) stored, 0 already stored), 4 still rejected',
     );
 
     const configV2 = join(tempDir(), 'v2.json');
-    writeFileSync(
-      configV2,
-      JSON.stringify({ apps: { mytool: { catalog: MYTOOL_CATALOG, writeKeys: [MYTOOL_KEY] } } }),
-    );
+    writeFileSync(configV2, JSON.stringify(appsWith(MYTOOL_CATALOG)));
     const replay = telemark('quarantine', 'replay', '--config', configV2, '--data', dataDir);
     expect(replay.code).toBe(0);
     expect(replay.stdout).toContain(
@@ -120,9 +114,7 @@ describe('telemark quarantine list / replay', () => {
 
   it('replays through a running collector, with the catalogs that collector runs', async () => {
     const dataDir = tempDir();
-    const v1 = await startChild(dataDir, {
-      apps: { mytool: { catalog: CATALOG_V1, writeKeys: [MYTOOL_KEY] } },
-    });
+    const v1 = await startChild(dataDir, appsWith(CATALOG_V1));
     const sent = await postJson(
       `${v1.url}/v1/batch`,
       { batch: [ourMessage('r-install', { event: 'install', properties: {} }), ourMessage('r-ok')] },
@@ -146,9 +138,7 @@ describe('telemark quarantine list / replay', () => {
     await v1.exited;
 
     // Restarted with the fixed catalog, it stores the event and empties the quarantine.
-    const v2 = await startChild(dataDir, {
-      apps: { mytool: { catalog: MYTOOL_CATALOG, writeKeys: [MYTOOL_KEY] } },
-    });
+    const v2 = await startChild(dataDir, appsWith(MYTOOL_CATALOG));
     const replay = viaUrl(v2.url, 'replay', '--app', 'mytool');
     expect(replay).toMatchObject({ code: 0, stderr: '' });
     expect(replay.stdout).toContain(

@@ -198,13 +198,16 @@ export class TelemarkError extends Error {
 
 export const isTelemarkError = (e: unknown): e is TelemarkError => e instanceof TelemarkError;
 
+/** Whether a string (a per-message reason, another process's answer) is a code of this catalog. */
+export const isErrorCode = (text: string): text is ErrorCode => Object.hasOwn(ERRORS, text);
+
 /**
  * The sentence for a per-message rejection answered on its own (a single Segment call, a Metriton
  * report): a code's detail is only the fragment its catalog message is built around, while the
  * catalog's own reasons (`unknown_event`…) carry a whole sentence as their detail.
  */
 export const rejectionMessage = (reason: string, detail: string): string =>
-  Object.hasOwn(ERRORS, reason) ? ERRORS[reason as ErrorCode].message(detail) : detail;
+  isErrorCode(reason) ? ERRORS[reason].message(detail) : detail;
 
 /**
  * What an error carries, beside its code, from where it is thrown to where it is answered: the

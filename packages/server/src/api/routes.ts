@@ -1,5 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { LIMITS } from 'telemark';
 import { createAnalytics, type RawParams, VIEW_NAMES, type ViewName } from '../analytics/index.js';
+import { APP_NAME } from '../config/registry.js';
 import type { AppRegistry } from '../config/registry-types.js';
 import { isTelemarkError, TelemarkError } from '../errors.js';
 import { replayQuarantine } from '../pipeline/replay.js';
@@ -18,8 +20,27 @@ export interface ApiDeps {
 
 export const API_PREFIX = '/api/v1';
 
-/** Longest app name (the registry's rule): no app with a longer one has data. */
-const MAX_APP = 64;
+const APP_NAME_RULE = '1–64 letters, digits, ".", "_" or "-", as registered';
+/** The longest install id ingest stores (Segment's anonymousId, Metriton's install_id). */
+const MAX_INSTALL_ID = LIMITS.maxMessageIdLength;
+
+/**
+ * An erasure's body, `{ "app", "installId" }`. The install id travels in the body, never in the URL:
+ * URLs end up in request logs and proxies' access logs, and an erasure must not leave what it erased.
+ */
+function erasureRequest(body: unknown): { app: string; installId: string } {
+  const { app, installId } = (typeof body === 'object' && body !== null ? body : {}) as Record<
+    string,
+    unknown
+  >;
+  const problems: string[] = [];
+  if (typeof app !== 'string' || !APP_NAME.test(app)) problems.push(`app: ${APP_NAME_RULE}`);
+  if (typeof installId !== 'string' || installId === '' || installId.length > MAX_INSTALL_ID)
+    problems.push(`installId: a string of 1 to ${MAX_INSTALL_ID} characters`);
+  if (problems.length > 0) throw new TelemarkError('TMK_ERR_BAD_PARAMETER', problems.join('; '));
+  return { app: app as string, installId: installId as string };
+}
+
 /** The quarantine routes' filter: a reason's shape (codes and catalog reasons), the largest page. */
 const REASON = /^[A-Za-z0-9_]{1,64}$/;
 const MAX_QUARANTINE_LIMIT = 1000;
@@ -43,8 +64,7 @@ function quarantineFilter(
   const reason = one('reason');
   const limitText = withLimit ? one('limit') : undefined;
   const limit = limitText === undefined ? undefined : Number(limitText);
-  if (app !== undefined && (app === '' || app.length > MAX_APP))
-    problems.push(`app: 1 to ${MAX_APP} characters`);
+  if (app !== undefined && !APP_NAME.test(app)) problems.push(`app: ${APP_NAME_RULE}`);
   if (reason !== undefined && !REASON.test(reason))
     problems.push('reason: a code such as unknown_event or TMK_ERR_BODY_UNPARSEABLE');
   if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > MAX_QUARANTINE_LIMIT))
@@ -145,19 +165,13 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
         return run;
       });
       // Erasure on a running collector (`telemark delete --url`): the store deletes while writes wait.
-      api.delete<{ Params: { app: string; installId: string } }>(
-        '/apps/:app/installs/:installId',
-        async (request) => {
-          const { app, installId } = request.params;
-          // No install id over 100 characters is stored, and the router answers 414 for longer parameters.
-          if (app.length > MAX_APP)
-            throw new TelemarkError('TMK_ERR_BAD_PARAMETER', `app: at most ${MAX_APP} characters`);
-          const erased = await deps.store.deleteInstall(app, installId);
-          // The install id is not logged: the record of an erasure must not keep what it erased.
-          request.log.info({ app, ...erased }, 'install erased');
-          return { app, installId, ...erased };
-        },
-      );
+      api.post('/erasures', async (request) => {
+        const { app, installId } = erasureRequest(request.body);
+        const erased = await deps.store.deleteInstall(app, installId);
+        // The record of an erasure keeps the app and the counts, not what it erased.
+        request.log.info({ app, ...erased }, 'install erased');
+        return { app, installId, ...erased };
+      });
       api.get<{ Params: { view: string } }>('/:view', async (request) => {
         const { view } = request.params;
         if (!isView(view))

@@ -1,5 +1,17 @@
 import type { RawParams } from '../analytics/index.js';
-import { ERRORS, type ErrorCode, TelemarkError } from '../errors.js';
+import { isErrorCode, TelemarkError } from '../errors.js';
+
+/**
+ * @internal `--url` names the collector whose own store and config answer: naming a store here as well (`--data`,
+ * `--config`, `--store`…, given as the flags' keys) is refused, listing them.
+ */
+export function refuseStoreFlagsWithUrl(named: readonly string[]): void {
+  if (named.length > 0)
+    throw new TelemarkError(
+      'TMK_ERR_BAD_PARAMETER',
+      `--url and ${named.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}: give one (a running collector, or a store to open here)`,
+    );
+}
 
 /**
  * @internal One call to a running collector's admin API (`/api/v1`, docs/api.md), with the admin token
@@ -9,7 +21,7 @@ import { ERRORS, type ErrorCode, TelemarkError } from '../errors.js';
 export async function callApi(
   url: string,
   path: string,
-  options: { readonly method?: 'GET' | 'POST' | 'DELETE'; readonly params?: RawParams } = {},
+  options: { readonly method?: 'GET' | 'POST'; readonly params?: RawParams; readonly body?: unknown } = {},
 ): Promise<unknown> {
   const token = process.env.TELEMARK_ADMIN_TOKEN?.trim();
   if (!token) throw new TelemarkError('TMK_ERR_UNAUTHORIZED');
@@ -22,7 +34,12 @@ export async function callApi(
   try {
     response = await fetch(target, {
       method: options.method ?? 'GET',
-      headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+      headers: {
+        authorization: `Bearer ${token}`,
+        accept: 'application/json',
+        ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
       signal: AbortSignal.timeout(120_000),
     });
   } catch (error) {
@@ -36,7 +53,7 @@ export async function callApi(
     | undefined;
   if (response.ok && body) return body;
   const code = body?.code;
-  if (code && Object.hasOwn(ERRORS, code)) throw new TelemarkError(code as ErrorCode, body?.detail ?? '');
+  if (code && isErrorCode(code)) throw new TelemarkError(code, body?.detail ?? '');
   throw new TelemarkError(
     'TMK_ERR_API_UNREACHABLE',
     `${url} (HTTP ${response.status}${body?.message ? `: ${body.message}` : ''})`,

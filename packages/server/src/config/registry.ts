@@ -15,7 +15,8 @@ const BUILTIN_APPS: Readonly<Record<string, { readonly allowKeyless: boolean }>>
   telepresence2: { allowKeyless: true },
 };
 
-const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** An app's name: what the registry accepts, so what any stored row can carry. */
+export const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const rateLimitSchema = z.strictObject({
   perSecond: z.number().positive(),
   burst: z.number().int().positive(),

@@ -319,16 +319,12 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     }
   };
 
-  const routes: [string, Route, (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>][] = [
-    ['/v1/batch', 'batch', segmentHandler('batch')],
-    ...SEGMENT_CALLS.map(
-      (call) => [`/v1/${call}`, call, segmentHandler(call)] as [string, Route, typeof metritonHandler],
-    ),
-    ['/scout', 'scout', metritonHandler],
-    ['/beta/scout', 'scout', metritonHandler],
-  ];
-  for (const [url, route, handler] of routes)
+  const post = (url: string, route: Route, handler: typeof metritonHandler) =>
     app.post(url, { config: { route }, onResponse: latencyOf(route) }, handler);
+  post('/v1/batch', 'batch', segmentHandler('batch'));
+  for (const call of SEGMENT_CALLS) post(`/v1/${call}`, call, segmentHandler(call));
+  post('/scout', 'scout', metritonHandler);
+  post('/beta/scout', 'scout', metritonHandler);
 }
 
 /** Whether a whole-request refusal is a "later" (not the client's fault) for counting purposes. */

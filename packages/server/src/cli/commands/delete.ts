@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { TelemarkError } from '../../errors.js';
 import { DEFAULT_DATA_DIR, openDataDirStore } from '../../store/index.js';
 import type { InstallErasure } from '../../store/types.js';
-import { callApi } from '../api-client.js';
+import { callApi, refuseStoreFlagsWithUrl } from '../api-client.js';
 
 interface DeleteFlags {
   readonly app: string;
@@ -17,6 +17,8 @@ export interface DeleteReport extends InstallErasure {
   readonly installId: string;
 }
 
+const dataDirOf = (flags: DeleteFlags): string => flags.data ?? `./${DEFAULT_DATA_DIR}`;
+
 /** Erase one install of one app from a stopped collector's data directory. */
 async function deleteFromDataDir(app: string, installId: string, dataDir: string): Promise<DeleteReport> {
   const store = await openDataDirStore(dataDir);
@@ -29,8 +31,10 @@ async function deleteFromDataDir(app: string, installId: string, dataDir: string
 
 /** Erase one install of one app through a running collector's API (any store; writes wait meanwhile). */
 async function deleteThroughApi(app: string, installId: string, url: string): Promise<DeleteReport> {
-  const path = `apps/${encodeURIComponent(app)}/installs/${encodeURIComponent(installId)}`;
-  const answer = (await callApi(url, path, { method: 'DELETE' })) as Partial<DeleteReport>;
+  const answer = (await callApi(url, 'erasures', {
+    method: 'POST',
+    body: { app, installId },
+  })) as Partial<DeleteReport>;
   return { app, installId, events: Number(answer.events ?? 0), quarantine: Number(answer.quarantine ?? 0) };
 }
 
@@ -39,14 +43,9 @@ export async function deleteInstall(flags: DeleteFlags): Promise<DeleteReport> {
   if (flags.app.trim() === '' || flags.installId.trim() === '') {
     throw new TelemarkError('TMK_ERR_BAD_PARAMETER', '--app and --install-id must not be empty');
   }
-  if (flags.url !== undefined && flags.data !== undefined)
-    throw new TelemarkError(
-      'TMK_ERR_BAD_PARAMETER',
-      '--url and --data: give one (a running collector, or a stopped one’s data)',
-    );
-  return flags.url !== undefined
-    ? deleteThroughApi(flags.app, flags.installId, flags.url)
-    : deleteFromDataDir(flags.app, flags.installId, flags.data ?? `./${DEFAULT_DATA_DIR}`);
+  if (flags.url === undefined) return deleteFromDataDir(flags.app, flags.installId, dataDirOf(flags));
+  refuseStoreFlagsWithUrl(flags.data !== undefined ? ['data'] : []);
+  return deleteThroughApi(flags.app, flags.installId, flags.url);
 }
 
 /** `telemark delete --app A --install-id ID [--url URL | --data DIR]`: erasure of one install (events and quarantine). */
@@ -63,7 +62,7 @@ export function registerDeleteCommand(program: Command): void {
     .option('--json', 'print the counts as JSON')
     .action(async (flags: DeleteFlags) => {
       const report = await deleteInstall(flags);
-      const where = flags.url ?? flags.data ?? `./${DEFAULT_DATA_DIR}`;
+      const where = flags.url ?? dataDirOf(flags);
       process.stdout.write(
         flags.json
           ? `${JSON.stringify(report)}\n`

@@ -4,7 +4,7 @@ import { loadServeConfig, type ServeConfig } from '../../config/serve-config.js'
 import { TelemarkError } from '../../errors.js';
 import { type ReplayReport, replayQuarantine } from '../../pipeline/replay.js';
 import type { Store, StoredQuarantineEntry } from '../../store/types.js';
-import { callApi } from '../api-client.js';
+import { callApi, refuseStoreFlagsWithUrl } from '../api-client.js';
 
 interface StoreFlags {
   readonly data?: string;
@@ -83,15 +83,22 @@ export function formatQuarantine(entries: readonly StoredQuarantineEntry[]): str
   return `${[line(header), ...rows.map(line)].join('\n')}\n`;
 }
 
-/** With `--url` the collector's own store and config are used: naming another is a mistake. */
-function refuseStoreFlags(storeFlags: StoreFlags): void {
-  const named = Object.keys(storeFlags);
-  if (named.length > 0)
-    throw new TelemarkError(
-      'TMK_ERR_BAD_PARAMETER',
-      `--url and ${named.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}: give one (a running collector, or a store to open here)`,
-    );
-}
+/** The store flags given (`typed` leaves out defaults), which `--url` excludes. */
+const STORE_FLAGS = [
+  'data',
+  'config',
+  'store',
+  'clickhouseUrl',
+  'clickhouseDatabase',
+  'clickhouseUser',
+  'clickhousePassword',
+] as const satisfies readonly (keyof StoreFlags)[];
+const storeFlagsOf = (flags: StoreFlags): string[] => STORE_FLAGS.filter((k) => flags[k] !== undefined);
+
+const filterOf = (flags: { readonly app?: string; readonly reason?: string }) => ({
+  ...(flags.app ? { app: flags.app } : {}),
+  ...(flags.reason ? { reason: flags.reason } : {}),
+});
 
 export async function quarantineList(
   flags: ListFlags,
@@ -103,15 +110,13 @@ export async function quarantineList(
       'TMK_ERR_BAD_PARAMETER',
       `--limit must be a positive integer, got "${flags.limit}"`,
     );
-  const filter = {
-    ...(flags.app ? { app: flags.app } : {}),
-    ...(flags.reason ? { reason: flags.reason } : {}),
-  };
+  const filter = filterOf(flags);
   let entries: StoredQuarantineEntry[];
   if (flags.url !== undefined) {
-    const { url, app: _app, reason: _reason, limit: _limit, json: _json, ...storeFlags } = flags;
-    refuseStoreFlags(storeFlags);
-    const answer = (await callApi(url, 'quarantine', { params: { ...filter, limit: String(limit) } })) as {
+    refuseStoreFlagsWithUrl(storeFlagsOf(flags));
+    const answer = (await callApi(flags.url, 'quarantine', {
+      params: { ...filter, limit: String(limit) },
+    })) as {
       entries?: StoredQuarantineEntry[];
     };
     entries = answer.entries ?? [];
@@ -126,15 +131,14 @@ export async function quarantineReplay(
   flags: ReplayFlags,
   out: NodeJS.WritableStream = process.stdout,
 ): Promise<void> {
-  const filter = {
-    ...(flags.app ? { app: flags.app } : {}),
-    ...(flags.reason ? { reason: flags.reason } : {}),
-  };
+  const filter = filterOf(flags);
   let report: ReplayReport;
   if (flags.url !== undefined) {
-    const { url, app: _app, reason: _reason, ...storeFlags } = flags;
-    refuseStoreFlags(storeFlags);
-    report = (await callApi(url, 'quarantine/replay', { method: 'POST', params: filter })) as ReplayReport;
+    refuseStoreFlagsWithUrl(storeFlagsOf(flags));
+    report = (await callApi(flags.url, 'quarantine/replay', {
+      method: 'POST',
+      params: filter,
+    })) as ReplayReport;
   } else {
     const config = configFrom(flags);
     report = await withStore(config, (store) => replayQuarantine(store, config.registry, filter));

@@ -5,7 +5,7 @@ import { openStore } from '../../config/open-store.js';
 import { loadServeConfig } from '../../config/serve-config.js';
 import { TelemarkError } from '../../errors.js';
 import { DEFAULT_DATA_DIR } from '../../store/index.js';
-import { callApi } from '../api-client.js';
+import { callApi, refuseStoreFlagsWithUrl } from '../api-client.js';
 
 interface QueryOptions {
   readonly app?: string;
@@ -92,11 +92,8 @@ export async function runQuery(
     );
   if (options.fingerprint !== undefined && view !== 'errors')
     throw new TelemarkError('TMK_ERR_BAD_PARAMETER', '--fingerprint: only with the errors view');
-  if (options.url !== undefined && options.data !== undefined)
-    throw new TelemarkError(
-      'TMK_ERR_BAD_PARAMETER',
-      '--url and --data: give one (a running collector, or a stopped one’s data)',
-    );
+  if (options.url !== undefined)
+    refuseStoreFlagsWithUrl((['data', 'config'] as const).filter((k) => options[k] !== undefined));
   const params = toParams(options);
   const response = options.url
     ? // Through the running collector's API: the same views, parameters and errors as the dashboard sees.

@@ -1379,16 +1379,16 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       });
     },
 
-    deleteInstall(app, installId) {
-      if (typeof app !== 'string' || app === '' || typeof installId !== 'string' || installId === '') {
-        return Promise.reject(
-          new TelemarkError('TMK_ERR_BAD_PARAMETER', 'deleteInstall needs a non-empty app and install id'),
+    async deleteInstall(app, installId) {
+      if (typeof app !== 'string' || app === '' || typeof installId !== 'string' || installId === '')
+        throw new TelemarkError(
+          'TMK_ERR_BAD_PARAMETER',
+          'deleteInstall needs a non-empty app and install id',
         );
-      }
       // Quarantine rows have no install column: match the id in the raw message (as sent, so JSON-escaped).
       const escaped = JSON.stringify(installId).slice(1, -1);
       let quarantine = 0;
-      const events = removeRows(
+      const events = await removeRows(
         async (connection) => {
           // Derived tables first: session keys are computed from the rows about to go.
           for (const { table, column } of await derivedInstallTables(connection)) {
@@ -1414,7 +1414,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         // Rewrite the affected row groups now, so erased data leaves the live file at once.
         checkpoint,
       );
-      return events.then((n) => ({ events: n, quarantine }));
+      return { events, quarantine };
     },
 
     applyRetention(app, before) {
