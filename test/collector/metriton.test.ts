@@ -1,5 +1,7 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { telepresence } from '../../packages/client/src/catalogs/telepresence.js';
+import { resolveServeConfig } from '../../packages/server/src/config/serve-config.js';
 import {
   connectReport,
   goIndent,
@@ -10,8 +12,9 @@ import {
   tpReport,
   updateRoutesReport,
 } from '../../packages/server/src/ingest/_metriton-fixtures.js';
+import { replayQuarantine } from '../../packages/server/src/pipeline/replay.js';
 import { sql } from '../../packages/server/src/store/sql.js';
-import { type InProcess, startInProcess } from './_helpers.js';
+import { type InProcess, openData, startInProcess } from './_helpers.js';
 
 /** POST the way Go's http.DefaultClient does it: exact headers, nothing else. */
 function goPost(url: string, body: string, contentType: string | undefined = 'application/json') {
@@ -129,7 +132,12 @@ describe('Metriton reports exactly as Telepresence 2.20 sends them', () => {
     });
     const [entry] = await c.store.listQuarantine({ app: 'telepresence2', reason: 'unknown_event' });
     expect(entry?.event).toBe('update_routes');
-    expect(entry?.raw).not.toContain('subnets');
+    // Kept with the keys a later catalog may declare, without the cluster's id.
+    expect(JSON.parse(entry?.raw ?? '{}').metadata).toMatchObject({
+      subnets: 3,
+      allow_conflicting_subnets: 0,
+    });
+    expect(entry?.raw).not.toContain('cluster_id');
     // A code's answer is its whole sentence, not only the fragment kept as the detail.
     const noAction = await goPost(`${c.url}/scout`, goIndent(tpReport({ action: '' })));
     expect([noAction.status, JSON.parse(noAction.body).message]).toEqual([
@@ -160,6 +168,67 @@ describe('Metriton reports exactly as Telepresence 2.20 sends them', () => {
       expect(JSON.parse(response.body).disable_scout).toBe(true);
     } finally {
       await killed.stop();
+    }
+  });
+});
+
+describe('a Telepresence event the catalog lacks, after the catalog is fixed', () => {
+  it('is replayed from quarantine with its traits', async () => {
+    const before = await startInProcess();
+    const report = tpReport({
+      action: 'connect_error',
+      index: 2,
+      mode: 'connector',
+      cluster_id: '9c3a7d0e-1111-4b4b-8c8c-0123456789ab',
+      error: 'traffic manager not found in namespace payments-prod',
+      error_type: 'TRAFFIC_MANAGER_FAILED',
+      error_category: 2,
+      time_to_fail: 1.25,
+    });
+    try {
+      expect((await goPost(`${before.url}/scout`, goIndent(report))).status).toBe(400);
+    } finally {
+      await before.stop();
+    }
+    const fixed = {
+      ...telepresence,
+      events: {
+        ...telepresence.events,
+        connect_error: {
+          description: 'A connect failed.',
+          traits: {
+            error: { type: 'error', required: true },
+            error_type: {
+              type: 'enum',
+              values: ['CLUSTER_FAILED', 'TRAFFIC_MANAGER_FAILED', 'DAEMON_FAILED'],
+            },
+            error_category: { type: 'integer' },
+            time_to_fail: { type: 'duration', unit: 's' },
+          },
+        },
+      },
+    };
+    const store = await openData(before.dataDir);
+    try {
+      const { registry } = resolveServeConfig({ apps: { telepresence2: { catalog: fixed } } });
+      expect(await replayQuarantine(store, registry, { reason: 'unknown_event' })).toMatchObject({
+        replayed: 1,
+        accepted: 1,
+      });
+      const rows = await store.query<{ event: string; traits: unknown; error_text: string }>(
+        sql`SELECT event, traits, error_text FROM events WHERE event = 'connect_error'`,
+      );
+      expect(rows).toHaveLength(1);
+      const traits = typeof rows[0]?.traits === 'string' ? JSON.parse(rows[0].traits) : rows[0]?.traits;
+      expect(traits).toMatchObject({
+        error_type: 'TRAFFIC_MANAGER_FAILED',
+        error_category: 2,
+        time_to_fail: 1.25,
+      });
+      expect(rows[0]?.error_text).toContain('traffic manager not found');
+      expect(JSON.stringify(rows)).not.toContain('9c3a7d0e');
+    } finally {
+      await store.close();
     }
   });
 });

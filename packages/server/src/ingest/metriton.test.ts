@@ -101,8 +101,16 @@ describe('Metriton reports', () => {
     });
   });
 
-  it('rejects events outside the catalog into quarantine with only the keys that may be kept', () => {
-    const result = prepare(updateRoutesReport);
+  it('rejects events outside the catalog into quarantine with their keys, less the identifying ones', () => {
+    const result = prepare(
+      tpReport({
+        ...updateRoutesReport.metadata,
+        cluster_id: '9c3a7d0e-1111-4b4b-8c8c-0123456789ab',
+        service_name: 'billing-api',
+        install_id_error: 'open /home/alice/.config/telepresence/id: permission denied',
+        note: 'sent by pat.smith@initech.example',
+      }),
+    );
     if (result.kind !== 'prepared') throw new Error('expected prepared');
     expect(result.prepared.events).toEqual([]);
     expect(result.prepared.results[0]).toMatchObject({ status: 'rejected', reason: 'unknown_event' });
@@ -115,8 +123,69 @@ describe('Metriton reports', () => {
     });
     const raw = JSON.parse(entry?.raw ?? '{}');
     expect(raw.metadata.action).toBe('update_routes');
-    expect(raw.metadata.subnets).toBeUndefined();
     expect(raw.metadata.goos).toBe('linux');
+    // What a later catalog may declare as traits is there for a replay…
+    expect(raw.metadata.subnets).toBe(3);
+    expect(raw.metadata.allow_conflicting_subnets).toBe(0);
+    // …scrubbed, and without what names a cluster, a workload or a person.
+    expect(raw.metadata.note).toContain('sent by');
+    expect(entry?.raw).not.toContain('pat.smith');
+    for (const gone of ['cluster_id', '9c3a7d0e', 'service_name', 'billing-api', 'install_id_error', 'alice'])
+      expect(entry?.raw).not.toContain(gone);
+  });
+
+  it('keeps a trait the catalog declares even when its name is on the identifying list', () => {
+    const svc = resolveServeConfig({
+      apps: {
+        svc: {
+          allowKeyless: true,
+          catalog: {
+            app: 'svc',
+            events: {
+              svc_event: { description: 'x', traits: { service_name: { type: 'integer' } } },
+            },
+          },
+        },
+      },
+    });
+    const result = prepareMetriton(
+      tpReport(
+        { action: 'svc_event', index: 1, mode: 'cli', service_name: 'billing-api' },
+        { application: 'svc' },
+      ),
+      receivedAt,
+      { registry: svc.registry, builder: createEventBuilder() },
+    );
+    if (result.kind !== 'prepared') throw new Error('expected prepared');
+    expect(result.prepared.quarantine[0]?.reason).toBe('invalid_type');
+    expect(JSON.parse(result.prepared.quarantine[0]?.raw ?? '{}').metadata.service_name).toBe('billing-api');
+  });
+
+  it('refuses a report larger than the message limit, as sent, and a lone surrogate in install_id', () => {
+    const limits = { maxEventBytes: 2_000 };
+    const report = tpReport({ action: 'connect', index: 1, mode: 'cli' });
+    // The limit is on the report as sent (Telepresence indents it), not on its compact form.
+    const indented = prepareMetriton(report, receivedAt, { ...deps, limits }, 2_001);
+    const compact = prepareMetriton(report, receivedAt, { ...deps, limits }, 2_000);
+    if (indented.kind !== 'prepared' || compact.kind !== 'prepared') throw new Error('expected prepared');
+    expect(indented.prepared.results[0]).toMatchObject({
+      status: 'rejected',
+      reason: 'TMK_ERR_EVENT_TOO_LARGE',
+      detail: '2000 bytes',
+    });
+    expect(indented.prepared.quarantine[0]?.event).toBe('connect');
+    expect(compact.prepared.events).toHaveLength(1);
+    for (const installId of ['x\ud800', 'x\udfff']) {
+      const result = prepare(
+        tpReport({ action: 'connect', index: 1, mode: 'cli' }, { install_id: installId }),
+      );
+      if (result.kind !== 'prepared') throw new Error('expected prepared');
+      expect(result.prepared.results[0]).toMatchObject({
+        status: 'rejected',
+        reason: 'TMK_ERR_INVALID_MESSAGE',
+      });
+      expect(result.prepared.results[0]?.detail).toContain('well-formed');
+    }
   });
 
   it('scrubs the kept traits of a rejected report before it goes to quarantine', () => {

@@ -7,6 +7,7 @@ import {
   createPrepared,
   createTally,
   isRecord,
+  isWellFormed,
   own,
   type PreparedRequest,
   rawJson,
@@ -16,11 +17,11 @@ import {
 
 /**
  * Metadata keys Telepresence 2.x sends with every report (reference §6) that become context. Every
- * other key is dropped before anything is stored — `cluster_id`, `service_name`, `intercept_id`,
+ * other key is dropped from a stored event — `cluster_id`, `service_name`, `intercept_id`,
  * `install_id_error` (it holds a path)… — except the event's own catalog traits and the catalog's
  * declared extra context.
  */
-const BASE_KEYS = [
+const BASE_KEYS = new Set([
   'action',
   'index',
   'mode',
@@ -34,7 +35,28 @@ const BASE_KEYS = [
   'os_wsl',
   'install_method',
   'new_install',
-] as const;
+]);
+
+/**
+ * Keys Telepresence sends that name a cluster, an organisation, a person or a customer's resources
+ * (reference §7: cluster and namespace UIDs, Ambassador Cloud ids, service and namespace names, a path).
+ * A rejected report of a registered app is kept without them (unless its catalog declares one as a
+ * trait or extra context) but with every other key, strings scrubbed: a replay after a catalog fix then
+ * finds the traits of an event the catalog did not know yet.
+ */
+const IDENTIFYING_KEYS = new Set([
+  'cluster_id',
+  'manager_install_id',
+  'user_id',
+  'account_id',
+  'preview_url',
+  'service_name',
+  'service_namespace',
+  'service_uid',
+  'intercept_id',
+  'install_id_error',
+  'traffic_agent_logs',
+]);
 
 /** Go's names → Node's (`process.platform`/`process.arch`), so dashboards group one OS under one name. */
 const PLATFORMS: Readonly<Record<string, string>> = { windows: 'win32' };
@@ -45,6 +67,8 @@ const TEST_MODES = new Set(['go-test', 'test-mode']);
 export interface MetritonDeps {
   readonly registry: AppRegistry;
   readonly builder: EventBuilder;
+  /** A report is one message: over `maxEventBytes` (as sent) it is refused, as a message of a batch is. */
+  readonly limits?: { readonly maxEventBytes: number };
 }
 
 export type MetritonPrepared =
@@ -70,23 +94,25 @@ export function metritonMessageId(
 }
 
 /**
- * The report reduced to what may be kept: base keys, declared extra context, the event's traits.
- * Telepresence sends errors raw (workload and namespace names…), so kept strings are scrubbed.
+ * The report as quarantine keeps it: base keys as sent, the `declared` keys (the event's traits, the app's
+ * extra context) and, with `others`, every key but the identifying ones; strings outside the base keys
+ * scrubbed — Telepresence sends errors raw (workload and namespace names…). A report of an application
+ * nobody registered keeps no `others`: nothing says what its keys hold.
  */
-function strippedReport(
+function keptReport(
   body: Record<string, unknown>,
   metadata: Record<string, unknown>,
-  keep: readonly string[],
+  declared: readonly string[],
+  others: boolean,
   scrub: (text: string) => string,
 ): string {
-  const kept: Record<string, unknown> = {};
-  for (const key of BASE_KEYS) {
-    const value = own(metadata, key);
-    if (value !== undefined) kept[key] = value;
-  }
-  for (const key of keep) {
-    const value = own(metadata, key);
-    if (value !== undefined) kept[key] = typeof value === 'string' ? scrub(value) : value;
+  // No prototype: a "__proto__" key is kept as a key, not taken as the object's prototype.
+  const kept: Record<string, unknown> = Object.create(null);
+  for (const key of Object.keys(metadata)) {
+    const value = metadata[key];
+    if (BASE_KEYS.has(key)) kept[key] = value;
+    else if (declared.includes(key) || (others && !IDENTIFYING_KEYS.has(key)))
+      kept[key] = typeof value === 'string' ? scrub(value) : value;
   }
   return rawJson({
     application: body.application,
@@ -152,7 +178,12 @@ function typedExtra(app: AppEntry, metadata: Record<string, unknown>): Record<st
  * Metriton's `/scout`, exactly as Telepresence 2.x posts it: `{application, install_id, version,
  * metadata}` with a flat metadata object whose `action` is the event.
  */
-export function prepareMetriton(body: unknown, receivedAt: number, deps: MetritonDeps): MetritonPrepared {
+export function prepareMetriton(
+  body: unknown,
+  receivedAt: number,
+  deps: MetritonDeps,
+  bodyBytes = 0,
+): MetritonPrepared {
   const prepared = createPrepared(1);
   const fail = (
     app: string,
@@ -181,7 +212,7 @@ export function prepareMetriton(body: unknown, receivedAt: number, deps: Metrito
   const app = application ? deps.registry.get(application) : undefined;
   const action = typeof metadata.action === 'string' ? metadata.action : '';
   if (!app) {
-    const raw = strippedReport(body, metadata, [], deps.builder.scrub);
+    const raw = keptReport(body, metadata, [], false, deps.builder.scrub);
     return {
       kind: 'unknown_app',
       application,
@@ -201,7 +232,7 @@ export function prepareMetriton(body: unknown, receivedAt: number, deps: Metrito
   const traitNames = action ? deps.builder.traitNames(app.catalog, action) : [];
   const extraKeys = Object.keys(app.catalog.input.extraContext?.keys ?? {});
   // Built only for a rejected report: an accepted one never needs its raw form.
-  const raw = () => strippedReport(body, metadata, [...extraKeys, ...traitNames], deps.builder.scrub);
+  const raw = () => keptReport(body, metadata, [...extraKeys, ...traitNames], true, deps.builder.scrub);
   const installId = body.install_id;
   const traceId = text(metadata.trace_id, 100, '');
   const messageId =
@@ -219,11 +250,21 @@ export function prepareMetriton(body: unknown, receivedAt: number, deps: Metrito
     );
     return { kind: 'prepared', app, prepared };
   }
-  if (typeof installId !== 'string' || installId.length === 0 || installId.length > 100) {
+  const maxBytes = deps.limits?.maxEventBytes;
+  if (maxBytes !== undefined && bodyBytes > maxBytes) {
+    fail(app.name, 'TMK_ERR_EVENT_TOO_LARGE', `${maxBytes} bytes`, raw, messageId, action.slice(0, 200));
+    return { kind: 'prepared', app, prepared };
+  }
+  if (
+    typeof installId !== 'string' ||
+    installId.length === 0 ||
+    installId.length > 100 ||
+    !isWellFormed(installId)
+  ) {
     fail(
       app.name,
       'TMK_ERR_INVALID_MESSAGE',
-      'install_id must be a string of 1 to 100 characters',
+      'install_id must be a string of 1 to 100 characters, well-formed Unicode',
       raw,
       messageId,
       action,

@@ -9,7 +9,7 @@ import { parseJsonBody } from './body.js';
 import { batchElementSizes, batchFitsMessageLimit } from './json-extent.js';
 import { type MetritonDeps, prepareMetriton } from './metriton.js';
 import { cutRaw, type PreparedRequest } from './prepared.js';
-import { prepareSegment, type SegmentDeps, type SegmentRoute } from './segment.js';
+import { keptBody, prepareSegment, type SegmentDeps, type SegmentRoute } from './segment.js';
 
 /** Whole-request refusals whose body was read and is kept for inspection (parse and auth); counted when kept. */
 export const KEPT_REFUSALS: ReadonlySet<ErrorCode> = new Set([
@@ -69,13 +69,7 @@ export function prepareSegmentBody(input: SegmentBodyInput, deps: SegmentDeps): 
     );
   } catch (error) {
     if (isTelemarkError(error) && KEPT_REFUSALS.has(error.code)) {
-      let raw: string;
-      try {
-        raw = cutRaw(JSON.stringify(body));
-      } catch {
-        raw = '';
-      }
-      throw noted(error, { keptRaw: raw });
+      throw noted(error, { keptRaw: keptBody(body, route) });
     }
     throw error;
   }
@@ -91,7 +85,7 @@ export function prepareMetritonBody(
   receivedAt: number,
   deps: MetritonDeps,
 ): PreparedRequest {
-  const result = prepareMetriton(parseKeeping(decoded), receivedAt, deps);
+  const result = prepareMetriton(parseKeeping(decoded), receivedAt, deps, decoded.length);
   if (result.kind === 'unknown_app')
     throw noted(new TelemarkError('TMK_ERR_UNKNOWN_APP', result.quarantine.detail), {
       keptRaw: result.quarantine.raw,

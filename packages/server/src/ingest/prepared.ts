@@ -56,6 +56,13 @@ export function cutRaw(text: string): string {
   return text.length > MAX_RAW_CHARS ? text.slice(0, MAX_RAW_CHARS) : text;
 }
 
+/**
+ * Whether a string has no lone surrogate. JSON admits them ("\ud800"), but UTF-8 cannot hold one: stored,
+ * every lone surrogate becomes U+FFFD, so two different ids would become one id (and a duplicate).
+ */
+export const isWellFormed = (text: string): boolean =>
+  (text as string & { isWellFormed(): boolean }).isWellFormed();
+
 /** JSON text of a value for quarantine; never throws (a value JSON cannot represent becomes a note). */
 export function rawJson(value: unknown): string {
   try {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { resolveServeConfig } from '../config/serve-config.js';
 import { createEventBuilder, MAX_FUTURE_MS } from '../pipeline/event-builder.js';
 import { chargeKey } from './prepared.js';
-import { prepareSegment, writeKeyFromHeader } from './segment.js';
+import { keptBody, prepareSegment, writeKeyFromHeader } from './segment.js';
 
 const mytool = {
   app: 'mytool',
@@ -245,7 +245,9 @@ describe('Segment and telemark messages', () => {
     const identify = {
       messageId: 'id-1',
       anonymousId: 'a',
-      traits: { plan: 'pro' },
+      userId: 'alice@example.com',
+      traits: { email: 'alice@example.com', plan: 'pro' },
+      context: { ip: '203.0.113.9', traits: { email: 'alice@example.com' }, locale: 'en-GB' },
       writeKey: 'wk_mytool_123',
     };
     for (const route of ['identify', 'page', 'screen', 'group', 'alias'] as const) {
@@ -263,7 +265,8 @@ describe('Segment and telemark messages', () => {
         },
       ]);
       expect(prepared.quarantine.map((q) => [q.app, JSON.parse(q.raw)])).toEqual([
-        ['mytool', { type: route, messageId: 'id-1', anonymousId: 'a', traits: { plan: 'pro' } }],
+        // Kept without what Telemark never keeps: user id, user traits, the client's address.
+        ['mytool', { type: route, messageId: 'id-1', anonymousId: 'a', context: { locale: 'en-GB' } }],
       ]);
     }
     // A message that names its own type is taken at its word, on any single-call path.
@@ -306,5 +309,80 @@ describe('Segment and telemark messages', () => {
     expect(prepared.events).toEqual([]);
     expect(prepared.results.map((r) => r?.reason)).toEqual(['TMK_ERR_MISSING_WRITE_KEY', 'unknown_event']);
     expect(({} as Record<string, unknown>).command).toBeUndefined();
+  });
+  it('measures a single call as sent, whitespace included, against the message limit', () => {
+    const message = ours({ context: { app: { name: 'keyless' } } });
+    const small = { route: 'track' as const, body: message, headerKey: undefined, receivedAt };
+    const asSent = prepareSegment({ ...small, bodyBytes: config.limits.maxEventBytes + 1 }, deps);
+    expect(asSent.results[0]).toMatchObject({ status: 'rejected', reason: 'TMK_ERR_EVENT_TOO_LARGE' });
+    expect(asSent.quarantine).toHaveLength(1);
+    const fits = prepareSegment({ ...small, bodyBytes: config.limits.maxEventBytes }, deps);
+    expect(fits.events).toHaveLength(1);
+  });
+
+  it('refuses ids with a lone surrogate, which storage would turn into another id', () => {
+    const prepared = prepareSegment(
+      {
+        route: 'batch',
+        body: {
+          batch: [
+            ours({ messageId: 'x\ud800' }),
+            ours({ messageId: 'x\udfff' }),
+            ours({ messageId: 'x\ufffd' }),
+            ours({ anonymousId: 'install-\udbff' }),
+            ours({ messageId: 'x\ud83d\ude00' }),
+          ],
+        },
+        bodyBytes: 1_000,
+        headerKey: undefined,
+        receivedAt,
+      },
+      deps,
+    );
+    expect(prepared.results.map((r) => r?.reason)).toEqual([
+      'TMK_ERR_MESSAGE_ID',
+      'TMK_ERR_MESSAGE_ID',
+      undefined,
+      'TMK_ERR_INVALID_MESSAGE',
+      undefined,
+    ]);
+    expect(prepared.results[0]?.detail).toContain('lone surrogate');
+    expect(prepared.events.map((e) => e.messageId)).toEqual(['x\ufffd', 'x\ud83d\ude00']);
+  });
+
+  it('keeps a track message without its user id, user traits and client address', () => {
+    const prepared = prepareSegment(
+      {
+        route: 'batch',
+        body: {
+          batch: [
+            {
+              ...ours({ anonymousId: undefined }),
+              userId: 'alice@example.com',
+              context: { app: { name: 'keyless' }, ip: '203.0.113.9', traits: { name: 'Alice' } },
+            },
+          ],
+        },
+        bodyBytes: 1_000,
+        headerKey: undefined,
+        receivedAt,
+      },
+      deps,
+    );
+    expect(prepared.results[0]?.reason).toBe('TMK_ERR_INVALID_MESSAGE');
+    const raw = prepared.quarantine[0]?.raw ?? '';
+    for (const gone of ['alice', 'Alice', '203.0.113.9', 'userId']) expect(raw).not.toContain(gone);
+    expect(JSON.parse(raw)).toMatchObject({ event: 'run', context: { app: { name: 'keyless' } } });
+  });
+  it('keeps a whole refused body without keys, user ids, user traits or client addresses', () => {
+    const message = { ...ours(), userId: 'u-42', context: { ip: '203.0.113.9', app: { name: 'keyless' } } };
+    const batch = JSON.parse(keptBody({ writeKey: 'wk_wrong', batch: [message, 7] }, 'batch'));
+    expect(batch.writeKey).toBeUndefined();
+    expect(batch.batch[1]).toBe(7);
+    expect(batch.batch[0]).toMatchObject({ event: 'run', context: { app: { name: 'keyless' } } });
+    const single = keptBody({ ...message, writeKey: 'wk_wrong' }, 'track');
+    for (const text of [JSON.stringify(batch), single])
+      for (const gone of ['wk_wrong', 'u-42', '203.0.113.9']) expect(text).not.toContain(gone);
+    expect(keptBody('not an object', 'batch')).toBe('"not an object"');
   });
 });

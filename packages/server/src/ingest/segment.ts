@@ -8,6 +8,7 @@ import {
   createPrepared,
   createTally,
   isRecord,
+  isWellFormed,
   type PreparedRequest,
   rawJson,
   reject,
@@ -131,6 +132,32 @@ export function writeKeyFromHeader(authorization: string | undefined): string | 
  * form, replayed without a path, is judged the same), and without the body's `writeKey` (a batch's kept
  * messages never carry the body's key either).
  */
+/**
+ * A message as quarantine keeps it: as sent, less what Telemark never keeps — Segment's user id and user
+ * traits (`userId`, `traits`, `context.traits`: e-mail addresses, names) and the client's address
+ * (`context.ip`). None of them is needed to store the message after a replay.
+ */
+function keptMessageValue(m: unknown): unknown {
+  if (!isRecord(m)) return m;
+  const { userId: _userId, traits: _traits, ...kept } = m;
+  if (isRecord(m.context)) {
+    const { ip: _ip, traits: _contextTraits, ...context } = m.context;
+    kept.context = context;
+  }
+  return kept;
+}
+
+const keptMessage = (m: unknown): string => rawJson(keptMessageValue(m));
+
+/** A whole body refused before its messages were judged (parse, auth, shape), as quarantine keeps it. */
+export function keptBody(body: unknown, route: SegmentRoute): string {
+  if (!isRecord(body)) return rawJson(body);
+  const { writeKey: _key, ...rest } = body;
+  if (route !== 'batch') return keptMessage(rest);
+  if (Array.isArray(rest.batch)) rest.batch = rest.batch.map(keptMessageValue);
+  return rawJson(rest);
+}
+
 function singleMessage(body: Record<string, unknown>, call: SegmentCall): Record<string, unknown> {
   const { writeKey: _key, ...message } = body;
   return message.type == null ? { ...message, type: call } : message;
@@ -170,15 +197,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
   const costs = new Map<AppEntry, number>();
   const installCosts = new Map<AppEntry, Map<string, number>>();
   const tally = createTally();
-  const fail = (
-    i: number,
-    app: string,
-    reason: string,
-    detail: string,
-    messageId = '',
-    event = '',
-    raw?: string,
-  ) => {
+  const fail = (i: number, app: string, reason: string, detail: string, messageId = '', event = '') => {
     const m = messages[i];
     reject(prepared, i, receivedAt, {
       app,
@@ -187,7 +206,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
       detail,
       messageId,
       event,
-      raw: raw ?? rawJson(m),
+      raw: keptMessage(m),
     });
   };
   const keyAppName = keyApp?.name ?? '';
@@ -203,22 +222,29 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
     const messageId = typeof rawId === 'string' ? rawId.slice(0, MAX_ID) : '';
     const eventName = typeof m.event === 'string' ? m.event.slice(0, 200) : '';
     if (type !== 'track') {
-      fail(i, keyAppName, 'TMK_ERR_UNSUPPORTED_CALL', `"${String(type).slice(0, 40)}"`, messageId, eventName);
+      const detail = type === undefined ? '(no "type")' : `"${String(type).slice(0, 40)}"`;
+      fail(i, keyAppName, 'TMK_ERR_UNSUPPORTED_CALL', detail, messageId, eventName);
       continue;
     }
-    if (typeof rawId !== 'string' || rawId.length === 0 || rawId.length > MAX_ID) {
-      const detail = typeof rawId === 'string' ? `${rawId.length} characters` : 'missing or not a string';
+    if (typeof rawId !== 'string' || rawId.length === 0 || rawId.length > MAX_ID || !isWellFormed(rawId)) {
+      const detail =
+        typeof rawId !== 'string'
+          ? 'missing or not a string'
+          : isWellFormed(rawId)
+            ? `${rawId.length} characters`
+            : 'not well-formed Unicode (a lone surrogate)';
       fail(i, keyAppName, 'TMK_ERR_MESSAGE_ID', detail, messageId, eventName);
       continue;
     }
-    let raw: string | undefined;
     if (checkSize) {
       let bytes: number;
       if (sizes) bytes = sizes[i] as number;
+      // A single call's body is its message: measured as sent, whitespace and escapes included.
+      else if (input.route !== 'batch') bytes = input.bodyBytes;
       else {
-        raw = rawJson(m);
+        const json = rawJson(m);
         // rawJson cuts at 32 K characters; a cut text is over the limit whatever its encoding.
-        bytes = raw.length >= deps.limits.maxEventBytes ? raw.length * 3 : Buffer.byteLength(raw);
+        bytes = json.length >= deps.limits.maxEventBytes ? json.length * 3 : Buffer.byteLength(json);
       }
       if (bytes > deps.limits.maxEventBytes) {
         fail(
@@ -228,7 +254,6 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
           `${deps.limits.maxEventBytes} bytes`,
           messageId,
           eventName,
-          raw,
         );
         continue;
       }
@@ -238,24 +263,16 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
       const context = isRecord(m.context) ? m.context : undefined;
       const named = context && isRecord(context.app) ? context.app.name : undefined;
       if (typeof named !== 'string' || named.length === 0) {
-        fail(
-          i,
-          '',
-          'TMK_ERR_MISSING_WRITE_KEY',
-          'a message without context.app.name',
-          messageId,
-          eventName,
-          raw,
-        );
+        fail(i, '', 'TMK_ERR_MISSING_WRITE_KEY', 'a message without context.app.name', messageId, eventName);
         continue;
       }
       const entry = deps.registry.get(named);
       if (!entry) {
-        fail(i, '', 'TMK_ERR_UNKNOWN_APP', `"${named.slice(0, 64)}"`, messageId, eventName, raw);
+        fail(i, '', 'TMK_ERR_UNKNOWN_APP', `"${named.slice(0, 64)}"`, messageId, eventName);
         continue;
       }
       if (!entry.allowKeyless) {
-        fail(i, '', 'TMK_ERR_MISSING_WRITE_KEY', `app "${entry.name}"`, messageId, eventName, raw);
+        fail(i, '', 'TMK_ERR_MISSING_WRITE_KEY', `app "${entry.name}"`, messageId, eventName);
         continue;
       }
       app = entry;
@@ -271,15 +288,19 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
         'event must be a string of 1 to 200 characters',
         messageId,
         eventName,
-        raw,
       );
       continue;
     }
     const installId = m.anonymousId;
-    if (typeof installId !== 'string' || installId.length === 0 || installId.length > MAX_ID) {
+    if (
+      typeof installId !== 'string' ||
+      installId.length === 0 ||
+      installId.length > MAX_ID ||
+      !isWellFormed(installId)
+    ) {
       // Telemark keeps no user ids: a Segment message must carry an anonymousId.
-      const detail = `anonymousId must be a string of 1 to ${MAX_ID} characters`;
-      fail(i, app.name, 'TMK_ERR_INVALID_MESSAGE', detail, messageId, eventName, raw);
+      const detail = `anonymousId must be a string of 1 to ${MAX_ID} characters, well-formed Unicode`;
+      fail(i, app.name, 'TMK_ERR_INVALID_MESSAGE', detail, messageId, eventName);
       continue;
     }
     let installs = installCosts.get(app);
@@ -290,15 +311,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
     installs.set(installId, (installs.get(installId) ?? 0) + 1);
     const timestampMs = m.timestamp === undefined ? Number.NaN : parseIsoTime(m.timestamp);
     if (m.timestamp !== undefined && !Number.isFinite(timestampMs)) {
-      fail(
-        i,
-        app.name,
-        'TMK_ERR_INVALID_MESSAGE',
-        'timestamp is not an ISO 8601 date',
-        messageId,
-        eventName,
-        raw,
-      );
+      fail(i, app.name, 'TMK_ERR_INVALID_MESSAGE', 'timestamp is not an ISO 8601 date', messageId, eventName);
       continue;
     }
     const built = deps.builder.build({
@@ -313,7 +326,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
       context: contextOf(m),
     });
     if (!built.ok) {
-      fail(i, app.name, built.reason, built.detail, messageId, eventName, raw);
+      fail(i, app.name, built.reason, built.detail, messageId, eventName);
       continue;
     }
     prepared.events.push(built.event);

@@ -659,6 +659,9 @@ export function testStore(
               sampleQuarantine({ app, raw: JSON.stringify({ anonymousId: target, event: 'x' }) }),
               sampleQuarantine({ app: '', raw: JSON.stringify({ install_id: target }) }),
               sampleQuarantine({ app, raw: JSON.stringify({ anonymousId: 'keep-me' }) }),
+              // Ids that contain the target, or that it contains, are other installs.
+              sampleQuarantine({ app, raw: JSON.stringify({ anonymousId: `${target}-2` }) }),
+              sampleQuarantine({ app, raw: JSON.stringify({ anonymousId: target.slice(0, -1) }) }),
             ],
           }),
         );
@@ -670,8 +673,13 @@ export function testStore(
           ...(await store.listQuarantine({ app })),
           ...(await store.listQuarantine({ app: '' })),
         ];
-        expect(quarantine.some((q) => q.raw.includes(target))).toBe(false);
-        expect(quarantine.some((q) => q.raw.includes('keep-me'))).toBe(true);
+        const ids = quarantine.map((q) => {
+          const raw = JSON.parse(q.raw);
+          return raw.anonymousId ?? raw.install_id;
+        });
+        expect(ids.sort()).toEqual(['keep-me', `${target}-2`, target.slice(0, -1)].sort());
+        // A quote is a whole id too, matched as one, not as a piece of every JSON text.
+        expect(await store.deleteInstall(app, '"')).toEqual({ events: 0, quarantine: 0 });
         expect(await store.deleteInstall(app, target)).toEqual({ events: 0, quarantine: 0 });
         await expect(store.deleteInstall(app, '')).rejects.toMatchObject({ code: 'TMK_ERR_BAD_PARAMETER' });
       });

@@ -19,6 +19,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { builtModuleUrl } from '../../built-module.js';
 import { TelemarkError } from '../../errors.js';
+import { quotedInstallId } from '../erasure.js';
 import { createJournaledDriver } from '../journal/journaled-store.js';
 import { createRuntimeStore } from '../runtime-store.js';
 import { clickhouseLiteral, renderClickHouse, type Sql } from '../sql.js';
@@ -815,13 +816,12 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
           'TMK_ERR_BAD_PARAMETER',
           'deleteInstall needs a non-empty app and install id',
         );
-      // Quarantine rows have no install column: match the id in the raw message (as sent, so JSON-escaped).
-      const escaped = JSON.stringify(installId).slice(1, -1);
+      const [quoted, quotedEscaped] = quotedInstallId(installId);
       try {
         const events = await count(
           `SELECT count() AS n FROM events WHERE app = ${literal(app)} AND install_id = ${literal(installId)}`,
         );
-        const named = `(app = ${literal(app)} OR app = '') AND (position(raw, ${literal(installId)}) > 0 OR position(raw, ${literal(escaped)}) > 0)`;
+        const named = `(app = ${literal(app)} OR app = '') AND (position(raw, ${literal(quoted)}) > 0 OR position(raw, ${literal(quotedEscaped)}) > 0)`;
         const quarantine = await count(`SELECT count() AS n FROM quarantine WHERE ${named}`);
         // Physical rows, hidden duplicates included: erasure means every copy.
         await mutate('events_local', `app = ${literal(app)} AND install_id = ${literal(installId)}`);

@@ -27,6 +27,7 @@ import path from 'node:path';
 import { type DuckDBConnection, DuckDBInstance, StatementType } from '@duckdb/node-api';
 import { builtModuleUrl } from '../../built-module.js';
 import { TelemarkError } from '../../errors.js';
+import { quotedInstallId } from '../erasure.js';
 import { checkExportOptions } from '../export-options.js';
 import { checkBatchRows, invalidRow } from '../row-check.js';
 import { createRuntimeStore } from '../runtime-store.js';
@@ -1385,8 +1386,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           'TMK_ERR_BAD_PARAMETER',
           'deleteInstall needs a non-empty app and install id',
         );
-      // Quarantine rows have no install column: match the id in the raw message (as sent, so JSON-escaped).
-      const escaped = JSON.stringify(installId).slice(1, -1);
+      const [quoted, quotedEscaped] = quotedInstallId(installId);
       let quarantine = 0;
       const events = await removeRows(
         async (connection) => {
@@ -1406,7 +1406,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           ]);
           const named = await connection.run(
             `DELETE FROM quarantine WHERE (app = $1 OR app = '') AND (contains(raw, $2) OR contains(raw, $3))`,
-            [app, installId, escaped],
+            [app, quoted, quotedEscaped],
           );
           quarantine = named.rowsChanged;
           return removed.rowsChanged;
