@@ -91,6 +91,7 @@ describe('fuzz: hostile input never gets a 5xx or a crash', () => {
     expect(stalledBody).toMatch(/^HTTP\/1\.1 408/);
     expect(stalledBody).toContain('TMK_ERR_BODY_TIMEOUT');
     expect(stalledHeaders === '' || /^HTTP\/1\.1 408/.test(stalledHeaders ?? '')).toBe(true);
+    if (stalledHeaders) expect(stalledHeaders).toContain('TMK_ERR_REQUEST_TIMEOUT');
     // Every kind produced answers, and some valid messages got through.
     expect([...statuses.keys()].sort()).toHaveLength(13);
     expect(statuses.get('valid')?.get(200)).toBeGreaterThan(0);
@@ -108,4 +109,40 @@ describe('fuzz: hostile input never gets a 5xx or a crash', () => {
       Object.fromEntries([...statuses].map(([k, v]) => [k, Object.fromEntries(v)])),
     );
   }, 180_000);
+  it('answers bytes the HTTP parser refuses, and stalled headers, with our codes, then closes', async () => {
+    const child = await startChild(tempDir(), { timeouts: { headersMs: 500, bodyMs: 500 } });
+    const exchange = (bytes: string) =>
+      new Promise<string>((resolve) => {
+        const { hostname, port } = new URL(child.url);
+        const socket = connect(Number(port), hostname);
+        let response = '';
+        socket.on('data', (d: Buffer) => {
+          response += d.toString();
+        });
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve(response));
+        socket.write(bytes);
+      });
+    const head = 'POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n';
+    const bodyOf = (response: string) => JSON.parse(response.slice(response.indexOf('\r\n\r\n') + 4));
+    for (const bad of [
+      `${head}Content-Length: abc\r\n\r\n{}`,
+      `${head}Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}`,
+      `${head}X-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+    ]) {
+      const response = await exchange(bad);
+      expect(response).toMatch(/^HTTP\/1\.1 400 /);
+      expect(response.toLowerCase()).toContain('connection: close');
+      expect(bodyOf(response)).toMatchObject({ code: 'TMK_ERR_BAD_HTTP' });
+    }
+    const stalled = await exchange(`${head}X-Slow: `);
+    expect(stalled).toMatch(/^HTTP\/1\.1 408 /);
+    expect(bodyOf(stalled)).toMatchObject({
+      code: 'TMK_ERR_REQUEST_TIMEOUT',
+      message: expect.stringContaining('send headers and body without pauses'),
+    });
+    expect(child.proc.exitCode).toBeNull();
+    child.proc.kill('SIGTERM');
+    expect((await child.exited).code).toBe(0);
+  });
 });

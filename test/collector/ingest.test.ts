@@ -209,6 +209,12 @@ describe('ingest over HTTP into DuckDB', () => {
     expect((await postJson(`${c.url}/v1/batch`, { batch: [] }, { 'content-type': 'text/html' })).status).toBe(
       415,
     );
+    // An empty Content-Type header is named as such, not as the status's reason phrase.
+    const empty = await postJson(`${c.url}/v1/batch`, { batch: [] }, { ...bearer(), 'content-type': '' });
+    expect([empty.status, empty.json?.message]).toEqual([
+      415,
+      'Unsupported content type ""; send application/json.',
+    ]);
     const bad = await postJson(`${c.url}/v1/batch`, '{"batch": [', bearer());
     expect(bad.status).toBe(400);
     expect(bad.json?.code).toBe('TMK_ERR_BODY_UNPARSEABLE');

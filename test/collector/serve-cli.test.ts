@@ -110,6 +110,32 @@ describe('telemark serve', () => {
       expect(result.stderr).toContain(problem);
   });
 
+  it('refuses a data directory another collector holds: TMK_ERR_STORE_LOCKED, naming its PID and the fix', async () => {
+    const dataDir = tempDir();
+    let holder = 0;
+    let second: ReturnType<typeof spawnSync<string>> | undefined;
+    await serveOnce(['--data', dataDir], {}, (pid) => {
+      holder = pid;
+      second = spawnSync(process.execPath, [CLI, 'serve', '--port', '0', '--data', dataDir], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+    });
+    expect({ status: second?.status, stdout: second?.stdout }).toEqual({ status: 1, stdout: '' });
+    expect(second?.stderr).toBe(
+      `telemark: [TMK_ERR_STORE_LOCKED] The data directory is in use by a running collector (${join(dataDir, 'telemark.duckdb')}, held by PID ${holder}); stop that collector first, or start this one with another --data.\n`,
+    );
+  });
+
+  it("names the data directory it uses, next to --config's file when neither sets one", async () => {
+    const configDir = tempDir();
+    const file = join(configDir, 'config.json');
+    writeFileSync(file, JSON.stringify({ log: { level: 'warn' } }));
+    const { out, code } = await serveOnce(['--config', file]);
+    expect(code).toBe(0);
+    expect(out).toContain(`(store: duckdb, data: ${join(configDir, 'telemark-data')}, apps:`);
+  });
+
   it('names the fix when the port is taken', async () => {
     const dataDir = tempDir();
     const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data', dataDir], {

@@ -184,10 +184,12 @@ describe('telemark delete and export while a collector holds the data directory'
       const exported = await telemark('export', '--format', 'ndjson', '--out', out, '--data', dataDir);
       expect(exported.code).toBe(1);
       expect(exported.stderr).toMatch(/\[TMK_ERR_STORE_LOCKED\].*running collector.*PID \d+.*stop it first/);
+      // export has no --url of its own: the way to a running collector's answers is telemark query.
+      expect(exported.stderr).toContain('`telemark query <view> --url`');
       expect(fs.existsSync(out)).toBe(false);
       const deleted = await telemark('delete', '--app', 'tp', '--install-id', 'alice', '--data', dataDir);
       expect(deleted.code).toBe(1);
-      expect(deleted.stderr).toMatch(/\[TMK_ERR_STORE_LOCKED\].*stop it first/);
+      expect(deleted.stderr).toMatch(/\[TMK_ERR_STORE_LOCKED\].*run the command with --url.*stop it first/);
     } finally {
       const exited = new Promise((resolve) => child.on('exit', resolve));
       child.kill('SIGTERM');

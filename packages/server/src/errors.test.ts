@@ -8,7 +8,9 @@ import {
   noted,
   notesOf,
   rejectionMessage,
+  rephrased,
   TelemarkError,
+  VARIANTS,
 } from './errors.js';
 
 const docs = readFileSync(fileURLToPath(new URL('../../../docs/errors.md', import.meta.url)), 'utf8');
@@ -58,6 +60,28 @@ describe('the error catalog', () => {
       expect(row.meaning.length, row.code).toBeGreaterThan(10);
       expect(row.fix.length, row.code).toBeGreaterThan(5);
     }
+  });
+
+  it('words a code for whoever meets it, keeping code, detail and cause; other errors pass through', () => {
+    for (const [code, variants] of Object.entries(VARIANTS))
+      for (const [variant, message] of Object.entries(variants))
+        expect(message('detail').length, `${code}/${variant}`).toBeGreaterThan(20);
+    const cause = new Error('Conflicting lock is held in /usr/bin/node (PID 42)');
+    const locked = new TelemarkError('TMK_ERR_STORE_LOCKED', '/d/telemark.duckdb, held by PID 42', { cause });
+    expect(locked.message).toBe(
+      'The data directory is in use by a running collector (/d/telemark.duckdb, held by PID 42); stop that collector first.',
+    );
+    expect(rephrased(locked, { TMK_ERR_STORE_LOCKED: 'serve' })).toMatchObject({
+      code: 'TMK_ERR_STORE_LOCKED',
+      detail: '/d/telemark.duckdb, held by PID 42',
+      cause,
+      message:
+        'The data directory is in use by a running collector (/d/telemark.duckdb, held by PID 42); stop that collector first, or start this one with another --data.',
+    });
+    const other = new TelemarkError('TMK_ERR_STORE_NO_DATA', '/d');
+    expect(rephrased(other, { TMK_ERR_STORE_LOCKED: 'export' })).toBe(other);
+    expect(other.message).toBe(ERRORS.TMK_ERR_STORE_NO_DATA.message('/d'));
+    expect(rephrased('not an error', { TMK_ERR_UNAUTHORIZED: 'cli' })).toBe('not an error');
   });
 
   it('carries notes from where an error is thrown to where it is answered, merged', () => {

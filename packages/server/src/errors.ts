@@ -48,8 +48,7 @@ export const ERRORS = {
   ),
   TMK_ERR_STORE_LOCKED: def(
     409,
-    (d) =>
-      `The data directory is in use by a running collector (${d}); query it with --url, or stop it first.`,
+    (d) => `The data directory is in use by a running collector (${d}); stop that collector first.`,
   ),
   TMK_ERR_STORE_WRITE: def(
     503,
@@ -117,6 +116,15 @@ export const ERRORS = {
   TMK_ERR_TOO_MANY_EVENTS: def(413, (d) => `The batch has more than ${d} events; split it.`),
   TMK_ERR_BAD_BATCH: def(400, (d) => `The body is not a batch (${d}); send {"batch": [...]}.`),
   TMK_ERR_BODY_TIMEOUT: def(408, (d) => `The body did not arrive in time (${d}); retry.`),
+  TMK_ERR_REQUEST_TIMEOUT: def(
+    408,
+    (d) => `The request did not arrive in time (${d}); send headers and body without pauses, then retry.`,
+  ),
+  TMK_ERR_BAD_HTTP: def(
+    400,
+    (d) =>
+      `The request is not valid HTTP/1.1 (${d}); check the client's headers (Content-Length, Transfer-Encoding).`,
+  ),
   TMK_ERR_MISSING_WRITE_KEY: def(
     401,
     (d) => `A write key is required for ${d}; send it as Basic-auth user, Bearer token or "writeKey".`,
@@ -183,6 +191,36 @@ export const ERRORS = {
 
 export type ErrorCode = keyof typeof ERRORS;
 
+/**
+ * Messages of codes whose fix depends on who meets them, each worded for one of them (`rephrased`
+ * applies one). A data directory held by a running collector is dealt with differently by each command,
+ * since only some can go through that collector's API; a CLI user gets the admin token to the collector
+ * through an environment variable, not a header.
+ */
+export const VARIANTS = {
+  TMK_ERR_STORE_LOCKED: {
+    /** `telemark query`: the same answers from the running collector. */
+    query: (d: string) =>
+      `The data directory is in use by a running collector (${d}); query it with --url, or stop it first.`,
+    /** `telemark delete` and `telemark quarantine`, which do the same through the collector's API. */
+    url: (d: string) =>
+      `The data directory is in use by a running collector (${d}); run the command with --url to go through it, or stop it first.`,
+    /** `telemark export` reads the data file itself: no API gives its rows. */
+    export: (d: string) =>
+      `The data directory is in use by a running collector (${d}); stop it first to export (export reads the data file itself), or get aggregate answers from it with \`telemark query <view> --url\`.`,
+    /** A second `telemark serve` on the same data directory. */
+    serve: (d: string) =>
+      `The data directory is in use by a running collector (${d}); stop that collector first, or start this one with another --data.`,
+  },
+  TMK_ERR_UNAUTHORIZED: {
+    /** The CLI's `--url` modes, which send TELEMARK_ADMIN_TOKEN as the bearer token. */
+    cli: () =>
+      "Missing or wrong admin token; set TELEMARK_ADMIN_TOKEN to the collector's admin token (kept in <data>/admin-token, unless the collector was started with TELEMARK_ADMIN_TOKEN set: then that value).",
+  },
+} as const satisfies { readonly [C in ErrorCode]?: Readonly<Record<string, Template>> };
+
+type VariantCode = keyof typeof VARIANTS;
+
 export class TelemarkError extends Error {
   readonly code: ErrorCode;
   readonly statusCode: number;
@@ -197,6 +235,22 @@ export class TelemarkError extends Error {
 }
 
 export const isTelemarkError = (e: unknown): e is TelemarkError => e instanceof TelemarkError;
+
+/**
+ * `error` worded for whoever meets it, when it has one of the codes in `variants` (the variant of
+ * `VARIANTS` to use for each); any other error is returned as it is. Code, detail and cause are kept.
+ */
+export function rephrased(
+  error: unknown,
+  variants: { readonly [C in VariantCode]?: keyof (typeof VARIANTS)[C] },
+): unknown {
+  if (!isTelemarkError(error) || !Object.hasOwn(variants, error.code)) return error;
+  const code = error.code as VariantCode;
+  const templates: Readonly<Record<string, Template>> = VARIANTS[code];
+  const template = templates[variants[code] as string];
+  if (template) error.message = template(error.detail);
+  return error;
+}
 
 /** Whether a string (a per-message reason, another process's answer) is a code of this catalog. */
 export const isErrorCode = (text: string): text is ErrorCode => Object.hasOwn(ERRORS, text);

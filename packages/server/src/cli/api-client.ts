@@ -1,5 +1,5 @@
 import type { RawParams } from '../analytics/index.js';
-import { isErrorCode, TelemarkError } from '../errors.js';
+import { isErrorCode, rephrased, TelemarkError } from '../errors.js';
 
 /**
  * @internal `--url` names the collector whose own store and config answer: naming a store here as well (`--data`,
@@ -24,7 +24,9 @@ export async function callApi(
   options: { readonly method?: 'GET' | 'POST'; readonly params?: RawParams; readonly body?: unknown } = {},
 ): Promise<unknown> {
   const token = process.env.TELEMARK_ADMIN_TOKEN?.trim();
-  if (!token) throw new TelemarkError('TMK_ERR_UNAUTHORIZED');
+  // The API's 401 asks for a header; the CLI sends it from TELEMARK_ADMIN_TOKEN, so that is what to set.
+  const forCli = { TMK_ERR_UNAUTHORIZED: 'cli' } as const;
+  if (!token) throw rephrased(new TelemarkError('TMK_ERR_UNAUTHORIZED'), forCli);
   const search = new URLSearchParams();
   for (const [key, value] of Object.entries(options.params ?? {}))
     for (const item of typeof value === 'string' ? [value] : (value ?? [])) search.append(key, item);
@@ -53,7 +55,7 @@ export async function callApi(
     | undefined;
   if (response.ok && body) return body;
   const code = body?.code;
-  if (code && isErrorCode(code)) throw new TelemarkError(code, body?.detail ?? '');
+  if (code && isErrorCode(code)) throw rephrased(new TelemarkError(code, body?.detail ?? ''), forCli);
   throw new TelemarkError(
     'TMK_ERR_API_UNREACHABLE',
     `${url} (HTTP ${response.status}${body?.message ? `: ${body.message}` : ''})`,

@@ -31,6 +31,18 @@ export function createProgram(): Command {
   return program;
 }
 
+/**
+ * An error as the CLI prints it: `[code] message`, and for a store that failed to open, whose message
+ * says "see the cause", that cause on the next line.
+ */
+export function describeError(error: unknown): string {
+  if (!isTelemarkError(error)) return String(error);
+  const line = `[${error.code}] ${error.message}`;
+  if (error.code !== 'TMK_ERR_STORE_INIT' || error.cause === undefined) return line;
+  const cause = error.cause;
+  return `${line}\n  cause: ${isTelemarkError(cause) ? `[${cause.code}] ${cause.message}` : cause instanceof Error ? cause.message : String(cause)}`;
+}
+
 /** The only place that prints an error and sets the exit code. */
 export async function runMain(argv: readonly string[] = process.argv): Promise<void> {
   try {
@@ -40,9 +52,7 @@ export async function runMain(argv: readonly string[] = process.argv): Promise<v
       process.exitCode = error.exitCode;
       return;
     }
-    process.stderr.write(
-      `telemark: ${isTelemarkError(error) ? `[${error.code}] ${error.message}` : String(error)}\n`,
-    );
+    process.stderr.write(`telemark: ${describeError(error)}\n`);
     process.exitCode = 1;
   }
 }

@@ -1,4 +1,5 @@
 import { createServer } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance, LogController } from 'fastify';
 import { registerApiRoutes } from '../api/routes.js';
 import type { ServeConfig } from '../config/serve-config.js';
@@ -56,6 +57,31 @@ const FASTIFY_STATUS_CODES: Readonly<Record<number, ErrorCode>> = {
   413: 'TMK_ERR_BODY_TOO_LARGE',
   415: 'TMK_ERR_UNSUPPORTED_MEDIA_TYPE',
 };
+
+/**
+ * The answer to bytes Node's HTTP parser refused, or to a request that did not arrive in time, before any
+ * route sees it: our `{code, message}` body instead of Fastify's default, and the connection closed (the
+ * parser cannot read on after an error).
+ */
+function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const known =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? new TelemarkError('TMK_ERR_REQUEST_TIMEOUT', 'headers and body')
+      : new TelemarkError(
+          'TMK_ERR_BAD_HTTP',
+          error.code === 'HPE_HEADER_OVERFLOW' ? 'headers over 16 KB' : (error.code ?? 'unreadable'),
+        );
+  const body = JSON.stringify({ code: known.code, message: known.message });
+  const reason = known.statusCode === 408 ? 'Request Timeout' : 'Bad Request';
+  socket.end(
+    `HTTP/1.1 ${known.statusCode} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
 
 const DEFAULT_RETRY_AFTER_MS: Partial<Record<ErrorCode, number>> = {
   TMK_ERR_QUEUE_FULL: 1000,
@@ -119,7 +145,9 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     logController: new LogController({ disableRequestLogging: !config.log.requests }),
     requestIdHeader: false,
     trustProxy: false,
-    return503OnClosing: true,
+    // While closing, our routes answer for themselves (ingest: TMK_ERR_SHUTTING_DOWN with Retry-After).
+    return503OnClosing: false,
+    clientErrorHandler: answerClientError,
     serverFactory: (handler) => {
       const server = createServer(
         {
@@ -142,7 +170,7 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
       const code = FASTIFY_STATUS_CODES[error.statusCode] ?? 'TMK_ERR_BAD_PARAMETER';
       const contentType = request.headers['content-type'];
       const detail =
-        code === 'TMK_ERR_UNSUPPORTED_MEDIA_TYPE' && contentType
+        code === 'TMK_ERR_UNSUPPORTED_MEDIA_TYPE' && contentType !== undefined
           ? JSON.stringify(contentType.slice(0, 60))
           : error.message;
       known = new TelemarkError(code, detail);

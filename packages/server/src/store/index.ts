@@ -62,9 +62,18 @@ export function createStore(config: StoreConfig): Store {
 }
 
 /**
- * Open the DuckDB store of a data directory for an admin command and wait until it is ready. Errors that
- * name their own fix (locked by a running collector, no data there) are thrown as themselves rather than
- * wrapped in TMK_ERR_STORE_INIT.
+ * The error to report for a failed `store.init()`: one that names its own fix (locked by a running
+ * collector, no data there, a journal that cannot be used) as itself rather than the TMK_ERR_STORE_INIT
+ * wrapped around it, which only says "see the cause".
+ */
+export function initFailure(error: unknown): unknown {
+  const cause = error instanceof TelemarkError ? error.cause : undefined;
+  return cause instanceof TelemarkError ? cause : error;
+}
+
+/**
+ * Open the DuckDB store of a data directory for an admin command and wait until it is ready; a failure
+ * is thrown as `initFailure` words it.
  */
 export async function openDataDirStore(
   dataDir: string,
@@ -75,9 +84,7 @@ export async function openDataDirStore(
     await store.init();
   } catch (error) {
     await store.close().catch(() => undefined);
-    const cause = error instanceof TelemarkError ? error.cause : undefined;
-    if (cause instanceof TelemarkError) throw cause;
-    throw error;
+    throw initFailure(error);
   }
   return store;
 }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { TelemarkError } from '../../errors.js';
+import { rephrased, TelemarkError } from '../../errors.js';
 import { DEFAULT_DATA_DIR, openDataDirStore } from '../../store/index.js';
 import type { InstallErasure } from '../../store/types.js';
 import { callApi, refuseStoreFlagsWithUrl } from '../api-client.js';
@@ -21,7 +21,9 @@ const dataDirOf = (flags: DeleteFlags): string => flags.data ?? `./${DEFAULT_DAT
 
 /** Erase one install of one app from a stopped collector's data directory. */
 async function deleteFromDataDir(app: string, installId: string, dataDir: string): Promise<DeleteReport> {
-  const store = await openDataDirStore(dataDir);
+  const store = await openDataDirStore(dataDir).catch((error: unknown) => {
+    throw rephrased(error, { TMK_ERR_STORE_LOCKED: 'url' });
+  });
   try {
     return { app, installId, ...(await store.deleteInstall(app, installId)) };
   } finally {

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { TelemarkError } from '../../errors.js';
+import { rephrased, TelemarkError } from '../../errors.js';
 import { DEFAULT_DATA_DIR, openDataDirStore } from '../../store/index.js';
 import type { ExportOptions } from '../../store/types.js';
 
@@ -51,7 +51,9 @@ export function exportOptionsFromFlags(flags: ExportFlags): ExportOptions {
 /** Export events from a stopped collector's data directory, opened read-only. Returns the rows written. */
 export async function exportFromDataDir(flags: ExportFlags): Promise<{ rows: number; path: string }> {
   const options = exportOptionsFromFlags(flags);
-  const store = await openDataDirStore(flags.data, { readOnly: true });
+  const store = await openDataDirStore(flags.data, { readOnly: true }).catch((error: unknown) => {
+    throw rephrased(error, { TMK_ERR_STORE_LOCKED: 'export' });
+  });
   try {
     return { rows: await store.exportEvents(options), path: options.path };
   } finally {

@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { openStore } from '../../config/open-store.js';
 import { loadServeConfig, type ServeConfig } from '../../config/serve-config.js';
-import { TelemarkError } from '../../errors.js';
+import { rephrased, TelemarkError } from '../../errors.js';
 import { type ReplayReport, replayQuarantine } from '../../pipeline/replay.js';
+import { initFailure } from '../../store/index.js';
 import type { Store, StoredQuarantineEntry } from '../../store/types.js';
 import { callApi, refuseStoreFlagsWithUrl } from '../api-client.js';
 
@@ -49,7 +50,9 @@ function configFrom(flags: StoreFlags): ServeConfig {
 async function withStore<T>(config: ServeConfig, fn: (store: Store) => Promise<T>): Promise<T> {
   const store = openStore(config);
   try {
-    await store.init();
+    await store.init().catch((error: unknown) => {
+      throw rephrased(initFailure(error), { TMK_ERR_STORE_LOCKED: 'url' });
+    });
     return await fn(store);
   } finally {
     await store.close();

@@ -3,8 +3,8 @@ import { createAnalytics, type RawParams, VIEW_NAMES, type ViewName } from '../.
 import { FORMATS, type OutputFormat, renderView } from '../../analytics/render.js';
 import { openStore } from '../../config/open-store.js';
 import { loadServeConfig } from '../../config/serve-config.js';
-import { TelemarkError } from '../../errors.js';
-import { DEFAULT_DATA_DIR } from '../../store/index.js';
+import { rephrased, TelemarkError } from '../../errors.js';
+import { DEFAULT_DATA_DIR, initFailure } from '../../store/index.js';
 import { callApi, refuseStoreFlagsWithUrl } from '../api-client.js';
 
 interface QueryOptions {
@@ -68,8 +68,7 @@ async function viaDataDir(options: QueryOptions, view: ViewName, params: RawPara
       await store.init();
     } catch (error) {
       // "Locked by a running collector" names its own fix (--url): surface it, not the generic init error.
-      const cause = error instanceof TelemarkError ? error.cause : undefined;
-      throw cause instanceof TelemarkError ? cause : error;
+      throw rephrased(initFailure(error), { TMK_ERR_STORE_LOCKED: 'query' });
     }
     const analytics = createAnalytics({ store, registry: config.registry, readOnly: true });
     return options.fingerprint !== undefined

@@ -3,10 +3,11 @@ import type { Command } from 'commander';
 import { resolveAdminToken } from '../../api/admin-token.js';
 import { openStore } from '../../config/open-store.js';
 import { loadServeConfig, type ServeFlags } from '../../config/serve-config.js';
-import { TelemarkError } from '../../errors.js';
+import { rephrased, TelemarkError } from '../../errors.js';
 import { createCollector } from '../../http/collector.js';
 import { lowerBackgroundPriority } from '../../http/thread-priority.js';
 import { DEMO, seedDemo } from '../../simulate/demo.js';
+import { initFailure } from '../../store/index.js';
 
 interface ServeCommandOptions extends ServeFlags {
   readonly config?: string;
@@ -35,7 +36,10 @@ export async function serve(
     );
   }
   const store = openStore(config);
-  await store.init();
+  await store.init().catch((error: unknown) => {
+    // Another collector on this data directory is the likely cause: name it (its PID) and the way out.
+    throw rephrased(initFailure(error), { TMK_ERR_STORE_LOCKED: 'serve' });
+  });
   if (options.demo) {
     out.write(
       `Demo: seeding an empty store with ${DEMO.installs} simulated Telepresence installs × ${DEMO.days} days…\n`,
@@ -100,8 +104,14 @@ export function registerServeCommand(program: Command): void {
     .description('Run the collector: ingest (Segment, Metriton), health, metrics, query API and dashboard.')
     .option('--port <port>', 'port to listen on (0 picks a free one)', '8787')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('--data <dir>', 'data directory (DuckDB file, admin token)', './telemark-data')
-    .option('--config <file>', 'JSON config file (apps, limits, rate limits…; see docs/collector.md)')
+    .option(
+      '--data <dir>',
+      'data directory (DuckDB file, admin token), relative to the working directory; default: ./telemark-data, or with --config the file’s "data" (relative to the file; default: telemark-data next to the file)',
+    )
+    .option(
+      '--config <file>',
+      'JSON config file (apps, limits, rate limits…; see docs/collector.md); without --data, the data directory is the file’s "data", or telemark-data next to the file',
+    )
     .option('--store <engine>', 'duckdb or clickhouse')
     .option('--clickhouse-url <url>', 'ClickHouse HTTP URL, e.g. http://127.0.0.1:8123')
     .option('--clickhouse-database <name>', 'ClickHouse database')
