@@ -100,7 +100,8 @@ export function buildAppRegistry(
 ): { registry: AppRegistry; problems: string[] } {
   const problems: string[] = [];
   const byName = new Map<string, AppEntry>();
-  const byKey = new Map<string, AppEntry>();
+  /** Which app each write key went to first: checked whether or not that app's catalog loads. */
+  const keyOwner = new Map<string, string>();
   const names = new Set([...Object.keys(BUILTIN_APPS), ...Object.keys(apps)]);
   for (const name of names) {
     const config: AppConfig = Object.hasOwn(apps, name) ? (apps[name] as AppConfig) : {};
@@ -108,6 +109,21 @@ export function buildAppRegistry(
     if (!APP_NAME.test(name)) {
       problems.push(`apps.${name}: app names are 1–64 letters, digits, ".", "_" or "-"`);
       continue;
+    }
+    // Keys first: their problems are independent of the catalog's, and all are reported together.
+    const writeKeys = config.writeKeys ?? [];
+    const allowKeyless = config.allowKeyless ?? BUILTIN_APPS[name]?.allowKeyless ?? false;
+    if (writeKeys.length === 0 && !allowKeyless)
+      problems.push(
+        `apps.${name}: no writeKeys and allowKeyless is false, so nothing could be ingested for it`,
+      );
+    for (const key of writeKeys) {
+      const other = keyOwner.get(key);
+      if (other === undefined) keyOwner.set(key, name);
+      else if (other !== name)
+        problems.push(
+          `apps.${name}.writeKeys: a write key is also used by app "${other}"; keys must be unique`,
+        );
     }
     const catalog = loadCatalog(name, config.catalog, options.baseDir, problems);
     if (!catalog) continue;
@@ -117,12 +133,6 @@ export function buildAppRegistry(
       );
       continue;
     }
-    const writeKeys = config.writeKeys ?? [];
-    const allowKeyless = config.allowKeyless ?? BUILTIN_APPS[name]?.allowKeyless ?? false;
-    if (writeKeys.length === 0 && !allowKeyless)
-      problems.push(
-        `apps.${name}: no writeKeys and allowKeyless is false, so nothing could be ingested for it`,
-      );
     const entry: AppEntry = Object.freeze({
       name,
       catalog,
@@ -143,14 +153,6 @@ export function buildAppRegistry(
       }),
       retentionDays: config.retentionDays ?? 0,
     });
-    for (const key of writeKeys) {
-      const other = byKey.get(key);
-      if (other)
-        problems.push(
-          `apps.${name}.writeKeys: a write key is also used by app "${other.name}"; keys must be unique`,
-        );
-      else byKey.set(key, entry);
-    }
     byName.set(name, entry);
   }
   return { registry: appRegistryOf([...byName.values()]), problems };

@@ -89,6 +89,47 @@ describe('serve configuration', () => {
     expect(message).toContain('clickhouse.url');
   });
 
+  it('reports what the later checks find beside the schema problems, in one message', () => {
+    // Before: a schema problem hid the catalogs', the keys' and the limits' problems, each shown only
+    // once the previous stage was fixed.
+    const message = configError(() =>
+      resolveServeConfig({
+        port: 'abc',
+        limits: { maxBatchEvents: 5_000 },
+        queue: { maxEvents: 100 },
+        apps: {
+          broken: { catalog: './nope.json', writeKeys: ['key-shared-0000'] },
+          other: { catalog: { ...mytool, app: 'other' }, writeKeys: ['key-shared-0000'] },
+          nokeys: { catalog: { ...mytool, app: 'nokeys' } },
+          badshape: { writeKeys: 'not-a-list' },
+        },
+      }),
+    );
+    expect(message).toContain('port');
+    expect(message).toContain('apps.badshape.writeKeys');
+    expect(message).toContain('apps.broken.catalog: cannot load');
+    expect(message).toContain('a write key is also used by app "broken"');
+    expect(message).toContain('apps.nokeys: no writeKeys and allowKeyless is false');
+    expect(message).toContain('queue.maxEvents: must be at least limits.maxBatchEvents (5000)');
+    // A section the schema refused is reported once, by the schema.
+    expect(message.match(/badshape/g)).toHaveLength(1);
+  });
+
+  it('reports key problems of an app whose catalog fails too', () => {
+    const message = configError(() =>
+      resolveServeConfig({
+        apps: {
+          one: { catalog: './nope.json', writeKeys: ['key-shared-0000'] },
+          two: { catalog: './nope-either.json', writeKeys: ['key-shared-0000'] },
+          three: { catalog: './nope-again.json' },
+        },
+      }),
+    );
+    expect(message).toContain('apps.one.catalog: cannot load');
+    expect(message).toContain('apps.two.writeKeys: a write key is also used by app "one"');
+    expect(message).toContain('apps.three: no writeKeys and allowKeyless is false');
+  });
+
   it('acknowledges ClickHouse writes after the insert unless the journal is asked for', () => {
     const url = 'http://127.0.0.1:8123';
     expect(resolveServeConfig({ store: 'clickhouse', clickhouse: { url } }).clickhouse?.acknowledge).toBe(
@@ -181,5 +222,16 @@ describe('serve configuration', () => {
     writeFileSync(join(dir, 'bad.json'), '{ nope');
     expect(configError(() => loadServeConfig({ file: join(dir, 'bad.json') }))).toContain('bad.json');
     expect(configError(() => loadServeConfig({ flags: { port: 'eighty' } }))).toContain('port');
+  });
+
+  it('reports a bad file value even when a flag overrides it this time', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'telemark-'));
+    const file = join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify({ port: 'abc', host: 'example.test' }));
+    const message = configError(() => loadServeConfig({ file, flags: { port: '8788', host: '127.0.0.1' } }));
+    expect(message).toContain(`port (in ${file}, overridden by --port)`);
+    expect(message).not.toContain('host');
+    writeFileSync(file, JSON.stringify({ port: 8787 }));
+    expect(loadServeConfig({ file, flags: { port: '8788' } }).port).toBe(8788);
   });
 });

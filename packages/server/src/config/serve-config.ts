@@ -226,6 +226,55 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/** Limits that contradict each other: each is valid alone, so the schema cannot see it. */
+function sizeProblems(limits: ServeConfig['limits'], queue: ServeConfig['queue']): string[] {
+  const problems: string[] = [];
+  if (limits.maxEventBytes > limits.maxBatchBytes)
+    problems.push('limits.maxEventBytes: must not exceed limits.maxBatchBytes');
+  if (queue.maxEvents < limits.maxBatchEvents)
+    problems.push(`queue.maxEvents: must be at least limits.maxBatchEvents (${limits.maxBatchEvents})`);
+  if (queue.maxBytes < limits.maxBatchBytes)
+    problems.push(`queue.maxBytes: must be at least limits.maxBatchBytes (${limits.maxBatchBytes})`);
+  if (queue.maxInflightBytes < limits.maxBatchBytes)
+    problems.push(`queue.maxInflightBytes: must be at least limits.maxBatchBytes (${limits.maxBatchBytes})`);
+  return problems;
+}
+
+/**
+ * When the schema fails somewhere, what the later checks find in the sections that pass it — catalogs,
+ * write keys, limits against each other — so that one start reports every problem, not one stage of
+ * them per fix-and-restart. A section the schema refused is left to its schema problems.
+ */
+function problemsBeyondSchema(input: unknown, baseDir: string): string[] {
+  const raw: Record<string, unknown> =
+    typeof input === 'object' && input !== null && !Array.isArray(input)
+      ? (input as Record<string, unknown>)
+      : {};
+  const shape = serveConfigSchema.shape;
+  const apps: Record<string, AppConfig> = {};
+  if (typeof raw.apps === 'object' && raw.apps !== null && !Array.isArray(raw.apps))
+    for (const [name, app] of Object.entries(raw.apps)) {
+      const one = appConfigSchema.safeParse(app);
+      if (one.success) apps[name] = one.data as AppConfig;
+    }
+  const rateLimits = shape.rateLimits.safeParse(raw.rateLimits);
+  const defaults = rateLimits.success ? rateLimits.data : undefined;
+  const problems = buildAppRegistry(apps, {
+    baseDir,
+    defaultRateLimits: {
+      perWriteKey: defaults?.perWriteKey ?? DEFAULTS.rateLimits.perWriteKey,
+      perInstall: defaults?.perInstall ?? DEFAULTS.rateLimits.perInstall,
+    },
+  }).problems;
+  const limits = shape.limits.safeParse(raw.limits);
+  const queue = shape.queue.safeParse(raw.queue);
+  if (limits.success && queue.success)
+    problems.push(
+      ...sizeProblems({ ...DEFAULTS.limits, ...limits.data }, { ...DEFAULTS.queue, ...queue.data }),
+    );
+  return problems;
+}
+
 const issuePath = (path: readonly PropertyKey[]): string =>
   path.length === 0 ? '(top level)' : path.map(String).join('.');
 
@@ -234,14 +283,20 @@ const issuePath = (path: readonly PropertyKey[]): string =>
  * reported together in one `TMK_ERR_CONFIG_INVALID`; on success the result is deep-frozen.
  * `baseDir` resolves relative paths (`data`, catalog files): the config file's folder, or the cwd.
  */
-export function resolveServeConfig(input: unknown, baseDir: string = process.cwd()): ServeConfig {
+export function resolveServeConfig(
+  input: unknown,
+  baseDir: string = process.cwd(),
+  /** Problems found before (`loadServeConfig`: file values a flag overrides), reported with the rest. */
+  earlierProblems: readonly string[] = [],
+): ServeConfig {
   const parsed = serveConfigSchema.safeParse(input ?? {});
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => `  - ${issuePath(issue.path)}: ${issue.message}`);
-    throw new TelemarkError('TMK_ERR_CONFIG_INVALID', lines.join('\n'));
+    const lines = parsed.error.issues.map((issue) => `${issuePath(issue.path)}: ${issue.message}`);
+    lines.push(...problemsBeyondSchema(input, baseDir), ...earlierProblems);
+    throw new TelemarkError('TMK_ERR_CONFIG_INVALID', lines.map((p) => `  - ${p}`).join('\n'));
   }
   const c = parsed.data;
-  const problems: string[] = [];
+  const problems: string[] = [...earlierProblems];
   const rateLimits = {
     perWriteKey: c.rateLimits?.perWriteKey ?? DEFAULTS.rateLimits.perWriteKey,
     perInstall: c.rateLimits?.perInstall ?? DEFAULTS.rateLimits.perInstall,
@@ -266,15 +321,8 @@ export function resolveServeConfig(input: unknown, baseDir: string = process.cwd
     };
   }
   const limits = { ...DEFAULTS.limits, ...c.limits };
-  if (limits.maxEventBytes > limits.maxBatchBytes)
-    problems.push('limits.maxEventBytes: must not exceed limits.maxBatchBytes');
   const queue = { ...DEFAULTS.queue, ...c.queue };
-  if (queue.maxEvents < limits.maxBatchEvents)
-    problems.push(`queue.maxEvents: must be at least limits.maxBatchEvents (${limits.maxBatchEvents})`);
-  if (queue.maxBytes < limits.maxBatchBytes)
-    problems.push(`queue.maxBytes: must be at least limits.maxBatchBytes (${limits.maxBatchBytes})`);
-  if (queue.maxInflightBytes < limits.maxBatchBytes)
-    problems.push(`queue.maxInflightBytes: must be at least limits.maxBatchBytes (${limits.maxBatchBytes})`);
+  problems.push(...sizeProblems(limits, queue));
   if (problems.length > 0)
     throw new TelemarkError('TMK_ERR_CONFIG_INVALID', problems.map((p) => `  - ${p}`).join('\n'));
   const config: ServeConfig = {
@@ -356,7 +404,19 @@ export function loadServeConfig(options: { file?: string; flags?: ServeFlags; cw
   if (flags.clickhousePassword !== undefined) ch.password = flags.clickhousePassword;
   if (Object.keys(ch).length > 0 || fileClickhouse !== undefined)
     merged.clickhouse = Object.keys(ch).length > 0 ? ch : fileClickhouse;
-  return resolveServeConfig(merged, baseDir);
+  // The file stays the operator's to fix even where a flag overrides it this time.
+  const overridden = (['port', 'host', 'data', 'store'] as const).filter(
+    (key) => flags[key] !== undefined && fileConfig[key] !== undefined,
+  );
+  const fileProblems = overridden.flatMap((key) => {
+    const check = serveConfigSchema.shape[key].safeParse(fileConfig[key]);
+    return check.success
+      ? []
+      : [
+          `${key} (in ${options.file}, overridden by --${key}): ${check.error.issues[0]?.message ?? 'invalid'}`,
+        ];
+  });
+  return resolveServeConfig(merged, baseDir, fileProblems);
 }
 
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));
