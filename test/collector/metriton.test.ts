@@ -154,6 +154,11 @@ describe('Metriton reports exactly as Telepresence 2.20 sends them', () => {
     expect(response).toEqual({ status: 200, body: '' });
     const kept = await c.store.listQuarantine({ reason: 'TMK_ERR_UNKNOWN_APP' });
     expect(kept.some((q) => q.raw.includes('telepresence-tests'))).toBe(true);
+    // Answered 200, as Metriton did, but counted as the refusal it is.
+    const metrics = await (await fetch(`${c.url}/metrics`)).text();
+    expect(metrics).toMatch(
+      /telemark_requests_rejected_total\{route="scout",code="TMK_ERR_UNKNOWN_APP"\} [1-9]/,
+    );
   });
 
   it('reports the kill switch as disable_scout', async () => {

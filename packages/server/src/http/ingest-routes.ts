@@ -296,9 +296,12 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
       try {
         ({ prepared, bytes } = await prepareReport(request));
       } catch (error) {
-        // Metriton's answer to an application it does not know (the report is kept): an empty body.
-        if (isTelemarkError(error) && error.code === 'TMK_ERR_UNKNOWN_APP')
+        // Metriton's answer to an application it does not know (the report is kept): an empty body. A
+        // refusal all the same, counted as the error handler counts the others.
+        if (isTelemarkError(error) && error.code === 'TMK_ERR_UNKNOWN_APP') {
+          metrics.requestsRejected.inc({ route: 'scout', code: error.code });
           return reply.code(200).type('application/json').send('');
+        }
         throw error;
       }
       const { app } = prepared;

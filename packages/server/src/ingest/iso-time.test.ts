@@ -19,7 +19,7 @@ describe('ISO time parsing', () => {
     }
   });
 
-  it('refuses impossible dates and falls back to Date.parse for other forms', () => {
+  it('refuses impossible dates and reads the other ISO forms too', () => {
     for (const bad of [
       '2026-02-30T00:00:00.000Z',
       '2100-02-29T00:00:00.000Z',
@@ -34,5 +34,24 @@ describe('ISO time parsing', () => {
     expect(parseIsoTime('2026-01-01T10:00:00+02:00')).toBe(Date.UTC(2026, 0, 1, 8));
     expect(parseIsoTime('2026-01-01')).toBe(Date.UTC(2026, 0, 1));
     expect(parseIsoTime(12)).toBeNaN();
+  });
+
+  it('takes the other ISO 8601 / RFC 3339 forms, a zone-less time as UTC, and nothing else', () => {
+    const nine = Date.UTC(2026, 10, 27, 9);
+    expect(parseIsoTime('2026-11-27T09:00:00.123456+00:00')).toBe(nine + 123);
+    expect(parseIsoTime('2026-11-27T10:00:00+0100')).toBe(nine);
+    expect(parseIsoTime('2026-11-27T10:00+01')).toBe(nine);
+    expect(parseIsoTime('2026-11-27 09:00:00z')).toBe(nine);
+    expect(parseIsoTime('2026-11-27T09:00')).toBe(nine);
+    expect(parseIsoTime('2026-11-27T09:00:00')).toBe(nine);
+    for (const notIso of [
+      'Fri, 27 Nov 2026 09:00:00 GMT',
+      'Nov 27 2026',
+      '2026',
+      '2026-11-27T09',
+      '27/11/2026',
+      '2026-11-27T09:00:00 GMT',
+    ])
+      expect(parseIsoTime(notIso), notIso).toBeNaN();
   });
 });
