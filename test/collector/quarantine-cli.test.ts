@@ -48,6 +48,10 @@ describe('telemark quarantine list / replay', () => {
     );
     expect(resultStatuses(response.json)).toEqual(['rejected', 'rejected', 'rejected', 'accepted']);
     expect((await postJson(`${child.url}/v1/batch`, '{"batch": [oops', bearer())).status).toBe(400);
+    // Whole requests refused for what no catalog fixes: a replay leaves them be.
+    expect((await postJson(`${child.url}/v1/batch`, { batch: 5 }, bearer())).status).toBe(400);
+    const badKey = { batch: [ourMessage('q-bad-key')] };
+    expect((await postJson(`${child.url}/v1/batch`, badKey, bearer('wk_nobody_0000000'))).status).toBe(401);
     child.proc.kill('SIGTERM');
     expect((await child.exited).code).toBe(0);
 
@@ -57,7 +61,7 @@ describe('telemark quarantine list / replay', () => {
     expect(table.stdout).toContain('unknown_event');
     expect(table.stdout).toContain('TMK_ERR_BODY_UNPARSEABLE');
     const listed = JSON.parse(telemark('quarantine', 'list', '--data', dataDir, '--json').stdout);
-    expect(listed).toHaveLength(4);
+    expect(listed).toHaveLength(6);
     const unknown = JSON.parse(
       telemark('quarantine', 'list', '--data', dataDir, '--json', '--reason', 'unknown_event').stdout,
     );
@@ -77,7 +81,7 @@ describe('telemark quarantine list / replay', () => {
     const configV1 = join(tempDir(), 'v1.json');
     writeFileSync(configV1, JSON.stringify(appsWith(CATALOG_V1)));
     expect(telemark('quarantine', 'replay', '--config', configV1, '--data', dataDir).stdout).toContain(
-      '0 replayed (0 event(s) stored, 0 already stored), 4 still rejected',
+      '0 replayed (0 event(s) stored, 0 already stored), 6 still rejected',
     );
 
     const configV2 = join(tempDir(), 'v2.json');
@@ -85,10 +89,12 @@ describe('telemark quarantine list / replay', () => {
     const replay = telemark('quarantine', 'replay', '--config', configV2, '--data', dataDir);
     expect(replay.code).toBe(0);
     expect(replay.stdout).toContain(
-      'Examined 4 quarantined input(s): 2 replayed (2 event(s) stored, 0 already stored), 2 still rejected',
+      'Examined 6 quarantined input(s): 2 replayed (2 event(s) stored, 0 already stored), 4 still rejected',
     );
     const left = JSON.parse(telemark('quarantine', 'list', '--data', dataDir, '--json').stdout);
     expect(left.map((e: { reason: string }) => e.reason).sort()).toEqual([
+      'TMK_ERR_BAD_BATCH',
+      'TMK_ERR_BAD_WRITE_KEY',
       'TMK_ERR_BODY_UNPARSEABLE',
       'missing_trait',
     ]);

@@ -25,6 +25,18 @@ export interface ReplayReport {
   readonly reasonChanged: number;
 }
 
+/**
+ * Whole requests refused before their messages were judged, for what no catalog changes: a body that is
+ * not JSON or not a batch, a write key nobody registered (and which quarantine does not keep). A replay
+ * leaves them as they are — judged as messages they would get another reason, or pass as keyless.
+ */
+const NOT_REPLAYABLE: ReadonlySet<string> = new Set([
+  'TMK_ERR_BODY_UNPARSEABLE',
+  'TMK_ERR_BAD_GZIP',
+  'TMK_ERR_BAD_BATCH',
+  'TMK_ERR_BAD_WRITE_KEY',
+]);
+
 /** Everything in the quarantine is listed at once; the quarantine of one collector is not that large. */
 const LIST_LIMIT = 10_000_000;
 /** Events per store.write() during a replay. */
@@ -120,7 +132,7 @@ export async function replayQuarantine(
   };
 
   for (const entry of entries) {
-    const prepared = reprocess(entry, registry, builder);
+    const prepared = NOT_REPLAYABLE.has(entry.reason) ? undefined : reprocess(entry, registry, builder);
     if (!prepared) {
       stillRejected++;
       continue;
