@@ -161,6 +161,34 @@ describe('Metriton reports exactly as Telepresence 2.20 sends them', () => {
     );
   });
 
+  it("answers a rate-limited report in Metriton's shape, with Retry-After", async () => {
+    const limited = await startInProcess({
+      config: {
+        apps: {
+          telepresence2: {
+            latestVersion: '2.20.3',
+            rateLimits: { perInstall: { perSecond: 0.01, burst: 1 } },
+          },
+        },
+      },
+    });
+    try {
+      const report = (index: number) => goIndent(tpReport({ action: 'vpn_diag_pass', index, mode: 'cli' }));
+      expect((await goPost(`${limited.url}/scout`, report(1))).status).toBe(200);
+      const second = await fetch(`${limited.url}/scout`, { method: 'POST', body: report(2) });
+      expect(second.status).toBe(429);
+      expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(await second.json()).toMatchObject({
+        application: 'telepresence2',
+        latest_version: '2.20.3',
+        disable_scout: false,
+        code: 'TMK_ERR_RATE_LIMITED',
+      });
+    } finally {
+      await limited.stop();
+    }
+  });
+
   it('reports the kill switch as disable_scout', async () => {
     const killed = await startInProcess({
       config: { apps: { telepresence2: { disableUntil: new Date(Date.now() + 3_600_000).toISOString() } } },

@@ -175,6 +175,11 @@ export const ERRORS = {
     (d) =>
       `A query failed inside the collector (${d}); check the store's health, and report it if it persists.`,
   ),
+  TMK_ERR_CATALOG_FILE: def(
+    400,
+    (d) =>
+      `Cannot use the catalog ${d}; give a built-in app name or the path of a readable, valid catalog JSON file.`,
+  ),
   TMK_ERR_API_UNREACHABLE: def(
     502,
     (d) => `Cannot get an answer from the query API at ${d}; check --url and that telemark serve runs there.`,
@@ -211,6 +216,16 @@ export const VARIANTS = {
     /** A second `telemark serve` on the same data directory. */
     serve: (d: string) =>
       `The data directory is in use by a running collector (${d}); stop that collector first, or start this one with another --data.`,
+  },
+  TMK_ERR_UNKNOWN_APP: {
+    /** An erasure (`telemark delete`), where the likely cause is a mistyped app name, not a missing app. */
+    erasure: (d: string) =>
+      `No app ${d} is registered, and the store holds no data of it; check the app name (nothing was erased).`,
+  },
+  TMK_ERR_INTERNAL: {
+    /** An error the CLI met that no code describes: a gap in its error handling, so a bug to report. */
+    cli: (d: string) =>
+      `Unexpected error (${d}); this is a bug — report it with the command you ran and this message.`,
   },
   TMK_ERR_UNAUTHORIZED: {
     /** The CLI's `--url` modes, which send TELEMARK_ADMIN_TOKEN as the bearer token. */
@@ -271,6 +286,8 @@ export const rejectionMessage = (reason: string, detail: string): string =>
 export interface ErrorNotes {
   readonly retryAfterMs?: number;
   readonly keptRaw?: string;
+  /** Fields the answer carries beside `code` and `message` (Metriton's shape on `/scout`). */
+  readonly answerFields?: Readonly<Record<string, unknown>>;
 }
 
 const errorNotes = new WeakMap<object, ErrorNotes>();

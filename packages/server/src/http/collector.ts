@@ -39,9 +39,10 @@ export interface Collector {
   /**
    * Graceful stop (SIGTERM): readiness turns 503 and new ingest requests get 503 TMK_ERR_SHUTTING_DOWN;
    * requests already in flight finish and are answered; the queue is committed; then the listener
-   * and the store close. Bounded by `timeouts.shutdownMs`. Idempotent.
+   * and the store close. Bounded by `timeouts.shutdownMs`. Idempotent. `clean` is false when the
+   * deadline cut the drain short (requests in flight, queue not committed, or listener not closed).
    */
-  shutdown(): Promise<void>;
+  shutdown(): Promise<{ readonly clean: boolean }>;
   /** Run retention now for every app with `retentionDays` > 0 (between commits). */
   runRetention(): Promise<RetentionReport>;
   /** OS thread ids (Linux) that serve requests beside the main one: the ingest workers, once started. */
@@ -197,7 +198,11 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
       !request.raw.readableEnded
     )
       reply.header('connection', 'close');
-    const body: Record<string, unknown> = { code: known.code, message: known.message };
+    const body: Record<string, unknown> = {
+      ...notesOf(error).answerFields,
+      code: known.code,
+      message: known.message,
+    };
     if (route && route !== 'scout') body.success = false;
     if (retryMs !== undefined && route && route !== 'scout') body.control = { retryAfterMs: retryMs };
     reply.code(known.statusCode).type('application/json; charset=utf-8').send(JSON.stringify(body));
@@ -315,10 +320,11 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     retentionTimers.push(setInterval(retentionTick, intervalMs).unref());
   }
 
-  let shutdownPromise: Promise<void> | undefined;
-  const shutdown = (): Promise<void> => {
+  let shutdownPromise: Promise<{ readonly clean: boolean }> | undefined;
+  const shutdown = (): Promise<{ readonly clean: boolean }> => {
     shutdownPromise ??= (async () => {
       state = 'draining';
+      let clean = true;
       for (const t of retentionTimers) clearTimeout(t);
       const deadline = now() + config.timeouts.shutdownMs;
       const remaining = () => Math.max(0, deadline - now());
@@ -329,16 +335,22 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
         ]);
       if (inflight > 0) {
         const drained = await within(new Promise<void>((wake) => inflightWaiters.push(wake)));
-        if (drained === 'timeout') app.log.warn({ inflight }, 'shutdown deadline: requests still in flight');
+        if (drained === 'timeout') {
+          clean = false;
+          app.log.warn({ inflight }, 'shutdown deadline: requests still in flight');
+        }
       }
-      if ((await within(committer.drain())) === 'timeout')
+      if ((await within(committer.drain())) === 'timeout') {
+        clean = false;
         app.log.warn('shutdown deadline: queue not drained');
+      }
       committer.close();
-      await within(app.close());
+      if ((await within(app.close())) === 'timeout') clean = false;
       await pool?.close();
       await store.close();
       state = 'closed';
       inflightWaiters = [];
+      return { clean };
     })();
     return shutdownPromise;
   };

@@ -305,7 +305,15 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
         throw error;
       }
       const { app } = prepared;
-      await commit(prepared, bytes);
+      try {
+        await commit(prepared, bytes);
+      } catch (error) {
+        // "Later" answers (rate limit, full queue…) keep Metriton's shape too: latest version, notices and
+        // the kill switch reach a client that is being told to back off.
+        throw app && isTelemarkError(error)
+          ? noted(error, { answerFields: metritonBody(app, deps.now()) })
+          : error;
+      }
       const r = prepared.results[0];
       const now = deps.now();
       if (!r || r.status === 'rejected') {
