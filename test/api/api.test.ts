@@ -9,6 +9,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VIEW_NAMES } from '../../packages/server/src/analytics/index.js';
 import { registerApiRoutes } from '../../packages/server/src/api/routes.js';
+import { sampleEvent } from '../../packages/server/src/store/conformance.js';
 import { createDuckDBStore } from '../../packages/server/src/store/duckdb/index.js';
 import { sql } from '../../packages/server/src/store/sql.js';
 import type { Store } from '../../packages/server/src/store/types.js';
@@ -311,6 +312,31 @@ describe('erasure: POST /api/v1/erasures', () => {
       events: 0,
       quarantine: 0,
     });
+  });
+
+  it('refuses an app neither registered nor in the store (a typo would read "0 erased" as done)', async () => {
+    const typo = await erase({ app: `${APP}x`, installId: 'i1' });
+    expect(typo.statusCode).toBe(400);
+    expect(typo.json()).toMatchObject({
+      code: 'TMK_ERR_UNKNOWN_APP',
+      detail: `"${APP}x" (registered: ${createTestRegistry()
+        .list()
+        .map((a) => a.name)
+        .join(', ')})`,
+      message: expect.stringContaining('check the app name (nothing was erased)'),
+    });
+    expect(await eventsOf('i1')).toBeGreaterThan(0);
+  });
+
+  it('still erases an app taken out of the config whose data the store holds', async () => {
+    await store.write({
+      events: [sampleEvent({ app: 'retired', messageId: 'r1', installId: 'gone' })],
+      quarantine: [],
+      counters: [],
+    });
+    const response = await erase({ app: 'retired', installId: 'gone' });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({ app: 'retired', installId: 'gone', events: 1, quarantine: 0 });
   });
 });
 

@@ -95,6 +95,18 @@ describe('telemark delete --url and quarantine list --url', () => {
       quarantine: 0,
     });
 
+    // An app the collector neither registers nor holds data of: a typo, answered as one.
+    const typo = await telemark(
+      token,
+      'delete',
+      ...['--url', child.url, '--app', 'mytol', '--install-id', 'keep-me'],
+    );
+    expect(typo.code).toBe(1);
+    expect(typo.stdout).toBe('');
+    expect(typo.stderr).toMatch(
+      /^telemark: \[TMK_ERR_UNKNOWN_APP\] No app "mytol" \(registered: .*mytool.*\) is registered, and the store holds no data of it; check the app name/,
+    );
+
     // Without the admin token, or with both places named, nothing is asked of the collector.
     const anonymous = await erase({ TELEMARK_ADMIN_TOKEN: undefined }, 'keep-me');
     expect(anonymous.code).toBe(1);

@@ -90,4 +90,20 @@ describe('graceful shutdown', () => {
       await store.close();
     }
   });
+
+  it('exits 2, not 0, when the shutdown deadline comes with a request still in flight', async () => {
+    const child = await startChild(tempDir(), { timeouts: { shutdownMs: 300 } });
+    const body = JSON.stringify({ batch: [ourMessage('never-finished')] });
+    // Its body never ends (bodyMs is 15 s): still in flight at the deadline.
+    startPartialRequest(child.url, body, 40);
+    const inFlight = async () =>
+      /telemark_ingest_requests_in_flight (\d+)/.exec(
+        await (await fetch(`${child.url}/metrics`)).text(),
+      )?.[1];
+    while ((await inFlight()) !== '1') await new Promise((r) => setTimeout(r, 10));
+    child.proc.kill('SIGTERM');
+    expect(await child.exited).toEqual({ code: 2, signal: null });
+    expect(child.output()).toContain('shutdown deadline: requests still in flight');
+    expect(child.output()).toContain('telemark: stopped at the shutdown deadline with the drain incomplete');
+  });
 });

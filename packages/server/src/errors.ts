@@ -225,7 +225,7 @@ export const VARIANTS = {
   TMK_ERR_INTERNAL: {
     /** An error the CLI met that no code describes: a gap in its error handling, so a bug to report. */
     cli: (d: string) =>
-      `Unexpected error (${d}); this is a bug — report it with the command you ran and this message.`,
+      `Unexpected error (${d}); if it does not name a problem of this machine (a file, the network, a server), it is a bug — report it with the command you ran and this message.`,
   },
   TMK_ERR_UNAUTHORIZED: {
     /** The CLI's `--url` modes, which send TELEMARK_ADMIN_TOKEN as the bearer token. */

@@ -3,8 +3,9 @@ import { LIMITS } from 'telemark';
 import { createAnalytics, type RawParams, VIEW_NAMES, type ViewName } from '../analytics/index.js';
 import { APP_NAME } from '../config/registry.js';
 import type { AppRegistry } from '../config/registry-types.js';
-import { isTelemarkError, TelemarkError } from '../errors.js';
+import { isTelemarkError, rephrased, TelemarkError } from '../errors.js';
 import { replayQuarantine } from '../pipeline/replay.js';
+import { storeHasApp } from '../store/erasure.js';
 import type { Store } from '../store/types.js';
 import { tokenMatches } from './admin-token.js';
 
@@ -167,6 +168,18 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
       // Erasure on a running collector (`telemark delete --url`): the store deletes while writes wait.
       api.post('/erasures', async (request) => {
         const { app, installId } = erasureRequest(request.body);
+        // A mistyped app would answer "0 erased", which reads as an erasure done. An app taken out of
+        // the config is still erased while the store holds data of it: that data must stay erasable.
+        if (!deps.registry.get(app) && !(await storeHasApp(deps.store, app))) {
+          const registered = deps.registry.list().map((a) => a.name);
+          throw rephrased(
+            new TelemarkError(
+              'TMK_ERR_UNKNOWN_APP',
+              `${JSON.stringify(app)} (registered: ${registered.join(', ')})`,
+            ),
+            { TMK_ERR_UNKNOWN_APP: 'erasure' },
+          );
+        }
         const erased = await deps.store.deleteInstall(app, installId);
         // The record of an erasure keeps the app and the counts, not what it erased.
         request.log.info({ app, ...erased }, 'install erased');

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TelemarkError } from '../errors.js';
 import { createProgram, describeError } from './main.js';
@@ -29,6 +32,54 @@ describe('the telemark program', () => {
     expect(describeError(new TelemarkError('TMK_ERR_DATA_DIR', '/x', { cause }))).toBe(
       '[TMK_ERR_DATA_DIR] Cannot use the data directory: /x. Check the --data path and its permissions.',
     );
-    expect(describeError(new Error('plain'))).toBe('Error: plain');
+    // Every error carries a catalog code: one without is a gap in a command's error handling.
+    expect(describeError(new Error('plain'))).toBe(
+      '[TMK_ERR_INTERNAL] Unexpected error (Error: plain); if it does not name a problem of this machine (a file, the network, a server), it is a bug — report it with the command you ran and this message.',
+    );
+  });
+
+  /** Run the program as the CLI would and return what it threw. */
+  const failureOf = (...args: string[]) =>
+    createProgram()
+      .parseAsync(['node', 'telemark', ...args])
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+
+  it('names a catalog source it cannot use, with a code', async () => {
+    const missing = await failureOf('catalog', 'docs', join(tmpdir(), 'telemark-no-such-catalog.json'));
+    expect(missing).toMatchObject({ code: 'TMK_ERR_CATALOG_FILE' });
+    expect(describeError(missing)).toMatch(
+      /^\[TMK_ERR_CATALOG_FILE\] Cannot use the catalog ".*telemark-no-such-catalog\.json" \(no such file, and no built-in catalog of that name; built-in: telepresence2\); give a built-in app name/,
+    );
+    const dir = mkdtempSync(join(tmpdir(), 'telemark-catalog-'));
+    try {
+      writeFileSync(join(dir, 'broken.json'), '{"app": ');
+      writeFileSync(join(dir, 'invalid.json'), '{"app": "x"}');
+      expect(await failureOf('catalog', 'json', join(dir, 'broken.json'))).toMatchObject({
+        code: 'TMK_ERR_CATALOG_FILE',
+        detail: expect.stringContaining('(not JSON: '),
+      });
+      expect(await failureOf('catalog', 'docs', join(dir, 'invalid.json'))).toMatchObject({
+        code: 'TMK_ERR_CATALOG_FILE',
+        detail: expect.stringContaining('is invalid'),
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('names the flag, the value given and what is expected for a bad --port or --batch', async () => {
+    for (const port of ['-1', 'abc', '70000'])
+      expect(await failureOf('serve', '--port', port)).toMatchObject({
+        code: 'TMK_ERR_BAD_PARAMETER',
+        detail: `--port "${port}": give a whole number from 0 to 65535 (0 picks a free port)`,
+      });
+    for (const batch of ['abc', '0', '1.5'])
+      expect(await failureOf('migrate', '--to', 'http://127.0.0.1:1', '--batch', batch)).toMatchObject({
+        code: 'TMK_ERR_BAD_PARAMETER',
+        detail: `--batch "${batch}": give a whole number of events from 1 to 1,000,000`,
+      });
   });
 });

@@ -4,7 +4,7 @@ import '../store/duckdb/allocator.js';
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
-import { isTelemarkError } from '../errors.js';
+import { isTelemarkError, rephrased, TelemarkError } from '../errors.js';
 import { registerCatalogCommands } from './commands/catalog.js';
 import { registerDeleteCommand } from './commands/delete.js';
 import { registerExportCommand } from './commands/export.js';
@@ -33,10 +33,16 @@ export function createProgram(): Command {
 
 /**
  * An error as the CLI prints it: `[code] message`, and for a store that failed to open, whose message
- * says "see the cause", that cause on the next line.
+ * says "see the cause", that cause on the next line. Every error carries a catalog code: one that
+ * reached here without a code is a gap in the command's error handling, printed as TMK_ERR_INTERNAL.
  */
 export function describeError(error: unknown): string {
-  if (!isTelemarkError(error)) return String(error);
+  if (!isTelemarkError(error))
+    return describeError(
+      rephrased(new TelemarkError('TMK_ERR_INTERNAL', String(error), { cause: error }), {
+        TMK_ERR_INTERNAL: 'cli',
+      }),
+    );
   const line = `[${error.code}] ${error.message}`;
   if (error.code !== 'TMK_ERR_STORE_INIT' || error.cause === undefined) return line;
   const cause = error.cause;

@@ -22,10 +22,27 @@ export async function storeHasEvents(store: Store): Promise<boolean> {
   return rows.length > 0;
 }
 
+/** Printed when seeding starts (only when it does: the store is empty). */
+export const demoSeedingLine = (): string =>
+  `Demo: seeding an empty store with ${DEMO.installs} simulated Telepresence installs × ${DEMO.days} days…`;
+
+/** The one line after `seedDemo`: what was added, or why nothing was and what to do instead. */
+export function demoResultLine(result: DemoResult, dataDir: string): string {
+  return result.seeded
+    ? `Demo: ${result.events} events from ${result.installs} installs.`
+    : `Demo: nothing seeded: ${dataDir} already has events (the dashboard shows them). ` +
+        'For the demo fleet, start with an empty data directory: --data <new dir>.';
+}
+
 export async function seedDemo(
   store: Store,
   registry: AppRegistry,
-  options: { readonly endAt?: number; readonly onProgress?: (done: number, total: number) => void } = {},
+  options: {
+    readonly endAt?: number;
+    readonly onProgress?: (done: number, total: number) => void;
+    /** Called once seeding starts, never when the store already has events. */
+    readonly onSeeding?: () => void;
+  } = {},
 ): Promise<DemoResult> {
   if (await storeHasEvents(store)) return { seeded: false, events: 0, installs: 0 };
   const entry = registry.get(DEMO.app);
@@ -34,6 +51,7 @@ export async function seedDemo(
       'TMK_ERR_SIMULATE_OPTIONS',
       `--demo needs the built-in app "${DEMO.app}", which this collector's config removed`,
     );
+  options.onSeeding?.();
   const result = await simulate({
     app: DEMO.app,
     installs: DEMO.installs,

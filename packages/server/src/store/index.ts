@@ -2,6 +2,7 @@
  * The store's public surface: the contract, the engine selection, and helpers the collector and the
  * admin commands share. Callers import from here, never from an engine folder.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { TelemarkError } from '../errors.js';
 import type { ClickHouseStoreOptions } from './clickhouse/clickhouse-options.js';
@@ -14,6 +15,7 @@ export { CLICKHOUSE_DEFAULTS, type ClickHouseStoreOptions } from './clickhouse/c
 export { createClickHouseStore } from './clickhouse/clickhouse-store.js';
 export { DUCKDB_DEFAULTS, type DuckDBStoreOptions } from './duckdb/duckdb-options.js';
 export { createDuckDBStore } from './duckdb/duckdb-store.js';
+export { storeHasApp } from './erasure.js';
 export { type RetentionReport, runRetention } from './retention.js';
 export { createRuntimeStore } from './runtime-store.js';
 export {
@@ -72,14 +74,26 @@ export function initFailure(error: unknown): unknown {
 }
 
 /**
+ * Refuse a data directory without a DuckDB file, for commands that open it for writing: DuckDB would
+ * create an empty store there, and a mistyped `--data` would look like a store with nothing in it.
+ */
+export function requireDataDirStore(dataDir: string): void {
+  const file = duckdbPathFor(dataDir);
+  if (!fs.existsSync(file)) throw new TelemarkError('TMK_ERR_STORE_NO_DATA', file);
+}
+
+/**
  * Open the DuckDB store of a data directory for an admin command and wait until it is ready; a failure
- * is thrown as `initFailure` words it.
+ * is thrown as `initFailure` words it. A data directory without Telemark data is refused
+ * (`TMK_ERR_STORE_NO_DATA`) unless `create` is set (seeding a new one): admin commands never create one.
  */
 export async function openDataDirStore(
   dataDir: string,
-  options: Omit<DuckDBStoreOptions, 'path'> = {},
+  options: Omit<DuckDBStoreOptions, 'path'> & { readonly create?: boolean } = {},
 ): Promise<Store> {
-  const store = createDuckDBStore({ ...options, path: duckdbPathFor(dataDir) });
+  const { create = false, ...storeOptions } = options;
+  if (!create) requireDataDirStore(dataDir);
+  const store = createDuckDBStore({ ...storeOptions, path: duckdbPathFor(dataDir) });
   try {
     await store.init();
   } catch (error) {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { rephrased, TelemarkError } from '../../errors.js';
-import { DEFAULT_DATA_DIR, openDataDirStore } from '../../store/index.js';
+import { DEFAULT_DATA_DIR, openDataDirStore, storeHasApp } from '../../store/index.js';
 import type { InstallErasure } from '../../store/types.js';
 import { callApi, refuseStoreFlagsWithUrl } from '../api-client.js';
 
@@ -19,33 +19,62 @@ export interface DeleteReport extends InstallErasure {
 
 const dataDirOf = (flags: DeleteFlags): string => flags.data ?? `./${DEFAULT_DATA_DIR}`;
 
-/** Erase one install of one app from a stopped collector's data directory. */
-async function deleteFromDataDir(app: string, installId: string, dataDir: string): Promise<DeleteReport> {
+/**
+ * Erase one install of one app from a stopped collector's data directory. A data directory without
+ * Telemark data is refused (a mistyped --data must not become a new, empty store that "erased" nothing).
+ * Offline there is no registry to check the app against: when the store holds nothing of the app, the
+ * erasure still runs (it may find quarantine entries of no app naming the install) and `warn` is told,
+ * since the likely cause is a mistyped --app.
+ */
+async function deleteFromDataDir(
+  app: string,
+  installId: string,
+  dataDir: string,
+  warn: (line: string) => void,
+): Promise<DeleteReport> {
   const store = await openDataDirStore(dataDir).catch((error: unknown) => {
     throw rephrased(error, { TMK_ERR_STORE_LOCKED: 'url' });
   });
   try {
-    return { app, installId, ...(await store.deleteInstall(app, installId)) };
+    const appKnown = await storeHasApp(store, app);
+    const report = { app, installId, ...(await store.deleteInstall(app, installId)) };
+    if (!appKnown)
+      warn(
+        `telemark: warning: no data for app ${JSON.stringify(app)} in ${dataDir} (no events, no quarantine entries): check --app\n`,
+      );
+    return report;
   } finally {
     await store.close();
   }
 }
 
-/** Erase one install of one app through a running collector's API (any store; writes wait meanwhile). */
+/**
+ * Erase one install of one app through a running collector's API (any store; writes wait meanwhile).
+ * The collector refuses an app it neither registers nor holds data of (`TMK_ERR_UNKNOWN_APP`).
+ */
 async function deleteThroughApi(app: string, installId: string, url: string): Promise<DeleteReport> {
   const answer = (await callApi(url, 'erasures', {
     method: 'POST',
     body: { app, installId },
+  }).catch((error: unknown) => {
+    throw rephrased(error, { TMK_ERR_UNKNOWN_APP: 'erasure' });
   })) as Partial<DeleteReport>;
   return { app, installId, events: Number(answer.events ?? 0), quarantine: Number(answer.quarantine ?? 0) };
 }
 
-/** `telemark delete`: one install erased, on a running collector (`--url`) or a stopped one's data. */
-export async function deleteInstall(flags: DeleteFlags): Promise<DeleteReport> {
+/**
+ * `telemark delete`: one install erased, on a running collector (`--url`) or a stopped one's data.
+ * Warnings (the app has no data offline) go to `warnings`, apart from the report.
+ */
+export async function deleteInstall(
+  flags: DeleteFlags,
+  warnings: { write(text: string): unknown } = process.stderr,
+): Promise<DeleteReport> {
   if (flags.app.trim() === '' || flags.installId.trim() === '') {
     throw new TelemarkError('TMK_ERR_BAD_PARAMETER', '--app and --install-id must not be empty');
   }
-  if (flags.url === undefined) return deleteFromDataDir(flags.app, flags.installId, dataDirOf(flags));
+  if (flags.url === undefined)
+    return deleteFromDataDir(flags.app, flags.installId, dataDirOf(flags), (line) => warnings.write(line));
   refuseStoreFlagsWithUrl(flags.data !== undefined ? ['data'] : []);
   return deleteThroughApi(flags.app, flags.installId, flags.url);
 }

@@ -59,6 +59,19 @@ export interface MigrateReport {
 }
 
 const DEFAULT_BATCH = 50_000;
+const MAX_BATCH = 1_000_000;
+const BATCH_EXPECTED = `give a whole number of events from 1 to ${MAX_BATCH.toLocaleString('en-US')}`;
+
+/**
+ * `--batch` as typed, as a number; anything but a whole number in range is TMK_ERR_BAD_PARAMETER echoing
+ * the text given (once turned into a number, "abc" could only be echoed as NaN).
+ */
+export function batchFlag(text: string): number {
+  const batch = Number(text);
+  if (!/^\d+$/.test(text.trim()) || batch < 1 || batch > MAX_BATCH)
+    throw new TelemarkError('TMK_ERR_BAD_PARAMETER', `--batch ${JSON.stringify(text)}: ${BATCH_EXPECTED}`);
+  return batch;
+}
 const QUARANTINE_CHUNK = 5_000;
 
 // — reading the source —
@@ -180,8 +193,8 @@ export async function migrateToClickHouse(options: MigrateOptions): Promise<Migr
       `--to ${JSON.stringify(options.to ?? '')}: give ClickHouse's HTTP URL, e.g. http://127.0.0.1:8123`,
     );
   const batchEvents = options.batchEvents ?? DEFAULT_BATCH;
-  if (!Number.isSafeInteger(batchEvents) || batchEvents < 1 || batchEvents > 1_000_000)
-    problems.push(`--batch ${batchEvents}: give a whole number of events from 1 to 1,000,000`);
+  if (!Number.isSafeInteger(batchEvents) || batchEvents < 1 || batchEvents > MAX_BATCH)
+    problems.push(`--batch ${batchEvents}: ${BATCH_EXPECTED}`);
   if (problems.length > 0) throw new TelemarkError('TMK_ERR_BAD_PARAMETER', problems.join('; '));
 
   const fromDir = path.resolve(options.from);
@@ -370,7 +383,7 @@ export function registerMigrateCommand(program: Command): void {
         database: flags.database,
         user: flags.user,
         password: flags.password ?? process.env.TELEMARK_CLICKHOUSE_PASSWORD ?? '',
-        batchEvents: Number(flags.batch),
+        batchEvents: batchFlag(flags.batch),
       });
       if (flags.json) {
         process.stdout.write(`${JSON.stringify(report)}\n`);

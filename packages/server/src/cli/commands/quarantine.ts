@@ -3,7 +3,7 @@ import { openStore } from '../../config/open-store.js';
 import { loadServeConfig, type ServeConfig } from '../../config/serve-config.js';
 import { rephrased, TelemarkError } from '../../errors.js';
 import { type ReplayReport, replayQuarantine } from '../../pipeline/replay.js';
-import { initFailure } from '../../store/index.js';
+import { initFailure, requireDataDirStore } from '../../store/index.js';
 import type { Store, StoredQuarantineEntry } from '../../store/types.js';
 import { callApi, refuseStoreFlagsWithUrl } from '../api-client.js';
 
@@ -47,8 +47,20 @@ function configFrom(flags: StoreFlags): ServeConfig {
   });
 }
 
-async function withStore<T>(config: ServeConfig, fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = openStore(config);
+/**
+ * Run `fn` on the configured store, opened here. `list` only inspects: read-only, so that DuckDB data of
+ * a collector that did not shut down cleanly is refused (TMK_ERR_STORE_INTAKE_PENDING) rather than
+ * loaded and migrated by a listing, as `export` and `query` do. `replay` writes. Neither creates a
+ * DuckDB store at a data directory without one: a mistyped --data is TMK_ERR_STORE_NO_DATA.
+ */
+async function withStore<T>(
+  config: ServeConfig,
+  access: 'read' | 'write',
+  fn: (store: Store) => Promise<T>,
+): Promise<T> {
+  // Read-only DuckDB refuses a missing file itself; for writing, DuckDB would create one.
+  if (config.store === 'duckdb' && access === 'write') requireDataDirStore(config.dataDir);
+  const store = openStore(config, { readOnly: access === 'read' });
   try {
     await store.init().catch((error: unknown) => {
       throw rephrased(initFailure(error), { TMK_ERR_STORE_LOCKED: 'url' });
@@ -124,7 +136,7 @@ export async function quarantineList(
     };
     entries = answer.entries ?? [];
   } else
-    entries = await withStore(configFrom(flags), (store) =>
+    entries = await withStore(configFrom(flags), 'read', (store) =>
       store.listQuarantine({ ...filter, limit, newestFirst: true }),
     );
   out.write(flags.json ? `${JSON.stringify(entries, null, 2)}\n` : formatQuarantine(entries));
@@ -144,7 +156,7 @@ export async function quarantineReplay(
     })) as ReplayReport;
   } else {
     const config = configFrom(flags);
-    report = await withStore(config, (store) => replayQuarantine(store, config.registry, filter));
+    report = await withStore(config, 'write', (store) => replayQuarantine(store, config.registry, filter));
   }
   out.write(
     `Examined ${report.examined} quarantined input(s): ${report.replayed} replayed ` +

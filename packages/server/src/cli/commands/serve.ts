@@ -6,7 +6,7 @@ import { loadServeConfig, type ServeFlags } from '../../config/serve-config.js';
 import { rephrased, TelemarkError } from '../../errors.js';
 import { createCollector } from '../../http/collector.js';
 import { lowerBackgroundPriority } from '../../http/thread-priority.js';
-import { DEMO, seedDemo } from '../../simulate/demo.js';
+import { demoResultLine, demoSeedingLine, seedDemo } from '../../simulate/demo.js';
 import { initFailure } from '../../store/index.js';
 
 interface ServeCommandOptions extends ServeFlags {
@@ -15,14 +15,32 @@ interface ServeCommandOptions extends ServeFlags {
   readonly demo?: boolean;
 }
 
+/** Exit code of a shutdown whose deadline (`timeouts.shutdownMs`) cut the drain short. */
+export const EXIT_UNCLEAN_SHUTDOWN = 2;
+
+/**
+ * `--port` as typed: a whole number from 0 to 65535, or TMK_ERR_BAD_PARAMETER naming the flag and the
+ * value given (the configuration's own check would speak of a `port` setting, and of types).
+ */
+export function checkPortFlag(port: ServeFlags['port']): void {
+  if (port === undefined || typeof port === 'number') return;
+  if (!/^\d+$/.test(port.trim()) || Number(port) > 65_535)
+    throw new TelemarkError(
+      'TMK_ERR_BAD_PARAMETER',
+      `--port ${JSON.stringify(port)}: give a whole number from 0 to 65535 (0 picks a free port)`,
+    );
+}
+
 /**
  * Start the collector and keep it running until SIGTERM/SIGINT, which drain it (readiness 503, intake
- * stops, the queue commits, the store closes); a second signal exits at once.
+ * stops, the queue commits, the store closes); a second signal exits at once. Exit code 0 after a clean
+ * drain, EXIT_UNCLEAN_SHUTDOWN when the deadline cut it short, 1 when the shutdown failed.
  */
 export async function serve(
   options: ServeCommandOptions,
   out: NodeJS.WritableStream = process.stdout,
 ): Promise<void> {
+  checkPortFlag(options.port);
   const config = loadServeConfig({
     ...(options.config ? { file: options.config } : {}),
     flags: options,
@@ -41,15 +59,10 @@ export async function serve(
     throw rephrased(initFailure(error), { TMK_ERR_STORE_LOCKED: 'serve' });
   });
   if (options.demo) {
-    out.write(
-      `Demo: seeding an empty store with ${DEMO.installs} simulated Telepresence installs × ${DEMO.days} days…\n`,
-    );
-    const demo = await seedDemo(store, config.registry);
-    out.write(
-      demo.seeded
-        ? `Demo: ${demo.events} events from ${demo.installs} installs.\n`
-        : 'Demo: the store already has events; nothing added.\n',
-    );
+    const demo = await seedDemo(store, config.registry, {
+      onSeeding: () => out.write(`${demoSeedingLine()}\n`),
+    });
+    out.write(`${demoResultLine(demo, config.dataDir)}\n`);
   }
   const admin = resolveAdminToken(config.dataDir);
   const collector = await createCollector({ config, store, adminToken: admin.token });
@@ -63,9 +76,17 @@ export async function serve(
     }
     out.write(`telemark: ${signal} received, draining…\n`);
     collector.shutdown().then(
-      () => {
-        out.write('telemark: stopped\n');
-        process.exit(0);
+      ({ clean }) => {
+        // Cut short, the drain may have left requests unanswered or queued events uncommitted: whoever
+        // supervises the collector must see a failure, not a routine stop.
+        if (clean) {
+          out.write('telemark: stopped\n');
+          process.exit(0);
+        }
+        process.stderr.write(
+          `telemark: stopped at the shutdown deadline with the drain incomplete (see the log); exit code ${EXIT_UNCLEAN_SHUTDOWN}\n`,
+        );
+        process.exit(EXIT_UNCLEAN_SHUTDOWN);
       },
       (error: unknown) => {
         process.stderr.write(

@@ -133,7 +133,8 @@ export async function runSimulate(
         `${parsed.target.data} (${error instanceof Error ? error.message : String(error)})`,
       );
     }
-    store = await openDataDirStore(parsed.target.data, BULK_LOAD_DUCKDB_OPTIONS);
+    // Seeding a new data directory is what `--data` is for here: the store is created when missing.
+    store = await openDataDirStore(parsed.target.data, { ...BULK_LOAD_DUCKDB_OPTIONS, create: true });
   }
   const stderr = io.stderr as NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   const progress = createProgressReporter({
