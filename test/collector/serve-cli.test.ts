@@ -1,5 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { availableParallelism, getPriority } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -49,8 +51,27 @@ describe('telemark serve', () => {
     );
     const second = await serveOnce(['--data', dataDir]);
     expect(second.out).not.toContain('Admin token');
+    expect(second.out).toMatch(/Dashboard: http:\/\/127\.0\.0\.1:\d+\/ \(admin token: .*admin-token\)/);
     const fromEnv = await serveOnce(['--data', tempDir()], { TELEMARK_ADMIN_TOKEN: 'from-env-token' });
     expect(fromEnv.out).not.toContain('Admin token');
+    expect(fromEnv.out).not.toContain('from-env-token');
+    expect(fromEnv.out).toContain('(admin token: TELEMARK_ADMIN_TOKEN)');
+  });
+
+  it('shows the token on the next start when the first one failed before showing it', async () => {
+    const dataDir = tempDir();
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as AddressInfo).port;
+    const failed = spawnSync(process.execPath, [CLI, 'serve', '--data', dataDir, '--port', String(port)], {
+      encoding: 'utf8',
+    });
+    blocker.close();
+    expect(failed.status).not.toBe(0);
+    expect(failed.stderr).toContain('TMK_ERR_LISTEN');
+    expect(`${failed.stdout}${failed.stderr}`).not.toContain('tmk_');
+    const next = await serveOnce(['--data', dataDir]);
+    expect(next.out).toMatch(/Admin token \(shown once; kept in .*admin-token\): tmk_\S+/);
   });
 
   it.runIf(process.platform === 'linux')(

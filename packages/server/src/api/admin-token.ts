@@ -1,5 +1,5 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface AdminToken {
@@ -29,6 +29,14 @@ export function resolveAdminToken(dataDir: string, env: NodeJS.ProcessEnv = proc
   const token = `tmk_${randomBytes(24).toString('base64url')}`;
   writeFileSync(file, `${token}\n`, { mode: 0o600, flag: 'w' });
   return { token, generated: true, source: 'generated' };
+}
+
+/**
+ * Undo a generation nobody saw: a start that fails before printing the token removes the file, so the
+ * next start generates one and shows it (else the token would exist, never shown, found only in the file).
+ */
+export function forgetUnshownToken(dataDir: string, admin: AdminToken): void {
+  if (admin.generated) rmSync(join(dataDir, TOKEN_FILE), { force: true });
 }
 
 /** Constant-time comparison of a presented token with the expected one. */

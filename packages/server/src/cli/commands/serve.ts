@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import type { Command } from 'commander';
-import { resolveAdminToken } from '../../api/admin-token.js';
+import { forgetUnshownToken, resolveAdminToken } from '../../api/admin-token.js';
 import { openStore } from '../../config/open-store.js';
 import { loadServeConfig, type ServeFlags } from '../../config/serve-config.js';
 import { rephrased, TelemarkError } from '../../errors.js';
@@ -105,6 +105,7 @@ export async function serve(
     process.off('SIGTERM', stop);
     process.off('SIGINT', stop);
     await collector.shutdown().catch(() => undefined);
+    forgetUnshownToken(config.dataDir, admin);
     throw error;
   }
   // Now that the store's threads and libuv's pool exist.
@@ -115,6 +116,10 @@ export async function serve(
   if (admin.generated || options.demo) {
     const note = admin.generated ? 'shown once; ' : '';
     banner += `Admin token (${note}kept in ${config.dataDir}/admin-token): ${admin.token}\nDashboard: ${url}/\n`;
+  } else {
+    // Not the secret itself (output may be collected), but where to find it.
+    const where = admin.source === 'env' ? 'TELEMARK_ADMIN_TOKEN' : `${config.dataDir}/admin-token`;
+    banner += `Dashboard: ${url}/ (admin token: ${where})\n`;
   }
   out.write(banner);
 }
