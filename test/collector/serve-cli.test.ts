@@ -58,6 +58,33 @@ describe('telemark serve', () => {
     expect(fromEnv.out).toContain('(admin token: TELEMARK_ADMIN_TOKEN)');
   });
 
+  it.runIf(process.platform !== 'win32')(
+    'drains and stops when started by npm and npm’s shell goes away (no orphan)',
+    async () => {
+      const { TELEMARK_ADMIN_TOKEN: _ignored, ...inherited } = process.env;
+      // As `npm start` runs it: a shell in between, which does not pass signals on.
+      const shell = spawn(
+        'sh',
+        ['-c', `"${process.execPath}" "${CLI}" serve --port 0 --data "${tempDir()}"; true`],
+        { env: { ...inherited, npm_lifecycle_event: 'start' }, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let out = '';
+      const closed = new Promise<void>((resolve) => shell.stdout.on('close', () => resolve()));
+      await new Promise<void>((resolve) => {
+        shell.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (/listening on http/.test(out)) resolve();
+        });
+      });
+      shell.kill('SIGKILL');
+      // The collector held the pipe open; it closes when the collector has stopped.
+      await closed;
+      expect(out).toContain('telemark: SIGTERM received, draining');
+      expect(out).toContain('telemark: stopped');
+    },
+    20_000,
+  );
+
   it('shows the token on the next start when the first one failed before showing it', async () => {
     const dataDir = tempDir();
     const blocker = createServer();

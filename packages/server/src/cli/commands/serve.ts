@@ -31,6 +31,9 @@ export function checkPortFlag(port: ServeFlags['port']): void {
     );
 }
 
+/** How often a collector started by npm checks that npm's shell, its parent, is still there. */
+const ORPHAN_CHECK_MS = 1000;
+
 /**
  * Start the collector and keep it running until SIGTERM/SIGINT, which drain it (readiness 503, intake
  * stops, the queue commits, the store closes); a second signal exits at once. Exit code 0 after a clean
@@ -98,6 +101,17 @@ export async function serve(
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // `npm start` runs us through a shell that does not pass signals on: a process manager stopping npm
+  // kills npm and the shell and left the collector running, orphaned. Under npm, the parent's end is a
+  // stop signal. (Not otherwise: `nohup telemark serve &` outlives its shell on purpose.)
+  if (process.env.npm_lifecycle_event) {
+    const parent = process.ppid;
+    const orphaned = setInterval(() => {
+      if (process.ppid === parent) return;
+      clearInterval(orphaned);
+      stop('SIGTERM');
+    }, ORPHAN_CHECK_MS).unref();
+  }
   let url: string;
   try {
     url = await collector.listen();
