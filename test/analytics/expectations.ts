@@ -112,9 +112,25 @@ export function analyticsExpectations(
         expect(o.latestVersion).toBe('2.10.0');
         expect(o.outcomes).toEqual([
           // deploys: 4 successes, 6 failures; before: i8's 3 failures.
-          { outcome: 'deploy', title: 'Deploys', rate: 0.4, previousRate: 0, total: 10, previousTotal: 3 },
+          {
+            outcome: 'deploy',
+            title: 'Deploys',
+            rate: 0.4,
+            previousRate: 0,
+            total: 10,
+            previousTotal: 3,
+            completed: 10,
+          },
           // lookups: found 4 (i1, i3, i5 ×2), missing 1 (i2, sent twice).
-          { outcome: 'lookup', title: 'Lookups', rate: 0.8, previousRate: null, total: 5, previousTotal: 0 },
+          {
+            outcome: 'lookup',
+            title: 'Lookups',
+            rate: 0.8,
+            previousRate: null,
+            total: 5,
+            previousTotal: 0,
+            completed: 5,
+          },
           // logins: ok 2, denied 1, aborted 1 (not in the rate); the login without result counts nowhere.
           {
             outcome: 'login',
@@ -123,6 +139,8 @@ export function analyticsExpectations(
             previousRate: null,
             total: 4,
             previousTotal: 0,
+            // 2 of 3 completed: the rate's denominator leaves the aborted login out, `total` does not.
+            completed: 3,
           },
         ]);
       });
@@ -393,7 +411,7 @@ export function analyticsExpectations(
       });
 
       it('drill-down: versions newest first, OS, latest samples first', async () => {
-        const d = await analytics.errorDetail('fp-old', { app: APP, from: FROM, to: TO });
+        const d = await analytics.errorDetail('fp-old', { app: APP, from: FROM, to: TO, k: '2' });
         expect(d).toMatchObject({
           fingerprint: 'fp-old',
           event: 'deploy_fail',
@@ -403,7 +421,7 @@ export function analyticsExpectations(
             { version: '2.10.0', count: 1 },
             { version: '2.9.0', count: 2 },
           ],
-          os: [{ value: 'Ubuntu', count: 3 }],
+          os: [{ value: 'Ubuntu', other: false, count: 3 }],
         });
         expect(d.samples.map((s: Json) => [s.timestamp, s.appVersion, s.osName, s.text])).toEqual([
           ['2026-11-11T09:30:00.000Z', '2.10.0', 'Ubuntu', 'connection refused'],
@@ -413,6 +431,14 @@ export function analyticsExpectations(
         await expect(analytics.errorDetail('fp-ci', { app: APP, from: FROM, to: TO })).rejects.toMatchObject({
           code: 'TMK_ERR_NO_SUCH_ERROR',
         });
+      });
+
+      it('drill-down OS under k installs folds into other, as in every breakdown', async () => {
+        // fp-old: 3 occurrences from 2 installs, both on Ubuntu: under the default k = 5 and under k = 3.
+        const d = await analytics.errorDetail('fp-old', { app: APP, from: FROM, to: TO });
+        expect(d.os).toEqual([{ value: 'other', other: true, count: 3 }]);
+        const k3 = await analytics.errorDetail('fp-old', { app: APP, from: FROM, to: TO, k: '3' });
+        expect(k3.os).toEqual([{ value: 'other', other: true, count: 3 }]);
       });
     });
 

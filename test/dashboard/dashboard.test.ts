@@ -277,6 +277,61 @@ describe('dashboard (real Chromium, real collector, simulated fleet)', () => {
     await expect.poll(() => page.evaluate(() => document.activeElement?.id)).toBe('tab-os_version');
   });
 
+  it('states what each outcome rate is a share of: completed attempts, not all attempts', async () => {
+    const overview = await api<{
+      outcomes: { outcome: string; rate: number | null; total: number; completed: number }[];
+    }>(served, 'overview', { app: APP, from });
+    // Interrupted logins, VPN diagnosis errors: attempts, but not in the rate. The headline names both counts.
+    const partial = overview.outcomes.find((o) => o.completed < o.total);
+    expect(partial).toBeDefined();
+    for (const o of overview.outcomes) {
+      const note = await page.locator(`[data-figure="outcome-${o.outcome}"] .figure-note`).textContent();
+      expect(note, o.outcome).toContain(
+        o.completed < o.total
+          ? `of ${fmtInt(o.completed)} completed · ${fmtInt(o.total)} attempts`
+          : `of ${fmtInt(o.total)} attempts`,
+      );
+    }
+    // The card says the same: successes of completed, and what was left out.
+    const summary = await page
+      .locator(`article.outcome[data-outcome="${partial?.outcome}"] [data-rate-summary]`)
+      .textContent();
+    expect(summary).toContain(`of ${fmtInt(partial?.completed ?? -1)} completed`);
+    expect(summary).toContain('not in the rate');
+  });
+
+  it("fits the outcome cards' tables inside their cards at common widths", async () => {
+    await page.evaluate(() => {
+      for (const d of document.querySelectorAll('#panel-outcomes details'))
+        (d as HTMLDetailsElement).open = true;
+    });
+    for (const width of [800, 1280, 1400, 1600, 1920]) {
+      await page.setViewportSize({ width, height: 900 });
+      const problems = await page.evaluate(() => {
+        const found: string[] = [];
+        for (const card of document.querySelectorAll<HTMLElement>('#panel-outcomes article.outcome')) {
+          const right = card.getBoundingClientRect().right;
+          for (const cell of card.querySelectorAll('th, td, .bar-label'))
+            if (cell.getBoundingClientRect().right > right + 0.5)
+              found.push(`${card.dataset.outcome}: "${cell.textContent}" past the card's edge`);
+          // Nothing hidden behind a scroll either: the tables fit.
+          for (const scroller of card.querySelectorAll<HTMLElement>('.table-scroll'))
+            if (scroller.scrollWidth > scroller.clientWidth + 1)
+              found.push(
+                `${card.dataset.outcome}: a table ${scroller.scrollWidth - scroller.clientWidth}px too wide`,
+              );
+          for (const label of card.querySelectorAll<HTMLElement>('.bar-label'))
+            if (label.scrollWidth > label.clientWidth + 1)
+              found.push(`${card.dataset.outcome}: "${label.textContent}" cut`);
+        }
+        return found;
+      });
+      expect(problems, `at ${width} px`).toEqual([]);
+    }
+    await page.screenshot({ path: artifactPath('dashboard-outcomes-1920.png'), fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
   it('works on a narrow screen (one column) and in dark mode', async () => {
     await page.setViewportSize({ width: 420, height: 900 });
     const columns = await page.evaluate(

@@ -177,8 +177,13 @@ describe('examples/tp against a fake collector', () => {
         ]);
     expect(bySession.size).toBeGreaterThanOrEqual(2);
     for (const steps of bySession.values()) {
-      const ordered = [...steps].sort((a, b) => a.context.cli.seq - b.context.cli.seq).map((m) => m.event);
+      const sorted = [...steps].sort((a, b) => a.context.cli.seq - b.context.cli.seq);
+      const ordered = sorted.map((m) => m.event);
       expect(funnel.slice(0, ordered.length)).toEqual(ordered);
+      // Time passes between the steps, in order: the funnel's median step times are not all 0 s.
+      const times = sorted.map((m) => Date.parse(m.timestamp));
+      for (let i = 1; i < times.length; i++) expect(times[i]).toBeGreaterThanOrEqual(times[i - 1]!);
+      if (ordered.length === 3) expect(times[2]! - times[1]!).toBeGreaterThanOrEqual(200);
     }
     expectReported(collector, 'incluster_dns_query', { had_results: true });
     expectReported(collector, 'incluster_dns_query', { had_results: false });

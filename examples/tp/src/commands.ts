@@ -30,6 +30,11 @@ function parse<const O extends ParseArgsOptionsConfig>(command: string, args: st
   }
 }
 
+/** Wait, synchronously (commands are synchronous): the simulated work takes real time. */
+function sleep(secondsToWait: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, secondsToWait * 1000);
+}
+
 function list(value: string | undefined): string[] {
   return (value ?? '')
     .split(',')
@@ -49,14 +54,19 @@ export function connect(args: string[]): number {
 
   // The order is the catalog's connect funnel: the cluster connection (`connect`), then the Traffic
   // Manager (`connecting_traffic_manager` → `finished_connecting_traffic_manager`), all in one session.
+  // The Traffic Manager connection really takes its (simulated) time, so the funnel's step times are real.
   telemetry.report('connect', {
     time_to_connect: seconds(0.8, 2),
     mapped_namespaces: mappedNamespaces,
   });
   telemetry.report('connecting_traffic_manager', { mapped_namespaces: mappedNamespaces });
+  const started = performance.now();
+  sleep(seconds(0.2, 0.6));
   if (outcome === 'fail') return fail(errors.connect(values['mapped-namespaces'] ? namespace : 'ambassador'));
 
-  telemetry.report('finished_connecting_traffic_manager', { connect_duration: seconds(0.4, 1.5) });
+  telemetry.report('finished_connecting_traffic_manager', {
+    connect_duration: Math.round(performance.now() - started) / 1000,
+  });
   // Telepresence checks that cluster DNS answers (`kubernetes.default`) once connected.
   const hadResults = outcome !== 'dns-miss';
   telemetry.report('incluster_dns_query', { had_results: hadResults });

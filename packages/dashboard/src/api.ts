@@ -142,7 +142,10 @@ export interface OverviewOutcome {
   readonly title: string;
   readonly rate: number | null;
   readonly previousRate: number | null;
+  /** Every result, `other` kinds (e.g. interrupted) included. */
   readonly total: number;
+  /** Successes + failures: the rate's denominator. */
+  readonly completed: number;
 }
 export interface OverviewResponse extends ViewBase {
   readonly events: number;
@@ -183,6 +186,12 @@ export interface OutcomeSeries {
   readonly buckets: readonly string[];
   readonly rate: readonly (number | null)[];
   readonly results: Readonly<Record<string, readonly number[]>>;
+  /** Every result over the range, `other` kinds included. */
+  readonly total: number;
+  readonly success: number;
+  readonly failure: number;
+  /** success ÷ (success + failure) over the range. */
+  readonly overallRate: number | null;
   readonly breakdown?: readonly BreakdownRow[];
 }
 export interface OutcomesResponse extends ViewBase {
@@ -250,9 +259,13 @@ export interface BreakdownResponse extends ViewBase {
 
 export interface AdoptionResponse extends ViewBase {
   readonly buckets: readonly string[];
+  /** Weekly active installs: the denominator of every share. */
+  readonly activeInstalls: readonly number[];
   readonly versions: readonly {
     readonly version: string;
-    readonly share: readonly number[];
+    /** The API's k-anonymity row (`version: 'other'`). */
+    readonly other: boolean;
+    readonly share: readonly (number | null)[];
     readonly installs: readonly number[];
   }[];
 }

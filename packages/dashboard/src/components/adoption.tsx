@@ -1,4 +1,5 @@
 import { useMemo } from 'preact/hooks';
+import { adoptionSeries } from '../adoption-series.js';
 import type { AdoptionResponse, RetentionResponse } from '../api.js';
 import { fmtDate, fmtInt, fmtPct } from '../format.js';
 import type { ViewResult } from '../use-view.js';
@@ -6,7 +7,6 @@ import { TimeChart } from './chart.js';
 import { Panel } from './panel.js';
 
 const sharePct = (v: number | null): string => fmtPct(v, 0);
-const TOP_VERSIONS = 8;
 
 /** Share of weekly active installs per version over time. */
 export function Adoption(props: { readonly result: ViewResult<AdoptionResponse> }) {
@@ -14,7 +14,7 @@ export function Adoption(props: { readonly result: ViewResult<AdoptionResponse> 
     <Panel
       id="adoption"
       title="Version adoption"
-      description="Share of weekly active installs on each version."
+      description="Share of weekly active installs on each version; versions beyond the top 8 (and those under k installs) are shown as other."
       result={props.result}
     >
       {(data) => <AdoptionBody data={data} />}
@@ -24,14 +24,8 @@ export function Adoption(props: { readonly result: ViewResult<AdoptionResponse> 
 
 function AdoptionBody(props: { readonly data: AdoptionResponse }) {
   const { data } = props;
-  const series = useMemo(
-    () =>
-      [...data.versions]
-        .sort((a, b) => (b.share[b.share.length - 1] ?? 0) - (a.share[a.share.length - 1] ?? 0))
-        .slice(0, TOP_VERSIONS)
-        .map((v) => ({ label: v.version, values: v.share })),
-    [data],
-  );
+  // The top versions by latest share, and every other version (the API's k-folded `other` too) as `other`.
+  const series = useMemo(() => adoptionSeries(data), [data]);
   return (
     <TimeChart
       title="Version adoption (share of weekly active installs)"

@@ -1,4 +1,4 @@
-import type { OverviewResponse } from '../api.js';
+import type { OverviewOutcome, OverviewResponse } from '../api.js';
 import { fmtChange, fmtInt, fmtPct, fmtPointChange } from '../format.js';
 import type { ViewResult } from '../use-view.js';
 import { Panel } from './panel.js';
@@ -18,6 +18,16 @@ function Figure(props: {
       </dd>
     </div>
   );
+}
+
+/**
+ * What a rate is a share of: successes ÷ (successes + failures). Results of an `other` kind (an interrupted
+ * login) are attempts but not in the rate, so when there are any both counts are shown.
+ */
+function attempts(x: OverviewOutcome): string {
+  return x.completed === x.total
+    ? `of ${fmtInt(x.total)} attempts`
+    : `of ${fmtInt(x.completed)} completed · ${fmtInt(x.total)} attempts`;
 }
 
 /** Headline figures of the range, compared with the range of equal length before it. */
@@ -52,7 +62,7 @@ export function Headline(props: { readonly result: ViewResult<OverviewResponse> 
                   name={`outcome-${x.outcome}`}
                   label={`${x.title} success`}
                   value={fmtPct(x.rate)}
-                  note={`${fmtInt(x.total)} attempts${x.previousRate !== null && x.rate !== null ? ` · ${fmtPointChange(x.rate, x.previousRate)}` : ''}`}
+                  note={`${attempts(x)}${x.previousRate !== null && x.rate !== null ? ` · ${fmtPointChange(x.rate, x.previousRate)}` : ''}`}
                 />
               ))}
             </dl>

@@ -22,10 +22,19 @@ function OutcomeCard(props: {
     total: values.reduce((a, b) => a + b, 0),
   }));
   const all = totals.reduce((a, t) => a + t.total, 0);
+  const completed = outcome.success + outcome.failure;
+  const leftOut = totals.filter((t) => t.kind !== 'success' && t.kind !== 'failure' && t.total > 0);
   return (
     <article class="outcome" data-outcome={outcome.outcome} aria-labelledby={`outcome-${outcome.outcome}`}>
       <h3 id={`outcome-${outcome.outcome}`}>{outcome.title}</h3>
       {spec?.description ? <p class="panel-description">{spec.description}</p> : null}
+      <p class="outcome-rate" data-rate-summary>
+        Success rate <strong>{fmtPct(outcome.overallRate)}</strong>: {fmtInt(outcome.success)} of{' '}
+        {fmtInt(completed)} completed
+        {leftOut.length > 0
+          ? ` (${leftOut.map((t) => `${fmtInt(t.total)} ${t.label.toLowerCase()}`).join(', ')}: not in the rate)`
+          : ''}
+      </p>
       <TimeChart
         title={`${outcome.title}: success rate per ${props.interval}`}
         buckets={outcome.buckets}
@@ -35,61 +44,67 @@ function OutcomeCard(props: {
         rate
         height={160}
       />
-      <table class="compact">
-        <caption class="visually-hidden">{outcome.title}: results</caption>
-        <thead>
-          <tr>
-            <th scope="col">Result</th>
-            <th scope="col" class="num">
-              Count
-            </th>
-            <th scope="col">Share</th>
-          </tr>
-        </thead>
-        <tbody>
-          {totals.map((t) => (
-            <tr key={t.result} data-result={t.result}>
-              <th scope="row">
-                <span class={`kind kind-${t.kind}`}>{t.label}</span>
+      <div class="table-scroll">
+        <table class="compact outcome-table">
+          <caption class="visually-hidden">{outcome.title}: results</caption>
+          <thead>
+            <tr>
+              <th scope="col">Result</th>
+              <th scope="col" class="num">
+                Count
               </th>
-              <td class="num">{fmtInt(t.total)}</td>
-              <td>
-                <Bar share={all ? t.total / all : 0} label={fmtPct(all ? t.total / all : null)} />
-              </td>
+              <th scope="col">Share of attempts</th>
             </tr>
-          ))}
-        </tbody>
-      </table>
+          </thead>
+          <tbody>
+            {totals.map((t) => (
+              <tr key={t.result} data-result={t.result}>
+                <th scope="row" class="label" title={t.label}>
+                  <span class={`kind kind-${t.kind}`}>{t.label}</span>
+                </th>
+                <td class="num">{fmtInt(t.total)}</td>
+                <td>
+                  <Bar share={all ? t.total / all : 0} label={fmtPct(all ? t.total / all : null)} />
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
       {outcome.breakdown && outcome.breakdown.length > 0 ? (
         <details>
           <summary>Success rate by OS</summary>
-          <table class="compact">
-            <caption class="visually-hidden">{outcome.title}: by OS</caption>
-            <thead>
-              <tr>
-                <th scope="col">OS</th>
-                <th scope="col" class="num">
-                  Attempts
-                </th>
-                <th scope="col" class="num">
-                  Installs
-                </th>
-                <th scope="col">Success rate</th>
-              </tr>
-            </thead>
-            <tbody>
-              {outcome.breakdown.map((row) => (
-                <tr key={row.value}>
-                  <th scope="row">{row.value}</th>
-                  <td class="num">{fmtInt(row.total)}</td>
-                  <td class="num">{fmtInt(row.installs)}</td>
-                  <td>
-                    <Bar share={row.rate ?? 0} label={fmtPct(row.rate)} />
-                  </td>
+          <div class="table-scroll">
+            <table class="compact outcome-table">
+              <caption class="visually-hidden">{outcome.title}: success rate by OS</caption>
+              <thead>
+                <tr>
+                  <th scope="col">OS</th>
+                  <th scope="col" class="num" title="Successes and failures: what the rate is a share of">
+                    Completed
+                  </th>
+                  <th scope="col" class="num">
+                    Installs
+                  </th>
+                  <th scope="col">Success rate</th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
+              </thead>
+              <tbody>
+                {outcome.breakdown.map((row) => (
+                  <tr key={row.value} data-value={row.value}>
+                    <th scope="row" class="label" title={row.value}>
+                      {row.value}
+                    </th>
+                    <td class="num">{fmtInt(row.success + row.failure)}</td>
+                    <td class="num">{fmtInt(row.installs)}</td>
+                    <td>
+                      <Bar share={row.rate ?? 0} label={fmtPct(row.rate)} />
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
         </details>
       ) : null}
     </article>

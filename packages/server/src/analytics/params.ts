@@ -53,8 +53,19 @@ export type EnvClass = (typeof ENV_CLASSES)[number];
 export const EXCLUDED_BY_DEFAULT: readonly EnvClass[] = ['ci', 'test'];
 
 export const MAX_BUCKETS = 1000;
-export const DEFAULT_RANGE_MS = 30 * DAY_MS;
+/** The default range: this many whole UTC calendar days, the last one being the day `to` falls in. */
+export const DEFAULT_RANGE_DAYS = 30;
 const MAX_RANGE_MS = 5 * 366 * DAY_MS;
+
+/**
+ * The default `from` for an exclusive `to`: UTC midnight starting the 30 calendar days that end with the
+ * day `to` falls in (today included when `to` is now; a `to` at midnight ends the day before). The dashboard's
+ * "last 30 days" sends the same `from`, so the CLI, the API and the dashboard answer the same question.
+ */
+export function defaultFrom(to: number): number {
+  const lastDay = Math.floor((to - 1) / DAY_MS) * DAY_MS;
+  return lastDay - (DEFAULT_RANGE_DAYS - 1) * DAY_MS;
+}
 
 /** Raw parameters as a query string gives them: a value, or several for a repeated key. */
 export type RawParams = Readonly<Record<string, string | readonly string[] | undefined>>;
@@ -234,7 +245,7 @@ export function parseParams(view: ViewName | 'error', raw: RawParams, context: P
   }
 
   const to = values.to === undefined ? context.now : parseDate(values.to as string);
-  const from = values.from === undefined ? to - DEFAULT_RANGE_MS : parseDate(values.from as string);
+  const from = values.from === undefined ? defaultFrom(to) : parseDate(values.from as string);
   const interval = (values.interval as Interval | undefined) ?? 'day';
   if (from >= to) problems.push(`from (${iso(from)}) must be before to (${iso(to)})`);
   else if (to - from > MAX_RANGE_MS) problems.push('from…to: at most 5 years');

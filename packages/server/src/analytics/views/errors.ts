@@ -1,6 +1,7 @@
 import { TelemarkError } from '../../errors.js';
 import { raw, sql } from '../../store/sql.js';
 import { alignSeries, bucketStarts, iso } from '../buckets.js';
+import { OTHER, splitByK } from '../fold.js';
 import { eventFilter, inList, lit, toNumber, toText, type ViewContext } from '../query.js';
 import { source } from '../source.js';
 import { compareVersions, newestVersion, oldestVersion, sortVersionsDescending } from '../versions.js';
@@ -136,8 +137,26 @@ export interface ErrorDetail {
   readonly firstSeen: string;
   readonly lastSeen: string;
   readonly versions: { version: string; count: number }[];
-  readonly os: { value: string; count: number }[];
+  /** Occurrences per OS; OS values seen by fewer than k installs fold into one `other` row (k-anonymity). */
+  readonly os: { value: string; other: boolean; count: number }[];
   readonly samples: { timestamp: string; appVersion: string; osName: string; event: string; text: string }[];
+}
+
+/**
+ * The drill-down's OS list under the breakdowns' k-anonymity rule: an OS seen by fewer than k installs (with
+ * this error) is not shown by name; its occurrences go to one `other` row, last. Counts add up; installs are
+ * not returned (the row's count is all the panel shows).
+ */
+function foldOs(
+  rows: readonly { value: string; count: number; installs: number }[],
+  k: number,
+): { value: string; other: boolean; count: number }[] {
+  const { kept, folded } = splitByK(rows, k);
+  const shown = kept
+    .map((r) => ({ value: r.value, other: false, count: r.count }))
+    .sort((a, b) => b.count - a.count || (a.value < b.value ? -1 : 1));
+  if (folded.length === 0) return shown;
+  return [...shown, { value: OTHER, other: true, count: folded.reduce((sum, r) => sum + r.count, 0) }];
 }
 
 /** Drill-down into one fingerprint: where it happens, and its latest scrubbed samples. */
@@ -153,7 +172,9 @@ export async function errorDetail(ctx: ViewContext, fingerprint: string): Promis
     ctx.store.query(
       sql`SELECT app_version AS v, count(*) AS n FROM events WHERE ${where} GROUP BY app_version`,
     ),
-    ctx.store.query(sql`SELECT os_name AS v, count(*) AS n FROM events WHERE ${where} GROUP BY os_name`),
+    ctx.store.query(sql`
+      SELECT os_name AS v, count(*) AS n, ${d.countDistinct(d.installKey)} AS n_installs
+      FROM events WHERE ${where} GROUP BY os_name`),
     ctx.store.query(sql`
       SELECT ${d.epochMs(raw('ts'))} AS t, app_version, os_name, event, error_text FROM events WHERE ${where}
       ORDER BY ts DESC, message_id LIMIT ${raw(String(options.limit))}`),
@@ -173,9 +194,10 @@ export async function errorDetail(ctx: ViewContext, fingerprint: string): Promis
       version,
       count: versionCounts.get(version)!,
     })),
-    os: os
-      .map((r) => ({ value: toText(r.v), count: toNumber(r.n) }))
-      .sort((a, b) => b.count - a.count || (a.value < b.value ? -1 : 1)),
+    os: foldOs(
+      os.map((r) => ({ value: toText(r.v), count: toNumber(r.n), installs: toNumber(r.n_installs) })),
+      ctx.filters.k,
+    ),
     samples: samples.map((r) => ({
       timestamp: iso(toNumber(r.t)),
       appVersion: toText(r.app_version),

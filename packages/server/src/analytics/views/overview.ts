@@ -19,10 +19,14 @@ export interface OverviewResult {
   readonly outcomes: {
     outcome: string;
     title: string;
+    /** success ÷ completed; null when nothing completed. */
     rate: number | null;
     previousRate: number | null;
+    /** Every result, `other` kinds (e.g. interrupted) included: attempts. */
     total: number;
     previousTotal: number;
+    /** Successes and failures: the rate's denominator (`total` minus the `other` kinds). */
+    completed: number;
   }[];
   /** The newest app version with data in the range (semantic order). */
   readonly latestVersion: string | null;
@@ -100,6 +104,7 @@ export async function overview(ctx: ViewContext): Promise<OverviewResult> {
         previousRate: ratio(previous.success, previous.success + previous.failure),
         total: current.total,
         previousTotal: previous.total,
+        completed: current.success + current.failure,
       };
     }),
     latestVersion: newestVersion(versions.map((r) => toText(r.v))),

@@ -115,7 +115,7 @@ export function registerQueryCommand(program: Command): void {
     )
     .argument('<view>', VIEW_NAMES.join(' | '))
     .requiredOption('--app <name>', 'registered app')
-    .option('--from <date>', 'start, ISO date or date-time (default: 30 days before --to)')
+    .option('--from <date>', 'start, ISO date or date-time (default: 30 UTC calendar days up to --to)')
     .option('--to <date>', 'end, exclusive (default: now)')
     .option('--interval <interval>', 'hour | day | week | month (default: day)')
     .option('--version <version>', 'app version (repeatable)', collect)
