@@ -31,8 +31,10 @@ const rssBytes = (pid: number): number => {
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
 };
 
-/** Raw sockets that stall: headers that never end, bodies that never finish. */
-function slowloris(url: string, mode: 'headers' | 'body'): Promise<string> {
+const HEAD = 'POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n';
+
+/** Raw bytes on a fresh connection; everything the collector answers until it closes the connection. */
+function rawExchange(url: string, bytes: string): Promise<string> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve) => {
     const socket = connect(Number(port), hostname);
@@ -42,11 +44,13 @@ function slowloris(url: string, mode: 'headers' | 'body'): Promise<string> {
     });
     socket.on('error', () => undefined);
     socket.on('close', () => resolve(response));
-    socket.write(`POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n`);
-    if (mode === 'body') socket.write('Content-Length: 1000\r\n\r\n{"batch":[');
-    else socket.write('X-Slow: ');
+    socket.write(bytes);
   });
 }
+
+/** Raw sockets that stall: headers that never end, bodies that never finish. */
+const slowloris = (url: string, mode: 'headers' | 'body'): Promise<string> =>
+  rawExchange(url, mode === 'body' ? `${HEAD}Content-Length: 1000\r\n\r\n{"batch":[` : `${HEAD}X-Slow: `);
 
 afterAll(killChildren);
 
@@ -111,31 +115,19 @@ describe('fuzz: hostile input never gets a 5xx or a crash', () => {
   }, 180_000);
   it('answers bytes the HTTP parser refuses, and stalled headers, with our codes, then closes', async () => {
     const child = await startChild(tempDir(), { timeouts: { headersMs: 500, bodyMs: 500 } });
-    const exchange = (bytes: string) =>
-      new Promise<string>((resolve) => {
-        const { hostname, port } = new URL(child.url);
-        const socket = connect(Number(port), hostname);
-        let response = '';
-        socket.on('data', (d: Buffer) => {
-          response += d.toString();
-        });
-        socket.on('error', () => undefined);
-        socket.on('close', () => resolve(response));
-        socket.write(bytes);
-      });
-    const head = 'POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n';
+    const exchange = (bytes: string) => rawExchange(child.url, bytes);
     const bodyOf = (response: string) => JSON.parse(response.slice(response.indexOf('\r\n\r\n') + 4));
     for (const bad of [
-      `${head}Content-Length: abc\r\n\r\n{}`,
-      `${head}Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}`,
-      `${head}X-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+      `${HEAD}Content-Length: abc\r\n\r\n{}`,
+      `${HEAD}Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}`,
+      `${HEAD}X-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
     ]) {
       const response = await exchange(bad);
       expect(response).toMatch(/^HTTP\/1\.1 400 /);
       expect(response.toLowerCase()).toContain('connection: close');
       expect(bodyOf(response)).toMatchObject({ code: 'TMK_ERR_BAD_HTTP' });
     }
-    const stalled = await exchange(`${head}X-Slow: `);
+    const stalled = await exchange(`${HEAD}X-Slow: `);
     expect(stalled).toMatch(/^HTTP\/1\.1 408 /);
     expect(bodyOf(stalled)).toMatchObject({
       code: 'TMK_ERR_REQUEST_TIMEOUT',

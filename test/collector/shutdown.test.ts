@@ -41,6 +41,13 @@ function startPartialRequest(url: string, body: string, sentBytes: number) {
 
 afterAll(killChildren);
 
+/** Wait until the collector has this many ingest requests in hand (its in-flight gauge). */
+async function untilInFlight(url: string, count: number): Promise<void> {
+  const inFlight = async () =>
+    /telemark_ingest_requests_in_flight (\d+)/.exec(await (await fetch(`${url}/metrics`)).text())?.[1];
+  while ((await inFlight()) !== String(count)) await new Promise((r) => setTimeout(r, 10));
+}
+
 describe('graceful shutdown', () => {
   it('on SIGTERM answers and stores requests in flight, refuses later ones with 503, then exits 0', async () => {
     const dataDir = tempDir();
@@ -53,11 +60,7 @@ describe('graceful shutdown', () => {
     ).toBe(200);
 
     // The collector has the unfinished request in hand before the signal.
-    const inFlight = async () =>
-      /telemark_ingest_requests_in_flight (\d+)/.exec(
-        await (await fetch(`${child.url}/metrics`)).text(),
-      )?.[1];
-    while ((await inFlight()) !== '1') await new Promise((r) => setTimeout(r, 10));
+    await untilInFlight(child.url, 1);
     child.proc.kill('SIGTERM');
     // Readiness turns 503 first (load balancers stop sending), while the listener still answers.
     let ready = 200;
@@ -96,11 +99,7 @@ describe('graceful shutdown', () => {
     const body = JSON.stringify({ batch: [ourMessage('never-finished')] });
     // Its body never ends (bodyMs is 15 s): still in flight at the deadline.
     startPartialRequest(child.url, body, 40);
-    const inFlight = async () =>
-      /telemark_ingest_requests_in_flight (\d+)/.exec(
-        await (await fetch(`${child.url}/metrics`)).text(),
-      )?.[1];
-    while ((await inFlight()) !== '1') await new Promise((r) => setTimeout(r, 10));
+    await untilInFlight(child.url, 1);
     child.proc.kill('SIGTERM');
     expect(await child.exited).toEqual({ code: 2, signal: null });
     expect(child.output()).toContain('shutdown deadline: requests still in flight');
