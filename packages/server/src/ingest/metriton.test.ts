@@ -109,6 +109,7 @@ describe('Metriton reports', () => {
         service_name: 'billing-api',
         install_id_error: 'open /home/alice/.config/telepresence/id: permission denied',
         note: 'sent by pat.smith@initech.example',
+        nested: { by: ['pat.smith@initech.example'] },
       }),
     );
     if (result.kind !== 'prepared') throw new Error('expected prepared');
@@ -129,6 +130,7 @@ describe('Metriton reports', () => {
     expect(raw.metadata.allow_conflicting_subnets).toBe(0);
     // …scrubbed, and without what names a cluster, a workload or a person.
     expect(raw.metadata.note).toContain('sent by');
+    expect(raw.metadata.nested.by).toHaveLength(1);
     expect(entry?.raw).not.toContain('pat.smith');
     for (const gone of ['cluster_id', '9c3a7d0e', 'service_name', 'billing-api', 'install_id_error', 'alice'])
       expect(entry?.raw).not.toContain(gone);

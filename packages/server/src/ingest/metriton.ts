@@ -93,6 +93,17 @@ export function metritonMessageId(
   return `mt-${hash.slice(0, 32)}`;
 }
 
+/** A value with every string in it scrubbed, however deep (a sender may nest what Telepresence keeps flat). */
+function scrubDeep(value: unknown, scrub: (text: string) => string): unknown {
+  if (typeof value === 'string') return scrub(value);
+  if (typeof value !== 'object' || value === null) return value;
+  try {
+    return JSON.parse(JSON.stringify(value, (_key, v: unknown) => (typeof v === 'string' ? scrub(v) : v)));
+  } catch (error) {
+    return `<not representable as JSON: ${error instanceof Error ? error.message : String(error)}>`;
+  }
+}
+
 /**
  * The report as quarantine keeps it: base keys as sent, the `declared` keys (the event's traits, the app's
  * extra context) and, with `others`, every key but the identifying ones; strings outside the base keys
@@ -112,7 +123,7 @@ function keptReport(
     const value = metadata[key];
     if (BASE_KEYS.has(key)) kept[key] = value;
     else if (declared.includes(key) || (others && !IDENTIFYING_KEYS.has(key)))
-      kept[key] = typeof value === 'string' ? scrub(value) : value;
+      kept[key] = scrubDeep(value, scrub);
   }
   return rawJson({
     application: body.application,
