@@ -55,6 +55,7 @@ function catalogFor(app: string): Catalog {
         traits: {
           method: { type: 'enum', values: ['browser', 'token'] },
           result: { type: 'enum', values: ['ok', 'denied', 'aborted'] },
+          scopes: { type: 'enumList', values: ['read', 'write', 'admin'] },
         },
       },
     },
@@ -308,7 +309,7 @@ export const ROWS: readonly Row[] = [
     version: '2.10.0',
     event: 'login',
     ts: at(11, 11, '08:00:00'),
-    traits: { method: 'browser', result: 'ok' },
+    traits: { method: 'browser', result: 'ok', scopes: ['read', 'write'] },
   },
 
   // i2 — 2.9.0 only; a funnel that stops at step 2; last seen Nov 8.
@@ -362,7 +363,7 @@ export const ROWS: readonly Row[] = [
     version: '2.9.0',
     event: 'login',
     ts: at(11, 8, '16:00:00'),
-    traits: { method: 'token', result: 'denied' },
+    traits: { method: 'token', result: 'denied', scopes: ['read'] },
   },
   // A login without `result`: an event, but no outcome result.
   {
@@ -438,7 +439,7 @@ export const ROWS: readonly Row[] = [
     version: '2.10.0',
     event: 'login',
     ts: at(11, 13, '10:30:00'),
-    traits: { method: 'browser', result: 'aborted' },
+    traits: { method: 'browser', result: 'aborted', scopes: [] },
   },
 
   // i4 — its connect happens before its start: the funnel stops at step 1.
@@ -490,7 +491,7 @@ export const ROWS: readonly Row[] = [
     version: '2.10.0',
     event: 'login',
     ts: at(11, 14, '09:00:00'),
-    traits: { method: 'browser', result: 'ok' },
+    traits: { method: 'browser', result: 'ok', scopes: ['read', 'write', 'admin'] },
   },
 
   // i5 — a full funnel, then a second start in the same session that goes nowhere.

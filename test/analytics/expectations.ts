@@ -482,6 +482,83 @@ export function analyticsExpectations(
       });
     });
 
+    describe('breakdown by a catalog trait (raw events)', () => {
+      const rows = (b: Json) => b.rows.map((r: Json) => [r.value, r.events, r.installs, r.share]);
+
+      it('an enum trait of one event: logins by method', async () => {
+        // Logins of i1–i4: browser (i1, i2's second, i3, i4), token (i2).
+        const b = await view('breakdown', { dimension: 'trait:method', event: 'login', k: '1' });
+        expect([b.dimension, b.installs, b.events]).toEqual(['trait:method', 4, 5]);
+        expect(b.rows).toEqual([
+          { value: 'browser', other: false, events: 4, installs: 4, share: 1 },
+          { value: 'token', other: false, events: 1, installs: 1, share: 0.25 },
+        ]);
+      });
+
+      it('events without the trait count under (none); under k everything folds into other', async () => {
+        // i2's second login has no result.
+        const b = await view('breakdown', { dimension: 'trait:result', event: 'login', k: '1' });
+        expect(rows(b)).toEqual([
+          ['ok', 2, 2, 0.5],
+          ['(none)', 1, 1, 0.25],
+          ['aborted', 1, 1, 0.25],
+          ['denied', 1, 1, 0.25],
+        ]);
+        const folded = await view('breakdown', { dimension: 'trait:result', event: 'login' });
+        expect(folded.rows).toEqual([{ value: 'other', other: true, events: 5, installs: 4, share: 1 }]);
+      });
+
+      it('a boolean trait, without an event: the events declaring it; filters apply', async () => {
+        // Lookups: found by i1, i3, i5 ×2; missing by i2 (and i7, a test run, only with includeCi).
+        const b = await view('breakdown', { dimension: 'trait:found', k: '1' });
+        expect([b.installs, b.events]).toEqual([4, 5]);
+        expect(rows(b)).toEqual([
+          ['true', 4, 3, 0.75],
+          ['false', 1, 1, 0.25],
+        ]);
+        const withTests = await view('breakdown', { dimension: 'trait:found', k: '1', includeCi: '1' });
+        expect(rows(withTests)).toEqual([
+          ['true', 4, 3, 0.6],
+          ['false', 2, 2, 0.4],
+        ]);
+        const ubuntu = await view('breakdown', { dimension: 'trait:method', os: 'Ubuntu', k: '1' });
+        expect(rows(ubuntu)).toEqual([
+          ['browser', 1, 1, 1],
+          ['token', 1, 1, 1],
+        ]);
+      });
+
+      it('an enumList trait: one row per item; other and the totals count each event once', async () => {
+        // scopes: i1 [read, write], i2 [read] and missing, i3 [] (empty), i4 [read, write, admin].
+        const b = await view('breakdown', { dimension: 'trait:scopes', event: 'login', k: '1' });
+        expect([b.installs, b.events]).toEqual([4, 5]);
+        expect(rows(b)).toEqual([
+          ['read', 3, 3, 0.75],
+          ['(none)', 2, 2, 0.5],
+          ['write', 2, 2, 0.5],
+          ['admin', 1, 1, 0.25],
+        ]);
+        // k = 3 folds write, admin and (none): the logins of i1, i4 (two folded items), i2 and i3 — 4 events.
+        const folded = await view('breakdown', { dimension: 'trait:scopes', event: 'login', k: '3' });
+        expect(rows(folded)).toEqual([
+          ['read', 3, 3, 0.75],
+          ['other', 4, 4, 1],
+        ]);
+      });
+
+      it('only enum, boolean and enumList traits of the named events', async () => {
+        await expect(view('breakdown', { dimension: 'trait:found', event: 'login' })).rejects.toMatchObject({
+          code: 'TMK_ERR_BAD_PARAMETER',
+          message: expect.stringContaining(
+            'dimension: "trait:found" is not an enum, boolean or enumList trait of login; allowed: trait:method, trait:result, trait:scopes',
+          ),
+        });
+        await expect(view('breakdown', { dimension: 'trait:error' })).rejects.toMatchObject({
+          message: expect.stringContaining('allowed: trait:found, trait:method, trait:result, trait:scopes'),
+        });
+      });
+    });
+
     describe('adoption', () => {
       it('share of weekly actives on their latest version that week', async () => {
         const a = await view('adoption', { k: '2' });

@@ -180,6 +180,62 @@ describe('telemark query --data', () => {
     ]);
   });
 
+  it('breakdown by a catalog trait: --dimension trait:<name>, with --event', async () => {
+    const [table, csv, bad] = await Promise.all([
+      telemark([
+        'query',
+        'breakdown',
+        ...common,
+        ...local(),
+        '--dimension',
+        'trait:method',
+        '--event',
+        'login',
+        '--k',
+        '1',
+      ]),
+      telemark([
+        'query',
+        'breakdown',
+        ...common,
+        ...local(),
+        '--dimension',
+        'trait:result',
+        '--event',
+        'login',
+        '--k',
+        '1',
+        '--format',
+        'csv',
+      ]),
+      telemark([
+        'query',
+        'breakdown',
+        ...common,
+        ...local(),
+        '--dimension',
+        'trait:error',
+        '--event',
+        'login',
+      ]),
+    ]);
+    for (const run of [table, csv]) expect([run.code, run.stderr]).toEqual([0, '']);
+    expect(table.stdout).toContain('by trait:method · 4 installs');
+    expect(table.stdout).toMatch(/browser\s+4\s+4\s+100\.0%/);
+    expect(table.stdout).toMatch(/token\s+1\s+1\s+25\.0%/);
+    expect(csv.stdout.trimEnd().split('\n')).toEqual([
+      expect.stringMatching(/^trait:result,/),
+      expect.stringMatching(/^ok,/),
+      expect.stringMatching(/^\(none\),/),
+      expect.stringMatching(/^aborted,/),
+      expect.stringMatching(/^denied,/),
+    ]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(
+      /\[TMK_ERR_BAD_PARAMETER\] Bad parameter: dimension: "trait:error" is not an enum, boolean or enumList trait of login; allowed: trait:method, trait:result, trait:scopes/,
+    );
+  });
+
   it('error drill-down with --fingerprint', async () => {
     const run = await telemark(['query', 'errors', ...common, ...local(), '--fingerprint', 'fp-old']);
     expect(run.code).toBe(0);
@@ -263,6 +319,38 @@ describe('telemark query --url, against a running collector', () => {
       '2026-11-09T00:00:00.000Z,1,4,6',
     ]);
     expect(table.stdout).toMatch(/3\s+ready\s+4\s+66\.7%\s+80\.0%\s+1\s+60\s+102/);
+  });
+
+  it('--url: breakdown by a catalog trait, the same answer as the data directory', async () => {
+    const run = await telemark(
+      [
+        'query',
+        'breakdown',
+        ...common,
+        '--url',
+        url,
+        '--dimension',
+        'trait:found',
+        '--k',
+        '1',
+        '--format',
+        'json',
+      ],
+      { TELEMARK_ADMIN_TOKEN: TOKEN },
+    );
+    expect([run.code, run.stderr]).toEqual([0, '']);
+    const body = JSON.parse(run.stdout);
+    expect(body.dimension).toBe('trait:found');
+    expect(
+      body.rows.map((r: { value: string; events: number; installs: number }) => [
+        r.value,
+        r.events,
+        r.installs,
+      ]),
+    ).toEqual([
+      ['true', 4, 3],
+      ['false', 1, 1],
+    ]);
   });
 
   it('--url without the token, or with a wrong one, says how to fix it', async () => {

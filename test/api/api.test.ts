@@ -178,6 +178,44 @@ describe('bad parameters → 400 naming the parameter', () => {
     }
   });
 
+  it('breakdown by a trait: only enum, boolean or enumList traits of the catalog (of the event, if named)', async () => {
+    const cases: [Record<string, string>, RegExp][] = [
+      [
+        { dimension: 'trait:nope', event: 'login' },
+        /dimension: "trait:nope" is not an enum, boolean or enumList trait of login; allowed: trait:method, trait:result, trait:scopes\.$/,
+      ],
+      // `error` is a free-text trait: never a breakdown.
+      [
+        { dimension: 'trait:error', event: 'deploy_fail' },
+        /"trait:error" is not an enum, boolean or enumList trait of deploy_fail; allowed: \(none\)/,
+      ],
+      [
+        { dimension: 'trait:error' },
+        /"trait:error" is not an enum, boolean or enumList trait of acme's catalog; allowed: trait:found, trait:method/,
+      ],
+      [{ dimension: 'trait:Method' }, /dimension: expected one of os_name, .*, or trait:<name>/],
+      [{ dimension: "trait:method' OR 1=1" }, /dimension: expected one of os_name/],
+    ];
+    for (const [extra, reason] of cases) {
+      const response = await get(`/api/v1/breakdown?${qs({ ...range, ...extra })}`);
+      expect(response.statusCode, JSON.stringify(extra)).toBe(400);
+      expect(response.json()).toMatchObject({ code: 'TMK_ERR_BAD_PARAMETER' });
+      expect(response.json().message, JSON.stringify(extra)).toMatch(reason);
+    }
+    const ok = await get(
+      `/api/v1/breakdown?${qs({ ...range, dimension: 'trait:method', event: 'login', k: '1' })}`,
+    );
+    expect(ok.statusCode).toBe(200);
+    expect(ok.json()).toMatchObject({
+      params: { dimension: 'trait:method', event: ['login'] },
+      dimension: 'trait:method',
+      rows: [
+        { value: 'browser', events: 4, installs: 4 },
+        { value: 'token', events: 1, installs: 1 },
+      ],
+    });
+  });
+
   it('every problem is reported at once', async () => {
     const body = (await get(`/api/v1/overview?${qs({ app: APP, interval: 'x', k: 'y', env: 'z' })}`)).json();
     expect(body.message).toMatch(/interval: .*; k: .*; env: /);

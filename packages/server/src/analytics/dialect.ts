@@ -65,6 +65,16 @@ export interface Dialect {
   argMax(value: Sql, by: Sql): Sql;
   /** A trait of a JSON column (`traits`, or the source's `wtraits`) equals a boolean or string value. */
   traitEquals(trait: string, value: boolean | string, column?: 'traits' | 'wtraits'): Sql;
+  /**
+   * A boolean or enum trait of the events' `traits` as text (`true`/`false` for booleans); `''` when the
+   * event lacks it or holds null. Same text in both engines.
+   */
+  traitValue(trait: string): Sql;
+  /**
+   * The items of an enumList trait of `traits`, one output row per item (a set-returning SELECT expression,
+   * so one event becomes as many rows); one `''` row when the event lacks it or the list is empty.
+   */
+  traitItems(trait: string): Sql;
   /** A 64-bit hash of `install_id`: distinct counts over integers are much cheaper than over strings. */
   readonly installKey: Sql;
   /**
@@ -133,6 +143,9 @@ export const duckdbDialect: Dialect = {
   argMax: (value, by) => sql`arg_max(${value}, ${by})`,
   traitEquals: (trait, value, column = 'traits') =>
     sql`json_extract_string(${raw(column)}, ${pointer(trait)}) = ${String(value)}`,
+  traitValue: (trait) => sql`coalesce(json_extract_string(traits, ${pointer(trait)}), '')`,
+  traitItems: (trait) =>
+    sql`unnest(CASE WHEN coalesce(json_array_length(traits, ${pointer(trait)}), 0) = 0 THEN [''] ELSE CAST(json_extract(traits, ${pointer(trait)}) AS VARCHAR[]) END)`,
   installKey: raw('hash(install_id)'),
   eventRows: raw(EVENT_ROWS_TABLE),
   whereTraits: (byEvent) => {
@@ -236,6 +249,14 @@ export const clickhouseDialect: Dialect = {
     typeof value === 'boolean'
       ? sql`visitParamExtractRaw(${raw(column)}, ${trait}) = ${value ? 'true' : 'false'}`
       : sql`visitParamExtractString(${raw(column)}, ${trait}) = ${value}`,
+  // 18.16 has no JSONExtract*: visitParam* read flat JSON. A boolean's raw text is `true`/`false`; a string's
+  // is quoted, so an enum value "true" still goes through visitParamExtractString.
+  traitValue: (trait) =>
+    sql`if(visitParamExtractRaw(traits, ${trait}) IN ('true', 'false'), visitParamExtractRaw(traits, ${trait}), visitParamExtractString(traits, ${trait}))`,
+  // Each item of the raw array `["a","b"]` is a JSON string; wrapping it as {"v":…} lets visitParamExtractString
+  // unescape it exactly as DuckDB's cast does.
+  traitItems: (trait) =>
+    sql`arrayJoin(if(empty(extractAll(visitParamExtractRaw(traits, ${trait}), ${JSON_STRING})), [''], arrayMap(x -> visitParamExtractString(concat('{"v":', x, '}'), 'v'), extractAll(visitParamExtractRaw(traits, ${trait}), ${JSON_STRING}))))`,
   // A column of the ClickHouse store's `events` view (cityHash64(install_id), computed on insert).
   installKey: raw('install_key'),
   eventRows: raw('events'),
@@ -356,6 +377,9 @@ const pointer = (trait: string): Sql =>
   /^[a-z][a-z0-9_]*$/.test(trait)
     ? raw(`'/${trait}'`)
     : sql`${`/${trait.replace(/~/g, '~0').replace(/\//g, '~1')}`}`;
+
+/** A JSON string literal inside raw JSON text, escapes included (RE2). */
+const JSON_STRING = '"(?:[^"\\\\]|\\\\.)*"';
 
 function safeName(name: string): string {
   if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`refusing column name ${JSON.stringify(name)}`);

@@ -38,6 +38,52 @@ export const DIMENSIONS = [
 ] as const;
 export type Dimension = (typeof DIMENSIONS)[number];
 
+/**
+ * Trait types a breakdown may group by (`dimension=trait:<name>`): closed value sets. An `enumList` gives one
+ * row per item, so an event with two items counts in both rows.
+ */
+export const BREAKDOWN_TRAIT_TYPES = ['enum', 'boolean', 'enumList'] as const;
+export type TraitDimension = `trait:${string}`;
+/** What a breakdown groups by: a context column, or a catalog trait. */
+export type BreakdownDimension = Dimension | TraitDimension;
+const TRAIT_DIMENSION = /^trait:[a-z][a-z0-9_]{0,63}$/;
+
+/** A trait a breakdown may group by, resolved against the catalog. */
+export interface BreakdownTrait {
+  readonly name: string;
+  /** `scalar`: enum or boolean (one value per event); `list`: enumList (one row per item). */
+  readonly kind: 'scalar' | 'list';
+  /** The events read: the `event` filter, or every event of the catalog declaring the trait. */
+  readonly events: readonly string[];
+}
+
+/**
+ * The traits a breakdown may group by: with events named, the enum, boolean and enumList traits every one of
+ * them declares; without, those of any event of the catalog (read from the events that declare them). A trait
+ * declared as a list in one event and a single value in another is left out.
+ */
+export function breakdownTraits(catalog: Catalog, events: readonly string[]): Map<string, BreakdownTrait> {
+  const declared = catalog.input.events;
+  const candidates = events.length > 0 ? events : Object.keys(declared);
+  const found = new Map<string, { kinds: Set<'scalar' | 'list'>; events: string[] }>();
+  for (const event of candidates) {
+    const traits = Object.hasOwn(declared, event) ? (declared[event]?.traits ?? {}) : {};
+    for (const [name, spec] of Object.entries(traits)) {
+      if (!(BREAKDOWN_TRAIT_TYPES as readonly string[]).includes(spec.type)) continue;
+      const entry = found.get(name) ?? { kinds: new Set(), events: [] };
+      entry.kinds.add(spec.type === 'enumList' ? 'list' : 'scalar');
+      entry.events.push(event);
+      found.set(name, entry);
+    }
+  }
+  const allowed = new Map<string, BreakdownTrait>();
+  for (const [name, { kinds, events: withTrait }] of [...found].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    if (kinds.size !== 1 || (events.length > 0 && withTrait.length !== events.length)) continue;
+    allowed.set(name, Object.freeze({ name, kind: [...kinds][0]!, events: Object.freeze(withTrait) }));
+  }
+  return allowed;
+}
+
 export const ENV_CLASSES = [
   'interactive',
   'ci',
@@ -95,7 +141,9 @@ export interface ViewOptions {
   readonly funnel: string | undefined;
   readonly windowSeconds: number | undefined;
   readonly limit: number;
-  readonly dimension: Dimension;
+  readonly dimension: BreakdownDimension;
+  /** The trait of a `trait:<name>` dimension, resolved against the catalog; undefined for a context column. */
+  readonly trait: BreakdownTrait | undefined;
   readonly weeks: number;
 }
 
@@ -156,6 +204,12 @@ const DIMENSION: ParamSpec = {
   expected: `one of ${DIMENSIONS.join(', ')}`,
 };
 
+const BREAKDOWN_DIMENSION: ParamSpec = {
+  list: false,
+  schema: z.union([z.enum(DIMENSIONS), z.string().regex(TRAIT_DIMENSION)]),
+  expected: `one of ${DIMENSIONS.join(', ')}, or trait:<name> (an enum, boolean or enumList trait of the catalog)`,
+};
+
 const VIEW_PARAMS: Record<ViewName | 'error', Record<string, ParamSpec>> = {
   overview: {},
   trends: { event: EVENT },
@@ -177,7 +231,7 @@ const VIEW_PARAMS: Record<ViewName | 'error', Record<string, ParamSpec>> = {
     limit: { list: false, schema: intSchema(1, 200), expected: 'an integer from 1 to 200' },
   },
   error: { limit: { list: false, schema: intSchema(1, 200), expected: 'an integer from 1 to 200' } },
-  breakdown: { dimension: DIMENSION, event: EVENT },
+  breakdown: { dimension: BREAKDOWN_DIMENSION, event: EVENT },
   adoption: {},
   retention: { weeks: { list: false, schema: intSchema(1, 52), expected: 'an integer from 1 to 52' } },
   health: {},
@@ -272,6 +326,19 @@ export function parseParams(view: ViewName | 'error', raw: RawParams, context: P
       `funnel: ${show(funnel)} is not a funnel of ${input.app}; one of: ${Object.keys(input.funnels ?? {}).join(', ') || '(none)'}`,
     );
 
+  const dimension = (values.dimension as BreakdownDimension | undefined) ?? 'os_name';
+  let trait: BreakdownTrait | undefined;
+  if (input && dimension.startsWith('trait:') && events.every((e) => Object.hasOwn(input.events, e))) {
+    const allowed = breakdownTraits(catalog!, events);
+    trait = allowed.get(dimension.slice('trait:'.length));
+    if (!trait)
+      problems.push(
+        `dimension: ${show(dimension)} is not an enum, boolean or enumList trait of ${events.length > 0 ? events.join(', ') : `${input.app}'s catalog`}; allowed: ${
+          [...allowed.keys()].map((name) => `trait:${name}`).join(', ') || '(none)'
+        }`,
+      );
+  }
+
   if (problems.length > 0) throw new TelemarkError('TMK_ERR_BAD_PARAMETER', problems.join('; '));
 
   const env = values.env as EnvClass[] | undefined;
@@ -295,7 +362,8 @@ export function parseParams(view: ViewName | 'error', raw: RawParams, context: P
     funnel,
     windowSeconds: values.window as number | undefined,
     limit: (values.limit as number | undefined) ?? 20,
-    dimension: (values.dimension as Dimension | undefined) ?? 'os_name',
+    dimension,
+    trait,
     weeks: (values.weeks as number | undefined) ?? 8,
   });
   const echo: Record<string, unknown> = {

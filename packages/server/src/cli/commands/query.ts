@@ -131,7 +131,7 @@ export function registerQueryCommand(program: Command): void {
     .option('--limit <n>', 'errors: how many fingerprints (default: 20), or samples with --fingerprint')
     .option(
       '--dimension <dimension>',
-      'breakdown: os_name, os_version, app_version, arch, install_method, env_class, ci_vendor, platform, mode',
+      'breakdown: os_name, os_version, app_version, arch, install_method, env_class, ci_vendor, platform, mode, or trait:<name> (an enum, boolean or enumList trait of --event, or of the catalog)',
     )
     .option('--weeks <n>', 'retention: weeks after the cohort week (default: 8)')
     .option('--fingerprint <fp>', 'errors: drill into one error fingerprint')
