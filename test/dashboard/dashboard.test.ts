@@ -332,6 +332,91 @@ describe('dashboard (real Chromium, real collector, simulated fleet)', () => {
     await page.setViewportSize({ width: 1280, height: 900 });
   });
 
+  it('breaks down by a catalog trait of one event, kept in the URL, (none) and other rows labelled', async () => {
+    const breakdownRows = () =>
+      page
+        .locator('#panel-breakdown tbody tr')
+        .evaluateAll((rows) =>
+          rows.map((r) => [
+            r.getAttribute('data-value'),
+            r.querySelector('th')?.textContent ?? '',
+            r.querySelector('td')?.textContent ?? '',
+          ]),
+        );
+    const expectRows = async (query: Record<string, string>): Promise<Breakdown> => {
+      const expected = await api<Breakdown & { rows: { other: boolean }[] }>(served, 'breakdown', {
+        app: APP,
+        from,
+        ...query,
+      });
+      expect(expected.rows.length).toBeGreaterThan(0);
+      await expect
+        .poll(breakdownRows)
+        .toEqual(
+          expected.rows.map((r) => [
+            r.value,
+            r.other
+              ? `${r.value} · values under k installs`
+              : r.value === '(none)'
+                ? '(none) · no value'
+                : r.value,
+            fmtInt(r.events),
+          ]),
+        );
+      return expected;
+    };
+    const url = () => new URL(page.url()).searchParams;
+
+    await page.getByRole('tab', { name: 'By trait' }).click();
+    // The first catalog event with a groupable trait, and its first such trait.
+    await expect.poll(() => url().get('bevent')).toBe('Used legacy syntax');
+    expect(url().get('dim')).toBe('trait:docker_run');
+    await settled();
+
+    // Telepresence's logins by method.
+    await page.locator('#breakdown-event').selectOption('login_success');
+    await expect.poll(() => url().get('bevent')).toBe('login_success');
+    expect(url().get('dim')).toBe('trait:method');
+    expect(await page.locator('#breakdown-trait option').allTextContents()).toEqual(['method']);
+    await settled();
+    const logins = await expectRows({ dimension: 'trait:method', event: 'login_success' });
+    expect(logins.rows.map((r) => r.value)).toContain('browser');
+    expect(await page.locator('#panel-breakdown thead th').first().textContent()).toBe('method');
+    // The bar is the API's `share`: installs with the value over the selection's installs.
+    expect(await page.locator('#panel-breakdown thead th').last().textContent()).toBe('Share of installs');
+    // Only events with an enum, boolean or enumList trait are offered (errors, counts and durations are not).
+    const events = await page.locator('#breakdown-event option').allTextContents();
+    expect(events).toContain('used_gather_logs');
+    expect(events).not.toContain('intercept_fail');
+    expect(events).not.toContain('connect');
+
+    // A boolean trait most legacy commands leave out: events without it are the labelled (none) row.
+    await page.locator('#breakdown-event').selectOption('Used legacy syntax');
+    await page.locator('#breakdown-trait').selectOption('run');
+    await expect.poll(() => url().get('dim')).toBe('trait:run');
+    expect(url().get('bevent')).toBe('Used legacy syntax');
+    await settled();
+    const legacy = await expectRows({ dimension: 'trait:run', event: 'Used legacy syntax' });
+    expect(legacy.rows.map((r) => r.value)).toContain('(none)');
+
+    // The choice survives a reload.
+    await page.reload();
+    await settled();
+    expect(await page.getByRole('tab', { name: 'By trait' }).getAttribute('aria-selected')).toBe('true');
+    expect(await page.locator('#breakdown-event').inputValue()).toBe('Used legacy syntax');
+    expect(await page.locator('#breakdown-trait').inputValue()).toBe('run');
+    await expectRows({ dimension: 'trait:run', event: 'Used legacy syntax' });
+
+    // A context tab again drops the event; its k-folded row is labelled too.
+    await page.getByRole('tab', { name: 'OS version' }).click();
+    await expect.poll(() => url().get('dim')).toBe('os_version');
+    expect(url().get('bevent')).toBeNull();
+    await settled();
+    const versions = await expectRows({ dimension: 'os_version' });
+    expect(versions.rows.some((r) => (r as { other?: boolean }).other)).toBe(true);
+    expect(await page.locator('#breakdown-event').count()).toBe(0);
+  });
+
   it('works on a narrow screen (one column) and in dark mode', async () => {
     await page.setViewportSize({ width: 420, height: 900 });
     const columns = await page.evaluate(

@@ -248,9 +248,13 @@ export interface ErrorDetailResponse {
 }
 
 export interface BreakdownResponse extends ViewBase {
+  /** A context dimension, or `trait:<name>`. */
   readonly dimension: string;
   readonly rows: readonly {
+    /** A trait breakdown's events without a value are the row `(none)`. */
     readonly value: string;
+    /** The row folding values seen by fewer than k installs (`value: 'other'`). */
+    readonly other?: boolean;
     readonly events: number;
     readonly installs: number;
     readonly share: number;

@@ -32,7 +32,8 @@ import { Outcomes } from './components/outcomes.js';
 import { SignIn } from './components/sign-in.js';
 import { ActiveInstalls, Trends } from './components/trends.js';
 import { cycleTheme, type ThemeChoice, themeChoice } from './theme.js';
-import { filterParams, useViewState, type ViewState } from './url-state.js';
+import { offersTrait, traitChoices } from './trait-choices.js';
+import { filterParams, traitDimension, traitOf, useViewState, type ViewState } from './url-state.js';
 import { type Session, SessionContext, useView } from './use-view.js';
 
 export function App() {
@@ -181,6 +182,13 @@ function Overview(props: {
   const params = filterParams(state);
   const unfiltered = { ...params, version: undefined, os: undefined };
   const funnels = Object.entries(catalog.funnels ?? {});
+  const choices = useMemo(() => traitChoices(catalog), [catalog]);
+  // A trait breakdown this app's catalog does not offer (a link from another app) shows the OS tab.
+  const trait = traitOf(state.dimension);
+  const byTrait =
+    trait !== null && state.breakdownEvent !== null && offersTrait(choices, state.breakdownEvent, trait);
+  const dimension = byTrait || trait === null ? state.dimension : 'os_name';
+  const breakdownEvent = byTrait ? state.breakdownEvent : null;
 
   const overview = useView<OverviewResponse>('overview', params);
   const trends = useView<TrendsResponse>('trends', params);
@@ -191,7 +199,11 @@ function Overview(props: {
     state.error ? `errors/${encodeURIComponent(state.error)}` : null,
     params,
   );
-  const breakdown = useView<BreakdownResponse>('breakdown', { ...params, dimension: state.dimension });
+  const breakdown = useView<BreakdownResponse>('breakdown', {
+    ...params,
+    dimension,
+    event: breakdownEvent ?? undefined,
+  });
   const adoption = useView<AdoptionResponse>('adoption', params);
   const retention = useView<RetentionResponse>('retention', { ...params, weeks: '8' });
   const health = useView<HealthResponse>('health', params);
@@ -240,8 +252,11 @@ function Overview(props: {
         />
         <Breakdown
           result={breakdown}
-          dimension={state.dimension}
-          onDimension={(dimension) => navigate({ dimension })}
+          dimension={dimension}
+          event={breakdownEvent}
+          traitChoices={choices}
+          onDimension={(d) => navigate({ dimension: d, breakdownEvent: null })}
+          onTrait={(event, name) => navigate({ dimension: traitDimension(name), breakdownEvent: event })}
         />
         <Adoption result={adoption} />
         <Retention result={retention} />

@@ -1,7 +1,7 @@
 /**
  * Everything that defines a view lives in the URL's query string, so a view can be shared and the
  * browser's back and forward buttons work: app, date range, interval, version/OS/environment filters,
- * the breakdown tab and an opened error.
+ * the breakdown tab (a context dimension, or a trait of one event) and an opened error.
  */
 import { useEffect, useState } from 'preact/hooks';
 import type { Params } from './api.js';
@@ -35,6 +35,19 @@ export const DIMENSIONS = [
   'mode',
 ] as const;
 export type Dimension = (typeof DIMENSIONS)[number];
+/** A breakdown by a catalog trait (`dimension=trait:<name>`); always asked for one event (`bevent`). */
+export type TraitDimension = `trait:${string}`;
+export type BreakdownDimension = Dimension | TraitDimension;
+
+/** The shapes the API accepts: a trait name, and a catalog event name (1–80 printable ASCII characters). */
+const TRAIT_DIMENSION = /^trait:[a-z][a-z0-9_]{0,63}$/;
+const EVENT_NAME = /^[\x21-\x7e](?:[\x20-\x7e]{0,78}[\x21-\x7e])?$/;
+
+export const isTraitDimension = (value: string): value is TraitDimension => TRAIT_DIMENSION.test(value);
+export const traitDimension = (trait: string): TraitDimension => `trait:${trait}`;
+/** The trait name of a `trait:<name>` dimension, or null for a context dimension. */
+export const traitOf = (dimension: BreakdownDimension): string | null =>
+  isTraitDimension(dimension) ? dimension.slice('trait:'.length) : null;
 
 export interface ViewState {
   readonly app: string | null;
@@ -48,7 +61,9 @@ export interface ViewState {
   readonly os: readonly string[];
   readonly env: readonly string[];
   readonly includeCi: boolean;
-  readonly dimension: Dimension;
+  readonly dimension: BreakdownDimension;
+  /** The event of a trait breakdown (URL `bevent`); null with a context dimension. */
+  readonly breakdownEvent: string | null;
   /** Fingerprint of the error opened for drill-down. */
   readonly error: string | null;
 }
@@ -65,6 +80,13 @@ export function parseState(search: string): ViewState {
   const range = q.get('range');
   const interval = q.get('interval');
   const dimension = q.get('dim');
+  const breakdownEvent = q.get('bevent');
+  // A trait breakdown needs both a well-formed trait and event; anything else falls back to the OS tab.
+  const trait =
+    dimension !== null &&
+    isTraitDimension(dimension) &&
+    breakdownEvent !== null &&
+    EVENT_NAME.test(breakdownEvent);
   return {
     app: q.get('app') || null,
     range: custom ? null : isOneOf(RANGES, range) ? range : '30d',
@@ -75,7 +97,8 @@ export function parseState(search: string): ViewState {
     os: q.getAll('os').filter(Boolean),
     env: q.getAll('env').filter((e) => isOneOf(ENV_CLASSES, e)),
     includeCi: q.get('includeCi') === '1',
-    dimension: isOneOf(DIMENSIONS, dimension) ? dimension : 'os_name',
+    dimension: trait ? dimension : isOneOf(DIMENSIONS, dimension) ? dimension : 'os_name',
+    breakdownEvent: trait ? breakdownEvent : null,
     error: q.get('error') || null,
   };
 }
@@ -93,6 +116,7 @@ export function serializeState(state: ViewState): string {
   for (const e of state.env) q.append('env', e);
   if (state.includeCi) q.set('includeCi', '1');
   if (state.dimension !== 'os_name') q.set('dim', state.dimension);
+  if (isTraitDimension(state.dimension) && state.breakdownEvent) q.set('bevent', state.breakdownEvent);
   if (state.error) q.set('error', state.error);
   const text = q.toString();
   return text ? `?${text}` : '';
