@@ -44,6 +44,18 @@ describe('dedupe across collectors', () => {
     expect(tie.losers).toEqual([{ key: '7', writeId: '18446744073709551615', winner: '2' }]);
   });
 
+  it('a write that lost counts the message as a duplicate even when the winner recorded its loss first', () => {
+    const winner = claim('1', 100);
+    const loser = claim('2', 200);
+    // The winner's check ran first and recorded the loss: the loser's claim is no longer live.
+    const recorded = [{ key: '7', writeId: '2', winner: '1', winnerAborted: false }];
+    expect(resolveRaces('2', [loser, winner], recorded)).toEqual({ lost: new Set(['7:8']), losers: [] });
+    expect(resolveRaces('1', [winner, loser], recorded).lost).toEqual(new Set());
+    // Its winner aborted: the claim is live again and, alone, wins.
+    const aborted = [{ ...recorded[0]!, winnerAborted: true }];
+    expect(resolveRaces('2', [loser, { ...winner, aborted: true }], aborted).lost).toEqual(new Set());
+  });
+
   it('revives what lost to an aborted write, so a message is never hidden twice over', () => {
     const b = claim('2', 200);
     const beatenByA = [{ key: '7', writeId: '2', winner: '1', winnerAborted: false }];

@@ -95,14 +95,22 @@ export function resolveRaces(
     if (list) list.push(c);
     else byMessage.set(k, [c]);
   }
-  const lost = new Set<string>();
   const records: LoserRecord[] = [];
-  for (const [k, list] of byMessage) {
+  for (const list of byMessage.values()) {
     if (list.length < 2) continue;
     const winner = list.reduce((best, c) => (compareClaims(c, best) < 0 ? c : best));
     for (const c of list)
       if (c !== winner) records.push({ key: c.key, writeId: c.writeId, winner: winner.writeId });
-    if (winner.writeId !== writeId && list.some((c) => c.writeId === writeId)) lost.add(k);
+  }
+  // This write's verdict on its own claims counts them even when the other write's check got there first
+  // and recorded them as beaten (they are then no longer live): the loser corrects its own counts, and
+  // only its own, whichever check ran first.
+  const lost = new Set<string>();
+  for (const mine of claims) {
+    if (mine.writeId !== writeId || mine.aborted) continue;
+    const k = messageKey(mine.key, mine.key2);
+    const rivals = byMessage.get(k) ?? [];
+    if (rivals.some((c) => c !== mine && c.writeId !== writeId && compareClaims(c, mine) < 0)) lost.add(k);
   }
   return { lost, losers: records };
 }
