@@ -156,6 +156,23 @@ describe('two collectors, one ClickHouse', () => {
         sql`SELECT count() AS n FROM (SELECT message_id FROM events GROUP BY message_id HAVING count() > 1)`,
       ),
     ).toBe(0);
+    // The daily counters too: the loser of each race corrects its own counts (accepted −1, duplicate +1),
+    // whichever collector's check ran first, with a second look 3 s later for a rival that was not yet
+    // visible at the first. With the retry test's 50 and 50 before.
+    const counters = async () =>
+      Object.fromEntries(
+        (
+          await store.query<{ kind: string; n: number }>(
+            sql`SELECT kind, sum(count) AS n FROM ingest_counters WHERE app = 'mytool' AND kind IN ('accepted', 'duplicate') GROUP BY kind`,
+          )
+        ).map((r) => [r.kind, Number(r.n)]),
+      );
+    const exact = { accepted: 50 + rounds * 40, duplicate: 50 + rounds * 40 };
+    const settledBy = Date.now() + 15_000;
+    const isExact = (c: Record<string, number>) =>
+      c.accepted === exact.accepted && c.duplicate === exact.duplicate;
+    while (!isExact(await counters()) && Date.now() < settledBy) await new Promise((r) => setTimeout(r, 200));
+    expect(await counters()).toEqual(exact);
     const overview = async (base: string) => {
       const day = (offset: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
       const response = await fetch(`${base}/api/v1/overview?app=mytool&from=${day(-2)}&to=${day(2)}`, {

@@ -27,6 +27,11 @@ export interface ClickHouseStoreOptions {
   /** Longest wait for a mutation (`deleteInstall`, retention, quarantine removal) to finish, ms. @default 300_000 */
   readonly mutationTimeoutMs?: number;
   /**
+   * A write's second look for dedupe races, this long after its first (0: none): a rival whose INSERT was
+   * not visible at the first look may still beat it, and only the loser corrects its daily counts. @default 3_000
+   */
+  readonly raceRecheckMs?: number;
+  /**
    * Keep acknowledging while ClickHouse is unreachable: batches go to this durable local journal and are
    * delivered in order when it is back (`store/journal/`). The collector sets it to `<data>/journal`.
    */
@@ -60,6 +65,7 @@ export const CLICKHOUSE_DEFAULTS = Object.freeze({
   dedupeWindowDays: 35, // days
   requestTimeoutMs: 60_000, // 60 s
   mutationTimeoutMs: 300_000, // 5 min
+  raceRecheckMs: 3_000, // 3 s
 });
 
 export const MIN_DEDUPE_WINDOW_DAYS = 7;
@@ -90,6 +96,7 @@ const schema = z
     dedupeWindowDays: z.number().int().min(MIN_DEDUPE_WINDOW_DAYS).max(3650).optional(),
     requestTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
     mutationTimeoutMs: z.number().int().min(100).max(86_400_000).optional(),
+    raceRecheckMs: z.number().int().min(0).max(600_000).optional(),
     journal: z
       .object({
         dir: z.string().min(1, 'must be a directory path'),
@@ -124,6 +131,7 @@ export function resolveClickHouseOptions(input: ClickHouseStoreOptions): Resolve
     dedupeWindowDays: o.dedupeWindowDays ?? CLICKHOUSE_DEFAULTS.dedupeWindowDays,
     requestTimeoutMs: o.requestTimeoutMs ?? CLICKHOUSE_DEFAULTS.requestTimeoutMs,
     mutationTimeoutMs: o.mutationTimeoutMs ?? CLICKHOUSE_DEFAULTS.mutationTimeoutMs,
+    raceRecheckMs: o.raceRecheckMs ?? CLICKHOUSE_DEFAULTS.raceRecheckMs,
     journal: o.journal ? Object.freeze({ ...o.journal }) : undefined,
   });
 }

@@ -105,6 +105,9 @@ export interface AttemptWriter {
 
 export type ClickHouseDriver = StoreDriver & AttemptWriter;
 
+/** An accepted message of a write, as its race check needs it. */
+type AcceptedKey = DedupeKey & { readonly receivedAt: number; readonly app: string };
+
 /** Create the ClickHouse store, with the lifecycle rules of `createRuntimeStore`; connects on `init()`. */
 export function createClickHouseStore(options: ClickHouseStoreOptions): Store {
   const resolved = resolveClickHouseOptions(options);
@@ -269,6 +272,9 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
   let readSettings: Readonly<Record<string, unknown>> = READ_SETTINGS;
   let housekeeping: NodeJS.Timeout | undefined;
   const pendingChecks = new Set<Promise<void>>();
+  /** Second looks of race checks (`checkRacesSoon`), not waited for by reads; cleared on close. */
+  const rechecks = new Set<NodeJS.Timeout>();
+  const recheckMs = o.raceRecheckMs;
 
   async function createClients(): Promise<void> {
     let module: typeof import('@clickhouse/client');
@@ -523,40 +529,62 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
    * next write proceeds; `settled()` waits for it, and every read in this store does. Should it fail
    * (ClickHouse gone meanwhile), `reconcile()` settles those races later (at start and every 10 min).
    */
-  function checkRacesSoon(
-    writeId: string,
-    accepted: readonly (DedupeKey & { readonly receivedAt: number; readonly app: string })[],
-    statusCounters: boolean,
-  ): void {
-    const check = (async () => {
-      const others = await claimsOf(
-        accepted.map((a) => a.key),
-        { exceptWrite: writeId },
-      );
-      if (others.length === 0) return;
-      const contested = new Set(others.map((c) => c.key));
-      const mine = accepted
-        .filter((a) => contested.has(a.key))
-        .map(
-          (a) =>
-            ({ key: a.key, key2: a.key2, writeId, receivedAt: a.receivedAt, aborted: false }) satisfies Claim,
-        );
-      const { lost, losers } = resolveRaces(writeId, [...mine, ...others], await losersOf([...contested]));
-      await recordLosers(losers);
-      if (lost.size === 0 || !statusCounters) return;
-      const corrections = new CounterTotals();
-      for (const a of accepted) {
-        if (!lost.has(messageKey(a.key, a.key2))) continue;
-        const day = utcDay(a.receivedAt);
-        corrections.add({ day, app: a.app, kind: 'accepted', reason: '', count: -1 });
-        corrections.add({ day, app: a.app, kind: 'duplicate', reason: '', count: 1 });
-      }
-      await insert(t.counters, corrections.rows(writeId));
-    })().catch((error) => {
-      lastError = `race check of write ${writeId}: ${firstLine(error)}`;
-    });
+  function checkRacesSoon(writeId: string, accepted: readonly AcceptedKey[], statusCounters: boolean): void {
+    const check = settleRaces(writeId, accepted, statusCounters).then(
+      (lost) => {
+        // A rival whose INSERT was not visible yet when this check ran may still beat this write (its own
+        // check then records the loss, but only this write corrects its counts): look once more, later.
+        const rest = accepted.filter((a) => !lost.has(messageKey(a.key, a.key2)));
+        if (!statusCounters || rest.length === 0 || recheckMs <= 0) return;
+        const timer = setTimeout(() => {
+          rechecks.delete(timer);
+          void settleRaces(writeId, rest, statusCounters).catch((error) => {
+            lastError = `race re-check of write ${writeId}: ${firstLine(error)}`;
+          });
+        }, recheckMs).unref();
+        rechecks.add(timer);
+      },
+      (error) => {
+        lastError = `race check of write ${writeId}: ${firstLine(error)}`;
+      },
+    );
     pendingChecks.add(check);
     void check.finally(() => pendingChecks.delete(check));
+  }
+
+  /**
+   * One look for claims of `accepted` by other writes: record the beaten claims, correct this write's
+   * counts for the messages it lost (its own only, whoever recorded the loss), and answer those messages.
+   */
+  async function settleRaces(
+    writeId: string,
+    accepted: readonly AcceptedKey[],
+    statusCounters: boolean,
+  ): Promise<Set<string>> {
+    const others = await claimsOf(
+      accepted.map((a) => a.key),
+      { exceptWrite: writeId },
+    );
+    if (others.length === 0) return new Set();
+    const contested = new Set(others.map((c) => c.key));
+    const mine = accepted
+      .filter((a) => contested.has(a.key))
+      .map(
+        (a) =>
+          ({ key: a.key, key2: a.key2, writeId, receivedAt: a.receivedAt, aborted: false }) satisfies Claim,
+      );
+    const { lost, losers } = resolveRaces(writeId, [...mine, ...others], await losersOf([...contested]));
+    await recordLosers(losers);
+    if (lost.size === 0 || !statusCounters) return lost;
+    const corrections = new CounterTotals();
+    for (const a of accepted) {
+      if (!lost.has(messageKey(a.key, a.key2))) continue;
+      const day = utcDay(a.receivedAt);
+      corrections.add({ day, app: a.app, kind: 'accepted', reason: '', count: -1 });
+      corrections.add({ day, app: a.app, kind: 'duplicate', reason: '', count: 1 });
+    }
+    await insert(t.counters, corrections.rows(writeId));
+    return lost;
   }
 
   /** Resolves once every race check started so far has finished. */
@@ -892,6 +920,8 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
     async close(): Promise<void> {
       if (housekeeping) clearInterval(housekeeping);
       housekeeping = undefined;
+      for (const timer of rechecks) clearTimeout(timer);
+      rechecks.clear();
       await writes.idle();
       await settled();
       await closeClients();
