@@ -101,6 +101,33 @@ describe('journaled store', () => {
     await closeFailing(driver, parts);
   });
 
+  it('refuses an erasure at once while the store is down, instead of holding ingest for a minute', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-journal-'));
+    dirs.push(dir);
+    const parts = createTarget();
+    const { target, attempts, unavailable } = parts;
+    let erased = 0;
+    (target as unknown as { deleteInstall: () => Promise<unknown> }).deleteInstall = async () => {
+      erased++;
+      return { events: 0, quarantine: 0 };
+    };
+    const driver = createJournaledDriver(target, { dir, retryMinMs: 60_000, retryMaxMs: 60_000 });
+    await driver.init();
+    const first = driver.write(batch('m1'));
+    await tick();
+    attempts[0]?.settle(unavailable);
+    expect(await first).toEqual({ statuses: ['accepted'] });
+    // Without the refusal it would wait up to a minute for a delivery that cannot happen (the test times out).
+    await expect(driver.deleteInstall('a', 'install-1')).rejects.toMatchObject({
+      code: 'TMK_ERR_STORE_UNAVAILABLE',
+      message: expect.stringContaining('unreachable'),
+    });
+    expect(erased).toBe(0);
+    // Ingest goes on meanwhile: acknowledged from the journal.
+    expect(await driver.write(batch('m2'))).toEqual({ statuses: ['accepted'] });
+    await closeFailing(driver, parts);
+  });
+
   it('reports its backlog: batches, bytes, since when, and full once an append is refused', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-journal-'));
     dirs.push(dir);

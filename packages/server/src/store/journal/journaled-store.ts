@@ -33,6 +33,10 @@ import type {
 } from '../types.js';
 import { type Journal, type JournalEntry, type JournalStats, openJournal } from './journal.js';
 
+/** An erasure's wait for the journal to be delivered, beside ingest, ms. */
+const ERASURE_DRAIN_MS = 60_000;
+/** Then, holding writes, for what arrived meanwhile, ms. */
+const ERASURE_LAST_DRAIN_MS = 10_000;
 /** What the journal needs from the store it guards (the ClickHouse driver provides it). */
 export interface JournalTarget extends StoreDriver {
   /** Check a batch and put it in the form the journal keeps (throws for a bad row); idempotent. */
@@ -373,8 +377,16 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
     },
     removeQuarantine: (ids) => target.removeQuarantine(ids),
     async deleteInstall(app, installId) {
-      // Journaled events of this install must not reach the store after the erasure.
-      await serial(() => waitDrained(60_000));
+      // Journaled events of this install must not reach the store after the erasure, so the journal is
+      // drained first. While the store is down that cannot happen: say so at once. The wait for it runs
+      // beside ingest; only the last stretch (what arrived meanwhile) holds writes, briefly.
+      if (pending() > 0 && lastDrainError !== undefined)
+        throw new TelemarkError(
+          'TMK_ERR_STORE_UNAVAILABLE',
+          `an erasure waits for the journal's ${pending()} batches to reach the store, which is unreachable (${lastDrainError}); erase once it is back`,
+        );
+      await waitDrained(ERASURE_DRAIN_MS);
+      await serial(() => waitDrained(ERASURE_LAST_DRAIN_MS));
       return target.deleteInstall(app, installId);
     },
     async applyRetention(app, before) {
