@@ -196,13 +196,16 @@ describe('a full journal', () => {
     const config = resolveServeConfig(
       baseConfig(dataDir, { store: 'clickhouse', clickhouse: { url: server.url } }),
     );
+    const logs: string[] = [];
     const collector = await createCollector({
       config,
       store,
       adminToken: 'test-admin-token',
-      logStream: { write: () => undefined },
+      logStream: { write: (line: string) => logs.push(line) },
+      backlogAlertMs: 500,
     });
     const url = await collector.listen();
+    const logged = (msg: string) => logs.map((l) => JSON.parse(l)).filter((l) => l.msg === msg);
     try {
       const batch = (k: number) =>
         Array.from({ length: 20 }, (_, i) =>
@@ -229,6 +232,14 @@ describe('a full journal', () => {
       expect(await metricValue(url, 'telemark_store_backlog_batches')).toBe(k - 1);
       expect(await metricValue(url, 'telemark_store_backlog_bytes')).toBeGreaterThan(64 * 1024);
       expect(await metricValue(url, 'telemark_store_backlog_oldest_seconds')).toBeGreaterThan(0);
+      // Readiness stays good while the journal takes batches: the outage is in the log, once.
+      const down = await waitFor('the outage in the log', async () => {
+        const lines = logged('store unreachable: acknowledging into the journal until it is back');
+        return lines.length > 0 ? lines : undefined;
+      });
+      expect(down).toHaveLength(1);
+      expect(down[0]).toMatchObject({ level: 50, full: true });
+      expect(down[0].batches).toBeGreaterThan(0);
 
       proxy.pass();
       // The client retries the refused batch after Retry-After, as clients do; it may wait behind the journal.
@@ -242,6 +253,9 @@ describe('a full journal', () => {
       );
       for (const name of ['full', 'batches', 'bytes', 'oldest_seconds'])
         expect(await metricValue(url, `telemark_store_backlog_${name}`)).toBe(0);
+      await waitFor('the recovery in the log', async () =>
+        logged('store reachable again: journal delivered').length === 1 ? true : undefined,
+      );
       const rows = await store.query<{ id: string; t: number }>(
         sql`SELECT message_id AS id, received_at AS t FROM events WHERE app = 'mytool' ORDER BY received_at, message_id`,
       );

@@ -24,7 +24,12 @@ export interface CollectorOptions {
   /** Where JSON logs go; default stdout. */
   readonly logStream?: { write(line: string): unknown };
   readonly now?: () => number;
+  /** How old the store's backlog (the outage journal) gets before it is logged as an outage, ms. */
+  readonly backlogAlertMs?: number;
 }
+
+/** Default of `backlogAlertMs`: longer than any delivery pause of a journal-first store (250 ms). */
+const BACKLOG_ALERT_MS = 30_000;
 
 export type CollectorState = 'running' | 'draining' | 'closed';
 
@@ -320,12 +325,44 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     retentionTimers.push(setInterval(retentionTick, intervalMs).unref());
   }
 
+  // While the store is unreachable, the outage journal keeps acknowledging: readiness and the commit
+  // gauge stay good, so say it in the log, once when the backlog gets old and once when it is delivered.
+  const backlogAlertMs = options.backlogAlertMs ?? BACKLOG_ALERT_MS;
+  let outageSince: number | undefined;
+  const watchBacklog = setInterval(
+    () => {
+      const backlog = store.backlog?.();
+      if (!backlog || backlog.batches === undefined) return;
+      const waiting = backlog.oldestAt !== undefined && now() - backlog.oldestAt >= backlogAlertMs;
+      if (waiting && outageSince === undefined) {
+        outageSince = backlog.oldestAt;
+        void store
+          .health()
+          .catch((error: unknown) => ({ ok: false, detail: String(error) }))
+          .then((health) =>
+            app.log.error(
+              { batches: backlog.batches, bytes: backlog.bytes, full: backlog.full, detail: health.detail },
+              'store unreachable: acknowledging into the journal until it is back',
+            ),
+          );
+      } else if (outageSince !== undefined && backlog.batches === 0) {
+        app.log.warn(
+          { seconds: Math.round((now() - outageSince) / 1000) },
+          'store reachable again: journal delivered',
+        );
+        outageSince = undefined;
+      }
+    },
+    Math.min(5_000, Math.max(100, Math.floor(backlogAlertMs / 4))),
+  ).unref();
+
   let shutdownPromise: Promise<{ readonly clean: boolean }> | undefined;
   const shutdown = (): Promise<{ readonly clean: boolean }> => {
     shutdownPromise ??= (async () => {
       state = 'draining';
       let clean = true;
       for (const t of retentionTimers) clearTimeout(t);
+      clearInterval(watchBacklog);
       const deadline = now() + config.timeouts.shutdownMs;
       const remaining = () => Math.max(0, deadline - now());
       const within = <T>(promise: Promise<T>): Promise<T | 'timeout'> =>
