@@ -115,6 +115,20 @@ describe('serve configuration', () => {
     expect(message.match(/badshape/g)).toHaveLength(1);
   });
 
+  it("reports the ClickHouse store's own option problems with the rest, schema problems or not", () => {
+    const clickhouse = { url: 'ftp://127.0.0.1:8123', user: '' };
+    const alone = configError(() => resolveServeConfig({ store: 'clickhouse', clickhouse }));
+    expect(alone).toContain('clickhouse.url: must be an http(s) URL');
+    expect(alone).toContain('clickhouse.user: must not be empty');
+    const beside = configError(() => resolveServeConfig({ port: 'abc', store: 'clickhouse', clickhouse }));
+    expect(beside).toContain('port');
+    expect(beside).toContain('clickhouse.url: must be an http(s) URL');
+    // One list, one format.
+    const listed = beside.split('\n').filter((line) => /port|clickhouse\./.test(line));
+    expect(listed.length).toBeGreaterThanOrEqual(3);
+    expect(listed.every((line) => line.startsWith('  - '))).toBe(true);
+  });
+
   it('reports key problems of an app whose catalog fails too', () => {
     const message = configError(() =>
       resolveServeConfig({

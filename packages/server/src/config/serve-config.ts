@@ -3,7 +3,8 @@ import os from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { LIMITS } from 'telemark';
 import { z } from 'zod';
-import { TelemarkError } from '../errors.js';
+import { isTelemarkError, TelemarkError } from '../errors.js';
+import { resolveClickHouseOptions } from '../store/clickhouse/index.js';
 import { type AppConfig, appConfigSchema, buildAppRegistry } from './registry.js';
 import type { AppRegistry, RateLimit } from './registry-types.js';
 
@@ -226,6 +227,24 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/**
+ * What the ClickHouse store's own option check (run when it is created, after this one) would refuse —
+ * an `ftp://` URL, an empty user… — reported here with the rest rather than on the next start.
+ */
+function clickhouseStoreProblems(clickhouse: ClickHouseConfig): string[] {
+  const { journalMaxBytes: _bytes, acknowledge: _acknowledge, ...options } = clickhouse;
+  try {
+    resolveClickHouseOptions(options);
+    return [];
+  } catch (error) {
+    if (!isTelemarkError(error)) throw error;
+    return error.detail
+      .split('\n')
+      .map((line) => line.replace(/^\s*-\s*/, ''))
+      .filter(Boolean);
+  }
+}
+
 /** Limits that contradict each other: each is valid alone, so the schema cannot see it. */
 function sizeProblems(limits: ServeConfig['limits'], queue: ServeConfig['queue']): string[] {
   const problems: string[] = [];
@@ -266,6 +285,18 @@ function problemsBeyondSchema(input: unknown, baseDir: string): string[] {
       perInstall: defaults?.perInstall ?? DEFAULTS.rateLimits.perInstall,
     },
   }).problems;
+  const clickhouse = shape.clickhouse.safeParse(raw.clickhouse);
+  if (raw.store === 'clickhouse' && clickhouse.success && clickhouse.data?.url)
+    problems.push(
+      ...clickhouseStoreProblems({
+        database: 'telemark',
+        user: 'default',
+        password: '',
+        acknowledge: 'insert',
+        ...clickhouse.data,
+        url: clickhouse.data.url,
+      }),
+    );
   const limits = shape.limits.safeParse(raw.limits);
   const queue = shape.queue.safeParse(raw.queue);
   if (limits.success && queue.success)
@@ -319,6 +350,7 @@ export function resolveServeConfig(
       ...(ch.journalMaxBytes !== undefined ? { journalMaxBytes: ch.journalMaxBytes } : {}),
       acknowledge: ch.acknowledge ?? 'insert',
     };
+    if (ch.url) problems.push(...clickhouseStoreProblems(clickhouse));
   }
   const limits = { ...DEFAULTS.limits, ...c.limits };
   const queue = { ...DEFAULTS.queue, ...c.queue };
