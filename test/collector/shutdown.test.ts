@@ -9,6 +9,7 @@ import {
   ourMessage,
   postJson,
   startChild,
+  startInProcess,
   tempDir,
 } from './_helpers.js';
 
@@ -104,5 +105,19 @@ describe('graceful shutdown', () => {
     expect(await child.exited).toEqual({ code: 2, signal: null });
     expect(child.output()).toContain('shutdown deadline: requests still in flight');
     expect(child.output()).toContain('telemark: stopped at the shutdown deadline with the drain incomplete');
+  });
+  it('does not wait past the deadline for a store that cannot close (a hung ClickHouse), and says so', async () => {
+    const c = await startInProcess({
+      config: { timeouts: { shutdownMs: 300 } },
+      // Never closes, as a store whose server accepts connections and never answers.
+      wrapStore: (store) => ({ ...store, close: () => new Promise<void>(() => undefined) }),
+    });
+    try {
+      // Without the bound, shutdown never resolves (the test times out).
+      expect(await c.collector.shutdown()).toEqual({ clean: false });
+      expect(c.logs.some((line) => line.includes('shutdown deadline: store not closed'))).toBe(true);
+    } finally {
+      await c.store.close();
+    }
   });
 });

@@ -28,6 +28,9 @@ export interface CollectorOptions {
   readonly backlogAlertMs?: number;
 }
 
+/** Time a store gets to close at shutdown even when the drain used the whole deadline, ms. */
+const STORE_CLOSE_GRACE_MS = 3_000;
+
 /** Default of `backlogAlertMs`: longer than any delivery pause of a journal-first store (250 ms). */
 const BACKLOG_ALERT_MS = 30_000;
 
@@ -384,7 +387,19 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
       committer.close();
       if ((await within(app.close())) === 'timeout') clean = false;
       await pool?.close();
-      await store.close();
+      // A store that cannot close in time (a hung ClickHouse; a long last load) is left to the process's
+      // end: what it holds is durable (DuckDB's intake log, the outage journal) and is taken up at the
+      // next start. It gets a few seconds even when the drain used the whole deadline.
+      const storeClosed = await Promise.race([
+        store.close().then(() => 'closed' as const),
+        new Promise<'timeout'>((resolve) =>
+          setTimeout(() => resolve('timeout'), Math.max(remaining(), STORE_CLOSE_GRACE_MS)).unref(),
+        ),
+      ]);
+      if (storeClosed === 'timeout') {
+        clean = false;
+        app.log.warn('shutdown deadline: store not closed (its data is durable; the next start takes it up)');
+      }
       state = 'closed';
       inflightWaiters = [];
       return { clean };
