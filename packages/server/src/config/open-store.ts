@@ -6,6 +6,8 @@ import type { ServeConfig } from './serve-config.js';
 export interface OpenStoreOptions {
   /** Open for reading only (admin commands that must not write). */
   readonly readOnly?: boolean;
+  /** Write to existing data only, creating none (admin commands that write: replay). */
+  readonly existingOnly?: boolean;
 }
 
 /**
@@ -23,8 +25,9 @@ export function openStore(
     return createStore({
       engine: 'clickhouse',
       ...clickhouse,
-      ...(options.readOnly
-        ? {}
+      // Admin commands never create a database: a mistyped --clickhouse-database is refused.
+      ...(options.readOnly || options.existingOnly
+        ? { existingOnly: true }
         : {
             journal: {
               dir: path.join(config.dataDir, 'journal'),

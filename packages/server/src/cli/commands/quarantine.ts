@@ -60,7 +60,7 @@ async function withStore<T>(
 ): Promise<T> {
   // Read-only DuckDB refuses a missing file itself; for writing, DuckDB would create one.
   if (config.store === 'duckdb' && access === 'write') requireDataDirStore(config.dataDir);
-  const store = openStore(config, { readOnly: access === 'read' });
+  const store = openStore(config, access === 'read' ? { readOnly: true } : { existingOnly: true });
   try {
     await store.init().catch((error: unknown) => {
       throw rephrased(initFailure(error), { TMK_ERR_STORE_LOCKED: 'url' });

@@ -27,6 +27,11 @@ export interface ClickHouseStoreOptions {
   /** Longest wait for a mutation (`deleteInstall`, retention, quarantine removal) to finish, ms. @default 300_000 */
   readonly mutationTimeoutMs?: number;
   /**
+   * Refuse a database that does not exist (TMK_ERR_STORE_NO_DATA) instead of creating it: admin commands,
+   * where a mistyped name must not pass for an empty store. @default false
+   */
+  readonly existingOnly?: boolean;
+  /**
    * A write's second look for dedupe races, this long after its first (0: none): a rival whose INSERT was
    * not visible at the first look may still beat it, and only the loser corrects its daily counts. @default 3_000
    */
@@ -97,6 +102,7 @@ const schema = z
     requestTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
     mutationTimeoutMs: z.number().int().min(100).max(86_400_000).optional(),
     raceRecheckMs: z.number().int().min(0).max(600_000).optional(),
+    existingOnly: z.boolean().optional(),
     journal: z
       .object({
         dir: z.string().min(1, 'must be a directory path'),
@@ -132,6 +138,7 @@ export function resolveClickHouseOptions(input: ClickHouseStoreOptions): Resolve
     requestTimeoutMs: o.requestTimeoutMs ?? CLICKHOUSE_DEFAULTS.requestTimeoutMs,
     mutationTimeoutMs: o.mutationTimeoutMs ?? CLICKHOUSE_DEFAULTS.mutationTimeoutMs,
     raceRecheckMs: o.raceRecheckMs ?? CLICKHOUSE_DEFAULTS.raceRecheckMs,
+    existingOnly: o.existingOnly ?? false,
     journal: o.journal ? Object.freeze({ ...o.journal }) : undefined,
   });
 }

@@ -300,7 +300,15 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
     for (const url of nodeUrls) {
       const bootstrap = make(url, 'default');
       try {
-        await bootstrap.command({ query: `CREATE DATABASE IF NOT EXISTS ${o.database}` });
+        if (o.existingOnly) {
+          const found = await rows<{ n: number }>(
+            bootstrap,
+            `SELECT count() AS n FROM system.databases WHERE name = ${clickhouseLiteral(o.database)}`,
+            {},
+          );
+          if (Number(found[0]?.n ?? 0) === 0)
+            throw new TelemarkError('TMK_ERR_STORE_NO_DATA', `ClickHouse database "${o.database}" at ${url}`);
+        } else await bootstrap.command({ query: `CREATE DATABASE IF NOT EXISTS ${o.database}` });
       } finally {
         await bootstrap.close().catch(() => undefined);
       }
