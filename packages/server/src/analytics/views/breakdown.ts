@@ -46,13 +46,8 @@ export async function breakdown(ctx: ViewContext): Promise<BreakdownResult> {
     ctx.store.query(sql`SELECT ${measures} FROM (${src}) r`),
   ]);
   const installs = toNumber(totals.n_installs);
-  const row = (r: Record<string, unknown>, value: string, other: boolean): BreakdownRow => ({
-    value,
-    other,
-    events: toNumber(r.n_events),
-    installs: toNumber(r.n_installs),
-    share: ratio(toNumber(r.n_installs), installs),
-  });
+  const row = (r: Record<string, unknown>, value: string, other: boolean) =>
+    breakdownRow(r, value, other, installs);
   const { kept, folded } = splitByK(
     rows.map((r) => row(r, toText(r.value), false)),
     f.k,
@@ -71,6 +66,22 @@ export async function breakdown(ctx: ViewContext): Promise<BreakdownResult> {
     ordered.push(row(other, OTHER, true));
   }
   return { dimension: options.dimension, installs, events: toNumber(totals.n_events), rows: ordered };
+}
+
+/** One row of a breakdown from its query row (`n_events`, `n_installs`); `share` of the selection's installs. */
+function breakdownRow(
+  r: Record<string, unknown>,
+  value: string,
+  other: boolean,
+  installs: number,
+): BreakdownRow {
+  return {
+    value,
+    other,
+    events: toNumber(r.n_events),
+    installs: toNumber(r.n_installs),
+    share: ratio(toNumber(r.n_installs), installs),
+  };
 }
 
 /**
@@ -94,13 +105,8 @@ async function traitBreakdown(ctx: ViewContext, trait: BreakdownTrait): Promise<
     ctx.store.query(sql`SELECT ${measures(false)} FROM (${base(raw("''"))}) r`),
   ]);
   const installs = toNumber(totals.n_installs);
-  const row = (r: Record<string, unknown>, value: string, other: boolean): BreakdownRow => ({
-    value,
-    other,
-    events: toNumber(r.n_events),
-    installs: toNumber(r.n_installs),
-    share: ratio(toNumber(r.n_installs), installs),
-  });
+  const row = (r: Record<string, unknown>, value: string, other: boolean) =>
+    breakdownRow(r, value, other, installs);
   const { kept, folded } = splitByK(
     rows.map((r) => ({ raw: toText(r.value), ...row(r, toText(r.value) || NONE, false) })),
     f.k,

@@ -60,6 +60,22 @@ async function closeFailing(driver: { close(): Promise<void> }, parts: ReturnTyp
   clearInterval(failing);
 }
 
+/** A driver whose first write ('m1') met the store down: acknowledged from the journal, one batch pending. */
+async function withOneJournaled(
+  target: JournalTarget,
+  dir: string,
+  attempts: ReturnType<typeof createTarget>['attempts'],
+  unavailable: Error,
+) {
+  const driver = createJournaledDriver(target, { dir, retryMinMs: 60_000, retryMaxMs: 60_000 });
+  await driver.init();
+  const first = driver.write(batch('m1'));
+  await tick();
+  attempts[0]?.settle(unavailable);
+  expect(await first).toEqual({ statuses: ['accepted'] });
+  return driver;
+}
+
 describe('journaled store', () => {
   it('passes writes straight through, concurrently, while the journal is empty, and declares it', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-journal-'));
@@ -85,13 +101,7 @@ describe('journaled store', () => {
     dirs.push(dir);
     const parts = createTarget();
     const { target, attempts, unavailable } = parts;
-    const driver = createJournaledDriver(target, { dir, retryMinMs: 60_000, retryMaxMs: 60_000 });
-    await driver.init();
-    const first = driver.write(batch('m1'));
-    await tick();
-    attempts[0]?.settle(unavailable);
-    // Acknowledged from the journal.
-    expect(await first).toEqual({ statuses: ['accepted'] });
+    const driver = await withOneJournaled(target, dir, attempts, unavailable);
     expect(driver.journalStats()?.pending).toBe(1);
     const second = driver.write(batch('m2'));
     expect(await second).toEqual({ statuses: ['accepted'] });
@@ -111,12 +121,7 @@ describe('journaled store', () => {
       erased++;
       return { events: 0, quarantine: 0 };
     };
-    const driver = createJournaledDriver(target, { dir, retryMinMs: 60_000, retryMaxMs: 60_000 });
-    await driver.init();
-    const first = driver.write(batch('m1'));
-    await tick();
-    attempts[0]?.settle(unavailable);
-    expect(await first).toEqual({ statuses: ['accepted'] });
+    const driver = await withOneJournaled(target, dir, attempts, unavailable);
     // Without the refusal it would wait up to a minute for a delivery that cannot happen (the test times out).
     await expect(driver.deleteInstall('a', 'install-1')).rejects.toMatchObject({
       code: 'TMK_ERR_STORE_UNAVAILABLE',
