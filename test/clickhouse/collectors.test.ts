@@ -37,7 +37,8 @@ async function startWithFlags(
   dataDir: string,
 ): Promise<{ url: string; proc: ChildProcess; output: () => string }> {
   const configFile = path.join(tempDir(), 'config.json');
-  fs.writeFileSync(configFile, JSON.stringify(baseConfig(dataDir)));
+  // Several collectors on one database: the second look for races (docs/clickhouse.md) is on.
+  fs.writeFileSync(configFile, JSON.stringify(baseConfig(dataDir, { clickhouse: { raceRecheckMs: 3_000 } })));
   const proc = spawn(
     process.execPath,
     [
@@ -90,7 +91,7 @@ beforeAll(async () => {
   const dirB = tempDir();
   dirs.push(dirA, dirB);
   a = await startWithFlags(dirA);
-  b = await startChild(dirB, { store: 'clickhouse', clickhouse: { url, database } });
+  b = await startChild(dirB, { store: 'clickhouse', clickhouse: { url, database, raceRecheckMs: 3_000 } });
   store = createClickHouseStore({ url, database });
   await store.init();
 });
@@ -157,8 +158,8 @@ describe('two collectors, one ClickHouse', () => {
       ),
     ).toBe(0);
     // The daily counters too: the loser of each race corrects its own counts (accepted −1, duplicate +1),
-    // whichever collector's check ran first, with a second look 3 s later for a rival that was not yet
-    // visible at the first. With the retry test's 50 and 50 before.
+    // whichever collector's check ran first, with a second look 3 s later (raceRecheckMs, set for both)
+    // for a rival that was not yet visible at the first. With the retry test's 50 and 50 before.
     const counters = async () =>
       Object.fromEntries(
         (

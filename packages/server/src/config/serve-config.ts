@@ -96,6 +96,8 @@ const clickhouseSchema = z.strictObject({
   }),
   /** Bytes the outage journal (<data>/journal) may hold before ingest answers 503. */
   journalMaxBytes: z.number().int().min(1024),
+  /** Several collectors on one database: a write's second look for dedupe races, ms later (docs/clickhouse.md). */
+  raceRecheckMs: z.number().int().min(0).max(600_000),
   /**
    * When a batch is answered: "insert" once ClickHouse has it (the journal only in an outage), or
    * "journal" once it is synced to <data>/journal, ClickHouse getting it in large background inserts.
@@ -169,6 +171,7 @@ export interface ClickHouseConfig {
   readonly password: string;
   readonly cluster?: { readonly name: string; readonly nodes: readonly string[] };
   readonly journalMaxBytes?: number;
+  readonly raceRecheckMs?: number;
   readonly acknowledge: 'insert' | 'journal';
 }
 
@@ -348,6 +351,7 @@ export function resolveServeConfig(
       password: ch.password ?? '',
       ...(ch.cluster ? { cluster: ch.cluster } : {}),
       ...(ch.journalMaxBytes !== undefined ? { journalMaxBytes: ch.journalMaxBytes } : {}),
+      ...(ch.raceRecheckMs !== undefined ? { raceRecheckMs: ch.raceRecheckMs } : {}),
       acknowledge: ch.acknowledge ?? 'insert',
     };
     if (ch.url) problems.push(...clickhouseStoreProblems(clickhouse));

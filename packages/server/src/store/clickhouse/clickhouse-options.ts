@@ -33,7 +33,9 @@ export interface ClickHouseStoreOptions {
   readonly existingOnly?: boolean;
   /**
    * A write's second look for dedupe races, this long after its first (0: none): a rival whose INSERT was
-   * not visible at the first look may still beat it, and only the loser corrects its daily counts. @default 3_000
+   * not visible at the first look may still beat it, and only the loser corrects its daily counts. Set it
+   * (e.g. 3_000) where several collectors share the database; alone, a collector has no rival and the
+   * second look would cost a lookup per write. @default 0
    */
   readonly raceRecheckMs?: number;
   /**
@@ -70,7 +72,7 @@ export const CLICKHOUSE_DEFAULTS = Object.freeze({
   dedupeWindowDays: 35, // days
   requestTimeoutMs: 60_000, // 60 s
   mutationTimeoutMs: 300_000, // 5 min
-  raceRecheckMs: 3_000, // 3 s
+  raceRecheckMs: 0, // off: set where several collectors share the database
 });
 
 export const MIN_DEDUPE_WINDOW_DAYS = 7;
