@@ -5,7 +5,7 @@ import { APP_NAME } from '../config/registry.js';
 import type { AppRegistry } from '../config/registry-types.js';
 import { isTelemarkError, rephrased, TelemarkError } from '../errors.js';
 import { replayQuarantine } from '../pipeline/replay.js';
-import { storeHasApp } from '../store/erasure.js';
+import { storeHasApp } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { tokenMatches } from './admin-token.js';
 

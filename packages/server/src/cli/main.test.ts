@@ -73,8 +73,8 @@ describe('the telemark program', () => {
   it('names the flag, the value given and what is expected for a bad --port or --batch', async () => {
     for (const port of ['-1', 'abc', '70000'])
       expect(await failureOf('serve', '--port', port)).toMatchObject({
-        code: 'TMK_ERR_BAD_PARAMETER',
-        detail: `--port "${port}": give a whole number from 0 to 65535 (0 picks a free port)`,
+        code: 'TMK_ERR_CONFIG_INVALID',
+        detail: `  - --port "${port}": give a whole number from 0 to 65535 (0 picks a free port)`,
       });
     for (const batch of ['abc', '0', '1.5'])
       expect(await failureOf('migrate', '--to', 'http://127.0.0.1:1', '--batch', batch)).toMatchObject({

@@ -1,12 +1,12 @@
 import path from 'node:path';
-import { createStore, duckdbPathFor } from '../store/index.js';
+import { createStore, duckdbPathFor, requireDataDirStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import type { ServeConfig } from './serve-config.js';
 
 export interface OpenStoreOptions {
   /** Open for reading only (admin commands that must not write). */
   readonly readOnly?: boolean;
-  /** Write to existing data only, creating none (admin commands that write: replay). */
+  /** Write to existing data only, creating none (admin commands that write: replay): TMK_ERR_STORE_NO_DATA. */
   readonly existingOnly?: boolean;
 }
 
@@ -37,6 +37,8 @@ export function openStore(
           }),
     });
   }
+  // Read-only DuckDB refuses a missing file itself; for writing it would create one.
+  if (options.existingOnly) requireDataDirStore(config.dataDir);
   return createStore({
     engine: 'duckdb',
     path: duckdbPathFor(config.dataDir),

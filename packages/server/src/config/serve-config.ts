@@ -230,6 +230,28 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/** The default rate limits of every app: the configured ones, else ours. */
+const rateLimitsOf = (
+  configured: { perWriteKey?: RateLimit; perInstall?: RateLimit } | undefined,
+): ServeConfig['rateLimits'] => ({
+  perWriteKey: configured?.perWriteKey ?? DEFAULTS.rateLimits.perWriteKey,
+  perInstall: configured?.perInstall ?? DEFAULTS.rateLimits.perInstall,
+});
+
+/** The `clickhouse` section with its defaults filled in. */
+function clickhouseConfigOf(ch: Partial<z.output<typeof clickhouseSchema>>): ClickHouseConfig {
+  return {
+    url: ch.url ?? '',
+    database: ch.database ?? 'telemark',
+    user: ch.user ?? 'default',
+    password: ch.password ?? '',
+    ...(ch.cluster ? { cluster: ch.cluster } : {}),
+    ...(ch.journalMaxBytes !== undefined ? { journalMaxBytes: ch.journalMaxBytes } : {}),
+    ...(ch.raceRecheckMs !== undefined ? { raceRecheckMs: ch.raceRecheckMs } : {}),
+    acknowledge: ch.acknowledge ?? 'insert',
+  };
+}
+
 /**
  * What the ClickHouse store's own option check (run when it is created, after this one) would refuse —
  * an `ftp://` URL, an empty user… — reported here with the rest rather than on the next start.
@@ -280,26 +302,13 @@ function problemsBeyondSchema(input: unknown, baseDir: string): string[] {
       if (one.success) apps[name] = one.data as AppConfig;
     }
   const rateLimits = shape.rateLimits.safeParse(raw.rateLimits);
-  const defaults = rateLimits.success ? rateLimits.data : undefined;
   const problems = buildAppRegistry(apps, {
     baseDir,
-    defaultRateLimits: {
-      perWriteKey: defaults?.perWriteKey ?? DEFAULTS.rateLimits.perWriteKey,
-      perInstall: defaults?.perInstall ?? DEFAULTS.rateLimits.perInstall,
-    },
+    defaultRateLimits: rateLimitsOf(rateLimits.success ? rateLimits.data : undefined),
   }).problems;
   const clickhouse = shape.clickhouse.safeParse(raw.clickhouse);
   if (raw.store === 'clickhouse' && clickhouse.success && clickhouse.data?.url)
-    problems.push(
-      ...clickhouseStoreProblems({
-        database: 'telemark',
-        user: 'default',
-        password: '',
-        acknowledge: 'insert',
-        ...clickhouse.data,
-        url: clickhouse.data.url,
-      }),
-    );
+    problems.push(...clickhouseStoreProblems(clickhouseConfigOf(clickhouse.data)));
   const limits = shape.limits.safeParse(raw.limits);
   const queue = shape.queue.safeParse(raw.queue);
   if (limits.success && queue.success)
@@ -331,10 +340,7 @@ export function resolveServeConfig(
   }
   const c = parsed.data;
   const problems: string[] = [...earlierProblems];
-  const rateLimits = {
-    perWriteKey: c.rateLimits?.perWriteKey ?? DEFAULTS.rateLimits.perWriteKey,
-    perInstall: c.rateLimits?.perInstall ?? DEFAULTS.rateLimits.perInstall,
-  };
+  const rateLimits = rateLimitsOf(c.rateLimits);
   const { registry, problems: appProblems } = buildAppRegistry((c.apps ?? {}) as Record<string, AppConfig>, {
     baseDir,
     defaultRateLimits: rateLimits,
@@ -344,16 +350,7 @@ export function resolveServeConfig(
   if (c.store === 'clickhouse') {
     const ch = c.clickhouse ?? {};
     if (!ch.url) problems.push('clickhouse.url: required when store is "clickhouse" (--clickhouse-url)');
-    clickhouse = {
-      url: ch.url ?? '',
-      database: ch.database ?? 'telemark',
-      user: ch.user ?? 'default',
-      password: ch.password ?? '',
-      ...(ch.cluster ? { cluster: ch.cluster } : {}),
-      ...(ch.journalMaxBytes !== undefined ? { journalMaxBytes: ch.journalMaxBytes } : {}),
-      ...(ch.raceRecheckMs !== undefined ? { raceRecheckMs: ch.raceRecheckMs } : {}),
-      acknowledge: ch.acknowledge ?? 'insert',
-    };
+    clickhouse = clickhouseConfigOf(ch);
     if (ch.url) problems.push(...clickhouseStoreProblems(clickhouse));
   }
   const limits = { ...DEFAULTS.limits, ...c.limits };
@@ -420,10 +417,16 @@ export function loadServeConfig(options: { file?: string; flags?: ServeFlags; cw
   }
   const flags = options.flags ?? {};
   const merged: Record<string, unknown> = { ...fileConfig };
-  if (flags.port !== undefined) {
-    // A flag that is not a number stays a string, so the schema reports it as such.
-    const port = Number(flags.port);
-    merged.port = typeof flags.port === 'string' && /^\d+$/.test(flags.port) ? port : flags.port;
+  // A flag is reported as typed (the schema would speak of a `port` setting and of types), with the rest.
+  const flagProblems: string[] = [];
+  if (typeof flags.port === 'number') merged.port = flags.port;
+  else if (flags.port !== undefined) {
+    const typed = flags.port.trim();
+    if (/^\d+$/.test(typed) && Number(typed) <= 65_535) merged.port = Number(typed);
+    else
+      flagProblems.push(
+        `--port ${JSON.stringify(flags.port)}: give a whole number from 0 to 65535 (0 picks a free port)`,
+      );
   }
   if (flags.host !== undefined) merged.host = flags.host;
   // A --data flag is relative to where the command runs, not to the config file.
@@ -452,7 +455,7 @@ export function loadServeConfig(options: { file?: string; flags?: ServeFlags; cw
           `${key} (in ${options.file}, overridden by --${key}): ${check.error.issues[0]?.message ?? 'invalid'}`,
         ];
   });
-  return resolveServeConfig(merged, baseDir, fileProblems);
+  return resolveServeConfig(merged, baseDir, [...flagProblems, ...fileProblems]);
 }
 
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));

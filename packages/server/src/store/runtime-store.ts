@@ -27,6 +27,8 @@ export function createRuntimeStore(driver: StoreDriver): Store {
       return fn(...args);
     };
 
+  const guardedDelete = guarded((app: string, id: string) => driver.deleteInstall(app, id));
+
   return {
     name: driver.name,
     dialect: driver.dialect,
@@ -37,7 +39,15 @@ export function createRuntimeStore(driver: StoreDriver): Store {
     query: guarded((q) => driver.query(q)) as Store['query'],
     listQuarantine: guarded((f) => driver.listQuarantine(f)),
     removeQuarantine: guarded((ids) => driver.removeQuarantine(ids)),
-    deleteInstall: guarded((app, id) => driver.deleteInstall(app, id)),
+    deleteInstall: async (app, installId) => {
+      // Checked once for every engine: an empty id would match (and erase) more than one install.
+      if (typeof app !== 'string' || app === '' || typeof installId !== 'string' || installId === '')
+        throw new TelemarkError(
+          'TMK_ERR_BAD_PARAMETER',
+          'deleteInstall needs a non-empty app and install id',
+        );
+      return guardedDelete(app, installId);
+    },
     applyRetention: guarded((app, before) => driver.applyRetention(app, before)),
     exportEvents: guarded((o) => driver.exportEvents(o)),
     ...(driver.maintain ? { maintain: guarded((statements) => driver.maintain!(statements)) } : {}),

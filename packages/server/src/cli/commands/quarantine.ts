@@ -3,7 +3,7 @@ import { openStore } from '../../config/open-store.js';
 import { loadServeConfig, type ServeConfig } from '../../config/serve-config.js';
 import { rephrased, TelemarkError } from '../../errors.js';
 import { type ReplayReport, replayQuarantine } from '../../pipeline/replay.js';
-import { initFailure, requireDataDirStore } from '../../store/index.js';
+import { initFailure } from '../../store/index.js';
 import type { Store, StoredQuarantineEntry } from '../../store/types.js';
 import { callApi, refuseStoreFlagsWithUrl } from '../api-client.js';
 
@@ -51,15 +51,14 @@ function configFrom(flags: StoreFlags): ServeConfig {
  * Run `fn` on the configured store, opened here. `list` only inspects: read-only, so that DuckDB data of
  * a collector that did not shut down cleanly is refused (TMK_ERR_STORE_INTAKE_PENDING) rather than
  * loaded and migrated by a listing, as `export` and `query` do. `replay` writes. Neither creates a
- * DuckDB store at a data directory without one: a mistyped --data is TMK_ERR_STORE_NO_DATA.
+ * store (a DuckDB file, a ClickHouse database; `openStore`'s `existingOnly`): a mistyped name is
+ * TMK_ERR_STORE_NO_DATA.
  */
 async function withStore<T>(
   config: ServeConfig,
   access: 'read' | 'write',
   fn: (store: Store) => Promise<T>,
 ): Promise<T> {
-  // Read-only DuckDB refuses a missing file itself; for writing, DuckDB would create one.
-  if (config.store === 'duckdb' && access === 'write') requireDataDirStore(config.dataDir);
   const store = openStore(config, access === 'read' ? { readOnly: true } : { existingOnly: true });
   try {
     await store.init().catch((error: unknown) => {

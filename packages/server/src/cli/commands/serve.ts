@@ -18,19 +18,6 @@ interface ServeCommandOptions extends ServeFlags {
 /** Exit code of a shutdown whose deadline (`timeouts.shutdownMs`) cut the drain short. */
 export const EXIT_UNCLEAN_SHUTDOWN = 2;
 
-/**
- * `--port` as typed: a whole number from 0 to 65535, or TMK_ERR_BAD_PARAMETER naming the flag and the
- * value given (the configuration's own check would speak of a `port` setting, and of types).
- */
-export function checkPortFlag(port: ServeFlags['port']): void {
-  if (port === undefined || typeof port === 'number') return;
-  if (!/^\d+$/.test(port.trim()) || Number(port) > 65_535)
-    throw new TelemarkError(
-      'TMK_ERR_BAD_PARAMETER',
-      `--port ${JSON.stringify(port)}: give a whole number from 0 to 65535 (0 picks a free port)`,
-    );
-}
-
 /** How often a collector started by npm checks that npm's shell, its parent, is still there. */
 const ORPHAN_CHECK_MS = 1000;
 
@@ -43,7 +30,6 @@ export async function serve(
   options: ServeCommandOptions,
   out: NodeJS.WritableStream = process.stdout,
 ): Promise<void> {
-  checkPortFlag(options.port);
   const config = loadServeConfig({
     ...(options.config ? { file: options.config } : {}),
     flags: options,

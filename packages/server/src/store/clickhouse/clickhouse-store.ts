@@ -847,11 +847,6 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
     },
 
     async deleteInstall(app, installId) {
-      if (typeof app !== 'string' || app === '' || typeof installId !== 'string' || installId === '')
-        throw new TelemarkError(
-          'TMK_ERR_BAD_PARAMETER',
-          'deleteInstall needs a non-empty app and install id',
-        );
       const [quoted, quotedEscaped] = quotedInstallId(installId);
       try {
         const events = await count(

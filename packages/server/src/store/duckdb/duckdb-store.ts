@@ -1381,11 +1381,6 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     },
 
     async deleteInstall(app, installId) {
-      if (typeof app !== 'string' || app === '' || typeof installId !== 'string' || installId === '')
-        throw new TelemarkError(
-          'TMK_ERR_BAD_PARAMETER',
-          'deleteInstall needs a non-empty app and install id',
-        );
       const [quoted, quotedEscaped] = quotedInstallId(installId);
       let quarantine = 0;
       const events = await removeRows(
