@@ -30,12 +30,22 @@ case "$cmd" in
 XML
     [ -f "$dir/clusters.xml" ] || echo '<yandex><remote_servers></remote_servers></yandex>' > "$dir/clusters.xml"
     clickhouse-server --config-file="$dir/config.xml" >"$dir/log/stdout.log" 2>&1 &
-    echo $! > "$dir/pid"
-    for _ in $(seq 1 100); do
-      if curl -sf "http://127.0.0.1:$http/?query=SELECT%201" >/dev/null 2>&1; then exit 0; fi
+    pid=$!
+    echo "$pid" > "$dir/pid"
+    # Up to a minute: on a loaded two-core machine a cold start takes seconds. A server that died (a port
+    # already taken, a bad directory) is reported at once with its own words, exit 3, so the caller can
+    # pick other ports; --max-time keeps a stranger holding the port from stalling the wait.
+    for _ in $(seq 1 300); do
+      if curl -sf --max-time 2 "http://127.0.0.1:$http/?query=SELECT%201" >/dev/null 2>&1; then exit 0; fi
+      if ! kill -0 "$pid" 2>/dev/null; then
+        echo "clickhouse-server exited while starting on ports $http/$tcp:" >&2
+        tail -n 5 "$dir/log/error.log" "$dir/log/stdout.log" >&2 2>/dev/null || true
+        exit 3
+      fi
       sleep 0.2
     done
-    echo "clickhouse-server did not answer on port $http; see $dir/log" >&2
+    kill "$pid" 2>/dev/null || true
+    echo "clickhouse-server did not answer on port $http within 60 s; see $dir/log" >&2
     exit 1
     ;;
   stop)

@@ -15,15 +15,52 @@ import { ROOT } from '../collector/_helpers.js';
 const run = promisify(execFile);
 const SCRIPT = path.join(ROOT, 'scripts/clickhouse-server.sh');
 
+/**
+ * A loopback port free a moment ago, below the kernel's ephemeral range: a port from that range (what
+ * `listen(0)` hands out) can be taken as the local end of any outgoing connection in the meantime, and a
+ * ClickHouse server started on it, or restarted on it after an outage, then dies with "Address already
+ * in use". Below the range only another listener can take it, and startPrivateServer retries on that.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  const lowestEphemeral = ephemeralRangeStart();
+  for (let attempt = 0; ; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * (lowestEphemeral - 10_000));
+    if (await canListen(port)) return port;
+    if (attempt === 200) throw new Error(`no free loopback port found between 10000 and ${lowestEphemeral}`);
+  }
+}
+
+export function ephemeralRangeStart(): number {
+  try {
+    const start = Number(
+      fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0],
+    );
+    if (Number.isInteger(start) && start > 12_000) return start;
+  } catch {}
+  return 32_768;
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
+}
+
+/** The script's exit code for "the server died while starting", e.g. a port taken since it was picked. */
+const DIED_WHILE_STARTING = 3;
+const diedWhileStarting = (error: unknown) => (error as { code?: unknown }).code === DIED_WHILE_STARTING;
+
+/** Runs `attempt` again (up to three times in all) when a ClickHouse server it starts died starting. */
+export async function retryingPortClashes<T>(attempt: () => Promise<T>): Promise<T> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (tries === 3 || !diedWhileStarting(error)) throw error;
+    }
+  }
 }
 
 /** Plain HTTP to a server, outside the store under test. */
@@ -60,14 +97,28 @@ export interface PrivateServer {
 }
 
 /** A private server with its data under a new temp dir. `clusters` is written as its clusters.xml. */
-export async function startPrivateServer(options: { clusters?: string; ports?: [number, number] } = {}) {
+export async function startPrivateServer(
+  options: { clusters?: string; ports?: [number, number] } = {},
+): Promise<PrivateServer> {
+  // Ports we pick ourselves we can pick again; the caller's ports are the caller's to retry.
+  if (!options.ports) return retryingPortClashes(() => startOn(options));
+  return startOn(options);
+}
+
+async function startOn(options: { clusters?: string; ports?: [number, number] }): Promise<PrivateServer> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-ch-'));
   const [httpPort, tcpPort] = options.ports ?? [await freePort(), await freePort()];
   if (options.clusters) fs.writeFileSync(path.join(dir, 'clusters.xml'), options.clusters);
   const start = async () => {
     await run(SCRIPT, ['start', dir, String(httpPort), String(tcpPort)], { timeout: 60_000 });
   };
-  await start();
+  try {
+    await start();
+  } catch (error) {
+    await run(SCRIPT, ['stop', dir]).catch(() => undefined);
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
   const pid = () => Number(fs.readFileSync(path.join(dir, 'pid'), 'utf8').trim());
   const server: PrivateServer = {
     url: `http://127.0.0.1:${httpPort}`,

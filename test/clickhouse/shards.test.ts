@@ -19,6 +19,7 @@ import {
   closingAlso,
   freePort,
   type PrivateServer,
+  retryingPortClashes,
   startPrivateServer,
   startSwitchProxy,
   uniqueDatabase,
@@ -33,16 +34,25 @@ ${tcpPorts.map((port) => `  <shard><replica><host>127.0.0.1</host><port>${port}<
 </${CLUSTER}></remote_servers></yandex>`;
 
 beforeAll(async () => {
-  const ports = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const clusters = clustersXml([ports[1]!, ports[3]!]);
-  servers.push(
-    ...(await Promise.all([
+  // Each node's clusters.xml names both nodes' ports, so a clash on any port means new ports for both.
+  const pair = await retryingPortClashes(async () => {
+    const ports = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const clusters = clustersXml([ports[1]!, ports[3]!]);
+    const started = await Promise.allSettled([
       startPrivateServer({ clusters, ports: [ports[0]!, ports[1]!] }),
       startPrivateServer({ clusters, ports: [ports[2]!, ports[3]!] }),
-    ])),
-  );
+    ]);
+    const up = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    const failed = started.find((s) => s.status === 'rejected');
+    if (failed) {
+      await Promise.all(up.map((s) => s.destroy()));
+      throw failed.reason;
+    }
+    return up;
+  });
+  servers.push(...pair);
   nodes = servers.map((s) => s.url);
-});
+}, 200_000);
 afterAll(async () => {
   await Promise.all(servers.map((s) => s.destroy()));
 });
@@ -106,10 +116,8 @@ describe('two shards against one node', () => {
         Number((await clickhouse(node, `SELECT count() FROM ${shardedDb}.events_local`)).trim()),
       ),
     );
-    const [[total]] = [await sharded.query<{ n: number }>(sql`SELECT count() AS n FROM events`)].map((rows) =>
-      rows.map((r) => Number(r.n)),
-    );
-    expect(perShard.every((n) => n > total! / 5)).toBe(true);
+    const total = Number((await sharded.query<{ n: number }>(sql`SELECT count() AS n FROM events`))[0]?.n);
+    expect(perShard.every((n) => n > total / 5)).toBe(true);
     expect(perShard[0]! + perShard[1]!).toBe(total);
   });
 
