@@ -423,11 +423,13 @@ export function analyticsExpectations(
           ],
           os: [{ value: 'Ubuntu', other: false, count: 3 }],
         });
-        expect(d.samples.map((s: Json) => [s.timestamp, s.appVersion, s.osName, s.text])).toEqual([
-          ['2026-11-11T09:30:00.000Z', '2.10.0', 'Ubuntu', 'connection refused'],
-          ['2026-11-05T14:00:00.000Z', '2.9.0', 'Ubuntu', 'connection refused'],
-          ['2026-11-02T09:00:00.000Z', '2.9.0', 'Ubuntu', 'connection refused'],
-        ]);
+        expect((d.samples as Json[]).map((s: Json) => [s.timestamp, s.appVersion, s.osName, s.text])).toEqual(
+          [
+            ['2026-11-11T09:30:00.000Z', '2.10.0', 'Ubuntu', 'connection refused'],
+            ['2026-11-05T14:00:00.000Z', '2.9.0', 'Ubuntu', 'connection refused'],
+            ['2026-11-02T09:00:00.000Z', '2.9.0', 'Ubuntu', 'connection refused'],
+          ],
+        );
         await expect(analytics.errorDetail('fp-ci', { app: APP, from: FROM, to: TO })).rejects.toMatchObject({
           code: 'TMK_ERR_NO_SUCH_ERROR',
         });

@@ -54,7 +54,7 @@ export interface InProcess {
   readonly store: Store;
   readonly dataDir: string;
   readonly logs: string[];
-  stop(): Promise<void>;
+  stop(): Promise<{ readonly clean: boolean }>;
 }
 
 /** An in-process collector on a real DuckDB file. `wrapStore` may put a gate around the real store. */
@@ -181,7 +181,10 @@ export async function postJson(
 ): Promise<{ status: number; json: Record<string, unknown> | undefined; text: string; headers: Headers }> {
   const response = await fetch(url, {
     method: 'POST',
-    body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body),
+    body:
+      typeof body === 'string' || body instanceof Uint8Array
+        ? (body as string | Uint8Array<ArrayBuffer>)
+        : JSON.stringify(body),
     headers: { 'content-type': 'application/json', ...headers },
   });
   const text = await response.text();

@@ -224,9 +224,9 @@ describe('a Telepresence event the catalog lacks, after the catalog is fixed', (
       await before.stop();
     }
     const fixed = {
-      ...telepresence,
+      ...telepresence.input,
       events: {
-        ...telepresence.events,
+        ...telepresence.input.events,
         connect_error: {
           description: 'A connect failed.',
           traits: {

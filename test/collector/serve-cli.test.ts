@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
 import { readdirSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
@@ -161,7 +161,7 @@ describe('telemark serve', () => {
   it('refuses a data directory another collector holds: TMK_ERR_STORE_LOCKED, naming its PID and the fix', async () => {
     const dataDir = tempDir();
     let holder = 0;
-    let second: ReturnType<typeof spawnSync<string>> | undefined;
+    let second: SpawnSyncReturns<string> | undefined;
     await serveOnce(['--data', dataDir], {}, (pid) => {
       holder = pid;
       second = spawnSync(process.execPath, [CLI, 'serve', '--port', '0', '--data', dataDir], {
