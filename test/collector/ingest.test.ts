@@ -146,6 +146,33 @@ describe('ingest over HTTP into DuckDB', () => {
     ).toBe(5);
   });
 
+  it("refuses a message whose client says it dropped an impossible count, and counts the others'", async () => {
+    const dropping = (messageId: string, dropped: number) => {
+      const message = ourMessage(messageId);
+      return { ...message, context: { ...message.context, cli: { ...message.context.cli, dropped } } };
+    };
+    const response = await postJson(
+      `${c.url}/v1/batch`,
+      { batch: [dropping('drop-huge', 1e308), dropping('drop-int64', 3_000_000_000), dropping('drop-5', 5)] },
+      bearer(),
+    );
+    expect(response.status).toBe(200);
+    const detail = 'context.cli.dropped must be an integer from 0 to 2147483647';
+    expect(response.json?.results).toEqual([
+      { messageId: 'drop-huge', status: 'rejected', reason: 'TMK_ERR_INVALID_MESSAGE', detail },
+      { messageId: 'drop-int64', status: 'rejected', reason: 'TMK_ERR_INVALID_MESSAGE', detail },
+      { messageId: 'drop-5', status: 'accepted' },
+    ]);
+    const kept = await c.store.listQuarantine({ reason: 'TMK_ERR_INVALID_MESSAGE' });
+    expect(kept.filter((q) => q.messageId.startsWith('drop-')).map((q) => q.messageId)).toEqual(
+      expect.arrayContaining(['drop-huge', 'drop-int64']),
+    );
+    const [counted] = await c.store.query<{ count: number }>(
+      sql`SELECT sum(count) AS count FROM ingest_counters WHERE app = ${'mytool'} AND kind = ${'dropped_by_client'}`,
+    );
+    expect(Number(counted?.count)).toBe(5);
+  });
+
   it('stores the same batch sent 10 times once, and counts the duplicates in /metrics', async () => {
     const before = await (await fetch(`${c.url}/metrics`)).text();
     const batch = {
@@ -370,7 +397,7 @@ describe('backpressure', () => {
   });
 
   it('answers 503 when the store fails, stores nothing of that request, and recovers', async () => {
-    let failures = 1;
+    let failures = 2;
     const c = await startInProcess({
       wrapStore: (store: Store) => ({
         ...store,
@@ -386,8 +413,24 @@ describe('backpressure', () => {
       expect(failed.json?.code).toBe('TMK_ERR_STORE_UNAVAILABLE');
       expect(failed.headers.get('retry-after')).toBeTruthy();
       await new Promise((r) => setTimeout(r, 1100));
+      expect((await postJson(`${c.url}/v1/batch`, { batch: [ourMessage('sf-1')] }, bearer())).status).toBe(
+        503,
+      );
+      expect(failures).toBe(0);
+      await new Promise((r) => setTimeout(r, 1100));
       const retried = await postJson(`${c.url}/v1/batch`, { batch: [ourMessage('sf-1')] }, bearer());
       expect(retried.json?.results).toEqual([{ messageId: 'sf-1', status: 'accepted' }]);
+      // The operator reads the store's own words once, at error level, and when it ended.
+      const logged = c.logs.flatMap((line) =>
+        line
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l)),
+      );
+      const failure = logged.filter((l) => l.msg?.startsWith('store commit failed'));
+      expect(failure).toHaveLength(1);
+      expect(failure[0]).toMatchObject({ level: 50, err: { message: 'disk I/O error' } });
+      expect(logged.some((l) => l.level === 40 && l.msg === 'store commits again')).toBe(true);
     } finally {
       await c.stop();
     }

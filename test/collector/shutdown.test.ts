@@ -42,6 +42,17 @@ function startPartialRequest(url: string, body: string, sentBytes: number) {
 
 afterAll(killChildren);
 
+/** Whether a new connection to the collector is accepted (not once its listener closed). */
+const accepts = (port: number, host: string): Promise<boolean> =>
+  new Promise((resolve) => {
+    const probe = connect(port, host);
+    probe.on('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.on('error', () => resolve(false));
+  });
+
 /** Wait until the collector has this many ingest requests in hand (its in-flight gauge). */
 async function untilInFlight(url: string, count: number): Promise<void> {
   const inFlight = async () =>
@@ -106,6 +117,37 @@ describe('graceful shutdown', () => {
     expect(child.output()).toContain('shutdown deadline: requests still in flight');
     expect(child.output()).toContain('telemark: stopped at the shutdown deadline with the drain incomplete');
   });
+
+  it('answers a request that reaches it while the listener closes itself, not with a generic 503', async () => {
+    const child = await startChild(tempDir());
+    const { hostname, port } = new URL(child.url);
+    // Headers begun before the signal: the connection is busy, so closing the listener leaves it open.
+    const socket = connect(Number(port), hostname);
+    let response = '';
+    socket.on('data', (d: Buffer) => {
+      response += d.toString();
+    });
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.write(
+      `POST /v1/batch HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAuthorization: Bearer ${MYTOOL_KEY}\r\n`,
+    );
+    // A round trip after the write: the collector has read those bytes before it sees the signal.
+    expect((await fetch(`${child.url}/healthz`)).status).toBe(200);
+    child.proc.kill('SIGTERM');
+    // New connections refused: the listener is closing (Fastify's `closing` state).
+    while (await accepts(Number(port), hostname)) await new Promise((r) => setTimeout(r, 10));
+    const body = JSON.stringify({ batch: [ourMessage('while-closing')] });
+    socket.write(
+      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+    await closed;
+    const [head = '', json = ''] = response.split('\r\n\r\n');
+    expect(head.split('\r\n')[0]).toBe('HTTP/1.1 503 Service Unavailable');
+    expect(head.toLowerCase()).toContain('retry-after: 5');
+    expect(JSON.parse(json)).toMatchObject({ success: false, code: 'TMK_ERR_SHUTTING_DOWN' });
+    expect(await child.exited).toEqual({ code: 0, signal: null });
+  });
+
   it('does not wait past the deadline for a store that cannot close (a hung ClickHouse), and says so', async () => {
     const c = await startInProcess({
       config: { timeouts: { shutdownMs: 300 } },

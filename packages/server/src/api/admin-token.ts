@@ -1,6 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { makeDirectory } from '../make-directory.js';
 
 export interface AdminToken {
   readonly token: string;
@@ -25,7 +26,7 @@ export function resolveAdminToken(dataDir: string, env: NodeJS.ProcessEnv = proc
   } catch {
     // not there yet: generate below
   }
-  mkdirSync(dataDir, { recursive: true });
+  makeDirectory(dataDir);
   const token = `tmk_${randomBytes(24).toString('base64url')}`;
   writeFileSync(file, `${token}\n`, { mode: 0o600, flag: 'w' });
   return { token, generated: true, source: 'generated' };

@@ -1,4 +1,7 @@
+import fs from 'node:fs';
 import path from 'node:path';
+import { TelemarkError } from '../errors.js';
+import { makeDirectory } from '../make-directory.js';
 import { createStore, duckdbPathFor, requireDataDirStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import type { ServeConfig } from './serve-config.js';
@@ -45,4 +48,22 @@ export function openStore(
     ...(config.duckdb ? { memoryLimit: config.duckdb.memoryLimit } : {}),
     ...(options.readOnly ? { readOnly: true } : {}),
   });
+}
+
+/**
+ * Create the data directory of a command that writes there (`serve`, `simulate --data`) and check that
+ * it can be written: a path that cannot be used is refused here, naming the directory, not later as a
+ * failure of whatever first writes in it (the store, the admin token, the outage journal).
+ */
+export function prepareDataDir(dataDir: string): void {
+  try {
+    makeDirectory(dataDir);
+    fs.accessSync(dataDir, fs.constants.W_OK | fs.constants.X_OK);
+  } catch (error) {
+    throw new TelemarkError(
+      'TMK_ERR_DATA_DIR',
+      `${dataDir} (${error instanceof Error ? error.message : String(error)})`,
+      { cause: error },
+    );
+  }
 }

@@ -98,6 +98,8 @@ const clickhouseSchema = z.strictObject({
   journalMaxBytes: z.number().int().min(1024),
   /** Several collectors on one database: a write's second look for dedupe races, ms later (docs/clickhouse.md). */
   raceRecheckMs: z.number().int().min(0).max(600_000),
+  /** How long the `SELECT 1` asked at start, before retention and for readiness may take, ms. */
+  probeTimeoutMs: z.number().int().min(100).max(600_000),
   /**
    * When a batch is answered: "insert" once ClickHouse has it (the journal only in an outage), or
    * "journal" once it is synced to <data>/journal, ClickHouse getting it in large background inserts.
@@ -172,6 +174,7 @@ export interface ClickHouseConfig {
   readonly cluster?: { readonly name: string; readonly nodes: readonly string[] };
   readonly journalMaxBytes?: number;
   readonly raceRecheckMs?: number;
+  readonly probeTimeoutMs?: number;
   readonly acknowledge: 'insert' | 'journal';
 }
 
@@ -248,6 +251,7 @@ function clickhouseConfigOf(ch: Partial<z.output<typeof clickhouseSchema>>): Cli
     ...(ch.cluster ? { cluster: ch.cluster } : {}),
     ...(ch.journalMaxBytes !== undefined ? { journalMaxBytes: ch.journalMaxBytes } : {}),
     ...(ch.raceRecheckMs !== undefined ? { raceRecheckMs: ch.raceRecheckMs } : {}),
+    ...(ch.probeTimeoutMs !== undefined ? { probeTimeoutMs: ch.probeTimeoutMs } : {}),
     acknowledge: ch.acknowledge ?? 'insert',
   };
 }

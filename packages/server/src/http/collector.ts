@@ -116,6 +116,7 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
   const builder = createEventBuilder();
   const limiter = createRateLimiter({ maxKeys: config.rateLimitKeys });
   const quarantineLimiter = createRateLimiter({ maxKeys: 1 });
+  let commitsFailing = false;
   const committer = createGroupCommitter({
     store,
     maxQueueEvents: config.queue.maxEvents,
@@ -123,10 +124,16 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     maxGroupEvents: config.commit.maxEvents,
     now,
     observer: {
-      onCommit(events, seconds, ok) {
+      onCommit(events, seconds, ok, error) {
         metrics.commitDuration.observe({ result: ok ? 'ok' : 'error' }, seconds);
         if (ok) metrics.commitEvents.observe(events);
         metrics.storeHealthy.set(ok ? 1 : 0);
+        // Each refused request is logged at debug only; the operator needs the store's own words once
+        // per failing stretch (a full disk, lost ClickHouse credentials), and to know when it ended.
+        if (!ok && !commitsFailing)
+          app.log.error({ err: error }, 'store commit failed: ingest answers 503 until a commit succeeds');
+        else if (ok && commitsFailing) app.log.warn('store commits again');
+        commitsFailing = !ok;
       },
       onQueue(events, bytes) {
         metrics.queueEvents.set(events);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { resolveServeConfig } from '../config/serve-config.js';
 import { createEventBuilder, MAX_FUTURE_MS } from '../pipeline/event-builder.js';
 import { chargeKey } from './prepared.js';
-import { keptBody, prepareSegment, writeKeyFromHeader } from './segment.js';
+import { keptBody, MAX_CLIENT_DROPPED, prepareSegment, writeKeyFromHeader } from './segment.js';
 
 const mytool = {
   app: 'mytool',
@@ -102,6 +102,32 @@ describe('Segment and telemark messages', () => {
       kind: 'dropped_by_client',
       reason: '',
       count: 3,
+    });
+  });
+
+  it('refuses a message whose context.cli.dropped is no count from 0 to 2^31 − 1, rather than counting 0', () => {
+    const withDropped = (dropped: unknown) => {
+      const message = ours();
+      return { ...message, context: { ...message.context, cli: { ...message.context.cli, dropped } } };
+    };
+    const bad = [1e308, 3_000_000_000, -1, 1.5, '7', true, Number.MAX_SAFE_INTEGER + 2];
+    const good = [MAX_CLIENT_DROPPED, 4, 0, null];
+    const prepared = prepareSegment(batch([...bad, ...good].map(withDropped)), deps);
+    // Events get their status at the commit.
+    expect(prepared.results.map((r) => r?.status)).toEqual([
+      ...bad.map(() => 'rejected'),
+      ...good.map(() => undefined),
+    ]);
+    expect(prepared.quarantine.map((q) => `${q.reason}: ${q.detail}`)).toEqual(
+      bad.map(() => 'TMK_ERR_INVALID_MESSAGE: context.cli.dropped must be an integer from 0 to 2147483647'),
+    );
+    expect(prepared.events.map((e) => e.droppedBefore)).toEqual([MAX_CLIENT_DROPPED, 4, 0, 0]);
+    expect(prepared.counters.toArray()).toContainEqual({
+      day: '2026-03-01',
+      app: 'keyless',
+      kind: 'dropped_by_client',
+      reason: '',
+      count: MAX_CLIENT_DROPPED + 4,
     });
   });
 

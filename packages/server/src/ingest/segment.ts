@@ -48,8 +48,28 @@ export interface SegmentDeps {
 const ENV_CLASSES = new Set(['interactive', 'ci', 'test', 'agent', 'dev', 'container', 'script']);
 const MAX_ID = LIMITS.maxMessageIdLength;
 
+/** Most events a message may say its client dropped: the store's `dropped_before` is a 32-bit integer. */
+export const MAX_CLIENT_DROPPED = 2_147_483_647;
+
+/**
+ * `context.cli.dropped`, the events our client dropped before this message (counted as
+ * `dropped_by_client`); undefined when it is no such count. Such a message is refused, not counted as
+ * 0: that would hide the loss the client reported, and a count past the column's range failed the
+ * whole request in the store.
+ */
+function droppedOf(message: Record<string, unknown>): number | undefined {
+  const cli = isRecord(message.context) && isRecord(message.context.cli) ? message.context.cli : {};
+  const dropped = cli.dropped ?? 0;
+  return typeof dropped === 'number' &&
+    Number.isInteger(dropped) &&
+    dropped >= 0 &&
+    dropped <= MAX_CLIENT_DROPPED
+    ? dropped
+    : undefined;
+}
+
 /** Our client's `context.cli` (wire.ts), or Segment's context without it: mapped, "unknown" for what is missing. */
-function contextOf(message: Record<string, unknown>): EventContext {
+function contextOf(message: Record<string, unknown>, droppedBefore: number): EventContext {
   const context = isRecord(message.context) ? message.context : {};
   const app = isRecord(context.app) ? context.app : {};
   const os = isRecord(context.os) ? context.os : {};
@@ -83,7 +103,6 @@ function contextOf(message: Record<string, unknown>): EventContext {
     };
   }
   const seq = cli.seq;
-  const dropped = cli.dropped;
   const wsl = cli.wsl;
   const envClass =
     typeof cli.envClass === 'string' && ENV_CLASSES.has(cli.envClass) ? cli.envClass : 'unknown';
@@ -107,7 +126,7 @@ function contextOf(message: Record<string, unknown>): EventContext {
     protocol: 'telemark',
     library: libraryName,
     newInstall: cli.newInstall === true,
-    droppedBefore: typeof dropped === 'number' && Number.isSafeInteger(dropped) && dropped > 0 ? dropped : 0,
+    droppedBefore,
     extra: cli.extra,
   };
 }
@@ -314,6 +333,12 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
       fail(i, app.name, 'TMK_ERR_INVALID_MESSAGE', 'timestamp is not an ISO 8601 date', messageId, eventName);
       continue;
     }
+    const droppedBefore = droppedOf(m);
+    if (droppedBefore === undefined) {
+      const detail = `context.cli.dropped must be an integer from 0 to ${MAX_CLIENT_DROPPED}`;
+      fail(i, app.name, 'TMK_ERR_INVALID_MESSAGE', detail, messageId, eventName);
+      continue;
+    }
     const built = deps.builder.build({
       app,
       messageId: rawId,
@@ -323,7 +348,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
       timestampMs,
       sentAtMs,
       receivedAt,
-      context: contextOf(m),
+      context: contextOf(m, droppedBefore),
     });
     if (!built.ok) {
       fail(i, app.name, built.reason, built.detail, messageId, eventName);

@@ -21,8 +21,8 @@ export interface CommitJob {
 }
 
 export interface CommitObserver {
-  /** After every store.write(): events in the group, seconds it took, whether it committed. */
-  onCommit?(events: number, seconds: number, ok: boolean): void;
+  /** After every store.write(): events in the group, seconds it took, whether it committed (else what it threw). */
+  onCommit?(events: number, seconds: number, ok: boolean, error?: unknown): void;
   /** Whenever the waiting queue changes. */
   onQueue?(events: number, bytes: number): void;
 }
@@ -145,7 +145,7 @@ export function createGroupCommitter(options: GroupCommitterOptions): GroupCommi
       if (statuses.length !== total)
         throw new Error(`store returned ${statuses.length} statuses for ${total} events`);
     } catch (error) {
-      options.observer?.onCommit?.(total, (performance.now() - started) / 1000, false);
+      options.observer?.onCommit?.(total, (performance.now() - started) / 1000, false, error);
       lastWriteOk = false;
       failedUntil = now() + failureBackoffMs;
       // Counters carried from earlier commits are facts; the jobs' own counters die with the jobs,

@@ -166,7 +166,11 @@ export async function quarantineReplay(
 
 function storeOptions(command: Command): Command {
   return command
-    .option('--data <dir>', 'data directory of a stopped collector', './telemark-data')
+    .option(
+      '--data <dir>',
+      "data directory of a stopped collector (default: the --config file's, else ./telemark-data)",
+      './telemark-data',
+    )
     .option('--config <file>', "the collector's JSON config file (apps and catalogs)")
     .option('--store <engine>', 'duckdb or clickhouse')
     .option('--clickhouse-url <url>', 'ClickHouse HTTP URL')

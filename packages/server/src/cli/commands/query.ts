@@ -58,9 +58,10 @@ function toParams(options: QueryOptions): RawParams {
 
 /** In this process, on a data directory whose collector is stopped (read-only; a running one holds the lock). */
 async function viaDataDir(options: QueryOptions, view: ViewName, params: RawParams): Promise<unknown> {
+  // Without --data, the data directory is the one `serve` with the same --config uses: the file's.
   const config = loadServeConfig({
     ...(options.config ? { file: options.config } : {}),
-    flags: { data: options.data ?? DEFAULT_DATA_DIR },
+    flags: options.data !== undefined ? { data: options.data } : {},
   });
   const store = openStore(config, { readOnly: true });
   try {
@@ -137,8 +138,11 @@ export function registerQueryCommand(program: Command): void {
     .option('--fingerprint <fp>', 'errors: drill into one error fingerprint')
     .addOption(new Option('--format <format>', 'output format').choices(FORMATS).default('table'))
     .option('--url <url>', 'a running collector, e.g. http://127.0.0.1:8787')
-    .option('--data <dir>', `a stopped collector's data directory (default: ./${DEFAULT_DATA_DIR})`)
-    .option('--config <file>', 'the collector’s JSON config (apps and catalogs), with --data')
+    .option(
+      '--data <dir>',
+      `a stopped collector's data directory; default: ./${DEFAULT_DATA_DIR}, or with --config the file’s "data" (relative to the file; default: ${DEFAULT_DATA_DIR} next to the file), as for serve`,
+    )
+    .option('--config <file>', 'the collector’s JSON config (apps and catalogs, data directory)')
     .action(async (view: string, options: QueryOptions) => {
       await runQuery(view, options);
     });

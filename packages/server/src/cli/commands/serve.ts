@@ -1,9 +1,8 @@
-import { mkdirSync } from 'node:fs';
 import type { Command } from 'commander';
 import { forgetUnshownToken, resolveAdminToken } from '../../api/admin-token.js';
-import { openStore } from '../../config/open-store.js';
+import { openStore, prepareDataDir } from '../../config/open-store.js';
 import { loadServeConfig, type ServeFlags } from '../../config/serve-config.js';
-import { rephrased, TelemarkError } from '../../errors.js';
+import { rephrased } from '../../errors.js';
 import { createCollector } from '../../http/collector.js';
 import { lowerBackgroundPriority } from '../../http/thread-priority.js';
 import { demoResultLine, demoSeedingLine, seedDemo } from '../../simulate/demo.js';
@@ -34,14 +33,7 @@ export async function serve(
     ...(options.config ? { file: options.config } : {}),
     flags: options,
   });
-  try {
-    mkdirSync(config.dataDir, { recursive: true });
-  } catch (error) {
-    throw new TelemarkError(
-      'TMK_ERR_DATA_DIR',
-      `${config.dataDir} (${error instanceof Error ? error.message : String(error)})`,
-    );
-  }
+  prepareDataDir(config.dataDir);
   const store = openStore(config);
   await store.init().catch((error: unknown) => {
     // Another collector on this data directory is the likely cause: name it (its PID) and the way out.

@@ -1,6 +1,7 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { type Catalog, catalogFromJSON } from 'telemark';
+import { prepareDataDir } from '../../config/open-store.js';
 import { TelemarkError } from '../../errors.js';
 import {
   BULK_LOAD_DUCKDB_OPTIONS,
@@ -125,14 +126,7 @@ export async function runSimulate(
   const parsed = parseSimulateOptions(options);
   let store: Store | undefined;
   if ('data' in parsed.target) {
-    try {
-      mkdirSync(parsed.target.data, { recursive: true });
-    } catch (error) {
-      throw new TelemarkError(
-        'TMK_ERR_DATA_DIR',
-        `${parsed.target.data} (${error instanceof Error ? error.message : String(error)})`,
-      );
-    }
+    prepareDataDir(parsed.target.data);
     // Seeding a new data directory is what `--data` is for here: the store is created when missing.
     store = await openDataDirStore(parsed.target.data, { ...BULK_LOAD_DUCKDB_OPTIONS, create: true });
   }

@@ -27,6 +27,7 @@ import path from 'node:path';
 import { type DuckDBConnection, DuckDBInstance, StatementType } from '@duckdb/node-api';
 import { builtModuleUrl } from '../../built-module.js';
 import { TelemarkError } from '../../errors.js';
+import { makeDirectory } from '../../make-directory.js';
 import { quotedInstallId } from '../erasure.js';
 import { checkExportOptions } from '../export-options.js';
 import { checkBatchRows, invalidRow } from '../row-check.js';
@@ -371,7 +372,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   const walFile = `${file}.wal`;
 
   async function openInstance(): Promise<void> {
-    if (!o.readOnly) fs.mkdirSync(path.dirname(file), { recursive: true });
+    if (!o.readOnly) makeDirectory(path.dirname(file));
     else if (!fs.existsSync(file)) throw new TelemarkError('TMK_ERR_STORE_NO_DATA', file);
     const config: Record<string, string> = { access_mode: o.readOnly ? 'READ_ONLY' : 'READ_WRITE' };
     // Our own checkpoints run beside the writes; DuckDB's automatic one (inside a commit) is only a backstop.

@@ -14,6 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { makeDirectory } from '../../make-directory.js';
 import type { IngestCounter } from '../types.js';
 
 /** A write's records other than events, kept in memory for the load (and in the file for recovery). */
@@ -133,7 +134,7 @@ export class IntakeLog {
   recover(loaded: ReadonlySet<string>): void {
     this.close();
     this.closedSegments.length = 0;
-    fs.mkdirSync(this.dir, { recursive: true });
+    makeDirectory(this.dir);
     for (const name of this.files()) {
       const file = path.join(this.dir, name);
       const sequence = Number.parseInt(name, 10);

@@ -22,6 +22,7 @@ import path from 'node:path';
 import v8 from 'node:v8';
 import zlib from 'node:zlib';
 import { TelemarkError } from '../../errors.js';
+import { makeDirectory } from '../../make-directory.js';
 
 export interface JournalOptions {
   readonly dir: string;
@@ -143,7 +144,7 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
   let cachedBytes = 0;
 
   try {
-    await fs.promises.mkdir(dir, { recursive: true });
+    makeDirectory(dir);
     // — progress: attempts and deliveries —
     const done = new Set<number>();
     const progressFile = path.join(dir, 'progress');

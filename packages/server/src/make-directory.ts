@@ -1,0 +1,28 @@
+import fs from 'node:fs';
+import path from 'node:path';
+
+const existsAsDirectory = (error: unknown, dir: string): boolean =>
+  (error as NodeJS.ErrnoException).code === 'EEXIST' &&
+  fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory() === true;
+
+/**
+ * `mkdir -p` that ends. Node's own (`mkdirSync(dir, { recursive: true })`, Node 20) steps back to the
+ * parent when a directory cannot be made (ENOENT) and forward again once the parent exists, without a
+ * stop: where the parent exists but cannot hold the child — `/proc/x` — it spins forever. Here a
+ * directory is tried once more after its parent was made, and a second failure is final.
+ */
+export function makeDirectory(dir: string): void {
+  try {
+    fs.mkdirSync(dir);
+  } catch (error) {
+    if (existsAsDirectory(error, dir)) return;
+    const parent = path.dirname(dir);
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || parent === dir) throw error;
+    makeDirectory(parent);
+    try {
+      fs.mkdirSync(dir);
+    } catch (again) {
+      if (!existsAsDirectory(again, dir)) throw again;
+    }
+  }
+}
