@@ -85,6 +85,11 @@ export const ERRORS = {
     (d) =>
       `No Telemark data at ${d}; check --data (the collector's data directory) or start the collector once.`,
   ),
+  TMK_ERR_STORE_ACCESS: def(
+    503,
+    (d) =>
+      `ClickHouse refused access: ${d}. Waiting does not fix this (it is not an outage): fix that setting, then retry.`,
+  ),
   TMK_ERR_EXPORT: def(
     500,
     (d) => `The export failed (${d}); check that the output directory exists and is writable.`,
@@ -226,6 +231,11 @@ export const VARIANTS = {
     /** An error the CLI met that no code describes: a gap in its error handling, so a bug to report. */
     cli: (d: string) =>
       `Unexpected error (${d}); if it does not name a problem of this machine (a file, the network, a server), it is a bug — report it with the command you ran and this message.`,
+  },
+  TMK_ERR_STORE_UNAVAILABLE: {
+    /** A command run by hand: there is no Retry-After to follow, only the store to bring back. */
+    cli: (d: string) =>
+      `The store is unavailable (${d}); check that it is running and reachable from here, then run the command again.`,
   },
   TMK_ERR_UNAUTHORIZED: {
     /** The CLI's `--url` modes, which send TELEMARK_ADMIN_TOKEN as the bearer token. */

@@ -32,6 +32,18 @@ describe('the telemark program', () => {
     expect(describeError(new TelemarkError('TMK_ERR_DATA_DIR', '/x', { cause }))).toBe(
       '[TMK_ERR_DATA_DIR] Cannot use the data directory: /x. Check the --data path and its permissions.',
     );
+    // An unreachable store, alone or as the cause of a failed open: no Retry-After to follow at a prompt.
+    const unreachable = () =>
+      new TelemarkError(
+        'TMK_ERR_STORE_UNAVAILABLE',
+        'ClickHouse at http://h:8123 did not answer within 10 s',
+      );
+    const advice =
+      'The store is unavailable (ClickHouse at http://h:8123 did not answer within 10 s); check that it is running and reachable from here, then run the command again.';
+    expect(describeError(unreachable())).toBe(`[TMK_ERR_STORE_UNAVAILABLE] ${advice}`);
+    expect(
+      describeError(new TelemarkError('TMK_ERR_STORE_INIT', 'clickhouse', { cause: unreachable() })),
+    ).toContain(`\n  cause: [TMK_ERR_STORE_UNAVAILABLE] ${advice}`);
     // Every error carries a catalog code: one without is a gap in a command's error handling.
     expect(describeError(new Error('plain'))).toBe(
       '[TMK_ERR_INTERNAL] Unexpected error (Error: plain); if it does not name a problem of this machine (a file, the network, a server), it is a bug — report it with the command you ran and this message.',

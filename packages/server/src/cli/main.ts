@@ -43,9 +43,11 @@ export function describeError(error: unknown): string {
         TMK_ERR_INTERNAL: 'cli',
       }),
     );
+  // Nobody reads Retry-After at a prompt: say what to do instead.
+  rephrased(error, { TMK_ERR_STORE_UNAVAILABLE: 'cli' });
   const line = `[${error.code}] ${error.message}`;
   if (error.code !== 'TMK_ERR_STORE_INIT' || error.cause === undefined) return line;
-  const cause = error.cause;
+  const cause = rephrased(error.cause, { TMK_ERR_STORE_UNAVAILABLE: 'cli' });
   return `${line}\n  cause: ${isTelemarkError(cause) ? `[${cause.code}] ${cause.message}` : cause instanceof Error ? cause.message : String(cause)}`;
 }
 

@@ -24,6 +24,12 @@ export interface ClickHouseStoreOptions {
   readonly dedupeWindowDays?: number;
   /** One HTTP request to ClickHouse, ms; a write that takes longer fails (and is journaled). @default 60_000 */
   readonly requestTimeoutMs?: number;
+  /**
+   * How long a `SELECT 1` may take before the server counts as not answering, ms: asked first when the
+   * store opens (and by `health()` and before retention), so a server that accepts connections but never
+   * answers is reported this soon rather than after `requestTimeoutMs`. @default 10_000
+   */
+  readonly probeTimeoutMs?: number;
   /** Longest wait for a mutation (`deleteInstall`, retention, quarantine removal) to finish, ms. @default 300_000 */
   readonly mutationTimeoutMs?: number;
   /**
@@ -71,6 +77,7 @@ export const CLICKHOUSE_DEFAULTS = Object.freeze({
   password: '',
   dedupeWindowDays: 35, // days
   requestTimeoutMs: 60_000, // 60 s
+  probeTimeoutMs: 10_000, // 10 s
   mutationTimeoutMs: 300_000, // 5 min
   raceRecheckMs: 0, // off: set where several collectors share the database
 });
@@ -102,6 +109,7 @@ const schema = z
       .optional(),
     dedupeWindowDays: z.number().int().min(MIN_DEDUPE_WINDOW_DAYS).max(3650).optional(),
     requestTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
+    probeTimeoutMs: z.number().int().min(100).max(600_000).optional(),
     mutationTimeoutMs: z.number().int().min(100).max(86_400_000).optional(),
     raceRecheckMs: z.number().int().min(0).max(600_000).optional(),
     existingOnly: z.boolean().optional(),
@@ -138,6 +146,7 @@ export function resolveClickHouseOptions(input: ClickHouseStoreOptions): Resolve
       : undefined,
     dedupeWindowDays: o.dedupeWindowDays ?? CLICKHOUSE_DEFAULTS.dedupeWindowDays,
     requestTimeoutMs: o.requestTimeoutMs ?? CLICKHOUSE_DEFAULTS.requestTimeoutMs,
+    probeTimeoutMs: o.probeTimeoutMs ?? CLICKHOUSE_DEFAULTS.probeTimeoutMs,
     mutationTimeoutMs: o.mutationTimeoutMs ?? CLICKHOUSE_DEFAULTS.mutationTimeoutMs,
     raceRecheckMs: o.raceRecheckMs ?? CLICKHOUSE_DEFAULTS.raceRecheckMs,
     existingOnly: o.existingOnly ?? false,

@@ -73,6 +73,7 @@ export interface ClickHouseClientLike {
     query: string;
     format: 'JSONEachRow';
     clickhouse_settings?: Record<string, unknown>;
+    abort_signal?: AbortSignal;
   }): Promise<{ json<T>(): Promise<T[]>; stream(): AsyncIterable<readonly { json<T>(): T }[]> }>;
   command(params: { query: string; clickhouse_settings?: Record<string, unknown> }): Promise<unknown>;
   insert(params: {
@@ -141,6 +142,17 @@ const TRANSIENT_SERVER_CODES = new Set([
   3, 23, 24, 32, 159, 160, 202, 203, 209, 210, 241, 242, 252, 279, 285, 319, 394, 425, 999,
 ]);
 
+/**
+ * ClickHouse's code for an error, if it is one of the server's: `Code: N` in the text on 18.16, whose
+ * text `@clickhouse/client` cannot parse; the parsed `code` (a numeric string) on current servers.
+ */
+function serverCode(e: unknown): number | undefined {
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === 'string' && /^\d+$/.test(code)) return Number(code);
+  const text = /Code: (\d+)/.exec(message(e));
+  return text ? Number(text[1]) : undefined;
+}
+
 export function isUnavailableError(error: unknown): boolean {
   if (error instanceof TelemarkError) return error.code === 'TMK_ERR_STORE_UNAVAILABLE';
   for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
@@ -153,15 +165,54 @@ export function isUnavailableError(error: unknown): boolean {
       )
     )
       return true;
-    const server = /Code: (\d+)/.exec(text);
-    if (server && TRANSIENT_SERVER_CODES.has(Number(server[1]))) return true;
+    if (TRANSIENT_SERVER_CODES.has(serverCode(e) ?? -1)) return true;
     if (/^(502|503|504)\b|Bad Gateway|Service Unavailable|Gateway Timeout/.test(text)) return true;
   }
   return false;
 }
 
-function storeError(error: unknown, fallback: 'TMK_ERR_STORE_WRITE' | 'TMK_ERR_STORE_QUERY'): TelemarkError {
+/** UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD (18.16); AUTHENTICATION_FAILED (current servers). */
+const CREDENTIAL_CODES = new Set([192, 193, 194, 516]);
+/** READONLY (a readonly profile), DATABASE_ACCESS_DENIED (`allow_databases`, 18.16), ACCESS_DENIED (grants). */
+const RIGHTS_CODES = new Set([164, 291, 497]);
+const IP_ADDRESS_NOT_ALLOWED = 195;
+const UNKNOWN_DATABASE = 81;
+const USER_AND_PASSWORD =
+  'check --clickhouse-user and --clickhouse-password (`telemark migrate`: --user and --password; or TELEMARK_CLICKHOUSE_PASSWORD; "user" and "password" under "clickhouse" in the config file)';
+
+/**
+ * Refusals that waiting does not cure — credentials, rights, a missing database — as TMK_ERR_STORE_ACCESS
+ * naming the setting to fix: not an outage, so not journaled either (docs/clickhouse.md).
+ */
+export function accessError(error: unknown, o: ResolvedClickHouseStoreOptions): TelemarkError | undefined {
+  if (error instanceof TelemarkError) return error.code === 'TMK_ERR_STORE_ACCESS' ? error : undefined;
+  const code = serverCode(error);
+  if (code === undefined) return undefined;
+  const text = firstLine(error);
+  // 18.16: `Code: 193, e.displayText() = DB::Exception: Wrong password for user x, e.what() = DB::Exception`
+  const said = `${/DB::Exception: (.*?)(?:, e\.what\(\) = .*)?$/.exec(text)?.[1] ?? text} (code ${code})`;
+  const where = o.cluster ? `the nodes of cluster ${o.cluster.name}` : o.url;
+  let detail: string;
+  if (CREDENTIAL_CODES.has(code))
+    detail = `${where} does not accept user "${o.user}" with the password given: ${said}; ${USER_AND_PASSWORD}`;
+  else if (code === IP_ADDRESS_NOT_ALLOWED)
+    detail = `${where} does not let user "${o.user}" connect from this host: ${said}; allow this host in the user's <networks> on the server, or use another user`;
+  else if (RIGHTS_CODES.has(code))
+    detail = `user "${o.user}" may not do what the store needs on database "${o.database}" at ${where}: ${said}; give the user a profile that is not readonly and the rights to create, read, insert into and alter that database, or use another user (--clickhouse-user)`;
+  else if (code === UNKNOWN_DATABASE)
+    detail = `database "${o.database}" does not exist at ${where}: ${said}; check --clickhouse-database ("database" under "clickhouse" in the config file); \`telemark serve\` creates it when it starts`;
+  else return undefined;
+  return new TelemarkError('TMK_ERR_STORE_ACCESS', detail, { cause: error });
+}
+
+function storeError(
+  error: unknown,
+  fallback: 'TMK_ERR_STORE_WRITE' | 'TMK_ERR_STORE_QUERY',
+  o: ResolvedClickHouseStoreOptions,
+): TelemarkError {
   if (error instanceof TelemarkError) return error;
+  const refused = accessError(error, o);
+  if (refused) return refused;
   const code = isUnavailableError(error) ? 'TMK_ERR_STORE_UNAVAILABLE' : fallback;
   return new TelemarkError(code, `clickhouse: ${firstLine(error)}`, { cause: error });
 }
@@ -300,6 +351,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
     for (const url of nodeUrls) {
       const bootstrap = make(url, 'default');
       try {
+        await probe(bootstrap, url);
         if (o.existingOnly) {
           const found = await rows<{ n: number }>(
             bootstrap,
@@ -323,6 +375,28 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
     nodes = [];
     await Promise.all([...all].map((c) => c.close().catch(() => undefined)));
   }
+
+  /**
+   * `SELECT 1`, given `probeTimeoutMs` rather than `requestTimeoutMs`: a server that accepts connections
+   * but never answers would otherwise hold start-up (and retention, and readiness) for a minute.
+   */
+  async function probe(c: ClickHouseClientLike, url: string): Promise<void> {
+    const signal = AbortSignal.timeout(o.probeTimeoutMs);
+    try {
+      const result = await c.query({ query: 'SELECT 1 AS one', format: 'JSONEachRow', abort_signal: signal });
+      await result.json();
+    } catch (error) {
+      if (!signal.aborted) throw error;
+      throw new TelemarkError(
+        'TMK_ERR_STORE_UNAVAILABLE',
+        `ClickHouse at ${url} did not answer within ${o.probeTimeoutMs / 1000} s`,
+        { cause: error },
+      );
+    }
+  }
+
+  /** Every node answers (`probe`); `nodes` and `nodeUrls` are in the same order once connected. */
+  const probeNodes = () => Promise.all(nodes.map((node, i) => probe(node, nodeUrls[i]!)));
 
   const client = (): ClickHouseClientLike => {
     if (!main) throw new TelemarkError('TMK_ERR_STORE_UNAVAILABLE', 'clickhouse: not connected');
@@ -522,7 +596,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
           batch.statusCounters === true,
         );
     } catch (error) {
-      const wrapped = storeError(error, 'TMK_ERR_STORE_WRITE');
+      const wrapped = storeError(error, 'TMK_ERR_STORE_WRITE', o);
       lastError = wrapped.detail;
       throw wrapped;
     }
@@ -608,7 +682,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
       // Every node keeps the whole list: each shard filters its rows with its local copy.
       await Promise.all(nodes.map((node) => insert('aborted_writes', text, node)));
     } catch (error) {
-      throw storeError(error, 'TMK_ERR_STORE_WRITE');
+      throw storeError(error, 'TMK_ERR_STORE_WRITE', o);
     }
   }
 
@@ -734,7 +808,12 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
         await dropOldKeys();
       } catch (error) {
         await closeClients();
-        throw error instanceof TelemarkError ? error : storeError(error, 'TMK_ERR_STORE_WRITE');
+        // Anything else is left as it is: the lifecycle wrapper reports it as the cause of TMK_ERR_STORE_INIT
+        // (nothing was being written, so TMK_ERR_STORE_WRITE's "check disk space" would mislead).
+        throw (
+          accessError(error, o) ??
+          (isUnavailableError(error) ? storeError(error, 'TMK_ERR_STORE_QUERY', o) : error)
+        );
       }
       lastError = undefined;
       scheduleHousekeeping();
@@ -763,7 +842,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
         for (const statement of statements)
           await client().command({ query: renderClickHouse(statement), clickhouse_settings: settings });
       } catch (error) {
-        throw storeError(error, 'TMK_ERR_STORE_WRITE');
+        throw storeError(error, 'TMK_ERR_STORE_WRITE', o);
       }
     },
 
@@ -793,7 +872,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
       try {
         return await rows<Row>(client(), renderClickHouse(query), readSettings);
       } catch (error) {
-        throw storeError(error, 'TMK_ERR_STORE_QUERY');
+        throw storeError(error, 'TMK_ERR_STORE_QUERY', o);
       }
     },
 
@@ -830,7 +909,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
           raw: r.raw as string,
         }));
       } catch (error) {
-        throw storeError(error, 'TMK_ERR_STORE_QUERY');
+        throw storeError(error, 'TMK_ERR_STORE_QUERY', o);
       }
     },
 
@@ -842,7 +921,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
         if (n > 0) await mutate('quarantine_local', `id IN ${list}`);
         return n;
       } catch (error) {
-        throw storeError(error, 'TMK_ERR_STORE_WRITE');
+        throw storeError(error, 'TMK_ERR_STORE_WRITE', o);
       }
     },
 
@@ -859,7 +938,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
         await mutate('quarantine_local', named);
         return { events, quarantine };
       } catch (error) {
-        throw storeError(error, 'TMK_ERR_STORE_WRITE');
+        throw storeError(error, 'TMK_ERR_STORE_WRITE', o);
       }
     },
 
@@ -870,6 +949,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
       const cutoff = Math.round(before);
       const ofApp = `app = ${literal(app)}`;
       try {
+        await probeNodes();
         const n = await count(`SELECT count() AS n FROM events WHERE ${ofApp} AND received_at < ${cutoff}`);
         // Whole months of this app received before the cutoff: drop their partitions (instant, no rewrite).
         const months = await rows<{ month: number; newest: number; oldest: number }>(
@@ -895,7 +975,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
         if (quarantined > 0) await mutate('quarantine_local', `${ofApp} AND received_at < ${cutoff}`);
         return n;
       } catch (error) {
-        throw storeError(error, 'TMK_ERR_STORE_WRITE');
+        throw storeError(error, 'TMK_ERR_STORE_WRITE', o);
       }
     },
 
@@ -912,9 +992,11 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
     async health(): Promise<StoreHealth> {
       const where = cluster ? `${cluster.nodes.length} nodes of ${cluster.name}` : o.url;
       try {
-        await Promise.all(nodes.map((node) => rows(node, 'SELECT 1 AS one', LOOKUP_SETTINGS)));
+        await probeNodes();
       } catch (error) {
-        return { ok: false, detail: `clickhouse ${where}/${o.database}: ${firstLine(error)}` };
+        const e = accessError(error, o) ?? error;
+        const said = e instanceof TelemarkError ? e.detail : firstLine(e);
+        return { ok: false, detail: `clickhouse ${where}/${o.database}: ${said}` };
       }
       if (lastError) return { ok: false, detail: `clickhouse ${where}/${o.database}: ${lastError}` };
       return { ok: true, detail: `clickhouse ${where}/${o.database}` };

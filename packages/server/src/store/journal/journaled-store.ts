@@ -15,6 +15,9 @@
  *   event still counts once. Duplicates among journaled events and stored ones are settled by the
  *   store's dedupe when the record is written (statuses and the accepted/duplicate counters too).
  * - Bounded: past `maxBytes` a write fails with TMK_ERR_JOURNAL_FULL (503 + Retry-After to clients).
+ * - Not for configuration: while the store's last answer was TMK_ERR_STORE_ACCESS (credentials, rights, a
+ *   missing database), new batches are refused with it instead of journaled. Waiting does not cure that,
+ *   and acknowledging would hide it until the journal is full. What was journaled before stays.
  * - Journal first (`journalFirst`): every batch is acknowledged from the journal, and records are delivered
  *   in the background at most every `deliverEveryMs`, so ClickHouse gets a few large inserts instead of
  *   one per group commit (a third of its CPU per event, docs/clickhouse.md). Reads, retention and export
@@ -115,6 +118,8 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
   let closing = false;
   let draining: Promise<void> | undefined;
   let lastDrainError: string | undefined;
+  /** The last delivery (or connection) was refused for the store's configuration: TMK_ERR_STORE_ACCESS. */
+  let refused: TelemarkError | undefined;
   /** The last append was refused for lack of room, and nothing was delivered since. */
   let full = false;
   let wake: (() => void) | undefined;
@@ -152,6 +157,7 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
     try {
       await target.init();
       ready = true;
+      refused = undefined;
       return true;
     } catch (error) {
       lastDrainError = message(error);
@@ -159,6 +165,9 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
       return false;
     }
   }
+
+  const accessRefusal = (error: unknown): TelemarkError | undefined =>
+    error instanceof TelemarkError && error.code === 'TMK_ERR_STORE_ACCESS' ? error : undefined;
 
   const isUnavailable = (error: unknown): boolean =>
     target.isUnavailable(error) ||
@@ -208,9 +217,11 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
         wakeWaiters();
         full = false;
         lastDrainError = undefined;
+        refused = undefined;
         backoff = o.retryMinMs;
       } catch (error) {
         lastDrainError = message(error);
+        refused = accessRefusal(error);
         if (closing) break;
         await sleep(backoff);
         backoff = Math.min(backoff * 2, o.retryMaxMs);
@@ -327,6 +338,7 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
       const batch = target.prepare(given);
       if (o.journalFirst) {
         return serial(async () => {
+          if (refused) throw refused;
           await append(journal!, batch, []);
           return provisional(batch);
         });
@@ -362,6 +374,7 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
             return provisional(batch);
           }
         }
+        if (refused) throw refused;
         await append(j, batch, []);
         return provisional(batch);
       });
@@ -422,8 +435,8 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
       if (stats.pending === 0) return { ok: inner.ok, detail: `${inner.detail}${repaired}` };
       const where = o.journalFirst ? 'journal' : 'outage journal';
       return {
-        // Acknowledging into the journal is healthy; a full journal is not.
-        ok: !full,
+        // Acknowledging into the journal is healthy; a full journal, or one refusing batches, is not.
+        ok: !full && !refused,
         detail: `${stats.pending} batches (${stats.bytes} of ${stats.maxBytes} bytes) in the ${where}${
           full ? ' (full: refusing new batches)' : ''
         }${
