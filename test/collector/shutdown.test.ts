@@ -13,29 +13,33 @@ import {
   tempDir,
 } from './_helpers.js';
 
-/** Start a request by hand and leave its body unfinished: a request in flight when the signal comes. */
-function startPartialRequest(url: string, body: string, sentBytes: number) {
+/** A raw connection to the collector: what it answered so far, and when it closed. */
+function rawConnection(url: string) {
   const { hostname, port } = new URL(url);
   const socket = connect(Number(port), hostname);
-  let response = '';
+  let answered = '';
   socket.on('data', (d: Buffer) => {
-    response += d.toString();
+    answered += d.toString();
   });
   const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-  socket.write(
-    `POST /v1/batch HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAuthorization: Bearer ${MYTOOL_KEY}\r\n` +
-      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`,
-  );
+  const head = `POST /v1/batch HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAuthorization: Bearer ${MYTOOL_KEY}\r\n`;
+  return { socket, head, closed, answered: () => answered };
+}
+
+/** Start a request by hand and leave its body unfinished: a request in flight when the signal comes. */
+function startPartialRequest(url: string, body: string, sentBytes: number) {
+  const { socket, head, closed, answered } = rawConnection(url);
+  socket.write(`${head}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`);
   socket.write(body.slice(0, sentBytes));
   return {
     finish() {
       socket.write(body.slice(sentBytes));
     },
     async response(): Promise<string> {
-      while (!response.includes('\r\n\r\n') || !/"results"|"code"/.test(response))
+      while (!answered().includes('\r\n\r\n') || !/"results"|"code"/.test(answered()))
         await Promise.race([closed, new Promise((r) => setTimeout(r, 10))]);
       socket.end();
-      return response;
+      return answered();
     },
   };
 }
@@ -122,15 +126,8 @@ describe('graceful shutdown', () => {
     const child = await startChild(tempDir());
     const { hostname, port } = new URL(child.url);
     // Headers begun before the signal: the connection is busy, so closing the listener leaves it open.
-    const socket = connect(Number(port), hostname);
-    let response = '';
-    socket.on('data', (d: Buffer) => {
-      response += d.toString();
-    });
-    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-    socket.write(
-      `POST /v1/batch HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAuthorization: Bearer ${MYTOOL_KEY}\r\n`,
-    );
+    const { socket, head: begun, closed, answered } = rawConnection(child.url);
+    socket.write(begun);
     // A round trip after the write: the collector has read those bytes before it sees the signal.
     expect((await fetch(`${child.url}/healthz`)).status).toBe(200);
     child.proc.kill('SIGTERM');
@@ -141,7 +138,7 @@ describe('graceful shutdown', () => {
       `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
     );
     await closed;
-    const [head = '', json = ''] = response.split('\r\n\r\n');
+    const [head = '', json = ''] = answered().split('\r\n\r\n');
     expect(head.split('\r\n')[0]).toBe('HTTP/1.1 503 Service Unavailable');
     expect(head.toLowerCase()).toContain('retry-after: 5');
     expect(JSON.parse(json)).toMatchObject({ success: false, code: 'TMK_ERR_SHUTTING_DOWN' });
