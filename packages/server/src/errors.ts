@@ -78,7 +78,7 @@ export const ERRORS = {
   TMK_ERR_STORE_INTAKE_PENDING: def(
     409,
     (d) =>
-      `Events acknowledged by a collector that did not shut down cleanly are still in its intake log (${d}); start \`telemark serve\` on this data directory once (it loads them), then run this command again.`,
+      `Events acknowledged by a collector that did not shut down cleanly are still in its intake log or side file (${d}); start \`telemark serve\` on this data directory once (it loads them), then run this command again.`,
   ),
   TMK_ERR_STORE_NO_DATA: def(
     404,

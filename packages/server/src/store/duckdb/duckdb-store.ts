@@ -256,14 +256,14 @@ const COMPACT_ROWS = 200_000;
 const DROP_UNUSED_CONTEXTS =
   'DELETE FROM contexts WHERE context_id NOT IN (SELECT context_id FROM event_rows)';
 
-/** Hashes in, (app, message_id) of stored events with those hashes inside [from, to) out. */
-const VERIFY_HASHES = `SELECT app, message_id FROM event_rows
+/** Hashes in, (app, message_id, received_at) of stored events with those hashes inside [from, to) out. */
+const VERIFY_HASHES = `SELECT app, message_id, epoch_ms(received_at)::DOUBLE FROM event_rows
 WHERE dedupe_key IN (SELECT unnest(from_json($1::JSON, '["BIGINT"]')))
   AND received_at >= epoch_ms($2::BIGINT) AND received_at < epoch_ms($3::BIGINT)`;
 
 /** The same, including the side file while it holds rows not folded into the main file yet. */
 const VERIFY_HASHES_WITH_SIDE = `${VERIFY_HASHES}
-UNION ALL SELECT app, message_id FROM side.event_rows
+UNION ALL SELECT app, message_id, epoch_ms(received_at)::DOUBLE FROM side.event_rows
 WHERE dedupe_key IN (SELECT unnest(from_json($1::JSON, '["BIGINT"]')))
   AND received_at >= epoch_ms($2::BIGINT) AND received_at < epoch_ms($3::BIGINT)`;
 
@@ -508,6 +508,12 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
               `${file}: ${pending.length} segment(s) in ${intake.dir}`,
             );
           }
+          if (await sideLeftUnfolded(probe)) {
+            throw new TelemarkError(
+              'TMK_ERR_STORE_INTAKE_PENDING',
+              `${file}: rows in ${sideFile} not folded in`,
+            );
+          }
         } finally {
           probe.closeSync();
         }
@@ -687,6 +693,37 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   }
 
   /**
+   * For read-only opens, which read the main file only: whether a crash left rows in the side file that
+   * the main file does not record as folded (`openSide` of the next writable open folds them in).
+   */
+  async function sideLeftUnfolded(connection: DuckDBConnection): Promise<boolean> {
+    if (!fs.existsSync(sideFile)) return false;
+    await connection.run(`ATTACH ${sqlString(sideFile)} AS side (READ_ONLY)`);
+    try {
+      const present = await connection.runAndReadAll(
+        "SELECT database_name, table_name FROM duckdb_tables() WHERE database_name IN ('side', current_database())",
+      );
+      const has = (db: 'side' | 'main', table: string) =>
+        (present.getRows() as [string, string][]).some(
+          ([database, name]) => name === table && (database === 'side') === (db === 'side'),
+        );
+      const data = ['event_rows', 'quarantine', 'ingest_counter_log'];
+      if (!has('side', 'meta') || !data.every((table) => has('side', table))) return false;
+      const left = await connection.runAndReadAll(
+        `SELECT (${data.map((table) => `(SELECT count(*) FROM side.${table})`).join(' + ')})::DOUBLE`,
+      );
+      if (Number(left.getRows()[0]?.[0]) === 0) return false;
+      if (!has('main', 'side_folds')) return true;
+      const folded = await connection.runAndReadAll(
+        'SELECT count(*)::INTEGER FROM side_folds WHERE token IN (SELECT token FROM side.meta)',
+      );
+      return folded.getRows()[0]?.[0] === 0;
+    } finally {
+      await connection.run('DETACH side');
+    }
+  }
+
+  /**
    * Move what the side file holds into the main file: one main-file transaction that also records the
    * side file's token (so a crash before the side file is emptied cannot fold it twice), then empty the
    * side file under a new token. Runs in the write queue, never while the main file checkpoints.
@@ -832,23 +869,29 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     });
   }
 
-  /** Exact duplicate check of `candidates` against stored events received in [from, to). */
+  /**
+   * Exact duplicate check of `candidates` against stored events received in [from, to): the keys found,
+   * each with the latest time it was received.
+   */
   async function storedKeys(
     connection: DuckDBConnection,
     hashes: Float64Array,
     candidates: readonly number[],
     from: number,
     to: number,
-  ): Promise<Set<string>> {
-    if (candidates.length === 0 || from >= to) return new Set();
+  ): Promise<Map<string, number>> {
+    if (candidates.length === 0 || from >= to) return new Map();
     const wanted = JSON.stringify(candidates.map((i) => hashes[i]));
     const reader = await connection.runAndReadAll(sideRows ? VERIFY_HASHES_WITH_SIDE : VERIFY_HASHES, [
       wanted,
       Math.max(from, -END_OF_TIME),
       Math.min(to, END_OF_TIME),
     ]);
-    const found = new Set<string>();
-    for (const [app, id] of reader.getRows() as [string, string][]) found.add(`${app}\u0000${id}`);
+    const found = new Map<string, number>();
+    for (const [app, id, at] of reader.getRows() as [string, string, number][]) {
+      const key = `${app}\u0000${id}`;
+      found.set(key, Math.max(at, found.get(key) ?? at));
+    }
     return found;
   }
 
@@ -893,6 +936,9 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     const hits: number[] = [];
     const misses: number[] = [];
     let earliestHit = Number.POSITIVE_INFINITY;
+    // Events received before the window (a quarantine replay): the index has nothing that old.
+    const late: number[] = [];
+    let earliestLate = Number.POSITIVE_INFINITY;
     const consider = (i: number, app: string, id: string, hash: number, at: number): void => {
       apps[i] = app;
       ids[i] = id;
@@ -908,6 +954,10 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         firstByHash.set(hash, i);
       }
       statuses[i] = 'accepted';
+      if (at < cutoff) {
+        late.push(i);
+        if (at < earliestLate) earliestLate = at;
+      }
       const seen = index.firstSeen(hash);
       if (seen >= 0) {
         if (recent.confirms(hash, app, id, cutoff)) {
@@ -940,17 +990,29 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     }
     const duplicates = new Set<string>();
     const uncovered = index.coveredFrom > cutoff && misses.length > 0;
-    if (hits.length > 0 || uncovered) {
+    if (hits.length > 0 || uncovered || late.length > 0) {
       // Checked against the table, so everything acknowledged so far is loaded first.
       intake.closeOpen();
       await writes.run(async () => {
         await loadIntake();
         const connection = requireWriter();
         const window = [Math.max(cutoff, earliestHit), END_OF_TIME] as const;
-        for (const key of await storedKeys(connection, hashes, hits, ...window)) duplicates.add(key);
+        for (const key of (await storedKeys(connection, hashes, hits, ...window)).keys()) duplicates.add(key);
         if (uncovered) {
-          for (const key of await storedKeys(connection, hashes, misses, cutoff, index.coveredFrom)) {
+          for (const key of (
+            await storedKeys(connection, hashes, misses, cutoff, index.coveredFrom)
+          ).keys()) {
             duplicates.add(key);
+          }
+        }
+        // A late event's window reaches back from its own receive time, so a replay run again (or two
+        // entries of one message) finds what the first stored.
+        if (late.length > 0) {
+          const stored = await storedKeys(connection, hashes, late, earliestLate - windowMs, cutoff);
+          for (const k of late) {
+            const key = `${apps[k]}\u0000${ids[k]}`;
+            if ((stored.get(key) ?? Number.NEGATIVE_INFINITY) >= receivedAt[k]! - windowMs)
+              duplicates.add(key);
           }
         }
       });
@@ -1122,7 +1184,9 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       statements.push(withSource(into.quarantine, sqlString(toDuckDBJson(quarantine))));
     if (counters.size > 0)
       statements.push(withSource(into.counters, sqlString(toDuckDBJson([...counters.values()]))));
-    const names = segments.map((segment) => `(${sqlString(segment.name)})`);
+    const names = [...segments.map((segment) => segment.name), ...intake.loadedNotDeleted()].map(
+      (name) => `(${sqlString(name)})`,
+    );
     statements.push(
       `DELETE FROM ${into.loads}`,
       `INSERT INTO ${into.loads} VALUES ${names.join(', ')}`,

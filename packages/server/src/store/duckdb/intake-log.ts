@@ -70,6 +70,11 @@ export class IntakeLog {
   /** The next segment's file, created ahead (see `openSegment`). */
   private spare: Promise<SegmentFile> | undefined;
   private readonly closedSegments: IntakeSegment[] = [];
+  /**
+   * Loaded segments whose files are not known to be gone: a load names them again in `intake_loads`, which
+   * keeps only its own names, or a crash before the unlink would have them loaded twice at the next open.
+   */
+  private readonly undeleted = new Set<string>();
   private sequence = 0;
 
   /** `toJson` must write what DuckDB's JSON reader accepts (no lone surrogates), as event lines do. */
@@ -140,9 +145,21 @@ export class IntakeLog {
       const sequence = Number.parseInt(name, 10);
       if (Number.isSafeInteger(sequence)) this.sequence = Math.max(this.sequence, sequence);
       const segment = loaded.has(name) ? undefined : this.readSegment(name, file);
-      if (segment && segment.bytes > 0) this.closedSegments.push(segment);
-      else fs.rmSync(file, { force: true });
+      if (segment && segment.bytes > 0) {
+        this.closedSegments.push(segment);
+        continue;
+      }
+      try {
+        fs.rmSync(file, { force: true });
+      } catch {
+        if (loaded.has(name)) this.undeleted.add(name);
+      }
     }
+  }
+
+  /** Names of loaded segments whose files may still be there: every load records them again. */
+  loadedNotDeleted(): string[] {
+    return [...this.undeleted];
   }
 
   private readSegment(name: string, file: string): IntakeSegment {
@@ -256,8 +273,12 @@ export class IntakeLog {
       if (at < 0) continue;
       this.closedSegments.splice(at, 1);
       // Off the main thread: unlinking tens of MB can take 100+ ms (more on file systems mounted with
-      // `discard`). A file that outlives a crash is named in `intake_loads`, so it is never loaded twice.
-      fs.rm(segment.file, { force: true }, () => {});
+      // `discard`). A file that outlives a crash is named in `intake_loads` until the unlink is done (the
+      // next load may commit first), so it is never loaded twice.
+      this.undeleted.add(segment.name);
+      fs.rm(segment.file, { force: true }, (error) => {
+        if (!error) this.undeleted.delete(segment.name);
+      });
     }
   }
 

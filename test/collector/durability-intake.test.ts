@@ -1,0 +1,91 @@
+/**
+ * The intake log's bookkeeping across loads: a segment file that outlives its load must never be
+ * loaded again, however many loads commit before its file is gone.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { sampleEvent, uniqueId } from '../../packages/server/src/store/conformance.js';
+import { createDuckDBStore } from '../../packages/server/src/store/duckdb/duckdb-store.js';
+import { sql } from '../../packages/server/src/store/sql.js';
+import type { Store } from '../../packages/server/src/store/types.js';
+import { tempDir } from './_helpers.js';
+
+const made: string[] = [];
+afterAll(() => {
+  for (const dir of made) {
+    spawnSync('chattr', ['-R', '-a', dir]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/**
+ * An append-only directory (`chattr +a`: files are created, never unlinked) stands for a deletion that
+ * has not happened yet — the store deletes loaded segments off the main thread, and a crash can come
+ * before the unlink ran while a later load has already committed. Needs root and a file system with
+ * the attribute; skipped elsewhere.
+ */
+const appendOnlyDirs = (() => {
+  const probe = tempDir();
+  made.push(probe);
+  return spawnSync('chattr', ['+a', probe]).status === 0;
+})();
+
+const count = async (store: Store, app: string) =>
+  Number((await store.query<{ n: number }>(sql`SELECT count(*) AS n FROM events WHERE app = ${app}`))[0]?.n);
+
+describe('intake log: segments whose files outlive their load', () => {
+  it.skipIf(!appendOnlyDirs)(
+    'are never loaded again, even after later loads committed, and do not block read-only opens',
+    async () => {
+      const dir = tempDir();
+      made.push(dir);
+      const file = path.join(dir, 'telemark.duckdb');
+      const app = uniqueId('app');
+      const store = createDuckDBStore({ path: file });
+      await store.init();
+      expect(spawnSync('chattr', ['+a', `${file}.intake`]).status).toBe(0);
+      // Each query loads what waits: two loads, each of its own segment, whose files both stay.
+      await store.write({ events: [sampleEvent({ app, messageId: 'first' })], quarantine: [], counters: [] });
+      expect(await count(store, app)).toBe(1);
+      await store.write({
+        events: [sampleEvent({ app, messageId: 'second' })],
+        quarantine: [],
+        counters: [],
+      });
+      expect(await count(store, app)).toBe(2);
+      await store.close();
+      expect(
+        fs.readdirSync(`${file}.intake`).filter((n) => fs.statSync(path.join(`${file}.intake`, n)).size > 0),
+      ).toHaveLength(2);
+      expect(spawnSync('chattr', ['-a', `${file}.intake`]).status).toBe(0);
+
+      // Every segment left is loaded already: a read-only command may open the data…
+      const readOnly = createDuckDBStore({ path: file, readOnly: true });
+      await readOnly.init();
+      try {
+        expect(await count(readOnly, app)).toBe(2);
+      } finally {
+        await readOnly.close();
+      }
+      // …and the next collector deletes the files instead of loading them again.
+      const reopened = createDuckDBStore({ path: file });
+      await reopened.init();
+      try {
+        const ids = await reopened.query<{ id: string; n: number }>(
+          sql`SELECT message_id AS id, count(*) AS n FROM events WHERE app = ${app} GROUP BY 1 ORDER BY 1`,
+        );
+        expect(ids).toEqual([
+          { id: 'first', n: 1 },
+          { id: 'second', n: 1 },
+        ]);
+      } finally {
+        await reopened.close();
+      }
+      expect(
+        fs.readdirSync(`${file}.intake`).filter((n) => fs.statSync(path.join(`${file}.intake`, n)).size > 0),
+      ).toEqual([]);
+    },
+  );
+});

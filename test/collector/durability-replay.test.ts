@@ -1,0 +1,85 @@
+/**
+ * Quarantine replay of inputs older than the dedupe window: "an interrupted replay run again only finds
+ * duplicates" (docs/collector.md, Quarantine) must hold however old the entries are.
+ */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { sql } from '../../packages/server/src/store/sql.js';
+import {
+  baseConfig,
+  bearer,
+  CLI,
+  MYTOOL_CATALOG,
+  MYTOOL_KEY,
+  openData,
+  ourMessage,
+  postJson,
+  resultStatuses,
+  startInProcess,
+  tempDir,
+} from './_helpers.js';
+
+const DAY_MS = 86_400_000;
+
+const telemark = (...args: string[]) => {
+  const result = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+};
+
+/** Version 1 of the catalog lacks the `install` event; version 2 adds it. */
+const { install: _install, ...eventsV1 } = MYTOOL_CATALOG.events;
+const appsWith = (catalog: object) => ({ apps: { mytool: { catalog, writeKeys: [MYTOOL_KEY] } } });
+
+describe('quarantine replay of entries older than the dedupe window', () => {
+  it('run again after an interruption, finds the events it stored: nothing is stored twice', async () => {
+    const dataDir = tempDir();
+    const longAgo = Date.now() - 20 * DAY_MS;
+    // Received 20 days ago, refused by a catalog that lacked the event.
+    const collector = await startInProcess({
+      dataDir,
+      config: appsWith({ ...MYTOOL_CATALOG, events: eventsV1 }),
+      now: () => longAgo,
+    });
+    const message = ourMessage('late-install', {
+      event: 'install',
+      properties: {},
+      timestamp: new Date(longAgo).toISOString(),
+    });
+    const response = await postJson(`${collector.url}/v1/batch`, { batch: [message] }, bearer());
+    expect(resultStatuses(response.json)).toEqual(['rejected']);
+    expect((await collector.stop()).clean).toBe(true);
+
+    const store = await openData(dataDir);
+    const [entry] = await store.listQuarantine({ app: 'mytool' });
+    await store.close();
+    expect(entry?.receivedAt).toBe(longAgo);
+
+    const configFile = join(tempDir(), 'config.json');
+    writeFileSync(configFile, JSON.stringify(baseConfig(dataDir, appsWith(MYTOOL_CATALOG))));
+    const replay = () => telemark('quarantine', 'replay', '--data', dataDir, '--config', configFile);
+    expect(replay().code).toBe(0);
+
+    // What a replay interrupted after its write and before removing the entry leaves: the event stored,
+    // the entry still there.
+    const interrupted = await openData(dataDir);
+    const { id: _id, ...kept } = entry!;
+    await interrupted.write({ events: [], quarantine: [kept], counters: [] });
+    await interrupted.close();
+    const again = replay();
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('(0 event(s) stored, 1 already stored)');
+
+    const after = await openData(dataDir);
+    try {
+      const rows = await after.query<{ n: number }>(
+        sql`SELECT count(*) AS n FROM events WHERE app = 'mytool' AND message_id = 'late-install'`,
+      );
+      expect(rows[0]?.n).toBe(1);
+      expect(await after.listQuarantine({ app: 'mytool' })).toEqual([]);
+    } finally {
+      await after.close();
+    }
+  });
+});
