@@ -106,10 +106,16 @@ export interface Child {
 }
 
 /** `telemark serve` as a real child process; resolves once it printed its URL. */
-export async function startChild(dataDir: string, config: Record<string, unknown> = {}): Promise<Child> {
+export async function startChild(
+  dataDir: string,
+  config: Record<string, unknown> = {},
+  /** A command the collector runs under, e.g. `strace …`. */
+  under: readonly string[] = [],
+): Promise<Child> {
   const configFile = join(tempDir(), 'config.json');
   writeFileSync(configFile, JSON.stringify(baseConfig(dataDir, config)));
-  const proc = spawn(process.execPath, [CLI, 'serve', '--config', configFile, '--port', '0'], {
+  const command = [...under, process.execPath, CLI, 'serve', '--config', configFile, '--port', '0'];
+  const proc = spawn(command[0]!, command.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, TELEMARK_ADMIN_TOKEN: 'test-admin-token' },
   });

@@ -10,7 +10,7 @@ import { sampleEvent, uniqueId } from '../../packages/server/src/store/conforman
 import { createDuckDBStore } from '../../packages/server/src/store/duckdb/duckdb-store.js';
 import { sql } from '../../packages/server/src/store/sql.js';
 import type { Store } from '../../packages/server/src/store/types.js';
-import { tempDir } from './_helpers.js';
+import { bearer, ourMessage, postJson, startChild, tempDir } from './_helpers.js';
 
 const made: string[] = [];
 afterAll(() => {
@@ -88,4 +88,53 @@ describe('intake log: segments whose files outlive their load', () => {
       ).toEqual([]);
     },
   );
+});
+
+describe('intake log: names that survive a power loss', () => {
+  // Power cannot be cut here; what can be checked is the order of the system calls that make it safe.
+  it('fsyncs the intake directory after creating a segment, before its first write is acknowledged', async () => {
+    if (spawnSync('strace', ['-V']).error) throw new Error('this test needs strace: apt-get install strace');
+    const dataDir = tempDir();
+    const trace = path.join(tempDir(), 'strace.out');
+    const child = await startChild(dataDir, {}, [
+      'strace',
+      '-f',
+      '-qq',
+      '-e',
+      'trace=openat,fsync,fdatasync',
+      '-o',
+      trace,
+    ]);
+    try {
+      const answer = await postJson(`${child.url}/v1/batch`, { batch: [ourMessage('durable-1')] }, bearer());
+      expect(answer.status).toBe(200);
+    } finally {
+      child.proc.kill('SIGKILL');
+      await child.exited;
+    }
+    const lines = fs.readFileSync(trace, 'utf8').split('\n');
+    const intakeDir = `${path.join(dataDir, 'telemark.duckdb')}.intake`;
+    const openedAt = (pattern: RegExp) =>
+      lines.flatMap((line, at) => {
+        const fd = pattern.exec(line)?.[1];
+        return fd === undefined ? [] : [{ at, fd }];
+      });
+    const escaped = intakeDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const segment = openedAt(
+      new RegExp(`openat\\(AT_FDCWD, "${escaped}/[^"]+\\.jsonl", [^)]*O_EXCL[^)]*\\) = (\\d+)`),
+    )[0];
+    expect(segment).toBeDefined();
+    const firstSync = lines.findIndex(
+      (line, at) => at > segment!.at && line.includes(`fdatasync(${segment!.fd}`),
+    );
+    expect(firstSync).toBeGreaterThan(segment!.at);
+    const directorySyncs = openedAt(
+      new RegExp(`openat\\(AT_FDCWD, "${escaped}", O_RDONLY[^)]*\\) = (\\d+)`),
+    ).filter(
+      ({ at, fd }) =>
+        at > segment!.at &&
+        lines.some((line, i) => i > at && i < firstSync && new RegExp(`fsync\\(${fd}[,)<]`).test(line)),
+    );
+    expect(directorySyncs.length).toBeGreaterThan(0);
+  }, 60_000);
 });

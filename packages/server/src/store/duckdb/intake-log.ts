@@ -63,6 +63,16 @@ const fdatasync = (fd: number) =>
 const recordLine = (kind: 'c' | 'q' | 'n', value: unknown, toJson: (v: unknown) => string) =>
   `[null,"${kind}",${toJson(value)}]\n`;
 
+/** fsync a directory, so the names created in it survive a power loss. */
+function syncDirectory(dir: string): Promise<void> {
+  return new Promise((resolve, reject) =>
+    fs.open(dir, 'r', (error, fd) => {
+      if (error) return reject(error);
+      fs.fsync(fd, (syncError) => fs.close(fd, () => (syncError ? reject(syncError) : resolve())));
+    }),
+  );
+}
+
 export class IntakeLog {
   readonly dir: string;
   private readonly toJson: (value: unknown) => string;
@@ -247,7 +257,15 @@ export class IntakeLog {
     const name = `${String(this.sequence).padStart(12, '0')}-${randomUUID().slice(0, 8)}.jsonl`;
     const file = path.join(this.dir, name);
     return new Promise((resolve, reject) =>
-      fs.open(file, 'wx', (error, fd) => (error ? reject(error) : resolve({ name, file, fd }))),
+      fs.open(file, 'wx', (error, fd) => {
+        if (error) return reject(error);
+        // The file's own fdatasync does not make its name durable: without the directory's fsync a
+        // power loss may drop a segment whose writes were acknowledged (POSIX; ext4 happens to cover it).
+        syncDirectory(this.dir).then(
+          () => resolve({ name, file, fd }),
+          (syncError: unknown) => fs.close(fd, () => reject(syncError)),
+        );
+      }),
     );
   }
 
