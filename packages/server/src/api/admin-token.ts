@@ -1,7 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeDirectory } from '../make-directory.js';
+import { makeDirectory } from '../directories.js';
 
 export interface AdminToken {
   readonly token: string;

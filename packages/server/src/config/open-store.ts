@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { makeDirectory } from '../directories.js';
 import { TelemarkError } from '../errors.js';
-import { makeDirectory } from '../make-directory.js';
 import { createStore, duckdbPathFor, requireDataDirStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import type { ServeConfig } from './serve-config.js';

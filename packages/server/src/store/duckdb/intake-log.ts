@@ -14,7 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { makeDirectory } from '../../make-directory.js';
+import { makeDirectory, syncDirectory } from '../../directories.js';
 import type { IngestCounter } from '../types.js';
 
 /** A write's records other than events, kept in memory for the load (and in the file for recovery). */
@@ -62,16 +62,6 @@ const fdatasync = (fd: number) =>
 /** One record line: `[null, kind, value]` (kinds: `c` context, `q` quarantine, `n` counter). */
 const recordLine = (kind: 'c' | 'q' | 'n', value: unknown, toJson: (v: unknown) => string) =>
   `[null,"${kind}",${toJson(value)}]\n`;
-
-/** fsync a directory, so the names created in it survive a power loss. */
-function syncDirectory(dir: string): Promise<void> {
-  return new Promise((resolve, reject) =>
-    fs.open(dir, 'r', (error, fd) => {
-      if (error) return reject(error);
-      fs.fsync(fd, (syncError) => fs.close(fd, () => (syncError ? reject(syncError) : resolve())));
-    }),
-  );
-}
 
 export class IntakeLog {
   readonly dir: string;

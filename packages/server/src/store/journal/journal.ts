@@ -21,8 +21,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import v8 from 'node:v8';
 import zlib from 'node:zlib';
+import { makeDirectory, syncDirectory } from '../../directories.js';
 import { TelemarkError } from '../../errors.js';
-import { makeDirectory } from '../../make-directory.js';
 
 export interface JournalOptions {
   readonly dir: string;
@@ -99,15 +99,6 @@ function journalError(dir: string, error: unknown): TelemarkError {
     `${dir}: ${error instanceof Error ? error.message : String(error)}`,
     { cause: error },
   );
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await fs.promises.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /** V8-serialized payloads begin with the format's version tag (0xFF); earlier versions wrote JSON. */
@@ -201,7 +192,7 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
     await handle.sync();
     await handle.close();
     await fs.promises.rename(temporary, progressFile);
-    await syncDir(dir);
+    await syncDirectory(dir);
     progress = await fs.promises.open(progressFile, 'a');
   } catch (error) {
     throw error instanceof TelemarkError ? error : journalError(dir, error);
@@ -258,7 +249,7 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
             };
             active = await fs.promises.open(seg.file, 'a');
             segments.push(seg);
-            await syncDir(dir);
+            await syncDirectory(dir);
             last = seg;
           }
           await active.write(frame);

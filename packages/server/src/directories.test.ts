@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeDirectory } from './make-directory.js';
+import { makeDirectory } from './directories.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-mkdir-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));

@@ -26,3 +26,13 @@ export function makeDirectory(dir: string): void {
     }
   }
 }
+
+/** fsync a directory, so that the names just created in it survive a power loss. */
+export async function syncDirectory(dir: string): Promise<void> {
+  const handle = await fs.promises.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
