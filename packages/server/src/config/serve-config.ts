@@ -43,6 +43,12 @@ export const DEFAULTS = Object.freeze({
     bodyMs: 15_000,
     /** Idle keep-alive connections are closed after this, ms. */
     keepAliveMs: 65_000,
+    /**
+     * A connection with no traffic either way for this long is closed, ms: a client that stops reading
+     * its answers (which no other timer covers once its request arrived) cannot hold a socket for ever.
+     * Longer than any commit a request may wait for.
+     */
+    idleMs: 120_000,
     /** On SIGTERM, the longest wait for in-flight requests, the queue and the store to close, ms. */
     shutdownMs: 10_000,
   }),
@@ -131,6 +137,7 @@ export const serveConfigSchema = z.strictObject({
       headersMs: positiveInt,
       bodyMs: positiveInt,
       keepAliveMs: positiveInt,
+      idleMs: positiveInt,
       shutdownMs: positiveInt,
     })
     .partial()
@@ -201,6 +208,7 @@ export interface ServeConfig {
     readonly headersMs: number;
     readonly bodyMs: number;
     readonly keepAliveMs: number;
+    readonly idleMs: number;
     readonly shutdownMs: number;
   };
   readonly rateLimits: { readonly perWriteKey: RateLimit; readonly perInstall: RateLimit };

@@ -172,9 +172,17 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
           keepAliveTimeout: config.timeouts.keepAliveMs,
           // How often Node checks the two timeouts above; its default (30 s) would let slow senders linger.
           connectionsCheckingInterval: Math.min(1000, config.timeouts.headersMs),
+          // Node would answer a missing Host with a bare 400 and no body, before any route: nothing here
+          // depends on the Host, so the request is served like any other.
+          requireHostHeader: false,
         },
         handler,
       );
+      // Likewise a bare 417 for an Expect other than 100-continue, which a server may ignore (RFC 9110).
+      server.on('checkExpectation', handler);
+      // Socket inactivity either way (Fastify's connectionTimeout, which a serverFactory must apply
+      // itself): the only timer left for a client that stopped reading the answers to its requests.
+      server.setTimeout(config.timeouts.idleMs);
       return server;
     },
   });

@@ -163,7 +163,12 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
         },
       ]);
       throw noted(
-        new TelemarkError('TMK_ERR_RATE_LIMITED', prepared.app ? `app "${prepared.app.name}"` : 'this key'),
+        new TelemarkError(
+          'TMK_ERR_RATE_LIMITED',
+          prepared.app
+            ? `app "${prepared.app.name}"`
+            : "messages without a write key or a keyless app (send the app's write key)",
+        ),
         { retryAfterMs: waitMs },
       );
     }

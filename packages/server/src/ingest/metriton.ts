@@ -13,6 +13,8 @@ import {
   rawJson,
   reject,
   text,
+  UNATTRIBUTED_CHARGE,
+  UNATTRIBUTED_LIMIT,
 } from './prepared.js';
 
 /**
@@ -215,6 +217,7 @@ export function prepareMetriton(
     });
   };
   if (!isRecord(body)) {
+    prepared.charges.push({ key: UNATTRIBUTED_CHARGE, limit: UNATTRIBUTED_LIMIT, cost: 1 });
     fail('', 'TMK_ERR_INVALID_MESSAGE', 'the report is not a JSON object', rawJson(body));
     return { kind: 'prepared', app: undefined, prepared };
   }
@@ -240,6 +243,8 @@ export function prepareMetriton(
     };
   }
   prepared.app = app;
+  // Charged whatever the verdict: a rejected report costs a quarantine row, the same as a stored one.
+  prepared.charges.push({ key: chargeKey('keyless', app.name), limit: app.rateLimits.perWriteKey, cost: 1 });
   const traitNames = action ? deps.builder.traitNames(app.catalog, action) : [];
   const extraKeys = Object.keys(app.catalog.input.extraContext?.keys ?? {});
   // Built only for a rejected report: an accepted one never needs its raw form.
@@ -282,6 +287,11 @@ export function prepareMetriton(
     );
     return { kind: 'prepared', app, prepared };
   }
+  prepared.charges.push({
+    key: chargeKey('install', app.name, installId),
+    limit: app.rateLimits.perInstall,
+    cost: 1,
+  });
   if (!action || action.length > 200) {
     fail(
       app.name,
@@ -329,11 +339,5 @@ export function prepareMetriton(
   const tally = createTally();
   tally.count(built.event);
   tally.addTo(prepared.counters, receivedAt);
-  prepared.charges.push({ key: chargeKey('keyless', app.name), limit: app.rateLimits.perWriteKey, cost: 1 });
-  prepared.charges.push({
-    key: chargeKey('install', app.name, installId),
-    limit: app.rateLimits.perInstall,
-    cost: 1,
-  });
   return { kind: 'prepared', app, prepared };
 }

@@ -40,6 +40,13 @@ export function chargeKey(kind: 'key' | 'keyless' | 'install', name: string, ins
   return kind === 'install' ? hash53(name, installId!) : hash53(`\u0000${kind}`, name);
 }
 
+/**
+ * The bucket of messages no write key or app answers for (keyless, naming no app that takes them):
+ * all rejected and kept, so bounded as the collector bounds refused requests it keeps, 100/s.
+ */
+export const UNATTRIBUTED_LIMIT: RateLimit = Object.freeze({ perSecond: 100, burst: 1_000 });
+export const UNATTRIBUTED_CHARGE = chargeKey('keyless', '');
+
 export function createPrepared(count: number): PreparedRequest {
   return {
     results: new Array<MessageResult | undefined>(count),

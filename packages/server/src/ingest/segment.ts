@@ -13,6 +13,8 @@ import {
   rawJson,
   reject,
   text,
+  UNATTRIBUTED_CHARGE,
+  UNATTRIBUTED_LIMIT,
 } from './prepared.js';
 
 /**
@@ -215,6 +217,25 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
       : undefined;
   const costs = new Map<AppEntry, number>();
   const installCosts = new Map<AppEntry, Map<string, number>>();
+  let unattributed = 0;
+  // Every message is charged, whatever its verdict: a rejected one costs a quarantine row, so being
+  // refused must not be a way past the limits. A keyless message is charged to the app it names when
+  // that app takes keyless messages, else to the one bucket of messages no app answers for.
+  const charge = (m: unknown, installId: string | undefined) => {
+    const app = keyApp ?? keylessAppOf(m, deps.registry);
+    if (!app) {
+      unattributed++;
+      return;
+    }
+    costs.set(app, (costs.get(app) ?? 0) + 1);
+    if (installId === undefined) return;
+    let installs = installCosts.get(app);
+    if (!installs) {
+      installs = new Map();
+      installCosts.set(app, installs);
+    }
+    installs.set(installId, (installs.get(installId) ?? 0) + 1);
+  };
   const tally = createTally();
   const fail = (i: number, app: string, reason: string, detail: string, messageId = '', event = '') => {
     const m = messages[i];
@@ -232,6 +253,9 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
 
   for (let i = 0; i < messages.length; i++) {
     const m = messages[i];
+    const givenInstall = isRecord(m) ? m.anonymousId : undefined;
+    const installId = isInstallId(givenInstall) ? givenInstall : undefined;
+    charge(m, installId);
     if (!isRecord(m)) {
       fail(i, keyAppName, 'TMK_ERR_INVALID_MESSAGE', 'the message is not a JSON object');
       continue;
@@ -297,7 +321,6 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
       app = entry;
       prepared.app ??= entry;
     }
-    costs.set(app, (costs.get(app) ?? 0) + 1);
     const event = m.event;
     if (typeof event !== 'string' || event.length === 0 || event.length > 200) {
       fail(
@@ -310,24 +333,12 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
       );
       continue;
     }
-    const installId = m.anonymousId;
-    if (
-      typeof installId !== 'string' ||
-      installId.length === 0 ||
-      installId.length > MAX_ID ||
-      !isWellFormed(installId)
-    ) {
+    if (installId === undefined) {
       // Telemark keeps no user ids: a Segment message must carry an anonymousId.
       const detail = `anonymousId must be a string of 1 to ${MAX_ID} characters, well-formed Unicode`;
       fail(i, app.name, 'TMK_ERR_INVALID_MESSAGE', detail, messageId, eventName);
       continue;
     }
-    let installs = installCosts.get(app);
-    if (!installs) {
-      installs = new Map();
-      installCosts.set(app, installs);
-    }
-    installs.set(installId, (installs.get(installId) ?? 0) + 1);
     const timestampMs = m.timestamp === undefined ? Number.NaN : parseIsoTime(m.timestamp);
     if (m.timestamp !== undefined && !Number.isFinite(timestampMs)) {
       fail(i, app.name, 'TMK_ERR_INVALID_MESSAGE', 'timestamp is not an ISO 8601 date', messageId, eventName);
@@ -372,5 +383,18 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
         limit: app.rateLimits.perInstall,
         cost,
       });
+  if (unattributed > 0)
+    prepared.charges.push({ key: UNATTRIBUTED_CHARGE, limit: UNATTRIBUTED_LIMIT, cost: unattributed });
   return prepared;
+}
+
+const isInstallId = (value: unknown): value is string =>
+  typeof value === 'string' && value.length > 0 && value.length <= MAX_ID && isWellFormed(value);
+
+/** The app a keyless message names, when it takes keyless messages. */
+function keylessAppOf(m: unknown, registry: AppRegistry): AppEntry | undefined {
+  const context = isRecord(m) && isRecord(m.context) ? m.context : undefined;
+  const named = context && isRecord(context.app) ? context.app.name : undefined;
+  const app = typeof named === 'string' && named ? registry.get(named) : undefined;
+  return app?.allowKeyless ? app : undefined;
 }

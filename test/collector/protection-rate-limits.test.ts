@@ -1,0 +1,85 @@
+/**
+ * Rate limits bound what a client can make the collector write, rejected messages included: each one
+ * is a quarantine row on disk, so a message the catalog refuses must cost as much as one it accepts.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { bearer, type InProcess, postJson, resultStatuses, startInProcess } from './_helpers.js';
+
+let collector: InProcess | undefined;
+afterEach(async () => {
+  await collector?.stop();
+  collector = undefined;
+});
+
+const SLOW = { perSecond: 0.01, burst: 5 };
+
+const identify = (messageId: string, anonymousId = 'install-1') => ({
+  type: 'identify',
+  messageId,
+  anonymousId,
+  traits: { email: 'a@example.com' },
+});
+
+describe('rate limits count every message a request carries', () => {
+  it('charges rejected messages to their install and write key (429, not unbounded quarantine)', async () => {
+    collector = await startInProcess({ config: { rateLimits: { perInstall: SLOW } } });
+    const url = `${collector.url}/v1/batch`;
+    const first = await postJson(
+      url,
+      { batch: [1, 2, 3, 4, 5, 6].map((i) => identify(`id-${i}`)) },
+      bearer(),
+    );
+    expect(resultStatuses(first.json)).toEqual(new Array(6).fill('rejected'));
+    const second = await postJson(url, { batch: [identify('id-7')] }, bearer());
+    expect(second.status).toBe(429);
+    expect(second.json).toMatchObject({ code: 'TMK_ERR_RATE_LIMITED' });
+    expect(Number(second.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    // Another install of the same key is not held back by the first one's debt.
+    const other = await postJson(url, { batch: [identify('id-8', 'install-2')] }, bearer());
+    expect(other.status).toBe(200);
+
+    collector = await restartWith({ rateLimits: { perWriteKey: SLOW } });
+    const keyed = `${collector.url}/v1/batch`;
+    const notObjects = await postJson(keyed, { batch: [1, 2, 3, 4, 5, 6] }, bearer());
+    expect(resultStatuses(notObjects.json)).toEqual(new Array(6).fill('rejected'));
+    expect((await postJson(keyed, { batch: [7] }, bearer())).status).toBe(429);
+  });
+
+  it('bounds keyless messages that name no keyless app, which no app or key can be charged for', async () => {
+    collector = await startInProcess();
+    const url = `${collector.url}/v1/batch`;
+    // No key and no app: each message is rejected and kept. 2,500 at a time, as fast as the client likes.
+    const garbage = (round: number) => ({
+      batch: Array.from({ length: 2500 }, (_, i) => ({ type: 'track', messageId: `g-${round}-${i}` })),
+    });
+    const first = await postJson(url, garbage(1));
+    expect(first.status).toBe(200);
+    const second = await postJson(url, garbage(2));
+    expect(second.status).toBe(429);
+    expect(second.json).toMatchObject({ code: 'TMK_ERR_RATE_LIMITED' });
+    expect(Number(second.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+  });
+
+  it('charges a Metriton report the catalog refuses to its install', async () => {
+    collector = await startInProcess({
+      config: { apps: { telepresence2: { rateLimits: { perInstall: SLOW } } } },
+    });
+    const report = (index: number) =>
+      JSON.stringify({
+        application: 'telepresence2',
+        install_id: 'tp-install-1',
+        version: 'v2.20.0',
+        metadata: { action: 'not_in_the_catalog', index, trace_id: 't' },
+      });
+    const statuses: number[] = [];
+    for (let i = 0; i < 7; i++)
+      statuses.push((await fetch(`${collector.url}/scout`, { method: 'POST', body: report(i) })).status);
+    expect(statuses.slice(0, 5)).toEqual([400, 400, 400, 400, 400]);
+    expect(statuses.slice(5)).toEqual([429, 429]);
+  });
+});
+
+async function restartWith(config: Record<string, unknown>): Promise<InProcess> {
+  await collector?.stop();
+  return startInProcess({ config });
+}
