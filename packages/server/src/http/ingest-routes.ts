@@ -337,8 +337,15 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
 
   const post = (url: string, route: Route, handler: typeof metritonHandler) =>
     app.post(url, { config: { route }, onResponse: latencyOf(route) }, handler);
-  post('/v1/batch', 'batch', segmentHandler('batch'));
-  for (const call of SEGMENT_CALLS) post(`/v1/${call}`, call, segmentHandler(call));
+  // Segment's API takes its paths with a trailing slash too: analytics-java posts to `/v1/import/`.
+  const segment = (path: string, route: SegmentRoute) => {
+    post(path, route, segmentHandler(route));
+    post(`${path}/`, route, segmentHandler(route));
+  };
+  segment('/v1/batch', 'batch');
+  // Segment's older name for the batch path, which analytics-ruby and analytics-java still post to.
+  segment('/v1/import', 'batch');
+  for (const call of SEGMENT_CALLS) segment(`/v1/${call}`, call);
   post('/scout', 'scout', metritonHandler);
   post('/beta/scout', 'scout', metritonHandler);
 }

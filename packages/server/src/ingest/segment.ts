@@ -179,6 +179,25 @@ export function keptBody(body: unknown, route: SegmentRoute): string {
   return rawJson(rest);
 }
 
+/**
+ * A batch message with the batch's top-level `context` merged in, as Segment's spec has it (analytics-go
+ * sends `context.library` there only): the message's own keys win, one level deep (`app.name` from the
+ * batch, `app.version` from the message). Kept in quarantine merged, so a replay of the message alone
+ * judges it the same.
+ */
+function withBatchContext(m: unknown, batchContext: Record<string, unknown>): unknown {
+  if (!isRecord(m)) return m;
+  const own = isRecord(m.context) ? m.context : undefined;
+  if (own === undefined) return { ...m, context: batchContext };
+  const context: Record<string, unknown> = { ...batchContext, ...own };
+  for (const key in own) {
+    const shared = batchContext[key];
+    const mine = own[key];
+    if (isRecord(shared) && isRecord(mine)) context[key] = { ...shared, ...mine };
+  }
+  return { ...m, context };
+}
+
 function singleMessage(body: Record<string, unknown>, call: SegmentCall): Record<string, unknown> {
   const { writeKey: _key, ...message } = body;
   return message.type == null ? { ...message, type: call } : message;
@@ -200,13 +219,18 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
     if (!keyApp) throw new TelemarkError('TMK_ERR_BAD_WRITE_KEY');
   }
   let messages: readonly unknown[];
+  // The messages as sent, for their size: a batch context merged in is not the sender's to pay for.
+  let sent: readonly unknown[];
   if (input.route === 'batch') {
     if (!Array.isArray(body.batch)) throw new TelemarkError('TMK_ERR_BAD_BATCH', '"batch" is not an array');
-    messages = body.batch;
-  } else messages = [singleMessage(body, input.route)];
+    sent = body.batch;
+    if (sent.length > deps.limits.maxBatchEvents)
+      throw new TelemarkError('TMK_ERR_TOO_MANY_EVENTS', String(deps.limits.maxBatchEvents));
+    const batchContext = body.context;
+    messages = isRecord(batchContext) ? sent.map((m) => withBatchContext(m, batchContext)) : sent;
+  } else messages = sent = [singleMessage(body, input.route)];
   const sentAtMs = parseIsoTime(body.sentAt);
-  if (messages.length > deps.limits.maxBatchEvents)
-    throw new TelemarkError('TMK_ERR_TOO_MANY_EVENTS', String(deps.limits.maxBatchEvents));
+  const batchSentAt = Number.isFinite(sentAtMs);
 
   const prepared = createPrepared(messages.length);
   prepared.app = keyApp;
@@ -272,7 +296,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
     if (typeof rawId !== 'string' || rawId.length === 0 || rawId.length > MAX_ID || !isWellFormed(rawId)) {
       const detail =
         typeof rawId !== 'string'
-          ? 'missing or not a string'
+          ? 'missing or not a string: duplicates are told apart by it, so the sender must set one'
           : isWellFormed(rawId)
             ? `${rawId.length} characters`
             : 'not well-formed Unicode (a lone surrogate)';
@@ -285,7 +309,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
       // A single call's body is its message: measured as sent, whitespace and escapes included.
       else if (input.route !== 'batch') bytes = input.bodyBytes;
       else {
-        const json = rawJson(m);
+        const json = rawJson(sent[i]);
         // rawJson cuts at 32 K characters; a cut text is over the limit whatever its encoding.
         bytes = json.length >= deps.limits.maxEventBytes ? json.length * 3 : Buffer.byteLength(json);
       }
@@ -334,14 +358,23 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
       continue;
     }
     if (installId === undefined) {
-      // Telemark keeps no user ids: a Segment message must carry an anonymousId.
-      const detail = `anonymousId must be a string of 1 to ${MAX_ID} characters, well-formed Unicode`;
+      // Telemark keeps no user ids: a Segment message must carry an anonymousId. A server SDK's
+      // userId-only message is the usual case: say so, or its sender looks for a malformed id.
+      const detail =
+        m.anonymousId == null && m.userId != null
+          ? 'a userId and no anonymousId: Telemark keeps no user ids; send the install id as anonymousId'
+          : `anonymousId must be a string of 1 to ${MAX_ID} characters, well-formed Unicode`;
       fail(i, app.name, 'TMK_ERR_INVALID_MESSAGE', detail, messageId, eventName);
       continue;
     }
-    const timestampMs = m.timestamp === undefined ? Number.NaN : parseIsoTime(m.timestamp);
-    if (m.timestamp !== undefined && !Number.isFinite(timestampMs)) {
-      fail(i, app.name, 'TMK_ERR_INVALID_MESSAGE', 'timestamp is not an ISO 8601 date', messageId, eventName);
+    // RudderStack's SDKs send the client's time as `originalTimestamp` (Segment's name for it once
+    // received), and no `timestamp`; read only when `timestamp` is absent.
+    const stamped = m.timestamp !== undefined;
+    const givenTime = stamped ? m.timestamp : m.originalTimestamp;
+    const timestampMs = givenTime === undefined ? Number.NaN : parseIsoTime(givenTime);
+    if (givenTime !== undefined && !Number.isFinite(timestampMs)) {
+      const detail = `${stamped ? 'timestamp' : 'originalTimestamp'} is not an ISO 8601 date`;
+      fail(i, app.name, 'TMK_ERR_INVALID_MESSAGE', detail, messageId, eventName);
       continue;
     }
     const droppedBefore = droppedOf(m);
@@ -357,7 +390,8 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
       installId,
       properties: m.properties,
       timestampMs,
-      sentAtMs,
+      // A batch without `sentAt` (RudderStack, analytics.js) may date each message's sending instead.
+      sentAtMs: batchSentAt || m.sentAt === undefined ? sentAtMs : parseIsoTime(m.sentAt),
       receivedAt,
       context: contextOf(m, droppedBefore),
     });

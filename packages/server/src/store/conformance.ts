@@ -782,6 +782,36 @@ export function testStore(
           }
         });
 
+        it('prefixes CSV text cells that a spreadsheet would run as formulas with a quote', async () => {
+          const store = await fresh();
+          const app = uniqueId('app');
+          const formulas = ['=HYPERLINK("http://evil.example","x")', '+1', '-1+2', '@SUM(A1)', '\t=1'];
+          await store.write(
+            batch({
+              events: formulas.map((text, i) =>
+                sampleEvent({ app, messageId: `f-${i}`, installId: text, skewMs: -5, traits: { text } }),
+              ),
+            }),
+          );
+          const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-export-'));
+          try {
+            const out = path.join(dir, 'events.csv');
+            expect(await store.exportEvents({ format: 'csv', path: out, app })).toBe(formulas.length);
+            const [header, ...rows] = parseCsv(fs.readFileSync(out, 'utf8'));
+            const column = (name: string) => rows.map((cells) => cells[header!.indexOf(name)]);
+            expect(column('install_id').sort()).toEqual(formulas.map((text) => `'${text}`).sort());
+            // Numbers and JSON are left alone: a negative skew is a number, traits start with `{`.
+            expect(column('skew_ms')).toEqual(formulas.map(() => '-5'));
+            expect(
+              column('traits')
+                .map((t) => JSON.parse(t!).text)
+                .sort(),
+            ).toEqual([...formulas].sort());
+          } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+          }
+        });
+
         it('writes Parquet that reads back to the stored events', async () => {
           const { store, app, events, dir } = await setup();
           try {

@@ -6,6 +6,16 @@ import type { ExportOptions } from './types.js';
 /** Bounds beyond year 9999 are clamped there: they select everything on that side. */
 const END_OF_TIME = 253_402_300_800_000;
 
+/**
+ * First characters that make a spreadsheet read a CSV cell as a formula (OWASP's list). Text cells that
+ * start with one get a leading `'`, which spreadsheets show as text: the text came from clients, and a
+ * `=HYPERLINK(…)` install id must not run on the operator's machine. NDJSON and Parquet keep it as sent.
+ */
+export const CSV_FORMULA_STARTS = ['=', '+', '-', '@', '\t', '\r'] as const;
+
+export const csvSafeText = (text: string): string =>
+  (CSV_FORMULA_STARTS as readonly string[]).includes(text.charAt(0)) ? `'${text}` : text;
+
 export interface ExportBound {
   readonly op: '>=' | '<';
   /** Epoch ms, whole. */

@@ -1,3 +1,6 @@
+import { once } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { rephrased, TelemarkError } from '../../errors.js';
@@ -48,16 +51,36 @@ export function exportOptionsFromFlags(flags: ExportFlags): ExportOptions {
   };
 }
 
-/** Export events from a stopped collector's data directory, opened read-only. Returns the rows written. */
-export async function exportFromDataDir(flags: ExportFlags): Promise<{ rows: number; path: string }> {
-  const options = exportOptionsFromFlags(flags);
-  const store = await openDataDirStore(flags.data, { readOnly: true }).catch((error: unknown) => {
-    throw rephrased(error, { TMK_ERR_STORE_LOCKED: 'export' });
-  });
+/**
+ * Export events from a stopped collector's data directory, opened read-only. Returns the rows written.
+ * `--out -` is stdout: the stores write files (renamed into place), so the export goes to a private
+ * directory first and is copied out from there.
+ */
+export async function exportFromDataDir(
+  flags: ExportFlags,
+  stdout: NodeJS.WritableStream = process.stdout,
+): Promise<{ rows: number; path: string }> {
+  const scratch = flags.out === '-' ? fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-export-')) : undefined;
   try {
-    return { rows: await store.exportEvents(options), path: options.path };
+    const options = exportOptionsFromFlags(
+      scratch ? { ...flags, out: path.join(scratch, `events.${flags.format}`) } : flags,
+    );
+    const store = await openDataDirStore(flags.data, { readOnly: true }).catch((error: unknown) => {
+      throw rephrased(error, { TMK_ERR_STORE_LOCKED: 'export' });
+    });
+    let rows: number;
+    try {
+      rows = await store.exportEvents(options);
+    } finally {
+      await store.close();
+    }
+    if (!scratch) return { rows, path: options.path };
+    for await (const chunk of fs.createReadStream(options.path)) {
+      if (!stdout.write(chunk as Buffer)) await once(stdout, 'drain');
+    }
+    return { rows, path: '-' };
   } finally {
-    await store.close();
+    if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
   }
 }
 
@@ -67,7 +90,7 @@ export function registerExportCommand(program: Command): void {
     .command('export')
     .description('Export events (every stored column) from a stopped collector’s data directory, read-only.')
     .requiredOption('--format <format>', `output format: ${FORMATS.join(' | ')}`)
-    .requiredOption('--out <file>', 'the file to write (replaced if it exists)')
+    .requiredOption('--out <file>', 'the file to write (replaced if it exists); - for stdout')
     .option('--app <name>', 'only this app')
     .option('--from <time>', 'only events at or after this event time (2026-01-31, ISO time or epoch ms)')
     .option('--to <time>', 'only events before this event time')
@@ -78,6 +101,9 @@ export function registerExportCommand(program: Command): void {
     )
     .action(async (flags: ExportFlags) => {
       const { rows, path: written } = await exportFromDataDir(flags);
-      process.stdout.write(`Exported ${rows} event${rows === 1 ? '' : 's'} to ${written}.\n`);
+      // With the export on stdout, the summary must not end up inside it.
+      (written === '-' ? process.stderr : process.stdout).write(
+        `Exported ${rows} event${rows === 1 ? '' : 's'} to ${written === '-' ? 'stdout' : written}.\n`,
+      );
     });
 }

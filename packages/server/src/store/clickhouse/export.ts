@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TelemarkError } from '../../errors.js';
 import { EVENT_COLUMNS as DUCKDB_COLUMNS } from '../duckdb/schema.js';
-import { checkExportOptions } from '../export-options.js';
+import { checkExportOptions, csvSafeText } from '../export-options.js';
 import { clickhouseLiteral } from '../sql.js';
 import type { ExportOptions } from '../types.js';
 import { EVENT_COLUMNS } from './schema.js';
@@ -43,8 +43,13 @@ function exportRow(row: Record<string, unknown>, timesAs: 'iso' | 'ms'): Record<
   return out;
 }
 
-const csvCell = (value: unknown): string => {
-  const text = typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value);
+const csvCell = (value: unknown, kind: string): string => {
+  const text =
+    typeof value === 'object' && value !== null
+      ? JSON.stringify(value)
+      : kind === 'string'
+        ? csvSafeText(String(value))
+        : String(value);
   return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 };
 
@@ -101,7 +106,7 @@ async function writeRows(
         const row = exportRow(raw.json<Record<string, unknown>>(), format === 'parquet' ? 'ms' : 'iso');
         buffer +=
           format === 'csv'
-            ? `${EVENT_COLUMNS.map((c) => csvCell(row[c.column])).join(',')}\n`
+            ? `${EVENT_COLUMNS.map((c) => csvCell(row[c.column], c.kind)).join(',')}\n`
             : `${JSON.stringify(row)}\n`;
         written++;
       }

@@ -29,7 +29,7 @@ import { builtModuleUrl } from '../../built-module.js';
 import { makeDirectory } from '../../directories.js';
 import { TelemarkError } from '../../errors.js';
 import { quotedInstallId } from '../erasure.js';
-import { checkExportOptions } from '../export-options.js';
+import { CSV_FORMULA_STARTS, checkExportOptions } from '../export-options.js';
 import { checkBatchRows, invalidRow } from '../row-check.js';
 import { createRuntimeStore } from '../runtime-store.js';
 import { renderDuckDB, type Sql } from '../sql.js';
@@ -1614,6 +1614,11 @@ const EXPORT_FORMATS = {
 /** ISO 8601 UTC with milliseconds, as `query()` returns timestamps; parquet keeps the TIMESTAMP type. */
 const isoColumn = (column: string) => `strftime(${column}, '%Y-%m-%dT%H:%M:%S.%gZ') AS ${column}`;
 
+/** A text column with `csvSafeText` applied (export-options.ts). */
+const csvSafeColumn = (column: string) =>
+  `CASE WHEN left(${column}, 1) IN (${CSV_FORMULA_STARTS.map((c) => `chr(${c.charCodeAt(0)})`).join(', ')})
+    THEN concat('''', ${column}) ELSE ${column} END AS ${column}`;
+
 async function exportEvents(reader: Reader, file: string, options: ExportOptions): Promise<number> {
   const bounds = checkExportOptions(options);
   const format = EXPORT_FORMATS[options.format];
@@ -1630,7 +1635,13 @@ async function exportEvents(reader: Reader, file: string, options: ExportOptions
   const columns =
     options.format === 'parquet'
       ? EVENT_SELECT_LIST
-      : EVENT_COLUMNS.map((c) => (c.kind === 'time' ? isoColumn(c.column) : c.column)).join(', ');
+      : EVENT_COLUMNS.map((c) =>
+          c.kind === 'time'
+            ? isoColumn(c.column)
+            : c.kind === 'string' && options.format === 'csv'
+              ? csvSafeColumn(c.column)
+              : c.column,
+        ).join(', ');
   // Write beside the target, then rename: a failed export never leaves a partial file behind.
   const temporary = `${options.path}.partial-${process.pid}-${randomUUID().slice(0, 8)}`;
   const text = `COPY (SELECT ${columns} FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
