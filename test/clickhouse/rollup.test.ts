@@ -97,6 +97,28 @@ describe('the ClickHouse rollup', () => {
     expect(await overview(analytics)).toEqual({ ...afterDeletion, watermark: '2026-11-15T20:00:02.000Z' });
   });
 
+  it("an erasure removes the install's rows from the rollup too, not only from the events", async () => {
+    const { store, analytics } = await fresh();
+    await analytics.refresh(APP);
+    const rowsOf = async (install: string) =>
+      Promise.all(
+        [ROLLUP_TABLES.events, ROLLUP_TABLES.installs].map(async (table) =>
+          Number(
+            (
+              await store.query<{ n: number }>(
+                sql`SELECT count() AS n FROM ${raw(table)} WHERE app = ${APP} AND install_key = cityHash64(${install})`,
+              )
+            )[0]?.n,
+          ),
+        ),
+      );
+    expect((await rowsOf('i3')).every((n) => n > 0)).toBe(true);
+    const others = await rowsOf('i2');
+    await store.deleteInstall(APP, 'i3');
+    expect(await rowsOf('i3')).toEqual([0, 0]);
+    expect(await rowsOf('i2')).toEqual(others);
+  });
+
   it('an event written late (received before the watermark) is never missed', async () => {
     const { store, analytics } = await fresh();
     await analytics.refresh(APP);

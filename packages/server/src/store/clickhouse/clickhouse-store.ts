@@ -698,6 +698,27 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
     );
   }
 
+  /**
+   * The analytics rollup's per-install rows (its tables with an `install_key`, on the node this store
+   * talks to): erased with the install's events, not merely left unread until a refresh repairs their
+   * days — an erasure removes derived data too, as on DuckDB.
+   */
+  async function eraseRollupRows(app: string, installId: string): Promise<void> {
+    // Not `table AS name`: ClickHouse's aliases are seen in WHERE, where `name` is the column's name.
+    const tables = await rows<{ rollup: string }>(
+      client(),
+      `SELECT DISTINCT table AS rollup FROM system.columns
+       WHERE database = ${literal(o.database)} AND name = 'install_key' AND substring(table, 1, 10) = 'analytics_'`,
+      LOOKUP_SETTINGS,
+    );
+    for (const { rollup } of tables) {
+      await client().command({
+        query: `ALTER TABLE ${rollup} DELETE WHERE app = ${literal(app)} AND install_key = cityHash64(${literal(installId)})`,
+      });
+      await waitForMutations(client(), rollup);
+    }
+  }
+
   async function waitForMutations(node: ClickHouseClientLike, table: string): Promise<void> {
     const deadline = Date.now() + o.mutationTimeoutMs;
     for (let attempt = 0; ; attempt++) {
@@ -936,6 +957,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
         // Physical rows, hidden duplicates included: erasure means every copy.
         await mutate('events_local', `app = ${literal(app)} AND install_id = ${literal(installId)}`);
         await mutate('quarantine_local', named);
+        await eraseRollupRows(app, installId);
         return { events, quarantine };
       } catch (error) {
         throw storeError(error, 'TMK_ERR_STORE_WRITE', o);
