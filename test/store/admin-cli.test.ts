@@ -227,6 +227,14 @@ describe('telemark delete', () => {
     expect(JSON.parse(again.stdout)).toEqual({ app: 'tp', installId: 'alice', events: 0, quarantine: 0 });
   });
 
+  it('quotes an install id a terminal would not show as itself, so the report stays one line', async () => {
+    const run = await telemark('delete', '--app', 'tp', '--install-id', 'a\nb\u001b[2J', '--data', dataDir);
+    expect(run).toMatchObject({ code: 0, stderr: '' });
+    expect(run.stdout).toBe(
+      `Deleted 0 events and 0 quarantine entries of install "a\\nb\\u001b[2J" (app tp) from ${dataDir}.\n`,
+    );
+  });
+
   it('requires --app and --install-id', async () => {
     const run = await telemark('delete', '--install-id', 'alice', '--data', dataDir);
     expect(run.code).not.toBe(0);

@@ -79,6 +79,10 @@ export async function deleteInstall(
   return deleteThroughApi(flags.app, flags.installId, flags.url);
 }
 
+/** An id as typed, or quoted and escaped when it holds what a terminal would not show as itself. */
+const shown = (id: string): string =>
+  /^[\x21-\x7e]+$/.test(id) && !id.includes('"') ? id : JSON.stringify(id);
+
 /** `telemark delete --app A --install-id ID [--url URL | --data DIR]`: erasure of one install (events and quarantine). */
 export function registerDeleteCommand(program: Command): void {
   program
@@ -98,7 +102,7 @@ export function registerDeleteCommand(program: Command): void {
         flags.json
           ? `${JSON.stringify(report)}\n`
           : `Deleted ${report.events} event${report.events === 1 ? '' : 's'} and ${report.quarantine} quarantine ` +
-              `entr${report.quarantine === 1 ? 'y' : 'ies'} of install ${report.installId} (app ${report.app}) from ${where}.\n`,
+              `entr${report.quarantine === 1 ? 'y' : 'ies'} of install ${shown(report.installId)} (app ${shown(report.app)}) from ${where}.\n`,
       );
     });
 }
