@@ -41,3 +41,30 @@ describe('a client that never reads its answers', () => {
     socket.destroy();
   }, 30_000);
 });
+
+describe('a flood of connections', () => {
+  it('is capped at queue.maxConnections: more are closed as they arrive, counted, and service resumes', async () => {
+    collector = await startInProcess({ config: { queue: { maxConnections: 3 } } });
+    const { port } = new URL(collector.url);
+    const opened = async (): Promise<{ socket: Socket; closed: Promise<void> }> => {
+      const socket = connect(Number(port), '127.0.0.1');
+      socket.on('error', () => undefined);
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      await new Promise<void>((resolve) => socket.once('connect', resolve));
+      return { socket, closed };
+    };
+    // Three connections that began a request and hold it open.
+    const held = [await opened(), await opened(), await opened()];
+    for (const { socket } of held) socket.write('POST /v1/batch HTTP/1.1\r\nHost: x\r\n');
+    while ((await openConnections(collector)) < 3) await new Promise((resolve) => setTimeout(resolve, 20));
+    // The fourth is accepted by the kernel, then closed by the collector without a byte.
+    const extra = await opened();
+    await extra.closed;
+    expect(extra.socket.bytesRead).toBe(0);
+    const scraped = await (await collector.collector.metrics.registry.metrics()).toString();
+    expect(scraped).toMatch(/^telemark_connections_dropped_total 1$/m);
+    for (const { socket } of held) socket.destroy();
+    await untilNoConnections(collector);
+    expect((await fetch(`${collector.url}/healthz`)).status).toBe(200);
+  }, 30_000);
+});

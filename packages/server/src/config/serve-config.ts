@@ -31,6 +31,12 @@ export const DEFAULTS = Object.freeze({
     maxBytes: 64 * 1024 * 1024,
     /** Bytes of request bodies being read or processed (declared lengths), beyond which requests get 503: 128 MiB. */
     maxInflightBytes: 128 * 1024 * 1024,
+    /**
+     * Open connections; more are closed as they arrive. Each costs memory (~10–20 KB idle, more with
+     * half-sent headers) and a file descriptor until a timeout ends it, so a flood of them is bounded
+     * here rather than by the process's memory or the descriptors the store needs.
+     */
+    maxConnections: 10_000,
   }),
   commit: Object.freeze({
     /** Most events in one store.write(); a larger backlog is committed in several groups. */
@@ -128,7 +134,12 @@ export const serveConfigSchema = z.strictObject({
     .partial()
     .optional(),
   queue: z
-    .strictObject({ maxEvents: positiveInt, maxBytes: positiveInt, maxInflightBytes: positiveInt })
+    .strictObject({
+      maxEvents: positiveInt,
+      maxBytes: positiveInt,
+      maxInflightBytes: positiveInt,
+      maxConnections: positiveInt,
+    })
     .partial()
     .optional(),
   commit: z.strictObject({ maxEvents: positiveInt }).partial().optional(),
@@ -202,6 +213,7 @@ export interface ServeConfig {
     readonly maxEvents: number;
     readonly maxBytes: number;
     readonly maxInflightBytes: number;
+    readonly maxConnections: number;
   };
   readonly commit: { readonly maxEvents: number };
   readonly timeouts: {

@@ -70,9 +70,13 @@ const FASTIFY_STATUS_CODES: Readonly<Record<number, ErrorCode>> = {
 /**
  * The answer to bytes Node's HTTP parser refused, or to a request that did not arrive in time, before any
  * route sees it: our `{code, message}` body instead of Fastify's default, and the connection closed (the
- * parser cannot read on after an error).
+ * parser cannot read on after an error). `refused` counts it: no route and no error handler sees these.
  */
-function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+function answerClientError(
+  error: Error & { code?: string },
+  socket: Duplex,
+  refused: (code: ErrorCode) => void,
+): void {
   if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || !socket.writable) {
     socket.destroy();
     return;
@@ -86,6 +90,7 @@ function answerClientError(error: Error & { code?: string }, socket: Duplex): vo
         );
   const body = JSON.stringify({ code: known.code, message: known.message });
   const reason = known.statusCode === 408 ? 'Request Timeout' : 'Bad Request';
+  refused(known.code);
   socket.end(
     `HTTP/1.1 ${known.statusCode} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
@@ -112,6 +117,7 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     () => store.backlog?.(),
     () => pool?.busy ?? 0,
     () => inflight,
+    config.registry.list().map((a) => a.name),
   );
   const builder = createEventBuilder();
   const limiter = createRateLimiter({ maxKeys: config.rateLimitKeys });
@@ -163,7 +169,9 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     trustProxy: false,
     // While closing, our routes answer for themselves (ingest: TMK_ERR_SHUTTING_DOWN with Retry-After).
     return503OnClosing: false,
-    clientErrorHandler: answerClientError,
+    // Before any route: the request's path is unread or untrusted, so no route label (`route=""`).
+    clientErrorHandler: (error, socket) =>
+      answerClientError(error, socket, (code) => metrics.requestsRejected.inc({ route: '', code })),
     serverFactory: (handler) => {
       const server = createServer(
         {
@@ -183,6 +191,8 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
       // Socket inactivity either way (Fastify's connectionTimeout, which a serverFactory must apply
       // itself): the only timer left for a client that stopped reading the answers to its requests.
       server.setTimeout(config.timeouts.idleMs);
+      server.maxConnections = config.queue.maxConnections;
+      server.on('drop', () => metrics.connectionsDropped.inc());
       return server;
     },
   });

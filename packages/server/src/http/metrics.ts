@@ -33,6 +33,7 @@ export interface CollectorMetrics {
   readonly storeHealthy: Gauge;
   readonly quarantineDropped: Counter;
   readonly ingestWorkerStops: Counter;
+  readonly connectionsDropped: Counter;
 }
 
 /**
@@ -44,6 +45,7 @@ export function createCollectorMetrics(
   backlog: () => StoreBacklog | undefined = () => undefined,
   workersBusy: () => number = () => 0,
   requestsInFlight: () => number = () => 0,
+  apps: readonly string[] = [],
 ): CollectorMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'telemark_' });
@@ -92,7 +94,7 @@ export function createCollectorMetrics(
     (b) => (b.full ? 1 : 0),
   );
   const tallies = new Map<string, StatusTally>();
-  return {
+  const metrics: CollectorMetrics = {
     registry,
     events: new Counter({
       name: 'telemark_events_total',
@@ -119,7 +121,7 @@ export function createCollectorMetrics(
     },
     requestsRejected: new Counter({
       name: 'telemark_requests_rejected_total',
-      help: 'Whole ingest requests refused (auth, parse, limits, rate limits, queue full, shutdown), by error code.',
+      help: 'Whole ingest requests refused (auth, parse, limits, rate limits, queue full, shutdown), by error code; route "" for bad HTTP and request timeouts, refused before any route.',
       labelNames: ['route', 'code'],
       registers,
     }),
@@ -184,10 +186,23 @@ export function createCollectorMetrics(
       help: 'Ingest workers that failed or exited (each is started again; its requests got 503).',
       registers,
     }),
+    connectionsDropped: new Counter({
+      name: 'telemark_connections_dropped_total',
+      help: 'Connections closed as they arrived, because queue.maxConnections were open.',
+      registers,
+    }),
     quarantineDropped: new Counter({
       name: 'telemark_quarantine_dropped_total',
       help: 'Refused requests answered but not kept in quarantine, because the quarantine rate limit was reached.',
       registers,
     }),
   };
+  // Prometheus takes a series' first sample as its baseline: a series born at 9 duplicates shows no
+  // increase. The registered apps' series are known in advance, so they start at 0.
+  for (const app of apps) {
+    for (const status of ['accepted', 'duplicate']) metrics.events.inc({ app, status, reason: '' }, 0);
+    metrics.clamped.inc({ app }, 0);
+    metrics.skewed.inc({ app }, 0);
+  }
+  return metrics;
 }

@@ -1,0 +1,71 @@
+/**
+ * What an operator scrapes and probes: every refusal shows in `/metrics`, including the ones Node's HTTP
+ * server answers before any route.
+ */
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type InProcess, startInProcess } from './_helpers.js';
+
+/** Send raw bytes on a new connection; resolves with what came back once the server closed it. */
+const raw = (url: string, bytes: string): Promise<string> =>
+  new Promise((resolve, reject) => {
+    const { hostname, port } = new URL(url);
+    const socket = connect(Number(port), hostname, () => socket.write(bytes));
+    let answer = '';
+    socket.on('data', (d: Buffer) => {
+      answer += d.toString();
+    });
+    socket.on('close', () => resolve(answer));
+    socket.on('error', reject);
+  });
+
+/** A sample's value in a `/metrics` text (0 when the series is not there yet). */
+const sample = (text: string, series: string): number => {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+};
+
+const scrape = async (url: string): Promise<string> => (await fetch(`${url}/metrics`)).text();
+
+describe('refusals in /metrics', () => {
+  let c: InProcess;
+  beforeAll(async () => {
+    c = await startInProcess({ config: { timeouts: { headersMs: 300, bodyMs: 300 } } });
+  });
+  afterAll(async () => {
+    await c.stop();
+  });
+
+  it("exports every registered app's accepted and duplicate series before the first event", async () => {
+    // Prometheus takes a series' first sample as its baseline: duplicates that arrive before the series
+    // exists would never show in increase() or rate().
+    const fresh = await startInProcess();
+    try {
+      const text = await scrape(fresh.url);
+      for (const app of ['mytool', 'telepresence2'])
+        for (const status of ['accepted', 'duplicate'])
+          expect(text).toContain(`telemark_events_total{app="${app}",status="${status}",reason=""} 0\n`);
+      expect(text).toContain('telemark_events_clamped_total{app="mytool"} 0\n');
+      expect(text).toContain('telemark_events_skewed_total{app="mytool"} 0\n');
+    } finally {
+      await fresh.stop();
+    }
+  });
+
+  it('counts requests the HTTP server refuses before any route (bad framing, request timeout)', async () => {
+    const badHttp = 'telemark_requests_rejected_total{route="",code="TMK_ERR_BAD_HTTP"}';
+    const timeout = 'telemark_requests_rejected_total{route="",code="TMK_ERR_REQUEST_TIMEOUT"}';
+    const before = await scrape(c.url);
+    const framing = await raw(
+      c.url,
+      'POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}',
+    );
+    expect(framing).toMatch(/^HTTP\/1.1 400 [\s\S]*TMK_ERR_BAD_HTTP/);
+    // Headers that never end: answered 408 once the request timeout runs out.
+    const stalled = await raw(c.url, 'POST /v1/batch HTTP/1.1\r\nHost: x\r\n');
+    expect(stalled).toMatch(/^HTTP\/1.1 408 [\s\S]*TMK_ERR_REQUEST_TIMEOUT/);
+    const after = await scrape(c.url);
+    expect(sample(after, badHttp) - sample(before, badHttp)).toBe(1);
+    expect(sample(after, timeout) - sample(before, timeout)).toBe(1);
+  });
+});
