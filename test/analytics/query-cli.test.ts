@@ -3,7 +3,7 @@
  * `npx tsc -b packages/server`) against a data directory holding the hand-written dataset, in table, JSON
  * and CSV; then against a running `telemark serve` over `--url`, and the lock error that points there.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +12,7 @@ import { catalogToJSON } from 'telemark';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VIEW_NAMES } from '../../packages/server/src/analytics/index.js';
 import { createDuckDBStore } from '../../packages/server/src/store/duckdb/index.js';
+import { runCli } from '../collector/_helpers.js';
 import { acmeCatalog, betaCatalog, FROM, TO, writeDataset } from './dataset.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -22,25 +23,8 @@ let dir: string;
 let data: string;
 let config: string;
 
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function telemark(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI, ...args],
-      { cwd: dir, env: { PATH: process.env.PATH, HOME: dir, ...env }, maxBuffer: 16 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const telemark = (args: readonly string[], env: NodeJS.ProcessEnv = {}) =>
+  runCli(args, { cwd: dir, env: { PATH: process.env.PATH, HOME: dir, ...env } });
 
 const common = ['--app', 'acme', '--from', FROM, '--to', TO];
 const local = () => ['--data', data, '--config', config];

@@ -2,7 +2,7 @@
  * Shared by the collector's end-to-end tests: a real collector (in-process on port 0, or the real
  * `telemark serve` in a child process) on a real DuckDB file in a temp dir.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -14,6 +14,44 @@ import type { Store } from '../../packages/server/src/store/types.js';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const CLI = join(ROOT, 'packages/server/dist/cli/main.js');
+
+/** A finished `telemark` command: its exit code and what it printed. */
+export interface CliRun {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export interface CliOptions {
+  readonly cwd?: string;
+  /** The whole environment of the command (default: this process's). */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** `telemark args…` (the built CLI) in a process of its own, to its end. */
+export function runCli(args: readonly string[], options: CliOptions = {}): Promise<CliRun> {
+  return new Promise((resolveRun) => {
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { cwd: options.cwd, env: options.env ?? process.env, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        resolveRun({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+/** The same, blocking: for commands that cannot hang (it would hold the test's own timeout too). */
+export function runCliSync(args: readonly string[], options: CliOptions = {}): CliRun {
+  const result = spawnSync(process.execPath, [CLI, ...args], {
+    cwd: options.cwd,
+    env: options.env ?? process.env,
+    encoding: 'utf8',
+  });
+  return { code: result.status ?? 1, stdout: result.stdout, stderr: result.stderr };
+}
 
 export const tempDir = (): string => mkdtempSync(join(tmpdir(), 'telemark-'));
 

@@ -1,26 +1,9 @@
-/**
- * `telemark export` as an operator runs it: the real CLI on the data directory of a stopped collector
- * that stored what clients sent.
- */
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { bearer, CLI, ourMessage, postJson, startInProcess, tempDir } from './_helpers.js';
+import { bearer, ourMessage, postJson, runCli, startInProcess, tempDir } from './_helpers.js';
 
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function telemark(cwd: string, ...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd }, (error, stdout, stderr) => {
-      resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const telemark = (cwd: string, ...args: string[]) => runCli(args, { cwd });
 
 /** Text a client chose, which a spreadsheet would run as a formula if a CSV cell started with it. */
 const FORMULAS = ['=HYPERLINK("http://evil.example","x")', '+1+2', '-2+3', '@SUM(A1)'];

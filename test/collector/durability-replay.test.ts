@@ -1,8 +1,3 @@
-/**
- * Quarantine replay of inputs older than the dedupe window: "an interrupted replay run again only finds
- * duplicates" (docs/collector.md, Quarantine) must hold however old the entries are.
- */
-import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -10,23 +5,20 @@ import { sql } from '../../packages/server/src/store/sql.js';
 import {
   baseConfig,
   bearer,
-  CLI,
   MYTOOL_CATALOG,
   MYTOOL_KEY,
   openData,
   ourMessage,
   postJson,
   resultStatuses,
+  runCliSync,
   startInProcess,
   tempDir,
 } from './_helpers.js';
 
 const DAY_MS = 86_400_000;
 
-const telemark = (...args: string[]) => {
-  const result = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-};
+const telemark = (...args: string[]) => runCliSync(args);
 
 /** Version 1 of the catalog lacks the `install` event; version 2 adds it. */
 const { install: _install, ...eventsV1 } = MYTOOL_CATALOG.events;

@@ -8,12 +8,9 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { sampleEvent } from '../../packages/server/src/store/conformance.js';
 import { createDuckDBStore } from '../../packages/server/src/store/duckdb/duckdb-store.js';
-import { CLI, ROOT, tempDir } from './_helpers.js';
+import { ROOT, runCliSync, tempDir } from './_helpers.js';
 
-const telemark = (...args: string[]) => {
-  const result = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-};
+const telemark = (...args: string[]) => runCliSync(args);
 
 /**
  * What a SIGKILL during a checkpoint leaves: a load committed into the side file (its rows only in the

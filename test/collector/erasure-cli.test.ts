@@ -1,19 +1,14 @@
-/**
- * Erasure on a running collector: `telemark delete --url` through the admin API, against a real
- * `telemark serve` child on a real DuckDB file, while that collector keeps the data directory locked.
- */
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sql } from '../../packages/server/src/store/sql.js';
 import {
   bearer,
-  CLI,
   killChildren,
   openData,
   ourMessage,
   postJson,
   resultStatuses,
+  runCli,
   startChild,
   startInProcess,
   tempDir,
@@ -21,24 +16,8 @@ import {
 
 afterAll(killChildren);
 
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function telemark(env: Record<string, string | undefined>, ...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI, ...args],
-      { env: { ...process.env, ...env } },
-      (error, stdout, stderr) => {
-        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
+const telemark = (env: Record<string, string | undefined>, ...args: string[]) =>
+  runCli(args, { env: { ...process.env, ...env } });
 
 describe('telemark delete --url and quarantine list --url', () => {
   it('erases one install through a running collector, events and quarantine, and says how many', async () => {

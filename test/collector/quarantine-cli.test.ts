@@ -13,16 +13,14 @@ import {
   ourMessage,
   postJson,
   resultStatuses,
+  runCliSync,
   startChild,
   tempDir,
 } from './_helpers.js';
 
 afterAll(killChildren);
 
-const telemark = (...args: string[]) => {
-  const result = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-};
+const telemark = (...args: string[]) => runCliSync(args);
 
 /** Version 1 of the catalog lacks the `install` event; version 2 adds it. */
 const { install: _install, ...eventsV1 } = MYTOOL_CATALOG.events;

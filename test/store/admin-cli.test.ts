@@ -1,7 +1,7 @@
 /**
  * `telemark delete` and `telemark export`, run as real CLI processes against a real data directory.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,30 +15,14 @@ import {
   openDataDirStore,
   sql,
 } from '../../packages/server/dist/store/index.js';
+import { runCli } from '../collector/_helpers.js';
 
-const main = fileURLToPath(new URL('../../packages/server/dist/cli/main.js', import.meta.url));
+const _main = fileURLToPath(new URL('../../packages/server/dist/cli/main.js', import.meta.url));
 const holder = fileURLToPath(new URL('./fixtures/hold-store.mjs', import.meta.url));
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-admin-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function telemark(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [main, ...args],
-      { cwd: root, env: { ...process.env, HOME: root } },
-      (error, stdout, stderr) => {
-        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
+const telemark = (...args: string[]) => runCli(args, { cwd: root, env: { ...process.env, HOME: root } });
 
 const T0 = Date.UTC(2026, 3, 1);
 const dataDir = path.join(root, 'data');

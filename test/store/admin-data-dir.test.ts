@@ -4,7 +4,7 @@
  * used to become a new, empty store that "deleted 0"), a listing is read-only (a directory a crash left
  * is refused, not loaded), and an erasure for an app the store has nothing of says so.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,30 +12,15 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleEvent, sampleQuarantine } from '../../packages/server/dist/store/conformance.js';
 import { createDuckDBStore, duckdbPathFor } from '../../packages/server/dist/store/index.js';
+import { runCli } from '../collector/_helpers.js';
 
-const main = fileURLToPath(new URL('../../packages/server/dist/cli/main.js', import.meta.url));
+const _main = fileURLToPath(new URL('../../packages/server/dist/cli/main.js', import.meta.url));
 const crashWriter = fileURLToPath(new URL('./fixtures/crash-writer.mjs', import.meta.url));
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-admin-dir-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function telemark(cwd: string, ...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [main, ...args],
-      { cwd, env: { ...process.env, HOME: root } },
-      (error, stdout, stderr) => {
-        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
+const telemark = (cwd: string, ...args: string[]) =>
+  runCli(args, { cwd, env: { ...process.env, HOME: root } });
 
 /** A config file registering no app of its own (the built-in ones only), next to nothing else. */
 function emptyConfig(): string {
