@@ -108,9 +108,9 @@ async function startProxy(target: string) {
   const proxy = {
     url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
     set(next: typeof mode) {
+      // Every request reads the mode, on new and kept-alive connections alike. Closing idle ones here
+      // raced the store's next request onto a closing socket (a quick "socket hang up", not the hang).
       mode = next;
-      // Keep-alive connections would carry on answering as before.
-      server.closeIdleConnections();
     },
     close: () =>
       new Promise<void>((resolve) => {
