@@ -165,43 +165,22 @@ describe('telemark query --data', () => {
   });
 
   it('breakdown by a catalog trait: --dimension trait:<name>, with --event', async () => {
+    const byTrait = (trait: string, ...more: string[]) =>
+      telemark([
+        'query',
+        'breakdown',
+        ...common,
+        ...local(),
+        '--dimension',
+        trait,
+        '--event',
+        'login',
+        ...more,
+      ]);
     const [table, csv, bad] = await Promise.all([
-      telemark([
-        'query',
-        'breakdown',
-        ...common,
-        ...local(),
-        '--dimension',
-        'trait:method',
-        '--event',
-        'login',
-        '--k',
-        '1',
-      ]),
-      telemark([
-        'query',
-        'breakdown',
-        ...common,
-        ...local(),
-        '--dimension',
-        'trait:result',
-        '--event',
-        'login',
-        '--k',
-        '1',
-        '--format',
-        'csv',
-      ]),
-      telemark([
-        'query',
-        'breakdown',
-        ...common,
-        ...local(),
-        '--dimension',
-        'trait:error',
-        '--event',
-        'login',
-      ]),
+      byTrait('trait:method', '--k', '1'),
+      byTrait('trait:result', '--k', '1', '--format', 'csv'),
+      byTrait('trait:error'),
     ]);
     for (const run of [table, csv]) expect([run.code, run.stderr]).toEqual([0, '']);
     expect(table.stdout).toContain('by trait:method · 4 installs');

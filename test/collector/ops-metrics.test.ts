@@ -4,7 +4,8 @@
  */
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type InProcess, startInProcess } from './_helpers.js';
+import { sql } from '../../packages/server/src/store/sql.js';
+import { bearer, type InProcess, ourMessage, postJson, startInProcess } from './_helpers.js';
 
 /** Send raw bytes on a new connection; resolves with what came back once the server closed it. */
 const raw = (url: string, bytes: string): Promise<string> =>
@@ -50,6 +51,44 @@ describe('refusals in /metrics', () => {
     } finally {
       await fresh.stop();
     }
+  });
+
+  it('stores a time more than 23 h ahead as received and a skewed clock corrected, and counts both', async () => {
+    const clamped = 'telemark_events_clamped_total{app="mytool"}';
+    const skewed = 'telemark_events_skewed_total{app="mytool"}';
+    const before = await scrape(c.url);
+    const now = Date.now();
+    const hour = 3_600_000;
+    const answer = await postJson(
+      `${c.url}/v1/batch`,
+      {
+        // The client's clock runs an hour fast: it sent at now + 1 h, the event happened 10 s before that.
+        sentAt: new Date(now + hour).toISOString(),
+        batch: [
+          ourMessage('clock-fast', { timestamp: new Date(now + hour - 10_000).toISOString() }),
+          ourMessage('two-days-ahead', { timestamp: new Date(now + 48 * hour).toISOString() }),
+        ],
+      },
+      bearer(),
+    );
+    expect(answer.status).toBe(200);
+    const after = await scrape(c.url);
+    expect(sample(after, clamped) - sample(before, clamped)).toBe(1);
+    expect(sample(after, skewed) - sample(before, skewed)).toBeGreaterThanOrEqual(1);
+    const rows = await c.store.query<{ message_id: string; ms: number; received: number }>(
+      sql`SELECT message_id, epoch_ms(ts) AS ms, epoch_ms(received_at) AS received FROM events
+          WHERE message_id IN ('clock-fast', 'two-days-ahead') ORDER BY message_id`,
+    );
+    const [fast, ahead] = rows.map((r) => ({
+      id: r.message_id,
+      at: Number(r.ms),
+      received: Number(r.received),
+    }));
+    // Corrected: about 10 s before it was received, not an hour ahead.
+    expect(fast?.id).toBe('clock-fast');
+    expect(fast!.received - fast!.at).toBeGreaterThan(5_000);
+    expect(fast!.received - fast!.at).toBeLessThan(60_000);
+    expect(ahead).toMatchObject({ id: 'two-days-ahead', at: ahead?.received });
   });
 
   it('counts requests the HTTP server refuses before any route (bad framing, request timeout)', async () => {

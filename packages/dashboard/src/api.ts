@@ -186,6 +186,12 @@ export interface OutcomeSeries {
   readonly buckets: readonly string[];
   readonly rate: readonly (number | null)[];
   readonly results: Readonly<Record<string, readonly number[]>>;
+  /** Each result's kind and label, from the catalog. */
+  readonly resultKinds: Readonly<
+    Record<string, { readonly kind: 'success' | 'failure' | 'other'; readonly label: string }>
+  >;
+  /** Each result's count over the range. */
+  readonly totals: Readonly<Record<string, number>>;
   /** Every result over the range, `other` kinds included. */
   readonly total: number;
   readonly success: number;
@@ -254,7 +260,7 @@ export interface BreakdownResponse extends ViewBase {
     /** A trait breakdown's events without a value are the row `(none)`. */
     readonly value: string;
     /** The row folding values seen by fewer than k installs (`value: 'other'`). */
-    readonly other?: boolean;
+    readonly other: boolean;
     readonly events: number;
     readonly installs: number;
     readonly share: number;

@@ -4,7 +4,7 @@
  */
 import type { CatalogJson } from './api.js';
 
-export const BREAKDOWN_TRAIT_TYPES: readonly string[] = ['enum', 'boolean', 'enumList'];
+const BREAKDOWN_TRAIT_TYPES: readonly string[] = ['enum', 'boolean', 'enumList'];
 
 export interface TraitChoice {
   readonly event: string;

@@ -46,7 +46,7 @@ const EVENT_NAME = /^[\x21-\x7e](?:[\x20-\x7e]{0,78}[\x21-\x7e])?$/;
 export const isTraitDimension = (value: string): value is TraitDimension => TRAIT_DIMENSION.test(value);
 export const traitDimension = (trait: string): TraitDimension => `trait:${trait}`;
 /** The trait name of a `trait:<name>` dimension, or null for a context dimension. */
-export const traitOf = (dimension: BreakdownDimension): string | null =>
+export const traitOf = (dimension: string): string | null =>
   isTraitDimension(dimension) ? dimension.slice('trait:'.length) : null;
 
 export interface ViewState {

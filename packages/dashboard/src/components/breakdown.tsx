@@ -1,7 +1,13 @@
 import type { BreakdownResponse } from '../api.js';
 import { DIMENSION_LABELS, fmtInt, fmtPct } from '../format.js';
 import type { TraitChoice } from '../trait-choices.js';
-import { type BreakdownDimension, DIMENSIONS, type Dimension, traitOf } from '../url-state.js';
+import {
+  type BreakdownDimension,
+  DIMENSIONS,
+  type Dimension,
+  isTraitDimension,
+  traitOf,
+} from '../url-state.js';
 import type { ViewResult } from '../use-view.js';
 import { Bar } from './chart.js';
 import { Panel } from './panel.js';
@@ -60,9 +66,7 @@ export function Breakdown(props: {
     }
   };
   const heading = (dimension: string): string =>
-    dimension.startsWith('trait:')
-      ? dimension.slice('trait:'.length)
-      : (DIMENSION_LABELS[dimension] ?? dimension);
+    traitOf(dimension) ?? DIMENSION_LABELS[dimension] ?? dimension;
   return (
     <Panel
       id="breakdown"
@@ -124,7 +128,7 @@ export function Breakdown(props: {
           ) : null}
           <div class="table-scroll" id="breakdown-table" role="tabpanel" aria-labelledby={`tab-${current}`}>
             <table class="compact" data-dimension={data.dimension}>
-              {data.dimension.startsWith('trait:') && props.event ? (
+              {isTraitDimension(data.dimension) && props.event ? (
                 <caption class="muted">
                   <code>{props.event}</code> events by their <code>{heading(data.dimension)}</code> trait
                 </caption>
@@ -148,7 +152,7 @@ export function Breakdown(props: {
                       {r.value === '' ? NONE : r.value}
                       {r.other ? (
                         <span class="row-note"> · values under k installs</span>
-                      ) : r.value === NONE && data.dimension.startsWith('trait:') ? (
+                      ) : r.value === NONE && isTraitDimension(data.dimension) ? (
                         <span class="row-note"> · no value</span>
                       ) : null}
                     </th>

@@ -15,13 +15,14 @@ function OutcomeCard(props: {
   const { outcome } = props;
   const spec = props.catalog.outcomes?.[outcome.outcome];
   const series = useMemo(() => [{ label: 'Success rate', values: outcome.rate }], [outcome]);
-  const totals = Object.entries(outcome.results).map(([result, values]) => ({
+  // The API counts each result over the range and names its kind: nothing to add up again here.
+  const totals = Object.entries(outcome.totals).map(([result, total]) => ({
     result,
-    label: spec?.results[result]?.label ?? result,
-    kind: spec?.results[result]?.kind ?? '',
-    total: values.reduce((a, b) => a + b, 0),
+    label: outcome.resultKinds[result]?.label ?? result,
+    kind: outcome.resultKinds[result]?.kind ?? '',
+    total,
   }));
-  const all = totals.reduce((a, t) => a + t.total, 0);
+  const all = outcome.total;
   const completed = outcome.success + outcome.failure;
   const leftOut = totals.filter((t) => t.kind !== 'success' && t.kind !== 'failure' && t.total > 0);
   return (

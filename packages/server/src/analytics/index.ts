@@ -25,9 +25,6 @@ import { trends } from './views/trends.js';
 
 export { clickhouseDialect, type Dialect, dialectFor, duckdbDialect } from './dialect.js';
 export {
-  BREAKDOWN_TRAIT_TYPES,
-  type BreakdownDimension,
-  breakdownTraits,
   DIMENSIONS,
   ENV_CLASSES,
   type Filters,

@@ -263,15 +263,13 @@ const rateLimitsOf = (
 
 /** The `clickhouse` section with its defaults filled in. */
 function clickhouseConfigOf(ch: Partial<z.output<typeof clickhouseSchema>>): ClickHouseConfig {
+  // The schema is strict, so `ch` holds only the section's keys: the optional ones pass as given.
   return {
+    ...ch,
     url: ch.url ?? '',
     database: ch.database ?? 'telemark',
     user: ch.user ?? 'default',
     password: ch.password ?? '',
-    ...(ch.cluster ? { cluster: ch.cluster } : {}),
-    ...(ch.journalMaxBytes !== undefined ? { journalMaxBytes: ch.journalMaxBytes } : {}),
-    ...(ch.raceRecheckMs !== undefined ? { raceRecheckMs: ch.raceRecheckMs } : {}),
-    ...(ch.probeTimeoutMs !== undefined ? { probeTimeoutMs: ch.probeTimeoutMs } : {}),
     acknowledge: ch.acknowledge ?? 'insert',
   };
 }

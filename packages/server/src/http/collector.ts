@@ -167,6 +167,8 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     logController: new LogController({ disableRequestLogging: !config.log.requests }),
     requestIdHeader: false,
     trustProxy: false,
+    // Segment's SDKs post to their paths with a trailing slash too (analytics-java: `/v1/import/`).
+    routerOptions: { ignoreTrailingSlash: true },
     // While closing, our routes answer for themselves (ingest: TMK_ERR_SHUTTING_DOWN with Retry-After).
     return503OnClosing: false,
     // Before any route: the request's path is unread or untrusted, so no route label (`route=""`).

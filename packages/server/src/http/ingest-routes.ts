@@ -337,11 +337,8 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
 
   const post = (url: string, route: Route, handler: typeof metritonHandler) =>
     app.post(url, { config: { route }, onResponse: latencyOf(route) }, handler);
-  // Segment's API takes its paths with a trailing slash too: analytics-java posts to `/v1/import/`.
-  const segment = (path: string, route: SegmentRoute) => {
-    post(path, route, segmentHandler(route));
-    post(`${path}/`, route, segmentHandler(route));
-  };
+  // Trailing slashes (analytics-java posts to `/v1/import/`) are the router's: `ignoreTrailingSlash`.
+  const segment = (path: string, route: SegmentRoute) => post(path, route, segmentHandler(route));
   segment('/v1/batch', 'batch');
   // Segment's older name for the batch path, which analytics-ruby and analytics-java still post to.
   segment('/v1/import', 'batch');

@@ -245,8 +245,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
   // Every message is charged, whatever its verdict: a rejected one costs a quarantine row, so being
   // refused must not be a way past the limits. A keyless message is charged to the app it names when
   // that app takes keyless messages, else to the one bucket of messages no app answers for.
-  const charge = (m: unknown, installId: string | undefined) => {
-    const app = keyApp ?? keylessAppOf(m, deps.registry);
+  const charge = (app: AppEntry | undefined, installId: string | undefined) => {
     if (!app) {
       unattributed++;
       return;
@@ -279,7 +278,10 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
     const m = messages[i];
     const givenInstall = isRecord(m) ? m.anonymousId : undefined;
     const installId = isInstallId(givenInstall) ? givenInstall : undefined;
-    charge(m, installId);
+    // Without a key, the app is the one the message names, if it takes keyless messages.
+    const named = keyApp ? undefined : appNameOf(m);
+    const namedEntry = named === undefined ? undefined : deps.registry.get(named);
+    charge(keyApp ?? (namedEntry?.allowKeyless ? namedEntry : undefined), installId);
     if (!isRecord(m)) {
       fail(i, keyAppName, 'TMK_ERR_INVALID_MESSAGE', 'the message is not a JSON object');
       continue;
@@ -327,23 +329,20 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
     }
     let app = keyApp;
     if (!app) {
-      const context = isRecord(m.context) ? m.context : undefined;
-      const named = context && isRecord(context.app) ? context.app.name : undefined;
-      if (typeof named !== 'string' || named.length === 0) {
+      if (named === undefined) {
         fail(i, '', 'TMK_ERR_MISSING_WRITE_KEY', 'a message without context.app.name', messageId, eventName);
         continue;
       }
-      const entry = deps.registry.get(named);
-      if (!entry) {
+      if (!namedEntry) {
         fail(i, '', 'TMK_ERR_UNKNOWN_APP', `"${named.slice(0, 64)}"`, messageId, eventName);
         continue;
       }
-      if (!entry.allowKeyless) {
-        fail(i, '', 'TMK_ERR_MISSING_WRITE_KEY', `app "${entry.name}"`, messageId, eventName);
+      if (!namedEntry.allowKeyless) {
+        fail(i, '', 'TMK_ERR_MISSING_WRITE_KEY', `app "${namedEntry.name}"`, messageId, eventName);
         continue;
       }
-      app = entry;
-      prepared.app ??= entry;
+      app = namedEntry;
+      prepared.app ??= namedEntry;
     }
     const event = m.event;
     if (typeof event !== 'string' || event.length === 0 || event.length > 200) {
@@ -425,10 +424,9 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
 const isInstallId = (value: unknown): value is string =>
   typeof value === 'string' && value.length > 0 && value.length <= MAX_ID && isWellFormed(value);
 
-/** The app a keyless message names, when it takes keyless messages. */
-function keylessAppOf(m: unknown, registry: AppRegistry): AppEntry | undefined {
+/** The app a message names in `context.app.name`, if it names one. */
+function appNameOf(m: unknown): string | undefined {
   const context = isRecord(m) && isRecord(m.context) ? m.context : undefined;
   const named = context && isRecord(context.app) ? context.app.name : undefined;
-  const app = typeof named === 'string' && named ? registry.get(named) : undefined;
-  return app?.allowKeyless ? app : undefined;
+  return typeof named === 'string' && named.length > 0 ? named : undefined;
 }

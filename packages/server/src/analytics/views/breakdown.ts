@@ -24,7 +24,21 @@ export interface BreakdownResult {
 }
 
 /** The row of events that lack the trait (or hold null, or an empty list) in a trait breakdown. */
-export const NONE = '(none)';
+const NONE = '(none)';
+
+/** What a breakdown groups, and how: a context column and a trait differ only in these. */
+interface Grouping {
+  /** Rows with a `value` (a list trait: one per event and item). */
+  readonly rows: Sql;
+  readonly value: Sql;
+  /** Each event once, for the totals. */
+  readonly totals: Sql;
+  readonly measures: Sql;
+  /** The measures of the `other` row (a list event in several folded rows counts once). */
+  readonly otherMeasures: Sql;
+  /** How a stored value is shown. */
+  readonly label: (value: string) => string;
+}
 
 /**
  * Events and distinct installs per value of one context column (a closed list) or of one enum, boolean or
@@ -32,35 +46,35 @@ export const NONE = '(none)';
  * first; values with fewer than k installs fold into `other`.
  */
 export async function breakdown(ctx: ViewContext): Promise<BreakdownResult> {
-  const { dialect: d, options, filters: f } = ctx;
-  if (options.trait) return traitBreakdown(ctx, options.trait);
-  const column = ident(options.dimension);
-  const src = source(ctx, {
-    range: [f.from, f.to],
-    level: 'install',
-    ...(options.events.length > 0 ? { events: options.events } : {}),
-  });
-  const measures = sql`sum(n) AS n_events, ${d.countDistinct(raw('install_key'))} AS n_installs`;
+  const { options, filters: f } = ctx;
+  const g = options.trait ? byTrait(ctx, options.trait) : byColumn(ctx);
   const [rows, [totals = {}]] = await Promise.all([
-    ctx.store.query(sql`SELECT ${column} AS value, ${measures} FROM (${src}) r GROUP BY ${column}`),
-    ctx.store.query(sql`SELECT ${measures} FROM (${src}) r`),
+    ctx.store.query(sql`SELECT ${g.value} AS value, ${g.measures} FROM (${g.rows}) r GROUP BY ${g.value}`),
+    ctx.store.query(sql`SELECT ${g.measures} FROM (${g.totals}) r`),
   ]);
   const installs = toNumber(totals.n_installs);
-  const row = (r: Record<string, unknown>, value: string, other: boolean) =>
-    breakdownRow(r, value, other, installs);
+  const row = (r: Record<string, unknown>, value: string, other: boolean): BreakdownRow => ({
+    value,
+    other,
+    events: toNumber(r.n_events),
+    installs: toNumber(r.n_installs),
+    share: ratio(toNumber(r.n_installs), installs),
+  });
   const { kept, folded } = splitByK(
     rows.map((r) => row(r, toText(r.value), false)),
     f.k,
   );
+  // Folded rows keep their stored values, for the `other` query.
+  const shown = kept.map((r) => ({ ...r, value: g.label(r.value) }));
   const ordered =
     options.dimension === 'app_version'
-      ? sortVersionsDescending(kept.map((r) => r.value)).map((v) => kept.find((r) => r.value === v)!)
-      : kept.sort((a, b) => b.installs - a.installs || b.events - a.events || (a.value < b.value ? -1 : 1));
+      ? sortVersionsDescending(shown.map((r) => r.value)).map((v) => shown.find((r) => r.value === v)!)
+      : shown.sort((a, b) => b.installs - a.installs || b.events - a.events || (a.value < b.value ? -1 : 1));
   if (folded.length > 0) {
     const [other = {}] = await ctx.store.query(sql`
-      SELECT ${measures} FROM (${src}) r
+      SELECT ${g.otherMeasures} FROM (${g.rows}) r
       WHERE ${inList(
-        column,
+        g.value,
         folded.map((r) => r.value),
       )}`);
     ordered.push(row(other, OTHER, true));
@@ -68,19 +82,22 @@ export async function breakdown(ctx: ViewContext): Promise<BreakdownResult> {
   return { dimension: options.dimension, installs, events: toNumber(totals.n_events), rows: ordered };
 }
 
-/** One row of a breakdown from its query row (`n_events`, `n_installs`); `share` of the selection's installs. */
-function breakdownRow(
-  r: Record<string, unknown>,
-  value: string,
-  other: boolean,
-  installs: number,
-): BreakdownRow {
+/** By a context column, from the rollup-aware source. */
+function byColumn(ctx: ViewContext): Grouping {
+  const { dialect: d, options, filters: f } = ctx;
+  const src = source(ctx, {
+    range: [f.from, f.to],
+    level: 'install',
+    ...(options.events.length > 0 ? { events: options.events } : {}),
+  });
+  const measures = sql`sum(n) AS n_events, ${d.countDistinct(raw('install_key'))} AS n_installs`;
   return {
-    value,
-    other,
-    events: toNumber(r.n_events),
-    installs: toNumber(r.n_installs),
-    share: ratio(toNumber(r.n_installs), installs),
+    rows: src,
+    value: ident(options.dimension),
+    totals: src,
+    measures,
+    otherMeasures: measures,
+    label: (value) => value,
   };
 }
 
@@ -89,38 +106,23 @@ function breakdownRow(
  * declare the trait, or the `event` filter's). An event without the trait counts under `(none)`; an enumList
  * event counts once under each of its items (and once in the totals).
  */
-async function traitBreakdown(ctx: ViewContext, trait: BreakdownTrait): Promise<BreakdownResult> {
-  const { dialect: d, options, filters: f } = ctx;
+function byTrait(ctx: ViewContext, trait: BreakdownTrait): Grouping {
+  const d = ctx.dialect;
   const base = (value: Sql) => sql`
     SELECT ${d.installKey} AS install_key, message_id, ${value} AS value
     FROM events
     WHERE ${eventFilter(ctx)} AND ${inList(raw('event'), trait.events)}`;
-  const valued = base(trait.kind === 'list' ? d.traitItems(trait.name) : d.traitValue(trait.name));
-  const installsOf = d.countDistinct(raw('install_key'));
-  // A list event may sit in several rows: the `other` row and the totals count it once.
-  const measures = (distinctEvents: boolean) =>
-    sql`${distinctEvents ? d.countDistinct(raw('message_id')) : raw('count(*)')} AS n_events, ${installsOf} AS n_installs`;
-  const [rows, [totals = {}]] = await Promise.all([
-    ctx.store.query(sql`SELECT value, ${measures(false)} FROM (${valued}) r GROUP BY value`),
-    ctx.store.query(sql`SELECT ${measures(false)} FROM (${base(raw("''"))}) r`),
-  ]);
-  const installs = toNumber(totals.n_installs);
-  const row = (r: Record<string, unknown>, value: string, other: boolean) =>
-    breakdownRow(r, value, other, installs);
-  const { kept, folded } = splitByK(
-    rows.map((r) => ({ raw: toText(r.value), ...row(r, toText(r.value) || NONE, false) })),
-    f.k,
-  );
-  kept.sort((a, b) => b.installs - a.installs || b.events - a.events || (a.value < b.value ? -1 : 1));
-  const ordered: BreakdownRow[] = kept.map(({ raw: _, ...r }) => r);
-  if (folded.length > 0) {
-    const [other = {}] = await ctx.store.query(sql`
-      SELECT ${measures(trait.kind === 'list')} FROM (${valued}) r
-      WHERE ${inList(
-        raw('value'),
-        folded.map((r) => r.raw),
-      )}`);
-    ordered.push(row(other, OTHER, true));
-  }
-  return { dimension: options.dimension, installs, events: toNumber(totals.n_events), rows: ordered };
+  const installsOf = sql`${d.countDistinct(raw('install_key'))} AS n_installs`;
+  const measures = sql`count(*) AS n_events, ${installsOf}`;
+  return {
+    rows: base(trait.kind === 'list' ? d.traitItems(trait.name) : d.traitValue(trait.name)),
+    value: raw('value'),
+    totals: base(raw("''")),
+    measures,
+    otherMeasures:
+      trait.kind === 'list'
+        ? sql`${d.countDistinct(raw('message_id'))} AS n_events, ${installsOf}`
+        : measures,
+    label: (value) => value || NONE,
+  };
 }

@@ -273,7 +273,9 @@ WHERE dedupe_key IN (SELECT unnest(from_json($1::JSON, '["BIGINT"]')))
  * that file's running checkpoint, but not inserts into another attached file
  * (bench/duckdb-checkpoint-stall.mjs).
  */
-const SIDE_TABLES = ['event_rows', 'contexts', 'quarantine', 'ingest_counter_log', 'intake_loads'] as const;
+/** What a side file holds for a fold; `intake_loads` came later (a side file of an earlier version lacks it). */
+const SIDE_DATA_TABLES = ['event_rows', 'contexts', 'quarantine', 'ingest_counter_log'] as const;
+const SIDE_TABLES = [...SIDE_DATA_TABLES, 'intake_loads'] as const;
 /** The side file is checkpointed after a fold once its WAL is this big (it holds no rows by then). */
 const SIDE_CHECKPOINT_WAL_BYTES = 8 * 1024 * 1024;
 /** Main-file record of folded side-file contents (one token per fold): makes a fold exactly-once. */
@@ -656,21 +658,11 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     await connection.run(SIDE_FOLDS_TABLE);
     // A side file of an earlier version has no intake_loads: created empty, so its rows still fold.
     await connection.run('CREATE TABLE IF NOT EXISTS side.intake_loads (name VARCHAR NOT NULL)');
-    const present = await connection.runAndReadAll(
-      "SELECT table_name FROM duckdb_tables() WHERE database_name = 'side'",
-    );
-    const tables = new Set((present.getRows() as [string][]).map(([name]) => name));
-    if (tables.has('meta') && SIDE_TABLES.every((t) => tables.has(t))) {
-      const meta = await connection.runAndReadAll('SELECT token FROM side.meta');
-      sideToken = String(meta.getRows()[0]?.[0] ?? '');
-      const folded = await connection.runAndReadAll(
-        'SELECT count(*)::INTEGER FROM side_folds WHERE token = $1',
-        [sideToken],
-      );
-      if (folded.getRows()[0]?.[0] === 0) {
-        sideRows = true;
-        await foldSide();
-      }
+    const unfolded = await unfoldedSideToken(connection);
+    if (unfolded !== undefined) {
+      sideToken = unfolded;
+      sideRows = true;
+      await foldSide();
     }
     sideToken = randomUUID();
     await connection.run('BEGIN TRANSACTION');
@@ -693,31 +685,41 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   }
 
   /**
+   * With the side file attached as `side`: its token, when it is a whole side file whose contents the
+   * main file does not record as folded (`side_folds`); a writable open folds it, a read-only one refuses.
+   */
+  async function unfoldedSideToken(connection: DuckDBConnection): Promise<string | undefined> {
+    const present = await connection.runAndReadAll(
+      "SELECT database_name = 'side', table_name FROM duckdb_tables() WHERE database_name IN ('side', current_database())",
+    );
+    const tables = present.getRows() as [boolean, string][];
+    const has = (inSide: boolean, table: string) =>
+      tables.some(([side, name]) => side === inSide && name === table);
+    if (!has(true, 'meta') || !SIDE_DATA_TABLES.every((table) => has(true, table))) return undefined;
+    const token = String(
+      (await connection.runAndReadAll('SELECT token FROM side.meta')).getRows()[0]?.[0] ?? '',
+    );
+    if (!has(false, 'side_folds')) return token;
+    const folded = await connection.runAndReadAll(
+      'SELECT count(*)::INTEGER FROM side_folds WHERE token = $1',
+      [token],
+    );
+    return folded.getRows()[0]?.[0] === 0 ? token : undefined;
+  }
+
+  /**
    * For read-only opens, which read the main file only: whether a crash left rows in the side file that
-   * the main file does not record as folded (`openSide` of the next writable open folds them in).
+   * the main file does not record as folded. (A clean run leaves an empty, unfolded side file behind.)
    */
   async function sideLeftUnfolded(connection: DuckDBConnection): Promise<boolean> {
     if (!fs.existsSync(sideFile)) return false;
     await connection.run(`ATTACH ${sqlString(sideFile)} AS side (READ_ONLY)`);
     try {
-      const present = await connection.runAndReadAll(
-        "SELECT database_name, table_name FROM duckdb_tables() WHERE database_name IN ('side', current_database())",
-      );
-      const has = (db: 'side' | 'main', table: string) =>
-        (present.getRows() as [string, string][]).some(
-          ([database, name]) => name === table && (database === 'side') === (db === 'side'),
-        );
-      const data = ['event_rows', 'quarantine', 'ingest_counter_log'];
-      if (!has('side', 'meta') || !data.every((table) => has('side', table))) return false;
+      if ((await unfoldedSideToken(connection)) === undefined) return false;
       const left = await connection.runAndReadAll(
-        `SELECT (${data.map((table) => `(SELECT count(*) FROM side.${table})`).join(' + ')})::DOUBLE`,
+        `SELECT (${SIDE_DATA_TABLES.map((table) => `(SELECT count(*) FROM side.${table})`).join(' + ')})::DOUBLE`,
       );
-      if (Number(left.getRows()[0]?.[0]) === 0) return false;
-      if (!has('main', 'side_folds')) return true;
-      const folded = await connection.runAndReadAll(
-        'SELECT count(*)::INTEGER FROM side_folds WHERE token IN (SELECT token FROM side.meta)',
-      );
-      return folded.getRows()[0]?.[0] === 0;
+      return Number(left.getRows()[0]?.[0]) > 0;
     } finally {
       await connection.run('DETACH side');
     }
