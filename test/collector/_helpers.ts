@@ -102,6 +102,8 @@ export async function startInProcess(
     dataDir?: string;
     wrapStore?: (store: Store) => Store;
     now?: () => number;
+    /** Runs between creating the collector and listening (e.g. to add a Fastify hook). */
+    beforeListen?: (collector: Collector) => void;
   } = {},
 ): Promise<InProcess> {
   const dataDir = options.dataDir ?? tempDir();
@@ -117,6 +119,7 @@ export async function startInProcess(
     logStream: { write: (line: string) => logs.push(line) },
     ...(options.now ? { now: options.now } : {}),
   });
+  options.beforeListen?.(collector);
   const url = await collector.listen();
   return { url, collector, store: real, dataDir, logs, stop: () => collector.shutdown() };
 }

@@ -3,16 +3,16 @@ import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance, LogController } from 'fastify';
 import { registerApiRoutes } from '../api/routes.js';
 import type { ServeConfig } from '../config/serve-config.js';
-import { type ErrorCode, isTelemarkError, notesOf, TelemarkError } from '../errors.js';
+import { type ErrorCode, TelemarkError } from '../errors.js';
 import { type BatchPool, createBatchPool } from '../ingest/batch-pool.js';
-import { utcDay } from '../pipeline/counters.js';
 import { createEventBuilder } from '../pipeline/event-builder.js';
 import { createGroupCommitter, type GroupCommitter } from '../pipeline/group-commit.js';
 import { createRateLimiter } from '../pipeline/rate-limiter.js';
 import { type RetentionReport, runRetention as runStoreRetention } from '../store/retention.js';
 import type { Store } from '../store/types.js';
+import { createRefusals, sendAnswer } from './answers.js';
 import { registerDashboard } from './dashboard.js';
-import { isTransient, KEPT_REFUSALS, registerIngestRoutes } from './ingest-routes.js';
+import { type DirectRoute, isMetritonPath, registerIngestRoutes } from './ingest-routes.js';
 import { type CollectorMetrics, createCollectorMetrics } from './metrics.js';
 
 export interface CollectorOptions {
@@ -60,13 +60,6 @@ export interface Collector {
 /** Refused requests kept in quarantine: at most this many per second (burst 10×), so garbage cannot fill the disk fast. */
 const QUARANTINE_REFUSALS_PER_SECOND = 100;
 
-const FASTIFY_STATUS_CODES: Readonly<Record<number, ErrorCode>> = {
-  404: 'TMK_ERR_NOT_FOUND',
-  408: 'TMK_ERR_BODY_TIMEOUT',
-  413: 'TMK_ERR_BODY_TOO_LARGE',
-  415: 'TMK_ERR_UNSUPPORTED_MEDIA_TYPE',
-};
-
 /**
  * The answer to bytes Node's HTTP parser refused, or to a request that did not arrive in time, before any
  * route sees it: our `{code, message}` body instead of Fastify's default, and the connection closed (the
@@ -96,13 +89,6 @@ function answerClientError(
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }
-
-const DEFAULT_RETRY_AFTER_MS: Partial<Record<ErrorCode, number>> = {
-  TMK_ERR_QUEUE_FULL: 1000,
-  TMK_ERR_STORE_UNAVAILABLE: 2000,
-  TMK_ERR_SHUTTING_DOWN: 5000,
-  TMK_ERR_INGEST_WORKER: 1000,
-};
 
 /**
  * One collector process: ingest (Segment, Metriton, ours), health, metrics, the query API and the
@@ -154,6 +140,8 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
   let inflightBytes = 0;
   let inflightWaiters: (() => void)[] = [];
 
+  const refuse = createRefusals({ metrics, committer, now });
+  let metritonDirect: DirectRoute | undefined;
   const app = Fastify({
     logger: {
       level: config.log.level,
@@ -186,7 +174,12 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
           // depends on the Host, so the request is served like any other.
           requireHostHeader: false,
         },
-        handler,
+        (request, response) => {
+          // Metriton's reports skip the framework's per-request work (`ingest-routes.ts`, `serveMetriton`).
+          if (metritonDirect !== undefined && request.method === 'POST' && isMetritonPath(request.url))
+            metritonDirect(request, response);
+          else handler(request, response);
+        },
       );
       // Likewise a bare 417 for an Expect other than 100-continue, which a server may ignore (RFC 9110).
       server.on('checkExpectation', handler);
@@ -200,47 +193,13 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
   });
 
   app.setErrorHandler((error: FastifyError | TelemarkError, request, reply) => {
-    let known: TelemarkError;
-    if (isTelemarkError(error)) known = error;
-    else if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
-      const code = FASTIFY_STATUS_CODES[error.statusCode] ?? 'TMK_ERR_BAD_PARAMETER';
-      const contentType = request.headers['content-type'];
-      const detail =
-        code === 'TMK_ERR_UNSUPPORTED_MEDIA_TYPE' && contentType !== undefined
-          ? JSON.stringify(contentType.slice(0, 60))
-          : error.message;
-      known = new TelemarkError(code, detail);
-    } else {
-      request.log.error({ err: error }, 'unexpected error');
-      known = new TelemarkError('TMK_ERR_INTERNAL', error instanceof Error ? error.name : 'unknown');
-    }
-    const route = (request.routeOptions.config as { route?: string } | undefined)?.route;
-    if (route) {
-      metrics.requestsRejected.inc({ route, code: known.code });
-      // Kept refusals were counted when they were kept; "later" answers are not the client's fault.
-      if (!isTransient(known.code) && !KEPT_REFUSALS.has(known.code))
-        committer.count([{ day: utcDay(now()), app: '', kind: 'rejected', reason: known.code, count: 1 }]);
-      if (known.statusCode >= 500 && !isTransient(known.code)) request.log.error({ err: error }, known.code);
-      else request.log.debug({ code: known.code }, 'ingest request refused');
-    }
-    const retryMs = notesOf(known).retryAfterMs ?? DEFAULT_RETRY_AFTER_MS[known.code];
-    if (retryMs !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(retryMs / 1000))));
-    // A body we stopped reading (too large, too slow) leaves the connection unusable.
-    if (
-      known.code === 'TMK_ERR_BODY_TOO_LARGE' ||
-      known.code === 'TMK_ERR_BODY_TIMEOUT' ||
-      known.code === 'TMK_ERR_SHUTTING_DOWN' ||
-      !request.raw.readableEnded
-    )
-      reply.header('connection', 'close');
-    const body: Record<string, unknown> = {
-      ...notesOf(error).answerFields,
-      code: known.code,
-      message: known.message,
-    };
-    if (route && route !== 'scout') body.success = false;
-    if (retryMs !== undefined && route && route !== 'scout') body.control = { retryAfterMs: retryMs };
-    reply.code(known.statusCode).type('application/json; charset=utf-8').send(JSON.stringify(body));
+    const answer = refuse(error, {
+      route: (request.routeOptions.config as { route?: string } | undefined)?.route,
+      contentType: request.headers['content-type'],
+      bodyRead: request.raw.readableEnded,
+      log: request.log,
+    });
+    sendAnswer(reply, answer);
   });
 
   // Ingest workers when the store encodes events itself (DuckDB): batches are prepared off this thread.
@@ -259,8 +218,8 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
         })
       : undefined;
 
-  await app.register(async (ingest) =>
-    registerIngestRoutes(ingest, {
+  await app.register(async (ingest) => {
+    metritonDirect = await registerIngestRoutes(ingest, {
       config,
       builder,
       ...(pool ? { pool } : {}),
@@ -295,8 +254,10 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
           ],
           now(),
         ) === 0,
-    }),
-  );
+      refuse,
+      log: app.log,
+    });
+  });
 
   app.get('/healthz', async (_request, reply) => reply.send({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {

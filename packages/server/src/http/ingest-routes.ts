@@ -1,18 +1,18 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest, onResponseHookHandler } from 'fastify';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  onResponseHookHandler,
+} from 'fastify';
 import type { MessageResult } from 'telemark';
 import type { AppEntry } from '../config/registry-types.js';
 import type { ServeConfig } from '../config/serve-config.js';
-import {
-  type ErrorCode,
-  isTelemarkError,
-  noted,
-  notesOf,
-  rejectionMessage,
-  TelemarkError,
-} from '../errors.js';
+import { isTelemarkError, noted, notesOf, rejectionMessage, TelemarkError } from '../errors.js';
 import type { BatchPool } from '../ingest/batch-pool.js';
 import { decodeBody, readBody } from '../ingest/body.js';
-import { KEPT_REFUSALS, prepareMetritonBody, prepareSegmentBody } from '../ingest/prepare-body.js';
+import { prepareMetritonBody, prepareSegmentBody } from '../ingest/prepare-body.js';
 import { controlFor, type PreparedRequest } from '../ingest/prepared.js';
 import { SEGMENT_CALLS, type SegmentRoute, writeKeyFromHeader } from '../ingest/segment.js';
 import { utcDay } from '../pipeline/counters.js';
@@ -20,18 +20,9 @@ import type { EventBuilder } from '../pipeline/event-builder.js';
 import type { GroupCommitter } from '../pipeline/group-commit.js';
 import type { RateLimiter } from '../pipeline/rate-limiter.js';
 import type { IngestProtocol, QuarantineEntry } from '../store/types.js';
+import { type Answer, JSON_CONTENT_TYPE, type RefusedRequest, sendAnswer, writeAnswer } from './answers.js';
 import type { CollectorMetrics, StatusTally } from './metrics.js';
 
-export { KEPT_REFUSALS };
-
-/** Refusals that mean "try again later", not bad input: counted in metrics, not in the daily rejects. */
-const TRANSIENT: ReadonlySet<ErrorCode> = new Set([
-  'TMK_ERR_RATE_LIMITED',
-  'TMK_ERR_QUEUE_FULL',
-  'TMK_ERR_STORE_UNAVAILABLE',
-  'TMK_ERR_SHUTTING_DOWN',
-  'TMK_ERR_INGEST_WORKER',
-]);
 const JSON_TYPES = new Set(['application/json', 'text/plain']);
 
 export interface IngestDeps {
@@ -51,6 +42,22 @@ export interface IngestDeps {
   readonly quarantineBudget: () => boolean;
   /** Ingest workers for `/v1/batch` bodies, when the store can take encoded events (`batch-pool.ts`). */
   readonly pool?: BatchPool;
+  /** The answer to a refused request (`answers.ts`), for the route that answers without Fastify. */
+  readonly refuse: (error: unknown, request: RefusedRequest) => Answer;
+  readonly log: FastifyBaseLogger;
+}
+
+/** Node's own request handler, for a route served without the framework. */
+export type DirectRoute = (request: IncomingMessage, response: ServerResponse) => void;
+
+/** Metriton's paths, with the trailing slash the Fastify routes accept too. */
+const METRITON_PATHS: ReadonlySet<string> = new Set(['/scout', '/scout/', '/beta/scout', '/beta/scout/']);
+
+/** Whether a request URL (path and query) is one of Metriton's paths, as clients write them. */
+export function isMetritonPath(url: string | undefined): boolean {
+  if (url === undefined) return false;
+  const query = url.indexOf('?');
+  return METRITON_PATHS.has(query < 0 ? url : url.slice(0, query));
 }
 
 type Route = SegmentRoute | 'scout';
@@ -59,8 +66,11 @@ type Route = SegmentRoute | 'scout';
  * The ingest endpoints: Segment's `/v1/batch` and `/v1/track`, Metriton's `/scout` and `/beta/scout`.
  * Registered in their own encapsulated context, where the only body "parser" hands the raw stream to
  * the handler: bodies are read, size-checked, decompressed and parsed here, under our limits.
+ *
+ * Returns Metriton's route as Node's own handler as well (`serveMetriton`), which the server calls
+ * directly for `POST` to Metriton's paths.
  */
-export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDeps): Promise<void> {
+export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDeps): Promise<DirectRoute> {
   const { config, metrics, committer } = deps;
   const maxBytes = config.limits.maxBatchBytes;
 
@@ -71,15 +81,21 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
    * A route's latency observer. Each route has its own, and finds the histogram's child for a status
    * once: nothing is looked up, and no labels object hashed, per answer.
    */
-  const latencyOf = (route: Route): onResponseHookHandler => {
+  const latencyObserver = (route: Route): ((status: number, seconds: number) => void) => {
     const byStatus = new Map<number, { observe(seconds: number): void }>();
-    return (_request, reply, done) => {
-      let child = byStatus.get(reply.statusCode);
+    return (status, seconds) => {
+      let child = byStatus.get(status);
       if (child === undefined) {
-        child = metrics.requestDuration.labels(route, String(reply.statusCode));
-        byStatus.set(reply.statusCode, child);
+        child = metrics.requestDuration.labels(route, String(status));
+        byStatus.set(status, child);
       }
-      child.observe(reply.elapsedTime / 1000);
+      child.observe(seconds);
+    };
+  };
+  const latencyOf = (route: Route): onResponseHookHandler => {
+    const observe = latencyObserver(route);
+    return (_request, reply, done) => {
+      observe(reply.statusCode, reply.elapsedTime / 1000);
       done();
     };
   };
@@ -100,11 +116,11 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
   };
 
   /** A body as sent, read under the limits. */
-  const readWire = (request: FastifyRequest): Promise<Buffer> =>
-    readBody(request.raw, { maxBytes, timeoutMs: config.timeouts.bodyMs });
+  const readWire = (request: IncomingMessage): Promise<Buffer> =>
+    readBody(request, { maxBytes, timeoutMs: config.timeouts.bodyMs });
 
   /** A body, read and decoded (gzip). */
-  const readDecoded = async (request: FastifyRequest): Promise<Buffer> =>
+  const readDecoded = async (request: IncomingMessage): Promise<Buffer> =>
     decodeBody(await readWire(request), request.headers['content-encoding'], maxBytes);
 
   /** What preparing a Segment body or a Metriton report needs (Metriton's takes no limits). */
@@ -114,7 +130,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
    * A Metriton report, read and prepared here: one small event, whose round trip to an ingest worker
    * costs this thread more than preparing it (measured: 11k reports/s through workers, 16.5k here).
    */
-  const prepareReport = (request: FastifyRequest): Promise<{ prepared: PreparedRequest; bytes: number }> =>
+  const prepareReport = (request: IncomingMessage): Promise<{ prepared: PreparedRequest; bytes: number }> =>
     keeping('metriton', async () => {
       const decoded = await readDecoded(request);
       return { prepared: prepareMetritonBody(decoded, deps.now(), prepareDeps), bytes: decoded.length };
@@ -217,8 +233,8 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
   };
 
   /** What a request's body may take: its declared length, else the limit (a body never exceeds it). */
-  const reservation = (request: FastifyRequest): number => {
-    const declared = Number(request.headers['content-length']);
+  const reservation = (headers: IncomingHttpHeaders): number => {
+    const declared = Number(headers['content-length']);
     return Number.isFinite(declared) && declared >= 0 ? Math.min(declared, maxBytes) : maxBytes;
   };
 
@@ -232,19 +248,19 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
         // Decoded, parsed, prepared and encoded on an ingest worker; only the bytes are read here.
         return deps.pool.prepare({
           route,
-          wire: await readWire(request),
+          wire: await readWire(request.raw),
           encoding: request.headers['content-encoding'],
           headerKey,
           receivedAt: deps.now(),
         });
       }
-      const decoded = await readDecoded(request);
+      const decoded = await readDecoded(request.raw);
       const prepared = prepareSegmentBody({ route, decoded, headerKey, receivedAt: deps.now() }, prepareDeps);
       return { prepared, bytes: decoded.length };
     });
 
   const segmentHandler = (route: SegmentRoute) => async (request: FastifyRequest, reply: FastifyReply) => {
-    const reserved = reservation(request);
+    const reserved = reservation(request.headers);
     deps.enter(reserved);
     try {
       const contentType = request.headers['content-type'];
@@ -292,8 +308,9 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     disable_scout: app.disableUntil !== undefined && Date.parse(app.disableUntil) > now,
   });
 
-  const metritonHandler = async (request: FastifyRequest, reply: FastifyReply) => {
-    const reserved = reservation(request);
+  /** A Metriton report's answer; a refusal is thrown (a TelemarkError), as the Segment routes do. */
+  const answerReport = async (request: IncomingMessage): Promise<Answer> => {
+    const reserved = reservation(request.headers);
     deps.enter(reserved);
     try {
       let prepared: PreparedRequest;
@@ -305,7 +322,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
         // refusal all the same, counted as the error handler counts the others.
         if (isTelemarkError(error) && error.code === 'TMK_ERR_UNKNOWN_APP') {
           metrics.requestsRejected.inc({ route: 'scout', code: error.code });
-          return reply.code(200).type('application/json').send('');
+          return { status: 200, contentType: JSON_CONTENT_TYPE, body: '' };
         }
         throw error;
       }
@@ -324,18 +341,53 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
       if (!r || r.status === 'rejected') {
         const rejection = { code: r?.reason, message: rejectionMessage(r?.reason ?? '', r?.detail ?? '') };
         const payload = app ? { ...metritonBody(app, now), ...rejection } : rejection;
-        return reply.code(400).type('application/json; charset=utf-8').send(JSON.stringify(payload));
+        return { status: 400, contentType: JSON_CONTENT_TYPE, body: JSON.stringify(payload) };
       }
-      return reply
-        .code(200)
-        .type('application/json; charset=utf-8')
-        .send(JSON.stringify(metritonBody(app as AppEntry, now)));
+      return {
+        status: 200,
+        contentType: JSON_CONTENT_TYPE,
+        body: JSON.stringify(metritonBody(app as AppEntry, now)),
+      };
     } finally {
       deps.leave(reserved);
     }
   };
 
-  const post = (url: string, route: Route, handler: typeof metritonHandler) =>
+  const metritonHandler = async (request: FastifyRequest, reply: FastifyReply) =>
+    sendAnswer(reply, await answerReport(request.raw));
+
+  /**
+   * Metriton's route as Node's request handler, which the server calls for `POST` to Metriton's paths
+   * before Fastify sees the request. Telepresence posts one small report per request, so the framework's
+   * per-request work (routing, its request and reply objects, a child logger, hooks, the body parser's
+   * async context) was ~20% of this route's request-thread CPU (docs/collector.md, "Performance").
+   * The answers are the same: refusals come from the same `refuse` as Fastify's error handler, and the
+   * latency is observed under `route="scout"` (until the answer is handed to the socket). The Fastify
+   * routes below stay for what the server does not send here (e.g. a percent-encoded path).
+   */
+  const observeScout = latencyObserver('scout');
+  const serveMetriton: DirectRoute = (request, response) => {
+    const started = performance.now();
+    answerReport(request)
+      .catch((error: unknown) =>
+        deps.refuse(error, {
+          route: 'scout',
+          contentType: request.headers['content-type'],
+          bodyRead: request.readableEnded,
+          log: deps.log,
+        }),
+      )
+      .then((answer) => {
+        writeAnswer(response, answer);
+        observeScout(answer.status, (performance.now() - started) / 1000);
+      })
+      .catch((error: unknown) => {
+        deps.log.error({ err: error }, 'answering a Metriton report failed');
+        response.destroy();
+      });
+  };
+
+  const post = (url: string, route: Route, handler: ReturnType<typeof segmentHandler>) =>
     app.post(url, { config: { route }, onResponse: latencyOf(route) }, handler);
   // Trailing slashes (analytics-java posts to `/v1/import/`) are the router's: `ignoreTrailingSlash`.
   const segment = (path: string, route: SegmentRoute) => post(path, route, segmentHandler(route));
@@ -345,7 +397,5 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
   for (const call of SEGMENT_CALLS) segment(`/v1/${call}`, call);
   post('/scout', 'scout', metritonHandler);
   post('/beta/scout', 'scout', metritonHandler);
+  return serveMetriton;
 }
-
-/** Whether a whole-request refusal is a "later" (not the client's fault) for counting purposes. */
-export const isTransient = (code: ErrorCode): boolean => TRANSIENT.has(code);

@@ -1,0 +1,136 @@
+import type { ServerResponse } from 'node:http';
+import type { FastifyReply } from 'fastify';
+import { type ErrorCode, isTelemarkError, notesOf, TelemarkError } from '../errors.js';
+import { KEPT_REFUSALS } from '../ingest/prepare-body.js';
+import { utcDay } from '../pipeline/counters.js';
+import type { GroupCommitter } from '../pipeline/group-commit.js';
+import type { CollectorMetrics } from './metrics.js';
+
+/** A whole answer, ready to be written by Fastify's reply or straight to Node's response. */
+export interface Answer {
+  readonly status: number;
+  readonly contentType: string;
+  readonly body: string;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+
+/** Send an answer through Fastify. */
+export const sendAnswer = (reply: FastifyReply, answer: Answer): FastifyReply =>
+  reply
+    .code(answer.status)
+    .headers(answer.headers ?? {})
+    .type(answer.contentType)
+    .send(answer.body);
+
+/** Write an answer to Node's response, as `sendAnswer` would through Fastify. */
+export function writeAnswer(response: ServerResponse, answer: Answer): void {
+  // The client went away meanwhile; nothing to answer.
+  if (response.writableEnded) return;
+  response.writeHead(answer.status, {
+    ...answer.headers,
+    'content-type': answer.contentType,
+    'content-length': Buffer.byteLength(answer.body),
+  });
+  response.end(answer.body);
+}
+
+/** What refusing a request needs to know about it. */
+export interface RefusedRequest {
+  /** The ingest route (`batch`, `scout`…), for metrics and the body's shape; undefined elsewhere. */
+  readonly route: string | undefined;
+  readonly contentType: string | undefined;
+  /** Whether the request's body was read to its end (if not, the connection cannot be reused). */
+  readonly bodyRead: boolean;
+  readonly log: {
+    error(fields: object, message: string): void;
+    debug(fields: object, message: string): void;
+  };
+}
+
+/** Refusals that mean "try again later", not bad input: counted in metrics, not in the daily rejects. */
+const TRANSIENT: ReadonlySet<ErrorCode> = new Set([
+  'TMK_ERR_RATE_LIMITED',
+  'TMK_ERR_QUEUE_FULL',
+  'TMK_ERR_STORE_UNAVAILABLE',
+  'TMK_ERR_SHUTTING_DOWN',
+  'TMK_ERR_INGEST_WORKER',
+]);
+const isTransient = (code: ErrorCode): boolean => TRANSIENT.has(code);
+
+const DEFAULT_RETRY_AFTER_MS: Partial<Record<ErrorCode, number>> = {
+  TMK_ERR_QUEUE_FULL: 1000,
+  TMK_ERR_STORE_UNAVAILABLE: 2000,
+  TMK_ERR_SHUTTING_DOWN: 5000,
+  TMK_ERR_INGEST_WORKER: 1000,
+};
+
+/** Errors Fastify raises itself, by their HTTP status. */
+const FASTIFY_STATUS_CODES: Readonly<Record<number, ErrorCode>> = {
+  404: 'TMK_ERR_NOT_FOUND',
+  408: 'TMK_ERR_BODY_TIMEOUT',
+  413: 'TMK_ERR_BODY_TOO_LARGE',
+  415: 'TMK_ERR_UNSUPPORTED_MEDIA_TYPE',
+};
+
+/**
+ * The answer to a refused request, wherever it was refused: Fastify's error handler and the direct
+ * Metriton route (`ingest-routes.ts`) both answer with this, so a refusal looks and counts the same on
+ * every path. Counts it (`telemark_requests_rejected_total`, and the daily rejects when it is the
+ * client's fault and was not kept already), logs what is the server's fault, and names the wait in
+ * `Retry-After`.
+ */
+export function createRefusals(deps: {
+  readonly metrics: CollectorMetrics;
+  readonly committer: GroupCommitter;
+  readonly now: () => number;
+}): (error: unknown, request: RefusedRequest) => Answer {
+  const { metrics, committer, now } = deps;
+  return (error, request) => {
+    let known: TelemarkError;
+    const statusCode = (error as { statusCode?: unknown } | undefined)?.statusCode;
+    if (isTelemarkError(error)) known = error;
+    else if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {
+      const code = FASTIFY_STATUS_CODES[statusCode] ?? 'TMK_ERR_BAD_PARAMETER';
+      const detail =
+        code === 'TMK_ERR_UNSUPPORTED_MEDIA_TYPE' && request.contentType !== undefined
+          ? JSON.stringify(request.contentType.slice(0, 60))
+          : error instanceof Error
+            ? error.message
+            : String(error);
+      known = new TelemarkError(code, detail);
+    } else {
+      request.log.error({ err: error }, 'unexpected error');
+      known = new TelemarkError('TMK_ERR_INTERNAL', error instanceof Error ? error.name : 'unknown');
+    }
+    const { route } = request;
+    if (route) {
+      metrics.requestsRejected.inc({ route, code: known.code });
+      // Kept refusals were counted when they were kept; "later" answers are not the client's fault.
+      if (!isTransient(known.code) && !KEPT_REFUSALS.has(known.code))
+        committer.count([{ day: utcDay(now()), app: '', kind: 'rejected', reason: known.code, count: 1 }]);
+      if (known.statusCode >= 500 && !isTransient(known.code)) request.log.error({ err: error }, known.code);
+      else request.log.debug({ code: known.code }, 'ingest request refused');
+    }
+    const headers: Record<string, string> = {};
+    const retryMs = notesOf(known).retryAfterMs ?? DEFAULT_RETRY_AFTER_MS[known.code];
+    if (retryMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(retryMs / 1000)));
+    // A body we stopped reading (too large, too slow) leaves the connection unusable.
+    if (
+      known.code === 'TMK_ERR_BODY_TOO_LARGE' ||
+      known.code === 'TMK_ERR_BODY_TIMEOUT' ||
+      known.code === 'TMK_ERR_SHUTTING_DOWN' ||
+      !request.bodyRead
+    )
+      headers.connection = 'close';
+    const body: Record<string, unknown> = {
+      ...notesOf(error).answerFields,
+      code: known.code,
+      message: known.message,
+    };
+    if (route && route !== 'scout') body.success = false;
+    if (retryMs !== undefined && route && route !== 'scout') body.control = { retryAfterMs: retryMs };
+    return { status: known.statusCode, contentType: JSON_CONTENT_TYPE, body: JSON.stringify(body), headers };
+  };
+}
