@@ -124,6 +124,110 @@ describe("Metriton's reports, answered without the framework", () => {
   });
 });
 
+describe('what Fastify did before the route, on the direct path too', () => {
+  let c: InProcess;
+  const seenByFastify: string[] = [];
+  beforeAll(async () => {
+    c = await startInProcess({
+      config: { apps: { telepresence2: { latestVersion: '2.20.3' } }, ingestWorkers: 0 },
+      beforeListen: (collector) =>
+        collector.app.addHook('onRequest', (req, _reply, done) => {
+          seenByFastify.push(`${req.method} ${req.url}`);
+          done();
+        }),
+    });
+  });
+  afterAll(async () => {
+    await c?.stop();
+  });
+  const metric = async (line: string): Promise<number> => {
+    const text = await (await fetch(`${c.url}/metrics`)).text();
+    const found = text.split('\n').find((l) => l.startsWith(`${line} `));
+    return found === undefined ? 0 : Number(found.slice(line.length + 1));
+  };
+
+  it('refuses a Content-Type that is no media type with 415, and takes any media type', async () => {
+    const rejected = 'telemark_requests_rejected_total{route="scout",code="TMK_ERR_UNSUPPORTED_MEDIA_TYPE"}';
+    const before = await metric(rejected);
+    for (const [i, contentType] of ['foo', '', 'a /b', 'undefined', 'json; charset=utf-8'].entries()) {
+      const headers = { 'content-type': contentType };
+      const direct = await post(`${c.url}/scout`, report(400 + i), headers);
+      const viaFastify = await post(`${c.url}${VIA_FASTIFY}`, report(400 + i), headers);
+      expect({ contentType, status: direct.status, connection: direct.headers.connection }).toEqual({
+        contentType,
+        status: 415,
+        connection: 'close',
+      });
+      expect({ contentType, ...direct, headers: undefined, date: undefined }).toEqual({
+        contentType,
+        ...viaFastify,
+        headers: undefined,
+        date: undefined,
+      });
+      expect(JSON.parse(direct.body).code).toBe('TMK_ERR_UNSUPPORTED_MEDIA_TYPE');
+    }
+    expect((await metric(rejected)) - before).toBe(10);
+    for (const [i, contentType] of [
+      'text/html; charset=latin1',
+      'application/x-www-form-urlencoded',
+      'a/b; ;;',
+    ].entries())
+      expect([
+        contentType,
+        (await post(`${c.url}/scout`, report(410 + i), { 'content-type': contentType })).status,
+      ]).toEqual([contentType, 200]);
+    expect(seenByFastify.filter((seen) => seen.startsWith('POST /scout'))).toEqual([]);
+  });
+
+  it("keeps a report with an Expect other than 100-continue on Metriton's own path", async () => {
+    const answered = await post(`${c.url}/scout`, report(420), { expect: 'something-else' });
+    expect([answered.status, JSON.parse(answered.body).latest_version]).toEqual([200, '2.20.3']);
+    expect(seenByFastify.filter((seen) => seen.startsWith('POST /scout'))).toEqual([]);
+  });
+
+  it('does not observe the latency of an answer the client went away before', async () => {
+    const latency408 = 'telemark_request_duration_seconds_count{route="scout",status="408"}';
+    const refused = 'telemark_requests_rejected_total{route="scout",code="TMK_ERR_BODY_TIMEOUT"}';
+    const { hostname, port } = new URL(c.url);
+    for (const path of ['/scout', VIA_FASTIFY]) {
+      const [latencyBefore, refusedBefore] = [await metric(latency408), await metric(refused)];
+      const body = report(430);
+      const socket = connect(Number(port), hostname);
+      socket.on('error', () => {});
+      socket.write(
+        `POST ${path} HTTP/1.1\r\nHost: ${hostname}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n` +
+          body.slice(0, 40),
+      );
+      // The request is in, its body half sent: the client goes away.
+      while ((await metric('telemark_ingest_requests_in_flight')) !== 1)
+        await new Promise((r) => setTimeout(r, 5));
+      socket.destroy();
+      while ((await metric(refused)) === refusedBefore) await new Promise((r) => setTimeout(r, 5));
+      expect({ path, observed: (await metric(latency408)) - latencyBefore }).toEqual({ path, observed: 0 });
+    }
+  });
+});
+
+describe('every request logged (log.requests)', () => {
+  it("sends Metriton's reports through Fastify, whose logger writes the request lines", async () => {
+    const c = await startInProcess({ config: { log: { level: 'info', requests: true }, ingestWorkers: 0 } });
+    try {
+      const answered = await post(`${c.url}/scout/?from=test`, report(500));
+      expect(answered.status).toBe(200);
+      const lines = c.logs.map((line) => JSON.parse(line) as { msg: string; req?: unknown; res?: unknown });
+      expect(lines.filter((l) => l.msg === 'incoming request').map((l) => l.req)).toContainEqual({
+        method: 'POST',
+        url: '/scout/?from=test',
+      });
+      expect(lines.filter((l) => l.msg === 'request completed').map((l) => l.res)).toContainEqual({
+        statusCode: 200,
+      });
+    } finally {
+      await c.stop();
+    }
+  });
+});
+
 describe("Metriton's own path while the collector shuts down", () => {
   it('refuses new reports with 503, Retry-After and a closed connection, and answers the one in flight', async () => {
     const c = await startInProcess();

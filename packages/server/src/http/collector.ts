@@ -1,4 +1,4 @@
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance, LogController } from 'fastify';
 import { registerApiRoutes } from '../api/routes.js';
@@ -163,6 +163,19 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     clientErrorHandler: (error, socket) =>
       answerClientError(error, socket, (code) => metrics.requestsRejected.inc({ route: '', code })),
     serverFactory: (handler) => {
+      // Metriton's reports skip the framework's per-request work (`ingest-routes.ts`, `serveMetriton`),
+      // unless every request is to be logged: those lines are Fastify's logger's (with its request ids).
+      const logsRequests = config.log.requests;
+      const dispatch = (request: IncomingMessage, response: ServerResponse): void => {
+        if (
+          metritonDirect !== undefined &&
+          !logsRequests &&
+          request.method === 'POST' &&
+          isMetritonPath(request.url)
+        )
+          metritonDirect(request, response);
+        else handler(request, response);
+      };
       const server = createServer(
         {
           headersTimeout: config.timeouts.headersMs,
@@ -174,15 +187,11 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
           // depends on the Host, so the request is served like any other.
           requireHostHeader: false,
         },
-        (request, response) => {
-          // Metriton's reports skip the framework's per-request work (`ingest-routes.ts`, `serveMetriton`).
-          if (metritonDirect !== undefined && request.method === 'POST' && isMetritonPath(request.url))
-            metritonDirect(request, response);
-          else handler(request, response);
-        },
+        dispatch,
       );
-      // Likewise a bare 417 for an Expect other than 100-continue, which a server may ignore (RFC 9110).
-      server.on('checkExpectation', handler);
+      // Likewise a bare 417 for an Expect other than 100-continue, which a server may ignore (RFC 9110);
+      // such a request is dispatched as any other (a Metriton report stays on its direct path).
+      server.on('checkExpectation', dispatch);
       // Socket inactivity either way (Fastify's connectionTimeout, which a serverFactory must apply
       // itself): the only timer left for a client that stopped reading the answers to its requests.
       server.setTimeout(config.timeouts.idleMs);

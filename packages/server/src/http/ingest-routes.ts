@@ -62,6 +62,29 @@ export function isMetritonPath(url: string | undefined): boolean {
 
 type Route = SegmentRoute | 'scout';
 
+/** RFC 9110 tokens, as Fastify checks the two halves of a media type (`fastify/lib/content-type.js`). */
+const MEDIA_TYPE_NAME = /^[\w!#$%&'*+.^`|~-]+$/;
+const MEDIA_SUBTYPE_NAME = /^[\w!#$%&'*+.^`|~-]+\s*$/;
+
+/**
+ * Whether a `Content-Type` is a media type at all (`type/subtype`, then any parameters), by the rules
+ * Fastify answers `415` by before any route runs: Metriton's route takes any media type, but a header
+ * that is none (`foo`, empty) was refused on Fastify's path, so it is on the direct one too.
+ */
+function isMediaType(header: string): boolean {
+  const semicolon = header.indexOf(';');
+  const mediaType = semicolon < 0 ? header : header.slice(0, semicolon);
+  const slash = mediaType.indexOf('/');
+  return (
+    slash >= 0 &&
+    MEDIA_TYPE_NAME.test(mediaType.slice(0, slash).trimStart()) &&
+    MEDIA_SUBTYPE_NAME.test(mediaType.slice(slash + 1).trimEnd())
+  );
+}
+
+/** Fastify's refusal of such a header, for `refuse` to answer as its error handler would. */
+const notAMediaType = Object.assign(new Error('Unsupported Media Type'), { statusCode: 415 });
+
 /**
  * The ingest endpoints: Segment's `/v1/batch` and `/v1/track`, Metriton's `/scout` and `/beta/scout`.
  * Registered in their own encapsulated context, where the only body "parser" hands the raw stream to
@@ -362,24 +385,35 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
    * per-request work (routing, its request and reply objects, a child logger, hooks, the body parser's
    * async context) was ~20% of this route's request-thread CPU (docs/collector.md, "Performance").
    * The answers are the same: refusals come from the same `refuse` as Fastify's error handler, and the
-   * latency is observed under `route="scout"` (until the answer is handed to the socket). The Fastify
-   * routes below stay for what the server does not send here (e.g. a percent-encoded path).
+   * latency is observed under `route="scout"` (until the answer is handed to the socket; not for a client
+   * that went away, as Fastify observed on the response's `finish`). The Fastify routes below stay for
+   * what the server does not send here (e.g. a percent-encoded path, or every request while
+   * `log.requests` is on).
    */
   const observeScout = latencyObserver('scout');
   const serveMetriton: DirectRoute = (request, response) => {
     const started = performance.now();
-    answerReport(request)
+    const contentType = request.headers['content-type'];
+    // Fastify refuses a header that is no media type before the route runs (not admitted, body unread).
+    const answering =
+      contentType !== undefined && !isMediaType(contentType)
+        ? Promise.reject(notAMediaType)
+        : answerReport(request);
+    answering
       .catch((error: unknown) =>
         deps.refuse(error, {
           route: 'scout',
-          contentType: request.headers['content-type'],
+          contentType,
           bodyRead: request.readableEnded,
           log: deps.log,
         }),
       )
       .then((answer) => {
+        // Fastify observed the latency when the answer was flushed ('finish'): an answer to a client
+        // that went away (or half-closed its connection) is not observed there, so not here either.
+        const deliverable = request.socket.writable;
         writeAnswer(response, answer);
-        observeScout(answer.status, (performance.now() - started) / 1000);
+        if (deliverable) observeScout(answer.status, (performance.now() - started) / 1000);
       })
       .catch((error: unknown) => {
         deps.log.error({ err: error }, 'answering a Metriton report failed');
