@@ -3,7 +3,6 @@ import { prepareMetriton } from '../ingest/metriton.js';
 import { isRecord, type PreparedRequest } from '../ingest/prepared.js';
 import { prepareSegment } from '../ingest/segment.js';
 import type { QuarantineEntry, Store, StoredEvent, StoredQuarantineEntry } from '../store/types.js';
-import { CounterSet, utcDay } from './counters.js';
 import { createEventBuilder, type EventBuilder } from './event-builder.js';
 
 export interface ReplayFilter {
@@ -23,6 +22,19 @@ export interface ReplayReport {
   readonly stillRejected: number;
   /** Entries refused now for a different reason: replaced by entries with the new reason. */
   readonly reasonChanged: number;
+  /**
+   * Of `stillRejected`, whole requests refused for what no catalog changes (bad JSON or gzip, not a
+   * batch, an unknown write key): never re-judged.
+   */
+  readonly notReplayable: number;
+  /**
+   * Of `stillRejected`, entries of apps the registry replaying them does not know (a replay without the
+   * collector's `--config`, or an app taken out of it): left untouched, not re-judged as keyless
+   * messages of no app, which would lose their app and reason.
+   */
+  readonly unregistered: number;
+  /** The apps of `unregistered`, sorted. */
+  readonly unregisteredApps: readonly string[];
 }
 
 /**
@@ -50,6 +62,21 @@ const tryParse = (raw: string): { ok: true; value: unknown } | { ok: false } => 
   }
 };
 
+/**
+ * The app an entry is of: its own, or for a keyless Segment message kept with no app (no write key, or
+ * an app that takes none), the app it names in `context.app.name` — unless the app was refused as
+ * unknown when it arrived. Undefined when the entry is of no app.
+ */
+function appOf(entry: StoredQuarantineEntry): string | undefined {
+  if (entry.app !== '') return entry.app;
+  if (entry.protocol === 'metriton' || entry.reason === 'TMK_ERR_UNKNOWN_APP') return undefined;
+  const parsed = tryParse(entry.raw);
+  if (!parsed.ok || !isRecord(parsed.value)) return undefined;
+  const context = parsed.value.context;
+  const named = isRecord(context) && isRecord(context.app) ? context.app.name : undefined;
+  return typeof named === 'string' && named !== '' ? named : undefined;
+}
+
 /** Re-run one quarantined input through today's pipeline (catalogs, registry), as of when it arrived. */
 function reprocess(
   entry: StoredQuarantineEntry,
@@ -63,14 +90,19 @@ function reprocess(
     const result = prepareMetriton(parsed.value, receivedAt, { registry, builder });
     return result.kind === 'prepared' ? result.prepared : undefined;
   }
-  const body = parsed.value;
-  const isBatch = isRecord(body) && Array.isArray(body.batch);
+  const kept = parsed.value;
+  // A kept message is judged as one message of a batch: the `/v1/track` route would make a message
+  // without a `type` (refused in a batch: TMK_ERR_UNSUPPORTED_CALL) a track call, and store it. A single
+  // call's message was kept with the call its path named as its `type`. A whole batch body (kept by
+  // versions that kept more of them) has a `batch` and no `type`.
+  const isBatch = isRecord(kept) && Array.isArray(kept.batch) && kept.type === undefined;
+  const body = isBatch ? kept : { batch: [kept] };
   // The operator vouches for a replay: a message that came with the app's write key is replayed as that app's.
   const app = entry.app ? registry.get(entry.app) : undefined;
   try {
     return prepareSegment(
       {
-        route: isBatch ? 'batch' : 'track',
+        route: 'batch',
         body,
         bodyBytes: entry.raw.length,
         headerKey: undefined,
@@ -109,30 +141,43 @@ export async function replayQuarantine(
   let duplicate = 0;
   let stillRejected = 0;
   let reasonChanged = 0;
+  let notReplayable = 0;
+  const unregisteredApps = new Set<string>();
+  let unregistered = 0;
   let events: StoredEvent[] = [];
   let quarantine: QuarantineEntry[] = [];
   let done: string[] = [];
-  let counters = new CounterSet();
 
   const flush = async () => {
     if (events.length === 0 && quarantine.length === 0 && done.length === 0) return;
-    const { statuses } = await store.write({ events, quarantine, counters: [] });
-    statuses.forEach((status, i) => {
-      const e = events[i] as StoredEvent;
-      counters.add(utcDay(e.receivedAt), e.app, status, '');
+    // The store counts `accepted` / `duplicate` in the same transaction as the events: counted in a
+    // write of their own, a replay interrupted between the two would leave its events uncounted for
+    // good (run again, they are duplicates).
+    const { statuses } = await store.write({ events, quarantine, counters: [], statusCounters: true });
+    for (const status of statuses) {
       if (status === 'duplicate') duplicate++;
       else accepted++;
-    });
-    if (counters.size > 0) await store.write({ events: [], quarantine: [], counters: counters.take() });
+    }
     if (done.length > 0) await store.removeQuarantine(done);
     events = [];
     quarantine = [];
     done = [];
-    counters = new CounterSet();
   };
 
   for (const entry of entries) {
-    const prepared = NOT_REPLAYABLE.has(entry.reason) ? undefined : reprocess(entry, registry, builder);
+    if (NOT_REPLAYABLE.has(entry.reason)) {
+      notReplayable++;
+      stillRejected++;
+      continue;
+    }
+    const owner = appOf(entry);
+    if (owner !== undefined && !registry.get(owner)) {
+      unregisteredApps.add(owner);
+      unregistered++;
+      stillRejected++;
+      continue;
+    }
+    const prepared = reprocess(entry, registry, builder);
     if (!prepared) {
       stillRejected++;
       continue;
@@ -156,5 +201,15 @@ export async function replayQuarantine(
     if (events.length >= CHUNK_EVENTS) await flush();
   }
   await flush();
-  return { examined: entries.length, replayed, accepted, duplicate, stillRejected, reasonChanged };
+  return {
+    examined: entries.length,
+    replayed,
+    accepted,
+    duplicate,
+    stillRejected,
+    reasonChanged,
+    notReplayable,
+    unregistered,
+    unregisteredApps: [...unregisteredApps].sort(),
+  };
 }

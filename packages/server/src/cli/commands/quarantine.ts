@@ -70,8 +70,17 @@ async function withStore<T>(
   }
 }
 
+/**
+ * A cell on one line, cut to `max`. Event names and details come from what clients sent: control
+ * characters (an escape sequence would drive the terminal that reads the table) are shown as `\u001b`.
+ */
 const oneLine = (text: string, max: number): string => {
-  const flat = text.replace(/\s+/g, ' ');
+  const flat = text
+    .replace(/\s+/g, ' ')
+    .replace(
+      /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu,
+      (c) => `\\u${(c.codePointAt(0) as number).toString(16).padStart(4, '0')}`,
+    );
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 };
 
@@ -81,9 +90,9 @@ export function formatQuarantine(entries: readonly StoredQuarantineEntry[]): str
   const rows = entries.map((e) => [
     e.id,
     new Date(e.receivedAt).toISOString(),
-    e.app || '-',
-    e.protocol,
-    e.reason,
+    oneLine(e.app || '-', 64),
+    oneLine(e.protocol, 16),
+    oneLine(e.reason, 64),
     oneLine(e.event || '-', 40),
     oneLine(e.detail || '-', 80),
   ]);
@@ -157,11 +166,28 @@ export async function quarantineReplay(
     const config = configFrom(flags);
     report = await withStore(config, 'write', (store) => replayQuarantine(store, config.registry, filter));
   }
-  out.write(
+  out.write(replaySummary(report));
+}
+
+/** What a replay did, in words; the parts a maintainer must act on said with their fix. */
+export function replaySummary(report: ReplayReport): string {
+  let text =
     `Examined ${report.examined} quarantined input(s): ${report.replayed} replayed ` +
-      `(${report.accepted} event(s) stored, ${report.duplicate} already stored), ` +
-      `${report.stillRejected} still rejected for the same reason, ${report.reasonChanged} rejected for a new reason.\n`,
-  );
+    `(${report.accepted} event(s) stored, ${report.duplicate} already stored), ` +
+    `${report.stillRejected} still rejected for the same reason, ${report.reasonChanged} rejected for a new reason.\n`;
+  // A collector of an earlier version answers without these.
+  const notReplayable = report.notReplayable ?? 0;
+  const unregistered = report.unregistered ?? 0;
+  if (notReplayable > 0)
+    text +=
+      `${notReplayable} of those still rejected are whole requests no catalog change can fix (not JSON, not gzip, ` +
+      'not a batch, an unknown write key): left as they are; see them with `telemark quarantine list --reason <code> --json`.\n';
+  if (unregistered > 0)
+    text +=
+      `${unregistered} of those still rejected belong to apps this replay does not know ` +
+      `(${(report.unregisteredApps ?? []).join(', ')}): left as they are, not judged; ` +
+      "replay with the collector's --config (or --url).\n";
+  return text;
 }
 
 function storeOptions(command: Command): Command {

@@ -1,0 +1,173 @@
+/**
+ * What `telemark quarantine replay` and `list` do with entries a replay must not re-judge blindly: a
+ * replay without the collector's apps, a batch message without a `type`, whole requests no catalog
+ * fixes; the table's cells from untrusted input; the daily counters of a replay.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { resolveServeConfig } from '../../packages/server/src/config/serve-config.js';
+import { replayQuarantine } from '../../packages/server/src/pipeline/replay.js';
+import { sql } from '../../packages/server/src/store/sql.js';
+import type { Store, StoredQuarantineEntry } from '../../packages/server/src/store/types.js';
+import {
+  baseConfig,
+  bearer,
+  MYTOOL_CATALOG,
+  MYTOOL_KEY,
+  openData,
+  ourMessage,
+  postJson,
+  resultStatuses,
+  runCliSync,
+  startInProcess,
+  tempDir,
+} from './_helpers.js';
+
+const telemark = (...args: string[]) => runCliSync(args);
+
+/** Version 1 of the catalog lacks the `install` event; version 2 adds it. */
+const { install: _install, ...eventsV1 } = MYTOOL_CATALOG.events;
+const CATALOG_V1 = { ...MYTOOL_CATALOG, events: eventsV1 };
+const appsWith = (catalog: object) => ({ apps: { mytool: { catalog, writeKeys: [MYTOOL_KEY] } } });
+
+/** A data dir whose collector (catalog v1) refused `batch`; the collector stopped. */
+async function refused(
+  batch: unknown[],
+  headers = bearer(),
+): Promise<{ dataDir: string; statuses: string[] }> {
+  const c = await startInProcess({ config: appsWith(CATALOG_V1) });
+  try {
+    const response = await postJson(`${c.url}/v1/batch`, { batch }, headers);
+    return { dataDir: c.dataDir, statuses: resultStatuses(response.json) };
+  } finally {
+    expect((await c.stop()).clean).toBe(true);
+  }
+}
+
+/** The collector's config file with catalog v2 (the fix). */
+function fixedConfig(dataDir: string): string {
+  const file = join(tempDir(), 'config.json');
+  writeFileSync(file, JSON.stringify(baseConfig(dataDir, appsWith(MYTOOL_CATALOG))));
+  return file;
+}
+
+const listed = (dataDir: string): StoredQuarantineEntry[] =>
+  JSON.parse(telemark('quarantine', 'list', '--data', dataDir, '--json').stdout);
+
+describe('quarantine replay: what it must not re-judge', () => {
+  it("leaves an app's entries untouched when the replay does not know the app (no --config), and says so", async () => {
+    const { dataDir, statuses } = await refused([
+      ourMessage('u-install', { event: 'install', properties: {} }),
+      ourMessage('u-missing', { properties: { ok: true } }),
+    ]);
+    expect(statuses).toEqual(['rejected', 'rejected']);
+    // A keyless message naming the app, which takes no keyless messages.
+    const keyless = await startInProcess({ dataDir, config: appsWith(CATALOG_V1) });
+    await postJson(`${keyless.url}/v1/batch`, { batch: [ourMessage('u-keyless')] });
+    await keyless.stop();
+    const before = listed(dataDir);
+    expect(before.map((e) => `${e.app}:${e.reason}`).sort()).toEqual([
+      ':TMK_ERR_MISSING_WRITE_KEY',
+      'mytool:missing_trait',
+      'mytool:unknown_event',
+    ]);
+
+    // Without --config the registry holds the built-in apps only: mytool is not among them.
+    const replay = telemark('quarantine', 'replay', '--data', dataDir);
+    expect(replay.code).toBe(0);
+    expect(replay.stdout).toContain('0 replayed');
+    expect(replay.stdout).toContain('3 still rejected for the same reason, 0 rejected for a new reason');
+    expect(replay.stdout).toContain(
+      "3 of those still rejected belong to apps this replay does not know (mytool): left as they are, not judged; replay with the collector's --config",
+    );
+    // Not rewritten as keyless messages of no app (TMK_ERR_UNKNOWN_APP, app ''): same ids, apps, reasons.
+    expect(listed(dataDir)).toEqual(before);
+
+    // With the collector's config, the fix applies as usual.
+    const fixed = telemark('quarantine', 'replay', '--data', dataDir, '--config', fixedConfig(dataDir));
+    expect(fixed.stdout).toContain('1 replayed (1 event(s) stored, 0 already stored), 2 still rejected');
+    expect(fixed.stdout).not.toContain('apps this replay does not know');
+    expect(
+      listed(dataDir)
+        .map((e) => `${e.app}:${e.reason}`)
+        .sort(),
+    ).toEqual([':TMK_ERR_MISSING_WRITE_KEY', 'mytool:missing_trait']);
+  });
+
+  it('keeps a batch message without a "type" refused: a replay does not make it a track call', async () => {
+    const { type: _type, ...untyped } = ourMessage('no-type');
+    const { dataDir, statuses } = await refused([untyped]);
+    expect(statuses).toEqual(['rejected']);
+    const replay = telemark('quarantine', 'replay', '--data', dataDir, '--config', fixedConfig(dataDir));
+    expect(replay.code).toBe(0);
+    expect(replay.stdout).toContain('0 replayed (0 event(s) stored, 0 already stored), 1 still rejected');
+    expect(listed(dataDir).map((e) => `${e.messageId}:${e.reason}`)).toEqual([
+      'no-type:TMK_ERR_UNSUPPORTED_CALL',
+    ]);
+    const store = await openData(dataDir);
+    try {
+      expect(await store.query(sql`SELECT message_id FROM events`)).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('says which entries are whole requests no catalog change can fix', async () => {
+    const c = await startInProcess({ config: appsWith(CATALOG_V1) });
+    expect((await postJson(`${c.url}/v1/batch`, '{"batch": [oops', bearer())).status).toBe(400);
+    expect(
+      (await postJson(`${c.url}/v1/batch`, { batch: [ourMessage('k')] }, bearer('wk_nobody_0000'))).status,
+    ).toBe(401);
+    await c.stop();
+    const replay = telemark('quarantine', 'replay', '--data', c.dataDir, '--config', fixedConfig(c.dataDir));
+    expect(replay.code).toBe(0);
+    expect(replay.stdout).toContain('0 replayed (0 event(s) stored, 0 already stored), 2 still rejected');
+    expect(replay.stdout).toContain(
+      '2 of those still rejected are whole requests no catalog change can fix (not JSON, not gzip, not a batch, an unknown write key): left as they are',
+    );
+    expect(listed(c.dataDir)).toHaveLength(2);
+  });
+});
+
+describe('quarantine list: the table', () => {
+  it('shows control characters a client sent as escapes, never raw to the terminal', async () => {
+    const evil = '\u001b[2J\u001b]0;owned\u0007x';
+    const { dataDir } = await refused([ourMessage('evil', { event: evil, properties: {} })]);
+    const table = telemark('quarantine', 'list', '--data', dataDir);
+    expect(table.code).toBe(0);
+    expect(table.stdout).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/);
+    expect(table.stdout).toContain('\\u001b[2J\\u001b]0;owned\\u0007x');
+    // JSON keeps the value as it is (escaped by JSON itself).
+    expect(listed(dataDir)[0]?.event).toBe(evil);
+  });
+});
+
+describe('quarantine replay: daily counters', () => {
+  it('counts what it stores in the same write as the events', async () => {
+    const { dataDir } = await refused([ourMessage('c-install', { event: 'install', properties: {} })]);
+    const real = await openData(dataDir);
+    // A store that refuses a write of counters alone: a replay must not need one.
+    const write: Store['write'] = (batch) =>
+      batch.events.length === 0 && batch.quarantine.length === 0 && batch.counters.length > 0
+        ? Promise.reject(new Error('counters alone'))
+        : real.write(batch);
+    const store = new Proxy(real, {
+      get: (target, key) => {
+        if (key === 'write') return write;
+        const value = Reflect.get(target, key, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    try {
+      const { registry } = resolveServeConfig(appsWith(MYTOOL_CATALOG));
+      expect(await replayQuarantine(store, registry)).toMatchObject({ replayed: 1, accepted: 1 });
+      const counters = await real.query<{ kind: string; count: number | bigint }>(
+        sql`SELECT kind, count FROM ingest_counters WHERE app = 'mytool' AND kind IN ('accepted', 'duplicate')`,
+      );
+      expect(counters.map((r) => `${r.kind}:${Number(r.count)}`)).toEqual(['accepted:1']);
+    } finally {
+      await real.close();
+    }
+  });
+});
