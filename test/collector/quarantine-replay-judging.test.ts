@@ -171,3 +171,34 @@ describe('quarantine replay: daily counters', () => {
     }
   });
 });
+
+describe('quarantine replay: the size limit', () => {
+  it("keeps a message refused as too large refused, by the collector's limit", async () => {
+    const limited = { ...appsWith(MYTOOL_CATALOG), limits: { maxEventBytes: 4096 } };
+    const c = await startInProcess({ config: limited });
+    let dataDir: string;
+    try {
+      const big = ourMessage('too-large', { integrations: { note: 'x'.repeat(5000) } });
+      const response = await postJson(`${c.url}/v1/batch`, { batch: [big, ourMessage('fits')] }, bearer());
+      expect(resultStatuses(response.json)).toEqual(['rejected', 'accepted']);
+      dataDir = c.dataDir;
+    } finally {
+      expect((await c.stop()).clean).toBe(true);
+    }
+    const file = join(tempDir(), 'config.json');
+    writeFileSync(file, JSON.stringify(baseConfig(dataDir, limited)));
+    const replay = telemark('quarantine', 'replay', '--data', dataDir, '--config', file);
+    expect(replay.code).toBe(0);
+    expect(replay.stdout).toContain('0 replayed');
+    expect(listed(dataDir).map((e) => [e.messageId, e.reason])).toEqual([
+      ['too-large', 'TMK_ERR_EVENT_TOO_LARGE'],
+    ]);
+    const store = await openData(dataDir);
+    try {
+      const rows = await store.query<{ message_id: string }>(sql`SELECT message_id FROM events`);
+      expect(rows.map((r) => r.message_id)).toEqual(['fits']);
+    } finally {
+      await store.close();
+    }
+  });
+});

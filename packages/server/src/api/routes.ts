@@ -4,7 +4,7 @@ import { createAnalytics, type RawParams, VIEW_NAMES, type ViewName } from '../a
 import { APP_NAME } from '../config/registry.js';
 import type { AppRegistry } from '../config/registry-types.js';
 import { isTelemarkError, rephrased, TelemarkError } from '../errors.js';
-import { replayQuarantine } from '../pipeline/replay.js';
+import { type ReplayLimits, replayQuarantine } from '../pipeline/replay.js';
 import { storeHasApp } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { tokenMatches } from './admin-token.js';
@@ -17,6 +17,8 @@ export interface ApiDeps {
   readonly adminToken: string;
   /** Clock for the default date range (tests). @default Date.now */
   readonly now?: () => number;
+  /** The collector's message size limit, which a quarantine replay judges by. @default 32 KB */
+  readonly limits?: ReplayLimits;
 }
 
 export const API_PREFIX = '/api/v1';
@@ -161,7 +163,9 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
       // one replay at a time; its writes queue with ingest's.
       api.post('/quarantine/replay', async (request) => {
         const filter = quarantineFilter(request.query, false);
-        const run = replays.then(() => replayQuarantine(deps.store, deps.registry, filter));
+        const run = replays.then(() =>
+          replayQuarantine(deps.store, deps.registry, filter, deps.limits ? { limits: deps.limits } : {}),
+        );
         replays = run.catch(() => undefined);
         return run;
       });

@@ -287,7 +287,12 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
   );
 
-  await registerApiRoutes(app, { store, registry: config.registry, adminToken: options.adminToken });
+  await registerApiRoutes(app, {
+    store,
+    registry: config.registry,
+    adminToken: options.adminToken,
+    limits: config.limits,
+  });
   await registerDashboard(app);
   try {
     app.setNotFoundHandler((request) => {

@@ -1,4 +1,5 @@
 import type { AppRegistry } from '../config/registry-types.js';
+import { DEFAULTS, type ServeConfig } from '../config/serve-config.js';
 import { prepareMetriton } from '../ingest/metriton.js';
 import { isRecord, type PreparedRequest } from '../ingest/prepared.js';
 import { prepareSegment } from '../ingest/segment.js';
@@ -77,17 +78,29 @@ function appOf(entry: StoredQuarantineEntry): string | undefined {
   return typeof named === 'string' && named !== '' ? named : undefined;
 }
 
+/**
+ * The message size limit a replay judges by: the collector's (`limits.maxEventBytes`), so a message
+ * refused as too large is not stored by a replay; a batch's count limit does not apply (one message).
+ */
+export type ReplayLimits = Pick<ServeConfig['limits'], 'maxEventBytes'>;
+
 /** Re-run one quarantined input through today's pipeline (catalogs, registry), as of when it arrived. */
 function reprocess(
   entry: StoredQuarantineEntry,
   registry: AppRegistry,
   builder: EventBuilder,
+  limits: ReplayLimits,
 ): PreparedRequest | undefined {
   const parsed = tryParse(entry.raw);
   if (!parsed.ok) return undefined;
   const receivedAt = entry.receivedAt;
   if (entry.protocol === 'metriton') {
-    const result = prepareMetriton(parsed.value, receivedAt, { registry, builder });
+    const result = prepareMetriton(
+      parsed.value,
+      receivedAt,
+      { registry, builder, limits },
+      Buffer.byteLength(entry.raw),
+    );
     return result.kind === 'prepared' ? result.prepared : undefined;
   }
   const kept = parsed.value;
@@ -104,16 +117,12 @@ function reprocess(
       {
         route: 'batch',
         body,
-        bodyBytes: entry.raw.length,
+        bodyBytes: Buffer.byteLength(entry.raw),
         headerKey: undefined,
         receivedAt,
         ...(app ? { app } : {}),
       },
-      {
-        registry,
-        builder,
-        limits: { maxEventBytes: Number.MAX_SAFE_INTEGER, maxBatchEvents: Number.MAX_SAFE_INTEGER },
-      },
+      { registry, builder, limits: { ...limits, maxBatchEvents: Number.MAX_SAFE_INTEGER } },
     );
   } catch {
     return undefined;
@@ -132,9 +141,10 @@ export async function replayQuarantine(
   store: Store,
   registry: AppRegistry,
   filter: ReplayFilter = {},
-  options: { builder?: EventBuilder } = {},
+  options: { builder?: EventBuilder; limits?: ReplayLimits } = {},
 ): Promise<ReplayReport> {
   const builder = options.builder ?? createEventBuilder();
+  const limits = options.limits ?? DEFAULTS.limits;
   const entries = await store.listQuarantine({ ...filter, limit: LIST_LIMIT });
   let replayed = 0;
   let accepted = 0;
@@ -177,7 +187,7 @@ export async function replayQuarantine(
       stillRejected++;
       continue;
     }
-    const prepared = reprocess(entry, registry, builder);
+    const prepared = reprocess(entry, registry, builder, limits);
     if (!prepared) {
       stillRejected++;
       continue;

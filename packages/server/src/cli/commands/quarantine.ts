@@ -164,7 +164,9 @@ export async function quarantineReplay(
     })) as ReplayReport;
   } else {
     const config = configFrom(flags);
-    report = await withStore(config, 'write', (store) => replayQuarantine(store, config.registry, filter));
+    report = await withStore(config, 'write', (store) =>
+      replayQuarantine(store, config.registry, filter, { limits: config.limits }),
+    );
   }
   out.write(replaySummary(report));
 }
