@@ -524,6 +524,24 @@ export function testStore(
         expect(await countEvents(store, b.app)).toBe(1);
       });
 
+      it('dedupes late replays (events received before the window) and a message sent twice in a batch', async () => {
+        const store = await fresh();
+        const app = uniqueId('app');
+        // A quarantine replay writes events as of when they arrived: 60 days ago, before any window.
+        const late = sampleEvent({ app, receivedAt: Date.now() - 60 * 86_400_000 });
+        expect((await store.write(batch({ events: [late, late] }))).statuses).toEqual([
+          'accepted',
+          'duplicate',
+        ]);
+        // The replay run again, and a second quarantine entry of the message received a minute later.
+        expectAcrossBatches(
+          (await store.write(batch({ events: [late, { ...late, receivedAt: late.receivedAt + 60_000 }] })))
+            .statuses,
+          ['duplicate', 'duplicate'],
+        );
+        expect(await countEvents(store, app)).toBe(1);
+      });
+
       it.runIf(options.reopen !== undefined)('survives close and reopen', async () => {
         const store = await fresh();
         const app = uniqueId('app');

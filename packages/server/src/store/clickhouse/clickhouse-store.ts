@@ -45,6 +45,7 @@ import {
   type DedupeKey,
   type LoserEntry,
   type LoserRecord,
+  liveClaims,
   messageKey,
   resolveRaces,
   storedMessages,
@@ -460,9 +461,20 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
 
   // ——— dedupe lookups ———
 
-  async function claimsOf(keys: readonly string[], options: { exceptWrite?: string } = {}): Promise<Claim[]> {
+  /**
+   * Claims of `keys` inserted inside the dedupe window — or, with `receivedSince` (epoch ms), claims of
+   * events received since then, whenever inserted (late replays, see `writeAttempt`).
+   */
+  async function claimsOf(
+    keys: readonly string[],
+    options: { exceptWrite?: string; receivedSince?: number } = {},
+  ): Promise<Claim[]> {
     if (keys.length === 0) return [];
     const except = options.exceptWrite !== undefined ? ` AND write_id != ${options.exceptWrite}` : '';
+    const since =
+      options.receivedSince !== undefined
+        ? `received_at >= ${Math.floor(options.receivedSince)}`
+        : `inserted_at >= now() - ${windowSeconds}`;
     const found = await rows<ClaimRow>(
       client(),
       // Aliases differ from column names: ClickHouse would substitute an alias inside WHERE.
@@ -470,7 +482,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
         write_id IN (SELECT write_id FROM ${o.database}.aborted_writes) AS aborted
       FROM ${t.eventKeys}
       PREWHERE key IN ${uint64Set(keys)}
-      WHERE inserted_at >= now() - ${windowSeconds}${except}`,
+      WHERE ${since}${except}`,
       LOOKUP_SETTINGS,
     );
     return found.map((r) => ({
@@ -558,6 +570,36 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
       if (claims.length > 0) {
         const stored = storedMessages(claims, await losersOf([...new Set(claims.map((c) => c.key))]));
         for (const c of candidates) if (stored.has(ids[c.at]!)) statuses[c.at] = 'duplicate';
+      }
+      // Events received before the window (a quarantine replay writes them as of when they arrived) are
+      // checked from their own receive time: a claim of the message received since `received_at − window`
+      // makes one a duplicate, however long ago that claim was inserted (as on DuckDB). Until 2026-11-27
+      // only claims inserted in the window counted, so replaying a message stored longer ago stored it twice.
+      const lateBefore = Date.now() - windowSeconds * 1000;
+      const late = candidates.filter(
+        (c) => statuses[c.at] === 'accepted' && c.chunk.receivedAt[c.i]! < lateBefore,
+      );
+      if (late.length > 0) {
+        let earliest = Number.POSITIVE_INFINITY;
+        for (const c of late) earliest = Math.min(earliest, c.chunk.receivedAt[c.i]!);
+        const old = await claimsOf(
+          late.map((c) => c.chunk.keys[2 * c.i]!),
+          { receivedSince: earliest - windowSeconds * 1000 },
+        );
+        if (old.length > 0) {
+          const live = liveClaims(old, await losersOf([...new Set(old.map((c) => c.key))]));
+          /** Per message, the latest receive time of its live claims. */
+          const latest = new Map<string, number>();
+          for (const c of live) {
+            const k = messageKey(c.key, c.key2);
+            latest.set(k, Math.max(c.receivedAt, latest.get(k) ?? c.receivedAt));
+          }
+          for (const c of late) {
+            const at = latest.get(ids[c.at]!);
+            if (at !== undefined && at >= c.chunk.receivedAt[c.i]! - windowSeconds * 1000)
+              statuses[c.at] = 'duplicate';
+          }
+        }
       }
       const accepted = candidates.filter((c) => statuses[c.at] === 'accepted');
       // Each encoded row lacks only its last column, this attempt's write id.

@@ -998,7 +998,11 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       await writes.run(async () => {
         await loadIntake();
         const connection = requireWriter();
-        const window = [Math.max(cutoff, earliestHit), END_OF_TIME] as const;
+        // A hit is checked from its first time in the index — unless the index no longer covers the
+        // whole window: the hit may then be another id's (a collision) while this one was stored in a day
+        // the index dropped, so the check reaches back to the window's start.
+        const from = index.coveredFrom > cutoff ? cutoff : Math.max(cutoff, earliestHit);
+        const window = [from, END_OF_TIME] as const;
         for (const key of (await storedKeys(connection, hashes, hits, ...window)).keys()) duplicates.add(key);
         if (uncovered) {
           for (const key of (
