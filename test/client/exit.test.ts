@@ -62,26 +62,27 @@ describe('the exit of a reporting CLI does not wait for the network', () => {
     expect(collector.requests.every((r) => r.status === 200)).toBe(true);
   });
 
-  it('(b) nothing listening: the child exits first; the events arrive once a collector is there', async () => {
+  it('(b) nothing listening: the child exits at once, a detached sender tries; the events arrive once a collector is there', async () => {
     const port = await freePort();
     const { home, configDir } = homeWithNoticeShown();
     const deliveryFile = path.join(configDir, 'delivery.json');
-    let attemptedAtExit = true;
     const result = await runNode(REPORT_AND_EXIT, {
       env: childEnv(home, { TELEMARK_CONFIG_DIR: configDir, FIXTURE_ENDPOINT: `http://127.0.0.1:${port}` }),
-      onExit: () => {
-        attemptedAtExit = fs.existsSync(deliveryFile);
-      },
     });
     expect(result).toMatchObject({ code: 0, stdout: '', stderr: '' });
-    expect(attemptedAtExit).toBe(false);
-    // The detached sender tried, failed, and keeps the events for a retry.
+    // The detached sender tried, failed, and keeps the events for a retry. (Whether its refused attempt
+    // lands before or after the child's exit is noticed here is a race on a busy machine: what shows the
+    // child did not wait is that the attempt is another process's, alive after the child.)
     const state = await waitFor(
       () => fs.existsSync(deliveryFile) && JSON.parse(fs.readFileSync(deliveryFile, 'utf8')),
       10_000,
       'a failed delivery attempt',
     );
     expect(state.lastError).toMatch(/ECONNREFUSED/);
+    const sender = senderPid(configDir);
+    expect(sender).toBeDefined();
+    expect(sender).not.toBe(result.pid);
+    expect(isAlive(sender!)).toBe(true);
     const collector = await startCollector({ catalog: telepresence, port });
     await collector.waitForMessages(100, 30_000);
     expectOneRun(collector, home);
