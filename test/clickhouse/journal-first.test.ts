@@ -52,6 +52,26 @@ const stop = async (child: Child) => {
   expect((await child.exited).code).toBe(0);
 };
 
+/** A sample's value in a `/metrics` text; undefined when the series is not there. */
+const sample = (text: string, series: string): number | undefined => {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+};
+const scrape = async (child: Child): Promise<string> => (await fetch(`${child.url}/metrics`)).text();
+const answered = (status: string) => `telemark_events_total{app="mytool",status="${status}",reason=""}`;
+const delivered = (status: string) =>
+  `telemark_journal_delivered_events_total{app="mytool",status="${status}"}`;
+
+/** The overview API: it waits until everything acknowledged before it is delivered. */
+const overview = async (child: Child) => {
+  const day = (offset: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
+  const response = await fetch(`${child.url}/api/v1/overview?app=mytool&from=${day(-2)}&to=${day(2)}`, {
+    headers: { authorization: 'Bearer test-admin-token' },
+  });
+  expect(response.status).toBe(200);
+  return (await response.json()) as Record<string, unknown>;
+};
+
 const stored = async (prefix: string) => {
   const [row] = await store.query<{ n: number }>(
     sql`SELECT count() AS n FROM events WHERE startsWith(message_id, ${prefix})`,
@@ -72,12 +92,7 @@ describe('a collector acknowledging from its journal', () => {
     const journal = path.join(collector.dir, 'journal');
     expect(fs.readdirSync(journal).some((name) => name.endsWith('.seg'))).toBe(true);
     // The API waits for delivery: the overview counts all 60 right after the 200.
-    const day = (offset: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
-    const response = await fetch(`${collector.url}/api/v1/overview?app=mytool&from=${day(-2)}&to=${day(2)}`, {
-      headers: { authorization: 'Bearer test-admin-token' },
-    });
-    expect(response.status).toBe(200);
-    expect(await response.json()).toMatchObject({ view: 'overview', events: 60 });
+    expect(await overview(collector)).toMatchObject({ view: 'overview', events: 60 });
     expect(await stored('jf-')).toBe(60);
 
     // A resend to a collector that acknowledges after the insert finds them delivered: duplicates.
@@ -86,7 +101,41 @@ describe('a collector acknowledging from its journal', () => {
     const again = await postJson(`${other.url}/v1/batch`, { batch }, bearer());
     expect(resultStatuses(again.json)).toEqual(Array(60).fill('duplicate'));
     expect(await stored('jf-')).toBe(60);
+    // Its answers were final, and counted as such; nothing went through its journal.
+    const text = await scrape(other);
+    expect(sample(text, answered('duplicate'))).toBe(60);
+    expect(sample(text, answered('accepted'))).toBe(0);
+    expect(sample(text, delivered('accepted'))).toBe(0);
+    expect(sample(text, delivered('duplicate'))).toBe(0);
     await stop(other);
+  });
+
+  it('stores a batch sent 10 times once, and counts the duplicates found at delivery in /metrics', async () => {
+    const collector = await start('journal');
+    // The series exist before the first event (Prometheus takes a series' first sample as its baseline).
+    const before = await scrape(collector);
+    for (const status of ['accepted', 'duplicate']) {
+      expect(sample(before, delivered(status))).toBe(0);
+      expect(sample(before, answered(status))).toBe(0);
+    }
+    const batch = Array.from({ length: 25 }, (_, i) => ourMessage(`jf-10x-${i}`));
+    for (let round = 0; round < 10; round++) {
+      const sent = await postJson(`${collector.url}/v1/batch`, { batch }, bearer());
+      expect(sent.status).toBe(200);
+      // Provisional: the earlier copies may not be delivered yet, so each resend is answered accepted.
+      expect(resultStatuses(sent.json)).toEqual(Array(25).fill('accepted'));
+    }
+    // A read waits for the delivery of everything acknowledged before it, and its tally.
+    await overview(collector);
+    expect(await stored('jf-10x-')).toBe(25);
+    const after = await scrape(collector);
+    // The store's verdict: 25 stored, 225 duplicates.
+    expect(sample(after, delivered('accepted'))).toBe(25);
+    expect(sample(after, delivered('duplicate'))).toBe(225);
+    // What the clients were answered stays as it was: 250 provisional accepts.
+    expect(sample(after, answered('accepted'))).toBe(250);
+    expect(sample(after, answered('duplicate'))).toBe(0);
+    await stop(collector);
   });
 
   it('delivers on shutdown what it acknowledged', async () => {

@@ -93,6 +93,25 @@ export function createCollectorMetrics(
     '1 while the backlog is at its bound: new batches are refused (journal) or wait for a load (intake log).',
     (b) => (b.full ? 1 : 0),
   );
+  // The store's verdict on journaled events (`StoreBacklog.delivered`): their answers, counted in
+  // telemark_events_total, were provisional. A running total in the store, copied at each scrape; the
+  // registered apps' series start at 0 (as telemark_events_total's), on stores that journal only.
+  new Counter({
+    name: 'telemark_journal_delivered_events_total',
+    help: 'Events delivered from the ClickHouse journal into the tables, by app and the status the store found at delivery (accepted: stored; duplicate: stored already, or earlier in the delivery). Their answers were provisional (telemark_events_total): with acknowledge "journal" this counts every event, duplicates resent in separate batches included.',
+    labelNames: ['app', 'status'],
+    registers,
+    collect() {
+      const delivered = backlog()?.delivered;
+      this.reset();
+      if (delivered === undefined) return;
+      for (const app of apps) for (const status of ['accepted', 'duplicate']) this.inc({ app, status }, 0);
+      for (const [app, counts] of delivered) {
+        this.inc({ app, status: 'accepted' }, counts.accepted);
+        this.inc({ app, status: 'duplicate' }, counts.duplicate);
+      }
+    },
+  });
   const tallies = new Map<string, StatusTally>();
   const metrics: CollectorMetrics = {
     registry,

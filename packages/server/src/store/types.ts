@@ -172,6 +172,20 @@ export interface StoreBacklog {
   readonly oldestAt?: number;
   /** At its bound: new writes are refused (journal) or wait for the backlog to shrink (intake log). */
   readonly full: boolean;
+  /**
+   * Where writes can be answered before the store has deduped them (a ClickHouse journal: every batch with
+   * `acknowledge: "journal"`, the batches of an outage otherwise), their answers are provisional. This is
+   * the store's verdict on them: per app, the events delivered from the journal into the tables since the
+   * store opened, by the status its dedupe gave them at delivery. Running totals; engines whose answers
+   * are final leave it out.
+   */
+  readonly delivered?: ReadonlyMap<string, DeliveredEvents>;
+}
+
+/** Events of one app delivered from a journal, by the status the store's dedupe gave them (`StoreBacklog.delivered`). */
+export interface DeliveredEvents {
+  readonly accepted: number;
+  readonly duplicate: number;
 }
 
 export interface QuarantineFilter {

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { WriteBatch, WriteResult } from '../types.js';
+import type { EncodedEvents, WriteBatch, WriteResult, WriteStatus } from '../types.js';
 import { createJournaledDriver, type JournalTarget } from './journaled-store.js';
 
 const dirs: string[] = [];
@@ -16,7 +16,11 @@ afterEach(() => {
  * test/clickhouse/outage.test.ts.)
  */
 function createTarget() {
-  const attempts: { batch: WriteBatch; settle: (error?: Error) => void }[] = [];
+  const attempts: {
+    batch: WriteBatch;
+    /** Fail with `error`, or answer `statuses` (every event accepted by default). */
+    settle: (error?: Error, statuses?: WriteStatus[]) => void;
+  }[] = [];
   const log: string[] = [];
   const unavailable = new Error('connection refused');
   const target = {
@@ -38,8 +42,8 @@ function createTarget() {
         log.push(`attempt ${batch.events.map((e) => e.messageId).join(',')}`);
         attempts.push({
           batch,
-          settle: (error) =>
-            error ? reject(error) : resolve({ statuses: batch.events.map(() => 'accepted') }),
+          settle: (error, statuses) =>
+            error ? reject(error) : resolve({ statuses: statuses ?? batch.events.map(() => 'accepted') }),
         });
       }),
   } as unknown as JournalTarget;
@@ -145,7 +149,7 @@ describe('journaled store', () => {
       retryMaxMs: 60_000,
     });
     await driver.init();
-    expect(driver.backlog?.()).toEqual({ batches: 0, bytes: 0, full: false });
+    expect(driver.backlog?.()).toEqual({ batches: 0, bytes: 0, full: false, delivered: new Map() });
     const before = Date.now();
     const first = driver.write(batch('m1'));
     await tick();
@@ -162,6 +166,65 @@ describe('journaled store', () => {
     expect(refused).toMatchObject({ code: 'TMK_ERR_JOURNAL_FULL' });
     expect(driver.backlog!()).toMatchObject({ full: true, oldestAt: backlog.oldestAt });
     await closeFailing(driver, parts);
+  });
+
+  it("reports the store's verdict on journaled events, per app, and not on events written straight through", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-journal-'));
+    dirs.push(dir);
+    const { target, attempts, unavailable } = createTarget();
+    const driver = createJournaledDriver(target, { dir, retryMinMs: 1, retryMaxMs: 1 });
+    await driver.init();
+    const until = async (condition: () => boolean) => {
+      for (let i = 0; i < 500 && !condition(); i++) await new Promise((r) => setTimeout(r, 5));
+      expect(condition()).toBe(true);
+    };
+    // Straight through: its statuses are final (the collector counts them as answered), not a verdict.
+    const direct = driver.write(batch('m0'));
+    await tick();
+    attempts[0]!.settle(undefined, ['duplicate']);
+    await direct;
+    expect(driver.backlog!().delivered).toEqual(new Map());
+    // The store is down: journaled, answered provisionally.
+    const first = driver.write(batch('m1'));
+    await tick();
+    attempts[1]!.settle(unavailable);
+    expect(await first).toEqual({ statuses: ['accepted'] });
+    // Behind it: an event of app a, then an encoded chunk of apps b, a, b.
+    const chunk = {
+      encoding: 'test',
+      count: 3,
+      apps: ['b', 'a'],
+      appOf: Uint16Array.of(0, 1, 0),
+      messageIds: ['m1', 'm1', 'm2'],
+    } as EncodedEvents;
+    const mixed = { ...batch('m1'), encoded: [chunk] } as WriteBatch;
+    // Provisional: only the repeat inside the batch is a duplicate.
+    expect(await driver.write(mixed)).toEqual({
+      statuses: ['accepted', 'accepted', 'duplicate', 'accepted'],
+    });
+    // Delivery fails once (not counted), then takes the journal: the store finds the resent m1 of app a
+    // twice a duplicate.
+    await until(() => attempts.length === 3);
+    attempts[2]!.settle(unavailable);
+    await until(() => attempts.length === 4);
+    const delivering = attempts[3]!;
+    const statuses: WriteStatus[] =
+      delivering.batch.events.length === 1
+        ? ['accepted'] // m1 alone; the mixed batch follows in a write of its own
+        : ['accepted', 'duplicate', 'accepted', 'duplicate', 'accepted'];
+    delivering.settle(undefined, statuses);
+    if (delivering.batch.events.length === 1) {
+      await until(() => attempts.length === 5);
+      attempts[4]!.settle(undefined, ['duplicate', 'accepted', 'duplicate', 'accepted']);
+    }
+    await driver.drained(5_000);
+    expect(driver.backlog!().delivered).toEqual(
+      new Map([
+        ['a', { accepted: 1, duplicate: 2 }],
+        ['b', { accepted: 2, duplicate: 0 }],
+      ]),
+    );
+    await driver.close();
   });
 
   describe('journal first', () => {
@@ -193,7 +256,7 @@ describe('journaled store', () => {
       attempts[1]!.settle();
       // Records leave `pending` first; the emptied segment's file is deleted after (its bytes until then).
       await until(() => driver.journalStats()?.pending === 0 && driver.journalStats()?.bytes === 0);
-      expect(driver.backlog?.()).toEqual({ batches: 0, bytes: 0, full: false });
+      expect(driver.backlog?.()).toMatchObject({ batches: 0, bytes: 0, full: false });
       await driver.close();
     });
 

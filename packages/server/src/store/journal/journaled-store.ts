@@ -23,10 +23,14 @@
  *   one per group commit (a third of its CPU per event, docs/clickhouse.md). Reads, retention and export
  *   first wait until every record appended before them is delivered (erasure waits for all): they see
  *   everything that was acknowledged.
+ * - Verdicts: a journaled batch's statuses are provisional (a batch resent after it was journaled is
+ *   answered `accepted` again). What the store's dedupe found at delivery is tallied per app and status,
+ *   and `backlog().delivered` reports the running totals (`/metrics`: telemark_journal_delivered_events_total).
  */
 import { TelemarkError } from '../../errors.js';
 import type { Sql } from '../sql.js';
 import type {
+  DeliveredEvents,
   StoreBacklog,
   StoreDriver,
   StoreHealth,
@@ -111,6 +115,37 @@ function provisional(batch: WriteBatch): WriteResult {
   return { statuses };
 }
 
+/** One app's delivered events, by status, as they are counted. */
+interface Tally {
+  accepted: number;
+  duplicate: number;
+}
+
+/** Add a delivered batch's statuses (events, then encoded chunks, as `provisional` reads them) to `totals`. */
+function tally(totals: Map<string, Tally>, batch: WriteBatch, result: WriteResult): void {
+  const { statuses } = result;
+  let at = 0;
+  const add = (counts: Tally) => {
+    const status = statuses[at++];
+    if (status === 'duplicate') counts.duplicate++;
+    else if (status === 'accepted') counts.accepted++;
+  };
+  const of = (app: string) => {
+    let counts = totals.get(app);
+    if (counts === undefined) {
+      counts = { accepted: 0, duplicate: 0 };
+      totals.set(app, counts);
+    }
+    return counts;
+  };
+  for (const e of batch.events) add(of(e.app));
+  for (const chunk of batch.encoded ?? []) {
+    // An app's counts are looked up once per app of the chunk, not per event.
+    const counts = chunk.apps.map(of);
+    for (let i = 0; i < chunk.count; i++) add(counts[chunk.appOf[i]!]!);
+  }
+}
+
 export function createJournaledDriver(target: JournalTarget, options: JournalOptions): JournaledDriver {
   const o = { ...JOURNAL_DEFAULTS, ...options };
   let journal: Journal<WriteBatch> | undefined;
@@ -131,6 +166,8 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
   /** Writes that went straight through, settled or not; `close` waits for them. */
   const direct = new Set<Promise<unknown>>();
   let lastDeliveryAt = Number.NEGATIVE_INFINITY;
+  /** Per app, the events delivered from the journal by the status the store gave them (`backlog().delivered`). */
+  const delivered = new Map<string, Tally>();
 
   const serial = <R>(task: () => Promise<R>): Promise<R> => {
     serialTasks++;
@@ -212,8 +249,12 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
         const id = target.newWriteId();
         const seqs = group.map((e) => e.seq);
         await journal.beginAttempt(seqs, id);
-        await target.writeAttempt(batch, id);
+        const result = await target.writeAttempt(batch, id);
         await journal.delivered(seqs);
+        // Counted once the records are marked delivered (a record whose mark failed is written again,
+        // its attempt aborted, and counted then), and before the waiters wake: a read that waited for
+        // these records sees them counted.
+        tally(delivered, batch, result);
         wakeWaiters();
         full = false;
         lastDrainError = undefined;
@@ -447,12 +488,17 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
 
     backlog(): StoreBacklog {
       const stats = journal?.stats();
-      if (!stats) return target.backlog?.() ?? { bytes: 0, full: false };
+      // A copy: a handful of apps, read at each scrape.
+      const verdicts: ReadonlyMap<string, DeliveredEvents> = new Map(
+        [...delivered].map(([app, counts]) => [app, { ...counts }]),
+      );
+      if (!stats) return { ...(target.backlog?.() ?? { bytes: 0, full: false }), delivered: verdicts };
       return {
         batches: stats.pending,
         bytes: stats.bytes,
         ...(stats.oldestAt !== undefined ? { oldestAt: stats.oldestAt } : {}),
         full,
+        delivered: verdicts,
       };
     },
 
