@@ -202,3 +202,75 @@ describe("admin commands given serve's --config without --data", () => {
     }
   });
 });
+
+describe("delete and export given serve's --config", () => {
+  it('find the data directory serve uses with that file, from any working directory', async () => {
+    const configDir = tempDir();
+    const cwd = tempDir();
+    const file = join(configDir, 'telemark.json');
+    writeFileSync(file, JSON.stringify(baseConfig('./store')));
+    await whileServing(file, cwd, async (url) => {
+      const batch = [ourMessage('config-export-1'), ourMessage('config-export-2')];
+      expect(resultStatuses((await postJson(`${url}/v1/batch`, { batch }, bearer())).json)).toEqual([
+        'accepted',
+        'accepted',
+      ]);
+    });
+    const exported = await telemark(['export', '--format', 'ndjson', '--out', '-', '--config', file], {
+      cwd,
+    });
+    expect({ code: exported.code, stderr: exported.stderr }).toEqual({
+      code: 0,
+      stderr: 'Exported 2 events to stdout.\n',
+    });
+    const erased = await telemark(
+      ['delete', '--app', 'mytool', '--install-id', 'install-1', '--config', file, '--json'],
+      { cwd },
+    );
+    expect({ code: erased.code, stdout: erased.stdout, stderr: erased.stderr }).toEqual({
+      code: 0,
+      stdout: `${JSON.stringify({ app: 'mytool', installId: 'install-1', events: 2, quarantine: 0 })}\n`,
+      stderr: '',
+    });
+    // --data still wins over the file's, relative to the working directory.
+    const elsewhere = await telemark(
+      ['export', '--format', 'csv', '--out', '-', '--config', file, '--data', 'nothing-here'],
+      { cwd },
+    );
+    expect(elsewhere.code).toBe(1);
+    expect(elsewhere.stderr).toContain(
+      `[TMK_ERR_STORE_NO_DATA] No Telemark data at ${join(cwd, 'nothing-here')}`,
+    );
+  });
+
+  it('refuse --config with --url, and a ClickHouse config, naming what to do instead', async () => {
+    const file = join(tempDir(), 'clickhouse.json');
+    writeFileSync(file, JSON.stringify({ store: 'clickhouse', clickhouse: { url: 'http://127.0.0.1:9' } }));
+    const [withUrl, erase, exported] = await Promise.all([
+      telemark([
+        'delete',
+        '--app',
+        'a',
+        '--install-id',
+        'i',
+        '--url',
+        'http://127.0.0.1:9',
+        '--config',
+        file,
+      ]),
+      telemark(['delete', '--app', 'a', '--install-id', 'i', '--config', file]),
+      telemark(['export', '--format', 'csv', '--out', join(tempDir(), 'x.csv'), '--config', file]),
+    ]);
+    expect({ code: withUrl.code, stderr: withUrl.stderr }).toEqual({
+      code: 1,
+      stderr:
+        'telemark: [TMK_ERR_BAD_PARAMETER] Bad parameter: --url and --config: give one (a running collector, or a store to open here).\n',
+    });
+    expect({ code: erase.code, stderr: erase.stderr }).toEqual({
+      code: 1,
+      stderr: `telemark: [TMK_ERR_BAD_PARAMETER] Bad parameter: --config ${file}: its store is ClickHouse, not a data directory opened here; erase through the running collector with --url.\n`,
+    });
+    expect(exported.code).toBe(1);
+    expect(exported.stderr).toContain(`--config ${file}: its store is ClickHouse`);
+  });
+});

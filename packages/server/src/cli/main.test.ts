@@ -20,6 +20,40 @@ describe('the telemark program', () => {
     );
   });
 
+  // A maintainer reaches a stopped collector's data the same way from every command that opens it.
+  it('delete, export, query and quarantine take --data and --config, with the same --data help', () => {
+    const program = createProgram();
+    const helpOf = (...names: string[]) => {
+      let command = program;
+      for (const name of names) command = command.commands.find((c) => c.name() === name)!;
+      return command.helpInformation({ error: false }).replace(/\s+/g, ' ');
+    };
+    const dataHelp =
+      '--data <dir> a stopped collector\'s data directory; default: ./telemark-data, or with --config the file’s "data" (relative to the file; default: telemark-data next to the file), as for serve';
+    for (const names of [
+      ['delete'],
+      ['export'],
+      ['query'],
+      ['quarantine', 'list'],
+      ['quarantine', 'replay'],
+    ]) {
+      const help = helpOf(...names);
+      expect(help, names.join(' ')).toContain(dataHelp);
+      expect(help, names.join(' ')).toContain('--config <file>');
+      expect(help, names.join(' ')).not.toContain('(default: "./telemark-data")');
+    }
+  });
+
+  it('prints its version', () => {
+    const program = createProgram();
+    let printed = '';
+    program.configureOutput({ writeOut: (text) => (printed += text) });
+    expect(() => program.parse(['node', 'telemark', '--version'])).toThrow(
+      expect.objectContaining({ code: 'commander.version', exitCode: 0 }),
+    );
+    expect(printed).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
   it('prints the cause of a store that failed to open, since its message says "see the cause"', () => {
     const cause = new Error(
       'IO Error: The file "/x/telemark.duckdb" exists, but it is not a valid DuckDB database file!',

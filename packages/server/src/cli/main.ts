@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // First: DuckDB's allocator reads its settings when its library loads (see the module).
 import '../store/duckdb/allocator.js';
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { isTelemarkError, rephrased, TelemarkError } from '../errors.js';
@@ -14,10 +14,19 @@ import { registerQueryCommand } from './commands/query.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerSimulateCommand } from './commands/simulate.js';
 
+/** The version of this package (`@telemark/server`), from its package.json: the same for src/ and dist/. */
+function serverVersion(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version?: string;
+  };
+  return manifest.version ?? 'unknown';
+}
+
 /** Build the `telemark` program. Separate from `runMain` so tests can drive it with their own argv. */
 export function createProgram(): Command {
   const program = new Command('telemark')
     .description('Privacy-first usage telemetry for command-line tools: collector, analytics and admin.')
+    .version(serverVersion(), '-V, --version', 'print the version')
     .showHelpAfterError()
     .exitOverride();
   registerServeCommand(program);

@@ -115,7 +115,7 @@ export function buildAppRegistry(
     const allowKeyless = config.allowKeyless ?? BUILTIN_APPS[name]?.allowKeyless ?? false;
     if (writeKeys.length === 0 && !allowKeyless)
       problems.push(
-        `apps.${name}: no writeKeys and allowKeyless is false, so nothing could be ingested for it`,
+        `apps.${name}: give it writeKeys, or set "allowKeyless": true (with neither, nothing could be ingested for it)`,
       );
     for (const key of writeKeys) {
       const other = keyOwner.get(key);

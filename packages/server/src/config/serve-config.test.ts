@@ -85,7 +85,7 @@ describe('serve configuration', () => {
     expect(message).toContain('apps.mytool.catalog');
     expect(message).toContain('apps.other.catalog: cannot load');
     expect(message).toContain('register it as apps.somebody-else');
-    expect(message).toContain('apps.fourth: no writeKeys and allowKeyless is false');
+    expect(message).toContain('apps.fourth: give it writeKeys, or set "allowKeyless": true');
     expect(message).toContain('clickhouse.url');
   });
 
@@ -109,7 +109,7 @@ describe('serve configuration', () => {
     expect(message).toContain('apps.badshape.writeKeys');
     expect(message).toContain('apps.broken.catalog: cannot load');
     expect(message).toContain('a write key is also used by app "broken"');
-    expect(message).toContain('apps.nokeys: no writeKeys and allowKeyless is false');
+    expect(message).toContain('apps.nokeys: give it writeKeys, or set "allowKeyless": true');
     expect(message).toContain('queue.maxEvents: must be at least limits.maxBatchEvents (5000)');
     // A section the schema refused is reported once, by the schema.
     expect(message.match(/badshape/g)).toHaveLength(1);
@@ -141,7 +141,7 @@ describe('serve configuration', () => {
     );
     expect(message).toContain('apps.one.catalog: cannot load');
     expect(message).toContain('apps.two.writeKeys: a write key is also used by app "one"');
-    expect(message).toContain('apps.three: no writeKeys and allowKeyless is false');
+    expect(message).toContain('apps.three: give it writeKeys, or set "allowKeyless": true');
   });
 
   it('acknowledges ClickHouse writes after the insert unless the journal is asked for', () => {
@@ -247,5 +247,67 @@ describe('serve configuration', () => {
     expect(message).not.toContain('host');
     writeFileSync(file, JSON.stringify({ port: 8787 }));
     expect(loadServeConfig({ file, flags: { port: '8788' } }).port).toBe(8788);
+  });
+
+  it('names an unknown key at its own path, with the key most likely meant', () => {
+    const message = configError(() =>
+      resolveServeConfig({
+        retentionDay: 30,
+        prot: 9000,
+        surprise: true,
+        limits: { maxEventsBytes: 1000, zzz: 1 },
+        apps: { mytool: { catalog: mytool, writeKeys: ['wk_mytool_0123456789'], retentionDay: 5 } },
+      }),
+    );
+    const lines = message.split('\n');
+    // At the top the nearest key is another level's: a per-app setting.
+    expect(lines).toContain('  - retentionDay: unknown key; did you mean apps.<name>.retentionDays?');
+    expect(lines).toContain('  - prot: unknown key; did you mean "port"?');
+    expect(lines).toContain(
+      '  - surprise: unknown key (the settings are listed in docs/collector.md, "Configuration")',
+    );
+    expect(lines).toContain('  - limits.maxEventsBytes: unknown key; did you mean "maxEventBytes"?');
+    expect(lines).toContain(
+      '  - limits.zzz: unknown key; known here: maxEventBytes, maxBatchBytes, maxBatchEvents',
+    );
+    expect(lines).toContain('  - apps.mytool.retentionDay: unknown key; did you mean "retentionDays"?');
+    expect(message).not.toContain('(top level)');
+  });
+
+  it('names the fix for an app with neither write keys nor keyless', () => {
+    expect(configError(() => resolveServeConfig({ apps: { mytool: { catalog: mytool } } }))).toContain(
+      'apps.mytool: give it writeKeys, or set "allowKeyless": true',
+    );
+  });
+
+  it('says where a config file stops being JSON, by line and column, and what JSON does not allow', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'telemark-'));
+    const problemOf = (name: string, text: string) => {
+      const file = join(dir, name);
+      writeFileSync(file, text);
+      return configError(() => loadServeConfig({ file })).split('\n')[1];
+    };
+    const file = (name: string) => join(dir, name);
+    expect(problemOf('comment.json', '{\n  // the port\n  "port": 9000\n}\n')).toBe(
+      `  - --config: ${file('comment.json')}: not valid JSON at line 2, column 3: JSON has no comments; remove it`,
+    );
+    expect(problemOf('trailing.json', '{\n  "port": 9000,\n  "host": "0.0.0.0",\n}\n')).toBe(
+      `  - --config: ${file('trailing.json')}: not valid JSON at line 3, column 20: JSON allows no comma after the last item; remove it`,
+    );
+    expect(problemOf('quotes.json', "{\n  'port': 9000\n}")).toBe(
+      `  - --config: ${file('quotes.json')}: not valid JSON at line 2, column 3: JSON strings and keys take double quotes`,
+    );
+    expect(problemOf('comma.json', '{\n  "port": 9000\n  "host": "x"\n}')).toBe(
+      `  - --config: ${file('comma.json')}: not valid JSON at line 3, column 3: Expected ',' or '}' after property value`,
+    );
+    expect(problemOf('empty.json', '\n')).toBe(
+      `  - --config: ${file('empty.json')}: empty; give a JSON object ({} for every default)`,
+    );
+    expect(problemOf('array.json', '[]')).toBe(
+      `  - --config: ${file('array.json')} holds an array; give a JSON object ({ "port": 8787, … })`,
+    );
+    // An editor's byte-order mark is not an error.
+    writeFileSync(file('bom.json'), '\uFEFF{ "port": 9000 }');
+    expect(loadServeConfig({ file: file('bom.json') }).port).toBe(9000);
   });
 });

@@ -343,6 +343,91 @@ function problemsBeyondSchema(input: unknown, baseDir: string): string[] {
 const issuePath = (path: readonly PropertyKey[]): string =>
   path.length === 0 ? '(top level)' : path.map(String).join('.');
 
+/** The schema of the value at `path` below `schema` (records and arrays: their values), if any. */
+function schemaAt(schema: z.ZodType, path: readonly PropertyKey[]): z.ZodType | undefined {
+  const unwrapped = (at: z.ZodType): z.ZodType =>
+    at instanceof z.ZodOptional || at instanceof z.ZodDefault ? unwrapped(at.unwrap() as z.ZodType) : at;
+  let at: z.ZodType | undefined = unwrapped(schema);
+  for (const segment of path.map(String)) {
+    if (at instanceof z.ZodObject) at = (at.shape as Record<string, z.ZodType | undefined>)[segment];
+    else if (at instanceof z.ZodRecord) at = at.valueType as z.ZodType;
+    else if (at instanceof z.ZodArray) at = at.element as z.ZodType;
+    else return undefined;
+    if (at === undefined) return undefined;
+    at = unwrapped(at);
+  }
+  return at;
+}
+
+/** Every key the schema knows, as the path an operator writes (`apps.<name>.retentionDays`). */
+function knownKeyPaths(schema: z.ZodType, prefix: readonly string[] = []): string[][] {
+  let at = schema;
+  while (at instanceof z.ZodOptional || at instanceof z.ZodDefault) at = at.unwrap() as z.ZodType;
+  if (at instanceof z.ZodObject)
+    return Object.entries(at.shape as Record<string, z.ZodType>).flatMap(([key, child]) => [
+      [...prefix, key],
+      ...knownKeyPaths(child, [...prefix, key]),
+    ]);
+  if (at instanceof z.ZodRecord) return knownKeyPaths(at.valueType as z.ZodType, [...prefix, '<name>']);
+  if (at instanceof z.ZodArray) return knownKeyPaths(at.element as z.ZodType, [...prefix, '<n>']);
+  return [];
+}
+
+/** Edits (insert, delete, substitute, swap two neighbours) from `a` to `b`, ignoring case. */
+function editDistance(a: string, b: string): number {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  const d = Array.from({ length: x.length + 1 }, (_, i) =>
+    Array.from({ length: y.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= x.length; i++)
+    for (let j = 1; j <= y.length; j++) {
+      const row = d[i] as number[];
+      const up = d[i - 1] as number[];
+      row[j] = Math.min(
+        (up[j] as number) + 1,
+        (row[j - 1] as number) + 1,
+        (up[j - 1] as number) + (x[i - 1] === y[j - 1] ? 0 : 1),
+      );
+      if (i > 1 && j > 1 && x[i - 1] === y[j - 2] && x[i - 2] === y[j - 1])
+        row[j] = Math.min(row[j] as number, ((d[i - 2] as number[])[j - 2] as number) + 1);
+    }
+  return (d[x.length] as number[])[y.length] as number;
+}
+
+/**
+ * A key the schema does not know, at its own path, with the key meant: the nearest one at that level,
+ * else the nearest anywhere (`retentionDay` at the top is `apps.<name>.retentionDays`), else the keys of
+ * that level. A typo must not read as a setting taken.
+ */
+function unknownKeyProblem(parent: readonly PropertyKey[], key: string): string {
+  const where = [...parent.map(String), key].join('.');
+  const siblings = schemaAt(serveConfigSchema, parent);
+  const here = siblings instanceof z.ZodObject ? Object.keys(siblings.shape as Record<string, unknown>) : [];
+  const nearest = (candidates: readonly string[][]) =>
+    candidates
+      .map((path) => ({ path, distance: editDistance(key, path[path.length - 1] as string) }))
+      .filter(({ distance }) => distance <= Math.max(1, Math.floor(key.length / 3)))
+      .sort((a, b) => a.distance - b.distance)[0];
+  const sameLevel = nearest(here.map((k) => [k]));
+  const anywhere = nearest(knownKeyPaths(serveConfigSchema));
+  if (sameLevel && (!anywhere || sameLevel.distance <= anywhere.distance))
+    return `${where}: unknown key; did you mean "${sameLevel.path[0]}"?`;
+  if (anywhere) return `${where}: unknown key; did you mean ${anywhere.path.join('.')}?`;
+  return parent.length === 0
+    ? `${where}: unknown key (the settings are listed in docs/collector.md, "Configuration")`
+    : `${where}: unknown key; known here: ${here.join(', ')}`;
+}
+
+/** The schema's problems, one line each, at the path of the value (or unknown key) concerned. */
+function schemaProblems(issues: readonly z.core.$ZodIssue[]): string[] {
+  return issues.flatMap((issue) =>
+    issue.code === 'unrecognized_keys'
+      ? issue.keys.map((key) => unknownKeyProblem(issue.path, key))
+      : [`${issuePath(issue.path)}: ${issue.message}`],
+  );
+}
+
 /**
  * Validate a configuration object once: every problem (schema, catalogs, write keys) is collected and
  * reported together in one `TMK_ERR_CONFIG_INVALID`; on success the result is deep-frozen.
@@ -356,7 +441,7 @@ export function resolveServeConfig(
 ): ServeConfig {
   const parsed = serveConfigSchema.safeParse(input ?? {});
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => `${issuePath(issue.path)}: ${issue.message}`);
+    const lines = schemaProblems(parsed.error.issues);
     lines.push(...problemsBeyondSchema(input, baseDir), ...earlierProblems);
     throw new TelemarkError('TMK_ERR_CONFIG_INVALID', lines.map((p) => `  - ${p}`).join('\n'));
   }
@@ -425,17 +510,23 @@ export function loadServeConfig(options: { file?: string; flags?: ServeFlags; cw
         `  - --config: cannot read ${path} (${errorText(error)})`,
       );
     }
+    // An editor's byte-order mark is not content.
+    text = text.replace(/^\uFEFF/, '');
+    let parsed: unknown;
     try {
-      const parsed: unknown = JSON.parse(text);
-      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
-        throw new Error('not a JSON object');
-      fileConfig = parsed as Record<string, unknown>;
+      parsed = JSON.parse(text);
     } catch (error) {
       throw new TelemarkError(
         'TMK_ERR_CONFIG_INVALID',
-        `  - --config: ${path} is not a JSON object (${errorText(error)})`,
+        `  - --config: ${path}: ${jsonSyntaxProblem(text, error)}`,
       );
     }
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
+      throw new TelemarkError(
+        'TMK_ERR_CONFIG_INVALID',
+        `  - --config: ${path} holds ${Array.isArray(parsed) ? 'an array' : parsed === null ? 'null' : `a ${typeof parsed}`}; give a JSON object ({ "port": 8787, … })`,
+      );
+    fileConfig = parsed as Record<string, unknown>;
   }
   const flags = options.flags ?? {};
   const merged: Record<string, unknown> = { ...fileConfig };
@@ -481,3 +572,49 @@ export function loadServeConfig(options: { file?: string; flags?: ServeFlags; cw
 }
 
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+/**
+ * Where a config file stops being JSON, as an editor shows it (line and column, not V8's character
+ * offset), and what JSON does not allow that people write in config files: comments, trailing commas,
+ * single quotes.
+ */
+function jsonSyntaxProblem(text: string, error: unknown): string {
+  const message = errorText(error);
+  // V8 gives an offset for some errors only ("Unexpected token 'x', …" has none): these are found here.
+  const reported = /at position (\d+)/.exec(message);
+  const habit = firstNonJsonHabit(text);
+  const position = Math.min(
+    reported ? Number(reported[1]) : Number.POSITIVE_INFINITY,
+    habit?.position ?? Number.POSITIVE_INFINITY,
+  );
+  const reason =
+    habit && habit.position === position
+      ? habit.fix
+      : message.replace(/\s*in JSON at position \d+(\s*\(line \d+ column \d+\))?/, '').replace(/\s+/g, ' ');
+  if (text.trim() === '') return 'empty; give a JSON object ({} for every default)';
+  if (!Number.isFinite(position)) return `not valid JSON (${reason})`;
+  const before = text.slice(0, position);
+  const line = before.split('\n').length;
+  const column = position - before.lastIndexOf('\n');
+  return `not valid JSON at line ${line}, column ${column}: ${reason}`;
+}
+
+/** The first comment, trailing comma or single quote outside a string: JSON has none of them. */
+function firstNonJsonHabit(text: string): { position: number; fix: string } | undefined {
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') inString = true;
+    else if (c === '/' && (text[i + 1] === '/' || text[i + 1] === '*'))
+      return { position: i, fix: 'JSON has no comments; remove it' };
+    else if (c === "'") return { position: i, fix: 'JSON strings and keys take double quotes' };
+    else if (c === ',' && /^\s*[}\]]/.test(text.slice(i + 1)))
+      return { position: i, fix: 'JSON allows no comma after the last item; remove it' };
+  }
+  return undefined;
+}

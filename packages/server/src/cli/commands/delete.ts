@@ -1,13 +1,13 @@
 import type { Command } from 'commander';
 import { rephrased, TelemarkError } from '../../errors.js';
-import { DEFAULT_DATA_DIR, openDataDirStore, storeHasApp } from '../../store/index.js';
+import { openDataDirStore, storeHasApp } from '../../store/index.js';
 import type { InstallErasure } from '../../store/types.js';
 import { callApi, refuseStoreFlagsWithUrl } from '../api-client.js';
+import { CONFIG_FLAG_HELP, DATA_FLAG_HELP, type DataDirFlags, dataDirOf } from '../data-dir.js';
 
-interface DeleteFlags {
+interface DeleteFlags extends DataDirFlags {
   readonly app: string;
   readonly installId: string;
-  readonly data?: string;
   readonly url?: string;
   readonly json?: boolean;
 }
@@ -16,8 +16,6 @@ export interface DeleteReport extends InstallErasure {
   readonly app: string;
   readonly installId: string;
 }
-
-const dataDirOf = (flags: DeleteFlags): string => flags.data ?? `./${DEFAULT_DATA_DIR}`;
 
 /**
  * Erase one install of one app from a stopped collector's data directory. A data directory without
@@ -74,16 +72,20 @@ export async function deleteInstall(
     throw new TelemarkError('TMK_ERR_BAD_PARAMETER', '--app and --install-id must not be empty');
   }
   if (flags.url === undefined)
-    return deleteFromDataDir(flags.app, flags.installId, dataDirOf(flags), (line) => warnings.write(line));
-  refuseStoreFlagsWithUrl(flags.data !== undefined ? ['data'] : []);
+    return deleteFromDataDir(flags.app, flags.installId, dataDirOf(flags, CLICKHOUSE_FIX), (line) =>
+      warnings.write(line),
+    );
+  refuseStoreFlagsWithUrl((['data', 'config'] as const).filter((k) => flags[k] !== undefined));
   return deleteThroughApi(flags.app, flags.installId, flags.url);
 }
+
+const CLICKHOUSE_FIX = 'erase through the running collector with --url';
 
 /** An id as typed, or quoted and escaped when it holds what a terminal would not show as itself. */
 const shown = (id: string): string =>
   /^[\x21-\x7e]+$/.test(id) && !id.includes('"') ? id : JSON.stringify(id);
 
-/** `telemark delete --app A --install-id ID [--url URL | --data DIR]`: erasure of one install (events and quarantine). */
+/** `telemark delete --app A --install-id ID [--url URL | [--data DIR] [--config FILE]]`: erasure of one install (events and quarantine). */
 export function registerDeleteCommand(program: Command): void {
   program
     .command('delete')
@@ -93,11 +95,12 @@ export function registerDeleteCommand(program: Command): void {
     .requiredOption('--app <name>', 'the app the install belongs to')
     .requiredOption('--install-id <id>', 'the install id to erase (the client’s anonymous id)')
     .option('--url <url>', 'a running collector, e.g. http://127.0.0.1:8787 (DuckDB or ClickHouse)')
-    .option('--data <dir>', `a stopped collector's data directory (default: ./${DEFAULT_DATA_DIR})`)
+    .option('--data <dir>', DATA_FLAG_HELP)
+    .option('--config <file>', CONFIG_FLAG_HELP)
     .option('--json', 'print the counts as JSON')
     .action(async (flags: DeleteFlags) => {
       const report = await deleteInstall(flags);
-      const where = flags.url ?? dataDirOf(flags);
+      const where = flags.url ?? dataDirOf(flags, CLICKHOUSE_FIX);
       process.stdout.write(
         flags.json
           ? `${JSON.stringify(report)}\n`

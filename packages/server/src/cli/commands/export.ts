@@ -4,18 +4,18 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { rephrased, TelemarkError } from '../../errors.js';
-import { DEFAULT_DATA_DIR, openDataDirStore } from '../../store/index.js';
+import { openDataDirStore } from '../../store/index.js';
 import type { ExportOptions } from '../../store/types.js';
+import { CONFIG_FLAG_HELP, DATA_FLAG_HELP, type DataDirFlags, dataDirOf } from '../data-dir.js';
 
 const FORMATS = ['ndjson', 'csv', 'parquet'] as const;
 
-interface ExportFlags {
+interface ExportFlags extends DataDirFlags {
   readonly format: string;
   readonly out: string;
   readonly app?: string;
   readonly from?: string;
   readonly to?: string;
-  readonly data: string;
 }
 
 /** `2026-01-01` (UTC midnight), a full ISO 8601 time, or epoch milliseconds. */
@@ -65,7 +65,11 @@ export async function exportFromDataDir(
     const options = exportOptionsFromFlags(
       scratch ? { ...flags, out: path.join(scratch, `events.${flags.format}`) } : flags,
     );
-    const store = await openDataDirStore(flags.data, { readOnly: true }).catch((error: unknown) => {
+    const dataDir = dataDirOf(
+      flags,
+      'export it with ClickHouse itself (SELECT … FORMAT Parquet), or ask the running collector: telemark query --url',
+    );
+    const store = await openDataDirStore(dataDir, { readOnly: true }).catch((error: unknown) => {
       throw rephrased(error, { TMK_ERR_STORE_LOCKED: 'export' });
     });
     let rows: number;
@@ -84,7 +88,7 @@ export async function exportFromDataDir(
   }
 }
 
-/** `telemark export --format ndjson|csv|parquet --out FILE [--app A] [--from T] [--to T] [--data DIR]`. */
+/** `telemark export --format ndjson|csv|parquet --out FILE [--app A] [--from T] [--to T] [--data DIR] [--config FILE]`. */
 export function registerExportCommand(program: Command): void {
   program
     .command('export')
@@ -94,11 +98,8 @@ export function registerExportCommand(program: Command): void {
     .option('--app <name>', 'only this app')
     .option('--from <time>', 'only events at or after this event time (2026-01-31, ISO time or epoch ms)')
     .option('--to <time>', 'only events before this event time')
-    .option(
-      '--data <dir>',
-      'the collector’s data directory (the collector must be stopped)',
-      `./${DEFAULT_DATA_DIR}`,
-    )
+    .option('--data <dir>', `${DATA_FLAG_HELP} (the collector must be stopped)`)
+    .option('--config <file>', CONFIG_FLAG_HELP)
     .action(async (flags: ExportFlags) => {
       const { rows, path: written } = await exportFromDataDir(flags);
       // With the export on stdout, the summary must not end up inside it.

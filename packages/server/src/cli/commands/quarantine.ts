@@ -6,6 +6,7 @@ import { type ReplayReport, replayQuarantine } from '../../pipeline/replay.js';
 import { initFailure } from '../../store/index.js';
 import type { Store, StoredQuarantineEntry } from '../../store/types.js';
 import { callApi, refuseStoreFlagsWithUrl } from '../api-client.js';
+import { DATA_FLAG_HELP } from '../data-dir.js';
 
 interface StoreFlags {
   readonly data?: string;
@@ -194,12 +195,11 @@ export function replaySummary(report: ReplayReport): string {
 
 function storeOptions(command: Command): Command {
   return command
+    .option('--data <dir>', DATA_FLAG_HELP)
     .option(
-      '--data <dir>',
-      "data directory of a stopped collector (default: the --config file's, else ./telemark-data)",
-      './telemark-data',
+      '--config <file>',
+      'the collector’s JSON config file (apps and catalogs; without --data, its data directory)',
     )
-    .option('--config <file>', "the collector's JSON config file (apps and catalogs)")
     .option('--store <engine>', 'duckdb or clickhouse')
     .option('--clickhouse-url <url>', 'ClickHouse HTTP URL')
     .option('--clickhouse-database <name>', 'ClickHouse database')

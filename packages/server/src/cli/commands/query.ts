@@ -4,8 +4,9 @@ import { FORMATS, type OutputFormat, renderView } from '../../analytics/render.j
 import { openStore } from '../../config/open-store.js';
 import { loadServeConfig } from '../../config/serve-config.js';
 import { rephrased, TelemarkError } from '../../errors.js';
-import { DEFAULT_DATA_DIR, initFailure } from '../../store/index.js';
+import { initFailure } from '../../store/index.js';
 import { callApi, refuseStoreFlagsWithUrl } from '../api-client.js';
+import { DATA_FLAG_HELP } from '../data-dir.js';
 
 interface QueryOptions {
   readonly app?: string;
@@ -138,10 +139,7 @@ export function registerQueryCommand(program: Command): void {
     .option('--fingerprint <fp>', 'errors: drill into one error fingerprint')
     .addOption(new Option('--format <format>', 'output format').choices(FORMATS).default('table'))
     .option('--url <url>', 'a running collector, e.g. http://127.0.0.1:8787')
-    .option(
-      '--data <dir>',
-      `a stopped collector's data directory; default: ./${DEFAULT_DATA_DIR}, or with --config the file’s "data" (relative to the file; default: ${DEFAULT_DATA_DIR} next to the file), as for serve`,
-    )
+    .option('--data <dir>', DATA_FLAG_HELP)
     .option('--config <file>', 'the collector’s JSON config (apps and catalogs, data directory)')
     .action(async (view: string, options: QueryOptions) => {
       await runQuery(view, options);
