@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { AppRegistry } from '../config/registry-types.js';
 import { DEFAULTS, type ServeConfig } from '../config/serve-config.js';
 import { prepareMetriton } from '../ingest/metriton.js';
@@ -79,6 +80,19 @@ function appOf(entry: StoredQuarantineEntry): string | undefined {
 }
 
 /**
+ * The id of the entry that replaces `entry` with the rejection at index `at` of its replay, refused for
+ * `reason`: derived from them, so a replay that is run again after a crash (on an engine where the
+ * replacement and the removal of the old entry are not one transaction) writes the same entry, which the
+ * store then does not store twice (`WriteBatch.quarantine`). UUID-shaped, like the ids stores make.
+ */
+export function replacementId(entry: StoredQuarantineEntry, at: number, reason: string): string {
+  const h = createHash('sha256')
+    .update(`telemark.replay\u0000${entry.id}\u0000${at}\u0000${reason}`)
+    .digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+/**
  * The message size limit a replay judges by: the collector's (`limits.maxEventBytes`), so a message
  * refused as too large is not stored by a replay; a batch's count limit does not apply (one message).
  */
@@ -133,9 +147,10 @@ function reprocess(
  * `telemark quarantine replay`: re-validate quarantined inputs with the current catalogs (e.g. after a
  * catalog fix). What now passes is written (deduplicated like any ingest) and leaves the quarantine;
  * what is still refused for the same reason stays untouched; what is refused for another reason is
- * replaced by an entry with the new reason. Events are written before entries are removed, so an
- * interrupted replay run again only finds duplicates. Runs in the collector (its API) or on a store the
- * command opened; the store serialises its writes with ingest's either way.
+ * replaced by an entry with the new reason. Events and replacement entries are written with the
+ * removal of the entries they replace (`WriteBatch.removeQuarantine`), so an interrupted replay run
+ * again only finds duplicates, and no replacement is stored twice. Runs in the collector (its API) or on
+ * a store the command opened; the store serialises its writes with ingest's either way.
  */
 export async function replayQuarantine(
   store: Store,
@@ -155,20 +170,28 @@ export async function replayQuarantine(
   const unregisteredApps = new Set<string>();
   let unregistered = 0;
   let events: StoredEvent[] = [];
-  let quarantine: QuarantineEntry[] = [];
+  let quarantine: (QuarantineEntry & { id: string })[] = [];
   let done: string[] = [];
 
   const flush = async () => {
     if (events.length === 0 && quarantine.length === 0 && done.length === 0) return;
-    // The store counts `accepted` / `duplicate` in the same transaction as the events: counted in a
-    // write of their own, a replay interrupted between the two would leave its events uncounted for
-    // good (run again, they are duplicates).
-    const { statuses } = await store.write({ events, quarantine, counters: [], statusCounters: true });
+    // One write: the events, the replacement entries, the removal of the entries they replace, and the
+    // `accepted` / `duplicate` counters of the events (only the store knows which are duplicates). On
+    // DuckDB that is one transaction; on ClickHouse the removal follows the inserts, and a replay run again
+    // after a crash between them finds its events stored and writes the same replacement ids, which the
+    // store does not store twice. (Until 2026-11-27 the removal was a second call: a crash before it left
+    // the old entry, and every run again added one more replacement.)
+    const { statuses } = await store.write({
+      events,
+      quarantine,
+      counters: [],
+      statusCounters: true,
+      removeQuarantine: done,
+    });
     for (const status of statuses) {
       if (status === 'duplicate') duplicate++;
       else accepted++;
     }
-    if (done.length > 0) await store.removeQuarantine(done);
     events = [];
     quarantine = [];
     done = [];
@@ -204,7 +227,9 @@ export async function replayQuarantine(
       continue;
     } else {
       reasonChanged++;
-      for (const q of rejections) quarantine.push(q);
+      rejections.forEach((q, at) => {
+        quarantine.push({ ...q, id: replacementId(entry, at, q.reason) });
+      });
     }
     for (const e of prepared.events) events.push(e);
     done.push(entry.id);

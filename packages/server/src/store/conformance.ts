@@ -10,6 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterEach, describe, expect, it } from 'vitest';
+import { buildAppRegistry } from '../config/registry.js';
+import { DEFAULTS } from '../config/serve-config.js';
+import { replayQuarantine } from '../pipeline/replay.js';
 import { sql } from './sql.js';
 import type { IngestCounter, QuarantineEntry, Store, StoredEvent, WriteBatch } from './types.js';
 
@@ -622,6 +625,94 @@ export function testStore(
         expect(await store.removeQuarantine([listed[0]!.id, listed[2]!.id, 'no-such-id'])).toBe(2);
         expect((await store.listQuarantine({ app })).map((e) => e.id)).toEqual([listed[1]!.id]);
         expect(await store.removeQuarantine([])).toBe(0);
+      });
+
+      it('removes entries with a write; an entry given with an id is stored once, also when written again', async () => {
+        const store = await fresh();
+        const app = uniqueId('app');
+        const t = Date.now() - 10_000;
+        await store.write(
+          batch({
+            quarantine: [
+              sampleQuarantine({ app, receivedAt: t, reason: 'old' }),
+              sampleQuarantine({ app, receivedAt: t + 1, reason: 'kept' }),
+            ],
+          }),
+        );
+        const [old, kept] = await store.listQuarantine({ app });
+        const id = uniqueId('given');
+        const replacement = { ...sampleQuarantine({ app, receivedAt: t, reason: 'new' }), id };
+        const event = sampleEvent({ app });
+        const replace = batch({ events: [event], quarantine: [replacement], removeQuarantine: [old!.id] });
+        const listed = async () =>
+          (await store.listQuarantine({ app })).map((e) => `${e.reason}:${e.id === id ? 'given' : e.id}`);
+        await store.write(replace);
+        expect(await listed()).toEqual(['new:given', `kept:${kept!.id}`]);
+        // Written again (a replay run again after a crash): nothing twice; ids not stored are ignored.
+        await store.write(replace);
+        await store.write(batch({ quarantine: [replacement, replacement] }));
+        expect(await listed()).toEqual(['new:given', `kept:${kept!.id}`]);
+        expect(await countEvents(store, app)).toBe(1);
+        // Removed and written again in later writes: there again, once.
+        await store.write(batch({ removeQuarantine: [id] }));
+        expect(await listed()).toEqual([`kept:${kept!.id}`]);
+        await store.write(batch({ quarantine: [replacement] }));
+        expect(await listed()).toEqual(['new:given', `kept:${kept!.id}`]);
+
+        for (const bad of [
+          batch({ quarantine: [{ ...replacement, id: '' }] }),
+          batch({ removeQuarantine: [1 as unknown as string] }),
+        ]) {
+          await expect(store.write(bad)).rejects.toMatchObject({ code: 'TMK_ERR_STORE_INVALID_ROW' });
+        }
+      });
+
+      it('a replay interrupted after its writes, before its removals, run again leaves exactly one new-reason entry', async () => {
+        const store = await fresh();
+        const { registry } = buildAppRegistry({}, { baseDir: '.', defaultRateLimits: DEFAULTS.rateLimits });
+        // Kept under a reason of the past: the built-in catalog now refuses one message for another
+        // reason, and takes the other.
+        const app = 'telepresence2';
+        const oldReason = uniqueId('old_reason');
+        const refused = uniqueId('refused');
+        const passes = uniqueId('passes');
+        const message = (messageId: string, event: string) =>
+          JSON.stringify({ type: 'track', event, messageId, anonymousId: 'install-r', properties: {} });
+        await store.write(
+          batch({
+            quarantine: [
+              sampleQuarantine({ app, reason: oldReason, messageId: refused, raw: message(refused, 'nope') }),
+              sampleQuarantine({
+                app,
+                reason: oldReason,
+                messageId: passes,
+                raw: message(passes, 'intercept_success'),
+              }),
+            ],
+          }),
+        );
+        const filter = { app, reason: oldReason };
+        // The process dies once the batch's rows are written, before its removals (on an engine without
+        // transactions that is possible; elsewhere it is the worst a crash can do).
+        const crashing: Store = {
+          ...store,
+          write: async (given) => {
+            await store.write({ ...given, removeQuarantine: [] });
+            throw new Error('crashed');
+          },
+        };
+        await expect(replayQuarantine(crashing, registry, filter)).rejects.toThrow('crashed');
+        const report = await replayQuarantine(store, registry, filter);
+        expect(report).toMatchObject({ examined: 2, replayed: 1, reasonChanged: 1 });
+        if (!options.provisionalStatuses) expect(report).toMatchObject({ accepted: 0, duplicate: 1 });
+        // And a third run finds nothing left to do.
+        expect((await replayQuarantine(store, registry, filter)).examined).toBe(0);
+
+        const ours = (await store.listQuarantine({ app })).filter((e) =>
+          [refused, passes].includes(e.messageId),
+        );
+        expect(ours.map((e) => `${e.messageId}:${e.reason}`)).toEqual([`${refused}:unknown_event`]);
+        expect(await countEvents(store, app, passes)).toBe(1);
       });
     });
 

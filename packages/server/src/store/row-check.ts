@@ -133,6 +133,9 @@ function checkQuarantine(q: QuarantineEntry, i: number): void {
     if (typeof q[key] !== 'string') invalidRow(`quarantine[${i}].${key}`, 'a string');
   }
   if (!Number.isSafeInteger(q.receivedAt)) invalidRow(`quarantine[${i}].receivedAt`, 'epoch milliseconds');
+  const { id } = q as { id?: unknown };
+  if (id !== undefined && (typeof id !== 'string' || id === ''))
+    invalidRow(`quarantine[${i}].id`, 'a non-empty string');
 }
 
 /** Throws TMK_ERR_STORE_INVALID_ROW for the first bad row of the batch. */
@@ -148,4 +151,7 @@ export function checkBatchRows(batch: WriteBatch, days?: DayRange): void {
   for (let i = 0; i < batch.events.length; i++) checkEvent(batch.events[i]!, i);
   for (let i = 0; i < batch.quarantine.length; i++) checkQuarantine(batch.quarantine[i]!, i);
   for (let i = 0; i < batch.counters.length; i++) checkCounter(batch.counters[i]!, i, days);
+  const remove: unknown = batch.removeQuarantine;
+  if (remove !== undefined && (!Array.isArray(remove) || remove.some((id) => typeof id !== 'string')))
+    invalidRow('removeQuarantine', 'an array of entry ids');
 }

@@ -130,8 +130,20 @@ export interface WriteBatch {
    * `events` in the result, chunk by chunk.
    */
   readonly encoded?: readonly EncodedEvents[];
-  readonly quarantine: readonly QuarantineEntry[];
+  /**
+   * Entries that come with an `id` keep it, and are not written when an entry with that id is stored
+   * already (or earlier in the batch): a write repeated after a crash (a quarantine replay's replacement
+   * entries, whose ids are derived from the entries they replace) stores each once. Others get a new id.
+   */
+  readonly quarantine: readonly (QuarantineEntry & { readonly id?: string })[];
   readonly counters: readonly IngestCounter[];
+  /**
+   * Quarantine entries to remove with this batch (ids that are not stored are ignored): in the same
+   * transaction as its writes where the engine has one (DuckDB: the same intake-log append, so a crash
+   * keeps both or neither); else (ClickHouse) right after them, so a crash between the two leaves the
+   * entries, and writing the batch again (same entry ids) repairs it.
+   */
+  readonly removeQuarantine?: readonly string[];
   /**
    * Also count this batch's events as `accepted` / `duplicate` (UTC day of `receivedAt`, app, reason '')
    * in the same transaction. Only the store knows which are duplicates before the commit, so a

@@ -607,12 +607,20 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
       const parts: Uint8Array[] = [];
       for (const { chunk, i } of accepted)
         parts.push(chunk.rows.subarray(i === 0 ? 0 : chunk.ends[i - 1], chunk.ends[i]), ending);
-      // Entries that come with an id (a migration from another store) keep it.
-      const quarantineText = batch.quarantine
-        .map((q) => {
-          const id = (q as { id?: unknown }).id;
-          return quarantineRow(q, typeof id === 'string' && id !== '' ? id : randomUUID(), writeId);
-        })
+      // Entries that come with an id (a migration from another store, a replay's replacement entries)
+      // keep it, and are not written again when an entry with that id is stored (an earlier attempt's
+      // rows count only if that attempt was not aborted: the view hides those).
+      const given = new Set<string>();
+      const quarantine = batch.quarantine.filter((q) => {
+        if (q.id === undefined) return true;
+        if (given.has(q.id)) return false;
+        given.add(q.id);
+        return true;
+      });
+      const stored = await storedQuarantineIds([...given]);
+      const quarantineText = quarantine
+        .filter((q) => q.id === undefined || !stored.has(q.id))
+        .map((q) => quarantineRow(q, q.id ?? randomUUID(), writeId))
         .join('');
 
       // — one round trip: events (their claims come along), quarantine, counters —
@@ -624,6 +632,10 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
         insert(t.quarantine, quarantineText),
         insert(t.counters, totals.rows(writeId)),
       ]);
+      // No transaction: removed after the inserts. A crash between the two leaves the entries; the same
+      // batch written again (a replay run again: the same replacement ids) stores nothing twice.
+      if (batch.removeQuarantine && batch.removeQuarantine.length > 0)
+        await removeEntries(batch.removeQuarantine);
 
       // — races with other collectors: checked right after, while the next write proceeds —
       if (accepted.length > 0)
@@ -709,6 +721,30 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
     }
     await insert(t.counters, corrections.rows(writeId));
     return lost;
+  }
+
+  /** Which of these quarantine entry ids are stored (in rows of attempts not aborted). */
+  async function storedQuarantineIds(ids: readonly string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const found = await rows<{ id: string }>(
+      client(),
+      `SELECT DISTINCT id FROM quarantine WHERE id IN ${stringList(ids)}`,
+      readSettings,
+    );
+    return new Set(found.map((r) => r.id));
+  }
+
+  /** Remove quarantine entries by id (every row of each); how many of the ids were stored. */
+  async function removeEntries(ids: readonly string[]): Promise<number> {
+    const list = stringList(ids.map(String));
+    const [row] = await rows<{ n: number }>(
+      client(),
+      `SELECT uniqExact(id) AS n FROM quarantine WHERE id IN ${list}`,
+      readSettings,
+    );
+    const n = Number(row?.n ?? 0);
+    if (n > 0) await mutate('quarantine_local', `id IN ${list}`);
+    return n;
   }
 
   /** Resolves once every race check started so far has finished. */
@@ -978,11 +1014,9 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
 
     async removeQuarantine(ids) {
       if (ids.length === 0) return 0;
-      const list = stringList(ids.map(String));
       try {
-        const n = await count(`SELECT count() AS n FROM quarantine WHERE id IN ${list}`);
-        if (n > 0) await mutate('quarantine_local', `id IN ${list}`);
-        return n;
+        await settled();
+        return await removeEntries(ids);
       } catch (error) {
         throw storeError(error, 'TMK_ERR_STORE_WRITE', o);
       }

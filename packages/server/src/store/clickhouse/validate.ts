@@ -25,5 +25,6 @@ export function prepareBatch(batch: WriteBatch): WriteBatch {
     quarantine: batch.quarantine,
     counters: batch.counters,
     ...(batch.statusCounters !== undefined ? { statusCounters: batch.statusCounters } : {}),
+    ...(batch.removeQuarantine !== undefined ? { removeQuarantine: batch.removeQuarantine } : {}),
   };
 }

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -5,7 +6,7 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { openStore } from '../../config/open-store.js';
 import type { AppEntry, AppRegistry } from '../../config/registry-types.js';
 import { resolveServeConfig } from '../../config/serve-config.js';
-import { sampleEvent, testStore, uniqueId } from '../conformance.js';
+import { sampleEvent, sampleQuarantine, testStore, uniqueId } from '../conformance.js';
 import { createStore, duckdbPathFor, openDataDirStore, runRetention } from '../index.js';
 import { raw, sql } from '../sql.js';
 import type { Store, StoredEvent, WriteBatch } from '../types.js';
@@ -709,6 +710,28 @@ describe('DuckDB store specifics', () => {
       expect(await countRows(again, 'events', app)).toBe(6_051);
     });
 
+    it('a load that removes quarantine entries goes to the main file, after the checkpoint', async () => {
+      const file = newPath();
+      const store = track(
+        open(file, { checkpointWalBytes: 1024 * 1024, checkpointIdleMs: 60_000, intakeLoadEvents: 1 }),
+      );
+      const app = uniqueId('app');
+      await store.write(batch({ quarantine: [sampleQuarantine({ app, reason: 'old' })] }));
+      const [old] = await store.listQuarantine({ app });
+      const big = Array.from({ length: 6_000 }, (_, i) =>
+        sampleEvent({ app, traits: { pad: `${i}`.padEnd(400, 'x') } }),
+      );
+      // As above: the second write's load is queued behind the checkpoint the first one's starts.
+      await store.write(batch({ events: big }));
+      const replacement = sampleQuarantine({ app, reason: 'new' });
+      await store.write(batch({ quarantine: [replacement], removeQuarantine: [old!.id] }));
+      expect((await store.health()).ok).toBe(true);
+      expect((await store.listQuarantine({ app })).map((e) => e.reason)).toEqual(['new']);
+      await store.close();
+      const again = track(open(file));
+      expect((await again.listQuarantine({ app })).map((e) => e.reason)).toEqual(['new']);
+    });
+
     it('at open, folds what a crash left in the side file, unless the main file records that fold', async () => {
       const { DuckDBInstance } = await import('@duckdb/node-api');
       const file = newPath();
@@ -948,6 +971,57 @@ describe('DuckDB store specifics', () => {
         code: 'TMK_ERR_STORE_WRITE',
         message: expect.stringMatching(/intake log is full/),
       });
+    });
+
+    it('keeps the quarantine entries a write removes with it through a kill -9 before the load', async () => {
+      const file = newPath();
+      const app = uniqueId('app');
+      const event = sampleEvent({ app });
+      const old = sampleQuarantine({ app, reason: 'old' });
+      const replacement = { ...sampleQuarantine({ app, reason: 'new' }), id: uniqueId('given') };
+      // A collector process (the built store): the entry is loaded, then one write replaces it (a replay's
+      // write) and stays in the intake log; the process is killed before any load.
+      const module = new URL('../../../dist/store/duckdb/duckdb-store.js', import.meta.url).href;
+      const script = `
+        import { createDuckDBStore } from ${JSON.stringify(module)};
+        const store = createDuckDBStore({ path: ${JSON.stringify(file)}, intakeLoadDelayMs: 3600000 });
+        await store.write({ events: [], quarantine: [${JSON.stringify(old)}], counters: [] });
+        const [entry] = await store.listQuarantine({ app: ${JSON.stringify(app)} });
+        await store.write({
+          events: [${JSON.stringify(event)}],
+          quarantine: [${JSON.stringify(replacement)}],
+          counters: [],
+          removeQuarantine: [entry.id],
+        });
+        process.stdout.write('written\\n');
+        setInterval(() => {}, 1000);`;
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      const exited = new Promise((resolve) => child.on('exit', resolve));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          child.stdout.on('data', (d: Buffer) => {
+            if (d.toString().includes('written')) resolve();
+          });
+          child.on('exit', () => reject(new Error('the writer exited before its write')));
+        });
+        const waiting = fs
+          .readdirSync(`${file}.intake`)
+          .filter((name) => fs.statSync(path.join(`${file}.intake`, name)).size > 0);
+        expect(waiting).toHaveLength(1);
+      } finally {
+        child.kill('SIGKILL');
+        await exited;
+      }
+      const store = track(open(file));
+      expect((await store.listQuarantine({ app })).map((e) => `${e.id}:${e.reason}`)).toEqual([
+        `${replacement.id}:new`,
+      ]);
+      const rows = await store.query<{ n: number }>(
+        sql`SELECT count(*) AS n FROM events WHERE app = ${app} AND message_id = ${event.messageId}`,
+      );
+      expect(Number(rows[0]?.n)).toBe(1);
     });
 
     it('refuses a bound below intakeLoadEvents; the default bound grows with it', () => {

@@ -8,8 +8,8 @@
  *    loading what the intake log holds);
  * 3. map each accepted event's context columns to a `context_id` (new tuples become `contexts` rows);
  *    serialise the per-event columns as one JSON array per line;
- * 4. append those lines, with the new contexts, quarantine entries and counter increments, to the intake
- *    log and sync it (`intake-log.ts`): the write is durable and answered; the accepted hashes join the
+ * 4. append those lines, with the new contexts, quarantine entries, counter increments and removals of
+ *    quarantine entries, to the intake log and sync it (`intake-log.ts`): the write is durable and answered; the accepted hashes join the
  *    index.
  * Loading (`loadIntake()`), off the request path: once `intakeLoadEvents` events wait, or the oldest
  * waited `intakeLoadDelayMs` (up to `intakeLoadMaxDelayMs` while writes come fast enough to fill a load:
@@ -234,6 +234,9 @@ const withSource = (template: string, literal: string) => template.replace('$1',
 const QUARANTINE_INSERT = `INSERT INTO quarantine
 SELECT id, app, epoch_ms(received_at), protocol, reason, detail, message_id, event, raw
 FROM (SELECT unnest(from_json($1::JSON, '[{"id":"VARCHAR","app":"VARCHAR","received_at":"BIGINT","protocol":"VARCHAR","reason":"VARCHAR","detail":"VARCHAR","message_id":"VARCHAR","event":"VARCHAR","raw":"VARCHAR"}]'), recursive := true))`;
+
+/** Removals of quarantine entries by id (a load's, after its inserts: see `newQuarantineRows`). */
+const QUARANTINE_REMOVE = `DELETE FROM quarantine WHERE id IN (SELECT unnest(from_json($1::JSON, '["VARCHAR"]')))`;
 
 /** Counter increments are appended; the `ingest_counters` view sums them (see schema.ts). */
 const COUNTERS_APPEND = `INSERT INTO ingest_counter_log
@@ -1105,24 +1108,16 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       flush();
     }
 
-    // — the intake log: new contexts, quarantine entries, counters and accepted events, synced —
-    const quarantineRows = quarantine.map((q) => ({
-      id: randomUUID(),
-      app: q.app,
-      received_at: q.receivedAt,
-      protocol: q.protocol,
-      reason: q.reason,
-      detail: q.detail,
-      message_id: q.messageId,
-      event: q.event,
-      raw: q.raw,
-    }));
+    // — the intake log: new contexts, quarantine entries, counters, accepted events and the ids of the
+    // quarantine entries this write removes, synced: a crash keeps all of them or none —
+    const quarantineRows = await newQuarantineRows(quarantine);
     const t0 = performance.now();
     try {
       await intake.append(eventLines, acceptedCount, {
         contexts: newContexts,
         quarantine: quarantineRows,
         counters: [...counterTotals.values()],
+        removals: batch.removeQuarantine ?? [],
       });
     } catch (error) {
       lastError = message(error);
@@ -1148,6 +1143,48 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     return { statuses };
   }
 
+  /**
+   * A write's quarantine rows: a new id for each entry without one; an entry that comes with an id keeps
+   * it, and is left out when an entry with that id is stored already or earlier in the batch (so a
+   * replay's replacement entries, written again after a crash, are stored once). Checking that loads the
+   * intake log first; it runs inside the append (writes are serial), so the answer holds until then.
+   * A load applies its inserts before its removals: a removal of an id inserted in the same load came
+   * after it (a write of an entry with an id loads everything before it), never before.
+   */
+  async function newQuarantineRows(entries: WriteBatch['quarantine']): Promise<Record<string, unknown>[]> {
+    const given = new Set<string>();
+    const rows: Record<string, unknown>[] = [];
+    for (const q of entries) {
+      if (q.id !== undefined) {
+        if (given.has(q.id)) continue;
+        given.add(q.id);
+      }
+      rows.push({
+        id: q.id ?? randomUUID(),
+        app: q.app,
+        received_at: q.receivedAt,
+        protocol: q.protocol,
+        reason: q.reason,
+        detail: q.detail,
+        message_id: q.messageId,
+        event: q.event,
+        raw: q.raw,
+      });
+    }
+    if (given.size === 0) return rows;
+    intake.closeOpen();
+    const stored = await writes.run(async () => {
+      await loadIntake();
+      const ofIds = `id IN (SELECT unnest(from_json($1::JSON, '["VARCHAR"]')))`;
+      const found = await requireWriter().runAndReadAll(
+        `SELECT id FROM quarantine WHERE ${ofIds}${sideRows ? ` UNION ALL SELECT id FROM side.quarantine WHERE ${ofIds}` : ''}`,
+        [toDuckDBJson([...given])],
+      );
+      return new Set(found.getRows().map((row) => String(row[0])));
+    });
+    return stored.size === 0 ? rows : rows.filter((row) => !stored.has(row.id as string));
+  }
+
   /** Load every closed segment, in transactions of at most `intakeLoadEvents` events (`loadBatches`). */
   async function loadIntake(): Promise<void> {
     // What is closed now; segments closed meanwhile wait for the next load, so this one ends.
@@ -1156,23 +1193,23 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
 
   /**
    * Load intake segments in one transaction (in the writes queue): new contexts, the events (`read_json`
-   * over the segment files), quarantine entries, counters summed per key, and the segments' names; then
-   * delete their files. While the main file checkpoints, into the side file instead.
+   * over the segment files), quarantine entries, counters summed per key, removals of quarantine entries,
+   * and the segments' names; then delete their files. While the main file checkpoints, into the side file
+   * instead — unless the load removes quarantine entries: those are in the main file, so such a load
+   * waits for the checkpoint and a fold, and goes there (replays are rare).
    */
   async function loadSegments(segments: readonly IntakeSegment[]): Promise<void> {
     const connection = requireWriter();
-    // A fold that failed after a checkpoint is retried before the next load.
-    if (sideRows && !checkpointRunning) await foldSide();
-    const side = writeTarget === 'side';
-    const into = side ? LOAD_INTO.side : LOAD_INTO.main;
     const contexts: (readonly unknown[])[] = [];
     const quarantine: Record<string, unknown>[] = [];
+    const removals: string[] = [];
     const counters = new Map<string, IngestCounter>();
     let events = 0;
     for (const segment of segments) {
       events += segment.events;
       contexts.push(...segment.contexts);
       quarantine.push(...segment.quarantine);
+      removals.push(...segment.removals);
       for (const c of segment.counters) {
         const key = `${c.day}\u0000${c.app}\u0000${c.kind}\u0000${c.reason}`;
         const existing = counters.get(key);
@@ -1180,6 +1217,11 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         else counters.set(key, { ...c });
       }
     }
+    if (removals.length > 0) await checkpointRunning;
+    // A fold that failed after a checkpoint is retried before the next load.
+    if (sideRows && !checkpointRunning) await foldSide();
+    const side = writeTarget === 'side' && removals.length === 0;
+    const into = side ? LOAD_INTO.side : LOAD_INTO.main;
     const statements = ['BEGIN TRANSACTION'];
     if (contexts.length > 0) statements.push(withSource(into.contexts, sqlString(toDuckDBJson(contexts))));
     if (events > 0) {
@@ -1190,6 +1232,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       statements.push(withSource(into.quarantine, sqlString(toDuckDBJson(quarantine))));
     if (counters.size > 0)
       statements.push(withSource(into.counters, sqlString(toDuckDBJson([...counters.values()]))));
+    if (removals.length > 0)
+      statements.push(withSource(QUARANTINE_REMOVE, sqlString(toDuckDBJson(removals))));
     const names = [...segments.map((segment) => segment.name), ...intake.loadedNotDeleted()].map(
       (name) => `(${sqlString(name)})`,
     );

@@ -2,7 +2,8 @@
  * The DuckDB store's intake log: where a write is made durable before it is acknowledged.
  *
  * A write appends its accepted events (as the JSON-array lines `INSERT … FROM read_json` takes) and its
- * other records (new contexts, quarantine entries, counter increments: lines that start with `[null,`),
+ * other records (new contexts, quarantine entries, counter increments, ids of quarantine entries it
+ * removes: lines that start with `[null,`),
  * then an end line, to the open segment file and syncs it (`fdatasync`). Loading into DuckDB happens later, off the request
  * path, many writes at once: the store closes the open segment and inserts every closed one in one
  * transaction, which also records the segments' names (`intake_loads`), then deletes their files. A
@@ -24,6 +25,8 @@ export interface IntakeRecords {
   /** Quarantine rows, in the shape `QUARANTINE_INSERT` reads. */
   readonly quarantine: readonly Record<string, unknown>[];
   readonly counters: readonly IngestCounter[];
+  /** Ids of quarantine entries the write removes (`WriteBatch.removeQuarantine`). */
+  readonly removals: readonly string[];
 }
 
 export interface IntakeSegment {
@@ -37,6 +40,7 @@ export interface IntakeSegment {
   readonly contexts: (readonly unknown[])[];
   readonly quarantine: Record<string, unknown>[];
   readonly counters: IngestCounter[];
+  readonly removals: string[];
 }
 
 /** The first bytes of every line that is not an event row. */
@@ -59,8 +63,11 @@ interface SegmentFile {
 const fdatasync = (fd: number) =>
   new Promise<void>((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve())));
 
-/** One record line: `[null, kind, value]` (kinds: `c` context, `q` quarantine, `n` counter). */
-const recordLine = (kind: 'c' | 'q' | 'n', value: unknown, toJson: (v: unknown) => string) =>
+/**
+ * One record line: `[null, kind, value]` (kinds: `c` context, `q` quarantine entry, `n` counter, `r` id
+ * of a quarantine entry removed).
+ */
+const recordLine = (kind: 'c' | 'q' | 'n' | 'r', value: unknown, toJson: (v: unknown) => string) =>
   `[null,"${kind}",${toJson(value)}]\n`;
 
 export class IntakeLog {
@@ -179,6 +186,7 @@ export class IntakeLog {
       contexts: [],
       quarantine: [],
       counters: [],
+      removals: [],
     };
     for (let at = 0; at < end; ) {
       const next = content.indexOf(NEWLINE, at);
@@ -187,6 +195,7 @@ export class IntakeLog {
         if (kind === 'c') segment.contexts.push(value);
         else if (kind === 'q') segment.quarantine.push(value);
         else if (kind === 'n') segment.counters.push(value);
+        else if (kind === 'r') segment.removals.push(value);
       } else if (next > at) segment.events++;
       at = next + 1;
     }
@@ -202,6 +211,7 @@ export class IntakeLog {
     for (const row of records.contexts) text += recordLine('c', row, this.toJson);
     for (const row of records.quarantine) text += recordLine('q', row, this.toJson);
     for (const row of records.counters) text += recordLine('n', row, this.toJson);
+    for (const id of records.removals) text += recordLine('r', id, this.toJson);
     if (events === 0 && text === '') return;
     const segment = await this.openSegment();
     const start = segment.bytes;
@@ -222,6 +232,7 @@ export class IntakeLog {
     segment.contexts.push(...records.contexts);
     segment.quarantine.push(...records.quarantine);
     segment.counters.push(...records.counters);
+    segment.removals.push(...records.removals);
   }
 
   /**
@@ -234,7 +245,18 @@ export class IntakeLog {
     const next = this.spare ?? this.createFile();
     this.spare = undefined;
     const { name, file, fd } = await next;
-    this.open = { name, file, fd, events: 0, bytes: 0, since: 0, contexts: [], quarantine: [], counters: [] };
+    this.open = {
+      name,
+      file,
+      fd,
+      events: 0,
+      bytes: 0,
+      since: 0,
+      contexts: [],
+      quarantine: [],
+      counters: [],
+      removals: [],
+    };
     this.spare = this.createFile();
     // A failure surfaces when the spare is taken, by the append that needs it.
     this.spare.catch(() => {});

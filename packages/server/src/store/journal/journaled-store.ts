@@ -243,6 +243,8 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
           encoded: payloads.flatMap((p) => p.encoded ?? []),
           quarantine: payloads.flatMap((p) => p.quarantine),
           counters: payloads.flatMap((p) => p.counters),
+          // Removed after every insert of the group: a record's removals only name entries stored before it.
+          removeQuarantine: payloads.flatMap((p) => p.removeQuarantine ?? []),
           statusCounters: flag,
         };
         await target.abortAttempts([...new Set(group.flatMap((e) => e.attempts))]);
