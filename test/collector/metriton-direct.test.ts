@@ -37,18 +37,25 @@ const report = (index: number, metadata: Record<string, unknown> = {}) =>
 // Metriton's path spelled so that Node's server does not recognise it, but Fastify's router does.
 const VIA_FASTIFY = '/%73cout';
 
+/** A collector whose Fastify notes every request that reaches it (`seenByFastify`: method and URL). */
+async function watchedCollector(config: Record<string, unknown>) {
+  const seenByFastify: string[] = [];
+  const c = await startInProcess({
+    config,
+    beforeListen: (collector) =>
+      collector.app.addHook('onRequest', (req, _reply, done) => {
+        seenByFastify.push(`${req.method} ${req.url}`);
+        done();
+      }),
+  });
+  return { c, seenByFastify };
+}
+
 describe("Metriton's reports, answered without the framework", () => {
   let c: InProcess;
-  const seenByFastify: string[] = [];
+  let seenByFastify: string[];
   beforeAll(async () => {
-    c = await startInProcess({
-      config: { apps: { telepresence2: { latestVersion: '2.20.3' } } },
-      beforeListen: (collector) =>
-        collector.app.addHook('onRequest', (req, _reply, done) => {
-          seenByFastify.push(`${req.method} ${req.url}`);
-          done();
-        }),
-    });
+    ({ c, seenByFastify } = await watchedCollector({ apps: { telepresence2: { latestVersion: '2.20.3' } } }));
   });
   afterAll(async () => {
     await c?.stop();
@@ -126,16 +133,12 @@ describe("Metriton's reports, answered without the framework", () => {
 
 describe('what Fastify did before the route, on the direct path too', () => {
   let c: InProcess;
-  const seenByFastify: string[] = [];
+  let seenByFastify: string[];
   beforeAll(async () => {
-    c = await startInProcess({
-      config: { apps: { telepresence2: { latestVersion: '2.20.3' } }, ingestWorkers: 0 },
-      beforeListen: (collector) =>
-        collector.app.addHook('onRequest', (req, _reply, done) => {
-          seenByFastify.push(`${req.method} ${req.url}`);
-          done();
-        }),
-    });
+    ({ c, seenByFastify } = await watchedCollector({
+      apps: { telepresence2: { latestVersion: '2.20.3' } },
+      ingestWorkers: 0,
+    }));
   });
   afterAll(async () => {
     await c?.stop();
