@@ -178,7 +178,8 @@ describe('quarantine replay: the size limit', () => {
     const c = await startInProcess({ config: limited });
     let dataDir: string;
     try {
-      const big = ourMessage('too-large', { integrations: { note: 'x'.repeat(5000) } });
+      // The bulk in a trait (kept): `integrations` would not do, quarantine drops it, and what is left fits.
+      const big = ourMessage('too-large', { properties: { command: 'build', error: 'x'.repeat(5000) } });
       const response = await postJson(`${c.url}/v1/batch`, { batch: [big, ourMessage('fits')] }, bearer());
       expect(resultStatuses(response.json)).toEqual(['rejected', 'accepted']);
       dataDir = c.dataDir;

@@ -426,10 +426,11 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
             messages: batch.items.map((i) => i.message),
           });
         } catch {}
-        if (response.control && typeof response.control === 'object') {
-          const stored = writeControl(configDir, response.control, after);
-          if (stored.disableUntil && Date.parse(stored.disableUntil) > after) return done('killed');
-        }
+        // The collector sends a control block only when it has something to say: an answer without
+        // one says nothing any more (a notice or latest version withdrawn), so it replaces the last one.
+        const control = response.control && typeof response.control === 'object' ? response.control : {};
+        const stored = writeControl(configDir, control, after);
+        if (stored.disableUntil && Date.parse(stored.disableUntil) > after) return done('killed');
         // The batch size learnt from a 413 is kept for the rest of the run: growing again would only
         // trade one saved request for another refused one.
         continue;

@@ -1,4 +1,5 @@
 import { LIMITS } from 'telemark';
+import { createScrubber, type Scrubber } from 'telemark/scrub';
 import type { AppEntry, AppRegistry } from '../config/registry-types.js';
 import { TelemarkError } from '../errors.js';
 import type { EventBuilder, EventContext } from '../pipeline/event-builder.js';
@@ -149,34 +150,147 @@ export function writeKeyFromHeader(authorization: string | undefined): string | 
 }
 
 /**
- * A single call's body as its one message: without a `type`, the call its path names (so that its kept
- * form, replayed without a path, is judged the same), and without the body's `writeKey` (a batch's kept
- * messages never carry the body's key either).
+ * Segment's identifying top-level keys: the user id, the user or group traits, the user id an `alias`
+ * replaces, the group id (a customer), and `integrations` (destination options, which carry destination
+ * user ids such as Google Analytics' `clientId`). Telemark never keeps any of them.
  */
+const NEVER_KEPT = new Set(['userId', 'traits', 'previousId', 'groupId', 'integrations']);
 /**
- * A message as quarantine keeps it: as sent, less what Telemark never keeps — Segment's user id and user
- * traits (`userId`, `traits`, `context.traits`: e-mail addresses, names) and the client's address
- * (`context.ip`). None of them is needed to store the message after a replay.
+ * The context keys of Segment's spec that identify a person, a device or a customer: the client's
+ * address, user agent, device and advertising ids, location, network, page (url, referrer, search),
+ * campaign, user traits, group id… Telemark never keeps them, and a replay never reads them.
  */
-function keptMessageValue(m: unknown): unknown {
-  if (!isRecord(m)) return m;
-  const { userId: _userId, traits: _traits, ...kept } = m;
-  if (isRecord(m.context)) {
-    const { ip: _ip, traits: _contextTraits, ...context } = m.context;
-    kept.context = context;
+const NEVER_KEPT_CONTEXT = new Set([
+  'ip',
+  'userAgent',
+  'userAgentData',
+  'device',
+  'location',
+  'network',
+  'page',
+  'campaign',
+  'referrer',
+  'traits',
+  'groupId',
+  'externalIds',
+  'screen',
+]);
+/** The context keys Telemark reads (`contextOf`, `appNameOf`, `droppedOf`): kept as sent. */
+const KEPT_CONTEXT = new Set(['app', 'os', 'library', 'cli']);
+/** Top-level keys kept as sent: what a replay reads to identify, date and judge the message. */
+const KEPT_AS_SENT = new Set([
+  'type',
+  'messageId',
+  'anonymousId',
+  'event',
+  'timestamp',
+  'originalTimestamp',
+  'sentAt',
+  '_metadata',
+]);
+const NO_NAMES: ReadonlySet<string> = new Set();
+
+let collectorScrubber: Scrubber | undefined;
+/** The collector's scrubber (generic rules, as the event builder's): created on the first refusal. */
+function scrub(value: string): string {
+  collectorScrubber ??= createScrubber();
+  return collectorScrubber(value).text;
+}
+
+/** A value with every string in it, keys included, scrubbed however deep. */
+function scrubDeep(value: unknown): unknown {
+  if (typeof value === 'string') return scrub(value);
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return value.map(scrubDeep);
+  // No prototype: a "__proto__" key is kept as a key, not taken as the object's prototype.
+  const out: Record<string, unknown> = Object.create(null);
+  for (const key of Object.keys(value)) out[scrub(key)] = scrubDeep((value as Record<string, unknown>)[key]);
+  return out;
+}
+
+/** `properties` with their strings scrubbed, but the catalog's `hashed` traits (HMACs: a replay needs them as sent). */
+function keptProperties(properties: unknown, hashed: ReadonlySet<string>): unknown {
+  if (!isRecord(properties) || hashed.size === 0) return scrubDeep(properties);
+  const out: Record<string, unknown> = Object.create(null);
+  for (const key of Object.keys(properties)) {
+    const value = properties[key];
+    out[hashed.has(key) ? key : scrub(key)] =
+      hashed.has(key) && typeof value === 'string' ? value : scrubDeep(value);
+  }
+  return out;
+}
+
+function keptContext(context: unknown): unknown {
+  if (!isRecord(context)) return scrubDeep(context);
+  const kept: Record<string, unknown> = Object.create(null);
+  for (const key of Object.keys(context)) {
+    if (NEVER_KEPT_CONTEXT.has(key)) continue;
+    const value = context[key];
+    // Extra context is free text the catalog declares: scrubbed as the stored event's is.
+    if (key === 'cli' && isRecord(value) && value.extra !== undefined)
+      kept.cli = { ...value, extra: scrubDeep(value.extra) };
+    else if (KEPT_CONTEXT.has(key)) kept[key] = value;
+    else kept[scrub(key)] = scrubDeep(value);
   }
   return kept;
 }
 
-const keptMessage = (m: unknown): string => rawJson(keptMessageValue(m));
+/**
+ * A message as quarantine keeps it: as sent, less what Telemark never keeps — Segment's user and group
+ * ids and traits (`NEVER_KEPT`), and the context's identifying keys (`NEVER_KEPT_CONTEXT`: the client's
+ * address, user agent, device and advertising ids, location, page…) — with every string outside
+ * the keys a replay reads as sent (`KEPT_AS_SENT`) scrubbed, as a stored event's free text is, but the
+ * event's `hashed` traits. None of what is dropped is needed to store the message after a replay.
+ */
+function keptMessageValue(m: unknown, hashed: ReadonlySet<string> = NO_NAMES): unknown {
+  if (!isRecord(m)) return scrubDeep(m);
+  const kept: Record<string, unknown> = Object.create(null);
+  for (const key of Object.keys(m)) {
+    if (NEVER_KEPT.has(key)) continue;
+    const value = m[key];
+    if (key === 'context') kept.context = keptContext(value);
+    else if (key === 'properties') kept.properties = keptProperties(value, hashed);
+    else if (KEPT_AS_SENT.has(key)) kept[key] = value;
+    else kept[scrub(key)] = scrubDeep(value);
+  }
+  return kept;
+}
+
+const keptMessage = (m: unknown, hashed?: ReadonlySet<string>): string => {
+  try {
+    return rawJson(keptMessageValue(m, hashed));
+  } catch (error) {
+    // Nested too deep for the scrub's recursion: nothing of it is kept.
+    return `<not representable as JSON: ${error instanceof Error ? error.message : String(error)}>`;
+  }
+};
 
 /** A whole body refused before its messages were judged (parse, auth, shape), as quarantine keeps it. */
 export function keptBody(body: unknown, route: SegmentRoute): string {
-  if (!isRecord(body)) return rawJson(body);
+  if (!isRecord(body)) return keptMessage(body);
   const { writeKey: _key, ...rest } = body;
   if (route !== 'batch') return keptMessage(rest);
-  if (Array.isArray(rest.batch)) rest.batch = rest.batch.map(keptMessageValue);
-  return rawJson(rest);
+  // The body's own keys (a batch's `context`, a stray `userId`) are kept as a message's are.
+  const { batch, ...others } = rest;
+  try {
+    const kept = keptMessageValue(others) as Record<string, unknown>;
+    if (batch !== undefined)
+      kept.batch = Array.isArray(batch) ? batch.map((m) => keptMessageValue(m)) : scrubDeep(batch);
+    return rawJson(kept);
+  } catch (error) {
+    return `<not representable as JSON: ${error instanceof Error ? error.message : String(error)}>`;
+  }
+}
+
+/** The catalog's `hashed` traits of an app's event: kept as sent in quarantine. */
+function hashedTraits(app: AppEntry | undefined, event: string): ReadonlySet<string> {
+  if (!app || !Object.hasOwn(app.catalog.input.events, event)) return NO_NAMES;
+  const traits = app.catalog.input.events[event]?.traits ?? {};
+  const names = Object.keys(traits).filter((name) => {
+    const spec = traits[name];
+    return spec?.type === 'string' && spec.hashed === true;
+  });
+  return names.length > 0 ? new Set(names) : NO_NAMES;
 }
 
 /**
@@ -198,6 +312,11 @@ function withBatchContext(m: unknown, batchContext: Record<string, unknown>): un
   return { ...m, context };
 }
 
+/**
+ * A single call's body as its one message: without a `type`, the call its path names (so that its kept
+ * form, replayed without a path, is judged the same), and without the body's `writeKey` (a batch's kept
+ * messages never carry the body's key either).
+ */
 function singleMessage(body: Record<string, unknown>, call: SegmentCall): Record<string, unknown> {
   const { writeKey: _key, ...message } = body;
   return message.type == null ? { ...message, type: call } : message;
@@ -269,7 +388,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
       detail,
       messageId,
       event,
-      raw: keptMessage(m),
+      raw: keptMessage(m, hashedTraits(app ? deps.registry.get(app) : undefined, event)),
     });
   };
   const keyAppName = keyApp?.name ?? '';

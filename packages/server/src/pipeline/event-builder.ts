@@ -71,7 +71,7 @@ export interface EventBuilder {
   build(draft: EventDraft): BuildResult;
   /** Traits of `event` in `catalog`, by name (for protocols that mix traits with other keys, e.g. Metriton). */
   traitNames(catalog: Catalog, event: string): readonly string[];
-  /** Keep only the catalog's declared extra-context keys, each checked against its type. */
+  /** Keep only the catalog's declared extra-context keys, each checked against its type, free text scrubbed. */
   extra(catalog: Catalog, raw: unknown): Readonly<Record<string, unknown>>;
   /** The collector's scrubber, for free text kept outside a stored event (Metriton quarantine). */
   scrub(text: string): string;
@@ -123,8 +123,17 @@ export function createEventBuilder(options: { scrubber?: Scrubber } = {}): Event
         (raw as Record<string, unknown>)[key],
       );
       if (!checked.ok) continue;
+      const type = (spec.keys[key] as TraitSpec).type;
+      let value = checked.value;
+      // Free text is scrubbed again here, as traits are (`hashed` strings are HMACs, left alone).
+      if (
+        typeof value === 'string' &&
+        value.length > 0 &&
+        (type === 'error' || (type === 'string' && !(spec.keys[key] as { hashed?: boolean }).hashed))
+      )
+        value = scrubber(value).text;
       out ??= {};
-      out[key] = checked.value;
+      out[key] = value;
     }
     return out ?? EMPTY;
   };
