@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { removeTempDirs, tempDir, testEnv } from '../_test-env.js';
 import { defineCatalog } from '../catalog/define.js';
 import { telepresence } from '../catalogs/telepresence.js';
@@ -283,6 +283,22 @@ describe('deliver', () => {
     const stored = JSON.parse(fs.readFileSync(path.join(configDir, 'control.json'), 'utf8'));
     expect(stored).toMatchObject({ disableUntil: until, latestVersion: '9.9.9' });
     expect(await run(config(configDir, c.url))).toMatchObject({ reason: 'killed', attempts: 0 });
+  });
+
+  it('saves a control block once per run while it does not change, not once per batch', async () => {
+    const c = await collector({ control: { latestVersion: '9.9.9' } });
+    c.limitBatchEvents(2);
+    const configDir = setup(10);
+    const control = path.join(configDir, 'control.json');
+    const renames = vi.spyOn(fs, 'renameSync');
+    try {
+      expect(await run(config(configDir, c.url))).toMatchObject({ reason: 'empty', delivered: 10 });
+      expect(c.requests.filter((r) => r.status === 200)).toHaveLength(5);
+      expect(renames.mock.calls.filter(([, to]) => to === control)).toHaveLength(1);
+    } finally {
+      renames.mockRestore();
+    }
+    expect(JSON.parse(fs.readFileSync(control, 'utf8'))).toMatchObject({ latestVersion: '9.9.9' });
   });
 
   it('waits at least the retry hint of a 2xx before the next batch', async () => {

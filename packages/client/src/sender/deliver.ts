@@ -292,6 +292,8 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
   };
   const done = (reason: DeliveryStop): DeliveryOutcome => ({ reason, ...outcome });
   let maxEvents: number = LIMITS.maxBatchEvents;
+  /** The control block this run saved last (as received): a batch that brings the same one writes nothing. */
+  let savedControl: string | undefined;
   const machine = createMachineFacts(configDir, config.env, true);
   const identityFor = createIdentitySource(configDir, config.env);
   let lockLost = false;
@@ -429,8 +431,12 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
         // The collector sends a control block only when it has something to say: an answer without
         // one says nothing any more (a notice or latest version withdrawn), so it replaces the last one.
         const control = response.control && typeof response.control === 'object' ? response.control : {};
-        const stored = writeControl(configDir, control, after);
-        if (stored.disableUntil && Date.parse(stored.disableUntil) > after) return done('killed');
+        const received = JSON.stringify(control);
+        if (received !== savedControl) {
+          const stored = writeControl(configDir, control, after);
+          savedControl = received;
+          if (stored.disableUntil && Date.parse(stored.disableUntil) > after) return done('killed');
+        }
         // The batch size learnt from a 413 is kept for the rest of the run: growing again would only
         // trade one saved request for another refused one.
         continue;

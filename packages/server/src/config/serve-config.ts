@@ -343,10 +343,12 @@ function problemsBeyondSchema(input: unknown, baseDir: string): string[] {
 const issuePath = (path: readonly PropertyKey[]): string =>
   path.length === 0 ? '(top level)' : path.map(String).join('.');
 
+/** A schema without its `optional` / `default` wrappers. */
+const unwrapped = (at: z.ZodType): z.ZodType =>
+  at instanceof z.ZodOptional || at instanceof z.ZodDefault ? unwrapped(at.unwrap() as z.ZodType) : at;
+
 /** The schema of the value at `path` below `schema` (records and arrays: their values), if any. */
 function schemaAt(schema: z.ZodType, path: readonly PropertyKey[]): z.ZodType | undefined {
-  const unwrapped = (at: z.ZodType): z.ZodType =>
-    at instanceof z.ZodOptional || at instanceof z.ZodDefault ? unwrapped(at.unwrap() as z.ZodType) : at;
   let at: z.ZodType | undefined = unwrapped(schema);
   for (const segment of path.map(String)) {
     if (at instanceof z.ZodObject) at = (at.shape as Record<string, z.ZodType | undefined>)[segment];
@@ -361,8 +363,7 @@ function schemaAt(schema: z.ZodType, path: readonly PropertyKey[]): z.ZodType | 
 
 /** Every key the schema knows, as the path an operator writes (`apps.<name>.retentionDays`). */
 function knownKeyPaths(schema: z.ZodType, prefix: readonly string[] = []): string[][] {
-  let at = schema;
-  while (at instanceof z.ZodOptional || at instanceof z.ZodDefault) at = at.unwrap() as z.ZodType;
+  const at = unwrapped(schema);
   if (at instanceof z.ZodObject)
     return Object.entries(at.shape as Record<string, z.ZodType>).flatMap(([key, child]) => [
       [...prefix, key],

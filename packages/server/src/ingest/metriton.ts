@@ -12,6 +12,7 @@ import {
   type PreparedRequest,
   rawJson,
   reject,
+  scrubDeep,
   text,
   UNATTRIBUTED_CHARGE,
   UNATTRIBUTED_LIMIT,
@@ -95,23 +96,21 @@ export function metritonMessageId(
   return `mt-${hash.slice(0, 32)}`;
 }
 
-/** A value with every string in it scrubbed, however deep (a sender may nest what Telepresence keeps flat). */
-function scrubDeep(value: unknown, scrub: (text: string) => string): unknown {
-  if (typeof value === 'string') return scrub(value);
-  if (typeof value !== 'object' || value === null) return value;
-  try {
-    return JSON.parse(JSON.stringify(value, (_key, v: unknown) => (typeof v === 'string' ? scrub(v) : v)));
-  } catch (error) {
-    return `<not representable as JSON: ${error instanceof Error ? error.message : String(error)}>`;
-  }
-}
-
 /**
  * The report as quarantine keeps it: base keys as sent, the `declared` keys (the event's traits, the app's
  * extra context) and, with `others`, every key but the identifying ones; strings outside the base keys
  * scrubbed — Telepresence sends errors raw (workload and namespace names…). A report of an application
  * nobody registered keeps no `others`: nothing says what its keys hold.
  */
+/** `scrubDeep` of one value (a sender may nest what Telepresence keeps flat); too deep, a placeholder. */
+function scrubbedValue(value: unknown, scrub: (text: string) => string): unknown {
+  try {
+    return scrubDeep(value, scrub);
+  } catch (error) {
+    return `<not representable as JSON: ${error instanceof Error ? error.message : String(error)}>`;
+  }
+}
+
 function keptReport(
   body: Record<string, unknown>,
   metadata: Record<string, unknown>,
@@ -125,7 +124,7 @@ function keptReport(
     const value = metadata[key];
     if (BASE_KEYS.has(key)) kept[key] = value;
     else if (declared.includes(key) || (others && !IDENTIFYING_KEYS.has(key)))
-      kept[key] = scrubDeep(value, scrub);
+      kept[key] = scrubbedValue(value, scrub);
   }
   return rawJson({
     application: body.application,

@@ -159,6 +159,21 @@ export function text(value: unknown, max: number, fallback = 'unknown'): string 
   return value.length > max ? value.slice(0, max) : value;
 }
 
+/**
+ * A value with every string in it, keys included, scrubbed however deep (quarantine's kept forms). No
+ * prototype on the copies: a "__proto__" key stays a key. Nesting deep enough overflows the stack; the
+ * callers keep a placeholder then.
+ */
+export function scrubDeep(value: unknown, scrub: (text: string) => string): unknown {
+  if (typeof value === 'string') return scrub(value);
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return value.map((item) => scrubDeep(item, scrub));
+  const out: Record<string, unknown> = Object.create(null);
+  for (const key of Object.keys(value))
+    out[scrub(key)] = scrubDeep((value as Record<string, unknown>)[key], scrub);
+  return out;
+}
+
 export const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 

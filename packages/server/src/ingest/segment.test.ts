@@ -402,13 +402,15 @@ describe('Segment and telemark messages', () => {
   });
   it('keeps a whole refused body without keys, user ids, user traits or client addresses', () => {
     const message = { ...ours(), userId: 'u-42', context: { ip: '203.0.113.9', app: { name: 'keyless' } } };
-    const batch = JSON.parse(keptBody({ writeKey: 'wk_wrong', batch: [message, 7] }, 'batch'));
+    const batch = JSON.parse(
+      keptBody({ writeKey: 'wk_wrong', batch: [message, 7] }, 'batch', deps.builder.scrub),
+    );
     expect(batch.writeKey).toBeUndefined();
     expect(batch.batch[1]).toBe(7);
     expect(batch.batch[0]).toMatchObject({ event: 'run', context: { app: { name: 'keyless' } } });
-    const single = keptBody({ ...message, writeKey: 'wk_wrong' }, 'track');
+    const single = keptBody({ ...message, writeKey: 'wk_wrong' }, 'track', deps.builder.scrub);
     for (const text of [JSON.stringify(batch), single])
       for (const gone of ['wk_wrong', 'u-42', '203.0.113.9']) expect(text).not.toContain(gone);
-    expect(keptBody('not an object', 'batch')).toBe('"not an object"');
+    expect(keptBody('not an object', 'batch', deps.builder.scrub)).toBe('"not an object"');
   });
 });

@@ -1,5 +1,4 @@
 import { LIMITS } from 'telemark';
-import { createScrubber, type Scrubber } from 'telemark/scrub';
 import type { AppEntry, AppRegistry } from '../config/registry-types.js';
 import { TelemarkError } from '../errors.js';
 import type { EventBuilder, EventContext } from '../pipeline/event-builder.js';
@@ -13,6 +12,7 @@ import {
   type PreparedRequest,
   rawJson,
   reject,
+  scrubDeep,
   text,
   UNATTRIBUTED_CHARGE,
   UNATTRIBUTED_LIMIT,
@@ -190,47 +190,32 @@ const KEPT_AS_SENT = new Set([
 ]);
 const NO_NAMES: ReadonlySet<string> = new Set();
 
-let collectorScrubber: Scrubber | undefined;
-/** The collector's scrubber (generic rules, as the event builder's): created on the first refusal. */
-function scrub(value: string): string {
-  collectorScrubber ??= createScrubber();
-  return collectorScrubber(value).text;
-}
-
-/** A value with every string in it, keys included, scrubbed however deep. */
-function scrubDeep(value: unknown): unknown {
-  if (typeof value === 'string') return scrub(value);
-  if (typeof value !== 'object' || value === null) return value;
-  if (Array.isArray(value)) return value.map(scrubDeep);
-  // No prototype: a "__proto__" key is kept as a key, not taken as the object's prototype.
-  const out: Record<string, unknown> = Object.create(null);
-  for (const key of Object.keys(value)) out[scrub(key)] = scrubDeep((value as Record<string, unknown>)[key]);
-  return out;
-}
+/** The collector's scrubber (`EventBuilder.scrub`), as quarantine's kept forms use it. */
+type Scrub = (text: string) => string;
 
 /** `properties` with their strings scrubbed, but the catalog's `hashed` traits (HMACs: a replay needs them as sent). */
-function keptProperties(properties: unknown, hashed: ReadonlySet<string>): unknown {
-  if (!isRecord(properties) || hashed.size === 0) return scrubDeep(properties);
+function keptProperties(properties: unknown, hashed: ReadonlySet<string>, scrub: Scrub): unknown {
+  if (!isRecord(properties) || hashed.size === 0) return scrubDeep(properties, scrub);
   const out: Record<string, unknown> = Object.create(null);
   for (const key of Object.keys(properties)) {
     const value = properties[key];
     out[hashed.has(key) ? key : scrub(key)] =
-      hashed.has(key) && typeof value === 'string' ? value : scrubDeep(value);
+      hashed.has(key) && typeof value === 'string' ? value : scrubDeep(value, scrub);
   }
   return out;
 }
 
-function keptContext(context: unknown): unknown {
-  if (!isRecord(context)) return scrubDeep(context);
+function keptContext(context: unknown, scrub: Scrub): unknown {
+  if (!isRecord(context)) return scrubDeep(context, scrub);
   const kept: Record<string, unknown> = Object.create(null);
   for (const key of Object.keys(context)) {
     if (NEVER_KEPT_CONTEXT.has(key)) continue;
     const value = context[key];
     // Extra context is free text the catalog declares: scrubbed as the stored event's is.
     if (key === 'cli' && isRecord(value) && value.extra !== undefined)
-      kept.cli = { ...value, extra: scrubDeep(value.extra) };
+      kept.cli = { ...value, extra: scrubDeep(value.extra, scrub) };
     else if (KEPT_CONTEXT.has(key)) kept[key] = value;
-    else kept[scrub(key)] = scrubDeep(value);
+    else kept[scrub(key)] = scrubDeep(value, scrub);
   }
   return kept;
 }
@@ -242,23 +227,23 @@ function keptContext(context: unknown): unknown {
  * the keys a replay reads as sent (`KEPT_AS_SENT`) scrubbed, as a stored event's free text is, but the
  * event's `hashed` traits. None of what is dropped is needed to store the message after a replay.
  */
-function keptMessageValue(m: unknown, hashed: ReadonlySet<string> = NO_NAMES): unknown {
-  if (!isRecord(m)) return scrubDeep(m);
+function keptMessageValue(m: unknown, scrub: Scrub, hashed: ReadonlySet<string> = NO_NAMES): unknown {
+  if (!isRecord(m)) return scrubDeep(m, scrub);
   const kept: Record<string, unknown> = Object.create(null);
   for (const key of Object.keys(m)) {
     if (NEVER_KEPT.has(key)) continue;
     const value = m[key];
-    if (key === 'context') kept.context = keptContext(value);
-    else if (key === 'properties') kept.properties = keptProperties(value, hashed);
+    if (key === 'context') kept.context = keptContext(value, scrub);
+    else if (key === 'properties') kept.properties = keptProperties(value, hashed, scrub);
     else if (KEPT_AS_SENT.has(key)) kept[key] = value;
-    else kept[scrub(key)] = scrubDeep(value);
+    else kept[scrub(key)] = scrubDeep(value, scrub);
   }
   return kept;
 }
 
-const keptMessage = (m: unknown, hashed?: ReadonlySet<string>): string => {
+const keptMessage = (m: unknown, scrub: Scrub, hashed?: ReadonlySet<string>): string => {
   try {
-    return rawJson(keptMessageValue(m, hashed));
+    return rawJson(keptMessageValue(m, scrub, hashed));
   } catch (error) {
     // Nested too deep for the scrub's recursion: nothing of it is kept.
     return `<not representable as JSON: ${error instanceof Error ? error.message : String(error)}>`;
@@ -266,16 +251,18 @@ const keptMessage = (m: unknown, hashed?: ReadonlySet<string>): string => {
 };
 
 /** A whole body refused before its messages were judged (parse, auth, shape), as quarantine keeps it. */
-export function keptBody(body: unknown, route: SegmentRoute): string {
-  if (!isRecord(body)) return keptMessage(body);
+export function keptBody(body: unknown, route: SegmentRoute, scrub: Scrub): string {
+  if (!isRecord(body)) return keptMessage(body, scrub);
   const { writeKey: _key, ...rest } = body;
-  if (route !== 'batch') return keptMessage(rest);
+  if (route !== 'batch') return keptMessage(rest, scrub);
   // The body's own keys (a batch's `context`, a stray `userId`) are kept as a message's are.
   const { batch, ...others } = rest;
   try {
-    const kept = keptMessageValue(others) as Record<string, unknown>;
+    const kept = keptMessageValue(others, scrub) as Record<string, unknown>;
     if (batch !== undefined)
-      kept.batch = Array.isArray(batch) ? batch.map((m) => keptMessageValue(m)) : scrubDeep(batch);
+      kept.batch = Array.isArray(batch)
+        ? batch.map((m) => keptMessageValue(m, scrub))
+        : scrubDeep(batch, scrub);
     return rawJson(kept);
   } catch (error) {
     return `<not representable as JSON: ${error instanceof Error ? error.message : String(error)}>`;
@@ -388,7 +375,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
       detail,
       messageId,
       event,
-      raw: keptMessage(m, hashedTraits(app ? deps.registry.get(app) : undefined, event)),
+      raw: keptMessage(m, deps.builder.scrub, hashedTraits(app ? deps.registry.get(app) : undefined, event)),
     });
   };
   const keyAppName = keyApp?.name ?? '';
@@ -544,7 +531,7 @@ const isInstallId = (value: unknown): value is string =>
   typeof value === 'string' && value.length > 0 && value.length <= MAX_ID && isWellFormed(value);
 
 /** The app a message names in `context.app.name`, if it names one. */
-function appNameOf(m: unknown): string | undefined {
+export function appNameOf(m: unknown): string | undefined {
   const context = isRecord(m) && isRecord(m.context) ? m.context : undefined;
   const named = context && isRecord(context.app) ? context.app.name : undefined;
   return typeof named === 'string' && named.length > 0 ? named : undefined;

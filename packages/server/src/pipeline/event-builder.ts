@@ -82,6 +82,10 @@ export interface EventBuilder {
  * `validateEvent` the client runs), a second scrub of free text with the collector's scrubber (generic
  * rules, no local identity), error fingerprint, skew correction and clamping.
  */
+/** Whether a trait holds free text the collector scrubs again: errors, and strings that are not `hashed` (HMACs). */
+const isFreeText = (spec: TraitSpec): boolean =>
+  spec.type === 'error' || (spec.type === 'string' && !spec.hashed);
+
 export function createEventBuilder(options: { scrubber?: Scrubber } = {}): EventBuilder {
   const scrubber = options.scrubber ?? createScrubber();
   const plans = new WeakMap<Catalog, Map<string, EventPlan>>();
@@ -100,10 +104,8 @@ export function createEventBuilder(options: { scrubber?: Scrubber } = {}): Event
       const scrub: string[] = [];
       const errors: string[] = [];
       for (const [name, spec] of Object.entries(specs)) {
-        if (spec.type === 'error') {
-          scrub.push(name);
-          errors.push(name);
-        } else if (spec.type === 'string' && !spec.hashed) scrub.push(name);
+        if (isFreeText(spec)) scrub.push(name);
+        if (spec.type === 'error') errors.push(name);
       }
       plan = { scrub, errors };
       perCatalog.set(event, plan);
@@ -123,14 +125,9 @@ export function createEventBuilder(options: { scrubber?: Scrubber } = {}): Event
         (raw as Record<string, unknown>)[key],
       );
       if (!checked.ok) continue;
-      const type = (spec.keys[key] as TraitSpec).type;
       let value = checked.value;
-      // Free text is scrubbed again here, as traits are (`hashed` strings are HMACs, left alone).
-      if (
-        typeof value === 'string' &&
-        value.length > 0 &&
-        (type === 'error' || (type === 'string' && !(spec.keys[key] as { hashed?: boolean }).hashed))
-      )
+      // Free text is scrubbed again here, as traits are.
+      if (typeof value === 'string' && value.length > 0 && isFreeText(spec.keys[key] as TraitSpec))
         value = scrubber(value).text;
       out ??= {};
       out[key] = value;

@@ -3,7 +3,7 @@ import type { AppRegistry } from '../config/registry-types.js';
 import { DEFAULTS, type ServeConfig } from '../config/serve-config.js';
 import { prepareMetriton } from '../ingest/metriton.js';
 import { isRecord, type PreparedRequest } from '../ingest/prepared.js';
-import { prepareSegment } from '../ingest/segment.js';
+import { appNameOf, prepareSegment } from '../ingest/segment.js';
 import type { QuarantineEntry, Store, StoredEvent, StoredQuarantineEntry } from '../store/types.js';
 import { createEventBuilder, type EventBuilder } from './event-builder.js';
 
@@ -73,10 +73,7 @@ function appOf(entry: StoredQuarantineEntry): string | undefined {
   if (entry.app !== '') return entry.app;
   if (entry.protocol === 'metriton' || entry.reason === 'TMK_ERR_UNKNOWN_APP') return undefined;
   const parsed = tryParse(entry.raw);
-  if (!parsed.ok || !isRecord(parsed.value)) return undefined;
-  const context = parsed.value.context;
-  const named = isRecord(context) && isRecord(context.app) ? context.app.name : undefined;
-  return typeof named === 'string' && named !== '' ? named : undefined;
+  return parsed.ok ? appNameOf(parsed.value) : undefined;
 }
 
 /**
