@@ -140,6 +140,20 @@ export function activeKillSwitch(configDir: string, now: number): string | undef
 }
 
 /**
+ * What a running process needs to know to tell whether the files that can change its consent while it
+ * runs — the collector's control block (kill switch) and the user's choice — changed since it last
+ * looked: two stats, no read.
+ */
+export function consentFilesStamp(configDir: string): string {
+  let stamp = '';
+  for (const name of [FILES.control, FILES.consent]) {
+    const stat = fs.statSync(path.join(configDir, name), { throwIfNoEntry: false });
+    stamp += stat ? `${stat.ino}:${stat.size}:${stat.mtimeMs};` : '-;';
+  }
+  return stamp;
+}
+
+/**
  * The machine-level gate the background sender re-checks before every batch: a user `disable()`, the
  * kill switch and the policy file can change while it runs. Returns the reason to stop, if any.
  */

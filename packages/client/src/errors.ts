@@ -7,6 +7,7 @@ export type TelemetryErrorCode =
   | 'TMK_CLIENT_STORAGE'
   | 'TMK_CLIENT_SPAWN'
   | 'TMK_CLIENT_DELIVERY'
+  | 'TMK_CLIENT_REFUSED'
   | 'TMK_CLIENT_INTERNAL';
 
 const FIXES: Record<TelemetryErrorCode, string> = {
@@ -14,7 +15,10 @@ const FIXES: Record<TelemetryErrorCode, string> = {
   TMK_CLIENT_STORAGE:
     'the config directory is not writable; set TELEMARK_CONFIG_DIR or the configDir option to a writable directory',
   TMK_CLIENT_SPAWN: 'the background sender could not start; events stay in the spool for the next run',
-  TMK_CLIENT_DELIVERY: 'delivery failed; events stay in the spool and are retried with backoff',
+  TMK_CLIENT_DELIVERY:
+    'events stay in the spool and are retried with backoff; if it lasts, check the network, the proxy variables and the endpoint',
+  TMK_CLIENT_REFUSED:
+    'nothing this tool reports is collected until it is fixed (events the collector refused whole stay in the spool and are retried every few minutes)',
   TMK_CLIENT_INTERNAL: 'this is a bug in telemark; please report it with this message',
 };
 

@@ -298,6 +298,21 @@ export function spoolStats(spoolDir: string): { events: number; bytes: number } 
   return { events, bytes };
 }
 
+/**
+ * The collector's kill switch is in force: remove every segment waiting in the spool — sealed ones, and
+ * the open ones of live writers (which start a new one if they append again before they notice the kill
+ * switch, and discard it when they do). The events removed are counted as dropped, so the first batch
+ * after the kill switch expires tells the collector how many it cost. Returns that number (of sealed
+ * segments: open ones are not read).
+ */
+export function discardSpool(spoolDir: string): number {
+  let discarded = 0;
+  for (const segment of listSpool(spoolDir).segments)
+    if (unlinkQuietly(segment.file) && segment.state === 'ready') discarded += segment.count;
+  recordDropped(spoolDir, discarded);
+  return discarded;
+}
+
 export function deleteSpool(spoolDir: string): void {
   fs.rmSync(spoolDir, { recursive: true, force: true });
 }
@@ -419,9 +434,11 @@ export class SegmentWriter {
     return readyFile;
   }
 
-  /** Forget the segment without sealing (after the spool was deleted). */
+  /** Forget the segment without sealing, and remove it (when the spool was not deleted already). */
   discard(): void {
+    const open = this.#fd !== undefined ? this.#openFile : undefined;
     this.#reset();
+    if (open) unlinkQuietly(open);
   }
 
   #reset(): void {

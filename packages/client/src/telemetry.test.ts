@@ -1,4 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -477,6 +480,180 @@ describe('consent at run time', () => {
       env: testEnv(home),
     });
     expect(next.status()).toMatchObject({ enabled: false, decidedBy: 'server' });
+  });
+});
+
+describe('the kill switch in a process that lives on', () => {
+  /** Move the clock (Date.now only; timers stay real) forward by `ms`. */
+  function clockAhead(ms: number) {
+    const realNow = Date.now.bind(Date);
+    vi.spyOn(Date, 'now').mockImplementation(() => realNow() + ms);
+  }
+
+  it('learnt by its own flush: records nothing more, keeps nothing spooled, and resumes when it expires', async () => {
+    const c = await collector();
+    const { telemetry } = setup(c.url, { mode: 'daemon' });
+    telemetry.showNotice({ write: () => {} });
+    telemetry.report('intercept_success');
+    expect(await telemetry.flush({ timeoutMs: 5000 })).toMatchObject({ reason: 'delivered', delivered: 1 });
+
+    const until = new Date(Date.now() + 3_600_000).toISOString();
+    c.setControl({ disableUntil: until });
+    // Batches of two: the kill switch comes with the first, three events are still in the spool then.
+    c.limitBatchEvents(2);
+    for (let i = 0; i < 5; i++) telemetry.report('connect', { mapped_namespaces: i });
+    expect(await telemetry.flush({ timeoutMs: 5000 })).toMatchObject({
+      ok: true,
+      reason: 'killed',
+      pending: 0,
+    });
+    expect(c.messages).toHaveLength(3);
+
+    const { reported } = telemetry.status().counters;
+    telemetry.report('intercept_success');
+    await tick();
+    expect(telemetry.status()).toMatchObject({
+      enabled: false,
+      decidedBy: 'server',
+      spool: { events: 0 },
+      counters: { reported },
+    });
+    expect(telemetry.childEnv()).toMatchObject({ TELEMARK_DISABLED: '1' });
+    const requests = c.requests.length;
+    expect(await telemetry.flush({ timeoutMs: 2000 })).toMatchObject({ reason: 'killed', pending: 0 });
+    expect(c.requests).toHaveLength(requests);
+
+    // An hour later the kill switch has expired (and the collector says nothing any more).
+    c.setControl(undefined);
+    clockAhead(3_600_000 + 1000);
+    telemetry.report('vpn_diag_pass');
+    expect(telemetry.status()).toMatchObject({ enabled: true, decidedBy: 'default' });
+    expect(await telemetry.flush({ timeoutMs: 5000 })).toMatchObject({ reason: 'delivered', delivered: 1 });
+    // The events the kill switch discarded are counted, and said with the next batch.
+    expect(c.messages.map((m) => m.event)).toEqual([
+      'intercept_success',
+      'connect',
+      'connect',
+      'vpn_diag_pass',
+    ]);
+    expect(c.messages[3]?.context.cli.dropped).toBe(3);
+  });
+
+  it('saved by another process: seen at its next write, which it then drops with its open segment', async () => {
+    const c = await collector();
+    const { telemetry: daemon, configDir, home } = setup(c.url, { mode: 'daemon' });
+    daemon.showNotice({ write: () => {} });
+    daemon.report('connect', { mapped_namespaces: 1 });
+    await tick();
+    const spool = path.join(configDir, 'spool');
+    expect(fs.readdirSync(spool).filter((f) => f.endsWith('.open'))).toHaveLength(1);
+
+    // Another process (a CLI run and its sender) gets the kill switch from the collector.
+    c.setControl({ disableUntil: new Date(Date.now() + 3_600_000).toISOString() });
+    const cli = createTelemetry({
+      catalog: telepresence,
+      version: '2.20.2',
+      endpoint: c.url,
+      configDir,
+      cwd: home,
+      env: testEnv(home),
+    });
+    cli.report('intercept_success');
+    expect(await cli.flush({ timeoutMs: 5000 })).toMatchObject({ reason: 'killed' });
+
+    // The daemon reports on; a few seconds later it looks at the consent files again.
+    clockAhead(10_000);
+    daemon.report('connect', { mapped_namespaces: 2 });
+    daemon.report('connect', { mapped_namespaces: 3 });
+    await tick();
+    expect(fs.readdirSync(spool).filter((f) => /\.(open|ready)$/.test(f))).toEqual([]);
+    daemon.report('connect', { mapped_namespaces: 4 });
+    await tick();
+    expect(fs.readdirSync(spool).filter((f) => /\.(open|ready)$/.test(f))).toEqual([]);
+    expect(daemon.status()).toMatchObject({
+      enabled: false,
+      decidedBy: 'server',
+      counters: { reported: 3, dropped: { killed: 2 } },
+    });
+    expect(await daemon.flush({ timeoutMs: 2000 })).toMatchObject({ reason: 'killed' });
+    expect(c.messages.map((m) => m.event)).toEqual(['intercept_success']);
+  });
+});
+
+describe('delivery failures reach onError', () => {
+  function withErrors(endpoint: string, over: Partial<TelemetryOptions<typeof telepresence.input>> = {}) {
+    const errors: { code: string; message: string }[] = [];
+    const made = setup(endpoint, { onError: (e) => errors.push(e), ...over });
+    made.telemetry.showNotice({ write: () => {} });
+    return { ...made, errors };
+  }
+
+  it('a 5xx that outlasts the flush is told once (TMK_CLIENT_DELIVERY), not per retry or flush', async () => {
+    const c = await collector();
+    // Retry-After: 0, so that the flush retries again and again until its timeout.
+    c.failNext(1000, 503, { retryAfter: 0 });
+    const { telemetry, configDir, errors } = withErrors(c.url);
+    telemetry.report('intercept_success');
+    expect(await telemetry.flush({ timeoutMs: 1500 })).toMatchObject({ ok: false, pending: 1 });
+    expect(c.requests.length).toBeGreaterThan(1);
+    writeDeliveryState(configDir, emptyDeliveryState(c.url));
+    await telemetry.flush({ timeoutMs: 1000 });
+    expect(errors.map((e) => e.code)).toEqual(['TMK_CLIENT_DELIVERY']);
+    expect(errors[0]?.message).toMatch(/failed \(HTTP 503 TMK_ERR_STORE_UNAVAILABLE\)/);
+    // After a success, a new failure is told again.
+    c.failNext(0, 503);
+    writeDeliveryState(configDir, emptyDeliveryState(c.url));
+    expect(await telemetry.flush({ timeoutMs: 5000 })).toMatchObject({ reason: 'delivered' });
+    c.failNext(1000, 500);
+    telemetry.report('intercept_success');
+    await telemetry.flush({ timeoutMs: 1000 });
+    expect(errors.map((e) => e.code)).toEqual(['TMK_CLIENT_DELIVERY', 'TMK_CLIENT_DELIVERY']);
+    expect(telemetry.status().counters.errors).toBe(2);
+  });
+
+  it('a 404 (wrong endpoint) is a refusal naming the endpoint option, told once', async () => {
+    const c = await collector();
+    const { telemetry, errors } = withErrors(`${c.url}/wrong/path`);
+    telemetry.report('intercept_success');
+    expect(await telemetry.flush({ timeoutMs: 3000 })).toMatchObject({ reason: 'backoff', pending: 1 });
+    await telemetry.flush({ timeoutMs: 500 });
+    expect(errors.map((e) => e.code)).toEqual(['TMK_CLIENT_REFUSED']);
+    expect(errors[0]?.message).toMatch(/HTTP 404.*set the endpoint option \(or TELEMARK_ENDPOINT\)/);
+  });
+
+  it('an endpoint whose certificate is not trusted is a refusal naming the fix, told once', async () => {
+    const certDir = tempDir();
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1']
+        .concat(['-addext', 'subjectAltName=IP:127.0.0.1'])
+        .concat(['-keyout', path.join(certDir, 'key.pem'), '-out', path.join(certDir, 'cert.pem')]),
+      { stdio: 'ignore' },
+    );
+    const server = https.createServer(
+      {
+        key: fs.readFileSync(path.join(certDir, 'key.pem')),
+        cert: fs.readFileSync(path.join(certDir, 'cert.pem')),
+      },
+      (req, res) => {
+        req.resume();
+        req.on('end', () => res.writeHead(200).end('{"success":true}'));
+      },
+    );
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const { telemetry, configDir, errors } = withErrors(
+        `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      );
+      telemetry.report('intercept_success');
+      expect(await telemetry.flush({ timeoutMs: 1000 })).toMatchObject({ ok: false, pending: 1 });
+      writeDeliveryState(configDir, emptyDeliveryState(telemetry.status().endpoint));
+      await telemetry.flush({ timeoutMs: 1000 });
+      expect(errors.map((e) => e.code)).toEqual(['TMK_CLIENT_REFUSED']);
+      expect(errors[0]?.message).toMatch(/TLS connection .* failed \(\w+\).*NODE_EXTRA_CA_CERTS/);
+    } finally {
+      server.close();
+    }
   });
 });
 

@@ -15,7 +15,13 @@ import { isatty } from 'node:tty';
 import { laterUnref } from './_later.js';
 import type { CatalogInput, EventNameOf, ReportArgs } from './catalog/types.js';
 import { validateEvent } from './catalog/validate.js';
-import { type ConsentDecision, type ConsentSignal, resolveConsent, writeUserChoice } from './consent.js';
+import {
+  type ConsentDecision,
+  type ConsentSignal,
+  consentFilesStamp,
+  resolveConsent,
+  writeUserChoice,
+} from './consent.js';
 import { detectEnvironment, type EnvironmentInfo } from './context/index.js';
 import { noticesFrom, readControl } from './control.js';
 import { describeError, TelemetryError, type TelemetryErrorCode } from './errors.js';
@@ -44,8 +50,8 @@ import {
 } from './notice.js';
 import { type ResolvedOptions, resolveOptions, type TelemetryOptions } from './options.js';
 import { FILES } from './paths.js';
-import type { DeliveryConfig, DeliveryOutcome } from './sender/deliver.js';
-import { inBackoff, readDeliveryState } from './sender/delivery-state.js';
+import type { DeliveryConfig, DeliveryFailure, DeliveryOutcome } from './sender/deliver.js';
+import { readDeliveryState, refusalFix } from './sender/delivery-state.js';
 import { type SenderSettings, spawnSender } from './sender/spawn.js';
 import { deleteSpool, enforceSpoolLimits, SegmentWriter, spoolStats, writeSegment } from './spool.js';
 import { LIBRARY_VERSION } from './version.js';
@@ -75,6 +81,12 @@ const SEGMENTS_PER_SPOOL = 8;
 const EXIT_BOUND_ONE_IN = 8;
 /** How long a detached sender may run. */
 const SENDER_LIFETIME_MS = 120_000;
+/**
+ * A process that lives on looks this often (at most, and only when it has something to write) whether the
+ * collector's kill switch or the user's choice changed on disk since it decided: a detached sender or
+ * another process may have written them. Two stats; the files are read again only when they changed.
+ */
+const CONSENT_RECHECK_MS = 5_000;
 const DEFAULT_FLUSH_TIMEOUT_MS = 2_000;
 const MAX_FLUSH_TIMEOUT_MS = 120_000;
 
@@ -109,7 +121,10 @@ export interface TelemetryStatus {
   readonly debug: boolean;
   readonly counters: {
     readonly reported: number;
-    /** Events not recorded, by reason (validation reasons, `buffer_full`, `storage`, `too_large`, `internal`). */
+    /**
+     * Events not recorded, by reason (validation reasons, `buffer_full`, `storage`, `too_large`, `internal`;
+     * `killed` / `disabled`: held when the kill switch or a `disable()` elsewhere stopped this process).
+     */
     readonly dropped: Readonly<Record<string, number>>;
     readonly errors: number;
   };
@@ -348,6 +363,12 @@ function createActive<C extends CatalogInput>(
       problems,
     });
   let decision = decide();
+  /** When the collector's kill switch decided: when it expires (ms); 0 otherwise. */
+  let killedUntil = killSwitchEnd(decision);
+  /** The next time a process that lives on looks at the consent files again (see `mayRecord`). */
+  let recheckAt = Date.now() + CONSENT_RECHECK_MS;
+  /** The consent files' stamp when last looked at (undefined: never; the decision at creation read them). */
+  let consentStamp: string | undefined;
   let noticeState: NoticeState | undefined;
   const readNotice = (): NoticeState => {
     noticeState ??= readNoticeState(configDir);
@@ -577,6 +598,8 @@ function createActive<C extends CatalogInput>(
     }
     appendTimer = undefined;
     appendSoon = undefined;
+    // Off the caller's stack, and only when there is something to write: has the kill switch come?
+    if (buffer.length > 0 && !mayRecord(Date.now(), atExit)) return false;
     const events = takeBuffer();
     if (!events) return false;
     const segment = getEncoder();
@@ -615,14 +638,14 @@ function createActive<C extends CatalogInput>(
       sealedSegments++;
       return true;
     } catch (error) {
-      emitError('TMK_CLIENT_STORAGE', `cannot seal the spool segment in ${spoolDir}`, error);
+      emitOnce('seal', 'TMK_CLIENT_STORAGE', `cannot seal the spool segment in ${spoolDir}`, error);
       return false;
     }
   };
 
   /** Seal, then start a sender if one is needed. */
   const sealAndSend = () => {
-    if (seal()) maybeSpawnSender();
+    if (mayRecord(Date.now(), true) && seal()) maybeSpawnSender();
   };
 
   /**
@@ -647,19 +670,115 @@ function createActive<C extends CatalogInput>(
       noticeState = undefined;
       mayDeliver = noticeEverShown(readNotice());
     }
-    if (!mayDeliver || inBackoff(configDir, opts.endpoint, now)) {
+    if (!mayDeliver || deliveryBackoff(now)) {
       // A process that sealed several segments writes a lot: it always checks.
       if (sealedSegments <= 1 && Math.random() * EXIT_BOUND_ONE_IN >= 1) return;
       try {
         enforceSpoolLimits(spoolDir, opts.spool, now);
       } catch (error) {
-        emitError('TMK_CLIENT_STORAGE', `cannot keep the spool in bounds in ${spoolDir}`, error);
+        emitOnce('bounds', 'TMK_CLIENT_STORAGE', `cannot keep the spool in bounds in ${spoolDir}`, error);
       }
       return;
     }
     spawnSender(env, senderSettings(), (error) =>
-      emitError('TMK_CLIENT_SPAWN', 'cannot start the background sender', error),
+      emitOnce('spawn', 'TMK_CLIENT_SPAWN', 'cannot start the background sender', error),
     );
+  };
+
+  /**
+   * Problems a process that lives on may meet again and again (a sender that cannot start at each seal,
+   * a collector that refuses every flush) are told to `onError` once; delivery ones again after a
+   * delivery succeeded in between.
+   */
+  const announced = new Set<string>();
+  const emitOnce = (key: string, code: TelemetryErrorCode, detail: string, cause?: unknown) => {
+    if (announced.has(key)) return;
+    if (announced.size < 100) announced.add(key);
+    emitError(code, detail, cause);
+  };
+  const deliveryWorked = () => {
+    for (const key of announced) if (key.startsWith('delivery:')) announced.delete(key);
+  };
+  /** The last attempt of a delivery in this process: a refusal or a failure is told once. */
+  const noteDelivery = (failure: DeliveryFailure | null, attempts: number) => {
+    if (!failure) {
+      if (attempts > 0) deliveryWorked();
+      return;
+    }
+    if (failure.fix) emitOnce(`delivery:refused:${failure.fix}`, 'TMK_CLIENT_REFUSED', failure.fix);
+    // `aborted`: the flush's own deadline, which its caller chose; not a failure of the collector.
+    else if (failure.code !== 'aborted')
+      emitOnce(
+        'delivery:failed',
+        'TMK_CLIENT_DELIVERY',
+        `delivery to ${opts.endpoint} failed (${failure.error})`,
+      );
+  };
+  /**
+   * The backoff the last delivery (here or by a detached sender) left, if any. A refusal it met (wrong
+   * write key or URL…) is told to this process's `onError`: a detached sender has no one to tell.
+   */
+  const deliveryBackoff = (now: number): number | undefined => {
+    const state = readDeliveryState(configDir, opts.endpoint);
+    if (state.lastError !== null && state.lastCode !== null) {
+      const fix = refusalFix(state.lastStatus, state.lastCode, opts.endpoint, catalog.app, state.lastError);
+      if (fix) emitOnce(`delivery:refused:${fix}`, 'TMK_CLIENT_REFUSED', fix);
+    }
+    return state.nextAttemptAt > now ? state.nextAttemptAt : undefined;
+  };
+
+  /** Adopt a decision; one that turns recording off stops it at once (see `stopRecording`). */
+  const setDecision = (next: ConsentDecision) => {
+    const wasEnabled = decision.enabled;
+    decision = next;
+    killedUntil = killSwitchEnd(next);
+    if (wasEnabled && !next.enabled) stopRecording();
+  };
+
+  /**
+   * Telemetry turned off while this process runs (the kill switch, or the user's choice made elsewhere):
+   * what it buffered and its open segment are dropped, not kept for later (docs/client.md, "Kill switch").
+   */
+  const stopRecording = () => {
+    if (buffer.length > 0) drop(decision.decidedBy === 'server' ? 'killed' : 'disabled', buffer.length);
+    buffer = [];
+    if (appendSoon) clearImmediate(appendSoon);
+    if (appendTimer) clearTimeout(appendTimer);
+    if (sealTimer) clearTimeout(sealTimer);
+    appendSoon = undefined;
+    appendTimer = undefined;
+    sealTimer = undefined;
+    writer?.discard();
+  };
+
+  /** Decide again; recording that comes back on (the kill switch expired) resumes, without a notice. */
+  const reconsider = (now: number) => {
+    recheckAt = now + CONSENT_RECHECK_MS;
+    const wasEnabled = decision.enabled;
+    setDecision(safe(decide, decision));
+    if (decision.enabled && !wasEnabled && !exitHooked) {
+      exitHooked = true;
+      onProcessExit(onExit);
+    }
+  };
+
+  /**
+   * Whether this process may record now. While the kill switch decided: once it has expired. Otherwise,
+   * at most every CONSENT_RECHECK_MS (`force`: now, at a seal or a flush), a stat of the consent files,
+   * which are read and decided on again only when they changed.
+   */
+  const mayRecord = (now: number, force = false): boolean => {
+    if (!decision.enabled) {
+      if (killedUntil !== 0 && now >= killedUntil) reconsider(now);
+      return decision.enabled;
+    }
+    if (!force && now < recheckAt) return true;
+    recheckAt = now + CONSENT_RECHECK_MS;
+    const stamp = safe(() => consentFilesStamp(configDir), undefined);
+    if (stamp !== undefined && stamp === consentStamp) return true;
+    consentStamp = stamp;
+    reconsider(now);
+    return decision.enabled;
   };
 
   const guard = (fn: () => void) => {
@@ -686,12 +805,14 @@ function createActive<C extends CatalogInput>(
         takeBuffer();
         return;
       }
+      const now = Date.now();
+      // A process that lived past a recheck looks once more (a CLI's exit never does: one comparison).
+      if (now >= recheckAt && !mayRecord(now)) return;
       const events = buffer;
       buffer = [];
       const segment = getEncoder();
       const lines = encodeAll(segment, events);
       if (lines.length === 0) return;
-      const now = Date.now();
       // Lengths are a lower bound of bytes; chunkEnd() counts the same way.
       if (segment.header.length + 1 + encodedChars >= segmentMaxBytes) {
         if (writeInChunks(segment.header, lines, now)) maybeSpawnSender();
@@ -712,6 +833,8 @@ function createActive<C extends CatalogInput>(
 
   /** At the exit of a process that lives on: the rest in its open segment, sealed. */
   const exitWithOpenSegment = () => {
+    // Its open segment is sealed only if the kill switch did not come meanwhile (a stat, at a daemon's exit).
+    if (!mayRecord(Date.now(), true)) return;
     const sealedNow = appendBuffered(true);
     if (debug) return;
     if (seal() || sealedNow) maybeSpawnSender();
@@ -807,7 +930,8 @@ function createActive<C extends CatalogInput>(
     }
 
   const report = (event: string, traits?: unknown): void => {
-    if (!decision.enabled) return;
+    // Off: one comparison. Only the kill switch ends by itself, when its time is up.
+    if (!decision.enabled && (killedUntil === 0 || !mayRecord(Date.now()))) return;
     try {
       const result = validateEvent(catalog, event, traits);
       if (!result.ok) {
@@ -834,6 +958,7 @@ function createActive<C extends CatalogInput>(
   };
 
   const status = (): TelemetryStatus => {
+    safe(() => mayRecord(Date.now()), false);
     const stored = decision.enabled ? safe(() => readIdentity(configDir), undefined) : undefined;
     const notice = safe(() => readNoticeState(configDir), { shown: {} });
     const shown = Object.hasOwn(notice.shown, catalog.fingerprint);
@@ -873,7 +998,7 @@ function createActive<C extends CatalogInput>(
       emitError('TMK_CLIENT_STORAGE', `cannot record the choice in ${configDir}`, error);
     }
     const wasEnabled = decision.enabled;
-    decision = safe(decide, decision);
+    setDecision(safe(decide, decision));
     if (decision.enabled && !wasEnabled) guard(activate);
     return status();
   };
@@ -897,7 +1022,7 @@ function createActive<C extends CatalogInput>(
     } catch (error) {
       emitError('TMK_CLIENT_STORAGE', `cannot delete the spool ${spoolDir}`, error);
     }
-    decision = safe(decide, { ...decision, enabled: false, decidedBy: 'user' });
+    setDecision(safe(decide, { ...decision, enabled: false, decidedBy: 'user' }));
     return status();
   };
 
@@ -908,7 +1033,10 @@ function createActive<C extends CatalogInput>(
   ): FlushResult => {
     const pending = pendingOverride ?? safe(() => spoolStats(spoolDir).events, 0);
     return {
-      ok: pending === 0 && (reason === 'delivered' || reason === 'empty' || reason === 'disabled'),
+      // Off (the kill switch too) with nothing left waiting: there is nothing left to do either.
+      ok:
+        pending === 0 &&
+        (reason === 'delivered' || reason === 'empty' || reason === 'disabled' || reason === 'killed'),
       reason,
       delivered: outcome?.delivered ?? 0,
       duplicates: outcome?.duplicates ?? 0,
@@ -920,7 +1048,8 @@ function createActive<C extends CatalogInput>(
   };
 
   const flushNow = async (deadline: number): Promise<FlushResult> => {
-    if (!decision.enabled) return flushResult('disabled', undefined, 0);
+    if (!mayRecord(Date.now(), true))
+      return flushResult(decision.decidedBy === 'server' ? 'killed' : 'disabled', undefined, 0);
     if (debug) {
       await machineLoaded;
       appendBuffered();
@@ -930,7 +1059,7 @@ function createActive<C extends CatalogInput>(
     seal();
     noticeState = undefined;
     if (!noticeEverShown(readNotice())) return flushResult('notice_pending');
-    const backoffUntil = inBackoff(configDir, opts.endpoint, Date.now());
+    const backoffUntil = deliveryBackoff(Date.now());
     if (backoffUntil && backoffUntil >= deadline)
       return flushResult('backoff', { nextAttemptAt: backoffUntil });
     // Loaded here, not at start-up: a CLI that never flushes never pays for http, tls and zlib.
@@ -944,6 +1073,9 @@ function createActive<C extends CatalogInput>(
         } finally {
           lock.release();
         }
+        noteDelivery(outcome.failure, outcome.attempts);
+        // The kill switch (or a user's disable() elsewhere) stopped it: stop recording here too, at once.
+        if (outcome.reason === 'killed' || outcome.reason === 'disabled') reconsider(Date.now());
         const reason: FlushReason =
           outcome.reason === 'empty'
             ? outcome.delivered + outcome.duplicates + outcome.rejected > 0
@@ -977,7 +1109,7 @@ function createActive<C extends CatalogInput>(
       const timer = setTimeout(() => resolve(flushResult('timeout')), timeoutMs + 50);
       flushNow(deadline)
         .catch((error) => {
-          emitError('TMK_CLIENT_DELIVERY', 'flush failed', error);
+          emitOnce('delivery:flush', 'TMK_CLIENT_DELIVERY', 'flush failed', error);
           return flushResult('error');
         })
         .then((result) => {
@@ -1005,6 +1137,14 @@ function createActive<C extends CatalogInput>(
       ...(decision.enabled ? {} : { TELEMARK_DISABLED: '1' }),
     }),
   });
+}
+
+/** When the collector's kill switch decided: the time (ms) it ends; 0 otherwise. */
+function killSwitchEnd(decision: ConsentDecision): number {
+  if (decision.enabled || decision.decidedBy !== 'server') return 0;
+  const until = decision.signals.find((s) => s.source === 'server')?.value;
+  const time = typeof until === 'string' ? Date.parse(until) : Number.NaN;
+  return Number.isFinite(time) ? time : 0;
 }
 
 /** Something (a socket, a timer, a child…) keeps the process alive; without the API, assume so. */

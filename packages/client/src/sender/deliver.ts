@@ -28,6 +28,7 @@ import { noticeEverShown, readNoticeState } from '../notice.js';
 import { type Env, FILES, legacyIdPath } from '../paths.js';
 import {
   adoptSegment,
+  discardSpool,
   enforceSpoolLimits,
   isAbandoned,
   listSpool,
@@ -37,7 +38,14 @@ import {
 } from '../spool.js';
 import { type BatchResponse, LIMITS, type WireMessage } from '../wire.js';
 import { backoffDelay, parseRetryAfter } from './backoff.js';
-import { type DeliveryState, readDeliveryState, writeDeliveryState } from './delivery-state.js';
+import {
+  CONFIG_CODES,
+  type DeliveryState,
+  RETRYABLE_STATUS,
+  readDeliveryState,
+  refusalFix,
+  writeDeliveryState,
+} from './delivery-state.js';
 import { post } from './http.js';
 
 const gzipAsync = promisify(gzip);
@@ -72,6 +80,17 @@ export type DeliveryStop =
   | 'notice_pending'
   | 'killed';
 
+/** Why the last attempt of a run failed (none when it succeeded). */
+export interface DeliveryFailure {
+  /** `HTTP 401 TMK_ERR_BAD_WRITE_KEY`, `ECONNREFUSED: …`: the same text as `lastError`. */
+  readonly error: string;
+  readonly status: number | null;
+  /** The collector's code, or the network error's. */
+  readonly code: string | null;
+  /** Retrying cannot fix it: what to change (see `refusalFix`). Undefined for failures that pass. */
+  readonly fix: string | undefined;
+}
+
 export interface DeliveryOutcome {
   readonly reason: DeliveryStop;
   readonly delivered: number;
@@ -80,14 +99,15 @@ export interface DeliveryOutcome {
   readonly attempts: number;
   readonly nextAttemptAt: number | null;
   readonly lastError: string | null;
+  /** The last attempt's failure, when the last attempt failed. */
+  readonly failure: DeliveryFailure | null;
+  /** Events removed from the spool because the collector's kill switch is in force. */
+  readonly discarded: number;
 }
 
-/** Status codes after which the same batch is retried later, unchanged. */
-const RETRYABLE = new Set([408, 425, 429, 500, 502, 503, 504]);
 /** Status codes that say the request itself is refused: split the batch to find the culprit. */
 const SPLITTABLE = new Set([400, 413, 415, 422]);
 /** A refusal that no batch can fix (wrong endpoint, key, app): wait long, keep the events. */
-const CONFIG_CODES = new Set(['TMK_ERR_UNKNOWN_APP', 'TMK_ERR_MISSING_WRITE_KEY', 'TMK_ERR_BAD_WRITE_KEY']);
 const CONFIG_FAILURE_MIN_DELAY_MS = 5 * 60 * 1000;
 
 interface BatchItem {
@@ -289,6 +309,8 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
     attempts: 0,
     nextAttemptAt: null as number | null,
     lastError: null as string | null,
+    failure: null as DeliveryFailure | null,
+    discarded: 0,
   };
   const done = (reason: DeliveryStop): DeliveryOutcome => ({ reason, ...outcome });
   let maxEvents: number = LIMITS.maxBatchEvents;
@@ -308,7 +330,11 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
       if (now >= run.deadline) return done('deadline');
       if (lockLost || !run.lock.stillOwned()) return done('lost_lock');
       const gate = machineGate(configDir, config.app, config.env, process.platform, now);
-      if (gate === 'server') return done('killed');
+      if (gate === 'server') {
+        // While the kill switch is in force nothing waits in the spool (docs/client.md, "Kill switch").
+        outcome.discarded += discardSpool(spoolDir);
+        return done('killed');
+      }
       if (gate) return done('disabled');
       if (!noticeEverShown(readNoticeState(configDir))) return done('notice_pending');
 
@@ -383,6 +409,8 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
         let duplicate = 0;
         let rejected = 0;
         const rejectedByReason: Record<string, number> = { ...state.rejected };
+        /** Messages refused one by one for a reason no retry fixes (no write key, an unknown app). */
+        let refused: { code: string; count: number } | undefined;
         const answered = new Map((response.results ?? []).map((r) => [r.messageId, r]));
         for (const item of batch.items) {
           const answer = answered.get(item.message.messageId);
@@ -393,9 +421,28 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
             rejected++;
             const reason = typeof answer.reason === 'string' ? answer.reason.slice(0, 64) : 'rejected';
             rejectedByReason[reason] = (rejectedByReason[reason] ?? 0) + 1;
+            if (CONFIG_CODES.has(reason)) {
+              refused ??= { code: reason, count: 0 };
+              if (refused.code === reason) refused.count++;
+            }
           }
         }
         commit(batch);
+        const refusedText = refused
+          ? `HTTP ${result.status}, ${refused.count} message${refused.count === 1 ? '' : 's'} rejected ${refused.code}`
+          : null;
+        // Rejected messages leave the spool (the collector keeps them in quarantine), but a reason like
+        // this one rejects every message: the host must hear of it, as of a refused request.
+        outcome.failure =
+          refused && refusedText
+            ? {
+                error: refusedText,
+                status: result.status,
+                code: refused.code,
+                fix: refusalFix(result.status, refused.code, config.endpoint, config.app, refusedText),
+              }
+            : null;
+        if (refusedText) outcome.lastError = refusedText;
         outcome.delivered += accepted;
         outcome.duplicates += duplicate;
         outcome.rejected += rejected + batch.unusable;
@@ -410,7 +457,8 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
           nextAttemptAt: retryAfterMs ? after + retryAfterMs : 0,
           lastAttemptAt: after,
           lastStatus: result.status,
-          lastError: null,
+          lastError: refusedText,
+          lastCode: refused?.code ?? null,
           lastSuccessAt: after,
           delivered: state.delivered + accepted,
           duplicates: state.duplicates + duplicate,
@@ -435,7 +483,10 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
         if (received !== savedControl) {
           const stored = writeControl(configDir, control, after);
           savedControl = received;
-          if (stored.disableUntil && Date.parse(stored.disableUntil) > after) return done('killed');
+          if (stored.disableUntil && Date.parse(stored.disableUntil) > after) {
+            outcome.discarded += discardSpool(spoolDir);
+            return done('killed');
+          }
         }
         // The batch size learnt from a 413 is kept for the rest of the run: growing again would only
         // trade one saved request for another refused one.
@@ -448,8 +499,15 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
         ? `HTTP ${result.status}${response.code ? ` ${response.code}` : ''}`
         : `${result.code}: ${result.error}`;
       outcome.lastError = errorText;
+      const failureCode = result.ok
+        ? typeof response.code === 'string'
+          ? response.code
+          : null
+        : result.code;
 
       if (status !== null && SPLITTABLE.has(status) && !CONFIG_CODES.has(String(response.code))) {
+        // An answer about the batch, not a failure to deliver: the collector is there and takes requests.
+        outcome.failure = null;
         if (batch.items.length > 1) {
           maxEvents = Math.max(1, Math.floor(batch.items.length / 2));
           continue;
@@ -463,6 +521,7 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
           lastAttemptAt: after,
           lastStatus: status,
           lastError: errorText,
+          lastCode: failureCode,
           rejected: { ...state.rejected, [reason]: (state.rejected[reason] ?? 0) + 1 },
         });
         continue;
@@ -471,10 +530,16 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
       const failures = state.failures + 1;
       const retryAfter = result.ok ? parseRetryAfter(result.headers['retry-after'], after) : undefined;
       let delay = backoffDelay(failures, retryAfter);
-      if (status !== null && !RETRYABLE.has(status) && status < 500)
+      if (status !== null && !RETRYABLE_STATUS.has(status) && status < 500)
         delay = Math.max(delay, CONFIG_FAILURE_MIN_DELAY_MS);
       const nextAttemptAt = after + delay;
       outcome.nextAttemptAt = nextAttemptAt;
+      outcome.failure = {
+        error: errorText,
+        status,
+        code: failureCode,
+        fix: refusalFix(status, failureCode, config.endpoint, config.app),
+      };
       writeDeliveryState(configDir, {
         ...state,
         failures,
@@ -482,6 +547,7 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
         lastAttemptAt: after,
         lastStatus: status,
         lastError: errorText,
+        lastCode: failureCode,
       });
     }
   } finally {

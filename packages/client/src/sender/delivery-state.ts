@@ -15,6 +15,8 @@ export interface DeliveryState {
   readonly lastAttemptAt: number;
   readonly lastStatus: number | null;
   readonly lastError: string | null;
+  /** The last failure's code: the collector's (`TMK_ERR_…`) or the network's (`ECONNREFUSED`, `CERT_HAS_EXPIRED`…). */
+  readonly lastCode: string | null;
   readonly lastSuccessAt: number;
   readonly delivered: number;
   readonly duplicates: number;
@@ -30,6 +32,7 @@ export function emptyDeliveryState(endpoint: string): DeliveryState {
     lastAttemptAt: 0,
     lastStatus: null,
     lastError: null,
+    lastCode: null,
     lastSuccessAt: 0,
     delivered: 0,
     duplicates: 0,
@@ -62,6 +65,7 @@ export function readDeliveryState(configDir: string, endpoint: string): Delivery
     lastAttemptAt: num(value.lastAttemptAt),
     lastStatus: typeof value.lastStatus === 'number' ? value.lastStatus : null,
     lastError: typeof value.lastError === 'string' ? value.lastError : null,
+    lastCode: typeof value.lastCode === 'string' ? value.lastCode : null,
   };
 }
 
@@ -73,4 +77,47 @@ export function writeDeliveryState(configDir: string, state: DeliveryState): voi
 export function inBackoff(configDir: string, endpoint: string, now: number): number | undefined {
   const state = readDeliveryState(configDir, endpoint);
   return state.nextAttemptAt > now ? state.nextAttemptAt : undefined;
+}
+
+/** Status codes after which the same batch is retried later, unchanged. */
+export const RETRYABLE_STATUS: ReadonlySet<number> = new Set([408, 425, 429, 500, 502, 503, 504]);
+/** Collector codes that say the request itself is refused, whatever the batch (wrong key, app). */
+export const CONFIG_CODES: ReadonlySet<string> = new Set([
+  'TMK_ERR_UNKNOWN_APP',
+  'TMK_ERR_MISSING_WRITE_KEY',
+  'TMK_ERR_BAD_WRITE_KEY',
+]);
+/** Network error codes of a TLS handshake that failed: certificates and protocol, not the network. */
+const TLS_CODE = /CERT|SELF_SIGNED|SSL|TLS|^EPROTO$|^ERR_SSL|UNABLE_TO_(GET|VERIFY)/;
+
+/**
+ * A failure retrying cannot fix: the collector refuses this client (401 write key, 403, 404 wrong URL,
+ * an unknown app…, whole requests or each message) or the endpoint's TLS certificate is not trusted.
+ * Returns what to do about it, naming the setting to fix; undefined for failures that pass (network,
+ * timeouts, 408/429/5xx). `answer` says what the collector answered (default: the status and code).
+ */
+export function refusalFix(
+  status: number | null,
+  code: string | null | undefined,
+  endpoint: string,
+  app: string,
+  answer = `HTTP ${status}${code ? ` ${code}` : ''}`,
+): string | undefined {
+  if (status === null) {
+    if (!code || !TLS_CODE.test(code)) return undefined;
+    return `the TLS connection to ${endpoint} failed (${code}): check that the endpoint option (or TELEMARK_ENDPOINT) is the collector's https URL and that its certificate is valid; a private CA must be trusted (NODE_EXTRA_CA_CERTS)`;
+  }
+  if (code === 'TMK_ERR_UNKNOWN_APP')
+    return `the collector at ${endpoint} does not know the app "${app}" (${answer}): register it in the collector's configuration (apps.${app}), or check the endpoint option (or TELEMARK_ENDPOINT)`;
+  if (code === 'TMK_ERR_MISSING_WRITE_KEY')
+    return `the collector at ${endpoint} requires a write key for "${app}" (${answer}): pass the app's write key as the writeKey option`;
+  if (status === 401 || code === 'TMK_ERR_BAD_WRITE_KEY')
+    return `the collector at ${endpoint} refused the write key (${answer}): set the writeKey option to a key the collector has for "${app}" (apps.${app}.writeKeys)`;
+  if (status === 403)
+    return `the collector at ${endpoint} forbids these requests (${answer}): check the writeKey option and the endpoint option (or TELEMARK_ENDPOINT)`;
+  if (status === 404 || status === 405 || status === 410)
+    return `nothing at ${endpoint}/v1/batch takes events (${answer}): set the endpoint option (or TELEMARK_ENDPOINT) to the collector's base URL`;
+  if (status >= 300 && status < 500 && !RETRYABLE_STATUS.has(status))
+    return `the collector at ${endpoint} refuses these requests (${answer}): check the endpoint option (or TELEMARK_ENDPOINT) and the writeKey option`;
+  return undefined;
 }
