@@ -415,8 +415,100 @@ describe('quarantine: GET /api/v1/quarantine', () => {
     const paged = await replay('?limit=5');
     expect([paged.statusCode, paged.json().detail]).toEqual([
       400,
-      'limit: not a parameter here (app, reason)',
+      'limit: not a parameter here (app, reason, since, until)',
     ]);
+  });
+
+  it('filters by when entries were quarantined (since inclusive, until exclusive), ISO dates or times', async () => {
+    const days = async (params: Record<string, string>) =>
+      (await get(`/api/v1/quarantine?${qs({ app: APP, ...params })}`))
+        .json()
+        .entries.map((e: { receivedAt: number }) => new Date(e.receivedAt).toISOString().slice(0, 10));
+    expect(await days({ since: '2026-11-03T12:00:00Z' })).toEqual(['2026-11-05', '2026-11-03']);
+    expect(await days({ since: '2026-11-03T12:00:00.001Z' })).toEqual(['2026-11-05']);
+    expect(await days({ until: '2026-11-03T12:00:00Z' })).toEqual(['2026-10-30']);
+    expect(await days({ since: '2026-10-31', until: '2026-11-04T00:00:00+01:00' })).toEqual(['2026-11-03']);
+    // The replay takes them too: nothing was quarantined then, so nothing is examined.
+    const replay = await app.inject({
+      method: 'POST',
+      url: `/api/v1/quarantine/replay?${qs({ app: APP, since: '2026-11-06' })}`,
+      headers: auth,
+    });
+    expect([replay.statusCode, replay.json().examined]).toEqual([200, 0]);
+    const bad = await get(
+      `/api/v1/quarantine?${qs({ since: '7d', until: 'yesterday', cursor: 'nope', limit: '1001' })}`,
+    );
+    expect(bad.statusCode).toBe(400);
+    expect(
+      bad
+        .json()
+        .detail.split('; ')
+        .map((p: string) => p.split(':')[0]),
+    ).toEqual(['since', 'until', 'limit', 'cursor']);
+    const backwards = await get(`/api/v1/quarantine?${qs({ since: '2026-11-05', until: '2026-11-01' })}`);
+    expect(backwards.json().detail).toBe('since: must be before until');
+  });
+
+  it('pages: each answer with more after it gives the cursor of the next, to the last entry', async () => {
+    const pagedApp = 'paged';
+    const t = Date.UTC(2026, 10, 10);
+    // Five entries, two of them at the same time: a page may end between them.
+    await store.write({
+      events: [],
+      counters: [],
+      quarantine: [t, t + 1, t + 1, t + 2, t + 3].map((receivedAt, i) => ({
+        app: pagedApp,
+        receivedAt,
+        protocol: 'segment' as const,
+        reason: 'unknown_event',
+        detail: `entry ${i}`,
+        messageId: `p${i}`,
+        event: 'nope',
+        raw: '{}',
+      })),
+    });
+    const whole = (await get(`/api/v1/quarantine?${qs({ app: pagedApp })}`)).json();
+    expect(whole.next).toBeUndefined();
+    expect(whole.entries).toHaveLength(5);
+    const pages: string[][] = [];
+    let cursor: string | undefined;
+    do {
+      const answer = (
+        await get(`/api/v1/quarantine?${qs({ app: pagedApp, limit: '2', ...(cursor ? { cursor } : {}) })}`)
+      ).json();
+      pages.push(answer.entries.map((e: { id: string }) => e.id));
+      cursor = answer.next;
+    } while (cursor !== undefined);
+    expect(pages.map((p) => p.length)).toEqual([2, 2, 1]);
+    expect(pages.flat()).toEqual(whole.entries.map((e: { id: string }) => e.id));
+    // A page that ends at the last entry says so: no cursor to an empty page.
+    const exact = (await get(`/api/v1/quarantine?${qs({ app: pagedApp, limit: '5' })}`)).json();
+    expect([exact.entries.length, exact.next]).toEqual([5, undefined]);
+  });
+
+  it('lists the entries of no app with app= (empty), and only those', async () => {
+    await store.write({
+      events: [],
+      counters: [],
+      quarantine: [
+        {
+          app: '',
+          receivedAt: Date.UTC(2026, 10, 12),
+          protocol: 'segment',
+          reason: 'TMK_ERR_BAD_WRITE_KEY',
+          detail: '',
+          messageId: '',
+          event: '',
+          raw: '{"batch":[]}',
+        },
+      ],
+    });
+    const answer = await get('/api/v1/quarantine?app=');
+    expect(answer.statusCode).toBe(200);
+    const entries = answer.json().entries as { app: string; reason: string }[];
+    expect(entries.length).toBeGreaterThan(0);
+    expect(entries.every((e) => e.app === '')).toBe(true);
+    expect(entries.map((e) => e.reason)).toContain('TMK_ERR_BAD_WRITE_KEY');
   });
 });
 

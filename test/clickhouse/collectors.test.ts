@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pseudonymousInstallId } from '../../packages/server/src/pipeline/event-builder.js';
 import { createClickHouseStore } from '../../packages/server/src/store/clickhouse/index.js';
 import { sql } from '../../packages/server/src/store/sql.js';
 import type { Store } from '../../packages/server/src/store/types.js';
@@ -26,6 +27,7 @@ import {
 import { dropDatabase, testServer, uniqueDatabase } from './_server.js';
 
 let url = '';
+const SHARED_KEY = 'shared-install-id-key-0123456789';
 const database = uniqueDatabase('collectors');
 const dirs: string[] = [];
 let a: { url: string; proc: ChildProcess; output: () => string };
@@ -91,7 +93,15 @@ beforeAll(async () => {
   const dirB = tempDir();
   dirs.push(dirA, dirB);
   a = await startWithFlags(dirA);
-  b = await startChild(dirB, { store: 'clickhouse', clickhouse: { url, database, raceRecheckMs: 3_000 } });
+  // b is given the install-id key by the environment, as several collectors on one database must be.
+  const saved = process.env.TELEMARK_INSTALL_ID_KEY;
+  process.env.TELEMARK_INSTALL_ID_KEY = SHARED_KEY;
+  try {
+    b = await startChild(dirB, { store: 'clickhouse', clickhouse: { url, database, raceRecheckMs: 3_000 } });
+  } finally {
+    if (saved === undefined) delete process.env.TELEMARK_INSTALL_ID_KEY;
+    else process.env.TELEMARK_INSTALL_ID_KEY = saved;
+  }
   store = createClickHouseStore({ url, database });
   await store.init();
 });
@@ -190,5 +200,22 @@ describe('two collectors, one ClickHouse', () => {
     const fromA = await overview(a.url);
     expect(await overview(b.url)).toEqual(fromA);
     expect(fromA).toMatchObject({ view: 'overview', events: rounds * 40 + 50 });
+  });
+
+  it('warns a collector keeping its own install-id key that the others need the same one', async () => {
+    expect(a.output()).toContain(
+      'give every collector on this ClickHouse database the same TELEMARK_INSTALL_ID_KEY',
+    );
+    expect(b.output()).not.toContain('TELEMARK_INSTALL_ID_KEY');
+    const sent = await postJson(
+      `${b.url}/v1/batch`,
+      { batch: [ourMessage('pseudonym-1', { anonymousId: 'jdoe@example.com' })] },
+      bearer(),
+    );
+    expect(resultStatuses(sent.json)).toEqual(['accepted']);
+    const rows = await store.query<{ install_id: string }>(
+      sql`SELECT install_id FROM events WHERE message_id = 'pseudonym-1'`,
+    );
+    expect(rows.map((r) => r.install_id)).toEqual([pseudonymousInstallId('jdoe@example.com', SHARED_KEY)]);
   });
 });

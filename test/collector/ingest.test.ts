@@ -256,6 +256,15 @@ describe('ingest over HTTP into DuckDB', () => {
     const kept = await c.store.listQuarantine({ reason: 'TMK_ERR_BODY_UNPARSEABLE' });
     expect(kept.some((q) => q.raw === '{"batch": [')).toBe(true);
     expect((await fetch(`${c.url}/v1/nothing`, { method: 'POST' })).status).toBe(404);
+    // A body to a mistyped path — gzipped, or not JSON — gets the 404 that names the path, not a 400
+    // about the body (which a client would take for a bad batch, split and drop).
+    for (const [body, headers] of [
+      [gzipSync('{"batch": []}'), { 'content-encoding': 'gzip' }],
+      ['not json', {}],
+    ] as const) {
+      const stray = await postJson(`${c.url}/telemetry/v1/batch`, body, { ...bearer(), ...headers });
+      expect([stray.status, stray.json?.code]).toEqual([404, 'TMK_ERR_NOT_FOUND']);
+    }
   });
 
   it('rate-limits per write key and per install with 429 and Retry-After', async () => {

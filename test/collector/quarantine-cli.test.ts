@@ -162,6 +162,122 @@ describe('telemark quarantine list / replay', () => {
     }
   });
 
+  it('filters by when entries were quarantined, lists entries of no app, and reads past one API page', async () => {
+    const dataDir = tempDir();
+    const t0 = Date.UTC(2026, 9, 1);
+    const minute = 60_000;
+    const store = await openData(dataDir);
+    try {
+      await store.write({
+        events: [],
+        counters: [],
+        quarantine: [
+          // 1200 of mytool, a minute apart from t0: more than one page of the API (1000).
+          ...Array.from({ length: 1200 }, (_, i) => ({
+            app: 'mytool',
+            receivedAt: t0 + i * minute,
+            protocol: 'segment' as const,
+            reason: 'unknown_event',
+            detail: 'event "install" is not in the catalog',
+            messageId: `m${i}`,
+            event: 'install',
+            raw: JSON.stringify(ourMessage(`m${i}`, { event: 'install', properties: {} })),
+          })),
+          // Two whole requests refused before anything named their app.
+          ...[0, 1].map((i) => ({
+            app: '',
+            receivedAt: t0 + i,
+            protocol: 'segment' as const,
+            reason: 'TMK_ERR_BODY_UNPARSEABLE',
+            detail: '',
+            messageId: '',
+            event: '',
+            raw: '{"batch": [oops',
+          })),
+        ],
+      });
+    } finally {
+      await store.close();
+    }
+    const at = (minutes: number) => new Date(t0 + minutes * minute).toISOString();
+    // Lists of 1000 entries and more: past spawnSync's default 1 MB of output.
+    const cli = (args: string[], env = process.env) => {
+      const run = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env, maxBuffer: 1 << 26 });
+      return { code: run.status ?? 1, stdout: run.stdout, stderr: run.stderr };
+    };
+    const telemark = (...args: string[]) => cli(args);
+    const json = (run: { code: number; stdout: string; stderr: string }) => {
+      expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
+      return JSON.parse(run.stdout) as { app: string; messageId: string; reason: string }[];
+    };
+    const ids = (entries: { messageId: string }[]) => entries.map((e) => e.messageId);
+    const minutes = (from: number, to: number) =>
+      Array.from({ length: to - from }, (_, i) => `m${to - 1 - i}`);
+
+    // In a store opened here: --since inclusive, --until exclusive, newest first.
+    const window = ['--since', at(10), '--until', at(20)];
+    expect(ids(json(telemark('quarantine', 'list', '--data', dataDir, '--json', ...window)))).toEqual(
+      minutes(10, 20),
+    );
+    // A date is UTC midnight: the whole first day.
+    expect(
+      json(
+        telemark(
+          'quarantine',
+          'list',
+          '--data',
+          dataDir,
+          '--json',
+          '--limit',
+          '5000',
+          '--until',
+          '2026-10-02',
+        ),
+      ),
+    ).toHaveLength(1202);
+    for (const noApp of [['--no-app'], ['--app', '']]) {
+      const listed = json(telemark('quarantine', 'list', '--data', dataDir, '--json', ...noApp));
+      expect(listed.map((e) => `${e.app}:${e.reason}`)).toEqual([
+        ':TMK_ERR_BODY_UNPARSEABLE',
+        ':TMK_ERR_BODY_UNPARSEABLE',
+      ]);
+    }
+    const bad = telemark('quarantine', 'list', '--data', dataDir, '--since', '7d', '--until', 'now');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('TMK_ERR_BAD_PARAMETER');
+    expect(bad.stderr).toContain('--since "7d"');
+    expect(bad.stderr).toContain('--until "now"');
+
+    // A replay takes the same window: only those entries are judged.
+    const configV2 = join(tempDir(), 'v2.json');
+    writeFileSync(configV2, JSON.stringify(appsWith(MYTOOL_CATALOG)));
+    const replayed = telemark('quarantine', 'replay', '--data', dataDir, '--config', configV2, ...window);
+    expect(replayed.stdout).toContain('Examined 10 quarantined input(s): 10 replayed');
+
+    const child = await startChild(dataDir, appsWith(MYTOOL_CATALOG));
+    try {
+      const env = { ...process.env, TELEMARK_ADMIN_TOKEN: 'test-admin-token' };
+      const viaUrl = (...args: string[]) => cli(['quarantine', ...args, '--url', child.url], env);
+      // More than one page: followed to the limit, every entry once, newest first.
+      const all = json(viaUrl('list', '--json', '--app', 'mytool', '--limit', '5000'));
+      expect(ids(all)).toEqual([...minutes(20, 1200), ...minutes(0, 10)]);
+      expect(ids(json(viaUrl('list', '--json', '--limit', '1001')))).toEqual(ids(all).slice(0, 1001));
+      expect(ids(json(viaUrl('list', '--json', ...['--since', at(5), '--until', at(25)])))).toEqual([
+        ...minutes(20, 25),
+        ...minutes(5, 10),
+      ]);
+      expect(json(viaUrl('list', '--json', '--no-app')).map((e) => e.reason)).toEqual([
+        'TMK_ERR_BODY_UNPARSEABLE',
+        'TMK_ERR_BODY_UNPARSEABLE',
+      ]);
+      const replay = viaUrl('replay', '--app', 'mytool', '--since', at(100), '--until', at(105));
+      expect(replay.stdout).toContain('Examined 5 quarantined input(s): 5 replayed');
+    } finally {
+      child.proc.kill('SIGTERM');
+      await child.exited;
+    }
+  });
+
   it('refuses a bad --limit with a clear error', () => {
     const result = telemark('quarantine', 'list', '--data', tempDir(), '--limit', 'many');
     expect(result.code).toBe(1);

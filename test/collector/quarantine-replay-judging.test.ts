@@ -170,6 +170,56 @@ describe('quarantine replay: daily counters', () => {
       await real.close();
     }
   });
+  it('counts the clamped, skewed and client-dropped events it stores, as ingest does, in that write', async () => {
+    const day = 86_400_000;
+    const future = new Date(Date.now() + 2 * day).toISOString();
+    const base = ourMessage('h-clamped', { event: 'install', properties: {}, timestamp: future });
+    const withCli = (id: string, extra: Record<string, unknown>, message: Record<string, unknown> = {}) => {
+      const m = ourMessage(id, { event: 'install', properties: {}, ...message });
+      return { ...m, context: { ...m.context, cli: { ...m.context.cli, ...extra } } };
+    };
+    // A message sent with its own `sentAt` 5 minutes behind the collector's clock: skewed.
+    const skewedAt = new Date(Date.now() - 5 * 60_000).toISOString();
+    const { dataDir, statuses } = await refused([
+      base,
+      withCli('h-dropped', { dropped: 3 }),
+      withCli('h-skewed', {}, { sentAt: skewedAt, timestamp: skewedAt }),
+    ]);
+    expect(statuses).toEqual(['rejected', 'rejected', 'rejected']);
+    const real = await openData(dataDir);
+    // Every write the replay makes, to check the counters come with the events.
+    const writes: Parameters<Store['write']>[0][] = [];
+    const store = new Proxy(real, {
+      get: (target, key) => {
+        if (key === 'write')
+          return (batch: Parameters<Store['write']>[0]) => {
+            writes.push(batch);
+            return real.write(batch);
+          };
+        const value = Reflect.get(target, key, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    try {
+      const { registry } = resolveServeConfig(appsWith(MYTOOL_CATALOG));
+      expect(await replayQuarantine(store, registry)).toMatchObject({ replayed: 3, accepted: 3 });
+      expect(writes).toHaveLength(1);
+      expect(writes[0]!.events).toHaveLength(3);
+      const counters = await real.query<{ kind: string; count: number | bigint }>(
+        sql`SELECT kind, count FROM ingest_counters WHERE app = 'mytool' ORDER BY kind`,
+      );
+      expect(counters.map((r) => `${r.kind}:${Number(r.count)}`)).toEqual([
+        'accepted:3',
+        'clamped:1',
+        'dropped_by_client:3',
+        // Counted on arrival, as they were; a replay does not count them again nor take them back.
+        'rejected:3',
+        'skewed:1',
+      ]);
+    } finally {
+      await real.close();
+    }
+  });
 });
 
 describe('quarantine replay: the size limit', () => {
@@ -201,5 +251,30 @@ describe('quarantine replay: the size limit', () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe('quarantine: whole requests refused', () => {
+  it('are kept as the app their write key names, and of no app when nothing named it', async () => {
+    const c = await startInProcess({ config: appsWith(CATALOG_V1) });
+    expect((await postJson(`${c.url}/v1/batch`, '{"batch": [oops', bearer())).status).toBe(400);
+    expect((await postJson(`${c.url}/v1/batch`, '{"batch": [oops')).status).toBe(400);
+    expect((await postJson(`${c.url}/v1/batch`, '{"batch": [oops', bearer('wk_nobody_0000'))).status).toBe(
+      400,
+    );
+    await c.stop();
+    expect(
+      listed(c.dataDir)
+        .map((e) => `${e.app}:${e.reason}`)
+        .sort(),
+    ).toEqual([':TMK_ERR_BODY_UNPARSEABLE', ':TMK_ERR_BODY_UNPARSEABLE', 'mytool:TMK_ERR_BODY_UNPARSEABLE']);
+    const ofApp = JSON.parse(
+      telemark('quarantine', 'list', '--data', c.dataDir, '--json', '--app', 'mytool').stdout,
+    );
+    expect(ofApp.map((e: { reason: string }) => e.reason)).toEqual(['TMK_ERR_BODY_UNPARSEABLE']);
+    const ofNone = JSON.parse(
+      telemark('quarantine', 'list', '--data', c.dataDir, '--json', '--no-app').stdout,
+    );
+    expect(ofNone).toHaveLength(2);
   });
 });

@@ -135,6 +135,11 @@ export const ERRORS = {
     (d) => `A write key is required for ${d}; send it as Basic-auth user, Bearer token or "writeKey".`,
   ),
   TMK_ERR_BAD_WRITE_KEY: def(401, () => 'The write key is not known; check the key configured for this app.'),
+  TMK_ERR_BAD_AUTH_SCHEME: def(
+    401,
+    (d) =>
+      `The Authorization header's scheme ${d} is not one the collector reads; send the write key as the Basic-auth user (Authorization: Basic base64("<key>:")) or as a Bearer token (Authorization: Bearer <key>), or no Authorization header for a keyless app.`,
+  ),
   TMK_ERR_RATE_LIMITED: def(429, (d) => `Too many events for ${d}; retry after the Retry-After delay.`),
   TMK_ERR_QUEUE_FULL: def(
     503,

@@ -4,10 +4,13 @@ import { createAnalytics, type RawParams, VIEW_NAMES, type ViewName } from '../a
 import { APP_NAME } from '../config/registry.js';
 import type { AppRegistry } from '../config/registry-types.js';
 import { isTelemarkError, rephrased, TelemarkError } from '../errors.js';
+import { eraseInstall } from '../pipeline/erasure.js';
+import type { EventBuilder } from '../pipeline/event-builder.js';
 import { type ReplayLimits, replayQuarantine } from '../pipeline/replay.js';
 import { storeHasApp } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { tokenMatches } from './admin-token.js';
+import { encodeCursor, quarantineQuery } from './quarantine-query.js';
 
 /** What the query API needs from the collector. */
 export interface ApiDeps {
@@ -19,6 +22,12 @@ export interface ApiDeps {
   readonly now?: () => number;
   /** The collector's message size limit, which a quarantine replay judges by. @default 32 KB */
   readonly limits?: ReplayLimits;
+  /**
+   * The collector's event builder: replays build with it, and erasures map an install id to its
+   * pseudonym with it (this deployment's key). Without it (tests) a replay makes its own and an
+   * erasure erases the id as given.
+   */
+  readonly builder?: EventBuilder;
 }
 
 export const API_PREFIX = '/api/v1';
@@ -44,41 +53,6 @@ function erasureRequest(body: unknown): { app: string; installId: string } {
   return { app: app as string, installId: installId as string };
 }
 
-/** The quarantine routes' filter: a reason's shape (codes and catalog reasons), the largest page. */
-const REASON = /^[A-Za-z0-9_]{1,64}$/;
-const MAX_QUARANTINE_LIMIT = 1000;
-
-/** `app`, `reason` and (when `withLimit`) `limit` of a quarantine route, every problem reported at once. */
-function quarantineFilter(
-  query: unknown,
-  withLimit: boolean,
-): { app?: string; reason?: string; limit?: number } {
-  const params = rawParams(query);
-  const allowed = withLimit ? ['app', 'reason', 'limit'] : ['app', 'reason'];
-  const problems: string[] = [];
-  for (const key of Object.keys(params))
-    if (!allowed.includes(key)) problems.push(`${key}: not a parameter here (${allowed.join(', ')})`);
-  const one = (key: string): string | undefined => {
-    const value = params[key];
-    if (Array.isArray(value)) problems.push(`${key}: give it once`);
-    return typeof value === 'string' ? value : undefined;
-  };
-  const app = one('app');
-  const reason = one('reason');
-  const limitText = withLimit ? one('limit') : undefined;
-  const limit = limitText === undefined ? undefined : Number(limitText);
-  if (app !== undefined && !APP_NAME.test(app)) problems.push(`app: ${APP_NAME_RULE}`);
-  if (reason !== undefined && !REASON.test(reason))
-    problems.push('reason: a code such as unknown_event or TMK_ERR_BODY_UNPARSEABLE');
-  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > MAX_QUARANTINE_LIMIT))
-    problems.push(`limit: an integer from 1 to ${MAX_QUARANTINE_LIMIT}`);
-  if (problems.length > 0) throw new TelemarkError('TMK_ERR_BAD_PARAMETER', problems.join('; '));
-  return {
-    ...(app !== undefined ? { app } : {}),
-    ...(reason !== undefined ? { reason } : {}),
-    ...(limit !== undefined ? { limit } : {}),
-  };
-}
 /** Fingerprints are short hashes; anything else cannot be one and is refused before any query. */
 const FINGERPRINT = /^[A-Za-z0-9_.:-]{1,128}$/;
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
@@ -155,16 +129,26 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
         return analytics.errorDetail(fingerprint, rawParams(request.query));
       });
       // Refused inputs, newest first (`telemark quarantine list --url`): the raw input included.
+      // Read in pages of at most 1000: `next` (when more follow) is the `cursor` of the next page.
       api.get('/quarantine', async (request) => {
-        const { limit = 50, ...filter } = quarantineFilter(request.query, true);
-        return { entries: await deps.store.listQuarantine({ ...filter, limit, newestFirst: true }) };
+        const { limit = 50, ...filter } = quarantineQuery(rawParams(request.query), true);
+        // One more than asked: whether a next page has anything.
+        const found = await deps.store.listQuarantine({ ...filter, limit: limit + 1, newestFirst: true });
+        const entries = found.slice(0, limit);
+        const last = entries[entries.length - 1];
+        return found.length > limit && last
+          ? { entries, next: encodeCursor({ receivedAt: last.receivedAt, id: last.id }) }
+          : { entries };
       });
       // Re-validate refused inputs with this collector's catalogs (`telemark quarantine replay --url`),
       // one replay at a time; its writes queue with ingest's.
       api.post('/quarantine/replay', async (request) => {
-        const filter = quarantineFilter(request.query, false);
+        const filter = quarantineQuery(rawParams(request.query), false);
         const run = replays.then(() =>
-          replayQuarantine(deps.store, deps.registry, filter, deps.limits ? { limits: deps.limits } : {}),
+          replayQuarantine(deps.store, deps.registry, filter, {
+            ...(deps.limits ? { limits: deps.limits } : {}),
+            ...(deps.builder ? { builder: deps.builder } : {}),
+          }),
         );
         replays = run.catch(() => undefined);
         return run;
@@ -184,10 +168,10 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
             { TMK_ERR_UNKNOWN_APP: 'erasure' },
           );
         }
-        const erased = await deps.store.deleteInstall(app, installId);
+        const report = await eraseInstall(deps.store, app, installId, deps.builder?.installId);
         // The record of an erasure keeps the app and the counts, not what it erased.
-        request.log.info({ app, ...erased }, 'install erased');
-        return { app, installId, ...erased };
+        request.log.info({ app, events: report.events, quarantine: report.quarantine }, 'install erased');
+        return report;
       });
       api.get<{ Params: { view: string } }>('/:view', async (request) => {
         const { view } = request.params;

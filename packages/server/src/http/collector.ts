@@ -1,12 +1,18 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import Fastify, { type FastifyError, type FastifyInstance, LogController } from 'fastify';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import { registerApiRoutes } from '../api/routes.js';
 import type { ServeConfig } from '../config/serve-config.js';
 import { type ErrorCode, TelemarkError } from '../errors.js';
 import { type BatchPool, createBatchPool } from '../ingest/batch-pool.js';
 import { createEventBuilder } from '../pipeline/event-builder.js';
 import { createGroupCommitter, type GroupCommitter } from '../pipeline/group-commit.js';
+import { resolveInstallIdKey } from '../pipeline/install-id-key.js';
 import { createRateLimiter } from '../pipeline/rate-limiter.js';
 import { type RetentionReport, runRetention as runStoreRetention } from '../store/retention.js';
 import type { Store } from '../store/types.js';
@@ -26,6 +32,8 @@ export interface CollectorOptions {
   readonly now?: () => number;
   /** How old the store's backlog (the outage journal) gets before it is logged as an outage, ms. */
   readonly backlogAlertMs?: number;
+  /** The key of install-id pseudonyms. @default `resolveInstallIdKey(config.dataDir)` (docs/privacy.md) */
+  readonly installIdKey?: string;
 }
 
 /** Time a store gets to close at shutdown even when the drain used the whole deadline, ms. */
@@ -105,7 +113,12 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     () => inflight,
     config.registry.list().map((a) => a.name),
   );
-  const builder = createEventBuilder();
+  // This deployment's key for install-id pseudonyms: the ingest workers, replays and erasures use it too.
+  const resolvedKey = options.installIdKey
+    ? undefined
+    : resolveInstallIdKey(config.dataDir, { create: true });
+  const installIdKey = options.installIdKey ?? resolvedKey?.key;
+  const builder = createEventBuilder(installIdKey ? { installIdKey } : {});
   const limiter = createRateLimiter({ maxKeys: config.rateLimitKeys });
   const quarantineLimiter = createRateLimiter({ maxKeys: 1 });
   let commitsFailing = false;
@@ -218,6 +231,7 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
           size: config.ingestWorkers,
           registry: config.registry,
           limits: config.limits,
+          ...(installIdKey ? { installIdKey } : {}),
           maxBytes: config.limits.maxBatchBytes,
           encoderModule: store.encoder.module,
           onWorkerError: (error) => {
@@ -292,18 +306,29 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     registry: config.registry,
     adminToken: options.adminToken,
     limits: config.limits,
+    builder,
   });
   await registerDashboard(app);
-  try {
-    app.setNotFoundHandler((request) => {
-      throw new TelemarkError(
-        'TMK_ERR_NOT_FOUND',
-        `${request.method} ${request.url.split('?', 1)[0]?.slice(0, 100)}`,
-      );
-    });
-  } catch {
-    // The dashboard already serves unknown paths (its single-page fallback); keep its handler.
-  }
+  const notFound = (request: FastifyRequest): TelemarkError =>
+    new TelemarkError(
+      'TMK_ERR_NOT_FOUND',
+      `${request.method} ${request.url.split('?', 1)[0]?.slice(0, 100)}`,
+    );
+  // An unknown path is answered before its body is parsed: a gzip or non-JSON body posted to a mistyped
+  // URL got a 400 about its body, which a client takes for a bad batch (it splits it and drops every
+  // message), where the 404 names the path to fix.
+  app.addHook('onRequest', async (request) => {
+    if (request.is404) throw notFound(request);
+  });
+  app.setNotFoundHandler((request) => {
+    throw notFound(request);
+  });
+
+  if (config.store === 'clickhouse' && resolvedKey && resolvedKey.source !== 'env')
+    app.log.warn(
+      { keyFile: `${config.dataDir}/install-id-key` },
+      "install-id pseudonyms use this data directory's key: give every collector on this ClickHouse database the same TELEMARK_INSTALL_ID_KEY (docs/privacy.md)",
+    );
 
   // Retention deletes rows: it runs between group commits, never next to one.
   const runRetention = (): Promise<RetentionReport> =>

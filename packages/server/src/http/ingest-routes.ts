@@ -96,7 +96,6 @@ const notAMediaType = Object.assign(new Error('Unsupported Media Type'), { statu
 export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDeps): Promise<DirectRoute> {
   const { config, metrics, committer } = deps;
   const maxBytes = config.limits.maxBatchBytes;
-
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
 
@@ -128,12 +127,19 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
    * gzip, bad JSON, bad batch, bad key, unknown Metriton application) is kept in quarantine before it is
    * thrown on.
    */
-  const keeping = async <T>(protocol: IngestProtocol, prepare: () => Promise<T>): Promise<T> => {
+  const keeping = async <T>(
+    protocol: IngestProtocol,
+    prepare: () => Promise<T>,
+    headerKey?: string,
+  ): Promise<T> => {
     try {
       return await prepare();
     } catch (error) {
       const raw = notesOf(error).keptRaw;
-      if (raw !== undefined && isTelemarkError(error)) await keepRefused(protocol, error, raw);
+      // The app the request's write key names, when it names one (bad JSON or gzip, not a batch, sent
+      // with a registered key): the entry is that app's, so `quarantine list --app` shows it.
+      const app = headerKey !== undefined ? (config.registry.byWriteKey(headerKey)?.name ?? '') : '';
+      if (raw !== undefined && isTelemarkError(error)) await keepRefused(protocol, error, raw, app);
       throw error;
     }
   };
@@ -160,8 +166,12 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     });
 
   /** Keep a refused request's body in quarantine (bounded per second), and count it. */
-  const keepRefused = async (protocol: IngestProtocol, error: TelemarkError, raw: string): Promise<void> => {
-    const app = '';
+  const keepRefused = async (
+    protocol: IngestProtocol,
+    error: TelemarkError,
+    raw: string,
+    app: string,
+  ): Promise<void> => {
     const receivedAt = deps.now();
     const counter = { day: utcDay(receivedAt), app, kind: 'rejected', reason: error.code, count: 1 };
     if (!deps.quarantineBudget()) {
@@ -242,6 +252,8 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
       answer(events.length + j, encoded!.apps[encoded!.appOf[j]!]!, encoded!.messageIds[j]!);
     for (const q of prepared.quarantine)
       metrics.events.inc({ app: q.app, status: 'rejected', reason: q.reason });
+    if (prepared.pseudonymised)
+      for (const [app, count] of prepared.pseudonymised) metrics.pseudonymised.inc({ app }, count);
     for (const c of counters) {
       if (c.kind === 'clamped') metrics.clamped.inc({ app: c.app }, c.count);
       else if (c.kind === 'skewed') metrics.skewed.inc({ app: c.app }, c.count);
@@ -266,21 +278,28 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     route: SegmentRoute,
     headerKey: string | undefined,
   ): Promise<{ prepared: PreparedRequest; bytes: number }> =>
-    keeping('segment', async () => {
-      if (deps.pool && route === 'batch') {
-        // Decoded, parsed, prepared and encoded on an ingest worker; only the bytes are read here.
-        return deps.pool.prepare({
-          route,
-          wire: await readWire(request.raw),
-          encoding: request.headers['content-encoding'],
-          headerKey,
-          receivedAt: deps.now(),
-        });
-      }
-      const decoded = await readDecoded(request.raw);
-      const prepared = prepareSegmentBody({ route, decoded, headerKey, receivedAt: deps.now() }, prepareDeps);
-      return { prepared, bytes: decoded.length };
-    });
+    keeping(
+      'segment',
+      async () => {
+        if (deps.pool && route === 'batch') {
+          // Decoded, parsed, prepared and encoded on an ingest worker; only the bytes are read here.
+          return deps.pool.prepare({
+            route,
+            wire: await readWire(request.raw),
+            encoding: request.headers['content-encoding'],
+            headerKey,
+            receivedAt: deps.now(),
+          });
+        }
+        const decoded = await readDecoded(request.raw);
+        const prepared = prepareSegmentBody(
+          { route, decoded, headerKey, receivedAt: deps.now() },
+          prepareDeps,
+        );
+        return { prepared, bytes: decoded.length };
+      },
+      headerKey,
+    );
 
   const segmentHandler = (route: SegmentRoute) => async (request: FastifyRequest, reply: FastifyReply) => {
     const reserved = reservation(request.headers);

@@ -24,6 +24,8 @@ export interface CollectorMetrics {
   readonly requestsRejected: Counter<'route' | 'code'>;
   readonly clamped: Counter<'app'>;
   readonly skewed: Counter<'app'>;
+  /** Events whose install id was stored as its pseudonym (`storedInstallId`, docs/privacy.md). */
+  readonly pseudonymised: Counter<'app'>;
   readonly requestDuration: Histogram<'route' | 'status'>;
   readonly commitEvents: Histogram;
   readonly commitDuration: Histogram<'result'>;
@@ -156,6 +158,12 @@ export function createCollectorMetrics(
       labelNames: ['app'],
       registers,
     }),
+    pseudonymised: new Counter({
+      name: 'telemark_install_ids_pseudonymised_total',
+      help: 'Events whose install id the scrubber would change (an e-mail address, a host name…), stored under its keyed pseudonym instead, by app',
+      labelNames: ['app'],
+      registers,
+    }),
     requestDuration: new Histogram({
       name: 'telemark_request_duration_seconds',
       help: 'Ingest request latency, from the request to the response, by route and status code.',
@@ -222,6 +230,7 @@ export function createCollectorMetrics(
     for (const status of ['accepted', 'duplicate']) metrics.events.inc({ app, status, reason: '' }, 0);
     metrics.clamped.inc({ app }, 0);
     metrics.skewed.inc({ app }, 0);
+    metrics.pseudonymised.inc({ app }, 0);
   }
   return metrics;
 }

@@ -26,6 +26,8 @@ export interface BatchWorkerData {
   readonly maxBytes: number;
   /** URL of the store's encoder module. */
   readonly encoderModule: string;
+  /** This deployment's key of install-id pseudonyms (`resolveInstallIdKey`); none: the built-in one. */
+  readonly installIdKey?: string;
 }
 
 /** @internal One body to prepare. */
@@ -51,6 +53,7 @@ export type BatchReply =
       readonly charges: PreparedRequest['charges'];
       readonly app: string | undefined;
       readonly encoded: EncodedEvents | undefined;
+      readonly pseudonymised?: Map<string, number> | undefined;
     }
   | {
       readonly id: number;
@@ -67,6 +70,7 @@ export interface BatchPoolOptions {
   readonly limits: BatchWorkerData['limits'];
   readonly maxBytes: number;
   readonly encoderModule: string;
+  readonly installIdKey?: string;
   /** A worker failed or exited (its requests are answered TMK_ERR_INGEST_WORKER): for the log. */
   readonly onWorkerError?: (error: Error) => void;
 }
@@ -103,6 +107,7 @@ export function createBatchPool(options: BatchPoolOptions): BatchPool {
     limits: { maxEventBytes: options.limits.maxEventBytes, maxBatchEvents: options.limits.maxBatchEvents },
     maxBytes: options.maxBytes,
     encoderModule: options.encoderModule,
+    ...(options.installIdKey ? { installIdKey: options.installIdKey } : {}),
   };
   let nextId = 1;
   let closing = false;
@@ -194,6 +199,7 @@ export function createBatchPool(options: BatchPoolOptions): BatchPool {
         charges: reply.charges,
         app: reply.app === undefined ? undefined : options.registry.get(reply.app),
         ...(reply.encoded ? { encoded: reply.encoded } : {}),
+        ...(reply.pseudonymised ? { pseudonymised: reply.pseudonymised } : {}),
       };
       return { prepared, bytes: reply.bytes };
     },

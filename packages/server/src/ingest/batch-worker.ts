@@ -14,7 +14,11 @@ import { decodeBodySync } from './body.js';
 import { prepareSegmentBody } from './prepare-body.js';
 
 const data = workerData as BatchWorkerData;
-const deps = { registry: appRegistryOf(data.apps), builder: createEventBuilder(), limits: data.limits };
+const deps = {
+  registry: appRegistryOf(data.apps),
+  builder: createEventBuilder(data.installIdKey ? { installIdKey: data.installIdKey } : {}),
+  limits: data.limits,
+};
 const encoder = (await import(data.encoderModule)) as EventEncoderModule;
 const port = parentPort!;
 
@@ -51,6 +55,7 @@ port.on('message', (task: BatchTask) => {
       charges: prepared.charges,
       app: prepared.app?.name,
       encoded,
+      pseudonymised: prepared.pseudonymised,
     };
   } catch (error) {
     reply = isTelemarkError(error)

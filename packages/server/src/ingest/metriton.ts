@@ -4,12 +4,17 @@ import type { EventBuilder, EventContext } from '../pipeline/event-builder.js';
 import type { QuarantineEntry } from '../store/types.js';
 import {
   chargeKey,
+  countPseudonym,
   createPrepared,
   createTally,
+  hashedTraits,
+  isInstallIdText,
   isRecord,
-  isWellFormed,
+  type Keeper,
+  keptInstallId,
   own,
   type PreparedRequest,
+  quoted,
   rawJson,
   reject,
   scrubDeep,
@@ -96,12 +101,6 @@ export function metritonMessageId(
   return `mt-${hash.slice(0, 32)}`;
 }
 
-/**
- * The report as quarantine keeps it: base keys as sent, the `declared` keys (the event's traits, the app's
- * extra context) and, with `others`, every key but the identifying ones; strings outside the base keys
- * scrubbed — Telepresence sends errors raw (workload and namespace names…). A report of an application
- * nobody registered keeps no `others`: nothing says what its keys hold.
- */
 /** `scrubDeep` of one value (a sender may nest what Telepresence keeps flat); too deep, a placeholder. */
 function scrubbedValue(value: unknown, scrub: (text: string) => string): unknown {
   try {
@@ -111,28 +110,42 @@ function scrubbedValue(value: unknown, scrub: (text: string) => string): unknown
   }
 }
 
+/**
+ * The report as quarantine keeps it: base keys as sent, the `declared` keys (the event's traits, the app's
+ * extra context) and, with `others`, every key but the identifying ones; strings outside the base keys
+ * scrubbed — Telepresence sends errors raw (workload and namespace names…) — but the event's `hashed`
+ * traits (HMACs, kept as sent as a stored event keeps them, so a replay stores the same value). The
+ * install id is kept as it would be stored (an identifying one as its pseudonym). A report of an
+ * application nobody registered keeps no `others`, and its application name scrubbed: nothing says
+ * what its keys hold.
+ */
 function keptReport(
   body: Record<string, unknown>,
   metadata: Record<string, unknown>,
   declared: readonly string[],
   others: boolean,
-  scrub: (text: string) => string,
+  keeper: Keeper,
+  hashed: ReadonlySet<string> = NO_NAMES,
 ): string {
+  const { scrub } = keeper;
   // No prototype: a "__proto__" key is kept as a key, not taken as the object's prototype.
   const kept: Record<string, unknown> = Object.create(null);
   for (const key of Object.keys(metadata)) {
     const value = metadata[key];
     if (BASE_KEYS.has(key)) kept[key] = value;
+    else if (hashed.has(key) && typeof value === 'string') kept[key] = value;
     else if (declared.includes(key) || (others && !IDENTIFYING_KEYS.has(key)))
       kept[key] = scrubbedValue(value, scrub);
   }
   return rawJson({
-    application: body.application,
-    install_id: body.install_id,
+    application: others ? body.application : scrubbedValue(body.application, scrub),
+    install_id: keptInstallId(body.install_id, keeper),
     version: body.version,
     metadata: kept,
   });
 }
+
+const NO_NAMES: ReadonlySet<string> = new Set();
 
 function contextOf(metadata: Record<string, unknown>, version: string, extra: unknown): EventContext {
   const index = metadata.index;
@@ -225,7 +238,7 @@ export function prepareMetriton(
   const app = application ? deps.registry.get(application) : undefined;
   const action = typeof metadata.action === 'string' ? metadata.action : '';
   if (!app) {
-    const raw = keptReport(body, metadata, [], false, deps.builder.scrub);
+    const raw = keptReport(body, metadata, [], false, deps.builder);
     return {
       kind: 'unknown_app',
       application,
@@ -234,7 +247,7 @@ export function prepareMetriton(
         receivedAt,
         protocol: 'metriton',
         reason: 'TMK_ERR_UNKNOWN_APP',
-        detail: `"${application.slice(0, 64)}"`,
+        detail: quoted(application, 64, deps.builder.scrub),
         messageId: '',
         event: action.slice(0, 200),
         raw,
@@ -247,12 +260,15 @@ export function prepareMetriton(
   const traitNames = action ? deps.builder.traitNames(app.catalog, action) : [];
   const extraKeys = Object.keys(app.catalog.input.extraContext?.keys ?? {});
   // Built only for a rejected report: an accepted one never needs its raw form.
-  const raw = () => keptReport(body, metadata, [...extraKeys, ...traitNames], true, deps.builder.scrub);
+  const raw = () =>
+    keptReport(body, metadata, [...extraKeys, ...traitNames], true, deps.builder, hashedTraits(app, action));
   const installId = body.install_id;
   const traceId = text(metadata.trace_id, 100, '');
+  // Derived from the install id as stored, so a report replayed from its kept form (which holds that
+  // id) gets the id direct ingest gave it: the same for every id that is stored as sent.
   const messageId =
     typeof installId === 'string' && action
-      ? metritonMessageId(installId, traceId, metadata.index, action)
+      ? metritonMessageId(deps.builder.installId(installId), traceId, metadata.index, action)
       : '';
   if (!app.allowKeyless) {
     fail(
@@ -270,12 +286,7 @@ export function prepareMetriton(
     fail(app.name, 'TMK_ERR_EVENT_TOO_LARGE', `${maxBytes} bytes`, raw, messageId, action.slice(0, 200));
     return { kind: 'prepared', app, prepared };
   }
-  if (
-    typeof installId !== 'string' ||
-    installId.length === 0 ||
-    installId.length > 100 ||
-    !isWellFormed(installId)
-  ) {
+  if (!isInstallIdText(installId)) {
     fail(
       app.name,
       'TMK_ERR_INVALID_MESSAGE',
@@ -330,9 +341,11 @@ export function prepareMetriton(
     context: contextOf(metadata, body.version, typedExtra(app, metadata)),
   });
   if (!built.ok) {
-    fail(app.name, built.reason, built.detail, raw, messageId, action);
+    // The catalog's details quote the sender's names: scrubbed, as stored text is.
+    fail(app.name, built.reason, deps.builder.scrub(built.detail), raw, messageId, action);
     return { kind: 'prepared', app, prepared };
   }
+  if (built.event.installId !== installId) countPseudonym(prepared, app.name);
   prepared.events.push(built.event);
   prepared.slots.push(0);
   const tally = createTally();

@@ -69,7 +69,7 @@ export function prepareSegmentBody(input: SegmentBodyInput, deps: SegmentDeps): 
     );
   } catch (error) {
     if (isTelemarkError(error) && KEPT_REFUSALS.has(error.code)) {
-      throw noted(error, { keptRaw: keptBody(body, route, deps.builder.scrub) });
+      throw noted(error, { keptRaw: keptBody(body, route, deps.builder) });
     }
     throw error;
   }

@@ -2,7 +2,7 @@ import type { Control, MessageResult } from 'telemark';
 import type { AppEntry, RateLimit } from '../config/registry-types.js';
 import { hash53 } from '../hash53.js';
 import { CounterSet, utcDay } from '../pipeline/counters.js';
-import { SKEW_COUNT_THRESHOLD_MS } from '../pipeline/event-builder.js';
+import { type EventBuilder, SKEW_COUNT_THRESHOLD_MS } from '../pipeline/event-builder.js';
 import type { EncodedEvents, QuarantineEntry, StoredEvent } from '../store/types.js';
 
 /** Raw text kept in quarantine is cut to this many characters (types.ts: "cut to 32 KB"). */
@@ -21,6 +21,11 @@ export interface PreparedRequest {
   readonly charges: { key: number; limit: RateLimit; cost: number }[];
   /** The app whose control block answers the request (the key's app, or the first keyless app named). */
   app: AppEntry | undefined;
+  /**
+   * Per app, the events whose install id is stored as its pseudonym (an e-mail address, a host name…
+   * sent as the id: `storedInstallId`), for `telemark_install_ids_pseudonymised_total`. Absent for none.
+   */
+  pseudonymised?: Map<string, number>;
   /**
    * The events encoded for the store by an ingest worker (`batch-pool.ts`), instead of `events`; their
    * results go to `slots` in the same order.
@@ -69,6 +74,28 @@ export function cutRaw(text: string): string {
  */
 export const isWellFormed = (text: string): boolean =>
   (text as string & { isWellFormed(): boolean }).isWellFormed();
+
+/** Count one event of `app` whose install id is stored as its pseudonym. */
+export function countPseudonym(prepared: PreparedRequest, app: string): void {
+  prepared.pseudonymised ??= new Map();
+  prepared.pseudonymised.set(app, (prepared.pseudonymised.get(app) ?? 0) + 1);
+}
+
+const NO_NAMES: ReadonlySet<string> = new Set();
+
+/**
+ * The catalog's `hashed` traits of an app's event (HMACs the client computed): quarantine keeps them as
+ * sent, as a stored event does, so that a replay stores what direct ingest would have.
+ */
+export function hashedTraits(app: AppEntry | undefined, event: string): ReadonlySet<string> {
+  if (!app || !Object.hasOwn(app.catalog.input.events, event)) return NO_NAMES;
+  const traits = app.catalog.input.events[event]?.traits ?? {};
+  const names = Object.keys(traits).filter((name) => {
+    const spec = traits[name];
+    return spec?.type === 'string' && spec.hashed === true;
+  });
+  return names.length > 0 ? new Set(names) : NO_NAMES;
+}
 
 /** JSON text of a value for quarantine; never throws (a value JSON cannot represent becomes a note). */
 export function rawJson(value: unknown): string {
@@ -153,6 +180,15 @@ export function controlFor(
   return Object.keys(control).length > 0 ? control : undefined;
 }
 
+/**
+ * Sender text quoted in a rejection's detail, which is answered, kept in quarantine and listed: scrubbed
+ * (an app or call name may be an e-mail address), and only when short — a longer text is described by
+ * its length, as a cut could leave half an address the scrubber no longer recognises.
+ */
+export function quoted(text: string, max: number, scrub: (text: string) => string): string {
+  return text.length > max ? `(${text.length} characters)` : `"${scrub(text)}"`;
+}
+
 /** A string field of an untrusted object, cut to `max`, or `fallback` when absent or not a string. */
 export function text(value: unknown, max: number, fallback = 'unknown'): string {
   if (typeof value !== 'string' || value.length === 0) return fallback;
@@ -172,6 +208,28 @@ export function scrubDeep(value: unknown, scrub: (text: string) => string): unkn
   for (const key of Object.keys(value))
     out[scrub(key)] = scrubDeep((value as Record<string, unknown>)[key], scrub);
   return out;
+}
+
+/** What a kept form needs of the builder: its scrubber, and the install id as it would be stored. */
+export type Keeper = Pick<EventBuilder, 'scrub' | 'installId'>;
+
+/** Longest install id (Segment's `anonymousId`, Metriton's `install_id`), in UTF-16 units. */
+export const MAX_INSTALL_ID = 100;
+
+/** Whether a value is a valid install id: a string of 1 to 100 characters, well-formed Unicode. */
+export const isInstallIdText = (value: unknown): value is string =>
+  typeof value === 'string' && value.length > 0 && value.length <= MAX_INSTALL_ID && isWellFormed(value);
+
+/**
+ * An install id as quarantine keeps it: a valid one as it would be stored (a replay and an erasure find
+ * the same id); an invalid one scrubbed, and still invalid, so that a replay refuses it as ingest did —
+ * `null` when scrubbing would have made it valid (a long text that shrank to a few markers).
+ */
+export function keptInstallId(value: unknown, keeper: Keeper): unknown {
+  if (isInstallIdText(value)) return keeper.installId(value);
+  if (typeof value !== 'string') return scrubDeep(value, keeper.scrub);
+  const scrubbed = keeper.scrub(value);
+  return isInstallIdText(scrubbed) ? null : scrubbed;
 }
 
 export const isRecord = (value: unknown): value is Record<string, unknown> =>

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { resolveServeConfig } from '../config/serve-config.js';
-import { createEventBuilder, MAX_FUTURE_MS } from '../pipeline/event-builder.js';
+import type { TelemarkError } from '../errors.js';
+import { createEventBuilder, MAX_FUTURE_MS, pseudonymousInstallId } from '../pipeline/event-builder.js';
 import { chargeKey } from './prepared.js';
 import { keptBody, MAX_CLIENT_DROPPED, prepareSegment, writeKeyFromHeader } from './segment.js';
 
@@ -322,9 +323,50 @@ describe('Segment and telemark messages', () => {
     expect(writeKeyFromHeader(`Basic ${Buffer.from('wk_1:').toString('base64')}`)).toBe('wk_1');
     expect(writeKeyFromHeader(`basic ${Buffer.from('wk_2').toString('base64')}`)).toBe('wk_2');
     expect(writeKeyFromHeader('Bearer wk_3')).toBe('wk_3');
-    expect(writeKeyFromHeader('Digest x')).toBeUndefined();
     expect(writeKeyFromHeader(undefined)).toBeUndefined();
+    expect(writeKeyFromHeader('')).toBeUndefined();
+    expect(writeKeyFromHeader('Bearer ')).toBeUndefined();
     expect(writeKeyFromHeader(`Basic ${Buffer.from(':pw').toString('base64')}`)).toBeUndefined();
+  });
+
+  it('keeps an identifying anonymousId as its pseudonym, and an invalid one invalid, so a replay judges the same', () => {
+    const email = 'jdoe@example.com';
+    const tooLong = `${email} `.repeat(8);
+    const first = prepareSegment(
+      batch([ours({ anonymousId: email, event: 'nope' }), ours({ anonymousId: tooLong })]),
+      deps,
+    );
+    expect(first.quarantine.map((q) => q.reason)).toEqual(['unknown_event', 'TMK_ERR_INVALID_MESSAGE']);
+    const kept = first.quarantine.map((q) => JSON.parse(q.raw));
+    expect(kept[0].anonymousId).toBe(pseudonymousInstallId(email));
+    for (const q of first.quarantine) expect(q.raw).not.toContain('jdoe');
+    // Judged again from what was kept (as a replay does): the same reasons.
+    const again = prepareSegment(batch(kept), deps);
+    expect(again.quarantine.map((q) => q.reason)).toEqual(['unknown_event', 'TMK_ERR_INVALID_MESSAGE']);
+    // Stored, the pseudonym is the id; a message with the plain id gives the same.
+    const stored = prepareSegment(batch([ours({ anonymousId: email }), { ...kept[0], event: 'run' }]), deps);
+    expect(stored.events.map((e) => e.installId)).toEqual([
+      pseudonymousInstallId(email),
+      pseudonymousInstallId(email),
+    ]);
+    expect(stored.pseudonymised).toEqual(new Map([['keyless', 1]]));
+  });
+
+  it('refuses an Authorization scheme it does not read, naming the scheme but never the credential', () => {
+    const refusal = (header: string) => {
+      try {
+        writeKeyFromHeader(header);
+      } catch (error) {
+        return error as TelemarkError;
+      }
+      return undefined;
+    };
+    for (const header of ['Token wk_secret_1', 'Digest x', 'wk_secret_1', 'ApiKey  wk_secret_1 '])
+      expect(refusal(header)).toMatchObject({ code: 'TMK_ERR_BAD_AUTH_SCHEME', statusCode: 401 });
+    expect(refusal('Token wk_secret_1')?.message).toMatch(
+      /^The Authorization header's scheme "Token" .*Basic.*Bearer/,
+    );
+    expect(refusal('wk_secret_1')?.message).not.toContain('wk_secret_1');
   });
 
   it('ignores __proto__ and constructor keys instead of following them', () => {
@@ -402,15 +444,13 @@ describe('Segment and telemark messages', () => {
   });
   it('keeps a whole refused body without keys, user ids, user traits or client addresses', () => {
     const message = { ...ours(), userId: 'u-42', context: { ip: '203.0.113.9', app: { name: 'keyless' } } };
-    const batch = JSON.parse(
-      keptBody({ writeKey: 'wk_wrong', batch: [message, 7] }, 'batch', deps.builder.scrub),
-    );
+    const batch = JSON.parse(keptBody({ writeKey: 'wk_wrong', batch: [message, 7] }, 'batch', deps.builder));
     expect(batch.writeKey).toBeUndefined();
     expect(batch.batch[1]).toBe(7);
     expect(batch.batch[0]).toMatchObject({ event: 'run', context: { app: { name: 'keyless' } } });
-    const single = keptBody({ ...message, writeKey: 'wk_wrong' }, 'track', deps.builder.scrub);
+    const single = keptBody({ ...message, writeKey: 'wk_wrong' }, 'track', deps.builder);
     for (const text of [JSON.stringify(batch), single])
       for (const gone of ['wk_wrong', 'u-42', '203.0.113.9']) expect(text).not.toContain(gone);
-    expect(keptBody('not an object', 'batch', deps.builder.scrub)).toBe('"not an object"');
+    expect(keptBody('not an object', 'batch', deps.builder)).toBe('"not an object"');
   });
 });

@@ -5,11 +5,17 @@ import type { EventBuilder, EventContext } from '../pipeline/event-builder.js';
 import { parseIsoTime } from './iso-time.js';
 import {
   chargeKey,
+  countPseudonym,
   createPrepared,
   createTally,
+  hashedTraits,
+  isInstallIdText,
   isRecord,
   isWellFormed,
+  type Keeper,
+  keptInstallId,
   type PreparedRequest,
+  quoted,
   rawJson,
   reject,
   scrubDeep,
@@ -134,15 +140,31 @@ function contextOf(message: Record<string, unknown>, droppedBefore: number): Eve
   };
 }
 
-/** The write key of a request: `Authorization: Basic base64(key:)`, `Authorization: Bearer key`, or absent. */
+/** Scheme names worth repeating in an answer: a word of token characters, short (never a credential). */
+const SCHEME_NAME = /^[A-Za-z][\w.+-]{0,19}$/;
+
+/**
+ * The write key of a request: `Authorization: Basic base64(key:)`, `Authorization: Bearer key`, or
+ * undefined without the header (or with an empty Basic user or Bearer token, as a Segment SDK sends
+ * with an empty key). Any other scheme (`Token wk_…`, a bare key) is refused
+ * (`TMK_ERR_BAD_AUTH_SCHEME`): taken for no key, the message of a keyless app would be stored under
+ * no key, and a keyed app's sender told its key is missing when it is not.
+ */
 export function writeKeyFromHeader(authorization: string | undefined): string | undefined {
-  if (!authorization) return undefined;
-  const space = authorization.indexOf(' ');
-  if (space < 0) return undefined;
-  const scheme = authorization.slice(0, space).toLowerCase();
-  const value = authorization.slice(space + 1).trim();
+  if (authorization === undefined || authorization.trim() === '') return undefined;
+  const trimmed = authorization.trim();
+  const space = trimmed.search(/\s/);
+  const scheme = (space < 0 ? trimmed : trimmed.slice(0, space)).toLowerCase();
+  const value = space < 0 ? '' : trimmed.slice(space + 1).trim();
   if (scheme === 'bearer') return value || undefined;
-  if (scheme !== 'basic') return undefined;
+  if (scheme !== 'basic') {
+    // Only the scheme is repeated, and only when it looks like one: a bare key is no scheme.
+    const named = space >= 0 && SCHEME_NAME.test(trimmed.slice(0, space));
+    throw new TelemarkError(
+      'TMK_ERR_BAD_AUTH_SCHEME',
+      named ? `"${trimmed.slice(0, space)}"` : '(a value without a scheme)',
+    );
+  }
   const decoded = Buffer.from(value, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   const user = colon < 0 ? decoded : decoded.slice(0, colon);
@@ -225,15 +247,19 @@ function keptContext(context: unknown, scrub: Scrub): unknown {
  * ids and traits (`NEVER_KEPT`), and the context's identifying keys (`NEVER_KEPT_CONTEXT`: the client's
  * address, user agent, device and advertising ids, location, page…) — with every string outside
  * the keys a replay reads as sent (`KEPT_AS_SENT`) scrubbed, as a stored event's free text is, but the
- * event's `hashed` traits. None of what is dropped is needed to store the message after a replay.
+ * event's `hashed` traits. The `anonymousId` is kept as it would be stored (an identifying one as its
+ * pseudonym, which a replay stores as it is). None of what is dropped is needed to store the message
+ * after a replay.
  */
-function keptMessageValue(m: unknown, scrub: Scrub, hashed: ReadonlySet<string> = NO_NAMES): unknown {
+function keptMessageValue(m: unknown, keeper: Keeper, hashed: ReadonlySet<string> = NO_NAMES): unknown {
+  const { scrub } = keeper;
   if (!isRecord(m)) return scrubDeep(m, scrub);
   const kept: Record<string, unknown> = Object.create(null);
   for (const key of Object.keys(m)) {
     if (NEVER_KEPT.has(key)) continue;
     const value = m[key];
-    if (key === 'context') kept.context = keptContext(value, scrub);
+    if (key === 'anonymousId') kept.anonymousId = keptInstallId(value, keeper);
+    else if (key === 'context') kept.context = keptContext(value, scrub);
     else if (key === 'properties') kept.properties = keptProperties(value, hashed, scrub);
     else if (KEPT_AS_SENT.has(key)) kept[key] = value;
     else kept[scrub(key)] = scrubDeep(value, scrub);
@@ -241,9 +267,9 @@ function keptMessageValue(m: unknown, scrub: Scrub, hashed: ReadonlySet<string> 
   return kept;
 }
 
-const keptMessage = (m: unknown, scrub: Scrub, hashed?: ReadonlySet<string>): string => {
+const keptMessage = (m: unknown, keeper: Keeper, hashed?: ReadonlySet<string>): string => {
   try {
-    return rawJson(keptMessageValue(m, scrub, hashed));
+    return rawJson(keptMessageValue(m, keeper, hashed));
   } catch (error) {
     // Nested too deep for the scrub's recursion: nothing of it is kept.
     return `<not representable as JSON: ${error instanceof Error ? error.message : String(error)}>`;
@@ -251,33 +277,22 @@ const keptMessage = (m: unknown, scrub: Scrub, hashed?: ReadonlySet<string>): st
 };
 
 /** A whole body refused before its messages were judged (parse, auth, shape), as quarantine keeps it. */
-export function keptBody(body: unknown, route: SegmentRoute, scrub: Scrub): string {
-  if (!isRecord(body)) return keptMessage(body, scrub);
+export function keptBody(body: unknown, route: SegmentRoute, keeper: Keeper): string {
+  if (!isRecord(body)) return keptMessage(body, keeper);
   const { writeKey: _key, ...rest } = body;
-  if (route !== 'batch') return keptMessage(rest, scrub);
+  if (route !== 'batch') return keptMessage(rest, keeper);
   // The body's own keys (a batch's `context`, a stray `userId`) are kept as a message's are.
   const { batch, ...others } = rest;
   try {
-    const kept = keptMessageValue(others, scrub) as Record<string, unknown>;
+    const kept = keptMessageValue(others, keeper) as Record<string, unknown>;
     if (batch !== undefined)
       kept.batch = Array.isArray(batch)
-        ? batch.map((m) => keptMessageValue(m, scrub))
-        : scrubDeep(batch, scrub);
+        ? batch.map((m) => keptMessageValue(m, keeper))
+        : scrubDeep(batch, keeper.scrub);
     return rawJson(kept);
   } catch (error) {
     return `<not representable as JSON: ${error instanceof Error ? error.message : String(error)}>`;
   }
-}
-
-/** The catalog's `hashed` traits of an app's event: kept as sent in quarantine. */
-function hashedTraits(app: AppEntry | undefined, event: string): ReadonlySet<string> {
-  if (!app || !Object.hasOwn(app.catalog.input.events, event)) return NO_NAMES;
-  const traits = app.catalog.input.events[event]?.traits ?? {};
-  const names = Object.keys(traits).filter((name) => {
-    const spec = traits[name];
-    return spec?.type === 'string' && spec.hashed === true;
-  });
-  return names.length > 0 ? new Set(names) : NO_NAMES;
 }
 
 /**
@@ -375,7 +390,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
       detail,
       messageId,
       event,
-      raw: keptMessage(m, deps.builder.scrub, hashedTraits(app ? deps.registry.get(app) : undefined, event)),
+      raw: keptMessage(m, deps.builder, hashedTraits(app ? deps.registry.get(app) : undefined, event)),
     });
   };
   const keyAppName = keyApp?.name ?? '';
@@ -397,7 +412,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
     const messageId = typeof rawId === 'string' ? rawId.slice(0, MAX_ID) : '';
     const eventName = typeof m.event === 'string' ? m.event.slice(0, 200) : '';
     if (type !== 'track') {
-      const detail = type === undefined ? '(no "type")' : `"${String(type).slice(0, 40)}"`;
+      const detail = type === undefined ? '(no "type")' : quoted(String(type), 40, deps.builder.scrub);
       fail(i, keyAppName, 'TMK_ERR_UNSUPPORTED_CALL', detail, messageId, eventName);
       continue;
     }
@@ -440,7 +455,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
         continue;
       }
       if (!namedEntry) {
-        fail(i, '', 'TMK_ERR_UNKNOWN_APP', `"${named.slice(0, 64)}"`, messageId, eventName);
+        fail(i, '', 'TMK_ERR_UNKNOWN_APP', quoted(named, 64, deps.builder.scrub), messageId, eventName);
         continue;
       }
       if (!namedEntry.allowKeyless) {
@@ -501,9 +516,11 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
       context: contextOf(m, droppedBefore),
     });
     if (!built.ok) {
-      fail(i, app.name, built.reason, built.detail, messageId, eventName);
+      // The catalog's details quote the sender's event and trait names: scrubbed, as stored text is.
+      fail(i, app.name, built.reason, deps.builder.scrub(built.detail), messageId, eventName);
       continue;
     }
+    if (built.event.installId !== installId) countPseudonym(prepared, app.name);
     prepared.events.push(built.event);
     prepared.slots.push(i);
     tally.count(built.event);
@@ -527,8 +544,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
   return prepared;
 }
 
-const isInstallId = (value: unknown): value is string =>
-  typeof value === 'string' && value.length > 0 && value.length <= MAX_ID && isWellFormed(value);
+const isInstallId = isInstallIdText;
 
 /** The app a message names in `context.app.name`, if it names one. */
 export function appNameOf(m: unknown): string | undefined {

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import type { Catalog, TraitSpec } from 'telemark';
 import { checkTraitValue, validateEvent } from 'telemark/catalog';
 import { createScrubber, errorFingerprint, type Scrubber } from 'telemark/scrub';
@@ -75,6 +76,76 @@ export interface EventBuilder {
   extra(catalog: Catalog, raw: unknown): Readonly<Record<string, unknown>>;
   /** The collector's scrubber, for free text kept outside a stored event (Metriton quarantine). */
   scrub(text: string): string;
+  /**
+   * An install id as it is stored (`storedInstallId`): as sent, or its pseudonym when the scrubber would
+   * change it (an e-mail address, a host name, a path…). `build` applies it; quarantine's kept forms
+   * and erasure map the same way.
+   */
+  installId(id: string): string;
+}
+
+/**
+ * The key of install-id pseudonyms (`pseudonymousInstallId`). Built in, the same in every collector
+ * process, ingest worker, replay and `telemark delete`, so a pseudonym is stable without any state to
+ * share. It only keeps a pseudonym from being a plain hash: whoever knows the original id (and this
+ * code) can recompute it — which is how an erasure finds it — but cannot turn it back into the id.
+ */
+const INSTALL_ID_KEY = 'telemark.install-id.v1';
+
+/**
+ * A keyed, stable pseudonym of an install id: HMAC-SHA256 of the id, as a version-8 UUID (RFC 9562's
+ * custom version). A UUID, so that it is kept as it is when it comes back (a quarantine entry replayed,
+ * an erasure given it): the mapping is idempotent.
+ */
+export function pseudonymousInstallId(id: string, key: string | Buffer = INSTALL_ID_KEY): string {
+  const bytes = createHmac('sha256', key).update(id).digest().subarray(0, 16);
+  bytes[6] = ((bytes[6] as number) & 0x0f) | 0x80;
+  bytes[8] = ((bytes[8] as number) & 0x3f) | 0x80;
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** For each character code below 256: 1 for a hex digit (either case), 2 for '-', else 0. */
+const UUID_CHARS = new Uint8Array(256);
+for (const c of '0123456789abcdefABCDEF') UUID_CHARS[c.charCodeAt(0)] = 1;
+UUID_CHARS[45] = 2;
+/** What each position of a UUID holds: 1 a hex digit, 2 a '-'. */
+const UUID_PATTERN = Uint8Array.from('xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx', (c) => (c === '-' ? 2 : 1));
+
+/**
+ * Whether `id` has a UUID's shape (8-4-4-4-12 hex digits, either case): a random id, kept as it is. A
+ * table lookup per character: about 75 ns for a freshly parsed id, half what an anchored pattern took,
+ * and ~30 times less than the scrubber's pass it spares (measured 2026-11-27).
+ */
+export function isUuidShaped(id: string): boolean {
+  if (id.length !== 36) return false;
+  for (let i = 0; i < 36; i++) {
+    const c = id.charCodeAt(i);
+    if (c > 255 || UUID_CHARS[c] !== UUID_PATTERN[i]) return false;
+  }
+  return true;
+}
+
+/** Install ids judged recently (not UUIDs), so a non-UUID install sending often is scanned once. */
+const VERDICTS_MAX = 4096;
+/** Longest id remembered: valid install ids have at most 100 characters. */
+const VERDICT_MAX_LENGTH = 100;
+
+/**
+ * The install id to store for `id`: as sent when it is UUID-shaped (our client's and Telepresence's ids:
+ * a cheap check, no scan) or when the scrubber leaves it unchanged (UUIDs inside it aside); otherwise
+ * (an e-mail address, an IP or MAC address, a host name, a path, a token, a long hex or base64 string
+ * such as a machine id) its pseudonym, which counts the install the same and identifies no one.
+ */
+export function storedInstallId(
+  id: string,
+  scrubber: Scrubber,
+  key: string | Buffer = INSTALL_ID_KEY,
+): string {
+  if (isUuidShaped(id)) return id;
+  const scrubbed = scrubber(id);
+  if (scrubbed.text === id || scrubbed.rules.every((rule) => rule === 'uuid')) return id;
+  return pseudonymousInstallId(id, key);
 }
 
 /**
@@ -86,9 +157,35 @@ export interface EventBuilder {
 const isFreeText = (spec: TraitSpec): boolean =>
   spec.type === 'error' || (spec.type === 'string' && !spec.hashed);
 
-export function createEventBuilder(options: { scrubber?: Scrubber } = {}): EventBuilder {
+export function createEventBuilder(
+  options: { scrubber?: Scrubber; installIdKey?: string | Buffer } = {},
+): EventBuilder {
   const scrubber = options.scrubber ?? createScrubber();
+  const installIdKey = options.installIdKey ?? INSTALL_ID_KEY;
   const plans = new WeakMap<Catalog, Map<string, EventPlan>>();
+  // Verdicts on ids that are not UUIDs: cleared whole when full (a bound, not an LRU: cheap to keep).
+  const verdicts = new Map<string, string>();
+  // The last id judged: a batch's messages nearly always share one install, and comparing two strings
+  // costs less than even the UUID pre-check.
+  let lastId = '';
+  let lastStored = '';
+  const installId = (id: string): string => {
+    if (id === lastId) return lastStored;
+    let stored: string | undefined = id;
+    // An id longer than any valid one (a report's, judged before it is checked) is not remembered.
+    if (id.length > VERDICT_MAX_LENGTH) return storedInstallId(id, scrubber, installIdKey);
+    if (!isUuidShaped(id)) {
+      stored = verdicts.get(id);
+      if (stored === undefined) {
+        stored = storedInstallId(id, scrubber, installIdKey);
+        if (verdicts.size >= VERDICTS_MAX) verdicts.clear();
+        verdicts.set(id, stored);
+      }
+    }
+    lastId = id;
+    lastStored = stored;
+    return stored;
+  };
 
   const planOf = (catalog: Catalog, event: string): EventPlan => {
     let perCatalog = plans.get(catalog);
@@ -137,6 +234,7 @@ export function createEventBuilder(options: { scrubber?: Scrubber } = {}): Event
 
   return {
     scrub: (text) => scrubber(text).text,
+    installId,
     traitNames: (catalog, event) =>
       Object.hasOwn(catalog.input.events, event)
         ? Object.keys(catalog.input.events[event]?.traits ?? {})
@@ -181,7 +279,7 @@ export function createEventBuilder(options: { scrubber?: Scrubber } = {}): Event
         app: app.name,
         messageId: draft.messageId,
         event: draft.event,
-        installId: draft.installId,
+        installId: installId(draft.installId),
         sessionId: c.sessionId,
         seq: c.seq,
         appVersion: c.appVersion,

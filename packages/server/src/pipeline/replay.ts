@@ -4,13 +4,18 @@ import { DEFAULTS, type ServeConfig } from '../config/serve-config.js';
 import { prepareMetriton } from '../ingest/metriton.js';
 import { isRecord, type PreparedRequest } from '../ingest/prepared.js';
 import { appNameOf, prepareSegment } from '../ingest/segment.js';
-import type { QuarantineEntry, Store, StoredEvent, StoredQuarantineEntry } from '../store/types.js';
+import type {
+  QuarantineEntry,
+  QuarantineFilter,
+  Store,
+  StoredEvent,
+  StoredQuarantineEntry,
+} from '../store/types.js';
+import { type CounterKind, CounterSet } from './counters.js';
 import { createEventBuilder, type EventBuilder } from './event-builder.js';
 
-export interface ReplayFilter {
-  readonly app?: string;
-  readonly reason?: string;
-}
+/** Which entries a replay takes (`QuarantineFilter`'s): of an app (`''`: of no app), a reason, received since / until. */
+export type ReplayFilter = Pick<QuarantineFilter, 'app' | 'reason' | 'since' | 'until'>;
 
 export interface ReplayReport {
   /** Quarantine entries looked at. */
@@ -169,11 +174,16 @@ export async function replayQuarantine(
   let events: StoredEvent[] = [];
   let quarantine: (QuarantineEntry & { id: string })[] = [];
   let done: string[] = [];
+  // The `clamped`, `skewed` and `dropped_by_client` counters of the events written, as ingest counts
+  // them (per app, UTC day of receipt). Not `rejected`: the entries were counted when they arrived.
+  let counters = new CounterSet();
 
   const flush = async () => {
     if (events.length === 0 && quarantine.length === 0 && done.length === 0) return;
-    // One write: the events, the replacement entries, the removal of the entries they replace, and the
-    // `accepted` / `duplicate` counters of the events (only the store knows which are duplicates). On
+    // One write: the events, the replacement entries, the removal of the entries they replace, their
+    // `clamped` / `skewed` / `dropped_by_client` counters, and the `accepted` / `duplicate` counters of the
+    // events (only the store knows which are duplicates). (Until 2026-11-27 a replay counted neither
+    // clamped, skewed nor client-dropped events: the data-health view missed them.) On
     // DuckDB that is one transaction; on ClickHouse the removal follows the inserts, and a replay run again
     // after a crash between them finds its events stored and writes the same replacement ids, which the
     // store does not store twice. (Until 2026-11-27 the removal was a second call: a crash before it left
@@ -181,7 +191,7 @@ export async function replayQuarantine(
     const { statuses } = await store.write({
       events,
       quarantine,
-      counters: [],
+      counters: counters.toArray(),
       statusCounters: true,
       removeQuarantine: done,
     });
@@ -192,6 +202,7 @@ export async function replayQuarantine(
     events = [];
     quarantine = [];
     done = [];
+    counters = new CounterSet();
   };
 
   for (const entry of entries) {
@@ -229,6 +240,8 @@ export async function replayQuarantine(
       });
     }
     for (const e of prepared.events) events.push(e);
+    for (const c of prepared.counters.toArray())
+      if (c.kind !== 'rejected') counters.add(c.day, c.app, c.kind as CounterKind, c.reason, c.count);
     done.push(entry.id);
     if (events.length >= CHUNK_EVENTS) await flush();
   }

@@ -627,6 +627,65 @@ export function testStore(
         expect(await store.removeQuarantine([])).toBe(0);
       });
 
+      it('filters by receive time (since inclusive, until exclusive) and pages after a position, either order', async () => {
+        const store = await fresh();
+        const app = uniqueId('app');
+        const t = round(Date.now() - 60_000);
+        const p = Math.max(precision, 1);
+        // Two entries share a receive time: a page may end between them.
+        const times = [t, t + p, t + p, t + 2 * p, t + 3 * p];
+        await store.write(
+          batch({ quarantine: times.map((receivedAt) => sampleQuarantine({ app, receivedAt })) }),
+        );
+        const all = await store.listQuarantine({ app });
+        expect(all).toHaveLength(5);
+        const ids = (entries: readonly { id: string }[]) => entries.map((e) => e.id);
+        expect(ids(await store.listQuarantine({ app, since: t + p }))).toEqual(ids(all.slice(1)));
+        expect(ids(await store.listQuarantine({ app, until: t + 2 * p }))).toEqual(ids(all.slice(0, 3)));
+        expect(ids(await store.listQuarantine({ app, since: t + p, until: t + 3 * p }))).toEqual(
+          ids(all.slice(1, 4)),
+        );
+        expect(await store.listQuarantine({ app, since: t + 4 * p })).toEqual([]);
+        // Read in pages of two, both ways: every entry once, in order, whichever page a tie falls on.
+        for (const newestFirst of [false, true]) {
+          const pages: string[][] = [];
+          let after: { receivedAt: number; id: string } | undefined;
+          for (;;) {
+            const page = await store.listQuarantine({
+              app,
+              limit: 2,
+              newestFirst,
+              ...(after ? { after } : {}),
+            });
+            if (page.length === 0) break;
+            pages.push(ids(page));
+            const last = page[page.length - 1]!;
+            after = { receivedAt: last.receivedAt, id: last.id };
+          }
+          expect(pages.map((page) => page.length)).toEqual([2, 2, 1]);
+          expect(pages.flat()).toEqual(newestFirst ? ids(all).reverse() : ids(all));
+        }
+        // Paging within a time range.
+        const newest = await store.listQuarantine({ app, newestFirst: true, until: t + 3 * p, limit: 1 });
+        expect(ids(newest)).toEqual([all[3]!.id]);
+        expect(
+          ids(
+            await store.listQuarantine({
+              app,
+              newestFirst: true,
+              since: t + p,
+              until: t + 3 * p,
+              after: { receivedAt: newest[0]!.receivedAt, id: newest[0]!.id },
+            }),
+          ),
+        ).toEqual([all[2]!.id, all[1]!.id]);
+        for (const filter of [{ since: 1.5 }, { until: Number.NaN }, { after: { receivedAt: t, id: 5 } }]) {
+          await expect(store.listQuarantine({ app, ...(filter as object) })).rejects.toMatchObject({
+            code: 'TMK_ERR_BAD_PARAMETER',
+          });
+        }
+      });
+
       it('removes entries with a write; an entry given with an id is stored once, also when written again', async () => {
         const store = await fresh();
         const app = uniqueId('app');

@@ -201,11 +201,27 @@ export interface DeliveredEvents {
 }
 
 export interface QuarantineFilter {
+  /** Entries of this app; `''`: entries of no app (a request refused before anything named its app). */
   readonly app?: string;
   readonly reason?: string;
+  /** Entries received at or after this time (epoch ms, an integer). */
+  readonly since?: number;
+  /** Entries received before this time (epoch ms, an integer; exclusive). */
+  readonly until?: number;
+  /**
+   * Entries after this one in the list's order (older with `newestFirst`, else newer): the next page of a
+   * list read in pages, which entries quarantined meanwhile do not shift. The entry need not be stored.
+   */
+  readonly after?: QuarantinePosition;
   readonly limit?: number;
   /** Newest first (by received time, then id, both descending), as people read a list; oldest first by default. */
   readonly newestFirst?: boolean;
+}
+
+/** Where a list of quarantine entries stopped: the last entry's receive time and id (`QuarantineFilter.after`). */
+export interface QuarantinePosition {
+  readonly receivedAt: number;
+  readonly id: string;
 }
 
 export interface ExportOptions {

@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { rephrased, TelemarkError } from '../../errors.js';
+import { eraseInstall, type InstallErasureReport } from '../../pipeline/erasure.js';
+import { createEventBuilder } from '../../pipeline/event-builder.js';
+import { resolveInstallIdKey } from '../../pipeline/install-id-key.js';
 import { openDataDirStore, storeHasApp } from '../../store/index.js';
-import type { InstallErasure } from '../../store/types.js';
 import { callApi, refuseStoreFlagsWithUrl } from '../api-client.js';
 import { CONFIG_FLAG_HELP, DATA_FLAG_HELP, type DataDirFlags, dataDirOf } from '../data-dir.js';
 
@@ -12,10 +14,7 @@ interface DeleteFlags extends DataDirFlags {
   readonly json?: boolean;
 }
 
-export interface DeleteReport extends InstallErasure {
-  readonly app: string;
-  readonly installId: string;
-}
+export type DeleteReport = InstallErasureReport;
 
 /**
  * Erase one install of one app from a stopped collector's data directory. A data directory without
@@ -35,7 +34,10 @@ async function deleteFromDataDir(
   });
   try {
     const appKnown = await storeHasApp(store, app);
-    const report = { app, installId, ...(await store.deleteInstall(app, installId)) };
+    // The key pseudonyms were made with, if one was ever made (never created here: none means none).
+    const key = resolveInstallIdKey(dataDir);
+    const storedIdOf = key ? createEventBuilder({ installIdKey: key.key }).installId : undefined;
+    const report = await eraseInstall(store, app, installId, storedIdOf);
     if (!appKnown)
       warn(
         `telemark: warning: no data for app ${JSON.stringify(app)} in ${dataDir} (no events, no quarantine entries): check --app\n`,
@@ -51,13 +53,21 @@ async function deleteFromDataDir(
  * The collector refuses an app it neither registers nor holds data of (`TMK_ERR_UNKNOWN_APP`).
  */
 async function deleteThroughApi(app: string, installId: string, url: string): Promise<DeleteReport> {
+  // The collector maps the id to its pseudonym itself: only it holds the key (docs/privacy.md).
   const answer = (await callApi(url, 'erasures', {
     method: 'POST',
     body: { app, installId },
   }).catch((error: unknown) => {
     throw rephrased(error, { TMK_ERR_UNKNOWN_APP: 'erasure' });
   })) as Partial<DeleteReport>;
-  return { app, installId, events: Number(answer.events ?? 0), quarantine: Number(answer.quarantine ?? 0) };
+  const storedAs = typeof answer.storedAs === 'string' ? answer.storedAs : undefined;
+  return {
+    app,
+    installId,
+    ...(storedAs ? { storedAs } : {}),
+    events: Number(answer.events ?? 0),
+    quarantine: Number(answer.quarantine ?? 0),
+  };
 }
 
 /**
@@ -105,7 +115,8 @@ export function registerDeleteCommand(program: Command): void {
         flags.json
           ? `${JSON.stringify(report)}\n`
           : `Deleted ${report.events} event${report.events === 1 ? '' : 's'} and ${report.quarantine} quarantine ` +
-              `entr${report.quarantine === 1 ? 'y' : 'ies'} of install ${shown(report.installId)} (app ${shown(report.app)}) from ${where}.\n`,
+              `entr${report.quarantine === 1 ? 'y' : 'ies'} of install ${shown(report.installId)}` +
+              `${report.storedAs ? ` (stored as ${report.storedAs})` : ''} (app ${shown(report.app)}) from ${where}.\n`,
       );
     });
 }

@@ -1,7 +1,10 @@
 import type { Command } from 'commander';
+import { MAX_QUARANTINE_PAGE, parseQuarantineTime, TIME_RULE } from '../../api/quarantine-query.js';
 import { openStore } from '../../config/open-store.js';
 import { loadServeConfig, type ServeConfig } from '../../config/serve-config.js';
 import { rephrased, TelemarkError } from '../../errors.js';
+import { createEventBuilder } from '../../pipeline/event-builder.js';
+import { resolveInstallIdKey } from '../../pipeline/install-id-key.js';
 import { type ReplayReport, replayQuarantine } from '../../pipeline/replay.js';
 import { initFailure } from '../../store/index.js';
 import type { Store, StoredQuarantineEntry } from '../../store/types.js';
@@ -18,20 +21,24 @@ interface StoreFlags {
   readonly clickhousePassword?: string;
 }
 
-interface ListFlags extends StoreFlags {
+/** The entries a command takes: `--app` (`false`: `--no-app`, entries of no app), `--reason`, `--since`, `--until`. */
+interface FilterFlags {
+  readonly app?: string | false;
+  readonly reason?: string;
+  readonly since?: string;
+  readonly until?: string;
+}
+
+interface ListFlags extends StoreFlags, FilterFlags {
   /** A running collector, through its API (docs/api.md), instead of a store opened here. */
   readonly url?: string;
-  readonly app?: string;
-  readonly reason?: string;
   readonly limit?: string;
   readonly json?: boolean;
 }
 
-interface ReplayFlags extends StoreFlags {
+interface ReplayFlags extends StoreFlags, FilterFlags {
   /** A running collector, which replays with its own catalogs (docs/api.md). */
   readonly url?: string;
-  readonly app?: string;
-  readonly reason?: string;
 }
 
 function configFrom(flags: StoreFlags): ServeConfig {
@@ -119,17 +126,74 @@ const STORE_FLAGS = [
 ] as const satisfies readonly (keyof StoreFlags)[];
 const storeFlagsOf = (flags: StoreFlags): string[] => STORE_FLAGS.filter((k) => flags[k] !== undefined);
 
-const filterOf = (flags: { readonly app?: string; readonly reason?: string }) => ({
-  ...(flags.app ? { app: flags.app } : {}),
-  ...(flags.reason ? { reason: flags.reason } : {}),
+interface Filter {
+  readonly app?: string;
+  readonly reason?: string;
+  readonly since?: number;
+  readonly until?: number;
+}
+
+/**
+ * The filter of the flags, every problem reported at once. `--no-app` and `--app ''` select the entries
+ * of no app (until 2026-11-27 `--app ''` selected every entry); `--since` / `--until` bound when an entry
+ * was quarantined (its receive time: `--since` inclusive, `--until` exclusive).
+ */
+function filterOf(flags: FilterFlags): Filter {
+  const problems: string[] = [];
+  const time = (flag: string, value: string | undefined): number | undefined => {
+    if (value === undefined) return undefined;
+    const ms = parseQuarantineTime(value);
+    if (ms === undefined) problems.push(`${flag} ${JSON.stringify(value)}: give ${TIME_RULE}`);
+    return ms;
+  };
+  const since = time('--since', flags.since);
+  const until = time('--until', flags.until);
+  if (since !== undefined && until !== undefined && since >= until)
+    problems.push('--since must be before --until');
+  if (problems.length > 0) throw new TelemarkError('TMK_ERR_BAD_PARAMETER', problems.join('; '));
+  return {
+    ...(flags.app !== undefined ? { app: flags.app === false ? '' : flags.app } : {}),
+    ...(flags.reason ? { reason: flags.reason } : {}),
+    ...(since !== undefined ? { since } : {}),
+    ...(until !== undefined ? { until } : {}),
+  };
+}
+
+/** The filter as the API's query parameters (times as ISO text, which the API parses back exactly). */
+const paramsOf = (filter: Filter): Record<string, string> => ({
+  ...(filter.app !== undefined ? { app: filter.app } : {}),
+  ...(filter.reason !== undefined ? { reason: filter.reason } : {}),
+  ...(filter.since !== undefined ? { since: new Date(filter.since).toISOString() } : {}),
+  ...(filter.until !== undefined ? { until: new Date(filter.until).toISOString() } : {}),
 });
+
+/**
+ * The newest `limit` entries from a running collector: page after page (the API's pages hold at most
+ * 1000; until 2026-11-27 a larger `--limit` was refused), each asking for what is still wanted.
+ */
+async function listFromApi(url: string, filter: Filter, limit: number): Promise<StoredQuarantineEntry[]> {
+  const entries: StoredQuarantineEntry[] = [];
+  let cursor: string | undefined;
+  do {
+    const answer = (await callApi(url, 'quarantine', {
+      params: {
+        ...paramsOf(filter),
+        limit: String(Math.min(limit - entries.length, MAX_QUARANTINE_PAGE)),
+        ...(cursor !== undefined ? { cursor } : {}),
+      },
+    })) as { entries?: StoredQuarantineEntry[]; next?: string };
+    entries.push(...(answer.entries ?? []));
+    cursor = answer.next;
+  } while (cursor !== undefined && entries.length < limit);
+  return entries;
+}
 
 export async function quarantineList(
   flags: ListFlags,
   out: NodeJS.WritableStream = process.stdout,
 ): Promise<void> {
   const limit = flags.limit === undefined ? 50 : Number(flags.limit);
-  if (!Number.isInteger(limit) || limit < 1)
+  if (!/^\d+$/.test(flags.limit ?? '50') || !Number.isSafeInteger(limit) || limit < 1)
     throw new TelemarkError(
       'TMK_ERR_BAD_PARAMETER',
       `--limit must be a positive integer, got "${flags.limit}"`,
@@ -138,12 +202,7 @@ export async function quarantineList(
   let entries: StoredQuarantineEntry[];
   if (flags.url !== undefined) {
     refuseStoreFlagsWithUrl(storeFlagsOf(flags));
-    const answer = (await callApi(flags.url, 'quarantine', {
-      params: { ...filter, limit: String(limit) },
-    })) as {
-      entries?: StoredQuarantineEntry[];
-    };
-    entries = answer.entries ?? [];
+    entries = await listFromApi(flags.url, filter, limit);
   } else
     entries = await withStore(configFrom(flags), 'read', (store) =>
       store.listQuarantine({ ...filter, limit, newestFirst: true }),
@@ -161,13 +220,16 @@ export async function quarantineReplay(
     refuseStoreFlagsWithUrl(storeFlagsOf(flags));
     report = (await callApi(flags.url, 'quarantine/replay', {
       method: 'POST',
-      params: filter,
+      params: paramsOf(filter),
     })) as ReplayReport;
   } else {
     const config = configFrom(flags);
-    report = await withStore(config, 'write', (store) =>
-      replayQuarantine(store, config.registry, filter, { limits: config.limits }),
-    );
+    report = await withStore(config, 'write', (store) => {
+      // Stored install ids are pseudonymised with the deployment's key, as the collector would.
+      const installIdKey = resolveInstallIdKey(config.dataDir, { create: true })?.key;
+      const builder = createEventBuilder(installIdKey ? { installIdKey } : {});
+      return replayQuarantine(store, config.registry, filter, { limits: config.limits, builder });
+    });
   }
   out.write(replaySummary(report));
 }
@@ -226,7 +288,13 @@ export function registerQuarantineCommands(program: Command): void {
       .command('list')
       .description('List quarantined inputs, newest first.')
       .option('--app <app>', 'only this app')
+      .option(
+        '--no-app',
+        "only entries of no app (whole requests refused, messages without a write key); also --app ''",
+      )
       .option('--reason <reason>', 'only this reason (e.g. unknown_event, TMK_ERR_BODY_UNPARSEABLE)')
+      .option('--since <time>', `only entries quarantined at or after this time: ${TIME_RULE}`)
+      .option('--until <time>', 'only entries quarantined before this time (same form)')
       .option('--limit <n>', 'at most this many', '50')
       .option('--json', 'print JSON (with the raw input) instead of a table')
       .option(
@@ -239,7 +307,10 @@ export function registerQuarantineCommands(program: Command): void {
       .command('replay')
       .description('Re-validate quarantined inputs with the current catalogs; store what passes now.')
       .option('--app <app>', 'only this app')
+      .option('--no-app', 'only entries of no app')
       .option('--reason <reason>', 'only this reason')
+      .option('--since <time>', `only entries quarantined at or after this time: ${TIME_RULE}`)
+      .option('--until <time>', 'only entries quarantined before this time (same form)')
       .option(
         '--url <url>',
         'a running collector, which replays with its own catalogs (token in TELEMARK_ADMIN_TOKEN)',

@@ -21,8 +21,9 @@ import { builtModuleUrl } from '../../built-module.js';
 import { TelemarkError } from '../../errors.js';
 import { quotedInstallId } from '../erasure.js';
 import { createJournaledDriver } from '../journal/journaled-store.js';
+import { quarantineListing } from '../quarantine-filter.js';
 import { createRuntimeStore } from '../runtime-store.js';
-import { clickhouseLiteral, renderClickHouse, type Sql } from '../sql.js';
+import { clickhouseLiteral, renderClickHouse, type Sql, sql } from '../sql.js';
 import type {
   ExportOptions,
   IngestCounter,
@@ -976,24 +977,12 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
     },
 
     async listQuarantine(filter: QuarantineFilter): Promise<StoredQuarantineEntry[]> {
-      const where: string[] = [];
-      if (filter.app !== undefined) where.push(`app = ${literal(filter.app)}`);
-      if (filter.reason !== undefined) where.push(`reason = ${literal(filter.reason)}`);
-      let limit = '';
-      if (filter.limit !== undefined) {
-        if (!Number.isSafeInteger(filter.limit) || filter.limit < 0)
-          throw new TelemarkError(
-            'TMK_ERR_BAD_PARAMETER',
-            `limit must be a non-negative integer, got ${filter.limit}`,
-          );
-        limit = ` LIMIT ${filter.limit}`;
-      }
+      const listing = renderClickHouse(quarantineListing(filter, (ms) => sql`${ms}`));
       await settled();
       try {
         const found = await rows<Record<string, unknown>>(
           client(),
-          `SELECT id, app, received_at, protocol, reason, detail, message_id, event, raw FROM quarantine
-           ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ${filter.newestFirst ? 'received_at DESC, id DESC' : 'received_at, id'}${limit}`,
+          `SELECT id, app, received_at, protocol, reason, detail, message_id, event, raw FROM quarantine ${listing}`,
           readSettings,
         );
         return found.map((r) => ({

@@ -30,9 +30,10 @@ import { makeDirectory } from '../../directories.js';
 import { TelemarkError } from '../../errors.js';
 import { quotedInstallId } from '../erasure.js';
 import { CSV_FORMULA_STARTS, checkExportOptions } from '../export-options.js';
+import { quarantineListing } from '../quarantine-filter.js';
 import { checkBatchRows, invalidRow } from '../row-check.js';
 import { createRuntimeStore } from '../runtime-store.js';
-import { renderDuckDB, type Sql } from '../sql.js';
+import { renderDuckDB, type Sql, sql } from '../sql.js';
 import type {
   ExportOptions,
   IngestCounter,
@@ -1440,34 +1441,12 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     },
 
     async listQuarantine(filter: QuarantineFilter): Promise<StoredQuarantineEntry[]> {
-      const where: string[] = [];
-      const params: unknown[] = [];
-      if (filter.app !== undefined) {
-        params.push(filter.app);
-        where.push(`app = $${params.length}`);
-      }
-      if (filter.reason !== undefined) {
-        params.push(filter.reason);
-        where.push(`reason = $${params.length}`);
-      }
-      let limit = '';
-      if (filter.limit !== undefined) {
-        if (!Number.isSafeInteger(filter.limit) || filter.limit < 0) {
-          throw new TelemarkError(
-            'TMK_ERR_BAD_PARAMETER',
-            `limit must be a non-negative integer, got ${filter.limit}`,
-          );
-        }
-        params.push(filter.limit);
-        limit = ` LIMIT $${params.length}`;
-      }
-      await settle();
-      const rows = await readRows(
-        `SELECT id, app, epoch_ms(received_at) AS received_at, protocol, reason, detail, message_id, event, raw
-         FROM quarantine ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-         ORDER BY ${filter.newestFirst ? 'received_at DESC, id DESC' : 'received_at, id'}${limit}`,
-        params,
+      const listing = renderDuckDB(
+        sql`SELECT id, app, epoch_ms(received_at) AS received_at, protocol, reason, detail, message_id, event, raw
+         FROM quarantine ${quarantineListing(filter, (ms) => sql`epoch_ms(${ms}::BIGINT)`)}`,
       );
+      await settle();
+      const rows = await readRows(listing.text, listing.params);
       return rows.map((r) => ({
         id: r.id as string,
         app: r.app as string,
