@@ -1,12 +1,16 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { bearer, ourMessage, postJson, runCli, startInProcess, tempDir } from './_helpers.js';
+import { bearer, CLI, ourMessage, postJson, runCli, startInProcess, tempDir } from './_helpers.js';
 
 const telemark = (cwd: string, ...args: string[]) => runCli(args, { cwd });
 
-/** Text a client chose, which a spreadsheet would run as a formula if a CSV cell started with it. */
-const FORMULAS = ['=HYPERLINK("http://evil.example","x")', '+1+2', '-2+3', '@SUM(A1)'];
+/**
+ * Text a client chose, which a spreadsheet would run as a formula if a CSV cell started with it. (No URL
+ * in it: an install id the scrubber would change, a host name included, is stored as its pseudonym.)
+ */
+const FORMULAS = ['=HYPERLINK(A1&"x","x")', '+1+2', '-2+3', '@SUM(A1)'];
 
 let dataDir: string;
 beforeAll(async () => {
@@ -63,5 +67,98 @@ describe('telemark export --out -', () => {
     expect(JSON.parse(run.stdout.split('\n')[0]!)).toMatchObject({ app: 'mytool', event: 'run' });
     expect(run.stderr).toBe('Exported 5 events to stdout.\n');
     expect(fs.readdirSync(cwd)).toEqual([]);
+  });
+});
+
+describe('telemark export --from/--to', () => {
+  it('reads a time without an offset as UTC, whatever the machine’s zone, and refuses dates that do not exist', async () => {
+    const day = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+    const midnight = Date.parse(`${day}T00:00:00.000Z`);
+    const c = await startInProcess();
+    try {
+      const at = (id: string, ms: number) => ourMessage(id, { timestamp: new Date(ms).toISOString() });
+      const batch = [at('before', midnight - 1), at('midnight', midnight), at('hour', midnight + 3_600_000)];
+      expect((await postJson(`${c.url}/v1/batch`, { batch }, bearer())).status).toBe(200);
+    } finally {
+      await c.stop();
+    }
+    // New York is 5 hours behind UTC in winter, 4 in summer: either way `T00:00` read locally misses midnight.
+    const env = { ...process.env, TZ: 'America/New_York' };
+    const ids = async (...bounds: string[]) => {
+      const run = await runCli(
+        ['export', '--data', c.dataDir, '--format', 'ndjson', '--out', '-', ...bounds],
+        {
+          env,
+        },
+      );
+      expect(run.code, run.stderr).toBe(0);
+      return run.stdout
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line).message_id as string);
+    };
+    expect(await ids('--from', `${day}T00:00:00`, '--to', `${day}T01:00`)).toEqual(['midnight']);
+    expect(await ids('--from', day, '--to', `${day} 01:00:00.000`)).toEqual(['midnight']);
+    expect(await ids('--from', `${day}T05:00:00+05:00`, '--to', `${day}T01:00:00.0001Z`)).toEqual([
+      'midnight',
+      'hour',
+    ]);
+    expect(await ids('--to', `${day}T00:00:00.000`)).toEqual(['before']);
+
+    const refused = await runCli(
+      ['export', '--data', c.dataDir, '--format', 'ndjson', '--out', '-', '--from', '2026-02-31'],
+      { env },
+    );
+    expect(refused).toMatchObject({ code: 1, stdout: '' });
+    expect(refused.stderr).toContain('[TMK_ERR_BAD_PARAMETER]');
+    expect(refused.stderr).toContain('--from "2026-02-31"');
+  });
+});
+
+describe('telemark export --out - into a reader that went away', () => {
+  it('exits as cat would (141), with no error and no summary, and leaves no scratch file', async () => {
+    const tmp = tempDir();
+    const child = spawn(
+      process.execPath,
+      [CLI, 'export', '--data', dataDir, '--format', 'ndjson', '--out', '-'],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: tmp } },
+    );
+    // The reader closes before the first byte: every write fails with EPIPE.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    expect(stderr).toBe('');
+    expect(code).toBe(141);
+    expect(fs.readdirSync(tmp)).toEqual([]);
+  });
+});
+
+describe('telemark export --out inside the data directory', () => {
+  it('is refused before anything is written: the database, its key and its intake stay intact', async () => {
+    const copy = tempDir();
+    fs.cpSync(dataDir, copy, { recursive: true });
+    const files = fs.readdirSync(copy).sort();
+    const database = join(copy, 'telemark.duckdb');
+    const before = fs.readFileSync(database);
+    for (const out of [
+      database,
+      join(copy, 'install-id-key'),
+      join(copy, '..x'),
+      join(copy, 'new', 'x.csv'),
+    ]) {
+      const run = await telemark(copy, 'export', '--data', copy, '--format', 'csv', '--out', out);
+      expect(run.code, out).toBe(1);
+      expect(run.stderr).toContain('[TMK_ERR_BAD_PARAMETER]');
+      expect(run.stderr).toContain('inside the data directory');
+    }
+    expect(fs.readdirSync(copy).sort()).toEqual(files);
+    expect(fs.readFileSync(database).equals(before)).toBe(true);
+    const again = await telemark(copy, 'export', '--data', copy, '--format', 'ndjson', '--out', '-');
+    expect(again.code).toBe(0);
+    expect(again.stdout.trim().split('\n')).toHaveLength(5);
   });
 });

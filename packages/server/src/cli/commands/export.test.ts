@@ -14,7 +14,8 @@ describe('telemark export on a data directory a collector holds', () => {
     const collector = createDuckDBStore({ path: duckdbPathFor(dataDir) });
     await collector.init();
     try {
-      const out = path.join(dataDir, 'events.ndjson');
+      // Outside the data directory: an --out inside it is refused before the store is opened.
+      const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-out-')), 'events.ndjson');
       const refused = exportFromDataDir({ format: 'ndjson', out, data: dataDir });
       await expect(refused).rejects.toMatchObject({
         code: 'TMK_ERR_STORE_LOCKED',

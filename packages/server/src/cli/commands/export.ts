@@ -1,7 +1,7 @@
-import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { rephrased, TelemarkError } from '../../errors.js';
 import { openDataDirStore } from '../../store/index.js';
@@ -18,13 +18,51 @@ interface ExportFlags extends DataDirFlags {
   readonly to?: string;
 }
 
-/** `2026-01-01` (UTC midnight), a full ISO 8601 time, or epoch milliseconds. */
+/**
+ * `2026-01-31T10:00:00[.123][Z|±hh:mm]` (`T` or a space; seconds optional), `2026-01-31` (UTC midnight), or
+ * epoch ms. A time without an offset is UTC, as the exported times are: `Date.parse` would read it in the
+ * machine's zone (a date alone in UTC), so `--from 2026-01-31T00:00` and `--from 2026-01-31` differed by
+ * the zone's offset. Dates that do not exist (`2026-02-31`) are refused rather than rolled over.
+ */
+const TIME_FLAG =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?)?$/i;
+
+function parseTimeFlag(value: string): number | undefined {
+  if (/^-?\d+$/.test(value)) return Number(value);
+  const m = TIME_FLAG.exec(value.trim());
+  if (!m) return undefined;
+  const [year, month, day, hour = 0, minute = 0, second = 0] = m.slice(1, 7).map((v) => Number(v ?? 0));
+  const local = Date.UTC(year!, month! - 1, day!, hour, minute, second);
+  const d = new Date(local);
+  if (
+    d.getUTCFullYear() !== year ||
+    d.getUTCMonth() !== month! - 1 ||
+    d.getUTCDate() !== day ||
+    hour > 23 ||
+    minute > 59 ||
+    second > 59
+  )
+    return undefined;
+  // Below a millisecond: the next one, so `from ≤ ts < to` holds for millisecond times either way.
+  const fraction = m[7] ? Math.ceil(Number(`0.${m[7]}`) * 1000 - 1e-9) : 0;
+  const zone = m[8]?.toUpperCase();
+  let offset = 0;
+  if (zone && zone !== 'Z') {
+    const digits = zone.slice(1).replace(':', '');
+    const [h, min] = [Number(digits.slice(0, 2)), Number(digits.slice(2))];
+    if (h > 23 || min > 59) return undefined;
+    offset = (zone.startsWith('-') ? -1 : 1) * (h * 60 + min) * 60_000;
+  }
+  return local + fraction - offset;
+}
+
+/** `--from`/`--to`: see `parseTimeFlag`. */
 function parseTime(flag: string, value: string | undefined, problems: string[]): number | undefined {
   if (value === undefined) return undefined;
-  const ms = /^-?\d+$/.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isFinite(ms)) {
+  const ms = parseTimeFlag(value);
+  if (ms === undefined || !Number.isFinite(ms)) {
     problems.push(
-      `${flag} ${JSON.stringify(value)}: give a date (2026-01-31), an ISO time or epoch milliseconds`,
+      `${flag} ${JSON.stringify(value)}: give a date (2026-01-31), an ISO time (2026-01-31T10:00:00Z; UTC without an offset) or epoch milliseconds`,
     );
     return undefined;
   }
@@ -52,6 +90,54 @@ export function exportOptionsFromFlags(flags: ExportFlags): ExportOptions {
 }
 
 /**
+ * Copy the finished export to `out`. False when the reader went away before the end (EPIPE: `| head`):
+ * not a failure of the export, nor a bug, so no error; the command then exits as `cat` would (SIGPIPE's
+ * 141) without a summary, which would claim rows nobody read.
+ */
+async function copyOut(file: string, out: NodeJS.WritableStream): Promise<boolean> {
+  try {
+    await pipeline(fs.createReadStream(file), out, { end: false });
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPIPE') throw error;
+    // Writes still queued fail the same way later: they must not surface as an uncaught error.
+    out.on('error', () => undefined);
+    return false;
+  }
+}
+
+/** A path with its existing directories resolved (symlinks included); the missing rest kept as given. */
+function realOrResolved(target: string): string {
+  const missing: string[] = [];
+  let at = path.resolve(target);
+  for (;;) {
+    try {
+      return path.join(fs.realpathSync(at), ...missing);
+    } catch {
+      const parent = path.dirname(at);
+      if (parent === at) return path.resolve(target);
+      missing.unshift(path.basename(at));
+      at = parent;
+    }
+  }
+}
+
+/**
+ * The export replaces the file at `--out`: inside the data directory that could be the database, its WAL,
+ * an intake segment or the install-id key, destroyed by a mistyped path. Refused before anything opens.
+ */
+function refuseInside(dataDir: string, out: string): void {
+  const relative = path.relative(realOrResolved(dataDir), realOrResolved(out));
+  const outside = relative === '..' || relative.startsWith(`..${path.sep}`) || path.isAbsolute(relative);
+  if (!outside) {
+    throw new TelemarkError(
+      'TMK_ERR_BAD_PARAMETER',
+      `--out ${out} is inside the data directory ${dataDir}, whose files the export would replace; write it elsewhere`,
+    );
+  }
+}
+
+/**
  * Export events from a stopped collector's data directory, opened read-only. Returns the rows written.
  * `--out -` is stdout: the stores write files (renamed into place), so the export goes to a private
  * directory first and is copied out from there.
@@ -59,7 +145,7 @@ export function exportOptionsFromFlags(flags: ExportFlags): ExportOptions {
 export async function exportFromDataDir(
   flags: ExportFlags,
   stdout: NodeJS.WritableStream = process.stdout,
-): Promise<{ rows: number; path: string }> {
+): Promise<{ rows: number; path: string; readerGone?: true }> {
   const scratch = flags.out === '-' ? fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-export-')) : undefined;
   try {
     const options = exportOptionsFromFlags(
@@ -69,6 +155,7 @@ export async function exportFromDataDir(
       flags,
       'export it with ClickHouse itself (SELECT … FORMAT Parquet), or ask the running collector: telemark query --url',
     );
+    if (!scratch) refuseInside(dataDir, options.path);
     const store = await openDataDirStore(dataDir, { readOnly: true }).catch((error: unknown) => {
       throw rephrased(error, { TMK_ERR_STORE_LOCKED: 'export' });
     });
@@ -79,10 +166,7 @@ export async function exportFromDataDir(
       await store.close();
     }
     if (!scratch) return { rows, path: options.path };
-    for await (const chunk of fs.createReadStream(options.path)) {
-      if (!stdout.write(chunk as Buffer)) await once(stdout, 'drain');
-    }
-    return { rows, path: '-' };
+    return { rows, path: '-', ...((await copyOut(options.path, stdout)) ? {} : { readerGone: true }) };
   } finally {
     if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
   }
@@ -96,12 +180,19 @@ export function registerExportCommand(program: Command): void {
     .requiredOption('--format <format>', `output format: ${FORMATS.join(' | ')}`)
     .requiredOption('--out <file>', 'the file to write (replaced if it exists); - for stdout')
     .option('--app <name>', 'only this app')
-    .option('--from <time>', 'only events at or after this event time (2026-01-31, ISO time or epoch ms)')
+    .option(
+      '--from <time>',
+      'only events at or after this event time (2026-01-31, ISO time, UTC without an offset, or epoch ms)',
+    )
     .option('--to <time>', 'only events before this event time')
     .option('--data <dir>', `${DATA_FLAG_HELP} (the collector must be stopped)`)
     .option('--config <file>', CONFIG_FLAG_HELP)
     .action(async (flags: ExportFlags) => {
-      const { rows, path: written } = await exportFromDataDir(flags);
+      const { rows, path: written, readerGone } = await exportFromDataDir(flags);
+      if (readerGone) {
+        process.exitCode = 141;
+        return;
+      }
       // With the export on stdout, the summary must not end up inside it.
       (written === '-' ? process.stderr : process.stdout).write(
         `Exported ${rows} event${rows === 1 ? '' : 's'} to ${written === '-' ? 'stdout' : written}.\n`,
