@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openStore } from '../../packages/server/src/config/open-store.js';
-import { resolveServeConfig } from '../../packages/server/src/config/serve-config.js';
+import { resolveServeConfig, type ServeConfig } from '../../packages/server/src/config/serve-config.js';
 import { type Collector, createCollector } from '../../packages/server/src/http/collector.js';
 import type { Store } from '../../packages/server/src/store/types.js';
 
@@ -91,6 +91,8 @@ export interface InProcess {
   readonly collector: Collector;
   readonly store: Store;
   readonly dataDir: string;
+  /** The collector's resolved configuration (its registry, limits…). */
+  readonly config: ServeConfig;
   readonly logs: string[];
   stop(): Promise<{ readonly clean: boolean }>;
 }
@@ -121,7 +123,7 @@ export async function startInProcess(
   });
   options.beforeListen?.(collector);
   const url = await collector.listen();
-  return { url, collector, store: real, dataDir, logs, stop: () => collector.shutdown() };
+  return { url, collector, store: real, dataDir, config, logs, stop: () => collector.shutdown() };
 }
 
 /** Open a stopped collector's data dir to look at what it stored. */

@@ -5,7 +5,7 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from '../../packages/server/src/store/sql.js';
-import { bearer, type InProcess, ourMessage, postJson, startInProcess } from './_helpers.js';
+import { bearer, type InProcess, MYTOOL_KEY, ourMessage, postJson, startInProcess } from './_helpers.js';
 
 /** Send raw bytes on a new connection; resolves with what came back once the server closed it. */
 const raw = (url: string, bytes: string): Promise<string> =>
@@ -48,6 +48,9 @@ describe('refusals in /metrics', () => {
           expect(text).toContain(`telemark_events_total{app="${app}",status="${status}",reason=""} 0\n`);
       expect(text).toContain('telemark_events_clamped_total{app="mytool"} 0\n');
       expect(text).toContain('telemark_events_skewed_total{app="mytool"} 0\n');
+      // A store's first failed commit shows in increase() only if its series was there before it.
+      for (const result of ['ok', 'error'])
+        expect(text).toContain(`telemark_commit_duration_seconds_count{result="${result}"} 0\n`);
     } finally {
       await fresh.stop();
     }
@@ -106,5 +109,32 @@ describe('refusals in /metrics', () => {
     const after = await scrape(c.url);
     expect(sample(after, badHttp) - sample(before, badHttp)).toBe(1);
     expect(sample(after, timeout) - sample(before, timeout)).toBe(1);
+  });
+
+  it('counts a request whose client closed its side mid-body once, on its route, not also as bad HTTP', async () => {
+    const badHttp = 'telemark_requests_rejected_total{route="",code="TMK_ERR_BAD_HTTP"}';
+    const cut = 'telemark_requests_rejected_total{route="batch",code="TMK_ERR_BODY_TIMEOUT"}';
+    const before = await scrape(c.url);
+    const { hostname, port } = new URL(c.url);
+    const socket = connect(Number(port), hostname);
+    socket.on('error', () => undefined);
+    socket.resume();
+    socket.write(
+      `POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${MYTOOL_KEY}\r\n` +
+        'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"batch":[',
+    );
+    // The route has the request (its body being read) before the client ends its side.
+    while (!/telemark_ingest_requests_in_flight 1\n/.test(await scrape(c.url)))
+      await new Promise((r) => setTimeout(r, 10));
+    socket.end();
+    let after = await scrape(c.url);
+    while (sample(after, cut) === sample(before, cut)) {
+      await new Promise((r) => setTimeout(r, 10));
+      after = await scrape(c.url);
+    }
+    expect(sample(after, cut) - sample(before, cut)).toBe(1);
+    // Node's parser reported the early end too (HPE_INVALID_EOF_STATE): counted there, it was counted twice.
+    expect(sample(after, badHttp) - sample(before, badHttp)).toBe(0);
+    socket.destroy();
   });
 });

@@ -1,7 +1,11 @@
 import { connect } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
+import { openStore } from '../../packages/server/src/config/open-store.js';
+import { resolveServeConfig } from '../../packages/server/src/config/serve-config.js';
+import { createCollector } from '../../packages/server/src/http/collector.js';
 import { sql } from '../../packages/server/src/store/sql.js';
 import {
+  baseConfig,
   bearer,
   killChildren,
   MYTOOL_KEY,
@@ -110,6 +114,45 @@ describe('graceful shutdown', () => {
     }
   });
 
+  it('logs the drain in the JSON log, which a shipper keeping only JSON lines still sees', async () => {
+    const child = await startChild(tempDir(), { log: { level: 'info' } });
+    child.proc.kill('SIGTERM');
+    expect(await child.exited).toEqual({ code: 0, signal: null });
+    const json = child
+      .output()
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    for (const entry of json)
+      expect(entry).toMatchObject({ level: expect.any(Number), time: expect.any(Number) });
+    // Without them the shutdown showed only in the plain status lines ("telemark: SIGTERM received…").
+    expect(json.find((e) => e.msg === 'shutdown: draining')).toMatchObject({ level: 30, inflight: 0 });
+    expect(json.find((e) => e.msg === 'shutdown: stopped')).toMatchObject({ level: 30 });
+  });
+
+  it('exits 1 at once on a second SIGINT during the drain, and says so in the JSON log', async () => {
+    const child = await startChild(tempDir());
+    // A request whose body never ends holds the drain (timeouts.shutdownMs is 10 s).
+    startPartialRequest(child.url, JSON.stringify({ batch: [ourMessage('held')] }), 40);
+    await untilInFlight(child.url, 1);
+    child.proc.kill('SIGINT');
+    // The first signal was taken (readiness turned 503) before the second is sent.
+    while ((await fetch(`${child.url}/readyz`)).status === 200) await new Promise((r) => setTimeout(r, 10));
+    child.proc.kill('SIGINT');
+    expect(await child.exited).toEqual({ code: 1, signal: null });
+    expect(child.output()).toContain('telemark: second SIGINT, exiting without draining');
+    const json = child
+      .output()
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    // Without it only the plain status line told it.
+    expect(json.find((e) => e.msg === 'shutdown: second signal, exiting without draining')).toMatchObject({
+      level: 40,
+      signal: 'SIGINT',
+    });
+  });
+
   it('exits 2, not 0, when the shutdown deadline comes with a request still in flight', async () => {
     const child = await startChild(tempDir(), { timeouts: { shutdownMs: 300 } });
     const body = JSON.stringify({ batch: [ourMessage('never-finished')] });
@@ -143,6 +186,53 @@ describe('graceful shutdown', () => {
     expect(head.toLowerCase()).toContain('retry-after: 5');
     expect(JSON.parse(json)).toMatchObject({ success: false, code: 'TMK_ERR_SHUTTING_DOWN' });
     expect(await child.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('closes the listener and the store when the store refuses the last commit of the drain (a full disk)', async () => {
+    let failing = false;
+    let storeClosed = false;
+    const c = await startInProcess({
+      // The real store, whose writes fail once the disk is "full".
+      wrapStore: (store) => ({
+        ...store,
+        write: (batch) =>
+          failing ? Promise.reject(new Error('ENOSPC: no space left on device')) : store.write(batch),
+        close: async () => {
+          await store.close();
+          storeClosed = true;
+        },
+      }),
+    });
+    const { hostname, port } = new URL(c.url);
+    failing = true;
+    // Refused before its body is read: its daily counter waits in memory for a commit, the drain's last.
+    const refused = await postJson(`${c.url}/v1/batch`, 'x', { ...bearer(), 'content-type': 'text/html' });
+    expect(refused.status).toBe(415);
+    // Without the fix the drain's rejection rejected the whole shutdown: listener and store left open.
+    expect(await c.collector.shutdown()).toEqual({ clean: false });
+    expect(c.collector.state()).toBe('closed');
+    expect(await accepts(Number(port), hostname)).toBe(false);
+    expect(storeClosed).toBe(true);
+    expect(c.logs.some((line) => line.includes('shutdown: the store refused the last commit'))).toBe(true);
+  });
+
+  it('closes a listener that was still opening when the stop came (a signal during start-up)', async () => {
+    const config = resolveServeConfig(baseConfig(tempDir()));
+    const store = openStore(config);
+    await store.init();
+    const collector = await createCollector({
+      config,
+      store,
+      adminToken: 'test-admin-token',
+      logStream: { write: () => true },
+    });
+    const listened = collector.listen();
+    const stopped = collector.shutdown();
+    const { hostname, port } = new URL(await listened);
+    expect(await stopped).toEqual({ clean: true });
+    // Without the fix the listener opened after the stop had closed it, and stayed open.
+    expect(collector.app.server.listening).toBe(false);
+    expect(await accepts(Number(port), hostname)).toBe(false);
   });
 
   it('does not wait past the deadline for a store that cannot close (a hung ClickHouse), and says so', async () => {

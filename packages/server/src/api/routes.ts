@@ -73,7 +73,16 @@ function rawParams(query: unknown): RawParams {
  * dashboard's session check, all behind the admin token. Every parameter is validated by the analytics
  * layer against closed lists; nothing from a request becomes SQL text.
  */
-export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+/** What the collector keeps of the query API it registered. */
+export interface ApiHandle {
+  /**
+   * Refresh an app's analytics rollup now: after retention removed events, its per-install rows of the
+   * removed days (hashed ids, counts) would otherwise stay until a dashboard or API request prompted one.
+   */
+  refreshRollup(app: string): Promise<void>;
+}
+
+export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<ApiHandle> {
   // The collector keeps the analytics rollup fresh in the background, prompted by requests (rollup.ts).
   const analytics = createAnalytics({
     store: deps.store,
@@ -185,4 +194,9 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
     },
     { prefix: API_PREFIX },
   );
+  return {
+    refreshRollup: async (name) => {
+      await analytics.refresh(name);
+    },
+  };
 }

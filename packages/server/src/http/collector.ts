@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
+  type FastifyReply,
   type FastifyRequest,
   LogController,
 } from 'fastify';
@@ -38,6 +39,9 @@ export interface CollectorOptions {
 
 /** Time a store gets to close at shutdown even when the drain used the whole deadline, ms. */
 const STORE_CLOSE_GRACE_MS = 3_000;
+
+/** A commit in flight this long makes readiness ask the store's health check, ms. */
+const COMMIT_STALL_MS = 5_000;
 
 /** Default of `backlogAlertMs`: longer than any delivery pause of a journal-first store (250 ms). */
 const BACKLOG_ALERT_MS = 30_000;
@@ -78,7 +82,14 @@ function answerClientError(
   socket: Duplex,
   refused: (code: ErrorCode) => void,
 ): void {
-  if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || !socket.writable) {
+  // The client went away, or closed its side mid-request (`HPE_INVALID_EOF_STATE`): a request whose
+  // route had it is refused and counted there (its body ended early); counted here too, it was twice.
+  if (
+    error.code === 'ECONNRESET' ||
+    error.code === 'EPIPE' ||
+    error.code === 'HPE_INVALID_EOF_STATE' ||
+    !socket.writable
+  ) {
     socket.destroy();
     return;
   }
@@ -122,8 +133,23 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
   const limiter = createRateLimiter({ maxKeys: config.rateLimitKeys });
   const quarantineLimiter = createRateLimiter({ maxKeys: 1 });
   let commitsFailing = false;
+  // When each store.write() in flight began (one per group commit, not per request): a write that hangs
+  // (a ClickHouse that accepts connections and never answers) fails nothing for a minute, so readiness
+  // would say `ready` while every request waits.
+  const writesSince = new Set<{ readonly at: number }>();
   const committer = createGroupCommitter({
-    store,
+    store: {
+      concurrentWrites: store.concurrentWrites,
+      write: async (batch) => {
+        const write = { at: performance.now() };
+        writesSince.add(write);
+        try {
+          return await store.write(batch);
+        } finally {
+          writesSince.delete(write);
+        }
+      },
+    },
     maxQueueEvents: config.queue.maxEvents,
     maxQueueBytes: config.queue.maxBytes,
     maxGroupEvents: config.commit.maxEvents,
@@ -154,6 +180,11 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
   let inflightWaiters: (() => void)[] = [];
 
   const refuse = createRefusals({ metrics, committer, now });
+  const notFound = (request: FastifyRequest): TelemarkError =>
+    new TelemarkError(
+      'TMK_ERR_NOT_FOUND',
+      `${request.method} ${request.url.split('?', 1)[0]?.slice(0, 100)}`,
+    );
   let metritonDirect: DirectRoute | undefined;
   const app = Fastify({
     logger: {
@@ -172,6 +203,17 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     routerOptions: { ignoreTrailingSlash: true },
     // While closing, our routes answer for themselves (ingest: TMK_ERR_SHUTTING_DOWN with Retry-After).
     return503OnClosing: false,
+    // A path whose percent-encoding does not decode (`/v1/batch%zz`) matches no route: our 404, not
+    // Fastify's own `FST_ERR_BAD_URL` body, which no client or docs/errors.md knows.
+    frameworkErrors: (error, request, reply) => {
+      const answer = refuse(error.code === 'FST_ERR_BAD_URL' ? notFound(request) : error, {
+        route: undefined,
+        contentType: request.headers['content-type'],
+        bodyRead: request.raw.readableEnded,
+        log: request.log,
+      });
+      sendAnswer(reply, answer);
+    },
     // Before any route: the request's path is unread or untrusted, so no route label (`route=""`).
     clientErrorHandler: (error, socket) =>
       answerClientError(error, socket, (code) => metrics.requestsRejected.inc({ route: '', code })),
@@ -282,12 +324,31 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     });
   });
 
-  app.get('/healthz', async (_request, reply) => reply.send({ status: 'ok' }));
+  // A commit this old asks the store's health check (which has its own, shorter timeout) whether it is there.
+  const writeStalled = (): boolean => {
+    for (const write of writesSince) if (performance.now() - write.at >= COMMIT_STALL_MS) return true;
+    return false;
+  };
+  // One health check at a time, whoever asks: the probers of every load balancer in front, each asking
+  // every second while the store is down, would otherwise each send it a probe of their own.
+  let healthCheck: Promise<{ readonly ok: boolean }> | undefined;
+  const storeHealth = (): Promise<{ readonly ok: boolean }> =>
+    (healthCheck ??= store
+      .health()
+      .catch(() => ({ ok: false }))
+      .finally(() => {
+        healthCheck = undefined;
+      }));
+  // Probes and scrapes must reach this process: no cache between them (a proxy or an ingress) may answer
+  // with a stale `ready` or stale counters.
+  const live = (reply: FastifyReply): FastifyReply => reply.header('cache-control', 'no-store');
+  app.get('/healthz', async (_request, reply) => live(reply).send({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
+    live(reply);
     let status = 'ready';
     if (state !== 'running') status = 'shutting_down';
-    else if (!committer.healthy()) {
-      const health = await store.health().catch(() => ({ ok: false }));
+    else if (!committer.healthy() || writeStalled()) {
+      const health = await storeHealth();
       if (!health.ok) status = 'store_unavailable';
     } else {
       const q = committer.queued();
@@ -298,10 +359,12 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     return reply.send({ status });
   });
   app.get('/metrics', async (_request, reply) =>
-    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+    live(reply)
+      .type(metrics.registry.contentType)
+      .send(await metrics.registry.metrics()),
   );
 
-  await registerApiRoutes(app, {
+  const api = await registerApiRoutes(app, {
     store,
     registry: config.registry,
     adminToken: options.adminToken,
@@ -309,15 +372,10 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     builder,
   });
   await registerDashboard(app);
-  const notFound = (request: FastifyRequest): TelemarkError =>
-    new TelemarkError(
-      'TMK_ERR_NOT_FOUND',
-      `${request.method} ${request.url.split('?', 1)[0]?.slice(0, 100)}`,
-    );
   // An unknown path is answered before its body is parsed: a gzip or non-JSON body posted to a mistyped
   // URL got a 400 about its body, which a client takes for a bad batch (it splits it and drops every
   // message), where the 404 names the path to fix.
-  app.addHook('onRequest', async (request) => {
+  app.addHook('preParsing', async (request) => {
     if (request.is404) throw notFound(request);
   });
   app.setNotFoundHandler((request) => {
@@ -331,8 +389,19 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     );
 
   // Retention deletes rows: it runs between group commits, never next to one.
-  const runRetention = (): Promise<RetentionReport> =>
-    committer.exclusive(() => runStoreRetention(store, config.registry, now()));
+  // The analytics rollup of an app that lost events is refreshed at once, so the per-install rows of the
+  // removed days (hashed ids, counts) go with them, not at the next dashboard request (rollup.ts).
+  const runRetention = async (): Promise<RetentionReport> => {
+    const report = await committer.exclusive(() => runStoreRetention(store, config.registry, now()));
+    for (const [name, removed] of Object.entries(report.removed))
+      if (removed > 0)
+        await api
+          .refreshRollup(name)
+          .catch((error: unknown) =>
+            app.log.warn({ err: error, app: name }, 'analytics rollup refresh after retention failed'),
+          );
+    return report;
+  };
   const retentionTick = () => {
     runRetention().then(
       (report) => {
@@ -357,28 +426,39 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
 
   // While the store is unreachable, the outage journal keeps acknowledging: readiness and the commit
   // gauge stay good, so say it in the log, once when the backlog gets old and once when it is delivered.
+  // Likewise DuckDB's intake log while loading it into the database fails (a full disk under the
+  // database file): the appends still succeed, so nothing else says it.
   const backlogAlertMs = options.backlogAlertMs ?? BACKLOG_ALERT_MS;
   let outageSince: number | undefined;
   const watchBacklog = setInterval(
     () => {
       const backlog = store.backlog?.();
-      if (!backlog || backlog.batches === undefined) return;
-      const waiting = backlog.oldestAt !== undefined && now() - backlog.oldestAt >= backlogAlertMs;
+      if (!backlog) return;
+      const journal = backlog.batches !== undefined;
+      if (!journal && backlog.events === undefined) return;
+      // The store's times are the wall clock's (as the backlog gauges read them), not the ingest clock `now`.
+      const waiting = backlog.oldestAt !== undefined && Date.now() - backlog.oldestAt >= backlogAlertMs;
       if (waiting && outageSince === undefined) {
         outageSince = backlog.oldestAt;
+        const { events, batches, bytes, full } = backlog;
         void store
           .health()
           .catch((error: unknown) => ({ ok: false, detail: String(error) }))
           .then((health) =>
-            app.log.error(
-              { batches: backlog.batches, bytes: backlog.bytes, full: backlog.full, detail: health.detail },
-              'store unreachable: acknowledging into the journal until it is back',
-            ),
+            journal
+              ? app.log.error(
+                  { batches, bytes, full, detail: health.detail },
+                  'store unreachable: acknowledging into the journal until it is back',
+                )
+              : app.log.error(
+                  { events, bytes, full, detail: health.detail },
+                  'store behind: acknowledged events wait in the intake log, not loaded into the database',
+                ),
           );
-      } else if (outageSince !== undefined && backlog.batches === 0) {
+      } else if (outageSince !== undefined && (journal ? backlog.batches === 0 : !waiting)) {
         app.log.warn(
-          { seconds: Math.round((now() - outageSince) / 1000) },
-          'store reachable again: journal delivered',
+          { seconds: Math.round((Date.now() - outageSince) / 1000) },
+          journal ? 'store reachable again: journal delivered' : 'store caught up: intake log loaded',
         );
         outageSince = undefined;
       }
@@ -386,10 +466,13 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     Math.min(5_000, Math.max(100, Math.floor(backlogAlertMs / 4))),
   ).unref();
 
+  let listening: Promise<unknown> | undefined;
   let shutdownPromise: Promise<{ readonly clean: boolean }> | undefined;
   const shutdown = (): Promise<{ readonly clean: boolean }> => {
     shutdownPromise ??= (async () => {
       state = 'draining';
+      // In the JSON log too, not only in the plain status lines a log shipper keeping JSON drops.
+      app.log.info({ inflight, queued: committer.queued().events }, 'shutdown: draining');
       let clean = true;
       for (const t of retentionTimers) clearTimeout(t);
       clearInterval(watchBacklog);
@@ -407,11 +490,18 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
           app.log.warn({ inflight }, 'shutdown deadline: requests still in flight');
         }
       }
-      if ((await within(committer.drain())) === 'timeout') {
-        clean = false;
-        app.log.warn('shutdown deadline: queue not drained');
-      }
+      // A store that refuses the drain's last commit (a full disk) fails it: its requests were answered
+      // 503, the counters it held are lost; the listener and the store are closed all the same.
+      const drained = await within(committer.drain()).catch((error: unknown) => {
+        app.log.error({ err: error }, 'shutdown: the store refused the last commit (counters lost)');
+        return 'failed' as const;
+      });
+      if (drained === 'timeout') app.log.warn('shutdown deadline: queue not drained');
+      if (drained !== undefined) clean = false;
       committer.close();
+      // A stop that came while the listener was being opened (SIGTERM during start-up) closes it once
+      // it is open: closed before, it opened afterwards and stayed open.
+      await listening?.catch(() => undefined);
       if ((await within(app.close())) === 'timeout') clean = false;
       await pool?.close();
       // A store that cannot close in time (a hung ClickHouse; a long last load) is left to the process's
@@ -429,6 +519,8 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
       }
       state = 'closed';
       inflightWaiters = [];
+      if (clean) app.log.info('shutdown: stopped');
+      else app.log.warn('shutdown: stopped with the drain incomplete');
       return { clean };
     })();
     return shutdownPromise;
@@ -442,7 +534,8 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     state: () => state,
     async listen() {
       try {
-        await app.listen({ port: config.port, host: config.host });
+        listening = app.listen({ port: config.port, host: config.host });
+        await listening;
       } catch (error) {
         throw new TelemarkError(
           'TMK_ERR_LISTEN',

@@ -225,7 +225,9 @@ export function createCollectorMetrics(
     }),
   };
   // Prometheus takes a series' first sample as its baseline: a series born at 9 duplicates shows no
-  // increase. The registered apps' series are known in advance, so they start at 0.
+  // increase. The registered apps' series are known in advance, so they start at 0; so do the commits'
+  // (an alert on failed commits would miss the first failure of a store that had never failed).
+  for (const result of ['ok', 'error']) metrics.commitDuration.zero({ result });
   for (const app of apps) {
     for (const status of ['accepted', 'duplicate']) metrics.events.inc({ app, status, reason: '' }, 0);
     metrics.clamped.inc({ app }, 0);

@@ -53,6 +53,8 @@ export async function serve(
     signals++;
     if (signals > 1) {
       out.write(`telemark: second ${signal}, exiting without draining\n`);
+      // In the JSON log too: what was in flight goes unanswered, what was queued uncommitted.
+      collector.app.log.warn({ signal }, 'shutdown: second signal, exiting without draining');
       process.exit(1);
     }
     out.write(`telemark: ${signal} received, draining…\n`);
