@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -104,6 +105,8 @@ export async function startInProcess(
     dataDir?: string;
     wrapStore?: (store: Store) => Store;
     now?: () => number;
+    /** How old the store's backlog gets before it is logged (`createCollector`'s option), ms. */
+    backlogAlertMs?: number;
     /** Runs between creating the collector and listening (e.g. to add a Fastify hook). */
     beforeListen?: (collector: Collector) => void;
   } = {},
@@ -120,6 +123,7 @@ export async function startInProcess(
     adminToken: 'test-admin-token',
     logStream: { write: (line: string) => logs.push(line) },
     ...(options.now ? { now: options.now } : {}),
+    ...(options.backlogAlertMs !== undefined ? { backlogAlertMs: options.backlogAlertMs } : {}),
   });
   options.beforeListen?.(collector);
   const url = await collector.listen();
@@ -258,3 +262,16 @@ export async function metricValue(url: string, name: string): Promise<number> {
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
   return line === undefined ? Number.NaN : Number(line.slice(name.length + 1));
 }
+
+/** Send raw bytes on a new connection; resolves with what came back once the server closed it. */
+export const rawExchange = (url: string, bytes: string): Promise<string> =>
+  new Promise((resolve, reject) => {
+    const { hostname, port } = new URL(url);
+    const socket = connect(Number(port), hostname, () => socket.write(bytes));
+    let answer = '';
+    socket.on('data', (d: Buffer) => {
+      answer += d.toString();
+    });
+    socket.on('close', () => resolve(answer));
+    socket.on('error', reject);
+  });

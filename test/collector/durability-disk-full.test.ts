@@ -1,12 +1,6 @@
-/**
- * A full disk under the intake log: the request is answered 503 and nothing of it is kept, not even in
- * part; the client's retry, once there is room, is accepted (not taken for a duplicate) and stored once.
- * Needs root (a small tmpfs is mounted over the intake directory); skipped elsewhere.
- */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { sql } from '../../packages/server/src/store/sql.js';
 import {
   bearer,
@@ -17,24 +11,9 @@ import {
   startInProcess,
   tempDir,
 } from './_helpers.js';
+import { tmpfsMounts } from './_tmpfs.js';
 
-const mounted: string[] = [];
-afterAll(() => {
-  for (const dir of mounted) spawnSync('umount', [dir]);
-});
-
-const mountTmpfs = (dir: string): boolean => {
-  fs.mkdirSync(dir, { recursive: true });
-  if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', dir]).status !== 0) return false;
-  mounted.push(dir);
-  return true;
-};
-const canMount = (() => {
-  const probe = path.join(tempDir(), 'probe');
-  const ok = mountTmpfs(probe);
-  if (ok) spawnSync('umount', [probe]);
-  return ok;
-})();
+const { canMount, mount: mountTmpfs } = tmpfsMounts('2m');
 
 /** Fill the file system of `dir` but for `leave` bytes (filler files the store ignores). */
 function fill(dir: string, leave: number): void {

@@ -2,22 +2,8 @@
  * What probes and scrapers see of `/healthz`, `/readyz` and `/metrics`, and the answer to a request whose
  * path cannot be decoded.
  */
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type InProcess, startInProcess } from './_helpers.js';
-
-/** Send raw bytes on a new connection; resolves with what came back once the server closed it. */
-const raw = (url: string, bytes: string): Promise<string> =>
-  new Promise((resolve, reject) => {
-    const { hostname, port } = new URL(url);
-    const socket = connect(Number(port), hostname, () => socket.write(bytes));
-    let answer = '';
-    socket.on('data', (d: Buffer) => {
-      answer += d.toString();
-    });
-    socket.on('close', () => resolve(answer));
-    socket.on('error', reject);
-  });
+import { type InProcess, rawExchange, startInProcess } from './_helpers.js';
 
 describe('probe and scrape endpoints', () => {
   let c: InProcess;
@@ -39,7 +25,7 @@ describe('probe and scrape endpoints', () => {
   });
 
   it('answers a path whose percent-encoding does not decode with TMK_ERR_NOT_FOUND, not the framework body', async () => {
-    const answer = await raw(
+    const answer = await rawExchange(
       c.url,
       'POST /v1/batch%zz HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}',
     );

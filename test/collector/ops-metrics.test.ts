@@ -5,20 +5,15 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from '../../packages/server/src/store/sql.js';
-import { bearer, type InProcess, MYTOOL_KEY, ourMessage, postJson, startInProcess } from './_helpers.js';
-
-/** Send raw bytes on a new connection; resolves with what came back once the server closed it. */
-const raw = (url: string, bytes: string): Promise<string> =>
-  new Promise((resolve, reject) => {
-    const { hostname, port } = new URL(url);
-    const socket = connect(Number(port), hostname, () => socket.write(bytes));
-    let answer = '';
-    socket.on('data', (d: Buffer) => {
-      answer += d.toString();
-    });
-    socket.on('close', () => resolve(answer));
-    socket.on('error', reject);
-  });
+import {
+  bearer,
+  type InProcess,
+  MYTOOL_KEY,
+  ourMessage,
+  postJson,
+  rawExchange,
+  startInProcess,
+} from './_helpers.js';
 
 /** A sample's value in a `/metrics` text (0 when the series is not there yet). */
 const sample = (text: string, series: string): number => {
@@ -98,13 +93,13 @@ describe('refusals in /metrics', () => {
     const badHttp = 'telemark_requests_rejected_total{route="",code="TMK_ERR_BAD_HTTP"}';
     const timeout = 'telemark_requests_rejected_total{route="",code="TMK_ERR_REQUEST_TIMEOUT"}';
     const before = await scrape(c.url);
-    const framing = await raw(
+    const framing = await rawExchange(
       c.url,
       'POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}',
     );
     expect(framing).toMatch(/^HTTP\/1.1 400 [\s\S]*TMK_ERR_BAD_HTTP/);
     // Headers that never end: answered 408 once the request timeout runs out.
-    const stalled = await raw(c.url, 'POST /v1/batch HTTP/1.1\r\nHost: x\r\n');
+    const stalled = await rawExchange(c.url, 'POST /v1/batch HTTP/1.1\r\nHost: x\r\n');
     expect(stalled).toMatch(/^HTTP\/1.1 408 [\s\S]*TMK_ERR_REQUEST_TIMEOUT/);
     const after = await scrape(c.url);
     expect(sample(after, badHttp) - sample(before, badHttp)).toBe(1);

@@ -1,5 +1,7 @@
 /** Helpers for this package's unit tests (not published: `dist/**\/_test-*` is excluded from the package). */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -47,4 +49,35 @@ export function listFiles(dir: string): string[] {
   };
   walk(dir);
   return out.sort();
+}
+
+/**
+ * An https server on loopback with a fresh self-signed certificate for 127.0.0.1 (made with `openssl`),
+ * answering every request with `body` as JSON once its body has arrived. Its certificate file is returned,
+ * for a test that trusts it; not listening yet.
+ */
+export function selfSignedServer(body: string): { readonly server: https.Server; readonly certFile: string } {
+  const certDir = tempDir();
+  const keyFile = path.join(certDir, 'key.pem');
+  const certFile = path.join(certDir, 'cert.pem');
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1'].concat([
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+    ]),
+    { stdio: 'ignore' },
+  );
+  const server = https.createServer(
+    { key: fs.readFileSync(keyFile), cert: fs.readFileSync(certFile) },
+    (req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(body));
+    },
+  );
+  return { server, certFile };
 }

@@ -1,11 +1,9 @@
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { listFiles, removeTempDirs, tempDir, testEnv } from './_test-env.js';
+import { listFiles, removeTempDirs, selfSignedServer, tempDir, testEnv } from './_test-env.js';
 import { defineCatalog } from './catalog/define.js';
 import type { CatalogInput } from './catalog/types.js';
 import { telepresence } from './catalogs/telepresence.js';
@@ -622,24 +620,7 @@ describe('delivery failures reach onError', () => {
   });
 
   it('an endpoint whose certificate is not trusted is a refusal naming the fix, told once', async () => {
-    const certDir = tempDir();
-    execFileSync(
-      'openssl',
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1']
-        .concat(['-addext', 'subjectAltName=IP:127.0.0.1'])
-        .concat(['-keyout', path.join(certDir, 'key.pem'), '-out', path.join(certDir, 'cert.pem')]),
-      { stdio: 'ignore' },
-    );
-    const server = https.createServer(
-      {
-        key: fs.readFileSync(path.join(certDir, 'key.pem')),
-        cert: fs.readFileSync(path.join(certDir, 'cert.pem')),
-      },
-      (req, res) => {
-        req.resume();
-        req.on('end', () => res.writeHead(200).end('{"success":true}'));
-      },
-    );
+    const { server } = selfSignedServer('{"success":true}');
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
       const { telemetry, configDir, errors } = withErrors(

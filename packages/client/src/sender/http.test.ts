@@ -1,13 +1,11 @@
-import { execFile, execFileSync } from 'node:child_process';
-import fs from 'node:fs';
+import { execFile } from 'node:child_process';
 import http from 'node:http';
-import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { removeTempDirs, tempDir } from '../_test-env.js';
+import { removeTempDirs, selfSignedServer } from '../_test-env.js';
 import { post } from './http.js';
 
 afterEach(removeTempDirs);
@@ -153,41 +151,12 @@ describe('post()', () => {
 });
 
 describe('https through a CONNECT tunnel', () => {
-  let certDir: string;
+  let certFile: string;
   let tlsPort: number;
   beforeAll(async () => {
-    certDir = tempDir();
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        path.join(certDir, 'key.pem'),
-        '-out',
-        path.join(certDir, 'cert.pem'),
-      ],
-      { stdio: 'ignore' },
-    );
-    const server = https.createServer(
-      {
-        key: fs.readFileSync(path.join(certDir, 'key.pem')),
-        cert: fs.readFileSync(path.join(certDir, 'cert.pem')),
-      },
-      (req, res) => {
-        req.resume();
-        req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"tls":true}'));
-      },
-    );
+    const made = selfSignedServer('{"tls":true}');
+    certFile = made.certFile;
+    const { server } = made;
     tlsPort = await listen(server);
   });
 
@@ -207,7 +176,7 @@ describe('https through a CONNECT tunnel', () => {
           env: {
             PATH: process.env.PATH,
             HTTPS_PROXY: `http://127.0.0.1:${proxy.port}`,
-            ...(extraCa ? { NODE_EXTRA_CA_CERTS: path.join(certDir, 'cert.pem') } : {}),
+            ...(extraCa ? { NODE_EXTRA_CA_CERTS: certFile } : {}),
           },
           encoding: 'utf8',
         },
