@@ -129,6 +129,22 @@ describe('serve configuration', () => {
     expect(listed.every((line) => line.startsWith('  - '))).toBe(true);
   });
 
+  it('refuses credentials inside a ClickHouse URL, and never repeats them', () => {
+    const message = configError(() =>
+      resolveServeConfig({
+        store: 'clickhouse',
+        clickhouse: {
+          url: 'http://default:s3cret@127.0.0.1:8123',
+          cluster: { name: 'c', nodes: ['http://127.0.0.1:8123', 'http://ops:s3cret@127.0.0.2:8123'] },
+        },
+      }),
+    );
+    expect(message).toContain('clickhouse.url: must not carry a user or password');
+    expect(message).toContain('clickhouse.cluster.nodes.1: must not carry a user or password');
+    expect(message).toContain('give clickhouse.user and clickhouse.password');
+    expect(message).not.toContain('s3cret');
+  });
+
   it('reports key problems of an app whose catalog fails too', () => {
     const message = configError(() =>
       resolveServeConfig({
