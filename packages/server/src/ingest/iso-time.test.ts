@@ -54,4 +54,27 @@ describe('ISO time parsing', () => {
     ])
       expect(parseIsoTime(notIso), notIso).toBeNaN();
   });
+
+  it('takes a leap second, any number of fraction digits and six-digit years; refuses impossible days in every form', () => {
+    const newYear = Date.UTC(2017, 0, 1);
+    expect(parseIsoTime('2016-12-31T23:59:60Z')).toBe(newYear);
+    expect(parseIsoTime('2016-12-31T23:59:60.250Z')).toBe(newYear + 250);
+    expect(parseIsoTime('2017-01-01T08:59:60+09:00')).toBe(newYear);
+    expect(parseIsoTime('2026-01-02T03:04:05.1234567890123Z')).toBe(Date.UTC(2026, 0, 2, 3, 4, 5, 123));
+    expect(parseIsoTime('+010000-01-01T00:00:00.000Z')).toBe(Date.UTC(10_000, 0, 1));
+    expect(parseIsoTime(new Date(Date.UTC(12_345, 5, 6)).toISOString())).toBe(Date.UTC(12_345, 5, 6));
+    expect(parseIsoTime('+002026-11-27')).toBe(Date.UTC(2026, 10, 27));
+    for (const bad of [
+      '2026-02-30T00:00:00Z',
+      '2026-02-29',
+      '2100-02-29T00:00',
+      '2026-04-31T10:00:00+02:00',
+      '2026-00-10',
+      '2016-12-31T23:59:61Z',
+      '2016-02-30T23:59:60.000Z',
+      '10000-01-01T00:00:00Z',
+    ])
+      expect(parseIsoTime(bad), bad).toBeNaN();
+    expect(parseIsoTime('2024-02-29')).toBe(Date.UTC(2024, 1, 29));
+  });
 });

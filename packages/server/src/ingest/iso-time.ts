@@ -39,13 +39,22 @@ const allDigits = (s: string): boolean =>
 const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
 /**
- * The ISO 8601 / RFC 3339 forms taken besides `toISOString()`'s: a date, or a date and time (`T` or a
- * space, seconds and any fraction optional) with `Z`, an offset, or no zone — read as UTC, not as the
- * server's local time, which is what `Date.parse` would do. Anything else (RFC 2822, "Nov 27 2026"…),
- * which `Date.parse` would also take, is not ISO 8601 and is refused.
+ * The ISO 8601 / RFC 3339 forms taken besides `toISOString()`'s: a date (four-digit year, or the
+ * six-digit signed one `toISOString()` writes past 9999), or a date and time (`T` or a space, seconds
+ * and any fraction optional) with `Z`, an offset, or no zone — read as UTC, not as the server's local
+ * time, which is what `Date.parse` would do. Anything else (RFC 2822, "Nov 27 2026"…), which
+ * `Date.parse` would also take, is not ISO 8601 and is refused.
  */
 const OTHER_ISO =
-  /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)(Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
+  /^([+-]\d{6}|\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}:\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
+
+/** Whether a year, month and day name a day of the proleptic Gregorian calendar (`Date.parse` rolls February 30th over). */
+const isDay = (year: number, month: number, day: number): boolean =>
+  month >= 1 &&
+  month <= 12 &&
+  day >= 1 &&
+  day <= (DAYS_IN_MONTH[month - 1] as number) &&
+  (month !== 2 || day <= 28 || (year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)));
 
 /**
  * Epoch ms of an ISO 8601 date-time; NaN when it is not one. Clients send `toISOString()` output
@@ -86,13 +95,21 @@ export function parseIsoTime(value: unknown): number {
       return (
         daysFromCivil(year, month, day) * 86_400_000 + hour * 3_600_000 + minute * 60_000 + second * 1000 + ms
       );
-    // The exact shape of toISOString() with an impossible date (Date.parse would roll it over).
-    return Number.NaN;
+    // The exact shape of toISOString() with an impossible date (Date.parse would roll it over); a leap
+    // second (RFC 3339's :60) is read below.
+    if (second !== 60) return Number.NaN;
   }
+  return otherIsoTime(value);
+}
+
+/** `parseIsoTime` for the forms of `OTHER_ISO`: not per event for senders that use `toISOString()`. */
+function otherIsoTime(value: string): number {
   const iso = OTHER_ISO.exec(value);
   if (!iso) return Number.NaN;
-  const [, date, time, zone] = iso;
-  if (time === undefined) return Date.parse(date as string);
+  const [, year, month, day, hourMinute, second, fraction, zone] = iso;
+  if (!isDay(Number(year), Number(month), Number(day))) return Number.NaN;
+  const date = `${year}-${month}-${day}`;
+  if (hourMinute === undefined) return Date.parse(date);
   // Date.parse wants "T", an uppercase Z and a colon in the offset; a time without a zone is UTC here.
   const offset =
     zone === undefined || zone.toUpperCase() === 'Z'
@@ -102,5 +119,10 @@ export function parseIsoTime(value: unknown): number {
         : zone.length === 3
           ? `${zone}:00`
           : zone;
-  return Date.parse(`${date}T${time}${offset}`);
+  // A leap second (23:59:60, RFC 3339 allows it) is the second after :59, as POSIX clocks count it.
+  const leap = second === '60';
+  // Milliseconds are all a timestamp keeps: further digits (nanoseconds, or more) are cut.
+  const time = `${hourMinute}:${leap ? '59' : (second ?? '00')}${fraction?.slice(0, 4) ?? ''}`;
+  const ms = Date.parse(`${date}T${time}${offset}`);
+  return leap ? ms + 1000 : ms;
 }

@@ -32,6 +32,9 @@ const batchOf = (body: unknown): readonly unknown[] | undefined => {
   return Array.isArray(batch) ? batch : undefined;
 };
 
+/** Whether a body starts with a UTF-8 byte-order mark. */
+const hasBom = (body: Uint8Array): boolean => body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf;
+
 /** Parse a decoded body; unparseable, it is refused with its text to keep. */
 function parseKeeping(decoded: Buffer): unknown {
   try {
@@ -47,13 +50,17 @@ function parseKeeping(decoded: Buffer): unknown {
  */
 export function prepareSegmentBody(input: SegmentBodyInput, deps: SegmentDeps): PreparedRequest {
   const { decoded, route } = input;
-  const bytes = decoded.length;
+  // A leading byte-order mark (parseJsonBody skips it) is no part of any message: not measured.
+  const bytes = hasBom(decoded) ? decoded.length - 3 : decoded.length;
   const body = parseKeeping(decoded);
   const limit = deps.limits.maxEventBytes;
   const batch = route === 'batch' && bytes > limit ? batchOf(body) : undefined;
   // The cheap proof first; the byte scan only for the batches it cannot clear.
   const messagesFit = batch !== undefined && batchFitsMessageLimit(batch, bytes, limit);
-  const messageBytes = batch !== undefined && !messagesFit ? batchElementSizes(decoded) : undefined;
+  const messageBytes =
+    batch !== undefined && !messagesFit
+      ? batchElementSizes(bytes === decoded.length ? decoded : decoded.subarray(3))
+      : undefined;
   try {
     return prepareSegment(
       {

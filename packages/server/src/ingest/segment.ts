@@ -431,11 +431,11 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
       if (sizes) bytes = sizes[i] as number;
       // A single call's body is its message: measured as sent, whitespace and escapes included.
       else if (input.route !== 'batch') bytes = input.bodyBytes;
-      else {
-        const json = rawJson(sent[i]);
-        // rawJson cuts at 32 K characters; a cut text is over the limit whatever its encoding.
-        bytes = json.length >= deps.limits.maxEventBytes ? json.length * 3 : Buffer.byteLength(json);
-      }
+      // A body whose messages could not be told apart as sent (a "batch" key spelled with escapes):
+      // measured as serialised again, exactly (a cut text would put a message of exactly the limit over
+      // it, and let one past a limit set above 32 KB through). One JSON cannot write again (nested too
+      // deep) counts as the whole body, its upper bound.
+      else bytes = jsonBytes(sent[i]) ?? input.bodyBytes;
       if (bytes > deps.limits.maxEventBytes) {
         fail(
           i,
@@ -488,11 +488,12 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
       continue;
     }
     // RudderStack's SDKs send the client's time as `originalTimestamp` (Segment's name for it once
-    // received), and no `timestamp`; read only when `timestamp` is absent.
-    const stamped = m.timestamp !== undefined;
+    // received), and no `timestamp`; read only when `timestamp` is absent. `null` is no time, as
+    // serialisers that write every field send an unset one (the time it was received, as without it).
+    const stamped = m.timestamp != null;
     const givenTime = stamped ? m.timestamp : m.originalTimestamp;
-    const timestampMs = givenTime === undefined ? Number.NaN : parseIsoTime(givenTime);
-    if (givenTime !== undefined && !Number.isFinite(timestampMs)) {
+    const timestampMs = givenTime == null ? Number.NaN : parseIsoTime(givenTime);
+    if (givenTime != null && !Number.isFinite(timestampMs)) {
       const detail = `${stamped ? 'timestamp' : 'originalTimestamp'} is not an ISO 8601 date`;
       fail(i, app.name, 'TMK_ERR_INVALID_MESSAGE', detail, messageId, eventName);
       continue;
@@ -545,6 +546,15 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
 }
 
 const isInstallId = isInstallIdText;
+
+/** UTF-8 bytes of a value's JSON text; undefined when JSON cannot write it (nested too deep). */
+function jsonBytes(value: unknown): number | undefined {
+  try {
+    return Buffer.byteLength(JSON.stringify(value) ?? '');
+  } catch {
+    return undefined;
+  }
+}
 
 /** The app a message names in `context.app.name`, if it names one. */
 export function appNameOf(m: unknown): string | undefined {
