@@ -102,6 +102,17 @@ function claimFile(file: string, readOnly: boolean): () => void {
   };
 }
 
+/**
+ * Pause points for crash and fault tests (test/collector/durability-fold.test.ts): unset in production,
+ * where each costs one property read per checkpoint or fold.
+ */
+export const storeTestHooks: {
+  /** Awaited when a checkpoint of the main file starts (loads go to the side file meanwhile). */
+  checkpoint?: () => Promise<void> | void;
+  /** Awaited once a fold's copy into the main file committed, before the side file is emptied. */
+  foldCopied?: () => Promise<void> | void;
+} = {};
+
 const DEBUG = process.env.TELEMARK_DEBUG_STORE === '1';
 /** Debug lines' time: wall-clock ms of a `performance.now()` reading (to match other processes' logs). */
 const wallMs = (t: number) => (performance.timeOrigin + t).toFixed(0);
@@ -365,6 +376,12 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   let sideReady = false;
   /** Token of the side file's current contents (in `side.meta`), recorded in `side_folds` when folded. */
   let sideToken = '';
+  /**
+   * The side file's rows are in the main file already (a fold's copy committed under `sideToken`) but the
+   * side file is not emptied yet: its emptying failed (e.g. no room for the side file's WAL). The retried
+   * fold only empties it, and loads do not go there meanwhile.
+   */
+  let sideCopied = false;
   const sideFile = `${file}.side`;
   /** Folds of the side file into the main file since open (health detail). */
   let folds = 0;
@@ -572,6 +589,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     checkpointRunning = undefined;
     writeTarget = 'main';
     sideRows = false;
+    sideCopied = false;
     sideReady = false;
     writer = undefined;
     instance = undefined;
@@ -611,8 +629,9 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     const connection = checkpointer;
     if (!connection) return Promise.resolve();
     // Called between writes (from the write queue or when it is idle): the next writes go to the side file.
-    if (which === 'main' && sideReady) writeTarget = 'side';
+    if (which === 'main' && sideReady && !sideCopied) writeTarget = 'side';
     checkpointRunning = (async () => {
+      await storeTestHooks.checkpoint?.();
       const t0 = performance.now();
       if (DEBUG) console.error(`[store] ${wallMs(t0)} checkpoint ${which} start wal=${walSize()}`);
       try {
@@ -743,16 +762,22 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     const connection = beside ?? requireWriter();
     const folded = sideWrites;
     const t0 = performance.now();
-    await connection.run('BEGIN TRANSACTION');
-    try {
-      for (const table of SIDE_TABLES)
-        await connection.run(`INSERT INTO main.${table} SELECT * FROM side.${table}`);
-      await connection.run('DELETE FROM side_folds');
-      await connection.run(`INSERT INTO side_folds VALUES (${sqlString(sideToken)})`);
-      await connection.run('COMMIT');
-    } catch (error) {
-      await connection.run('ROLLBACK').catch(() => undefined);
-      throw error;
+    // A fold whose copy committed and whose emptying failed copies nothing again (until 2026-11-27 it
+    // did: a side file that could not be emptied, e.g. on a full disk, was folded in twice or more).
+    if (!sideCopied) {
+      await connection.run('BEGIN TRANSACTION');
+      try {
+        for (const table of SIDE_TABLES)
+          await connection.run(`INSERT INTO main.${table} SELECT * FROM side.${table}`);
+        await connection.run('DELETE FROM side_folds');
+        await connection.run(`INSERT INTO side_folds VALUES (${sqlString(sideToken)})`);
+        await connection.run('COMMIT');
+      } catch (error) {
+        await connection.run('ROLLBACK').catch(() => undefined);
+        throw error;
+      }
+      sideCopied = true;
+      await storeTestHooks.foldCopied?.();
     }
     const token = randomUUID();
     await connection.run('BEGIN TRANSACTION');
@@ -765,6 +790,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       throw error;
     }
     sideToken = token;
+    sideCopied = false;
     sideRows = false;
     foldedWrites = folded;
     folds++;
