@@ -137,4 +137,49 @@ describe('intake log: names that survive a power loss', () => {
     );
     expect(directorySyncs.length).toBeGreaterThan(0);
   }, 60_000);
+
+  it('fsyncs the intake directory after deleting a loaded segment, before it forgets the name', async () => {
+    if (spawnSync('strace', ['-V']).error) throw new Error('this test needs strace: apt-get install strace');
+    const dataDir = tempDir();
+    const trace = path.join(tempDir(), 'strace.out');
+    const child = await startChild(dataDir, {}, [
+      'strace',
+      '-f',
+      '-qq',
+      '-e',
+      'trace=openat,unlink,unlinkat,fsync',
+      '-o',
+      trace,
+    ]);
+    const intakeDir = `${path.join(dataDir, 'telemark.duckdb')}.intake`;
+    const escaped = intakeDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const unlinked = new RegExp(`unlink(?:at)?\\((?:AT_FDCWD, )?"${escaped}/[^"]+\\.jsonl"[^)]*\\) = 0`);
+    const directoryOpened = new RegExp(`openat\\(AT_FDCWD, "${escaped}", O_RDONLY[^)]*\\) = (\\d+)`);
+    // After the segment's unlink: the directory opened and fsynced (no write follows that would make a
+    // new segment, whose creation syncs the directory too).
+    const syncedAfterUnlink = (): boolean => {
+      const lines = fs.readFileSync(trace, 'utf8').split('\n');
+      const at = lines.findIndex((line) => unlinked.test(line));
+      if (at < 0) return false;
+      return lines.some((line, i) => {
+        const fd = i > at ? directoryOpened.exec(line)?.[1] : undefined;
+        return fd !== undefined && lines.some((l, j) => j > i && new RegExp(`fsync\\(${fd}[,)<]`).test(l));
+      });
+    };
+    try {
+      const answer = await postJson(`${child.url}/v1/batch`, { batch: [ourMessage('unlinked-1')] }, bearer());
+      expect(answer.status).toBe(200);
+      // A query loads what waits in the intake log; the loaded segment is deleted afterwards.
+      const query = await fetch(`${child.url}/api/v1/overview?app=mytool`, {
+        headers: { authorization: 'Bearer test-admin-token' },
+      });
+      expect(query.status).toBe(200);
+      const deadline = Date.now() + 20_000;
+      while (!syncedAfterUnlink() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(syncedAfterUnlink()).toBe(true);
+    } finally {
+      child.proc.kill('SIGKILL');
+      await child.exited;
+    }
+  }, 60_000);
 });

@@ -303,11 +303,17 @@ export class IntakeLog {
       if (at < 0) continue;
       this.closedSegments.splice(at, 1);
       // Off the main thread: unlinking tens of MB can take 100+ ms (more on file systems mounted with
-      // `discard`). A file that outlives a crash is named in `intake_loads` until the unlink is done (the
-      // next load may commit first), so it is never loaded twice.
+      // `discard`). A file that outlives a crash is named in `intake_loads` until the unlink is durable
+      // (the next load may commit first), so it is never loaded twice: the unlink is durable once the
+      // directory is synced — before that a power loss can bring the file back (until 2026-11-27 the name
+      // went as soon as the unlink returned).
       this.undeleted.add(segment.name);
       fs.rm(segment.file, { force: true }, (error) => {
-        if (!error) this.undeleted.delete(segment.name);
+        if (error) return;
+        syncDirectory(this.dir).then(
+          () => this.undeleted.delete(segment.name),
+          () => {}, // kept named: the next open finds no file and forgets it
+        );
       });
     }
   }
