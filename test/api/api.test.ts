@@ -136,6 +136,8 @@ describe('bad parameters → 400 naming the parameter', () => {
       /interval: expected one of hour, day, week, month, got "year"/,
     ],
     ['bad date', { ...range, from: '2026-13-45' }, /from: expected an ISO date/],
+    // Date.parse rolled it over to 3 March.
+    ['day that does not exist', { ...range, from: '2026-02-31' }, /from: expected an ISO date/],
     ['from after to', { app: APP, from: TO, to: FROM }, /must be before to/],
     [
       'too many buckets',

@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll } from 'vitest';
+import { afterAll, expect } from 'vitest';
 import { tempDir } from './_helpers.js';
 
 export function tmpfsMounts(size: string): { readonly canMount: boolean; mount(dir: string): boolean } {
@@ -25,4 +25,28 @@ export function tmpfsMounts(size: string): { readonly canMount: boolean; mount(d
   const canMount = mount(probe);
   if (canMount) spawnSync('umount', [mounted.pop() as string]);
   return { canMount, mount };
+}
+
+/**
+ * Fill the file system of `dir` to the last page with a filler file the store ignores (`rest.fill`), but
+ * for `leave` bytes; undo with the result.
+ */
+export function fillDisk(dir: string, leave = 0): () => void {
+  const room = path.join(dir, 'room.fill');
+  if (leave > 0) fs.writeFileSync(room, Buffer.alloc(leave, 1));
+  const filler = path.join(dir, 'rest.fill');
+  const fd = fs.openSync(filler, 'w');
+  const chunk = Buffer.alloc(65536, 1);
+  try {
+    for (;;) fs.writeSync(fd, chunk);
+  } catch (error) {
+    expect((error as NodeJS.ErrnoException).code).toBe('ENOSPC');
+  }
+  // What a page is left of.
+  try {
+    for (;;) fs.writeSync(fd, chunk, 0, 1);
+  } catch {}
+  fs.closeSync(fd);
+  if (leave > 0) fs.rmSync(room);
+  return () => fs.rmSync(filler, { force: true });
 }

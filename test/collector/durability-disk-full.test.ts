@@ -11,24 +11,9 @@ import {
   startInProcess,
   tempDir,
 } from './_helpers.js';
-import { tmpfsMounts } from './_tmpfs.js';
+import { fillDisk, tmpfsMounts } from './_tmpfs.js';
 
 const { canMount, mount: mountTmpfs } = tmpfsMounts('2m');
-
-/** Fill the file system of `dir` but for `leave` bytes (filler files the store ignores). */
-function fill(dir: string, leave: number): void {
-  fs.writeFileSync(path.join(dir, 'room.fill'), Buffer.alloc(leave, 1));
-  const fd = fs.openSync(path.join(dir, 'rest.fill'), 'w');
-  const chunk = Buffer.alloc(4096, 1);
-  try {
-    for (;;) fs.writeSync(fd, chunk);
-  } catch (error) {
-    expect((error as NodeJS.ErrnoException).code).toBe('ENOSPC');
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.rmSync(path.join(dir, 'room.fill'));
-}
 
 describe('intake log on a full disk', () => {
   it.skipIf(!canMount)(
@@ -40,7 +25,7 @@ describe('intake log on a full disk', () => {
       const collector = await startInProcess({ dataDir });
       try {
         // Room for a page or two of the write: the append stops part-way.
-        fill(intake, 8192);
+        fillDisk(intake, 8192);
         const batch = {
           batch: [
             ...Array.from({ length: 60 }, (_, i) => ourMessage(`full-${i}`, { anonymousId: `install-${i}` })),

@@ -1,9 +1,3 @@
-/**
- * A fold of the side file (docs/storage.md, "Checkpoints and the side file") whose copy into the main file
- * committed while emptying the side file failed — on a nearly full disk, the side file's WAL has no room
- * for the deletion. The fold is retried by the next load or read: it must not copy the rows again.
- */
-import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sampleEvent, uniqueId } from '../../packages/server/src/store/conformance.js';
@@ -11,27 +5,9 @@ import { createDuckDBStore, storeTestHooks } from '../../packages/server/src/sto
 import { sql } from '../../packages/server/src/store/sql.js';
 import type { Store, StoredEvent } from '../../packages/server/src/store/types.js';
 import { tempDir } from './_helpers.js';
-import { tmpfsMounts } from './_tmpfs.js';
+import { fillDisk, tmpfsMounts } from './_tmpfs.js';
 
 const { canMount, mount: mountTmpfs } = tmpfsMounts('64m');
-
-/** Fill the file system of `dir` to the last byte (a filler file the store ignores); undo with the result. */
-function fill(dir: string): () => void {
-  const filler = path.join(dir, 'rest.fill');
-  const fd = fs.openSync(filler, 'w');
-  const chunk = Buffer.alloc(65536, 1);
-  try {
-    for (;;) fs.writeSync(fd, chunk);
-  } catch (error) {
-    expect((error as NodeJS.ErrnoException).code).toBe('ENOSPC');
-  }
-  // What a page is left of.
-  try {
-    for (;;) fs.writeSync(fd, chunk, 0, 1);
-  } catch {}
-  fs.closeSync(fd);
-  return () => fs.rmSync(filler);
-}
 
 const until = async (condition: () => boolean | Promise<boolean>) => {
   while (!(await condition())) await new Promise((resolve) => setTimeout(resolve, 10));
@@ -83,7 +59,7 @@ describe('side file fold on a full disk', () => {
       let unfill: (() => void) | undefined;
       storeTestHooks.foldCopied = () => {
         storeTestHooks.foldCopied = undefined;
-        unfill = fill(dataDir);
+        unfill = fillDisk(dataDir);
       };
       release();
       await until(async () => /folding the side file failed/.test((await store.health()).detail));

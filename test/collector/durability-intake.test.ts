@@ -90,21 +90,19 @@ describe('intake log: segments whose files outlive their load', () => {
   );
 });
 
+/** A collector whose system calls `calls` (strace's `trace=` list) are traced, with every thread, to `trace`. */
+async function traced(dataDir: string, calls: string) {
+  if (spawnSync('strace', ['-V']).error) throw new Error('this test needs strace: apt-get install strace');
+  const trace = path.join(tempDir(), 'strace.out');
+  const child = await startChild(dataDir, {}, ['strace', '-f', '-qq', '-e', `trace=${calls}`, '-o', trace]);
+  return { child, trace };
+}
+
 describe('intake log: names that survive a power loss', () => {
   // Power cannot be cut here; what can be checked is the order of the system calls that make it safe.
   it('fsyncs the intake directory after creating a segment, before its first write is acknowledged', async () => {
-    if (spawnSync('strace', ['-V']).error) throw new Error('this test needs strace: apt-get install strace');
     const dataDir = tempDir();
-    const trace = path.join(tempDir(), 'strace.out');
-    const child = await startChild(dataDir, {}, [
-      'strace',
-      '-f',
-      '-qq',
-      '-e',
-      'trace=openat,fsync,fdatasync',
-      '-o',
-      trace,
-    ]);
+    const { child, trace } = await traced(dataDir, 'openat,fsync,fdatasync');
     try {
       const answer = await postJson(`${child.url}/v1/batch`, { batch: [ourMessage('durable-1')] }, bearer());
       expect(answer.status).toBe(200);
@@ -139,18 +137,8 @@ describe('intake log: names that survive a power loss', () => {
   }, 60_000);
 
   it('fsyncs the intake directory after deleting a loaded segment, before it forgets the name', async () => {
-    if (spawnSync('strace', ['-V']).error) throw new Error('this test needs strace: apt-get install strace');
     const dataDir = tempDir();
-    const trace = path.join(tempDir(), 'strace.out');
-    const child = await startChild(dataDir, {}, [
-      'strace',
-      '-f',
-      '-qq',
-      '-e',
-      'trace=openat,unlink,unlinkat,fsync',
-      '-o',
-      trace,
-    ]);
+    const { child, trace } = await traced(dataDir, 'openat,unlink,unlinkat,fsync');
     const intakeDir = `${path.join(dataDir, 'telemark.duckdb')}.intake`;
     const escaped = intakeDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     const unlinked = new RegExp(`unlink(?:at)?\\((?:AT_FDCWD, )?"${escaped}/[^"]+\\.jsonl"[^)]*\\) = 0`);

@@ -1,23 +1,9 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { bearer, ourMessage, postJson, resultStatuses, startInProcess, tempDir } from './_helpers.js';
-import { tmpfsMounts } from './_tmpfs.js';
+import { fillDisk, tmpfsMounts } from './_tmpfs.js';
 
 const { canMount, mount: mountTmpfs } = tmpfsMounts('16m');
-
-/** Fill the file system of `dir` (a filler file the store ignores). */
-function fill(file: string): void {
-  const fd = fs.openSync(file, 'w');
-  const chunk = Buffer.alloc(4096, 1);
-  try {
-    for (;;) fs.writeSync(fd, chunk);
-  } catch (error) {
-    expect((error as NodeJS.ErrnoException).code).toBe('ENOSPC');
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 const until = async (check: () => boolean): Promise<void> => {
   while (!check()) await new Promise((r) => setTimeout(r, 50));
@@ -33,8 +19,7 @@ describe('DuckDB loads failing behind the intake log', () => {
       const { url, logs, stop } = await startInProcess({ dataDir, backlogAlertMs: 500 });
       const entries = () => logs.map((line) => JSON.parse(line) as Record<string, unknown>);
       try {
-        const filler = path.join(dataDir, 'rest.fill');
-        fill(filler);
+        const unfill = fillDisk(dataDir);
         const answer = await postJson(`${url}/v1/batch`, { batch: [ourMessage('behind-1')] }, bearer());
         // Acknowledged from the intake log, whose disk has room.
         expect(resultStatuses(answer.json)).toEqual(['accepted']);
@@ -49,7 +34,7 @@ describe('DuckDB loads failing behind the intake log', () => {
           detail: expect.stringContaining('intake log'),
         });
 
-        fs.rmSync(filler);
+        unfill();
         await until(() => entries().some((e) => e.msg === 'store caught up: intake log loaded'));
         expect(entries().filter((e) => String(e.msg).startsWith('store behind'))).toHaveLength(1);
       } finally {

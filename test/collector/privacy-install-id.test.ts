@@ -4,13 +4,16 @@
  * sender's names, a Metriton report's `hashed` traits kept in quarantine, and an `Authorization`
  * header in a scheme the collector does not read.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path, { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveServeConfig } from '../../packages/server/src/config/serve-config.js';
 import { goIndent, TP_INSTALL_ID } from '../../packages/server/src/ingest/_metriton-fixtures.js';
 import { pseudonymousInstallId } from '../../packages/server/src/pipeline/event-builder.js';
-import { INSTALL_ID_KEY_FILE } from '../../packages/server/src/pipeline/install-id-key.js';
+import {
+  INSTALL_ID_KEY_FILE,
+  resolveInstallIdKey,
+} from '../../packages/server/src/pipeline/install-id-key.js';
 import { replayQuarantine } from '../../packages/server/src/pipeline/replay.js';
 import { sql } from '../../packages/server/src/store/sql.js';
 import {
@@ -74,7 +77,7 @@ const installIds = async (c: InProcess, app: string): Promise<string[]> =>
 
 /** The pseudonym a collector on `dataDir` stores for `id`: the deployment's key is kept there. */
 const pseudonymIn = (dataDir: string, id: string): string =>
-  pseudonymousInstallId(id, readFileSync(join(dataDir, INSTALL_ID_KEY_FILE), 'utf8').trim());
+  pseudonymousInstallId(id, resolveInstallIdKey(dataDir, { env: {} })?.key ?? 'no key in the data directory');
 
 const metricsText = async (c: InProcess) => (await fetch(`${c.url}/metrics`)).text();
 

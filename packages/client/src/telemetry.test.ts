@@ -47,6 +47,17 @@ function setup<C extends CatalogInput = typeof telepresence.input>(
   return { home, configDir, telemetry };
 }
 
+/** Another run of the tool on the machine `setup` made: its home and config directory. */
+const rerun = (endpoint: string, home: string, configDir: string) =>
+  createTelemetry({
+    catalog: telepresence,
+    version: '2.20.2',
+    endpoint,
+    configDir,
+    cwd: home,
+    env: testEnv(home),
+  });
+
 const tick = () => new Promise((resolve) => setTimeout(resolve, 30));
 
 describe('report()', () => {
@@ -266,14 +277,7 @@ describe('report()', () => {
     first.telemetry.showNotice({ write: () => {} });
     first.telemetry.report('intercept_success');
     await first.telemetry.flush({ timeoutMs: 5000 });
-    const second = createTelemetry({
-      catalog: telepresence,
-      version: '2.20.2',
-      endpoint: c.url,
-      configDir: first.configDir,
-      cwd: first.home,
-      env: testEnv(first.home),
-    });
+    const second = rerun(c.url, first.home, first.configDir);
     second.report('intercept_success');
     await second.flush({ timeoutMs: 5000 });
     expect(c.messages.map((m) => m.context.cli.newInstall)).toEqual([true, undefined]);
@@ -469,14 +473,7 @@ describe('consent at run time', () => {
     telemetry.showNotice({ write: () => {} });
     telemetry.report('intercept_success');
     expect((await telemetry.flush({ timeoutMs: 5000 })).reason).toBe('killed');
-    const next = createTelemetry({
-      catalog: telepresence,
-      version: '2.20.2',
-      endpoint: c.url,
-      configDir,
-      cwd: home,
-      env: testEnv(home),
-    });
+    const next = rerun(c.url, home, configDir);
     expect(next.status()).toMatchObject({ enabled: false, decidedBy: 'server' });
   });
 });
@@ -548,14 +545,7 @@ describe('the kill switch in a process that lives on', () => {
 
     // Another process (a CLI run and its sender) gets the kill switch from the collector.
     c.setControl({ disableUntil: new Date(Date.now() + 3_600_000).toISOString() });
-    const cli = createTelemetry({
-      catalog: telepresence,
-      version: '2.20.2',
-      endpoint: c.url,
-      configDir,
-      cwd: home,
-      env: testEnv(home),
-    });
+    const cli = rerun(c.url, home, configDir);
     cli.report('intercept_success');
     expect(await cli.flush({ timeoutMs: 5000 })).toMatchObject({ reason: 'killed' });
 

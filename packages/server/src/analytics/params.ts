@@ -8,6 +8,7 @@ import type { Catalog } from 'telemark';
 import { z } from 'zod';
 import type { AppRegistry } from '../config/registry-types.js';
 import { TelemarkError } from '../errors.js';
+import { parseIsoTime } from '../ingest/iso-time.js';
 import { bucketCount, DAY_MS, INTERVALS, type Interval, iso } from './buckets.js';
 
 export const VIEW_NAMES = [
@@ -237,11 +238,13 @@ const VIEW_PARAMS: Record<ViewName | 'error', Record<string, ParamSpec>> = {
   health: {},
 };
 
-/** Parse an ISO date (UTC midnight) or date-time (UTC unless it names an offset) to epoch ms. */
+/**
+ * Parse an ISO date (UTC midnight) or date-time (UTC unless it names an offset) to epoch ms; NaN for a
+ * day that does not exist. Ingest's parser (`parseIsoTime`): `Date.parse` rolled `2026-02-31` over to
+ * 3 March (until 2026-11-27).
+ */
 export function parseDate(value: string): number {
-  if (ISO_DATE.test(value)) return Date.parse(`${value}T00:00:00Z`);
-  const hasZone = /(?:Z|[+-]\d{2}:\d{2})$/.test(value);
-  return Date.parse(hasZone ? value : `${value}Z`);
+  return parseIsoTime(value);
 }
 
 /** A short, quoted rendering of untrusted input for error messages. */

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { rephrased, TelemarkError } from '../../errors.js';
+import { parseIsoTime } from '../../ingest/iso-time.js';
 import { openDataDirStore } from '../../store/index.js';
 import type { ExportOptions } from '../../store/types.js';
 import { CONFIG_FLAG_HELP, DATA_FLAG_HELP, type DataDirFlags, dataDirOf } from '../data-dir.js';
@@ -19,41 +20,17 @@ interface ExportFlags extends DataDirFlags {
 }
 
 /**
- * `2026-01-31T10:00:00[.123][Z|±hh:mm]` (`T` or a space; seconds optional), `2026-01-31` (UTC midnight), or
- * epoch ms. A time without an offset is UTC, as the exported times are: `Date.parse` would read it in the
- * machine's zone (a date alone in UTC), so `--from 2026-01-31T00:00` and `--from 2026-01-31` differed by
- * the zone's offset. Dates that do not exist (`2026-02-31`) are refused rather than rolled over.
+ * An ISO date (UTC midnight) or date-time (`T` or a space; UTC unless it names an offset), read by ingest's
+ * parser (`parseIsoTime`: days that do not exist refused, not rolled over), or epoch ms. `Date.parse`
+ * would read a time without an offset in the machine's zone. A fraction below a millisecond makes the
+ * next one (the parser cuts it), so `from ≤ ts < to` holds for millisecond times either way.
  */
-const TIME_FLAG =
-  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?)?$/i;
-
 function parseTimeFlag(value: string): number | undefined {
-  if (/^-?\d+$/.test(value)) return Number(value);
-  const m = TIME_FLAG.exec(value.trim());
-  if (!m) return undefined;
-  const [year, month, day, hour = 0, minute = 0, second = 0] = m.slice(1, 7).map((v) => Number(v ?? 0));
-  const local = Date.UTC(year!, month! - 1, day!, hour, minute, second);
-  const d = new Date(local);
-  if (
-    d.getUTCFullYear() !== year ||
-    d.getUTCMonth() !== month! - 1 ||
-    d.getUTCDate() !== day ||
-    hour > 23 ||
-    minute > 59 ||
-    second > 59
-  )
-    return undefined;
-  // Below a millisecond: the next one, so `from ≤ ts < to` holds for millisecond times either way.
-  const fraction = m[7] ? Math.ceil(Number(`0.${m[7]}`) * 1000 - 1e-9) : 0;
-  const zone = m[8]?.toUpperCase();
-  let offset = 0;
-  if (zone && zone !== 'Z') {
-    const digits = zone.slice(1).replace(':', '');
-    const [h, min] = [Number(digits.slice(0, 2)), Number(digits.slice(2))];
-    if (h > 23 || min > 59) return undefined;
-    offset = (zone.startsWith('-') ? -1 : 1) * (h * 60 + min) * 60_000;
-  }
-  return local + fraction - offset;
+  const text = value.trim();
+  if (/^-?\d+$/.test(text)) return Number(text);
+  const ms = parseIsoTime(text);
+  if (!Number.isFinite(ms)) return undefined;
+  return /\.\d{3}\d*[1-9]/.test(text) ? ms + 1 : ms;
 }
 
 /** `--from`/`--to`: see `parseTimeFlag`. */

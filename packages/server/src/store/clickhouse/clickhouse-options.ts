@@ -92,6 +92,11 @@ const httpUrl = z
   .refine(
     (text) => /^https?:\/\/[^/\s]+\/?$/.test(text),
     'must be an http(s) URL of the server, e.g. http://127.0.0.1:8123',
+  )
+  // A URL shows in health details, logs and errors, where a password inside it would leak (2026-11-27).
+  .refine(
+    (text) => !/^https?:\/\/[^/\s]*@/.test(text),
+    'must not carry a user or password (they would show in logs): give clickhouse.user and clickhouse.password (or --clickhouse-user and TELEMARK_CLICKHOUSE_PASSWORD)',
   );
 
 const schema = z
