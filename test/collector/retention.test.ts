@@ -41,7 +41,52 @@ describe('retention', () => {
         sql`SELECT message_id FROM events ORDER BY message_id`,
       );
       expect(rows.map((r) => r.message_id)).toEqual(['k-old-1', 'r-new-1']);
-      expect(await c.collector.runRetention()).toEqual({ removed: { mytool: 0 }, failed: {} });
+      expect(await c.collector.runRetention()).toEqual({
+        removed: { mytool: 0 },
+        unattributedQuarantine: 0,
+        failed: {},
+      });
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('removes quarantine entries of no app after retention.unattributedQuarantineDays (30 by default)', async () => {
+    let clock = Date.now() - 40 * DAY;
+    // No app keeps anything for a limited time: the timer runs for the entries of no app alone.
+    const c = await startInProcess({ now: () => clock, config: { retention: { intervalMinutes: 0.002 } } });
+    try {
+      const unattributed = async () =>
+        (await c.store.listQuarantine({ app: '' })).map(
+          (q) => `${q.reason}@${Math.round((q.receivedAt - Date.now()) / DAY)}`,
+        );
+      // Refused before anything named an app: a body that is not JSON, then a write key nobody has.
+      expect((await postJson(`${c.url}/v1/batch`, '{"batch": [')).status).toBe(400);
+      clock = Date.now() - 29 * DAY;
+      expect(
+        (await postJson(`${c.url}/v1/batch`, { batch: [ourMessage('u-1')] }, bearer('wk_nobody_000000000')))
+          .status,
+      ).toBe(401);
+      expect(await unattributed()).toEqual([expect.stringMatching(/@-40$/), expect.stringMatching(/@-29$/)]);
+      clock = Date.now();
+      while ((await unattributed()).length > 1) await new Promise((r) => setTimeout(r, 20));
+      expect(await unattributed()).toEqual([expect.stringMatching(/@-29$/)]);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('keeps quarantine entries of no app with retention.unattributedQuarantineDays 0', async () => {
+    let clock = Date.now() - 400 * DAY;
+    const c = await startInProcess({
+      now: () => clock,
+      config: { retention: { intervalMinutes: 0, unattributedQuarantineDays: 0 } },
+    });
+    try {
+      expect((await postJson(`${c.url}/v1/batch`, '{"batch": [')).status).toBe(400);
+      clock = Date.now();
+      expect(await c.collector.runRetention()).toEqual({ removed: {}, failed: {} });
+      expect(await c.store.listQuarantine({ app: '' })).toHaveLength(1);
     } finally {
       await c.stop();
     }
@@ -80,7 +125,11 @@ describe('retention and the analytics rollup', () => {
           )[0]?.n,
         );
       expect(await rolledUp()).toBe(2);
-      expect(await c.collector.runRetention()).toEqual({ removed: { mytool: 1 }, failed: {} });
+      expect(await c.collector.runRetention()).toEqual({
+        removed: { mytool: 1 },
+        unattributedQuarantine: 0,
+        failed: {},
+      });
       expect(await rolledUp()).toBe(1);
     } finally {
       await c.stop();

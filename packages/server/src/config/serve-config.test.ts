@@ -33,6 +33,7 @@ describe('serve configuration', () => {
     expect(config.ingestWorkers).toBe(availableParallelism() < 2 ? 0 : Math.min(4, availableParallelism()));
     expect(resolveServeConfig({ ingestWorkers: 0 }).ingestWorkers).toBe(0);
     expect(config.duckdb).toEqual({ memoryLimit: '512MB' });
+    expect(config.retention).toEqual({ intervalMinutes: 60, unattributedQuarantineDays: 30 });
     expect(config.limits).toEqual({
       maxEventBytes: 32 * 1024,
       maxBatchBytes: 500 * 1024,
@@ -54,9 +55,11 @@ describe('serve configuration', () => {
         backgroundNice: 20,
         ingestWorkers: -1,
         duckdb: { memoryLimit: 'lots' },
+        retention: { unattributedQuarantineDays: 1.5 },
         apps: { mytool: { writeKeys: ['short'] } },
       }),
     );
+    expect(message).toContain('retention.unattributedQuarantineDays');
     expect(message).toContain('backgroundNice');
     expect(message).toContain('ingestWorkers');
     expect(message).toContain('duckdb.memoryLimit');

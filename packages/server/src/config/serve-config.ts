@@ -85,6 +85,12 @@ export const DEFAULTS = Object.freeze({
   retention: Object.freeze({
     /** How often retention runs, minutes; 0 turns the timer off. */
     intervalMinutes: 60,
+    /**
+     * Days the quarantine entries of no app (requests refused before anything named an app the collector
+     * knows) are kept; 0 keeps them. No app's retentionDays covers them, and they are raw input from
+     * anyone who reached the port: kept for a month to diagnose a misconfigured client, not for ever.
+     */
+    unattributedQuarantineDays: 30,
   }),
   log: Object.freeze({
     level: 'info' as const,
@@ -169,7 +175,7 @@ export const serveConfigSchema = z.strictObject({
     .partial()
     .optional(),
   retention: z
-    .strictObject({ intervalMinutes: z.number().min(0) })
+    .strictObject({ intervalMinutes: z.number().min(0), unattributedQuarantineDays: z.number().int().min(0) })
     .partial()
     .optional(),
   log: z
@@ -228,7 +234,7 @@ export interface ServeConfig {
   readonly backgroundNice: number;
   readonly ingestWorkers: number;
   readonly duckdb: { readonly memoryLimit: string };
-  readonly retention: { readonly intervalMinutes: number };
+  readonly retention: { readonly intervalMinutes: number; readonly unattributedQuarantineDays: number };
   readonly log: { readonly level: string; readonly requests: boolean };
   readonly registry: AppRegistry;
 }

@@ -15,7 +15,11 @@ import { createEventBuilder } from '../pipeline/event-builder.js';
 import { createGroupCommitter, type GroupCommitter } from '../pipeline/group-commit.js';
 import { resolveInstallIdKey } from '../pipeline/install-id-key.js';
 import { createRateLimiter } from '../pipeline/rate-limiter.js';
-import { type RetentionReport, runRetention as runStoreRetention } from '../store/retention.js';
+import {
+  type RetentionReport,
+  retentionApplies,
+  runRetention as runStoreRetention,
+} from '../store/retention.js';
 import type { Store } from '../store/types.js';
 import { createRefusals, sendAnswer } from './answers.js';
 import { registerDashboard } from './dashboard.js';
@@ -392,7 +396,9 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
   // The analytics rollup of an app that lost events is refreshed at once, so the per-install rows of the
   // removed days (hashed ids, counts) go with them, not at the next dashboard request (rollup.ts).
   const runRetention = async (): Promise<RetentionReport> => {
-    const report = await committer.exclusive(() => runStoreRetention(store, config.registry, now()));
+    const report = await committer.exclusive(() =>
+      runStoreRetention(store, config.registry, now(), config.retention),
+    );
     for (const [name, removed] of Object.entries(report.removed))
       if (removed > 0)
         await api
@@ -405,8 +411,11 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
   const retentionTick = () => {
     runRetention().then(
       (report) => {
-        if (Object.keys(report.removed).length > 0)
-          app.log.info({ removed: report.removed }, 'retention applied');
+        if (Object.keys(report.removed).length > 0 || report.unattributedQuarantine)
+          app.log.info(
+            { removed: report.removed, unattributedQuarantine: report.unattributedQuarantine },
+            'retention applied',
+          );
         if (Object.keys(report.failed).length > 0)
           app.log.warn(
             { failed: report.failed },
@@ -418,7 +427,7 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     );
   };
   const retentionTimers: NodeJS.Timeout[] = [];
-  if (config.retention.intervalMinutes > 0 && config.registry.list().some((a) => a.retentionDays > 0)) {
+  if (config.retention.intervalMinutes > 0 && retentionApplies(config.registry, config.retention)) {
     const intervalMs = config.retention.intervalMinutes * 60_000;
     retentionTimers.push(setTimeout(retentionTick, Math.min(5_000, intervalMs)).unref());
     retentionTimers.push(setInterval(retentionTick, intervalMs).unref());

@@ -305,6 +305,7 @@ export function testStore(
         await expect(store.removeQuarantine(['x'])).rejects.toMatchObject(closed);
         await expect(store.deleteInstall('a', 'b')).rejects.toMatchObject(closed);
         await expect(store.applyRetention('a', Date.now())).rejects.toMatchObject(closed);
+        await expect(store.trimUnattributedQuarantine(Date.now())).rejects.toMatchObject(closed);
         await expect(
           store.exportEvents({ format: 'ndjson', path: path.join(os.tmpdir(), 'telemark-never.ndjson') }),
         ).rejects.toMatchObject(closed);
@@ -875,6 +876,40 @@ export function testStore(
         expect(await countEvents(store, app)).toBe(1);
         expect(await countEvents(store, other)).toBe(1);
         expect(await store.applyRetention(app, cutoff)).toBe(0);
+      });
+
+      it('trimUnattributedQuarantine removes the entries of no app received before the cutoff, and only those', async () => {
+        const store = await fresh();
+        const app = uniqueId('app');
+        const marker = uniqueId('unattributed');
+        // Long ago, so that a store shared with other tests (ClickHouse) holds no other entries this old.
+        const cutoff = Date.UTC(2001, 0, 2);
+        const entry = (owner: string, receivedAt: number, n: number) =>
+          sampleQuarantine({ app: owner, receivedAt, raw: JSON.stringify({ marker, n }) });
+        await store.write(
+          batch({
+            quarantine: [
+              entry('', cutoff - 86_400_000, 1),
+              entry('', cutoff - 1, 2),
+              entry('', cutoff, 3),
+              entry('', cutoff + 86_400_000, 4),
+              entry(app, cutoff - 86_400_000, 5),
+            ],
+          }),
+        );
+        const mine = async (owner: string) =>
+          (await store.listQuarantine({ app: owner }))
+            .map((q) => JSON.parse(q.raw) as { marker?: string; n: number })
+            .filter((q) => q.marker === marker)
+            .map((q) => q.n);
+        expect(await store.trimUnattributedQuarantine(cutoff)).toBe(2);
+        expect(await mine('')).toEqual([3, 4]);
+        // An app's entries follow its own retention, not this one.
+        expect(await mine(app)).toEqual([5]);
+        expect(await store.trimUnattributedQuarantine(cutoff)).toBe(0);
+        await expect(store.trimUnattributedQuarantine(Number.NaN)).rejects.toMatchObject({
+          code: 'TMK_ERR_BAD_PARAMETER',
+        });
       });
 
       describe('exportEvents', () => {

@@ -6,19 +6,33 @@ const DAY_MS = 86_400_000;
 export interface RetentionReport {
   /** Events removed per app; apps that keep everything (retentionDays 0) are absent. */
   readonly removed: Readonly<Record<string, number>>;
-  /** Apps whose retention failed, with the error; the others still ran. */
+  /** Quarantine entries of no app removed; absent when they are kept (unattributedQuarantineDays 0). */
+  readonly unattributedQuarantine?: number;
+  /** Apps whose retention failed, with the error; the others still ran. `''` names the entries of no app. */
   readonly failed: Readonly<Record<string, string>>;
 }
 
+export interface RetentionPolicy {
+  /** Days the quarantine entries of no app are kept; 0 keeps them. */
+  readonly unattributedQuarantineDays: number;
+}
+
+/** Whether `runRetention` has anything to do for this registry and policy (else no timer is needed). */
+export const retentionApplies = (registry: AppRegistry, policy: RetentionPolicy): boolean =>
+  policy.unattributedQuarantineDays > 0 || registry.list().some((app) => app.retentionDays > 0);
+
+const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
 /**
  * Apply each registered app's `retentionDays` once: remove events (and quarantine entries) received
- * before `now − retentionDays`. The collector calls this on a timer; one app's failure does not stop
- * the others.
+ * before `now − retentionDays`; then the quarantine entries of no app older than the policy's days. The
+ * collector calls this on a timer; one app's failure does not stop the others.
  */
 export async function runRetention(
   store: Store,
   registry: AppRegistry,
   now: number = Date.now(),
+  policy: RetentionPolicy = { unattributedQuarantineDays: 0 },
 ): Promise<RetentionReport> {
   const removed: Record<string, number> = {};
   const failed: Record<string, string> = {};
@@ -27,8 +41,18 @@ export async function runRetention(
     try {
       removed[app.name] = await store.applyRetention(app.name, now - app.retentionDays * DAY_MS);
     } catch (error) {
-      failed[app.name] = error instanceof Error ? error.message : String(error);
+      failed[app.name] = message(error);
     }
   }
-  return { removed, failed };
+  let unattributedQuarantine: number | undefined;
+  if (policy.unattributedQuarantineDays > 0) {
+    try {
+      unattributedQuarantine = await store.trimUnattributedQuarantine(
+        now - policy.unattributedQuarantineDays * DAY_MS,
+      );
+    } catch (error) {
+      failed[''] = message(error);
+    }
+  }
+  return { removed, ...(unattributedQuarantine !== undefined ? { unattributedQuarantine } : {}), failed };
 }

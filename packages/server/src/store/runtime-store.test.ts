@@ -23,6 +23,7 @@ function countingDriver(failInits = 0) {
     removeQuarantine: async () => 0,
     deleteInstall: async () => ({ events: 0, quarantine: 0 }),
     applyRetention: async () => 0,
+    trimUnattributedQuarantine: async () => 0,
     exportEvents: async () => 0,
     health: async () => ({ ok: true, detail: 'ok' }),
     async close() {

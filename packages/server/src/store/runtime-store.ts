@@ -49,6 +49,7 @@ export function createRuntimeStore(driver: StoreDriver): Store {
       return guardedDelete(app, installId);
     },
     applyRetention: guarded((app, before) => driver.applyRetention(app, before)),
+    trimUnattributedQuarantine: guarded((before) => driver.trimUnattributedQuarantine(before)),
     exportEvents: guarded((o) => driver.exportEvents(o)),
     ...(driver.maintain ? { maintain: guarded((statements) => driver.maintain!(statements)) } : {}),
     ...(driver.changes ? { changes: () => driver.changes!() } : {}),

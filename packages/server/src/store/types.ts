@@ -272,6 +272,12 @@ export interface StoreDriver {
   deleteInstall(app: string, installId: string): Promise<InstallErasure>;
   /** Remove an app's events received before `before` (epoch ms). Returns the number removed where known. */
   applyRetention(app: string, before: number): Promise<number>;
+  /**
+   * Remove the quarantine entries of no app (`app = ''`: requests refused before anything named an app
+   * the collector knows) received before `before` (epoch ms). No app's `retentionDays` covers them.
+   * Returns the number removed.
+   */
+  trimUnattributedQuarantine(before: number): Promise<number>;
   exportEvents(options: ExportOptions): Promise<number>;
   /**
    * Optional: maintain derived tables (the analytics rollup, docs/analytics.md) — run these statements in

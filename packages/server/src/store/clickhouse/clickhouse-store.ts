@@ -1066,6 +1066,20 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
       }
     },
 
+    async trimUnattributedQuarantine(before) {
+      if (!Number.isFinite(before))
+        throw new TelemarkError('TMK_ERR_BAD_PARAMETER', 'trimUnattributedQuarantine needs a time');
+      const condition = `app = '' AND received_at < ${Math.round(before)}`;
+      try {
+        await probeNodes();
+        const n = await count(`SELECT count() AS n FROM ${t.quarantine} WHERE ${condition}`);
+        if (n > 0) await mutate('quarantine_local', condition);
+        return n;
+      } catch (error) {
+        throw storeError(error, 'TMK_ERR_STORE_WRITE', o);
+      }
+    },
+
     async exportEvents(options: ExportOptions): Promise<number> {
       await settled();
       return exportEvents(

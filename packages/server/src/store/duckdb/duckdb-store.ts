@@ -1552,6 +1552,23 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       });
     },
 
+    trimUnattributedQuarantine(before) {
+      if (!Number.isFinite(before))
+        return Promise.reject(
+          new TelemarkError('TMK_ERR_BAD_PARAMETER', 'trimUnattributedQuarantine needs a time'),
+        );
+      const bound = Math.max(Math.min(before, END_OF_TIME), -END_OF_TIME);
+      return removeRows(
+        async (connection) =>
+          (
+            await connection.run(
+              "DELETE FROM quarantine WHERE app = '' AND received_at < epoch_ms($1::BIGINT)",
+              [bound],
+            )
+          ).rowsChanged,
+      );
+    },
+
     async exportEvents(options: ExportOptions): Promise<number> {
       await settle();
       return exportEvents(pickReader(), file, options);

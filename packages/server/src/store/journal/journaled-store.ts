@@ -449,6 +449,10 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
       await untilDelivered();
       return target.applyRetention(app, before);
     },
+    async trimUnattributedQuarantine(before) {
+      await untilDelivered();
+      return target.trimUnattributedQuarantine(before);
+    },
     async exportEvents(options) {
       await untilDelivered();
       return target.exportEvents(options);
