@@ -2,7 +2,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { makeDirectory } from '../directories.js';
 import { TelemarkError } from '../errors.js';
-import { createStore, duckdbPathFor, requireDataDirStore } from '../store/index.js';
+import {
+  type ClickHouseStoreOptions,
+  createStore,
+  duckdbPathFor,
+  requireDataDirStore,
+} from '../store/index.js';
 import type { Store } from '../store/types.js';
 import type { ServeConfig } from './serve-config.js';
 
@@ -11,6 +16,8 @@ export interface OpenStoreOptions {
   readonly readOnly?: boolean;
   /** Write to existing data only, creating none (admin commands that write: replay): TMK_ERR_STORE_NO_DATA. */
   readonly existingOnly?: boolean;
+  /** ClickHouse: where the store's lines and its client's go (`telemark serve`: JSON beside the collector's). */
+  readonly log?: ClickHouseStoreOptions['log'];
 }
 
 /**
@@ -28,6 +35,7 @@ export function openStore(
     return createStore({
       engine: 'clickhouse',
       ...clickhouse,
+      ...(options.log ? { log: options.log } : {}),
       // Admin commands never create a database: a mistyped --clickhouse-database is refused.
       ...(options.readOnly || options.existingOnly
         ? { existingOnly: true }

@@ -1,12 +1,13 @@
 import type { Command } from 'commander';
+import { pino } from 'pino';
 import { forgetUnshownToken, resolveAdminToken } from '../../api/admin-token.js';
 import { openStore, prepareDataDir } from '../../config/open-store.js';
-import { loadServeConfig, type ServeFlags } from '../../config/serve-config.js';
+import { loadServeConfig, type ServeConfig, type ServeFlags } from '../../config/serve-config.js';
 import { rephrased } from '../../errors.js';
 import { createCollector } from '../../http/collector.js';
 import { lowerBackgroundPriority } from '../../http/thread-priority.js';
 import { demoResultLine, demoSeedingLine, seedDemo } from '../../simulate/demo.js';
-import { initFailure } from '../../store/index.js';
+import { type ClickHouseStoreOptions, initFailure } from '../../store/index.js';
 
 interface ServeCommandOptions extends ServeFlags {
   readonly config?: string;
@@ -34,7 +35,7 @@ export async function serve(
     flags: options,
   });
   prepareDataDir(config.dataDir);
-  const store = openStore(config);
+  const store = openStore(config, storeLogging(config));
   await store.init().catch((error: unknown) => {
     // Another collector on this data directory is the likely cause: name it (its PID) and the way out.
     throw rephrased(initFailure(error), { TMK_ERR_STORE_LOCKED: 'serve' });
@@ -116,6 +117,16 @@ export async function serve(
     banner += `Dashboard: ${url}/ (admin token: ${where})\n`;
   }
   out.write(banner);
+}
+
+/**
+ * The ClickHouse store's logger. The store opens — and may wait for the server — before the collector
+ * and its logger exist, so it gets a pino logger of its own with the collector's level: JSON lines on
+ * stdout like the collector's (Fastify's logger is pino too).
+ */
+function storeLogging(config: ServeConfig): { log?: ClickHouseStoreOptions['log'] } {
+  if (config.store !== 'clickhouse') return {};
+  return { log: pino({ level: config.log.level }) };
 }
 
 export function registerServeCommand(program: Command): void {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { TelemarkError } from '../../errors.js';
+import type { StoreLogger } from './log.js';
 
 /** Options of `createClickHouseStore`. Validated once (all problems reported together), then frozen. */
 export interface ClickHouseStoreOptions {
@@ -62,13 +63,20 @@ export interface ClickHouseStoreOptions {
     /** With `journalFirst`: deliver at most this often, ms. @default 250 */
     readonly deliverEveryMs?: number;
   };
+  /**
+   * Where the store's own lines (a start-up that waits for ClickHouse, each failed attempt to open) and
+   * `@clickhouse/client`'s go, as JSON lines with a `component` field (`store/clickhouse/log.ts`).
+   * `telemark serve` passes a pino logger; without one the store and the client log nothing.
+   */
+  readonly log?: StoreLogger;
 }
 
 export type ResolvedClickHouseStoreOptions = Readonly<
-  Required<Omit<ClickHouseStoreOptions, 'cluster' | 'journal'>>
+  Required<Omit<ClickHouseStoreOptions, 'cluster' | 'journal' | 'log'>>
 > & {
   readonly cluster: { readonly name: string; readonly nodes: readonly string[] } | undefined;
   readonly journal: ClickHouseStoreOptions['journal'];
+  readonly log: StoreLogger | undefined;
 };
 
 export const CLICKHOUSE_DEFAULTS = Object.freeze({
@@ -132,7 +140,9 @@ const schema = z
   .strict();
 
 export function resolveClickHouseOptions(input: ClickHouseStoreOptions): ResolvedClickHouseStoreOptions {
-  const parsed = schema.safeParse(input);
+  // A logger is not a setting: passed on as it is.
+  const { log, ...settings } = input;
+  const parsed = schema.safeParse(settings);
   if (!parsed.success) {
     const problems = parsed.error.issues.map(
       (issue) => `- clickhouse.${issue.path.join('.') || '(options)'}: ${issue.message}`,
@@ -156,5 +166,6 @@ export function resolveClickHouseOptions(input: ClickHouseStoreOptions): Resolve
     raceRecheckMs: o.raceRecheckMs ?? CLICKHOUSE_DEFAULTS.raceRecheckMs,
     existingOnly: o.existingOnly ?? false,
     journal: o.journal ? Object.freeze({ ...o.journal }) : undefined,
+    log,
   });
 }

@@ -53,6 +53,7 @@ import {
 } from './dedupe.js';
 import type { EncodedTsv } from './encode.js';
 import { exportEvents } from './export.js';
+import { clientLoggerClass, clientLogLevel, STORE_COMPONENT } from './log.js';
 import { counterRow, quarantineRow, tsvField } from './rows.js';
 import {
   EVENT_COLUMN_LIST,
@@ -306,6 +307,11 @@ const LOOKUP_SETTINGS = {
 } as const;
 
 const POLL_MS = [20, 50, 100, 200, 500];
+/**
+ * Opening the store this long without an answer logs, once, what it waits for (a server that answers
+ * takes milliseconds): half the probe timeout when that is shorter, so the line comes before the failure.
+ */
+const WAIT_NOTICE_MS = 1_000;
 /** Two: one write looks its keys up while the other's INSERTs run (ClickHouse answers both in parallel). */
 const WRITES_IN_FLIGHT = 2;
 
@@ -328,6 +334,12 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
   /** Second looks of race checks (`checkRacesSoon`), not waited for by reads; cleared on close. */
   const rechecks = new Set<NodeJS.Timeout>();
   const recheckMs = o.raceRecheckMs;
+  const log = o.log;
+  /** Attempts to open the store (`init`) so far, and whether the wait for one was logged already. */
+  let attempts = 0;
+  let waitLogged = false;
+  /** What opening the store waits for right now: the request, the server, how long at most, and why. */
+  let waitingFor: { what: string; url: string; timeoutMs: number; setting: string } | undefined;
 
   async function createClients(): Promise<void> {
     let module: typeof import('@clickhouse/client');
@@ -345,7 +357,12 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
         password: o.password,
         database,
         request_timeout: o.requestTimeoutMs,
-        log: { level: module.ClickHouseLogLevel.OFF },
+        // Through the collector's logger as JSON lines (`log.ts`); silent without one: the client's own
+        // logger prints plain text, two lines per failed attempt, into the collector's JSON log.
+        log: {
+          level: module.ClickHouseLogLevel[clientLogLevel(log?.level)],
+          ...(log ? { LoggerClass: clientLoggerClass(log) } : {}),
+        },
         // ClickHouse 18.16 closes idle keep-alive connections after 3 s.
         keep_alive: { enabled: true, idle_socket_ttl: 2_000 },
       }) as unknown as ClickHouseClientLike;
@@ -353,7 +370,19 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
     for (const url of nodeUrls) {
       const bootstrap = make(url, 'default');
       try {
+        waitingFor = {
+          what: 'SELECT 1',
+          url,
+          timeoutMs: o.probeTimeoutMs,
+          setting: 'clickhouse.probeTimeoutMs',
+        };
         await probe(bootstrap, url);
+        waitingFor = {
+          what: o.existingOnly ? 'a lookup of the database' : `CREATE DATABASE ${o.database}`,
+          url,
+          timeoutMs: o.requestTimeoutMs,
+          setting: 'its request timeout',
+        };
         if (o.existingOnly) {
           const found = await rows<{ n: number }>(
             bootstrap,
@@ -369,6 +398,12 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
     }
     main = make(o.url, o.database);
     nodes = cluster ? nodeUrls.map((url) => (url === o.url ? main! : make(url, o.database))) : [main];
+    waitingFor = {
+      what: 'the schema check and start-up queries',
+      url: o.url,
+      timeoutMs: o.requestTimeoutMs,
+      setting: 'its request timeout, per query',
+    };
   }
 
   async function closeClients(): Promise<void> {
@@ -900,6 +935,35 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
     concurrentWrites: WRITES_IN_FLIGHT,
 
     async init() {
+      const attempt = ++attempts;
+      const where = cluster ? cluster.nodes.join(', ') : o.url;
+      // A server that accepts connections and does not answer holds this for up to the probe timeout:
+      // say so while it lasts (once), not only when it fails.
+      const notice =
+        log && !waitLogged
+          ? setTimeout(
+              () => {
+                if (!waitingFor) return;
+                waitLogged = true;
+                const w = waitingFor;
+                const then = o.journal
+                  ? 'the collector then starts in outage mode, acknowledging into its journal, and keeps trying'
+                  : 'opening the store then fails';
+                log.warn(
+                  {
+                    component: STORE_COMPONENT,
+                    url: w.url,
+                    waitingFor: w.what,
+                    timeoutMs: w.timeoutMs,
+                    attempt,
+                  },
+                  `waiting for ClickHouse at ${w.url} to answer ${w.what}: up to ${w.timeoutMs / 1000} s (${w.setting}); ${then}`,
+                );
+              },
+              Math.min(WAIT_NOTICE_MS, o.probeTimeoutMs / 2),
+            )
+          : undefined;
+      notice?.unref();
       try {
         await createClients();
         readSettings = await readSettingsFor(client());
@@ -910,11 +974,33 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
         await closeClients();
         // Anything else is left as it is: the lifecycle wrapper reports it as the cause of TMK_ERR_STORE_INIT
         // (nothing was being written, so TMK_ERR_STORE_WRITE's "check disk space" would mislead).
-        throw (
+        const failure =
           accessError(error, o) ??
-          (isUnavailableError(error) ? storeError(error, 'TMK_ERR_STORE_QUERY', o) : error)
-        );
+          (isUnavailableError(error) ? storeError(error, 'TMK_ERR_STORE_QUERY', o) : error);
+        if (log) {
+          const retried = o.journal !== undefined && isUnavailableError(failure);
+          const said = failure instanceof TelemarkError ? failure.detail : firstLine(failure);
+          log.warn(
+            {
+              component: STORE_COMPONENT,
+              url: where,
+              attempt,
+              ...(failure instanceof TelemarkError ? { code: failure.code } : {}),
+              reason: said,
+            },
+            `opening the ClickHouse store${said.includes(where) ? '' : ` at ${where}`} failed (attempt ${attempt}): ${said}${retried ? '; batches go to the journal meanwhile, trying again' : ''}`,
+          );
+        }
+        throw failure;
+      } finally {
+        clearTimeout(notice);
+        waitingFor = undefined;
       }
+      if (log && attempt > 1)
+        log.warn(
+          { component: STORE_COMPONENT, url: where, attempt },
+          `ClickHouse at ${where} answers: the store is open, at attempt ${attempt}`,
+        );
       lastError = undefined;
       scheduleHousekeeping();
     },
