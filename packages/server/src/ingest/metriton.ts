@@ -11,6 +11,8 @@ import {
   isInstallIdText,
   isRecord,
   type Keeper,
+  type Kept,
+  keptEventName,
   keptInstallId,
   own,
   type PreparedRequest,
@@ -112,9 +114,11 @@ function scrubbedValue(value: unknown, scrub: (text: string) => string): unknown
 
 /**
  * The report as quarantine keeps it: base keys as sent, the `declared` keys (the event's traits, the app's
- * extra context) and, with `others`, every key but the identifying ones; strings outside the base keys
+ * extra context) and, with `others`, every key but the identifying ones (those other keys' names
+ * scrubbed: they are the sender's text, and no catalog names one); strings outside the base keys
  * scrubbed — Telepresence sends errors raw (workload and namespace names…) — but the event's `hashed`
  * traits (HMACs, kept as sent as a stored event keeps them, so a replay stores the same value). The
+ * `action` is kept as `keptEventName` keeps it (`action`: scrubbed unless the app's catalog has it). The
  * install id is kept as it would be stored (an identifying one as its pseudonym). A report of an
  * application nobody registered keeps no `others`, and its application name scrubbed: nothing says
  * what its keys hold.
@@ -125,6 +129,7 @@ function keptReport(
   declared: readonly string[],
   others: boolean,
   keeper: Keeper,
+  action: Kept,
   hashed: ReadonlySet<string> = NO_NAMES,
 ): string {
   const { scrub } = keeper;
@@ -132,10 +137,11 @@ function keptReport(
   const kept: Record<string, unknown> = Object.create(null);
   for (const key of Object.keys(metadata)) {
     const value = metadata[key];
-    if (BASE_KEYS.has(key)) kept[key] = value;
+    if (key === 'action') kept.action = action.raw;
+    else if (BASE_KEYS.has(key)) kept[key] = value;
     else if (hashed.has(key) && typeof value === 'string') kept[key] = value;
-    else if (declared.includes(key) || (others && !IDENTIFYING_KEYS.has(key)))
-      kept[key] = scrubbedValue(value, scrub);
+    else if (declared.includes(key)) kept[key] = scrubbedValue(value, scrub);
+    else if (others && !IDENTIFYING_KEYS.has(key)) kept[scrub(key)] = scrubbedValue(value, scrub);
   }
   return rawJson({
     application: others ? body.application : scrubbedValue(body.application, scrub),
@@ -210,6 +216,7 @@ export function prepareMetriton(
   bodyBytes = 0,
 ): MetritonPrepared {
   const prepared = createPrepared(1);
+  const { scrub } = deps.builder;
   const fail = (
     app: string,
     reason: string,
@@ -230,7 +237,9 @@ export function prepareMetriton(
   };
   if (!isRecord(body)) {
     prepared.charges.push({ key: UNATTRIBUTED_CHARGE, limit: UNATTRIBUTED_LIMIT, cost: 1 });
-    fail('', 'TMK_ERR_INVALID_MESSAGE', 'the report is not a JSON object', rawJson(body));
+    // A report that is a string or an array is the sender's text as much as any: scrubbed.
+    const raw = rawJson(scrubbedValue(body, scrub));
+    fail('', 'TMK_ERR_INVALID_MESSAGE', 'the report is not a JSON object', raw);
     return { kind: 'prepared', app: undefined, prepared };
   }
   const metadata = isRecord(body.metadata) ? body.metadata : {};
@@ -238,7 +247,9 @@ export function prepareMetriton(
   const app = application ? deps.registry.get(application) : undefined;
   const action = typeof metadata.action === 'string' ? metadata.action : '';
   if (!app) {
-    const raw = keptReport(body, metadata, [], false, deps.builder);
+    // No catalog to know the action by: scrubbed, in the `event` column and the kept report alike.
+    const keptAction = keptEventName(metadata.action, false, scrub);
+    const raw = keptReport(body, metadata, [], false, deps.builder, keptAction);
     return {
       kind: 'unknown_app',
       application,
@@ -247,9 +258,9 @@ export function prepareMetriton(
         receivedAt,
         protocol: 'metriton',
         reason: 'TMK_ERR_UNKNOWN_APP',
-        detail: quoted(application, 64, deps.builder.scrub),
+        detail: quoted(application, 64, scrub),
         messageId: '',
-        event: action.slice(0, 200),
+        event: keptAction.column,
         raw,
       },
     };
@@ -259,9 +270,6 @@ export function prepareMetriton(
   prepared.charges.push({ key: chargeKey('keyless', app.name), limit: app.rateLimits.perWriteKey, cost: 1 });
   const traitNames = action ? deps.builder.traitNames(app.catalog, action) : [];
   const extraKeys = Object.keys(app.catalog.input.extraContext?.keys ?? {});
-  // Built only for a rejected report: an accepted one never needs its raw form.
-  const raw = () =>
-    keptReport(body, metadata, [...extraKeys, ...traitNames], true, deps.builder, hashedTraits(app, action));
   const installId = body.install_id;
   const traceId = text(metadata.trace_id, 100, '');
   // Derived from the install id as stored, so a report replayed from its kept form (which holds that
@@ -270,30 +278,29 @@ export function prepareMetriton(
     typeof installId === 'string' && action
       ? metritonMessageId(deps.builder.installId(installId), traceId, metadata.index, action)
       : '';
+  // Only a rejected report pays for its kept form: the report (`keptReport`) and its action, scrubbed
+  // unless the app's catalog has it (`keptEventName`), in the `event` column and the report alike.
+  const refuse = (reason: string, detail: string) => {
+    const known = action.length > 0 && Object.hasOwn(app.catalog.input.events, action);
+    const keptAction = keptEventName(metadata.action, known, scrub);
+    const declared = [...extraKeys, ...traitNames];
+    const hashed = hashedTraits(app, action);
+    const raw = keptReport(body, metadata, declared, true, deps.builder, keptAction, hashed);
+    fail(app.name, reason, detail, raw, messageId, keptAction.column);
+  };
   if (!app.allowKeyless) {
-    fail(
-      app.name,
-      'TMK_ERR_MISSING_WRITE_KEY',
-      `app "${app.name}" (Metriton reports carry no key)`,
-      raw,
-      messageId,
-      action,
-    );
+    refuse('TMK_ERR_MISSING_WRITE_KEY', `app "${app.name}" (Metriton reports carry no key)`);
     return { kind: 'prepared', app, prepared };
   }
   const maxBytes = deps.limits?.maxEventBytes;
   if (maxBytes !== undefined && bodyBytes > maxBytes) {
-    fail(app.name, 'TMK_ERR_EVENT_TOO_LARGE', `${maxBytes} bytes`, raw, messageId, action.slice(0, 200));
+    refuse('TMK_ERR_EVENT_TOO_LARGE', `${maxBytes} bytes`);
     return { kind: 'prepared', app, prepared };
   }
   if (!isInstallIdText(installId)) {
-    fail(
-      app.name,
+    refuse(
       'TMK_ERR_INVALID_MESSAGE',
       'install_id must be a string of 1 to 100 characters, well-formed Unicode',
-      raw,
-      messageId,
-      action,
     );
     return { kind: 'prepared', app, prepared };
   }
@@ -303,25 +310,11 @@ export function prepareMetriton(
     cost: 1,
   });
   if (!action || action.length > 200) {
-    fail(
-      app.name,
-      'TMK_ERR_INVALID_MESSAGE',
-      'metadata.action must be a string of 1 to 200 characters',
-      raw,
-      messageId,
-      action.slice(0, 200),
-    );
+    refuse('TMK_ERR_INVALID_MESSAGE', 'metadata.action must be a string of 1 to 200 characters');
     return { kind: 'prepared', app, prepared };
   }
   if (typeof body.version !== 'string' || body.version.length === 0 || body.version.length > 64) {
-    fail(
-      app.name,
-      'TMK_ERR_INVALID_MESSAGE',
-      'version must be a string of 1 to 64 characters',
-      raw,
-      messageId,
-      action,
-    );
+    refuse('TMK_ERR_INVALID_MESSAGE', 'version must be a string of 1 to 64 characters');
     return { kind: 'prepared', app, prepared };
   }
   const traits: Record<string, unknown> = {};
@@ -342,7 +335,7 @@ export function prepareMetriton(
   });
   if (!built.ok) {
     // The catalog's details quote the sender's names: scrubbed, as stored text is.
-    fail(app.name, built.reason, deps.builder.scrub(built.detail), raw, messageId, action);
+    refuse(built.reason, deps.builder.scrub(built.detail));
     return { kind: 'prepared', app, prepared };
   }
   if (built.event.installId !== installId) countPseudonym(prepared, app.name);

@@ -8,7 +8,7 @@ import { isTelemarkError, noted, TelemarkError } from '../errors.js';
 import { parseJsonBody } from './body.js';
 import { batchElementSizes, batchFitsMessageLimit } from './json-extent.js';
 import { type MetritonDeps, prepareMetriton } from './metriton.js';
-import { cutRaw, type PreparedRequest } from './prepared.js';
+import { cutRaw, MAX_RAW_CHARS, type PreparedRequest } from './prepared.js';
 import { keptBody, prepareSegment, type SegmentDeps, type SegmentRoute } from './segment.js';
 
 /** Whole-request refusals whose body was read and is kept for inspection (parse and auth); counted when kept. */
@@ -35,12 +35,24 @@ const batchOf = (body: unknown): readonly unknown[] | undefined => {
 /** Whether a body starts with a UTF-8 byte-order mark. */
 const hasBom = (body: Uint8Array): boolean => body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf;
 
-/** Parse a decoded body; unparseable, it is refused with its text to keep. */
-function parseKeeping(decoded: Buffer): unknown {
+/**
+ * Text scrubbed past the kept length before the cut, so that the cut falls in scrubbed text: far more
+ * than any one address, path or token the scrubber recognises.
+ */
+const SCRUB_MARGIN = 4 * 1024;
+
+/**
+ * Parse a decoded body; unparseable, it is refused with its text to keep, scrubbed (the sender's text,
+ * as a kept message's free text is; a replay never reads it): its first 36 K characters, then cut.
+ */
+function parseKeeping(decoded: Buffer, scrub: (text: string) => string): unknown {
   try {
     return parseJsonBody(decoded);
   } catch (error) {
-    throw noted(error as TelemarkError, { keptRaw: cutRaw(decoded.toString('utf8')) });
+    const text = decoded
+      .toString('utf8', 0, 4 * (MAX_RAW_CHARS + SCRUB_MARGIN))
+      .slice(0, MAX_RAW_CHARS + SCRUB_MARGIN);
+    throw noted(error as TelemarkError, { keptRaw: cutRaw(scrub(text)) });
   }
 }
 
@@ -52,7 +64,7 @@ export function prepareSegmentBody(input: SegmentBodyInput, deps: SegmentDeps): 
   const { decoded, route } = input;
   // A leading byte-order mark (parseJsonBody skips it) is no part of any message: not measured.
   const bytes = hasBom(decoded) ? decoded.length - 3 : decoded.length;
-  const body = parseKeeping(decoded);
+  const body = parseKeeping(decoded, deps.builder.scrub);
   const limit = deps.limits.maxEventBytes;
   const batch = route === 'batch' && bytes > limit ? batchOf(body) : undefined;
   // The cheap proof first; the byte scan only for the batches it cannot clear.
@@ -92,7 +104,7 @@ export function prepareMetritonBody(
   receivedAt: number,
   deps: MetritonDeps,
 ): PreparedRequest {
-  const result = prepareMetriton(parseKeeping(decoded), receivedAt, deps, decoded.length);
+  const result = prepareMetriton(parseKeeping(decoded, deps.builder.scrub), receivedAt, deps, decoded.length);
   if (result.kind === 'unknown_app')
     throw noted(new TelemarkError('TMK_ERR_UNKNOWN_APP', result.quarantine.detail), {
       keptRaw: result.quarantine.raw,

@@ -1,8 +1,8 @@
-import type { Control, MessageResult } from 'telemark';
+import { type Control, LIMITS, type MessageResult } from 'telemark';
 import type { AppEntry, RateLimit } from '../config/registry-types.js';
 import { hash53 } from '../hash53.js';
 import { CounterSet, utcDay } from '../pipeline/counters.js';
-import { type EventBuilder, SKEW_COUNT_THRESHOLD_MS } from '../pipeline/event-builder.js';
+import { type EventBuilder, isUuidShaped, SKEW_COUNT_THRESHOLD_MS } from '../pipeline/event-builder.js';
 import type { EncodedEvents, QuarantineEntry, StoredEvent } from '../store/types.js';
 
 /** Raw text kept in quarantine is cut to this many characters (types.ts: "cut to 32 KB"). */
@@ -109,10 +109,20 @@ export function rawJson(value: unknown): string {
 /** A quarantine entry before it has its receive time. */
 export type Rejection = Omit<QuarantineEntry, 'receivedAt'>;
 
-/** Record one rejected message: its result, its quarantine entry, its counter. */
-export function reject(prepared: PreparedRequest, index: number, receivedAt: number, r: Rejection): void {
+/**
+ * Record one rejected message: its result, its quarantine entry, its counter. The result answers with
+ * `sentId`, the message id as the sender sent it (cut), which its client matches results by; the entry
+ * keeps `r.messageId`, the id as quarantine keeps it (`keptMessageId`).
+ */
+export function reject(
+  prepared: PreparedRequest,
+  index: number,
+  receivedAt: number,
+  r: Rejection,
+  sentId: string = r.messageId,
+): void {
   prepared.results[index] = {
-    messageId: r.messageId,
+    messageId: sentId,
     status: 'rejected',
     reason: r.reason,
     detail: r.detail,
@@ -230,6 +240,89 @@ export function keptInstallId(value: unknown, keeper: Keeper): unknown {
   if (typeof value !== 'string') return scrubDeep(value, keeper.scrub);
   const scrubbed = keeper.scrub(value);
   return isInstallIdText(scrubbed) ? null : scrubbed;
+}
+
+/** Longest event name (Segment's `event`, Metriton's `metadata.action`), in UTF-16 units. */
+export const MAX_EVENT_NAME = 200;
+
+/** `text` cut to at most `max` UTF-16 units, never between the two halves of a surrogate pair. */
+export function cut(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const code = text.charCodeAt(max - 1);
+  return text.slice(0, code >= 0xd800 && code <= 0xdbff ? max - 1 : max);
+}
+
+/** A kept form of sender text: the value quarantine's raw form keeps, and the text its column keeps. */
+export interface Kept {
+  readonly raw: unknown;
+  readonly column: string;
+}
+
+/**
+ * An event name (Segment's `event`, Metriton's `metadata.action`) of a rejected message as quarantine
+ * keeps it. An event of the app's catalog (`known`) as sent: a replay after a catalog fix must find it,
+ * and stored events hold it as sent. Any other text scrubbed — it is the sender's, and no stored event
+ * ever holds it — then cut to `MAX_EVENT_NAME` (after the scrub: a cut first could leave half an address
+ * the scrubber no longer recognises), so that a replay judges the kept form as it judged the sent one: a
+ * valid name stays valid (an unknown event, whose scrubbed form can be no catalog's either), an invalid one
+ * stays invalid (`null` when the scrub shrank a name that was too long into a valid one). The column holds
+ * the scrubbed text, cut.
+ */
+export function keptEventName(value: unknown, known: boolean, scrub: (text: string) => string): Kept {
+  if (typeof value !== 'string') return { raw: scrubDeep(value, scrub), column: '' };
+  const valid = value.length > 0 && value.length <= MAX_EVENT_NAME;
+  if (valid && known) return { raw: value, column: value };
+  const scrubbed = scrub(value);
+  const column = cut(scrubbed, MAX_EVENT_NAME);
+  if (valid) return { raw: column, column };
+  return { raw: scrubbed.length > 0 && scrubbed.length <= MAX_EVENT_NAME ? null : scrubbed, column };
+}
+
+/**
+ * Prepended to a message id before it is given to the builder's install-id mapping (`keptMessageId`):
+ * a message id and an install id of the same text get different pseudonyms, and the text is longer than
+ * any install id (100), so it never takes a place in the builder's cache of install-id verdicts (which
+ * the accepted messages' install ids use). The scrubber changes nothing of it, and the new line keeps
+ * it apart from the id.
+ */
+const MESSAGE_ID_DOMAIN = `telemark message id${' '.repeat(82)}\n`;
+
+/**
+ * A valid message id (1 to 100 characters, well-formed) as quarantine keeps it: as sent when it is
+ * UUID-shaped (a check of its shape: our client's ids) or when the scrubber leaves it unchanged but for
+ * UUIDs in it (`ajs-next-<time>-<uuid>`, `msg-1`); otherwise (`alice@example.com-1`, a path) its
+ * pseudonym: HMAC-SHA256 under the deployment's install-id key (the builder's install-id mapping, apart
+ * from install ids by a prefix), as a version-8 UUID. The same id always gives the same pseudonym in one
+ * deployment, and a pseudonym is UUID-shaped, so kept again (a replay that refuses it again) it stays as
+ * it is: quarantined copies of one message, and their replays, are deduplicated with each other.
+ */
+export function quarantinedMessageId(id: string, keeper: Keeper): string {
+  if (isUuidShaped(id)) return id;
+  const prefixed = MESSAGE_ID_DOMAIN + id;
+  const stored = keeper.installId(prefixed);
+  return stored === prefixed ? id : stored;
+}
+
+/** Longest message id, in UTF-16 units (`LIMITS.maxMessageIdLength`). */
+export const MAX_MESSAGE_ID = LIMITS.maxMessageIdLength;
+
+/** Whether a value is a valid message id: a string of 1 to 100 characters, well-formed Unicode. */
+export const isMessageIdText = (value: unknown): value is string =>
+  typeof value === 'string' && value.length > 0 && value.length <= MAX_MESSAGE_ID && isWellFormed(value);
+
+/**
+ * A message's `messageId` as quarantine keeps it (the raw form's and the column's): a valid one as
+ * `quarantinedMessageId` keeps it; an invalid one scrubbed, and still invalid, so that a replay refuses it as
+ * ingest did (`null` when the scrub shrank a too-long id into a valid one); the column cut to 100.
+ */
+export function keptMessageId(value: unknown, keeper: Keeper): Kept {
+  if (typeof value !== 'string') return { raw: scrubDeep(value, keeper.scrub), column: '' };
+  if (isMessageIdText(value)) {
+    const stored = quarantinedMessageId(value, keeper);
+    return { raw: stored, column: stored };
+  }
+  const scrubbed = keeper.scrub(value);
+  return { raw: isMessageIdText(scrubbed) ? null : scrubbed, column: cut(scrubbed, MAX_MESSAGE_ID) };
 }
 
 export const isRecord = (value: unknown): value is Record<string, unknown> =>

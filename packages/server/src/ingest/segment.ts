@@ -13,7 +13,11 @@ import {
   isRecord,
   isWellFormed,
   type Keeper,
+  type Kept,
+  keptEventName,
   keptInstallId,
+  keptMessageId,
+  MAX_EVENT_NAME,
   type PreparedRequest,
   quoted,
   rawJson,
@@ -199,7 +203,12 @@ const NEVER_KEPT_CONTEXT = new Set([
 ]);
 /** The context keys Telemark reads (`contextOf`, `appNameOf`, `droppedOf`): kept as sent. */
 const KEPT_CONTEXT = new Set(['app', 'os', 'library', 'cli']);
-/** Top-level keys kept as sent: what a replay reads to identify, date and judge the message. */
+/**
+ * Top-level keys a replay reads to identify, date and judge the message: kept as a replay needs them —
+ * `type` as sent when it is `track`, `messageId` as `keptMessageId` keeps it, `event` as `keptEventName`
+ * does, a time as sent when it is one (else scrubbed: no stored event holds it), `anonymousId` as
+ * `keptInstallId` does, `_metadata` as sent (a stored event holds its `nodeVersion` as sent).
+ */
 const KEPT_AS_SENT = new Set([
   'type',
   'messageId',
@@ -210,6 +219,7 @@ const KEPT_AS_SENT = new Set([
   'sentAt',
   '_metadata',
 ]);
+const TIMES = new Set(['timestamp', 'originalTimestamp', 'sentAt']);
 const NO_NAMES: ReadonlySet<string> = new Set();
 
 /** The collector's scrubber (`EventBuilder.scrub`), as quarantine's kept forms use it. */
@@ -242,16 +252,28 @@ function keptContext(context: unknown, scrub: Scrub): unknown {
   return kept;
 }
 
+/** A rejected message's `messageId` and `event` as kept, when the caller has them already (its columns). */
+interface KeptIds {
+  readonly messageId: Kept;
+  readonly event: Kept;
+}
+
 /**
  * A message as quarantine keeps it: as sent, less what Telemark never keeps — Segment's user and group
  * ids and traits (`NEVER_KEPT`), and the context's identifying keys (`NEVER_KEPT_CONTEXT`: the client's
- * address, user agent, device and advertising ids, location, page…) — with every string outside
- * the keys a replay reads as sent (`KEPT_AS_SENT`) scrubbed, as a stored event's free text is, but the
- * event's `hashed` traits. The `anonymousId` is kept as it would be stored (an identifying one as its
- * pseudonym, which a replay stores as it is). None of what is dropped is needed to store the message
- * after a replay.
+ * address, user agent, device and advertising ids, location, page…) — with every string scrubbed, as a
+ * stored event's free text is, but the event's `hashed` traits and the keys a replay reads
+ * (`KEPT_AS_SENT`), each kept as a replay needs it. The `anonymousId` is kept as it would be stored (an
+ * identifying one as its pseudonym, which a replay stores as it is), the `messageId` likewise
+ * (`keptMessageId`), the `event` scrubbed unless the app's catalog has it (`keptEventName`). None of
+ * what is dropped is needed to store the message after a replay.
  */
-function keptMessageValue(m: unknown, keeper: Keeper, hashed: ReadonlySet<string> = NO_NAMES): unknown {
+function keptMessageValue(
+  m: unknown,
+  keeper: Keeper,
+  hashed: ReadonlySet<string> = NO_NAMES,
+  ids?: KeptIds,
+): unknown {
   const { scrub } = keeper;
   if (!isRecord(m)) return scrubDeep(m, scrub);
   const kept: Record<string, unknown> = Object.create(null);
@@ -261,15 +283,20 @@ function keptMessageValue(m: unknown, keeper: Keeper, hashed: ReadonlySet<string
     if (key === 'anonymousId') kept.anonymousId = keptInstallId(value, keeper);
     else if (key === 'context') kept.context = keptContext(value, scrub);
     else if (key === 'properties') kept.properties = keptProperties(value, hashed, scrub);
+    else if (key === 'messageId') kept.messageId = (ids?.messageId ?? keptMessageId(value, keeper)).raw;
+    else if (key === 'event') kept.event = (ids?.event ?? keptEventName(value, false, scrub)).raw;
+    else if (key === 'type') kept.type = value === 'track' ? value : scrubDeep(value, scrub);
+    else if (TIMES.has(key))
+      kept[key] = value == null || Number.isFinite(parseIsoTime(value)) ? value : scrubDeep(value, scrub);
     else if (KEPT_AS_SENT.has(key)) kept[key] = value;
     else kept[scrub(key)] = scrubDeep(value, scrub);
   }
   return kept;
 }
 
-const keptMessage = (m: unknown, keeper: Keeper, hashed?: ReadonlySet<string>): string => {
+const keptMessage = (m: unknown, keeper: Keeper, hashed?: ReadonlySet<string>, ids?: KeptIds): string => {
   try {
-    return rawJson(keptMessageValue(m, keeper, hashed));
+    return rawJson(keptMessageValue(m, keeper, hashed, ids));
   } catch (error) {
     // Nested too deep for the scrub's recursion: nothing of it is kept.
     return `<not representable as JSON: ${error instanceof Error ? error.message : String(error)}>`;
@@ -381,17 +408,47 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
     installs.set(installId, (installs.get(installId) ?? 0) + 1);
   };
   const tally = createTally();
-  const fail = (i: number, app: string, reason: string, detail: string, messageId = '', event = '') => {
+  // Only a rejected message pays for its kept form: its id and event name, scrubbed (`keptMessageId`,
+  // `keptEventName`) for the entry's columns and raw form alike; the sender is answered with its id as sent.
+  const fail = (i: number, app: string, reason: string, detail: string) => {
     const m = messages[i];
-    reject(prepared, i, receivedAt, {
-      app,
-      protocol: isRecord(m) && isRecord(m.context) && isRecord(m.context.cli) ? 'telemark' : 'segment',
-      reason,
-      detail,
-      messageId,
-      event,
-      raw: keptMessage(m, deps.builder, hashedTraits(app ? deps.registry.get(app) : undefined, event)),
-    });
+    if (!isRecord(m)) {
+      reject(prepared, i, receivedAt, {
+        app,
+        protocol: 'segment',
+        reason,
+        detail,
+        messageId: '',
+        event: '',
+        raw: keptMessage(m, deps.builder),
+      });
+      return;
+    }
+    const { builder, registry } = deps;
+    const entry = app ? registry.get(app) : undefined;
+    const sentEvent = typeof m.event === 'string' ? m.event : '';
+    // The app the catalog of a keyless message's event is looked up in: the entry's, or the one it names.
+    const catalogApp = entry ?? registry.get(appNameOf(m) ?? '');
+    const known = catalogApp !== undefined && Object.hasOwn(catalogApp.catalog.input.events, sentEvent);
+    const ids: KeptIds = {
+      messageId: keptMessageId(m.messageId, builder),
+      event: keptEventName(m.event, known, builder.scrub),
+    };
+    reject(
+      prepared,
+      i,
+      receivedAt,
+      {
+        app,
+        protocol: isRecord(m.context) && isRecord(m.context.cli) ? 'telemark' : 'segment',
+        reason,
+        detail,
+        messageId: ids.messageId.column,
+        event: ids.event.column,
+        raw: keptMessage(m, builder, hashedTraits(entry, sentEvent.slice(0, MAX_EVENT_NAME)), ids),
+      },
+      typeof m.messageId === 'string' ? m.messageId.slice(0, MAX_ID) : '',
+    );
   };
   const keyAppName = keyApp?.name ?? '';
 
@@ -409,11 +466,9 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
     }
     const type = m.type;
     const rawId = m.messageId;
-    const messageId = typeof rawId === 'string' ? rawId.slice(0, MAX_ID) : '';
-    const eventName = typeof m.event === 'string' ? m.event.slice(0, 200) : '';
     if (type !== 'track') {
       const detail = type === undefined ? '(no "type")' : quoted(String(type), 40, deps.builder.scrub);
-      fail(i, keyAppName, 'TMK_ERR_UNSUPPORTED_CALL', detail, messageId, eventName);
+      fail(i, keyAppName, 'TMK_ERR_UNSUPPORTED_CALL', detail);
       continue;
     }
     if (typeof rawId !== 'string' || rawId.length === 0 || rawId.length > MAX_ID || !isWellFormed(rawId)) {
@@ -423,7 +478,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
           : isWellFormed(rawId)
             ? `${rawId.length} characters`
             : 'not well-formed Unicode (a lone surrogate)';
-      fail(i, keyAppName, 'TMK_ERR_MESSAGE_ID', detail, messageId, eventName);
+      fail(i, keyAppName, 'TMK_ERR_MESSAGE_ID', detail);
       continue;
     }
     if (checkSize) {
@@ -437,44 +492,30 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
       // deep) counts as the whole body, its upper bound.
       else bytes = jsonBytes(sent[i]) ?? input.bodyBytes;
       if (bytes > deps.limits.maxEventBytes) {
-        fail(
-          i,
-          keyAppName,
-          'TMK_ERR_EVENT_TOO_LARGE',
-          `${deps.limits.maxEventBytes} bytes`,
-          messageId,
-          eventName,
-        );
+        fail(i, keyAppName, 'TMK_ERR_EVENT_TOO_LARGE', `${deps.limits.maxEventBytes} bytes`);
         continue;
       }
     }
     let app = keyApp;
     if (!app) {
       if (named === undefined) {
-        fail(i, '', 'TMK_ERR_MISSING_WRITE_KEY', 'a message without context.app.name', messageId, eventName);
+        fail(i, '', 'TMK_ERR_MISSING_WRITE_KEY', 'a message without context.app.name');
         continue;
       }
       if (!namedEntry) {
-        fail(i, '', 'TMK_ERR_UNKNOWN_APP', quoted(named, 64, deps.builder.scrub), messageId, eventName);
+        fail(i, '', 'TMK_ERR_UNKNOWN_APP', quoted(named, 64, deps.builder.scrub));
         continue;
       }
       if (!namedEntry.allowKeyless) {
-        fail(i, '', 'TMK_ERR_MISSING_WRITE_KEY', `app "${namedEntry.name}"`, messageId, eventName);
+        fail(i, '', 'TMK_ERR_MISSING_WRITE_KEY', `app "${namedEntry.name}"`);
         continue;
       }
       app = namedEntry;
       prepared.app ??= namedEntry;
     }
     const event = m.event;
-    if (typeof event !== 'string' || event.length === 0 || event.length > 200) {
-      fail(
-        i,
-        app.name,
-        'TMK_ERR_INVALID_MESSAGE',
-        'event must be a string of 1 to 200 characters',
-        messageId,
-        eventName,
-      );
+    if (typeof event !== 'string' || event.length === 0 || event.length > MAX_EVENT_NAME) {
+      fail(i, app.name, 'TMK_ERR_INVALID_MESSAGE', 'event must be a string of 1 to 200 characters');
       continue;
     }
     if (installId === undefined) {
@@ -484,7 +525,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
         m.anonymousId == null && m.userId != null
           ? 'a userId and no anonymousId: Telemark keeps no user ids; send the install id as anonymousId'
           : `anonymousId must be a string of 1 to ${MAX_ID} characters, well-formed Unicode`;
-      fail(i, app.name, 'TMK_ERR_INVALID_MESSAGE', detail, messageId, eventName);
+      fail(i, app.name, 'TMK_ERR_INVALID_MESSAGE', detail);
       continue;
     }
     // RudderStack's SDKs send the client's time as `originalTimestamp` (Segment's name for it once
@@ -495,13 +536,13 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
     const timestampMs = givenTime == null ? Number.NaN : parseIsoTime(givenTime);
     if (givenTime != null && !Number.isFinite(timestampMs)) {
       const detail = `${stamped ? 'timestamp' : 'originalTimestamp'} is not an ISO 8601 date`;
-      fail(i, app.name, 'TMK_ERR_INVALID_MESSAGE', detail, messageId, eventName);
+      fail(i, app.name, 'TMK_ERR_INVALID_MESSAGE', detail);
       continue;
     }
     const droppedBefore = droppedOf(m);
     if (droppedBefore === undefined) {
       const detail = `context.cli.dropped must be an integer from 0 to ${MAX_CLIENT_DROPPED}`;
-      fail(i, app.name, 'TMK_ERR_INVALID_MESSAGE', detail, messageId, eventName);
+      fail(i, app.name, 'TMK_ERR_INVALID_MESSAGE', detail);
       continue;
     }
     const built = deps.builder.build({
@@ -518,7 +559,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
     });
     if (!built.ok) {
       // The catalog's details quote the sender's event and trait names: scrubbed, as stored text is.
-      fail(i, app.name, built.reason, deps.builder.scrub(built.detail), messageId, eventName);
+      fail(i, app.name, built.reason, deps.builder.scrub(built.detail));
       continue;
     }
     if (built.event.installId !== installId) countPseudonym(prepared, app.name);
