@@ -70,6 +70,18 @@ describe('serve configuration', () => {
     expect(message).toContain('apps.mytool.writeKeys.0');
   });
 
+  it('needs twice a batch of buckets for the rate limits, with or without schema problems beside it', () => {
+    const few = 'rateLimitKeys: must be at least twice limits.maxBatchEvents (5000)';
+    expect(configError(() => resolveServeConfig({ rateLimitKeys: 4999 }))).toContain(few);
+    expect(configError(() => resolveServeConfig({ rateLimitKeys: 4999, port: -1 }))).toContain(few);
+    expect(
+      configError(() => resolveServeConfig({ rateLimitKeys: 199, limits: { maxBatchEvents: 100 } })),
+    ).toContain('rateLimitKeys: must be at least twice limits.maxBatchEvents (200)');
+    expect(resolveServeConfig({ rateLimitKeys: 200, limits: { maxBatchEvents: 100 } }).rateLimitKeys).toBe(
+      200,
+    );
+  });
+
   it('reports catalog, key and ClickHouse problems together once the shape is valid', () => {
     const message = configError(() =>
       resolveServeConfig({

@@ -299,8 +299,18 @@ function clickhouseStoreProblems(clickhouse: ClickHouseConfig): string[] {
 }
 
 /** Limits that contradict each other: each is valid alone, so the schema cannot see it. */
-function sizeProblems(limits: ServeConfig['limits'], queue: ServeConfig['queue']): string[] {
+function sizeProblems(
+  limits: ServeConfig['limits'],
+  queue: ServeConfig['queue'],
+  rateLimitKeys: number,
+): string[] {
   const problems: string[] = [];
+  // One batch charges its write key and each of its installs: with fewer buckets than twice that, its own
+  // installs could push its write key's bucket out mid-check, and it would come back full.
+  if (rateLimitKeys < 2 * limits.maxBatchEvents)
+    problems.push(
+      `rateLimitKeys: must be at least twice limits.maxBatchEvents (${2 * limits.maxBatchEvents}), the buckets one batch can charge`,
+    );
   if (limits.maxEventBytes > limits.maxBatchBytes)
     problems.push('limits.maxEventBytes: must not exceed limits.maxBatchBytes');
   if (queue.maxEvents < limits.maxBatchEvents)
@@ -339,9 +349,14 @@ function problemsBeyondSchema(input: unknown, baseDir: string): string[] {
     problems.push(...clickhouseStoreProblems(clickhouseConfigOf(clickhouse.data)));
   const limits = shape.limits.safeParse(raw.limits);
   const queue = shape.queue.safeParse(raw.queue);
-  if (limits.success && queue.success)
+  const keys = shape.rateLimitKeys.safeParse(raw.rateLimitKeys);
+  if (limits.success && queue.success && keys.success)
     problems.push(
-      ...sizeProblems({ ...DEFAULTS.limits, ...limits.data }, { ...DEFAULTS.queue, ...queue.data }),
+      ...sizeProblems(
+        { ...DEFAULTS.limits, ...limits.data },
+        { ...DEFAULTS.queue, ...queue.data },
+        keys.data ?? DEFAULTS.rateLimitKeys,
+      ),
     );
   return problems;
 }
@@ -469,7 +484,7 @@ export function resolveServeConfig(
   }
   const limits = { ...DEFAULTS.limits, ...c.limits };
   const queue = { ...DEFAULTS.queue, ...c.queue };
-  problems.push(...sizeProblems(limits, queue));
+  problems.push(...sizeProblems(limits, queue, c.rateLimitKeys ?? DEFAULTS.rateLimitKeys));
   if (problems.length > 0)
     throw new TelemarkError('TMK_ERR_CONFIG_INVALID', problems.map((p) => `  - ${p}`).join('\n'));
   const config: ServeConfig = {

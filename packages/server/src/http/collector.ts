@@ -251,6 +251,15 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
       // Likewise a bare 417 for an Expect other than 100-continue, which a server may ignore (RFC 9110);
       // such a request is dispatched as any other (a Metriton report stays on its direct path).
       server.on('checkExpectation', dispatch);
+      // `Expect: 100-continue` (Node would invite every body): an ingest body announced over the limit is
+      // refused 413 before the client sends it, not after inviting it and closing the connection mid-body.
+      server.on('checkContinue', (request: IncomingMessage, response: ServerResponse) => {
+        const url = request.url ?? '';
+        const ingest = url.startsWith('/v1/') || isMetritonPath(url);
+        if (!(ingest && Number(request.headers['content-length']) > config.limits.maxBatchBytes))
+          response.writeContinue();
+        dispatch(request, response);
+      });
       // Socket inactivity either way (Fastify's connectionTimeout, which a serverFactory must apply
       // itself): the only timer left for a client that stopped reading the answers to its requests.
       server.setTimeout(config.timeouts.idleMs);

@@ -223,13 +223,21 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     }
     const { events, encoded } = prepared;
     const counters = prepared.counters.toArray();
-    const statuses = await committer.submit({
-      events,
-      ...(encoded ? { encoded } : {}),
-      quarantine: prepared.quarantine,
-      counters,
-      bytes,
-    });
+    let statuses: Awaited<ReturnType<GroupCommitter['submit']>>;
+    try {
+      statuses = await committer.submit({
+        events,
+        ...(encoded ? { encoded } : {}),
+        quarantine: prepared.quarantine,
+        counters,
+        bytes,
+      });
+    } catch (error) {
+      // Refused whole (503: store failing, queue full), nothing of it stored: the client retries after
+      // the Retry-After, and must not find its buckets spent by the tries the collector could not take.
+      deps.limiter.refund(prepared.charges, deps.now());
+      throw error;
+    }
     // Statuses come for `events`, then for `encoded` (as the store answers them). A request's
     // messages nearly always share an app: its tally is looked up again only when the app changes.
     let tallyApp = '';

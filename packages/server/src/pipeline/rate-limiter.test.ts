@@ -51,4 +51,29 @@ describe('rate limiter', () => {
     for (let i = 0; i < 10_000; i++) limiter.take([{ key: `install-${i}`, limit, cost: 1 }], 0);
     expect(limiter.size()).toBeLessThanOrEqual(100);
   });
+
+  it('gives back what a request took when it was not served, up to the burst', () => {
+    const limiter = createRateLimiter({ maxKeys: 10 });
+    const request = [{ key: 'k', limit, cost: 15 }];
+    expect(limiter.take(request, 0)).toBe(0);
+    expect(limiter.take(request, 0)).toBeGreaterThan(0);
+    limiter.refund(request, 0);
+    expect(limiter.take(request, 0)).toBe(0);
+    // Never more than the burst, however often a request is given back.
+    limiter.refund(request, 0);
+    limiter.refund(request, 0);
+    expect(limiter.take([{ key: 'k', limit, cost: 20 }], 0)).toBe(0);
+    expect(limiter.take([{ key: 'k', limit, cost: 1 }], 0)).toBeGreaterThan(0);
+  });
+
+  it('loses no tokens when the clock steps back (NTP, a resumed VM)', () => {
+    const limiter = createRateLimiter({ maxKeys: 10 });
+    const hour = 3_600_000;
+    expect(limiter.take([{ key: 'k', limit, cost: 1 }], 10 * hour)).toBe(0);
+    // An hour earlier by the wall clock: the bucket still holds what it held, not an hour of debt.
+    expect(limiter.take([{ key: 'k', limit, cost: 19 }], 9 * hour)).toBe(0);
+    // And it refills from then on as usual.
+    expect(limiter.take([{ key: 'k', limit, cost: 10 }], 9 * hour)).toBe(1000);
+    expect(limiter.take([{ key: 'k', limit, cost: 10 }], 9 * hour + 1000)).toBe(0);
+  });
 });

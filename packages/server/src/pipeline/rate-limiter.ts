@@ -15,6 +15,14 @@ export interface RateLimiter {
     requests: readonly { readonly key: string | number; readonly limit: RateLimit; readonly cost: number }[],
     now?: number,
   ): number;
+  /**
+   * Give back what `take` took for a request that was then not served (the store failed, the queue was
+   * full): nothing of it was written, so its retry must not find the buckets spent. Capped at the burst.
+   */
+  refund(
+    requests: readonly { readonly key: string | number; readonly limit: RateLimit; readonly cost: number }[],
+    now?: number,
+  ): void;
   /** Buckets held in memory. */
   size(): number;
 }
@@ -43,7 +51,10 @@ export function createRateLimiter(options: { maxKeys: number }): RateLimiter {
       }
       young.set(key, bucket);
     }
-    bucket.tokens = Math.min(limit.burst, bucket.tokens + ((now - bucket.at) / 1000) * limit.perSecond);
+    // A clock that stepped back (the wall clock: NTP, a resumed VM) refills nothing, and takes nothing:
+    // a negative interval would put every bucket in debt for as long as the step.
+    const elapsed = Math.max(0, now - bucket.at);
+    bucket.tokens = Math.min(limit.burst, bucket.tokens + (elapsed / 1000) * limit.perSecond);
     bucket.at = now;
     return bucket;
   };
@@ -65,6 +76,12 @@ export function createRateLimiter(options: { maxKeys: number }): RateLimiter {
       for (let i = 0; i < requests.length; i++)
         (buckets[i] as Bucket).tokens -= (requests[i] as { cost: number }).cost;
       return 0;
+    },
+    refund(requests, now = Date.now()) {
+      for (const { key, limit, cost } of requests) {
+        const bucket = bucketOf(key, limit, now);
+        bucket.tokens = Math.min(limit.burst, bucket.tokens + cost);
+      }
     },
     size: () => young.size + old.size,
   };
