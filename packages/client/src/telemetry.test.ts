@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -626,6 +627,79 @@ describe('delivery failures reach onError', () => {
       server.close();
     }
   });
+  it('a refusal saved for another write key is not told once the key is fixed, nor holds the new key back', async () => {
+    const goodKey = 'wk_good_0123456789';
+    const auth = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('base64')}`;
+    let accepted = 0;
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        const ok = req.headers.authorization === auth(goodKey);
+        if (ok) accepted++;
+        res
+          .writeHead(ok ? 200 : 401, { 'content-type': 'application/json' })
+          .end(ok ? '{"success":true}' : '{"code":"TMK_ERR_BAD_WRITE_KEY"}');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const wrong = withErrors(url, { writeKey: 'wk_wrong_0000000000' });
+      wrong.telemetry.report('intercept_success');
+      expect(await wrong.telemetry.flush({ timeoutMs: 3000 })).toMatchObject({
+        reason: 'backoff',
+        pending: 1,
+      });
+      expect(wrong.errors.map((e) => e.code)).toEqual(['TMK_CLIENT_REFUSED']);
+      // What the refusal applies to is saved, but not the key itself.
+      const saved = fs.readFileSync(path.join(wrong.configDir, 'delivery.json'), 'utf8');
+      expect(saved).toMatch(/TMK_ERR_BAD_WRITE_KEY/);
+      expect(saved).not.toMatch(/wk_wrong/);
+
+      // The same key in the next run: still refused, still told.
+      const again: { code: string }[] = [];
+      const same = createTelemetry({
+        catalog: telepresence,
+        version: '2.20.2',
+        endpoint: url,
+        writeKey: 'wk_wrong_0000000000',
+        configDir: wrong.configDir,
+        cwd: wrong.home,
+        env: testEnv(wrong.home),
+        onError: (e) => again.push(e),
+      });
+      expect(await same.flush({ timeoutMs: 500 })).toMatchObject({ reason: 'backoff' });
+      expect(again.map((e) => e.code)).toEqual(['TMK_CLIENT_REFUSED']);
+
+      // The user fixed the key: the next run hears of no refusal, and delivers at once.
+      const errors: { code: string }[] = [];
+      const fixed = createTelemetry({
+        catalog: telepresence,
+        version: '2.20.2',
+        endpoint: url,
+        writeKey: goodKey,
+        configDir: wrong.configDir,
+        cwd: wrong.home,
+        env: testEnv(wrong.home),
+        onError: (e) => errors.push(e),
+      });
+      const before = fixed.status().sender;
+      fixed.report('intercept_success');
+      const result = await fixed.flush({ timeoutMs: 3000 });
+      expect(errors).toEqual([]);
+      expect(before).toMatchObject({ lastError: null, nextAttemptAt: null });
+      expect(result).toMatchObject({ ok: true, delivered: 2, pending: 0 });
+      expect(accepted).toBe(1);
+      // A success clears the saved failure.
+      expect(JSON.parse(fs.readFileSync(path.join(wrong.configDir, 'delivery.json'), 'utf8'))).toMatchObject({
+        lastError: null,
+        lastCode: null,
+        nextAttemptAt: 0,
+      });
+    } finally {
+      server.close();
+    }
+  });
 });
 
 describe('flush()', () => {
@@ -756,6 +830,39 @@ describe('first-run notice', () => {
     expect(written[0]).toMatch(/^Telepresence collects/);
     expect(manual.telemetry.showNotice({ write: (t) => written.push(t) })).toBe(false);
     expect(out).toEqual([]);
+  });
+});
+
+describe('internal failures', () => {
+  it('are told to onError once per process each, with the first details; status() counts them all', () => {
+    const errors: { code: string; message: string }[] = [];
+    const { telemetry } = setup('http://127.0.0.1:9', { onError: (e) => errors.push(e) });
+    const report = telemetry.report as (...args: unknown[]) => void;
+    const throwing = (n: number | string) => ({
+      get error() {
+        throw new Error(`getter ${n}`);
+      },
+    });
+    // A daemon reporting thousands of events, one of which has a bug.
+    for (let i = 0; i < 1000; i++) report('intercept_fail', throwing(i));
+    report('login_failure', throwing('other event'));
+    // Another problem is told too, once.
+    const write = () => {
+      throw new Error('no terminal');
+    };
+    telemetry.showNotice({ write });
+    telemetry.showNotice({ write });
+    expect(errors.map((e) => e.code)).toEqual(['TMK_CLIENT_INTERNAL', 'TMK_CLIENT_INTERNAL']);
+    expect(errors[0]?.message).toMatch(
+      /^report\("intercept_fail"\) failed: getter 0; this is a bug in telemark/,
+    );
+    expect(errors[1]?.message).toMatch(/^cannot show the notice: no terminal;/);
+    expect(telemetry.status().counters).toMatchObject({
+      reported: 0,
+      dropped: { internal: 1001 },
+      errors: 2,
+      internal: 1003,
+    });
   });
 });
 

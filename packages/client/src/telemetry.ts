@@ -126,7 +126,13 @@ export interface TelemetryStatus {
      * `killed` / `disabled`: held when the kill switch or a `disable()` elsewhere stopped this process).
      */
     readonly dropped: Readonly<Record<string, number>>;
+    /** Problems told to `onError` (each at most once per process, see `internal`). */
     readonly errors: number;
+    /**
+     * Internal failures (bugs in telemark), repeats included: each distinct one is told to `onError`
+     * once per process, with its first occurrence's details.
+     */
+    readonly internal: number;
   };
 }
 
@@ -184,7 +190,7 @@ export interface Telemetry<C extends CatalogInput = CatalogInput> {
   childEnv(): Record<string, string>;
 }
 
-type Counters = { reported: number; dropped: Record<string, number>; errors: number };
+type Counters = { reported: number; dropped: Record<string, number>; errors: number; internal: number };
 
 /**
  * At most two process 'exit' listeners whatever the number of instances (many would make Node print a
@@ -223,7 +229,7 @@ function writeStderr(text: string): void {
 }
 
 export function createTelemetry<C extends CatalogInput>(options: TelemetryOptions<C>): Telemetry<C> {
-  const counters: Counters = { reported: 0, dropped: {}, errors: 0 };
+  const counters: Counters = { reported: 0, dropped: {}, errors: 0, internal: 0 };
   const resolved = (() => {
     try {
       return resolveOptions(options);
@@ -297,7 +303,12 @@ function createInert<C extends CatalogInput>(
     spool: { events: 0, bytes: 0 },
     sender: { running: false, nextAttemptAt: null, lastError: null, lastSuccessAt: null },
     debug: resolved.debug,
-    counters: { reported: counters.reported, dropped: { ...counters.dropped }, errors: counters.errors },
+    counters: {
+      reported: counters.reported,
+      dropped: { ...counters.dropped },
+      errors: counters.errors,
+      internal: counters.internal,
+    },
   });
   const flushResult: FlushResult = {
     ok: true,
@@ -334,6 +345,20 @@ function createActive<C extends CatalogInput>(
   const segmentMaxBytes = Math.min(SEGMENT_MAX_BYTES, Math.floor(opts.spool.maxBytes / SEGMENTS_PER_SPOOL));
   const spoolDir = path.join(configDir, FILES.spool);
   const lockFile = path.join(configDir, FILES.lock);
+  /**
+   * An internal failure (a bug in telemark). A host's `onError` hears of each distinct one (by `what`, its
+   * message without the details that vary, such as the event) once per process, with the first
+   * occurrence's `detail`: a daemon reporting thousands of events, one with a bug, must not log it
+   * thousands of times. `status().counters.internal` counts them all. Only on the error path.
+   */
+  let toldInternal: Set<string> | undefined;
+  const internalError = (what: string, cause: unknown, detail = what) => {
+    counters.internal++;
+    toldInternal ??= new Set();
+    if (toldInternal.has(what)) return;
+    toldInternal.add(what);
+    emitError('TMK_CLIENT_INTERNAL', detail, cause);
+  };
   // isatty() rather than process.stdin: touching process.stdin creates a stream for it (and costs ~0.7 ms).
   const stdinIsTTY = safe(() => isatty(0), false);
   const stderrIsTTY = safe(() => isatty(2), false);
@@ -435,7 +460,7 @@ function createActive<C extends CatalogInput>(
     (machine ??= module.createMachineFacts(configDir, env, false));
   const machineLoaded = debug
     ? import('./machine.js').then(machineFor, (error) => {
-        emitError('TMK_CLIENT_INTERNAL', 'cannot load the scrubber', error);
+        internalError('cannot load the scrubber', error);
       })
     : undefined;
   const debugMachine = (): MachineFacts | undefined => {
@@ -501,7 +526,7 @@ function createActive<C extends CatalogInput>(
         writeStderr(`[telemark] would send ${JSON.stringify(message)}\n`);
       } catch (error) {
         drop('internal');
-        emitError('TMK_CLIENT_INTERNAL', `could not build "${event.event}"`, error);
+        internalError('could not build "…"', error, `could not build "${event.event}"`);
       }
     }
   };
@@ -531,7 +556,7 @@ function createActive<C extends CatalogInput>(
         chars += line.length + 1;
       } catch (error) {
         drop('internal');
-        emitError('TMK_CLIENT_INTERNAL', `could not build "${event.event}"`, error);
+        internalError('could not build "…"', error, `could not build "${event.event}"`);
       }
     }
     encodedChars = chars;
@@ -719,7 +744,7 @@ function createActive<C extends CatalogInput>(
    * write key or URL…) is told to this process's `onError`: a detached sender has no one to tell.
    */
   const deliveryBackoff = (now: number): number | undefined => {
-    const state = readDeliveryState(configDir, opts.endpoint);
+    const state = readDeliveryState(configDir, opts);
     if (state.lastError !== null && state.lastCode !== null) {
       const fix = refusalFix(state.lastStatus, state.lastCode, opts.endpoint, catalog.app, state.lastError);
       if (fix) emitOnce(`delivery:refused:${fix}`, 'TMK_CLIENT_REFUSED', fix);
@@ -785,7 +810,7 @@ function createActive<C extends CatalogInput>(
     try {
       fn();
     } catch (error) {
-      emitError('TMK_CLIENT_INTERNAL', 'unexpected failure', error);
+      internalError('unexpected failure', error);
     }
   };
 
@@ -827,7 +852,7 @@ function createActive<C extends CatalogInput>(
       sealedSegments++;
       maybeSpawnSender();
     } catch (error) {
-      emitError('TMK_CLIENT_INTERNAL', 'unexpected failure', error);
+      internalError('unexpected failure', error);
     }
   };
 
@@ -878,7 +903,7 @@ function createActive<C extends CatalogInput>(
       appendTimer = setTimeout(appendLater, APPEND_DELAY_MS);
       appendTimer.unref();
     } catch (error) {
-      emitError('TMK_CLIENT_INTERNAL', 'unexpected failure', error);
+      internalError('unexpected failure', error);
     }
   };
 
@@ -903,7 +928,7 @@ function createActive<C extends CatalogInput>(
       noticeState = undefined;
       return true;
     } catch (error) {
-      emitError('TMK_CLIENT_INTERNAL', 'cannot show the notice', error);
+      internalError('cannot show the notice', error);
       return false;
     }
   };
@@ -926,7 +951,7 @@ function createActive<C extends CatalogInput>(
     try {
       activate();
     } catch (error) {
-      emitError('TMK_CLIENT_INTERNAL', 'unexpected failure', error);
+      internalError('unexpected failure', error);
     }
 
   const report = (event: string, traits?: unknown): void => {
@@ -953,7 +978,7 @@ function createActive<C extends CatalogInput>(
       else if (!appendTimer && !lookSoon && !appendDue) scheduleAppend();
     } catch (error) {
       drop('internal');
-      emitError('TMK_CLIENT_INTERNAL', `report("${nameOf(event)}") failed`, error);
+      internalError('report("…") failed', error, `report("${nameOf(event)}") failed`);
     }
   };
 
@@ -962,7 +987,7 @@ function createActive<C extends CatalogInput>(
     const stored = decision.enabled ? safe(() => readIdentity(configDir), undefined) : undefined;
     const notice = safe(() => readNoticeState(configDir), { shown: {} });
     const shown = Object.hasOwn(notice.shown, catalog.fingerprint);
-    const delivery = safe(() => readDeliveryState(configDir, opts.endpoint), undefined);
+    const delivery = safe(() => readDeliveryState(configDir, opts), undefined);
     const iso = (ms: number | undefined) => (ms && ms > 0 ? new Date(ms).toISOString() : null);
     return {
       enabled: decision.enabled,
@@ -987,7 +1012,12 @@ function createActive<C extends CatalogInput>(
         lastSuccessAt: iso(delivery?.lastSuccessAt),
       },
       debug,
-      counters: { reported: counters.reported, dropped: { ...counters.dropped }, errors: counters.errors },
+      counters: {
+        reported: counters.reported,
+        dropped: { ...counters.dropped },
+        errors: counters.errors,
+        internal: counters.internal,
+      },
     };
   };
 

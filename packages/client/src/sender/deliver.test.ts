@@ -125,7 +125,7 @@ describe('deliver', () => {
     expect(c.requests[0]?.sentAt).toMatch(/^\d{4}-\d\d-\d\dT/);
     expect(listSpool(path.join(configDir, 'spool'))).toEqual({ segments: [], dropped: [], others: [] });
     expect(readLedger(configDir)).toMatchObject([{ status: 200, accepted: 30, omitted: 0 }]);
-    expect(readDeliveryState(configDir, c.url)).toMatchObject({
+    expect(readDeliveryState(configDir, { endpoint: c.url })).toMatchObject({
       delivered: 30,
       failures: 0,
       nextAttemptAt: 0,
@@ -157,7 +157,7 @@ describe('deliver', () => {
     const outcome = await run(config(configDir, c.url));
     expect(outcome.reason).toBe('backoff');
     expect(outcome.nextAttemptAt).toBeGreaterThanOrEqual(before + 120_000);
-    expect(readDeliveryState(configDir, c.url)).toMatchObject({ failures: 1, lastStatus: 429 });
+    expect(readDeliveryState(configDir, { endpoint: c.url })).toMatchObject({ failures: 1, lastStatus: 429 });
     expect(spoolStats(path.join(configDir, 'spool')).events).toBe(5);
     expect((await run(config(configDir, c.url))).reason).toBe('backoff');
     expect(c.requests).toHaveLength(1);
@@ -174,7 +174,7 @@ describe('deliver', () => {
     const outcome = await run(config(configDir, url), 1500, 0);
     expect(outcome.reason).toBe('backoff');
     expect(outcome.lastError).toMatch(/ECONNREFUSED/);
-    const state = readDeliveryState(configDir, url);
+    const state = readDeliveryState(configDir, { endpoint: url });
     expect(state.failures).toBe(1);
     expect(state.nextAttemptAt).toBeGreaterThan(Date.now() - 1000);
     expect(spoolStats(path.join(configDir, 'spool')).events).toBe(3);
@@ -191,7 +191,10 @@ describe('deliver', () => {
     const configDir = setup(0, lines);
     const outcome = await run(config(configDir, c.url));
     expect(outcome).toMatchObject({ reason: 'empty', delivered: 2, rejected: 2 });
-    expect(readDeliveryState(configDir, c.url).rejected).toEqual({ unknown_event: 1, invalid_type: 1 });
+    expect(readDeliveryState(configDir, { endpoint: c.url }).rejected).toEqual({
+      unknown_event: 1,
+      invalid_type: 1,
+    });
     expect(c.rejected.map((r) => r.reason)).toEqual(['unknown_event', 'invalid_type']);
     await run(config(configDir, c.url));
     expect(c.requests).toHaveLength(1);
@@ -242,7 +245,7 @@ describe('deliver', () => {
     const outcome = await run(config(configDir, url));
     expect(outcome.reason).toBe('empty');
     expect(received.sort()).toEqual(['m-000000', 'm-000001', 'm-000003', 'm-000004', 'm-000005']);
-    expect(readDeliveryState(configDir, url).rejected).toEqual({ http_400: 1 });
+    expect(readDeliveryState(configDir, { endpoint: url }).rejected).toEqual({ http_400: 1 });
   });
 
   it('waits long on a refusal no batch can fix (unknown app), keeping the events', async () => {

@@ -41,6 +41,7 @@ import { backoffDelay, parseRetryAfter } from './backoff.js';
 import {
   CONFIG_CODES,
   type DeliveryState,
+  deliveryFingerprint,
   RETRYABLE_STATUS,
   readDeliveryState,
   refusalFix,
@@ -313,6 +314,8 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
     discarded: 0,
   };
   const done = (reason: DeliveryStop): DeliveryOutcome => ({ reason, ...outcome });
+  /** What the state this run saves applies to (a later run with another key or endpoint ignores it). */
+  const fingerprint = deliveryFingerprint(config);
   let maxEvents: number = LIMITS.maxBatchEvents;
   /** The control block this run saved last (as received): a batch that brings the same one writes nothing. */
   let savedControl: string | undefined;
@@ -338,7 +341,7 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
       if (gate) return done('disabled');
       if (!noticeEverShown(readNoticeState(configDir))) return done('notice_pending');
 
-      let state = readDeliveryState(configDir, config.endpoint);
+      let state = readDeliveryState(configDir, config);
       if (state.nextAttemptAt > now) {
         const wait = state.nextAttemptAt - now;
         outcome.nextAttemptAt = state.nextAttemptAt;
@@ -401,7 +404,7 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
       });
       clearTimeout(deadlineTimer);
       const after = Date.now();
-      state = readDeliveryState(configDir, config.endpoint);
+      state = readDeliveryState(configDir, config);
 
       if (result.ok && result.status >= 200 && result.status < 300) {
         const response = parseResponse(result.body);
@@ -453,6 +456,7 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
             : undefined;
         const next: DeliveryState = {
           ...state,
+          fingerprint,
           failures: 0,
           nextAttemptAt: retryAfterMs ? after + retryAfterMs : 0,
           lastAttemptAt: after,
@@ -518,6 +522,7 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
         const reason = `http_${status}`;
         writeDeliveryState(configDir, {
           ...state,
+          fingerprint,
           lastAttemptAt: after,
           lastStatus: status,
           lastError: errorText,
@@ -542,6 +547,7 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
       };
       writeDeliveryState(configDir, {
         ...state,
+        fingerprint,
         failures,
         nextAttemptAt,
         lastAttemptAt: after,

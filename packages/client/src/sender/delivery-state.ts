@@ -1,14 +1,20 @@
 /**
  * `delivery.json`: what the last delivery attempt learnt, so the next CLI run does not spawn a sender
- * during backoff, and `status()` can show when the next attempt is due. Backoff belongs to an endpoint:
- * a different endpoint starts fresh.
+ * during backoff, and `status()` can show when the next attempt is due. Backoff and the last failure
+ * belong to the endpoint and write key they were met with: a different endpoint or key starts fresh.
  */
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { readJsonObject, writeJsonAtomic } from '../_fs.js';
 import { FILES } from '../paths.js';
 
 export interface DeliveryState {
   readonly endpoint: string;
+  /**
+   * What the backoff and the last failure apply to: `deliveryFingerprint()` of the endpoint and write key
+   * they were met with (never the key itself). Null in files written before it existed: they apply.
+   */
+  readonly fingerprint: string | null;
   readonly failures: number;
   /** ms since the epoch; 0 when no backoff. */
   readonly nextAttemptAt: number;
@@ -24,9 +30,24 @@ export interface DeliveryState {
   readonly rejected: Readonly<Record<string, number>>;
 }
 
+/** Where and how a client delivers: what a saved backoff or failure applies to. */
+export interface DeliveryTarget {
+  readonly endpoint: string;
+  readonly writeKey?: string | undefined;
+}
+
+/** A short hash of the endpoint and write key: tells them apart without keeping the key on disk. */
+export function deliveryFingerprint(target: DeliveryTarget): string {
+  return createHash('sha256')
+    .update(`${target.endpoint}\n${target.writeKey ?? ''}`)
+    .digest('hex')
+    .slice(0, 16);
+}
+
 export function emptyDeliveryState(endpoint: string): DeliveryState {
   return {
     endpoint,
+    fingerprint: null,
     failures: 0,
     nextAttemptAt: 0,
     lastAttemptAt: 0,
@@ -42,7 +63,12 @@ export function emptyDeliveryState(endpoint: string): DeliveryState {
 
 const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
 
-export function readDeliveryState(configDir: string, endpoint: string): DeliveryState {
+/**
+ * The delivery state as it applies to `target`: a backoff or failure met with another endpoint or write
+ * key (the user fixed it meanwhile) is not this one's, and reads as none. The counters are kept.
+ */
+export function readDeliveryState(configDir: string, target: DeliveryTarget): DeliveryState {
+  const { endpoint } = target;
   const value = readJsonObject(path.join(configDir, FILES.delivery));
   const base = emptyDeliveryState(endpoint);
   if (!value) return base;
@@ -57,9 +83,10 @@ export function readDeliveryState(configDir: string, endpoint: string): Delivery
   };
   // Backoff belongs to the endpoint that failed; counters are kept across endpoints.
   if (value.endpoint !== endpoint) return { ...base, ...counters };
-  return {
+  const state: DeliveryState = {
     ...base,
     ...counters,
+    fingerprint: typeof value.fingerprint === 'string' ? value.fingerprint : null,
     failures: num(value.failures),
     nextAttemptAt: num(value.nextAttemptAt),
     lastAttemptAt: num(value.lastAttemptAt),
@@ -67,6 +94,15 @@ export function readDeliveryState(configDir: string, endpoint: string): Delivery
     lastError: typeof value.lastError === 'string' ? value.lastError : null,
     lastCode: typeof value.lastCode === 'string' ? value.lastCode : null,
   };
+  // …and to the write key: a refusal of the key the user has since fixed is not told, and its wait does
+  // not hold the new key back. Hashed only when there is a backoff or failure to tell apart (rarely).
+  if (
+    state.fingerprint !== null &&
+    (state.failures > 0 || state.nextAttemptAt > 0 || state.lastError !== null || state.lastCode !== null) &&
+    state.fingerprint !== deliveryFingerprint(target)
+  )
+    return { ...base, ...counters };
+  return state;
 }
 
 export function writeDeliveryState(configDir: string, state: DeliveryState): void {
@@ -74,8 +110,8 @@ export function writeDeliveryState(configDir: string, state: DeliveryState): voi
 }
 
 /** The endpoint asked us to wait (or failed recently) and the wait is not over. */
-export function inBackoff(configDir: string, endpoint: string, now: number): number | undefined {
-  const state = readDeliveryState(configDir, endpoint);
+export function inBackoff(configDir: string, target: DeliveryTarget, now: number): number | undefined {
+  const state = readDeliveryState(configDir, target);
   return state.nextAttemptAt > now ? state.nextAttemptAt : undefined;
 }
 
