@@ -92,7 +92,16 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
     ...(deps.now ? { now: deps.now } : {}),
   });
 
-  let replays: Promise<unknown> = Promise.resolve();
+  // Replays and erasures run one at a time, in the order they came: a replay lists the entries it
+  // replays, then writes their events, so an erasure between the two would be undone by those writes
+  // (until 2026-11-27 it was: the erased install's events were stored again). Their writes still queue
+  // with ingest's.
+  let exclusive: Promise<unknown> = Promise.resolve();
+  const oneAtATime = <T>(task: () => Promise<T>): Promise<T> => {
+    const run = exclusive.then(task);
+    exclusive = run.catch(() => undefined);
+    return run;
+  };
 
   const fail = (reply: FastifyReply, error: TelemarkError) =>
     reply
@@ -119,7 +128,7 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
         const status = (error as { statusCode?: unknown }).statusCode;
         if (typeof status === 'number' && status >= 400 && status < 500)
           return fail(reply, new TelemarkError('TMK_ERR_BAD_PARAMETER', 'the request could not be read'));
-        request.log.error({ err: error }, 'query API failure');
+        request.log.error({ err: error, code: 'TMK_ERR_QUERY_FAILED' }, 'query API failure');
         return fail(reply, new TelemarkError('TMK_ERR_QUERY_FAILED', 'see the collector log'));
       });
       api.setNotFoundHandler((request, reply) =>
@@ -150,17 +159,15 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
           : { entries };
       });
       // Re-validate refused inputs with this collector's catalogs (`telemark quarantine replay --url`),
-      // one replay at a time; its writes queue with ingest's.
+      // one replay or erasure at a time; its writes queue with ingest's.
       api.post('/quarantine/replay', async (request) => {
         const filter = quarantineQuery(rawParams(request.query), false);
-        const run = replays.then(() =>
+        return oneAtATime(() =>
           replayQuarantine(deps.store, deps.registry, filter, {
             ...(deps.limits ? { limits: deps.limits } : {}),
             ...(deps.builder ? { builder: deps.builder } : {}),
           }),
         );
-        replays = run.catch(() => undefined);
-        return run;
       });
       // Erasure on a running collector (`telemark delete --url`): the store deletes while writes wait.
       api.post('/erasures', async (request) => {
@@ -177,7 +184,9 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
             { TMK_ERR_UNKNOWN_APP: 'erasure' },
           );
         }
-        const report = await eraseInstall(deps.store, app, installId, deps.builder?.installId);
+        const report = await oneAtATime(() =>
+          eraseInstall(deps.store, app, installId, deps.builder?.installId),
+        );
         // The record of an erasure keeps the app and the counts, not what it erased.
         request.log.info({ app, events: report.events, quarantine: report.quarantine }, 'install erased');
         return report;

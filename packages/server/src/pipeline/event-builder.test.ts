@@ -42,6 +42,17 @@ describe('install ids as stored', () => {
     expect(isUuidShaped('123e4567-e89b-12d3-a456-4266141740\u0100a')).toBe(false);
   });
 
+  it('without a key (`installIdKey: null`) stores what needs none, and refuses, said why, what needs one', () => {
+    const builder = createEventBuilder({ installIdKey: null });
+    const uuid = '0b4f8a3e-6c1d-4e2f-9a7b-3c5d6e7f8a9b';
+    expect(builder.installId(uuid)).toBe(uuid);
+    expect(builder.installId('install-1')).toBe('install-1');
+    expect(() => builder.installId('alice@example.com')).toThrow(
+      expect.objectContaining({ code: 'TMK_ERR_CONFIG_INVALID' }),
+    );
+    expect(() => builder.installId('alice@example.com')).toThrow(/TELEMARK_INSTALL_ID_KEY/);
+  });
+
   it("gives the builder's installId the same answers, whatever it remembers of earlier ids", () => {
     const builder = createEventBuilder();
     const ids = ['jdoe@example.com', 'install-1', 'jdoe@example.com', '10.1.2.3', '10.1.2.3', 'install-1'];

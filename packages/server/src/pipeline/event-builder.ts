@@ -3,6 +3,7 @@ import type { Catalog, TraitSpec } from 'telemark';
 import { checkTraitValue, validateEvent } from 'telemark/catalog';
 import { createScrubber, errorFingerprint, type Scrubber } from 'telemark/scrub';
 import type { AppEntry } from '../config/registry-types.js';
+import { TelemarkError } from '../errors.js';
 import type { StoredEvent } from '../store/types.js';
 
 /** Events claiming a time further ahead than this are clamped to when they were received (PostHog's rule). */
@@ -140,13 +141,20 @@ const VERDICT_MAX_LENGTH = 100;
 export function storedInstallId(
   id: string,
   scrubber: Scrubber,
-  key: string | Buffer = INSTALL_ID_KEY,
+  key: string | Buffer | null = INSTALL_ID_KEY,
 ): string {
   if (isUuidShaped(id)) return id;
   const scrubbed = scrubber(id);
   if (scrubbed.text === id || scrubbed.rules.every((rule) => rule === 'uuid')) return id;
+  if (key === null) throw new TelemarkError('TMK_ERR_CONFIG_INVALID', MISSING_KEY);
   return pseudonymousInstallId(id, key);
 }
+
+/** Why a builder without the deployment's key (`installIdKey: null`) cannot store an id that needs it. */
+const MISSING_KEY =
+  "an install id the collector stores as its pseudonym needs the deployment's key, and there is none " +
+  'here (no TELEMARK_INSTALL_ID_KEY, no install-id-key file in the data directory): set ' +
+  'TELEMARK_INSTALL_ID_KEY as the collector has it, or run this through the collector with --url';
 
 /**
  * The one place a message becomes a stored row, whatever its protocol: catalog validation (the same
@@ -158,10 +166,14 @@ const isFreeText = (spec: TraitSpec): boolean =>
   spec.type === 'error' || (spec.type === 'string' && !spec.hashed);
 
 export function createEventBuilder(
-  options: { scrubber?: Scrubber; installIdKey?: string | Buffer } = {},
+  options: {
+    scrubber?: Scrubber;
+    /** The deployment's key of pseudonyms; `null`: none is known, and an id that needs one throws. */
+    installIdKey?: string | Buffer | null;
+  } = {},
 ): EventBuilder {
   const scrubber = options.scrubber ?? createScrubber();
-  const installIdKey = options.installIdKey ?? INSTALL_ID_KEY;
+  const installIdKey = options.installIdKey === undefined ? INSTALL_ID_KEY : options.installIdKey;
   const plans = new WeakMap<Catalog, Map<string, EventPlan>>();
   // Verdicts on ids that are not UUIDs: cleared whole when full (a bound, not an LRU: cheap to keep).
   const verdicts = new Map<string, string>();

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { AppRegistry } from '../config/registry-types.js';
 import { DEFAULTS, type ServeConfig } from '../config/serve-config.js';
+import { TelemarkError } from '../errors.js';
 import { prepareMetriton } from '../ingest/metriton.js';
 import { isRecord, type PreparedRequest } from '../ingest/prepared.js';
 import { appNameOf, prepareSegment } from '../ingest/segment.js';
@@ -31,7 +32,8 @@ export interface ReplayReport {
   readonly reasonChanged: number;
   /**
    * Of `stillRejected`, whole requests refused for what no catalog changes (bad JSON or gzip, not a
-   * batch, an unknown write key): never re-judged.
+   * batch, an unknown write key, a Metriton report of an application not registered when it came):
+   * never re-judged.
    */
   readonly notReplayable: number;
   /**
@@ -55,6 +57,17 @@ const NOT_REPLAYABLE: ReadonlySet<string> = new Set([
   'TMK_ERR_BAD_BATCH',
   'TMK_ERR_BAD_WRITE_KEY',
 ]);
+
+/**
+ * Whether an entry is left as it is, never re-judged: a whole request in `NOT_REPLAYABLE`, or a Metriton
+ * report of an application nobody registered when it came, kept with its base keys only (not its traits
+ * nor the extra context: nothing said what they held). Replayed once the app is registered, it would be
+ * stored without them, as another event than direct ingest stores (until 2026-11-27 it was, and counted
+ * as replayed: a `connect` without its time, a CI run as an interactive one).
+ */
+const leftAsItIs = (entry: StoredQuarantineEntry): boolean =>
+  NOT_REPLAYABLE.has(entry.reason) ||
+  (entry.protocol === 'metriton' && entry.reason === 'TMK_ERR_UNKNOWN_APP');
 
 /** Everything in the quarantine is listed at once; the quarantine of one collector is not that large. */
 const LIST_LIMIT = 10_000_000;
@@ -140,7 +153,9 @@ function reprocess(
       },
       { registry, builder, limits: { ...limits, maxBatchEvents: Number.MAX_SAFE_INTEGER } },
     );
-  } catch {
+  } catch (error) {
+    // A builder without the deployment's key (an offline replay) cannot store this entry: stop, said why.
+    if (error instanceof TelemarkError && error.code === 'TMK_ERR_CONFIG_INVALID') throw error;
     return undefined;
   }
 }
@@ -206,7 +221,7 @@ export async function replayQuarantine(
   };
 
   for (const entry of entries) {
-    if (NOT_REPLAYABLE.has(entry.reason)) {
+    if (leftAsItIs(entry)) {
       notReplayable++;
       stillRejected++;
       continue;

@@ -225,9 +225,12 @@ export async function quarantineReplay(
   } else {
     const config = configFrom(flags);
     report = await withStore(config, 'write', (store) => {
-      // Stored install ids are pseudonymised with the deployment's key, as the collector would.
-      const installIdKey = resolveInstallIdKey(config.dataDir, { create: true })?.key;
-      const builder = createEventBuilder(installIdKey ? { installIdKey } : {});
+      // Stored install ids are pseudonymised with the deployment's key, as the collector would. None is
+      // made here: a collector given TELEMARK_INSTALL_ID_KEY has no key file, and one created now would be
+      // another key, which a later offline delete would take for the collector's (until 2026-11-27 it was
+      // made). Without a key only an entry that needs one stops the replay (kept forms hold pseudonyms).
+      const installIdKey = resolveInstallIdKey(config.dataDir)?.key ?? null;
+      const builder = createEventBuilder({ installIdKey });
       return replayQuarantine(store, config.registry, filter, { limits: config.limits, builder });
     });
   }
@@ -246,7 +249,8 @@ export function replaySummary(report: ReplayReport): string {
   if (notReplayable > 0)
     text +=
       `${notReplayable} of those still rejected are whole requests no catalog change can fix (not JSON, not gzip, ` +
-      'not a batch, an unknown write key): left as they are; see them with `telemark quarantine list --reason <code> --json`.\n';
+      'not a batch, an unknown write key): left as they are (so is a Metriton report of an application registered only ' +
+      'since it came, which kept none of its traits); see them with `telemark quarantine list --reason <code> --json`.\n';
   if (unregistered > 0)
     text +=
       `${unregistered} of those still rejected belong to apps this replay does not know ` +

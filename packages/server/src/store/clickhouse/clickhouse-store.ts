@@ -672,6 +672,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
       // batch written again (a replay run again: the same replacement ids) stores nothing twice.
       if (batch.removeQuarantine && batch.removeQuarantine.length > 0)
         await removeEntries(batch.removeQuarantine);
+      if (given.size > 0) await dropQuarantineCopies([...given]);
 
       // — races with other collectors: checked right after, while the next write proceeds —
       if (accepted.length > 0)
@@ -768,6 +769,27 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
       readSettings,
     );
     return new Set(found.map((r) => r.id));
+  }
+
+  /**
+   * Entries written with their id by two writers at once (two replays of one entry, from two processes
+   * or collectors: both found the id not stored yet) are stored twice. Every writer of such an id keeps
+   * the copy of the smallest write id that was not aborted and removes the others, so they agree, and
+   * the last one to look sees both. (Until 2026-11-27 both stayed: listed, counted and replayed twice.)
+   */
+  async function dropQuarantineCopies(ids: readonly string[]): Promise<void> {
+    const copies = await rows<{ id: string; keep: string }>(
+      client(),
+      `SELECT id, toString(min(write_id)) AS keep FROM ${t.quarantine}
+       WHERE id IN ${stringList(ids)} AND write_id NOT IN (SELECT write_id FROM ${o.database}.aborted_writes)
+       GROUP BY id HAVING uniqExact(write_id) > 1`,
+      readSettings,
+    );
+    if (copies.length === 0) return;
+    await mutate(
+      'quarantine_local',
+      copies.map((c) => `(id = ${literal(c.id)} AND write_id != ${BigInt(c.keep)})`).join(' OR '),
+    );
   }
 
   /** Remove quarantine entries by id (every row of each); how many of the ids were stored. */
