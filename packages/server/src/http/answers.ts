@@ -100,18 +100,20 @@ export function createRefusals(deps: {
             ? error.message
             : String(error);
       known = new TelemarkError(code, detail);
-    } else {
-      request.log.error({ err: error }, 'unexpected error');
-      known = new TelemarkError('TMK_ERR_INTERNAL', error instanceof Error ? error.name : 'unknown');
-    }
+    } else known = new TelemarkError('TMK_ERR_INTERNAL', error instanceof Error ? error.name : 'unknown');
     const { route } = request;
+    // The server's fault, on any path: one line, with the code its client was answered (the line an
+    // operator is asked for). Until 2026-11-27 an unexpected error was logged twice on an ingest route,
+    // and without its code elsewhere.
+    const serversFault = known.statusCode >= 500 && !isTransient(known.code);
+    if (serversFault)
+      request.log.error({ err: error, code: known.code }, route ? known.code : 'unexpected error');
     if (route) {
       metrics.requestsRejected.inc({ route, code: known.code });
       // Kept refusals were counted when they were kept; "later" answers are not the client's fault.
       if (!isTransient(known.code) && !KEPT_REFUSALS.has(known.code))
         committer.count([{ day: utcDay(now()), app: '', kind: 'rejected', reason: known.code, count: 1 }]);
-      if (known.statusCode >= 500 && !isTransient(known.code)) request.log.error({ err: error }, known.code);
-      else request.log.debug({ code: known.code }, 'ingest request refused');
+      if (!serversFault) request.log.debug({ code: known.code }, 'ingest request refused');
     }
     const headers: Record<string, string> = {};
     const retryMs = notesOf(known).retryAfterMs ?? DEFAULT_RETRY_AFTER_MS[known.code];

@@ -9,7 +9,7 @@ import Fastify, {
 } from 'fastify';
 import { registerApiRoutes } from '../api/routes.js';
 import type { ServeConfig } from '../config/serve-config.js';
-import { type ErrorCode, TelemarkError } from '../errors.js';
+import { type ErrorCode, isTelemarkError, TelemarkError } from '../errors.js';
 import { type BatchPool, createBatchPool } from '../ingest/batch-pool.js';
 import { createEventBuilder } from '../pipeline/event-builder.js';
 import { createGroupCommitter, type GroupCommitter } from '../pipeline/group-commit.js';
@@ -40,6 +40,13 @@ export interface CollectorOptions {
   /** The key of install-id pseudonyms. @default `resolveInstallIdKey(config.dataDir)` (docs/privacy.md) */
   readonly installIdKey?: string;
 }
+
+/**
+ * The code an error-level log line names (its `code` field, as the refusals' lines): the error's own
+ * TMK_ERR code, else the one its clients were answered.
+ */
+const logCode = (error: unknown, fallback: ErrorCode): ErrorCode =>
+  isTelemarkError(error) ? error.code : fallback;
 
 /** Time a store gets to close at shutdown even when the drain used the whole deadline, ms. */
 const STORE_CLOSE_GRACE_MS = 3_000;
@@ -166,7 +173,10 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
         // Each refused request is logged at debug only; the operator needs the store's own words once
         // per failing stretch (a full disk, lost ClickHouse credentials), and to know when it ended.
         if (!ok && !commitsFailing)
-          app.log.error({ err: error }, 'store commit failed: ingest answers 503 until a commit succeeds');
+          app.log.error(
+            { err: error, code: logCode(error, 'TMK_ERR_STORE_UNAVAILABLE') },
+            'store commit failed: ingest answers 503 until a commit succeeds',
+          );
         else if (ok && commitsFailing) app.log.warn('store commits again');
         commitsFailing = !ok;
       },
@@ -291,7 +301,10 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
           encoderModule: store.encoder.module,
           onWorkerError: (error) => {
             metrics.ingestWorkerStops.inc();
-            app.log.error({ err: error }, 'an ingest worker stopped; starting another');
+            app.log.error(
+              { err: error, code: 'TMK_ERR_INGEST_WORKER' },
+              'an ingest worker stopped; starting another',
+            );
           },
         })
       : undefined;
@@ -465,11 +478,11 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
           .then((health) =>
             journal
               ? app.log.error(
-                  { batches, bytes, full, detail: health.detail },
+                  { code: 'TMK_ERR_STORE_UNAVAILABLE', batches, bytes, full, detail: health.detail },
                   'store unreachable: acknowledging into the journal until it is back',
                 )
               : app.log.error(
-                  { events, bytes, full, detail: health.detail },
+                  { code: 'TMK_ERR_STORE_UNAVAILABLE', events, bytes, full, detail: health.detail },
                   'store behind: acknowledged events wait in the intake log, not loaded into the database',
                 ),
           );
@@ -511,7 +524,10 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
       // A store that refuses the drain's last commit (a full disk) fails it: its requests were answered
       // 503, the counters it held are lost; the listener and the store are closed all the same.
       const drained = await within(committer.drain()).catch((error: unknown) => {
-        app.log.error({ err: error }, 'shutdown: the store refused the last commit (counters lost)');
+        app.log.error(
+          { err: error, code: logCode(error, 'TMK_ERR_STORE_UNAVAILABLE') },
+          'shutdown: the store refused the last commit (counters lost)',
+        );
         return 'failed' as const;
       });
       if (drained === 'timeout') app.log.warn('shutdown deadline: queue not drained');

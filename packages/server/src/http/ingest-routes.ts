@@ -192,8 +192,11 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     try {
       await committer.submit({ events: [], quarantine: [entry], counters: [counter], bytes: raw.length });
     } catch {
-      // The refusal is answered either way; only keeping a copy failed (queue full or store down).
+      // The refusal is answered either way; only keeping a copy failed (queue full or store down). Its
+      // counter rides with a later write, as a refusal over the quarantine budget does: the client was
+      // answered 4xx and will not retry, so a counter dropped with the failed commit was lost for good.
       metrics.quarantineDropped.inc();
+      committer.count([counter]);
     }
   };
 
@@ -443,7 +446,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
         if (deliverable) observeScout(answer.status, (performance.now() - started) / 1000);
       })
       .catch((error: unknown) => {
-        deps.log.error({ err: error }, 'answering a Metriton report failed');
+        deps.log.error({ err: error, code: 'TMK_ERR_INTERNAL' }, 'answering a Metriton report failed');
         response.destroy();
       });
   };

@@ -220,7 +220,7 @@ export function createCollectorMetrics(
     }),
     quarantineDropped: new Counter({
       name: 'telemark_quarantine_dropped_total',
-      help: 'Refused requests answered but not kept in quarantine, because the quarantine rate limit was reached.',
+      help: 'Refused requests answered but not kept in quarantine: the quarantine rate limit was reached, or the commit keeping them failed (store failing, queue full).',
       registers,
     }),
   };
