@@ -10,7 +10,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { ROOT } from '../collector/_helpers.js';
+import { afterAll, beforeAll } from 'vitest';
+import { killChildren, ROOT } from '../collector/_helpers.js';
 
 const run = promisify(execFile);
 const SCRIPT = path.join(ROOT, 'scripts/clickhouse-server.sh');
@@ -228,4 +229,29 @@ export function closingAlso<S extends { close(): Promise<void> }>(store: S, clea
       await cleanup();
     },
   };
+}
+
+/**
+ * A test file's server and what its tests leave behind — databases, directories, other cleanups — with
+ * vitest's hooks registered: the server is taken before the file's tests and released, with the rest
+ * cleaned up (and children the tests started killed), after them.
+ */
+export function useClickHouseFixture() {
+  const fixture = {
+    url: '',
+    databases: [] as string[],
+    dirs: [] as string[],
+    cleanups: [] as (() => Promise<unknown>)[],
+  };
+  beforeAll(async () => {
+    fixture.url = (await testServer()).url;
+  });
+  afterAll(async () => {
+    killChildren();
+    for (const cleanup of fixture.cleanups.reverse()) await cleanup().catch(() => undefined);
+    for (const database of fixture.databases) await dropDatabase(fixture.url, database);
+    for (const dir of fixture.dirs) fs.rmSync(dir, { recursive: true, force: true });
+    await (await testServer()).release();
+  });
+  return fixture;
 }

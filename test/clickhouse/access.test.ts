@@ -6,10 +6,9 @@
  * well under that minute, are what would fail.
  */
 import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../packages/server/src/config/open-store.js';
 import { resolveServeConfig } from '../../packages/server/src/config/serve-config.js';
 import { createClickHouseStore } from '../../packages/server/src/store/clickhouse/index.js';
@@ -19,29 +18,19 @@ import type { Store, WriteBatch } from '../../packages/server/src/store/types.js
 import {
   bearer,
   CLI,
-  killChildren,
   ourMessage,
   postJson,
   startChild,
   startInProcess,
   tempDir,
 } from '../collector/_helpers.js';
-import { dropDatabase, testServer, uniqueDatabase } from './_server.js';
+import { dropDatabase, uniqueDatabase, useClickHouseFixture } from './_server.js';
 
+const fixture = useClickHouseFixture();
+const { databases, dirs, cleanups } = fixture;
 let url = '';
-const databases: string[] = [];
-const dirs: string[] = [];
-const cleanups: (() => Promise<unknown>)[] = [];
-
-beforeAll(async () => {
-  url = (await testServer()).url;
-});
-afterAll(async () => {
-  killChildren();
-  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
-  for (const database of databases) await dropDatabase(url, database);
-  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
-  await (await testServer()).release();
+beforeAll(() => {
+  url = fixture.url;
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,37 +1,13 @@
-/**
- * `telemark serve` with a ClickHouse that does not answer, or refuses connections, at start: both start
- * in outage mode (acknowledging into the journal), and the log says so as JSON lines — one `warn` naming
- * the URL and what start-up waits for, one per failed attempt to open the store, one when it opens — and
- * `@clickhouse/client`'s own messages come through the same pino logger (`component`), never as plain text.
- */
-import fs from 'node:fs';
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  bearer,
-  type Child,
-  killChildren,
-  ourMessage,
-  postJson,
-  startChild,
-  tempDir,
-} from '../collector/_helpers.js';
-import { clickhouse, dropDatabase, startSwitchProxy, testServer, uniqueDatabase } from './_server.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { bearer, type Child, ourMessage, postJson, startChild, tempDir } from '../collector/_helpers.js';
+import { clickhouse, startSwitchProxy, uniqueDatabase, useClickHouseFixture } from './_server.js';
 
+const fixture = useClickHouseFixture();
+const { databases, dirs, cleanups } = fixture;
 let url = '';
-const databases: string[] = [];
-const dirs: string[] = [];
-const cleanups: (() => Promise<unknown>)[] = [];
-
-beforeAll(async () => {
-  url = (await testServer()).url;
-});
-afterAll(async () => {
-  killChildren();
-  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
-  for (const database of databases) await dropDatabase(url, database);
-  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
-  await (await testServer()).release();
+beforeAll(() => {
+  url = fixture.url;
 });
 
 const dir = () => {

@@ -277,17 +277,22 @@ describe('replay interrupted', () => {
   }, 15_000);
 });
 
+const key = 'an-install-id-key-from-the-environment';
+
+/** A collector given its install-id key by TELEMARK_INSTALL_ID_KEY: it leaves no key file. */
+async function startWithKeyFromEnvironment(dataDir: string, config?: Record<string, unknown>) {
+  process.env.TELEMARK_INSTALL_ID_KEY = key;
+  try {
+    return await startInProcess({ dataDir, ...(config ? { config } : {}) });
+  } finally {
+    delete process.env.TELEMARK_INSTALL_ID_KEY;
+  }
+}
+
 describe('offline replay without the key the collector took from the environment', () => {
   it('makes no key file of its own, and stops, said why, only at an entry that needs the key', async () => {
-    const key = 'an-install-id-key-from-the-environment';
     const dataDir = tempDir();
-    process.env.TELEMARK_INSTALL_ID_KEY = key;
-    let c: Awaited<ReturnType<typeof startInProcess>>;
-    try {
-      c = await startInProcess({ dataDir, config: appsWith(CATALOG_V1) });
-    } finally {
-      delete process.env.TELEMARK_INSTALL_ID_KEY;
-    }
+    const c = await startWithKeyFromEnvironment(dataDir, appsWith(CATALOG_V1));
     // Kept as its pseudonym, made with the environment's key: replayable without it.
     const kept = ourMessage('k-1', { event: 'install', properties: {}, anonymousId: 'alice@example.com' });
     expect(resultStatuses((await postJson(`${c.url}/v1/batch`, { batch: [kept] }, bearer())).json)).toEqual([
@@ -342,15 +347,8 @@ describe('offline replay without the key the collector took from the environment
 
 describe('offline erasure of a pseudonymised install', () => {
   it('refuses, erasing nothing, when the key the collector took from the environment is not given', async () => {
-    const key = 'an-install-id-key-from-the-environment';
     const dataDir = tempDir();
-    process.env.TELEMARK_INSTALL_ID_KEY = key;
-    let c: Awaited<ReturnType<typeof startInProcess>>;
-    try {
-      c = await startInProcess({ dataDir });
-    } finally {
-      delete process.env.TELEMARK_INSTALL_ID_KEY;
-    }
+    const c = await startWithKeyFromEnvironment(dataDir);
     const sent = await postJson(
       `${c.url}/v1/batch`,
       { batch: [ourMessage('p-1', { anonymousId: 'alice@example.com' })] },
