@@ -237,11 +237,30 @@ export function closingAlso<S extends { close(): Promise<void> }>(store: S, clea
  * cleaned up (and children the tests started killed), after them.
  */
 export function useClickHouseFixture() {
+  const cleanups: (() => Promise<unknown>)[] = [];
   const fixture = {
     url: '',
     databases: [] as string[],
     dirs: [] as string[],
-    cleanups: [] as (() => Promise<unknown>)[],
+    cleanups,
+    /** A server that accepts connections and never answers (closed with the file), as its URL. */
+    async blackHole(): Promise<string> {
+      const sockets = new Set<net.Socket>();
+      const server = net.createServer((socket) => {
+        sockets.add(socket);
+        socket.resume();
+        socket.on('error', () => undefined).on('close', () => sockets.delete(socket));
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      cleanups.push(
+        () =>
+          new Promise<void>((resolve) => {
+            for (const s of sockets) s.destroy();
+            server.close(() => resolve());
+          }),
+      );
+      return `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    },
   };
   beforeAll(async () => {
     fixture.url = (await testServer()).url;

@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../packages/server/src/config/open-store.js';
 import { resolveServeConfig } from '../../packages/server/src/config/serve-config.js';
@@ -111,24 +111,7 @@ async function startProxy(target: string) {
   return proxy;
 }
 
-/** Accepts connections and never answers. */
-async function blackHole() {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.resume();
-    socket.on('error', () => undefined).on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
-}
+const { blackHole } = fixture;
 
 describe('credentials, rights and databases ClickHouse refuses', () => {
   it('telemark serve refuses to start, naming the setting to fix', () => {

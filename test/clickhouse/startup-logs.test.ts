@@ -18,24 +18,7 @@ const dir = () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A server that accepts connections and never answers. */
-async function blackHole(): Promise<string> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.resume();
-    socket.on('error', () => undefined).on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
-}
+const { blackHole } = fixture;
 
 /** A loopback port nothing listens on: connections are refused. */
 async function refusingUrl(): Promise<string> {
