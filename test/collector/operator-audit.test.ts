@@ -4,6 +4,7 @@
  * `/healthz` and `/readyz`, and the log lines of the real `telemark serve`.
  */
 import { writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectReport, goIndent } from '../../packages/server/src/ingest/_metriton-fixtures.js';
@@ -440,12 +441,13 @@ describe('counts add up', () => {
           events('', 'rejected', 'TMK_ERR_UNKNOWN_APP') + rejects('scout', 'TMK_ERR_UNKNOWN_APP'),
         );
         expect(stored('mytool', 'rate_limited')).toBe(2);
-        // Whole requests refused for the client's fault: each counted once, kept or not, store down or up.
+        // Whole requests refused for the client's fault: each counted once, kept or not, store down or up,
+        // as the app its write key names (before the body is read too: 413, 415), else as no app's.
         expect(stored('', 'rejected', 'TMK_ERR_BAD_WRITE_KEY')).toBe(1);
         expect(stored('mytool', 'rejected', 'TMK_ERR_BODY_UNPARSEABLE')).toBe(2);
-        expect(stored('', 'rejected', 'TMK_ERR_BODY_TOO_LARGE')).toBe(1);
+        expect(stored('mytool', 'rejected', 'TMK_ERR_BODY_TOO_LARGE')).toBe(1);
         expect(stored('mytool', 'rejected', 'TMK_ERR_BAD_GZIP')).toBe(1);
-        expect(stored('', 'rejected', 'TMK_ERR_UNSUPPORTED_MEDIA_TYPE')).toBe(1);
+        expect(stored('mytool', 'rejected', 'TMK_ERR_UNSUPPORTED_MEDIA_TYPE')).toBe(1);
         // Refused before any route: in /metrics only (docs: Metrics).
         expect(rows.filter((r) => r.reason === 'TMK_ERR_BAD_HTTP')).toEqual([]);
         const [{ n: storedEvents } = { n: -1 }] = await store.query<{ n: number }>(
@@ -828,6 +830,41 @@ describe('the log of telemark serve', () => {
         expect.objectContaining({ msg: 'query API failure', code: 'TMK_ERR_QUERY_FAILED' }),
       ]);
     } finally {
+      await c.stop();
+    }
+  });
+
+  it('readiness says queue_full while the bodies in flight near their bound, and ready once they go', async () => {
+    const c = await startInProcess({ config: { queue: { maxInflightBytes: 1_000_000 } } });
+    const sockets: net.Socket[] = [];
+    try {
+      const ready = async () => (await fetch(`${c.url}/readyz`)).json() as Promise<{ status: string }>;
+      expect(await ready()).toEqual({ status: 'ready' });
+      const { port } = new URL(c.url);
+      // Two bodies announced at 480,000 bytes each, of which only the first bytes come: 96% of the bound.
+      for (let i = 0; i < 2; i++) {
+        const socket = net.connect(Number(port), '127.0.0.1');
+        socket.on('error', () => undefined);
+        sockets.push(socket);
+        socket.write(
+          `POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${MYTOOL_KEY}\r\n` +
+            'Content-Type: application/json\r\nContent-Length: 480000\r\n\r\n{"batch": [',
+        );
+      }
+      let status = '';
+      for (let i = 0; i < 200 && status !== 'queue_full'; i++) {
+        status = (await ready()).status;
+        if (status !== 'queue_full') await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(status).toBe('queue_full');
+      for (const socket of sockets) socket.destroy();
+      for (let i = 0; i < 200 && status !== 'ready'; i++) {
+        status = (await ready()).status;
+        if (status !== 'ready') await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(status).toBe('ready');
+    } finally {
+      for (const socket of sockets) socket.destroy();
       await c.stop();
     }
   });

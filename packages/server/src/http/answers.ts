@@ -41,6 +41,11 @@ export interface RefusedRequest {
   /** The ingest route (`batch`, `scout`…), for metrics and the body's shape; undefined elsewhere. */
   readonly route: string | undefined;
   readonly contentType: string | undefined;
+  /**
+   * The app the request's write key names, when its header names one: a refusal before the body is read
+   * (413, 415, a timeout) is counted as that app's, as one after it is (`KEPT_REFUSALS`), not as no app's.
+   */
+  readonly app?: string | undefined;
   /** Whether the request's body was read to its end (if not, the connection cannot be reused). */
   readonly bodyRead: boolean;
   readonly log: {
@@ -112,7 +117,9 @@ export function createRefusals(deps: {
       metrics.requestsRejected.inc({ route, code: known.code });
       // Kept refusals were counted when they were kept; "later" answers are not the client's fault.
       if (!isTransient(known.code) && !KEPT_REFUSALS.has(known.code))
-        committer.count([{ day: utcDay(now()), app: '', kind: 'rejected', reason: known.code, count: 1 }]);
+        committer.count([
+          { day: utcDay(now()), app: request.app ?? '', kind: 'rejected', reason: known.code, count: 1 },
+        ]);
       if (!serversFault) request.log.debug({ code: known.code }, 'ingest request refused');
     }
     const headers: Record<string, string> = {};

@@ -11,6 +11,7 @@ import { registerApiRoutes } from '../api/routes.js';
 import type { ServeConfig } from '../config/serve-config.js';
 import { type ErrorCode, isTelemarkError, TelemarkError } from '../errors.js';
 import { type BatchPool, createBatchPool } from '../ingest/batch-pool.js';
+import { writeKeyFromHeader } from '../ingest/segment.js';
 import { createEventBuilder } from '../pipeline/event-builder.js';
 import { createGroupCommitter, type GroupCommitter } from '../pipeline/group-commit.js';
 import { resolveInstallIdKey } from '../pipeline/install-id-key.js';
@@ -279,10 +280,20 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     },
   });
 
+  /** The registered app a request's `Authorization` names, if it names one (a refusal is counted as its). */
+  const appOfHeaderKey = (authorization: string | undefined): string | undefined => {
+    try {
+      const key = writeKeyFromHeader(authorization);
+      return key === undefined ? undefined : config.registry.byWriteKey(key)?.name;
+    } catch {
+      return undefined;
+    }
+  };
   app.setErrorHandler((error: FastifyError | TelemarkError, request, reply) => {
     const answer = refuse(error, {
       route: (request.routeOptions.config as { route?: string } | undefined)?.route,
       contentType: request.headers['content-type'],
+      app: appOfHeaderKey(request.headers.authorization),
       bodyRead: request.raw.readableEnded,
       log: request.log,
     });
@@ -378,7 +389,13 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
       if (!health.ok) status = 'store_unavailable';
     } else {
       const q = committer.queued();
-      if (q.events >= config.queue.maxEvents * 0.9 || q.bytes >= config.queue.maxBytes * 0.9)
+      // Bodies in flight count too: past their bound new requests are refused 503 as surely as past the
+      // queue's (until 2026-11-27 readiness looked at the queue alone).
+      if (
+        q.events >= config.queue.maxEvents * 0.9 ||
+        q.bytes >= config.queue.maxBytes * 0.9 ||
+        inflightBytes >= config.queue.maxInflightBytes * 0.9
+      )
         status = 'queue_full';
     }
     if (status !== 'ready') reply.code(503).header('retry-after', '5');
