@@ -345,20 +345,6 @@ function createActive<C extends CatalogInput>(
   const segmentMaxBytes = Math.min(SEGMENT_MAX_BYTES, Math.floor(opts.spool.maxBytes / SEGMENTS_PER_SPOOL));
   const spoolDir = path.join(configDir, FILES.spool);
   const lockFile = path.join(configDir, FILES.lock);
-  /**
-   * An internal failure (a bug in telemark). A host's `onError` hears of each distinct one (by `what`, its
-   * message without the details that vary, such as the event) once per process, with the first
-   * occurrence's `detail`: a daemon reporting thousands of events, one with a bug, must not log it
-   * thousands of times. `status().counters.internal` counts them all. Only on the error path.
-   */
-  let toldInternal: Set<string> | undefined;
-  const internalError = (what: string, cause: unknown, detail = what) => {
-    counters.internal++;
-    toldInternal ??= new Set();
-    if (toldInternal.has(what)) return;
-    toldInternal.add(what);
-    emitError('TMK_CLIENT_INTERNAL', detail, cause);
-  };
   // isatty() rather than process.stdin: touching process.stdin creates a stream for it (and costs ~0.7 ms).
   const stdinIsTTY = safe(() => isatty(0), false);
   const stderrIsTTY = safe(() => isatty(2), false);
@@ -720,6 +706,16 @@ function createActive<C extends CatalogInput>(
     if (announced.has(key)) return;
     if (announced.size < 100) announced.add(key);
     emitError(code, detail, cause);
+  };
+  /**
+   * An internal failure (a bug in telemark). A host's `onError` hears of each distinct one (by `what`, its
+   * message without the details that vary, such as the event) once per process, with the first
+   * occurrence's `detail`: a daemon reporting thousands of events, one with a bug, must not log it
+   * thousands of times. `status().counters.internal` counts them all. Only on the error path.
+   */
+  const internalError = (what: string, cause: unknown, detail = what) => {
+    counters.internal++;
+    emitOnce(`internal:${what}`, 'TMK_CLIENT_INTERNAL', detail, cause);
   };
   const deliveryWorked = () => {
     for (const key of announced) if (key.startsWith('delivery:')) announced.delete(key);

@@ -109,12 +109,6 @@ export function writeDeliveryState(configDir: string, state: DeliveryState): voi
   writeJsonAtomic(path.join(configDir, FILES.delivery), state);
 }
 
-/** The endpoint asked us to wait (or failed recently) and the wait is not over. */
-export function inBackoff(configDir: string, target: DeliveryTarget, now: number): number | undefined {
-  const state = readDeliveryState(configDir, target);
-  return state.nextAttemptAt > now ? state.nextAttemptAt : undefined;
-}
-
 /** Status codes after which the same batch is retried later, unchanged. */
 export const RETRYABLE_STATUS: ReadonlySet<number> = new Set([408, 425, 429, 500, 502, 503, 504]);
 /** Collector codes that say the request itself is refused, whatever the batch (wrong key, app). */

@@ -7,6 +7,7 @@ import { isTelemarkError, rephrased, TelemarkError } from '../errors.js';
 import { eraseInstall } from '../pipeline/erasure.js';
 import type { EventBuilder } from '../pipeline/event-builder.js';
 import { type ReplayLimits, replayQuarantine } from '../pipeline/replay.js';
+import { serial } from '../serial.js';
 import { storeHasApp } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { tokenMatches } from './admin-token.js';
@@ -96,12 +97,7 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
   // replays, then writes their events, so an erasure between the two would be undone by those writes
   // (until 2026-11-27 it was: the erased install's events were stored again). Their writes still queue
   // with ingest's.
-  let exclusive: Promise<unknown> = Promise.resolve();
-  const oneAtATime = <T>(task: () => Promise<T>): Promise<T> => {
-    const run = exclusive.then(task);
-    exclusive = run.catch(() => undefined);
-    return run;
-  };
+  const oneAtATime = serial();
 
   const fail = (reply: FastifyReply, error: TelemarkError) =>
     reply

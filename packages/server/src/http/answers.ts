@@ -44,8 +44,9 @@ export interface RefusedRequest {
   /**
    * The app the request's write key names, when its header names one: a refusal before the body is read
    * (413, 415, a timeout) is counted as that app's, as one after it is (`KEPT_REFUSALS`), not as no app's.
+   * Asked only for a refusal that is counted (not for a 429 or a 503, which an overload answers in bulk).
    */
-  readonly app?: string | undefined;
+  readonly keyApp?: () => string | undefined;
   /** Whether the request's body was read to its end (if not, the connection cannot be reused). */
   readonly bodyRead: boolean;
   readonly log: {
@@ -118,7 +119,13 @@ export function createRefusals(deps: {
       // Kept refusals were counted when they were kept; "later" answers are not the client's fault.
       if (!isTransient(known.code) && !KEPT_REFUSALS.has(known.code))
         committer.count([
-          { day: utcDay(now()), app: request.app ?? '', kind: 'rejected', reason: known.code, count: 1 },
+          {
+            day: utcDay(now()),
+            app: request.keyApp?.() ?? '',
+            kind: 'rejected',
+            reason: known.code,
+            count: 1,
+          },
         ]);
       if (!serversFault) request.log.debug({ code: known.code }, 'ingest request refused');
     }

@@ -293,7 +293,7 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     const answer = refuse(error, {
       route: (request.routeOptions.config as { route?: string } | undefined)?.route,
       contentType: request.headers['content-type'],
-      app: appOfHeaderKey(request.headers.authorization),
+      keyApp: () => appOfHeaderKey(request.headers.authorization),
       bodyRead: request.raw.readableEnded,
       log: request.log,
     });

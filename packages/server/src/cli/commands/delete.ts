@@ -1,9 +1,8 @@
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import { rephrased, TelemarkError } from '../../errors.js';
 import { eraseInstall, type InstallErasureReport } from '../../pipeline/erasure.js';
 import { createEventBuilder } from '../../pipeline/event-builder.js';
-import { INSTALL_ID_KEY_FILE, resolveInstallIdKey } from '../../pipeline/install-id-key.js';
+import { resolveInstallIdKey } from '../../pipeline/install-id-key.js';
 import { openDataDirStore, storeHasApp } from '../../store/index.js';
 import { callApi, refuseStoreFlagsWithUrl } from '../api-client.js';
 import { CONFIG_FLAG_HELP, DATA_FLAG_HELP, type DataDirFlags, dataDirOf } from '../data-dir.js';
@@ -35,19 +34,12 @@ async function deleteFromDataDir(
   });
   try {
     const appKnown = await storeHasApp(store, app);
-    // The key pseudonyms were made with, if one was ever made (never created here: none means none).
+    // The key pseudonyms were made with (never created here: none means none). A collector makes its key
+    // file unless TELEMARK_INSTALL_ID_KEY gives the key: with neither here, an id the collector stores as
+    // its pseudonym cannot be found, and "0 erased" would pass for an erasure done (until 2026-11-27 it
+    // did). Without a key the builder refuses such an id, and eraseInstall maps the id before it erases.
     const key = resolveInstallIdKey(dataDir);
-    // A collector makes its key file unless TELEMARK_INSTALL_ID_KEY gives the key: with neither here,
-    // an id the collector stores as its pseudonym cannot be found, and "0 erased" would pass for an
-    // erasure done (until 2026-11-27 it did). Refused before anything is erased.
-    if (!key && createEventBuilder().installId(installId) !== installId)
-      throw new TelemarkError(
-        'TMK_ERR_CONFIG_INVALID',
-        `--install-id: the collector stores this id as its pseudonym, made with the deployment's key, and ` +
-          `there is no key here (no TELEMARK_INSTALL_ID_KEY, no ${join(dataDir, INSTALL_ID_KEY_FILE)}): set ` +
-          'TELEMARK_INSTALL_ID_KEY as the collector had it, or erase through it with --url; nothing was erased',
-      );
-    const storedIdOf = key ? createEventBuilder({ installIdKey: key.key }).installId : undefined;
+    const storedIdOf = createEventBuilder({ installIdKey: key?.key ?? null }).installId;
     const report = await eraseInstall(store, app, installId, storedIdOf);
     if (!appKnown)
       warn(

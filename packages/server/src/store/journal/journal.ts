@@ -23,6 +23,7 @@ import v8 from 'node:v8';
 import zlib from 'node:zlib';
 import { makeDirectory, syncDirectory } from '../../directories.js';
 import { TelemarkError } from '../../errors.js';
+import { serial } from '../../serial.js';
 
 export interface JournalOptions {
   readonly dir: string;
@@ -109,18 +110,9 @@ function readPayload<T>(buffer: Buffer): { p: T; a: string[] } {
   };
 }
 
-/** A tiny FIFO so file operations never interleave. */
-function serial() {
-  let tail: Promise<unknown> = Promise.resolve();
-  return <R>(task: () => Promise<R>): Promise<R> => {
-    const result = tail.then(task);
-    tail = result.catch(() => undefined);
-    return result;
-  };
-}
-
 export async function openJournal<T>(options: JournalOptions): Promise<Journal<T>> {
   const { dir } = options;
+  // File operations never interleave.
   const run = serial();
   const segments: Segment[] = [];
   const pending = new Map<number, Located>();
