@@ -11,10 +11,12 @@
  * 4. append those lines, with the new contexts, quarantine entries, counter increments and removals of
  *    quarantine entries, to the intake log and sync it (`intake-log.ts`): the write is durable and answered; the accepted hashes join the
  *    index.
- * Loading (`loadIntake()`), off the request path: once `intakeLoadEvents` events wait, or the oldest
+ * Loading (`loadIntake()`), off the request path: once `intakeLoadEvents` events (or
+ * `QUARANTINE_LOAD_BYTES` of quarantine entries) wait, or the oldest
  * waited `intakeLoadDelayMs` (up to `intakeLoadMaxDelayMs` while writes come fast enough to fill a load:
  * `scheduleLoad`), or a read, erasure or close needs it, the closed log segments are inserted
- * in one transaction (`INSERT … FROM read_json(segments)`), recorded in `intake_loads`, and deleted.
+ * in transactions of at most that much (`INSERT … FROM read_json(segments)`), recorded in
+ * `intake_loads`, and deleted.
  * Reads load what was acknowledged before them first, so they see every acknowledged write.
  * Checkpoints run on their own connection when the WAL passes `checkpointWalBytes` and when writes pause.
  * DuckDB 1.5 makes every insert into a file wait for that file's running checkpoint, so meanwhile loads
@@ -55,7 +57,14 @@ import {
   resolveDuckDBOptions,
 } from './duckdb-options.js';
 import { ENCODING, type EncodedRows, encodeRows, isEncodedRows, toDuckDBJson, wellFormed } from './encode.js';
-import { IntakeLog, type IntakeSegment, loadBatches, waitForFullLoad } from './intake-log.js';
+import {
+  IntakeLog,
+  type IntakeSegment,
+  loadBatches,
+  QUARANTINE_LOAD_BYTES,
+  QUARANTINE_PENDING_BYTES,
+  waitForFullLoad,
+} from './intake-log.js';
 import {
   CONTEXTS_INSERT,
   EVENT_COLUMNS,
@@ -246,6 +255,33 @@ const withSource = (template: string, literal: string) => template.replace('$1',
 const QUARANTINE_INSERT = `INSERT INTO quarantine
 SELECT id, app, epoch_ms(received_at), protocol, reason, detail, message_id, event, raw
 FROM (SELECT unnest(from_json($1::JSON, '[{"id":"VARCHAR","app":"VARCHAR","received_at":"BIGINT","protocol":"VARCHAR","reason":"VARCHAR","detail":"VARCHAR","message_id":"VARCHAR","event":"VARCHAR","raw":"VARCHAR"}]'), recursive := true))`;
+
+/**
+ * A load's quarantine entries go in as JSON arrays of at most about this length, one `QUARANTINE_INSERT`
+ * each, inside the load's transaction. One array of all of them failed: a segment of ~200k entries
+ * (~120 MB of JSON, left by a flood of refused messages before loads were sized by quarantine too) ran
+ * DuckDB out of memory at a 512 MB limit, and the data directory could not be opened (until 2026-11-28).
+ * Such a segment still loads whole (its name goes into `intake_loads` with its rows), in many statements.
+ */
+const QUARANTINE_STATEMENT_BYTES = 4 * 1024 * 1024;
+
+/** The JSON arrays of `segments`' quarantine entries, each one `QUARANTINE_INSERT` (above). */
+function quarantineSources(segments: readonly IntakeSegment[]): string[] {
+  const sources: string[] = [];
+  let text = '';
+  for (const segment of segments) {
+    for (const row of segment.quarantine) {
+      const json = toDuckDBJson(row);
+      if (text !== '' && text.length + json.length >= QUARANTINE_STATEMENT_BYTES) {
+        sources.push(`${text}]`);
+        text = '';
+      }
+      text += text === '' ? `[${json}` : `,${json}`;
+    }
+  }
+  if (text !== '') sources.push(`${text}]`);
+  return sources;
+}
 
 /** Removals of quarantine entries by id (a load's, after its inserts: see `newQuarantineRows`). */
 const QUARANTINE_REMOVE = `DELETE FROM quarantine WHERE id IN (SELECT unnest(from_json($1::JSON, '["VARCHAR"]')))`;
@@ -938,8 +974,9 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       if (!isEncodedRows(chunk)) invalidRow(`encoded[${k}]`, `rows of the DuckDB encoder (${ENCODING})`);
       chunks.push(chunk);
     }
-    // Bounded: past `intakeMaxPendingEvents` waiting to be loaded, this write waits for a load.
-    if (intake.pendingEvents >= o.intakeMaxPendingEvents) {
+    // Bounded: past `intakeMaxPendingEvents` waiting to be loaded, or `QUARANTINE_PENDING_BYTES` of
+    // quarantine entries (until 2026-11-28 only events counted), this write waits for a load.
+    if (intakeFull()) {
       if (lastLoadError !== undefined) {
         throw new TelemarkError(
           'TMK_ERR_STORE_WRITE',
@@ -1155,7 +1192,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     if (DEBUG)
       console.error(`[store] ${wallMs(t0)} append ${acceptedCount} ${(performance.now() - t0).toFixed(1)}ms`);
     // Segments stay near one load's size, however long the running load takes (see loadIntake).
-    if (intake.openEvents >= o.intakeLoadEvents) intake.closeOpen();
+    if (intake.openEvents >= o.intakeLoadEvents || intake.openQuarantineBytes >= QUARANTINE_LOAD_BYTES)
+      intake.closeOpen();
 
     for (const id of newIds) knownContexts.add(id);
     for (let k = 0; k < n; k++) {
@@ -1212,10 +1250,22 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     return stored.size === 0 ? rows : rows.filter((row) => !stored.has(row.id as string));
   }
 
-  /** Load every closed segment, in transactions of at most `intakeLoadEvents` events (`loadBatches`). */
+  /**
+   * Load every closed segment, in transactions of at most `intakeLoadEvents` events and
+   * `QUARANTINE_LOAD_BYTES` of quarantine entries (`loadBatches`).
+   */
   async function loadIntake(): Promise<void> {
     // What is closed now; segments closed meanwhile wait for the next load, so this one ends.
-    for (const batch of loadBatches(intake.closed(), o.intakeLoadEvents)) await loadSegments(batch);
+    for (const batch of loadBatches(intake.closed(), o.intakeLoadEvents, QUARANTINE_LOAD_BYTES))
+      await loadSegments(batch);
+  }
+
+  /** Whether writes wait for a load (the intake log's bounds). */
+  function intakeFull(): boolean {
+    return (
+      intake.pendingEvents >= o.intakeMaxPendingEvents ||
+      intake.pendingQuarantineBytes >= QUARANTINE_PENDING_BYTES
+    );
   }
 
   /**
@@ -1228,15 +1278,15 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   async function loadSegments(segments: readonly IntakeSegment[]): Promise<void> {
     const connection = requireWriter();
     const contexts: (readonly unknown[])[] = [];
-    const quarantine: Record<string, unknown>[] = [];
     const removals: string[] = [];
     const counters = new Map<string, IngestCounter>();
     let events = 0;
     for (const segment of segments) {
       events += segment.events;
-      contexts.push(...segment.contexts);
-      quarantine.push(...segment.quarantine);
-      removals.push(...segment.removals);
+      // Loops: a spread of a large array into push() overflows the stack (a segment left by a flood of
+      // refused messages held ~200k quarantine entries; until 2026-11-28 its load failed so).
+      for (const row of segment.contexts) contexts.push(row);
+      for (const id of segment.removals) removals.push(id);
       for (const c of segment.counters) {
         const key = `${c.day}\u0000${c.app}\u0000${c.kind}\u0000${c.reason}`;
         const existing = counters.get(key);
@@ -1255,8 +1305,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       const files = segments.map((segment) => sqlString(segment.file));
       statements.push(withSource(into.events, `[${files.join(', ')}]`));
     }
-    if (quarantine.length > 0)
-      statements.push(withSource(into.quarantine, sqlString(toDuckDBJson(quarantine))));
+    for (const source of quarantineSources(segments))
+      statements.push(withSource(into.quarantine, sqlString(source)));
     if (counters.size > 0)
       statements.push(withSource(into.counters, sqlString(toDuckDBJson([...counters.values()]))));
     if (removals.length > 0)
@@ -1329,7 +1379,9 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
    */
   function scheduleLoad(): void {
     if (closing || !writer || intake.isEmpty || loading) return;
-    if (intake.pendingEvents >= o.intakeLoadEvents && lastLoadError === undefined) {
+    const due =
+      intake.pendingEvents >= o.intakeLoadEvents || intake.pendingQuarantineBytes >= QUARANTINE_LOAD_BYTES;
+    if (due && lastLoadError === undefined) {
       void startLoad();
       return;
     }
@@ -1586,7 +1638,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         bytes: intake.pendingBytes,
         // `since` is a performance.now() reading; the backlog reports wall-clock time.
         ...(since > 0 ? { oldestAt: Math.round(performance.timeOrigin + since) } : {}),
-        full: intake.pendingEvents >= o.intakeMaxPendingEvents,
+        full: intakeFull(),
       };
     },
 

@@ -5,8 +5,9 @@
  * other records (new contexts, quarantine entries, counter increments, ids of quarantine entries it
  * removes: lines that start with `[null,`),
  * then an end line, to the open segment file and syncs it (`fdatasync`). Loading into DuckDB happens later, off the request
- * path, many writes at once: the store closes the open segment and inserts every closed one in one
- * transaction, which also records the segments' names (`intake_loads`), then deletes their files. A
+ * path, many writes at once: the store closes the open segment and inserts the closed ones in
+ * transactions of a bounded size (`loadBatches`), each of which also records its segments' names
+ * (`intake_loads`), then deletes their files. A
  * segment left after a crash is loaded at the next start, unless its name is recorded (loaded, not yet
  * deleted). docs/storage.md, "The intake log".
  *
@@ -35,6 +36,8 @@ export interface IntakeSegment {
   /** Event lines in the file. */
   events: number;
   bytes: number;
+  /** Length of its quarantine record lines (`QUARANTINE_LOAD_BYTES`). */
+  quarantineBytes: number;
   /** `performance.now()` of its first append (of its recovery, for a segment an earlier process left). */
   since: number;
   readonly contexts: (readonly unknown[])[];
@@ -53,6 +56,24 @@ const NEWLINE = 0x0a;
  */
 const WRITE_END = Buffer.from('[null,"e"]\n');
 const AFTER_A_WRITE = Buffer.from('\n[null,"e"]\n');
+
+/**
+ * Quarantine entries a load takes at most, by the length of their record lines (a segment is closed
+ * once it holds this much, a load is due, a batch of segments ends before it would pass it). Sizing by
+ * events alone let writes that carry only refused messages (a client whose every message is refused; a
+ * keyless app takes them from anyone) grow one segment and one load without bound: at ~200k entries
+ * (~120 MB) the load failed, and so did every later open of the data directory (until 2026-11-28).
+ * An entry is up to 32 KB of raw text, so their count says little; 16 MiB is ~27k entries of a typical
+ * ~600 B, ~500 of the largest — a load DuckDB takes well inside a 512 MB memory limit. (Lengths are in
+ * UTF-16 units, as JS measures the text: up to 3× that in UTF-8 for text outside ASCII.)
+ */
+export const QUARANTINE_LOAD_BYTES = 16 * 1024 * 1024;
+/**
+ * Writes wait for a load while more quarantine entries than this wait (by their record lines, as above),
+ * as they do past `intakeMaxPendingEvents` events: the entries are held in memory until loaded, so a
+ * flood of refused messages is bounded in memory too, not only on disk.
+ */
+export const QUARANTINE_PENDING_BYTES = 4 * QUARANTINE_LOAD_BYTES;
 
 interface SegmentFile {
   readonly name: string;
@@ -100,6 +121,18 @@ export class IntakeLog {
   /** Events in the segment being appended to. */
   get openEvents(): number {
     return this.open?.events ?? 0;
+  }
+
+  /** Length of the quarantine record lines not loaded yet (in the open segment and the closed ones). */
+  get pendingQuarantineBytes(): number {
+    let bytes = this.open?.quarantineBytes ?? 0;
+    for (const segment of this.closedSegments) bytes += segment.quarantineBytes;
+    return bytes;
+  }
+
+  /** Length of the quarantine record lines in the segment being appended to. */
+  get openQuarantineBytes(): number {
+    return this.open?.quarantineBytes ?? 0;
   }
 
   /** Bytes of the segments waiting to be loaded. */
@@ -182,6 +215,7 @@ export class IntakeLog {
       file,
       events: 0,
       bytes: end,
+      quarantineBytes: 0,
       since: performance.now(),
       contexts: [],
       quarantine: [],
@@ -191,10 +225,14 @@ export class IntakeLog {
     for (let at = 0; at < end; ) {
       const next = content.indexOf(NEWLINE, at);
       if (content.subarray(at, at + RECORD_PREFIX.length).equals(RECORD_PREFIX)) {
-        const [, kind, value] = JSON.parse(content.toString('utf8', at, next)) as [null, string, never];
+        const line = content.toString('utf8', at, next);
+        const [, kind, value] = JSON.parse(line) as [null, string, never];
         if (kind === 'c') segment.contexts.push(value);
-        else if (kind === 'q') segment.quarantine.push(value);
-        else if (kind === 'n') segment.counters.push(value);
+        else if (kind === 'q') {
+          segment.quarantine.push(value);
+          // Measured as `append` does (the line and its newline, in UTF-16 units).
+          segment.quarantineBytes += line.length + 1;
+        } else if (kind === 'n') segment.counters.push(value);
         else if (kind === 'r') segment.removals.push(value);
       } else if (next > at) segment.events++;
       at = next + 1;
@@ -209,7 +247,9 @@ export class IntakeLog {
   async append(eventLines: readonly Uint8Array[], events: number, records: IntakeRecords): Promise<void> {
     let text = '';
     for (const row of records.contexts) text += recordLine('c', row, this.toJson);
+    const quarantineFrom = text.length;
     for (const row of records.quarantine) text += recordLine('q', row, this.toJson);
+    const quarantineBytes = text.length - quarantineFrom;
     for (const row of records.counters) text += recordLine('n', row, this.toJson);
     for (const id of records.removals) text += recordLine('r', id, this.toJson);
     if (events === 0 && text === '') return;
@@ -218,7 +258,8 @@ export class IntakeLog {
     try {
       const parts: Uint8Array[] = [];
       if (text !== '') parts.push(Buffer.from(text));
-      if (events > 0) parts.push(...eventLines);
+      // Loops, not spreads, here and below: a spread of a large array into a call overflows the stack.
+      if (events > 0) for (const line of eventLines) parts.push(line);
       parts.push(WRITE_END);
       segment.bytes = start + (await writeAll(segment.fd, parts, start));
       await fdatasync(segment.fd);
@@ -229,10 +270,11 @@ export class IntakeLog {
     }
     if (segment.since === 0) segment.since = performance.now();
     segment.events += events;
-    segment.contexts.push(...records.contexts);
-    segment.quarantine.push(...records.quarantine);
-    segment.counters.push(...records.counters);
-    segment.removals.push(...records.removals);
+    segment.quarantineBytes += quarantineBytes;
+    for (const row of records.contexts) segment.contexts.push(row);
+    for (const row of records.quarantine) segment.quarantine.push(row);
+    for (const row of records.counters) segment.counters.push(row);
+    for (const id of records.removals) segment.removals.push(id);
   }
 
   /**
@@ -251,6 +293,7 @@ export class IntakeLog {
       fd,
       events: 0,
       bytes: 0,
+      quarantineBytes: 0,
       since: 0,
       contexts: [],
       quarantine: [],
@@ -349,26 +392,37 @@ export function waitForFullLoad(
 }
 
 /**
- * The closed segments, oldest first, cut into consecutive loads of at most `maxEvents` events each (a
- * segment larger than that is a load of its own). When loads fall behind (a long checkpoint, a saturated
- * machine), what waits is not taken in one insert that DuckDB would hold in memory at once (measured:
- * loads of 300k events during a 10 s checkpoint, RSS to 1.8 GB).
+ * The closed segments, oldest first, cut into consecutive loads of at most `maxEvents` events and
+ * `maxQuarantineBytes` of quarantine record lines each (a segment larger than either is a load of its
+ * own: a segment is loaded whole, its name recorded with its rows). When loads fall behind (a long
+ * checkpoint, a saturated machine, a store closed with a backlog), what waits is not taken in one insert
+ * that DuckDB would hold in memory at once (measured: loads of 300k events during a 10 s checkpoint, RSS
+ * to 1.8 GB; ~200k quarantine entries in one load, out of memory at a 512 MB limit). Until 2026-11-28
+ * only events counted.
  */
-export function loadBatches<S extends { readonly events: number }>(
+export function loadBatches<S extends { readonly events: number; readonly quarantineBytes?: number }>(
   segments: readonly S[],
   maxEvents: number,
+  maxQuarantineBytes = Number.POSITIVE_INFINITY,
 ): S[][] {
   const batches: S[][] = [];
   let batch: S[] = [];
   let events = 0;
+  let quarantineBytes = 0;
   for (const segment of segments) {
-    if (batch.length > 0 && events + segment.events > maxEvents) {
+    const segmentBytes = segment.quarantineBytes ?? 0;
+    if (
+      batch.length > 0 &&
+      (events + segment.events > maxEvents || quarantineBytes + segmentBytes > maxQuarantineBytes)
+    ) {
       batches.push(batch);
       batch = [];
       events = 0;
+      quarantineBytes = 0;
     }
     batch.push(segment);
     events += segment.events;
+    quarantineBytes += segmentBytes;
   }
   if (batch.length > 0) batches.push(batch);
   return batches;
