@@ -550,3 +550,51 @@ describe('quarantine replay: POST /api/v1/quarantine/replay', () => {
     }
   });
 });
+
+describe('a replay or an erasure answered as lines (Accept: application/x-ndjson)', () => {
+  it('says where it stands at least every heartbeat (the API deps’), then its result; plain JSON otherwise', async () => {
+    const slow: Store = {
+      ...store,
+      async listQuarantine(filter) {
+        await new Promise((r) => setTimeout(r, 200));
+        return store.listQuarantine(filter);
+      },
+    };
+    const other = Fastify();
+    await registerApiRoutes(other, {
+      store: slow,
+      registry: createTestRegistry(),
+      adminToken: TOKEN,
+      heartbeatMs: 20,
+    });
+    try {
+      const replay = (accept: string) =>
+        other.inject({
+          method: 'POST',
+          url: `/api/v1/quarantine/replay?app=${APP}`,
+          headers: { ...auth, accept },
+        });
+      const streamed = await replay('application/json;q=0.5, application/x-ndjson');
+      expect(streamed.statusCode).toBe(200);
+      expect(streamed.headers['content-type']).toBe('application/x-ndjson');
+      expect(streamed.headers['cache-control']).toBe('no-store');
+      const lines = streamed.body
+        .trimEnd()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(lines.at(-1)).toEqual({ result: expect.objectContaining({ examined: 3 }) });
+      // The listing takes ten heartbeats: more than the two changes of state were said meanwhile.
+      expect(lines.filter((line) => JSON.stringify(line) === '{"waiting":"running"}').length).toBeGreaterThan(
+        1,
+      );
+      for (const line of lines.slice(0, -1))
+        expect(Object.keys(line)).toEqual([expect.stringMatching(/^(waiting|progress)$/)]);
+
+      const declined = await replay('application/x-ndjson;q=0, application/json');
+      expect(declined.headers['content-type']).toMatch(/^application\/json/);
+      expect(declined.json()).toMatchObject({ examined: 3 });
+    } finally {
+      await other.close();
+    }
+  });
+});

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { LIMITS } from 'telemark';
 import { createAnalytics, type RawParams, VIEW_NAMES, type ViewName } from '../analytics/index.js';
@@ -6,7 +7,7 @@ import type { AppRegistry } from '../config/registry-types.js';
 import { isTelemarkError, rephrased, TelemarkError } from '../errors.js';
 import { eraseInstall } from '../pipeline/erasure.js';
 import type { EventBuilder } from '../pipeline/event-builder.js';
-import { type ReplayLimits, replayQuarantine } from '../pipeline/replay.js';
+import { type ReplayLimits, type ReplayReport, replayQuarantine } from '../pipeline/replay.js';
 import { serial } from '../serial.js';
 import { storeHasApp } from '../store/index.js';
 import type { Store } from '../store/types.js';
@@ -29,6 +30,12 @@ export interface ApiDeps {
    * erasure erases the id as given.
    */
   readonly builder?: EventBuilder;
+  /**
+   * Longest silence of a streamed replay or erasure (`Accept: application/x-ndjson`), ms: a line is sent
+   * at least this often. Never longer than a third of the collector's own socket idle timeout.
+   * @default 10 s
+   */
+  readonly heartbeatMs?: number;
 }
 
 export const API_PREFIX = '/api/v1';
@@ -58,6 +65,23 @@ function erasureRequest(body: unknown): { app: string; installId: string } {
 const FINGERPRINT = /^[A-Za-z0-9_.:-]{1,128}$/;
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
 const isView = (name: string): name is ViewName => (VIEW_NAMES as readonly string[]).includes(name);
+
+/** The media type of a long operation's answer as lines: one JSON object per line (docs/api.md). */
+export const NDJSON = 'application/x-ndjson';
+const DEFAULT_HEARTBEAT_MS = 10_000;
+/** Progress lines of a replay, at most one per this many ms: a terminal cannot show more, a log need not. */
+const PROGRESS_EVERY_MS = 1_000;
+
+/** Where a replay or erasure stands, as its streamed answer says between its first and its final line. */
+export type OperationState = { readonly waiting: 'queued' | 'running' } | { readonly progress: ReplayReport };
+
+/** Whether an `Accept` header lists the line form (with a non-zero weight). */
+function acceptsLines(accept: string | undefined): boolean {
+  return (accept ?? '').split(',').some((range) => {
+    const [type, ...params] = range.split(';').map((part) => part.trim().toLowerCase());
+    return type === NDJSON && !params.some((p) => /^q=0(\.0*)?$/.test(p));
+  });
+}
 
 /** Query strings as fastify parses them: a string, or an array for a repeated key. Anything else is stringified. */
 function rawParams(query: unknown): RawParams {
@@ -98,6 +122,95 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
   // (until 2026-11-27 it was: the erased install's events were stored again). Their writes still queue
   // with ingest's.
   const oneAtATime = serial();
+
+  // Replays and erasures in `oneAtATime`, running or waiting: one that finds others there waits.
+  let inTheQueue = 0;
+  /** `task` in its turn among the replays and erasures, telling `tell` whether it waits, and when it runs. */
+  const queued = <R>(tell: (state: OperationState) => void, task: () => Promise<R>): Promise<R> => {
+    if (inTheQueue > 0) tell({ waiting: 'queued' });
+    inTheQueue++;
+    return oneAtATime(() => {
+      tell({ waiting: 'running' });
+      return task();
+    }).finally(() => {
+      inTheQueue--;
+    });
+  };
+
+  /** An error as the API tells it; one that is no TelemarkError logged as the error handler logs it. */
+  const errorBody = (request: FastifyRequest, error: unknown) => {
+    if (isTelemarkError(error)) return { code: error.code, message: error.message, detail: error.detail };
+    request.log.error({ err: error, code: 'TMK_ERR_QUERY_FAILED' }, 'query API failure');
+    const told = new TelemarkError('TMK_ERR_QUERY_FAILED', 'see the collector log');
+    return { code: told.code, message: told.message, detail: told.detail };
+  };
+
+  /**
+   * The answer of a replay or an erasure, which take as long as the store does (minutes for a large
+   * quarantine, or a ClickHouse mutation), and longer behind another one. Nothing flows meanwhile, so
+   * idle timers cut such a request while the operation goes on, and its caller never learns the result
+   * (until 2026-11-28 the collector's own `timeouts.idleMs` and the CLI's 120 s did).
+   *
+   * Asked for lines (`Accept: application/x-ndjson`): `200` at once, then where the operation stands
+   * (queued, running, a replay's totals so far) at least every heartbeat, so that no idle timer on the way
+   * (the collector's, the CLI's, a proxy's) fires, and one final `result` or `error` line. A client that
+   * leaves does not stop the operation: its lines are dropped. Otherwise the JSON answer as ever, with the
+   * socket's idle timeout suspended meanwhile; a proxy in front may still cut that one.
+   */
+  const answerLong = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    operation: (tell: (state: OperationState) => void) => Promise<unknown>,
+  ): Promise<unknown> => {
+    // (A request injected without a network, as tests do, has a socket without timers.)
+    const socket = request.raw.socket as Partial<typeof request.raw.socket> | undefined;
+    const socketIdleMs = socket?.timeout ?? 0;
+    if (!acceptsLines(request.headers.accept)) {
+      socket?.setTimeout?.(0);
+      try {
+        return await operation(() => {});
+      } finally {
+        // For the next request on a kept-alive connection.
+        if (!socket?.destroyed) socket?.setTimeout?.(socketIdleMs);
+      }
+    }
+    const heartbeatMs = Math.max(
+      1,
+      Math.min(
+        deps.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+        socketIdleMs > 0 ? Math.floor(socketIdleMs / 3) : Number.POSITIVE_INFINITY,
+      ),
+    );
+    // A Readable sent through the reply keeps the onSend hook (`cache-control`) and the request log.
+    const lines = new Readable({ read() {} });
+    let state: OperationState = { waiting: 'queued' };
+    let heartbeat: NodeJS.Timeout | undefined;
+    let progressSentAt = Number.NEGATIVE_INFINITY;
+    const send = (line: object) => {
+      clearTimeout(heartbeat);
+      if (lines.destroyed) return;
+      lines.push(`${JSON.stringify(line)}\n`);
+      heartbeat = setTimeout(() => send(state), heartbeatMs);
+    };
+    const tell = (next: OperationState) => {
+      state = next;
+      if ('progress' in next) {
+        if (performance.now() - progressSentAt < PROGRESS_EVERY_MS) return;
+        progressSentAt = performance.now();
+      }
+      send(next);
+    };
+    void operation(tell)
+      .then(
+        (result) => send({ result }),
+        (error: unknown) => send({ error: errorBody(request, error) }),
+      )
+      .finally(() => {
+        clearTimeout(heartbeat);
+        if (!lines.destroyed) lines.push(null);
+      });
+    return reply.type(NDJSON).send(lines);
+  };
 
   const fail = (reply: FastifyReply, error: TelemarkError) =>
     reply
@@ -156,17 +269,20 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
       });
       // Re-validate refused inputs with this collector's catalogs (`telemark quarantine replay --url`),
       // one replay or erasure at a time; its writes queue with ingest's.
-      api.post('/quarantine/replay', async (request) => {
+      api.post('/quarantine/replay', async (request, reply) => {
         const filter = quarantineQuery(rawParams(request.query), false);
-        return oneAtATime(() =>
-          replayQuarantine(deps.store, deps.registry, filter, {
-            ...(deps.limits ? { limits: deps.limits } : {}),
-            ...(deps.builder ? { builder: deps.builder } : {}),
-          }),
+        return answerLong(request, reply, (tell) =>
+          queued(tell, () =>
+            replayQuarantine(deps.store, deps.registry, filter, {
+              ...(deps.limits ? { limits: deps.limits } : {}),
+              ...(deps.builder ? { builder: deps.builder } : {}),
+              onProgress: (soFar) => tell({ progress: soFar }),
+            }),
+          ),
         );
       });
       // Erasure on a running collector (`telemark delete --url`): the store deletes while writes wait.
-      api.post('/erasures', async (request) => {
+      api.post('/erasures', async (request, reply) => {
         const { app, installId } = erasureRequest(request.body);
         // A mistyped app would answer "0 erased", which reads as an erasure done. An app taken out of
         // the config is still erased while the store holds data of it: that data must stay erasable.
@@ -180,12 +296,14 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
             { TMK_ERR_UNKNOWN_APP: 'erasure' },
           );
         }
-        const report = await oneAtATime(() =>
-          eraseInstall(deps.store, app, installId, deps.builder?.installId),
-        );
-        // The record of an erasure keeps the app and the counts, not what it erased.
-        request.log.info({ app, events: report.events, quarantine: report.quarantine }, 'install erased');
-        return report;
+        return answerLong(request, reply, async (tell) => {
+          const report = await queued(tell, () =>
+            eraseInstall(deps.store, app, installId, deps.builder?.installId),
+          );
+          // The record of an erasure keeps the app and the counts, not what it erased.
+          request.log.info({ app, events: report.events, quarantine: report.quarantine }, 'install erased');
+          return report;
+        });
       });
       api.get<{ Params: { view: string } }>('/:view', async (request) => {
         const { view } = request.params;

@@ -5,6 +5,7 @@ import { TelemarkError } from '../errors.js';
 import { prepareMetriton } from '../ingest/metriton.js';
 import { isRecord, type PreparedRequest } from '../ingest/prepared.js';
 import { appNameOf, prepareSegment } from '../ingest/segment.js';
+import { quarantinePages } from '../store/quarantine-pages.js';
 import type {
   QuarantineEntry,
   QuarantineFilter,
@@ -69,9 +70,14 @@ const leftAsItIs = (entry: StoredQuarantineEntry): boolean =>
   NOT_REPLAYABLE.has(entry.reason) ||
   (entry.protocol === 'metriton' && entry.reason === 'TMK_ERR_UNKNOWN_APP');
 
-/** Everything in the quarantine is listed at once; the quarantine of one collector is not that large. */
-const LIST_LIMIT = 10_000_000;
-/** Events per store.write() during a replay. */
+/**
+ * Entries a replay lists at a time, oldest first: what it holds in memory is one page (raw inputs
+ * included) and the writes it has not made yet, whatever the quarantine's size. (Until 2026-11-28 it
+ * listed the whole quarantine at once, up to 10,000,000 entries: 200,000 took 791 MB, and entries beyond
+ * the cap were never looked at.)
+ */
+const PAGE_ENTRIES = 5_000;
+/** Events per store.write() during a replay (a page's writes are made before the next page is read). */
 const CHUNK_EVENTS = 10_000;
 
 const tryParse = (raw: string): { ok: true; value: unknown } | { ok: false } => {
@@ -168,16 +174,36 @@ function reprocess(
  * removal of the entries they replace (`WriteBatch.removeQuarantine`), so an interrupted replay run
  * again only finds duplicates, and no replacement is stored twice. Runs in the collector (its API) or on
  * a store the command opened; the store serialises its writes with ingest's either way.
+ *
+ * The quarantine is read oldest first in pages (`PAGE_ENTRIES`, `quarantinePages`), so memory is bounded
+ * by a page, not by the quarantine's size. It examines
+ * what was quarantined when it started: entries received later (the collector's ingest, meanwhile) wait
+ * for the next replay, and its own replacement entries are never examined by it.
  */
 export async function replayQuarantine(
   store: Store,
   registry: AppRegistry,
   filter: ReplayFilter = {},
-  options: { builder?: EventBuilder; limits?: ReplayLimits } = {},
+  options: {
+    builder?: EventBuilder;
+    limits?: ReplayLimits;
+    /**
+     * Told the totals so far after each of the replay's writes and each page it examined (a long
+     * replay's progress, also when it has nothing to write).
+     */
+    onProgress?: (soFar: ReplayReport) => void;
+    /** Entries listed at a time (`PAGE_ENTRIES`); small in tests, to cross page ends. */
+    pageSize?: number;
+  } = {},
 ): Promise<ReplayReport> {
   const builder = options.builder ?? createEventBuilder();
   const limits = options.limits ?? DEFAULTS.limits;
-  const entries = await store.listQuarantine({ ...filter, limit: LIST_LIMIT });
+  const pageSize = options.pageSize ?? PAGE_ENTRIES;
+  if (!Number.isSafeInteger(pageSize) || pageSize < 1)
+    throw new TelemarkError('TMK_ERR_BAD_PARAMETER', `pageSize must be a positive integer, got ${pageSize}`);
+  // Ingest stamps an entry with its arrival time: what arrives after the replay began is not its to
+  // examine (it would otherwise chase a collector that keeps quarantining, page after page).
+  const until = Math.min(filter.until ?? Number.POSITIVE_INFINITY, Date.now() + 1);
   let replayed = 0;
   let accepted = 0;
   let duplicate = 0;
@@ -192,6 +218,30 @@ export async function replayQuarantine(
   // The `clamped`, `skewed` and `dropped_by_client` counters of the events written, as ingest counts
   // them (per app, UTC day of receipt). Not `rejected`: the entries were counted when they arrived.
   let counters = new CounterSet();
+  let examined = 0;
+  // A replacement keeps the receive time of the entry it replaces, so one at the receive time where a
+  // page ends, with an id that sorts after that page's last, is in a later page: it must not be judged
+  // again (it would count twice, and be replaced again). Kept by id until the pages have gone past its
+  // receive time: the ones of a page's last receive time at most, mostly.
+  const replacements = new Map<string, number>();
+  // Whether the totals changed since `onProgress` was last told them.
+  let untold = false;
+  const report = (): ReplayReport => ({
+    examined,
+    replayed,
+    accepted,
+    duplicate,
+    stillRejected,
+    reasonChanged,
+    notReplayable,
+    unregistered,
+    unregisteredApps: [...unregisteredApps].sort(),
+  });
+  const tell = () => {
+    if (!untold) return;
+    untold = false;
+    options.onProgress?.(report());
+  };
 
   const flush = async () => {
     if (events.length === 0 && quarantine.length === 0 && done.length === 0) return;
@@ -218,25 +268,29 @@ export async function replayQuarantine(
     quarantine = [];
     done = [];
     counters = new CounterSet();
+    untold = true;
+    tell();
   };
 
-  for (const entry of entries) {
+  const judge = async (entry: StoredQuarantineEntry) => {
+    examined++;
+    untold = true;
     if (leftAsItIs(entry)) {
       notReplayable++;
       stillRejected++;
-      continue;
+      return;
     }
     const owner = appOf(entry);
     if (owner !== undefined && !registry.get(owner)) {
       unregisteredApps.add(owner);
       unregistered++;
       stillRejected++;
-      continue;
+      return;
     }
     const prepared = reprocess(entry, registry, builder, limits);
     if (!prepared) {
       stillRejected++;
-      continue;
+      return;
     }
     const rejections = prepared.quarantine;
     if (rejections.length === 0) {
@@ -247,11 +301,13 @@ export async function replayQuarantine(
       rejections[0]?.reason === entry.reason
     ) {
       stillRejected++;
-      continue;
+      return;
     } else {
       reasonChanged++;
       rejections.forEach((q, at) => {
-        quarantine.push({ ...q, id: replacementId(entry, at, q.reason) });
+        const id = replacementId(entry, at, q.reason);
+        quarantine.push({ ...q, id });
+        replacements.set(id, q.receivedAt);
       });
     }
     for (const e of prepared.events) events.push(e);
@@ -259,17 +315,18 @@ export async function replayQuarantine(
       if (c.kind !== 'rejected') counters.add(c.day, c.app, c.kind as CounterKind, c.reason, c.count);
     done.push(entry.id);
     if (events.length >= CHUNK_EVENTS) await flush();
-  }
-  await flush();
-  return {
-    examined: entries.length,
-    replayed,
-    accepted,
-    duplicate,
-    stillRejected,
-    reasonChanged,
-    notReplayable,
-    unregistered,
-    unregisteredApps: [...unregisteredApps].sort(),
   };
+
+  for await (const page of quarantinePages(store, { ...filter, until }, pageSize)) {
+    for (const entry of page) if (!replacements.has(entry.id)) await judge(entry);
+    // What the page leaves to write is written before the next page is read: a replay holds one page's
+    // writes at most. (Until 2026-11-28 a replay of entries all refused for a new reason — no events —
+    // held every replacement, and wrote them all in one write at its end.)
+    await flush();
+    tell();
+    const last = page.at(-1);
+    if (last)
+      for (const [id, receivedAt] of replacements) if (receivedAt < last.receivedAt) replacements.delete(id);
+  }
+  return report();
 }

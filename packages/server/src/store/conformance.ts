@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { buildAppRegistry } from '../config/registry.js';
 import { DEFAULTS } from '../config/serve-config.js';
 import { replayQuarantine } from '../pipeline/replay.js';
+import { quarantinePages } from './quarantine-pages.js';
 import { sql } from './sql.js';
 import type { IngestCounter, QuarantineEntry, Store, StoredEvent, WriteBatch } from './types.js';
 
@@ -685,6 +686,61 @@ export function testStore(
             code: 'TMK_ERR_BAD_PARAMETER',
           });
         }
+      });
+
+      it('reads a whole quarantine in pages bounded in receive time (quarantinePages): every entry once, in order', async () => {
+        const store = await fresh();
+        const app = uniqueId('app');
+        const p = Math.max(precision, 1);
+        const t = round(Date.now() - 90 * 86_400_000);
+        // A burst, ties across page ends, a gap of weeks, a sparse tail: windows that fill, come back
+        // short and grow.
+        const times = [
+          ...Array.from({ length: 9 }, (_, i) => t + i * p),
+          t + 9 * p,
+          t + 9 * p,
+          t + 9 * p,
+          ...Array.from({ length: 5 }, (_, i) => t + 40 * 86_400_000 + i * 3_600_000),
+          t + 80 * 86_400_000,
+        ].map(round);
+        await store.write(
+          batch({ quarantine: times.map((receivedAt) => sampleQuarantine({ app, receivedAt })) }),
+        );
+        const all = (await store.listQuarantine({ app })).map((e) => e.id);
+        expect(all).toHaveLength(times.length);
+        const listings: { since?: number; until?: number }[] = [];
+        const watched = {
+          listQuarantine: (filter: Parameters<Store['listQuarantine']>[0]) => {
+            if (!filter.newestFirst) listings.push({ since: filter.since, until: filter.until });
+            return store.listQuarantine(filter);
+          },
+        };
+        for (const size of [1, 2, 3, 5, 50]) {
+          listings.length = 0;
+          const read: string[] = [];
+          for await (const page of quarantinePages(watched, { app }, size)) {
+            expect(page.length).toBeLessThanOrEqual(size);
+            read.push(...page.map((e) => e.id));
+          }
+          expect(read).toEqual(all);
+          if (size < times.length)
+            // After the first page no listing spans the quarantine's 80 days: the engine sorts a window.
+            for (const { since, until } of listings.slice(1)) {
+              expect(since).toBeDefined();
+              expect(until! - since!).toBeLessThan(40 * 86_400_000);
+            }
+        }
+        // Within a selection: what it selects, no more.
+        const since = times[4]!;
+        const until = times[13]!;
+        const selected = (await store.listQuarantine({ app, since, until })).map((e) => e.id);
+        const read: string[] = [];
+        for await (const page of quarantinePages(watched, { app, since, until }, 2))
+          read.push(...page.map((e) => e.id));
+        expect(read).toEqual(selected);
+        const none: unknown[] = [];
+        for await (const page of quarantinePages(watched, { app: uniqueId('none') }, 2)) none.push(page);
+        expect(none).toEqual([]);
       });
 
       it('removes entries with a write; an entry given with an id is stored once, also when written again', async () => {

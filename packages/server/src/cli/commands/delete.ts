@@ -4,8 +4,9 @@ import { eraseInstall, type InstallErasureReport } from '../../pipeline/erasure.
 import { createEventBuilder } from '../../pipeline/event-builder.js';
 import { resolveInstallIdKey } from '../../pipeline/install-id-key.js';
 import { openDataDirStore, storeHasApp } from '../../store/index.js';
-import { callApi, refuseStoreFlagsWithUrl } from '../api-client.js';
+import { callApiStreamed, refuseStoreFlagsWithUrl } from '../api-client.js';
 import { CONFIG_FLAG_HELP, DATA_FLAG_HELP, type DataDirFlags, dataDirOf } from '../data-dir.js';
+import { type StatusOutput, statusLine } from '../progress.js';
 
 interface DeleteFlags extends DataDirFlags {
   readonly app: string;
@@ -55,14 +56,33 @@ async function deleteFromDataDir(
  * Erase one install of one app through a running collector's API (any store; writes wait meanwhile).
  * The collector refuses an app it neither registers nor holds data of (`TMK_ERR_UNKNOWN_APP`).
  */
-async function deleteThroughApi(app: string, installId: string, url: string): Promise<DeleteReport> {
+async function deleteThroughApi(
+  app: string,
+  installId: string,
+  url: string,
+  progress: StatusOutput,
+): Promise<DeleteReport> {
+  // As lines: an erasure behind a long replay, or a ClickHouse mutation, is not cut by an idle timer on
+  // the way; a terminal is told whether it waits or runs.
+  const line = statusLine(progress);
   // The collector maps the id to its pseudonym itself: only it holds the key (docs/privacy.md).
-  const answer = (await callApi(url, 'erasures', {
+  const answer = (await callApiStreamed(url, 'erasures', {
     method: 'POST',
     body: { app, installId },
-  }).catch((error: unknown) => {
-    throw rephrased(error, { TMK_ERR_UNKNOWN_APP: 'erasure' });
-  })) as Partial<DeleteReport>;
+    onState: (state) => {
+      if ('waiting' in state)
+        line.update(
+          state.waiting === 'queued'
+            ? 'delete: waiting in the collector for the replay or erasure before it…'
+            : 'delete: erasing in the collector…',
+          true,
+        );
+    },
+  })
+    .catch((error: unknown) => {
+      throw rephrased(error, { TMK_ERR_UNKNOWN_APP: 'erasure' });
+    })
+    .finally(line.clear)) as Partial<DeleteReport>;
   const storedAs = typeof answer.storedAs === 'string' ? answer.storedAs : undefined;
   return {
     app,
@@ -75,11 +95,12 @@ async function deleteThroughApi(app: string, installId: string, url: string): Pr
 
 /**
  * `telemark delete`: one install erased, on a running collector (`--url`) or a stopped one's data.
- * Warnings (the app has no data offline) go to `warnings`, apart from the report.
+ * Warnings (the app has no data offline) go to `warnings`, apart from the report; so does, on a
+ * terminal, whether an erasure through `--url` waits or runs.
  */
 export async function deleteInstall(
   flags: DeleteFlags,
-  warnings: { write(text: string): unknown } = process.stderr,
+  warnings: StatusOutput = process.stderr,
 ): Promise<DeleteReport> {
   if (flags.app.trim() === '' || flags.installId.trim() === '') {
     throw new TelemarkError('TMK_ERR_BAD_PARAMETER', '--app and --install-id must not be empty');
@@ -89,7 +110,7 @@ export async function deleteInstall(
       warnings.write(line),
     );
   refuseStoreFlagsWithUrl((['data', 'config'] as const).filter((k) => flags[k] !== undefined));
-  return deleteThroughApi(flags.app, flags.installId, flags.url);
+  return deleteThroughApi(flags.app, flags.installId, flags.url, warnings);
 }
 
 const CLICKHOUSE_FIX = 'erase through the running collector with --url';

@@ -19,6 +19,7 @@ import readline from 'node:readline';
 import type { Command } from 'commander';
 import { TelemarkError } from '../../errors.js';
 import { createClickHouseStore, DEFAULT_DATA_DIR, openDataDirStore, sql } from '../../store/index.js';
+import { quarantinePages } from '../../store/quarantine-pages.js';
 import type {
   IngestCounter,
   QuarantineEntry,
@@ -39,6 +40,10 @@ export interface MigrateOptions {
   readonly batchEvents?: number;
   /** Where progress goes. @default process.stderr */
   readonly progress?: { readonly isTTY?: boolean; write(text: string): unknown };
+  /** Tests only: quarantine entries read from the source at a time (`QUARANTINE_CHUNK`). */
+  readonly quarantinePage?: number;
+  /** Tests only: wraps the source store once opened (to watch how it is read). */
+  readonly wrapSource?: (source: Store) => Store;
 }
 
 export interface MigrateReport {
@@ -72,6 +77,10 @@ export function batchFlag(text: string): number {
     throw new TelemarkError('TMK_ERR_BAD_PARAMETER', `--batch ${JSON.stringify(text)}: ${BATCH_EXPECTED}`);
   return batch;
 }
+/**
+ * Quarantine entries read from the source, and looked up in ClickHouse, at a time: the copy holds one
+ * page, whatever the quarantine's size. (Until 2026-11-28 it read the whole quarantine at once.)
+ */
 const QUARANTINE_CHUNK = 5_000;
 
 // — reading the source —
@@ -198,7 +207,9 @@ export async function migrateToClickHouse(options: MigrateOptions): Promise<Migr
   if (problems.length > 0) throw new TelemarkError('TMK_ERR_BAD_PARAMETER', problems.join('; '));
 
   const fromDir = path.resolve(options.from);
-  const source = await openSource(fromDir, options.progress ?? process.stderr);
+  const opened = await openSource(fromDir, options.progress ?? process.stderr);
+  const source = options.wrapSource ? options.wrapSource(opened) : opened;
+  const quarantinePage = options.quarantinePage ?? QUARANTINE_CHUNK;
   const target = createClickHouseStore({
     url: options.to,
     ...(options.database !== undefined ? { database: options.database } : {}),
@@ -248,10 +259,10 @@ export async function migrateToClickHouse(options: MigrateOptions): Promise<Migr
     fs.rmSync(exported, { force: true });
 
     // — quarantine: source ids kept, ids already there skipped —
-    const entries = await source.listQuarantine({});
+    let quarantineSource = 0;
     let quarantineMigrated = 0;
-    for (let at = 0; at < entries.length; at += QUARANTINE_CHUNK) {
-      const chunk = entries.slice(at, at + QUARANTINE_CHUNK);
+    for await (const chunk of quarantinePages(source, {}, quarantinePage)) {
+      quarantineSource += chunk.length;
       const present = await target.query<{ id: string }>(
         sql`SELECT id FROM quarantine WHERE has(${chunk.map((e) => e.id)}, id)`,
       );
@@ -314,8 +325,8 @@ export async function migrateToClickHouse(options: MigrateOptions): Promise<Migr
     }
     if (migrated + alreadyThere !== total)
       mismatches.push(`${total} events exported, ${migrated + alreadyThere} written or found`);
-    for (let at = 0; at < entries.length; at += QUARANTINE_CHUNK) {
-      const ids = entries.slice(at, at + QUARANTINE_CHUNK).map((e) => e.id);
+    for await (const chunk of quarantinePages(source, {}, quarantinePage)) {
+      const ids = chunk.map((e) => e.id);
       const [found] = await target.query<{ n: unknown }>(
         sql`SELECT count() AS n FROM quarantine WHERE has(${ids}, id)`,
       );
@@ -330,9 +341,9 @@ export async function migrateToClickHouse(options: MigrateOptions): Promise<Migr
       target: `${options.to.replace(/\/$/, '')}/${options.database ?? 'telemark'}`,
       events: { source: total, migrated, alreadyThere, apps },
       quarantine: {
-        source: entries.length,
+        source: quarantineSource,
         migrated: quarantineMigrated,
-        alreadyThere: entries.length - quarantineMigrated,
+        alreadyThere: quarantineSource - quarantineMigrated,
       },
       counters: { source: counterTotal, migrated: countersMigrated },
       seconds: Math.round((performance.now() - started) / 100) / 10,

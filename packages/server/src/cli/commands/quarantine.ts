@@ -8,8 +8,9 @@ import { resolveInstallIdKey } from '../../pipeline/install-id-key.js';
 import { type ReplayReport, replayQuarantine } from '../../pipeline/replay.js';
 import { initFailure } from '../../store/index.js';
 import type { Store, StoredQuarantineEntry } from '../../store/types.js';
-import { callApi, refuseStoreFlagsWithUrl } from '../api-client.js';
+import { callApi, callApiStreamed, refuseStoreFlagsWithUrl, type StreamState } from '../api-client.js';
 import { DATA_FLAG_HELP } from '../data-dir.js';
+import { type StatusOutput, statusLine } from '../progress.js';
 
 interface StoreFlags {
   readonly data?: string;
@@ -210,29 +211,73 @@ export async function quarantineList(
   out.write(flags.json ? `${JSON.stringify(entries, null, 2)}\n` : formatQuarantine(entries));
 }
 
+/**
+ * The progress of a replay on a terminal (`progress`, stderr): where it waits, then its totals so far. A
+ * replay of millions of entries takes minutes, which without it look like a hung command.
+ */
+function replayProgress(progress: StatusOutput) {
+  const line = statusLine(progress);
+  const count = (n: unknown) => (Number(n) || 0).toLocaleString('en-US');
+  let runningSince = performance.now();
+  const totals = (soFar: Partial<Record<keyof ReplayReport, unknown>>) => {
+    const perSecond =
+      (Number(soFar.examined) || 0) / Math.max(0.001, (performance.now() - runningSince) / 1000);
+    line.update(
+      `replay: ${count(soFar.examined)} examined · ${count(soFar.replayed)} replayed · ` +
+        `${count(soFar.stillRejected)} still rejected · ${count(Math.round(perSecond))}/s`,
+    );
+  };
+  return {
+    totals,
+    /** A line of the collector's streamed answer. */
+    state(state: StreamState) {
+      if ('progress' in state) totals(state.progress);
+      else if (state.waiting === 'queued')
+        line.update('replay: waiting in the collector for the replay or erasure before it…', true);
+      else {
+        runningSince = performance.now();
+        line.update('replay: running in the collector…', true);
+      }
+    },
+    clear: line.clear,
+  };
+}
+
 export async function quarantineReplay(
   flags: ReplayFlags,
   out: NodeJS.WritableStream = process.stdout,
+  progress: StatusOutput = process.stderr,
 ): Promise<void> {
   const filter = filterOf(flags);
+  const shown = replayProgress(progress);
   let report: ReplayReport;
-  if (flags.url !== undefined) {
-    refuseStoreFlagsWithUrl(storeFlagsOf(flags));
-    report = (await callApi(flags.url, 'quarantine/replay', {
-      method: 'POST',
-      params: paramsOf(filter),
-    })) as ReplayReport;
-  } else {
-    const config = configFrom(flags);
-    report = await withStore(config, 'write', (store) => {
-      // Stored install ids are pseudonymised with the deployment's key, as the collector would. None is
-      // made here: a collector given TELEMARK_INSTALL_ID_KEY has no key file, and one created now would be
-      // another key, which a later offline delete would take for the collector's (until 2026-11-27 it was
-      // made). Without a key only an entry that needs one stops the replay (kept forms hold pseudonyms).
-      const installIdKey = resolveInstallIdKey(config.dataDir)?.key ?? null;
-      const builder = createEventBuilder({ installIdKey });
-      return replayQuarantine(store, config.registry, filter, { limits: config.limits, builder });
-    });
+  try {
+    if (flags.url !== undefined) {
+      refuseStoreFlagsWithUrl(storeFlagsOf(flags));
+      // As lines: a long replay is not cut by an idle timer on the way, and its progress can be shown.
+      report = (await callApiStreamed(flags.url, 'quarantine/replay', {
+        method: 'POST',
+        params: paramsOf(filter),
+        onState: shown.state,
+      })) as ReplayReport;
+    } else {
+      const config = configFrom(flags);
+      report = await withStore(config, 'write', (store) => {
+        // Stored install ids are pseudonymised with the deployment's key, as the collector would. None is
+        // made here: a collector given TELEMARK_INSTALL_ID_KEY has no key file, and one created now would be
+        // another key, which a later offline delete would take for the collector's (until 2026-11-27 it was
+        // made). Without a key only an entry that needs one stops the replay (kept forms hold pseudonyms).
+        const installIdKey = resolveInstallIdKey(config.dataDir)?.key ?? null;
+        const builder = createEventBuilder({ installIdKey });
+        return replayQuarantine(store, config.registry, filter, {
+          limits: config.limits,
+          builder,
+          onProgress: shown.totals,
+        });
+      });
+    }
+  } finally {
+    shown.clear();
   }
   out.write(replaySummary(report));
 }
