@@ -19,6 +19,7 @@ import {
   startInProcess,
   tempDir,
 } from '../collector/_helpers.js';
+import { CATALOG_TRAIT } from '../collector/_replay-paging.js';
 import { dropDatabase, testServer, uniqueDatabase } from './_server.js';
 
 let url = '';
@@ -33,15 +34,8 @@ afterAll(async () => {
 
 /** The catalog after the fix: `install` exists, and takes a required trait the old entries lack. */
 const FIXED = {
-  ...MYTOOL_CATALOG,
-  events: {
-    ...MYTOOL_CATALOG.events,
-    install: {
-      description: 'Installed.',
-      traits: { via: { type: 'enum', values: ['npm'], required: true } },
-    },
-    deploy: { description: 'Deployed.' },
-  },
+  ...CATALOG_TRAIT,
+  events: { ...CATALOG_TRAIT.events, deploy: { description: 'Deployed.' } },
 };
 const registry = resolveServeConfig({
   apps: { mytool: { catalog: FIXED, writeKeys: [MYTOOL_KEY] } },

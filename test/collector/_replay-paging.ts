@@ -23,7 +23,7 @@ const { install: _install, ...eventsV1 } = MYTOOL_CATALOG.events;
 /** Before the fix: no `install` event (entries of it are quarantined as `unknown_event`). */
 const CATALOG_V1 = { ...MYTOOL_CATALOG, events: eventsV1 };
 /** After a fix that adds `install` with a required trait the entries lack: refused for a new reason. */
-const CATALOG_TRAIT = {
+export const CATALOG_TRAIT = {
   ...MYTOOL_CATALOG,
   events: {
     ...MYTOOL_CATALOG.events,

@@ -144,18 +144,21 @@ function lineReader(response: Response) {
  */
 const BEATS_PAST_IDLE = 5;
 
+/** A replay's writes and an erasure each held for five idle timeouts: far past what would cut them. */
+const slowAdmin = (real: Store): Partial<Store> => ({
+  async write(batch) {
+    if (isReplayWrite(batch)) await pause(IDLE_MS * 5);
+    return real.write(batch);
+  },
+  async deleteInstall(app, installId) {
+    await pause(IDLE_MS * 5);
+    return real.deleteInstall(app, installId);
+  },
+});
+
 describe('a replay or an erasure that outlasts the collector’s idle timeout', () => {
   it('answers plain JSON once done, however long that takes', async () => {
-    const c = await collectorWithQuarantine((real) => ({
-      async write(batch) {
-        if (isReplayWrite(batch)) await pause(IDLE_MS * 5);
-        return real.write(batch);
-      },
-      async deleteInstall(app, installId) {
-        await pause(IDLE_MS * 5);
-        return real.deleteInstall(app, installId);
-      },
-    }));
+    const c = await collectorWithQuarantine(slowAdmin);
     try {
       const replay = await post(c.url, 'quarantine/replay');
       expect(replay.status).toBe(200);
@@ -353,16 +356,7 @@ describe('a replay or an erasure that outlasts the collector’s idle timeout', 
 
 describe('telemark quarantine replay --url / delete --url past the collector’s idle timeout', () => {
   it('succeeds and prints the same summary as ever', async () => {
-    const c = await collectorWithQuarantine((real) => ({
-      async write(batch) {
-        if (isReplayWrite(batch)) await pause(IDLE_MS * 5);
-        return real.write(batch);
-      },
-      async deleteInstall(app, installId) {
-        await pause(IDLE_MS * 5);
-        return real.deleteInstall(app, installId);
-      },
-    }));
+    const c = await collectorWithQuarantine(slowAdmin);
     try {
       const env = { ...process.env, TELEMARK_ADMIN_TOKEN: 'test-admin-token' };
       const replay = await runCli(['quarantine', 'replay', '--url', c.url], { env });
