@@ -65,6 +65,8 @@ describe('admin token', () => {
       expect(response.statusCode).toBe(401);
       expect(response.json()).toMatchObject({ code: 'TMK_ERR_UNAUTHORIZED' });
       expect(response.headers['www-authenticate']).toBe('Bearer realm="telemark"');
+      // Only a shutdown says when to come back: no empty Retry-After on other errors.
+      expect(response.headers).not.toHaveProperty('retry-after');
     }
   });
 

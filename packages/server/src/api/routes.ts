@@ -36,6 +36,13 @@ export interface ApiDeps {
    * @default 10 s
    */
   readonly heartbeatMs?: number;
+  /**
+   * Whether the collector is shutting down. A replay or erasure is then refused (`503
+   * TMK_ERR_SHUTTING_DOWN`), one waiting in line is not begun, and one the shutdown cut (the store closed
+   * under it at the drain deadline) fails with that code, not the store's `TMK_ERR_STORE_CLOSED`.
+   * @default never
+   */
+  readonly closing?: () => boolean;
 }
 
 export const API_PREFIX = '/api/v1';
@@ -130,6 +137,8 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
     if (inTheQueue > 0) tell({ waiting: 'queued' });
     inTheQueue++;
     return oneAtATime(() => {
+      // One that waited while the shutdown began would be cut at its deadline, or run under a closed store.
+      if (deps.closing?.()) throw new TelemarkError('TMK_ERR_SHUTTING_DOWN');
       tell({ waiting: 'running' });
       return task();
     }).finally(() => {
@@ -160,8 +169,21 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
   const answerLong = async (
     request: FastifyRequest,
     reply: FastifyReply,
-    operation: (tell: (state: OperationState) => void) => Promise<unknown>,
+    work: (tell: (state: OperationState) => void) => Promise<unknown>,
   ): Promise<unknown> => {
+    // Cut by the shutdown (its store closed under it at the drain deadline): said as such, and logged. Until
+    // 2026-11-28 the caller got the store's `TMK_ERR_STORE_CLOSED` ("create a new store…"), and the
+    // collector's log said nothing of it. What the work wrote is kept; run again, it finishes.
+    const operation = (tell: (state: OperationState) => void) =>
+      work(tell).catch((error: unknown) => {
+        if (!deps.closing?.() || (isTelemarkError(error) && error.code === 'TMK_ERR_SHUTTING_DOWN'))
+          throw error;
+        request.log.warn(
+          { err: error, code: 'TMK_ERR_SHUTTING_DOWN', url: request.url.split('?', 1)[0] },
+          'shutdown: a replay or erasure was cut (what it wrote is kept; run it again)',
+        );
+        throw new TelemarkError('TMK_ERR_SHUTTING_DOWN', '', { cause: error });
+      });
     // (A request injected without a network, as tests do, has a socket without timers.)
     const socket = request.raw.socket as Partial<typeof request.raw.socket> | undefined;
     const socketIdleMs = socket?.timeout ?? 0;
@@ -212,11 +234,14 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
     return reply.type(NDJSON).send(lines);
   };
 
-  const fail = (reply: FastifyReply, error: TelemarkError) =>
-    reply
+  const fail = (reply: FastifyReply, error: TelemarkError) => {
+    // (Fastify would send a header given `undefined` as an empty one.)
+    if (error.code === 'TMK_ERR_SHUTTING_DOWN') reply.header('retry-after', '5');
+    return reply
       .code(error.statusCode)
       .header('cache-control', 'no-store')
       .send({ code: error.code, message: error.message, detail: error.detail });
+  };
 
   await app.register(
     async (api) => {
@@ -270,6 +295,7 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
       // Re-validate refused inputs with this collector's catalogs (`telemark quarantine replay --url`),
       // one replay or erasure at a time; its writes queue with ingest's.
       api.post('/quarantine/replay', async (request, reply) => {
+        if (deps.closing?.()) throw new TelemarkError('TMK_ERR_SHUTTING_DOWN');
         const filter = quarantineQuery(rawParams(request.query), false);
         return answerLong(request, reply, (tell) =>
           queued(tell, () =>
@@ -283,6 +309,7 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
       });
       // Erasure on a running collector (`telemark delete --url`): the store deletes while writes wait.
       api.post('/erasures', async (request, reply) => {
+        if (deps.closing?.()) throw new TelemarkError('TMK_ERR_SHUTTING_DOWN');
         const { app, installId } = erasureRequest(request.body);
         // A mistyped app would answer "0 erased", which reads as an erasure done. An app taken out of
         // the config is still erased while the store holds data of it: that data must stay erasable.

@@ -413,6 +413,8 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     adminToken: options.adminToken,
     limits: config.limits,
     builder,
+    // Replays and erasures are refused once draining; one the deadline cuts says so (routes.ts).
+    closing: () => state !== 'running',
   });
   await registerDashboard(app);
   // An unknown path is answered before its body is parsed: a gzip or non-JSON body posted to a mistyped
@@ -553,7 +555,13 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
       // A stop that came while the listener was being opened (SIGTERM during start-up) closes it once
       // it is open: closed before, it opened afterwards and stayed open.
       await listening?.catch(() => undefined);
-      if ((await within(app.close())) === 'timeout') clean = false;
+      if ((await within(app.close())) === 'timeout') {
+        clean = false;
+        // An answer still under way: mostly a replay or erasure of the API, whose store closes next.
+        app.log.warn(
+          'shutdown deadline: listener not closed (an answer still under way: a replay or erasure is cut)',
+        );
+      }
       await pool?.close();
       // A store that cannot close in time (a hung ClickHouse; a long last load) is left to the process's
       // end: what it holds is durable (DuckDB's intake log, the outage journal) and is taken up at the
