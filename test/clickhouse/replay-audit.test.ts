@@ -10,16 +10,19 @@ import { uniqueId } from '../../packages/server/src/store/conformance.js';
 import { sql } from '../../packages/server/src/store/sql.js';
 import type { QuarantineEntry, Store } from '../../packages/server/src/store/types.js';
 import {
+  ADMIN_HEADERS,
   bearer,
+  CATALOG_TRAIT,
+  CATALOG_V1,
   MYTOOL_CATALOG,
   MYTOOL_KEY,
   ourMessage,
+  postApi,
   postJson,
   resultStatuses,
   startInProcess,
   tempDir,
 } from '../collector/_helpers.js';
-import { CATALOG_TRAIT } from '../collector/_replay-paging.js';
 import { dropDatabase, testServer, uniqueDatabase } from './_server.js';
 
 let url = '';
@@ -100,28 +103,17 @@ describe('quarantine replay on ClickHouse', () => {
   }, 15_000);
 });
 
-const admin = { authorization: 'Bearer test-admin-token' };
-async function api(base: string, path: string, body?: unknown) {
-  const response = await fetch(`${base}/api/v1/${path}`, {
-    method: 'POST',
-    headers: body === undefined ? admin : { ...admin, 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
-}
-
 describe('replay and erasure through a collector on ClickHouse', () => {
   it('replays after a catalog fix, then erases a pseudonymised install: its events and entries', async () => {
     const database = uniqueDatabase('erase');
     databases.push(database);
-    const { install: _install, ...eventsV1 } = MYTOOL_CATALOG.events;
     const on = (catalog: object) => ({
       store: 'clickhouse',
       clickhouse: { url, database },
       apps: { mytool: { catalog, writeKeys: [MYTOOL_KEY] } },
     });
     const dataDir = tempDir();
-    const v1 = await startInProcess({ dataDir, config: on({ ...MYTOOL_CATALOG, events: eventsV1 }) });
+    const v1 = await startInProcess({ dataDir, config: on(CATALOG_V1) });
     const alice = 'alice@example.com';
     const sent = await postJson(
       `${v1.url}/v1/batch`,
@@ -140,12 +132,12 @@ describe('replay and erasure through a collector on ClickHouse', () => {
 
     const v2 = await startInProcess({ dataDir, config: on(MYTOOL_CATALOG) });
     try {
-      const replay = await api(v2.url, 'quarantine/replay');
+      const replay = await postApi(v2.url, 'quarantine/replay');
       expect(replay.json).toMatchObject({ examined: 3, replayed: 2, accepted: 2, stillRejected: 1 });
       // The analytics rollup holds the installs now (an overview request builds it).
-      const overview = await fetch(`${v2.url}/api/v1/overview?app=mytool`, { headers: admin });
+      const overview = await fetch(`${v2.url}/api/v1/overview?app=mytool`, { headers: ADMIN_HEADERS });
       expect(overview.status).toBe(200);
-      const erased = await api(v2.url, 'erasures', { app: 'mytool', installId: alice });
+      const erased = await postApi(v2.url, 'erasures', { app: 'mytool', installId: alice });
       expect(erased.json).toMatchObject({ events: 2, quarantine: 1 });
       expect(typeof erased.json.storedAs).toBe('string');
       const rows = await v2.store.query<{ install_id: string }>(sql`SELECT install_id FROM events`);

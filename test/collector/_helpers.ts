@@ -76,6 +76,52 @@ export const MYTOOL_CATALOG = {
 
 export const MYTOOL_KEY = 'wk_mytool_0123456789';
 
+/** The catalog before a fix: without the `install` event (its messages are quarantined as `unknown_event`). */
+export const CATALOG_V1 = {
+  ...MYTOOL_CATALOG,
+  events: (({ install: _install, ...rest }) => rest)(MYTOOL_CATALOG.events),
+};
+
+/** A fix that adds `install` with a required trait the quarantined messages lack: refused for a new reason. */
+export const CATALOG_TRAIT = {
+  ...MYTOOL_CATALOG,
+  events: {
+    ...MYTOOL_CATALOG.events,
+    install: {
+      description: 'Installed.',
+      traits: { via: { type: 'enum', values: ['npm'], required: true } },
+    },
+  },
+};
+
+/** A config with the one app `mytool`, of `catalog`, keyed with MYTOOL_KEY. */
+export const appsWith = (catalog: object) => ({ apps: { mytool: { catalog, writeKeys: [MYTOOL_KEY] } } });
+
+/** A promise and its resolver: a gate a test opens, or a point it waits for. */
+export function signal<T = void>() {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+/** The admin token of the collectors tests start (`startInProcess`, `runCli`), as a request header. */
+export const ADMIN_HEADERS = { authorization: 'Bearer test-admin-token' } as const;
+
+/** POST to a collector's admin API with the test admin token (`body` as JSON): its status and JSON. */
+export async function postApi(url: string, path: string, body?: unknown) {
+  const response = await fetch(`${url}/api/v1/${path}`, {
+    method: 'POST',
+    headers: {
+      ...ADMIN_HEADERS,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+}
+
 export const baseConfig = (dataDir: string, extra: Record<string, unknown> = {}) => ({
   port: 0,
   data: dataDir,

@@ -17,22 +17,8 @@ import type {
   Store,
   StoredQuarantineEntry,
 } from '../../packages/server/src/store/types.js';
-import { MYTOOL_CATALOG, MYTOOL_KEY, ourMessage } from './_helpers.js';
+import { CATALOG_TRAIT, CATALOG_V1, MYTOOL_CATALOG, MYTOOL_KEY, ourMessage } from './_helpers.js';
 
-const { install: _install, ...eventsV1 } = MYTOOL_CATALOG.events;
-/** Before the fix: no `install` event (entries of it are quarantined as `unknown_event`). */
-const CATALOG_V1 = { ...MYTOOL_CATALOG, events: eventsV1 };
-/** After a fix that adds `install` with a required trait the entries lack: refused for a new reason. */
-export const CATALOG_TRAIT = {
-  ...MYTOOL_CATALOG,
-  events: {
-    ...MYTOOL_CATALOG.events,
-    install: {
-      description: 'Installed.',
-      traits: { via: { type: 'enum', values: ['npm'], required: true } },
-    },
-  },
-};
 const registryOf = (catalog: object) =>
   resolveServeConfig({ apps: { mytool: { catalog, writeKeys: [MYTOOL_KEY] } } }).registry;
 

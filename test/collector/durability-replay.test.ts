@@ -3,10 +3,11 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { sql } from '../../packages/server/src/store/sql.js';
 import {
+  appsWith,
   baseConfig,
   bearer,
+  CATALOG_V1,
   MYTOOL_CATALOG,
-  MYTOOL_KEY,
   openData,
   ourMessage,
   postJson,
@@ -21,8 +22,6 @@ const DAY_MS = 86_400_000;
 const telemark = (...args: string[]) => runCliSync(args);
 
 /** Version 1 of the catalog lacks the `install` event; version 2 adds it. */
-const { install: _install, ...eventsV1 } = MYTOOL_CATALOG.events;
-const appsWith = (catalog: object) => ({ apps: { mytool: { catalog, writeKeys: [MYTOOL_KEY] } } });
 
 describe('quarantine replay of entries older than the dedupe window', () => {
   it('run again after an interruption, finds the events it stored: nothing is stored twice', async () => {
@@ -31,7 +30,7 @@ describe('quarantine replay of entries older than the dedupe window', () => {
     // Received 20 days ago, refused by a catalog that lacked the event.
     const collector = await startInProcess({
       dataDir,
-      config: appsWith({ ...MYTOOL_CATALOG, events: eventsV1 }),
+      config: appsWith(CATALOG_V1),
       now: () => longAgo,
     });
     const message = ourMessage('late-install', {

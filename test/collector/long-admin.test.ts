@@ -5,18 +5,22 @@
  * the work stands at least every heartbeat, then ends with its result or its error.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { NDJSON } from '../../packages/server/src/api/answer-lines.js';
 import { TelemarkError } from '../../packages/server/src/errors.js';
 import type { Store } from '../../packages/server/src/store/types.js';
 import {
+  ADMIN_HEADERS,
+  appsWith,
   bearer,
+  CATALOG_V1,
   type InProcess,
   killChildren,
   MYTOOL_CATALOG,
-  MYTOOL_KEY,
   ourMessage,
   postJson,
   resultStatuses,
   runCli,
+  signal,
   startInProcess,
   tempDir,
 } from './_helpers.js';
@@ -25,24 +29,12 @@ afterAll(killChildren);
 
 /** The collector's socket idle timeout here; every held operation below outlasts it several times. */
 const IDLE_MS = 300;
-const ADMIN = { authorization: 'Bearer test-admin-token' };
-const NDJSON = 'application/x-ndjson';
 
 /** Version 1 of the catalog lacks the `install` event; version 2 adds it. */
-const { install: _install, ...eventsV1 } = MYTOOL_CATALOG.events;
-const CATALOG_V1 = { ...MYTOOL_CATALOG, events: eventsV1 };
-const appsWith = (catalog: object) => ({ apps: { mytool: { catalog, writeKeys: [MYTOOL_KEY] } } });
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A promise and its resolver. */
-function signal() {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
 
 /**
  * A collector (idle timeout `IDLE_MS`) whose quarantine holds `installs` `install` events, refused by
@@ -85,7 +77,7 @@ function post(
   return fetch(`${url}/api/v1/${path}`, {
     method: 'POST',
     headers: {
-      ...ADMIN,
+      ...ADMIN_HEADERS,
       ...(options.lines ? { accept: NDJSON } : {}),
       ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}),
     },
@@ -374,6 +366,108 @@ describe('telemark quarantine replay --url / delete --url past the collector’s
       );
     } finally {
       await c.stop();
+    }
+  }, 30_000);
+});
+
+describe('a replay the collector’s shutdown cuts', () => {
+  it('ends with TMK_ERR_SHUTTING_DOWN (lines and JSON), is logged as cut, and runs whole once started again', async () => {
+    // The replay's write is held until the shutdown closes the store at its (short) deadline.
+    const held = signal();
+    const closing = signal();
+    const c = await collectorWithQuarantine(
+      (real) => ({
+        async write(batch) {
+          if (isReplayWrite(batch)) {
+            held.resolve();
+            await closing.promise;
+          }
+          return real.write(batch);
+        },
+        async close() {
+          const closed = real.close();
+          closing.resolve();
+          return closed;
+        },
+      }),
+      { timeouts: { shutdownMs: 200 }, log: { level: 'info' } },
+    );
+    // The held one answers plain JSON; one behind it, asked for as lines, waits in line.
+    const cutJson = post(c.url, 'quarantine/replay');
+    await held.promise;
+    const queued = lineReader(await post(c.url, 'quarantine/replay', { lines: true }));
+    expect(await queued.next()).toEqual({ waiting: 'queued' });
+    const stopped = await c.collector.shutdown();
+    expect(stopped.clean).toBe(false);
+
+    const json = await cutJson;
+    expect(json.status).toBe(503);
+    expect(json.headers.get('retry-after')).toBe('5');
+    expect(await json.json()).toMatchObject({ code: 'TMK_ERR_SHUTTING_DOWN' });
+    let last: Line | undefined;
+    for (let line = await queued.next(); line !== undefined; line = await queued.next()) last = line;
+    // Not begun: it would have run under a closed store.
+    expect(last).toEqual({ error: expect.objectContaining({ code: 'TMK_ERR_SHUTTING_DOWN' }) });
+    const logged = c.logs.map((line) => JSON.parse(line) as { msg?: string });
+    expect(logged.map((l) => l.msg)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^shutdown deadline: listener not closed/),
+        expect.stringMatching(/^shutdown: a replay or erasure was cut/),
+      ]),
+    );
+
+    // Run again: everything replayed, once.
+    const again = await startInProcess({ dataDir: c.dataDir, config: appsWith(MYTOOL_CATALOG) });
+    try {
+      const replay = await post(again.url, 'quarantine/replay');
+      expect(await replay.json()).toMatchObject({ examined: 2, replayed: 2, accepted: 2, duplicate: 0 });
+      expect(await again.store.listQuarantine({})).toEqual([]);
+    } finally {
+      await again.stop();
+    }
+  }, 30_000);
+
+  it('refuses a replay or an erasure that comes while it drains: 503 with Retry-After, not a stream', async () => {
+    // An ingest write held in the store keeps the drain waiting, and the listener open, meanwhile.
+    const writing = signal();
+    const release = signal();
+    const c = await collectorWithQuarantine(
+      (real) => ({
+        async write(batch) {
+          // (Ingest's events come encoded by its workers.)
+          if (!isReplayWrite(batch) && (batch.events.length > 0 || (batch.encoded?.length ?? 0) > 0)) {
+            writing.resolve();
+            await release.promise;
+          }
+          return real.write(batch);
+        },
+      }),
+      { timeouts: { shutdownMs: 10_000 } },
+    );
+    const ingest = postJson(`${c.url}/v1/batch`, { batch: [ourMessage('drain-1')] }, bearer());
+    await writing.promise;
+    const stopped = c.collector.shutdown();
+    try {
+      for (const [path, body] of [
+        ['quarantine/replay', undefined],
+        ['erasures', { app: 'mytool', installId: 'keep-me' }],
+      ] as const) {
+        const refused = await post(c.url, path, { lines: true, ...(body ? { body } : {}) });
+        expect(refused.status).toBe(503);
+        expect(refused.headers.get('retry-after')).toBe('5');
+        expect(await refused.json()).toMatchObject({ code: 'TMK_ERR_SHUTTING_DOWN' });
+      }
+    } finally {
+      release.resolve();
+    }
+    expect((await ingest).status).toBe(200);
+    expect((await stopped).clean).toBe(true);
+    // Neither ran: the quarantine is as it was.
+    const again = await startInProcess({ dataDir: c.dataDir, config: appsWith(CATALOG_V1) });
+    try {
+      expect(await again.store.listQuarantine({})).toHaveLength(2);
+    } finally {
+      await again.stop();
     }
   }, 30_000);
 });

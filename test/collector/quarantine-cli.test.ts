@@ -4,11 +4,12 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sql } from '../../packages/server/src/store/sql.js';
 import {
+  appsWith,
   bearer,
+  CATALOG_V1,
   CLI,
   killChildren,
   MYTOOL_CATALOG,
-  MYTOOL_KEY,
   openData,
   ourMessage,
   postJson,
@@ -23,10 +24,7 @@ afterAll(killChildren);
 const telemark = (...args: string[]) => runCliSync(args);
 
 /** Version 1 of the catalog lacks the `install` event; version 2 adds it. */
-const { install: _install, ...eventsV1 } = MYTOOL_CATALOG.events;
-const CATALOG_V1 = { ...MYTOOL_CATALOG, events: eventsV1 };
 /** The collector's apps with `mytool` on one version of its catalog. */
-const appsWith = (catalog: object) => ({ apps: { mytool: { catalog, writeKeys: [MYTOOL_KEY] } } });
 
 describe('telemark quarantine list / replay', () => {
   it('lists refused inputs and replays them after a catalog fix, leaving the still-bad ones', async () => {

@@ -11,10 +11,11 @@ import { replayQuarantine } from '../../packages/server/src/pipeline/replay.js';
 import { sql } from '../../packages/server/src/store/sql.js';
 import type { Store, StoredQuarantineEntry } from '../../packages/server/src/store/types.js';
 import {
+  appsWith,
   baseConfig,
   bearer,
+  CATALOG_V1,
   MYTOOL_CATALOG,
-  MYTOOL_KEY,
   openData,
   ourMessage,
   postJson,
@@ -27,9 +28,6 @@ import {
 const telemark = (...args: string[]) => runCliSync(args);
 
 /** Version 1 of the catalog lacks the `install` event; version 2 adds it. */
-const { install: _install, ...eventsV1 } = MYTOOL_CATALOG.events;
-const CATALOG_V1 = { ...MYTOOL_CATALOG, events: eventsV1 };
-const appsWith = (catalog: object) => ({ apps: { mytool: { catalog, writeKeys: [MYTOOL_KEY] } } });
 
 /** A data dir whose collector (catalog v1) refused `batch`; the collector stopped. */
 async function refused(

@@ -10,16 +10,19 @@ import { goIndent, tpReport } from '../../packages/server/src/ingest/_metriton-f
 import { sql } from '../../packages/server/src/store/sql.js';
 import type { Store } from '../../packages/server/src/store/types.js';
 import {
+  appsWith,
   bearer,
+  CATALOG_V1,
   CLI,
   killChildren,
   MYTOOL_CATALOG,
-  MYTOOL_KEY,
   openData,
   ourMessage,
+  postApi,
   postJson,
   resultStatuses,
   runCli,
+  signal,
   startInProcess,
   tempDir,
 } from './_helpers.js';
@@ -27,29 +30,6 @@ import {
 afterAll(killChildren);
 
 /** Version 1 of the catalog lacks the `install` event; version 2 adds it. */
-const { install: _install, ...eventsV1 } = MYTOOL_CATALOG.events;
-const CATALOG_V1 = { ...MYTOOL_CATALOG, events: eventsV1 };
-const appsWith = (catalog: object) => ({ apps: { mytool: { catalog, writeKeys: [MYTOOL_KEY] } } });
-const admin = { authorization: 'Bearer test-admin-token' };
-
-/** POST to the collector's API, with the admin token (a replay takes no body). */
-async function api(url: string, path: string, body?: unknown) {
-  const response = await fetch(`${url}/api/v1/${path}`, {
-    method: 'POST',
-    headers: body === undefined ? admin : { ...admin, 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
-}
-
-/** A promise and its resolver. */
-function signal<T = void>() {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
 
 describe('replay and erasure on a running collector', () => {
   it('an erasure during a replay is not undone by the replay’s writes', async () => {
@@ -92,7 +72,7 @@ describe('replay and erasure on a running collector', () => {
       }),
     });
     try {
-      const replay = api(v2.url, 'quarantine/replay');
+      const replay = postApi(v2.url, 'quarantine/replay');
       // (A replay that fails before its write fails the test here, rather than hold it.)
       await Promise.race([
         replayWriting.promise,
@@ -100,7 +80,7 @@ describe('replay and erasure on a running collector', () => {
           throw new Error(`the replay ended before its write: ${JSON.stringify(r.json)}`);
         }),
       ]);
-      const erasure = await api(v2.url, 'erasures', { app: 'mytool', installId: 'erase-me' });
+      const erasure = await postApi(v2.url, 'erasures', { app: 'mytool', installId: 'erase-me' });
       expect(erasure.status).toBe(200);
       expect((await replay).json).toMatchObject({ examined: 2, replayed: 2, accepted: 2 });
       const rows = await v2.store.query<{ install_id: string }>(
@@ -150,7 +130,7 @@ describe('erasure and the ingest path', () => {
         bearer(),
       );
       await held.promise;
-      const erasure = await api(c.url, 'erasures', { app: 'mytool', installId: 'erase-me' });
+      const erasure = await postApi(c.url, 'erasures', { app: 'mytool', installId: 'erase-me' });
       expect(erasure.json).toMatchObject({ events: 1, quarantine: 0 });
       erased.resolve();
       expect(resultStatuses((await late).json)).toEqual(['accepted']);
@@ -185,7 +165,7 @@ describe('replay of Metriton reports', () => {
 
     const after = await startInProcess({ dataDir, config: { apps: { telepresence2: {} } } });
     try {
-      const replay = await api(after.url, 'quarantine/replay');
+      const replay = await postApi(after.url, 'quarantine/replay');
       // Stored, it would be a connect without its time and an interactive run instead of a CI one.
       expect(replay.json).toMatchObject({ examined: 1, replayed: 0, stillRejected: 1, notReplayable: 1 });
       expect(await after.store.query(sql`SELECT message_id FROM events`)).toEqual([]);

@@ -7,11 +7,12 @@ import type { AppRegistry } from '../config/registry-types.js';
 import { isTelemarkError, rephrased, TelemarkError } from '../errors.js';
 import { eraseInstall } from '../pipeline/erasure.js';
 import type { EventBuilder } from '../pipeline/event-builder.js';
-import { type ReplayLimits, type ReplayReport, replayQuarantine } from '../pipeline/replay.js';
-import { serial } from '../serial.js';
+import { type ReplayLimits, replayQuarantine } from '../pipeline/replay.js';
+import { createSerialQueue } from '../serial.js';
 import { storeHasApp } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { tokenMatches } from './admin-token.js';
+import { NDJSON, type OperationState } from './answer-lines.js';
 import { encodeCursor, quarantineQuery } from './quarantine-query.js';
 
 /** What the query API needs from the collector. */
@@ -73,14 +74,9 @@ const FINGERPRINT = /^[A-Za-z0-9_.:-]{1,128}$/;
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
 const isView = (name: string): name is ViewName => (VIEW_NAMES as readonly string[]).includes(name);
 
-/** The media type of a long operation's answer as lines: one JSON object per line (docs/api.md). */
-export const NDJSON = 'application/x-ndjson';
 const DEFAULT_HEARTBEAT_MS = 10_000;
 /** Progress lines of a replay, at most one per this many ms: a terminal cannot show more, a log need not. */
 const PROGRESS_EVERY_MS = 1_000;
-
-/** Where a replay or erasure stands, as its streamed answer says between its first and its final line. */
-export type OperationState = { readonly waiting: 'queued' | 'running' } | { readonly progress: ReplayReport };
 
 /** Whether an `Accept` header lists the line form (with a non-zero weight). */
 function acceptsLines(accept: string | undefined): boolean {
@@ -128,7 +124,7 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
   // replays, then writes their events, so an erasure between the two would be undone by those writes
   // (until 2026-11-27 it was: the erased install's events were stored again). Their writes still queue
   // with ingest's.
-  const oneAtATime = serial();
+  const oneAtATime = createSerialQueue().run;
 
   // Replays and erasures in `oneAtATime`, running or waiting: one that finds others there waits.
   let inTheQueue = 0;

@@ -1,6 +1,7 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { RawParams } from '../analytics/index.js';
+import { NDJSON, type OperationState } from '../api/answer-lines.js';
 import { isErrorCode, rephrased, TelemarkError } from '../errors.js';
 
 /**
@@ -83,19 +84,12 @@ export async function callApi(url: string, path: string, options: CallOptions = 
   return answerOf(url, response.status, body);
 }
 
-const NDJSON = 'application/x-ndjson';
-
 /** How long a streamed call waits for the collector's next line before it gives up. */
 export const STREAM_IDLE_MS = 120_000;
 
-/** A line of a streamed answer before its final one: where the operation stands (docs/api.md). */
-export type StreamState =
-  | { readonly waiting: 'queued' | 'running' }
-  | { readonly progress: Readonly<Record<string, unknown>> };
-
 export interface StreamOptions extends CallOptions {
   /** Told each line before the final one (a progress display). */
-  readonly onState?: (state: StreamState) => void;
+  readonly onState?: (state: OperationState) => void;
   /** Give up after this long without a byte from the collector, ms. @default STREAM_IDLE_MS */
   readonly idleMs?: number;
 }
@@ -186,7 +180,7 @@ export async function callApiStreamed(
         } else if ('result' in message) done({ result: message.result });
         else if ('error' in message)
           done({ error: errorOf(url, response.statusCode ?? 0, message.error as ErrorBody) });
-        else if ('waiting' in message || 'progress' in message) options.onState?.(message as StreamState);
+        else if ('waiting' in message || 'progress' in message) options.onState?.(message as OperationState);
       };
       response.on('data', (chunk: string) => {
         if (settled) return;

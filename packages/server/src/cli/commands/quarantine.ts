@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { OperationState } from '../../api/answer-lines.js';
 import { MAX_QUARANTINE_PAGE, parseQuarantineTime, TIME_RULE } from '../../api/quarantine-query.js';
 import { openStore } from '../../config/open-store.js';
 import { loadServeConfig, type ServeConfig } from '../../config/serve-config.js';
@@ -8,7 +9,7 @@ import { resolveInstallIdKey } from '../../pipeline/install-id-key.js';
 import { type ReplayReport, replayQuarantine } from '../../pipeline/replay.js';
 import { initFailure } from '../../store/index.js';
 import type { Store, StoredQuarantineEntry } from '../../store/types.js';
-import { callApi, callApiStreamed, refuseStoreFlagsWithUrl, type StreamState } from '../api-client.js';
+import { callApi, callApiStreamed, refuseStoreFlagsWithUrl } from '../api-client.js';
 import { DATA_FLAG_HELP } from '../data-dir.js';
 import { type StatusOutput, statusLine } from '../progress.js';
 
@@ -230,7 +231,7 @@ function replayProgress(progress: StatusOutput) {
   return {
     totals,
     /** A line of the collector's streamed answer. */
-    state(state: StreamState) {
+    state(state: OperationState) {
       if ('progress' in state) totals(state.progress);
       else if (state.waiting === 'queued')
         line.update('replay: waiting in the collector for the replay or erasure before it…', true);

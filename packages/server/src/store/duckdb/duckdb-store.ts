@@ -30,6 +30,7 @@ import { type DuckDBConnection, DuckDBInstance, StatementType } from '@duckdb/no
 import { builtModuleUrl } from '../../built-module.js';
 import { makeDirectory } from '../../directories.js';
 import { TelemarkError } from '../../errors.js';
+import { createSerialQueue, type SerialQueue } from '../../serial.js';
 import { quotedInstallId } from '../erasure.js';
 import { CSV_FORMULA_STARTS, checkExportOptions } from '../export-options.js';
 import { quarantineListing } from '../quarantine-filter.js';
@@ -187,41 +188,9 @@ function openError(error: unknown, file: string): Error {
   return error instanceof Error ? error : new Error(text);
 }
 
-/** A tiny FIFO: one task at a time, in call order; a failed task does not stop the queue. */
-function createSerialQueue() {
-  let tail: Promise<unknown> = Promise.resolve();
-  let pending = 0;
-  // Grows when a task starts and when it ends: equal readings mean no task ran or was running between them.
-  let transitions = 0;
-  return {
-    run<T>(task: () => Promise<T>): Promise<T> {
-      pending++;
-      const result = tail.then(() => {
-        transitions++;
-        return task();
-      });
-      const settled = () => {
-        transitions++;
-        pending--;
-      };
-      tail = result.then(settled, settled);
-      return result;
-    },
-    get pending() {
-      return pending;
-    },
-    get transitions() {
-      return transitions;
-    },
-    idle(): Promise<unknown> {
-      return tail;
-    },
-  };
-}
-
 interface Reader {
   readonly connection: DuckDBConnection;
-  readonly queue: ReturnType<typeof createSerialQueue>;
+  readonly queue: SerialQueue;
 }
 
 /**

@@ -23,7 +23,7 @@ import v8 from 'node:v8';
 import zlib from 'node:zlib';
 import { makeDirectory, syncDirectory } from '../../directories.js';
 import { TelemarkError } from '../../errors.js';
-import { serial } from '../../serial.js';
+import { createSerialQueue } from '../../serial.js';
 
 export interface JournalOptions {
   readonly dir: string;
@@ -113,7 +113,7 @@ function readPayload<T>(buffer: Buffer): { p: T; a: string[] } {
 export async function openJournal<T>(options: JournalOptions): Promise<Journal<T>> {
   const { dir } = options;
   // File operations never interleave.
-  const run = serial();
+  const run = createSerialQueue().run;
   const segments: Segment[] = [];
   const pending = new Map<number, Located>();
   const attempts = new Map<number, string[]>();

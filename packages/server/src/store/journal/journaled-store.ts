@@ -28,6 +28,7 @@
  *   and `backlog().delivered` reports the running totals (`/metrics`: telemark_journal_delivered_events_total).
  */
 import { TelemarkError } from '../../errors.js';
+import { createSerialQueue } from '../../serial.js';
 import type { Sql } from '../sql.js';
 import type {
   DeliveredEvents,
@@ -160,21 +161,13 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
   let wake: (() => void) | undefined;
   /** Callers waiting for deliveries: erasure and close (all of it), reads (what came before them). */
   const waiters: { readonly ready: () => boolean; readonly wake: () => void }[] = [];
-  let queue: Promise<unknown> = Promise.resolve();
-  /** Tasks waiting in or running through `serial`: appends, drains, erasures. */
-  let serialTasks = 0;
+  /** Appends, drains, erasures: one at a time. */
+  const queue = createSerialQueue();
   /** Writes that went straight through, settled or not; `close` waits for them. */
   const direct = new Set<Promise<unknown>>();
   let lastDeliveryAt = Number.NEGATIVE_INFINITY;
   /** Per app, the events delivered from the journal by the status the store gave them (`backlog().delivered`). */
   const delivered = new Map<string, Tally>();
-
-  const serial = <R>(task: () => Promise<R>): Promise<R> => {
-    serialTasks++;
-    const result = queue.then(task).finally(() => serialTasks--);
-    queue = result.catch(() => undefined);
-    return result;
-  };
 
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
@@ -380,7 +373,7 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
     async write(given) {
       const batch = target.prepare(given);
       if (o.journalFirst) {
-        return serial(async () => {
+        return queue.run(async () => {
           if (refused) throw refused;
           await append(journal!, batch, []);
           return provisional(batch);
@@ -389,7 +382,7 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
       // While the store answers and nothing is journaled or on its way there, writes go straight through,
       // several at once (the target keeps dedupe exact among them). Otherwise they queue behind the
       // journal, so that everything reaches the store in the order it was acknowledged.
-      if (ready && pending() === 0 && serialTasks === 0) {
+      if (ready && pending() === 0 && queue.pending === 0) {
         const id = target.newWriteId();
         const attempt = (async () => {
           try {
@@ -397,14 +390,14 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
           } catch (error) {
             if (!isUnavailable(error)) throw error;
             lastDrainError = message(error);
-            await serial(() => append(journal!, batch, [id]));
+            await queue.run(() => append(journal!, batch, [id]));
             return provisional(batch);
           }
         })();
         direct.add(attempt);
         return attempt.finally(() => direct.delete(attempt));
       }
-      return serial(async () => {
+      return queue.run(async () => {
         const j = journal!;
         if (ready && pending() === 0) {
           const id = target.newWriteId();
@@ -442,7 +435,7 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
           `an erasure waits for the journal's ${pending()} batches to reach the store, which is unreachable (${lastDrainError}); erase once it is back`,
         );
       await waitDrained(ERASURE_DRAIN_MS);
-      await serial(() => waitDrained(ERASURE_LAST_DRAIN_MS));
+      await queue.run(() => waitDrained(ERASURE_LAST_DRAIN_MS));
       return target.deleteInstall(app, installId);
     },
     async applyRetention(app, before) {
@@ -513,7 +506,7 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
 
     async close() {
       await Promise.allSettled([...direct]);
-      await queue;
+      await queue.idle();
       // What is left stays durable in the journal either way; delivering it now spares a collector that
       // is being retired from leaving it behind.
       if (o.journalFirst && ready && pending() > 0)
