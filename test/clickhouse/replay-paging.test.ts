@@ -10,6 +10,7 @@ import {
   leavesEntriesQuarantinedMeanwhile,
   neverExaminesItsReplacements,
   replaysEveryEntryInPages,
+  takesEntriesAheadOfThisClock,
   tellsProgressWithoutWrites,
 } from '../collector/_replay-paging.js';
 import { uniqueDatabase, useClickHouseFixture } from './_server.js';
@@ -40,5 +41,8 @@ describe('quarantine replay in pages (ClickHouse)', () => {
   }, 20_000);
   it('tells its progress after each page when it has nothing to write', async () => {
     await tellsProgressWithoutWrites(await fresh());
+  }, 20_000);
+  it('examines entries stamped ahead of this clock (a collector whose clock is ahead)', async () => {
+    await takesEntriesAheadOfThisClock(await fresh());
   }, 20_000);
 });

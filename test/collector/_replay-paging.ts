@@ -180,6 +180,22 @@ export async function leavesEntriesQuarantinedMeanwhile(real: Store, now = Date.
   expect((await real.listQuarantine({})).map((e) => e.messageId)).toEqual(['meanwhile']);
 }
 
+/**
+ * Entries stamped after this process's clock — a collector's clock ahead of it, or an offline replay on a
+ * machine whose clock is behind — are still examined: where a replay stops is the newest entry it finds.
+ */
+export async function takesEntriesAheadOfThisClock(real: Store, now = Date.now()): Promise<void> {
+  const ahead = Array.from({ length: 4 }, (_, i) => installEntry(`ahead-${i}`, now + 3_600_000 + i));
+  await real.write({
+    events: [],
+    counters: [],
+    quarantine: [installEntry('behind', now - 60_000), ...ahead],
+  });
+  const report = await replayQuarantine(real, registryOf(MYTOOL_CATALOG), {}, { pageSize: 2 });
+  expect(report).toEqual({ ...ZERO, examined: 5, replayed: 5, accepted: 5 });
+  expect(await real.listQuarantine({})).toEqual([]);
+}
+
 /** A filter (app, reason, since, until) still picks the entries, page after page. */
 export async function keepsTheFilter(real: Store, now = Date.now()): Promise<void> {
   const t = now - 60_000;

@@ -1,7 +1,7 @@
 /**
  * A quarantine replay reads the quarantine in pages (DuckDB; test/clickhouse/replay-paging.test.ts runs
  * the same on ClickHouse): no listing asks for more than a page, every entry is examined once — its own
- * replacements at a page's end included — entries quarantined meanwhile wait, and a filter still holds.
+ * replacements at a page's end included — entries quarantined meanwhile wait, entries stamped ahead of this clock do not, and a filter still holds.
  */
 import { afterEach, describe, it } from 'vitest';
 import type { Store } from '../../packages/server/src/store/types.js';
@@ -11,6 +11,7 @@ import {
   leavesEntriesQuarantinedMeanwhile,
   neverExaminesItsReplacements,
   replaysEveryEntryInPages,
+  takesEntriesAheadOfThisClock,
   tellsProgressWithoutWrites,
 } from './_replay-paging.js';
 
@@ -39,5 +40,8 @@ describe('quarantine replay in pages (DuckDB)', () => {
   });
   it('tells its progress after each page when it has nothing to write', async () => {
     await tellsProgressWithoutWrites(await fresh());
+  });
+  it('examines entries stamped ahead of this clock (a collector whose clock is ahead)', async () => {
+    await takesEntriesAheadOfThisClock(await fresh());
   });
 });

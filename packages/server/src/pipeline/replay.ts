@@ -201,9 +201,10 @@ export async function replayQuarantine(
   const pageSize = options.pageSize ?? PAGE_ENTRIES;
   if (!Number.isSafeInteger(pageSize) || pageSize < 1)
     throw new TelemarkError('TMK_ERR_BAD_PARAMETER', `pageSize must be a positive integer, got ${pageSize}`);
-  // Ingest stamps an entry with its arrival time: what arrives after the replay began is not its to
-  // examine (it would otherwise chase a collector that keeps quarantining, page after page).
-  const until = Math.min(filter.until ?? Number.POSITIVE_INFINITY, Date.now() + 1);
+  // What arrives after the replay began is not its to examine (it would otherwise chase a collector that
+  // keeps quarantining, page after page): `quarantinePages` ends just after the newest entry it finds at
+  // its start. Not this process's clock: an offline replay on a machine whose clock is behind the
+  // collectors' would skip their latest entries (until 2026-11-28 it did).
   let replayed = 0;
   let accepted = 0;
   let duplicate = 0;
@@ -317,7 +318,7 @@ export async function replayQuarantine(
     if (events.length >= CHUNK_EVENTS) await flush();
   };
 
-  for await (const page of quarantinePages(store, { ...filter, until }, pageSize)) {
+  for await (const page of quarantinePages(store, filter, pageSize)) {
     for (const entry of page) if (!replacements.has(entry.id)) await judge(entry);
     // What the page leaves to write is written before the next page is read: a replay holds one page's
     // writes at most. (Until 2026-11-28 a replay of entries all refused for a new reason — no events —
