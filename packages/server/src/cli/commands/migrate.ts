@@ -27,6 +27,7 @@ import type {
   StoredEvent,
   StoredQuarantineEntry,
 } from '../../store/types.js';
+import { type StatusOutput, statusLine } from '../progress.js';
 
 export interface MigrateOptions {
   /** The collector's data directory (the collector must be stopped). */
@@ -39,7 +40,7 @@ export interface MigrateOptions {
   /** Events per write. @default 50,000 */
   readonly batchEvents?: number;
   /** Where progress goes. @default process.stderr */
-  readonly progress?: { readonly isTTY?: boolean; write(text: string): unknown };
+  readonly progress?: StatusOutput;
   /** Tests only: quarantine entries read from the source at a time (`QUARANTINE_CHUNK`). */
   readonly quarantinePage?: number;
   /** Tests only: wraps the source store once opened (to watch how it is read). */
@@ -161,9 +162,14 @@ async function openSource(dir: string, output: { write(text: string): unknown })
 
 // — progress —
 
-function createProgress(output: NonNullable<MigrateOptions['progress']>, total: number) {
+/**
+ * @internal `migrate`'s progress: on a terminal a bar redrawn in place (`statusLine`: fitted to the
+ * terminal's width, cleared before any other line), elsewhere a line every 5 s.
+ */
+export function createProgress(output: StatusOutput, total: number) {
   const started = performance.now();
-  let last = -Infinity;
+  const status = statusLine(output);
+  let loggedAt = -Infinity;
   const fmt = (n: number) => n.toLocaleString('en-US');
   const line = (done: number) => {
     const rate = done / Math.max(0.001, (performance.now() - started) / 1000);
@@ -173,19 +179,24 @@ function createProgress(output: NonNullable<MigrateOptions['progress']>, total: 
     const width = 30;
     const share = total === 0 ? 1 : Math.min(1, done / total);
     const filled = Math.round(share * width);
-    return `\r[${'█'.repeat(filled)}${'░'.repeat(width - filled)}] ${String(Math.floor(share * 100)).padStart(3)}% ${line(done)}\u001b[K`;
+    return `[${'█'.repeat(filled)}${'░'.repeat(width - filled)}] ${String(Math.floor(share * 100)).padStart(3)}% ${line(done)}`;
   };
   return {
     update(done: number) {
+      if (output.isTTY) return status.update(bar(done));
+      // In a log, a line every 5 s: a migration of millions of events takes minutes, and a CI job or
+      // a script's log should show it moving (a redrawn bar would be a line per redraw there).
       const now = performance.now();
-      if (now - last < (output.isTTY ? 100 : 5000)) return;
-      last = now;
-      output.write(output.isTTY ? bar(done) : `migrate: ${line(done)}\n`);
+      if (now - loggedAt < 5000) return;
+      loggedAt = now;
+      output.write(`migrate: ${line(done)}\n`);
     },
     done(done: number) {
+      status.clear();
       output.write(output.isTTY ? `${bar(done)}\n` : `migrate: ${line(done)}\n`);
     },
     note(message: string) {
+      status.clear();
       output.write(`migrate: ${message}\n`);
     },
   };
