@@ -194,6 +194,8 @@ export function killChildren(): void {
 export interface Child {
   readonly proc: ChildProcess;
   readonly url: string;
+  /** The config file it was started with (`--config`). */
+  readonly configFile: string;
   output(): string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -237,7 +239,7 @@ export async function startChild(
       reject(new Error(`collector exited (${code ?? signal}) before listening:\n${out}`)),
     );
   });
-  return { proc, url, output: () => out, exited };
+  return { proc, url, configFile, output: () => out, exited };
 }
 
 /** One of our messages (wire.ts shape) for `mytool`. */

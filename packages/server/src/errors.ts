@@ -227,6 +227,11 @@ export const VARIANTS = {
     serve: (d: string) =>
       `The data directory is in use by a running collector (${d}); stop that collector first, or start this one with another --data.`,
   },
+  TMK_ERR_CONFIG_INVALID: {
+    /** A reload (SIGHUP) of a running collector, which goes on with the configuration it has. */
+    reload: (d: string) =>
+      `Configuration is invalid:\n${d}\nThe collector goes on with its running configuration; fix the listed settings and send SIGHUP again.`,
+  },
   TMK_ERR_UNKNOWN_APP: {
     /** An erasure (`telemark delete`), where the likely cause is a mistyped app name, not a missing app. */
     erasure: (d: string) =>

@@ -8,6 +8,7 @@
  * const collector = await createCollector({ config, store, adminToken: resolveAdminToken(config.dataDir).token });
  * console.log(await collector.listen());
  * process.on('SIGTERM', () => collector.shutdown());
+ * process.on('SIGHUP', () => collector.reload(loadServeConfig({ file: 'telemark.json' }))); // the apps, at once
  * ```
  */
 // First: DuckDB's allocator reads its settings when its library loads (see the module).
@@ -31,6 +32,7 @@ export {
   type CollectorOptions,
   type CollectorState,
   createCollector,
+  type ReloadReport,
 } from './http/collector.js';
 export { type ReplayFilter, type ReplayReport, replayQuarantine } from './pipeline/replay.js';
 export type { Store } from './store/types.js';

@@ -176,3 +176,26 @@ export function appRegistryOf(entries: readonly AppEntry[]): AppRegistry {
     list: () => list,
   });
 }
+
+/** The registry a running collector serves from: one object, whose entries a config reload replaces. */
+export interface LiveAppRegistry extends AppRegistry {
+  /** Serve `next`'s apps from now on: every holder of this object sees them at its next call. */
+  replace(next: AppRegistry): void;
+}
+
+/**
+ * A registry that forwards to the one it was last given. Everything on the collector's thread (ingest
+ * routes, Metriton's direct path, the query API, retention) holds this one object, so a reload swaps the
+ * apps for all of them at once, between two requests; the ingest workers get the entries posted.
+ */
+export function liveAppRegistry(initial: AppRegistry): LiveAppRegistry {
+  let current = initial;
+  return Object.freeze({
+    get: (name: string) => current.get(name),
+    byWriteKey: (key: string) => current.byWriteKey(key),
+    list: () => current.list(),
+    replace(next: AppRegistry) {
+      current = next;
+    },
+  });
+}

@@ -8,6 +8,8 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import { registerApiRoutes } from '../api/routes.js';
+import { liveAppRegistry } from '../config/registry.js';
+import type { AppEntry } from '../config/registry-types.js';
 import type { ServeConfig } from '../config/serve-config.js';
 import { type ErrorCode, isTelemarkError, TelemarkError } from '../errors.js';
 import { type BatchPool, createBatchPool } from '../ingest/batch-pool.js';
@@ -79,7 +81,29 @@ export interface Collector {
   runRetention(): Promise<RetentionReport>;
   /** OS thread ids (Linux) that serve requests beside the main one: the ingest workers, once started. */
   foregroundThreads(): Promise<number[]>;
+  /**
+   * Serve `next`'s apps from now on (a config reload, SIGHUP): catalogs, write keys, keyless ingest, latest
+   * version, notices, kill switch, rate limits and retention, for every request that starts after it.
+   * The other settings (port, store, limits, timeouts…) are the running process's: those that differ are
+   * named in the report, to be applied by a restart. Refused (TMK_ERR_SHUTTING_DOWN) once draining.
+   */
+  reload(next: ServeConfig): ReloadReport;
 }
+
+/** What a config reload changed. */
+export interface ReloadReport {
+  /** The apps served now. */
+  readonly apps: readonly string[];
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+  /** Apps whose entry changed (catalog, keys, control block, limits, retention). */
+  readonly changed: readonly string[];
+  /** Settings outside `apps` that differ from the running ones: a reload does not apply them. */
+  readonly restartNeeded: readonly string[];
+}
+
+/** Whether two registry entries differ (both built by `buildAppRegistry`: the same shape and key order). */
+const sameEntry = (a: AppEntry, b: AppEntry): boolean => JSON.stringify(a) === JSON.stringify(b);
 
 /** Refused requests kept in quarantine: at most this many per second (burst 10×), so garbage cannot fill the disk fast. */
 const QUARANTINE_REFUSALS_PER_SECOND = 100;
@@ -126,7 +150,10 @@ function answerClientError(
  * dashboard on one Fastify instance, in front of one group committer and one store.
  */
 export async function createCollector(options: CollectorOptions): Promise<Collector> {
-  const { config, store } = options;
+  const { store } = options;
+  // Every part of the collector reads the apps through this one registry, which a reload swaps.
+  const registry = liveAppRegistry(options.config.registry);
+  const config: ServeConfig = Object.freeze({ ...options.config, registry });
   const now = options.now ?? Date.now;
   // The pool is made below (it logs through the app); the gauge reads it at scrape time.
   let pool: BatchPool | undefined;
@@ -468,11 +495,16 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     );
   };
   const retentionTimers: NodeJS.Timeout[] = [];
-  if (config.retention.intervalMinutes > 0 && retentionApplies(config.registry, config.retention)) {
+  // Started once some app (or the policy for entries of no app) has days to apply: at start, or at the
+  // reload that gives an app its first `retentionDays`.
+  const startRetention = () => {
+    if (retentionTimers.length > 0 || config.retention.intervalMinutes <= 0) return;
+    if (!retentionApplies(config.registry, config.retention)) return;
     const intervalMs = config.retention.intervalMinutes * 60_000;
     retentionTimers.push(setTimeout(retentionTick, Math.min(5_000, intervalMs)).unref());
     retentionTimers.push(setInterval(retentionTick, intervalMs).unref());
-  }
+  };
+  startRetention();
 
   // While the store is unreachable, the outage journal keeps acknowledging: readiness and the commit
   // gauge stay good, so say it in the log, once when the backlog gets old and once when it is delivered.
@@ -609,6 +641,38 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     },
     shutdown,
     runRetention,
+    reload(next) {
+      if (state !== 'running') throw new TelemarkError('TMK_ERR_SHUTTING_DOWN');
+      const before = new Map(config.registry.list().map((entry) => [entry.name, entry]));
+      const after = new Map(next.registry.list().map((entry) => [entry.name, entry]));
+      const restartNeeded = (Object.keys(options.config) as (keyof ServeConfig)[])
+        // The default rate limits are applied through the apps' entries, which a reload replaces.
+        .filter((key) => key !== 'registry' && key !== 'rateLimits')
+        .filter((key) => JSON.stringify(options.config[key]) !== JSON.stringify(next[key]))
+        .sort();
+      registry.replace(next.registry);
+      pool?.setApps(next.registry.list());
+      metrics.startApps([...after.keys()]);
+      startRetention();
+      const report: ReloadReport = {
+        apps: [...after.keys()],
+        added: [...after.keys()].filter((name) => !before.has(name)),
+        removed: [...before.keys()].filter((name) => !after.has(name)),
+        changed: [...after].flatMap(([name, entry]) => {
+          const was = before.get(name);
+          return was && !sameEntry(was, entry) ? [name] : [];
+        }),
+        restartNeeded,
+      };
+      metrics.configReloads.inc({ result: 'ok' });
+      app.log.info(report, 'config reloaded');
+      if (restartNeeded.length > 0)
+        app.log.warn(
+          { restartNeeded },
+          'config reloaded: apps applied; these settings changed and take effect at the next restart',
+        );
+      return report;
+    },
     foregroundThreads: async () => (pool ? (await pool.threadIds()).filter((tid) => tid > 0) : []),
   };
 }

@@ -36,6 +36,10 @@ export interface CollectorMetrics {
   readonly quarantineDropped: Counter;
   readonly ingestWorkerStops: Counter;
   readonly connectionsDropped: Counter;
+  /** Config reloads (SIGHUP), by result: `ok`, or `failed` (the running configuration stayed). */
+  readonly configReloads: Counter<'result'>;
+  /** Apps a reload registered: their series start at 0, as those of the apps known at start. */
+  startApps(apps: readonly string[]): void;
 }
 
 /**
@@ -47,8 +51,10 @@ export function createCollectorMetrics(
   backlog: () => StoreBacklog | undefined = () => undefined,
   workersBusy: () => number = () => 0,
   requestsInFlight: () => number = () => 0,
-  apps: readonly string[] = [],
+  initialApps: readonly string[] = [],
 ): CollectorMetrics {
+  // Grows with a config reload's new apps; an app a reload removed keeps its series (its counts stand).
+  const apps = new Set<string>();
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'telemark_' });
   const registers = [registry];
@@ -223,16 +229,29 @@ export function createCollectorMetrics(
       help: 'Refused requests answered but not kept in quarantine: the quarantine rate limit was reached, or the commit keeping them failed (store failing, queue full).',
       registers,
     }),
+    configReloads: new Counter({
+      name: 'telemark_config_reloads_total',
+      help: 'Configuration reloads (SIGHUP) by result: ok, or failed (the file had problems, logged; the running configuration stayed).',
+      labelNames: ['result'],
+      registers,
+    }),
+    startApps(names) {
+      for (const app of names) {
+        if (apps.has(app)) continue;
+        apps.add(app);
+        for (const status of ['accepted', 'duplicate']) metrics.events.inc({ app, status, reason: '' }, 0);
+        metrics.clamped.inc({ app }, 0);
+        metrics.skewed.inc({ app }, 0);
+        metrics.pseudonymised.inc({ app }, 0);
+      }
+    },
   };
   // Prometheus takes a series' first sample as its baseline: a series born at 9 duplicates shows no
   // increase. The registered apps' series are known in advance, so they start at 0; so do the commits'
-  // (an alert on failed commits would miss the first failure of a store that had never failed).
+  // and the reloads' (an alert on failed commits would miss the first failure of a store that had never
+  // failed).
   for (const result of ['ok', 'error']) metrics.commitDuration.zero({ result });
-  for (const app of apps) {
-    for (const status of ['accepted', 'duplicate']) metrics.events.inc({ app, status, reason: '' }, 0);
-    metrics.clamped.inc({ app }, 0);
-    metrics.skewed.inc({ app }, 0);
-    metrics.pseudonymised.inc({ app }, 0);
-  }
+  for (const result of ['ok', 'failed']) metrics.configReloads.inc({ result }, 0);
+  metrics.startApps(initialApps);
   return metrics;
 }

@@ -65,6 +65,30 @@ const poolWith = (encoderModule = ENCODER, onWorkerError?: (error: Error) => voi
   return pool;
 };
 
+/**
+ * An encoder module for the workers that exits the worker on a message `crash` and throws
+ * asynchronously on `boom`; otherwise the DuckDB encoder.
+ */
+function crashingEncoder(): { dir: string; fixture: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-pool-'));
+  const file = path.join(dir, 'crashing-encoder.mjs');
+  fs.writeFileSync(
+    file,
+    `import { encode as real, transferables } from ${JSON.stringify(ENCODER)};
+export { transferables };
+export function encode(events) {
+  if (events.some((e) => e.messageId === 'crash')) process.exit(7);
+  if (events.some((e) => e.messageId === 'boom'))
+    setImmediate(() => {
+      throw new Error('boom');
+    });
+  return real(events);
+}
+`,
+  );
+  return { dir, fixture: pathToFileURL(file).href };
+}
+
 /** The request thread's answer for a body: what the pool must reproduce. */
 function onThisThread(
   encode: (events: readonly StoredEvent[]) => EncodedEvents,
@@ -181,24 +205,9 @@ describe('ingest workers', () => {
   });
 
   it('answer TMK_ERR_INGEST_WORKER for the requests of a worker that stops, and start another', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-pool-'));
-    const fixture = path.join(dir, 'crashing-encoder.mjs');
-    fs.writeFileSync(
-      fixture,
-      `import { encode as real, transferables } from ${JSON.stringify(ENCODER)};
-export { transferables };
-export function encode(events) {
-  if (events.some((e) => e.messageId === 'crash')) process.exit(7);
-  if (events.some((e) => e.messageId === 'boom'))
-    setImmediate(() => {
-      throw new Error('boom');
-    });
-  return real(events);
-}
-`,
-    );
+    const { dir, fixture } = crashingEncoder();
     const errors: Error[] = [];
-    const pool = poolWith(pathToFileURL(fixture).href, (error) => errors.push(error));
+    const pool = poolWith(fixture, (error) => errors.push(error));
     const body = (id: string) => Buffer.from(JSON.stringify({ batch: [message(id)] }));
     expect(await inPool(pool, body('crash'), undefined, 'wk_mytool_123')).toMatchObject({
       code: 'TMK_ERR_INGEST_WORKER',
@@ -216,6 +225,35 @@ export function encode(events) {
     for (let i = 0; i < 50 && errors.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
     await new Promise((r) => setTimeout(r, 100));
     expect(errors.map((e) => e.message)).toEqual(['an ingest worker exited with code 7', 'boom']);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('take the apps of a reload, also a worker started after one stopped', async () => {
+    const { dir, fixture } = crashingEncoder();
+    const pool = poolWith(fixture, () => undefined);
+    const body = (id: string) => Buffer.from(JSON.stringify({ batch: [message(id)] }));
+    const ROTATED = 'wk_mytool_rotated';
+    expect(await inPool(pool, body('before'), undefined, ROTATED)).toMatchObject({
+      code: 'TMK_ERR_BAD_WRITE_KEY',
+    });
+    const reloaded = resolveServeConfig({
+      apps: { mytool: { catalog, writeKeys: ['wk_mytool_123', ROTATED] } },
+    });
+    pool.setApps(reloaded.registry.list());
+    // Both workers have it (asked at once, the requests go to both)…
+    const both = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => inPool(pool, body(`both-${i}`), undefined, ROTATED)),
+    );
+    for (const answer of both) expect(answer).toHaveProperty('encoded.count', 1);
+    // …and so does the one started after the first stopped.
+    expect(await inPool(pool, body('crash'), undefined, 'wk_mytool_123')).toMatchObject({
+      code: 'TMK_ERR_INGEST_WORKER',
+    });
+    await new Promise((r) => setTimeout(r, 400));
+    const after = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => inPool(pool, body(`after-${i}`), undefined, ROTATED)),
+    );
+    for (const answer of after) expect(answer).toHaveProperty('encoded.count', 1);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -86,7 +86,17 @@ export interface BatchPool {
   readonly busy: number;
   /** Once every worker has started: their OS thread ids (Linux), to keep at normal priority. */
   threadIds(): Promise<number[]>;
+  /**
+   * The apps changed (a config reload): each worker takes them before any body posted after this call,
+   * and a worker started later (after one stopped) starts with them.
+   */
+  setApps(apps: readonly AppEntry[]): void;
   close(): Promise<void>;
+}
+
+/** @internal The message that gives a worker the collector's apps after a reload. */
+export interface AppsUpdate {
+  readonly apps: readonly AppEntry[];
 }
 
 interface Slot {
@@ -102,7 +112,7 @@ const WORKER_URL = builtModuleUrl('./batch-worker.js', import.meta.url);
 const RESTART_DELAY_MS = 200;
 
 export function createBatchPool(options: BatchPoolOptions): BatchPool {
-  const data: BatchWorkerData = {
+  let data: BatchWorkerData = {
     apps: options.registry.list(),
     limits: { maxEventBytes: options.limits.maxEventBytes, maxBatchEvents: options.limits.maxBatchEvents },
     maxBytes: options.maxBytes,
@@ -209,6 +219,12 @@ export function createBatchPool(options: BatchPoolOptions): BatchPool {
       return held;
     },
     threadIds: () => Promise.all(slots.map((slot) => slot.started)),
+    setApps(apps) {
+      data = { ...data, apps };
+      // A worker handles its messages in order: the bodies already posted are prepared with the apps
+      // they came under, every later one with these. One restarting now starts with `data`'s.
+      for (const slot of slots) if (slot.alive) slot.worker.postMessage({ apps } satisfies AppsUpdate);
+    },
     async close() {
       closing = true;
       await Promise.all(slots.map((slot) => slot.worker.terminate()));

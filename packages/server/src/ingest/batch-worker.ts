@@ -9,7 +9,7 @@ import { appRegistryOf } from '../config/registry.js';
 import { isTelemarkError, notesOf } from '../errors.js';
 import { createEventBuilder } from '../pipeline/event-builder.js';
 import type { EventEncoderModule } from '../store/types.js';
-import type { BatchReply, BatchTask, BatchWorkerData } from './batch-pool.js';
+import type { AppsUpdate, BatchReply, BatchTask, BatchWorkerData } from './batch-pool.js';
 import { decodeBodySync } from './body.js';
 import { prepareSegmentBody } from './prepare-body.js';
 
@@ -32,7 +32,12 @@ function threadId(): number {
 }
 port.postMessage({ hello: threadId() });
 
-port.on('message', (task: BatchTask) => {
+port.on('message', (task: BatchTask | AppsUpdate) => {
+  // A config reload: the bodies that follow are prepared with the new apps.
+  if ('apps' in task) {
+    deps.registry = appRegistryOf(task.apps);
+    return;
+  }
   let reply: BatchReply;
   let transfer: ArrayBuffer[] = [];
   try {

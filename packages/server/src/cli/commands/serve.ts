@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { forgetUnshownToken, resolveAdminToken } from '../../api/admin-token.js';
 import { openStore, prepareDataDir } from '../../config/open-store.js';
 import { loadServeConfig, type ServeConfig, type ServeFlags } from '../../config/serve-config.js';
-import { rephrased } from '../../errors.js';
+import { isTelemarkError, rephrased } from '../../errors.js';
 import { createCollector } from '../../http/collector.js';
 import { lowerBackgroundPriority } from '../../http/thread-priority.js';
 import { demoResultLine, demoSeedingLine, seedDemo } from '../../simulate/demo.js';
@@ -82,6 +82,27 @@ export async function serve(
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // SIGHUP reloads the config file (and the catalogs it names): its apps apply at once, every problem is
+  // reported together and leaves the running configuration as it was (docs/collector.md, "Reloading").
+  const reload = () => {
+    if (collector.state() !== 'running') return;
+    try {
+      const report = collector.reload(
+        loadServeConfig({ ...(options.config ? { file: options.config } : {}), flags: options }),
+      );
+      const restart =
+        report.restartNeeded.length > 0 ? `; restart to apply: ${report.restartNeeded.join(', ')}` : '';
+      out.write(`telemark: SIGHUP: configuration reloaded (apps: ${report.apps.join(', ')})${restart}\n`);
+    } catch (caught) {
+      const error = rephrased(caught, { TMK_ERR_CONFIG_INVALID: 'reload' });
+      collector.metrics.configReloads.inc({ result: 'failed' });
+      const code = isTelemarkError(error) ? error.code : 'TMK_ERR_CONFIG_INVALID';
+      const message = error instanceof Error ? error.message : String(error);
+      collector.app.log.error({ err: error, code }, 'config reload failed: the running configuration stays');
+      process.stderr.write(`telemark: SIGHUP: configuration not reloaded: ${message}\n`);
+    }
+  };
+  process.on('SIGHUP', reload);
   // `npm start` runs us through a shell that does not pass signals on: a process manager stopping npm
   // kills npm and the shell and left the collector running, orphaned. Under npm, the parent's end is a
   // stop signal. (Not otherwise: `nohup telemark serve &` outlives its shell on purpose.)
@@ -99,6 +120,7 @@ export async function serve(
   } catch (error) {
     process.off('SIGTERM', stop);
     process.off('SIGINT', stop);
+    process.off('SIGHUP', reload);
     await collector.shutdown().catch(() => undefined);
     forgetUnshownToken(config.dataDir, admin);
     throw error;
