@@ -6,7 +6,9 @@
  */
 import { writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { resolveServeConfig } from '../../packages/server/src/config/serve-config.js';
 import { connectReport, goIndent } from '../../packages/server/src/ingest/_metriton-fixtures.js';
+import { sql } from '../../packages/server/src/store/sql.js';
 import {
   appsWith,
   baseConfig,
@@ -20,6 +22,7 @@ import {
   postJson,
   resultStatuses,
   startChild,
+  startInProcess,
   tempDir,
 } from './_helpers.js';
 
@@ -160,4 +163,34 @@ describe('config reload (SIGHUP)', () => {
     expect(metrics).toMatch(/telemark_events_clamped_total\{app="other"\} 0/);
     expect(child.output()).toMatch(/"added":\["other"\].*"msg":"config reloaded"/);
   }, 30_000);
+
+  it('starts retention when a reload gives an app its first retentionDays', async () => {
+    const DAY = 86_400_000;
+    let clock = Date.now() - 10 * DAY;
+    // No app has retention days, nor the entries of no app: no retention timer at start.
+    const policy = { retention: { intervalMinutes: 0.002, unattributedQuarantineDays: 0 } };
+    const c = await startInProcess({ now: () => clock, config: { ...policy, ...appsWith(MYTOOL_CATALOG) } });
+    try {
+      const old = ourMessage('old', { timestamp: new Date(clock).toISOString() });
+      expect((await postJson(`${c.url}/v1/batch`, { batch: [old] }, bearer())).status).toBe(200);
+      clock = Date.now();
+      const count = async () =>
+        Number((await c.store.query<{ n: number }>(sql`SELECT count(*) AS n FROM events`))[0]?.n);
+      expect(await count()).toBe(1);
+      const report = c.collector.reload(
+        resolveServeConfig(
+          baseConfig(c.dataDir, {
+            ...policy,
+            apps: { mytool: { catalog: MYTOOL_CATALOG, writeKeys: [MYTOOL_KEY], retentionDays: 3 } },
+          }),
+        ),
+      );
+      expect(report).toMatchObject({ changed: ['mytool'], added: [], removed: [], restartNeeded: [] });
+      // The timer's first run comes within its interval (0.12 s): the ten-day-old event goes.
+      for (let i = 0; i < 250 && (await count()) > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(await count()).toBe(0);
+    } finally {
+      await c.stop();
+    }
+  });
 });
