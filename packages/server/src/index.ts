@@ -8,7 +8,10 @@
  * const collector = await createCollector({ config, store, adminToken: resolveAdminToken(config.dataDir).token });
  * console.log(await collector.listen());
  * process.on('SIGTERM', () => collector.shutdown());
- * process.on('SIGHUP', () => collector.reload(loadServeConfig({ file: 'telemark.json' }))); // the apps, at once
+ * process.on('SIGHUP', () => {
+ *   // The file's apps, at once; a file with problems throws TMK_ERR_CONFIG_INVALID and changes nothing.
+ *   try { collector.reload(loadServeConfig({ file: 'telemark.json' })); } catch (error) { console.error(error); }
+ * });
  * ```
  */
 // First: DuckDB's allocator reads its settings when its library loads (see the module).

@@ -189,13 +189,16 @@ export interface LiveAppRegistry extends AppRegistry {
  * apps for all of them at once, between two requests; the ingest workers get the entries posted.
  */
 export function liveAppRegistry(initial: AppRegistry): LiveAppRegistry {
-  let current = initial;
+  // Its own copy of the entries it is given, not the registry object: given itself (a reload with the
+  // collector's own `config`) or another live one, it forwarded to itself for ever (every request a
+  // stack overflow), or followed another collector's reloads that its ingest workers never got.
+  let current = appRegistryOf(initial.list());
   return Object.freeze({
     get: (name: string) => current.get(name),
     byWriteKey: (key: string) => current.byWriteKey(key),
     list: () => current.list(),
     replace(next: AppRegistry) {
-      current = next;
+      current = appRegistryOf(next.list());
     },
   });
 }

@@ -66,6 +66,11 @@ export interface Collector {
   readonly app: FastifyInstance;
   readonly metrics: CollectorMetrics;
   readonly committer: GroupCommitter;
+  /**
+   * The configuration in force: after a reload, a new frozen one whose apps (`registry`) and default
+   * `rateLimits` are the reload's, its other settings those the collector started with (the ones a
+   * reload cannot apply: `ReloadReport.restartNeeded`). One read before a reload stays as it was.
+   */
   readonly config: ServeConfig;
   state(): CollectorState;
   /** Listen on the configured host and port (0 picks a free one); resolves with the base URL. */
@@ -102,8 +107,45 @@ export interface ReloadReport {
   readonly restartNeeded: readonly string[];
 }
 
-/** Whether two registry entries differ (both built by `buildAppRegistry`: the same shape and key order). */
-const sameEntry = (a: AppEntry, b: AppEntry): boolean => JSON.stringify(a) === JSON.stringify(b);
+/**
+ * Whether two values are the same, as JSON: plain objects key by key in any order (a configuration made
+ * in code need not list its keys in the order `resolveServeConfig` does), arrays item by item.
+ */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) || Array.isArray(b))
+    return (
+      Array.isArray(a) &&
+      Array.isArray(b) &&
+      a.length === b.length &&
+      a.every((item, i) => sameValue(item, b[i]))
+    );
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  const keys = Object.keys(x).filter((key) => x[key] !== undefined);
+  return (
+    keys.length === Object.keys(y).filter((key) => y[key] !== undefined).length &&
+    keys.every((key) => sameValue(x[key], y[key]))
+  );
+}
+
+/** Whether two registry entries differ (catalog, keys, control block, limits, retention). */
+const sameEntry = (a: AppEntry, b: AppEntry): boolean => sameValue(a, b);
+
+/**
+ * The settings outside `apps` that `next` changes, named as in the config file. Not the default rate
+ * limits: they apply through the apps' entries, which a reload replaces.
+ */
+function settingsToRestart(running: ServeConfig, next: ServeConfig): string[] {
+  const keys = new Set([...Object.keys(running), ...Object.keys(next)] as (keyof ServeConfig)[]);
+  keys.delete('registry');
+  keys.delete('rateLimits');
+  return [...keys]
+    .filter((key) => !sameValue(running[key], next[key]))
+    .map((key) => (key === 'dataDir' ? 'data' : key))
+    .sort();
+}
 
 /** Refused requests kept in quarantine: at most this many per second (burst 10×), so garbage cannot fill the disk fast. */
 const QUARANTINE_REFUSALS_PER_SECOND = 100;
@@ -154,6 +196,8 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
   // Every part of the collector reads the apps through this one registry, which a reload swaps.
   const registry = liveAppRegistry(options.config.registry);
   const config: ServeConfig = Object.freeze({ ...options.config, registry });
+  // What `collector.config` answers: the configuration given, then one per reload (`reload`).
+  let inForce: ServeConfig = options.config;
   const now = options.now ?? Date.now;
   // The pool is made below (it logs through the app); the gauge reads it at scrape time.
   let pool: BatchPool | undefined;
@@ -621,7 +665,9 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     app,
     metrics,
     committer,
-    config,
+    get config() {
+      return inForce;
+    },
     state: () => state,
     async listen() {
       try {
@@ -645,13 +691,11 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
       if (state !== 'running') throw new TelemarkError('TMK_ERR_SHUTTING_DOWN');
       const before = new Map(config.registry.list().map((entry) => [entry.name, entry]));
       const after = new Map(next.registry.list().map((entry) => [entry.name, entry]));
-      const restartNeeded = (Object.keys(options.config) as (keyof ServeConfig)[])
-        // The default rate limits are applied through the apps' entries, which a reload replaces.
-        .filter((key) => key !== 'registry' && key !== 'rateLimits')
-        .filter((key) => JSON.stringify(options.config[key]) !== JSON.stringify(next[key]))
-        .sort();
+      // Against the settings started with, which stay in force until a restart, whatever reloads came since.
+      const restartNeeded = settingsToRestart(options.config, next);
       registry.replace(next.registry);
-      pool?.setApps(next.registry.list());
+      pool?.setApps(registry.list());
+      inForce = Object.freeze({ ...options.config, rateLimits: next.rateLimits, registry: next.registry });
       metrics.startApps([...after.keys()]);
       startRetention();
       const report: ReloadReport = {

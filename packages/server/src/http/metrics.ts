@@ -141,7 +141,7 @@ export function createCollectorMetrics(
       let tally = tallies.get(app);
       if (tally === undefined) {
         tally = { accepted: 0, duplicate: 0 };
-        // Apps come from the registry: a handful, fixed at start-up.
+        // Apps come from the registry: a handful (a reload may add some; none is taken away).
         tallies.set(app, tally);
       }
       return tally;

@@ -11,6 +11,7 @@
 import { Worker } from 'node:worker_threads';
 import type { MessageResult } from 'telemark';
 import { builtModuleUrl } from '../built-module.js';
+import { appRegistryOf } from '../config/registry.js';
 import type { AppEntry, AppRegistry } from '../config/registry-types.js';
 import { type ErrorCode, noted, TelemarkError } from '../errors.js';
 import { CounterSet } from '../pipeline/counters.js';
@@ -121,6 +122,12 @@ export function createBatchPool(options: BatchPoolOptions): BatchPool {
   };
   let nextId = 1;
   let closing = false;
+  // The apps the workers prepare with: those of the last `setApps`. A reply names its app, looked up in
+  // the apps its body was posted under, so that its answer (the control block: latest version, notices,
+  // kill switch) comes from the apps that validated it, not from those of a reload meanwhile, nor left
+  // out because that reload removed the app (until 2026-11-28 it was looked up in the collector's live
+  // registry when the reply came).
+  let apps: AppRegistry = appRegistryOf(data.apps);
 
   const start = (slot: Slot): Worker => {
     const worker = new Worker(WORKER_URL, { workerData: data });
@@ -184,6 +191,7 @@ export function createBatchPool(options: BatchPoolOptions): BatchPool {
       const slot = leastBusy();
       if (!slot) throw new TelemarkError('TMK_ERR_INGEST_WORKER', 'every ingest worker is restarting');
       const id = nextId++;
+      const postedUnder = apps;
       // A copy of the body is moved to the worker: the body may be a view of memory others still hold
       // (a socket's read buffer, Node's shared pool), which moving would take from under them.
       const wire = new Uint8Array(input.wire);
@@ -207,7 +215,7 @@ export function createBatchPool(options: BatchPoolOptions): BatchPool {
         quarantine: reply.quarantine,
         counters,
         charges: reply.charges,
-        app: reply.app === undefined ? undefined : options.registry.get(reply.app),
+        app: reply.app === undefined ? undefined : postedUnder.get(reply.app),
         ...(reply.encoded ? { encoded: reply.encoded } : {}),
         ...(reply.pseudonymised ? { pseudonymised: reply.pseudonymised } : {}),
       };
@@ -219,11 +227,13 @@ export function createBatchPool(options: BatchPoolOptions): BatchPool {
       return held;
     },
     threadIds: () => Promise.all(slots.map((slot) => slot.started)),
-    setApps(apps) {
-      data = { ...data, apps };
+    setApps(entries) {
+      data = { ...data, apps: entries };
+      apps = appRegistryOf(entries);
       // A worker handles its messages in order: the bodies already posted are prepared with the apps
       // they came under, every later one with these. One restarting now starts with `data`'s.
-      for (const slot of slots) if (slot.alive) slot.worker.postMessage({ apps } satisfies AppsUpdate);
+      for (const slot of slots)
+        if (slot.alive) slot.worker.postMessage({ apps: entries } satisfies AppsUpdate);
     },
     async close() {
       closing = true;

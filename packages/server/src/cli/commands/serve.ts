@@ -30,24 +30,40 @@ export async function serve(
   options: ServeCommandOptions,
   out: NodeJS.WritableStream = process.stdout,
 ): Promise<void> {
-  const config = loadServeConfig({
-    ...(options.config ? { file: options.config } : {}),
-    flags: options,
-  });
-  prepareDataDir(config.dataDir);
-  const store = openStore(config, storeLogging(config));
-  await store.init().catch((error: unknown) => {
-    // Another collector on this data directory is the likely cause: name it (its PID) and the way out.
-    throw rephrased(initFailure(error), { TMK_ERR_STORE_LOCKED: 'serve' });
-  });
-  if (options.demo) {
-    const demo = await seedDemo(store, config.registry, {
-      onSeeding: () => out.write(`${demoSeedingLine()}\n`),
+  // A SIGHUP before the collector exists (reading the file, opening the store — minutes, for a ClickHouse
+  // that is not up yet) would end the process, a signal's default: it is held, and the file read again
+  // once the collector runs (it may have changed since it was read). Until 2026-11-28 it ended it.
+  let heldReload = false;
+  const holdReload = () => {
+    heldReload = true;
+  };
+  process.on('SIGHUP', holdReload);
+  let collector: Awaited<ReturnType<typeof createCollector>>;
+  let config: ServeConfig;
+  let admin: ReturnType<typeof resolveAdminToken>;
+  try {
+    config = loadServeConfig({
+      ...(options.config ? { file: options.config } : {}),
+      flags: options,
     });
-    out.write(`${demoResultLine(demo, config.dataDir)}\n`);
+    prepareDataDir(config.dataDir);
+    const store = openStore(config, storeLogging(config));
+    await store.init().catch((error: unknown) => {
+      // Another collector on this data directory is the likely cause: name it (its PID) and the way out.
+      throw rephrased(initFailure(error), { TMK_ERR_STORE_LOCKED: 'serve' });
+    });
+    if (options.demo) {
+      const demo = await seedDemo(store, config.registry, {
+        onSeeding: () => out.write(`${demoSeedingLine()}\n`),
+      });
+      out.write(`${demoResultLine(demo, config.dataDir)}\n`);
+    }
+    admin = resolveAdminToken(config.dataDir);
+    collector = await createCollector({ config, store, adminToken: admin.token });
+  } catch (error) {
+    process.off('SIGHUP', holdReload);
+    throw error;
   }
-  const admin = resolveAdminToken(config.dataDir);
-  const collector = await createCollector({ config, store, adminToken: admin.token });
   // Handlers before the banner: whoever sees the URL may signal at once, and must get a drain.
   let signals = 0;
   const stop = (signal: NodeJS.Signals) => {
@@ -103,6 +119,9 @@ export async function serve(
     }
   };
   process.on('SIGHUP', reload);
+  // Taken off once the other is on: a moment with neither, and a SIGHUP would end the process.
+  process.off('SIGHUP', holdReload);
+  if (heldReload) reload();
   // `npm start` runs us through a shell that does not pass signals on: a process manager stopping npm
   // kills npm and the shell and left the collector running, orphaned. Under npm, the parent's end is a
   // stop signal. (Not otherwise: `nohup telemark serve &` outlives its shell on purpose.)
@@ -120,14 +139,16 @@ export async function serve(
   } catch (error) {
     process.off('SIGTERM', stop);
     process.off('SIGINT', stop);
-    process.off('SIGHUP', reload);
     await collector.shutdown().catch(() => undefined);
+    // Not before: a SIGHUP during that shutdown would have ended the process (the handler ignores it).
+    process.off('SIGHUP', reload);
     forgetUnshownToken(config.dataDir, admin);
     throw error;
   }
   // Now that the store's threads and libuv's pool exist.
   lowerBackgroundPriority(config.backgroundNice, new Set(await collector.foregroundThreads()));
-  const apps = config.registry.list().map((a) => a.name);
+  // The apps in force: a SIGHUP held during the start-up may have changed them.
+  const apps = collector.config.registry.list().map((a) => a.name);
   // One write, so whoever reads the output sees the URL and the token together.
   let banner = `telemark collector listening on ${url} (store: ${config.store}, data: ${config.dataDir}, apps: ${apps.join(', ')})\n`;
   if (admin.generated || options.demo) {
