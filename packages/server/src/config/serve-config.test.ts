@@ -331,6 +331,17 @@ describe('serve configuration', () => {
     expect(problemOf('comma.json', '{\n  "port": 9000\n  "host": "x"\n}')).toBe(
       `  - --config: ${file('comma.json')}: not valid JSON at line 3, column 3: Expected ',' or '}' after property value`,
     );
+    // V8's message quotes the text around the error: not repeated, a secret may be there.
+    const unquoted = problemOf('secret.json', '{\n  "clickhouse": { "password": hunter2secret }\n}');
+    expect(unquoted).toBe(
+      `  - --config: ${file('secret.json')}: not valid JSON at line 2, column 31: Unexpected text (a string without its double quotes?)`,
+    );
+    expect(problemOf('brace.json', '{"port": 9000, "apps": {"x": {"writeKeys": [}}}}')).toBe(
+      `  - --config: ${file('brace.json')}: not valid JSON at line 1, column 45: Unexpected token '}'`,
+    );
+    expect(problemOf('short.json', '{"a": ]}')).toBe(
+      `  - --config: ${file('short.json')}: not valid JSON at line 1, column 7: Unexpected token ']'`,
+    );
     expect(problemOf('empty.json', '\n')).toBe(
       `  - --config: ${file('empty.json')}: empty; give a JSON object ({} for every default)`,
     );

@@ -602,17 +602,31 @@ const errorText = (error: unknown): string => (error instanceof Error ? error.me
  */
 function jsonSyntaxProblem(text: string, error: unknown): string {
   const message = errorText(error);
-  // V8 gives an offset for some errors only ("Unexpected token 'x', …" has none): these are found here.
+  // V8 gives an offset for some errors only; "Unexpected token 'x', …" quotes the text around the error
+  // instead — up to 10 characters either side, which may be a password's (`"password": hunter2…`, unquoted):
+  // never repeated. Its position is found from the quote, then the quote is left out.
   const reported = /at position (\d+)/.exec(message);
+  const quoted = /^(Unexpected token '[\s\S]'), (\.\.\.)?"([\s\S]*)"(?:\.\.\.)? is not valid JSON$/.exec(
+    message,
+  );
+  const quotedAt = quoted ? text.indexOf(quoted[3] ?? '') : -1;
   const habit = firstNonJsonHabit(text);
   const position = Math.min(
     reported ? Number(reported[1]) : Number.POSITIVE_INFINITY,
+    quoted && quotedAt >= 0
+      ? quotedAt + (quoted[2] ? 10 : Math.max(0, (quoted[3] ?? '').indexOf(quoted[1]?.at(-2) ?? '')))
+      : Number.POSITIVE_INFINITY,
     habit?.position ?? Number.POSITIVE_INFINITY,
   );
   const reason =
     habit && habit.position === position
       ? habit.fix
-      : message.replace(/\s*in JSON at position \d+(\s*\(line \d+ column \d+\))?/, '').replace(/\s+/g, ' ');
+      : quoted
+        ? // The token itself only when it is punctuation: a letter or digit may be a secret's.
+          /^Unexpected token '[\p{L}\p{N}]'$/u.test(quoted[1] ?? '')
+          ? 'Unexpected text (a string without its double quotes?)'
+          : (quoted[1] ?? 'Unexpected token')
+        : message.replace(/\s*in JSON at position \d+(\s*\(line \d+ column \d+\))?/, '').replace(/\s+/g, ' ');
   if (text.trim() === '') return 'empty; give a JSON object ({} for every default)';
   if (!Number.isFinite(position)) return `not valid JSON (${reason})`;
   const before = text.slice(0, position);
