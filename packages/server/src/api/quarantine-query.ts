@@ -24,21 +24,33 @@ export function parseQuarantineTime(value: string): number | undefined {
   return Number.isFinite(ms) ? ms : undefined;
 }
 
-/** The opaque cursor of the page after `position` (base64url of its receive time and id). */
-export function encodeCursor(position: QuarantinePosition): string {
-  return Buffer.from(JSON.stringify([position.receivedAt, position.id])).toString('base64url');
+/**
+ * The opaque cursor of the page after `position` (base64url of its receive time and id, and the length
+ * of the next page's first window of receive time, `newestQuarantinePage`'s `span`, when given).
+ */
+export function encodeCursor(position: QuarantinePosition, span?: number): string {
+  const value = [position.receivedAt, position.id, ...(span !== undefined ? [span] : [])];
+  return Buffer.from(JSON.stringify(value)).toString('base64url');
 }
 
-export function decodeCursor(cursor: string): QuarantinePosition | undefined {
+/** A page cursor's position and window length (cursors given until 2026-11-28 have none). */
+export interface QuarantineCursor {
+  readonly after: QuarantinePosition;
+  readonly span?: number;
+}
+
+export function decodeCursor(cursor: string): QuarantineCursor | undefined {
   try {
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
     if (
       Array.isArray(value) &&
-      value.length === 2 &&
+      (value.length === 2 || (value.length === 3 && Number.isSafeInteger(value[2]) && value[2] > 0)) &&
       Number.isSafeInteger(value[0]) &&
       typeof value[1] === 'string'
-    )
-      return { receivedAt: value[0] as number, id: value[1] };
+    ) {
+      const after = { receivedAt: value[0] as number, id: value[1] };
+      return value.length === 3 ? { after, span: value[2] as number } : { after };
+    }
   } catch {
     // not a cursor
   }
@@ -52,6 +64,8 @@ export interface QuarantineQuery {
   readonly until?: number;
   readonly limit?: number;
   readonly after?: QuarantinePosition;
+  /** The length (ms) of the page's first window of receive time, as the cursor carried it. */
+  readonly span?: number;
 }
 
 /**
@@ -84,13 +98,13 @@ export function quarantineQuery(params: RawParams, paged: boolean): QuarantineQu
   const limitText = paged ? one('limit') : undefined;
   const limit = limitText === undefined ? undefined : Number(limitText);
   const cursor = paged ? one('cursor') : undefined;
-  const after = cursor === undefined ? undefined : decodeCursor(cursor);
+  const decoded = cursor === undefined ? undefined : decodeCursor(cursor);
   if (app !== undefined && app !== '' && !APP_NAME.test(app)) problems.push(`app: ${APP_RULE}`);
   if (reason !== undefined && !REASON.test(reason))
     problems.push('reason: a code such as unknown_event or TMK_ERR_BODY_UNPARSEABLE');
   if (limit !== undefined && (!/^\d+$/.test(limitText ?? '') || limit < 1 || limit > MAX_QUARANTINE_PAGE))
     problems.push(`limit: an integer from 1 to ${MAX_QUARANTINE_PAGE}`);
-  if (cursor !== undefined && after === undefined)
+  if (cursor !== undefined && decoded === undefined)
     problems.push('cursor: the "next" of an earlier answer, as it was given');
   if (since !== undefined && until !== undefined && since >= until)
     problems.push('since: must be before until');
@@ -101,6 +115,7 @@ export function quarantineQuery(params: RawParams, paged: boolean): QuarantineQu
     ...(since !== undefined ? { since } : {}),
     ...(until !== undefined ? { until } : {}),
     ...(limit !== undefined ? { limit } : {}),
-    ...(after !== undefined ? { after } : {}),
+    ...(decoded !== undefined ? { after: decoded.after } : {}),
+    ...(decoded?.span !== undefined ? { span: decoded.span } : {}),
   };
 }

@@ -10,6 +10,7 @@ import type { EventBuilder } from '../pipeline/event-builder.js';
 import { type ReplayLimits, replayQuarantine } from '../pipeline/replay.js';
 import { createSerialQueue } from '../serial.js';
 import { storeHasApp } from '../store/index.js';
+import { newestQuarantinePage } from '../store/quarantine-pages.js';
 import type { Store } from '../store/types.js';
 import { tokenMatches } from './admin-token.js';
 import { NDJSON, type OperationState } from './answer-lines.js';
@@ -165,6 +166,7 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
   const answerLong = async (
     request: FastifyRequest,
     reply: FastifyReply,
+    what: 'replay' | 'erasure',
     work: (tell: (state: OperationState) => void) => Promise<unknown>,
   ): Promise<unknown> => {
     // Cut by the shutdown (its store closed under it at the drain deadline): said as such, and logged. Until
@@ -172,8 +174,8 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
     // collector's log said nothing of it. What the work wrote is kept; run again, it finishes.
     const operation = (tell: (state: OperationState) => void) =>
       work(tell).catch((error: unknown) => {
-        if (!deps.closing?.() || (isTelemarkError(error) && error.code === 'TMK_ERR_SHUTTING_DOWN'))
-          throw error;
+        if (!deps.closing?.()) throw stoppedByOutage(error, what);
+        if (isTelemarkError(error) && error.code === 'TMK_ERR_SHUTTING_DOWN') throw error;
         request.log.warn(
           { err: error, code: 'TMK_ERR_SHUTTING_DOWN', url: request.url.split('?', 1)[0] },
           'shutdown: a replay or erasure was cut (what it wrote is kept; run it again)',
@@ -230,6 +232,26 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
     return reply.type(NDJSON).send(lines);
   };
 
+  /**
+   * A replay or an erasure the store's outage stopped (ClickHouse down, its journal unable to deliver),
+   * told with what to do: the store's message says to retry after Retry-After, which neither a streamed
+   * answer (200 already) nor this 503 carries, and a replay or an erasure is run again by its operator.
+   * What it wrote is kept, and run again it takes up what is left (until 2026-11-28 the message said
+   * only to wait for a Retry-After).
+   */
+  const stoppedByOutage = (error: unknown, what: 'replay' | 'erasure'): unknown => {
+    if (!isTelemarkError(error) || error.code !== 'TMK_ERR_STORE_UNAVAILABLE') return error;
+    const then =
+      what === 'replay'
+        ? 'the replay stopped there: what it wrote is kept; run it again once the store is back, it takes up the entries left'
+        : 'the erasure did not finish; run it again once the store is back';
+    // (The journal's refusal of an erasure says already to erase once the store is back.)
+    const detail = /once it is back$/.test(error.detail) ? error.detail : `${error.detail}; ${then}`;
+    const told = new TelemarkError('TMK_ERR_STORE_UNAVAILABLE', detail, { cause: error });
+    told.message = `The collector's store is unavailable (${told.detail}).`;
+    return told;
+  };
+
   const fail = (reply: FastifyReply, error: TelemarkError) => {
     // (Fastify would send a header given `undefined` as an empty one.)
     if (error.code === 'TMK_ERR_SHUTTING_DOWN') reply.header('retry-after', '5');
@@ -278,22 +300,21 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
       });
       // Refused inputs, newest first (`telemark quarantine list --url`): the raw input included.
       // Read in pages of at most 1000: `next` (when more follow) is the `cursor` of the next page.
+      // Each page is read in windows of receive time (`newestQuarantinePage`), the cursor carrying how long
+      // the next one's first window is.
       api.get('/quarantine', async (request) => {
-        const { limit = 50, ...filter } = quarantineQuery(rawParams(request.query), true);
-        // One more than asked: whether a next page has anything.
-        const found = await deps.store.listQuarantine({ ...filter, limit: limit + 1, newestFirst: true });
-        const entries = found.slice(0, limit);
-        const last = entries[entries.length - 1];
-        return found.length > limit && last
-          ? { entries, next: encodeCursor({ receivedAt: last.receivedAt, id: last.id }) }
-          : { entries };
+        const { limit = 50, span, ...filter } = quarantineQuery(rawParams(request.query), true);
+        const page = await newestQuarantinePage(deps.store, filter, limit, span);
+        return page.next
+          ? { entries: page.entries, next: encodeCursor(page.next, page.span) }
+          : { entries: page.entries };
       });
       // Re-validate refused inputs with this collector's catalogs (`telemark quarantine replay --url`),
       // one replay or erasure at a time; its writes queue with ingest's.
       api.post('/quarantine/replay', async (request, reply) => {
         if (deps.closing?.()) throw new TelemarkError('TMK_ERR_SHUTTING_DOWN');
         const filter = quarantineQuery(rawParams(request.query), false);
-        return answerLong(request, reply, (tell) =>
+        return answerLong(request, reply, 'replay', (tell) =>
           queued(tell, () =>
             replayQuarantine(deps.store, deps.registry, filter, {
               ...(deps.limits ? { limits: deps.limits } : {}),
@@ -319,7 +340,7 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
             { TMK_ERR_UNKNOWN_APP: 'erasure' },
           );
         }
-        return answerLong(request, reply, async (tell) => {
+        return answerLong(request, reply, 'erasure', async (tell) => {
           const report = await queued(tell, () =>
             eraseInstall(deps.store, app, installId, deps.builder?.installId),
           );

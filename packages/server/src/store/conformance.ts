@@ -13,9 +13,16 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { buildAppRegistry } from '../config/registry.js';
 import { DEFAULTS } from '../config/serve-config.js';
 import { replayQuarantine } from '../pipeline/replay.js';
-import { quarantinePages } from './quarantine-pages.js';
+import { newestQuarantinePage, type QuarantineSelection, quarantinePages } from './quarantine-pages.js';
 import { sql } from './sql.js';
-import type { IngestCounter, QuarantineEntry, Store, StoredEvent, WriteBatch } from './types.js';
+import type {
+  IngestCounter,
+  QuarantineEntry,
+  QuarantinePosition,
+  Store,
+  StoredEvent,
+  WriteBatch,
+} from './types.js';
 
 export interface StoreConformanceOptions {
   /** A new store on the same storage as `previous` (which the suite has closed). Enables reopen tests. */
@@ -742,6 +749,113 @@ export function testStore(
         for await (const page of quarantinePages(watched, { app: uniqueId('none') }, 2)) none.push(page);
         expect(none).toEqual([]);
       });
+
+      it('reads newest first a page at a time in windows of receive time (newestQuarantinePage): what the position alone lists', async () => {
+        const store = await fresh();
+        const app = uniqueId('app');
+        const p = Math.max(precision, 1);
+        const day = 86_400_000;
+        const t = round(Date.now() - 90 * day);
+        // A sparse head (one entry a day ahead of now: the first window is open-ended), bursts with ties
+        // that straddle pages and windows, gaps of weeks, a sparse tail; two reasons, and another app.
+        const times = [
+          t,
+          t + 3 * day,
+          t + 6 * day,
+          ...Array.from({ length: 7 }, (_, i) => t + 30 * day + i * p),
+          ...Array.from({ length: 9 }, () => t + 30 * day + 7 * p),
+          ...Array.from({ length: 6 }, (_, i) => t + 30 * day + 8 * p + i * 60_000),
+          ...Array.from({ length: 5 }, () => t + 60 * day),
+          t + 60 * day + p,
+          t + 75 * day,
+          round(Date.now() + day),
+        ].map(round);
+        await store.write(
+          batch({
+            quarantine: [
+              ...times.map((receivedAt, i) =>
+                sampleQuarantine({ app, receivedAt, reason: i % 3 === 0 ? 'invalid_type' : 'unknown_event' }),
+              ),
+              ...times.slice(0, 8).map((receivedAt) => sampleQuarantine({ app: `${app}-other`, receivedAt })),
+            ],
+          }),
+        );
+        type Listing = Parameters<Store['listQuarantine']>[0];
+        const listings: Listing[] = [];
+        const watched = {
+          listQuarantine: (filter: Listing) => {
+            listings.push(filter);
+            return store.listQuarantine(filter);
+          },
+        };
+        const ids = (entries: readonly { id: string }[]) => entries.map((e) => e.id);
+        /** Every page of `selection`, `size` at a time, each after the last and with the span it gave. */
+        const readAll = async (selection: QuarantineSelection, size: number) => {
+          const pages: string[][] = [];
+          let after: QuarantinePosition | undefined;
+          let span: number | undefined;
+          for (;;) {
+            const page = await newestQuarantinePage(
+              watched,
+              { ...selection, ...(after ? { after } : {}) },
+              size,
+              span,
+            );
+            expect(page.entries.length).toBeLessThanOrEqual(size);
+            pages.push(ids(page.entries));
+            if (!page.next) break;
+            // A next page only when entries follow, at the last one.
+            expect(page.entries).toHaveLength(size);
+            expect(page.next).toEqual({
+              receivedAt: page.entries.at(-1)!.receivedAt,
+              id: page.entries.at(-1)!.id,
+            });
+            after = page.next;
+            span = page.span;
+          }
+          return pages;
+        };
+        const selections: QuarantineSelection[] = [
+          { app },
+          { app, reason: 'unknown_event' },
+          { app, since: times[3]!, until: times[25]! },
+          { app, since: times[12]! },
+          { app, until: times[20]! },
+          { app, reason: 'invalid_type', since: t + 2 * day, until: t + 61 * day },
+        ];
+        // Sizes that end pages inside and at the edges of the bursts and ties (every size 1–50 is the
+        // in-memory test's, quarantine-pages.test.ts: on ClickHouse each listing is a query).
+        const everySize = [1, 2, 3, 5, 7, 9, 16, 50];
+        for (const selection of selections) {
+          const expected = ids(await store.listQuarantine({ ...selection, newestFirst: true }));
+          expect(expected.length).toBeGreaterThan(0);
+          // Many page sizes for the whole app; a few for the filters.
+          for (const size of selection === selections[0] ? everySize : [1, 3, 50]) {
+            listings.length = 0;
+            const pages = await readAll(selection, size);
+            expect(pages.flat()).toEqual(expected);
+            expect(pages.at(-1)!.length).toBe(expected.length - size * (pages.length - 1));
+
+            // Every listing of a page is bounded in receive time (a window), but for the one entry before
+            // a window after windows came back short: none sorts the whole quarantine.
+            expect(listings.length).toBeGreaterThanOrEqual(pages.length);
+            for (const listing of listings)
+              if (listing.since === undefined)
+                expect(listing).toMatchObject({ newestFirst: true, limit: 1, until: expect.any(Number) });
+          }
+        }
+        // With the position alone (no hint, a cursor of before): the same page.
+        const whole = ids(await store.listQuarantine({ app, newestFirst: true }));
+        const all = await store.listQuarantine({ app, newestFirst: true });
+        for (const at of [0, 7, 12, 16, 27]) {
+          const after = { receivedAt: all[at]!.receivedAt, id: all[at]!.id };
+          const page = await newestQuarantinePage(watched, { app, after }, 4);
+          expect(ids(page.entries)).toEqual(whole.slice(at + 1, at + 5));
+        }
+        const empty = await newestQuarantinePage(watched, { app: uniqueId('none') }, 5);
+        expect(empty.entries).toEqual([]);
+        expect(empty.next).toBeUndefined();
+      }, 120_000);
 
       it('removes entries with a write; an entry given with an id is stored once, also when written again', async () => {
         const store = await fresh();

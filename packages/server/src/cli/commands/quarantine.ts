@@ -8,7 +8,8 @@ import { createEventBuilder } from '../../pipeline/event-builder.js';
 import { resolveInstallIdKey } from '../../pipeline/install-id-key.js';
 import { type ReplayReport, replayQuarantine } from '../../pipeline/replay.js';
 import { initFailure } from '../../store/index.js';
-import type { Store, StoredQuarantineEntry } from '../../store/types.js';
+import { newestQuarantinePage } from '../../store/quarantine-pages.js';
+import type { QuarantinePosition, Store, StoredQuarantineEntry } from '../../store/types.js';
 import { callApi, callApiStreamed, refuseStoreFlagsWithUrl } from '../api-client.js';
 import { DATA_FLAG_HELP } from '../data-dir.js';
 import { type StatusOutput, statusLine } from '../progress.js';
@@ -205,10 +206,27 @@ export async function quarantineList(
   if (flags.url !== undefined) {
     refuseStoreFlagsWithUrl(storeFlagsOf(flags));
     entries = await listFromApi(flags.url, filter, limit);
-  } else
-    entries = await withStore(configFrom(flags), 'read', (store) =>
-      store.listQuarantine({ ...filter, limit, newestFirst: true }),
-    );
+  } else {
+    // Page after page as the API reads them (`newestQuarantinePage`: each listing bounded in receive
+    // time, which one listing of `limit` entries would not be).
+    entries = await withStore(configFrom(flags), 'read', async (store) => {
+      const found: StoredQuarantineEntry[] = [];
+      let after: QuarantinePosition | undefined;
+      let span: number | undefined;
+      do {
+        const page = await newestQuarantinePage(
+          store,
+          { ...filter, ...(after !== undefined ? { after } : {}) },
+          Math.min(limit - found.length, MAX_QUARANTINE_PAGE),
+          span,
+        );
+        found.push(...page.entries);
+        after = page.next;
+        span = page.span;
+      } while (after !== undefined && found.length < limit);
+      return found;
+    });
+  }
   out.write(flags.json ? `${JSON.stringify(entries, null, 2)}\n` : formatQuarantine(entries));
 }
 

@@ -137,6 +137,42 @@ describe('journaled store', () => {
     await closeFailing(driver, parts);
   });
 
+  it('journal first, refuses retention at once while the store is down, instead of holding ingest for 30 s', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-journal-'));
+    dirs.push(dir);
+    const parts = createTarget();
+    const { target, attempts, unavailable } = parts;
+    let applied = 0;
+    Object.assign(target, {
+      applyRetention: async () => ++applied,
+      trimUnattributedQuarantine: async () => ++applied,
+      health: async () => ({ ok: true, detail: 'ok' }),
+    });
+    const driver = createJournaledDriver(target, {
+      dir,
+      journalFirst: true,
+      retryMinMs: 60_000,
+      retryMaxMs: 60_000,
+      closeDeliverMs: 10,
+    });
+    await driver.init();
+    expect(await driver.write(batch('m1'))).toEqual({ statuses: ['accepted'] });
+    // Its delivery meets the store down.
+    while (attempts.length === 0) await tick();
+    attempts[0]!.settle(unavailable);
+    while (!(await driver.health()).detail.includes('delivery waiting')) await tick();
+    // Without the refusal each would wait `readWaitMs` (30 s) for the delivery (the test times out); the
+    // collector runs retention between commits, so ingest would wait as long.
+    for (const run of [() => driver.applyRetention('a', 0), () => driver.trimUnattributedQuarantine(0)])
+      await expect(run()).rejects.toMatchObject({
+        code: 'TMK_ERR_STORE_UNAVAILABLE',
+        message: expect.stringContaining('unreachable'),
+      });
+    expect(applied).toBe(0);
+    expect(await driver.write(batch('m2'))).toEqual({ statuses: ['accepted'] });
+    await closeFailing(driver, parts);
+  });
+
   it('reports its backlog: batches, bytes, since when, and full once an append is refused', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-journal-'));
     dirs.push(dir);

@@ -326,6 +326,18 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
       () => `${pending()} batches still in the journal after ${timeoutMs} ms`,
     );
 
+  /**
+   * Throws TMK_ERR_STORE_UNAVAILABLE when the journal holds batches and the last delivery failed: what
+   * must wait for them (`what`: an erasure, retention) cannot go on until the store is back.
+   */
+  function refuseWhileUnreachable(what: string): void {
+    if (pending() > 0 && lastDrainError !== undefined)
+      throw new TelemarkError(
+        'TMK_ERR_STORE_UNAVAILABLE',
+        `${what} waits for the journal's ${pending()} batches to reach the store, which is unreachable (${lastDrainError}); ${what === 'an erasure' ? 'erase' : 'it runs again'} once it is back`,
+      );
+  }
+
   /** Journal first: every record appended so far delivered, so a read sees all that was acknowledged. */
   function untilDelivered(): Promise<void> {
     if (!o.journalFirst || !journal) return Promise.resolve();
@@ -429,20 +441,21 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
       // Journaled events of this install must not reach the store after the erasure, so the journal is
       // drained first. While the store is down that cannot happen: say so at once. The wait for it runs
       // beside ingest; only the last stretch (what arrived meanwhile) holds writes, briefly.
-      if (pending() > 0 && lastDrainError !== undefined)
-        throw new TelemarkError(
-          'TMK_ERR_STORE_UNAVAILABLE',
-          `an erasure waits for the journal's ${pending()} batches to reach the store, which is unreachable (${lastDrainError}); erase once it is back`,
-        );
+      refuseWhileUnreachable('an erasure');
       await waitDrained(ERASURE_DRAIN_MS);
       await queue.run(() => waitDrained(ERASURE_LAST_DRAIN_MS));
       return target.deleteInstall(app, installId);
     },
+    // Retention runs between the collector's commits, holding ingest: while the store is unreachable it
+    // is refused at once, not after `readWaitMs` for a delivery that cannot happen (until 2026-11-28 each
+    // app's retention waited 30 s journal first, and ingest with it).
     async applyRetention(app, before) {
+      refuseWhileUnreachable('retention');
       await untilDelivered();
       return target.applyRetention(app, before);
     },
     async trimUnattributedQuarantine(before) {
+      refuseWhileUnreachable('retention');
       await untilDelivered();
       return target.trimUnattributedQuarantine(before);
     },
