@@ -11,7 +11,6 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NDJSON } from '../../packages/server/src/api/answer-lines.js';
 import { createClickHouseStore } from '../../packages/server/src/store/clickhouse/index.js';
-import type { QuarantineEntry } from '../../packages/server/src/store/types.js';
 import {
   ADMIN_HEADERS,
   appsWith,
@@ -25,6 +24,7 @@ import {
   startChild,
   tempDir,
 } from '../collector/_helpers.js';
+import { refusedInstall } from '../collector/_replay-paging.js';
 import { clickhouse, type PrivateServer, startPrivateServer, uniqueDatabase } from './_server.js';
 
 let server: PrivateServer;
@@ -40,20 +40,6 @@ afterAll(async () => {
 
 /** Entries in the quarantine: eight of the replay's pages (5,000 entries each). */
 const ENTRIES = 40_000;
-
-/** `install` messages of mytool, refused by a catalog without the event, received a millisecond apart. */
-const refused = (i: number, receivedAt: number): QuarantineEntry => ({
-  app: 'mytool',
-  receivedAt,
-  protocol: 'segment',
-  reason: 'unknown_event',
-  detail: 'event "install" is not in the catalog',
-  messageId: `q-${i}`,
-  event: 'install',
-  raw: JSON.stringify(
-    ourMessage(`q-${i}`, { event: 'install', properties: {}, anonymousId: `install-${i % 50}` }),
-  ),
-});
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -76,7 +62,7 @@ describe('ClickHouse killed in the middle of a streamed quarantine replay', () =
     for (let from = 0; from < ENTRIES; from += 10_000)
       await filler.write({
         events: [],
-        quarantine: Array.from({ length: 10_000 }, (_, k) => refused(from + k, base + from + k)),
+        quarantine: Array.from({ length: 10_000 }, (_, k) => refusedInstall(from + k, base + from + k)),
         counters: [],
       });
     await filler.close();

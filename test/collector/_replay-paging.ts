@@ -39,6 +39,17 @@ export const installEntry = (
   ...overrides,
 });
 
+/**
+ * The `i`th of many `install` messages refused as unknown, from fifty installs: a quarantine of many
+ * pages (the outage tests).
+ */
+export const refusedInstall = (i: number, receivedAt: number): QuarantineEntry =>
+  installEntry(`q-${i}`, receivedAt, {
+    raw: JSON.stringify(
+      ourMessage(`q-${i}`, { event: 'install', properties: {}, anonymousId: `install-${i % 50}` }),
+    ),
+  });
+
 /** An id of the store's shape that sorts before any replacement id (hex hashes) but the rarest. */
 const lowId = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
 

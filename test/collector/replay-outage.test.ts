@@ -9,35 +9,14 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NDJSON } from '../../packages/server/src/api/answer-lines.js';
 import { sql } from '../../packages/server/src/store/sql.js';
-import type { QuarantineEntry } from '../../packages/server/src/store/types.js';
-import {
-  ADMIN_HEADERS,
-  appsWith,
-  MYTOOL_CATALOG,
-  ourMessage,
-  runCli,
-  startInProcess,
-  tempDir,
-} from './_helpers.js';
+import { ADMIN_HEADERS, appsWith, MYTOOL_CATALOG, runCli, startInProcess, tempDir } from './_helpers.js';
+import { refusedInstall } from './_replay-paging.js';
 import { fillDisk, tmpfsMounts } from './_tmpfs.js';
 
 const { canMount, mount } = tmpfsMounts('48m');
 
 /** Four of the replay's pages (5,000 entries each). */
 const ENTRIES = 20_000;
-
-const refused = (i: number, receivedAt: number): QuarantineEntry => ({
-  app: 'mytool',
-  receivedAt,
-  protocol: 'segment',
-  reason: 'unknown_event',
-  detail: 'event "install" is not in the catalog',
-  messageId: `q-${i}`,
-  event: 'install',
-  raw: JSON.stringify(
-    ourMessage(`q-${i}`, { event: 'install', properties: {}, anonymousId: `install-${i % 50}` }),
-  ),
-});
 
 type Line = Record<string, unknown>;
 
@@ -56,7 +35,7 @@ describe('a full disk under the intake log in the middle of a streamed quarantin
         for (let from = 0; from < ENTRIES; from += 5_000) {
           await c.store.write({
             events: [],
-            quarantine: Array.from({ length: 5_000 }, (_, k) => refused(from + k, base + from + k)),
+            quarantine: Array.from({ length: 5_000 }, (_, k) => refusedInstall(from + k, base + from + k)),
             counters: [],
           });
           // Loaded into the database file (not on the tmpfs): the intake log keeps its room.
