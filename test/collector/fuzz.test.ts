@@ -2,12 +2,15 @@ import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../../packages/server/src/config/serve-config.js';
 import { createRandom, type FuzzRequest, fuzzRequest } from './_fuzz.js';
 import { bearer, killChildren, ourMessage, postJson, startChild, tempDir } from './_helpers.js';
 
 const SEED = Number(process.env.TELEMARK_FUZZ_SEED ?? 20_261_126);
 const COUNT = 10_000;
 const CONCURRENCY = 64;
+/** The collector's body limit (its default `limits.maxBatchBytes`). */
+const MAX_BATCH_BYTES = DEFAULTS.limits.maxBatchBytes;
 
 function send(url: string, req: FuzzRequest, agent: Agent): Promise<number> {
   return new Promise((resolve) => {
@@ -57,10 +60,7 @@ afterAll(killChildren);
 describe('fuzz: hostile input never gets a 5xx or a crash', () => {
   it(`${COUNT} seeded malformed and hostile requests (seed ${SEED}) get only 4xx or per-message rejections`, async () => {
     const child = await startChild(tempDir(), {
-      // Short, so the stalled senders are cut within the run; not so short that a large hostile body still
-      // being sent on a machine busy with the whole suite is cut as a stalled one (its 408 then reaches
-      // a client still writing as a reset: seen once with 1 s each).
-      timeouts: { headersMs: 2000, bodyMs: 3000 },
+      timeouts: { headersMs: 1000, bodyMs: 1000 },
       rateLimits: { perInstall: { perSecond: 1e6, burst: 1e6 }, perWriteKey: { perSecond: 1e6, burst: 1e6 } },
     });
     const pid = child.proc.pid as number;
@@ -84,7 +84,10 @@ describe('fuzz: hostile input never gets a 5xx or a crash', () => {
           const perKind = statuses.get(req.kind) ?? new Map<number, number>();
           perKind.set(status, (perKind.get(status) ?? 0) + 1);
           statuses.set(req.kind, perKind);
-          if (status >= 500 || (status === 0 && req.kind !== 'oversize'))
+          // 0 is allowed only for a body over the batch limit, of whatever kind (a deep nesting can be):
+          // the collector refuses it 413 by its declared length and closes, and a client still writing
+          // it may meet the closed socket (EPIPE) before it reads the answer.
+          if (status >= 500 || (status === 0 && req.body.length <= MAX_BATCH_BYTES))
             failures.push(`#${i} (seed ${SEED}) ${req.kind} ${req.path} → ${status}`);
         }
       }),
