@@ -16,6 +16,8 @@ import {
   appsWith,
   bearer,
   killChildren,
+  type Line,
+  lineReader,
   MYTOOL_CATALOG,
   ourMessage,
   postJson,
@@ -50,8 +52,6 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
     await new Promise((r) => setTimeout(r, 100));
   }
 }
-
-type Line = Record<string, unknown>;
 
 describe('ClickHouse killed in the middle of a streamed quarantine replay', () => {
   it('ends the answer with one error line that says what to do; run again, the replay completes the set', async () => {
@@ -89,27 +89,16 @@ describe('ClickHouse killed in the middle of a streamed quarantine replay', () =
       });
       expect(response.status).toBe(200);
       expect(response.headers.get('content-type')).toBe(NDJSON);
-      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
-      const decoder = new TextDecoder();
-      let text = '';
-      const lines: Line[] = [];
+      const answer = lineReader(response);
+      const lines = answer.seen;
       let killedAfter: number | undefined;
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        text += decoder.decode(value, { stream: true });
-        for (let end = text.indexOf('\n'); end >= 0; end = text.indexOf('\n')) {
-          const line = JSON.parse(text.slice(0, end)) as Line;
-          text = text.slice(end + 1);
-          lines.push(line);
-          // After the first page's write: seven pages are left, seconds of work.
-          if (killedAfter === undefined && 'progress' in line) {
-            killedAfter = lines.length;
-            await server.kill();
-          }
+      for (let line = await answer.next(); line !== undefined; line = await answer.next()) {
+        // After the first page's write: seven pages are left, seconds of work.
+        if (killedAfter === undefined && 'progress' in line) {
+          killedAfter = lines.length;
+          await server.kill();
         }
       }
-      expect(text).toBe('');
       expect(killedAfter).toBeDefined();
       const last = lines.at(-1) as Line;
       // One final line, an error, and nothing after it; no result.

@@ -323,3 +323,52 @@ export const rawExchange = (url: string, bytes: string): Promise<string> =>
     socket.on('close', () => resolve(answer));
     socket.on('error', reject);
   });
+
+/** A line of a streamed answer (`application/x-ndjson`: docs/api.md, "Long operations"). */
+export type Line = Record<string, unknown>;
+
+/** The lines of a streamed answer, one at a time as they come (undefined at its end). */
+export function lineReader(response: Response) {
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  const seen: Line[] = [];
+  return {
+    seen,
+    async next(): Promise<Line | undefined> {
+      for (;;) {
+        const end = text.indexOf('\n');
+        if (end >= 0) {
+          const line = JSON.parse(text.slice(0, end)) as Line;
+          text = text.slice(end + 1);
+          seen.push(line);
+          return line;
+        }
+        const { done, value } = await reader.read();
+        if (done) {
+          // Every line ends with its newline: an answer cut mid-line is an error of its own.
+          if (text !== '') throw new Error(`the answer ended in the middle of a line: ${text}`);
+          return undefined;
+        }
+        text += decoder.decode(value, { stream: true });
+      }
+    },
+    /** Read `count` more lines, each a line that says where the work stands (none final). */
+    async meanwhile(count: number): Promise<Line[]> {
+      const lines: Line[] = [];
+      while (lines.length < count) {
+        const line = await this.next();
+        if (line === undefined || 'result' in line || 'error' in line)
+          throw new Error(`the answer ended before ${count} more lines: ${JSON.stringify(seen)}`);
+        lines.push(line);
+      }
+      return lines;
+    },
+    /** Every line left, to the answer's end. */
+    async rest(): Promise<Line[]> {
+      const lines: Line[] = [];
+      for (let line = await this.next(); line !== undefined; line = await this.next()) lines.push(line);
+      return lines;
+    },
+  };
+}

@@ -9,7 +9,16 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NDJSON } from '../../packages/server/src/api/answer-lines.js';
 import { sql } from '../../packages/server/src/store/sql.js';
-import { ADMIN_HEADERS, appsWith, MYTOOL_CATALOG, runCli, startInProcess, tempDir } from './_helpers.js';
+import {
+  ADMIN_HEADERS,
+  appsWith,
+  type Line,
+  lineReader,
+  MYTOOL_CATALOG,
+  runCli,
+  startInProcess,
+  tempDir,
+} from './_helpers.js';
 import { refusedInstall } from './_replay-paging.js';
 import { fillDisk, tmpfsMounts } from './_tmpfs.js';
 
@@ -17,8 +26,6 @@ const { canMount, mount } = tmpfsMounts('48m');
 
 /** Four of the replay's pages (5,000 entries each). */
 const ENTRIES = 20_000;
-
-type Line = Record<string, unknown>;
 
 describe('a full disk under the intake log in the middle of a streamed quarantine replay', () => {
   // Skipped where tmpfs cannot be mounted (not root, or no mount privilege): a full disk is made that way.
@@ -47,24 +54,13 @@ describe('a full disk under the intake log in the middle of a streamed quarantin
           headers: { ...ADMIN_HEADERS, accept: NDJSON },
         });
         expect(response.status).toBe(200);
-        const reader = (response.body as ReadableStream<Uint8Array>).getReader();
-        const decoder = new TextDecoder();
-        let text = '';
-        const lines: Line[] = [];
+        const answer = lineReader(response);
+        const lines = answer.seen;
         let undo: (() => void) | undefined;
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          text += decoder.decode(value, { stream: true });
-          for (let end = text.indexOf('\n'); end >= 0; end = text.indexOf('\n')) {
-            const line = JSON.parse(text.slice(0, end)) as Line;
-            text = text.slice(end + 1);
-            lines.push(line);
-            // After the first page's write, the disk fills: the next page's write cannot be appended.
-            if (!undo && 'progress' in line) undo = fillDisk(intake);
-          }
+        for (let line = await answer.next(); line !== undefined; line = await answer.next()) {
+          // After the first page's write, the disk fills: the next page's write cannot be appended.
+          if (!undo && 'progress' in line) undo = fillDisk(intake);
         }
-        expect(text).toBe('');
         expect(undo).toBeDefined();
         const last = lines.at(-1) as Line;
         expect(lines.filter((l) => 'error' in l || 'result' in l)).toEqual([last]);

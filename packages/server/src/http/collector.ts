@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { isDeepStrictEqual } from 'node:util';
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
@@ -107,31 +108,8 @@ export interface ReloadReport {
   readonly restartNeeded: readonly string[];
 }
 
-/**
- * Whether two values are the same, as JSON: plain objects key by key in any order (a configuration made
- * in code need not list its keys in the order `resolveServeConfig` does), arrays item by item.
- */
-function sameValue(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a) || Array.isArray(b))
-    return (
-      Array.isArray(a) &&
-      Array.isArray(b) &&
-      a.length === b.length &&
-      a.every((item, i) => sameValue(item, b[i]))
-    );
-  const x = a as Record<string, unknown>;
-  const y = b as Record<string, unknown>;
-  const keys = Object.keys(x).filter((key) => x[key] !== undefined);
-  return (
-    keys.length === Object.keys(y).filter((key) => y[key] !== undefined).length &&
-    keys.every((key) => sameValue(x[key], y[key]))
-  );
-}
-
 /** Whether two registry entries differ (catalog, keys, control block, limits, retention). */
-const sameEntry = (a: AppEntry, b: AppEntry): boolean => sameValue(a, b);
+const sameEntry = (a: AppEntry, b: AppEntry): boolean => isDeepStrictEqual(a, b);
 
 /**
  * The settings outside `apps` that `next` changes, named as in the config file. Not the default rate
@@ -141,10 +119,13 @@ function settingsToRestart(running: ServeConfig, next: ServeConfig): string[] {
   const keys = new Set([...Object.keys(running), ...Object.keys(next)] as (keyof ServeConfig)[]);
   keys.delete('registry');
   keys.delete('rateLimits');
-  return [...keys]
-    .filter((key) => !sameValue(running[key], next[key]))
-    .map((key) => (key === 'dataDir' ? 'data' : key))
-    .sort();
+  return (
+    [...keys]
+      // Key order aside (a configuration made in code need not list keys as `resolveServeConfig` does).
+      .filter((key) => !isDeepStrictEqual(running[key], next[key]))
+      .map((key) => (key === 'dataDir' ? 'data' : key))
+      .sort()
+  );
 }
 
 /** Refused requests kept in quarantine: at most this many per second (burst 10×), so garbage cannot fill the disk fast. */
