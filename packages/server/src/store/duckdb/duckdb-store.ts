@@ -341,6 +341,27 @@ function createDayOf(): (ms: number) => string {
 /** The highest timestamp a JS Date and a DuckDB TIMESTAMP both accept, as an open upper bound. */
 const END_OF_TIME = 253_402_300_800_000;
 
+/**
+ * What DuckDB says once a fatal error (e.g. a checkpoint that could not write the file) invalidated the
+ * database: every later statement fails so, until the database is opened again.
+ */
+const DATABASE_INVALIDATED = /^FATAL Error|database has been invalidated/m;
+/** Pauses between attempts to reopen an invalidated database: doubling from the first to the last. */
+const REOPEN_FIRST_DELAY_MS = 1_000;
+const REOPEN_LAST_DELAY_MS = 30_000;
+
+interface Invalidated {
+  /** DuckDB's first fatal error. */
+  readonly cause: string;
+  attempts: number;
+  /** While `reopen` opens the database: loads of the intake log may use the writer. */
+  reopening?: boolean;
+  lastAttempt?: string;
+  /** When the next attempt starts (epoch ms). */
+  nextAt: number;
+  timer?: NodeJS.Timeout;
+}
+
 export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   const file = path.resolve(o.path);
   const intake = new IntakeLog(`${file}.intake`, toDuckDBJson);
@@ -371,6 +392,12 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   let closing = false;
   let lastError: string | undefined;
   let lastCheckpointError: string | undefined;
+  /**
+   * Set once DuckDB has invalidated the database (a fatal error: a checkpoint that could not write the
+   * file, on a full disk): every statement on it fails until it is opened again, which `reopen` tries
+   * with growing pauses. Writes go on into the intake log meanwhile.
+   */
+  let invalidated: Invalidated | undefined;
   /** Counter increments appended since the log was last compacted. */
   let counterLogRows = 0;
   /** Where writes go: the main file, or the side file while the main file checkpoints. */
@@ -390,6 +417,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   const sideFile = `${file}.side`;
   /** Folds of the side file into the main file since open (health detail). */
   let folds = 0;
+  /** Times the database was opened again after DuckDB invalidated it (`reopen`). */
+  let reopens = 0;
   /** Writes committed to the side file since open, and how many of them are folded into the main file. */
   let sideWrites = 0;
   let foldedWrites = 0;
@@ -545,23 +574,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         } finally {
           probe.closeSync();
         }
-      } else {
-        writer = await db.connect();
-        await migrate(writer);
-        await writer.run(INTAKE_LOADS_TABLE);
-        await openSide(writer);
-        await recoverIntake(writer);
-        await loadIndex(writer);
-        await loadContexts(writer);
-        const logged = await writer.runAndReadAll('SELECT count(*)::DOUBLE FROM ingest_counter_log');
-        counterLogRows = Number(logged.getRows()[0]?.[0] ?? 0);
-        checkpointer = await db.connect();
-        walBytes = walSize();
-      }
-      readers = [];
-      for (let i = 0; i < o.readConnections; i++) {
-        readers.push({ connection: await db.connect(), queue: createSerialQueue() });
-      }
+      } else await prepareWriter('start');
+      await connectReaders();
       lastError = undefined;
     } catch (error) {
       shutdownInstance();
@@ -569,12 +583,126 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     }
   }
 
+  /**
+   * The writing side of an open. At start: the migrations, the segments an earlier process left in the
+   * intake log, and the dedupe index and contexts read from the file. At a reopen (`reopen`) the intake
+   * log is taken up again the same way (the file's `intake_loads` says which segments its loads took), and
+   * the index and contexts in memory are kept: they already hold everything acknowledged.
+   */
+  async function prepareWriter(when: 'start' | 'reopen'): Promise<void> {
+    const db = instance!;
+    writer = await db.connect();
+    if (when === 'start') {
+      await migrate(writer);
+      await writer.run(INTAKE_LOADS_TABLE);
+    }
+    await openSide(writer);
+    // The side file is empty now (openSide folded what it held): no read waits for a fold.
+    foldedWrites = sideWrites;
+    await recoverIntake(writer);
+    if (when === 'start') {
+      await loadIndex(writer);
+      await loadContexts(writer);
+    }
+    const logged = await writer.runAndReadAll('SELECT count(*)::DOUBLE FROM ingest_counter_log');
+    counterLogRows = Number(logged.getRows()[0]?.[0] ?? 0);
+    checkpointer = await db.connect();
+    walBytes = walSize();
+  }
+
+  async function connectReaders(): Promise<void> {
+    readers = [];
+    for (let i = 0; i < o.readConnections; i++)
+      readers.push({ connection: await instance!.connect(), queue: createSerialQueue() });
+  }
+
+  /** Start reopening the database if `error` says DuckDB invalidated it; other errors are left as they are. */
+  function noticeInvalidation(error: unknown): void {
+    if (invalidated || closing || o.readOnly) return;
+    const text = message(error);
+    if (!DATABASE_INVALIDATED.test(text)) return;
+    // DuckDB's later errors quote the first: that one names the cause (e.g. no space left on device).
+    const cause = /Original error: "([\s\S]*)"$/.exec(text)?.[1] ?? text;
+    invalidated = { cause: cause.replace(/^(FATAL )?Error: /, ''), attempts: 0, nextAt: 0 };
+    if (DEBUG) console.error(`[store] ${wallMs(performance.now())} database invalidated: ${cause}`);
+    scheduleReopen();
+  }
+
+  function scheduleReopen(): void {
+    const state = invalidated;
+    if (!state || closing) return;
+    const delay = Math.min(REOPEN_LAST_DELAY_MS, REOPEN_FIRST_DELAY_MS * 2 ** state.attempts);
+    state.nextAt = Date.now() + delay;
+    state.timer = setTimeout(() => {
+      state.timer = undefined;
+      void reopen();
+    }, delay);
+    state.timer.unref();
+  }
+
+  /**
+   * Open the database again after DuckDB invalidated it, with appends and writes held. DuckDB reads back
+   * what its file and WAL kept; the intake log is taken up as after a crash, so a load whose commit
+   * reached the WAL before the failure is not loaded twice, and one that did not is loaded now. If the
+   * disk still has no room (DuckDB checkpoints its WAL as it opens), tried again later.
+   */
+  async function reopen(): Promise<void> {
+    await appends.run(() =>
+      writes.run(async () => {
+        const state = invalidated;
+        if (!state || closing) return;
+        state.attempts++;
+        state.reopening = true;
+        await checkpointRunning;
+        for (const reader of readers) await reader.queue.idle();
+        closeDatabase();
+        try {
+          await openInstance();
+          await prepareWriter('reopen');
+          await connectReaders();
+        } catch (error) {
+          closeDatabase();
+          state.reopening = false;
+          state.lastAttempt = message(error).split('\n')[0]!;
+          scheduleReopen();
+          return;
+        }
+        invalidated = undefined;
+        reopens++;
+        lastError = undefined;
+        lastLoadError = undefined;
+        lastCheckpointError = undefined;
+        if (DEBUG) console.error(`[store] ${wallMs(performance.now())} database reopened`);
+      }),
+    );
+    scheduleLoad();
+    scheduleCheckpoint();
+  }
+
+  /** What health() and the errors of a store being reopened say. */
+  function invalidatedDetail(state: Invalidated): string {
+    const failed = state.lastAttempt
+      ? `; ${state.attempts} attempt(s) failed, the last: ${state.lastAttempt}`
+      : '';
+    const next = Math.max(0, Math.ceil((state.nextAt - Date.now()) / 1000));
+    return `DuckDB invalidated the database after a fatal error (${state.cause}); reopening it${failed}; next try in ${next} s — free disk space if the disk is full; acknowledged events wait in the intake log`;
+  }
+
   function shutdownInstance(): void {
     if (idleTimer) clearTimeout(idleTimer);
     idleTimer = undefined;
     if (loadTimer) clearTimeout(loadTimer);
     loadTimer = undefined;
+    if (invalidated?.timer) clearTimeout(invalidated.timer);
+    invalidated = undefined;
     intake.close();
+    closeDatabase();
+    releaseFile?.();
+    releaseFile = undefined;
+  }
+
+  /** Close the database's connections and instance (not the intake log, nor the claim on the file). */
+  function closeDatabase(): void {
     for (const reader of readers) {
       try {
         reader.connection.closeSync();
@@ -598,8 +726,6 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     sideReady = false;
     writer = undefined;
     instance = undefined;
-    releaseFile?.();
-    releaseFile = undefined;
   }
 
   function sideWalSize(): number {
@@ -619,6 +745,11 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   }
 
   function requireWriter(): DuckDBConnection {
+    if (invalidated && !invalidated.reopening)
+      throw new TelemarkError(
+        'TMK_ERR_STORE_UNAVAILABLE',
+        `duckdb ${file}: ${invalidatedDetail(invalidated)}`,
+      );
     if (o.readOnly || !writer) throw new TelemarkError('TMK_ERR_STORE_READ_ONLY', file);
     return writer;
   }
@@ -647,6 +778,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           );
       } catch (error) {
         if (!closing) lastCheckpointError = message(error);
+        noticeInvalidation(error);
       }
       walBytes = walSize();
       if (which !== 'main') return false;
@@ -660,12 +792,14 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       } catch (error) {
         // Retried by the next write (or read) from the write queue.
         lastError = `folding the side file failed: ${message(error)}`;
+        noticeInvalidation(error);
         return false;
       }
       // The side file's WAL (its rows, then their deletion) is checkpointed while writes go to the main file.
       if (sideWalSize() >= SIDE_CHECKPOINT_WAL_BYTES) {
         await connection.run('CHECKPOINT side').catch((error) => {
           if (!closing) lastCheckpointError = message(error);
+          noticeInvalidation(error);
         });
       }
       return true;
@@ -820,8 +954,13 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     if (!writer) return;
     await checkpointRunning;
     await foldSide();
-    await writer.run('CHECKPOINT');
-    if (sideReady) await writer.run('CHECKPOINT side');
+    try {
+      await writer.run('CHECKPOINT');
+      if (sideReady) await writer.run('CHECKPOINT side');
+    } catch (error) {
+      noticeInvalidation(error);
+      throw error;
+    }
     walBytes = walSize();
   }
 
@@ -892,6 +1031,11 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   }
 
   function pickReader(): Reader {
+    if (invalidated)
+      throw new TelemarkError(
+        'TMK_ERR_STORE_UNAVAILABLE',
+        `duckdb ${file}: ${invalidatedDetail(invalidated)}`,
+      );
     let best = readers[0]!;
     for (const reader of readers) if (reader.queue.pending < best.queue.pending) best = reader;
     return best;
@@ -933,7 +1077,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   }
 
   async function doWrite(batch: WriteBatch): Promise<WriteResult> {
-    requireWriter();
+    // Not the writer itself: while the database is reopened, writes go on into the intake log.
+    if (o.readOnly) throw new TelemarkError('TMK_ERR_STORE_READ_ONLY', file);
     checkBatchRows(batch);
     // Events given as objects are encoded here, once deduped (only the accepted ones); chunks encoded
     // ahead (in an ingest worker) come as they are.
@@ -1299,6 +1444,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     } catch (error) {
       await connection.run('ROLLBACK').catch(() => undefined);
       lastLoadError = message(error).split('\n')[0]!;
+      noticeInvalidation(error);
       throw new TelemarkError('TMK_ERR_STORE_WRITE', `loading the intake log: ${lastLoadError}`, {
         cause: error,
       });
@@ -1347,7 +1493,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
    * latest when the oldest append is `intakeLoadMaxDelayMs` old.
    */
   function scheduleLoad(): void {
-    if (closing || !writer || intake.isEmpty || loading) return;
+    if (closing || !writer || invalidated || intake.isEmpty || loading) return;
     const due =
       intake.pendingEvents >= o.intakeLoadEvents || intake.pendingQuarantineBytes >= QUARANTINE_LOAD_BYTES;
     if (due && lastLoadError === undefined) {
@@ -1482,6 +1628,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           }
         } catch (error) {
           if (error instanceof TelemarkError) throw error;
+          noticeInvalidation(error);
           throw new TelemarkError('TMK_ERR_STORE_QUERY', message(error).split('\n')[0]!, { cause: error });
         }
       });
@@ -1640,9 +1787,11 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     },
 
     async health(): Promise<StoreHealth> {
+      if (invalidated) return { ok: false, detail: `duckdb ${file}: ${invalidatedDetail(invalidated)}` };
       try {
         await readRows('SELECT 1');
       } catch (error) {
+        noticeInvalidation(error);
         return { ok: false, detail: `duckdb ${file}: ${message(error)}` };
       }
       if (lastError) return { ok: false, detail: `duckdb ${file}: ${lastError}` };
@@ -1656,7 +1805,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           ? `duckdb ${file} (read-only)`
           : `duckdb ${file}; dedupe index ${s.ids} ids, ${Math.round(s.bytes / 1048576)} MiB${
               Number.isFinite(s.coveredFrom) ? `, covers from ${new Date(s.coveredFrom).toISOString()}` : ''
-            }; ${knownContexts.size} contexts; intake log ${intake.pendingEvents} events waiting; WAL ${walBytes} bytes; side file folded ${folds} times${checkpointNote}`,
+            }; ${knownContexts.size} contexts; intake log ${intake.pendingEvents} events waiting; WAL ${walBytes} bytes; side file folded ${folds} times${reopens > 0 ? `; reopened after a fatal error ${reopens === 1 ? 'once' : `${reopens} times`}` : ''}${checkpointNote}`,
       };
     },
 

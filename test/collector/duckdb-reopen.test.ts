@@ -1,0 +1,140 @@
+/**
+ * A checkpoint that cannot write the database file (a full disk) makes DuckDB invalidate the database:
+ * every later statement fails until it is opened again. The collector reopens it by itself once there
+ * is room, without a restart (docs/storage.md, "A full disk"). Needs tmpfs mounts (root); skipped,
+ * saying so, elsewhere.
+ */
+import path from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+import { sql } from '../../packages/server/src/store/sql.js';
+import {
+  bearer,
+  openData,
+  ourMessage,
+  postJson,
+  resultStatuses,
+  startInProcess,
+  tempDir,
+} from './_helpers.js';
+import { fillDisk, tmpfsMounts } from './_tmpfs.js';
+
+const { canMount, mount: mountTmpfs } = tmpfsMounts('24m');
+
+/** Wait until the store's health detail says `text` (checked every 100 ms). */
+const healthSays = (store: { health(): Promise<{ detail: string }> }, text: string, timeout = 30_000) =>
+  vi.waitFor(async () => expect((await store.health()).detail).toContain(text), { timeout, interval: 100 });
+
+describe('a DuckDB database invalidated by a checkpoint on a full disk', () => {
+  it.skipIf(!canMount)(
+    'is reopened in the running collector once there is room: every acknowledged event stored once, reads answered again',
+    async () => {
+      const dataDir = tempDir();
+      expect(mountTmpfs(dataDir)).toBe(true);
+      // The intake log on a disk of its own keeps room: ingest goes on while the database is out.
+      expect(mountTmpfs(path.join(dataDir, 'telemark.duckdb.intake'))).toBe(true);
+      const { url, store, logs, stop } = await startInProcess({ dataDir, backlogAlertMs: 500 });
+      const acknowledged = new Set<string>();
+      let sent = 0;
+      const send = async (batches: number) => {
+        for (let b = 0; b < batches; b++) {
+          const batch = Array.from({ length: 100 }, () =>
+            ourMessage(`reopen-${sent++}`, { anonymousId: `install-${sent % 40}` }),
+          );
+          const answer = await postJson(`${url}/v1/batch`, { batch }, bearer());
+          expect(answer.status).toBe(200);
+          resultStatuses(answer.json).forEach((status, i) => {
+            expect(status).toBe('accepted');
+            acknowledged.add(batch[i]!.messageId);
+          });
+        }
+      };
+      const stored = async () =>
+        (
+          await store.query<{ n: number; ids: number }>(
+            sql`SELECT count(*) AS n, count(DISTINCT message_id) AS ids FROM events WHERE starts_with(message_id, 'reopen-')`,
+          )
+        )[0];
+      const detail = async () => (await store.health()).detail;
+      try {
+        await send(50);
+        expect(await stored()).toEqual({ n: 5_000, ids: 5_000 });
+        await send(50);
+        expect(await stored()).toEqual({ n: 10_000, ids: 10_000 });
+
+        // The rows just loaded are in the WAL; the checkpoint when writes pause cannot write them.
+        const unfill = fillDisk(dataDir, 64 * 1024);
+        await healthSays(store, 'invalidated');
+        expect(await detail()).toContain('No space left on device');
+        await expect(stored()).rejects.toMatchObject({ code: 'TMK_ERR_STORE_UNAVAILABLE' });
+        // Acknowledged from the intake log meanwhile.
+        await send(20);
+        expect((await fetch(`${url}/healthz`)).status).toBe(200);
+
+        // Tried again while the disk is still full (DuckDB checkpoints its WAL as it opens), and again after.
+        await healthSays(store, 'attempt(s) failed');
+        unfill();
+        await vi.waitFor(async () => expect((await store.health()).ok).toBe(true), {
+          timeout: 60_000,
+          interval: 100,
+        });
+        expect(await detail()).toContain('reopened after a fatal error once');
+        // Without a restart: the events acknowledged while it was out are there, none twice.
+        expect(await stored()).toEqual({ n: 12_000, ids: 12_000 });
+        await send(10);
+        expect(await stored()).toEqual({ n: 13_000, ids: 13_000 });
+        expect(acknowledged.size).toBe(13_000);
+        expect(logs.join('')).toContain('store caught up');
+      } finally {
+        expect((await stop()).clean).toBe(true);
+      }
+      // The file itself, opened afresh.
+      const reopened = await openData(dataDir);
+      try {
+        const [row] = await reopened.query<{ n: number; ids: number }>(
+          sql`SELECT count(*) AS n, count(DISTINCT message_id) AS ids FROM events WHERE starts_with(message_id, 'reopen-')`,
+        );
+        expect(row).toEqual({ n: acknowledged.size, ids: acknowledged.size });
+      } finally {
+        await reopened.close();
+      }
+    },
+    120_000,
+  );
+
+  it.skipIf(!canMount)(
+    'stopped before it could be reopened, stops cleanly and loads what waited at the next start',
+    async () => {
+      const dataDir = tempDir();
+      expect(mountTmpfs(dataDir)).toBe(true);
+      expect(mountTmpfs(path.join(dataDir, 'telemark.duckdb.intake'))).toBe(true);
+      const { url, store, stop } = await startInProcess({ dataDir });
+      const batch = (from: number) =>
+        Array.from({ length: 100 }, (_, i) =>
+          ourMessage(`stopped-${from + i}`, { anonymousId: 'install-1' }),
+        );
+      let unfill = () => {};
+      try {
+        for (let b = 0; b < 30; b++)
+          expect((await postJson(`${url}/v1/batch`, { batch: batch(b * 100) }, bearer())).status).toBe(200);
+        await store.query(sql`SELECT count(*) FROM events`);
+        unfill = fillDisk(dataDir, 64 * 1024);
+        await healthSays(store, 'invalidated');
+        for (let b = 30; b < 40; b++)
+          expect((await postJson(`${url}/v1/batch`, { batch: batch(b * 100) }, bearer())).status).toBe(200);
+      } finally {
+        expect((await stop()).clean).toBe(true);
+        unfill();
+      }
+      const reopened = await openData(dataDir);
+      try {
+        const [row] = await reopened.query<{ n: number; ids: number }>(
+          sql`SELECT count(*) AS n, count(DISTINCT message_id) AS ids FROM events WHERE starts_with(message_id, 'stopped-')`,
+        );
+        expect(row).toEqual({ n: 4_000, ids: 4_000 });
+      } finally {
+        await reopened.close();
+      }
+    },
+    60_000,
+  );
+});
