@@ -326,6 +326,11 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
       // Socket inactivity either way (Fastify's connectionTimeout, which a serverFactory must apply
       // itself): the only timer left for a client that stopped reading the answers to its requests.
       server.setTimeout(config.timeouts.idleMs);
+      // A client that shuts its sending side once its request is sent (`nc -N`, some HTTP/1.0 clients,
+      // shutdown(SHUT_WR) after the body) still gets the answer: by default Node aborts the request at
+      // that FIN and closes the socket, so a batch could be committed and its answer lost (the client
+      // then retries it). Answered requests are followed by the close.
+      (server as typeof server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
       server.maxConnections = config.queue.maxConnections;
       server.on('drop', () => metrics.connectionsDropped.inc());
       return server;
