@@ -252,7 +252,11 @@ describe('telemark quarantine list / replay', () => {
     const replayed = telemark('quarantine', 'replay', '--data', dataDir, '--config', configV2, ...window);
     expect(replayed.stdout).toContain('Examined 10 quarantined input(s): 10 replayed');
 
-    const child = await startChild(dataDir, appsWith(MYTOOL_CATALOG));
+    // Unattributed entries are trimmed after 30 days (5 s after start): these were received long before.
+    const child = await startChild(dataDir, {
+      ...appsWith(MYTOOL_CATALOG),
+      retention: { unattributedQuarantineDays: 0 },
+    });
     try {
       const env = { ...process.env, TELEMARK_ADMIN_TOKEN: 'test-admin-token' };
       const viaUrl = (...args: string[]) => cli(['quarantine', ...args, '--url', child.url], env);
