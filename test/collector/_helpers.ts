@@ -311,11 +311,16 @@ export async function metricValue(url: string, name: string): Promise<number> {
   return line === undefined ? Number.NaN : Number(line.slice(name.length + 1));
 }
 
-/** Send raw bytes on a new connection; resolves with what came back once the server closed it. */
-export const rawExchange = (url: string, bytes: string): Promise<string> =>
+/**
+ * Send raw bytes on a new connection; resolves with what came back once the server closed it. With
+ * `halfClose`, the sending side is shut once they are sent (a FIN), as `nc -N` does.
+ */
+export const rawExchange = (url: string, bytes: string, { halfClose = false } = {}): Promise<string> =>
   new Promise((resolve, reject) => {
     const { hostname, port } = new URL(url);
-    const socket = connect(Number(port), hostname, () => socket.write(bytes));
+    const socket = connect(Number(port), hostname, () =>
+      halfClose ? socket.end(bytes) : socket.write(bytes),
+    );
     let answer = '';
     socket.on('data', (d: Buffer) => {
       answer += d.toString();

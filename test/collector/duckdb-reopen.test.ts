@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { sql } from '../../packages/server/src/store/sql.js';
+import type { Store } from '../../packages/server/src/store/types.js';
 import {
   bearer,
   openData,
@@ -20,6 +21,25 @@ import { fillDisk, tmpfsMounts } from './_tmpfs.js';
 
 const { canMount, mount: mountTmpfs } = tmpfsMounts('24m');
 
+/**
+ * A data directory on a small tmpfs, its intake log on another: the log keeps room while the database's
+ * disk is full, so ingest goes on while the database is out.
+ */
+function dataDirOnTmpfs(): string {
+  const dataDir = tempDir();
+  expect(mountTmpfs(dataDir)).toBe(true);
+  expect(mountTmpfs(path.join(dataDir, 'telemark.duckdb.intake'))).toBe(true);
+  return dataDir;
+}
+
+/** How many events with ids starting `prefix` are stored, and how many distinct ids. */
+const storedWith = async (store: Store, prefix: string) =>
+  (
+    await store.query<{ n: number; ids: number }>(
+      sql`SELECT count(*) AS n, count(DISTINCT message_id) AS ids FROM events WHERE starts_with(message_id, ${prefix})`,
+    )
+  )[0];
+
 /** Wait until the store's health detail says `text` (checked every 100 ms). */
 const healthSays = (store: { health(): Promise<{ detail: string }> }, text: string, timeout = 30_000) =>
   vi.waitFor(async () => expect((await store.health()).detail).toContain(text), { timeout, interval: 100 });
@@ -28,10 +48,7 @@ describe('a DuckDB database invalidated by a checkpoint on a full disk', () => {
   it.skipIf(!canMount)(
     'is reopened in the running collector once there is room: every acknowledged event stored once, reads answered again',
     async () => {
-      const dataDir = tempDir();
-      expect(mountTmpfs(dataDir)).toBe(true);
-      // The intake log on a disk of its own keeps room: ingest goes on while the database is out.
-      expect(mountTmpfs(path.join(dataDir, 'telemark.duckdb.intake'))).toBe(true);
+      const dataDir = dataDirOnTmpfs();
       const { url, store, logs, stop } = await startInProcess({ dataDir, backlogAlertMs: 500 });
       const acknowledged = new Set<string>();
       let sent = 0;
@@ -48,12 +65,7 @@ describe('a DuckDB database invalidated by a checkpoint on a full disk', () => {
           });
         }
       };
-      const stored = async () =>
-        (
-          await store.query<{ n: number; ids: number }>(
-            sql`SELECT count(*) AS n, count(DISTINCT message_id) AS ids FROM events WHERE starts_with(message_id, 'reopen-')`,
-          )
-        )[0];
+      const stored = () => storedWith(store, 'reopen-');
       const detail = async () => (await store.health()).detail;
       try {
         await send(50);
@@ -90,10 +102,10 @@ describe('a DuckDB database invalidated by a checkpoint on a full disk', () => {
       // The file itself, opened afresh.
       const reopened = await openData(dataDir);
       try {
-        const [row] = await reopened.query<{ n: number; ids: number }>(
-          sql`SELECT count(*) AS n, count(DISTINCT message_id) AS ids FROM events WHERE starts_with(message_id, 'reopen-')`,
-        );
-        expect(row).toEqual({ n: acknowledged.size, ids: acknowledged.size });
+        expect(await storedWith(reopened, 'reopen-')).toEqual({
+          n: acknowledged.size,
+          ids: acknowledged.size,
+        });
       } finally {
         await reopened.close();
       }
@@ -104,9 +116,7 @@ describe('a DuckDB database invalidated by a checkpoint on a full disk', () => {
   it.skipIf(!canMount)(
     'while clients write and resend throughout: each acknowledged event stored once, each resend a duplicate or refused',
     async () => {
-      const dataDir = tempDir();
-      expect(mountTmpfs(dataDir)).toBe(true);
-      expect(mountTmpfs(path.join(dataDir, 'telemark.duckdb.intake'))).toBe(true);
+      const dataDir = dataDirOnTmpfs();
       const unlimited = { perSecond: 1e6, burst: 1e6 };
       const { url, store, stop } = await startInProcess({
         dataDir,
@@ -162,10 +172,7 @@ describe('a DuckDB database invalidated by a checkpoint on a full disk', () => {
         await clients;
       }
       try {
-        const [row] = await store.query<{ n: number; ids: number }>(
-          sql`SELECT count(*) AS n, count(DISTINCT message_id) AS ids FROM events WHERE starts_with(message_id, 'steady-')`,
-        );
-        expect(row).toEqual({ n: acknowledged.size, ids: acknowledged.size });
+        expect(await storedWith(store, 'steady-')).toEqual({ n: acknowledged.size, ids: acknowledged.size });
         // Writes went on through the outage, resends among them.
         expect(statuses['200']).toBeGreaterThan(30);
       } finally {
@@ -178,9 +185,7 @@ describe('a DuckDB database invalidated by a checkpoint on a full disk', () => {
   it.skipIf(!canMount)(
     'stopped before it could be reopened, stops cleanly and loads what waited at the next start',
     async () => {
-      const dataDir = tempDir();
-      expect(mountTmpfs(dataDir)).toBe(true);
-      expect(mountTmpfs(path.join(dataDir, 'telemark.duckdb.intake'))).toBe(true);
+      const dataDir = dataDirOnTmpfs();
       const { url, store, stop } = await startInProcess({ dataDir });
       const batch = (from: number) =>
         Array.from({ length: 100 }, (_, i) =>
@@ -201,10 +206,7 @@ describe('a DuckDB database invalidated by a checkpoint on a full disk', () => {
       }
       const reopened = await openData(dataDir);
       try {
-        const [row] = await reopened.query<{ n: number; ids: number }>(
-          sql`SELECT count(*) AS n, count(DISTINCT message_id) AS ids FROM events WHERE starts_with(message_id, 'stopped-')`,
-        );
-        expect(row).toEqual({ n: 4_000, ids: 4_000 });
+        expect(await storedWith(reopened, 'stopped-')).toEqual({ n: 4_000, ids: 4_000 });
       } finally {
         await reopened.close();
       }

@@ -4,23 +4,12 @@
  * Until 2026-11-28 Node's default aborted such a request at the FIN and closed the socket: the batch could
  * be committed and its answer lost.
  */
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from '../../packages/server/src/store/sql.js';
-import { bearer, type InProcess, ourMessage, startInProcess } from './_helpers.js';
+import { bearer, type InProcess, ourMessage, rawExchange, startInProcess } from './_helpers.js';
 
 /** Write `request` whole, shut the sending side, and read what comes back until the server closes. */
-const halfClosedExchange = (url: string, request: string): Promise<string> =>
-  new Promise((resolve, reject) => {
-    const { hostname, port } = new URL(url);
-    const socket = connect(Number(port), hostname, () => socket.end(request));
-    let answer = '';
-    socket.on('data', (d: Buffer) => {
-      answer += d.toString();
-    });
-    socket.on('close', () => resolve(answer));
-    socket.on('error', reject);
-  });
+const halfClosedExchange = (url: string, request: string) => rawExchange(url, request, { halfClose: true });
 
 const post = (
   path: string,
