@@ -635,7 +635,13 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     state.nextAt = Date.now() + delay;
     state.timer = setTimeout(() => {
       state.timer = undefined;
-      void reopen();
+      // A background task: whatever fails is kept for health() and tried again, never thrown.
+      reopen().catch((error: unknown) => {
+        if (invalidated !== state) return;
+        state.reopening = false;
+        state.lastAttempt = message(error).split('\n')[0]!;
+        scheduleReopen();
+      });
     }, delay);
     state.timer.unref();
   }
