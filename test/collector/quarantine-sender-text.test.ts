@@ -48,7 +48,8 @@ describe('quarantine keeps the text a sender chose scrubbed', () => {
         { messageId: 'alice@example.com-1', status: 'rejected', reason: 'unknown_event' },
         { messageId: 'm-2', status: 'rejected', reason: 'unknown_event' },
       ]);
-      // The same message sent again: a second entry.
+      // The same message sent again to the same collector: rejected again, not kept again
+      // (test/collector/quarantine-resend.test.ts).
       await postJson(`${v1.url}/v1/batch`, { batch: [install] }, bearer());
       const scout = (report: unknown) => postJson(`${v1.url}/scout`, report);
       const metadata = { action: 'deploy /home/alice/secret-project', index: 1, '/home/alice/key': 1 };
@@ -59,7 +60,18 @@ describe('quarantine keeps the text a sender chose scrubbed', () => {
         (await postJson(`${v1.url}/v1/batch`, '{"batch": [{"event": "alice@example.com"', bearer())).status,
       ).toBe(400);
 
-      const entries = await v1.store.listQuarantine({});
+      expect(await v1.store.listQuarantine({})).toHaveLength(5);
+      // Sent again after a restart (what a collector remembers is its own since it started): a second copy.
+      expect((await v1.stop()).clean).toBe(true);
+      running.pop();
+      const v1b = await startInProcess({
+        dataDir: v1.dataDir,
+        config: appsWith({ ...MYTOOL_CATALOG, events: eventsV1 }, workers),
+      });
+      running.push(v1b);
+      await postJson(`${v1b.url}/v1/batch`, { batch: [install] }, bearer());
+
+      const entries = await v1b.store.listQuarantine({});
       expect(entries).toHaveLength(6);
       expect(entries.flatMap((e) => leaks(JSON.stringify(e)))).toEqual([]);
       const installs = entries.filter((e) => e.event === 'install');
@@ -76,7 +88,7 @@ describe('quarantine keeps the text a sender chose scrubbed', () => {
         action: 'deploy <home>/<path>',
         index: 1,
       });
-      expect((await v1.stop()).clean).toBe(true);
+      expect((await v1b.stop()).clean).toBe(true);
       running.pop();
 
       // The catalog fix: `install` is an event now. Both copies are replayed, one is stored.

@@ -19,6 +19,7 @@ import { utcDay } from '../pipeline/counters.js';
 import type { EventBuilder } from '../pipeline/event-builder.js';
 import type { GroupCommitter } from '../pipeline/group-commit.js';
 import type { RateLimiter } from '../pipeline/rate-limiter.js';
+import { RecentRejections } from '../pipeline/recent-rejections.js';
 import type { IngestProtocol, QuarantineEntry } from '../store/types.js';
 import { type Answer, JSON_CONTENT_TYPE, type RefusedRequest, sendAnswer, writeAnswer } from './answers.js';
 import type { CollectorMetrics, StatusTally } from './metrics.js';
@@ -49,6 +50,11 @@ export interface IngestDeps {
 
 /** Node's own request handler, for a route served without the framework. */
 export type DirectRoute = (request: IncomingMessage, response: ServerResponse) => void;
+
+/** Messages whose quarantine is remembered against resends (`recent-rejections.ts`): the newest… */
+const RECENT_REJECTIONS = 100_000;
+/** …of the last 8 days, the store's dedupe window. */
+const RECENT_REJECTIONS_MS = 8 * 86_400_000;
 
 /** Metriton's paths, with the trailing slash the Fastify routes accept too. */
 const METRITON_PATHS: ReadonlySet<string> = new Set(['/scout', '/scout/', '/beta/scout', '/beta/scout/']);
@@ -95,6 +101,7 @@ const notAMediaType = Object.assign(new Error('Unsupported Media Type'), { statu
  */
 export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDeps): Promise<DirectRoute> {
   const { config, metrics, committer } = deps;
+  const recentRejections = new RecentRejections(RECENT_REJECTIONS, RECENT_REJECTIONS_MS);
   const maxBytes = config.limits.maxBatchBytes;
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
@@ -201,6 +208,38 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
   };
 
   /** Rate limits, then the group commit; fills the results of the committed messages. */
+  /**
+   * A request's quarantine entries but those of messages quarantined lately (or earlier in the request):
+   * sent again, they are answered `rejected` as before but neither kept nor counted as rejections again —
+   * they count as duplicates, as an accepted message sent again does (`recent-rejections.ts`).
+   */
+  const withoutRepeatedRejections = (
+    prepared: PreparedRequest,
+  ): { quarantine: QuarantineEntry[]; repeated: QuarantineEntry[] } => {
+    if (prepared.quarantine.length === 0) return { quarantine: prepared.quarantine, repeated: [] };
+    const quarantine: QuarantineEntry[] = [];
+    const repeated: QuarantineEntry[] = [];
+    const inRequest = new Set<string>();
+    for (const q of prepared.quarantine) {
+      // Entries of no app, or of no message id (a whole request refused), are kept every time.
+      const key = `${q.app}\u0000${q.messageId}`;
+      if (
+        q.app === '' ||
+        q.messageId === '' ||
+        !(inRequest.has(key) || recentRejections.has(q.app, q.messageId, q.receivedAt))
+      ) {
+        inRequest.add(key);
+        quarantine.push(q);
+        continue;
+      }
+      const day = utcDay(q.receivedAt);
+      prepared.counters.add(day, q.app, 'rejected', q.reason, -1);
+      prepared.counters.add(day, q.app, 'duplicate', '', 1);
+      repeated.push(q);
+    }
+    return { quarantine, repeated };
+  };
+
   const commit = async (prepared: PreparedRequest, bytes: number): Promise<void> => {
     const receivedAt = deps.now();
     const waitMs = deps.limiter.take(prepared.charges, receivedAt);
@@ -225,13 +264,14 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
       );
     }
     const { events, encoded } = prepared;
+    const { quarantine, repeated } = withoutRepeatedRejections(prepared);
     const counters = prepared.counters.toArray();
     let statuses: Awaited<ReturnType<GroupCommitter['submit']>>;
     try {
       statuses = await committer.submit({
         events,
         ...(encoded ? { encoded } : {}),
-        quarantine: prepared.quarantine,
+        quarantine,
         counters,
         bytes,
       });
@@ -261,8 +301,11 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     for (const [i, e] of events.entries()) answer(i, e.app, e.messageId);
     for (let j = 0; j < (encoded?.count ?? 0); j++)
       answer(events.length + j, encoded!.apps[encoded!.appOf[j]!]!, encoded!.messageIds[j]!);
-    for (const q of prepared.quarantine)
+    for (const q of quarantine) {
       metrics.events.inc({ app: q.app, status: 'rejected', reason: q.reason });
+      if (q.app !== '' && q.messageId !== '') recentRejections.add(q.app, q.messageId, q.receivedAt);
+    }
+    for (const q of repeated) metrics.statusTally(q.app).duplicate++;
     if (prepared.pseudonymised)
       for (const [app, count] of prepared.pseudonymised) metrics.pseudonymised.inc({ app }, count);
     for (const c of counters) {

@@ -36,8 +36,10 @@ export class CounterSet {
   add(day: string, app: string, kind: CounterKind, reason: string, count = 1): void {
     if (count === 0) return;
     const key = `${day}\u0000${app}\u0000${kind}\u0000${reason}`;
-    const current = this.#counts.get(key);
-    this.#counts.set(key, { day, app, kind, reason, count: (current?.count ?? 0) + count });
+    const total = (this.#counts.get(key)?.count ?? 0) + count;
+    // A count taken back to nothing (a repeated rejection, counted a duplicate instead) is no counter.
+    if (total === 0) this.#counts.delete(key);
+    else this.#counts.set(key, { day, app, kind, reason, count: total });
   }
 
   addAll(counters: Iterable<IngestCounter>): void {

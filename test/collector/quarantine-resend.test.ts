@@ -1,0 +1,88 @@
+/**
+ * A batch sent again (its answer lost after the commit) must not count its messages twice: the accepted
+ * ones are duplicates through the store's dedupe, the rejected ones through the collector's memory of what
+ * it quarantined lately (`pipeline/recent-rejections.ts`). Until 2026-11-28 each resend put its rejected
+ * messages in quarantine again and counted them again among the day's rejections.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql } from '../../packages/server/src/store/sql.js';
+import {
+  bearer,
+  type InProcess,
+  metricValue,
+  ourMessage,
+  postJson,
+  resultStatuses,
+  startInProcess,
+} from './_helpers.js';
+
+describe('rejected messages sent again', () => {
+  let collector: InProcess;
+  beforeAll(async () => {
+    collector = await startInProcess();
+  });
+  afterAll(() => collector.stop());
+
+  const quarantined = async (app: string, messageId: string) =>
+    (await collector.store.listQuarantine({ app })).filter((e) => e.messageId === messageId).length;
+  const counted = async (kind: string, reason = '') =>
+    (
+      await collector.store.query<{ n: number | null }>(
+        sql`SELECT sum(count) AS n FROM ingest_counters WHERE app = 'mytool' AND kind = ${kind} AND reason = ${reason}`,
+      )
+    )[0]?.n ?? 0;
+
+  it('are answered rejected again, kept once, and counted as duplicates, as accepted ones are', async () => {
+    const batch = {
+      batch: [ourMessage('resend-ok'), ourMessage('resend-bad', { event: 'no_such_event' })],
+    };
+    const first = await postJson(`${collector.url}/v1/batch`, batch, bearer());
+    expect(resultStatuses(first.json)).toEqual(['accepted', 'rejected']);
+    const again = await postJson(`${collector.url}/v1/batch`, batch, bearer());
+    expect(resultStatuses(again.json)).toEqual(['duplicate', 'rejected']);
+    // The same reason as the first time: the client learns what is wrong with it either way.
+    expect((again.json?.results as { reason?: string }[] | undefined)?.[1]?.reason).toBe('unknown_event');
+
+    expect(await quarantined('mytool', 'resend-bad')).toBe(1);
+    expect(await counted('rejected', 'unknown_event')).toBe(1);
+    expect(await counted('duplicate')).toBe(2);
+    const metric = (status: string, reason = '') =>
+      metricValue(collector.url, `telemark_events_total{app="mytool",status="${status}",reason="${reason}"}`);
+    expect(await metric('rejected', 'unknown_event')).toBe(1);
+    expect(await metric('duplicate')).toBe(2);
+  });
+
+  it('twice in one batch: kept once', async () => {
+    const bad = ourMessage('resend-twice', { event: 'no_such_event' });
+    const answer = await postJson(`${collector.url}/v1/batch`, { batch: [bad, bad] }, bearer());
+    expect(resultStatuses(answer.json)).toEqual(['rejected', 'rejected']);
+    expect(await quarantined('mytool', 'resend-twice')).toBe(1);
+  });
+
+  it('from Metriton (a report with no message id, given a stable one): kept once', async () => {
+    const report = {
+      application: 'telepresence2',
+      install_id: '1c7a3a6e-2b1f-4d7e-9a55-0000000resend',
+      version: '2.20.0',
+      metadata: { action: 'no_such_action', mode: 'single-user' },
+    };
+    const answers = [
+      await postJson(`${collector.url}/scout`, report),
+      await postJson(`${collector.url}/scout`, report),
+    ];
+    expect(answers.map((a) => a.status)).toEqual([400, 400]);
+    const entries = (await collector.store.listQuarantine({ app: 'telepresence2' })).filter((e) =>
+      e.raw.includes('no_such_action'),
+    );
+    expect(entries).toHaveLength(1);
+  });
+
+  it('whole requests refused before any message was read are kept every time (no message id to know them by)', async () => {
+    for (let i = 0; i < 2; i++) {
+      const answer = await postJson(`${collector.url}/v1/batch`, '{"batch": [oops', bearer());
+      expect(answer.status).toBe(400);
+    }
+    const entries = (await collector.store.listQuarantine({})).filter((e) => e.raw.includes('oops'));
+    expect(entries).toHaveLength(2);
+  });
+});
