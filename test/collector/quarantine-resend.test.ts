@@ -4,8 +4,9 @@
  * it quarantined lately (`pipeline/recent-rejections.ts`). Until 2026-11-28 each resend put its rejected
  * messages in quarantine again and counted them again among the day's rejections.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { sql } from '../../packages/server/src/store/sql.js';
+import type { Store, WriteBatch } from '../../packages/server/src/store/types.js';
 import {
   bearer,
   type InProcess,
@@ -84,5 +85,41 @@ describe('rejected messages sent again', () => {
     }
     const entries = (await collector.store.listQuarantine({})).filter((e) => e.raw.includes('oops'));
     expect(entries).toHaveLength(2);
+  });
+});
+
+describe('a rejected message whose commit was refused', () => {
+  it('is kept when sent again: only a committed quarantine entry is remembered', async () => {
+    let failNext = true;
+    const c = await startInProcess({
+      wrapStore: (store: Store) => ({
+        ...store,
+        write: async (batch: WriteBatch) => {
+          if (failNext && batch.quarantine.length > 0) {
+            failNext = false;
+            throw new Error('disk full (test)');
+          }
+          return store.write(batch);
+        },
+      }),
+    });
+    try {
+      const batch = { batch: [ourMessage('refused-bad', { event: 'no_such_event' })] };
+      expect((await postJson(`${c.url}/v1/batch`, batch, bearer())).status).toBe(503);
+      // The client retries (the collector refuses for a moment after a failed commit).
+      await vi.waitFor(
+        async () => {
+          const retried = await postJson(`${c.url}/v1/batch`, batch, bearer());
+          expect(resultStatuses(retried.json)).toEqual(['rejected']);
+        },
+        { timeout: 15_000, interval: 200 },
+      );
+      const kept = (await c.store.listQuarantine({ app: 'mytool' })).filter(
+        (e) => e.messageId === 'refused-bad',
+      );
+      expect(kept).toHaveLength(1);
+    } finally {
+      await c.stop();
+    }
   });
 });

@@ -53,7 +53,7 @@ export type DirectRoute = (request: IncomingMessage, response: ServerResponse) =
 
 /** Messages whose quarantine is remembered against resends (`recent-rejections.ts`): the newest… */
 const RECENT_REJECTIONS = 100_000;
-/** …of the last 8 days, the store's dedupe window. */
+/** …of the last 8 days (DuckDB's default dedupe window; ClickHouse's is longer, the capacity ends first). */
 const RECENT_REJECTIONS_MS = 8 * 86_400_000;
 
 /** Metriton's paths, with the trailing slash the Fastify routes accept too. */
@@ -207,7 +207,6 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     }
   };
 
-  /** Rate limits, then the group commit; fills the results of the committed messages. */
   /**
    * A request's quarantine entries but those of messages quarantined lately (or earlier in the request):
    * sent again, they are answered `rejected` as before but neither kept nor counted as rejections again —
@@ -221,14 +220,9 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     const repeated: QuarantineEntry[] = [];
     const inRequest = new Set<string>();
     for (const q of prepared.quarantine) {
-      // Entries of no app, or of no message id (a whole request refused), are kept every time.
-      const key = `${q.app}\u0000${q.messageId}`;
-      if (
-        q.app === '' ||
-        q.messageId === '' ||
-        !(inRequest.has(key) || recentRejections.has(q.app, q.messageId, q.receivedAt))
-      ) {
-        inRequest.add(key);
+      const key = recentRejections.keyOf(q.app, q.messageId);
+      if (key === undefined || !(inRequest.has(key) || recentRejections.has(key, q.receivedAt))) {
+        if (key !== undefined) inRequest.add(key);
         quarantine.push(q);
         continue;
       }
@@ -240,6 +234,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     return { quarantine, repeated };
   };
 
+  /** Rate limits, then the group commit; fills the results of the committed messages. */
   const commit = async (prepared: PreparedRequest, bytes: number): Promise<void> => {
     const receivedAt = deps.now();
     const waitMs = deps.limiter.take(prepared.charges, receivedAt);
@@ -303,7 +298,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
       answer(events.length + j, encoded!.apps[encoded!.appOf[j]!]!, encoded!.messageIds[j]!);
     for (const q of quarantine) {
       metrics.events.inc({ app: q.app, status: 'rejected', reason: q.reason });
-      if (q.app !== '' && q.messageId !== '') recentRejections.add(q.app, q.messageId, q.receivedAt);
+      recentRejections.add(q.app, q.messageId, q.receivedAt);
     }
     for (const q of repeated) metrics.statusTally(q.app).duplicate++;
     if (prepared.pseudonymised)

@@ -16,15 +16,24 @@ export class RecentRejections {
     this.#windowMs = windowMs;
   }
 
-  /** Whether this app's message was quarantined within the window before `at`. */
-  has(app: string, messageId: string, at: number): boolean {
-    const since = this.#seen.get(`${app}\u0000${messageId}`);
+  /**
+   * The key a rejected message is remembered by; undefined for one of no app or no message id (a whole
+   * request refused, a message naming no app): nothing tells two of those apart, so each is kept.
+   */
+  keyOf(app: string, messageId: string): string | undefined {
+    return app === '' || messageId === '' ? undefined : `${app}\u0000${messageId}`;
+  }
+
+  /** Whether the message of `key` was quarantined within the window before `at`. */
+  has(key: string, at: number): boolean {
+    const since = this.#seen.get(key);
     return since !== undefined && at - since < this.#windowMs;
   }
 
   /** Remember a quarantined message (once its commit succeeded: a refused commit stored nothing). */
   add(app: string, messageId: string, at: number): void {
-    const key = `${app}\u0000${messageId}`;
+    const key = this.keyOf(app, messageId);
+    if (key === undefined) return;
     // Moved to the newest end, so a key sent again and again is not the first to go.
     this.#seen.delete(key);
     this.#seen.set(key, at);

@@ -637,10 +637,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       state.timer = undefined;
       // A background task: whatever fails is kept for health() and tried again, never thrown.
       reopen().catch((error: unknown) => {
-        if (invalidated !== state) return;
-        state.reopening = false;
-        state.lastAttempt = message(error).split('\n')[0]!;
-        scheduleReopen();
+        if (invalidated === state) reopenFailed(state, error);
       });
     }, delay);
     state.timer.unref();
@@ -668,9 +665,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           await connectReaders();
         } catch (error) {
           closeDatabase();
-          state.reopening = false;
-          state.lastAttempt = message(error).split('\n')[0]!;
-          scheduleReopen();
+          reopenFailed(state, error);
           return;
         }
         invalidated = undefined;
@@ -685,14 +680,24 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     scheduleCheckpoint();
   }
 
+  function reopenFailed(state: Invalidated, error: unknown): void {
+    state.reopening = false;
+    state.lastAttempt = message(error).split('\n')[0]!;
+    scheduleReopen();
+  }
+
   /** What health() and the errors of a store being reopened say. */
   function invalidatedDetail(state: Invalidated): string {
     const failed = state.lastAttempt
       ? `; ${state.attempts} attempt(s) failed, the last: ${state.lastAttempt}`
       : '';
     const next = Math.max(0, Math.ceil((state.nextAt - Date.now()) / 1000));
-    return `DuckDB invalidated the database after a fatal error (${state.cause}); reopening it${failed}; next try in ${next} s — free disk space if the disk is full; acknowledged events wait in the intake log`;
+    return `duckdb ${file}: DuckDB invalidated the database after a fatal error (${state.cause}); reopening it${failed}; next try in ${next} s — free disk space if the disk is full; acknowledged events wait in the intake log`;
   }
+
+  /** The refusal of what needs the database while it is out (reads, loads, erasures, replays). */
+  const whileInvalidated = (state: Invalidated) =>
+    new TelemarkError('TMK_ERR_STORE_UNAVAILABLE', invalidatedDetail(state));
 
   function shutdownInstance(): void {
     if (idleTimer) clearTimeout(idleTimer);
@@ -751,11 +756,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   }
 
   function requireWriter(): DuckDBConnection {
-    if (invalidated && !invalidated.reopening)
-      throw new TelemarkError(
-        'TMK_ERR_STORE_UNAVAILABLE',
-        `duckdb ${file}: ${invalidatedDetail(invalidated)}`,
-      );
+    if (invalidated && !invalidated.reopening) throw whileInvalidated(invalidated);
     if (o.readOnly || !writer) throw new TelemarkError('TMK_ERR_STORE_READ_ONLY', file);
     return writer;
   }
@@ -1037,11 +1038,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   }
 
   function pickReader(): Reader {
-    if (invalidated)
-      throw new TelemarkError(
-        'TMK_ERR_STORE_UNAVAILABLE',
-        `duckdb ${file}: ${invalidatedDetail(invalidated)}`,
-      );
+    if (invalidated) throw whileInvalidated(invalidated);
     let best = readers[0]!;
     for (const reader of readers) if (reader.queue.pending < best.queue.pending) best = reader;
     return best;
@@ -1793,7 +1790,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     },
 
     async health(): Promise<StoreHealth> {
-      if (invalidated) return { ok: false, detail: `duckdb ${file}: ${invalidatedDetail(invalidated)}` };
+      if (invalidated) return { ok: false, detail: invalidatedDetail(invalidated) };
       try {
         await readRows('SELECT 1');
       } catch (error) {
