@@ -650,6 +650,34 @@ describe('DuckDB store specifics', () => {
       const rows = await store.query<{ n: number }>(sql`SELECT count(*) AS n FROM events WHERE app = ${app}`);
       expect(rows[0]?.n).toBe(12_001);
     });
+
+    it('checkpoints when writes pause even if the pause began while the write queue was busy', async () => {
+      const file = newPath();
+      const walSize = () => (fs.existsSync(`${file}.wal`) ? fs.statSync(`${file}.wal`).size : 0);
+      // The idle timer alone is faked, so the test says when writes have paused long enough.
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      try {
+        const store = track(open(file, { checkpointIdleMs: 60_000, intakeLoadEvents: 1 }));
+        const app = uniqueId('app');
+        await store.write(batch({ events: [sampleEvent({ app })] }));
+        const rows = await store.query<{ n: number }>(
+          sql`SELECT count(*) AS n FROM events WHERE app = ${app}`,
+        );
+        expect(rows[0]?.n).toBe(1);
+        expect(walSize()).toBeGreaterThan(0);
+        // The pause is over while a task that is not a load holds the write queue.
+        const removal = store.removeQuarantine(['no-such-entry']);
+        // Microtasks only: the removal reaches the queue, and its statement cannot finish meanwhile.
+        for (let i = 0; i < 20; i++) await Promise.resolve();
+        vi.advanceTimersByTime(60_000);
+        expect(await removal).toBe(0);
+        expect(walSize()).toBeGreaterThan(0);
+        vi.advanceTimersByTime(60_000);
+      } finally {
+        vi.useRealTimers();
+      }
+      await vi.waitFor(() => expect(walSize()).toBe(0), { timeout: 5_000, interval: 20 });
+    });
   });
 
   describe('side file: writes during a checkpoint', () => {

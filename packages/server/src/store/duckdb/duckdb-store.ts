@@ -999,9 +999,20 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     }
     if (walBytes >= o.checkpointWalBytes) void startCheckpoint();
     if (walBytes === 0 && counterLogRows < COMPACT_WHEN_IDLE_ROWS) return;
+    armIdleCheckpoint();
+  }
+
+  /**
+   * Checkpoint (and compact counters) once writes pause for `checkpointIdleMs`. A queue busy at that
+   * moment with something other than a load (a dedupe check, a quarantine removal), which will not
+   * schedule again itself, puts the pause off rather than cancel it: the WAL would otherwise stay until
+   * the next load, on an idle collector indefinitely.
+   */
+  function armIdleCheckpoint(): void {
     idleTimer = setTimeout(() => {
       idleTimer = undefined;
-      if (writes.pending > 0 || closing) return;
+      if (closing) return;
+      if (writes.pending > 0) return armIdleCheckpoint();
       if (counterLogRows >= COMPACT_WHEN_IDLE_ROWS) {
         void writes
           .run(compactCounters)
