@@ -89,13 +89,53 @@ describe('a client that half-closes its connection after the request', () => {
     ]);
   });
 
-  it('that cut its body short is closed at once, with nothing stored', async () => {
+  /** The status line and JSON body of the one answer in `text`, which must close the connection. */
+  const onlyAnswer = (text: string) => {
+    expect(text.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+    expect(text).toMatch(/\r\nconnection: close\r\n/i);
+    return {
+      status: text.slice(0, text.indexOf('\r\n')),
+      body: JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)),
+    };
+  };
+
+  it('that cut its body short is told so (400), with nothing stored', async () => {
     const body = JSON.stringify({ batch: [ourMessage('half-closed-cut')] });
-    const text = await halfClosedExchange(
-      collector.url,
-      post('/v1/batch', body, bearer(), Buffer.byteLength(body) + 10),
-    );
-    expect(text).not.toMatch(/^HTTP\/1\.1 2/);
+    const length = Buffer.byteLength(body);
+    const text = await halfClosedExchange(collector.url, post('/v1/batch', body, bearer(), length + 10));
+    expect(onlyAnswer(text)).toEqual({
+      status: 'HTTP/1.1 400 Bad Request',
+      body: expect.objectContaining({
+        code: 'TMK_ERR_BODY_INCOMPLETE',
+        message: expect.stringContaining(`(${length} of ${length + 10} bytes)`),
+      }),
+    });
     expect(await stored('half-closed-cut')).toBe(0);
+  });
+
+  it('that ended a chunked body without its last chunk is told so, and a Metriton sender too', async () => {
+    const body = JSON.stringify({ batch: [ourMessage('half-closed-chunk')] });
+    const chunked = [
+      'POST /v1/batch HTTP/1.1',
+      'Host: collector',
+      'Content-Type: application/json',
+      `Authorization: ${bearer().authorization}`,
+      'Transfer-Encoding: chunked',
+      '',
+      `${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n`,
+    ].join('\r\n');
+    expect(onlyAnswer(await halfClosedExchange(collector.url, chunked)).body).toMatchObject({
+      code: 'TMK_ERR_BODY_INCOMPLETE',
+      message: expect.stringContaining('no last chunk'),
+    });
+    expect(await stored('half-closed-chunk')).toBe(0);
+    const report = JSON.stringify({ application: 'telepresence2', install_id: 'x', metadata: {} });
+    const scout = onlyAnswer(
+      await halfClosedExchange(collector.url, post('/scout', report, {}, Buffer.byteLength(report) + 1)),
+    );
+    expect(scout).toEqual({
+      status: 'HTTP/1.1 400 Bad Request',
+      body: expect.objectContaining({ code: 'TMK_ERR_BODY_INCOMPLETE' }),
+    });
   });
 });

@@ -108,7 +108,7 @@ describe('refusals in /metrics', () => {
 
   it('counts a request whose client closed its side mid-body once, on its route, not also as bad HTTP', async () => {
     const badHttp = 'telemark_requests_rejected_total{route="",code="TMK_ERR_BAD_HTTP"}';
-    const cut = 'telemark_requests_rejected_total{route="batch",code="TMK_ERR_BODY_TIMEOUT"}';
+    const cut = 'telemark_requests_rejected_total{route="batch",code="TMK_ERR_BODY_INCOMPLETE"}';
     const before = await scrape(c.url);
     const { hostname, port } = new URL(c.url);
     const socket = connect(Number(port), hostname);

@@ -121,6 +121,11 @@ export const ERRORS = {
   TMK_ERR_TOO_MANY_EVENTS: def(413, (d) => `The batch has more than ${d} events; split it.`),
   TMK_ERR_BAD_BATCH: def(400, (d) => `The body is not a batch (${d}); send {"batch": [...]}.`),
   TMK_ERR_BODY_TIMEOUT: def(408, (d) => `The body did not arrive in time (${d}); retry.`),
+  TMK_ERR_BODY_INCOMPLETE: def(
+    400,
+    (d) =>
+      `The client closed its side before the body ended (${d}); send the whole body, as many bytes as its Content-Length says, before closing.`,
+  ),
   TMK_ERR_REQUEST_TIMEOUT: def(
     408,
     (d) => `The request did not arrive in time (${d}); send headers and body without pauses, then retry.`,

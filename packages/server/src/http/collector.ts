@@ -14,6 +14,7 @@ import type { AppEntry } from '../config/registry-types.js';
 import type { ServeConfig } from '../config/serve-config.js';
 import { type ErrorCode, isTelemarkError, TelemarkError } from '../errors.js';
 import { type BatchPool, createBatchPool } from '../ingest/batch-pool.js';
+import { endBodyCutShort } from '../ingest/body.js';
 import { writeKeyFromHeader } from '../ingest/segment.js';
 import { createEventBuilder } from '../pipeline/event-builder.js';
 import { createGroupCommitter, type GroupCommitter } from '../pipeline/group-commit.js';
@@ -141,6 +142,9 @@ function answerClientError(
   socket: Duplex,
   refused: (code: ErrorCode) => void,
 ): void {
+  // The client shut its sending side mid-body but can still read: the route reading that body refuses
+  // it (400 TMK_ERR_BODY_INCOMPLETE), counts it, and closes the connection after its answer.
+  if (error.code === 'HPE_INVALID_EOF_STATE' && socket.writable && endBodyCutShort(socket)) return;
   // The client went away, or closed its side mid-request (`HPE_INVALID_EOF_STATE`): a request whose
   // route had it is refused and counted there (its body ended early); counted here too, it was twice.
   if (

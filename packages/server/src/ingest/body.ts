@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { gunzip, gunzipSync } from 'node:zlib';
 import { noted, TelemarkError } from '../errors.js';
 
@@ -7,6 +8,22 @@ export interface BodyLimits {
   readonly maxBytes: number;
   /** From when reading starts to the last byte, ms. */
   readonly timeoutMs: number;
+}
+
+/**
+ * Per connection, how to end the body being read on it when the client shuts its sending side first
+ * (a TCP FIN before `Content-Length` bytes or the last chunk). Node reports that as a client error on
+ * the socket, not to the request; the server's client-error handler (`collector.ts`) calls this so
+ * the request is refused `400 TMK_ERR_BODY_INCOMPLETE` on the connection's open half, instead of the
+ * connection being closed with no answer.
+ */
+const cutShort = new WeakMap<Duplex, () => void>();
+
+/** End the body being read on `socket` as cut short; false when no body is being read there. */
+export function endBodyCutShort(socket: Duplex): boolean {
+  const end = cutShort.get(socket);
+  end?.();
+  return end !== undefined;
 }
 
 /**
@@ -32,6 +49,7 @@ export function readBody(request: IncomingMessage, limits: BodyLimits): Promise<
       request.off('end', onEnd);
       request.off('error', onError);
       request.off('aborted', onAborted);
+      if (socket && cutShort.get(socket) === onCutShort) cutShort.delete(socket);
       if (error) {
         // Stop pulling the rest of a body we will not read; the reply closes the connection.
         request.pause();
@@ -48,6 +66,15 @@ export function readBody(request: IncomingMessage, limits: BodyLimits): Promise<
     const onError = (error: Error) =>
       finish(new TelemarkError('TMK_ERR_BODY_TIMEOUT', error.message, { cause: error }));
     const onAborted = () => finish(new TelemarkError('TMK_ERR_BODY_TIMEOUT', 'the client went away'));
+    const onCutShort = () =>
+      finish(
+        new TelemarkError(
+          'TMK_ERR_BODY_INCOMPLETE',
+          declared === undefined ? `${size} bytes, no last chunk` : `${size} of ${declared} bytes`,
+        ),
+      );
+    const { socket } = request;
+    if (socket) cutShort.set(socket, onCutShort);
     const timer = setTimeout(
       () => finish(new TelemarkError('TMK_ERR_BODY_TIMEOUT', `${limits.timeoutMs} ms`)),
       limits.timeoutMs,
