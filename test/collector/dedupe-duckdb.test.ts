@@ -9,10 +9,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { sampleEvent, uniqueId } from '../../packages/server/src/store/conformance.js';
-import { DAY_MS, dedupeHash } from '../../packages/server/src/store/duckdb/dedupe-index.js';
+import { dedupeHash } from '../../packages/server/src/store/duckdb/dedupe-index.js';
 import { createDuckDBStore } from '../../packages/server/src/store/duckdb/duckdb-store.js';
 import { sql } from '../../packages/server/src/store/sql.js';
 import type { Store, StoredEvent, WriteBatch } from '../../packages/server/src/store/types.js';
+import { DAY_MS } from '../../packages/server/src/time-units.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-dedupe-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));

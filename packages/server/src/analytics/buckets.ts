@@ -6,8 +6,9 @@
 export const INTERVALS = ['hour', 'day', 'week', 'month'] as const;
 export type Interval = (typeof INTERVALS)[number];
 
-export const HOUR_MS = 3_600_000;
-export const DAY_MS = 86_400_000;
+import { DAY_MS, HOUR_MS } from '../time-units.js';
+
+export { DAY_MS, HOUR_MS };
 export const WEEK_MS = 7 * DAY_MS;
 
 /** Start of the bucket that contains `ms`. */

@@ -21,6 +21,7 @@ import type { GroupCommitter } from '../pipeline/group-commit.js';
 import type { RateLimiter } from '../pipeline/rate-limiter.js';
 import { RecentRejections } from '../pipeline/recent-rejections.js';
 import type { IngestProtocol, QuarantineEntry } from '../store/types.js';
+import { DAY_MS } from '../time-units.js';
 import { type Answer, JSON_CONTENT_TYPE, type RefusedRequest, sendAnswer, writeAnswer } from './answers.js';
 import type { CollectorMetrics, StatusTally } from './metrics.js';
 
@@ -54,7 +55,7 @@ export type DirectRoute = (request: IncomingMessage, response: ServerResponse) =
 /** Messages whose quarantine is remembered against resends (`recent-rejections.ts`): the newest… */
 const RECENT_REJECTIONS = 100_000;
 /** …of the last 8 days (DuckDB's default dedupe window; ClickHouse's is longer, the capacity ends first). */
-const RECENT_REJECTIONS_MS = 8 * 86_400_000;
+const RECENT_REJECTIONS_MS = 8 * DAY_MS;
 
 /** Metriton's paths, with the trailing slash the Fastify routes accept too. */
 const METRITON_PATHS: ReadonlySet<string> = new Set(['/scout', '/scout/', '/beta/scout', '/beta/scout/']);

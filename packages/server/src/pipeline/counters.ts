@@ -1,4 +1,5 @@
 import type { IngestCounter } from '../store/types.js';
+import { DAY_MS } from '../time-units.js';
 
 /** The kinds of daily ingest counter the collector writes (see `IngestCounter.kind`). */
 export type CounterKind =
@@ -10,7 +11,6 @@ export type CounterKind =
   | 'rate_limited'
   | 'dropped_by_client';
 
-const DAY_MS = 86_400_000;
 let cachedFrom = 0;
 let cachedTo = -1;
 let cachedDay = '';

@@ -5,12 +5,10 @@
  * moves forward; each install draws from its own PRNG stream, so the output depends only on the seed.
  */
 import type { CliContext, WireContext, WireMessage } from 'telemark/wire';
+import { DAY_MS, HOUR_MS } from '../time-units.js';
 import { createRng, type Rng } from './prng.js';
 import { type Release, releaseIndexAt, releaseScale, scheduleReleases } from './releases.js';
 import type { InstallHabits, InstallProfile, Scenario, SessionContext, SimProcess } from './scenario.js';
-
-export const DAY_MS = 86_400_000;
-const HOUR_MS = 3_600_000;
 
 /**
  * Messages one process of one install shipped together, as the client's sender does after the process

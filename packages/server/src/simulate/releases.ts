@@ -1,6 +1,5 @@
 /** Releases over time and which one an install runs on a given day. */
-
-const DAY_MS = 86_400_000;
+import { DAY_MS } from '../time-units.js';
 
 export interface ReleaseSpec {
   readonly version: string;

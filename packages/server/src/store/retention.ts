@@ -1,7 +1,6 @@
 import type { AppRegistry } from '../config/registry-types.js';
+import { DAY_MS } from '../time-units.js';
 import type { Store } from './types.js';
-
-const DAY_MS = 86_400_000;
 
 export interface RetentionReport {
   /** Events removed per app; apps that keep everything (retentionDays 0) are absent. */

@@ -19,6 +19,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { builtModuleUrl } from '../../built-module.js';
 import { TelemarkError } from '../../errors.js';
+import { DAY_MS } from '../../time-units.js';
 import { quotedInstallId } from '../erasure.js';
 import { createJournaledDriver } from '../journal/journaled-store.js';
 import { quarantineListing } from '../quarantine-filter.js';
@@ -67,7 +68,6 @@ import {
 import { prepareBatch } from './validate.js';
 import { createWriteScheduler } from './write-scheduler.js';
 
-const DAY_MS = 86_400_000;
 const ENCODER_MODULE = builtModuleUrl('./encode.js', import.meta.url).href;
 
 /** The subset of `@clickhouse/client` this store uses. */

@@ -15,9 +15,7 @@
 
 import fs from 'node:fs';
 import { hash53 } from '../../hash53.js';
-
-export const DAY_MS = 86_400_000;
-const MINUTE_MS = 60_000;
+import { DAY_MS, MINUTE_MS } from '../../time-units.js';
 
 /** Slots of a fresh day table; a power of two. */
 const INITIAL_SLOTS = 1024;

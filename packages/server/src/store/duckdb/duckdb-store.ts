@@ -31,6 +31,7 @@ import { builtModuleUrl } from '../../built-module.js';
 import { makeDirectory } from '../../directories.js';
 import { TelemarkError } from '../../errors.js';
 import { createSerialQueue, type SerialQueue } from '../../serial.js';
+import { DAY_MS } from '../../time-units.js';
 import { quotedInstallId } from '../erasure.js';
 import { CSV_FORMULA_STARTS, checkExportOptions } from '../export-options.js';
 import { quarantineListing } from '../quarantine-filter.js';
@@ -51,7 +52,7 @@ import type {
   WriteResult,
   WriteStatus,
 } from '../types.js';
-import { DAY_MS, DedupeIndex, dedupeHash, devZeroPrefault, RecentKeys } from './dedupe-index.js';
+import { DedupeIndex, dedupeHash, devZeroPrefault, RecentKeys } from './dedupe-index.js';
 import {
   type DuckDBStoreOptions,
   type ResolvedDuckDBStoreOptions,

@@ -25,6 +25,7 @@ import {
   timestampValue,
   VARCHAR,
 } from '@duckdb/node-api';
+import { DAY_MS } from '../../time-units.js';
 import type { SqlValue } from '../sql.js';
 
 export interface BoundParams {
@@ -71,7 +72,7 @@ const pad = (n: number, width = 2) => String(n).padStart(width, '0');
 
 /** `YYYY-MM-DD` for a day count, including years beyond JS Date's range. */
 function isoDay(days: number): string {
-  const date = new Date(days * 86_400_000);
+  const date = new Date(days * DAY_MS);
   if (Number.isNaN(date.getTime())) return String(days);
   const y = date.getUTCFullYear();
   const year = y >= 0 && y <= 9999 ? pad(y, 4) : (y < 0 ? '-' : '+') + pad(Math.abs(y), 6);
