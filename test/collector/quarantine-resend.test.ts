@@ -88,6 +88,39 @@ describe('rejected messages sent again', () => {
   });
 });
 
+describe('a rejected message sent again after a restart', () => {
+  it('is not kept again: a collector starts by reading back what it quarantined lately', async () => {
+    const batch = {
+      batch: [ourMessage('restart-bad', { event: 'no_such_event' }), ourMessage('restart-ok')],
+    };
+    const before = await startInProcess();
+    expect(resultStatuses((await postJson(`${before.url}/v1/batch`, batch, bearer())).json)).toEqual([
+      'rejected',
+      'accepted',
+    ]);
+    expect((await before.stop()).clean).toBe(true);
+    const after = await startInProcess({ dataDir: before.dataDir, config: { log: { level: 'info' } } });
+    try {
+      await vi.waitFor(() => expect(after.logs.join('')).toMatch(/recent rejections read back/), {
+        timeout: 10_000,
+        interval: 20,
+      });
+      const again = await postJson(`${after.url}/v1/batch`, batch, bearer());
+      expect(resultStatuses(again.json)).toEqual(['rejected', 'duplicate']);
+      const kept = (await after.store.listQuarantine({ app: 'mytool' })).filter(
+        (e) => e.messageId === 'restart-bad',
+      );
+      expect(kept).toHaveLength(1);
+      const rejected = await after.store.query<{ n: number | null }>(
+        sql`SELECT sum(count) AS n FROM ingest_counters WHERE app = 'mytool' AND kind = 'rejected'`,
+      );
+      expect(rejected[0]?.n).toBe(1);
+    } finally {
+      await after.stop();
+    }
+  });
+});
+
 describe('a rejected message whose commit was refused', () => {
   it('is kept when sent again: only a committed quarantine entry is remembered', async () => {
     let failNext = true;

@@ -4,7 +4,7 @@
  * scrubbed by a real collector on DuckDB, and a replay after the catalog fix still deduplicates the
  * quarantined copies of one message.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { isUuidShaped } from '../../packages/server/src/pipeline/event-builder.js';
 import { sql } from '../../packages/server/src/store/sql.js';
 import {
@@ -61,15 +61,26 @@ describe('quarantine keeps the text a sender chose scrubbed', () => {
       ).toBe(400);
 
       expect(await v1.store.listQuarantine({})).toHaveLength(5);
-      // Sent again after a restart (what a collector remembers is its own since it started): a second copy.
+      // Sent again after a restart: the collector read back what it quarantined, so not kept again.
       expect((await v1.stop()).clean).toBe(true);
       running.pop();
       const v1b = await startInProcess({
         dataDir: v1.dataDir,
-        config: appsWith({ ...MYTOOL_CATALOG, events: eventsV1 }, workers),
+        config: { ...appsWith({ ...MYTOOL_CATALOG, events: eventsV1 }, workers), log: { level: 'info' } },
       });
       running.push(v1b);
+      await vi.waitFor(() => expect(v1b.logs.join('')).toMatch(/recent rejections read back/));
       await postJson(`${v1b.url}/v1/batch`, { batch: [install] }, bearer());
+      expect(await v1b.store.listQuarantine({})).toHaveLength(5);
+      // A second copy of the entry, as a collector keeps once it no longer remembers the first (beyond
+      // its 100,000 newest or its 8 days): the replay below must store the message once.
+      const [kept] = (await v1b.store.listQuarantine({})).filter((e) => e.event === 'install');
+      const { id: _id, ...copy } = kept!;
+      await v1b.store.write({
+        events: [],
+        quarantine: [{ ...copy, receivedAt: copy.receivedAt + 1 }],
+        counters: [],
+      });
 
       const entries = await v1b.store.listQuarantine({});
       expect(entries).toHaveLength(6);

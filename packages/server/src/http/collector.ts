@@ -384,6 +384,7 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
   await app.register(async (ingest) => {
     metritonDirect = await registerIngestRoutes(ingest, {
       config,
+      store,
       builder,
       ...(pool ? { pool } : {}),
       committer,

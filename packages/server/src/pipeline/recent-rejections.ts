@@ -1,10 +1,21 @@
+import type { QuarantinePosition, Store } from '../store/types.js';
+
 /**
  * The (app, messageId) of messages this collector quarantined lately, so that a batch sent again (a
  * client whose answer was lost after the commit: a timeout, a dropped connection) does not put its
  * rejected messages in quarantine twice, nor count them twice among the day's rejections. Its accepted
  * messages are exact duplicates through the store's dedupe; this is the same for its rejected ones, within
- * what one process remembers: the newest `capacity` keys since it started, at most `windowMs` old.
+ * what is remembered: the newest `capacity` keys, at most `windowMs` old. A collector starts by reading
+ * them back from the store's quarantine (`seedRecentRejections`), so a client retrying across a restart
+ * — after a crash, the batches whose answers it never got — is counted once too.
  */
+/** What a rejection is remembered by: a quarantine entry's app, message id and time received. */
+export interface RememberedRejection {
+  readonly app: string;
+  readonly messageId: string;
+  readonly receivedAt: number;
+}
+
 export class RecentRejections {
   readonly #capacity: number;
   readonly #windowMs: number;
@@ -43,7 +54,76 @@ export class RecentRejections {
     }
   }
 
+  /**
+   * Take in keys quarantined before this process started, `newestFirst` as the store lists them. They
+   * count as older than every key added since (those stay the newest); over capacity, the oldest go.
+   */
+  seed(newestFirst: Iterable<RememberedRejection>): void {
+    const since = [...this.#seen];
+    this.#seen.clear();
+    const older: [string, number][] = [];
+    for (const entry of newestFirst) {
+      const key = this.keyOf(entry.app, entry.messageId);
+      if (key !== undefined) older.push([key, entry.receivedAt]);
+    }
+    // Oldest first; of a key listed twice, its newer time is set last and kept.
+    for (let i = older.length - 1; i >= 0; i--) {
+      const [key, at] = older[i]!;
+      this.#seen.delete(key);
+      this.#seen.set(key, at);
+    }
+    for (const [key, at] of since) {
+      this.#seen.delete(key);
+      this.#seen.set(key, at);
+    }
+    for (const key of this.#seen.keys()) {
+      if (this.#seen.size <= this.#capacity) break;
+      this.#seen.delete(key);
+    }
+  }
+
+  get capacity(): number {
+    return this.#capacity;
+  }
+
+  get windowMs(): number {
+    return this.#windowMs;
+  }
+
   get size(): number {
     return this.#seen.size;
   }
+}
+
+/** Entries read per page when seeding, and the most pages read: a start never reads more than 200,000. */
+const SEED_PAGE = 2_000;
+const SEED_MAX_PAGES = 100;
+
+/**
+ * Remember what the store quarantined within `recent`'s window before `now`, newest first, until its
+ * capacity is reached (entries that name no app or no message id are read but not remembered). Returns
+ * how many entries were read.
+ */
+export async function seedRecentRejections(
+  recent: RecentRejections,
+  store: Pick<Store, 'listQuarantine'>,
+  now: number,
+): Promise<number> {
+  // Only what is remembered is kept from each page: an entry's raw body may be tens of kilobytes.
+  const entries: RememberedRejection[] = [];
+  let after: QuarantinePosition | undefined;
+  for (let page = 0; page < SEED_MAX_PAGES; page++) {
+    const batch = await store.listQuarantine({
+      since: Math.floor(now - recent.windowMs),
+      newestFirst: true,
+      limit: SEED_PAGE,
+      ...(after ? { after } : {}),
+    });
+    for (const { app, messageId, receivedAt } of batch) entries.push({ app, messageId, receivedAt });
+    const last = batch.at(-1);
+    if (batch.length < SEED_PAGE || !last || entries.length >= recent.capacity) break;
+    after = { receivedAt: last.receivedAt, id: last.id };
+  }
+  recent.seed(entries);
+  return entries.length;
 }
