@@ -312,10 +312,41 @@ export async function metricValue(url: string, name: string): Promise<number> {
 }
 
 /**
- * Send raw bytes on a new connection; resolves with what came back once the server closed it. With
- * `halfClose`, the sending side is shut once they are sent (a FIN), as `nc -N` does.
+ * An HTTP/1.1 request as text, for tests that write to a socket themselves: `Host: x` unless `host` is
+ * null, then `headers`, then `Content-Length` — the body's own unless `contentLength` says otherwise (a
+ * body cut short: send the start of one and announce it whole), none when null (chunked bodies).
  */
-export const rawExchange = (url: string, bytes: string, { halfClose = false } = {}): Promise<string> =>
+export function rawRequest(
+  path: string,
+  options: {
+    method?: string;
+    host?: string | null;
+    headers?: Record<string, string>;
+    body?: string;
+    contentLength?: number | null;
+  } = {},
+): string {
+  const { method = 'POST', host = 'x', headers = {}, body = '' } = options;
+  const length = options.contentLength === undefined ? Buffer.byteLength(body) : options.contentLength;
+  const lines = [
+    `${method} ${path} HTTP/1.1`,
+    ...(host === null ? [] : [`Host: ${host}`]),
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+    ...(length === null ? [] : [`Content-Length: ${length}`]),
+  ];
+  return `${lines.join('\r\n')}\r\n\r\n${body}`;
+}
+
+/**
+ * Send raw bytes on a new connection; resolves with what came back once the server closed it. With
+ * `halfClose`, the sending side is shut once they are sent (a FIN), as `nc -N` does. A connection reset
+ * rejects, unless `resetIsAnAnswer` (hostile input, which the server may answer by resetting).
+ */
+export const rawExchange = (
+  url: string,
+  bytes: string,
+  { halfClose = false, resetIsAnAnswer = false } = {},
+): Promise<string> =>
   new Promise((resolve, reject) => {
     const { hostname, port } = new URL(url);
     const socket = connect(Number(port), hostname, () =>
@@ -326,7 +357,7 @@ export const rawExchange = (url: string, bytes: string, { halfClose = false } = 
       answer += d.toString();
     });
     socket.on('close', () => resolve(answer));
-    socket.on('error', reject);
+    socket.on('error', (error) => (resetIsAnAnswer ? undefined : reject(error)));
   });
 
 /** A line of a streamed answer (`application/x-ndjson`: docs/api.md, "Long operations"). */

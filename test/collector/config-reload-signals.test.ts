@@ -21,6 +21,7 @@ import {
   metricValue,
   ourMessage,
   postJson,
+  rawRequest,
   resultStatuses,
   startChild,
   tempDir,
@@ -114,7 +115,11 @@ describe.skipIf(process.platform === 'win32')('SIGHUP', () => {
     });
     const closed = new Promise((resolve) => socket.on('close', resolve));
     socket.write(
-      `POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer ${MYTOOL_KEY}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 10)}`,
+      rawRequest('/v1/batch', {
+        headers: { 'Content-Type': 'application/json', ...bearer() },
+        body: body.slice(0, 10),
+        contentLength: Buffer.byteLength(body),
+      }),
     );
     // Wait until the collector holds it (its body being read), then stop it.
     while ((await metricValue(child.url, 'telemark_ingest_requests_in_flight')) !== 1)

@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { connect } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../../packages/server/src/config/serve-config.js';
 import { createRandom, type FuzzRequest, fuzzRequest } from './_fuzz.js';
-import { bearer, killChildren, ourMessage, postJson, startChild, tempDir } from './_helpers.js';
+import { bearer, killChildren, ourMessage, postJson, rawExchange, startChild, tempDir } from './_helpers.js';
 
 const SEED = Number(process.env.TELEMARK_FUZZ_SEED ?? 20_261_126);
 const COUNT = 10_000;
@@ -37,23 +36,11 @@ const rssBytes = (pid: number): number => {
 const HEAD = 'POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n';
 
 /** Raw bytes on a fresh connection; everything the collector answers until it closes the connection. */
-function rawExchange(url: string, bytes: string): Promise<string> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve) => {
-    const socket = connect(Number(port), hostname);
-    let response = '';
-    socket.on('data', (d: Buffer) => {
-      response += d.toString();
-    });
-    socket.on('error', () => undefined);
-    socket.on('close', () => resolve(response));
-    socket.write(bytes);
-  });
-}
+const rawAnswer = (url: string, bytes: string) => rawExchange(url, bytes, { resetIsAnAnswer: true });
 
 /** Raw sockets that stall: headers that never end, bodies that never finish. */
 const slowloris = (url: string, mode: 'headers' | 'body'): Promise<string> =>
-  rawExchange(url, mode === 'body' ? `${HEAD}Content-Length: 1000\r\n\r\n{"batch":[` : `${HEAD}X-Slow: `);
+  rawAnswer(url, mode === 'body' ? `${HEAD}Content-Length: 1000\r\n\r\n{"batch":[` : `${HEAD}X-Slow: `);
 
 afterAll(killChildren);
 
@@ -121,7 +108,7 @@ describe('fuzz: hostile input never gets a 5xx or a crash', () => {
   }, 180_000);
   it('answers bytes the HTTP parser refuses, and stalled headers, with our codes, then closes', async () => {
     const child = await startChild(tempDir(), { timeouts: { headersMs: 500, bodyMs: 500 } });
-    const exchange = (bytes: string) => rawExchange(child.url, bytes);
+    const exchange = (bytes: string) => rawAnswer(child.url, bytes);
     const bodyOf = (response: string) => JSON.parse(response.slice(response.indexOf('\r\n\r\n') + 4));
     for (const bad of [
       `${HEAD}Content-Length: abc\r\n\r\n{}`,

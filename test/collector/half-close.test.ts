@@ -6,26 +6,18 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from '../../packages/server/src/store/sql.js';
-import { bearer, type InProcess, ourMessage, rawExchange, startInProcess } from './_helpers.js';
+import { bearer, type InProcess, ourMessage, rawExchange, rawRequest, startInProcess } from './_helpers.js';
 
 /** Write `request` whole, shut the sending side, and read what comes back until the server closes. */
 const halfClosedExchange = (url: string, request: string) => rawExchange(url, request, { halfClose: true });
 
-const post = (
-  path: string,
-  body: string,
-  headers: Record<string, string> = {},
-  length = Buffer.byteLength(body),
-) =>
-  [
-    `POST ${path} HTTP/1.1`,
-    'Host: collector',
-    'Content-Type: application/json',
-    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
-    `Content-Length: ${length}`,
-    '',
+const post = (path: string, body: string, headers: Record<string, string> = {}, contentLength?: number) =>
+  rawRequest(path, {
+    host: 'collector',
+    headers: { 'Content-Type': 'application/json', ...headers },
     body,
-  ].join('\r\n');
+    ...(contentLength === undefined ? {} : { contentLength }),
+  });
 
 /** The JSON bodies of the answers in `text`, in order. */
 const answerBodies = (text: string): unknown[] =>
@@ -115,15 +107,11 @@ describe('a client that half-closes its connection after the request', () => {
 
   it('that ended a chunked body without its last chunk is told so, and a Metriton sender too', async () => {
     const body = JSON.stringify({ batch: [ourMessage('half-closed-chunk')] });
-    const chunked = [
-      'POST /v1/batch HTTP/1.1',
-      'Host: collector',
-      'Content-Type: application/json',
-      `Authorization: ${bearer().authorization}`,
-      'Transfer-Encoding: chunked',
-      '',
-      `${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n`,
-    ].join('\r\n');
+    const chunked = rawRequest('/v1/batch', {
+      headers: { 'Content-Type': 'application/json', ...bearer(), 'Transfer-Encoding': 'chunked' },
+      body: `${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n`,
+      contentLength: null,
+    });
     expect(onlyAnswer(await halfClosedExchange(collector.url, chunked)).body).toMatchObject({
       code: 'TMK_ERR_BODY_INCOMPLETE',
       message: expect.stringContaining('no last chunk'),

@@ -4,7 +4,15 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from '../../packages/server/src/store/sql.js';
 import type { Store, WriteBatch } from '../../packages/server/src/store/types.js';
-import { bearer, type InProcess, MYTOOL_KEY, ourMessage, postJson, startInProcess } from './_helpers.js';
+import {
+  bearer,
+  type InProcess,
+  MYTOOL_KEY,
+  ourMessage,
+  postJson,
+  rawRequest,
+  startInProcess,
+} from './_helpers.js';
 
 const metric = (text: string, name: string, labels: string): number => {
   const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
@@ -382,7 +390,11 @@ describe('backpressure', () => {
         answer += d.toString();
       });
       socket.write(
-        `POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${MYTOOL_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 1000)}`,
+        rawRequest('/v1/batch', {
+          headers: { ...bearer(), 'Content-Type': 'application/json' },
+          body: body.slice(0, 1000),
+          contentLength: body.length,
+        }),
       );
       while ((await c.collector.metrics.inflight.get()).values[0]?.value !== 1)
         await new Promise((r) => setTimeout(r, 5));

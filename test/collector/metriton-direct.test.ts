@@ -4,7 +4,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { goIndent, tpReport } from '../../packages/server/src/ingest/_metriton-fixtures.js';
 import { sql } from '../../packages/server/src/store/sql.js';
-import { type InProcess, startInProcess } from './_helpers.js';
+import { type InProcess, rawRequest, startInProcess } from './_helpers.js';
 
 interface Answered {
   readonly status: number;
@@ -198,8 +198,7 @@ describe('what Fastify did before the route, on the direct path too', () => {
       const socket = connect(Number(port), hostname);
       socket.on('error', () => {});
       socket.write(
-        `POST ${path} HTTP/1.1\r\nHost: ${hostname}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n` +
-          body.slice(0, 40),
+        rawRequest(path, { host: hostname, body: body.slice(0, 40), contentLength: Buffer.byteLength(body) }),
       );
       // The request is in, its body half sent: the client goes away (a reset; one that only shuts its
       // sending side may still read, and is told its body was cut short: half-close.test.ts).
@@ -243,8 +242,12 @@ describe("Metriton's own path while the collector shuts down", () => {
       answered += d.toString();
     });
     socket.write(
-      `POST /scout HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 40)}`,
+      rawRequest('/scout', {
+        host: `${hostname}:${port}`,
+        headers: { 'Content-Type': 'application/json' },
+        body: body.slice(0, 40),
+        contentLength: Buffer.byteLength(body),
+      }),
     );
     const inFlight = async () =>
       /telemark_ingest_requests_in_flight (\d+)/.exec(await (await fetch(`${c.url}/metrics`)).text())?.[1];

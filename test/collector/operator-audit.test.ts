@@ -20,6 +20,7 @@ import {
   ourMessage,
   postJson,
   rawExchange,
+  rawRequest,
   resultStatuses,
   runCli,
   startChild,
@@ -847,8 +848,11 @@ describe('the log of telemark serve', () => {
         socket.on('error', () => undefined);
         sockets.push(socket);
         socket.write(
-          `POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${MYTOOL_KEY}\r\n` +
-            'Content-Type: application/json\r\nContent-Length: 480000\r\n\r\n{"batch": [',
+          rawRequest('/v1/batch', {
+            headers: { ...bearer(), 'Content-Type': 'application/json' },
+            body: '{"batch": [',
+            contentLength: 480_000,
+          }),
         );
       }
       let status = '';

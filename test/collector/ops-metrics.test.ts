@@ -8,10 +8,10 @@ import { sql } from '../../packages/server/src/store/sql.js';
 import {
   bearer,
   type InProcess,
-  MYTOOL_KEY,
   ourMessage,
   postJson,
   rawExchange,
+  rawRequest,
   startInProcess,
 } from './_helpers.js';
 
@@ -115,8 +115,11 @@ describe('refusals in /metrics', () => {
     socket.on('error', () => undefined);
     socket.resume();
     socket.write(
-      `POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${MYTOOL_KEY}\r\n` +
-        'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"batch":[',
+      rawRequest('/v1/batch', {
+        headers: { ...bearer(), 'Content-Type': 'application/json' },
+        body: '{"batch":[',
+        contentLength: 100,
+      }),
     );
     // The route has the request (its body being read) before the client ends its side.
     while (!/telemark_ingest_requests_in_flight 1\n/.test(await scrape(c.url)))

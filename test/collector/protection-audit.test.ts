@@ -9,11 +9,11 @@ import type { Store, WriteBatch } from '../../packages/server/src/store/types.js
 import {
   bearer,
   type InProcess,
-  MYTOOL_KEY,
   metricValue,
   ourMessage,
   postJson,
   rawExchange,
+  rawRequest,
   resultStatuses,
   startInProcess,
 } from './_helpers.js';
@@ -39,8 +39,10 @@ const LIMITS = { maxBatchBytes: 10_000, maxEventBytes: 5_000 };
 
 /** Headers of a POST that announces `length` bytes and waits for `100 Continue` before sending them. */
 const expecting = (path: string, length: number) =>
-  `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${MYTOOL_KEY}\r\n` +
-  `Content-Type: application/json\r\nContent-Length: ${length}\r\nExpect: 100-continue\r\n\r\n`;
+  rawRequest(path, {
+    headers: { ...bearer(), 'Content-Type': 'application/json', Expect: '100-continue' },
+    contentLength: length,
+  });
 
 describe('Expect: 100-continue', () => {
   it('answers 413 to an oversize Content-Length before the body is sent, without 100 Continue', async () => {

@@ -4,7 +4,7 @@
  */
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type InProcess, MYTOOL_KEY, ourMessage, startInProcess } from './_helpers.js';
+import { bearer, type InProcess, ourMessage, rawRequest, startInProcess } from './_helpers.js';
 
 let collector: InProcess;
 beforeAll(async () => {
@@ -38,19 +38,23 @@ function exchange(bytes: string): Promise<{ head: string; body: string }> {
 }
 
 const batch = (id: string) => JSON.stringify({ batch: [ourMessage(id)] });
-const post = (headers: string, body: string) =>
-  `POST /v1/batch HTTP/1.1\r\n${headers}Authorization: Bearer ${MYTOOL_KEY}\r\n` +
-  `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+/** A batch request with no Host header, then `headers`. */
+const post = (headers: Record<string, string>, body: string) =>
+  rawRequest('/v1/batch', {
+    host: null,
+    headers: { ...headers, ...bearer(), 'Content-Type': 'application/json' },
+    body,
+  });
 
 describe('requests Node would answer with an empty body', () => {
   it('serves an HTTP/1.1 request without a Host header (the collector has no use for it)', async () => {
-    const { head, body } = await exchange(post('', batch('no-host')));
+    const { head, body } = await exchange(post({}, batch('no-host')));
     expect(head).toMatch(/^HTTP\/1\.1 200 /);
     expect(JSON.parse(body)).toMatchObject({ results: [{ messageId: 'no-host', status: 'accepted' }] });
   });
 
   it('serves a request whose Expect header is not 100-continue, instead of a bare 417', async () => {
-    const { head, body } = await exchange(post('Host: x\r\nExpect: something-else\r\n', batch('expect')));
+    const { head, body } = await exchange(post({ Host: 'x', Expect: 'something-else' }, batch('expect')));
     expect(head).toMatch(/^HTTP\/1\.1 200 /);
     expect(JSON.parse(body)).toMatchObject({ results: [{ messageId: 'expect', status: 'accepted' }] });
   });
