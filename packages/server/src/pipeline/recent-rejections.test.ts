@@ -92,11 +92,11 @@ describe('seedRecentRejections', () => {
       expect(has(all, 'old')).toBe(false);
       expect(has(all, 'm0') && has(all, 'm4499')).toBe(true);
 
-      // A capacity of 3,000 stops after the second page of 2,000 and keeps the newest 3,000.
-      const some = new RecentRejections(3_000, 5_000);
-      expect(await seedRecentRejections(some, store, now)).toBe(4_000);
-      expect(some.size).toBe(3_000);
-      expect([has(some, 'm1499'), has(some, 'm1500'), has(some, 'm4499')]).toEqual([false, true, true]);
+      // A capacity of 1,200 stops after the second page of 1,000 and keeps the newest 1,200.
+      const some = new RecentRejections(1_200, 5_000);
+      expect(await seedRecentRejections(some, store, now)).toBe(2_000);
+      expect(some.size).toBe(1_200);
+      expect([has(some, 'm3299'), has(some, 'm3300'), has(some, 'm4499')]).toEqual([false, true, true]);
     } finally {
       await store.close();
     }

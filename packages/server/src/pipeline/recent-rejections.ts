@@ -95,8 +95,12 @@ export class RecentRejections {
   }
 }
 
-/** Entries read per page when seeding, and the most pages read: a start never reads more than 200,000. */
-const SEED_PAGE = 2_000;
+/**
+ * Entries read per page when seeding, and the most pages read: a start reads at most 100,000 entries
+ * (8 s on DuckDB for 100,000 entries of ~500 B, measured), and holds one page at a time
+ * (entries carry their raw input, ~1 KB as a rule, 32 KB at most: 32 MB at worst).
+ */
+const SEED_PAGE = 1_000;
 const SEED_MAX_PAGES = 100;
 
 /**
