@@ -121,6 +121,33 @@ describe('a rejected message sent again after a restart', () => {
   });
 });
 
+describe('a collector that cannot read its quarantine back at start', () => {
+  it('says so in its log, and serves as before', async () => {
+    const c = await startInProcess({
+      wrapStore: (store: Store) => ({
+        ...store,
+        listQuarantine: async () => {
+          throw new Error('the quarantine cannot be read (test)');
+        },
+      }),
+    });
+    try {
+      await vi.waitFor(() => expect(c.logs.join('')).toMatch(/could not read back recent rejections/));
+      const batch = {
+        batch: [ourMessage('unseeded-bad', { event: 'no_such_event' }), ourMessage('unseeded-ok')],
+      };
+      const answer = await postJson(`${c.url}/v1/batch`, batch, bearer());
+      expect(resultStatuses(answer.json)).toEqual(['rejected', 'accepted']);
+      const kept = (await c.store.listQuarantine({ app: 'mytool' })).filter(
+        (e) => e.messageId === 'unseeded-bad',
+      );
+      expect(kept).toHaveLength(1);
+    } finally {
+      await c.stop();
+    }
+  });
+});
+
 describe('a rejected message whose commit was refused', () => {
   it('is kept when sent again: only a committed quarantine entry is remembered', async () => {
     let failNext = true;

@@ -20,6 +20,7 @@ import { createEventBuilder } from '../pipeline/event-builder.js';
 import { createGroupCommitter, type GroupCommitter } from '../pipeline/group-commit.js';
 import { resolveInstallIdKey } from '../pipeline/install-id-key.js';
 import { createRateLimiter } from '../pipeline/rate-limiter.js';
+import { RecentRejections, seedRecentRejections } from '../pipeline/recent-rejections.js';
 import {
   type RetentionReport,
   retentionApplies,
@@ -381,10 +382,23 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
         })
       : undefined;
 
+  const recentRejections = new RecentRejections();
+  // Read back in the background: requests are served meanwhile (a resend in those seconds is kept again).
+  void seedRecentRejections(recentRejections, store, now()).then(
+    (read) => {
+      const remembered = recentRejections.size;
+      if (remembered > 0) app.log.info({ read, remembered }, 'recent rejections read back from quarantine');
+    },
+    (error: unknown) => {
+      if (!(isTelemarkError(error) && error.code === 'TMK_ERR_STORE_CLOSED'))
+        app.log.warn({ err: error }, 'could not read back recent rejections; resends of them are kept again');
+    },
+  );
+
   await app.register(async (ingest) => {
     metritonDirect = await registerIngestRoutes(ingest, {
       config,
-      store,
+      recentRejections,
       builder,
       ...(pool ? { pool } : {}),
       committer,

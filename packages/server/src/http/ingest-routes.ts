@@ -19,9 +19,8 @@ import { utcDay } from '../pipeline/counters.js';
 import type { EventBuilder } from '../pipeline/event-builder.js';
 import type { GroupCommitter } from '../pipeline/group-commit.js';
 import type { RateLimiter } from '../pipeline/rate-limiter.js';
-import { RecentRejections, seedRecentRejections } from '../pipeline/recent-rejections.js';
-import type { IngestProtocol, QuarantineEntry, Store } from '../store/types.js';
-import { DAY_MS } from '../time-units.js';
+import type { RecentRejections } from '../pipeline/recent-rejections.js';
+import type { IngestProtocol, QuarantineEntry } from '../store/types.js';
 import { type Answer, JSON_CONTENT_TYPE, type RefusedRequest, sendAnswer, writeAnswer } from './answers.js';
 import type { CollectorMetrics, StatusTally } from './metrics.js';
 
@@ -47,17 +46,12 @@ export interface IngestDeps {
   /** The answer to a refused request (`answers.ts`), for the route that answers without Fastify. */
   readonly refuse: (error: unknown, request: RefusedRequest) => Answer;
   readonly log: FastifyBaseLogger;
-  /** Where recent rejections are read back from at start (`seedRecentRejections`). */
-  readonly store: Pick<Store, 'listQuarantine'>;
+  /** What was quarantined lately, so a resend is neither kept nor counted again (`recent-rejections.ts`). */
+  readonly recentRejections: RecentRejections;
 }
 
 /** Node's own request handler, for a route served without the framework. */
 export type DirectRoute = (request: IncomingMessage, response: ServerResponse) => void;
-
-/** Messages whose quarantine is remembered against resends (`recent-rejections.ts`): the newest… */
-const RECENT_REJECTIONS = 100_000;
-/** …of the last 8 days (DuckDB's default dedupe window; ClickHouse's is longer, the capacity ends first). */
-const RECENT_REJECTIONS_MS = 8 * DAY_MS;
 
 /** Metriton's paths, with the trailing slash the Fastify routes accept too. */
 const METRITON_PATHS: ReadonlySet<string> = new Set(['/scout', '/scout/', '/beta/scout', '/beta/scout/']);
@@ -103,22 +97,7 @@ const notAMediaType = Object.assign(new Error('Unsupported Media Type'), { statu
  * directly for `POST` to Metriton's paths.
  */
 export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDeps): Promise<DirectRoute> {
-  const { config, metrics, committer } = deps;
-  const recentRejections = new RecentRejections(RECENT_REJECTIONS, RECENT_REJECTIONS_MS);
-  // In the background: requests are served meanwhile (a resend in the first moments may be kept again).
-  void seedRecentRejections(recentRejections, deps.store, deps.now()).then(
-    (read) => {
-      const remembered = recentRejections.size;
-      if (remembered > 0) deps.log.info({ read, remembered }, 'recent rejections read back from quarantine');
-    },
-    (error: unknown) => {
-      if ((error as { code?: string }).code !== 'TMK_ERR_STORE_CLOSED')
-        deps.log.warn(
-          { err: error },
-          'could not read back recent rejections; resends of them are kept again',
-        );
-    },
-  );
+  const { config, metrics, committer, recentRejections } = deps;
   const maxBytes = config.limits.maxBatchBytes;
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));

@@ -1,4 +1,12 @@
 import type { QuarantinePosition, Store } from '../store/types.js';
+import { DAY_MS } from '../time-units.js';
+
+/** What a rejection is remembered by: a quarantine entry's app, message id and time received. */
+export interface RememberedRejection {
+  readonly app: string;
+  readonly messageId: string;
+  readonly receivedAt: number;
+}
 
 /**
  * The (app, messageId) of messages this collector quarantined lately, so that a batch sent again (a
@@ -9,20 +17,17 @@ import type { QuarantinePosition, Store } from '../store/types.js';
  * them back from the store's quarantine (`seedRecentRejections`), so a client retrying across a restart
  * — after a crash, the batches whose answers it never got — is counted once too.
  */
-/** What a rejection is remembered by: a quarantine entry's app, message id and time received. */
-export interface RememberedRejection {
-  readonly app: string;
-  readonly messageId: string;
-  readonly receivedAt: number;
-}
-
 export class RecentRejections {
   readonly #capacity: number;
   readonly #windowMs: number;
   /** Key → when it was quarantined; oldest first (a Map keeps insertion order). */
   readonly #seen = new Map<string, number>();
 
-  constructor(capacity: number, windowMs: number) {
+  /**
+   * The newest 100,000 messages of the last 8 days by default (DuckDB's default dedupe window;
+   * ClickHouse's is longer, and the capacity runs out first).
+   */
+  constructor(capacity = 100_000, windowMs = 8 * DAY_MS) {
     this.#capacity = capacity;
     this.#windowMs = windowMs;
   }
@@ -44,41 +49,32 @@ export class RecentRejections {
   /** Remember a quarantined message (once its commit succeeded: a refused commit stored nothing). */
   add(app: string, messageId: string, at: number): void {
     const key = this.keyOf(app, messageId);
-    if (key === undefined) return;
-    // Moved to the newest end, so a key sent again and again is not the first to go.
-    this.#seen.delete(key);
-    this.#seen.set(key, at);
-    if (this.#seen.size > this.#capacity) {
-      const oldest = this.#seen.keys().next().value as string;
-      this.#seen.delete(oldest);
-    }
+    if (key !== undefined) this.#remember(key, at);
   }
 
   /**
    * Take in keys quarantined before this process started, `newestFirst` as the store lists them. They
    * count as older than every key added since (those stay the newest); over capacity, the oldest go.
    */
-  seed(newestFirst: Iterable<RememberedRejection>): void {
+  seed(newestFirst: readonly RememberedRejection[]): void {
     const since = [...this.#seen];
     this.#seen.clear();
-    const older: [string, number][] = [];
-    for (const entry of newestFirst) {
-      const key = this.keyOf(entry.app, entry.messageId);
-      if (key !== undefined) older.push([key, entry.receivedAt]);
+    // Oldest first; of a key listed twice, its newer time is remembered last and kept.
+    for (let i = newestFirst.length - 1; i >= 0; i--) {
+      const { app, messageId, receivedAt } = newestFirst[i]!;
+      this.add(app, messageId, receivedAt);
     }
-    // Oldest first; of a key listed twice, its newer time is set last and kept.
-    for (let i = older.length - 1; i >= 0; i--) {
-      const [key, at] = older[i]!;
-      this.#seen.delete(key);
-      this.#seen.set(key, at);
-    }
-    for (const [key, at] of since) {
-      this.#seen.delete(key);
-      this.#seen.set(key, at);
-    }
-    for (const key of this.#seen.keys()) {
-      if (this.#seen.size <= this.#capacity) break;
-      this.#seen.delete(key);
+    for (const [key, at] of since) this.#remember(key, at);
+  }
+
+  /** Remember `key` as the newest, and forget the oldest past the capacity. */
+  #remember(key: string, at: number): void {
+    // Moved to the newest end, so a key sent again and again is not the first to go.
+    this.#seen.delete(key);
+    this.#seen.set(key, at);
+    if (this.#seen.size > this.#capacity) {
+      const oldest = this.#seen.keys().next().value as string;
+      this.#seen.delete(oldest);
     }
   }
 
