@@ -105,7 +105,9 @@ describe('ClickHouse killed in the middle of a streamed quarantine replay', () =
       expect(lines.filter((l) => 'error' in l || 'result' in l)).toEqual([last]);
       expect(last.error).toMatchObject({ code: 'TMK_ERR_STORE_UNAVAILABLE' });
       const { message } = last.error as { message: string };
-      expect(message).toMatch(/ECONNREFUSED/);
+      // The cause as the connection saw it: refused between requests, or cut in the middle of one
+      // (which of the two depends on where the kill lands; CI saw both).
+      expect(message).toMatch(/ECONNREFUSED|ECONNRESET|socket hang up/);
       expect(message).toMatch(/what it wrote is kept; run it again once the store is back/);
       // Nothing in a 200 stream comes with a Retry-After to wait for (until 2026-11-28 the message said to).
       expect(message).not.toMatch(/Retry-After/);
