@@ -25,9 +25,13 @@ export interface OpenStoreOptions {
  * this only maps `--store`, `--data` and the ClickHouse settings onto its options.
  */
 export function openStore(
-  config: Pick<ServeConfig, 'store' | 'dataDir' | 'clickhouse'> & { readonly duckdb?: ServeConfig['duckdb'] },
+  config: Pick<ServeConfig, 'store' | 'dataDir' | 'clickhouse' | 'dedupeWindowDays'> & {
+    readonly duckdb?: ServeConfig['duckdb'];
+  },
   options: OpenStoreOptions = {},
 ): Store {
+  // The same window for every command on this data: a replay run offline dedupes as the collector does.
+  const window = config.dedupeWindowDays !== undefined ? { dedupeWindowDays: config.dedupeWindowDays } : {};
   if (config.store === 'clickhouse') {
     // The collector keeps acknowledging through a ClickHouse outage into a journal in its data directory.
     // Admin commands (readOnly) talk to ClickHouse directly.
@@ -35,6 +39,7 @@ export function openStore(
     return createStore({
       engine: 'clickhouse',
       ...clickhouse,
+      ...window,
       ...(options.log ? { log: options.log } : {}),
       // Admin commands never create a database: a mistyped --clickhouse-database is refused.
       ...(options.readOnly || options.existingOnly
@@ -53,6 +58,7 @@ export function openStore(
   return createStore({
     engine: 'duckdb',
     path: duckdbPathFor(config.dataDir),
+    ...window,
     ...(config.duckdb ? { memoryLimit: config.duckdb.memoryLimit } : {}),
     ...(options.readOnly ? { readOnly: true } : {}),
   });

@@ -43,6 +43,9 @@ describe('serve configuration', () => {
     expect(tp?.allowKeyless).toBe(true);
     expect(tp?.catalog.app).toBe('telepresence2');
     expect(tp?.rateLimits).toEqual(DEFAULTS.rateLimits);
+    // The engine's own window unless configured.
+    expect(config.dedupeWindowDays).toBeUndefined();
+    expect(resolveServeConfig({ dedupeWindowDays: 30 }).dedupeWindowDays).toBe(30);
   });
 
   it('reports every problem at once', () => {
@@ -54,6 +57,7 @@ describe('serve configuration', () => {
         limits: { maxBatchEvents: -1 },
         backgroundNice: 20,
         ingestWorkers: -1,
+        dedupeWindowDays: 6,
         duckdb: { memoryLimit: 'lots' },
         retention: { unattributedQuarantineDays: 1.5 },
         apps: { mytool: { writeKeys: ['short'] } },
@@ -62,6 +66,7 @@ describe('serve configuration', () => {
     expect(message).toContain('retention.unattributedQuarantineDays');
     expect(message).toContain('backgroundNice');
     expect(message).toContain('ingestWorkers');
+    expect(message).toMatch(/dedupeWindowDays: .*7/);
     expect(message).toContain('duckdb.memoryLimit');
     expect(message).toContain('port');
     expect(message).toContain('store');

@@ -5,6 +5,7 @@ import { LIMITS } from 'telemark';
 import { z } from 'zod';
 import { isTelemarkError, TelemarkError } from '../errors.js';
 import { resolveClickHouseOptions } from '../store/clickhouse/index.js';
+import { MIN_DEDUPE_WINDOW_DAYS } from '../store/duckdb/index.js';
 import { type AppConfig, appConfigSchema, buildAppRegistry } from './registry.js';
 import type { AppRegistry, RateLimit } from './registry-types.js';
 
@@ -166,6 +167,7 @@ export const serveConfigSchema = z.strictObject({
   rateLimitKeys: positiveInt.optional(),
   backgroundNice: z.number().int().min(0).max(19).optional(),
   ingestWorkers: z.number().int().min(0).max(64).optional(),
+  dedupeWindowDays: z.number().int().min(MIN_DEDUPE_WINDOW_DAYS).max(3650).optional(),
   duckdb: z
     .strictObject({
       memoryLimit: z
@@ -233,6 +235,12 @@ export interface ServeConfig {
   readonly rateLimitKeys: number;
   readonly backgroundNice: number;
   readonly ingestWorkers: number;
+  /**
+   * Days a message id is remembered for exact dedupe; undefined: the engine's default (DuckDB 8,
+   * ClickHouse 35). Set it above the longest `spool.maxAgeDays` of the clients sending here, so a batch
+   * resent after a long time offline is still a duplicate.
+   */
+  readonly dedupeWindowDays?: number;
   readonly duckdb: { readonly memoryLimit: string };
   readonly retention: { readonly intervalMinutes: number; readonly unattributedQuarantineDays: number };
   readonly log: { readonly level: string; readonly requests: boolean };
@@ -501,6 +509,7 @@ export function resolveServeConfig(
     rateLimitKeys: c.rateLimitKeys ?? DEFAULTS.rateLimitKeys,
     backgroundNice: c.backgroundNice ?? DEFAULTS.backgroundNice,
     ingestWorkers: c.ingestWorkers ?? DEFAULTS.ingestWorkers,
+    ...(c.dedupeWindowDays !== undefined ? { dedupeWindowDays: c.dedupeWindowDays } : {}),
     duckdb: { ...DEFAULTS.duckdb, ...c.duckdb },
     retention: { ...DEFAULTS.retention, ...c.retention },
     log: { ...DEFAULTS.log, ...c.log },

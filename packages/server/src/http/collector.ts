@@ -27,6 +27,7 @@ import {
   runRetention as runStoreRetention,
 } from '../store/retention.js';
 import type { Store } from '../store/types.js';
+import { DAY_MS } from '../time-units.js';
 import { createRefusals, sendAnswer } from './answers.js';
 import { registerDashboard } from './dashboard.js';
 import { type DirectRoute, isMetritonPath, registerIngestRoutes } from './ingest-routes.js';
@@ -382,13 +383,18 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
         })
       : undefined;
 
-  const recentRejections = new RecentRejections();
+  // Rejections are remembered as long as the store remembers ids (8 days unless configured).
+  const recentRejections = new RecentRejections(
+    undefined,
+    config.dedupeWindowDays === undefined ? undefined : config.dedupeWindowDays * DAY_MS,
+  );
   // Read back in the background: requests are served meanwhile (a resend in those seconds is kept again).
   void seedRecentRejections(recentRejections, store, now()).then(
-    (read) => {
-      const remembered = recentRejections.size;
-      if (remembered > 0) app.log.info({ read, remembered }, 'recent rejections read back from quarantine');
-    },
+    (read) =>
+      app.log.info(
+        { read, remembered: recentRejections.size, windowDays: recentRejections.windowMs / DAY_MS },
+        'recent rejections read back from quarantine',
+      ),
     (error: unknown) => {
       if (!(isTelemarkError(error) && error.code === 'TMK_ERR_STORE_CLOSED'))
         app.log.warn({ err: error }, 'could not read back recent rejections; resends of them are kept again');
