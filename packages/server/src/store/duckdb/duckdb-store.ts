@@ -1491,6 +1491,9 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     if (loading) return loading;
     if (loadTimer) clearTimeout(loadTimer);
     loadTimer = undefined;
+    // A timer armed before a read loaded the log finds nothing to do; it must not pass through the
+    // queues either, which would count as a change (`changes()`) and make the rollup check again.
+    if (intake.isEmpty) return Promise.resolve();
     loading = closeAndLoad()
       .catch(() => {
         // lastLoadError tells health(); the timer below tries again.
