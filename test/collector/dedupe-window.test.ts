@@ -36,7 +36,7 @@ async function dataReceived(daysAgo: number): Promise<string> {
     events: [
       sampleEvent({ app: 'mytool', messageId: 'old-ok', event: 'run', receivedAt, timestamp: receivedAt }),
     ],
-    quarantine: [installEntry('old-bad', receivedAt, { event: 'no_such_event', reason: 'unknown_event' })],
+    quarantine: [installEntry('old-bad', receivedAt, { event: 'no_such_event' })],
     counters: [],
   });
   await store.close();

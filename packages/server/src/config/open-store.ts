@@ -31,7 +31,8 @@ export function openStore(
   options: OpenStoreOptions = {},
 ): Store {
   // The same window for every command on this data: a replay run offline dedupes as the collector does.
-  const window = config.dedupeWindowDays !== undefined ? { dedupeWindowDays: config.dedupeWindowDays } : {};
+  const dedupeWindow =
+    config.dedupeWindowDays !== undefined ? { dedupeWindowDays: config.dedupeWindowDays } : {};
   if (config.store === 'clickhouse') {
     // The collector keeps acknowledging through a ClickHouse outage into a journal in its data directory.
     // Admin commands (readOnly) talk to ClickHouse directly.
@@ -39,7 +40,7 @@ export function openStore(
     return createStore({
       engine: 'clickhouse',
       ...clickhouse,
-      ...window,
+      ...dedupeWindow,
       ...(options.log ? { log: options.log } : {}),
       // Admin commands never create a database: a mistyped --clickhouse-database is refused.
       ...(options.readOnly || options.existingOnly
@@ -58,7 +59,7 @@ export function openStore(
   return createStore({
     engine: 'duckdb',
     path: duckdbPathFor(config.dataDir),
-    ...window,
+    ...dedupeWindow,
     ...(config.duckdb ? { memoryLimit: config.duckdb.memoryLimit } : {}),
     ...(options.readOnly ? { readOnly: true } : {}),
   });

@@ -385,8 +385,7 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
 
   // Rejections are remembered as long as the store remembers ids (8 days unless configured).
   const recentRejections = new RecentRejections(
-    undefined,
-    config.dedupeWindowDays === undefined ? undefined : config.dedupeWindowDays * DAY_MS,
+    config.dedupeWindowDays === undefined ? {} : { windowMs: config.dedupeWindowDays * DAY_MS },
   );
   // Read back in the background: requests are served meanwhile (a resend in those seconds is kept again).
   void seedRecentRejections(recentRejections, store, now()).then(

@@ -11,7 +11,7 @@ afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
 describe('RecentRejections', () => {
   it('knows a message of an app within the window, not another app’s, not after it', () => {
-    const recent = new RecentRejections(10, 1_000);
+    const recent = new RecentRejections({ capacity: 10, windowMs: 1_000 });
     recent.add('a', 'm1', 5_000);
     const has = (app: string, id: string, at: number) => recent.has(recent.keyOf(app, id) ?? '', at);
     expect(has('a', 'm1', 5_999)).toBe(true);
@@ -21,7 +21,7 @@ describe('RecentRejections', () => {
   });
 
   it('keeps the newest keys up to its capacity; a key added again is newest', () => {
-    const recent = new RecentRejections(3, 1_000_000);
+    const recent = new RecentRejections({ capacity: 3, windowMs: 1_000_000 });
     for (const id of ['m1', 'm2', 'm3']) recent.add('a', id, 0);
     recent.add('a', 'm1', 1);
     recent.add('a', 'm4', 2);
@@ -34,13 +34,13 @@ describe('RecentRejections', () => {
   });
 
   it('does not confuse an app and id pair whose parts run together', () => {
-    const recent = new RecentRejections(10, 1_000);
+    const recent = new RecentRejections({ capacity: 10, windowMs: 1_000 });
     recent.add('ab', 'c', 0);
     expect(recent.has(recent.keyOf('a', 'bc') ?? '', 0)).toBe(false);
   });
 
   it('has no key for, and does not remember, a message of no app or no message id', () => {
-    const recent = new RecentRejections(10, 1_000);
+    const recent = new RecentRejections({ capacity: 10, windowMs: 1_000 });
     expect(recent.keyOf('', 'm1')).toBeUndefined();
     expect(recent.keyOf('a', '')).toBeUndefined();
     recent.add('', 'm1', 0);
@@ -49,7 +49,7 @@ describe('RecentRejections', () => {
   });
 
   it('takes in older keys behind the ones added since it started, up to its capacity', () => {
-    const recent = new RecentRejections(4, 1_000_000);
+    const recent = new RecentRejections({ capacity: 4, windowMs: 1_000_000 });
     recent.add('a', 'live', 100);
     const has = (id: string) => recent.has(recent.keyOf('a', id) ?? '', 100);
     // Newest first, as the store lists them; one listed twice, one of no message id.
@@ -85,7 +85,7 @@ describe('seedRecentRejections', () => {
       entries.push(sampleQuarantine({ app: 'a', messageId: '', receivedAt: now - 1 }));
       await store.write({ events: [], quarantine: entries, counters: [] });
 
-      const all = new RecentRejections(10_000, 5_000);
+      const all = new RecentRejections({ capacity: 10_000, windowMs: 5_000 });
       expect(await seedRecentRejections(all, store, now)).toBe(4_501);
       expect(all.size).toBe(4_500);
       const has = (recent: RecentRejections, id: string) => recent.has(recent.keyOf('a', id) ?? '', now);
@@ -93,7 +93,7 @@ describe('seedRecentRejections', () => {
       expect(has(all, 'm0') && has(all, 'm4499')).toBe(true);
 
       // A capacity of 1,200 stops after the second page of 1,000 and keeps the newest 1,200.
-      const some = new RecentRejections(1_200, 5_000);
+      const some = new RecentRejections({ capacity: 1_200, windowMs: 5_000 });
       expect(await seedRecentRejections(some, store, now)).toBe(2_000);
       expect(some.size).toBe(1_200);
       expect([has(some, 'm3299'), has(some, 'm3300'), has(some, 'm4499')]).toEqual([false, true, true]);

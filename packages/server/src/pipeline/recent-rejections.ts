@@ -25,9 +25,9 @@ export class RecentRejections {
 
   /**
    * The newest 100,000 messages of the last 8 days by default (DuckDB's default dedupe window;
-   * ClickHouse's is longer, and the capacity runs out first).
+   * ClickHouse's is longer, and the capacity runs out first); the collector passes a configured window.
    */
-  constructor(capacity = 100_000, windowMs = 8 * DAY_MS) {
+  constructor({ capacity = 100_000, windowMs = 8 * DAY_MS }: { capacity?: number; windowMs?: number } = {}) {
     this.#capacity = capacity;
     this.#windowMs = windowMs;
   }
