@@ -562,6 +562,7 @@ async function runDiscardCollector() {
   const store = {
     name: 'discard',
     dialect: 'duckdb',
+    dedupeWindowDays: 8,
     init: async () => {},
     write: async (batch) => ({ statuses: batch.events.map(() => 'accepted') }),
     health: async () => ({ ok: true, detail: '' }),

@@ -77,3 +77,43 @@ describe('a batch resent ten days after the collector received it', () => {
     expect(await resendTo(dataDir, {})).toEqual({ statuses: ['accepted', 'rejected'], kept: 2 });
   });
 });
+
+describe('a batch resent while the collector is still reading back its recent rejections', () => {
+  it('waits for the read-back, so its rejected message is not kept a second time', async () => {
+    const dataDir = await dataReceived(1);
+    // The read-back's listings are held until the resend has reached the collector.
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const c = await startInProcess({
+      dataDir,
+      config: { log: { level: 'info' } },
+      wrapStore: (real) => ({
+        ...real,
+        async listQuarantine(filter) {
+          await held;
+          return real.listQuarantine(filter);
+        },
+      }),
+    });
+    try {
+      let answered = false;
+      const answering = postJson(`${c.url}/v1/batch`, resend, bearer()).then((answer) => {
+        answered = true;
+        return answer;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(answered).toBe(false);
+      expect(c.logs.join('')).not.toMatch(/recent rejections read back/);
+      release();
+      const answer = await answering;
+      expect(resultStatuses(answer.json)).toEqual(['duplicate', 'rejected']);
+      const kept = (await c.store.listQuarantine({ app: 'mytool' })).filter((e) => e.messageId === 'old-bad');
+      expect(kept).toHaveLength(1);
+    } finally {
+      release();
+      await c.stop();
+    }
+  });
+});

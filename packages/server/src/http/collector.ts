@@ -383,10 +383,9 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
         })
       : undefined;
 
-  // Rejections are remembered as long as the store remembers ids (8 days unless configured).
-  const recentRejections = new RecentRejections(
-    config.dedupeWindowDays === undefined ? {} : { windowMs: config.dedupeWindowDays * DAY_MS },
-  );
+  // Rejections are remembered as long as the store remembers ids: its own window (DuckDB 8 days,
+  // ClickHouse 35, unless `dedupeWindowDays` set both), so a resend is a duplicate alike either way.
+  const recentRejections = new RecentRejections({ windowMs: store.dedupeWindowDays * DAY_MS });
   // Read back in the background: requests are served meanwhile (a resend in those seconds is kept again).
   void seedRecentRejections(recentRejections, store, now()).then(
     (read) =>

@@ -50,6 +50,25 @@ export interface IngestDeps {
   readonly recentRejections: RecentRejections;
 }
 
+/**
+ * The longest a request with rejected messages waits, in the collector's first seconds, for the
+ * rejections quarantined before the start to be read back (`RecentRejections.readingBack`; ~1 s per
+ * 12,000 entries). Past it, a resend among them is kept a second time rather than answered later.
+ */
+const READ_BACK_WAIT_MS = 5_000;
+
+/** Until `reading` settles, or `ms` have passed. */
+function settledOrAfter(reading: Promise<void>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    void reading.then(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 /** Node's own request handler, for a route served without the framework. */
 export type DirectRoute = (request: IncomingMessage, response: ServerResponse) => void;
 
@@ -255,6 +274,8 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
       );
     }
     const { events, encoded } = prepared;
+    const readingBack = prepared.quarantine.length > 0 ? recentRejections.readingBack : undefined;
+    if (readingBack) await settledOrAfter(readingBack, READ_BACK_WAIT_MS);
     const { quarantine, repeated } = withoutRepeatedRejections(prepared);
     const counters = prepared.counters.toArray();
     let statuses: Awaited<ReturnType<GroupCommitter['submit']>>;

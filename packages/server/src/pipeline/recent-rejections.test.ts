@@ -101,4 +101,20 @@ describe('seedRecentRejections', () => {
       await store.close();
     }
   });
+
+  it('is reading back from the start of a seed until its listing ends, whether it succeeds or fails', async () => {
+    const recent = new RecentRejections({ windowMs: 1_000 });
+    expect(recent.readingBack).toBeUndefined();
+    let fail: (error: Error) => void = () => undefined;
+    const listing = new Promise<never>((_, reject) => {
+      fail = reject;
+    });
+    const seeding = seedRecentRejections(recent, { listQuarantine: () => listing }, 5_000);
+    const waiting = recent.readingBack;
+    expect(waiting).toBeInstanceOf(Promise);
+    fail(new Error('store closed'));
+    await expect(seeding).rejects.toThrow('store closed');
+    await expect(waiting).resolves.toBeUndefined();
+    expect(recent.readingBack).toBeUndefined();
+  });
 });

@@ -23,9 +23,12 @@ export class RecentRejections {
   /** Key → when it was quarantined; oldest first (a Map keeps insertion order). */
   readonly #seen = new Map<string, number>();
 
+  /** Settles once the read-back of earlier rejections ends (`seedRecentRejections`); undefined after. */
+  #readingBack: Promise<void> | undefined;
+
   /**
-   * The newest 100,000 messages of the last 8 days by default (DuckDB's default dedupe window;
-   * ClickHouse's is longer, and the capacity runs out first); the collector passes a configured window.
+   * The newest 100,000 messages of the last 8 days by default; the collector passes its store's dedupe
+   * window (`Store.dedupeWindowDays`), so a rejected message is remembered as long as a stored one.
    */
   constructor({ capacity = 100_000, windowMs = 8 * DAY_MS }: { capacity?: number; windowMs?: number } = {}) {
     this.#capacity = capacity;
@@ -67,6 +70,28 @@ export class RecentRejections {
     for (const [key, at] of since) this.#remember(key, at);
   }
 
+  /**
+   * While the rejections quarantined before this start are being read back: a promise that settles (never
+   * rejects) when they are. A request with rejected messages waits for it, so that a resend in the
+   * collector's first seconds is recognised as it is later, not kept a second time.
+   */
+  get readingBack(): Promise<void> | undefined {
+    return this.#readingBack;
+  }
+
+  /** Hold `readingBack` until `reading` settles (`seedRecentRejections`). */
+  readingBackUntil(reading: Promise<unknown>): void {
+    const settled: Promise<void> = reading.then(
+      () => this.#doneReading(settled),
+      () => this.#doneReading(settled),
+    );
+    this.#readingBack = settled;
+  }
+
+  #doneReading(which: Promise<void>): void {
+    if (this.#readingBack === which) this.#readingBack = undefined;
+  }
+
   /** Remember `key` as the newest, and forget the oldest past the capacity. */
   #remember(key: string, at: number): void {
     // Moved to the newest end, so a key sent again and again is not the first to go.
@@ -104,7 +129,17 @@ const SEED_MAX_PAGES = 100;
  * capacity is reached (entries that name no app or no message id are read but not remembered). Returns
  * how many entries were read.
  */
-export async function seedRecentRejections(
+export function seedRecentRejections(
+  recent: RecentRejections,
+  store: Pick<Store, 'listQuarantine'>,
+  now: number,
+): Promise<number> {
+  const reading = readBack(recent, store, now);
+  recent.readingBackUntil(reading);
+  return reading;
+}
+
+async function readBack(
   recent: RecentRejections,
   store: Pick<Store, 'listQuarantine'>,
   now: number,

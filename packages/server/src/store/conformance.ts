@@ -494,6 +494,12 @@ export function testStore(
     });
 
     describe('dedupe', () => {
+      it('names its window, at least the 7 days the contract asks for', async () => {
+        const store = await fresh();
+        expect(Number.isInteger(store.dedupeWindowDays)).toBe(true);
+        expect(store.dedupeWindowDays).toBeGreaterThanOrEqual(7);
+      });
+
       it('is exact across batches', async () => {
         const store = await fresh();
         const app = uniqueId('app');

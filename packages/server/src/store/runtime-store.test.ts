@@ -9,6 +9,7 @@ function countingDriver(failInits = 0) {
   const driver: StoreDriver = {
     name: 'counting',
     dialect: 'duckdb',
+    dedupeWindowDays: 8,
     async init() {
       calls.init++;
       await new Promise((r) => setTimeout(r, 5));

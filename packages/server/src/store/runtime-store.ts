@@ -32,6 +32,7 @@ export function createRuntimeStore(driver: StoreDriver): Store {
   return {
     name: driver.name,
     dialect: driver.dialect,
+    dedupeWindowDays: driver.dedupeWindowDays,
     ...(driver.concurrentWrites ? { concurrentWrites: driver.concurrentWrites } : {}),
     ...(driver.encoder ? { encoder: driver.encoder } : {}),
     init,

@@ -247,6 +247,11 @@ export interface StoreDriver {
   /** SQL dialect for the analytics layer. */
   readonly dialect: 'duckdb' | 'clickhouse';
   /**
+   * Days `write()` dedupes against (at least 7): an id received within them is a duplicate. The collector
+   * remembers quarantined ids as long, so a resend is treated alike whether it was stored or rejected.
+   */
+  readonly dedupeWindowDays: number;
+  /**
    * How many `write()` calls the engine can usefully run at once (default 1). The collector's group
    * commit keeps up to this many in flight; the engine keeps dedupe exact among them.
    */

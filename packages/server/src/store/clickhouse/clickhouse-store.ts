@@ -954,6 +954,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
   return {
     name: 'clickhouse',
     dialect: 'clickhouse',
+    dedupeWindowDays: o.dedupeWindowDays,
     concurrentWrites: WRITES_IN_FLIGHT,
 
     async init() {

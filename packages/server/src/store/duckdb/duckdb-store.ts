@@ -1612,6 +1612,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   return {
     name: 'duckdb',
     dialect: 'duckdb',
+    dedupeWindowDays: o.dedupeWindowDays,
     init,
 
     write(batch) {

@@ -26,6 +26,7 @@ function createTarget() {
   const target = {
     name: 'target',
     dialect: 'clickhouse',
+    dedupeWindowDays: 35,
     concurrentWrites: 2,
     init: async () => {},
     close: async () => {},

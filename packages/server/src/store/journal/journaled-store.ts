@@ -362,6 +362,7 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
   return {
     name: target.name,
     dialect: target.dialect,
+    dedupeWindowDays: target.dedupeWindowDays,
     ...(target.concurrentWrites ? { concurrentWrites: target.concurrentWrites } : {}),
     ...(target.encoder ? { encoder: target.encoder } : {}),
 
