@@ -91,24 +91,22 @@ describe('the exit of a reporting CLI does not wait for the network', () => {
   it('(c) black hole: the child exits while the sender still holds an open connection', async () => {
     const hole = await blackHole();
     const { home, configDir } = homeWithNoticeShown();
-    let openAtExit = -1;
     const result = await runNode(REPORT_AND_EXIT, {
       env: childEnv(home, {
         TELEMARK_CONFIG_DIR: configDir,
         FIXTURE_ENDPOINT: `http://127.0.0.1:${hole.port}`,
       }),
-      onExit: () => {
-        openAtExit = hole.open;
-      },
     });
     expect(result).toMatchObject({ code: 0, stdout: '', stderr: '' });
-    expect(openAtExit).toBe(0);
     await waitFor(() => hole.open > 0, 10_000, 'the sender to connect to the black hole');
     const sender = senderPid(configDir);
     expect(sender).toBeDefined();
     expect(sender).not.toBe(result.pid);
     expect(isAlive(sender!)).toBe(true);
-    expect(hole.open).toBe(1);
+    // One connection in all, still open after the child's exit: the child held none (its exit would have
+    // closed it). Whether the sender connects before this process notices the exit is a race on a busy
+    // machine; counting connections at the exit failed CI so (2026-11-29).
+    expect([hole.accepted, hole.open]).toEqual([1, 1]);
     // The collector comes back on the same address: the sender's retry delivers.
     await hole.close();
     const collector = await startCollector({ catalog: telepresence, port: hole.port });
