@@ -71,7 +71,39 @@ const ODD_VALUES = (r: Random): unknown[] => [
   [[[[]]]],
   { __proto__: { polluted: true } },
   JSON.parse('{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}}}'),
+  ...POISONED,
 ];
+
+/**
+ * Objects JavaScript cannot turn into a string (`String(value)`, a template literal): their own
+ * `toString` and `valueOf` are not functions. JSON can carry them; until 2026-11-29 one as a Segment
+ * message's `type` or a Metriton report's `metadata.index` got a 500.
+ */
+const POISONED: readonly unknown[] = [
+  JSON.parse('{"toString":1}'),
+  JSON.parse('{"toString":null,"valueOf":"x"}'),
+  JSON.parse('[{"toString":{}}]'),
+  JSON.parse('{"a":{"toString":1},"toString":[1],"valueOf":{}}'),
+];
+
+/** `value` with one field, at any depth, replaced by an object that cannot be turned into a string. */
+function poison(value: unknown, r: Random): unknown {
+  if (Array.isArray(value) && value.length > 0) {
+    const out = [...value];
+    const k = r.int(out.length);
+    out[k] = r.chance(0.3) ? r.pick(POISONED) : poison(out[k], r);
+    return out;
+  }
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = { ...(value as Record<string, unknown>) };
+    const keys = Object.keys(out);
+    if (keys.length === 0) return r.pick(POISONED);
+    const k = r.pick(keys);
+    out[k] = r.chance(0.3) ? r.pick(POISONED) : poison(out[k], r);
+    return out;
+  }
+  return r.pick(POISONED);
+}
 
 function deep(depth: number, asArray: boolean): string {
   return asArray
@@ -115,6 +147,24 @@ const CONTENT_TYPES = [
   'x'.repeat(500),
 ];
 
+/** The kinds of hostile request, each stressing one part of the collector. */
+export const FUZZ_KINDS = [
+  'bad-json',
+  'truncated',
+  'wrong-types',
+  'mutated',
+  'huge-strings',
+  'deep-nesting',
+  'odd-unicode',
+  'proto-keys',
+  'poisoned',
+  'oversize',
+  'bad-gzip',
+  'gzip-bomb',
+  'content-type',
+  'valid',
+] as const;
+
 /** One hostile request. Each kind stresses one part of the collector. */
 export function fuzzRequest(r: Random, i: number): FuzzRequest {
   const path = r.pick(ROUTES);
@@ -139,22 +189,8 @@ export function fuzzRequest(r: Random, i: number): FuzzRequest {
             batch: Array.from({ length: 1 + r.int(5) }, (_, k) => ourMessage(`fz-${i}-${k}`)),
             sentAt: new Date().toISOString(),
           };
-  const kinds = [
-    'bad-json',
-    'truncated',
-    'wrong-types',
-    'mutated',
-    'huge-strings',
-    'deep-nesting',
-    'odd-unicode',
-    'proto-keys',
-    'oversize',
-    'bad-gzip',
-    'gzip-bomb',
-    'content-type',
-    'valid',
-  ] as const;
-  const kind = r.pick(kinds);
+
+  const kind = r.pick(FUZZ_KINDS);
   let body: Buffer;
   switch (kind) {
     case 'bad-json': {
@@ -244,6 +280,9 @@ export function fuzzRequest(r: Random, i: number): FuzzRequest {
           `{"batch":[{"type":"track","messageId":"pk2-${i}","anonymousId":"i","event":"toString","context":{"app":{"name":"constructor"}}}]}`,
         ]),
       );
+      break;
+    case 'poisoned':
+      body = json(poison(valid(), r));
       break;
     case 'oversize':
       body = Buffer.from(`{"batch":[],"pad":"${'z'.repeat(500 * 1024 + r.int(100_000))}"}`);

@@ -21,6 +21,7 @@ import {
   reject,
   scrubDeep,
   text,
+  textOf,
   UNATTRIBUTED_CHARGE,
   UNATTRIBUTED_LIMIT,
 } from './prepared.js';
@@ -71,6 +72,13 @@ const IDENTIFYING_KEYS = new Set([
 /** Go's names → Node's (`process.platform`/`process.arch`), so dashboards group one OS under one name. */
 const PLATFORMS: Readonly<Record<string, string>> = { windows: 'win32' };
 const ARCHS: Readonly<Record<string, string>> = { amd64: 'x64', '386': 'ia32', ppc64le: 'ppc64' };
+/**
+ * `names[name]` where the table has it, else `name` as sent. Own keys only: a report saying `goarch:
+ * "constructor"` must not read `Object.prototype` (it made the row a function, which the store refused
+ * with the whole group commit, until 2026-11-29).
+ */
+const renamed = (names: Readonly<Record<string, string>>, name: string): string =>
+  Object.hasOwn(names, name) ? (names[name] as string) : name;
 /** Telepresence's own test modes (reference §1). */
 const TEST_MODES = new Set(['go-test', 'test-mode']);
 
@@ -99,7 +107,7 @@ export function metritonMessageId(
   index: unknown,
   action: string,
 ): string {
-  const hash = sha256Hex(`${installId}\u0000${traceId}\u0000${String(index)}\u0000${action}`);
+  const hash = sha256Hex(`${installId}\u0000${traceId}\u0000${textOf(index)}\u0000${action}`);
   return `mt-${hash.slice(0, 32)}`;
 }
 
@@ -166,8 +174,8 @@ function contextOf(metadata: Record<string, unknown>, version: string, extra: un
     osName: text(metadata.os_name, 64),
     osVersion: text(metadata.os_version, 128),
     osBuild: text(metadata.os_build_version, 64),
-    arch: ARCHS[goarch] ?? goarch,
-    platform: PLATFORMS[goos] ?? goos,
+    arch: renamed(ARCHS, goarch),
+    platform: renamed(PLATFORMS, goos),
     installMethod: text(metadata.install_method, 32),
     envClass: TEST_MODES.has(mode) ? 'test' : extraCi ? 'ci' : 'unknown',
     ciVendor: extraCi ? 'github-actions' : '',

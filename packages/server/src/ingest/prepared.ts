@@ -97,6 +97,19 @@ export function hashedTraits(app: AppEntry | undefined, event: string): Readonly
   return names.length > 0 ? new Set(names) : NO_NAMES;
 }
 
+/**
+ * `String(value)` of a value from a request, which never throws: an object whose own `toString` and
+ * `valueOf` are not functions (JSON can carry `{"toString":1}`), or one nested past the stack, makes
+ * `String` throw; it becomes its JSON text (`rawJson`) instead. Same text as `String` for everything else.
+ */
+export function textOf(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return rawJson(value);
+  }
+}
+
 /** JSON text of a value for quarantine; never throws (a value JSON cannot represent becomes a note). */
 export function rawJson(value: unknown): string {
   try {

@@ -24,6 +24,7 @@ import {
   reject,
   scrubDeep,
   text,
+  textOf,
   UNATTRIBUTED_CHARGE,
   UNATTRIBUTED_LIMIT,
 } from './prepared.js';
@@ -467,7 +468,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
     const type = m.type;
     const rawId = m.messageId;
     if (type !== 'track') {
-      const detail = type === undefined ? '(no "type")' : quoted(String(type), 40, deps.builder.scrub);
+      const detail = type === undefined ? '(no "type")' : quoted(textOf(type), 40, deps.builder.scrub);
       fail(i, keyAppName, 'TMK_ERR_UNSUPPORTED_CALL', detail);
       continue;
     }

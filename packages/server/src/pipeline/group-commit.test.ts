@@ -1,5 +1,12 @@
-import { describe, expect, it } from 'vitest';
-import type { EncodedEvents, StoredEvent, WriteBatch, WriteResult } from '../store/types.js';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { TelemarkError } from '../errors.js';
+import { sampleEvent } from '../store/conformance.js';
+import { createDuckDBStore } from '../store/index.js';
+import { sql } from '../store/sql.js';
+import type { EncodedEvents, IngestCounter, StoredEvent, WriteBatch, WriteResult } from '../store/types.js';
 import { type CommitJob, createGroupCommitter } from './group-commit.js';
 
 /** A store stand-in that records each write and lets the test decide when (and whether) it commits. */
@@ -285,4 +292,50 @@ describe('group commit', () => {
     expect(store.maxInFlight()).toBe(2);
     await committer.drain();
   });
+});
+
+describe('group commit on a real DuckDB store', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-group-'));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("commits a group's other requests when the store refuses one request's row, and stays healthy", async () => {
+    const store = createDuckDBStore({ path: path.join(dir, 'rows.duckdb') });
+    await store.init();
+    try {
+      const committer = committerFor(store);
+      const good = (id: string) => sampleEvent({ app: 'g', messageId: id });
+      // A row no builder should make (a function where a string goes): the store refuses it.
+      const bad = sampleEvent({ app: 'g', messageId: 'bad', arch: Object as unknown as string });
+      const answers = await Promise.allSettled([
+        committer.submit(job([good('one')], { counters: [counter('one')] })),
+        committer.submit(job([bad], { counters: [counter('bad')] })),
+        committer.submit(job([good('two'), good('three')])),
+      ]);
+      expect(
+        answers.map((a) => (a.status === 'fulfilled' ? a.value : (a.reason as TelemarkError).code)),
+      ).toEqual([['accepted'], 'TMK_ERR_STORE_INVALID_ROW', ['accepted', 'accepted']]);
+      expect(committer.healthy()).toBe(true);
+      const stored = await store.query<{ id: string }>(
+        sql`SELECT message_id AS id FROM events WHERE app = 'g'`,
+      );
+      expect(stored.map((r) => r.id).sort()).toEqual(['one', 'three', 'two']);
+      // The refused request's own counters went with it (its client retries); the others' were kept.
+      const counted = await store.query<{ reason: string }>(
+        sql`SELECT reason FROM ingest_counters WHERE app = 'g' AND kind = 'rejected'`,
+      );
+      expect(counted.map((r) => r.reason)).toEqual(['one']);
+      await committer.drain();
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+/** A rejection counter of app `g` whose reason names its request. */
+const counter = (reason: string): IngestCounter => ({
+  day: '2026-11-29',
+  app: 'g',
+  kind: 'rejected',
+  reason,
+  count: 1,
 });

@@ -1,4 +1,4 @@
-import { TelemarkError } from '../errors.js';
+import { isTelemarkError, TelemarkError } from '../errors.js';
 import type {
   EncodedEvents,
   IngestCounter,
@@ -146,6 +146,16 @@ export function createGroupCommitter(options: GroupCommitterOptions): GroupCommi
         throw new Error(`store returned ${statuses.length} statuses for ${total} events`);
     } catch (error) {
       options.observer?.onCommit?.(total, (performance.now() - started) / 1000, false, error);
+      if (isTelemarkError(error) && error.code === 'TMK_ERR_STORE_INVALID_ROW') {
+        // A row the store refused is our bug for one request's events, not the store failing: the
+        // others of the group are committed without it, and the store stays healthy. (One hostile
+        // report that reached a row this way failed every request of its group with 503, and those
+        // of the next second, until 2026-11-29.)
+        pendingCounters.addAll(carried);
+        if (group.length === 1) (group[0] as Waiting).reject(error);
+        else for (const w of group) await write([w]);
+        return;
+      }
       lastWriteOk = false;
       failedUntil = now() + failureBackoffMs;
       // Counters carried from earlier commits are facts; the jobs' own counters die with the jobs,
