@@ -2,6 +2,7 @@
  * What client-sent data lands where: a Segment message full of identifying fields (Segment's spec
  * allows them all), stored, quarantined and refused whole; extra context of our own client.
  */
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { raw } from '../../packages/server/src/store/sql.js';
 import { bearer, type InProcess, ourMessage, postJson, startInProcess } from './_helpers.js';
@@ -132,6 +133,59 @@ describe('privacy: what a quarantined Segment message keeps', () => {
     );
     expect(kept).toBeDefined();
     expect(leaks(kept!.raw)).toEqual([]);
+  });
+});
+
+describe('privacy: what a body refused as bad gzip keeps', () => {
+  const badGzip = async (messageId: string, body: Buffer) => {
+    const answer = await postJson(`${c.url}/v1/batch`, body, {
+      ...headers,
+      'content-type': 'application/json',
+      'content-encoding': 'gzip',
+    });
+    expect(answer.status).toBe(400);
+    expect(answer.json).toMatchObject({ code: 'TMK_ERR_BAD_GZIP' });
+    const kept = (await c.store.listQuarantine({ reason: 'TMK_ERR_BAD_GZIP' })).find((q) =>
+      q.raw.includes(messageId),
+    );
+    expect(kept).toBeDefined();
+    return kept!.raw;
+  };
+
+  it('plain JSON sent as gzip is kept as a refused batch is: readable, without what is never kept', async () => {
+    const raw = await badGzip(
+      'pq-plaingz',
+      Buffer.from(JSON.stringify({ batch: [message('pq-plaingz')], context: IDENTIFYING_CONTEXT })),
+    );
+    expect(raw).not.toMatch(/^base64:/);
+    expect(leaks(raw)).toEqual([]);
+  });
+
+  it('a Metriton report sent as gzip but plain keeps its strings scrubbed', async () => {
+    const report = {
+      application: 'telepresence2',
+      install_id: 'pq-scoutgz',
+      version: 'v2.20.0',
+      metadata: { action: 'connect', install_id_error: 'open /home/jdoe/.config/id: jdoe@example.com' },
+    };
+    const answer = await postJson(`${c.url}/scout`, Buffer.from(JSON.stringify(report)), {
+      'content-type': 'application/json',
+      'content-encoding': 'gzip',
+    });
+    expect(answer.status).toBe(400);
+    const kept = (await c.store.listQuarantine({ reason: 'TMK_ERR_BAD_GZIP' })).find((q) =>
+      q.raw.includes('install_id_error'),
+    );
+    expect(kept?.raw).toContain('<home>');
+    expect(leaks(kept?.raw ?? 'jdoe')).toEqual([]);
+  });
+
+  it('a truncated gzip upload keeps what inflates of it, scrubbed as text', async () => {
+    const whole = gzipSync(JSON.stringify({ batch: [message('pq-cutgz')] }));
+    const raw = await badGzip('pq-cutgz', whole.subarray(0, whole.length - 10));
+    // Not JSON: kept as text, which the scrubber cleans of addresses, e-mail, paths and tokens.
+    expect(raw).toContain('<email>');
+    expect(leaks(raw).filter((s) => !/SECRET|Mozilla/.test(s))).toEqual([]);
   });
 });
 

@@ -12,7 +12,7 @@ import type { ServeConfig } from '../config/serve-config.js';
 import { isTelemarkError, noted, notesOf, rejectionMessage, TelemarkError } from '../errors.js';
 import type { BatchPool } from '../ingest/batch-pool.js';
 import { decodeBody, readBody } from '../ingest/body.js';
-import { prepareMetritonBody, prepareSegmentBody } from '../ingest/prepare-body.js';
+import { keptBadGzip, prepareMetritonBody, prepareSegmentBody } from '../ingest/prepare-body.js';
 import { controlFor, type PreparedRequest } from '../ingest/prepared.js';
 import { SEGMENT_CALLS, type SegmentRoute, writeKeyFromHeader } from '../ingest/segment.js';
 import { utcDay } from '../pipeline/counters.js';
@@ -170,9 +170,15 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
   const readWire = (request: IncomingMessage): Promise<Buffer> =>
     readBody(request, { maxBytes, timeoutMs: config.timeouts.bodyMs });
 
-  /** A body, read and decoded (gzip). */
-  const readDecoded = async (request: IncomingMessage): Promise<Buffer> =>
-    decodeBody(await readWire(request), request.headers['content-encoding'], maxBytes);
+  /** A body, read and decoded (gzip); one that does not gunzip is refused with what to keep of it. */
+  const readDecoded = async (request: IncomingMessage, route: SegmentRoute | 'metriton'): Promise<Buffer> => {
+    const wire = await readWire(request);
+    try {
+      return await decodeBody(wire, request.headers['content-encoding'], maxBytes);
+    } catch (error) {
+      throw keptBadGzip(error, wire, route, deps.builder, maxBytes);
+    }
+  };
 
   /** What preparing a Segment body or a Metriton report needs (Metriton's takes no limits). */
   const prepareDeps = { registry: config.registry, builder: deps.builder, limits: config.limits };
@@ -183,7 +189,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
    */
   const prepareReport = (request: IncomingMessage): Promise<{ prepared: PreparedRequest; bytes: number }> =>
     keeping('metriton', async () => {
-      const decoded = await readDecoded(request);
+      const decoded = await readDecoded(request, 'metriton');
       return { prepared: prepareMetritonBody(decoded, deps.now(), prepareDeps), bytes: decoded.length };
     });
 
@@ -357,7 +363,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
             receivedAt: deps.now(),
           });
         }
-        const decoded = await readDecoded(request.raw);
+        const decoded = await readDecoded(request.raw, route);
         const prepared = prepareSegmentBody(
           { route, decoded, headerKey, receivedAt: deps.now() },
           prepareDeps,

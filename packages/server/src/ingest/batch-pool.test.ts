@@ -13,7 +13,7 @@ import { encodeRows } from '../store/duckdb/encode.js';
 import type { EncodedEvents, StoredEvent } from '../store/types.js';
 import { type BatchPool, createBatchPool } from './batch-pool.js';
 import { decodeBodySync } from './body.js';
-import { prepareSegmentBody } from './prepare-body.js';
+import { keptBadGzip, prepareSegmentBody } from './prepare-body.js';
 
 const catalog = {
   app: 'mytool',
@@ -97,8 +97,14 @@ function onThisThread(
   headerKey: string | undefined,
 ) {
   try {
-    const decoded = decodeBodySync(wire, encoding, config.limits.maxBatchBytes);
     const deps = { registry: config.registry, builder: createEventBuilder(), limits: config.limits };
+    let decoded: Buffer;
+    try {
+      decoded = decodeBodySync(wire, encoding, config.limits.maxBatchBytes);
+    } catch (error) {
+      // As the request thread's `readDecoded` does.
+      throw keptBadGzip(error, wire, 'batch', deps.builder, config.limits.maxBatchBytes);
+    }
     const prepared = prepareSegmentBody({ route: 'batch', decoded, headerKey, receivedAt }, deps);
     const { events, counters, app, ...rest } = prepared;
     const encoded = events.length > 0 ? encode(events) : undefined;

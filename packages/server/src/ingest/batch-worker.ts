@@ -11,7 +11,7 @@ import { createEventBuilder } from '../pipeline/event-builder.js';
 import type { EventEncoderModule } from '../store/types.js';
 import type { AppsUpdate, BatchReply, BatchTask, BatchWorkerData } from './batch-pool.js';
 import { decodeBodySync } from './body.js';
-import { prepareSegmentBody } from './prepare-body.js';
+import { keptBadGzip, prepareSegmentBody } from './prepare-body.js';
 
 const data = workerData as BatchWorkerData;
 const deps = {
@@ -42,7 +42,12 @@ port.on('message', (task: BatchTask | AppsUpdate) => {
   let transfer: ArrayBuffer[] = [];
   try {
     const wire = Buffer.from(task.wire.buffer, task.wire.byteOffset, task.wire.byteLength);
-    const decoded = decodeBodySync(wire, task.encoding, data.maxBytes);
+    let decoded: Buffer;
+    try {
+      decoded = decodeBodySync(wire, task.encoding, data.maxBytes);
+    } catch (error) {
+      throw keptBadGzip(error, wire, task.route, deps.builder, data.maxBytes);
+    }
     const prepared = prepareSegmentBody(
       { route: task.route, decoded, headerKey: task.headerKey, receivedAt: task.receivedAt },
       deps,

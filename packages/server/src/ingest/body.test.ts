@@ -4,7 +4,7 @@ import { PassThrough } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { notesOf } from '../errors.js';
-import { decodeBody, decodeBodySync, parseJsonBody, readBody } from './body.js';
+import { decodeBody, decodeBodySync, parseJsonBody, readableOfBadGzip, readBody } from './body.js';
 
 function fakeRequest(headers: Record<string, string> = {}) {
   const stream = new PassThrough() as unknown as IncomingMessage & PassThrough;
@@ -99,8 +99,8 @@ describe('request bodies', () => {
       });
       const badGzip = await decode(json, 'gzip', 1000).catch((error: unknown) => error);
       expect(badGzip).toMatchObject({ code: 'TMK_ERR_BAD_GZIP' });
-      // What quarantine keeps of it: the body as sent, in base64.
-      expect(notesOf(badGzip).keptRaw).toBe(`base64:${json.toString('base64')}`);
+      // Nothing to keep is attached here: the caller keeps it scrubbed (keptBadGzip).
+      expect(notesOf(badGzip).keptRaw).toBeUndefined();
       await expect(decode(gzipSync(json).subarray(0, 12), 'gzip', 1000)).rejects.toMatchObject({
         code: 'TMK_ERR_BAD_GZIP',
       });
@@ -118,5 +118,19 @@ describe('request bodies', () => {
       );
     // Deep nesting parses (V8's parser is not recursive) and is dealt with by the message checks.
     expect(() => parseJsonBody(Buffer.from(`${'['.repeat(100_000)}${']'.repeat(100_000)}`))).not.toThrow();
+  });
+});
+
+describe('readableOfBadGzip', () => {
+  const json = Buffer.from(JSON.stringify({ batch: [{ event: 'run', userId: 'jdoe@example.com' }] }));
+  it('is the body itself when it is not gzip at all, at most maxBytes of it', () => {
+    expect(readableOfBadGzip(json, 1000).equals(json)).toBe(true);
+    expect(readableOfBadGzip(json, 10).equals(json.subarray(0, 10))).toBe(true);
+  });
+  it('is what inflates of a truncated gzip body, and empty when nothing does', () => {
+    const gz = gzipSync(json);
+    const start = readableOfBadGzip(gz.subarray(0, gz.length - 6), 1000).toString();
+    expect(json.toString().startsWith(start) && start.length > 20).toBe(true);
+    expect(readableOfBadGzip(Buffer.from([0x1f, 0x8b, 0, 0, 0]), 1000)).toHaveLength(0);
   });
 });

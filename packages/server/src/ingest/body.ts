@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { gunzip, gunzipSync } from 'node:zlib';
-import { noted, TelemarkError } from '../errors.js';
+import { gunzip, gunzipSync, constants as zlibConstants } from 'node:zlib';
+import { TelemarkError } from '../errors.js';
 
 export interface BodyLimits {
   /** Bytes on the wire and, for gzip, after decompression. */
@@ -122,7 +122,7 @@ export async function decodeBody(
   if (!isGzip(encoding)) return body;
   return new Promise((resolve, reject) => {
     gunzip(body, { maxOutputLength: maxBytes }, (error, result) =>
-      error ? reject(gunzipError(error, maxBytes, body)) : resolve(result),
+      error ? reject(gunzipError(error, maxBytes)) : resolve(result),
     );
   });
 }
@@ -133,7 +133,7 @@ export function decodeBodySync(body: Buffer, encoding: string | undefined, maxBy
   try {
     return gunzipSync(body, { maxOutputLength: maxBytes });
   } catch (error) {
-    throw gunzipError(error as Error, maxBytes, body);
+    throw gunzipError(error as Error, maxBytes);
   }
 }
 
@@ -145,13 +145,28 @@ function isGzip(encoding: string | undefined): boolean {
   throw new TelemarkError('TMK_ERR_UNSUPPORTED_ENCODING', JSON.stringify((encoding ?? '').slice(0, 40)));
 }
 
-/** Bad gzip keeps the start of the body as sent, in base64 (it is not text), for quarantine. */
-const gunzipError = (error: Error, maxBytes: number, body: Buffer): TelemarkError =>
+/**
+ * A body that does not gunzip is refused with TMK_ERR_BAD_GZIP; what quarantine keeps of it is made by
+ * the caller, which has the scrubber (`keptBadGzip`, prepare-body.ts), from `readableOfBadGzip`.
+ */
+const gunzipError = (error: Error, maxBytes: number): TelemarkError =>
   (error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE'
     ? new TelemarkError('TMK_ERR_BODY_TOO_LARGE', `${maxBytes} bytes uncompressed`)
-    : noted(new TelemarkError('TMK_ERR_BAD_GZIP', error.message, { cause: error }), {
-        keptRaw: `base64:${body.subarray(0, 24 * 1024).toString('base64')}`,
-      });
+    : new TelemarkError('TMK_ERR_BAD_GZIP', error.message, { cause: error });
+
+/**
+ * What can be read of a body refused as bad gzip: the body itself when it is not gzip at all (JSON sent
+ * with `Content-Encoding: gzip`, a common client mistake), else as much as inflates before the damage (a
+ * truncated upload inflates to the start of its JSON); empty when nothing does. At most `maxBytes`.
+ */
+export function readableOfBadGzip(body: Buffer, maxBytes: number): Buffer {
+  if (body[0] !== 0x1f || body[1] !== 0x8b) return body.subarray(0, maxBytes);
+  try {
+    return gunzipSync(body, { finishFlush: zlibConstants.Z_SYNC_FLUSH, maxOutputLength: maxBytes });
+  } catch {
+    return Buffer.alloc(0);
+  }
+}
 
 /** Parse a JSON body; a leading byte-order mark is allowed. Throws TMK_ERR_BODY_UNPARSEABLE. */
 export function parseJsonBody(body: Buffer): unknown {

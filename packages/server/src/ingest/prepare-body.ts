@@ -5,10 +5,10 @@
  */
 import type { ErrorCode } from '../errors.js';
 import { isTelemarkError, noted, TelemarkError } from '../errors.js';
-import { parseJsonBody } from './body.js';
+import { parseJsonBody, readableOfBadGzip } from './body.js';
 import { batchElementSizes, batchFitsMessageLimit } from './json-extent.js';
 import { type MetritonDeps, prepareMetriton } from './metriton.js';
-import { cutRaw, MAX_RAW_CHARS, type PreparedRequest } from './prepared.js';
+import { cutRaw, type Keeper, MAX_RAW_CHARS, type PreparedRequest, rawJson, scrubDeep } from './prepared.js';
 import { keptBody, prepareSegment, type SegmentDeps, type SegmentRoute } from './segment.js';
 
 /** Whole-request refusals whose body was read and is kept for inspection (parse and auth); counted when kept. */
@@ -49,11 +49,44 @@ function parseKeeping(decoded: Buffer, scrub: (text: string) => string): unknown
   try {
     return parseJsonBody(decoded);
   } catch (error) {
-    const text = decoded
-      .toString('utf8', 0, 4 * (MAX_RAW_CHARS + SCRUB_MARGIN))
-      .slice(0, MAX_RAW_CHARS + SCRUB_MARGIN);
-    throw noted(error as TelemarkError, { keptRaw: cutRaw(scrub(text)) });
+    throw noted(error as TelemarkError, { keptRaw: keptText(decoded, scrub) });
   }
+}
+
+/** A body that is not JSON as quarantine keeps it: its first 36 K characters, scrubbed, then cut. */
+function keptText(body: Buffer, scrub: (text: string) => string): string {
+  const text = body
+    .toString('utf8', 0, 4 * (MAX_RAW_CHARS + SCRUB_MARGIN))
+    .slice(0, MAX_RAW_CHARS + SCRUB_MARGIN);
+  return cutRaw(scrub(text));
+}
+
+/**
+ * `error` with what quarantine keeps of its body when it is TMK_ERR_BAD_GZIP (`notesOf(error).keptRaw`):
+ * what can be read of the body (`readableOfBadGzip`) kept as a refused body is — a Segment body without
+ * the keys never kept (`keptBody`), a Metriton report or anything else with its strings scrubbed, text
+ * that is not JSON scrubbed as text. Until 2026-11-29 the body's bytes were kept as sent, in base64:
+ * plain JSON sent with `Content-Encoding: gzip` kept its user ids and addresses, out of reach of erasure.
+ * Any other error is returned as it is.
+ */
+export function keptBadGzip(
+  error: unknown,
+  wire: Buffer,
+  route: SegmentRoute | 'metriton',
+  keeper: Keeper,
+  maxBytes: number,
+): unknown {
+  if (!isTelemarkError(error) || error.code !== 'TMK_ERR_BAD_GZIP') return error;
+  const readable = readableOfBadGzip(wire, maxBytes);
+  let kept: string;
+  try {
+    const body = parseJsonBody(readable);
+    kept = route === 'metriton' ? rawJson(scrubDeep(body, keeper.scrub)) : keptBody(body, route, keeper);
+  } catch {
+    // Not JSON (a truncated upload's start), or nested too deep to scrub as JSON.
+    kept = keptText(readable, keeper.scrub);
+  }
+  return noted(error, { keptRaw: kept });
 }
 
 /**
