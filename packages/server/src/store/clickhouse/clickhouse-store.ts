@@ -835,11 +835,11 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
   }
 
   /**
-   * The analytics rollup's per-install rows (its tables with an `install_key`, on the node this store
-   * talks to): erased with the install's events, not merely left unread until a refresh repairs their
-   * days — an erasure removes derived data too, as on DuckDB.
+   * Delete the analytics rollup's per-install rows (its tables with an `install_key`, on the node this
+   * store talks to) that match `where`: derived data goes with the events it came from, as on DuckDB,
+   * not merely left unread until a refresh repairs their days and a cleanup minutes later deletes them.
    */
-  async function eraseRollupRows(app: string, installId: string): Promise<void> {
+  async function deleteRollupRows(where: string): Promise<void> {
     // Not `table AS name`: ClickHouse's aliases are seen in WHERE, where `name` is the column's name.
     const tables = await rows<{ rollup: string }>(
       client(),
@@ -848,9 +848,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
       LOOKUP_SETTINGS,
     );
     for (const { rollup } of tables) {
-      await client().command({
-        query: `ALTER TABLE ${rollup} DELETE WHERE app = ${literal(app)} AND install_key = cityHash64(${literal(installId)})`,
-      });
+      await client().command({ query: `ALTER TABLE ${rollup} DELETE WHERE ${where}` });
       await waitForMutations(client(), rollup);
     }
   }
@@ -1131,7 +1129,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
         // Physical rows, hidden duplicates included: erasure means every copy.
         await mutate('events_local', `app = ${literal(app)} AND install_id = ${literal(installId)}`);
         await mutate('quarantine_local', named);
-        await eraseRollupRows(app, installId);
+        await deleteRollupRows(`app = ${literal(app)} AND install_key = cityHash64(${literal(installId)})`);
         return { events, quarantine };
       } catch (error) {
         throw storeError(error, 'TMK_ERR_STORE_WRITE', o);
@@ -1165,6 +1163,10 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
           } else if (Number(m.oldest) < cutoff) rest = true;
         }
         if (rest) await mutate('events_local', `${ofApp} AND received_at < ${cutoff}`);
+        // The rollup keeps days by event time, not receive time, so the removed events' rows cannot be
+        // told apart: all of the app's go. Its state no longer matches the events (views read them raw)
+        // and the collector's refresh that follows retention rebuilds every day anyway.
+        if (n > 0) await deleteRollupRows(ofApp);
         const quarantined = await count(
           `SELECT count() AS n FROM ${t.quarantine} WHERE ${ofApp} AND received_at < ${cutoff}`,
         );
