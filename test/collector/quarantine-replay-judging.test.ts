@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resolveServeConfig } from '../../packages/server/src/config/serve-config.js';
+import { tpReport } from '../../packages/server/src/ingest/_metriton-fixtures.js';
 import { replayQuarantine } from '../../packages/server/src/pipeline/replay.js';
 import { sql } from '../../packages/server/src/store/sql.js';
 import type { Store, StoredQuarantineEntry } from '../../packages/server/src/store/types.js';
@@ -248,6 +249,79 @@ describe('quarantine replay: the size limit', () => {
       expect(rows.map((r) => r.message_id)).toEqual(['fits']);
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe('quarantine replay: a message too large as sent, though not as kept', () => {
+  const LIMIT = 4096;
+  const withLimit = (maxEventBytes: number) => ({ maxEventBytes });
+
+  it('stays refused under the same limit, and is stored once the limit is raised above its size as sent', async () => {
+    const c = await startInProcess({ config: { ...appsWith(MYTOOL_CATALOG), limits: withLimit(LIMIT) } });
+    let dataDir: string;
+    let registry: ReturnType<typeof resolveServeConfig>['registry'];
+    try {
+      registry = c.config.registry;
+      // Over the limit by a key the quarantine never keeps (Segment's destination options).
+      const fat = ourMessage('fat-integrations', { integrations: { All: true, note: 'x'.repeat(LIMIT) } });
+      const segment = await postJson(`${c.url}/v1/batch`, { batch: [fat] }, bearer());
+      expect(resultStatuses(segment.json)).toEqual(['rejected']);
+      // Over the limit by its indentation, which the kept report (compact JSON) loses.
+      const compact = JSON.stringify(tpReport({ action: 'connect', index: 7, time_to_connect: 1.5 }));
+      const indented = compact.replace(/,"/g, `,\n${' '.repeat(400)}"`);
+      expect([compact.length < LIMIT, indented.length > LIMIT]).toEqual([true, true]);
+      const metriton = await fetch(`${c.url}/scout`, { method: 'POST', body: indented });
+      expect([metriton.status, (await metriton.json()).code]).toEqual([400, 'TMK_ERR_EVENT_TOO_LARGE']);
+      dataDir = c.dataDir;
+    } finally {
+      expect((await c.stop()).clean).toBe(true);
+    }
+    const store = await openData(dataDir);
+    try {
+      const entries = await store.listQuarantine({});
+      expect(entries.map((e) => [e.protocol, e.reason, e.detail])).toEqual([
+        ['telemark', 'TMK_ERR_EVENT_TOO_LARGE', expect.stringMatching(/^4096 bytes \(it was \d{4}\)$/)],
+        ['metriton', 'TMK_ERR_EVENT_TOO_LARGE', expect.stringMatching(/^4096 bytes \(it was \d{4,5}\)$/)],
+      ]);
+      const same = await replayQuarantine(store, registry, {}, { limits: withLimit(LIMIT) });
+      expect(same).toMatchObject({ replayed: 0, stillRejected: 2, notReplayable: 0 });
+      expect(await store.listQuarantine({})).toHaveLength(2);
+      const raised = await replayQuarantine(store, registry, {}, { limits: withLimit(64 * 1024) });
+      expect(raised).toMatchObject({ replayed: 2, accepted: 2, stillRejected: 0 });
+      const rows = await store.query<{ protocol: string }>(
+        sql`SELECT protocol FROM events ORDER BY protocol`,
+      );
+      expect(rows.map((r) => r.protocol)).toEqual(['metriton', 'telemark']);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('leaves one refused before its size was recorded as it is', async () => {
+    const c = await startInProcess({ config: appsWith(MYTOOL_CATALOG) });
+    try {
+      await c.store.write({
+        events: [],
+        quarantine: [
+          {
+            app: 'mytool',
+            receivedAt: Date.now(),
+            protocol: 'segment',
+            reason: 'TMK_ERR_EVENT_TOO_LARGE',
+            detail: '4096 bytes',
+            messageId: 'unmeasured',
+            event: 'run',
+            raw: JSON.stringify(ourMessage('unmeasured')),
+          },
+        ],
+        counters: [],
+      });
+      const report = await replayQuarantine(c.store, c.config.registry, {}, { limits: withLimit(64 * 1024) });
+      expect(report).toMatchObject({ replayed: 0, stillRejected: 1, notReplayable: 1 });
+      expect((await c.store.listQuarantine({})).map((e) => e.messageId)).toEqual(['unmeasured']);
+    } finally {
+      await c.stop();
     }
   });
 });

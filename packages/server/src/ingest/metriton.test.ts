@@ -173,7 +173,7 @@ describe('Metriton reports', () => {
     expect(indented.prepared.results[0]).toMatchObject({
       status: 'rejected',
       reason: 'TMK_ERR_EVENT_TOO_LARGE',
-      detail: '2000 bytes',
+      detail: '2000 bytes (it was 2001)',
     });
     expect(indented.prepared.quarantine[0]?.event).toBe('connect');
     expect(compact.prepared.events).toHaveLength(1);

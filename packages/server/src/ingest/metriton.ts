@@ -22,6 +22,7 @@ import {
   scrubDeep,
   text,
   textOf,
+  tooLargeDetail,
   UNATTRIBUTED_CHARGE,
   UNATTRIBUTED_LIMIT,
 } from './prepared.js';
@@ -302,7 +303,7 @@ export function prepareMetriton(
   }
   const maxBytes = deps.limits?.maxEventBytes;
   if (maxBytes !== undefined && bodyBytes > maxBytes) {
-    refuse('TMK_ERR_EVENT_TOO_LARGE', `${maxBytes} bytes`);
+    refuse('TMK_ERR_EVENT_TOO_LARGE', tooLargeDetail(maxBytes, bodyBytes));
     return { kind: 'prepared', app, prepared };
   }
   if (!isInstallIdText(installId)) {

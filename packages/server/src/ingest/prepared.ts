@@ -72,6 +72,21 @@ export function cutRaw(text: string): string {
  * Whether a string has no lone surrogate. JSON admits them ("\ud800"), but UTF-8 cannot hold one: stored,
  * every lone surrogate becomes U+FFFD, so two different ids would become one id (and a duplicate).
  */
+/**
+ * The detail of a `TMK_ERR_EVENT_TOO_LARGE` refusal: the limit, and the message's size as sent, which a
+ * replay judges by (`sentBytesOf`): the kept form leaves keys out (segment.ts, `NEVER_KEPT`), and
+ * Metriton's indentation, so it can be under a limit the message was over.
+ */
+export function tooLargeDetail(limit: number, sentBytes: number): string {
+  return `${limit} bytes (it was ${sentBytes})`;
+}
+
+/** The size as sent that a too-large refusal's detail records; undefined in one kept before 2026-11-29. */
+export function sentBytesOf(detail: string): number | undefined {
+  const recorded = / \(it was (\d+)\)$/.exec(detail);
+  return recorded ? Number(recorded[1]) : undefined;
+}
+
 export const isWellFormed = (text: string): boolean =>
   (text as string & { isWellFormed(): boolean }).isWellFormed();
 

@@ -25,6 +25,7 @@ import {
   scrubDeep,
   text,
   textOf,
+  tooLargeDetail,
   UNATTRIBUTED_CHARGE,
   UNATTRIBUTED_LIMIT,
 } from './prepared.js';
@@ -493,7 +494,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
       // deep) counts as the whole body, its upper bound.
       else bytes = jsonBytes(sent[i]) ?? input.bodyBytes;
       if (bytes > deps.limits.maxEventBytes) {
-        fail(i, keyAppName, 'TMK_ERR_EVENT_TOO_LARGE', `${deps.limits.maxEventBytes} bytes`);
+        fail(i, keyAppName, 'TMK_ERR_EVENT_TOO_LARGE', tooLargeDetail(deps.limits.maxEventBytes, bytes));
         continue;
       }
     }
