@@ -55,6 +55,11 @@ export const ERRORS = {
     (d) =>
       `The store could not commit the batch (${d}); nothing was written. Retry; if it persists, check disk space and the store's logs.`,
   ),
+  TMK_ERR_STORE_UNFINISHED: def(
+    503,
+    (d) =>
+      `The store committed the removal but could not finish after it (${d}): the removed rows are gone from every answer, but may stay in the data file until its next checkpoint. Check disk space and the store's logs, then run the same command again to finish it.`,
+  ),
   TMK_ERR_STORE_INVALID_ROW: def(
     500,
     (d) =>

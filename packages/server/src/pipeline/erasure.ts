@@ -1,3 +1,4 @@
+import { isTelemarkError, TelemarkError } from '../errors.js';
 import type { InstallErasure, Store } from '../store/types.js';
 
 /** What an erasure of one install removed, and under which ids. */
@@ -11,11 +12,24 @@ export interface InstallErasureReport extends InstallErasure {
   readonly storedAs?: string;
 }
 
+const UNFINISHED = 'TMK_ERR_STORE_UNFINISHED';
+
 /**
  * Erase one install of one app under every id it may be stored as: its pseudonym (`storedIdOf`, the
  * event builder's `installId` with this deployment's key) and the id as given, which a collector from
  * before pseudonyms stored as it was. Without `storedIdOf` (no key was ever made, so no pseudonym
  * exists) only the id as given.
+ *
+ * The first pass can fail after its commit (`TMK_ERR_STORE_UNFINISHED`: rows gone, the data
+ * file not checkpointed). The pseudonym's pass still runs then, and the first error is thrown after it
+ * (until 2026-11-29 the pseudonym's events were left, and the error said nothing had been written):
+ * - run, because the pseudonym holds what a current collector stores of the install; stopping there
+ *   would leave all of it in every answer when only the file's cleanup of the first pass was left;
+ * - thrown, not answered as done, because this erasure is not known to be finished: the first pass's
+ *   counts are lost with its error, and its rows may still be in the data file (the store may be out
+ *   now, e.g. DuckDB invalidated by a checkpoint on a full disk, and the second pass failed as well).
+ *   The error says to run the command again: a rerun removes nothing twice, erases what is left under
+ *   both ids, and its own checkpoint clears the file.
  */
 export async function eraseInstall(
   store: Pick<Store, 'deleteInstall'>,
@@ -24,8 +38,27 @@ export async function eraseInstall(
   storedIdOf?: (id: string) => string,
 ): Promise<InstallErasureReport> {
   const storedAs = storedIdOf?.(installId);
-  let { events, quarantine } = await store.deleteInstall(app, installId);
-  if (storedAs !== undefined && storedAs !== installId) {
+  const pseudonymous = storedAs !== undefined && storedAs !== installId;
+  let first: InstallErasure;
+  try {
+    first = await store.deleteInstall(app, installId);
+  } catch (error) {
+    if (!pseudonymous || !isTelemarkError(error) || error.code !== UNFINISHED) throw error;
+    // (Counts and codes only: the ids stay out of the message, as out of the collector's log.)
+    const then = await store.deleteInstall(app, storedAs).then(
+      (erased) =>
+        `the install's pseudonym was erased too: ${erased.events} events, ${erased.quarantine} quarantine entries`,
+      (failure: unknown) =>
+        `erasing the install's pseudonym failed as well: ${
+          isTelemarkError(failure)
+            ? `[${failure.code}] ${failure.detail}`
+            : (failure instanceof Error ? failure.message : String(failure)).split('\n')[0]
+        }`,
+    );
+    throw new TelemarkError(UNFINISHED, `${error.detail}; ${then}`, { cause: error });
+  }
+  let { events, quarantine } = first;
+  if (pseudonymous) {
     const erased = await store.deleteInstall(app, storedAs);
     events += erased.events;
     quarantine += erased.quarantine;

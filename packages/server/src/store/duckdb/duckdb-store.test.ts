@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,6 +6,7 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { openStore } from '../../config/open-store.js';
 import type { AppEntry, AppRegistry } from '../../config/registry-types.js';
 import { resolveServeConfig } from '../../config/serve-config.js';
+import { eraseInstall } from '../../pipeline/erasure.js';
 import { DAY_MS } from '../../time-units.js';
 import { sampleEvent, sampleQuarantine, testStore, uniqueId } from '../conformance.js';
 import { createStore, duckdbPathFor, openDataDirStore, runRetention } from '../index.js';
@@ -44,6 +45,28 @@ testStore('duckdb', async () => open(newPath()), {
     };
   },
 });
+
+/**
+ * The size past which this process may not write a file (RLIMIT_FSIZE, the soft limit), set with
+ * util-linux's `prlimit`: a write beyond it fails with EFBIG ("File too large"), as one on a full disk
+ * fails, in this process only (Vitest runs each test file in its own fork). Undefined where it cannot be
+ * set (not Linux, no `prlimit`): the tests that need it are skipped there.
+ */
+function fileSizeLimit(): { lower(bytes: number): void; restore(): void } | undefined {
+  if (process.platform !== 'linux') return undefined;
+  const pid = String(process.pid);
+  const read = spawnSync('prlimit', ['--pid', pid, '--fsize', '--raw', '--noheadings', '--output=SOFT'], {
+    encoding: 'utf8',
+  });
+  const original = read.status === 0 ? read.stdout.trim() : '';
+  const set = (soft: string) => spawnSync('prlimit', ['--pid', pid, `--fsize=${soft}:`]).status === 0;
+  if (original === '' || !set(original)) return undefined;
+  return {
+    lower: (bytes) => expect(set(String(bytes))).toBe(true),
+    restore: () => expect(set(original)).toBe(true),
+  };
+}
+const fileSize = fileSizeLimit();
 
 const batch = (parts: Partial<WriteBatch>): WriteBatch => ({
   events: [],
@@ -679,6 +702,110 @@ describe('DuckDB store specifics', () => {
       }
       await vi.waitFor(() => expect(walSize()).toBe(0), { timeout: 5_000, interval: 20 });
     });
+  });
+
+  describe('a removal that fails (a file that cannot grow)', () => {
+    /**
+     * A store whose file holds `gone` events of install `gone` and 2,000 of `kept`, all checkpointed (it
+     * was closed and opened again): its WAL is empty, so a removal's commit writes little to it, while
+     * the checkpoint after an erasure of `gone` rewrites most of the file into new blocks at its end.
+     */
+    const storeWith = async (app: string, gone: number, more: StoredEvent[] = []) => {
+      const file = newPath();
+      const first = open(file);
+      const events = [
+        ...Array.from({ length: gone }, () => sampleEvent({ app, installId: 'gone' })),
+        ...Array.from({ length: 2_000 }, () => sampleEvent({ app, installId: 'kept' })),
+        ...more,
+      ];
+      await first.write(batch({ events }));
+      await first.close();
+      const store = track(open(file));
+      await store.init();
+      return { file, store };
+    };
+    const installs = async (store: Store, app: string) =>
+      store.query<{ install_id: string; n: number }>(
+        sql`SELECT install_id, count(*) AS n FROM events WHERE app = ${app} GROUP BY ALL ORDER BY install_id`,
+      );
+    const healthSays = (store: Store, text: string) =>
+      vi.waitFor(async () => expect((await store.health()).detail).toContain(text), {
+        timeout: 15_000,
+        interval: 50,
+      });
+
+    it.skipIf(!fileSize)(
+      'whose commit fails is rolled back: TMK_ERR_STORE_WRITE, nothing removed',
+      async () => {
+        const app = uniqueId('app');
+        const { file, store } = await storeWith(app, 100);
+        // Not even the WAL may grow: the commit fails.
+        fileSize!.lower(fs.existsSync(`${file}.wal`) ? fs.statSync(`${file}.wal`).size : 0);
+        try {
+          await expect(store.deleteInstall(app, 'gone')).rejects.toMatchObject({
+            code: 'TMK_ERR_STORE_WRITE',
+            message: expect.stringContaining('nothing was written'),
+          });
+        } finally {
+          fileSize!.restore();
+        }
+        expect(await installs(store, app)).toEqual([
+          { install_id: 'gone', n: 100 },
+          { install_id: 'kept', n: 2_000 },
+        ]);
+        expect(await store.deleteInstall(app, 'gone')).toEqual({ events: 100, quarantine: 0 });
+      },
+    );
+
+    it.skipIf(!fileSize)(
+      'whose checkpoint fails after the commit says the rows went (TMK_ERR_STORE_UNFINISHED), and erased again it finishes',
+      async () => {
+        const app = uniqueId('app');
+        const pseudonym = 'pseudonym-of-gone';
+        const { file, store } = await storeWith(
+          app,
+          20_000,
+          Array.from({ length: 3 }, () => sampleEvent({ app, installId: pseudonym })),
+        );
+        const storedIdOf = (id: string) => (id === 'gone' ? pseudonym : id);
+        // The data file may not grow: the commit's few KB of WAL fit, the checkpoint after it does not.
+        fileSize!.lower(fs.statSync(file).size);
+        let error: unknown;
+        try {
+          error = await eraseInstall(store, app, 'gone', storedIdOf).catch((e: unknown) => e);
+        } finally {
+          fileSize!.restore();
+        }
+        // Until 2026-11-29: TMK_ERR_STORE_WRITE, "nothing was written", and the pseudonym not tried.
+        expect(error).toMatchObject({
+          code: 'TMK_ERR_STORE_UNFINISHED',
+          statusCode: 503,
+          detail: expect.stringMatching(
+            /^20000 events removed; then .*File too large.*; erasing the install's pseudonym failed as well: \[TMK_ERR_STORE_UNAVAILABLE\]/,
+          ),
+          message: expect.stringMatching(/committed the removal.*run the same command again/),
+        });
+        // DuckDB invalidated the database (a checkpoint that could not write its file); the store opens
+        // it again by itself, and the WAL gives back the committed removal.
+        await healthSays(store, 'reopened after a fatal error once');
+        expect(await installs(store, app)).toEqual([
+          { install_id: 'kept', n: 2_000 },
+          { install_id: pseudonym, n: 3 },
+        ]);
+        expect((await store.health()).detail).not.toContain('WAL 0 bytes');
+        // Run again: nothing is removed twice, the pseudonym goes, and the file is checkpointed.
+        expect(await eraseInstall(store, app, 'gone', storedIdOf)).toEqual({
+          app,
+          installId: 'gone',
+          storedAs: pseudonym,
+          events: 3,
+          quarantine: 0,
+        });
+        expect(await installs(store, app)).toEqual([{ install_id: 'kept', n: 2_000 }]);
+        await healthSays(store, 'WAL 0 bytes');
+        expect(fs.existsSync(`${file}.wal`)).toBe(false);
+      },
+    );
   });
 
   describe('side file: writes during a checkpoint', () => {

@@ -380,6 +380,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   let lastLoadError: string | undefined;
   /** Ids of every row of `contexts` (one process owns the file, so this is authoritative). */
   const knownContexts = new Set<string>();
+  /** A reload of `knownContexts` failed midway: it may lack ids, and is read again at the next chance. */
+  let contextsStale = false;
 
   let instance: DuckDBInstance | undefined;
   let writer: DuckDBConnection | undefined;
@@ -533,6 +535,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
 
   /** The ids of `contexts`, read at start and after rows were removed. */
   async function loadContexts(connection: DuckDBConnection): Promise<void> {
+    contextsStale = true;
     knownContexts.clear();
     const result = await connection.stream('SELECT context_id::VARCHAR FROM contexts');
     for (;;) {
@@ -541,6 +544,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       const ids = chunk.getColumnVector(0);
       for (let i = 0; i < chunk.rowCount; i++) knownContexts.add(ids.getItem(i) as string);
     }
+    contextsStale = false;
   }
 
   async function init(): Promise<void> {
@@ -588,7 +592,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
    * The writing side of an open. At start: the migrations, the segments an earlier process left in the
    * intake log, and the dedupe index and contexts read from the file. At a reopen (`reopen`) the intake
    * log is taken up again the same way (the file's `intake_loads` says which segments its loads took), and
-   * the index and contexts in memory are kept: they already hold everything acknowledged.
+   * the index and contexts in memory are kept: they already hold everything acknowledged (the contexts are
+   * read again when their last reload failed).
    */
   async function prepareWriter(when: 'start' | 'reopen'): Promise<void> {
     const db = instance!;
@@ -604,7 +609,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     if (when === 'start') {
       await loadIndex(writer);
       await loadContexts(writer);
-    }
+    } else if (contextsStale) await loadContexts(writer);
     const logged = await writer.runAndReadAll('SELECT count(*)::DOUBLE FROM ingest_counter_log');
     counterLogRows = Number(logged.getRows()[0]?.[0] ?? 0);
     checkpointer = await db.connect();
@@ -1559,7 +1564,13 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
    * Delete rows (erasure, retention) in one transaction while appends wait: everything acknowledged is
    * loaded first, and no context is dropped that a write not loaded yet refers to. Contexts no event
    * refers to any more go too, and the recent keys are forgotten. `remove` returns the events it deleted;
-   * `afterCommit` runs in the same turn of both queues.
+   * `afterCommit` runs in the same turn of both queues, also when nothing was removed (a rerun finishes
+   * what a failed one left).
+   *
+   * A failure up to the commit is rolled back: `TMK_ERR_STORE_WRITE`, nothing was written. One after it
+   * (the contexts' reload, `afterCommit`'s checkpoint on a full disk) is `TMK_ERR_STORE_UNFINISHED`:
+   * the rows are gone, but may stay in the data file until its next checkpoint. Until 2026-11-29 both
+   * were `TMK_ERR_STORE_WRITE`, which told an erasure whose checkpoint failed that nothing was erased.
    */
   function removeRows(
     remove: (connection: DuckDBConnection) => Promise<number>,
@@ -1574,18 +1585,29 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         await foldSide();
         recent.clear();
         await connection.run('BEGIN TRANSACTION');
+        let removed: number;
         try {
-          const removed = await remove(connection);
+          removed = await remove(connection);
           if (removed > 0) await connection.run(DROP_UNUSED_CONTEXTS);
           await connection.run('COMMIT');
-          if (removed > 0) await loadContexts(connection);
-          await afterCommit?.();
-          return removed;
         } catch (error) {
           await connection.run('ROLLBACK').catch(() => undefined);
           await loadContexts(connection).catch(() => undefined);
           throw new TelemarkError('TMK_ERR_STORE_WRITE', message(error).split('\n')[0]!, { cause: error });
         }
+        try {
+          // A reload that failed before (after an earlier removal's commit) is done again.
+          if (removed > 0 || contextsStale) await loadContexts(connection);
+          await afterCommit?.();
+        } catch (error) {
+          noticeInvalidation(error);
+          throw new TelemarkError(
+            'TMK_ERR_STORE_UNFINISHED',
+            `${removed} event${removed === 1 ? '' : 's'} removed; then ${message(error).split('\n')[0]!}`,
+            { cause: error },
+          );
+        }
+        return removed;
       }),
     );
   }
