@@ -228,6 +228,31 @@ describe('a replay or an erasure that outlasts the collector’s idle timeout', 
     }
   }, 20_000);
 
+  it('logs an erasure that failed, with its app and code and not the id, in either form of answer', async () => {
+    const c = await collectorWithQuarantine(() => ({
+      async deleteInstall() {
+        throw new TelemarkError('TMK_ERR_STORE_UNFINISHED', '1 event removed; then the test refused');
+      },
+    }));
+    try {
+      const body = { app: 'mytool', installId: 'erase-me' };
+      const streamed = await lineReader(await post(c.url, 'erasures', { body, lines: true })).rest();
+      expect(streamed.at(-1)).toMatchObject({ error: { code: 'TMK_ERR_STORE_UNFINISHED' } });
+      const whole = await post(c.url, 'erasures', { body });
+      expect(whole.status).toBe(503);
+      const failed = c.logs
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .filter((line) => line.msg === 'install erasure failed');
+      expect(failed).toEqual([
+        expect.objectContaining({ app: 'mytool', code: 'TMK_ERR_STORE_UNFINISHED' }),
+        expect.objectContaining({ app: 'mytool', code: 'TMK_ERR_STORE_UNFINISHED' }),
+      ]);
+      expect(c.logs.join('')).not.toContain('erase-me');
+    } finally {
+      await c.stop();
+    }
+  }, 20_000);
+
   it('refuses a bad token, a bad parameter and an unknown app with their status and JSON, before any line', async () => {
     const c = await startInProcess({ config: { timeouts: { idleMs: IDLE_MS } } });
     try {

@@ -343,7 +343,15 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
         return answerLong(request, reply, 'erasure', async (tell) => {
           const report = await queued(tell, () =>
             eraseInstall(deps.store, app, installId, deps.builder?.installId),
-          );
+          ).catch((error: unknown) => {
+            // An erasure asked for and not done is part of its record too (a committed one whose
+            // checkpoint failed, TMK_ERR_STORE_UNFINISHED, must be run again): the app and the code.
+            request.log.warn(
+              { app, code: isTelemarkError(error) ? error.code : 'TMK_ERR_QUERY_FAILED' },
+              'install erasure failed',
+            );
+            throw error;
+          });
           // The record of an erasure keeps the app and the counts, not what it erased.
           request.log.info({ app, events: report.events, quarantine: report.quarantine }, 'install erased');
           return report;
