@@ -240,6 +240,17 @@ describe('telemark quarantine list / replay', () => {
         ':TMK_ERR_BODY_UNPARSEABLE',
       ]);
     }
+    // Both filters at once are refused, in either order, for list and replay alike.
+    for (const both of [
+      ['list', '--app', 'mytool', '--no-app'],
+      ['list', '--no-app', '--app', 'mytool'],
+      ['replay', '--no-app', '--app', 'mytool'],
+    ]) {
+      const refused = telemark('quarantine', ...both, '--data', dataDir);
+      expect([refused.code, refused.stdout]).toEqual([1, '']);
+      expect(refused.stderr).toContain('TMK_ERR_BAD_PARAMETER');
+      expect(refused.stderr).toContain('--app and --no-app exclude each other');
+    }
     const bad = telemark('quarantine', 'list', '--data', dataDir, '--since', '7d', '--until', 'now');
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('TMK_ERR_BAD_PARAMETER');

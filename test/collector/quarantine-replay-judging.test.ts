@@ -131,14 +131,18 @@ describe('quarantine replay: what it must not re-judge', () => {
 
 describe('quarantine list: the table', () => {
   it('shows control characters a client sent as escapes, never raw to the terminal', async () => {
-    const evil = '\u001b[2J\u001b]0;owned\u0007x';
+    // C0 controls (ESC, BEL), DEL, a C1 CSI (which some terminals take as ESC [) and a bidi override.
+    const evil = '\u001b[2J\u001b]0;owned\u0007x\u007f\u009b31m\u202ey';
     const { dataDir } = await refused([ourMessage('evil', { event: evil, properties: {} })]);
     const table = telemark('quarantine', 'list', '--data', dataDir);
     expect(table.code).toBe(0);
-    expect(table.stdout).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/);
-    expect(table.stdout).toContain('\\u001b[2J\\u001b]0;owned\\u0007x');
-    // JSON keeps the value as it is (escaped by JSON itself).
-    expect(listed(dataDir)[0]?.event).toBe(evil);
+    const raw = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202e]/;
+    expect(table.stdout).not.toMatch(raw);
+    expect(table.stdout).toContain('\\u001b[2J\\u001b]0;owned\\u0007x\\u007f\\u009b31m\\u202ey');
+    // JSON escapes them too (until 2026-11-29 it left DEL, C1 and bidi controls raw), and keeps the value.
+    const json = telemark('quarantine', 'list', '--data', dataDir, '--json');
+    expect(json.stdout).not.toMatch(raw);
+    expect(JSON.parse(json.stdout)[0]?.event).toBe(evil);
   });
 });
 

@@ -95,6 +95,17 @@ const oneLine = (text: string, max: number): string => {
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 };
 
+/**
+ * JSON for a terminal: what `JSON.stringify` leaves raw and a terminal would act on (DEL, C1 controls
+ * such as CSI, line and bidi controls) escaped as `\u009b`, the same value to a JSON reader. Until
+ * 2026-11-29 `--json` printed them as sent.
+ */
+const terminalJson = (value: unknown): string =>
+  JSON.stringify(value, null, 2).replace(
+    /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${(c.codePointAt(0) as number).toString(16).padStart(4, '0')}`,
+  );
+
 /** A plain-text table of quarantine entries, one per line. */
 export function formatQuarantine(entries: readonly StoredQuarantineEntry[]): string {
   if (entries.length === 0) return 'The quarantine is empty (for this filter).\n';
@@ -227,7 +238,7 @@ export async function quarantineList(
       return found;
     });
   }
-  out.write(flags.json ? `${JSON.stringify(entries, null, 2)}\n` : formatQuarantine(entries));
+  out.write(flags.json ? `${terminalJson(entries)}\n` : formatQuarantine(entries));
 }
 
 /**
@@ -345,6 +356,23 @@ function typed<T extends object>(options: T, command: Command): T {
   return out as T;
 }
 
+/**
+ * `--app A` and `--no-app` set one value, the last given winning: a command given both is refused, not
+ * run on one of them (until 2026-11-29 `--app hx --no-app` listed the entries of no app, and said nothing).
+ */
+function oneAppFilter(command: Command): Command {
+  const given = new Set<string>();
+  command.on('option:app', () => given.add('--app'));
+  command.on('option:no-app', () => given.add('--no-app'));
+  return command.hook('preAction', () => {
+    if (given.size > 1)
+      throw new TelemarkError(
+        'TMK_ERR_BAD_PARAMETER',
+        "--app and --no-app exclude each other: give --app A for one app's entries, --no-app for those of no app",
+      );
+  });
+}
+
 export function registerQuarantineCommands(program: Command): void {
   const quarantine = program
     .command('quarantine')
@@ -352,8 +380,7 @@ export function registerQuarantineCommands(program: Command): void {
       'Inspect and replay refused inputs (kept raw with their reason): on a running collector (--url), or in a store opened here (DuckDB: the collector stopped).',
     );
   storeOptions(
-    quarantine
-      .command('list')
+    oneAppFilter(quarantine.command('list'))
       .description('List quarantined inputs, newest first.')
       .option('--app <app>', 'only this app')
       .option(
@@ -371,8 +398,7 @@ export function registerQuarantineCommands(program: Command): void {
       ),
   ).action(async (options: ListFlags, command: Command) => quarantineList(typed(options, command)));
   storeOptions(
-    quarantine
-      .command('replay')
+    oneAppFilter(quarantine.command('replay'))
       .description('Re-validate quarantined inputs with the current catalogs; store what passes now.')
       .option('--app <app>', 'only this app')
       .option('--no-app', 'only entries of no app')
