@@ -261,6 +261,11 @@ export function fuzzRequest(r: Random, i: number): FuzzRequest {
           `{"batch":[${nest}]}`,
           `{"batch":[{"type":"track","messageId":"dn-${i}","anonymousId":"i","event":"run","properties":{"command":${nest}},"context":${nest}}]}`,
           `{"application":"telepresence2","install_id":"x","version":"v2","metadata":{"action":"connect","time_to_connect":${nest}}}`,
+          // Where a kept form copies one value alone: ids and names (until 2026-11-29 these answered 500).
+          `{"batch":[{"type":"track","messageId":${nest},"anonymousId":"i","event":"run"}]}`,
+          `{"batch":[{"type":"track","messageId":"dn-${i}","anonymousId":${nest},"event":${nest}}]}`,
+          `{"application":"telepresence2","install_id":${nest},"version":"v2","metadata":{"action":"connect"}}`,
+          `{"application":"${r.pick(['telepresence2', 'nope'])}","install_id":"x","version":"v2","metadata":{"action":${nest}}}`,
         ]),
       );
       break;

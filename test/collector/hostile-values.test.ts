@@ -65,4 +65,45 @@ describe('hostile values in otherwise valid requests', () => {
     expect(n).toBe(20);
     expect((await fetch(`${c.url}/readyz`)).status).toBe(200);
   });
+
+  describe('an id or a name nested deeper than a copy can recurse', () => {
+    /** JSON text of `1` inside `depth` arrays. */
+    const nested = (depth: number) => `${'['.repeat(depth)}1${']'.repeat(depth)}`;
+    /** `message`'s JSON with the value of `field` replaced by `json` (as text: no JS value nests so deep). */
+    const withField = (message: Record<string, unknown>, field: string, json: string) =>
+      JSON.stringify({ ...message, [field]: '@@' }).replace('"@@"', json);
+    const kept = async (reason: string) =>
+      (await c.store.listQuarantine({ reason })).filter((e) => e.raw.includes('not representable'));
+
+    it("a Metriton install_id or action: 400 (or an unknown app's empty 200), kept with a placeholder", async () => {
+      const report = tpReport({ action: 'connect', index: 3, time_to_connect: 1.5 });
+      const bodies = [
+        withField(report, 'install_id', nested(3_000)),
+        withField(report, 'metadata', `{"action":${nested(3_000)},"index":4}`),
+        withField({ ...report, application: 'no-such-tool' }, 'metadata', `{"action":${nested(3_000)}}`),
+      ];
+      const statuses = [];
+      for (const body of bodies)
+        statuses.push((await fetch(`${c.url}/scout`, { method: 'POST', body })).status);
+      expect(statuses).toEqual([400, 400, 200]);
+      expect((await kept('TMK_ERR_INVALID_MESSAGE')).length).toBeGreaterThanOrEqual(2);
+    });
+
+    it('a Segment messageId or event, on /v1/track and in a batch (the ingest workers): no 5xx', async () => {
+      const one = (id: string) => ({ ...ourMessage(id), writeKey: undefined });
+      const track = [
+        withField(one('deep-id'), 'messageId', nested(3_000)),
+        withField(one('deep-event'), 'event', nested(3_000)),
+      ];
+      for (const body of track) {
+        const answer = await postJson(`${c.url}/v1/track`, body, bearer());
+        expect(answer.status).toBeLessThan(500);
+      }
+      // 200,000 deep: 400 KB, under the batch limit, past a worker's larger stack.
+      const batch = `{"batch":[${withField(ourMessage('deep-batch'), 'event', nested(200_000))},${JSON.stringify(ourMessage('beside-deep'))}]}`;
+      const answer = await postJson(`${c.url}/v1/batch`, batch, bearer());
+      expect(answer.status).toBe(200);
+      expect(resultStatuses(answer.json)).toEqual(['rejected', 'accepted']);
+    });
+  });
 });

@@ -19,7 +19,7 @@ import {
   quoted,
   rawJson,
   reject,
-  scrubDeep,
+  scrubbedValue,
   text,
   textOf,
   tooLargeDetail,
@@ -110,15 +110,6 @@ export function metritonMessageId(
 ): string {
   const hash = sha256Hex(`${installId}\u0000${traceId}\u0000${textOf(index)}\u0000${action}`);
   return `mt-${hash.slice(0, 32)}`;
-}
-
-/** `scrubDeep` of one value (a sender may nest what Telepresence keeps flat); too deep, a placeholder. */
-function scrubbedValue(value: unknown, scrub: (text: string) => string): unknown {
-  try {
-    return scrubDeep(value, scrub);
-  } catch (error) {
-    return `<not representable as JSON: ${error instanceof Error ? error.message : String(error)}>`;
-  }
 }
 
 /**

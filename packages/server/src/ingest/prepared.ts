@@ -235,8 +235,8 @@ export function text(value: unknown, max: number, fallback = 'unknown'): string 
 
 /**
  * A value with every string in it, keys included, scrubbed however deep (quarantine's kept forms). No
- * prototype on the copies: a "__proto__" key stays a key. Nesting deep enough overflows the stack; the
- * callers keep a placeholder then.
+ * prototype on the copies: a "__proto__" key stays a key. Nesting deep enough overflows the stack: call
+ * it through `scrubbedValue`, or where a caller above keeps a placeholder for the whole form.
  */
 export function scrubDeep(value: unknown, scrub: (text: string) => string): unknown {
   if (typeof value === 'string') return scrub(value);
@@ -246,6 +246,19 @@ export function scrubDeep(value: unknown, scrub: (text: string) => string): unkn
   for (const key of Object.keys(value))
     out[scrub(key)] = scrubDeep((value as Record<string, unknown>)[key], scrub);
   return out;
+}
+
+/**
+ * `scrubDeep`, or for a value nested too deep to copy (it overflows the stack) a placeholder: a kept
+ * form never fails the request it is kept for (until 2026-11-29 an install id, message id or event name
+ * nested 2,000 arrays deep answered 500).
+ */
+export function scrubbedValue(value: unknown, scrub: (text: string) => string): unknown {
+  try {
+    return scrubDeep(value, scrub);
+  } catch (error) {
+    return `<not representable as JSON: ${error instanceof Error ? error.message : String(error)}>`;
+  }
 }
 
 /** What a kept form needs of the builder: its scrubber, and the install id as it would be stored. */
@@ -265,7 +278,7 @@ export const isInstallIdText = (value: unknown): value is string =>
  */
 export function keptInstallId(value: unknown, keeper: Keeper): unknown {
   if (isInstallIdText(value)) return keeper.installId(value);
-  if (typeof value !== 'string') return scrubDeep(value, keeper.scrub);
+  if (typeof value !== 'string') return scrubbedValue(value, keeper.scrub);
   const scrubbed = keeper.scrub(value);
   return isInstallIdText(scrubbed) ? null : scrubbed;
 }
@@ -297,7 +310,7 @@ export interface Kept {
  * the scrubbed text, cut.
  */
 export function keptEventName(value: unknown, known: boolean, scrub: (text: string) => string): Kept {
-  if (typeof value !== 'string') return { raw: scrubDeep(value, scrub), column: '' };
+  if (typeof value !== 'string') return { raw: scrubbedValue(value, scrub), column: '' };
   const valid = value.length > 0 && value.length <= MAX_EVENT_NAME;
   if (valid && known) return { raw: value, column: value };
   const scrubbed = scrub(value);
@@ -344,7 +357,7 @@ export const isMessageIdText = (value: unknown): value is string =>
  * ingest did (`null` when the scrub shrank a too-long id into a valid one); the column cut to 100.
  */
 export function keptMessageId(value: unknown, keeper: Keeper): Kept {
-  if (typeof value !== 'string') return { raw: scrubDeep(value, keeper.scrub), column: '' };
+  if (typeof value !== 'string') return { raw: scrubbedValue(value, keeper.scrub), column: '' };
   if (isMessageIdText(value)) {
     const stored = quarantinedMessageId(value, keeper);
     return { raw: stored, column: stored };
