@@ -190,6 +190,17 @@ describe('Segment and telemark messages', () => {
     });
   });
 
+  it('says when a time is before 2000 because of the sentAt correction, not as sent', () => {
+    const sentAt = '+275760-09-13T00:00:00.000Z';
+    const sane = ours({ messageId: 'sane', timestamp: new Date(receivedAt).toISOString() });
+    const ancient = ours({ messageId: 'ancient', timestamp: '1990-01-01T00:00:00Z' });
+    const prepared = prepareSegment(batch([sane, ancient], { sentAt }), deps);
+    const details = prepared.results.map((r) => (r.status === 'rejected' ? r.detail : r.status));
+    expect(details[0]).toMatch(/before the year 2000 once corrected by sentAt.*check the sender's sentAt/);
+    // Before 2000 as sent, the correction aside: said plainly.
+    expect(details[1]).toBe('timestamp is before the year 2000');
+  });
+
   it('gives every bad message its own reason and keeps it raw in quarantine', () => {
     const messages = [
       ours({ messageId: 'ok-1' }),

@@ -284,7 +284,15 @@ export function createEventBuilder(
         clamped = true;
       }
       if (!(timestamp >= MIN_TIMESTAMP_MS))
-        return { ok: false, reason: 'TMK_ERR_INVALID_MESSAGE', detail: 'timestamp is before the year 2000' };
+        return {
+          ok: false,
+          reason: 'TMK_ERR_INVALID_MESSAGE',
+          // Said when it was the correction that took it there: the timestamp as sent may be fine.
+          detail:
+            skewMs !== 0 && draft.timestampMs >= MIN_TIMESTAMP_MS
+              ? "timestamp is before the year 2000 once corrected by sentAt (receivedAt − (sentAt − timestamp)): check the sender's sentAt"
+              : 'timestamp is before the year 2000',
+        };
 
       const c = draft.context;
       const event: StoredEvent = {
