@@ -70,7 +70,7 @@ describe('hostile values in otherwise valid requests', () => {
     /** JSON text of `1` inside `depth` arrays. */
     const nested = (depth: number) => `${'['.repeat(depth)}1${']'.repeat(depth)}`;
     /** `message`'s JSON with the value of `field` replaced by `json` (as text: no JS value nests so deep). */
-    const withField = (message: Record<string, unknown>, field: string, json: string) =>
+    const withField = (message: object, field: string, json: string) =>
       JSON.stringify({ ...message, [field]: '@@' }).replace('"@@"', json);
     const kept = async (reason: string) =>
       (await c.store.listQuarantine({ reason })).filter((e) => e.raw.includes('not representable'));

@@ -17,6 +17,10 @@ const BUILTIN_APPS: Readonly<Record<string, { readonly allowKeyless: boolean }>>
 
 /** An app's name: what the registry accepts, so what any stored row can carry. */
 export const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** The problem with an app's name in the config (`apps.<name>`), if any. */
+export const appNameProblem = (name: string): string | undefined =>
+  APP_NAME.test(name) ? undefined : `apps.${name}: app names are 1–64 letters, digits, ".", "_" or "-"`;
 const rateLimitSchema = z.strictObject({
   perSecond: z.number().positive(),
   burst: z.number().int().positive(),
@@ -106,10 +110,10 @@ export function buildAppRegistry(
   for (const name of names) {
     const config: AppConfig = Object.hasOwn(apps, name) ? (apps[name] as AppConfig) : {};
     if (config.enabled === false) continue;
-    if (!APP_NAME.test(name)) {
-      problems.push(`apps.${name}: app names are 1–64 letters, digits, ".", "_" or "-"`);
-      continue;
-    }
+    // An invalid name is never registered, but its keys and catalog are checked all the same: until
+    // 2026-11-29 their problems showed only once the name was fixed.
+    const nameProblem = appNameProblem(name);
+    if (nameProblem) problems.push(nameProblem);
     // Keys first: their problems are independent of the catalog's, and all are reported together.
     const writeKeys = config.writeKeys ?? [];
     const allowKeyless = config.allowKeyless ?? BUILTIN_APPS[name]?.allowKeyless ?? false;
@@ -133,6 +137,7 @@ export function buildAppRegistry(
       );
       continue;
     }
+    if (nameProblem) continue;
     const entry: AppEntry = Object.freeze({
       name,
       catalog,

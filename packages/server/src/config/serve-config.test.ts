@@ -5,7 +5,7 @@ import { catalogToJSON } from 'telemark';
 import { telepresence } from 'telemark/catalogs/telepresence';
 import { describe, expect, it } from 'vitest';
 import { isTelemarkError } from '../errors.js';
-import { DEFAULTS, loadServeConfig, resolveServeConfig } from './serve-config.js';
+import { DEFAULTS, loadServeConfig, memoryLimitBytes, resolveServeConfig } from './serve-config.js';
 
 const mytool = {
   app: 'mytool',
@@ -356,5 +356,151 @@ describe('serve configuration', () => {
     // An editor's byte-order mark is not an error.
     writeFileSync(file('bom.json'), '\uFEFF{ "port": 9000 }');
     expect(loadServeConfig({ file: file('bom.json') }).port).toBe(9000);
+  });
+
+  it("bounds every duration that ends in a Node timer by Node's limit, and retention's interval below", () => {
+    // Until 2026-11-29 any positive value passed: past 2,147,483,647 ms Node fires a timer after 1 ms, so a
+    // monthly retention ran in a loop, a 35-day shutdown deadline gave up at once, bodies timed out at once.
+    const month = 43_200;
+    const message = configError(() =>
+      resolveServeConfig({
+        timeouts: {
+          headersMs: 3_000_000_000,
+          bodyMs: 3_000_000_000,
+          keepAliveMs: 2_147_483_000,
+          idleMs: 3_000_000_000,
+          shutdownMs: 3_000_000_000,
+        },
+        retention: { intervalMinutes: month },
+      }),
+    );
+    const lines = message.split('\n');
+    for (const key of ['headersMs', 'bodyMs', 'idleMs', 'shutdownMs'])
+      expect(lines).toContain(`  - timeouts.${key}: at most 2147483647 ms (Node's timer limit, ~24.8 days)`);
+    expect(message).toContain('timeouts.keepAliveMs: at most 2147482647 ms');
+    expect(lines).toContain(
+      "  - retention.intervalMinutes: at most 35791 minutes (Node's timer limit, ~24.8 days); 0 turns retention's timer off",
+    );
+    // A fraction of a millisecond ran it back to back too.
+    expect(configError(() => resolveServeConfig({ retention: { intervalMinutes: 0.00001 } }))).toContain(
+      'retention.intervalMinutes: 0 (off) or at least 0.001 minutes (60 ms)',
+    );
+    // The limits themselves, off, and what the tests use pass.
+    const most = resolveServeConfig({
+      timeouts: {
+        headersMs: 2_147_483_647,
+        bodyMs: 2_147_483_647,
+        keepAliveMs: 2_147_482_647,
+        idleMs: 2_147_483_647,
+        shutdownMs: 2_147_483_647,
+      },
+      retention: { intervalMinutes: 35_791 },
+    });
+    expect(most.retention.intervalMinutes * 60_000).toBeLessThanOrEqual(2_147_483_647);
+    for (const intervalMinutes of [0, 0.001, 0.002, 60])
+      expect(resolveServeConfig({ retention: { intervalMinutes } }).retention.intervalMinutes).toBe(
+        intervalMinutes,
+      );
+  });
+
+  it('checks duckdb.memoryLimit by its size, with the other problems', () => {
+    // Until 2026-11-29 only its shape: "0MB" and "1KB" failed at the store's open (Out of Memory Error),
+    // "999999999TB" with "Failed to set config", naming no setting.
+    for (const small of ['0MB', '1KB', '64MB', '95MB', '90MiB'])
+      expect(
+        configError(() => resolveServeConfig({ port: -1, duckdb: { memoryLimit: small } })),
+        small,
+      ).toMatch(/port[\s\S]*duckdb\.memoryLimit: at least 96MB \(what DuckDB needs/);
+    for (const large of ['999999999TB', '1000TB'])
+      expect(
+        configError(() => resolveServeConfig({ duckdb: { memoryLimit: large } })),
+        large,
+      ).toContain("duckdb.memoryLimit: at most the machine's memory");
+    for (const fine of ['96MB', '92MiB', '512MB', '0.5GB', '1 GiB'])
+      expect(resolveServeConfig({ duckdb: { memoryLimit: fine } }).duckdb.memoryLimit, fine).toBe(fine);
+    expect(memoryLimitBytes('512MB')).toBe(512_000_000);
+    expect(memoryLimitBytes('1.5GiB')).toBe(1.5 * 2 ** 30);
+    expect(memoryLimitBytes('lots')).toBeUndefined();
+    // A bad shape is one problem, not two.
+    const shape = configError(() => resolveServeConfig({ duckdb: { memoryLimit: 'lots' } }));
+    expect(shape.match(/duckdb\.memoryLimit/g)).toHaveLength(1);
+  });
+
+  it('reports a bad clickhouse section of the file that --clickhouse-* flags replace this time', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'telemark-'));
+    const file = join(dir, 'config.json');
+    const flags = { store: 'clickhouse', clickhouseUrl: 'http://127.0.0.1:1', clickhouseUser: 'u' };
+    // Until 2026-11-29 both started: the section (or its overridden values) was dropped without a word.
+    writeFileSync(file, JSON.stringify({ clickhouse: 'oops' }));
+    expect(configError(() => loadServeConfig({ file, flags }))).toContain(
+      `clickhouse (in ${file}, replaced by --clickhouse-url, --clickhouse-user): Invalid input: expected object, received string`,
+    );
+    writeFileSync(file, JSON.stringify({ clickhouse: { url: 5, user: 7, database: 'ok_db' } }));
+    const lines = configError(() => loadServeConfig({ file, flags })).split('\n');
+    expect(lines).toContain(
+      `  - clickhouse.url (in ${file}, overridden by --clickhouse-url): Invalid input: expected string, received number`,
+    );
+    expect(lines).toContain(
+      `  - clickhouse.user (in ${file}, overridden by --clickhouse-user): Invalid input: expected string, received number`,
+    );
+    // Good values overridden, and a section the flags do not touch, are not problems.
+    writeFileSync(file, JSON.stringify({ clickhouse: { url: 'http://127.0.0.1:8123', database: 'ok_db' } }));
+    const config = loadServeConfig({ file, flags });
+    expect(config.clickhouse).toMatchObject({ url: 'http://127.0.0.1:1', user: 'u', database: 'ok_db' });
+  });
+
+  it('refuses --clickhouse-* flags when the store is DuckDB, but not a file section kept for switching', () => {
+    // Until 2026-11-29 `serve --clickhouse-url … --clickhouse-database prod` started on DuckDB, silently.
+    const url = 'http://127.0.0.1:8123';
+    expect(
+      configError(() => loadServeConfig({ flags: { clickhouseUrl: url, clickhouseDatabase: 'prod' } })),
+    ).toContain(
+      '--clickhouse-url, --clickhouse-database: ClickHouse settings, but the store is "duckdb" (the default); add --store clickhouse, or leave them out',
+    );
+    expect(configError(() => loadServeConfig({ flags: { store: 'duckdb', clickhouseUser: 'u' } }))).toContain(
+      '--clickhouse-user: ClickHouse settings, but the store is "duckdb" (--store)',
+    );
+    const dir = mkdtempSync(join(tmpdir(), 'telemark-'));
+    const file = join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify({ store: 'duckdb', clickhouse: { url } }));
+    expect(configError(() => loadServeConfig({ file, flags: { clickhouseUrl: url } }))).toContain(
+      `but the store is "duckdb" ("store" in ${file})`,
+    );
+    // The file's section alone, and the password (TELEMARK_CLICKHOUSE_PASSWORD stands in for its flag).
+    expect(loadServeConfig({ file }).store).toBe('duckdb');
+    expect(loadServeConfig({ flags: { clickhousePassword: 'secret' } }).store).toBe('duckdb');
+    expect(loadServeConfig({ flags: { store: 'clickhouse', clickhouseUrl: url } }).clickhouse?.url).toBe(url);
+  });
+
+  it('reports an app named "__proto__", with its own problems and the others', () => {
+    // JSON.parse makes "__proto__" an own key, which zod's record skips: until 2026-11-29 this started.
+    const dir = mkdtempSync(join(tmpdir(), 'telemark-'));
+    const file = join(dir, 'config.json');
+    writeFileSync(file, '{"apps":{"__proto__":{"catalog":{"app":"x"},"writeKeys":["short"],"bogus":1}}}');
+    const alone = configError(() => loadServeConfig({ file }));
+    expect(alone).toContain('apps.__proto__: app names are 1–64 letters');
+    expect(alone).toContain('apps.__proto__.writeKeys.0: write keys have at least 8 characters');
+    expect(alone).toContain('apps.__proto__.bogus: unknown key');
+    // Beside another schema problem, and valid in shape: then its catalog's problem is reported too.
+    writeFileSync(
+      file,
+      JSON.stringify({ port: 'abc' }).replace(
+        '}',
+        `,"apps":{"__proto__":{"catalog":${JSON.stringify(mytool)},"writeKeys":["wk_proto_0123"]}}}`,
+      ),
+    );
+    const beside = configError(() => loadServeConfig({ file }));
+    expect(beside).toContain('port');
+    expect(beside).toContain('apps.__proto__: app names are 1–64 letters');
+    expect(beside).toContain('apps.__proto__.catalog: the catalog is for app "mytool"');
+    const valid = JSON.parse(
+      `{"apps":{"__proto__":{"catalog":${JSON.stringify(mytool)},"writeKeys":["wk_proto_0123"]}}}`,
+    );
+    expect(configError(() => resolveServeConfig(valid))).toContain('apps.__proto__: app names are');
+    // Other names of Object.prototype's keys are apps like any other.
+    const named = resolveServeConfig({
+      apps: { constructor: { catalog: { ...mytool, app: 'constructor' }, writeKeys: ['wk_ctor_0123'] } },
+    });
+    expect(named.registry.get('constructor')?.name).toBe('constructor');
   });
 });

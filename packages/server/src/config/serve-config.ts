@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { isTelemarkError, TelemarkError } from '../errors.js';
 import { resolveClickHouseOptions } from '../store/clickhouse/index.js';
 import { MIN_DEDUPE_WINDOW_DAYS } from '../store/duckdb/index.js';
-import { type AppConfig, appConfigSchema, buildAppRegistry } from './registry.js';
+import { type AppConfig, appConfigSchema, appNameProblem, buildAppRegistry } from './registry.js';
 import type { AppRegistry, RateLimit } from './registry-types.js';
 
 /**
@@ -100,7 +100,74 @@ export const DEFAULTS = Object.freeze({
   }),
 });
 
+/**
+ * Node's longest timer, ms (2^31 − 1, ~24.8 days). A longer `setTimeout`/`setInterval` fires after 1 ms (a
+ * retention interval of a month ran retention in a loop, a shutdown deadline of 35 days gave up at once) and
+ * a longer socket timeout is cut to it with a warning: every duration that ends in a timer is bounded here.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+const TIMER_LIMIT = "Node's timer limit, ~24.8 days";
+/** Node adds 1 s to the keep-alive timeout before it sets the socket's timer. */
+const MAX_KEEP_ALIVE_MS = MAX_TIMER_MS - 1000;
+/** The longest retention interval, minutes: its timer within Node's limit. */
+export const MAX_RETENTION_INTERVAL_MINUTES = Math.floor(MAX_TIMER_MS / 60_000);
+/**
+ * The shortest retention interval but 0 (off), minutes: 60 ms. Each run takes the commit queue's exclusive
+ * lock; a fraction like 0.00001 (0.6 ms) ran it back to back. (Tests run it every 0.002 minutes.)
+ */
+export const MIN_RETENTION_INTERVAL_MINUTES = 0.001;
+
+/** Bytes of one unit of `duckdb.memoryLimit`, as DuckDB reads it: KB, MB… are powers of 1000, KiB, MiB… of 1024. */
+const MEMORY_UNITS: Readonly<Record<string, number>> = {
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40,
+};
+const MEMORY_LIMIT_SHAPE = /^(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i;
+
+/** `duckdb.memoryLimit` in bytes, as DuckDB reads it ("512MB": 512,000,000); undefined when it is not one. */
+export function memoryLimitBytes(text: string): number | undefined {
+  const match = MEMORY_LIMIT_SHAPE.exec(text.trim());
+  const unit = MEMORY_UNITS[match?.[2]?.toLowerCase() ?? ''];
+  return match && unit !== undefined ? Number(match[1]) * unit : undefined;
+}
+
+/**
+ * The smallest `duckdb.memoryLimit`, bytes ("96MB"). Measured (2026-11-29): below it the store failed to
+ * load a backlog of the intake log after a restart (a 32 MiB allocation, "Out of Memory Error"), with 2 to
+ * 128 DuckDB threads; 64MB was enough with one thread only; "0MB" or "1KB" cannot even open the file.
+ */
+export const MIN_DUCKDB_MEMORY_BYTES = 96_000_000;
+
+const gib = (bytes: number): string => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+
+const memoryLimitSchema = z
+  .string()
+  .regex(MEMORY_LIMIT_SHAPE, 'must look like "512MB"')
+  .superRefine((text, ctx) => {
+    const bytes = memoryLimitBytes(text);
+    if (bytes === undefined) return; // the shape's problem, reported above
+    if (bytes < MIN_DUCKDB_MEMORY_BYTES)
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'at least 96MB (what DuckDB needs to open the store and load the intake log; DuckDB reads MB as 1,000,000 bytes)',
+      });
+    else if (bytes > os.totalmem())
+      ctx.addIssue({
+        code: 'custom',
+        message: `at most the machine's memory (${gib(os.totalmem())}); a limit above it bounds nothing`,
+      });
+  });
+
 const positiveInt = z.number().int().positive();
+/** A duration in ms that ends in a Node timer. */
+const timerMs = positiveInt.max(MAX_TIMER_MS, `at most ${MAX_TIMER_MS} ms (${TIMER_LIMIT})`);
 const rateLimitSchema = z.strictObject({ perSecond: z.number().positive(), burst: positiveInt });
 
 const clickhouseSchema = z.strictObject({
@@ -152,11 +219,14 @@ export const serveConfigSchema = z.strictObject({
   commit: z.strictObject({ maxEvents: positiveInt }).partial().optional(),
   timeouts: z
     .strictObject({
-      headersMs: positiveInt,
-      bodyMs: positiveInt,
-      keepAliveMs: positiveInt,
-      idleMs: positiveInt,
-      shutdownMs: positiveInt,
+      headersMs: timerMs,
+      bodyMs: timerMs,
+      keepAliveMs: positiveInt.max(
+        MAX_KEEP_ALIVE_MS,
+        `at most ${MAX_KEEP_ALIVE_MS} ms (${TIMER_LIMIT}, less the 1 s Node adds to this one)`,
+      ),
+      idleMs: timerMs,
+      shutdownMs: timerMs,
     })
     .partial()
     .optional(),
@@ -170,14 +240,25 @@ export const serveConfigSchema = z.strictObject({
   dedupeWindowDays: z.number().int().min(MIN_DEDUPE_WINDOW_DAYS).max(3650).optional(),
   duckdb: z
     .strictObject({
-      memoryLimit: z
-        .string()
-        .regex(/^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'must look like "512MB"'),
+      memoryLimit: memoryLimitSchema,
     })
     .partial()
     .optional(),
   retention: z
-    .strictObject({ intervalMinutes: z.number().min(0), unattributedQuarantineDays: z.number().int().min(0) })
+    .strictObject({
+      intervalMinutes: z
+        .number()
+        .min(0)
+        .max(
+          MAX_RETENTION_INTERVAL_MINUTES,
+          `at most ${MAX_RETENTION_INTERVAL_MINUTES} minutes (${TIMER_LIMIT}); 0 turns retention's timer off`,
+        )
+        .refine(
+          (minutes) => minutes <= 0 || minutes >= MIN_RETENTION_INTERVAL_MINUTES,
+          `0 (off) or at least ${MIN_RETENTION_INTERVAL_MINUTES} minutes (60 ms): each run takes the commit queue's lock`,
+        ),
+      unattributedQuarantineDays: z.number().int().min(0),
+    })
     .partial()
     .optional(),
   log: z
@@ -341,17 +422,15 @@ function problemsBeyondSchema(input: unknown, baseDir: string): string[] {
       ? (input as Record<string, unknown>)
       : {};
   const shape = serveConfigSchema.shape;
-  const apps: Record<string, AppConfig> = {};
-  if (typeof raw.apps === 'object' && raw.apps !== null && !Array.isArray(raw.apps))
-    for (const [name, app] of Object.entries(raw.apps)) {
-      const one = appConfigSchema.safeParse(app);
-      if (one.success) apps[name] = one.data as AppConfig;
-    }
+  const given = givenApps(raw);
   const rateLimits = shape.rateLimits.safeParse(raw.rateLimits);
-  const problems = buildAppRegistry(apps, {
-    baseDir,
-    defaultRateLimits: rateLimitsOf(rateLimits.success ? rateLimits.data : undefined),
-  }).problems;
+  const problems = [
+    ...given.problems,
+    ...buildAppRegistry(given.apps, {
+      baseDir,
+      defaultRateLimits: rateLimitsOf(rateLimits.success ? rateLimits.data : undefined),
+    }).problems,
+  ];
   const clickhouse = shape.clickhouse.safeParse(raw.clickhouse);
   if (raw.store === 'clickhouse' && clickhouse.success && clickhouse.data?.url)
     problems.push(...clickhouseStoreProblems(clickhouseConfigOf(clickhouse.data)));
@@ -367,6 +446,41 @@ function problemsBeyondSchema(input: unknown, baseDir: string): string[] {
       ),
     );
   return problems;
+}
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * The apps the config gives, for the registry's checks: those the schema accepts, in an object without a
+ * prototype, where `__proto__` is a key like any other. An app the schema refuses is left to its schema
+ * problems, and to its name's. JSON.parse makes `"__proto__"` an own key of `apps`, which zod's record
+ * skips: its schema problems are found here, and the registry refuses its name (until 2026-11-29 such an
+ * app was dropped with all its problems, and the collector started).
+ */
+function givenApps(input: unknown): { apps: Record<string, AppConfig>; problems: string[] } {
+  const apps: Record<string, AppConfig> = Object.create(null);
+  const problems: string[] = [];
+  const raw = isPlainObject(input) ? input.apps : undefined;
+  if (!isPlainObject(raw)) return { apps, problems };
+  for (const [name, app] of Object.entries(raw)) {
+    const one = appConfigSchema.safeParse(app);
+    if (one.success) {
+      apps[name] = one.data as AppConfig;
+      continue;
+    }
+    if (name === '__proto__')
+      problems.push(
+        ...schemaProblems(
+          one.error.issues.map(
+            (issue) => ({ ...issue, path: ['apps', name, ...issue.path] }) as z.core.$ZodIssue,
+          ),
+        ),
+      );
+    const nameProblem = appNameProblem(name);
+    if (nameProblem && !(isPlainObject(app) && app.enabled === false)) problems.push(nameProblem);
+  }
+  return { apps, problems };
 }
 
 const issuePath = (path: readonly PropertyKey[]): string =>
@@ -478,11 +592,13 @@ export function resolveServeConfig(
   const c = parsed.data;
   const problems: string[] = [...earlierProblems];
   const rateLimits = rateLimitsOf(c.rateLimits);
-  const { registry, problems: appProblems } = buildAppRegistry((c.apps ?? {}) as Record<string, AppConfig>, {
+  // The apps as given, not `c.apps`: zod's record dropped an app named "__proto__".
+  const given = givenApps(input);
+  const { registry, problems: appProblems } = buildAppRegistry(given.apps, {
     baseDir,
     defaultRateLimits: rateLimits,
   });
-  problems.push(...appProblems);
+  problems.push(...given.problems, ...appProblems);
   let clickhouse: ClickHouseConfig | undefined;
   if (c.store === 'clickhouse') {
     const ch = c.clickhouse ?? {};
@@ -577,14 +693,13 @@ export function loadServeConfig(options: { file?: string; flags?: ServeFlags; cw
   if (flags.data !== undefined) merged.data = resolve(cwd, flags.data);
   if (flags.store !== undefined) merged.store = flags.store;
   const fileClickhouse = fileConfig.clickhouse;
-  const ch: Record<string, unknown> =
-    fileClickhouse && typeof fileClickhouse === 'object'
-      ? { ...(fileClickhouse as Record<string, unknown>) }
-      : {};
-  if (flags.clickhouseUrl !== undefined) ch.url = flags.clickhouseUrl;
-  if (flags.clickhouseDatabase !== undefined) ch.database = flags.clickhouseDatabase;
-  if (flags.clickhouseUser !== undefined) ch.user = flags.clickhouseUser;
-  if (flags.clickhousePassword !== undefined) ch.password = flags.clickhousePassword;
+  const fileClickhouseIsObject =
+    typeof fileClickhouse === 'object' && fileClickhouse !== null && !Array.isArray(fileClickhouse);
+  const ch: Record<string, unknown> = fileClickhouseIsObject
+    ? { ...(fileClickhouse as Record<string, unknown>) }
+    : {};
+  const clickhouseFlags = CLICKHOUSE_FLAGS.filter(({ flag }) => flags[flag] !== undefined);
+  for (const { flag, key } of clickhouseFlags) ch[key] = flags[flag];
   if (Object.keys(ch).length > 0 || fileClickhouse !== undefined)
     merged.clickhouse = Object.keys(ch).length > 0 ? ch : fileClickhouse;
   // The file stays the operator's to fix even where a flag overrides it this time.
@@ -599,8 +714,48 @@ export function loadServeConfig(options: { file?: string; flags?: ServeFlags; cw
           `${key} (in ${options.file}, overridden by --${key}): ${check.error.issues[0]?.message ?? 'invalid'}`,
         ];
   });
+  // Likewise the file's `clickhouse` section where --clickhouse-* flags replace it (until 2026-11-29 a
+  // section that was no object, or a bad value a flag overrode, was dropped without a word).
+  if (clickhouseFlags.length > 0 && fileClickhouse !== undefined) {
+    if (!fileClickhouseIsObject) {
+      const check = serveConfigSchema.shape.clickhouse.safeParse(fileClickhouse);
+      fileProblems.push(
+        `clickhouse (in ${options.file}, replaced by ${clickhouseFlags.map(({ option }) => option).join(', ')}): ${check.success ? 'invalid' : (check.error.issues[0]?.message ?? 'invalid')}`,
+      );
+    } else
+      for (const { key, option } of clickhouseFlags) {
+        const given = (fileClickhouse as Record<string, unknown>)[key];
+        if (given === undefined) continue;
+        const check = clickhouseSchema.shape[key].safeParse(given);
+        if (!check.success)
+          fileProblems.push(
+            `clickhouse.${key} (in ${options.file}, overridden by ${option}): ${check.error.issues[0]?.message ?? 'invalid'}`,
+          );
+      }
+  }
+  // ClickHouse flags with the store DuckDB would be ignored (the collector started on DuckDB, without a word,
+  // until 2026-11-29). Not the password: TELEMARK_CLICKHOUSE_PASSWORD stands in for it, and may be set for
+  // every command of a machine; nor a file's `clickhouse` section, which may be kept for switching back.
+  const store = merged.store ?? DEFAULTS.store;
+  const ignored = clickhouseFlags.filter(({ flag }) => flag !== 'clickhousePassword');
+  if (store === 'duckdb' && ignored.length > 0)
+    flagProblems.push(
+      `${ignored.map(({ option }) => option).join(', ')}: ClickHouse settings, but the store is "duckdb" (${flags.store !== undefined ? '--store' : fileConfig.store !== undefined ? `"store" in ${options.file}` : 'the default'}); add --store clickhouse, or leave them out`,
+    );
   return resolveServeConfig(merged, baseDir, [...flagProblems, ...fileProblems]);
 }
+
+/** The --clickhouse-* flags of `serve` (and of the admin commands that open a store), and their keys. */
+const CLICKHOUSE_FLAGS = [
+  { flag: 'clickhouseUrl', key: 'url', option: '--clickhouse-url' },
+  { flag: 'clickhouseDatabase', key: 'database', option: '--clickhouse-database' },
+  { flag: 'clickhouseUser', key: 'user', option: '--clickhouse-user' },
+  { flag: 'clickhousePassword', key: 'password', option: '--clickhouse-password' },
+] as const satisfies readonly {
+  flag: keyof ServeFlags;
+  key: keyof z.output<typeof clickhouseSchema>;
+  option: string;
+}[];
 
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 

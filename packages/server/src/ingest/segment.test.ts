@@ -195,7 +195,7 @@ describe('Segment and telemark messages', () => {
     const sane = ours({ messageId: 'sane', timestamp: new Date(receivedAt).toISOString() });
     const ancient = ours({ messageId: 'ancient', timestamp: '1990-01-01T00:00:00Z' });
     const prepared = prepareSegment(batch([sane, ancient], { sentAt }), deps);
-    const details = prepared.results.map((r) => (r.status === 'rejected' ? r.detail : r.status));
+    const details = prepared.results.map((r) => (r?.status === 'rejected' ? r.detail : r?.status));
     expect(details[0]).toMatch(/before the year 2000 once corrected by sentAt.*check the sender's sentAt/);
     // Before 2000 as sent, the correction aside: said plainly.
     expect(details[1]).toBe('timestamp is before the year 2000');
