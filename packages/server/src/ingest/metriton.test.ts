@@ -76,6 +76,63 @@ describe('Metriton reports', () => {
     expect(first.prepared.events[0]?.messageId.length).toBeLessThanOrEqual(100);
   });
 
+  it('tells apart reports that do not name their place (no trace id, no index) by what they hold', () => {
+    /** A report of `intercept_fail` with `error`, and `metadata` changed as given (undefined: left out). */
+    const unplaced = (error: string, metadata: Record<string, unknown> = {}) =>
+      tpReport({
+        ...interceptFailReport.metadata,
+        trace_id: undefined,
+        index: undefined,
+        error,
+        ...metadata,
+      });
+    const idOf = (report: unknown, send = prepare) => {
+      const result = send(report);
+      if (result.kind !== 'prepared') throw new Error('expected prepared');
+      return result.prepared.events[0]?.messageId ?? result.prepared.quarantine[0]?.messageId;
+    };
+    const a = idOf(unplaced('connector.CreateIntercept: a'));
+    // Compact JSON, keys in another order: the same report.
+    const reordered = (report: unknown) => {
+      const { application, install_id, version, metadata } = report as ReturnType<typeof unplaced>;
+      const backwards = Object.fromEntries(Object.entries(metadata).reverse());
+      const text = JSON.stringify({ metadata: backwards, version, install_id, application });
+      return prepareMetriton(JSON.parse(text), receivedAt, deps);
+    };
+    expect(idOf(unplaced('connector.CreateIntercept: a'), reordered)).toBe(a);
+    const others = [
+      unplaced('connector.CreateIntercept: b'),
+      // A trace id or an index of another type, or one shared by two reports of different content.
+      unplaced('connector.CreateIntercept: a', { trace_id: 7, mode: 'connector' }),
+      unplaced('connector.CreateIntercept: a', { index: '2', mode: 'daemon' }),
+    ];
+    const ids = [a, ...others.map((r) => idOf(r))];
+    expect(new Set(ids).size).toBe(4);
+    for (const id of ids) expect(id).toMatch(/^mt-[0-9a-f]{32}$/);
+    // A trace id that holds the separator is not taken as one: no report can pass for another by it.
+    const forged = tpReport({ action: 'b', index: 1, trace_id: 'T\u00001' });
+    const plain = tpReport({ action: '1\u0000b', index: 1, trace_id: 'T' });
+    expect(idOf(forged)).not.toBe(idOf(plain));
+  });
+
+  it('gives a report without a trace id the same id again from its kept form (a replay)', () => {
+    // Refused (a trait of the wrong type), kept; judged again from what quarantine kept.
+    const report = tpReport({
+      action: 'connect',
+      trace_id: undefined,
+      index: undefined,
+      time_to_connect: 'slow',
+      cluster_id: '9c3a7d0e-5b1f-4c2a-8e6d-1f0a2b3c4d5e',
+    });
+    const first = prepare(report);
+    if (first.kind !== 'prepared') throw new Error('expected prepared');
+    const [entry] = first.prepared.quarantine;
+    expect(entry?.messageId).toMatch(/^mt-/);
+    const again = prepareMetriton(JSON.parse(entry?.raw ?? ''), receivedAt, deps);
+    if (again.kind !== 'prepared') throw new Error('expected prepared');
+    expect(again.prepared.quarantine[0]?.messageId).toBe(entry?.messageId);
+  });
+
   it('keeps the error trait (scrubbed, fingerprinted) and drops service and cluster names around it', () => {
     const result = prepare(interceptFailReport);
     if (result.kind !== 'prepared') throw new Error('expected prepared');

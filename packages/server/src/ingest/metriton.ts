@@ -101,6 +101,49 @@ const sha256Hex: (text: string) => string =
     ? (text) => crypto.hash('sha256', text, 'hex')
     : (text) => crypto.createHash('sha256').update(text).digest('hex');
 
+/**
+ * Whether a report names its place in its sender's stream, as Telepresence's always do: its reporter's
+ * `trace_id` (a UUID per process) and its `index` there (an integer from 1). Then these, with the install
+ * and the action, tell reports apart (`metritonMessageId`). A trace id holding the separator could pass
+ * for another's (`"T\u00001"` with action `a`, `"T"` with `1\u0000a`): it is not taken as one.
+ */
+const namesItsPlace = (traceId: unknown, index: unknown): traceId is string =>
+  typeof traceId === 'string' &&
+  traceId.length > 0 &&
+  traceId.length <= 100 &&
+  !traceId.includes('\u0000') &&
+  typeof index === 'number' &&
+  Number.isSafeInteger(index);
+
+/** JSON with every object's keys in order: the same report written in another key order is the same text. */
+function canonicalJson(value: unknown): string {
+  try {
+    return JSON.stringify(value, (_key, item: unknown) =>
+      isRecord(item)
+        ? Object.fromEntries(
+            Object.keys(item)
+              .sort()
+              .map((key) => [key, item[key]]),
+          )
+        : item,
+    );
+  } catch {
+    return rawJson(value);
+  }
+}
+
+/**
+ * The id of a report that does not name its place (`namesItsPlace`: no trace id or index, or ones of
+ * another type, as a sender other than Telepresence may send), from what it holds: its form as kept
+ * without the keys it would not be stored with (`keptReport` without `others`; the same from a replay of
+ * its kept form), keys in order. A resend is still a duplicate; two reports that differ in anything
+ * stored are not (until 2026-11-29 every report of one install and action without a trace id or an index
+ * got one id, and all but the first were dropped as duplicates).
+ */
+function contentMessageId(keptForm: string): string {
+  return `mt-${sha256Hex(`telemark.metriton.content\u0000${canonicalJson(JSON.parse(keptForm))}`).slice(0, 32)}`;
+}
+
 /** Metriton reports carry no id: derive one, so the same report sent again is a duplicate. */
 export function metritonMessageId(
   installId: string,
@@ -271,13 +314,25 @@ export function prepareMetriton(
   const traitNames = action ? deps.builder.traitNames(app.catalog, action) : [];
   const extraKeys = Object.keys(app.catalog.input.extraContext?.keys ?? {});
   const installId = body.install_id;
-  const traceId = text(metadata.trace_id, 100, '');
+  const traceId = metadata.trace_id;
   // Derived from the install id as stored, so a report replayed from its kept form (which holds that
   // id) gets the id direct ingest gave it: the same for every id that is stored as sent.
   const messageId =
-    typeof installId === 'string' && action
-      ? metritonMessageId(deps.builder.installId(installId), traceId, metadata.index, action)
-      : '';
+    typeof installId !== 'string' || !action
+      ? ''
+      : namesItsPlace(traceId, metadata.index)
+        ? metritonMessageId(deps.builder.installId(installId), traceId, metadata.index, action)
+        : contentMessageId(
+            keptReport(
+              body,
+              metadata,
+              [...extraKeys, ...traitNames],
+              false,
+              deps.builder,
+              keptEventName(metadata.action, Object.hasOwn(app.catalog.input.events, action), scrub),
+              hashedTraits(app, action),
+            ),
+          );
   // Only a rejected report pays for its kept form: the report (`keptReport`) and its action, scrubbed
   // unless the app's catalog has it (`keptEventName`), in the `event` column and the report alike.
   const refuse = (reason: string, detail: string) => {
