@@ -115,6 +115,19 @@ describe('Metriton reports', () => {
     expect(idOf(forged)).not.toBe(idOf(plain));
   });
 
+  it('derives an id for a report without a trace id whose values nest too deep to write as JSON', () => {
+    const deep = `${'['.repeat(5_000)}1${']'.repeat(5_000)}`;
+    const text = JSON.stringify(tpReport({ action: 'connect', trace_id: undefined, index: '@@' })).replace(
+      '"@@"',
+      deep,
+    );
+    const result = prepareMetriton(JSON.parse(text), receivedAt, deps);
+    if (result.kind !== 'prepared') throw new Error('expected prepared');
+    expect(result.prepared.events[0]?.messageId ?? result.prepared.quarantine[0]?.messageId).toMatch(
+      /^mt-[0-9a-f]{32}$/,
+    );
+  });
+
   it('gives a report without a trace id the same id again from its kept form (a replay)', () => {
     // Refused (a trait of the wrong type), kept; judged again from what quarantine kept.
     const report = tpReport({

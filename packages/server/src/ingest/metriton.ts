@@ -140,8 +140,8 @@ function canonicalJson(value: unknown): string {
  * stored are not (until 2026-11-29 every report of one install and action without a trace id or an index
  * got one id, and all but the first were dropped as duplicates).
  */
-function contentMessageId(keptForm: string): string {
-  return `mt-${sha256Hex(`telemark.metriton.content\u0000${canonicalJson(JSON.parse(keptForm))}`).slice(0, 32)}`;
+function contentMessageId(keptForm: Record<string, unknown>): string {
+  return `mt-${sha256Hex(`telemark.metriton.content\u0000${canonicalJson(keptForm)}`).slice(0, 32)}`;
 }
 
 /** Metriton reports carry no id: derive one, so the same report sent again is a duplicate. */
@@ -166,7 +166,12 @@ export function metritonMessageId(
  * application nobody registered keeps no `others`, and its application name scrubbed: nothing says
  * what its keys hold.
  */
-function keptReport(
+function keptReport(...args: Parameters<typeof keptReportValue>): string {
+  return rawJson(keptReportValue(...args));
+}
+
+/** `keptReport` before it is written as JSON (which a value nested too deep cannot be). */
+function keptReportValue(
   body: Record<string, unknown>,
   metadata: Record<string, unknown>,
   declared: readonly string[],
@@ -174,7 +179,7 @@ function keptReport(
   keeper: Keeper,
   action: Kept,
   hashed: ReadonlySet<string> = NO_NAMES,
-): string {
+): Record<string, unknown> {
   const { scrub } = keeper;
   // No prototype: a "__proto__" key is kept as a key, not taken as the object's prototype.
   const kept: Record<string, unknown> = Object.create(null);
@@ -186,12 +191,12 @@ function keptReport(
     else if (declared.includes(key)) kept[key] = scrubbedValue(value, scrub);
     else if (others && !IDENTIFYING_KEYS.has(key)) kept[scrub(key)] = scrubbedValue(value, scrub);
   }
-  return rawJson({
+  return {
     application: others ? body.application : scrubbedValue(body.application, scrub),
     install_id: keptInstallId(body.install_id, keeper),
     version: body.version,
     metadata: kept,
-  });
+  };
 }
 
 const NO_NAMES: ReadonlySet<string> = new Set();
@@ -323,7 +328,7 @@ export function prepareMetriton(
       : namesItsPlace(traceId, metadata.index)
         ? metritonMessageId(deps.builder.installId(installId), traceId, metadata.index, action)
         : contentMessageId(
-            keptReport(
+            keptReportValue(
               body,
               metadata,
               [...extraKeys, ...traitNames],
