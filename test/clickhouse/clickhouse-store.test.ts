@@ -102,6 +102,26 @@ analyticsExpectations(
 );
 
 describe('ClickHouse only', () => {
+  it('says a lost server is unavailable from every read, the change token included (the views ask it first)', async () => {
+    const database = uniqueDatabase('lostreads');
+    databases.push(database);
+    const { port, hostname } = new URL(url);
+    const proxy = await startSwitchProxy({ host: hostname, port: Number(port) });
+    proxy.pass();
+    const store = createClickHouseStore({ url: proxy.url, database, requestTimeoutMs: 5_000 });
+    try {
+      await store.init();
+      expect(typeof (await store.changeToken?.())).toBe('string');
+      proxy.cut();
+      const unavailable = { code: 'TMK_ERR_STORE_UNAVAILABLE' };
+      await expect(store.changeToken?.()).rejects.toMatchObject(unavailable);
+      await expect(store.query(sql`SELECT 1 AS one`)).rejects.toMatchObject(unavailable);
+    } finally {
+      await store.close();
+      await proxy.close();
+    }
+  });
+
   it('orders concurrent writes by the dedupe identity: a lone surrogate and U+FFFD are one message', async () => {
     const database = uniqueDatabase('identity');
     databases.push(database);

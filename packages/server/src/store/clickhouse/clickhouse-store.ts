@@ -1064,13 +1064,19 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
            */
           async changeToken(): Promise<string> {
             await settled();
-            const [row] = await rows<{ token: string }>(
-              client(),
-              `SELECT toString(sipHash64(arrayStringConcat(arraySort(groupArray(concat(table, '/', name))), ','))) AS token
-               FROM system.parts WHERE database = ${literal(o.database)} AND active`,
-              readSettings,
-            );
-            return `${row?.token ?? ''}`;
+            // The analytics layer asks for it before every view: an outage is the store's 503, not a 500
+            // (until 2026-11-29 the driver's own error reached the query API as TMK_ERR_QUERY_FAILED).
+            try {
+              const [row] = await rows<{ token: string }>(
+                client(),
+                `SELECT toString(sipHash64(arrayStringConcat(arraySort(groupArray(concat(table, '/', name))), ','))) AS token
+                 FROM system.parts WHERE database = ${literal(o.database)} AND active`,
+                readSettings,
+              );
+              return `${row?.token ?? ''}`;
+            } catch (error) {
+              throw storeError(error, 'TMK_ERR_STORE_QUERY', o);
+            }
           },
         }),
 
