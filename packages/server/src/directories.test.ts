@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { makeDirectory } from './directories.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-mkdir-'));
@@ -26,5 +26,31 @@ describe('makeDirectory', () => {
     fs.symlinkSync(path.join(root, 'nowhere'), path.join(root, 'dangling'));
     expect(() => makeDirectory(path.join(root, 'dangling'))).toThrow(/EEXIST/);
     expect(() => makeDirectory(path.join(root, 'dangling', 'sub'))).toThrow(/EEXIST.*dangling'/);
+  });
+});
+
+describe('makeDirectory and power loss', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('syncs the parent of every directory it makes, and nothing when the directory exists', () => {
+    const opened = new Map<number, string>();
+    const open = fs.openSync;
+    vi.spyOn(fs, 'openSync').mockImplementation((...args: Parameters<typeof fs.openSync>) => {
+      const fd = open(...args);
+      opened.set(fd, String(args[0]));
+      return fd;
+    });
+    const synced: string[] = [];
+    const fsync = fs.fsyncSync;
+    vi.spyOn(fs, 'fsyncSync').mockImplementation((fd: number) => {
+      synced.push(opened.get(fd) ?? `fd ${fd}`);
+      fsync(fd);
+    });
+    const deep = path.join(root, 'power', 'loss');
+    makeDirectory(deep);
+    expect(synced).toEqual([root, path.join(root, 'power')]);
+    synced.length = 0;
+    makeDirectory(deep);
+    expect(synced).toEqual([]);
   });
 });

@@ -23,7 +23,22 @@ export function makeDirectory(dir: string): void {
       fs.mkdirSync(dir);
     } catch (again) {
       if (!existsAsDirectory(again, dir)) throw again;
+      return;
     }
+  }
+  // A directory made here is a name in its parent: synced, so that what is acknowledged inside it (the
+  // intake log's segments, the journal) does not lose its directory to a power loss (until 2026-11-29
+  // only the files and the directory's own entries were synced, not the directory's name).
+  syncDirectorySync(path.dirname(dir));
+}
+
+/** fsync a directory now (start-up's paths, where nothing waits on the event loop). */
+export function syncDirectorySync(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

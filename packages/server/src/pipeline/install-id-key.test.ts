@@ -1,7 +1,7 @@
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import fs, { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { INSTALL_ID_KEY_FILE, resolveInstallIdKey } from './install-id-key.js';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'telemark-key-'));
@@ -18,6 +18,30 @@ describe('resolveInstallIdKey', () => {
     expect(readFileSync(file, 'utf8')).toBe(`${made?.key}\n`);
     expect(resolveInstallIdKey(data, { env: {}, create: true })).toEqual({ key: made?.key, source: 'file' });
     expect(resolveInstallIdKey(data, { env: {} })).toEqual({ key: made?.key, source: 'file' });
+  });
+
+  it('syncs the key it makes, file and name, before it is used', () => {
+    const data = join(dir(), 'data');
+    const opened = new Map<number, string>();
+    const open = fs.openSync;
+    const fsync = fs.fsyncSync;
+    const synced: string[] = [];
+    vi.spyOn(fs, 'openSync').mockImplementation((...args: Parameters<typeof fs.openSync>) => {
+      const fd = open(...args);
+      opened.set(fd, String(args[0]));
+      return fd;
+    });
+    vi.spyOn(fs, 'fsyncSync').mockImplementation((fd: number) => {
+      synced.push(opened.get(fd) ?? `fd ${fd}`);
+      fsync(fd);
+    });
+    try {
+      expect(resolveInstallIdKey(data, { env: {}, create: true })?.source).toBe('generated');
+      expect(synced).toContain(join(data, INSTALL_ID_KEY_FILE));
+      expect(synced.indexOf(data)).toBeGreaterThan(synced.indexOf(join(data, INSTALL_ID_KEY_FILE)));
+    } finally {
+      vi.restoreAllMocks();
+    }
   });
 
   it('takes TELEMARK_INSTALL_ID_KEY first, and refuses one too short to be secret', () => {

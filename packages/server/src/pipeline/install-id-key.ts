@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import fs from 'node:fs';
 import { join } from 'node:path';
-import { makeDirectory } from '../directories.js';
+import { makeDirectory, syncDirectorySync } from '../directories.js';
 import { TelemarkError } from '../errors.js';
 
 /**
@@ -48,7 +48,16 @@ export function resolveInstallIdKey(
   makeDirectory(dataDir);
   const key = randomBytes(32).toString('hex');
   try {
-    writeFileSync(file, `${key}\n`, { mode: 0o600, flag: 'wx' });
+    // Synced, file and name: a key lost to a power loss would be made again, silently, and every install
+    // id stored after it would get another pseudonym (until 2026-11-29 it was written without a sync).
+    const fd = fs.openSync(file, 'wx', 0o600);
+    try {
+      fs.writeFileSync(fd, `${key}\n`);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    syncDirectorySync(dataDir);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     const theirs = readKey(file);
@@ -61,7 +70,7 @@ export function resolveInstallIdKey(
 function readKey(file: string): string | undefined {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8').trim();
+    text = fs.readFileSync(file, 'utf8').trim();
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
