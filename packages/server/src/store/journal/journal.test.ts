@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,6 +25,27 @@ async function journalAt<T>(dir: string, maxBytes = 1 << 20, segmentBytes = 1 <<
   open.push(j as Journal<unknown>);
   return j;
 }
+
+/**
+ * Lowers this process's file size limit (RLIMIT_FSIZE) with util-linux's `prlimit`: a write crossing it
+ * is cut short and the rest fails with EFBIG, as on a disk that fills up, in this process only (Vitest
+ * runs each test file in its own fork). Undefined where it cannot be set: the test that needs it is skipped.
+ */
+function fileSizeLimit(): { lower(bytes: number): void; restore(): void } | undefined {
+  if (process.platform !== 'linux') return undefined;
+  const pid = String(process.pid);
+  const read = spawnSync('prlimit', ['--pid', pid, '--fsize', '--raw', '--noheadings', '--output=SOFT'], {
+    encoding: 'utf8',
+  });
+  const original = read.status === 0 ? read.stdout.trim() : '';
+  const set = (soft: string) => spawnSync('prlimit', ['--pid', pid, `--fsize=${soft}:`]).status === 0;
+  if (original === '' || !set(original)) return undefined;
+  return {
+    lower: (bytes) => expect(set(String(bytes))).toBe(true),
+    restore: () => expect(set(original)).toBe(true),
+  };
+}
+const fileSize = fileSizeLimit();
 
 const segments = (dir: string) => fs.readdirSync(dir).filter((n) => n.endsWith('.seg'));
 
@@ -231,5 +253,110 @@ describe('the outage journal', () => {
     const again = await journalAt<number>(dir);
     expect(again.stats().pending).toBe(1);
     expect((await again.oldest())[0]?.seq).toBe(2);
+  });
+
+  it.skipIf(!fileSize)(
+    'leaves no partial record behind when a write fails midway, so the records acknowledged after it survive',
+    async () => {
+      const dir = newDir();
+      const j = await journalAt<string>(dir);
+      const record = (name: string) => name.repeat(10_000);
+      await j.append(record('A'));
+      await j.append(record('B'));
+      const [segment] = segments(dir);
+      const file = path.join(dir, segment!);
+      const before = fs.statSync(file).size;
+      fileSize!.lower(before + 5_000); // the next frame (about 10 kB) crosses it
+      try {
+        await expect(j.append(record('C'))).rejects.toMatchObject({ code: 'TMK_ERR_JOURNAL' });
+      } finally {
+        fileSize!.restore();
+      }
+      expect(fs.statSync(file).size).toBe(before);
+      expect(j.stats()).toMatchObject({ pending: 2, bytes: before });
+      expect(j.lastSeq()).toBe(2);
+      expect(await j.append(record('D'))).toBe(3);
+      expect(await j.append(record('E'))).toBe(4);
+      const all = (entries: { payload: string }[]) => entries.map((e) => e.payload[0]);
+      expect(all(await j.oldest({ records: 10 }))).toEqual(['A', 'B', 'D', 'E']);
+      await j.close();
+      open.length = 0;
+
+      const again = await journalAt<string>(dir);
+      expect(again.stats().repaired).toBe('');
+      expect(all(await again.oldest({ records: 10 }))).toEqual(['A', 'B', 'D', 'E']);
+      expect(again.lastSeq()).toBe(4);
+    },
+  );
+
+  it('keeps its progress file bounded while records come and go, and what it says intact', async () => {
+    const dir = newDir();
+    const j = await journalAt<number>(dir, 1 << 24, 1 << 16);
+    const progress = path.join(dir, 'progress');
+    let written = 0;
+    let largest = 0;
+    const watch = () => {
+      largest = Math.max(largest, fs.statSync(progress).size);
+    };
+    let n = 0;
+    for (let round = 0; round < 40; round++) {
+      const seqs: number[] = [];
+      for (let i = 0; i < 20; i++) seqs.push(await j.append(n++));
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const id = `${round}-${attempt}-${'x'.repeat(4000)}`;
+        await j.beginAttempt(seqs, id);
+        written += seqs.length * `a ${seqs[0]} ${id}\n`.length;
+        watch();
+      }
+      await j.delivered(seqs.slice(0, 19)); // one stays behind each round
+      watch();
+    }
+    expect(written).toBeGreaterThan(15 * 1024 * 1024);
+    expect(largest).toBeLessThan(4 * 1024 * 1024);
+    const expected = await j.oldest({ records: 100 });
+    expect(expected).toHaveLength(40);
+    expect(expected.every((e) => e.attempts.length === 5)).toBe(true);
+    await j.close();
+    open.length = 0;
+
+    // Twice: delivered records in segments still on disk stay delivered after the rewrite on open.
+    for (let reopen = 0; reopen < 2; reopen++) {
+      const again = await journalAt<number>(dir, 1 << 24, 1 << 16);
+      expect(await again.oldest({ records: 100 })).toEqual(expected);
+      await again.close();
+      open.length = 0;
+    }
+  });
+
+  it('keeps delivered records delivered across more than one reopen while their segment survives', async () => {
+    const dir = newDir();
+    const j = await journalAt<number>(dir);
+    await j.append(1);
+    await j.append(2);
+    await j.delivered([1]);
+    await j.close();
+    open.length = 0;
+    for (let reopen = 0; reopen < 2; reopen++) {
+      const again = await journalAt<number>(dir);
+      expect((await again.oldest({ records: 10 })).map((e) => e.seq)).toEqual([2]);
+      await again.close();
+      open.length = 0;
+    }
+  });
+
+  it('refuses to open when its progress file exists but cannot be read', async () => {
+    const dir = newDir();
+    const j = await journalAt<number>(dir);
+    await j.append(1);
+    await j.close();
+    open.length = 0;
+    fs.rmSync(path.join(dir, 'progress'));
+    fs.mkdirSync(path.join(dir, 'progress'));
+    await expect(
+      openJournal<number>({ dir, maxBytes: 1 << 20, segmentBytes: 1 << 16 }),
+    ).rejects.toMatchObject({
+      code: 'TMK_ERR_JOURNAL',
+      message: expect.stringMatching(/EISDIR: illegal operation on a directory, read\b/), // reading it fails, not only rewriting it later
+    });
   });
 });

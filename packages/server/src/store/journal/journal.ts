@@ -3,12 +3,18 @@
  *
  * - `NNNNNNNNNNNN.seg` segment files (the number is the first record's sequence number). Each record is
  *   framed as `[u32 LE length][u32 LE CRC-32][payload]` and `fdatasync`ed before `append` resolves.
- *   A frame cut short by a crash (it was never acknowledged) is cut off when the journal opens. The
+ *   A frame cut short by a crash (it was never acknowledged) is cut off when the journal opens. An append
+ *   that fails (a full disk cuts the write short, or the sync fails) cuts the segment back to where it
+ *   ended and rejects; if that cut fails too, every later append is refused until the journal is opened
+ *   again, so no record is acknowledged behind a partial frame (open stops reading at one). The
  *   payload is `{ p: record, a: attempt ids }` in V8's serialization format (`node:v8`, which Node keeps
  *   readable across versions): typed arrays and byte buffers — events encoded for the store — are kept
  *   as bytes, not as JSON. Payloads written as JSON by earlier versions (they begin with `{`) still read.
  * - `progress`: one line per event, `a <seq> <id>` (an attempt to deliver record `seq` begins under
- *   `id`; synced before the attempt starts) and `d <seq>` (delivered). Rewritten compactly on open.
+ *   `id`; synced before the attempt starts) and `d <seq>` (delivered). Rewritten with only what still
+ *   matters (attempts of pending records, deliveries in segments still on disk) on open and whenever it
+ *   grows to PROGRESS_GROWTH times that (at least PROGRESS_MIN_BYTES), so it stays bounded. One that
+ *   exists but cannot be read fails the open.
  *
  * A segment is deleted once every record in it is delivered and it is no longer the one being
  * appended to. `append` refuses with TMK_ERR_JOURNAL_FULL when the segments would pass `maxBytes`.
@@ -72,6 +78,9 @@ export interface Journal<T> {
 }
 
 const HEADER = 8;
+/** The progress file is rewritten once it passes this many times what it must say, and at least this size. */
+const PROGRESS_GROWTH = 4;
+const PROGRESS_MIN_BYTES = 1024 * 1024;
 const SEGMENT = /^(\d{12})\.seg$/;
 const segmentName = (seq: number) => `${String(seq).padStart(12, '0')}.seg`;
 
@@ -90,6 +99,8 @@ interface Segment {
   readonly first: number;
   readonly file: string;
   size: number;
+  /** Records in it (sequence numbers `first` to `first + count - 1`). */
+  count: number;
   /** Records in it not yet delivered. */
   live: number;
 }
@@ -122,16 +133,83 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
   let active: fs.promises.FileHandle | undefined;
   let progress: fs.promises.FileHandle | undefined;
   let closed = false;
+  /** Set when a failed append could not be undone: the segment may end in a partial frame. */
+  let broken: TelemarkError | undefined;
   const openedAt = Date.now();
   const cacheBytes = options.cacheBytes ?? 64 * 1024 * 1024;
   let cachedBytes = 0;
+  const progressFile = path.join(dir, 'progress');
+  /** Bytes in the progress file, and the size past which it is rewritten with only what still matters. */
+  let progressBytes = 0;
+  let progressLimit = 0;
+
+  /**
+   * What the progress file must say: the attempts of every record not yet delivered, and `d` for the
+   * delivered records of segments still on disk (without it they would be read as pending on open).
+   */
+  function progressText(): string {
+    const lines: string[] = [];
+    for (const segment of segments)
+      for (let seq = segment.first; seq < segment.first + segment.count; seq++) {
+        if (!pending.has(seq)) lines.push(`d ${seq}\n`);
+        else for (const id of attempts.get(seq) ?? []) lines.push(`a ${seq} ${id}\n`);
+      }
+    return lines.join('');
+  }
+
+  /** Replaces the progress file with `progressText()`: written and synced aside, then renamed over it. */
+  async function rewriteProgress(): Promise<void> {
+    const text = Buffer.from(progressText());
+    const temporary = `${progressFile}.tmp`;
+    // Appending (O_APPEND): a line cut back after a failed write (`appendProgress`) is then followed by
+    // the next at the file's end, with no gap where the cut bytes were.
+    const { O_WRONLY, O_CREAT, O_TRUNC, O_APPEND } = fs.constants;
+    const handle = await fs.promises.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND);
+    try {
+      await writeAll(handle, text);
+      await handle.sync();
+      await fs.promises.rename(temporary, progressFile);
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      throw error;
+    }
+    // The handle follows the file it was opened on, now renamed to `progress`.
+    const previous = progress;
+    progress = handle;
+    progressBytes = text.length;
+    progressLimit = Math.max(PROGRESS_MIN_BYTES, PROGRESS_GROWTH * text.length);
+    await previous?.close().catch(() => undefined);
+    await syncDirectory(dir);
+  }
+
+  /**
+   * Rewrites the progress file once it has grown well past what it must say; call after the state is
+   * updated. A failure leaves the file as it was (still right, only longer) and is retried next time:
+   * the marks it holds are already written, so the call that wrote them does not fail.
+   */
+  async function compactProgress(): Promise<void> {
+    if (progressBytes > progressLimit) await rewriteProgress().catch(() => undefined);
+  }
+
+  /** Writes all of `buffer`: a short write (the disk filling up) is retried for the rest, which then fails. */
+  async function writeAll(handle: fs.promises.FileHandle, buffer: Buffer): Promise<void> {
+    let written = 0;
+    while (written < buffer.length) {
+      const { bytesWritten } = await handle.write(buffer, written, buffer.length - written);
+      if (bytesWritten <= 0) throw new Error(`wrote no bytes (${written} of ${buffer.length} written)`);
+      written += bytesWritten;
+    }
+  }
 
   try {
     makeDirectory(dir);
     // — progress: attempts and deliveries —
     const done = new Set<number>();
-    const progressFile = path.join(dir, 'progress');
-    const progressText = await fs.promises.readFile(progressFile, 'utf8').catch(() => '');
+    // A progress file that cannot be read fails the open: ignoring it would deliver everything again.
+    const progressText = await fs.promises.readFile(progressFile, 'utf8').catch((error: unknown) => {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return '';
+      throw error;
+    });
     for (const line of progressText.split('\n')) {
       const [kind, seqText, id] = line.split(' ');
       const seq = Number(seqText);
@@ -149,7 +227,7 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
       const file = path.join(dir, name);
       const first = Number(SEGMENT.exec(name)![1]);
       const data = await fs.promises.readFile(file);
-      const segment: Segment = { first, file, size: 0, live: 0 };
+      const segment: Segment = { first, file, size: 0, count: 0, live: 0 };
       let offset = 0;
       let seq = first;
       while (offset + HEADER <= data.length) {
@@ -169,23 +247,14 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
         await fs.promises.truncate(file, offset);
       }
       segment.size = offset;
+      segment.count = seq - first;
       nextSeq = Math.max(nextSeq, seq);
       if (segment.live === 0) await fs.promises.rm(file, { force: true });
       else segments.push(segment);
     }
     // — rewrite progress with what still matters —
-    const lines: string[] = [];
-    for (const seq of [...pending.keys()].sort((a, b) => a - b))
-      for (const id of attempts.get(seq) ?? []) lines.push(`a ${seq} ${id}\n`);
     for (const seq of attempts.keys()) if (!pending.has(seq)) attempts.delete(seq);
-    const temporary = `${progressFile}.tmp`;
-    await fs.promises.writeFile(temporary, lines.join(''));
-    const handle = await fs.promises.open(temporary, 'r+');
-    await handle.sync();
-    await handle.close();
-    await fs.promises.rename(temporary, progressFile);
-    await syncDirectory(dir);
-    progress = await fs.promises.open(progressFile, 'a');
+    await rewriteProgress();
   } catch (error) {
     throw error instanceof TelemarkError ? error : journalError(dir, error);
   }
@@ -193,7 +262,17 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
   const bytes = () => segments.reduce((sum, s) => sum + s.size, 0);
 
   async function appendProgress(line: string, sync: boolean): Promise<void> {
-    await progress!.write(line);
+    const buffer = Buffer.from(line);
+    try {
+      await writeAll(progress!, buffer);
+    } catch (error) {
+      // A partial line (`d 1` of `d 12`) could mark the wrong record; cut it off, or rewrite the file next time.
+      await progress!.truncate(progressBytes).catch(() => {
+        progressLimit = -1;
+      });
+      throw error;
+    }
+    progressBytes += buffer.length;
     if (sync) await progress!.datasync();
   }
 
@@ -229,41 +308,66 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
             `${pending.size} batches, ${total} of ${options.maxBytes} bytes in ${dir}`,
           );
         }
+        if (broken) throw broken;
+        let last = segments.at(-1);
         try {
-          let last = segments.at(-1);
           if (!active || !last || last.size >= options.segmentBytes) {
-            await active?.close();
+            const previous = active;
+            active = undefined;
+            await previous?.close();
             const seg: Segment = {
               first: nextSeq,
               file: path.join(dir, segmentName(nextSeq)),
               size: 0,
+              count: 0,
               live: 0,
             };
-            active = await fs.promises.open(seg.file, 'a');
+            const handle = await fs.promises.open(seg.file, 'a');
             segments.push(seg);
+            active = handle;
             await syncDirectory(dir);
             last = seg;
           }
-          await active.write(frame);
-          await active.datasync();
-          const seq = nextSeq++;
-          const cache = cachedBytes + body.length <= cacheBytes;
-          if (cache) cachedBytes += body.length;
-          pending.set(seq, {
-            seq,
-            segment: last.first,
-            offset: last.size + HEADER,
-            length: body.length,
-            at: Date.now(),
-            ...(cache ? { cached: body } : {}),
-          });
-          last.size += frame.length;
-          last.live++;
-          if (given.length > 0) attempts.set(seq, [...given]);
-          return seq;
         } catch (error) {
           throw journalError(dir, error);
         }
+        // All of the frame is written and synced, or the segment is cut back to where it ended (a
+        // partial frame left behind would hide every record appended after it when the journal opens).
+        const segment = last!;
+        const handle = active!;
+        try {
+          await writeAll(handle, frame);
+          await handle.datasync();
+        } catch (error) {
+          try {
+            await handle.truncate(segment.size);
+            await handle.datasync();
+          } catch (undo) {
+            broken = new TelemarkError(
+              'TMK_ERR_JOURNAL',
+              `${dir}: a failed append could not be undone (${undo instanceof Error ? undo.message : String(undo)}) after: ${error instanceof Error ? error.message : String(error)}; ${segment.file} may end in a partial record, so the journal takes no more appends until it is opened again`,
+              { cause: error },
+            );
+            throw broken;
+          }
+          throw journalError(dir, error);
+        }
+        const seq = nextSeq++;
+        const cache = cachedBytes + body.length <= cacheBytes;
+        if (cache) cachedBytes += body.length;
+        pending.set(seq, {
+          seq,
+          segment: segment.first,
+          offset: segment.size + HEADER,
+          length: body.length,
+          at: Date.now(),
+          ...(cache ? { cached: body } : {}),
+        });
+        segment.size += frame.length;
+        segment.count++;
+        segment.live++;
+        if (given.length > 0) attempts.set(seq, [...given]);
+        return seq;
       });
     },
 
@@ -326,6 +430,7 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
           list.push(id);
           attempts.set(seq, list);
         }
+        await compactProgress();
       });
     },
 
@@ -353,6 +458,7 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
           active = undefined;
         }
         await collect().catch(() => undefined);
+        await compactProgress();
       });
     },
 
