@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,6 +8,7 @@ import type { AppEntry, AppRegistry } from '../../config/registry-types.js';
 import { resolveServeConfig } from '../../config/serve-config.js';
 import { eraseInstall } from '../../pipeline/erasure.js';
 import { DAY_MS } from '../../time-units.js';
+import { fileSizeLimit } from '../_file-size-limit.js';
 import { sampleEvent, sampleQuarantine, testStore, uniqueId } from '../conformance.js';
 import { createStore, duckdbPathFor, openDataDirStore, runRetention } from '../index.js';
 import { raw, sql } from '../sql.js';
@@ -46,26 +47,6 @@ testStore('duckdb', async () => open(newPath()), {
   },
 });
 
-/**
- * The size past which this process may not write a file (RLIMIT_FSIZE, the soft limit), set with
- * util-linux's `prlimit`: a write beyond it fails with EFBIG ("File too large"), as one on a full disk
- * fails, in this process only (Vitest runs each test file in its own fork). Undefined where it cannot be
- * set (not Linux, no `prlimit`): the tests that need it are skipped there.
- */
-function fileSizeLimit(): { lower(bytes: number): void; restore(): void } | undefined {
-  if (process.platform !== 'linux') return undefined;
-  const pid = String(process.pid);
-  const read = spawnSync('prlimit', ['--pid', pid, '--fsize', '--raw', '--noheadings', '--output=SOFT'], {
-    encoding: 'utf8',
-  });
-  const original = read.status === 0 ? read.stdout.trim() : '';
-  const set = (soft: string) => spawnSync('prlimit', ['--pid', pid, `--fsize=${soft}:`]).status === 0;
-  if (original === '' || !set(original)) return undefined;
-  return {
-    lower: (bytes) => expect(set(String(bytes))).toBe(true),
-    restore: () => expect(set(original)).toBe(true),
-  };
-}
 const fileSize = fileSizeLimit();
 
 const batch = (parts: Partial<WriteBatch>): WriteBatch => ({

@@ -1,10 +1,10 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
 import zlib from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
+import { fileSizeLimit } from '../_file-size-limit.js';
 import { type Journal, openJournal } from './journal.js';
 
 const dirs: string[] = [];
@@ -26,25 +26,6 @@ async function journalAt<T>(dir: string, maxBytes = 1 << 20, segmentBytes = 1 <<
   return j;
 }
 
-/**
- * Lowers this process's file size limit (RLIMIT_FSIZE) with util-linux's `prlimit`: a write crossing it
- * is cut short and the rest fails with EFBIG, as on a disk that fills up, in this process only (Vitest
- * runs each test file in its own fork). Undefined where it cannot be set: the test that needs it is skipped.
- */
-function fileSizeLimit(): { lower(bytes: number): void; restore(): void } | undefined {
-  if (process.platform !== 'linux') return undefined;
-  const pid = String(process.pid);
-  const read = spawnSync('prlimit', ['--pid', pid, '--fsize', '--raw', '--noheadings', '--output=SOFT'], {
-    encoding: 'utf8',
-  });
-  const original = read.status === 0 ? read.stdout.trim() : '';
-  const set = (soft: string) => spawnSync('prlimit', ['--pid', pid, `--fsize=${soft}:`]).status === 0;
-  if (original === '' || !set(original)) return undefined;
-  return {
-    lower: (bytes) => expect(set(String(bytes))).toBe(true),
-    restore: () => expect(set(original)).toBe(true),
-  };
-}
 const fileSize = fileSizeLimit();
 
 const segments = (dir: string) => fs.readdirSync(dir).filter((n) => n.endsWith('.seg'));
