@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { createAnalytics } from '../../packages/server/src/analytics/index.js';
-import { ROLLUP_TABLES } from '../../packages/server/src/analytics/rollup.js';
-import { raw, sql } from '../../packages/server/src/store/sql.js';
+import { sql } from '../../packages/server/src/store/sql.js';
 import { bearer, MYTOOL_CATALOG, MYTOOL_KEY, ourMessage, postJson, startInProcess } from './_helpers.js';
+import { installsRolledUpAroundRetention, ROLLED_UP_AROUND_RETENTION } from './_retention-rollup.js';
 
 const DAY = 86_400_000;
 
@@ -95,44 +94,6 @@ describe('retention', () => {
 
 describe('retention and the analytics rollup', () => {
   it("drops the removed days' per-install rollup rows at once, not at the next dashboard request", async () => {
-    let clock = Date.now() - 10 * DAY;
-    const c = await startInProcess({
-      now: () => clock,
-      config: {
-        retention: { intervalMinutes: 0 },
-        apps: { mytool: { catalog: MYTOOL_CATALOG, writeKeys: [MYTOOL_KEY], retentionDays: 3 } },
-      },
-    });
-    try {
-      const at = (id: string, install: string) =>
-        ourMessage(id, { anonymousId: install, timestamp: new Date(clock).toISOString() });
-      expect(
-        (await postJson(`${c.url}/v1/batch`, { batch: [at('o-1', 'old-install')] }, bearer())).status,
-      ).toBe(200);
-      clock = Date.now();
-      expect(
-        (await postJson(`${c.url}/v1/batch`, { batch: [at('n-1', 'new-install')] }, bearer())).status,
-      ).toBe(200);
-      // The rollup as a dashboard request would have built it: both days, both installs.
-      await createAnalytics({ store: c.store, registry: c.config.registry }).refresh('mytool');
-      const installs = raw(ROLLUP_TABLES.installs);
-      const rolledUp = async () =>
-        Number(
-          (
-            await c.store.query<{ n: number }>(
-              sql`SELECT count(DISTINCT install_key) AS n FROM ${installs} WHERE app = ${'mytool'}`,
-            )
-          )[0]?.n,
-        );
-      expect(await rolledUp()).toBe(2);
-      expect(await c.collector.runRetention()).toEqual({
-        removed: { mytool: 1 },
-        unattributedQuarantine: 0,
-        failed: {},
-      });
-      expect(await rolledUp()).toBe(1);
-    } finally {
-      await c.stop();
-    }
+    expect(await installsRolledUpAroundRetention()).toEqual(ROLLED_UP_AROUND_RETENTION);
   });
 });

@@ -164,14 +164,10 @@ export function metritonMessageId(
  * `action` is kept as `keptEventName` keeps it (`action`: scrubbed unless the app's catalog has it). The
  * install id is kept as it would be stored (an identifying one as its pseudonym). A report of an
  * application nobody registered keeps no `others`, and its application name scrubbed: nothing says
- * what its keys hold.
+ * what its keys hold. A value, written as JSON by the caller (`rawJson`; one nested too deep to write
+ * still gives a content id, `contentMessageId`).
  */
-function keptReport(...args: Parameters<typeof keptReportValue>): string {
-  return rawJson(keptReportValue(...args));
-}
-
-/** `keptReport` before it is written as JSON (which a value nested too deep cannot be). */
-function keptReportValue(
+function keptReport(
   body: Record<string, unknown>,
   metadata: Record<string, unknown>,
   declared: readonly string[],
@@ -297,7 +293,7 @@ export function prepareMetriton(
   if (!app) {
     // No catalog to know the action by: scrubbed, in the `event` column and the kept report alike.
     const keptAction = keptEventName(metadata.action, false, scrub);
-    const raw = keptReport(body, metadata, [], false, deps.builder, keptAction);
+    const raw = rawJson(keptReport(body, metadata, [], false, deps.builder, keptAction));
     return {
       kind: 'unknown_app',
       application,
@@ -320,6 +316,24 @@ export function prepareMetriton(
   const extraKeys = Object.keys(app.catalog.input.extraContext?.keys ?? {});
   const installId = body.install_id;
   const traceId = metadata.trace_id;
+  // The report as quarantine keeps it (`keptReport`, with or without the `others` keys) and its
+  // action, scrubbed unless the app's catalog has it (`keptEventName`): made only for a rejected report,
+  // or one whose id comes from what it holds.
+  const keptForm = (others: boolean) => {
+    const known = action.length > 0 && Object.hasOwn(app.catalog.input.events, action);
+    const keptAction = keptEventName(metadata.action, known, scrub);
+    const declared = [...extraKeys, ...traitNames];
+    const report = keptReport(
+      body,
+      metadata,
+      declared,
+      others,
+      deps.builder,
+      keptAction,
+      hashedTraits(app, action),
+    );
+    return { report, action: keptAction };
+  };
   // Derived from the install id as stored, so a report replayed from its kept form (which holds that
   // id) gets the id direct ingest gave it: the same for every id that is stored as sent.
   const messageId =
@@ -327,26 +341,10 @@ export function prepareMetriton(
       ? ''
       : namesItsPlace(traceId, metadata.index)
         ? metritonMessageId(deps.builder.installId(installId), traceId, metadata.index, action)
-        : contentMessageId(
-            keptReportValue(
-              body,
-              metadata,
-              [...extraKeys, ...traitNames],
-              false,
-              deps.builder,
-              keptEventName(metadata.action, Object.hasOwn(app.catalog.input.events, action), scrub),
-              hashedTraits(app, action),
-            ),
-          );
-  // Only a rejected report pays for its kept form: the report (`keptReport`) and its action, scrubbed
-  // unless the app's catalog has it (`keptEventName`), in the `event` column and the report alike.
+        : contentMessageId(keptForm(false).report);
   const refuse = (reason: string, detail: string) => {
-    const known = action.length > 0 && Object.hasOwn(app.catalog.input.events, action);
-    const keptAction = keptEventName(metadata.action, known, scrub);
-    const declared = [...extraKeys, ...traitNames];
-    const hashed = hashedTraits(app, action);
-    const raw = keptReport(body, metadata, declared, true, deps.builder, keptAction, hashed);
-    fail(app.name, reason, detail, raw, messageId, keptAction.column);
+    const kept = keptForm(true);
+    fail(app.name, reason, detail, rawJson(kept.report), messageId, kept.action.column);
   };
   if (!app.allowKeyless) {
     refuse('TMK_ERR_MISSING_WRITE_KEY', `app "${app.name}" (Metriton reports carry no key)`);

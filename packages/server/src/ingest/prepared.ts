@@ -69,10 +69,6 @@ export function cutRaw(text: string): string {
 }
 
 /**
- * Whether a string has no lone surrogate. JSON admits them ("\ud800"), but UTF-8 cannot hold one: stored,
- * every lone surrogate becomes U+FFFD, so two different ids would become one id (and a duplicate).
- */
-/**
  * The detail of a `TMK_ERR_EVENT_TOO_LARGE` refusal: the limit, and the message's size as sent, which a
  * replay judges by (`sentBytesOf`): the kept form leaves keys out (segment.ts, `NEVER_KEPT`), and
  * Metriton's indentation, so it can be under a limit the message was over.
@@ -87,6 +83,10 @@ export function sentBytesOf(detail: string): number | undefined {
   return recorded ? Number(recorded[1]) : undefined;
 }
 
+/**
+ * Whether a string has no lone surrogate. JSON admits them ("\ud800"), but UTF-8 cannot hold one: stored,
+ * every lone surrogate becomes U+FFFD, so two different ids would become one id (and a duplicate).
+ */
 export const isWellFormed = (text: string): boolean =>
   (text as string & { isWellFormed(): boolean }).isWellFormed();
 
@@ -125,12 +125,16 @@ export function textOf(value: unknown): string {
   }
 }
 
+/** What quarantine keeps of a value it could not copy or write (nested too deep, unprintable): a note. */
+export const notRepresentable = (error: unknown): string =>
+  `<not representable as JSON: ${error instanceof Error ? error.message : String(error)}>`;
+
 /** JSON text of a value for quarantine; never throws (a value JSON cannot represent becomes a note). */
 export function rawJson(value: unknown): string {
   try {
     return cutRaw(JSON.stringify(value) ?? String(value));
   } catch (error) {
-    return `<not representable as JSON: ${error instanceof Error ? error.message : String(error)}>`;
+    return notRepresentable(error);
   }
 }
 
@@ -257,7 +261,7 @@ export function scrubbedValue(value: unknown, scrub: (text: string) => string): 
   try {
     return scrubDeep(value, scrub);
   } catch (error) {
-    return `<not representable as JSON: ${error instanceof Error ? error.message : String(error)}>`;
+    return notRepresentable(error);
   }
 }
 

@@ -18,6 +18,7 @@ import {
   keptInstallId,
   keptMessageId,
   MAX_EVENT_NAME,
+  notRepresentable,
   type PreparedRequest,
   quoted,
   rawJson,
@@ -301,7 +302,7 @@ const keptMessage = (m: unknown, keeper: Keeper, hashed?: ReadonlySet<string>, i
     return rawJson(keptMessageValue(m, keeper, hashed, ids));
   } catch (error) {
     // Nested too deep for the scrub's recursion: nothing of it is kept.
-    return `<not representable as JSON: ${error instanceof Error ? error.message : String(error)}>`;
+    return notRepresentable(error);
   }
 };
 
@@ -320,7 +321,7 @@ export function keptBody(body: unknown, route: SegmentRoute, keeper: Keeper): st
         : scrubDeep(batch, keeper.scrub);
     return rawJson(kept);
   } catch (error) {
-    return `<not representable as JSON: ${error instanceof Error ? error.message : String(error)}>`;
+    return notRepresentable(error);
   }
 }
 

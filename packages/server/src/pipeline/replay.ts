@@ -64,11 +64,14 @@ const NOT_REPLAYABLE: ReadonlySet<string> = new Set([
  * report of an application nobody registered when it came, kept with its base keys only (not its traits
  * nor the extra context: nothing said what they held). Replayed once the app is registered, it would be
  * stored without them, as another event than direct ingest stores (until 2026-11-27 it was, and counted
- * as replayed: a `connect` without its time, a CI run as an interactive one).
+ * as replayed: a `connect` without its time, a CI run as an interactive one). Also a message refused as
+ * too large before its size as sent was recorded (2026-11-29): its kept form, which leaves keys out,
+ * cannot say whether it fits a limit.
  */
 const leftAsItIs = (entry: StoredQuarantineEntry): boolean =>
   NOT_REPLAYABLE.has(entry.reason) ||
-  (entry.protocol === 'metriton' && entry.reason === 'TMK_ERR_UNKNOWN_APP');
+  (entry.protocol === 'metriton' && entry.reason === 'TMK_ERR_UNKNOWN_APP') ||
+  (entry.reason === 'TMK_ERR_EVENT_TOO_LARGE' && sentBytesOf(entry.detail) === undefined);
 
 /**
  * Entries a replay lists at a time, oldest first: what it holds in memory is one page (raw inputs
@@ -288,16 +291,12 @@ export async function replayQuarantine(
       stillRejected++;
       return;
     }
-    // Refused as too large: judged by its size as sent, not by the kept form, which leaves keys out. One
-    // kept before its size was recorded cannot be judged (until 2026-11-29 the kept form was measured,
-    // and a message over the limit by its `integrations` or Metriton's indentation was stored).
-    if (entry.reason === 'TMK_ERR_EVENT_TOO_LARGE') {
-      const sent = sentBytesOf(entry.detail);
-      if (sent === undefined) notReplayable++;
-      if (sent === undefined || sent > limits.maxEventBytes) {
-        stillRejected++;
-        return;
-      }
+    // Refused as too large: judged by its size as sent, not by the kept form, which leaves keys out
+    // (until 2026-11-29 the kept form was measured, and a message over the limit by its `integrations` or
+    // Metriton's indentation was stored).
+    if (entry.reason === 'TMK_ERR_EVENT_TOO_LARGE' && sentBytesOf(entry.detail)! > limits.maxEventBytes) {
+      stillRejected++;
+      return;
     }
     const prepared = reprocess(entry, registry, builder, limits);
     if (!prepared) {

@@ -28,6 +28,24 @@ async function journalAt<T>(dir: string, maxBytes = 1 << 20, segmentBytes = 1 <<
 
 const fileSize = fileSizeLimit();
 
+/** Close `j`, then open the journal in `dir` `times` times in a row, each handed to `check`, then closed. */
+async function reopenedTimes<T>(
+  j: Journal<T>,
+  dir: string,
+  times: number,
+  check: (again: Journal<T>) => Promise<void>,
+  maxBytes?: number,
+): Promise<void> {
+  await j.close();
+  open.length = 0;
+  for (let reopen = 0; reopen < times; reopen++) {
+    const again = await journalAt<T>(dir, maxBytes);
+    await check(again);
+    await again.close();
+    open.length = 0;
+  }
+}
+
 const segments = (dir: string) => fs.readdirSync(dir).filter((n) => n.endsWith('.seg'));
 
 describe('the outage journal', () => {
@@ -297,16 +315,14 @@ describe('the outage journal', () => {
     const expected = await j.oldest({ records: 100 });
     expect(expected).toHaveLength(40);
     expect(expected.every((e) => e.attempts.length === 5)).toBe(true);
-    await j.close();
-    open.length = 0;
-
     // Twice: delivered records in segments still on disk stay delivered after the rewrite on open.
-    for (let reopen = 0; reopen < 2; reopen++) {
-      const again = await journalAt<number>(dir, 1 << 24, 1 << 16);
-      expect(await again.oldest({ records: 100 })).toEqual(expected);
-      await again.close();
-      open.length = 0;
-    }
+    await reopenedTimes(
+      j,
+      dir,
+      2,
+      async (again) => expect(await again.oldest({ records: 100 })).toEqual(expected),
+      1 << 24,
+    );
   });
 
   it('keeps delivered records delivered across more than one reopen while their segment survives', async () => {
@@ -315,15 +331,40 @@ describe('the outage journal', () => {
     await j.append(1);
     await j.append(2);
     await j.delivered([1]);
-    await j.close();
-    open.length = 0;
-    for (let reopen = 0; reopen < 2; reopen++) {
-      const again = await journalAt<number>(dir);
-      expect((await again.oldest({ records: 10 })).map((e) => e.seq)).toEqual([2]);
-      await again.close();
-      open.length = 0;
-    }
+    await reopenedTimes(j, dir, 2, async (again) =>
+      expect((await again.oldest({ records: 10 })).map((e) => e.seq)).toEqual([2]),
+    );
   });
+
+  it.skipIf(!fileSize)(
+    'cuts a progress line a full disk cut short, and writes the next one right after the last whole one',
+    async () => {
+      const dir = newDir();
+      const j = await journalAt<number>(dir);
+      for (let n = 1; n <= 3; n++) await j.append(n);
+      await j.beginAttempt([1], 'first');
+      const progress = path.join(dir, 'progress');
+      const whole = fs.statSync(progress).size;
+      // Room for three bytes of the next line (`a 2 second\n`): its write is cut short, then fails.
+      fileSize!.lower(whole + 3);
+      try {
+        await expect(j.beginAttempt([2], 'second')).rejects.toMatchObject({ code: 'TMK_ERR_JOURNAL' });
+      } finally {
+        fileSize!.restore();
+      }
+      expect(fs.statSync(progress).size).toBe(whole);
+      await j.beginAttempt([3], 'third');
+      // No gap where the cut bytes were (a write at the old position would leave NUL bytes there).
+      expect(fs.readFileSync(progress, 'utf8')).toBe('a 1 first\na 3 third\n');
+      await reopenedTimes(j, dir, 1, async (again) =>
+        expect((await again.oldest({ records: 10 })).map((e) => [e.seq, e.attempts])).toEqual([
+          [1, ['first']],
+          [2, []],
+          [3, ['third']],
+        ]),
+      );
+    },
+  );
 
   it('refuses to open when its progress file exists but cannot be read', async () => {
     const dir = newDir();
