@@ -85,6 +85,11 @@ export const ERRORS = {
     (d) =>
       `Events acknowledged by a collector that did not shut down cleanly are still in its intake log or side file (${d}); start \`telemark serve\` on this data directory once (it loads them), then run this command again.`,
   ),
+  TMK_ERR_INTAKE_DAMAGED: def(
+    503,
+    (d) =>
+      `A segment of the DuckDB store's intake log is damaged (${d}): the store cannot load it, so it cannot open, nor answer reads while that file is there. Stop the collector, move that file out of the intake directory (keep it: its events are in no other place), and start again; the events in it are then not in the store (docs/storage.md, "A damaged intake segment").`,
+  ),
   TMK_ERR_STORE_NO_DATA: def(
     404,
     (d) =>

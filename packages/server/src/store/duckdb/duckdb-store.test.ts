@@ -1178,6 +1178,151 @@ describe('DuckDB store specifics', () => {
       expect(Number(rows[0]?.n)).toBe(1);
     });
 
+    describe('a damaged segment', () => {
+      const count = async (store: Store, app: string) =>
+        Number(
+          (await store.query<{ n: number }>(sql`SELECT count(*) AS n FROM events WHERE app = ${app}`))[0]?.n,
+        );
+      /**
+       * The segment that writes of `sizes` events left, never loaded: its file is read, then taken away
+       * before the store closes (whose load then fails), as a kill -9 would leave it. Its bytes and the
+       * line numbers (1-based) of its first record and first event line.
+       */
+      const leftSegment = async (file: string, app: string, sizes: number[]) => {
+        const store = open(file, { intakeLoadDelayMs: 3_600_000 });
+        for (const n of sizes) await store.write(batch({ events: events(app, n) }));
+        const dir = `${file}.intake`;
+        const [name] = fs.readdirSync(dir).filter((n) => fs.statSync(path.join(dir, n)).size > 0);
+        const segment = path.join(dir, name!);
+        const bytes = fs.readFileSync(segment);
+        fs.rmSync(segment);
+        await store.close();
+        const lines = bytes.toString('utf8').split('\n');
+        return {
+          segment,
+          bytes,
+          lines,
+          record: lines.findIndex((l) => l.startsWith('[null,"c",')) + 1,
+          event: lines.findIndex((l) => l !== '' && !l.startsWith('[null,')) + 1,
+        };
+      };
+      const withLine = (lines: string[], at: number, text: string) =>
+        lines.map((l, i) => (i === at - 1 ? text : l)).join('\n');
+
+      it('loads what precedes a cut tail, keeps the tail in a copy beside it and says so in health', async () => {
+        const file = newPath();
+        const app = uniqueId('app');
+        const { segment, bytes } = await leftSegment(file, app, [3, 2]);
+        // The second write's end line is hit: a write that was acknowledged, cut as a kill -9's would be.
+        const end = bytes.lastIndexOf('[null,"e"]');
+        const firstEnd = bytes.indexOf('\n[null,"e"]\n') + '\n[null,"e"]\n'.length;
+        fs.writeFileSync(segment, Buffer.concat([bytes.subarray(0, end), Buffer.from('[null,"E"]\n')]));
+        const copy = `${segment}.torn-${firstEnd}`;
+
+        const store = track(open(file));
+        expect(await count(store, app)).toBe(3);
+        expect(fs.readFileSync(copy).subarray(0, end - firstEnd)).toEqual(bytes.subarray(firstEnd, end));
+        const health = await store.health();
+        expect(health.ok).toBe(true);
+        expect(health.detail).toContain(
+          `; repaired on open: ${segment}: ${bytes.length - firstEnd} bytes after its last whole write cut off, kept in ${copy}`,
+        );
+        await store.close();
+
+        // The copy stays where it is, is not loaded, and the next open has nothing to say.
+        const again = track(open(file));
+        expect(await count(again, app)).toBe(3);
+        expect((await again.health()).detail).not.toContain('repaired on open');
+        expect(fs.readdirSync(`${file}.intake`)).toContain(path.basename(copy));
+      });
+
+      it('fails the open with TMK_ERR_INTAKE_DAMAGED naming the file and line; moved aside, it opens', async () => {
+        for (const damage of ['record', 'event'] as const) {
+          const file = newPath();
+          const app = uniqueId('app');
+          const left = await leftSegment(file, app, [3]);
+          const at = left[damage];
+          // A record line cut short (read back in JS), or an event line of zeroed bytes (read by DuckDB).
+          const text = damage === 'record' ? left.lines[at - 1]!.slice(0, -4) : '\0'.repeat(200);
+          fs.writeFileSync(left.segment, withLine(left.lines, at, text));
+
+          const store = track(open(file));
+          const failed = await store.init().then(
+            () => undefined,
+            (error: unknown) => error,
+          );
+          expect(failed, damage).toMatchObject({
+            code: 'TMK_ERR_STORE_INIT',
+            cause: {
+              code: 'TMK_ERR_INTAKE_DAMAGED',
+              statusCode: 503,
+              detail: expect.stringContaining(`${left.segment}, line ${at}: a `),
+              message: expect.stringContaining('move that file out of the intake directory'),
+            },
+          });
+          // The fix the message names: the file out of the intake directory, and start again.
+          const aside = `${path.dirname(file)}/${path.basename(left.segment)}`;
+          fs.renameSync(left.segment, aside);
+          await store.init();
+          expect(await count(store, app), damage).toBe(0);
+          await store.write(batch({ events: events(app, 1) }));
+          expect(await count(store, app), damage).toBe(1);
+          expect(fs.existsSync(aside)).toBe(true);
+        }
+
+        // Or, before starting again (docs/storage.md): the damaged event line deleted in place; the rest of
+        // the segment loads.
+        const file = newPath();
+        const app = uniqueId('app');
+        const left = await leftSegment(file, app, [3]);
+        fs.writeFileSync(left.segment, withLine(left.lines, left.event, '\0'.repeat(200)));
+        const store = track(open(file));
+        await expect(store.init()).rejects.toMatchObject({ cause: { code: 'TMK_ERR_INTAKE_DAMAGED' } });
+        fs.writeFileSync(left.segment, left.lines.filter((_, i) => i !== left.event - 1).join('\n'));
+        await store.init();
+        expect(await count(store, app)).toBe(2);
+      });
+
+      it('a load that meets a segment damaged while the store runs fails with TMK_ERR_INTAKE_DAMAGED', async () => {
+        const file = newPath();
+        const app = uniqueId('app');
+        const store = track(
+          open(file, { intakeLoadDelayMs: 3_600_000, intakeLoadEvents: 100, intakeMaxPendingEvents: 100 }),
+        );
+        await store.write(batch({ events: events(app, 3) }));
+        const dir = `${file}.intake`;
+        const [name] = fs.readdirSync(dir).filter((n) => fs.statSync(path.join(dir, n)).size > 0);
+        const segment = path.join(dir, name!);
+        const lines = fs.readFileSync(segment, 'utf8').split('\n');
+        const at = lines.findIndex((l) => l !== '' && !l.startsWith('[null,'));
+        // A page of the file zeroed under the store (a disk fault): the line keeps its length.
+        const fd = fs.openSync(segment, 'r+');
+        fs.writeSync(
+          fd,
+          Buffer.alloc(lines[at]!.length),
+          0,
+          lines[at]!.length,
+          lines.slice(0, at).join('\n').length + 1,
+        );
+        fs.closeSync(fd);
+        await expect(count(store, app)).rejects.toMatchObject({
+          code: 'TMK_ERR_INTAKE_DAMAGED',
+          detail: expect.stringContaining(`${segment}, line ${at + 1}: a line that is not JSON`),
+        });
+        const health = await store.health();
+        expect(health.ok).toBe(false);
+        expect(health.detail).toContain(
+          `loading the intake log failed: A segment of the DuckDB store's intake log is damaged (${segment}, line ${at + 1}`,
+        );
+        // Writes go on into the intake log until its bound, then are refused with the same error.
+        await store.write(batch({ events: events(app, 100) }));
+        await expect(store.write(batch({ events: events(app, 1) }))).rejects.toMatchObject({
+          code: 'TMK_ERR_INTAKE_DAMAGED',
+          detail: expect.stringContaining(`${segment}, line ${at + 1}`),
+        });
+      });
+    });
+
     it('refuses a bound below intakeLoadEvents; the default bound grows with it', () => {
       expect(() =>
         resolveDuckDBOptions({ path: 'x.duckdb', intakeLoadEvents: 1_000, intakeMaxPendingEvents: 999 }),

@@ -60,6 +60,8 @@ import {
 } from './duckdb-options.js';
 import { ENCODING, type EncodedRows, encodeRows, isEncodedRows, toDuckDBJson, wellFormed } from './encode.js';
 import {
+  describeRepair,
+  findDamage,
   IntakeLog,
   type IntakeSegment,
   loadBatches,
@@ -347,6 +349,12 @@ const END_OF_TIME = 253_402_300_800_000;
  * database: every later statement fails so, until the database is opened again.
  */
 const DATABASE_INVALIDATED = /^FATAL Error|database has been invalidated/m;
+/**
+ * DuckDB's class of error for input it cannot read as asked: `read_json`'s "Malformed JSON in file …"
+ * and "JSON transform error in file …" (a line that is not an array). Out of memory, a full disk or a
+ * missing file are other classes (`Out of Memory Error`, `IO Error`).
+ */
+const INVALID_INPUT = /Invalid Input Error/;
 /** Pauses between attempts to reopen an invalidated database: doubling from the first to the last. */
 const REOPEN_FIRST_DELAY_MS = 1_000;
 const REOPEN_LAST_DELAY_MS = 30_000;
@@ -378,6 +386,15 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   let loadTimer: NodeJS.Timeout | undefined;
   let loading: Promise<void> | undefined;
   let lastLoadError: string | undefined;
+  /** The last load failed on a damaged segment (`TMK_ERR_INTAKE_DAMAGED`): what writes refuse with once full. */
+  let lastLoadDamage: TelemarkError | undefined;
+  /** Tails of segments recovery cut off since the store was created, each with where its copy is (health detail). */
+  const intakeRepairs: string[] = [];
+  /**
+   * What `findDamage` found in each segment it read (null: nothing). A closed segment's file is not
+   * written again, and a load that fails is retried every second: its segments are read once.
+   */
+  const segmentDamage = new WeakMap<IntakeSegment, TelemarkError | null>();
   /** Ids of every row of `contexts` (one process owns the file, so this is authoritative). */
   const knownContexts = new Set<string>();
   /** A reload of `knownContexts` failed midway: it may lack ids, and is read again at the next chance. */
@@ -678,6 +695,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         reopens++;
         lastError = undefined;
         lastLoadError = undefined;
+        lastLoadDamage = undefined;
         lastCheckpointError = undefined;
         if (DEBUG) console.error(`[store] ${wallMs(performance.now())} database reopened`);
       }),
@@ -1111,6 +1129,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     // Bounded: past `intakeMaxPendingEvents` waiting to be loaded, or `QUARANTINE_PENDING_BYTES` of
     // quarantine entries (until 2026-11-28 only events counted), this write waits for a load.
     if (intakeFull()) {
+      if (lastLoadDamage) throw new TelemarkError('TMK_ERR_INTAKE_DAMAGED', lastLoadDamage.detail);
       if (lastLoadError !== undefined) {
         throw new TelemarkError(
           'TMK_ERR_STORE_WRITE',
@@ -1394,6 +1413,19 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       await loadSegments(batch);
   }
 
+  /** The first damaged line of `segments` (see `findDamage`), each segment read at most once. */
+  async function damageIn(segments: readonly IntakeSegment[]): Promise<TelemarkError | undefined> {
+    for (const segment of segments) {
+      let found = segmentDamage.get(segment);
+      if (found === undefined) {
+        found = (await findDamage([segment.file])) ?? null;
+        segmentDamage.set(segment, found);
+      }
+      if (found) return found;
+    }
+    return undefined;
+  }
+
   /** Whether writes wait for a load (the intake log's bounds). */
   function intakeFull(): boolean {
     return (
@@ -1458,18 +1490,33 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       sideRows = true;
       sideInFlight++;
     }
+    let failure: { error: unknown } | undefined;
     try {
       await connection.run(statements.join(';\n'));
       if (side) sideWrites++;
     } catch (error) {
+      failure = { error };
       await connection.run('ROLLBACK').catch(() => undefined);
-      lastLoadError = message(error).split('\n')[0]!;
       noticeInvalidation(error);
+    } finally {
+      if (side && --sideInFlight === 0) for (const resume of sideDrained.splice(0)) resume();
+    }
+    if (failure) {
+      const { error } = failure;
+      // A damaged segment fails every load, and the start-up's with it: it is told apart from what else
+      // fails a load (out of memory, a full disk: TMK_ERR_STORE_WRITE, retried) so that the error names
+      // the file and its fix. DuckDB's class of error only points there; the segments' own lines decide
+      // (findDamage), so no other input error is taken for damage. Only on DuckDB's input errors: reading
+      // and parsing a full load's lines (75 MB) takes the main thread ~0.6 s, and a load failing on a
+      // full disk is retried every second. (A line of valid JSON whose values do not convert is damage
+      // this does not name: it stays TMK_ERR_STORE_WRITE, with DuckDB's text.)
+      const damage = INVALID_INPUT.test(message(error)) ? await damageIn(segments) : undefined;
+      lastLoadDamage = damage;
+      lastLoadError = damage ? damage.message : message(error).split('\n')[0]!;
+      if (damage) throw new TelemarkError('TMK_ERR_INTAKE_DAMAGED', damage.detail, { cause: error });
       throw new TelemarkError('TMK_ERR_STORE_WRITE', `loading the intake log: ${lastLoadError}`, {
         cause: error,
       });
-    } finally {
-      if (side && --sideInFlight === 0) for (const resume of sideDrained.splice(0)) resume();
     }
     if (DEBUG)
       console.error(
@@ -1477,6 +1524,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       );
     intake.loaded(segments);
     lastLoadError = undefined;
+    lastLoadDamage = undefined;
     counterLogRows += counters.size;
     walBytes = walSize();
     scheduleCheckpoint();
@@ -1627,7 +1675,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
    * deleted), the others are loaded now, before the dedupe index is read from the table.
    */
   async function recoverIntake(connection: DuckDBConnection): Promise<void> {
-    intake.recover(await loadedSegmentNames(connection));
+    for (const repair of intake.recover(await loadedSegmentNames(connection)))
+      intakeRepairs.push(describeRepair(repair));
     if (!intake.isEmpty) await loadIntake();
   }
 
@@ -1835,9 +1884,15 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         noticeInvalidation(error);
         return { ok: false, detail: `duckdb ${file}: ${message(error)}` };
       }
-      if (lastError) return { ok: false, detail: `duckdb ${file}: ${lastError}` };
+      // What a cut took may have been acknowledged (docs/storage.md, "A damaged intake segment"): said
+      // until the process ends, as the journal says its repairs. The store has no logger of its own.
+      const repaired = intakeRepairs.length > 0 ? `; repaired on open: ${intakeRepairs.join('; ')}` : '';
+      if (lastError) return { ok: false, detail: `duckdb ${file}: ${lastError}${repaired}` };
       if (lastLoadError)
-        return { ok: false, detail: `duckdb ${file}: loading the intake log failed: ${lastLoadError}` };
+        return {
+          ok: false,
+          detail: `duckdb ${file}: loading the intake log failed: ${lastLoadError}${repaired}`,
+        };
       const checkpointNote = lastCheckpointError ? `; last checkpoint failed: ${lastCheckpointError}` : '';
       const s = index.stats();
       return {
@@ -1846,7 +1901,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           ? `duckdb ${file} (read-only)`
           : `duckdb ${file}; dedupe index ${s.ids} ids, ${Math.round(s.bytes / 1048576)} MiB${
               Number.isFinite(s.coveredFrom) ? `, covers from ${new Date(s.coveredFrom).toISOString()}` : ''
-            }; ${knownContexts.size} contexts; intake log ${intake.pendingEvents} events waiting; WAL ${walBytes} bytes; side file folded ${folds} times${reopens > 0 ? `; reopened after a fatal error ${reopens === 1 ? 'once' : `${reopens} times`}` : ''}${checkpointNote}`,
+            }; ${knownContexts.size} contexts; intake log ${intake.pendingEvents} events waiting; WAL ${walBytes} bytes; side file folded ${folds} times${reopens > 0 ? `; reopened after a fatal error ${reopens === 1 ? 'once' : `${reopens} times`}` : ''}${checkpointNote}${repaired}`,
       };
     },
 

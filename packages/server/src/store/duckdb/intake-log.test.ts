@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { toDuckDBJson } from './encode.js';
-import { IntakeLog, type IntakeRecords, loadBatches } from './intake-log.js';
+import { findDamage, IntakeLog, type IntakeRecords, loadBatches } from './intake-log.js';
 
 const made: string[] = [];
 afterAll(() => {
@@ -114,5 +114,114 @@ describe('IntakeLog: quarantine bytes', () => {
     expect(reopened.closed()[0]!.quarantine).toHaveLength(200_000);
     expect(reopened.pendingQuarantineBytes).toBe(bytes);
     reopened.close();
+  });
+});
+
+describe('IntakeLog: a damaged segment', () => {
+  const line = (text: string) => Buffer.from(`${text}\n`);
+  /** One segment of two writes, closed: its file and its bytes. */
+  const twoWrites = async (dir: string) => {
+    const log = new IntakeLog(dir, toDuckDBJson);
+    log.recover(new Set());
+    await log.append([line('["a",1]'), line('["b",2]')], 2, records([entry(1)]));
+    await log.append([line('["c",3]')], 1, records([]));
+    log.close();
+    const [name] = fs.readdirSync(dir).filter((n) => fs.statSync(path.join(dir, n)).size > 0);
+    const file = path.join(dir, name!);
+    return { name: name!, file, bytes: fs.readFileSync(file) };
+  };
+
+  it('keeps what it cuts after the last end line in a copy beside the segment, and says so', async () => {
+    const dir = newDir();
+    const { name, file, bytes } = await twoWrites(dir);
+    // The second write's end line is hit (a bit flipped): that write was acknowledged, but recovery can
+    // no longer tell it from one a kill -9 cut short.
+    const end = bytes.lastIndexOf('[null,"e"]');
+    const damaged = Buffer.from(bytes);
+    damaged[end + 7] = 'x'.charCodeAt(0);
+    fs.writeFileSync(file, damaged);
+    const firstEnd = bytes.indexOf('\n[null,"e"]\n') + '\n[null,"e"]\n'.length;
+
+    const log = new IntakeLog(dir, toDuckDBJson);
+    const repairs = log.recover(new Set());
+    const copy = `${file}.torn-${firstEnd}`;
+    expect(repairs).toEqual([{ file, offset: firstEnd, bytes: bytes.length - firstEnd, copy }]);
+    expect(fs.readFileSync(file)).toEqual(bytes.subarray(0, firstEnd));
+    expect(fs.readFileSync(copy)).toEqual(damaged.subarray(firstEnd));
+    expect(log.closed().map((s) => [s.name, s.events, s.quarantine.length])).toEqual([[name, 2, 1]]);
+    log.close();
+
+    // The copy is no segment: not read, not cut, not counted as waiting, and never deleted — neither when
+    // its segment is loaded (and deleted) nor when the segment is found loaded at the next open.
+    const again = new IntakeLog(dir, toDuckDBJson);
+    expect(again.recover(new Set())).toEqual([]);
+    expect(again.closed().map((s) => s.name)).toEqual([name]);
+    expect(again.unloaded(new Set([name]))).toEqual([]);
+    again.loaded(again.closed());
+    again.close();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(fs.existsSync(file)).toBe(false);
+    const last = new IntakeLog(dir, toDuckDBJson);
+    expect(last.recover(new Set([name]))).toEqual([]);
+    last.close();
+    expect(fs.readdirSync(dir)).toEqual([path.basename(copy)]);
+    expect(fs.readFileSync(copy)).toEqual(damaged.subarray(firstEnd));
+  });
+
+  it('copies a whole segment without an end line before dropping it', async () => {
+    const dir = newDir();
+    const file = path.join(dir, '000000000007-0000beef.jsonl');
+    fs.mkdirSync(dir, { recursive: true });
+    // Zeroed pages: what a power loss can leave of a file whose size reached the disk before its data.
+    fs.writeFileSync(file, Buffer.alloc(8192));
+    const log = new IntakeLog(dir, toDuckDBJson);
+    expect(log.recover(new Set())).toEqual([{ file, offset: 0, bytes: 8192, copy: `${file}.torn-0` }]);
+    expect(log.isEmpty).toBe(true);
+    log.close();
+    expect(fs.readdirSync(dir)).toEqual(['000000000007-0000beef.jsonl.torn-0']);
+  });
+
+  it('names the file and line of a record line that does not parse', async () => {
+    const dir = newDir();
+    const { file, bytes } = await twoWrites(dir);
+    // The quarantine entry's record (line 1) loses its last bytes; the end lines are intact.
+    const text = bytes.toString('utf8').split('\n');
+    text[0] = text[0]!.slice(0, -5);
+    fs.writeFileSync(file, text.join('\n'));
+    const log = new IntakeLog(dir, toDuckDBJson);
+    let thrown: unknown;
+    try {
+      log.recover(new Set());
+    } catch (error) {
+      thrown = error;
+    }
+    log.close();
+    expect(thrown).toMatchObject({
+      code: 'TMK_ERR_INTAKE_DAMAGED',
+      statusCode: 503,
+      detail: expect.stringMatching(
+        new RegExp(`^${file.replaceAll('.', '\\.')}, line 1: a record line that is not JSON`),
+      ),
+      message: expect.stringMatching(/move that file out of the intake directory/),
+    });
+  });
+
+  it('finds the first line read_json cannot read: not UTF-8, not JSON, not an array', async () => {
+    const dir = newDir();
+    const { file, bytes } = await twoWrites(dir);
+    expect(await findDamage([file, path.join(dir, 'gone.jsonl')])).toBeUndefined();
+    const lines = bytes.toString('utf8').split('\n');
+    const at = lines.indexOf('["b",2]');
+    for (const [damaged, why] of [
+      [Buffer.from('\0'.repeat(7)), /line that is not JSON/],
+      [Buffer.from('{"b":2}'), /line that is not a JSON array/],
+      [Buffer.from([0x5b, 0x22, 0xff, 0x22, 0x5d]), /line that is not UTF-8/],
+    ] as const) {
+      const parts = lines.map((l) => Buffer.from(l));
+      parts[at] = damaged;
+      fs.writeFileSync(file, Buffer.concat(parts.flatMap((p, i) => (i === 0 ? [p] : [line(''), p]))));
+      expect((await findDamage([file]))?.detail).toMatch(`${file}, line ${at + 1}: a `);
+      expect((await findDamage([file]))?.detail).toMatch(why);
+    }
   });
 });

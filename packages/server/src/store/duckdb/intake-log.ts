@@ -16,7 +16,8 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { makeDirectory, syncDirectory } from '../../directories.js';
+import { makeDirectory, syncDirectory, syncDirectorySync } from '../../directories.js';
+import { TelemarkError } from '../../errors.js';
 import type { IngestCounter } from '../types.js';
 
 /** A write's records other than events, kept in memory for the load (and in the file for recovery). */
@@ -45,6 +46,31 @@ export interface IntakeSegment {
   readonly counters: IngestCounter[];
   readonly removals: string[];
 }
+
+/**
+ * What recovery cut off a segment (whatever followed its last end line), and where it kept those bytes:
+ * `<segment>.torn-<offset>`, beside it. After a kill -9 that is part of a write that was never
+ * acknowledged; after any other damage (an end line hit, a file cut by hand, pages a power loss zeroed)
+ * it can be acknowledged writes, which the copy keeps for an operator to look at.
+ */
+export interface IntakeRepair {
+  /** The segment file. */
+  readonly file: string;
+  /** Where it was cut: its length now. */
+  readonly offset: number;
+  /** Bytes cut off. */
+  readonly bytes: number;
+  /** The file that holds them. */
+  readonly copy: string;
+}
+
+/** A repair as one sentence, for the store's health detail. */
+export const describeRepair = (repair: IntakeRepair): string =>
+  `${repair.file}: ${repair.bytes} bytes after its last whole write cut off, kept in ${repair.copy}`;
+
+/** Segment files end so; a cut tail's copy (`.jsonl.torn-<offset>`) does not, and is never taken as one. */
+const SEGMENT_SUFFIX = '.jsonl';
+const TORN = '.torn-';
 
 /** The first bytes of every line that is not an event row. */
 const RECORD_PREFIX = Buffer.from('[null,');
@@ -157,7 +183,7 @@ export class IntakeLog {
     try {
       return fs
         .readdirSync(this.dir)
-        .filter((name) => name.endsWith('.jsonl'))
+        .filter((name) => name.endsWith(SEGMENT_SUFFIX))
         .sort();
     } catch {
       return [];
@@ -174,17 +200,20 @@ export class IntakeLog {
   /**
    * Take up the segments an earlier process left, oldest first, as closed segments with their records
    * read back. A write a crash cut short (never acknowledged: the sync had not returned) has no end line
-   * and is cut off the file. Segments named in `loaded` were loaded already: their files are deleted.
+   * and is cut off the file, kept in a copy beside it (returned: the store reports them). Segments named
+   * in `loaded` were loaded already: their files are deleted. A record line that does not parse fails
+   * with `TMK_ERR_INTAKE_DAMAGED`, naming the file and line.
    */
-  recover(loaded: ReadonlySet<string>): void {
+  recover(loaded: ReadonlySet<string>): IntakeRepair[] {
     this.close();
     this.closedSegments.length = 0;
     makeDirectory(this.dir);
+    const repairs: IntakeRepair[] = [];
     for (const name of this.files()) {
       const file = path.join(this.dir, name);
       const sequence = Number.parseInt(name, 10);
       if (Number.isSafeInteger(sequence)) this.sequence = Math.max(this.sequence, sequence);
-      const segment = loaded.has(name) ? undefined : this.readSegment(name, file);
+      const segment = loaded.has(name) ? undefined : this.readSegment(name, file, repairs);
       if (segment && segment.bytes > 0) {
         this.closedSegments.push(segment);
         continue;
@@ -195,6 +224,7 @@ export class IntakeLog {
         if (loaded.has(name)) this.undeleted.add(name);
       }
     }
+    return repairs;
   }
 
   /** Names of loaded segments whose files may still be there: every load records them again. */
@@ -202,12 +232,12 @@ export class IntakeLog {
     return [...this.undeleted];
   }
 
-  private readSegment(name: string, file: string): IntakeSegment {
+  private readSegment(name: string, file: string, repairs: IntakeRepair[]): IntakeSegment {
     let content = fs.readFileSync(file);
     const last = content.lastIndexOf(AFTER_A_WRITE);
     const end = last < 0 ? 0 : last + AFTER_A_WRITE.length;
     if (end < content.length) {
-      fs.truncateSync(file, end);
+      repairs.push(cutTail(file, content, end));
       content = content.subarray(0, end);
     }
     const segment: IntakeSegment = {
@@ -222,16 +252,16 @@ export class IntakeLog {
       counters: [],
       removals: [],
     };
-    for (let at = 0; at < end; ) {
+    for (let at = 0, line = 1; at < end; line++) {
       const next = content.indexOf(NEWLINE, at);
       if (content.subarray(at, at + RECORD_PREFIX.length).equals(RECORD_PREFIX)) {
-        const line = content.toString('utf8', at, next);
-        const [, kind, value] = JSON.parse(line) as [null, string, never];
+        const text = content.toString('utf8', at, next);
+        const [, kind, value] = parseRecord(text, file, line);
         if (kind === 'c') segment.contexts.push(value);
         else if (kind === 'q') {
           segment.quarantine.push(value);
           // Measured as `append` does (the line and its newline, in UTF-16 units).
-          segment.quarantineBytes += line.length + 1;
+          segment.quarantineBytes += text.length + 1;
         } else if (kind === 'n') segment.counters.push(value);
         else if (kind === 'r') segment.removals.push(value);
       } else if (next > at) segment.events++;
@@ -370,6 +400,90 @@ export class IntakeLog {
     this.spare = undefined;
     this.closeOpen();
   }
+}
+
+/** The error of a segment that cannot be loaded as it is (`TMK_ERR_INTAKE_DAMAGED`). */
+export const damagedSegment = (file: string, line: number, why: string): TelemarkError =>
+  new TelemarkError('TMK_ERR_INTAKE_DAMAGED', `${file}, line ${line}: ${why}`);
+
+/**
+ * A record line read back at open. Its `[null,` start says what it should be, nothing more: a damaged one
+ * threw a bare SyntaxError (no file, no line) until 2026-11-29, and the store failed to open with it.
+ */
+function parseRecord(text: string, file: string, line: number): [null, string, never] {
+  let record: unknown;
+  try {
+    record = JSON.parse(text);
+  } catch (error) {
+    throw damagedSegment(file, line, `a record line that is not JSON (${(error as Error).message})`);
+  }
+  // `[null, kind, value]`, or the end line `[null, "e"]`.
+  if (!Array.isArray(record) || record.length < 2 || record.length > 3 || typeof record[1] !== 'string')
+    throw damagedSegment(file, line, 'a record line that is not [null, kind, value]');
+  return record as [null, string, never];
+}
+
+/**
+ * Cut `file` back to `end`, keeping what followed in `<file>.torn-<end>`: until 2026-11-29 it was cut
+ * with no copy and no word, and what a kill -9 leaves (an unacknowledged write) cannot be told from other
+ * damage (an end line hit, a file cut by hand, zeroed pages), which can take acknowledged writes with it.
+ * The copy is synced, file and name, before the cut: a crash between the two leaves the tail in the
+ * segment, and the next open writes the same copy again (a recovered segment never grows, so the same
+ * offset holds the same bytes).
+ */
+function cutTail(file: string, content: Buffer, end: number): IntakeRepair {
+  const copy = `${file}${TORN}${end}`;
+  const tail = content.subarray(end);
+  const fd = fs.openSync(copy, 'w');
+  try {
+    for (let written = 0; written < tail.length; )
+      written += fs.writeSync(fd, tail, written, tail.length - written);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  syncDirectorySync(path.dirname(file));
+  fs.truncateSync(file, end);
+  return { file, offset: end, bytes: tail.length, copy };
+}
+
+/**
+ * Whether the segment files can be read as `read_json` reads them: every line UTF-8 and a JSON array.
+ * The first line that is not, as a `TMK_ERR_INTAKE_DAMAGED`; undefined when all are (or a file cannot be
+ * read: a missing file is not damage in its lines). For a load that failed, to tell damage from anything
+ * else that fails it (out of memory, a full disk): see `loadSegments` in duckdb-store.ts.
+ */
+export async function findDamage(files: readonly string[]): Promise<TelemarkError | undefined> {
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  for (const file of files) {
+    let content: Buffer;
+    try {
+      content = await fs.promises.readFile(file);
+    } catch {
+      continue;
+    }
+    for (let at = 0, line = 1; at < content.length; line++) {
+      let next = content.indexOf(NEWLINE, at);
+      if (next < 0) next = content.length;
+      let text: string;
+      try {
+        text = utf8.decode(content.subarray(at, next));
+      } catch {
+        return damagedSegment(file, line, 'a line that is not UTF-8');
+      }
+      at = next + 1;
+      // A blank line is no row to `read_json` (nor to recovery), and a write never leaves one.
+      if (text.trim() === '') continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch (error) {
+        return damagedSegment(file, line, `a line that is not JSON (${(error as Error).message})`);
+      }
+      if (!Array.isArray(value)) return damagedSegment(file, line, 'a line that is not a JSON array');
+    }
+  }
+  return undefined;
 }
 
 /**
