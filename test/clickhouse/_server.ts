@@ -176,13 +176,27 @@ export async function dropDatabase(url: string, database: string): Promise<void>
   await clickhouse(url, `DROP DATABASE IF EXISTS ${database}`).catch(() => undefined);
 }
 
-/** A TCP proxy in front of a server that can refuse connections: a reachability switch for one client. */
+/**
+ * A TCP proxy in front of a server that can refuse connections: a reachability switch for one client. Or
+ * swallow them (`silence`): a server that accepts connections and never answers, as a hung one or a proxy
+ * in front of a dead one looks.
+ */
 export async function startSwitchProxy(target: { host: string; port: number }) {
-  let open = false;
+  let mode: 'refuse' | 'pass' | 'silent' = 'refuse';
   const sockets = new Set<net.Socket>();
+  /** Connections taken while silent: read, never answered. */
+  const swallowed = new Set<net.Socket>();
+  let swallowedEver = 0;
   const server = net.createServer((socket) => {
-    if (!open) {
+    if (mode === 'refuse') {
       socket.destroy();
+      return;
+    }
+    if (mode === 'silent') {
+      swallowed.add(socket);
+      swallowedEver++;
+      socket.resume();
+      socket.on('error', () => undefined).on('close', () => swallowed.delete(socket));
       return;
     }
     const upstream = net.connect(target.port, target.host);
@@ -197,23 +211,36 @@ export async function startSwitchProxy(target: { host: string; port: number }) {
     upstream.on('error', drop).on('close', drop);
     socket.pipe(upstream).pipe(socket);
   });
+  const cutAll = () => {
+    for (const s of [...sockets, ...swallowed]) s.destroy();
+    sockets.clear();
+    swallowed.clear();
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as net.AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
-    /** Accept and forward connections from now on. */
+    /** Accept and forward connections from now on (the swallowed ones are cut: their requests fail). */
     pass() {
-      open = true;
+      mode = 'pass';
+      for (const s of swallowed) s.destroy();
+      swallowed.clear();
     },
     /** Refuse new connections and cut the open ones. */
     cut() {
-      open = false;
-      for (const s of sockets) s.destroy();
-      sockets.clear();
+      mode = 'refuse';
+      cutAll();
     },
+    /** Cut the open connections, and accept new ones without ever answering. */
+    silence() {
+      mode = 'silent';
+      cutAll();
+    },
+    /** Connections taken while silent, so far. */
+    swallowed: () => swallowedEver,
     close: () =>
       new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
+        cutAll();
         server.close(() => resolve());
       }),
   };

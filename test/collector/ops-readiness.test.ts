@@ -62,8 +62,10 @@ describe('readiness while a commit hangs', () => {
     const store = createClickHouseStore({
       url: proxy.url,
       database,
-      // Long enough for the stall to be seen; the health check's own timeout is short.
+      // Long enough for the stall to be seen (a direct write's own deadline too, or the journal would
+      // answer it after 5 s); the health check's own timeout is short.
       requestTimeoutMs: 20_000,
+      insertTimeoutMs: 20_000,
       probeTimeoutMs: 3_000,
       journal: { dir: path.join(dataDir, 'journal') },
     });

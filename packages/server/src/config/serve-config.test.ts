@@ -149,6 +149,38 @@ describe('serve configuration', () => {
     expect(listed.every((line) => line.startsWith('  - '))).toBe(true);
   });
 
+  it('takes the ClickHouse timeouts, and reports every problem with them at once', () => {
+    // Until 2026-11-29 the section refused requestTimeoutMs (and there was no insertTimeoutMs): a collector
+    // in front of a server that stops answering held each ingest request for the fixed 60 s.
+    const url = 'http://127.0.0.1:8123';
+    const given = resolveServeConfig({
+      store: 'clickhouse',
+      clickhouse: { url, requestTimeoutMs: 120_000, insertTimeoutMs: 2_000 },
+    });
+    expect(given.clickhouse).toMatchObject({ requestTimeoutMs: 120_000, insertTimeoutMs: 2_000 });
+    const ranges = configError(() =>
+      resolveServeConfig({
+        port: 'abc',
+        store: 'clickhouse',
+        clickhouse: { url, requestTimeoutMs: 5, insertTimeoutMs: 'soon' as never },
+      }),
+    );
+    expect(ranges).toContain('port');
+    expect(ranges).toContain('clickhouse.requestTimeoutMs');
+    expect(ranges).toContain('clickhouse.insertTimeoutMs');
+    // Each valid alone, not together: found by the store's own check, beside the section's other problems.
+    const together = configError(() =>
+      resolveServeConfig({
+        store: 'clickhouse',
+        clickhouse: { url: 'ftp://127.0.0.1:8123', requestTimeoutMs: 3_000, insertTimeoutMs: 4_000 },
+      }),
+    );
+    expect(together).toContain('clickhouse.url: must be an http(s) URL');
+    expect(together).toContain(
+      'clickhouse.insertTimeoutMs: 4000 ms is longer than clickhouse.requestTimeoutMs (3000 ms), which would end the write first; lower insertTimeoutMs or raise requestTimeoutMs',
+    );
+  });
+
   it('refuses credentials inside a ClickHouse URL, and never repeats them', () => {
     const message = configError(() =>
       resolveServeConfig({

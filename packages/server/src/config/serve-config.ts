@@ -186,6 +186,10 @@ const clickhouseSchema = z.strictObject({
   raceRecheckMs: z.number().int().min(0).max(600_000),
   /** How long the `SELECT 1` asked at start, before retention and for readiness may take, ms. */
   probeTimeoutMs: z.number().int().min(100).max(600_000),
+  /** One request to ClickHouse (queries, the journal's deliveries), ms. */
+  requestTimeoutMs: z.number().int().min(100).max(3_600_000),
+  /** An ingest batch's write while clients wait ("insert" mode), ms; past it the batch is journaled. */
+  insertTimeoutMs: z.number().int().min(100).max(3_600_000),
   /**
    * When a batch is answered: "insert" once ClickHouse has it (the journal only in an outage), or
    * "journal" once it is synced to <data>/journal, ClickHouse getting it in large background inserts.
@@ -282,6 +286,8 @@ export interface ClickHouseConfig {
   readonly journalMaxBytes?: number;
   readonly raceRecheckMs?: number;
   readonly probeTimeoutMs?: number;
+  readonly requestTimeoutMs?: number;
+  readonly insertTimeoutMs?: number;
   readonly acknowledge: 'insert' | 'journal';
 }
 

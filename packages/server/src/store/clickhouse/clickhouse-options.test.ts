@@ -22,4 +22,20 @@ describe('resolveClickHouseOptions', () => {
     ).toContain('cluster.nodes.1: must not carry a user or password');
     expect(refusal({ url: 'http://127.0.0.1:8123', user: 'ops', password: 's3cret' })).toBe('');
   });
+
+  it('gives direct writes a deadline of their own, within the request timeout', () => {
+    const url = 'http://127.0.0.1:8123';
+    expect(resolveClickHouseOptions({ url })).toMatchObject({
+      requestTimeoutMs: 60_000,
+      insertTimeoutMs: 5_000,
+    });
+    // A shorter request timeout lowers the default deadline with it: it is the longer wait either way.
+    expect(resolveClickHouseOptions({ url, requestTimeoutMs: 3_000 })).toMatchObject({
+      insertTimeoutMs: 3_000,
+    });
+    expect(resolveClickHouseOptions({ url, insertTimeoutMs: 750 })).toMatchObject({ insertTimeoutMs: 750 });
+    expect(() => resolveClickHouseOptions({ url, insertTimeoutMs: 90_000 })).toThrow(
+      'clickhouse.insertTimeoutMs: 90000 ms is longer than clickhouse.requestTimeoutMs (60000 ms, the default)',
+    );
+  });
 });

@@ -23,8 +23,21 @@ export interface ClickHouseStoreOptions {
    * (the key index keeps at least this much; older months of it are dropped). @default 35 (min 7)
    */
   readonly dedupeWindowDays?: number;
-  /** One HTTP request to ClickHouse, ms; a write that takes longer fails (and is journaled). @default 60_000 */
+  /**
+   * One HTTP request to ClickHouse, ms: queries, the journal's deliveries (up to 500 records in one
+   * write), start-up, mutations' statements. @default 60_000
+   */
   readonly requestTimeoutMs?: number;
+  /**
+   * How long a write of the request path may take, ms, before its batch goes to the outage journal: with
+   * `journal` (and not `journalFirst`), each ingest batch is first written straight to ClickHouse while
+   * clients wait for the answer. It bounds that attempt as a whole — the wait behind writes sharing a
+   * message, the key lookups and the INSERTs — so a server that accepts connections and never answers
+   * holds ingest this long, not `requestTimeoutMs`. A normal group commit's write takes 0.1–0.5 s
+   * (3,200–20,000 events); clients give up after 10 s (`@telemark/client`'s `timeouts.totalMs`).
+   * At most `requestTimeoutMs`. @default 5_000 (or `requestTimeoutMs`, when that is shorter)
+   */
+  readonly insertTimeoutMs?: number;
   /**
    * How long a `SELECT 1` may take before the server counts as not answering, ms: asked first when the
    * store opens (and by `health()` and before retention), so a server that accepts connections but never
@@ -85,6 +98,9 @@ export const CLICKHOUSE_DEFAULTS = Object.freeze({
   password: '',
   dedupeWindowDays: 35, // days
   requestTimeoutMs: 60_000, // 60 s
+  // Half the 10 s after which our client gives up (so the journal's answer reaches it), and 10× the write
+  // of the largest group commit (20,000 events: 0.4–0.5 s on an idle 2-core machine).
+  insertTimeoutMs: 5_000, // 5 s
   probeTimeoutMs: 10_000, // 10 s
   mutationTimeoutMs: 300_000, // 5 min
   raceRecheckMs: 0, // off: set where several collectors share the database
@@ -122,6 +138,7 @@ const schema = z
       .optional(),
     dedupeWindowDays: z.number().int().min(MIN_DEDUPE_WINDOW_DAYS).max(3650).optional(),
     requestTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
+    insertTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
     probeTimeoutMs: z.number().int().min(100).max(600_000).optional(),
     mutationTimeoutMs: z.number().int().min(100).max(86_400_000).optional(),
     raceRecheckMs: z.number().int().min(0).max(600_000).optional(),
@@ -143,13 +160,16 @@ export function resolveClickHouseOptions(input: ClickHouseStoreOptions): Resolve
   // A logger is not a setting: passed on as it is.
   const { log, ...settings } = input;
   const parsed = schema.safeParse(settings);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map(
-      (issue) => `- clickhouse.${issue.path.join('.') || '(options)'}: ${issue.message}`,
-    );
-    throw new TelemarkError('TMK_ERR_CONFIG_INVALID', problems.join('\n'));
-  }
+  const problems = parsed.success
+    ? []
+    : parsed.error.issues.map(
+        (issue) => `clickhouse.${issue.path.join('.') || '(options)'}: ${issue.message}`,
+      );
+  problems.push(...timeoutProblems(settings));
+  if (!parsed.success || problems.length > 0)
+    throw new TelemarkError('TMK_ERR_CONFIG_INVALID', problems.map((p) => `- ${p}`).join('\n'));
   const o = parsed.data;
+  const requestTimeoutMs = o.requestTimeoutMs ?? CLICKHOUSE_DEFAULTS.requestTimeoutMs;
   const trim = (url: string) => url.replace(/\/$/, '');
   return Object.freeze({
     url: trim(o.url),
@@ -160,7 +180,8 @@ export function resolveClickHouseOptions(input: ClickHouseStoreOptions): Resolve
       ? Object.freeze({ name: o.cluster.name, nodes: Object.freeze(o.cluster.nodes.map(trim)) })
       : undefined,
     dedupeWindowDays: o.dedupeWindowDays ?? CLICKHOUSE_DEFAULTS.dedupeWindowDays,
-    requestTimeoutMs: o.requestTimeoutMs ?? CLICKHOUSE_DEFAULTS.requestTimeoutMs,
+    requestTimeoutMs,
+    insertTimeoutMs: o.insertTimeoutMs ?? Math.min(CLICKHOUSE_DEFAULTS.insertTimeoutMs, requestTimeoutMs),
     probeTimeoutMs: o.probeTimeoutMs ?? CLICKHOUSE_DEFAULTS.probeTimeoutMs,
     mutationTimeoutMs: o.mutationTimeoutMs ?? CLICKHOUSE_DEFAULTS.mutationTimeoutMs,
     raceRecheckMs: o.raceRecheckMs ?? CLICKHOUSE_DEFAULTS.raceRecheckMs,
@@ -168,4 +189,19 @@ export function resolveClickHouseOptions(input: ClickHouseStoreOptions): Resolve
     journal: o.journal ? Object.freeze({ ...o.journal }) : undefined,
     log,
   });
+}
+
+/**
+ * A write of the request path longer than any of its requests may take would never time out as such:
+ * the request timeout would fail it first. Checked beside the schema (on what it lets through), so one
+ * start reports every problem.
+ */
+function timeoutProblems(settings: Omit<ClickHouseStoreOptions, 'log'>): string[] {
+  const { insertTimeoutMs: insert, requestTimeoutMs: request } = settings;
+  if (typeof insert !== 'number' || insert > 3_600_000) return [];
+  const limit = typeof request === 'number' ? request : CLICKHOUSE_DEFAULTS.requestTimeoutMs;
+  if (insert <= limit) return [];
+  return [
+    `clickhouse.insertTimeoutMs: ${insert} ms is longer than clickhouse.requestTimeoutMs (${limit} ms${typeof request === 'number' ? '' : ', the default'}), which would end the write first; lower insertTimeoutMs or raise requestTimeoutMs`,
+  ];
 }

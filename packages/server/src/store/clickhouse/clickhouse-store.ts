@@ -85,6 +85,7 @@ export interface ClickHouseClientLike {
     format: 'TabSeparated';
     columns?: readonly string[];
     clickhouse_settings?: Record<string, unknown>;
+    abort_signal?: AbortSignal;
   }): Promise<unknown>;
   close(): Promise<void>;
 }
@@ -100,11 +101,19 @@ export interface AttemptWriter {
   /** A fresh random write id. */
   newWriteId(): string;
   /** One write attempt under `writeId`. */
-  writeAttempt(batch: WriteBatch, writeId: string): Promise<WriteResult>;
+  writeAttempt(batch: WriteBatch, writeId: string, attempt?: AttemptOptions): Promise<WriteResult>;
   /** Hide whatever these attempts stored, on every node. Idempotent. */
   abortAttempts(writeIds: readonly string[]): Promise<void>;
   /** True for errors that mean "ClickHouse is not reachable or not taking writes right now". */
   isUnavailable(error: unknown): boolean;
+}
+
+export interface AttemptOptions {
+  /**
+   * A write of the request path, with clients waiting for its answer: it fails as unavailable after
+   * `insertTimeoutMs` (its batch then goes to the journal), not after `requestTimeoutMs`.
+   */
+  readonly direct?: boolean;
 }
 
 export type ClickHouseDriver = StoreDriver & AttemptWriter;
@@ -440,12 +449,19 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
     return main;
   };
 
+  /** `signal`: a direct write's deadline (`AttemptOptions`), which ends the request when it passes. */
   async function rows<T>(
     c: ClickHouseClientLike,
     query: string,
     settings: Record<string, unknown>,
+    signal?: AbortSignal,
   ): Promise<T[]> {
-    const result = await c.query({ query, format: 'JSONEachRow', clickhouse_settings: settings });
+    const result = await c.query({
+      query,
+      format: 'JSONEachRow',
+      clickhouse_settings: settings,
+      ...(signal ? { abort_signal: signal } : {}),
+    });
     return result.json<T>();
   }
 
@@ -454,6 +470,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
     body: string | Buffer,
     c: ClickHouseClientLike = client(),
     columns?: readonly string[],
+    signal?: AbortSignal,
   ): Promise<void> {
     if (body.length === 0) return;
     await c.insert({
@@ -462,6 +479,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
       format: 'TabSeparated',
       ...(columns ? { columns } : {}),
       clickhouse_settings: insertSettings,
+      ...(signal ? { abort_signal: signal } : {}),
     });
   }
 
@@ -503,7 +521,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
    */
   async function claimsOf(
     keys: readonly string[],
-    options: { exceptWrite?: string; receivedSince?: number } = {},
+    options: { exceptWrite?: string; receivedSince?: number; signal?: AbortSignal } = {},
   ): Promise<Claim[]> {
     if (keys.length === 0) return [];
     const except = options.exceptWrite !== undefined ? ` AND write_id != ${options.exceptWrite}` : '';
@@ -520,6 +538,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
       PREWHERE key IN ${uint64Set(keys)}
       WHERE ${since}${except}`,
       LOOKUP_SETTINGS,
+      options.signal,
     );
     return found.map((r) => ({
       key: r.k,
@@ -530,7 +549,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
     }));
   }
 
-  async function losersOf(keys: readonly string[]): Promise<LoserEntry[]> {
+  async function losersOf(keys: readonly string[], signal?: AbortSignal): Promise<LoserEntry[]> {
     if (keys.length === 0) return [];
     const found = await rows<LoserRow>(
       client(),
@@ -538,6 +557,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
         winner IN (SELECT write_id FROM ${o.database}.aborted_writes) AS winner_aborted
       FROM ${t.eventLosers} WHERE key IN ${uint64Set(keys)}`,
       LOOKUP_SETTINGS,
+      signal,
     );
     return found.map((r) => ({
       key: r.k,
@@ -576,12 +596,40 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
   }
 
   /** Plan, then run the attempt once every earlier write that shares a message with it is done. */
-  async function scheduled(given: WriteBatch, writeId: string): Promise<WriteResult> {
+  async function scheduled(
+    given: WriteBatch,
+    writeId: string,
+    attempt: AttemptOptions = {},
+  ): Promise<WriteResult> {
     const plan = planOf(given); // a bad row fails here, before anything waits or is sent
-    return writes.run(() => writeAttempt(plan, writeId), plan.ids);
+    // A direct write's deadline runs from here: its client waits through the scheduler's wait too.
+    // (Until 2026-11-29 a server that accepted connections and never answered held every ingest request
+    // for the 60 s request timeout before its batch was journaled; clients gave up after 10 s and resent.)
+    const deadline = attempt.direct ? AbortSignal.timeout(o.insertTimeoutMs) : undefined;
+    return writes.run(() => writeAttempt(plan, writeId, deadline), plan.ids);
   }
 
-  async function writeAttempt({ batch, chunks, ids }: Plan, writeId: string): Promise<WriteResult> {
+  /** The error of a direct write whose deadline passed: unavailable, so the journal takes its batch. */
+  const tooSlow = (cause?: unknown) =>
+    new TelemarkError(
+      'TMK_ERR_STORE_UNAVAILABLE',
+      `ClickHouse at ${o.url} did not take a write within ${o.insertTimeoutMs / 1000} s (clickhouse.insertTimeoutMs); its batch goes to the outage journal. Raise clickhouse.insertTimeoutMs if the server is merely slow`,
+      cause === undefined ? undefined : { cause },
+    );
+
+  /**
+   * `deadline`: a direct write's (`AttemptOptions`), given to its lookups and INSERTs. A request it ends
+   * may still be carried out by the server; the journal aborts this attempt before it writes the batch
+   * again, which hides whatever of it lands, then or later (`test/clickhouse/silent-server.test.ts`).
+   */
+  async function writeAttempt(
+    { batch, chunks, ids }: Plan,
+    writeId: string,
+    deadline?: AbortSignal,
+  ): Promise<WriteResult> {
+    if (deadline?.aborted) throw tooSlow();
+    /** The lookups and INSERTs are under way: what the deadline ends (a replay's removals after them are not). */
+    let bounded = true;
     const statuses: WriteStatus[] = new Array(ids.length);
     /** Per candidate (first of its message in the batch): its chunk, and its index in it. */
     const candidates: { chunk: EncodedTsv; i: number; at: number }[] = [];
@@ -602,9 +650,15 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
 
     try {
       // — dedupe against what is stored —
-      const claims = await claimsOf(candidates.map((c) => c.chunk.keys[2 * c.i]!));
+      const claims = await claimsOf(
+        candidates.map((c) => c.chunk.keys[2 * c.i]!),
+        { signal: deadline },
+      );
       if (claims.length > 0) {
-        const stored = storedMessages(claims, await losersOf([...new Set(claims.map((c) => c.key))]));
+        const stored = storedMessages(
+          claims,
+          await losersOf([...new Set(claims.map((c) => c.key))], deadline),
+        );
         for (const c of candidates) if (stored.has(ids[c.at]!)) statuses[c.at] = 'duplicate';
       }
       // Events received before the window (a quarantine replay writes them as of when they arrived) are
@@ -620,10 +674,10 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
         for (const c of late) earliest = Math.min(earliest, c.chunk.receivedAt[c.i]!);
         const old = await claimsOf(
           late.map((c) => c.chunk.keys[2 * c.i]!),
-          { receivedSince: earliest - windowSeconds * 1000 },
+          { receivedSince: earliest - windowSeconds * 1000, signal: deadline },
         );
         if (old.length > 0) {
-          const live = liveClaims(old, await losersOf([...new Set(old.map((c) => c.key))]));
+          const live = liveClaims(old, await losersOf([...new Set(old.map((c) => c.key))], deadline));
           /** Per message, the latest receive time of its live claims. */
           const latest = new Map<string, number>();
           for (const c of live) {
@@ -653,7 +707,7 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
         given.add(q.id);
         return true;
       });
-      const stored = await storedQuarantineIds([...given]);
+      const stored = await storedQuarantineIds([...given], deadline);
       const quarantineText = quarantine
         .filter((q) => q.id === undefined || !stored.has(q.id))
         .map((q) => quarantineRow(q, q.id ?? randomUUID(), writeId))
@@ -664,10 +718,13 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
       for (const c of batch.counters) totals.add(c);
       if (batch.statusCounters) totals.addStatuses(chunks, statuses);
       await Promise.all([
-        parts.length > 0 ? insert(t.events, Buffer.concat(parts), client(), EVENT_INSERT_COLUMNS) : undefined,
-        insert(t.quarantine, quarantineText),
-        insert(t.counters, totals.rows(writeId)),
+        parts.length > 0
+          ? insert(t.events, Buffer.concat(parts), client(), EVENT_INSERT_COLUMNS, deadline)
+          : undefined,
+        insert(t.quarantine, quarantineText, client(), undefined, deadline),
+        insert(t.counters, totals.rows(writeId), client(), undefined, deadline),
       ]);
+      bounded = false;
       // No transaction: removed after the inserts. A crash between the two leaves the entries; the same
       // batch written again (a replay run again: the same replacement ids) stores nothing twice.
       if (batch.removeQuarantine && batch.removeQuarantine.length > 0)
@@ -687,7 +744,8 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
           batch.statusCounters === true,
         );
     } catch (error) {
-      const wrapped = storeError(error, 'TMK_ERR_STORE_WRITE', o);
+      const wrapped =
+        bounded && deadline?.aborted ? tooSlow(error) : storeError(error, 'TMK_ERR_STORE_WRITE', o);
       lastError = wrapped.detail;
       throw wrapped;
     }
@@ -761,12 +819,13 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
   }
 
   /** Which of these quarantine entry ids are stored (in rows of attempts not aborted). */
-  async function storedQuarantineIds(ids: readonly string[]): Promise<Set<string>> {
+  async function storedQuarantineIds(ids: readonly string[], signal?: AbortSignal): Promise<Set<string>> {
     if (ids.length === 0) return new Set();
     const found = await rows<{ id: string }>(
       client(),
       `SELECT DISTINCT id FROM quarantine WHERE id IN ${stringList(ids)}`,
       readSettings,
+      signal,
     );
     return new Set(found.map((r) => r.id));
   }

@@ -50,7 +50,12 @@ export interface JournalTarget extends StoreDriver {
   /** Check a batch and put it in the form the journal keeps (throws for a bad row); idempotent. */
   prepare(batch: WriteBatch): WriteBatch;
   newWriteId(): string;
-  writeAttempt(batch: WriteBatch, writeId: string): Promise<WriteResult>;
+  /** `direct`: a write of the request path, whose clients wait; the target may give it a shorter deadline. */
+  writeAttempt(
+    batch: WriteBatch,
+    writeId: string,
+    attempt?: { readonly direct?: boolean },
+  ): Promise<WriteResult>;
   abortAttempts(writeIds: readonly string[]): Promise<void>;
   isUnavailable(error: unknown): boolean;
 }
@@ -399,7 +404,7 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
         const id = target.newWriteId();
         const attempt = (async () => {
           try {
-            return await target.writeAttempt(batch, id);
+            return await target.writeAttempt(batch, id, { direct: true });
           } catch (error) {
             if (!isUnavailable(error)) throw error;
             lastDrainError = message(error);
@@ -415,7 +420,7 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
         if (ready && pending() === 0) {
           const id = target.newWriteId();
           try {
-            return await target.writeAttempt(batch, id);
+            return await target.writeAttempt(batch, id, { direct: true });
           } catch (error) {
             if (!isUnavailable(error)) throw error;
             lastDrainError = message(error);
