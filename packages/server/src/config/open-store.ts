@@ -2,13 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { makeDirectory } from '../directories.js';
 import { TelemarkError } from '../errors.js';
-import {
-  type ClickHouseStoreOptions,
-  createStore,
-  duckdbPathFor,
-  requireDataDirStore,
-} from '../store/index.js';
-import type { Store } from '../store/types.js';
+import { createStore, duckdbPathFor, requireDataDirStore } from '../store/index.js';
+import type { Store, StoreLogger } from '../store/types.js';
 import type { ServeConfig } from './serve-config.js';
 
 export interface OpenStoreOptions {
@@ -16,8 +11,8 @@ export interface OpenStoreOptions {
   readonly readOnly?: boolean;
   /** Write to existing data only, creating none (admin commands that write: replay): TMK_ERR_STORE_NO_DATA. */
   readonly existingOnly?: boolean;
-  /** ClickHouse: where the store's lines and its client's go (`telemark serve`: JSON beside the collector's). */
-  readonly log?: ClickHouseStoreOptions['log'];
+  /** Where the store's lines (and the ClickHouse client's) go (`telemark serve`: JSON beside the collector's). */
+  readonly log?: StoreLogger;
 }
 
 /**
@@ -62,6 +57,7 @@ export function openStore(
     ...dedupeWindow,
     ...(config.duckdb ? { memoryLimit: config.duckdb.memoryLimit } : {}),
     ...(options.readOnly ? { readOnly: true } : {}),
+    ...(options.log ? { log: options.log } : {}),
   });
 }
 

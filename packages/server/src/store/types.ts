@@ -311,3 +311,19 @@ export interface StoreDriver {
 
 /** The same surface, with lifecycle guaranteed by `createRuntimeStore`. */
 export type Store = StoreDriver;
+
+/**
+ * Where a store's own lines go: a pino logger (`telemark serve` passes one with the collector's log
+ * settings, so they are JSON lines on stdout beside the collector's). Without one (admin commands,
+ * `migrate`, tests) a store logs nothing — and the ClickHouse client is silent: its default logger prints
+ * plain text with `console.*`, which would break a collector's JSON log.
+ */
+export interface StoreLogger {
+  /** pino's level name (`info`, `debug`…): how much of the ClickHouse client's own logging to ask for. */
+  readonly level?: string;
+  trace(fields: object, message: string): void;
+  debug(fields: object, message: string): void;
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}

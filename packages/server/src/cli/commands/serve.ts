@@ -7,7 +7,7 @@ import { isTelemarkError, rephrased } from '../../errors.js';
 import { createCollector } from '../../http/collector.js';
 import { lowerBackgroundPriority } from '../../http/thread-priority.js';
 import { demoResultLine, demoSeedingLine, seedDemo } from '../../simulate/demo.js';
-import { type ClickHouseStoreOptions, initFailure } from '../../store/index.js';
+import { initFailure, type StoreLogger } from '../../store/index.js';
 
 interface ServeCommandOptions extends ServeFlags {
   readonly config?: string;
@@ -163,12 +163,11 @@ export async function serve(
 }
 
 /**
- * The ClickHouse store's logger. The store opens — and may wait for the server — before the collector
- * and its logger exist, so it gets a pino logger of its own with the collector's level: JSON lines on
+ * The store's logger (ClickHouse's waits and outages; what a DuckDB open repaired). The store opens — and
+ * may wait for its server, or recover its intake log — before the collector and its logger exist, so it gets a pino logger of its own with the collector's level: JSON lines on
  * stdout like the collector's (Fastify's logger is pino too).
  */
-function storeLogging(config: ServeConfig): { log?: ClickHouseStoreOptions['log'] } {
-  if (config.store !== 'clickhouse') return {};
+function storeLogging(config: ServeConfig): { log: StoreLogger } {
   return { log: pino({ level: config.log.level }) };
 }
 

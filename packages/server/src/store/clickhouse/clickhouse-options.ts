@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { TelemarkError } from '../../errors.js';
-import type { StoreLogger } from './log.js';
+import type { StoreLogger } from '../types.js';
 
 /** Options of `createClickHouseStore`. Validated once (all problems reported together), then frozen. */
 export interface ClickHouseStoreOptions {

@@ -1,7 +1,8 @@
 import net from 'node:net';
 import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import { describe, expect, it } from 'vitest';
-import { CLIENT_COMPONENT, clientLoggerClass, clientLogLevel, type StoreLogger } from './log.js';
+import type { StoreLogger } from '../types.js';
+import { CLIENT_COMPONENT, clientLoggerClass, clientLogLevel } from './log.js';
 
 type Level = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 

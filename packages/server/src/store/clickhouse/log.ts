@@ -1,20 +1,5 @@
 import type { Logger as ClientLogger, ErrorLogParams, LogParams, WarnLogParams } from '@clickhouse/client';
-
-/**
- * Where the ClickHouse store's own lines and `@clickhouse/client`'s go: a pino logger (`telemark serve`
- * passes one with the collector's log settings, so both are JSON lines on stdout beside the collector's).
- * Without one (admin commands, `migrate`, tests) the store logs nothing and the client is silent: the
- * client's default logger prints plain text with `console.*`, which would break a collector's JSON log.
- */
-export interface StoreLogger {
-  /** pino's level name (`info`, `debug`…): how much of the client's own logging to ask for. */
-  readonly level?: string;
-  trace(fields: object, message: string): void;
-  debug(fields: object, message: string): void;
-  info(fields: object, message: string): void;
-  warn(fields: object, message: string): void;
-  error(fields: object, message: string): void;
-}
+import type { StoreLogger } from '../types.js';
 
 /** `component` of the store's own lines. */
 export const STORE_COMPONENT = 'clickhouse';

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { z } from 'zod';
 import { TelemarkError } from '../../errors.js';
+import type { StoreLogger } from '../types.js';
 
 /** Options of `createDuckDBStore`. Validated once (all problems reported together), then frozen. */
 export interface DuckDBStoreOptions {
@@ -47,13 +48,16 @@ export interface DuckDBStoreOptions {
   readonly intakeMaxPendingEvents?: number;
   /** The clock for the dedupe window (tests). @default Date.now */
   readonly now?: () => number;
+  /** Where the store's warnings go (what an open repaired); `telemark serve` passes its logger. @default none */
+  readonly log?: StoreLogger;
 }
 
 export type ResolvedDuckDBStoreOptions = Readonly<
-  Required<Omit<DuckDBStoreOptions, 'threads' | 'memoryLimit'>>
+  Required<Omit<DuckDBStoreOptions, 'threads' | 'memoryLimit' | 'log'>>
 > & {
   readonly threads: number | undefined;
   readonly memoryLimit: string | undefined;
+  readonly log: StoreLogger | undefined;
 };
 
 export const DUCKDB_DEFAULTS = Object.freeze({
@@ -122,8 +126,10 @@ const schema = z
 export function resolveDuckDBOptions(input: DuckDBStoreOptions): ResolvedDuckDBStoreOptions {
   // TELEMARK_DUCKDB_THREADS (benchmarks) stands in for an unset `threads` and is checked like it.
   const fromEnv = process.env.TELEMARK_DUCKDB_THREADS;
+  // A logger is not a setting: passed on as it is.
+  const { log, ...settings } = input;
   const parsed = schema.safeParse(
-    input.threads === undefined && fromEnv ? { ...input, threads: Number(fromEnv) } : input,
+    settings.threads === undefined && fromEnv ? { ...settings, threads: Number(fromEnv) } : settings,
   );
   if (!parsed.success) {
     const problems = parsed.error.issues.map(
@@ -159,6 +165,7 @@ export function resolveDuckDBOptions(input: DuckDBStoreOptions): ResolvedDuckDBS
         o.intakeLoadEvents ?? DUCKDB_DEFAULTS.intakeLoadEvents,
       ),
     now: o.now ?? Date.now,
+    log,
   });
 }
 

@@ -1219,9 +1219,31 @@ describe('DuckDB store specifics', () => {
         fs.writeFileSync(segment, Buffer.concat([bytes.subarray(0, end), Buffer.from('[null,"E"]\n')]));
         const copy = `${segment}.torn-${firstEnd}`;
 
-        const store = track(open(file));
+        const warnings: { fields: object; message: string }[] = [];
+        const ignore = () => undefined;
+        const log = {
+          trace: ignore,
+          debug: ignore,
+          info: ignore,
+          error: ignore,
+          warn: (fields: object, message: string) => warnings.push({ fields, message }),
+        };
+        const store = track(open(file, { log }));
         expect(await count(store, app)).toBe(3);
         expect(fs.readFileSync(copy).subarray(0, end - firstEnd)).toEqual(bytes.subarray(firstEnd, end));
+        // Logged when the open repairs it, not only told to whoever asks for health.
+        expect(warnings).toEqual([
+          {
+            fields: {
+              component: 'duckdb',
+              segment,
+              cutAt: firstEnd,
+              bytes: bytes.length - firstEnd,
+              keptIn: copy,
+            },
+            message: expect.stringContaining('intake segment repaired on open'),
+          },
+        ]);
         const health = await store.health();
         expect(health.ok).toBe(true);
         expect(health.detail).toContain(

@@ -1675,8 +1675,21 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
    * deleted), the others are loaded now, before the dedupe index is read from the table.
    */
   async function recoverIntake(connection: DuckDBConnection): Promise<void> {
-    for (const repair of intake.recover(await loadedSegmentNames(connection)))
+    for (const repair of intake.recover(await loadedSegmentNames(connection))) {
       intakeRepairs.push(describeRepair(repair));
+      // Most such cuts are a write a crash interrupted, never acknowledged; but if it was damage, what was
+      // cut held acknowledged events, and the operator must hear of it when it happens, not at a health check.
+      o.log?.warn(
+        {
+          component: 'duckdb',
+          segment: repair.file,
+          cutAt: repair.offset,
+          bytes: repair.bytes,
+          keptIn: repair.copy,
+        },
+        'intake segment repaired on open: what followed its last whole write was cut off and kept',
+      );
+    }
     if (!intake.isEmpty) await loadIntake();
   }
 
