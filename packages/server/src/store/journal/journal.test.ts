@@ -143,6 +143,52 @@ describe('the outage journal', () => {
     expect(j.stats().pending).toBe(2);
   });
 
+  it('bounds what is not yet delivered, not the delivered records of the segment being appended to, and keeps its files near the bound', async () => {
+    // Journal first under steady load: records arrive while the last ones are delivered, so the journal
+    // never empties. A bound of 64 KiB against 1 MiB segments (a small `journalMaxBytes`, default segments).
+    const dir = newDir();
+    const maxBytes = 64 * 1024;
+    const j = await journalAt<string>(dir, maxBytes, 1 << 20);
+    const record = (n: number) => `${String(n).padStart(6, '0')}:${'r'.repeat(1000)}`; // frames of one size
+    const frameBytes = 8 + v8.serialize({ p: record(100), a: [] }).length;
+    const diskBytes = () =>
+      segments(dir).reduce((sum, name) => sum + fs.statSync(path.join(dir, name)).size, 0);
+    let largestDisk = 0;
+    let n = 100;
+    for (let round = 0; round < 300; round++) {
+      for (let i = 0; i < 3; i++) await j.append(record(n++));
+      const all = await j.oldest({ records: 10 });
+      const delivering = all.slice(0, -1).map((e) => e.seq); // the newest is still on its way
+      await j.beginAttempt(delivering, `attempt-${round}`);
+      await j.delivered(delivering);
+      // What `maxBytes` bounds, and /metrics reports: the frames of the records not yet delivered.
+      expect(j.stats()).toMatchObject({ pending: 1, bytes: frameBytes });
+      expect(j.stats().diskBytes).toBe(diskBytes());
+      largestDisk = Math.max(largestDisk, diskBytes());
+    }
+    // 300 rounds put 900 kB through it: counted as before, the bound was passed by round 33.
+    expect(n - 100).toBe(900);
+    // The files stay within the bound plus an eighth of it (segments are cut there) and a record.
+    expect(largestDisk).toBeLessThanOrEqual(maxBytes + maxBytes / 8 + frameBytes);
+    // Filling up to the bound with nothing delivered is still refused past it.
+    const room = Math.floor((maxBytes - frameBytes) / frameBytes);
+    for (let i = 0; i < room; i++) await j.append(record(n++));
+    await expect(j.append(record(n))).rejects.toMatchObject({ code: 'TMK_ERR_JOURNAL_FULL' });
+    const expected = (await j.oldest({ records: 1000 })).map((e) => e.payload);
+    expect(expected).toHaveLength(room + 1);
+    // Delivered records of segments still on disk stay delivered, the rest pending, across reopens.
+    await reopenedTimes(
+      j,
+      dir,
+      2,
+      async (again) => {
+        expect((await again.oldest({ records: 1000 })).map((e) => e.payload)).toEqual(expected);
+        expect(again.stats().bytes).toBe(expected.length * frameBytes);
+      },
+      maxBytes,
+    );
+  });
+
   it('rotates segments and deletes them once delivered, leaving nothing when drained', async () => {
     const dir = newDir();
     const j = await journalAt<number>(dir, 1 << 20, 64);

@@ -17,7 +17,13 @@
  *   exists but cannot be read fails the open.
  *
  * A segment is deleted once every record in it is delivered and it is no longer the one being
- * appended to. `append` refuses with TMK_ERR_JOURNAL_FULL when the segments would pass `maxBytes`.
+ * appended to. `append` refuses with TMK_ERR_JOURNAL_FULL when the records not yet delivered (their
+ * frames) would pass `maxBytes`: that is what the bound is for, the backlog a collector may hold. Until
+ * 2026-11-29 it counted the segment files, so the delivered records of the segment being appended to
+ * (journal first, under steady load, it is never wholly delivered) filled the bound with nothing pending.
+ * Disk use stays bounded too: delivery goes in order (`oldest`), so only the oldest segment on disk holds
+ * delivered records, and segments are cut at an eighth of `maxBytes` (when that is below `segmentBytes`),
+ * so the files hold at most `maxBytes` plus an eighth of it plus one record.
  *
  * Records appended by this process are also kept in memory until delivered, up to `cacheBytes`: delivery
  * (every 250 ms when acknowledging from the journal) then reads nothing back from disk, and the appends
@@ -33,9 +39,9 @@ import { createSerialQueue } from '../../serial.js';
 
 export interface JournalOptions {
   readonly dir: string;
-  /** Segment bytes kept at most; past it `append` fails with TMK_ERR_JOURNAL_FULL. */
+  /** Bytes of records not yet delivered kept at most; past it `append` fails with TMK_ERR_JOURNAL_FULL. */
   readonly maxBytes: number;
-  /** A new segment is begun once the current one reaches this size. */
+  /** A new segment is begun once the current one reaches this size (or an eighth of `maxBytes`, if less). */
   readonly segmentBytes: number;
   /** Payload bytes of undelivered records kept in memory as well. @default 64 MiB */
   readonly cacheBytes?: number;
@@ -51,8 +57,10 @@ export interface JournalEntry<T> {
 export interface JournalStats {
   /** Records not yet delivered. */
   readonly pending: number;
-  /** Bytes of segment files on disk. */
+  /** Bytes of the records not yet delivered (their frames): what `maxBytes` bounds. */
   readonly bytes: number;
+  /** Bytes of the segment files on disk: `bytes`, and delivered records of the oldest segment. */
+  readonly diskBytes: number;
   readonly maxBytes: number;
   /** Damage found on open (a cut-off or corrupt tail), '' when none. */
   readonly repaired: string;
@@ -81,6 +89,8 @@ const HEADER = 8;
 /** The progress file is rewritten once it passes this many times what it must say, and at least this size. */
 const PROGRESS_GROWTH = 4;
 const PROGRESS_MIN_BYTES = 1024 * 1024;
+/** Segments are cut at this fraction of `maxBytes` at most: the delivered records left on disk stay below it. */
+const SEGMENTS_PER_BOUND = 8;
 const SEGMENT = /^(\d{12})\.seg$/;
 const segmentName = (seq: number) => `${String(seq).padStart(12, '0')}.seg`;
 
@@ -138,6 +148,9 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
   const openedAt = Date.now();
   const cacheBytes = options.cacheBytes ?? 64 * 1024 * 1024;
   let cachedBytes = 0;
+  /** Frame bytes of the records in `pending`: what `maxBytes` bounds. */
+  let pendingBytes = 0;
+  const segmentBytes = Math.min(options.segmentBytes, Math.floor(options.maxBytes / SEGMENTS_PER_BOUND));
   const progressFile = path.join(dir, 'progress');
   /** Bytes in the progress file, and the size past which it is rewritten with only what still matters. */
   let progressBytes = 0;
@@ -237,6 +250,7 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
         if (zlib.crc32(data.subarray(offset + HEADER, offset + HEADER + length)) !== crc) break;
         if (!done.has(seq)) {
           pending.set(seq, { seq, segment: first, offset: offset + HEADER, length, at: openedAt });
+          pendingBytes += HEADER + length;
           segment.live++;
         }
         offset += HEADER + length;
@@ -259,7 +273,7 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
     throw error instanceof TelemarkError ? error : journalError(dir, error);
   }
 
-  const bytes = () => segments.reduce((sum, s) => sum + s.size, 0);
+  const diskBytes = () => segments.reduce((sum, s) => sum + s.size, 0);
 
   async function appendProgress(line: string, sync: boolean): Promise<void> {
     const buffer = Buffer.from(line);
@@ -301,17 +315,16 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
         frame.writeUInt32LE(body.length, 0);
         frame.writeUInt32LE(zlib.crc32(body), 4);
         body.copy(frame, HEADER);
-        const total = bytes();
-        if (total + frame.length > options.maxBytes) {
+        if (pendingBytes + frame.length > options.maxBytes) {
           throw new TelemarkError(
             'TMK_ERR_JOURNAL_FULL',
-            `${pending.size} batches, ${total} of ${options.maxBytes} bytes in ${dir}`,
+            `${pending.size} batches, ${pendingBytes} of ${options.maxBytes} bytes in ${dir}`,
           );
         }
         if (broken) throw broken;
         let last = segments.at(-1);
         try {
-          if (!active || !last || last.size >= options.segmentBytes) {
+          if (!active || !last || last.size >= segmentBytes) {
             const previous = active;
             active = undefined;
             await previous?.close();
@@ -353,6 +366,7 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
           throw journalError(dir, error);
         }
         const seq = nextSeq++;
+        pendingBytes += frame.length;
         const cache = cachedBytes + body.length <= cacheBytes;
         if (cache) cachedBytes += body.length;
         pending.set(seq, {
@@ -447,6 +461,7 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
         for (const seq of known) {
           const located = pending.get(seq)!;
           pending.delete(seq);
+          pendingBytes -= HEADER + located.length;
           if (located.cached) cachedBytes -= located.cached.length;
           attempts.delete(seq);
           const segment = segments.find((s) => s.first === located.segment);
@@ -471,7 +486,8 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
       }
       return {
         pending: pending.size,
-        bytes: bytes(),
+        bytes: pendingBytes,
+        diskBytes: diskBytes(),
         maxBytes: options.maxBytes,
         repaired,
         ...(oldestAt !== undefined ? { oldestAt } : {}),

@@ -291,8 +291,8 @@ describe('journaled store', () => {
       await until(() => attempts.length === 2);
       expect(log).toEqual(['attempt m1', 'attempt m2,m3,m4']);
       attempts[1]!.settle();
-      // Records leave `pending` first; the emptied segment's file is deleted after (its bytes until then).
-      await until(() => driver.journalStats()?.pending === 0 && driver.journalStats()?.bytes === 0);
+      // Records leave `pending` first; the emptied segment's file is deleted after.
+      await until(() => driver.journalStats()?.pending === 0 && driver.journalStats()?.diskBytes === 0);
       expect(driver.backlog?.()).toMatchObject({ batches: 0, bytes: 0, full: false });
       await driver.close();
     });

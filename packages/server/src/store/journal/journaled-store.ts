@@ -14,7 +14,8 @@
  *   between only means the record is delivered again later, its earlier attempts aborted first: each
  *   event still counts once. Duplicates among journaled events and stored ones are settled by the
  *   store's dedupe when the record is written (statuses and the accepted/duplicate counters too).
- * - Bounded: past `maxBytes` a write fails with TMK_ERR_JOURNAL_FULL (503 + Retry-After to clients).
+ * - Bounded: past `maxBytes` of records not yet delivered a write fails with TMK_ERR_JOURNAL_FULL (503 +
+ *   Retry-After to clients).
  * - Not for configuration: while the store's last answer was TMK_ERR_STORE_ACCESS (credentials, rights, a
  *   missing database), new batches are refused with it instead of journaled. Waiting does not cure that,
  *   and acknowledging would hide it until the journal is full. What was journaled before stays.
@@ -63,7 +64,7 @@ export interface JournalTarget extends StoreDriver {
 export interface JournalOptions {
   /** Directory of the journal, e.g. `<data>/journal`. Created when missing. */
   readonly dir: string;
-  /** Bytes kept at most. @default 1 GiB */
+  /** Bytes of records not yet delivered kept at most. @default 1 GiB */
   readonly maxBytes?: number;
   /** Segment file size. @default 64 MiB */
   readonly segmentBytes?: number;
