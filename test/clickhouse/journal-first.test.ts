@@ -6,10 +6,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveServeConfig } from '../../packages/server/src/config/serve-config.js';
+import { createCollector } from '../../packages/server/src/http/collector.js';
+import { fileSizeLimit } from '../../packages/server/src/store/_file-size-limit.js';
 import { createClickHouseStore } from '../../packages/server/src/store/clickhouse/index.js';
 import { sql } from '../../packages/server/src/store/sql.js';
 import type { Store } from '../../packages/server/src/store/types.js';
 import {
+  baseConfig,
   bearer,
   type Child,
   killChildren,
@@ -69,7 +73,7 @@ const delivered = (status: string) =>
   `telemark_journal_delivered_events_total{app="mytool",status="${status}"}`;
 
 /** The overview API: it waits until everything acknowledged before it is delivered. */
-const overview = async (child: Child) => {
+const overview = async (child: { readonly url: string }) => {
   const day = (offset: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
   const response = await fetch(`${child.url}/api/v1/overview?app=mytool&from=${day(-2)}&to=${day(2)}`, {
     headers: { authorization: 'Bearer test-admin-token' },
@@ -182,4 +186,69 @@ describe('a collector acknowledging from its journal', () => {
     await stop(collector);
     expect(await stored('jf-stop-')).toBe(120);
   });
+});
+
+describe('a journal-first collector whose data disk fills up', () => {
+  const fileSize = fileSizeLimit();
+
+  it.skipIf(!fileSize)(
+    'refuses batches naming the disk, is not ready meanwhile, and is ready again by itself once there is room',
+    async () => {
+      const dataDir = tempDir();
+      dirs.push(dataDir);
+      const journaled = createClickHouseStore({
+        url,
+        database,
+        journal: { dir: path.join(dataDir, 'journal'), journalFirst: true },
+      });
+      await journaled.init();
+      const config = resolveServeConfig(
+        baseConfig(dataDir, { store: 'clickhouse', clickhouse: { url, database, acknowledge: 'journal' } }),
+      );
+      const collector = await createCollector({
+        config,
+        store: journaled,
+        adminToken: 'test-admin-token',
+        logStream: { write: () => undefined },
+      });
+      const base = await collector.listen();
+      const readiness = async () => {
+        const response = await fetch(`${base}/readyz`);
+        return { status: response.status, body: await response.json() };
+      };
+      const batch = (k: number) => Array.from({ length: 10 }, (_, i) => ourMessage(`jf-disk-${k}-${i}`));
+      try {
+        expect((await postJson(`${base}/v1/batch`, { batch: batch(0) }, bearer())).status).toBe(200);
+        // The data disk fills up: no file of this process may grow past 1 kB (a batch's record is larger).
+        fileSize!.lower(1024);
+        try {
+          const refused = await postJson(`${base}/v1/batch`, { batch: batch(1) }, bearer());
+          expect(refused.status).toBe(503);
+          expect(refused.json).toMatchObject({
+            code: 'TMK_ERR_STORE_UNAVAILABLE',
+            message: expect.stringMatching(/EFBIG: file too large.*check the data directory's disk space/),
+          });
+          // Every batch meets the same: not ready (until 2026-11-29 /readyz said ready here).
+          expect(await readiness()).toEqual({ status: 503, body: { status: 'store_unavailable' } });
+          const health = await journaled.health();
+          expect(health.ok).toBe(false);
+          expect(health.detail).toMatch(/^the journal cannot write to .*: free disk space there/);
+        } finally {
+          fileSize!.restore();
+        }
+        // Room again: ready with no batch needed to show it, and the client's retry is taken.
+        expect(await readiness()).toEqual({ status: 200, body: { status: 'ready' } });
+        let retried = 0;
+        for (let tries = 0; tries < 50 && retried !== 200; tries++) {
+          await new Promise((r) => setTimeout(r, 200));
+          retried = (await postJson(`${base}/v1/batch`, { batch: batch(1) }, bearer())).status;
+        }
+        expect(retried).toBe(200);
+        await overview({ url: base });
+        expect(await stored('jf-disk-')).toBe(20);
+      } finally {
+        await collector.shutdown();
+      }
+    },
+  );
 });

@@ -334,6 +334,31 @@ describe('the outage journal', () => {
     },
   );
 
+  it.skipIf(!fileSize)(
+    'says it cannot write after a write failed for room, until there is room for that write again',
+    async () => {
+      const dir = newDir();
+      const j = await journalAt<string>(dir, 1 << 24, 1 << 22);
+      expect(await j.writable()).toBeUndefined();
+      const record = 'R'.repeat(300_000);
+      // Room for 150 kB: a short write would still pass, the record would not.
+      fileSize!.lower(150_000);
+      try {
+        await expect(j.append(record)).rejects.toMatchObject({ code: 'TMK_ERR_JOURNAL' });
+        const detail =
+          /^the journal cannot write to .*journal \(EFBIG: file too large, write\): free disk space there/;
+        expect(await j.writable()).toMatch(detail);
+        // Asked again, it probes again with the failed record's size, which still does not fit.
+        expect(await j.writable()).toMatch(detail);
+      } finally {
+        fileSize!.restore();
+      }
+      expect(await j.writable()).toBeUndefined();
+      expect(fs.readdirSync(dir)).not.toContain('probe');
+      expect(await j.append(record)).toBe(1);
+    },
+  );
+
   it('keeps its progress file bounded while records come and go, and what it says intact', async () => {
     const dir = newDir();
     const j = await journalAt<number>(dir, 1 << 24, 1 << 16);

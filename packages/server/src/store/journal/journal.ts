@@ -25,10 +25,16 @@
  * delivered records, and segments are cut at an eighth of `maxBytes` (when that is below `segmentBytes`),
  * so the files hold at most `maxBytes` plus an eighth of it plus one record.
  *
+ * A write that fails (an append, a progress line: the disk is full, or the directory is not writable)
+ * leaves the journal `unwritable` until a frame is appended or `writable()`'s probe, a file of the failed
+ * write's size written and synced aside, succeeds: ingest and delivery stall meanwhile, so the store's
+ * health reports it, and probes again each time it is asked.
+ *
  * Records appended by this process are also kept in memory until delivered, up to `cacheBytes`: delivery
  * (every 250 ms when acknowledging from the journal) then reads nothing back from disk, and the appends
  * queued behind it are not kept waiting. Past the bound, and after a restart, records are read from disk.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import v8 from 'node:v8';
@@ -78,6 +84,11 @@ export interface Journal<T> {
   /** Mark records delivered (not synced: delivering one again is safe, its attempts are recorded). */
   delivered(seqs: readonly number[]): Promise<void>;
   stats(): JournalStats;
+  /**
+   * Undefined while the journal can write; otherwise what failed and how to fix it. When the last write
+   * failed, probes first (a file of that write's size, synced, removed): room again clears it.
+   */
+  writable(): Promise<string | undefined>;
   /** Sequence number of the last record appended (0 before the first). */
   lastSeq(): number;
   /** Whether every record up to `seq` is delivered. */
@@ -92,6 +103,13 @@ const PROGRESS_MIN_BYTES = 1024 * 1024;
 /** Segments are cut at this fraction of `maxBytes` at most: the delivered records left on disk stay below it. */
 const SEGMENTS_PER_BOUND = 8;
 const SEGMENT = /^(\d{12})\.seg$/;
+/**
+ * `writable()`'s probe: the failed write's size within these bounds. At least a few blocks, so a file's
+ * slack in its last block (where a progress line may still fit on a full disk) does not pass for room.
+ */
+const PROBE_MIN_BYTES = 64 * 1024;
+const PROBE_MAX_BYTES = 4 * 1024 * 1024;
+const PROBE_FILE = 'probe';
 const segmentName = (seq: number) => `${String(seq).padStart(12, '0')}.seg`;
 
 interface Located {
@@ -114,6 +132,9 @@ interface Segment {
   /** Records in it not yet delivered. */
   live: number;
 }
+
+/** Errors of a file that cannot grow: the disk (or the user's quota) is full, or the file size limit reached. */
+const NO_ROOM = new Set(['ENOSPC', 'EDQUOT', 'EFBIG']);
 
 function journalError(dir: string, error: unknown): TelemarkError {
   return new TelemarkError(
@@ -145,6 +166,9 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
   let closed = false;
   /** Set when a failed append could not be undone: the segment may end in a partial frame. */
   let broken: TelemarkError | undefined;
+  /** The last failed write (append or progress line), and its size, until a write shows room again. */
+  let unwritable: { readonly error: unknown; readonly bytes: number } | undefined;
+  let probing: Promise<void> | undefined;
   const openedAt = Date.now();
   const cacheBytes = options.cacheBytes ?? 64 * 1024 * 1024;
   let cachedBytes = 0;
@@ -234,6 +258,7 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
         attempts.set(seq, list);
       }
     }
+    await fs.promises.rm(path.join(dir, PROBE_FILE), { force: true });
     // — segments, in order; a damaged tail is cut off —
     const names = (await fs.promises.readdir(dir)).filter((n) => SEGMENT.test(n)).sort();
     for (const name of names) {
@@ -280,6 +305,7 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
     try {
       await writeAll(progress!, buffer);
     } catch (error) {
+      unwritable = { error, bytes: buffer.length };
       // A partial line (`d 1` of `d 12`) could mark the wrong record; cut it off, or rewrite the file next time.
       await progress!.truncate(progressBytes).catch(() => {
         progressLimit = -1;
@@ -287,7 +313,50 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
       throw error;
     }
     progressBytes += buffer.length;
-    if (sync) await progress!.datasync();
+    if (sync)
+      await progress!.datasync().catch((error: unknown) => {
+        unwritable = { error, bytes: buffer.length };
+        throw error;
+      });
+  }
+
+  /**
+   * Writes and syncs a file of the failed write's size beside the segments, then removes it. A write
+   * that fits in the slack of a file's last block proves nothing about room (a short progress line may
+   * succeed on a full disk), which is why a successful progress line does not clear `unwritable`.
+   */
+  async function probe(failed: { readonly error: unknown; readonly bytes: number }): Promise<void> {
+    const file = path.join(dir, PROBE_FILE);
+    const bytes = Math.min(PROBE_MAX_BYTES, Math.max(PROBE_MIN_BYTES, failed.bytes));
+    try {
+      const handle = await fs.promises.open(file, 'w');
+      try {
+        // Random bytes: zeros (or any easily compressed pattern) may take no room on ZFS or btrfs.
+        await writeAll(handle, crypto.randomFillSync(Buffer.allocUnsafe(bytes)));
+        await handle.datasync();
+      } finally {
+        await handle.close().catch(() => undefined);
+      }
+      // A write that failed meanwhile is newer news than this probe.
+      if (unwritable === failed) unwritable = undefined;
+    } catch (error) {
+      if (unwritable === failed) unwritable = { error, bytes: failed.bytes };
+    } finally {
+      await fs.promises.rm(file, { force: true }).catch(() => undefined);
+    }
+  }
+
+  function unwritableDetail(): string | undefined {
+    if (broken) return broken.message;
+    if (!unwritable) return undefined;
+    const { error } = unwritable;
+    const reason = error instanceof Error ? error.message : String(error);
+    const errno = (error as NodeJS.ErrnoException | undefined)?.code;
+    const fix =
+      errno !== undefined && NO_ROOM.has(errno)
+        ? 'free disk space there (or raise the quota or file size limit that stops it)'
+        : "check that disk and the directory's permissions";
+    return `the journal cannot write to ${dir} (${reason}): ${fix}; ingest into the journal and delivery from it resume by themselves once it can`;
   }
 
   /** Delete delivered segments other than the one being appended to. */
@@ -342,6 +411,7 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
             last = seg;
           }
         } catch (error) {
+          unwritable = { error, bytes: frame.length };
           throw journalError(dir, error);
         }
         // All of the frame is written and synced, or the segment is cut back to where it ended (a
@@ -352,6 +422,7 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
           await writeAll(handle, frame);
           await handle.datasync();
         } catch (error) {
+          unwritable = { error, bytes: frame.length };
           try {
             await handle.truncate(segment.size);
             await handle.datasync();
@@ -365,6 +436,7 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
           }
           throw journalError(dir, error);
         }
+        unwritable = undefined;
         const seq = nextSeq++;
         pendingBytes += frame.length;
         const cache = cachedBytes + body.length <= cacheBytes;
@@ -492,6 +564,14 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
         repaired,
         ...(oldestAt !== undefined ? { oldestAt } : {}),
       };
+    },
+    async writable() {
+      if (closed || broken || !unwritable) return unwritableDetail();
+      probing ??= probe(unwritable).finally(() => {
+        probing = undefined;
+      });
+      await probing;
+      return unwritableDetail();
     },
     lastSeq: () => nextSeq - 1,
     deliveredThrough(seq) {

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { fileSizeLimit } from '../_file-size-limit.js';
 import type { EncodedEvents, WriteBatch, WriteResult, WriteStatus } from '../types.js';
 import { createJournaledDriver, type JournalTarget } from './journaled-store.js';
 
@@ -30,6 +31,7 @@ function createTarget() {
     concurrentWrites: 2,
     init: async () => {},
     close: async () => {},
+    health: async () => ({ ok: true, detail: 'target ok' }),
     prepare: (batch: WriteBatch) => batch,
     newWriteId: () => `w${attempts.length}`,
     isUnavailable: (error: unknown) => error === unavailable,
@@ -54,6 +56,7 @@ function createTarget() {
 const batch = (id: string) =>
   ({ events: [{ app: 'a', messageId: id }], quarantine: [], counters: [] }) as unknown as WriteBatch;
 const tick = () => new Promise((resolve) => setImmediate(resolve));
+const fileSize = fileSizeLimit();
 
 /** Close a driver whose background delivery may be waiting on the stub: its attempts fail until it is closed. */
 async function closeFailing(driver: { close(): Promise<void> }, parts: ReturnType<typeof createTarget>) {
@@ -270,7 +273,7 @@ describe('journaled store', () => {
       dirs.push(dir);
       const parts = createTarget();
       const driver = createJournaledDriver(parts.target, { dir, journalFirst: true, ...extra });
-      return { ...parts, driver };
+      return { ...parts, driver: Object.assign(driver, { dir }) };
     };
     const until = async (condition: () => boolean) => {
       for (let i = 0; i < 500 && !condition(); i++) await new Promise((r) => setTimeout(r, 5));
@@ -332,5 +335,75 @@ describe('journaled store', () => {
       await closed;
       expect(log).toEqual(['attempt m1', 'attempt m2']);
     });
+
+    it.skipIf(!fileSize)(
+      'is not ready while a full disk refuses its appends, and ready again by itself once there is room',
+      async () => {
+        const { driver, attempts } = open({ deliverEveryMs: 0 });
+        await driver.init();
+        expect(await driver.health()).toEqual({ ok: true, detail: 'target ok' });
+        // The disk fills up (a file size limit below a record, in this test process): the append is refused.
+        fileSize!.lower(10);
+        try {
+          await expect(driver.write(batch('m1'))).rejects.toMatchObject({
+            code: 'TMK_ERR_JOURNAL',
+            message: expect.stringMatching(/EFBIG: file too large.*check the data directory's disk space/),
+          });
+          // Every batch would be refused like this one: not ready (it said ready, the journal being empty).
+          const health = await driver.health();
+          expect(health.ok).toBe(false);
+          expect(health.detail).toMatch(
+            /^the journal cannot write to .*EFBIG: file too large.*free disk space there/,
+          );
+          // Asked again, it probes again, and the disk is still full.
+          expect((await driver.health()).ok).toBe(false);
+        } finally {
+          fileSize!.restore();
+        }
+        // Room again: ready, with no batch written to show it (a load balancer sends none while not ready).
+        expect(await driver.health()).toEqual({ ok: true, detail: 'target ok' });
+        expect(fs.readdirSync(driver.dir)).not.toContain('probe');
+        expect(await driver.write(batch('m2'))).toEqual({ statuses: ['accepted'] });
+        await until(() => attempts.length === 1);
+        attempts[0]!.settle();
+        await until(() => driver.journalStats()?.pending === 0);
+        await driver.close();
+      },
+    );
+
+    it.skipIf(!fileSize)(
+      'is not ready while a full disk keeps delivery from recording its attempt, and delivers once there is room',
+      async () => {
+        const { driver, attempts, unavailable } = open({ deliverEveryMs: 0, retryMinMs: 10, retryMaxMs: 10 });
+        await driver.init();
+        expect(await driver.write(batch('m1'))).toEqual({ statuses: ['accepted'] });
+        await until(() => attempts.length === 1);
+        // The disk fills up while the first attempt is under way (its id recorded before it began).
+        const progress = path.join(driver.dir, 'progress');
+        fileSize!.lower(fs.statSync(progress).size);
+        try {
+          attempts[0]!.settle(unavailable);
+          // Each retry must record its attempt id first, and cannot: delivery backs off, nothing drains.
+          let health = await driver.health();
+          for (let i = 0; i < 500 && health.ok; i++) {
+            await new Promise((r) => setTimeout(r, 5));
+            health = await driver.health();
+          }
+          expect(health.ok).toBe(false);
+          expect(health.detail).toMatch(
+            /^the journal cannot write to .*EFBIG: file too large.*free disk space there.*; 1 batches .* in the journal, delivery waiting: .*EFBIG: file too large/,
+          );
+          expect(attempts).toHaveLength(1);
+        } finally {
+          fileSize!.restore();
+        }
+        // Room again: delivery goes on by itself, and readiness comes back.
+        await until(() => attempts.length === 2);
+        attempts[1]!.settle();
+        await until(() => driver.journalStats()?.pending === 0);
+        expect(await driver.health()).toEqual({ ok: true, detail: 'target ok' });
+        await driver.close();
+      },
+    );
   });
 });

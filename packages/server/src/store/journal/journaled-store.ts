@@ -16,6 +16,10 @@
  *   store's dedupe when the record is written (statuses and the accepted/duplicate counters too).
  * - Bounded: past `maxBytes` of records not yet delivered a write fails with TMK_ERR_JOURNAL_FULL (503 +
  *   Retry-After to clients).
+ * - A disk that fills up: appends fail (TMK_ERR_JOURNAL, 503 to clients) and delivery cannot record its
+ *   attempts, so it only backs off. `health()` (so /readyz) says not ready, naming the fix, while the
+ *   journal cannot write, and ready again once its probe finds room: nothing else would show it, and a
+ *   balancer that stops sending batches would leave no failed write to clear it.
  * - Not for configuration: while the store's last answer was TMK_ERR_STORE_ACCESS (credentials, rights, a
  *   missing database), new batches are refused with it instead of journaled. Waiting does not cure that,
  *   and acknowledging would hide it until the journal is full. What was journaled before stays.
@@ -488,16 +492,23 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
       : {}),
 
     async health(): Promise<StoreHealth> {
-      const stats = journal?.stats();
-      if (!stats) return target.health();
+      const j = journal;
+      if (!j) return target.health();
+      // A journal that cannot write (a full disk) refuses every batch it is given and stalls delivery,
+      // which then only backs off: not ready, whatever else holds, until its probe finds room again.
+      // (Until 2026-11-29 only a full journal counted, so /readyz said ready through a full disk.)
+      const disk = await j.writable();
+      const stats = j.stats();
       const inner = ready ? await target.health() : { ok: false, detail: lastDrainError ?? 'not connected' };
       const repaired = stats.repaired ? `; repaired on open: ${stats.repaired}` : '';
-      if (stats.pending === 0) return { ok: inner.ok, detail: `${inner.detail}${repaired}` };
+      const unwritable = disk === undefined ? '' : `${disk}; `;
+      if (stats.pending === 0)
+        return { ok: inner.ok && disk === undefined, detail: `${unwritable}${inner.detail}${repaired}` };
       const where = o.journalFirst ? 'journal' : 'outage journal';
       return {
         // Acknowledging into the journal is healthy; a full journal, or one refusing batches, is not.
-        ok: !full && !refused,
-        detail: `${stats.pending} batches (${stats.bytes} of ${stats.maxBytes} bytes) in the ${where}${
+        ok: !full && !refused && disk === undefined,
+        detail: `${unwritable}${stats.pending} batches (${stats.bytes} of ${stats.maxBytes} bytes) in the ${where}${
           full ? ' (full: refusing new batches)' : ''
         }${
           lastDrainError ? `, delivery waiting: ${lastDrainError.split('\n')[0]}` : ''
