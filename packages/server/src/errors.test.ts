@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ERRORS,
   type ErrorCode,
+  errorMessage,
   isTelemarkError,
   noted,
   notesOf,
@@ -90,5 +91,12 @@ describe('the error catalog', () => {
     expect(notesOf(error)).toEqual({ retryAfterMs: 1500, keptRaw: 'body' });
     expect(notesOf(new Error('plain'))).toEqual({});
     expect(notesOf(undefined)).toEqual({});
+  });
+
+  it('gives the text of anything thrown', () => {
+    expect(errorMessage(new TypeError('bad'))).toBe('bad');
+    expect(errorMessage('a thrown string')).toBe('a thrown string');
+    expect(errorMessage(42)).toBe('42');
+    expect(errorMessage(undefined)).toBe('undefined');
   });
 });

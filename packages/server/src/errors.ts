@@ -286,6 +286,10 @@ export class TelemarkError extends Error {
 
 export const isTelemarkError = (e: unknown): e is TelemarkError => e instanceof TelemarkError;
 
+/** The text of anything thrown: an Error's message, or the value itself (a thrown string, number…). */
+export const errorMessage = (error: unknown): string =>
+  error instanceof Error ? error.message : String(error);
+
 /**
  * `error` worded for whoever meets it, when it has one of the codes in `variants` (the variant of
  * `VARIANTS` to use for each); any other error is returned as it is. Code, detail and cause are kept.

@@ -4,7 +4,7 @@ import '../store/duckdb/allocator.js';
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
-import { isTelemarkError, rephrased, TelemarkError } from '../errors.js';
+import { errorMessage, isTelemarkError, rephrased, TelemarkError } from '../errors.js';
 import { registerCatalogCommands } from './commands/catalog.js';
 import { registerDeleteCommand } from './commands/delete.js';
 import { registerExportCommand } from './commands/export.js';
@@ -57,7 +57,7 @@ export function describeError(error: unknown): string {
   const line = `[${error.code}] ${error.message}`;
   if (error.code !== 'TMK_ERR_STORE_INIT' || error.cause === undefined) return line;
   const cause = rephrased(error.cause, { TMK_ERR_STORE_UNAVAILABLE: 'cli' });
-  return `${line}\n  cause: ${isTelemarkError(cause) ? `[${cause.code}] ${cause.message}` : cause instanceof Error ? cause.message : String(cause)}`;
+  return `${line}\n  cause: ${isTelemarkError(cause) ? `[${cause.code}] ${cause.message}` : errorMessage(cause)}`;
 }
 
 /** The only place that prints an error and sets the exit code. */

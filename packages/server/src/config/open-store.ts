@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { makeDirectory } from '../directories.js';
-import { TelemarkError } from '../errors.js';
+import { errorMessage, TelemarkError } from '../errors.js';
 import { createStore, duckdbPathFor, requireDataDirStore } from '../store/index.js';
 import type { Store, StoreLogger } from '../store/types.js';
 import type { ServeConfig } from './serve-config.js';
@@ -71,10 +71,6 @@ export function prepareDataDir(dataDir: string): void {
     makeDirectory(dataDir);
     fs.accessSync(dataDir, fs.constants.W_OK | fs.constants.X_OK);
   } catch (error) {
-    throw new TelemarkError(
-      'TMK_ERR_DATA_DIR',
-      `${dataDir} (${error instanceof Error ? error.message : String(error)})`,
-      { cause: error },
-    );
+    throw new TelemarkError('TMK_ERR_DATA_DIR', `${dataDir} (${errorMessage(error)})`, { cause: error });
   }
 }

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { type Catalog, CatalogError, catalogFromJSON } from 'telemark';
 import { telepresence } from 'telemark/catalogs/telepresence';
 import { z } from 'zod';
+import { errorMessage } from '../errors.js';
 import type { AppEntry, AppRegistry, RateLimit } from './registry-types.js';
 
 /** Catalogs shipped with the collector, usable by name (`"catalog": "builtin:telepresence2"`). */
@@ -79,9 +80,7 @@ function loadCatalog(
     try {
       json = JSON.parse(readFileSync(path, 'utf8'));
     } catch (error) {
-      problems.push(
-        `${where}: cannot load ${path} (${error instanceof Error ? error.message : String(error)})`,
-      );
+      problems.push(`${where}: cannot load ${path} (${errorMessage(error)})`);
       return undefined;
     }
   }
@@ -89,7 +88,7 @@ function loadCatalog(
     return catalogFromJSON(json);
   } catch (error) {
     if (error instanceof CatalogError) for (const p of error.problems) problems.push(`${where}: ${p}`);
-    else problems.push(`${where}: ${error instanceof Error ? error.message : String(error)}`);
+    else problems.push(`${where}: ${errorMessage(error)}`);
     return undefined;
   }
 }

@@ -3,7 +3,7 @@ import os from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { LIMITS } from 'telemark';
 import { z } from 'zod';
-import { isTelemarkError, TelemarkError } from '../errors.js';
+import { errorMessage, isTelemarkError, TelemarkError } from '../errors.js';
 import { resolveClickHouseOptions } from '../store/clickhouse/index.js';
 import { MIN_DEDUPE_WINDOW_DAYS } from '../store/duckdb/index.js';
 import { type AppConfig, appConfigSchema, appNameProblem, buildAppRegistry } from './registry.js';
@@ -660,7 +660,7 @@ export function loadServeConfig(options: { file?: string; flags?: ServeFlags; cw
     } catch (error) {
       throw new TelemarkError(
         'TMK_ERR_CONFIG_INVALID',
-        `  - --config: cannot read ${path} (${errorText(error)})`,
+        `  - --config: cannot read ${path} (${errorMessage(error)})`,
       );
     }
     // An editor's byte-order mark is not content.
@@ -763,15 +763,13 @@ const CLICKHOUSE_FLAGS = [
   option: string;
 }[];
 
-const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));
-
 /**
  * Where a config file stops being JSON, as an editor shows it (line and column, not V8's character
  * offset), and what JSON does not allow that people write in config files: comments, trailing commas,
  * single quotes.
  */
 function jsonSyntaxProblem(text: string, error: unknown): string {
-  const message = errorText(error);
+  const message = errorMessage(error);
   // V8 gives an offset for some errors only; "Unexpected token 'x', …" quotes the text around the error
   // instead — up to 10 characters either side, which may be a password's (`"password": hunter2…`, unquoted):
   // never repeated. Its position is found from the quote, then the quote is left out.

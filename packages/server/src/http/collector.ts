@@ -12,7 +12,7 @@ import { registerApiRoutes } from '../api/routes.js';
 import { liveAppRegistry } from '../config/registry.js';
 import type { AppEntry } from '../config/registry-types.js';
 import type { ServeConfig } from '../config/serve-config.js';
-import { type ErrorCode, isTelemarkError, TelemarkError } from '../errors.js';
+import { type ErrorCode, errorMessage, isTelemarkError, TelemarkError } from '../errors.js';
 import { type BatchPool, createBatchPool } from '../ingest/batch-pool.js';
 import { endBodyCutShort } from '../ingest/body.js';
 import { writeKeyFromHeader } from '../ingest/segment.js';
@@ -683,11 +683,9 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
         listening = app.listen({ port: config.port, host: config.host });
         await listening;
       } catch (error) {
-        throw new TelemarkError(
-          'TMK_ERR_LISTEN',
-          `${config.host}:${config.port} (${error instanceof Error ? error.message : String(error)})`,
-          { cause: error },
-        );
+        throw new TelemarkError('TMK_ERR_LISTEN', `${config.host}:${config.port} (${errorMessage(error)})`, {
+          cause: error,
+        });
       }
       const address = app.server.address();
       const port = typeof address === 'object' && address ? address.port : config.port;

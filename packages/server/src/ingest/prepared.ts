@@ -1,5 +1,6 @@
 import { type Control, LIMITS, type MessageResult } from 'telemark';
 import type { AppEntry, RateLimit } from '../config/registry-types.js';
+import { errorMessage } from '../errors.js';
 import { hash53 } from '../hash53.js';
 import { CounterSet, utcDay } from '../pipeline/counters.js';
 import { type EventBuilder, isUuidShaped, SKEW_COUNT_THRESHOLD_MS } from '../pipeline/event-builder.js';
@@ -127,7 +128,7 @@ export function textOf(value: unknown): string {
 
 /** What quarantine keeps of a value it could not copy or write (nested too deep, unprintable): a note. */
 export const notRepresentable = (error: unknown): string =>
-  `<not representable as JSON: ${error instanceof Error ? error.message : String(error)}>`;
+  `<not representable as JSON: ${errorMessage(error)}>`;
 
 /** JSON text of a value for quarantine; never throws (a value JSON cannot represent becomes a note). */
 export function rawJson(value: unknown): string {

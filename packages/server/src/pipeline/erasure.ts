@@ -1,4 +1,4 @@
-import { isTelemarkError, TelemarkError } from '../errors.js';
+import { errorMessage, isTelemarkError, TelemarkError } from '../errors.js';
 import type { InstallErasure, Store } from '../store/types.js';
 
 /** What an erasure of one install removed, and under which ids. */
@@ -52,7 +52,7 @@ export async function eraseInstall(
         `erasing the install's pseudonym failed as well: ${
           isTelemarkError(failure)
             ? `[${failure.code}] ${failure.detail}`
-            : (failure instanceof Error ? failure.message : String(failure)).split('\n')[0]
+            : errorMessage(failure).split('\n')[0]
         }`,
     );
     throw new TelemarkError(UNFINISHED, `${error.detail}; ${then}`, { cause: error });

@@ -1,4 +1,4 @@
-import { isTelemarkError, TelemarkError } from '../errors.js';
+import { errorMessage, isTelemarkError, TelemarkError } from '../errors.js';
 import type {
   EncodedEvents,
   IngestCounter,
@@ -161,7 +161,7 @@ export function createGroupCommitter(options: GroupCommitterOptions): GroupCommi
       // Counters carried from earlier commits are facts; the jobs' own counters die with the jobs,
       // because their clients retry and will be counted then.
       pendingCounters.addAll(carried);
-      const detail = error instanceof Error ? error.message : String(error);
+      const detail = errorMessage(error);
       for (const w of group)
         w.reject(new TelemarkError('TMK_ERR_STORE_UNAVAILABLE', detail, { cause: error }));
       return;

@@ -1,4 +1,5 @@
 import type { AppRegistry } from '../config/registry-types.js';
+import { errorMessage } from '../errors.js';
 import { DAY_MS } from '../time-units.js';
 import type { Store } from './types.js';
 
@@ -20,8 +21,6 @@ export interface RetentionPolicy {
 export const retentionApplies = (registry: AppRegistry, policy: RetentionPolicy): boolean =>
   policy.unattributedQuarantineDays > 0 || registry.list().some((app) => app.retentionDays > 0);
 
-const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
-
 /**
  * Apply each registered app's `retentionDays` once: remove events (and quarantine entries) received
  * before `now − retentionDays`; then the quarantine entries of no app older than the policy's days. The
@@ -40,7 +39,7 @@ export async function runRetention(
     try {
       removed[app.name] = await store.applyRetention(app.name, now - app.retentionDays * DAY_MS);
     } catch (error) {
-      failed[app.name] = message(error);
+      failed[app.name] = errorMessage(error);
     }
   }
   let unattributedQuarantine: number | undefined;
@@ -50,7 +49,7 @@ export async function runRetention(
         now - policy.unattributedQuarantineDays * DAY_MS,
       );
     } catch (error) {
-      failed[''] = message(error);
+      failed[''] = errorMessage(error);
     }
   }
   return { removed, ...(unattributedQuarantine !== undefined ? { unattributedQuarantine } : {}), failed };

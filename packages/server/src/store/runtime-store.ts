@@ -1,4 +1,4 @@
-import { TelemarkError } from '../errors.js';
+import { errorMessage, TelemarkError } from '../errors.js';
 import type { Store, StoreDriver } from './types.js';
 
 /**
@@ -61,7 +61,7 @@ export function createRuntimeStore(driver: StoreDriver): Store {
       try {
         await init();
       } catch (error) {
-        return { ok: false, detail: error instanceof Error ? error.message : String(error) };
+        return { ok: false, detail: errorMessage(error) };
       }
       return driver.health();
     },

@@ -2,11 +2,9 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { type Catalog, catalogFromJSON, catalogToJSON, catalogToMarkdown } from 'telemark';
 import { telepresence } from 'telemark/catalogs/telepresence';
-import { TelemarkError } from '../../errors.js';
+import { errorMessage, TelemarkError } from '../../errors.js';
 
 const BUILT_IN: Readonly<Record<string, Catalog>> = { telepresence2: telepresence as unknown as Catalog };
-
-const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /**
  * A built-in catalog by app name, or a catalog JSON file. A source that is neither — no such file, not
@@ -26,18 +24,18 @@ async function loadCatalog(source: string): Promise<Catalog> {
       ? cannotUse(
           `no such file, and no built-in catalog of that name; built-in: ${Object.keys(BUILT_IN).join(', ')}`,
         )
-      : cannotUse(`cannot read it: ${messageOf(error)}`);
+      : cannotUse(`cannot read it: ${errorMessage(error)}`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw cannotUse(`not JSON: ${messageOf(error)}`);
+    throw cannotUse(`not JSON: ${errorMessage(error)}`);
   }
   try {
     return catalogFromJSON(json);
   } catch (error) {
-    throw cannotUse(messageOf(error));
+    throw cannotUse(errorMessage(error));
   }
 }
 

@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import type { Command } from 'commander';
-import { TelemarkError } from '../../errors.js';
+import { errorMessage, TelemarkError } from '../../errors.js';
 import { createClickHouseStore, DEFAULT_DATA_DIR, openDataDirStore, sql } from '../../store/index.js';
 import { quarantinePages } from '../../store/quarantine-pages.js';
 import type {
@@ -361,7 +361,7 @@ export async function migrateToClickHouse(options: MigrateOptions): Promise<Migr
     };
   } catch (error) {
     if (error instanceof TelemarkError) throw error;
-    throw new TelemarkError('TMK_ERR_MIGRATE', error instanceof Error ? error.message : String(error), {
+    throw new TelemarkError('TMK_ERR_MIGRATE', errorMessage(error), {
       cause: error,
     });
   } finally {

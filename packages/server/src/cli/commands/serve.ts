@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { forgetUnshownToken, resolveAdminToken } from '../../api/admin-token.js';
 import { openStore, prepareDataDir } from '../../config/open-store.js';
 import { loadServeConfig, type ServeConfig, type ServeFlags } from '../../config/serve-config.js';
-import { isTelemarkError, rephrased } from '../../errors.js';
+import { errorMessage, isTelemarkError, rephrased } from '../../errors.js';
 import { createCollector } from '../../http/collector.js';
 import { lowerBackgroundPriority } from '../../http/thread-priority.js';
 import { demoResultLine, demoSeedingLine, seedDemo } from '../../simulate/demo.js';
@@ -89,9 +89,7 @@ export async function serve(
         process.exit(EXIT_UNCLEAN_SHUTDOWN);
       },
       (error: unknown) => {
-        process.stderr.write(
-          `telemark: shutdown failed: ${error instanceof Error ? error.message : String(error)}\n`,
-        );
+        process.stderr.write(`telemark: shutdown failed: ${errorMessage(error)}\n`);
         process.exit(1);
       },
     );
@@ -113,7 +111,7 @@ export async function serve(
       const error = rephrased(caught, { TMK_ERR_CONFIG_INVALID: 'reload' });
       collector.metrics.configReloads.inc({ result: 'failed' });
       const code = isTelemarkError(error) ? error.code : 'TMK_ERR_CONFIG_INVALID';
-      const message = error instanceof Error ? error.message : String(error);
+      const message = errorMessage(error);
       collector.app.log.error({ err: error, code }, 'config reload failed: the running configuration stays');
       process.stderr.write(`telemark: SIGHUP: configuration not reloaded: ${message}\n`);
     }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { type Catalog, catalogFromJSON } from 'telemark';
 import { prepareDataDir } from '../../config/open-store.js';
-import { TelemarkError } from '../../errors.js';
+import { errorMessage, TelemarkError } from '../../errors.js';
 import {
   BULK_LOAD_DUCKDB_OPTIONS,
   type SimulateResult,
@@ -69,9 +69,7 @@ export function parseSimulateOptions(options: SimulateCommandOptions, now = Date
     try {
       catalog = catalogFromJSON(JSON.parse(readFileSync(options.catalog, 'utf8')));
     } catch (error) {
-      problems.push(
-        `--catalog ${options.catalog}: ${error instanceof Error ? error.message : String(error)}`,
-      );
+      problems.push(`--catalog ${options.catalog}: ${errorMessage(error)}`);
     }
   }
   // Ranges are checked by the simulator's own rule, for the values that parsed.

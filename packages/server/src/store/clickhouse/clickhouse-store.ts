@@ -18,7 +18,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { builtModuleUrl } from '../../built-module.js';
-import { TelemarkError } from '../../errors.js';
+import { errorMessage, TelemarkError } from '../../errors.js';
 import { DAY_MS } from '../../time-units.js';
 import { quotedInstallId } from '../erasure.js';
 import { createJournaledDriver } from '../journal/journaled-store.js';
@@ -130,8 +130,7 @@ export function createClickHouseStore(options: ClickHouseStoreOptions): Store {
 
 // ——— errors ———
 
-const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
-const firstLine = (error: unknown) => message(error).split('\n')[0]!.slice(0, 500);
+const firstLine = (error: unknown) => errorMessage(error).split('\n')[0]!.slice(0, 500);
 
 const NETWORK_CODES = new Set([
   'ECONNREFUSED',
@@ -161,7 +160,7 @@ const TRANSIENT_SERVER_CODES = new Set([
 function serverCode(e: unknown): number | undefined {
   const code = (e as { code?: unknown }).code;
   if (typeof code === 'string' && /^\d+$/.test(code)) return Number(code);
-  const text = /Code: (\d+)/.exec(message(e));
+  const text = /Code: (\d+)/.exec(errorMessage(e));
   return text ? Number(text[1]) : undefined;
 }
 
@@ -170,7 +169,7 @@ export function isUnavailableError(error: unknown): boolean {
   for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
-    const text = message(e);
+    const text = errorMessage(e);
     if (
       /socket hang up|Timeout error|timed out|other side closed|ECONNRESET|ECONNREFUSED|operation was aborted/i.test(
         text,

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { TelemarkError } from '../../errors.js';
+import { errorMessage, TelemarkError } from '../../errors.js';
 import { EVENT_COLUMNS as DUCKDB_COLUMNS } from '../duckdb/schema.js';
 import { checkExportOptions, csvSafeText } from '../export-options.js';
 import { clickhouseLiteral } from '../sql.js';
@@ -82,7 +82,7 @@ export async function exportEvents(
     if (error instanceof TelemarkError) throw error;
     throw new TelemarkError(
       'TMK_ERR_EXPORT',
-      `${label} → ${options.path}: ${(error instanceof Error ? error.message : String(error)).split('\n')[0]}`,
+      `${label} → ${options.path}: ${errorMessage(error).split('\n')[0]}`,
       { cause: error },
     );
   } finally {

@@ -4,7 +4,7 @@
  * encoding turns a lone UTF-16 surrogate into U+FFFD, as the dedupe key's hashing does, so what is stored
  * and what a later duplicate is compared by agree.
  */
-import { TelemarkError } from '../../errors.js';
+import { errorMessage, TelemarkError } from '../../errors.js';
 import { sameContext } from '../same-context.js';
 import type { IngestCounter, QuarantineEntry, StoredEvent } from '../types.js';
 
@@ -44,7 +44,7 @@ export function storedJson(value: unknown, where: string): string {
   } catch (error) {
     throw new TelemarkError(
       'TMK_ERR_STORE_INVALID_ROW',
-      `${where}: expected JSON-serialisable data (${error instanceof Error ? error.message : String(error)})`,
+      `${where}: expected JSON-serialisable data (${errorMessage(error)})`,
     );
   }
   return text.includes('\\u') ? text.replace(LONE_SURROGATE_ESCAPE, '$1\\ufffd') : text;

@@ -29,7 +29,7 @@ import path from 'node:path';
 import { type DuckDBConnection, DuckDBInstance, StatementType } from '@duckdb/node-api';
 import { builtModuleUrl } from '../../built-module.js';
 import { makeDirectory } from '../../directories.js';
-import { TelemarkError } from '../../errors.js';
+import { errorMessage, TelemarkError } from '../../errors.js';
 import { createSerialQueue, type SerialQueue } from '../../serial.js';
 import { DAY_MS } from '../../time-units.js';
 import { quotedInstallId } from '../erasure.js';
@@ -175,11 +175,10 @@ if (DEBUG) {
     last = stat;
   }, 5).unref();
 }
-const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /** Map DuckDB's open errors to ours, so admin commands can name the fix. */
 function openError(error: unknown, file: string): Error {
-  const text = message(error);
+  const text = errorMessage(error);
   const lock = /Conflicting lock is held in (.*?) \(PID (\d+)\)/.exec(text);
   if (lock || /Could not set lock/.test(text)) {
     return new TelemarkError('TMK_ERR_STORE_LOCKED', lock ? `${file}, held by PID ${lock[2]}` : file, {
@@ -642,7 +641,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   /** Start reopening the database if `error` says DuckDB invalidated it; other errors are left as they are. */
   function noticeInvalidation(error: unknown): void {
     if (invalidated || closing || o.readOnly) return;
-    const text = message(error);
+    const text = errorMessage(error);
     if (!DATABASE_INVALIDATED.test(text)) return;
     // DuckDB's later errors quote the first: that one names the cause (e.g. no space left on device).
     const cause = /Original error: "([\s\S]*)"$/.exec(text)?.[1] ?? text;
@@ -706,7 +705,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
 
   function reopenFailed(state: Invalidated, error: unknown): void {
     state.reopening = false;
-    state.lastAttempt = message(error).split('\n')[0]!;
+    state.lastAttempt = errorMessage(error).split('\n')[0]!;
     scheduleReopen();
   }
 
@@ -808,7 +807,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
             `[store] ${wallMs(performance.now())} checkpoint done ${(performance.now() - t0).toFixed(0)}ms`,
           );
       } catch (error) {
-        if (!closing) lastCheckpointError = message(error);
+        if (!closing) lastCheckpointError = errorMessage(error);
         noticeInvalidation(error);
       }
       walBytes = walSize();
@@ -822,14 +821,14 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         await foldSide(connection);
       } catch (error) {
         // Retried by the next write (or read) from the write queue.
-        lastError = `folding the side file failed: ${message(error)}`;
+        lastError = `folding the side file failed: ${errorMessage(error)}`;
         noticeInvalidation(error);
         return false;
       }
       // The side file's WAL (its rows, then their deletion) is checkpointed while writes go to the main file.
       if (sideWalSize() >= SIDE_CHECKPOINT_WAL_BYTES) {
         await connection.run('CHECKPOINT side').catch((error) => {
-          if (!closing) lastCheckpointError = message(error);
+          if (!closing) lastCheckpointError = errorMessage(error);
           noticeInvalidation(error);
         });
       }
@@ -1018,7 +1017,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     if (closing) return;
     if (counterLogRows >= COMPACT_ROWS) {
       void writes.run(compactCounters).catch((error) => {
-        lastError = `compacting counters failed: ${message(error)}`;
+        lastError = `compacting counters failed: ${errorMessage(error)}`;
       });
     }
     if (walBytes >= o.checkpointWalBytes) void startCheckpoint();
@@ -1041,7 +1040,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         void writes
           .run(compactCounters)
           .catch((error) => {
-            lastError = `compacting counters failed: ${message(error)}`;
+            lastError = `compacting counters failed: ${errorMessage(error)}`;
           })
           .then(() => (walSize() > 0 && !closing ? startCheckpoint() : undefined));
       } else if (walSize() > 0) void startCheckpoint();
@@ -1337,8 +1336,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         removals: batch.removeQuarantine ?? [],
       });
     } catch (error) {
-      lastError = message(error);
-      throw new TelemarkError('TMK_ERR_STORE_WRITE', `appending to the intake log: ${message(error)}`, {
+      lastError = errorMessage(error);
+      throw new TelemarkError('TMK_ERR_STORE_WRITE', `appending to the intake log: ${errorMessage(error)}`, {
         cause: error,
       });
     }
@@ -1510,9 +1509,9 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       // and parsing a full load's lines (75 MB) takes the main thread ~0.6 s, and a load failing on a
       // full disk is retried every second. (A line of valid JSON whose values do not convert is damage
       // this does not name: it stays TMK_ERR_STORE_WRITE, with DuckDB's text.)
-      const damage = INVALID_INPUT.test(message(error)) ? await damageIn(segments) : undefined;
+      const damage = INVALID_INPUT.test(errorMessage(error)) ? await damageIn(segments) : undefined;
       lastLoadDamage = damage;
-      lastLoadError = damage ? damage.message : message(error).split('\n')[0]!;
+      lastLoadError = damage ? damage.message : errorMessage(error).split('\n')[0]!;
       if (damage) throw new TelemarkError('TMK_ERR_INTAKE_DAMAGED', damage.detail, { cause: error });
       throw new TelemarkError('TMK_ERR_STORE_WRITE', `loading the intake log: ${lastLoadError}`, {
         cause: error,
@@ -1641,7 +1640,9 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         } catch (error) {
           await connection.run('ROLLBACK').catch(() => undefined);
           await loadContexts(connection).catch(() => undefined);
-          throw new TelemarkError('TMK_ERR_STORE_WRITE', message(error).split('\n')[0]!, { cause: error });
+          throw new TelemarkError('TMK_ERR_STORE_WRITE', errorMessage(error).split('\n')[0]!, {
+            cause: error,
+          });
         }
         try {
           // A reload that failed before (after an earlier removal's commit) is done again.
@@ -1651,7 +1652,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           noticeInvalidation(error);
           throw new TelemarkError(
             'TMK_ERR_STORE_UNFINISHED',
-            `${removed} event${removed === 1 ? '' : 's'} removed; then ${message(error).split('\n')[0]!}`,
+            `${removed} event${removed === 1 ? '' : 's'} removed; then ${errorMessage(error).split('\n')[0]!}`,
             { cause: error },
           );
         }
@@ -1732,7 +1733,9 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         } catch (error) {
           if (error instanceof TelemarkError) throw error;
           noticeInvalidation(error);
-          throw new TelemarkError('TMK_ERR_STORE_QUERY', message(error).split('\n')[0]!, { cause: error });
+          throw new TelemarkError('TMK_ERR_STORE_QUERY', errorMessage(error).split('\n')[0]!, {
+            cause: error,
+          });
         }
       });
     },
@@ -1881,7 +1884,9 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           await connection.run('COMMIT');
         } catch (error) {
           await connection.run('ROLLBACK').catch(() => undefined);
-          throw new TelemarkError('TMK_ERR_STORE_WRITE', message(error).split('\n')[0]!, { cause: error });
+          throw new TelemarkError('TMK_ERR_STORE_WRITE', errorMessage(error).split('\n')[0]!, {
+            cause: error,
+          });
         } finally {
           walBytes = walSize();
           scheduleCheckpoint();
@@ -1895,7 +1900,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         await readRows('SELECT 1');
       } catch (error) {
         noticeInvalidation(error);
-        return { ok: false, detail: `duckdb ${file}: ${message(error)}` };
+        return { ok: false, detail: `duckdb ${file}: ${errorMessage(error)}` };
       }
       // What a cut took may have been acknowledged (docs/storage.md, "A damaged intake segment"): said
       // until the process ends, as the journal says its repairs. The store has no logger of its own.
@@ -2008,7 +2013,7 @@ async function exportEvents(reader: Reader, file: string, options: ExportOptions
       if (error instanceof TelemarkError) throw error;
       throw new TelemarkError(
         'TMK_ERR_EXPORT',
-        `${file} → ${options.path}: ${message(error).split('\n')[0]}`,
+        `${file} → ${options.path}: ${errorMessage(error).split('\n')[0]}`,
         {
           cause: error,
         },

@@ -6,6 +6,8 @@
  *
  * Pure functions of their input (no store state), so a worker can import this module on its own.
  */
+
+import { errorMessage } from '../../errors.js';
 import { checkEvent, invalidRow } from '../row-check.js';
 import { sameContext } from '../same-context.js';
 import type { EncodedEvents, EventEncoderModule, StoredEvent } from '../types.js';
@@ -164,10 +166,7 @@ export function encodeRows(
     try {
       line = JSON.stringify(stagingRow(e, contextId, hash, row));
     } catch (error) {
-      invalidRow(
-        `events[${i}]`,
-        `JSON-serialisable traits and extra (${error instanceof Error ? error.message : String(error)})`,
-      );
+      invalidRow(`events[${i}]`, `JSON-serialisable traits and extra (${errorMessage(error)})`);
     }
     if (!escapes && line.includes('\\u')) escapes = true;
     // UTF-8 takes at most 3 bytes per UTF-16 unit; grow before a row could not fit.

@@ -40,7 +40,7 @@ import path from 'node:path';
 import v8 from 'node:v8';
 import zlib from 'node:zlib';
 import { makeDirectory, syncDirectory } from '../../directories.js';
-import { TelemarkError } from '../../errors.js';
+import { errorMessage, TelemarkError } from '../../errors.js';
 import { createSerialQueue } from '../../serial.js';
 
 export interface JournalOptions {
@@ -137,11 +137,7 @@ interface Segment {
 const NO_ROOM = new Set(['ENOSPC', 'EDQUOT', 'EFBIG']);
 
 function journalError(dir: string, error: unknown): TelemarkError {
-  return new TelemarkError(
-    'TMK_ERR_JOURNAL',
-    `${dir}: ${error instanceof Error ? error.message : String(error)}`,
-    { cause: error },
-  );
+  return new TelemarkError('TMK_ERR_JOURNAL', `${dir}: ${errorMessage(error)}`, { cause: error });
 }
 
 /** V8-serialized payloads begin with the format's version tag (0xFF); earlier versions wrote JSON. */
@@ -350,7 +346,7 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
     if (broken) return broken.message;
     if (!unwritable) return undefined;
     const { error } = unwritable;
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = errorMessage(error);
     const errno = (error as NodeJS.ErrnoException | undefined)?.code;
     const fix =
       errno !== undefined && NO_ROOM.has(errno)
@@ -429,7 +425,7 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
           } catch (undo) {
             broken = new TelemarkError(
               'TMK_ERR_JOURNAL',
-              `${dir}: a failed append could not be undone (${undo instanceof Error ? undo.message : String(undo)}) after: ${error instanceof Error ? error.message : String(error)}; ${segment.file} may end in a partial record, so the journal takes no more appends until it is opened again`,
+              `${dir}: a failed append could not be undone (${errorMessage(undo)}) after: ${errorMessage(error)}; ${segment.file} may end in a partial record, so the journal takes no more appends until it is opened again`,
               { cause: error },
             );
             throw broken;

@@ -32,7 +32,7 @@
  *   answered `accepted` again). What the store's dedupe found at delivery is tallied per app and status,
  *   and `backlog().delivered` reports the running totals (`/metrics`: telemark_journal_delivered_events_total).
  */
-import { TelemarkError } from '../../errors.js';
+import { errorMessage, TelemarkError } from '../../errors.js';
 import { createSerialQueue } from '../../serial.js';
 import type { Sql } from '../sql.js';
 import type {
@@ -108,8 +108,6 @@ export interface JournaledDriver extends StoreDriver {
   /** Resolves when the journal is empty (delivered), or rejects after `timeoutMs`. */
   drained(timeoutMs?: number): Promise<void>;
 }
-
-const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /** Provisional statuses for a journaled batch (events, then encoded chunks): repeats within it are duplicates, the rest accepted. */
 function provisional(batch: WriteBatch): WriteResult {
@@ -200,7 +198,7 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
       refused = undefined;
       return true;
     } catch (error) {
-      lastDrainError = message(error);
+      lastDrainError = errorMessage(error);
       if (!isUnavailable(error)) throw error;
       return false;
     }
@@ -266,7 +264,7 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
         refused = undefined;
         backoff = o.retryMinMs;
       } catch (error) {
-        lastDrainError = message(error);
+        lastDrainError = errorMessage(error);
         refused = accessRefusal(error);
         if (closing) break;
         await sleep(backoff);
@@ -412,7 +410,7 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
             return await target.writeAttempt(batch, id, { direct: true });
           } catch (error) {
             if (!isUnavailable(error)) throw error;
-            lastDrainError = message(error);
+            lastDrainError = errorMessage(error);
             await queue.run(() => append(journal!, batch, [id]));
             return provisional(batch);
           }
@@ -428,7 +426,7 @@ export function createJournaledDriver(target: JournalTarget, options: JournalOpt
             return await target.writeAttempt(batch, id, { direct: true });
           } catch (error) {
             if (!isUnavailable(error)) throw error;
-            lastDrainError = message(error);
+            lastDrainError = errorMessage(error);
             await append(j, batch, [id]);
             return provisional(batch);
           }
