@@ -107,7 +107,7 @@ export const ERRORS = {
   TMK_ERR_JOURNAL_FULL: def(
     503,
     (d) =>
-      `The collector's outage journal is full (${d}): ClickHouse has been unreachable for a while. Bring it back (the journal drains by itself); clients retry after Retry-After.`,
+      `The collector's outage journal is full (${d}): ClickHouse has been unreachable, or slower than the intake, for a while. Bring it back (the journal drains by itself), or raise clickhouse.journalMaxBytes if the bound is too small for the intake rate (with acknowledge "journal" every batch passes through it); clients retry after Retry-After.`,
   ),
   TMK_ERR_JOURNAL: def(
     500,
