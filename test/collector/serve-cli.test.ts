@@ -1,7 +1,7 @@
 import { type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
 import { readdirSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { availableParallelism, getPriority } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -80,6 +80,65 @@ describe('telemark serve', () => {
       // The collector held the pipe open; it closes when the collector has stopped.
       await closed;
       expect(out).toContain('telemark: SIGTERM received, draining');
+      expect(out).toContain('telemark: stopped');
+    },
+    20_000,
+  );
+
+  it.runIf(process.platform !== 'win32')(
+    'started by npm, drains a SIGTERM sent to its whole process group and answers what is in flight',
+    async () => {
+      const { TELEMARK_ADMIN_TOKEN: _ignored, ...inherited } = process.env;
+      // As systemd stops `npm start` (KillMode=control-group): one SIGTERM to npm, its shell and us.
+      const shell = spawn(
+        'sh',
+        ['-c', `"${process.execPath}" "${CLI}" serve --port 0 --data "${tempDir()}"; true`],
+        {
+          env: { ...inherited, npm_lifecycle_event: 'start' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+          detached: true,
+        },
+      );
+      let out = '';
+      const closed = new Promise<void>((resolve) => shell.stdout.on('close', () => resolve()));
+      const url = await new Promise<URL>((resolve) => {
+        shell.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          const listening = /listening on (http:\/\/\S+)/.exec(out);
+          if (listening) resolve(new URL(listening[1]!));
+        });
+      });
+      // A request in flight: half of its body sent when the signal comes, the rest after the orphan check
+      // (every second) has seen the shell gone.
+      const report = Buffer.from(
+        JSON.stringify({
+          application: 'telepresence2',
+          install_id: 'a1',
+          version: '2.20.0',
+          metadata: { action: 'connect' },
+        }),
+      );
+      const socket = connect(Number(url.port), url.hostname);
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      let answer = '';
+      socket.on('data', (d: Buffer) => {
+        answer += d.toString();
+      });
+      const answered = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+      const half = report.length >> 1;
+      socket.write(
+        `POST /scout HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/json\r\nContent-Length: ${report.length}\r\nConnection: close\r\n\r\n`,
+      );
+      socket.write(report.subarray(0, half));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      process.kill(-shell.pid!, 'SIGTERM');
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      socket.end(report.subarray(half));
+      await answered;
+      await closed;
+      expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+      expect(out).toContain('telemark: SIGTERM received, draining');
+      expect(out).not.toContain('second SIGTERM');
       expect(out).toContain('telemark: stopped');
     },
     20_000,

@@ -128,7 +128,10 @@ export async function serve(
     const orphaned = setInterval(() => {
       if (process.ppid === parent) return;
       clearInterval(orphaned);
-      stop('SIGTERM');
+      // A stop signal sent to the whole process group (systemd's default, `kill -TERM -<pgid>`) ends npm
+      // and its shell too: the drain it started is under way, and this is no second signal. Until
+      // 2026-11-29 it was counted as one, and the collector exited without answering what was in flight.
+      if (signals === 0) stop('SIGTERM');
     }, ORPHAN_CHECK_MS).unref();
   }
   let url: string;
