@@ -4,7 +4,7 @@
  * changes nothing and leaves the drain to finish.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -101,6 +101,55 @@ describe.skipIf(process.platform === 'win32')('SIGHUP', () => {
     await exited;
     expect(exit).toEqual({ code: 0, signal: null });
   }, 30_000);
+
+  it.runIf(process.platform === 'linux')(
+    'is held from the CLI’s first statement, before the program (DuckDB, Fastify…) has loaded',
+    async () => {
+      const data = tempDir();
+      const file = join(tempDir(), 'config.json');
+      writeFileSync(file, JSON.stringify(baseConfig(data)));
+      const proc = spawn(process.execPath, [CLI, 'serve', '--config', file, '--port', '0'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, TELEMARK_ADMIN_TOKEN: 'test-admin-token' },
+      });
+      spawned.add(proc);
+      let out = '';
+      proc.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      proc.stderr.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+      proc.on('exit', (code, signal) => {
+        exit = { code, signal };
+      });
+      // The moment the process catches SIGHUP (bit 0 of SigCgt), is DuckDB's library loaded yet?
+      const catchesHangup = () => {
+        try {
+          const mask = /SigCgt:\s+([0-9a-f]+)/.exec(readFileSync(`/proc/${proc.pid}/status`, 'utf8'))?.[1];
+          return mask !== undefined && (BigInt(`0x${mask}`) & 1n) === 1n;
+        } catch {
+          return false;
+        }
+      };
+      for (;;) {
+        if (exit !== undefined) break;
+        if (catchesHangup()) break;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const programLoaded = readFileSync(`/proc/${proc.pid}/maps`, 'utf8').includes('duckdb');
+      proc.kill('SIGHUP');
+      await until(() => /listening on/.test(out) || exit !== undefined);
+      expect(exit, out).toBeUndefined();
+      expect(programLoaded).toBe(false);
+      await until(() => /SIGHUP: configuration reloaded/.test(out));
+      proc.kill('SIGTERM');
+      await until(() => exit !== undefined);
+      expect(exit).toEqual({ code: 0, signal: null });
+    },
+    30_000,
+  );
 
   it('during the drain changes nothing, and the drain finishes', async () => {
     const data = tempDir();

@@ -8,6 +8,7 @@ import { createCollector } from '../../http/collector.js';
 import { lowerBackgroundPriority } from '../../http/thread-priority.js';
 import { demoResultLine, demoSeedingLine, seedDemo } from '../../simulate/demo.js';
 import { initFailure, type StoreLogger } from '../../store/index.js';
+import { holdSighup, releaseSighup } from '../sighup-hold.js';
 
 interface ServeCommandOptions extends ServeFlags {
   readonly config?: string;
@@ -30,14 +31,11 @@ export async function serve(
   options: ServeCommandOptions,
   out: NodeJS.WritableStream = process.stdout,
 ): Promise<void> {
-  // A SIGHUP before the collector exists (reading the file, opening the store — minutes, for a ClickHouse
-  // that is not up yet) would end the process, a signal's default: it is held, and the file read again
-  // once the collector runs (it may have changed since it was read). Until 2026-11-28 it ended it.
-  let heldReload = false;
-  const holdReload = () => {
-    heldReload = true;
-  };
-  process.on('SIGHUP', holdReload);
+  // A SIGHUP before the collector exists would end the process, a signal's default: it is held (from the
+  // CLI's first statement, main.ts; here too for callers of `serve` itself), and the file read again once
+  // the collector runs (it may have changed since it was read). Until 2026-11-28 it ended it; until
+  // 2026-11-29 in the ~0.6 s the CLI takes to load, too.
+  holdSighup();
   let collector: Awaited<ReturnType<typeof createCollector>>;
   let config: ServeConfig;
   let admin: ReturnType<typeof resolveAdminToken>;
@@ -61,7 +59,7 @@ export async function serve(
     admin = resolveAdminToken(config.dataDir);
     collector = await createCollector({ config, store, adminToken: admin.token });
   } catch (error) {
-    process.off('SIGHUP', holdReload);
+    releaseSighup();
     throw error;
   }
   // Handlers before the banner: whoever sees the URL may signal at once, and must get a drain.
@@ -117,9 +115,7 @@ export async function serve(
     }
   };
   process.on('SIGHUP', reload);
-  // Taken off once the other is on: a moment with neither, and a SIGHUP would end the process.
-  process.off('SIGHUP', holdReload);
-  if (heldReload) reload();
+  if (releaseSighup()) reload();
   // `npm start` runs us through a shell that does not pass signals on: a process manager stopping npm
   // kills npm and the shell and left the collector running, orphaned. Under npm, the parent's end is a
   // stop signal. (Not otherwise: `nohup telemark serve &` outlives its shell on purpose.)

@@ -46,7 +46,8 @@ describe("DuckDB's allocator settings", () => {
   it('reaches DuckDB through the CLI and the package entry, loaded as a process loads them', async () => {
     const duckdbDefault = await arenasAtExit(`await import('@duckdb/node-api');`);
     const expected = os.availableParallelism() <= 2 ? 1 : duckdbDefault;
-    const viaCli = await arenasAtExit(`await import(${JSON.stringify(`${DIST}cli/main.js`)});`);
+    // The CLI loads its program (every command, DuckDB with them) from cli/program.js (main.js is its small entry).
+    const viaCli = await arenasAtExit(`await import(${JSON.stringify(`${DIST}cli/program.js`)});`);
     const viaPackage = await arenasAtExit(`await import(${JSON.stringify(`${DIST}index.js`)});`);
     expect({ viaCli, viaPackage }).toEqual({ viaCli: expected, viaPackage: expected });
     // On our 2-core machines DuckDB's own choice differs, so this test tells the two apart there.

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TelemarkError } from '../errors.js';
-import { createProgram, describeError } from './main.js';
+import { createProgram, describeError } from './program.js';
 
 describe('the telemark program', () => {
   // With --config and no --data, the data directory is resolved next to the file (serve-config.ts): the
