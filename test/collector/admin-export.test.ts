@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -160,5 +160,75 @@ describe('telemark export --out inside the data directory', () => {
     const again = await telemark(copy, 'export', '--data', copy, '--format', 'ndjson', '--out', '-');
     expect(again.code).toBe(0);
     expect(again.stdout.trim().split('\n')).toHaveLength(5);
+  });
+});
+
+describe.runIf(process.platform === 'linux')('telemark export into what is not a regular file', () => {
+  const exportTo = (out: string, options: { env?: NodeJS.ProcessEnv; stdout?: number } = {}) =>
+    spawn(process.execPath, [CLI, 'export', '--data', dataDir, '--format', 'ndjson', '--out', out], {
+      stdio: ['ignore', options.stdout ?? 'pipe', 'pipe'],
+      env: { ...process.env, ...options.env },
+    });
+  const ended = (child: ReturnType<typeof spawn>) =>
+    new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) => {
+      let stderr = '';
+      child.stderr?.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      child.on('close', (code, signal) => resolve({ code, signal, stderr }));
+    });
+
+  it('writes into a FIFO, which stays a FIFO, and through a symbolic link, which stays a link', async () => {
+    const dir = tempDir();
+    const fifo = join(dir, 'events.fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    const child = exportTo(fifo);
+    const done = ended(child);
+    // Read as a consumer would: the export's lines, to the end.
+    const lines = fs.readFileSync(fifo, 'utf8').trim().split('\n');
+    expect((await done).code).toBe(0);
+    expect(lines).toHaveLength(5);
+    expect(fs.lstatSync(fifo).isFIFO()).toBe(true);
+    expect(fs.readdirSync(dir)).toEqual(['events.fifo']);
+
+    const kept = join(tempDir(), 'kept.ndjson');
+    fs.writeFileSync(kept, 'old\n');
+    const link = join(dir, 'link.ndjson');
+    fs.symlinkSync(kept, link);
+    expect((await ended(exportTo(link))).code).toBe(0);
+    expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(fs.readFileSync(kept, 'utf8').trim().split('\n')).toHaveLength(5);
+  });
+
+  it('reports a failed write to stdout as TMK_ERR_EXPORT, not as a bug', async () => {
+    const full = fs.openSync('/dev/full', 'w');
+    try {
+      const run = await ended(exportTo('-', { stdout: full }));
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(/^telemark: \[TMK_ERR_EXPORT\] .*writing to stdout: .*ENOSPC/);
+    } finally {
+      fs.closeSync(full);
+    }
+    expect(fs.statSync('/dev/full').isCharacterDevice()).toBe(true);
+  });
+
+  it('stopped by a signal, leaves no copy of the export behind', async () => {
+    // Into a FIFO nobody reads yet: the export waits there, its whole copy in the temporary directory.
+    const tmp = tempDir();
+    const fifo = join(tempDir(), 'events.fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    const child = exportTo(fifo, { env: { TMPDIR: tmp } });
+    const done = ended(child);
+    const scratch = async () => {
+      for (;;) {
+        const [dir] = fs.readdirSync(tmp);
+        if (dir && fs.readdirSync(join(tmp, dir)).some((f) => f.endsWith('.ndjson'))) return dir;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+    expect(await scratch()).toMatch(/^telemark-export-/);
+    child.kill('SIGINT');
+    expect(await done).toMatchObject({ code: null, signal: 'SIGINT' });
+    expect(fs.readdirSync(tmp)).toEqual([]);
   });
 });

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { rephrased, TelemarkError } from '../../errors.js';
+import { errorMessage, rephrased, TelemarkError } from '../../errors.js';
 import { parseIsoTime } from '../../ingest/iso-time.js';
 import { openDataDirStore } from '../../store/index.js';
 import type { ExportOptions } from '../../store/types.js';
@@ -67,20 +67,73 @@ export function exportOptionsFromFlags(flags: ExportFlags): ExportOptions {
 }
 
 /**
- * Copy the finished export to `out`. False when the reader went away before the end (EPIPE: `| head`):
- * not a failure of the export, nor a bug, so no error; the command then exits as `cat` would (SIGPIPE's
- * 141) without a summary, which would claim rows nobody read.
+ * Copy the finished export to `out` (`end`: close it after). False when the reader went away before the
+ * end (EPIPE: `| head`, a FIFO's reader closed): not a failure of the export, nor a bug, so no error; the
+ * command then exits as `cat` would (SIGPIPE's 141) without a summary, which would claim rows nobody
+ * read. Any other failure (a full disk behind stdout) is TMK_ERR_EXPORT; until 2026-11-29 it was
+ * reported as an internal bug.
  */
-async function copyOut(file: string, out: NodeJS.WritableStream): Promise<boolean> {
+async function copyOut(
+  file: string,
+  out: NodeJS.WritableStream,
+  end: boolean,
+  where: string,
+): Promise<boolean> {
   try {
-    await pipeline(fs.createReadStream(file), out, { end: false });
+    await pipeline(fs.createReadStream(file), out, { end });
     return true;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EPIPE') throw error;
+    if ((error as NodeJS.ErrnoException).code !== 'EPIPE')
+      throw new TelemarkError('TMK_ERR_EXPORT', `writing to ${where}: ${errorMessage(error)}`, {
+        cause: error,
+      });
     // Writes still queued fail the same way later: they must not surface as an uncaught error.
     out.on('error', () => undefined);
     return false;
   }
+}
+
+/**
+ * Whether `--out` is to be written into rather than replaced: stdout (`-`), or an existing FIFO, device,
+ * socket or symbolic link (`/dev/stdout`, a link to a file kept elsewhere). A regular file, or nothing, is
+ * written beside and renamed into place; until 2026-11-29 so was everything, and a FIFO or `/dev/full`
+ * was replaced by a regular file while the command reported success.
+ */
+function writtenInto(out: string): boolean {
+  if (out === '-') return true;
+  try {
+    const found = fs.lstatSync(out);
+    return !found.isFile() && !found.isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * While an export runs, a stop signal (Ctrl-C, SIGTERM, a hangup) would end the process before its
+ * cleanup: the store's file beside the target (`<out>.partial-<pid>-…`), or the scratch copy of a whole
+ * export (install ids) in the temporary directory, left behind. Removed here, then the signal's default.
+ */
+function cleanUpOnSignal(out: string, scratch: string | undefined): () => void {
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
+    const dir = path.dirname(out);
+    const partial = `${path.basename(out)}.partial-${process.pid}-`;
+    try {
+      for (const name of fs.readdirSync(dir))
+        if (name.startsWith(partial)) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+    } catch {
+      // The directory is gone or unreadable: the store wrote nothing there either.
+    }
+    stop();
+    process.kill(process.pid, signal);
+  };
+  const stop = () => {
+    for (const signal of signals) process.off(signal, onSignal);
+  };
+  for (const signal of signals) process.on(signal, onSignal);
+  return stop;
 }
 
 /** A path with its existing directories resolved (symlinks included); the missing rest kept as given. */
@@ -116,23 +169,26 @@ function refuseInside(dataDir: string, out: string): void {
 
 /**
  * Export events from a stopped collector's data directory, opened read-only. Returns the rows written.
- * `--out -` is stdout: the stores write files (renamed into place), so the export goes to a private
- * directory first and is copied out from there.
+ * The stores write files (renamed into place), so an export to stdout or into an existing FIFO, device or
+ * link (`writtenInto`) goes to a private directory first and is copied out from there.
  */
 export async function exportFromDataDir(
   flags: ExportFlags,
   stdout: NodeJS.WritableStream = process.stdout,
 ): Promise<{ rows: number; path: string; readerGone?: true }> {
-  const scratch = flags.out === '-' ? fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-export-')) : undefined;
+  const into = writtenInto(flags.out);
+  const scratch = into ? fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-export-')) : undefined;
+  let stopCleanup: (() => void) | undefined;
   try {
     const options = exportOptionsFromFlags(
       scratch ? { ...flags, out: path.join(scratch, `events.${flags.format}`) } : flags,
     );
+    stopCleanup = cleanUpOnSignal(options.path, scratch);
     const dataDir = dataDirOf(
       flags,
       'export it with ClickHouse itself (SELECT … FORMAT Parquet), or ask the running collector: telemark query --url',
     );
-    if (!scratch) refuseInside(dataDir, options.path);
+    if (flags.out !== '-') refuseInside(dataDir, path.resolve(flags.out));
     const store = await openDataDirStore(dataDir, { readOnly: true }).catch((error: unknown) => {
       throw rephrased(error, { TMK_ERR_STORE_LOCKED: 'export' });
     });
@@ -143,8 +199,13 @@ export async function exportFromDataDir(
       await store.close();
     }
     if (!scratch) return { rows, path: options.path };
-    return { rows, path: '-', ...((await copyOut(options.path, stdout)) ? {} : { readerGone: true }) };
+    const copied =
+      flags.out === '-'
+        ? await copyOut(options.path, stdout, false, 'stdout')
+        : await copyOut(options.path, fs.createWriteStream(flags.out), true, flags.out);
+    return { rows, path: flags.out === '-' ? '-' : flags.out, ...(copied ? {} : { readerGone: true }) };
   } finally {
+    stopCleanup?.();
     if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
   }
 }
@@ -155,7 +216,10 @@ export function registerExportCommand(program: Command): void {
     .command('export')
     .description('Export events (every stored column) from a stopped collector’s data directory, read-only.')
     .requiredOption('--format <format>', `output format: ${FORMATS.join(' | ')}`)
-    .requiredOption('--out <file>', 'the file to write (replaced if it exists); - for stdout')
+    .requiredOption(
+      '--out <file>',
+      'the file to write (replaced if it exists; a FIFO, device or link is written into); - for stdout',
+    )
     .option('--app <name>', 'only this app')
     .option(
       '--from <time>',

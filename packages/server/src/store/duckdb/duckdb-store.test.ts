@@ -605,6 +605,42 @@ describe('DuckDB store specifics', () => {
       track(await openDataDirStore(dir, { readOnly: true }));
     });
 
+    it('syncs an export before renaming it into place, and the rename with its directory', async () => {
+      const dir = fs.mkdtempSync(path.join(root, 'export-sync-'));
+      const writer = track(open(duckdbPathFor(dir)));
+      await writer.write(batch({ events: [sampleEvent()] }));
+      await writer.close();
+      const reader = track(await openDataDirStore(dir, { readOnly: true }));
+      const opened = new Map<number, string>();
+      const openSync = fs.openSync;
+      vi.spyOn(fs, 'openSync').mockImplementation((...args: Parameters<typeof fs.openSync>) => {
+        const fd = openSync(...args);
+        opened.set(fd, String(args[0]));
+        return fd;
+      });
+      const steps: string[] = [];
+      const fsyncSync = fs.fsyncSync;
+      vi.spyOn(fs, 'fsyncSync').mockImplementation((fd: number) => {
+        steps.push(`sync ${opened.get(fd) ?? fd}`);
+        fsyncSync(fd);
+      });
+      const renameSync = fs.renameSync;
+      vi.spyOn(fs, 'renameSync').mockImplementation((from: fs.PathLike, to: fs.PathLike) => {
+        steps.push(`rename ${String(from)}`);
+        renameSync(from, to);
+      });
+      const outDir = fs.mkdtempSync(path.join(root, 'export-out-'));
+      const out = path.join(outDir, 'events.csv');
+      try {
+        expect(await reader.exportEvents({ format: 'csv', path: out })).toBe(1);
+      } finally {
+        vi.restoreAllMocks();
+      }
+      const temporary = steps[0]?.replace(/^sync /, '');
+      expect(temporary).toMatch(new RegExp(`^${out.replaceAll('.', '\\.')}\\.partial-`));
+      expect(steps).toEqual([`sync ${temporary}`, `rename ${temporary}`, `sync ${outDir}`]);
+    });
+
     it('says there is no data rather than creating a file when opened read-only on an empty dir', async () => {
       const dir = fs.mkdtempSync(path.join(root, 'empty-'));
       await expect(openDataDirStore(dir, { readOnly: true })).rejects.toMatchObject({

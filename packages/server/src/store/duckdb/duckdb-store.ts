@@ -28,7 +28,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type DuckDBConnection, DuckDBInstance, StatementType } from '@duckdb/node-api';
 import { builtModuleUrl } from '../../built-module.js';
-import { makeDirectory } from '../../directories.js';
+import { makeDirectory, syncDirectorySync } from '../../directories.js';
 import { errorMessage, TelemarkError } from '../../errors.js';
 import { createSerialQueue, type SerialQueue } from '../../serial.js';
 import { DAY_MS } from '../../time-units.js';
@@ -2006,7 +2006,17 @@ async function exportEvents(reader: Reader, file: string, options: ExportOptions
     try {
       const { values, types } = bindParams(params as never);
       const result = await reader.connection.run(text, values, types);
+      // DuckDB's COPY does not sync what it wrote: synced before the rename, and the rename with its
+      // directory, a file under the target's name is whole after a power loss too (until 2026-11-29 it
+      // could be there empty or cut short).
+      const written = fs.openSync(temporary, 'r');
+      try {
+        fs.fsyncSync(written);
+      } finally {
+        fs.closeSync(written);
+      }
       fs.renameSync(temporary, options.path);
+      syncDirectorySync(path.dirname(options.path));
       return result.rowsChanged;
     } catch (error) {
       fs.rmSync(temporary, { force: true, recursive: true });
