@@ -19,6 +19,7 @@ import {
   TO,
   writeDataset,
 } from './dataset.js';
+import { createScenarioRegistry, LOGINS, scenarioBatches } from './scenarios.js';
 
 type Params = Record<string, string | string[]>;
 // biome-ignore lint/suspicious/noExplicitAny: views return loosely typed JSON; each test asserts its shape.
@@ -627,6 +628,68 @@ export function analyticsExpectations(
         const h = await view('health', { os: 'Windows' });
         expect(h.events).toBe(7);
         expect(h.ingestLagSeconds).toEqual({ p50: 3600, p90: 3600, p99: 3600 });
+      });
+    });
+  });
+
+  describe(`analytics scenarios on ${engine} (scenarios.ts, a store of their own)`, () => {
+    let store: Store;
+    let analytics: Analytics;
+    const view = (app: string, name: ViewName, params: Params = {}): Promise<Json> =>
+      analytics.run(name, { app, from: FROM, to: TO, ...params });
+
+    beforeAll(async () => {
+      store = await createStore();
+      analytics = createAnalytics({
+        store,
+        registry: createScenarioRegistry(),
+        now: () => Date.UTC(2026, 10, 16),
+      });
+      const batches = scenarioBatches(mode === 'partial' ? Date.UTC(2026, 10, 8) : undefined);
+      for (const [i, batch] of batches.entries()) {
+        await store.write(batch);
+        if ((mode === 'all' && i === batches.length - 1) || (mode === 'partial' && i === 0))
+          await analytics.refresh();
+      }
+    });
+    afterAll(async () => {
+      await store?.close();
+    });
+
+    describe('outcomes of an event with two where-traits, each missing on some events', () => {
+      // login: ok l1 l2 l5, denied l3; l4 has no result. browser: browser l1, ñandú l4, "say hi" l5 (other);
+      // l2 and l3 have no method.
+      it('count every event that has the trait a result names', async () => {
+        const r = await view(LOGINS, 'outcomes', { interval: 'week' });
+        const figures = r.outcomes.map((o: Json) => [
+          o.outcome,
+          o.totals,
+          o.total,
+          o.success,
+          o.failure,
+          o.overallRate,
+        ]);
+        expect(figures).toEqual([
+          ['login', { ok: 3, denied: 1 }, 4, 3, 1, 0.75],
+          ['browser', { browser: 1, rhea: 1, hi: 1 }, 3, 1, 1, 0.5],
+        ]);
+        expect(r.outcomes[0].results).toEqual({ ok: [2, 1], denied: [1, 0] });
+      });
+
+      it('in the overview', async () => {
+        const o = await view(LOGINS, 'overview');
+        expect(o.outcomes.map((x: Json) => [x.outcome, x.total, x.completed, x.rate])).toEqual([
+          ['login', 4, 4, 0.75],
+          ['browser', 3, 2, 0.5],
+        ]);
+      });
+
+      it('in a breakdown: the installs and the events of a row agree', async () => {
+        const r = await view(LOGINS, 'outcomes', { breakdown: 'os_name', k: '1' });
+        expect(r.outcomes.map((o: Json) => o.breakdown)).toEqual([
+          [{ value: 'linux', other: false, installs: 4, total: 4, success: 3, failure: 1, rate: 0.75 }],
+          [{ value: 'linux', other: false, installs: 3, total: 3, success: 1, failure: 1, rate: 0.5 }],
+        ]);
       });
     });
   });

@@ -263,11 +263,13 @@ export const clickhouseDialect: Dialect = {
   whereTraits: (byEvent) => {
     const events = Object.entries(byEvent);
     if (events.length === 0) return raw("'{}'");
+    // A trait the event lacks must read `null`, as DuckDB's json_object writes it: visitParamExtractRaw gives
+    // '' there, which left `{"method":,"result":"ok"}` — not JSON, so the event matched no result at all.
     const object = (traits: readonly string[]) =>
       sql`concat(${join(
         traits.flatMap((t, i) => [
           sql`${`${i === 0 ? '{' : ','}${JSON.stringify(t)}:`}`,
-          sql`visitParamExtractRaw(traits, ${t})`,
+          sql`if(visitParamHas(traits, ${t}), visitParamExtractRaw(traits, ${t}), 'null')`,
         ]),
       )}, '}')`;
     return sql`multiIf(${join(events.map(([event, traits]) => sql`event = ${event}, ${object(traits)}`))}, '{}')`;

@@ -102,8 +102,10 @@ export function createClickHouseRollup(
   const shareRefresh = sharedRuns<RefreshReport>();
   const lastCleanup = new Map<string, number>();
 
+  // `wtraits: 'null'`: rows rolled up before a missing where-trait read `null` hold text that is not JSON;
+  // the changed definition makes every day recomputed rather than those rows read.
   const definitionOf = (catalog: Catalog): string =>
-    JSON.stringify({ rollup: `clickhouse-${ROLLUP_VERSION}`, where: whereTraits(catalog) });
+    JSON.stringify({ rollup: `clickhouse-${ROLLUP_VERSION}`, wtraits: 'null', where: whereTraits(catalog) });
 
   const readState = async (app: string): Promise<StateRow | null> => {
     const row = await readStateRow(sql`

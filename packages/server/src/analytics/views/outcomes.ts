@@ -70,15 +70,21 @@ export interface EventCountRow {
   readonly n: number;
 }
 
-/** Parse the `wtraits` text; anything unreadable (a missing trait on ClickHouse) matches no `where`. */
+/**
+ * Parse the `wtraits` text. Both dialects build it from stored JSON, so text that is not a JSON object is a
+ * bug in that SQL, and it fails the view: read as `{}`, such rows once went uncounted without a trace (a
+ * missing trait on ClickHouse, a whole outcome short).
+ */
 export function parseWhereTraits(text: unknown): Readonly<Record<string, unknown>> {
   if (typeof text !== 'string' || text === '{}' || text === '') return {};
+  let value: unknown;
   try {
-    const value: unknown = JSON.parse(text);
-    return value && typeof value === 'object' ? (value as Record<string, unknown>) : {};
+    value = JSON.parse(text);
   } catch {
-    return {};
+    value = undefined;
   }
+  if (value && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
+  throw new Error(`outcome where-traits are not a JSON object: ${JSON.stringify(text.slice(0, 200))}`);
 }
 
 /** Per result of one outcome: the sum of `n` over the rows it matches. */
