@@ -19,7 +19,7 @@ import {
   TO,
   writeDataset,
 } from './dataset.js';
-import { createScenarioRegistry, LOGINS, scenarioBatches } from './scenarios.js';
+import { COHORTS, createScenarioRegistry, LOGINS, scenarioBatches } from './scenarios.js';
 
 type Params = Record<string, string | string[]>;
 // biome-ignore lint/suspicious/noExplicitAny: views return loosely typed JSON; each test asserts its shape.
@@ -654,6 +654,42 @@ export function analyticsExpectations(
     });
     afterAll(async () => {
       await store?.close();
+    });
+
+    describe('retention cohorts under version, OS and environment filters', () => {
+      // old: 1.0.0 Oct 20, 2.0.0 Nov 5 and 10; new: 2.0.0 Nov 4; upg: 1.0.0 Nov 3, 2.0.0 Nov 10;
+      // ci1: CI Nov 3, interactive Nov 10 (both 1.0.0). The default filters leave CI out.
+      const cohorts = async (params: Params = {}) =>
+        (await view(COHORTS, 'retention', { weeks: '4', ...params })).cohorts;
+
+      it('default filters: old (first seen in October) and ci1 (first seen in CI) are in no cohort', async () => {
+        // Not Nov 9's either, where ci1's first interactive event falls.
+        expect(await cohorts()).toEqual([
+          { week: '2026-11-02', installs: 2, retained: [2, 1], rate: [1, 0.5] },
+        ]);
+      });
+
+      it('a filter does not move an install into a later cohort', async () => {
+        // On 2.0.0, old's first event is Nov 5 and upg's Nov 10, but both were first seen earlier: Nov 2's
+        // cohort is new alone (upg ran 1.0.0 that week), and no Nov 9 cohort appears.
+        expect(await cohorts({ version: '2.0.0' })).toEqual([
+          { week: '2026-11-02', installs: 1, retained: [1, 0], rate: [1, 0] },
+        ]);
+        expect(await cohorts({ version: '1.0.0' })).toEqual([
+          { week: '2026-11-02', installs: 1, retained: [1, 0], rate: [1, 0] },
+        ]);
+      });
+
+      it('CI runs count for first seen, and for the cohort only when the filters take them', async () => {
+        // ci1 was first seen in CI on Nov 3: with env=ci it is Nov 2's alone; with CI included Nov 2's has all three.
+        expect(await cohorts({ env: 'ci' })).toEqual([
+          { week: '2026-11-02', installs: 1, retained: [1, 0], rate: [1, 0] },
+        ]);
+        expect(await cohorts({ includeCi: '1' })).toEqual([
+          { week: '2026-11-02', installs: 3, retained: [3, 2], rate: [1, 0.666667] },
+        ]);
+        expect(await cohorts({ os: 'Windows' })).toEqual([]);
+      });
     });
 
     describe('outcomes of an event with two where-traits, each missing on some events', () => {

@@ -110,8 +110,8 @@ const event = (
 
 const login = (install: string, day: number, traits: Record<string, string>) =>
   event(LOGINS, install, 'login', at(11, day, '10:00:00'), { traits });
-const start = (install: string, month: number, day: number, appVersion: string) =>
-  event(COHORTS, install, 'start', at(month, day, '10:00:00'), { appVersion });
+const start = (install: string, month: number, day: number, appVersion: string, envClass = 'interactive') =>
+  event(COHORTS, install, 'start', at(month, day, '10:00:00'), { appVersion, envClass });
 
 export const SCENARIO_EVENTS: readonly StoredEvent[] = [
   // Logins: every install misses one of the two where-traits, or has both.
@@ -121,13 +121,16 @@ export const SCENARIO_EVENTS: readonly StoredEvent[] = [
   login('l4', 10, { method: RHEA }),
   login('l5', 11, { method: HI, result: 'ok' }),
   // Cohorts: `old` first seen in October on 1.0.0, back on 2.0.0 in the range; `new` only on 2.0.0;
-  // `upg` first seen in the range on 1.0.0, on 2.0.0 the week after.
+  // `upg` first seen in the range on 1.0.0, on 2.0.0 the week after; `ci1` first seen in a CI run, then
+  // interactively the week after.
   start('old', 10, 20, '1.0.0'),
   start('old', 11, 5, '2.0.0'),
   start('old', 11, 10, '2.0.0'),
   start('new', 11, 4, '2.0.0'),
   start('upg', 11, 3, '1.0.0'),
   start('upg', 11, 10, '2.0.0'),
+  start('ci1', 11, 3, '1.0.0', 'ci'),
+  start('ci1', 11, 10, '1.0.0'),
   // No app version on any event: an error among them.
   event(UNVERSIONED, 'u1', 'start', at(11, 3, '10:00:00'), { appVersion: '' }),
   event(UNVERSIONED, 'u1', 'fail', at(11, 4, '10:00:00'), {

@@ -45,6 +45,22 @@ export function eventFilter(ctx: ViewContext, options: WhereOptions = {}): Sql {
   const parts: Sql[] = [sql`app = ${filters.app}`];
   const range = options.range === undefined ? ([filters.from, filters.to] as const) : options.range;
   if (range) parts.push(dialect.tsRange(range[0], range[1]));
+  parts.push(...contextConditions(ctx, options));
+  return join(parts, ' AND ');
+}
+
+/**
+ * The version, OS and environment filters alone, as one condition over rows with those columns — `events`
+ * or `source()` rows — for a view that reads rows unfiltered and applies the filters to some uses only.
+ */
+export function contextFilter(ctx: ViewContext): Sql {
+  const parts = contextConditions(ctx, {});
+  return parts.length === 0 ? raw('1 = 1') : sql`(${join(parts, ' AND ')})`;
+}
+
+function contextConditions(ctx: ViewContext, options: WhereOptions): Sql[] {
+  const { filters } = ctx;
+  const parts: Sql[] = [];
   if (filtersVersions(ctx, options)) parts.push(inList(raw('app_version'), filters.versions));
   if (filtersOs(ctx, options)) parts.push(inList(raw('os_name'), filters.os));
   if (options.env !== false) {
@@ -52,7 +68,7 @@ export function eventFilter(ctx: ViewContext, options: WhereOptions = {}): Sql {
     else if (filters.envExclude.length > 0)
       parts.push(sql`NOT (${inList(raw('env_class'), filters.envExclude)})`);
   }
-  return join(parts, ' AND ');
+  return parts;
 }
 
 const filtersVersions = (ctx: ViewContext, options: WhereOptions) =>
