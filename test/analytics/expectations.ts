@@ -19,7 +19,7 @@ import {
   TO,
   writeDataset,
 } from './dataset.js';
-import { COHORTS, createScenarioRegistry, LOGINS, scenarioBatches } from './scenarios.js';
+import { COHORTS, createScenarioRegistry, LOGINS, scenarioBatches, UNVERSIONED } from './scenarios.js';
 
 type Params = Record<string, string | string[]>;
 // biome-ignore lint/suspicious/noExplicitAny: views return loosely typed JSON; each test asserts its shape.
@@ -654,6 +654,22 @@ export function analyticsExpectations(
     });
     afterAll(async () => {
       await store?.close();
+    });
+
+    describe('events without an app version', () => {
+      // u1's start (Nov 3) and its one error (Nov 4) carry no app version.
+      it('the overview names no latest version', async () => {
+        const o = await view(UNVERSIONED, 'overview');
+        expect([o.events, o.installs, o.latestVersion]).toEqual([2, 1, null]);
+      });
+
+      it('errors name no newest version, and an error is not new in one', async () => {
+        const e = await view(UNVERSIONED, 'errors');
+        expect(e.newestVersion).toBeNull();
+        expect(
+          e.errors.map((x: Json) => [x.fingerprint, x.count, x.firstVersion, x.lastVersion, x.newInVersion]),
+        ).toEqual([['fp-boom', 1, '', '', null]]);
+      });
     });
 
     describe('retention cohorts under version, OS and environment filters', () => {

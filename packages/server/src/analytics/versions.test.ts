@@ -20,4 +20,11 @@ describe('semantic version order', () => {
     expect(oldestVersion(['2.9.0', '2.10.0', '2.8.3'])).toBe('2.8.3');
     expect(newestVersion([])).toBeNull();
   });
+
+  it('an empty version (events sent without one) is none: never newest or oldest, alone null', () => {
+    expect(newestVersion(['', ' '])).toBeNull();
+    expect(oldestVersion([''])).toBeNull();
+    expect(newestVersion(['', '2.9.0', 'dev'])).toBe('2.9.0');
+    expect(oldestVersion(['', '2.9.0', 'dev'])).toBe('dev');
+  });
 });

@@ -60,14 +60,24 @@ export function sortVersionsDescending(versions: Iterable<string>): string[] {
   return [...versions].sort((a, b) => compareVersions(b, a));
 }
 
+/**
+ * The newest of these versions; null when there is none. An empty (or blank) string is an event sent
+ * without an app version, not a version: it never wins, so data without versions gives null rather than
+ * `""` (api.md types `latestVersion`, `newestVersion` and `newInVersion` as a version or null).
+ */
 export function newestVersion(versions: Iterable<string>): string | null {
   let newest: string | null = null;
-  for (const v of versions) if (newest === null || compareVersions(v, newest) > 0) newest = v;
+  for (const v of versions)
+    if (!isBlank(v) && (newest === null || compareVersions(v, newest) > 0)) newest = v;
   return newest;
 }
 
+/** The oldest of these versions, blank strings left out as in `newestVersion`; null when there is none. */
 export function oldestVersion(versions: Iterable<string>): string | null {
   let oldest: string | null = null;
-  for (const v of versions) if (oldest === null || compareVersions(v, oldest) < 0) oldest = v;
+  for (const v of versions)
+    if (!isBlank(v) && (oldest === null || compareVersions(v, oldest) < 0)) oldest = v;
   return oldest;
 }
+
+const isBlank = (version: string): boolean => version.trim() === '';
