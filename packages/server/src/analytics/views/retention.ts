@@ -28,9 +28,8 @@ export async function retention(ctx: ViewContext): Promise<RetentionResult> {
     versions: false,
     os: false,
   });
-  // ClickHouse reads raw events (no rollup): one pass over the install's whole history gives both its
-  // cohort (first week) and the weeks it was seen within the filters, instead of a second scan joined on
-  // install_key.
+  // ClickHouse: one pass over each install's whole history gives both its cohort (first week) and the
+  // weeks it was seen within the filters, instead of a second scan joined on install_key.
   const query =
     d.name === 'clickhouse'
       ? sql`
