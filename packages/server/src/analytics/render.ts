@@ -4,6 +4,8 @@
  * the same whether the view ran in this process (`--data`) or came over HTTP (`--url`).
  */
 
+import { terminalJson, terminalText } from '../terminal-text.js';
+
 export const FORMATS = ['table', 'json', 'csv'] as const;
 export type OutputFormat = (typeof FORMATS)[number];
 
@@ -25,8 +27,10 @@ export function sparkline(values: readonly (number | null)[]): string {
     .join('');
 }
 
-// Error samples and trait values are data: never let them drive the terminal.
-const printable = (s: string): string => s.replace(/[\x00-\x1f\x7f-\x9f]/g, '?');
+// Error samples and trait values are data: never let them drive the terminal (terminal-text.ts). Until
+// 2026-11-29 tables showed C0 and C1 as `?` but left bidi and line controls raw, and CSV and JSON printed
+// all of them as sent.
+const printable = terminalText;
 
 const percent = (v: number | null | undefined): string =>
   v === null || v === undefined ? '–' : `${(v * 100).toFixed(1)}%`;
@@ -59,12 +63,16 @@ export function table(headers: readonly string[], rows: readonly (readonly Cell[
   return [line(headers), line(widths.map((w) => '─'.repeat(w))), ...text.map(line)].join('\n');
 }
 
-/** RFC 4180, plus a leading `'` on text that a spreadsheet would run as a formula. */
+/**
+ * RFC 4180, plus a leading `'` on text that a spreadsheet would run as a formula; control, line and bidi
+ * characters in text as `\uXXXX` (printed to a terminal as often as to a file).
+ */
 export function csv(headers: readonly string[], rows: readonly (readonly Cell[])[]): string {
   const cell = (value: Cell): string => {
     if (value === null || value === undefined) return '';
     if (typeof value === 'number') return String(value);
-    const text = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+    const shown = terminalText(value);
+    const text = /^[=+\-@]/.test(shown) ? `'${shown}` : shown;
     return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
   };
   return [headers, ...rows].map((row) => row.map(cell).join(',')).join('\n');
@@ -395,7 +403,7 @@ function tabulate(view: string, r: Json, forTable: boolean): Tabular {
 
 /** One view's response as text in the chosen format (no trailing newline). */
 export function renderView(view: string, response: Json, format: OutputFormat): string {
-  if (format === 'json') return JSON.stringify(response, null, 2);
+  if (format === 'json') return terminalJson(response);
   const { title, sections } = tabulate(view, response, format === 'table');
   if (format === 'csv') return sections.map((s) => csv(s.headers, s.rows)).join('\n\n');
   return [

@@ -10,6 +10,7 @@ import { type ReplayReport, replayQuarantine } from '../../pipeline/replay.js';
 import { initFailure } from '../../store/index.js';
 import { newestQuarantinePage } from '../../store/quarantine-pages.js';
 import type { QuarantinePosition, Store, StoredQuarantineEntry } from '../../store/types.js';
+import { terminalJson, terminalText } from '../../terminal-text.js';
 import { callApi, callApiStreamed, refuseStoreFlagsWithUrl } from '../api-client.js';
 import { DATA_FLAG_HELP } from '../data-dir.js';
 import { type StatusOutput, statusLine } from '../progress.js';
@@ -81,31 +82,14 @@ async function withStore<T>(
   }
 }
 
-/** Line and bidi controls: a terminal acts on them as on control characters, so they are shown escaped. */
-const LINE_AND_BIDI = '\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069';
-/** What a table cell must not show raw: control characters (C0, DEL, C1), line and bidi controls. */
-const TABLE_UNSAFE = new RegExp(`[\\p{Cc}${LINE_AND_BIDI}]`, 'gu');
-/** The same in JSON text, where `JSON.stringify` has escaped C0 already (and its own new lines are C0). */
-const JSON_UNSAFE = new RegExp(`[\\u007f-\\u009f${LINE_AND_BIDI}]`, 'g');
-/** A character as its `\uXXXX` escape. */
-const asEscape = (c: string): string => `\\u${(c.codePointAt(0) as number).toString(16).padStart(4, '0')}`;
-
 /**
  * A cell on one line, cut to `max`. Event names and details come from what clients sent: control
  * characters (an escape sequence would drive the terminal that reads the table) are shown as `\u001b`.
  */
 const oneLine = (text: string, max: number): string => {
-  const flat = text.replace(/\s+/g, ' ').replace(TABLE_UNSAFE, asEscape);
+  const flat = terminalText(text.replace(/\s+/g, ' '));
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 };
-
-/**
- * JSON for a terminal: what `JSON.stringify` leaves raw and a terminal would act on (DEL, C1 controls
- * such as CSI, line and bidi controls) escaped as `\u009b`, the same value to a JSON reader. Until
- * 2026-11-29 `--json` printed them as sent.
- */
-const terminalJson = (value: unknown): string =>
-  JSON.stringify(value, null, 2).replace(JSON_UNSAFE, asEscape);
 
 /** A plain-text table of quarantine entries, one per line. */
 export function formatQuarantine(entries: readonly StoredQuarantineEntry[]): string {
