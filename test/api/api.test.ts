@@ -75,6 +75,7 @@ describe('admin token', () => {
     expect(response.statusCode).toBe(200);
     expect(response.json()).toEqual({ ok: true, apps: ['acme', 'beta'] });
     expect(response.headers['cache-control']).toBe('no-store');
+    expect(response.headers['x-content-type-options']).toBe('nosniff');
   });
 });
 

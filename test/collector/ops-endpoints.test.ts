@@ -31,6 +31,8 @@ describe('probe and scrape endpoints', () => {
     );
     const [head = '', body = ''] = answer.split('\r\n\r\n', 2);
     expect(head.split('\r\n')[0]).toBe('HTTP/1.1 404 Not Found');
+    // The answer quotes the path: a browser must not sniff it as HTML.
+    expect(head.toLowerCase()).toContain('\r\nx-content-type-options: nosniff');
     expect(JSON.parse(body)).toEqual({
       code: 'TMK_ERR_NOT_FOUND',
       message: expect.stringContaining('POST /v1/batch%zz'),

@@ -273,6 +273,8 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
       });
       api.addHook('onSend', async (_request, reply) => {
         reply.header('cache-control', 'no-store');
+        // Answers carry what clients sent (error samples, trait values): JSON to a browser, never HTML.
+        reply.header('x-content-type-options', 'nosniff');
       });
 
       api.setErrorHandler((error, request, reply) => {

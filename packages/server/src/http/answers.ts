@@ -129,7 +129,8 @@ export function createRefusals(deps: {
         ]);
       if (!serversFault) request.log.debug({ code: known.code }, 'ingest request refused');
     }
-    const headers: Record<string, string> = {};
+    // A refusal may quote what was sent (a 404 names the path): never to be sniffed as HTML by a browser.
+    const headers: Record<string, string> = { 'x-content-type-options': 'nosniff' };
     const retryMs = notesOf(known).retryAfterMs ?? DEFAULT_RETRY_AFTER_MS[known.code];
     if (retryMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(retryMs / 1000)));
     // A body we stopped reading (too large, too slow) leaves the connection unusable.
