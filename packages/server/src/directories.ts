@@ -9,18 +9,19 @@ const existsAsDirectory = (error: unknown, dir: string): boolean =>
  * `mkdir -p` that ends. Node's own (`mkdirSync(dir, { recursive: true })`, Node 20) steps back to the
  * parent when a directory cannot be made (ENOENT) and forward again once the parent exists, without a
  * stop: where the parent exists but cannot hold the child — `/proc/x` — it spins forever. Here a
- * directory is tried once more after its parent was made, and a second failure is final.
+ * directory is tried once more after its parent was made, and a second failure is final. `mode` (less
+ * the umask) is for `dir` itself, when made here; parents it makes get the default.
  */
-export function makeDirectory(dir: string): void {
+export function makeDirectory(dir: string, mode?: number): void {
   try {
-    fs.mkdirSync(dir);
+    fs.mkdirSync(dir, mode);
   } catch (error) {
     if (existsAsDirectory(error, dir)) return;
     const parent = path.dirname(dir);
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || parent === dir) throw error;
     makeDirectory(parent);
     try {
-      fs.mkdirSync(dir);
+      fs.mkdirSync(dir, mode);
     } catch (again) {
       if (!existsAsDirectory(again, dir)) throw again;
       return;

@@ -62,13 +62,17 @@ export function openStore(
 }
 
 /**
- * Create the data directory of a command that writes there (`serve`, `simulate --data`) and check that
- * it can be written: a path that cannot be used is refused here, naming the directory, not later as a
- * failure of whatever first writes in it (the store, the admin token, the outage journal).
+ * Create the data directory of a command that writes there (`serve`, `simulate --data`), for its owner
+ * only, and check that it can be written: a path that cannot be used is refused here, naming the
+ * directory, not later as a failure of whatever first writes in it (the store, the admin token, the
+ * outage journal).
  */
 export function prepareDataDir(dataDir: string): void {
   try {
-    makeDirectory(dataDir);
+    // Its own: every event and quarantined request is in there, readable without the admin token by
+    // anyone who can read the files (until 2026-11-29 it was made 0755, the database 0644 in it). A
+    // directory that exists keeps the mode its operator gave it.
+    makeDirectory(dataDir, 0o700);
     fs.accessSync(dataDir, fs.constants.W_OK | fs.constants.X_OK);
   } catch (error) {
     throw new TelemarkError('TMK_ERR_DATA_DIR', `${dataDir} (${errorMessage(error)})`, { cause: error });
