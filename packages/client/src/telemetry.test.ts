@@ -241,6 +241,52 @@ describe('report()', () => {
     expect(note.length).toBeLessThanOrEqual(12);
   });
 
+  it('sends nothing of a secret wherever a trait length would cut it: errors are cut after scrubbing', async () => {
+    const catalog = defineCatalog({
+      app: 'cuts',
+      events: {
+        short_error: { description: 'x', traits: { error: { type: 'error', maxLength: 60 } } },
+        long_error: { description: 'x', traits: { error: { type: 'error' } } },
+        short_text: { description: 'x', traits: { text: { type: 'string', maxLength: 60 } } },
+      },
+    } as const);
+    const c = await createFakeCollector();
+    collectors.push(c);
+    const home = tempDir();
+    const telemetry = createTelemetry({
+      catalog,
+      version: '1.0.0',
+      endpoint: c.url,
+      configDir: path.join(home, 'cfg'),
+      env: testEnv(home),
+      cwd: home,
+    });
+    telemetry.showNotice({ write: () => {} });
+    // Each secret with the part of it that must never be sent, in any length.
+    const secrets = [
+      { text: 'postgres://admin:supersecretpassword@db/x', secret: 'supersecretpassword' },
+      { text: 'john.smith@acme-corp.example', secret: 'john.smith@acme-corp' },
+      { text: 'AKIAIOSFODNN7EXAMPLE', secret: 'IOSFODNN7EXAMPLE' },
+      { text: 'ghp_0123456789abcdefghijABCDEFGHIJ012345', secret: '0123456789abcdefghijABCDEFGHIJ012345' },
+    ];
+    const pad = (n: number) => (n > 0 ? `${'failed '.repeat(Math.ceil(n / 7)).slice(0, n - 1)} ` : '');
+    for (const { text } of secrets)
+      for (let cut = 1; cut < text.length; cut++) {
+        telemetry.report('short_error', { error: `${pad(60 - cut)}${text} and more` });
+        telemetry.report('long_error', { error: new Error(`${pad(1024 - cut)}${text} and more`) });
+        telemetry.report('short_text', { text: `${pad(60 - cut)}${text}` });
+      }
+    const result = await telemetry.flush({ timeoutMs: 20_000 });
+    expect(result).toMatchObject({ ok: true, pending: 0 });
+    expect(c.messages.length).toBeGreaterThan(100);
+    for (const m of c.messages) {
+      const sent = String(m.properties.error ?? m.properties.text);
+      expect(sent.length).toBeLessThanOrEqual(m.event === 'long_error' ? 1024 : 60);
+      for (const { secret } of secrets)
+        for (let i = 0; i + 4 <= secret.length; i++) expect(sent).not.toContain(secret.slice(i, i + 4));
+    }
+  }, 30_000);
+
   it('adds only the declared extra context, typed, from the environment', async () => {
     const c = await collector();
     const { telemetry } = setup(c.url, {

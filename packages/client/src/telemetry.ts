@@ -15,6 +15,7 @@ import { isatty } from 'node:tty';
 import { laterUnref } from './_later.js';
 import type { CatalogInput, EventNameOf, ReportArgs } from './catalog/types.js';
 import { validateEvent } from './catalog/validate.js';
+
 import {
   type ConsentDecision,
   type ConsentSignal,
@@ -56,6 +57,9 @@ import { type SenderSettings, spawnSender } from './sender/spawn.js';
 import { deleteSpool, enforceSpoolLimits, SegmentWriter, spoolStats, writeSegment } from './spool.js';
 import { LIBRARY_VERSION } from './version.js';
 import { LIMITS, type Notice } from './wire.js';
+
+/** report() cuts no error to its length: that comes after scrubbing, in the sender. */
+const UNSCRUBBED = Object.freeze({ unscrubbed: true });
 
 export type { TelemetryOptions } from './options.js';
 
@@ -954,7 +958,7 @@ function createActive<C extends CatalogInput>(
     // Off: one comparison. Only the kill switch ends by itself, when its time is up.
     if (!decision.enabled && (killedUntil === 0 || !mayRecord(Date.now()))) return;
     try {
-      const result = validateEvent(catalog, event, traits);
+      const result = validateEvent(catalog, event, traits, UNSCRUBBED);
       if (!result.ok) {
         drop(result.reason);
         if (debug)

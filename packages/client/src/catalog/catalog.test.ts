@@ -4,7 +4,7 @@ import { telepresence } from '../catalogs/telepresence.js';
 import { CatalogError, catalogFingerprint, catalogFromJSON, catalogToJSON, defineCatalog } from './define.js';
 import { catalogToMarkdown } from './markdown.js';
 import type { CatalogInput } from './types.js';
-import { validateEvent } from './validate.js';
+import { UNSCRUBBED_ERROR_LENGTH, validateEvent } from './validate.js';
 
 /** Telepresence's published TELEMETRY.md, copied verbatim (the team's seed document). */
 const SEED = new URL('../../../../test/fixtures/telepresence-TELEMETRY.md', import.meta.url);
@@ -107,6 +107,19 @@ describe('validateEvent', () => {
   it('takes an Error for an error trait and truncates long errors', () => {
     const ok = validateEvent(c, 'intercept_fail', { error: new Error('x'.repeat(5000)) });
     expect(ok.ok && (ok.traits.error as string).length).toBe(1024);
+  });
+
+  it('unscrubbed (report()), keeps an error up to the scrubber cap, cut at a space so no token is halved', () => {
+    const secret = 'postgres://admin:supersecretpassword@db/x';
+    const error = `${'failed '.repeat(2340)}${secret} and more`;
+    const cut = UNSCRUBBED_ERROR_LENGTH - 7 * 2340;
+    expect(cut > 0 && cut < secret.length).toBe(true);
+    const sent = validateEvent(c, 'intercept_fail', { error }, { unscrubbed: true });
+    expect(sent.ok && sent.traits.error).toBe('failed '.repeat(2340).trimEnd());
+    const short = validateEvent(c, 'intercept_fail', { error: `${secret} ok` }, { unscrubbed: true });
+    expect(short.ok && short.traits.error).toBe(`${secret} ok`);
+    const token = validateEvent(c, 'intercept_fail', { error: 'x'.repeat(20_000) }, { unscrubbed: true });
+    expect(token.ok && token.traits.error).toBe('');
   });
 
   it('deduplicates enum lists and drops undefined values', () => {

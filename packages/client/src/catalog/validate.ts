@@ -89,6 +89,29 @@ const checkError: Check<SpecOf<'error'>> = (name, spec, value) => {
   return { ok: true, value: text.length > max ? text.slice(0, max) : text };
 };
 
+/**
+ * Characters of an error kept until it is scrubbed: the scrubber's input cap (`maxInputLength`'s
+ * default), so what it reads is what it would have kept anyway. The cut to the trait's `maxLength`
+ * comes after scrubbing (`finishRecord`).
+ */
+export const UNSCRUBBED_ERROR_LENGTH = 16_384;
+
+const isSpace = (code: number): boolean => code === 32 || (code >= 9 && code <= 13);
+
+/**
+ * An error still to be scrubbed, cut at a space before `max`: a secret cut in two is no longer
+ * recognisable (`postgres://admin:supersec` reads as host:port), so its head would be sent.
+ * Without a space in reach, the text is one token and nothing of it is kept.
+ */
+const checkUnscrubbedError: Check<SpecOf<'error'>> = (name, _spec, value) => {
+  const text = value instanceof Error ? value.message : value;
+  if (typeof text !== 'string') return bad('invalid_type', `${name} must be a string or an Error`);
+  if (text.length <= UNSCRUBBED_ERROR_LENGTH) return { ok: true, value: text };
+  let end = UNSCRUBBED_ERROR_LENGTH;
+  while (end > 0 && !isSpace(text.charCodeAt(end))) end--;
+  return { ok: true, value: text.slice(0, end) };
+};
+
 const checkString: Check<SpecOf<'string'>> = (name, spec, value) => {
   if (typeof value !== 'string') return bad('invalid_type', `${name} must be a string`);
   if (value.length > spec.maxLength)
@@ -116,9 +139,18 @@ export function checkTraitValue(name: string, spec: TraitSpec, value: unknown): 
 /**
  * Validate one event's traits against the catalog and return them normalised (errors as strings,
  * flag values stripped, enum lists deduplicated). The client and the collector use this same function.
- * Scrubbing is separate: it applies to the `error` and `string` traits of the result.
+ * Scrubbing is separate: it applies to the `error` and `string` traits of the result. With `unscrubbed`
+ * (the client's `report()`, whose text is scrubbed later by whoever sends), errors are cut only to
+ * `UNSCRUBBED_ERROR_LENGTH`, at a space, never to their `maxLength`: cutting before scrubbing can halve
+ * a secret into something the scrubber no longer recognises.
  */
-export function validateEvent(catalog: Catalog, event: string, traits: unknown): ValidationResult {
+export function validateEvent(
+  catalog: Catalog,
+  event: string,
+  traits: unknown,
+  options?: { readonly unscrubbed?: boolean },
+): ValidationResult {
+  const unscrubbed = options?.unscrubbed === true;
   const spec = Object.hasOwn(catalog.input.events, event) ? catalog.input.events[event] : undefined;
   if (!spec) return fail('unknown_event', `"${event}" is not in the ${catalog.app} catalog`);
   if (traits === undefined || traits === null) traits = {};
@@ -135,7 +167,10 @@ export function validateEvent(catalog: Catalog, event: string, traits: unknown):
     const traitSpec = Object.hasOwn(specs, key) ? specs[key] : undefined;
     if (!traitSpec) return fail('unknown_trait', `"${key}" is not a trait of "${event}"`);
     // checkTraitValue(), written out: each function costs a CLI's exit path its compilation.
-    const checked = (CHECKS[traitSpec.type] as Check<TraitSpec>)(key, traitSpec, value);
+    const checked =
+      unscrubbed && traitSpec.type === 'error'
+        ? checkUnscrubbedError(key, traitSpec, value)
+        : (CHECKS[traitSpec.type] as Check<TraitSpec>)(key, traitSpec, value);
     if (!checked.ok) return checked;
     out[key] = checked.value;
   }
