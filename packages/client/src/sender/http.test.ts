@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import dgram from 'node:dgram';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -7,6 +8,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { removeTempDirs, selfSignedServer } from '../_test-env.js';
 import { post } from './http.js';
+import { isLocalName } from './lookup.js';
 
 afterEach(removeTempDirs);
 
@@ -147,6 +149,50 @@ describe('post()', () => {
       signal: controller.signal,
     });
     expect(result).toMatchObject({ ok: false, code: 'aborted' });
+  });
+});
+
+describe('name resolution', () => {
+  it('is cancelled with the request: a flush that gives up against black-holed DNS lets its process exit', async () => {
+    // A DNS server that reads queries and never answers.
+    const queries: Buffer[] = [];
+    const dnsServer = dgram.createSocket('udp4');
+    dnsServer.on('message', (query) => queries.push(query));
+    await new Promise<void>((resolve) => dnsServer.bind(0, '127.0.0.1', resolve));
+    closers.push(() => dnsServer.close());
+    const server = `127.0.0.1:${dnsServer.address().port}`;
+    const script = `
+      import dns from 'node:dns';
+      const Base = dns.Resolver;
+      dns.Resolver = class extends Base {
+        constructor(options) { super(options); this.setServers([${JSON.stringify(server)}]); }
+      };
+      const { post } = await import(${JSON.stringify(path.resolve(import.meta.dirname, '../../dist/sender/http.js'))});
+      const result = await post(new URL('http://collector.telemark-test.example/v1/batch'), Buffer.from('{}'), {
+        headers: {}, connectMs: 10_000, totalMs: 10_000, env: {}, signal: AbortSignal.timeout(300) });
+      process.stdout.write(JSON.stringify(result));`;
+    const started = Date.now();
+    const { stdout } = await execFileAsync(process.execPath, ['--input-type=module', '-e', script], {
+      env: { PATH: process.env.PATH },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    const elapsed = Date.now() - started;
+    expect(JSON.parse(stdout)).toMatchObject({ ok: false, code: 'aborted' });
+    expect(queries.length).toBeGreaterThan(0);
+    // c-ares alone would retry for several seconds more; a generous bound, well short of that.
+    expect(elapsed).toBeLessThan(3000);
+  }, 40_000);
+
+  it('leaves localhost, single-label and .local names and IP literals to the system', async () => {
+    const echo = await echoServer();
+    const result = await post(new URL(`http://localhost:${echo.port}/v1/batch`), body, { ...base, env: {} });
+    expect(result).toMatchObject({ ok: true, status: 200 });
+    expect(isLocalName('localhost')).toBe(true);
+    expect(isLocalName('app.localhost')).toBe(true);
+    expect(isLocalName('printer.local')).toBe(true);
+    expect(isLocalName('collector')).toBe(true);
+    expect(isLocalName('collector.telemark-test.example')).toBe(false);
   });
 });
 

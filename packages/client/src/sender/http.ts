@@ -9,6 +9,7 @@ import https from 'node:https';
 import { isIP, type Socket } from 'node:net';
 import tls from 'node:tls';
 import type { Env } from '../paths.js';
+import { cancellableLookup } from './lookup.js';
 import { proxyFor } from './proxy.js';
 
 export interface PostOptions {
@@ -43,6 +44,7 @@ function portOf(url: URL): number {
 export function post(url: URL, body: Buffer, options: PostOptions): Promise<PostOutcome> {
   return new Promise((resolve) => {
     const sockets = new Set<Socket>();
+    const names = cancellableLookup();
     let settled = false;
     const finish = (outcome: PostOutcome) => {
       if (settled) return;
@@ -51,6 +53,7 @@ export function post(url: URL, body: Buffer, options: PostOptions): Promise<Post
       clearTimeout(connectTimer);
       options.signal?.removeEventListener('abort', onAbort);
       for (const socket of sockets) socket.destroy();
+      names.cancel();
       resolve(outcome);
     };
     const fail = (code: string, error: string) => finish({ ok: false, code, error });
@@ -110,6 +113,7 @@ export function post(url: URL, body: Buffer, options: PostOptions): Promise<Post
           method: 'POST',
           headers,
           agent: false,
+          lookup: names.lookup,
         });
         send(request, url.protocol === 'https:' ? 'secureConnect' : 'connect');
       } else if (url.protocol === 'http:') {
@@ -120,6 +124,7 @@ export function post(url: URL, body: Buffer, options: PostOptions): Promise<Post
           path: url.href,
           headers: { ...headers, host: url.host, ...proxyAuthorization(proxy) },
           agent: false,
+          lookup: names.lookup,
         });
         send(request, proxy.protocol === 'https:' ? 'secureConnect' : 'connect');
       } else {
@@ -132,6 +137,7 @@ export function post(url: URL, body: Buffer, options: PostOptions): Promise<Post
           path: authority,
           headers: { host: authority, ...proxyAuthorization(proxy) },
           agent: false,
+          lookup: names.lookup,
         });
         tunnel.on('socket', track);
         tunnel.on('error', onError);
