@@ -508,6 +508,20 @@ describe('consent at run time', () => {
     expect(telemetry.status().spool.events).toBe(1);
   });
 
+  it('status(), enable() and disable() read a corrupt delivery.json without throwing', () => {
+    const endpoint = 'http://127.0.0.1:9/';
+    const { configDir, telemetry } = setup(endpoint);
+    fs.mkdirSync(configDir, { recursive: true });
+    const file = path.join(configDir, 'delivery.json');
+    const corrupt = { endpoint: telemetry.status().endpoint, failures: 1, lastAttemptAt: -1 };
+    fs.writeFileSync(file, JSON.stringify({ ...corrupt, lastSuccessAt: 1e300, nextAttemptAt: 1e300 }));
+    expect(telemetry.status().sender).toMatchObject({ lastSuccessAt: null, nextAttemptAt: null });
+    expect(telemetry.disable().sender.lastSuccessAt).toBeNull();
+    expect(telemetry.enable().sender.lastSuccessAt).toBeNull();
+    fs.writeFileSync(file, JSON.stringify({ ...corrupt, lastSuccessAt: 8.64e15 + 1 }));
+    expect(telemetry.status().sender.lastSuccessAt).toBeNull();
+  });
+
   it('enable() cannot override DO_NOT_TRACK, and says so', () => {
     const { telemetry } = setup('http://127.0.0.1:9', { extraEnv: { DO_NOT_TRACK: '1' } });
     expect(telemetry.enable()).toMatchObject({ enabled: false, decidedBy: 'env:DO_NOT_TRACK' });

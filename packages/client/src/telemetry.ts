@@ -52,7 +52,7 @@ import {
 import { type ResolvedOptions, resolveOptions, type TelemetryOptions } from './options.js';
 import { FILES } from './paths.js';
 import type { DeliveryConfig, DeliveryFailure, DeliveryOutcome } from './sender/deliver.js';
-import { readDeliveryState, refusalFix } from './sender/delivery-state.js';
+import { MAX_DATE_MS, readDeliveryState, refusalFix } from './sender/delivery-state.js';
 import { type SenderSettings, spawnSender } from './sender/spawn.js';
 import { deleteSpool, enforceSpoolLimits, SegmentWriter, spoolStats, writeSegment } from './spool.js';
 import { LIBRARY_VERSION } from './version.js';
@@ -60,6 +60,10 @@ import { LIMITS, type Notice } from './wire.js';
 
 /** report() cuts no error to its length: that comes after scrubbing, in the sender. */
 const UNSCRUBBED = Object.freeze({ unscrubbed: true });
+
+/** A time as ISO text, or null: none, or one no Date holds (toISOString() would throw into the host). */
+const isoTime = (ms: number | null | undefined): string | null =>
+  typeof ms === 'number' && ms > 0 && ms <= MAX_DATE_MS ? new Date(ms).toISOString() : null;
 
 export type { TelemetryOptions } from './options.js';
 
@@ -988,7 +992,6 @@ function createActive<C extends CatalogInput>(
     const notice = safe(() => readNoticeState(configDir), { shown: {} });
     const shown = Object.hasOwn(notice.shown, catalog.fingerprint);
     const delivery = safe(() => readDeliveryState(configDir, opts), undefined);
-    const iso = (ms: number | undefined) => (ms && ms > 0 ? new Date(ms).toISOString() : null);
     return {
       enabled: decision.enabled,
       decidedBy: decision.decidedBy,
@@ -1007,9 +1010,10 @@ function createActive<C extends CatalogInput>(
       spool: safe(() => spoolStats(spoolDir), { events: 0, bytes: 0 }),
       sender: {
         running: safe(() => isLockHeld(lockFile), false),
-        nextAttemptAt: delivery && delivery.nextAttemptAt > Date.now() ? iso(delivery.nextAttemptAt) : null,
+        nextAttemptAt:
+          delivery && delivery.nextAttemptAt > Date.now() ? isoTime(delivery.nextAttemptAt) : null,
         lastError: delivery?.lastError ?? null,
-        lastSuccessAt: iso(delivery?.lastSuccessAt),
+        lastSuccessAt: isoTime(delivery?.lastSuccessAt),
       },
       debug,
       counters: {
@@ -1072,7 +1076,7 @@ function createActive<C extends CatalogInput>(
       duplicates: outcome?.duplicates ?? 0,
       rejected: outcome?.rejected ?? 0,
       pending,
-      nextAttemptAt: outcome?.nextAttemptAt ? new Date(outcome.nextAttemptAt).toISOString() : null,
+      nextAttemptAt: isoTime(outcome?.nextAttemptAt),
       lastError: outcome?.lastError ?? null,
     };
   };

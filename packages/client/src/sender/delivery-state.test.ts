@@ -54,6 +54,17 @@ describe('readDeliveryState', () => {
     });
   });
 
+  it('reads a time no Date can hold as none', () => {
+    const dir = tempDir();
+    const times = { lastSuccessAt: 1e300, nextAttemptAt: 8.64e15 + 1, lastAttemptAt: -5 };
+    fs.writeFileSync(path.join(dir, 'delivery.json'), JSON.stringify({ endpoint, ...times }));
+    expect(readDeliveryState(dir, { endpoint })).toMatchObject({
+      lastSuccessAt: 0,
+      nextAttemptAt: 0,
+      lastAttemptAt: 0,
+    });
+  });
+
   it('fingerprints differ by endpoint and key, and are short', () => {
     const a = deliveryFingerprint({ endpoint, writeKey: 'k1' });
     expect(a).toMatch(/^[0-9a-f]{16}$/);

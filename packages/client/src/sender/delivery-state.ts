@@ -63,6 +63,12 @@ export function emptyDeliveryState(endpoint: string): DeliveryState {
 
 const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
 
+/** The last ms a Date can hold: a later "time" (an edited or corrupt file) would throw in toISOString(). */
+export const MAX_DATE_MS = 8.64e15;
+
+/** A time in ms, or 0 (none) when it is not one a Date can hold. */
+const time = (v: unknown) => (typeof v === 'number' && v >= 0 && v <= MAX_DATE_MS ? v : 0);
+
 /**
  * The delivery state as it applies to `target`: a backoff or failure met with another endpoint or write
  * key (the user fixed it meanwhile) is not this one's, and reads as none. The counters are kept.
@@ -79,7 +85,7 @@ export function readDeliveryState(configDir: string, target: DeliveryTarget): De
     delivered: num(value.delivered),
     duplicates: num(value.duplicates),
     rejected,
-    lastSuccessAt: num(value.lastSuccessAt),
+    lastSuccessAt: time(value.lastSuccessAt),
   };
   // Backoff belongs to the endpoint that failed; counters are kept across endpoints.
   if (value.endpoint !== endpoint) return { ...base, ...counters };
@@ -88,8 +94,8 @@ export function readDeliveryState(configDir: string, target: DeliveryTarget): De
     ...counters,
     fingerprint: typeof value.fingerprint === 'string' ? value.fingerprint : null,
     failures: num(value.failures),
-    nextAttemptAt: num(value.nextAttemptAt),
-    lastAttemptAt: num(value.lastAttemptAt),
+    nextAttemptAt: time(value.nextAttemptAt),
+    lastAttemptAt: time(value.lastAttemptAt),
     lastStatus: typeof value.lastStatus === 'number' ? value.lastStatus : null,
     lastError: typeof value.lastError === 'string' ? value.lastError : null,
     lastCode: typeof value.lastCode === 'string' ? value.lastCode : null,
