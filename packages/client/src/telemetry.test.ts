@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -429,6 +430,44 @@ describe('options', () => {
     expect(errors).toEqual(['TMK_CLIENT_OPTIONS_INVALID']);
     expect(() => telemetry.report('anything' as never)).not.toThrow();
     expect(createTelemetry(undefined as unknown as TelemetryOptions).status().enabled).toBe(false);
+  });
+
+  it('what throws only once read (an env getter, a deleted working directory) gives a client that is off', () => {
+    const home = tempDir();
+    const errors: string[] = [];
+    const env = new Proxy(testEnv(home), {
+      get(target, key) {
+        if (key === 'DO_NOT_TRACK') throw new Error('no environment for you');
+        return target[key as string];
+      },
+    });
+    const telemetry = createTelemetry({
+      catalog: telepresence,
+      version: '2.20.2',
+      endpoint: 'http://127.0.0.1:9',
+      configDir: path.join(home, 'cfg'),
+      cwd: home,
+      env,
+      onError: (error) => errors.push(`${error.code}: ${error.message}`),
+    });
+    expect(telemetry.status()).toMatchObject({ enabled: false, decidedBy: 'options' });
+    expect(telemetry.status().problems.join()).toContain('no environment for you');
+    expect(errors).toEqual([expect.stringMatching(/^TMK_CLIENT_INTERNAL: .*no environment for you/)]);
+    telemetry.report('intercept_success');
+
+    // A relative cwd in a working directory that was deleted: process.cwd() throws ENOENT.
+    const gone = tempDir();
+    const script = `
+      import { createTelemetry } from ${JSON.stringify(path.resolve(import.meta.dirname, '../dist/bundle/index.js'))};
+      import { telepresence } from ${JSON.stringify(path.resolve(import.meta.dirname, '../dist/bundle/catalogs-telepresence.js'))};
+      process.chdir(${JSON.stringify(gone)});
+      (await import('node:fs')).rmSync(${JSON.stringify(gone)}, { recursive: true });
+      const t = createTelemetry({ catalog: telepresence, version: '1.0.0', endpoint: 'http://127.0.0.1:9',
+        cwd: '.', configDir: ${JSON.stringify(path.join(home, 'cfg2'))}, env: { HOME: ${JSON.stringify(home)} } });
+      process.stdout.write(JSON.stringify(t.status().enabled));`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(child.stderr).toBe('');
+    expect(child.stdout).toBe('false');
   });
 
   it('the client is frozen', () => {

@@ -284,7 +284,16 @@ export function createTelemetry<C extends CatalogInput>(options: TelemetryOption
     if (debug) writeStderr(`[telemark] telemetry is off: invalid options: ${resolved.problems.join('; ')}\n`);
     return createInert<C>(resolved, counters);
   }
-  return createActive<C>(opts, resolved.problems, counters, emitError, drop);
+  try {
+    return createActive<C>(opts, resolved.problems, counters, emitError, drop);
+  } catch (error) {
+    // What the host hands us can still throw once read (a getter, a Proxy env, a cwd that was deleted);
+    // the host gets a client that is off, never the exception.
+    const problem = `telemetry could not start: ${describeError(error)}`;
+    emitError('TMK_CLIENT_INTERNAL', 'telemetry could not start', error);
+    if (debug) writeStderr(`[telemark] telemetry is off: ${problem}\n`);
+    return createInert<C>({ ...resolved, problems: [...resolved.problems, problem] }, counters);
+  }
 }
 
 /** Telemetry with invalid options: off, and `status()` says why. */
