@@ -1,7 +1,9 @@
 import { execFile } from 'node:child_process';
 import dgram from 'node:dgram';
+import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -44,7 +46,7 @@ async function echoServer() {
 }
 
 /** A forward proxy: absolute-URI requests for http, CONNECT tunnels for https. Records what it did. */
-async function proxyServer(options: { answerConnect?: boolean } = {}) {
+async function proxyServer(options: { answerConnect?: boolean; connectTo?: number } = {}) {
   const seen: { method: string; target: string; auth?: string }[] = [];
   const server = http.createServer((req, res) => {
     seen.push({ method: req.method ?? '', target: req.url ?? '', auth: req.headers['proxy-authorization'] });
@@ -68,7 +70,7 @@ async function proxyServer(options: { answerConnect?: boolean } = {}) {
     seen.push({ method: 'CONNECT', target: req.url ?? '', auth: req.headers['proxy-authorization'] });
     if (options.answerConnect === false) return; // a stuck proxy
     const [host, port] = (req.url ?? '').split(':');
-    const upstream = net.connect(Number(port), host, () => {
+    const upstream = net.connect(options.connectTo ?? Number(port), host, () => {
       socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       upstream.pipe(socket);
       socket.pipe(upstream);
@@ -201,7 +203,10 @@ describe('https through a CONNECT tunnel', () => {
   let tlsPort: number;
   beforeAll(async () => {
     const made = selfSignedServer('{"tls":true}');
-    certFile = made.certFile;
+    // Out of the temporary directories, which each test's end removes.
+    certFile = path.join(tmpdir(), `telemark-http-test-${process.pid}.pem`);
+    fs.copyFileSync(made.certFile, certFile);
+    closers.push(() => fs.rmSync(certFile, { force: true }));
     const { server } = made;
     tlsPort = await listen(server);
   });
@@ -234,5 +239,57 @@ describe('https through a CONNECT tunnel', () => {
     expect(proxy.seen).toEqual([{ method: 'CONNECT', target: `127.0.0.1:${tlsPort}`, auth: undefined }]);
     const untrusted = await run(false);
     expect(untrusted.ok).toBe(false);
+  });
+
+  it('sends through the tunnel, never past the proxy to the endpoint', async () => {
+    // The endpoint's port is closed: only a proxy that forwards it to the server reaches one.
+    const closed = net.createServer();
+    const closedPort = await listen(closed);
+    closed.close();
+    const proxy = await proxyServer({ connectTo: tlsPort });
+    const script = `
+      import { post } from ${JSON.stringify(path.resolve(import.meta.dirname, '../../dist/sender/http.js'))};
+      const result = await post(new URL(process.argv[1]), Buffer.from('{}'), {
+        headers: {}, connectMs: 2000, totalMs: 5000, env: { HTTPS_PROXY: process.argv[2] } });
+      process.stdout.write(JSON.stringify(result));`;
+    const { stdout } = await execFileAsync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        script,
+        `https://127.0.0.1:${closedPort}/v1/batch`,
+        `http://127.0.0.1:${proxy.port}`,
+      ],
+      { env: { PATH: process.env.PATH, NODE_EXTRA_CA_CERTS: certFile }, encoding: 'utf8' },
+    );
+    expect(JSON.parse(stdout), stdout).toMatchObject({ ok: true, status: 200, body: '{"tls":true}' });
+    expect(proxy.seen).toEqual([{ method: 'CONNECT', target: `127.0.0.1:${closedPort}`, auth: undefined }]);
+  });
+
+  it('checks certificates and prints nothing when the host has NODE_TLS_REJECT_UNAUTHORIZED=0', async () => {
+    const proxy = await proxyServer();
+    const script = `
+      import { post } from ${JSON.stringify(path.resolve(import.meta.dirname, '../../dist/sender/http.js'))};
+      const options = { headers: {}, connectMs: 2000, totalMs: 5000 };
+      const url = new URL(process.argv[1]);
+      const direct = await post(url, Buffer.from('{}'), { ...options, env: {} });
+      const tunnel = await post(url, Buffer.from('{}'), { ...options, env: { HTTPS_PROXY: process.argv[2] } });
+      process.stdout.write(JSON.stringify({ direct, tunnel, env: process.env.NODE_TLS_REJECT_UNAUTHORIZED }));`;
+    const { stdout, stderr } = await execFileAsync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        script,
+        `https://127.0.0.1:${tlsPort}/v1/batch`,
+        `http://127.0.0.1:${proxy.port}`,
+      ],
+      { env: { PATH: process.env.PATH, NODE_TLS_REJECT_UNAUTHORIZED: '0' }, encoding: 'utf8' },
+    );
+    expect(stderr).toBe('');
+    const result = JSON.parse(stdout) as { direct: { ok: boolean }; tunnel: { ok: boolean }; env: string };
+    expect(result).toMatchObject({ direct: { ok: false }, tunnel: { ok: false }, env: '0' });
+    expect(proxy.seen).toHaveLength(1);
   });
 });

@@ -41,6 +41,24 @@ function portOf(url: URL): number {
   return Number(url.port || (url.protocol === 'https:' ? 443 : 80));
 }
 
+/**
+ * Run `connect` (what starts TLS, synchronously) with certificates checked whatever the host's
+ * NODE_TLS_REJECT_UNAUTHORIZED: with it at 0, Node skips the check unless told otherwise (so every
+ * TLS option here says `rejectUnauthorized: true`) and prints a warning on the host's stderr when a TLS
+ * connection starts, which the variable is hidden from, for that synchronous moment only.
+ */
+function verified<T>(connect: () => T): T {
+  const env = process.env;
+  const saved = env.NODE_TLS_REJECT_UNAUTHORIZED;
+  if (saved !== '0') return connect();
+  delete env.NODE_TLS_REJECT_UNAUTHORIZED;
+  try {
+    return connect();
+  } finally {
+    env.NODE_TLS_REJECT_UNAUTHORIZED = saved;
+  }
+}
+
 export function post(url: URL, body: Buffer, options: PostOptions): Promise<PostOutcome> {
   return new Promise((resolve) => {
     const sockets = new Set<Socket>();
@@ -109,55 +127,68 @@ export function post(url: URL, body: Buffer, options: PostOptions): Promise<Post
       const proxy = proxyFor(url, options.env);
       const proxyModule = proxy?.protocol === 'https:' ? https : http;
       if (!proxy) {
-        const request = (url.protocol === 'https:' ? https : http).request(url, {
-          method: 'POST',
-          headers,
-          agent: false,
-          lookup: names.lookup,
-        });
+        const request = verified(() =>
+          (url.protocol === 'https:' ? https : http).request(url, {
+            method: 'POST',
+            headers,
+            agent: false,
+            lookup: names.lookup,
+            rejectUnauthorized: true,
+          }),
+        );
         send(request, url.protocol === 'https:' ? 'secureConnect' : 'connect');
       } else if (url.protocol === 'http:') {
-        const request = proxyModule.request({
-          host: proxy.hostname.replace(/^\[|\]$/g, ''),
-          port: portOf(proxy),
-          method: 'POST',
-          path: url.href,
-          headers: { ...headers, host: url.host, ...proxyAuthorization(proxy) },
-          agent: false,
-          lookup: names.lookup,
-        });
+        const request = verified(() =>
+          proxyModule.request({
+            host: proxy.hostname.replace(/^\[|\]$/g, ''),
+            port: portOf(proxy),
+            method: 'POST',
+            path: url.href,
+            headers: { ...headers, host: url.host, ...proxyAuthorization(proxy) },
+            agent: false,
+            lookup: names.lookup,
+            rejectUnauthorized: true,
+          }),
+        );
         send(request, proxy.protocol === 'https:' ? 'secureConnect' : 'connect');
       } else {
         const targetHost = url.hostname.replace(/^\[|\]$/g, '');
         const authority = `${url.hostname}:${portOf(url)}`;
-        const tunnel = proxyModule.request({
-          host: proxy.hostname.replace(/^\[|\]$/g, ''),
-          port: portOf(proxy),
-          method: 'CONNECT',
-          path: authority,
-          headers: { host: authority, ...proxyAuthorization(proxy) },
-          agent: false,
-          lookup: names.lookup,
-        });
+        const tunnel = verified(() =>
+          proxyModule.request({
+            host: proxy.hostname.replace(/^\[|\]$/g, ''),
+            port: portOf(proxy),
+            method: 'CONNECT',
+            path: authority,
+            headers: { host: authority, ...proxyAuthorization(proxy) },
+            agent: false,
+            lookup: names.lookup,
+            rejectUnauthorized: true,
+          }),
+        );
         tunnel.on('socket', track);
         tunnel.on('error', onError);
         tunnel.on('connect', (response, socket) => {
           track(socket);
           if (response.statusCode !== 200)
             return fail('proxy', `the proxy refused the tunnel with status ${response.statusCode}`);
-          const secure = tls.connect({
-            socket,
-            host: targetHost,
-            // Node refuses an IP address as SNI server name; the certificate is still checked against it.
-            ...(isIP(targetHost) ? {} : { servername: targetHost }),
-          });
+          const secure = verified(() =>
+            tls.connect({
+              socket,
+              host: targetHost,
+              rejectUnauthorized: true,
+              // Node refuses an IP address as SNI server name; the certificate is still checked against it.
+              ...(isIP(targetHost) ? {} : { servername: targetHost }),
+            }),
+          );
           track(secure);
           secure.once('secureConnect', connected);
           secure.once('error', onError);
+          // No `agent`: with `agent: false` Node ignores createConnection and opens its own connection
+          // to the endpoint, past the proxy.
           const request = https.request(url, {
             method: 'POST',
             headers,
-            agent: false,
             createConnection: () => secure,
           });
           send(request, undefined);
