@@ -161,6 +161,19 @@ export function enforceSpoolLimits(
   return dropped;
 }
 
+/**
+ * What a run with telemetry off does to the spool: removes the segments older than `maxAgeMs` (of a
+ * writer no longer alive, if still open), which hold text not yet scrubbed. Only runs that send (or keep
+ * the bounds) otherwise remove them, and with telemetry off by an environment variable none does, so the
+ * text would outlive the age the docs promise. One readdir; never creates a file or directory, and
+ * counts no drops (nothing will be sent to say so).
+ */
+export function removeExpiredSegments(spoolDir: string, maxAgeMs: number, now: number): void {
+  for (const segment of listSpool(spoolDir).segments)
+    if (segment.time < now - maxAgeMs && (segment.state === 'ready' || !isProcessAlive(segment.pid)))
+      unlinkQuietly(segment.file);
+}
+
 /** Complete lines of a segment; a trailing partial line (a crash mid-write) is left out. */
 export function readSegmentLines(file: string): string[] {
   return completeLines(fs.readFileSync(file, 'utf8'));

@@ -11,7 +11,9 @@ import type { CatalogInput } from './catalog/types.js';
 import { telepresence } from './catalogs/telepresence.js';
 import { tryAcquireLock } from './lock.js';
 import type { TelemetryOptions } from './options.js';
+import { FILES } from './paths.js';
 import { emptyDeliveryState, writeDeliveryState } from './sender/delivery-state.js';
+import { SegmentWriter } from './spool.js';
 import { createTelemetry } from './telemetry.js';
 import { createFakeCollector, expectReported, type FakeCollector, match } from './testing/index.js';
 
@@ -559,6 +561,43 @@ describe('consent at run time', () => {
     expect(telemetry.enable().sender.lastSuccessAt).toBeNull();
     fs.writeFileSync(file, JSON.stringify({ ...corrupt, lastSuccessAt: 8.64e15 + 1 }));
     expect(telemetry.status().sender.lastSuccessAt).toBeNull();
+  });
+
+  it('off by an environment variable, still removes spooled segments older than maxAgeDays, creating nothing', () => {
+    const home = tempDir();
+    const configDir = path.join(home, 'config');
+    const spoolDir = path.join(configDir, FILES.spool);
+    const now = Date.now();
+    const writer = new SegmentWriter(spoolDir);
+    writer.append(['{"error":"unscrubbed text"}'], now - 10 * 86_400_000);
+    const expired = writer.seal();
+    const recent = new SegmentWriter(spoolDir);
+    recent.append(['{"error":"unscrubbed text"}'], now - 1000);
+    const kept = recent.seal();
+    const before = listFiles(configDir);
+    const off = () =>
+      createTelemetry({
+        catalog: telepresence,
+        version: '2.20.2',
+        endpoint: 'http://127.0.0.1:9',
+        configDir,
+        cwd: home,
+        env: testEnv(home, { DO_NOT_TRACK: '1' }),
+      });
+    expect(off().status()).toMatchObject({ enabled: false, decidedBy: 'env:DO_NOT_TRACK' });
+    expect(fs.existsSync(expired ?? '')).toBe(false);
+    expect(fs.existsSync(kept ?? '')).toBe(true);
+    expect(listFiles(configDir)).toEqual(before.filter((f) => !f.endsWith(path.basename(expired ?? ''))));
+    const empty = path.join(tempDir(), 'none');
+    createTelemetry({
+      catalog: telepresence,
+      version: '2.20.2',
+      endpoint: 'http://127.0.0.1:9',
+      configDir: empty,
+      cwd: home,
+      env: testEnv(home, { DO_NOT_TRACK: '1' }),
+    });
+    expect(fs.existsSync(empty)).toBe(false);
   });
 
   it('enable() cannot override DO_NOT_TRACK, and says so', () => {

@@ -54,7 +54,14 @@ import { FILES } from './paths.js';
 import type { DeliveryConfig, DeliveryFailure, DeliveryOutcome } from './sender/deliver.js';
 import { MAX_DATE_MS, readDeliveryState, refusalFix } from './sender/delivery-state.js';
 import { type SenderSettings, spawnSender } from './sender/spawn.js';
-import { deleteSpool, enforceSpoolLimits, SegmentWriter, spoolStats, writeSegment } from './spool.js';
+import {
+  deleteSpool,
+  enforceSpoolLimits,
+  removeExpiredSegments,
+  SegmentWriter,
+  spoolStats,
+  writeSegment,
+} from './spool.js';
 import { LIBRARY_VERSION } from './version.js';
 import { LIMITS, type Notice } from './wire.js';
 
@@ -966,6 +973,10 @@ function createActive<C extends CatalogInput>(
     } catch (error) {
       internalError('unexpected failure', error);
     }
+  else if (!debug)
+    try {
+      removeExpiredSegments(spoolDir, opts.spool.maxAgeMs, Date.now());
+    } catch {}
 
   const report = (event: string, traits?: unknown): void => {
     // Off: one comparison. Only the kill switch ends by itself, when its time is up.
