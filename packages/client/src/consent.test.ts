@@ -147,6 +147,22 @@ describe('resolveConsent', () => {
     expect(resolveConsent(input(home, { testRunner: 'vitest' })).enabled).toBe(true);
   });
 
+  it('TELEMARK_ALLOW_IN_TESTS allows only with a recognised yes', () => {
+    const home = tempDir();
+    const run = (value: string) =>
+      resolveConsent(
+        input(home, { testRunner: 'vitest', env: testEnv(home, { TELEMARK_ALLOW_IN_TESTS: value }) }),
+      );
+    for (const yes of ['1', 'true', 'YES', ' on ']) expect(run(yes).enabled, yes).toBe(true);
+    for (const other of ['0', 'off', 'please', 'disabled', '2', 'nope']) {
+      const decision = run(other);
+      expect(decision, other).toMatchObject({ enabled: false, decidedBy: 'test' });
+    }
+    expect(run('please').signals.find((s) => s.source === 'test')?.detail).toContain(
+      'TELEMARK_ALLOW_IN_TESTS=please is not one of',
+    );
+  });
+
   it('CI stays on and is tagged', () => {
     const home = tempDir();
     const decision = resolveConsent(input(home, { ciVendor: 'github_actions' }));

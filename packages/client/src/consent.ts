@@ -226,14 +226,19 @@ export function resolveConsent(input: ConsentInput): ConsentDecision {
   else add('user', false, 'disable', `disabled by the user${choice.at ? ` at ${choice.at}` : ''}`);
 
   if (input.testRunner) {
-    const allowed = parseSwitch(input.env.TELEMARK_ALLOW_IN_TESTS).on;
+    // Unlike an opt-out, an unrecognised value is not taken as a yes: doubt keeps tests from reporting.
+    const raw = input.env.TELEMARK_ALLOW_IN_TESTS;
+    const parsed = parseSwitch(raw);
+    const allowed = parsed.on && parsed.recognised;
     add(
       'test',
       input.testRunner,
       allowed ? 'none' : 'disable',
       allowed
         ? `running under ${input.testRunner}; allowed by TELEMARK_ALLOW_IN_TESTS`
-        : `running under ${input.testRunner}; tests never report (TELEMARK_ALLOW_IN_TESTS=1 allows it)`,
+        : parsed.recognised
+          ? `running under ${input.testRunner}; tests never report (TELEMARK_ALLOW_IN_TESTS=1 allows it)`
+          : `running under ${input.testRunner}; TELEMARK_ALLOW_IN_TESTS=${raw} is not one of 1/true/yes/on, so tests do not report`,
     );
   } else add('test', null, 'none', 'no test runner detected');
 
