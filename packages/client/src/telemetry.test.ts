@@ -142,6 +142,7 @@ describe('report()', () => {
     report('login_success', { method: 'password' });
     report('intercept_success', 'not an object');
     report(undefined);
+    report(Symbol('event'));
     report({
       toString: () => {
         throw new Error('boom');
@@ -166,14 +167,15 @@ describe('report()', () => {
     expect(telemetry.status().counters).toMatchObject({
       reported: 0,
       dropped: {
-        unknown_event: 2,
+        // Not a string (undefined, a Symbol, an object): a rejection, not an internal failure.
+        unknown_event: 4,
         missing_trait: 1,
         invalid_type: 1,
         unknown_trait: 1,
         out_of_range: 1,
         invalid_enum: 1,
         not_an_object: 1,
-        internal: 3,
+        internal: 2,
       },
     });
   });
@@ -867,6 +869,8 @@ describe('flush()', () => {
     expect(result).toMatchObject({ ok: false, reason: 'timeout', pending: 1 });
     await new Promise((r) => setTimeout(r, 100));
     expect(c.openConnections).toBe(0);
+    // Giving up on its own deadline says nothing about the collector: no failure, no backoff recorded.
+    expect(telemetry.status().sender).toMatchObject({ nextAttemptAt: null, lastError: null });
   });
 
   it('does not knock during a backoff that outlasts the timeout', async () => {

@@ -151,6 +151,9 @@ export function validateEvent(
   options?: { readonly unscrubbed?: boolean },
 ): ValidationResult {
   const unscrubbed = options?.unscrubbed === true;
+  // Callers outside TypeScript can pass anything; a Symbol would throw in the template below.
+  if (typeof event !== 'string')
+    return fail('unknown_event', `the event name must be a string, not ${typeof event}`);
   const spec = Object.hasOwn(catalog.input.events, event) ? catalog.input.events[event] : undefined;
   if (!spec) return fail('unknown_event', `"${event}" is not in the ${catalog.app} catalog`);
   if (traits === undefined || traits === null) traits = {};

@@ -275,6 +275,21 @@ describe('deliver', () => {
     expect(await run(config(configDir, url))).toMatchObject({ reason: 'empty', delivered: 3 });
   });
 
+  it('treats a 2xx whose results are not a list, or hold non-objects, as without results', async () => {
+    const answers = ['{"success":true,"results":{"a":1}}', '{"results":"all good"}', '{"results":[null,7]}'];
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(200).end(answers.shift() ?? '{}'));
+    });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    for (let i = 0; i < 3; i++) {
+      const configDir = setup(2);
+      expect(await run(config(configDir, url))).toMatchObject({ reason: 'empty', delivered: 2 });
+    }
+  });
+
   it('stores the control block and stops at once on the kill switch', async () => {
     const until = new Date(Date.now() + 3_600_000).toISOString();
     const c = await collector({ control: { disableUntil: until, latestVersion: '9.9.9' } });

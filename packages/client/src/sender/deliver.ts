@@ -36,7 +36,7 @@ import {
   rewriteSegment,
   type SegmentEntry,
 } from '../spool.js';
-import { type BatchResponse, LIMITS, type WireMessage } from '../wire.js';
+import { type BatchResponse, LIMITS, type MessageResult, type WireMessage } from '../wire.js';
 import { backoffDelay, parseRetryAfter } from './backoff.js';
 import {
   CONFIG_CODES,
@@ -395,15 +395,28 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
       const controller = new AbortController();
       const deadlineTimer = setTimeout(() => controller.abort(), Math.max(0, run.deadline - Date.now()));
       outcome.attempts++;
+      const totalMs = Math.max(1, Math.min(config.totalMs, run.deadline - Date.now()));
       const result = await post(url, body, {
         headers,
         connectMs: config.connectMs,
-        totalMs: Math.max(1, Math.min(config.totalMs, run.deadline - Date.now())),
+        totalMs,
         env: config.env,
         signal: controller.signal,
       });
       clearTimeout(deadlineTimer);
       const after = Date.now();
+      // Cut short by this run's deadline (a flush's timeout), not by the collector: nothing was learnt
+      // about it, so no failure is recorded and no backoff holds the next run back.
+      if (
+        !result.ok &&
+        (result.code === 'aborted' ||
+          (totalMs < config.totalMs &&
+            (result.code === 'timeout' ||
+              (result.code === 'connect_timeout' && totalMs <= config.connectMs))))
+      ) {
+        outcome.lastError = `${result.code}: ${result.error}`;
+        return done('deadline');
+      }
       state = readDeliveryState(configDir, config);
 
       if (result.ok && result.status >= 200 && result.status < 300) {
@@ -414,7 +427,11 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
         const rejectedByReason: Record<string, number> = { ...state.rejected };
         /** Messages refused one by one for a reason no retry fixes (no write key, an unknown app). */
         let refused: { code: string; count: number } | undefined;
-        const answered = new Map((response.results ?? []).map((r) => [r.messageId, r]));
+        // Results that are not a list say nothing per message: as without any, the 2xx accepted them all.
+        const results: unknown[] = Array.isArray(response.results) ? response.results : [];
+        const answered = new Map<unknown, MessageResult>();
+        for (const r of results)
+          if (r && typeof r === 'object') answered.set((r as MessageResult).messageId, r as MessageResult);
         for (const item of batch.items) {
           const answer = answered.get(item.message.messageId);
           // A 2xx means committed: a message the answer does not mention was accepted.
