@@ -447,7 +447,7 @@ export async function startCollector(extraConfig = {}) {
     ],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, TELEMARK_ADMIN_TOKEN: 'bench' },
+      env: { ...process.env, TELEMARK_ADMIN_TOKEN: 'bench-admin-token' },
     },
   );
   const url = await waitForUrl(child, /listening on (http:\/\/\S+)/);

@@ -18,6 +18,7 @@ import {
   type Line,
   lineReader,
   MYTOOL_CATALOG,
+  metricValue,
   ourMessage,
   postJson,
   resultStatuses,
@@ -262,6 +263,8 @@ describe('a replay or an erasure that outlasts the collector’s idle timeout', 
       });
       expect(anonymous.status).toBe(401);
       expect(await anonymous.json()).toMatchObject({ code: 'TMK_ERR_UNAUTHORIZED' });
+      // Someone guessing the token shows in /metrics.
+      expect(await metricValue(c.url, 'telemark_api_unauthorized_total')).toBe(1);
       const badParameter = await post(c.url, 'quarantine/replay?colour=blue', { lines: true });
       expect(badParameter.status).toBe(400);
       expect(badParameter.headers.get('content-type')).toMatch(/^application\/json/);

@@ -1,5 +1,5 @@
 import { type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { connect, createServer } from 'node:net';
 import { availableParallelism, getPriority } from 'node:os';
@@ -52,9 +52,9 @@ describe('telemark serve', () => {
     const second = await serveOnce(['--data', dataDir]);
     expect(second.out).not.toContain('Admin token');
     expect(second.out).toMatch(/Dashboard: http:\/\/127\.0\.0\.1:\d+\/ \(admin token: .*admin-token\)/);
-    const fromEnv = await serveOnce(['--data', tempDir()], { TELEMARK_ADMIN_TOKEN: 'from-env-token' });
+    const fromEnv = await serveOnce(['--data', tempDir()], { TELEMARK_ADMIN_TOKEN: 'from-env-token-1234' });
     expect(fromEnv.out).not.toContain('Admin token');
-    expect(fromEnv.out).not.toContain('from-env-token');
+    expect(fromEnv.out).not.toContain('from-env-token-1234');
     expect(fromEnv.out).toContain('(admin token: TELEMARK_ADMIN_TOKEN)');
   });
 
@@ -143,6 +143,20 @@ describe('telemark serve', () => {
     },
     20_000,
   );
+
+  it('refuses a TELEMARK_ADMIN_TOKEN under 16 characters before it makes or opens anything', () => {
+    const dataDir = join(tempDir(), 'data');
+    const { TELEMARK_ADMIN_TOKEN: _ignored, ...inherited } = process.env;
+    const refused = spawnSync(process.execPath, [CLI, 'serve', '--port', '0', '--data', dataDir], {
+      encoding: 'utf8',
+      env: { ...inherited, TELEMARK_ADMIN_TOKEN: 'hunter2' },
+    });
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain('[TMK_ERR_CONFIG_INVALID]');
+    expect(refused.stderr).toContain('TELEMARK_ADMIN_TOKEN: at least 16 characters (it has 7)');
+    expect(refused.stderr).not.toContain('hunter2');
+    expect(existsSync(dataDir)).toBe(false);
+  });
 
   it('shows the token on the next start when the first one failed before showing it', async () => {
     const dataDir = tempDir();

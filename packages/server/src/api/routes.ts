@@ -22,6 +22,8 @@ export interface ApiDeps {
   readonly registry: AppRegistry;
   /** The admin token every `/api/v1` request must present as `Authorization: Bearer …`. */
   readonly adminToken: string;
+  /** Told of each request refused for a missing or wrong token (the collector counts them). */
+  readonly onUnauthorized?: () => void;
   /** Clock for the default date range (tests). @default Date.now */
   readonly now?: () => number;
   /** The collector's message size limit, which a quarantine replay judges by. @default 32 KB */
@@ -267,6 +269,7 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
         const header = request.headers.authorization;
         const presented = typeof header === 'string' ? BEARER.exec(header)?.[1] : undefined;
         if (!tokenMatches(presented, deps.adminToken)) {
+          deps.onUnauthorized?.();
           reply.header('www-authenticate', 'Bearer realm="telemark"');
           return fail(reply, new TelemarkError('TMK_ERR_UNAUTHORIZED'));
         }

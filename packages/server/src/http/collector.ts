@@ -491,6 +491,7 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     store,
     registry: config.registry,
     adminToken: options.adminToken,
+    onUnauthorized: () => metrics.apiUnauthorized.inc(),
     limits: config.limits,
     builder,
     // Replays and erasures are refused once draining; one the deadline cuts says so (routes.ts).

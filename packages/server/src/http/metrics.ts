@@ -38,6 +38,8 @@ export interface CollectorMetrics {
   readonly connectionsDropped: Counter;
   /** Config reloads (SIGHUP), by result: `ok`, or `failed` (the running configuration stayed). */
   readonly configReloads: Counter<'result'>;
+  /** `/api/v1` requests refused for a missing or wrong admin token: someone guessing shows here. */
+  readonly apiUnauthorized: Counter;
   /** Apps a reload registered: their series start at 0, as those of the apps known at start. */
   startApps(apps: readonly string[]): void;
 }
@@ -233,6 +235,11 @@ export function createCollectorMetrics(
       name: 'telemark_config_reloads_total',
       help: 'Configuration reloads (SIGHUP) by result: ok, or failed (the file had problems, logged; the running configuration stayed).',
       labelNames: ['result'],
+      registers,
+    }),
+    apiUnauthorized: new Counter({
+      name: 'telemark_api_unauthorized_total',
+      help: 'Query and admin API requests refused (401) for a missing or wrong admin token.',
       registers,
     }),
     startApps(names) {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { pino } from 'pino';
-import { forgetUnshownToken, resolveAdminToken } from '../../api/admin-token.js';
+import { checkAdminTokenEnv, forgetUnshownToken, resolveAdminToken } from '../../api/admin-token.js';
 import { openStore, prepareDataDir } from '../../config/open-store.js';
 import { loadServeConfig, type ServeConfig, type ServeFlags } from '../../config/serve-config.js';
 import { errorMessage, isTelemarkError, rephrased } from '../../errors.js';
@@ -44,6 +44,7 @@ export async function serve(
       ...(options.config ? { file: options.config } : {}),
       flags: options,
     });
+    checkAdminTokenEnv();
     prepareDataDir(config.dataDir);
     const store = openStore(config, storeLogging(config));
     await store.init().catch((error: unknown) => {
