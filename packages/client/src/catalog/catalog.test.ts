@@ -81,6 +81,19 @@ describe('the Telepresence catalog', () => {
       }),
     ).toEqual({ ok: true, traits: { unsupported_flags: ['--also-proxy', '--expose-foo'] } });
   });
+
+  it('keeps no value attached to a short flag, and no long flag with something else attached', () => {
+    expect(
+      validateEvent(telepresence, 'Used legacy syntax', {
+        unsupported_flags: ['-pHunter2Secret', '-ujohnsmith', '-hdb01-acme-prod', '-n=acme', '-v', '-xvf'],
+      }),
+    ).toEqual({ ok: true, traits: { unsupported_flags: ['-p', '-u', '-h', '-n', '-v', '-x'] } });
+    expect(
+      validateEvent(telepresence, 'Used legacy syntax', {
+        unsupported_flags: ['--name:acme', '--docker/acme', '--', '-', '---x', '-@x', '--ok'],
+      }),
+    ).toEqual({ ok: true, traits: { unsupported_flags: ['--ok'] } });
+  });
 });
 
 describe('validateEvent', () => {
@@ -166,6 +179,21 @@ describe('defineCatalog', () => {
     expect(() =>
       defineCatalog(minimal({ extraContext: { envPrefix: 'X_', keys: { mode: { type: 'boolean' } } } })),
     ).toThrow(/override core context/);
+  });
+
+  it('refuses extra context that is not boolean, integer or enum, whatever the types let through', () => {
+    for (const type of ['string', 'error', 'flagList', 'number', 'duration', 'enumList', undefined]) {
+      const spec = { type, maxLength: 64, values: ['a'], unit: 's' } as unknown as { type: 'boolean' };
+      expect(
+        () => defineCatalog(minimal({ extraContext: { envPrefix: 'X_', keys: { tier: spec } } })),
+        String(type),
+      ).toThrow(/extraContext\.tier: type .* is not allowed/);
+    }
+    expect(() =>
+      defineCatalog(
+        minimal({ extraContext: { envPrefix: 'X_', keys: { tier: { type: 'enum', values: ['gold'] } } } }),
+      ),
+    ).not.toThrow();
   });
 
   it('freezes the catalog', () => {

@@ -31,6 +31,8 @@ const RESERVED_CONTEXT_KEYS = new Set([
   'new_install',
 ]);
 
+const EXTRA_CONTEXT_TYPES: ReadonlySet<unknown> = new Set(['boolean', 'integer', 'enum']);
+
 export class CatalogError extends Error {
   readonly code = 'TMK_ERR_CATALOG_INVALID';
   readonly problems: readonly string[];
@@ -108,7 +110,13 @@ export function catalogProblems(input: CatalogInput): string[] {
     for (const [key, spec] of Object.entries(keys)) {
       if (RESERVED_CONTEXT_KEYS.has(key))
         problems.push(`extraContext key "${key}" would override core context`);
-      checkTrait('extraContext', key, spec, problems);
+      // The types say so, but a JavaScript caller (or a cast) is not held to them, and extra context is
+      // sent as read from the environment, never scrubbed: free text there would leave as it is.
+      if (!EXTRA_CONTEXT_TYPES.has(spec?.type))
+        problems.push(
+          `extraContext.${key}: type "${String(spec?.type)}" is not allowed (boolean, integer or enum only)`,
+        );
+      else checkTrait('extraContext', key, spec, problems);
     }
   }
   for (const [name, outcome] of Object.entries(input.outcomes ?? {})) {

@@ -19,7 +19,10 @@ export type ValidationResult =
 const DEFAULT_ERROR_LENGTH = 1024;
 const DEFAULT_MAX_DURATION_S = 86_400;
 const DEFAULT_FLAG_ITEMS = 32;
-const FLAG = /^-{1,2}[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+// A short flag is one character: what follows it in the same word (`-pHunter2`, `-ujsmith`) is its value
+// to getopt, and a cluster of letters (`-xvf`) cannot be told from one, so only the first is kept.
+// A long flag ends at `=`; anything else attached to it makes the item no flag at all.
+const FLAG = /^(?:--[A-Za-z0-9][A-Za-z0-9_-]{0,63}(?==|$)|-[A-Za-z0-9])/;
 
 const fail = (reason: RejectReason, detail: string): ValidationResult => ({ ok: false, reason, detail });
 
@@ -74,8 +77,8 @@ const checkFlagList: Check<SpecOf<'flagList'>> = (name, spec, value) => {
   for (const item of value) {
     if (typeof item !== 'string') return bad('invalid_type', `${name} items must be strings`);
     // Values are user data (`--expose=8080`, `--namespace=acme`): only the flag name is kept.
-    const flag = item.split('=', 1)[0] ?? '';
-    if (FLAG.test(flag) && !flags.includes(flag)) flags.push(flag);
+    const flag = FLAG.exec(item)?.[0];
+    if (flag !== undefined && !flags.includes(flag)) flags.push(flag);
   }
   if (flags.length > max) return bad('too_many_items', `${name} has ${flags.length} flags, at most ${max}`);
   return { ok: true, value: flags };

@@ -125,7 +125,10 @@ describe('detectEnvironment', () => {
     ['windsurf', { CODEIUM_EDITOR_APP_ROOT: '/x' }, false],
     ['devin', { EDITOR: 'devin-editor' }, true],
     ['github-copilot', { TERM_PROGRAM: 'vscode', GIT_PAGER: 'cat' }, false],
-    ['my-agent@2', { AI_AGENT: 'My-Agent@2' }, true],
+    ['my-agent-2', { AI_AGENT: ' My-Agent-2 ' }, true],
+    ['other', { AI_AGENT: 'My-Agent@2' }, true],
+    ['other', { AI_AGENT: 'jdoe@acme-bank.com' }, true],
+    ['other', { AI_AGENT: 'build01.acme-bank.com' }, true],
     ['other', { AI_AGENT: 'a name with spaces and /paths' }, true],
   ])('detects an AI agent: %s', (agent, env, tty) => {
     const info = detect({ env, stdinIsTTY: tty, stderrIsTTY: tty });

@@ -103,7 +103,8 @@ const AGENTS: readonly (readonly [string, (env: Env, tty: boolean) => boolean])[
 
 export function detectAgent(env: Env, interactiveTerminal: boolean): string | null {
   const declared = env.AI_AGENT?.trim().toLowerCase();
-  if (declared) return /^[a-z0-9][a-z0-9._@-]{0,39}$/.test(declared) ? declared : 'other';
+  // Only a tool's name: `.` and `@` would let an e-mail address or a host name through as one.
+  if (declared) return /^[a-z0-9][a-z0-9-]{0,39}$/.test(declared) ? declared : 'other';
   for (const [name, matches] of AGENTS) if (matches(env, interactiveTerminal)) return name;
   return null;
 }
