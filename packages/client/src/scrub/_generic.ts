@@ -15,6 +15,7 @@ import {
 import { escapeRegExp, hasBase64Run, type Rule, type TextFacts } from './_rule.js';
 import {
   HOST_TLDS,
+  PROSE_WORDS,
   PUBLIC_DOMAIN_SUFFIXES,
   PUBLIC_HOSTS,
   SHARED_ACCOUNT_NAMES,
@@ -38,6 +39,56 @@ const SECRET_WORD_BEFORE_COLON =
   /(?:passw|pwd|secret|token|key|credential|session|sig|account|client|refresh|cookie)[\w.-]*["']?\s*:\s*["']/;
 /** What the second needs in any case, starting with a literal (found fast): a `:` before a quote. */
 const COLON_BEFORE_QUOTE = /:\s*["']/;
+
+const SECRET_WORD = /passw|pwd|secret|token|key|credential|session|sig|account|client|refresh|cookie/;
+
+const isKeyChar = (c: number): boolean =>
+  (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 95 || c === 45 || c === 46;
+
+/**
+ * The guard of the unquoted `key: value` rule (lower case): a secret-ish word right before a `:`.
+ * Almost every error has a `:`, and a word list tried at every position cost more than the rule
+ * saves; an error has few colons, and only the word before each is read.
+ */
+function hasSecretKeyBeforeColon(lower: string): boolean {
+  for (let colon = lower.indexOf(':'); colon !== -1; colon = lower.indexOf(':', colon + 1)) {
+    let end = colon;
+    while (end > 0 && (lower[end - 1] === ' ' || lower[end - 1] === '"' || lower[end - 1] === "'")) end--;
+    let start = end;
+    while (start > 0 && end - start < 128 && isKeyChar(lower.charCodeAt(start - 1))) start--;
+    if (end - start >= 3 && SECRET_WORD.test(lower.slice(start, end))) return true;
+  }
+  return false;
+}
+
+/**
+ * Whether the unquoted value after a secret key (`token: …`) is one. Errors also say `fetch token:
+ * oauth2: …` or `refresh token: expired`, so a value followed by another `:` (Go's error chain), a
+ * number of up to 3 digits (an HTTP status) and an ordinary word are prose. A lower-case word that ends
+ * the line is taken for a value unless it is a known prose word: privacy before readability.
+ */
+const SECRET_STATES: ReadonlySet<string> = new Set([
+  'expired',
+  'revoked',
+  'required',
+  'empty',
+  'none',
+  'null',
+  'nil',
+  'undefined',
+  'unset',
+  'true',
+  'false',
+  'redacted',
+  'hidden',
+]);
+
+function isBareSecretValue(value: string, after: string): boolean {
+  if (isMarker(value) || after.startsWith(':') || /^\d{1,3}$/.test(value)) return false;
+  if (!/^[a-z]+(?:[_-][a-z]+)*$/.test(value)) return true;
+  if (PROSE_WORDS.has(value) || SECRET_STATES.has(value)) return false;
+  return /^[ \t]*(?:$|[\r\n])/.test(after);
+}
 
 /** Keys whose values are secrets wherever they appear as `key=value` or `"key": "value"`. */
 const SECRET_KEY =
@@ -112,6 +163,23 @@ export function createSecretRules(): Rule[] {
         openQuote === closeQuote && SECRET_KEY.test(key) && value !== '' && !isMarker(value)
           ? `:${space}${quote}<secret>${quote}`
           : match,
+    },
+    {
+      name: 'secret-colon',
+      // `password: hunter2` in logs and YAML-ish output; the `:` first, as for the `=` rule.
+      needs: ({ lower }: TextFacts) => hasSecretKeyBeforeColon(lower),
+      // The `:` first, then the (maybe quoted) key read behind it and kept: a lookbehind first would be
+      // tried at every position. Quoted values are the JSON rule's; a marker (`<secret>`) is left alone.
+      pattern: /:(?<=(?<![\w.-])["']?([\w.-]{1,128})["']?[ \t]*:)([ \t]*)([^\s"'<,;)\]}][^\s"',;)\]}]*)/g,
+      replace: (match: string, key: string, space: string, raw: string, offset: number, text: string) => {
+        if (!SECRET_KEY.test(key)) return match;
+        // Sentence or error-chain punctuation right after the value is not part of it.
+        const value = raw.replace(/[.:]+$/, '');
+        const after = raw.slice(value.length) + text.slice(offset + match.length);
+        return value !== '' && isBareSecretValue(value, after)
+          ? `:${space}<secret>${raw.slice(value.length)}`
+          : match;
+      },
     },
     {
       name: 'secret-flag',
@@ -231,13 +299,65 @@ export function createUrlRules(keepName: KeepName): Rule[] {
       },
     },
     {
+      // Git's scp-like remotes (`git@github.com:acme-bank/secret-repo.git`): the path names the
+      // organisation and the project, which the e-mail rule would leave after `<email>:`.
+      name: 'scp-remote',
+      // Starts with a literal, so it is found fast; the rule's own pattern starts with a class.
+      needs: /@[A-Za-z][\w.-]*:[\w~./-]/,
+      pattern: new RegExp(
+        String.raw`(?<![\w.%+-])([\w.-]{1,64})@(${SCP_HOST}):(?=[\w~./-])([^\s"'<>,;|]*)`,
+        'g',
+      ),
+      replace: (match: string, user: string, host: string, rawPath: string) => {
+        // A container image pinned by digest (`nginx@sha256:…`) has the same shape.
+        if (/^sha\d+$/i.test(host)) return match;
+        const [path, tail] = splitTrailingPunctuation(rawPath);
+        const segments = path.split('/');
+        const tilde = segments[0] === '~';
+        const scrubbed = scrubSegments(tilde ? segments.slice(1) : segments, false, () => false);
+        return `${keptAccount(user)}@${isPublicHost(host) ? host : '<host>'}:${tilde ? '~/' : ''}${scrubbed.join('/')}${tail}`;
+      },
+    },
+    {
+      // `ssh alice@buildbox`: a person at a machine, with no top-level domain for the e-mail rule to see.
+      name: 'ssh-target',
+      needs: ({ text, lower }: TextFacts) => text.includes('@') && /ssh|scp|sftp|rsync|mosh/.test(lower),
+      // From the command to its first `user@host` on the line, options between them kept.
+      pattern: new RegExp(
+        String.raw`\b((?:ssh|scp|sftp|rsync|mosh)\b[^\n@]{0,80}?[ \t=])([\w.-]{1,64})@(${SCP_HOST})(?![\w.@-])`,
+        'gi',
+      ),
+      replace: (_match: string, command: string, user: string, host: string) =>
+        `${command}${keptAccount(user)}@${isPublicHost(host) ? host : '<host>'}`,
+    },
+    {
       name: 'email',
-      needs: '@',
+      // Also URL-encoded (`john%40acme-bank.com`), and with letters beyond ASCII in the local part. Not
+      // followed by `:path`: that is an scp-like remote, whose public host (`git@github.com:`) stays.
+      needs: ({ text }: TextFacts) => text.includes('@') || text.includes('%40'),
       pattern:
-        /(?<![\w.%+-])[\w.%+-]{1,64}@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.[a-z]{2,24}\b/gi,
+        /(?<![\p{L}\p{N}_.%+-])[\p{L}\p{N}_.%+-]{1,64}(?:@|%40)[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?(?:\.[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?)*\.[a-z]{2,24}(?![\p{L}\p{N}_]|:[\w~./<-])/giu,
       replace: '<email>',
     },
+    {
+      // `"John Smith" <john.smith@…>` and `John Smith <…>`: the display name is the person's.
+      name: 'email-name',
+      needs: (_facts: TextFacts, current: string) => current.includes('<<email>>'),
+      pattern:
+        /(?:(["'])[^"'\n<>]{1,80}\1|(?<![\p{L}\p{N}_.<>-])\p{Lu}[\p{L}'.-]{0,40}(?: \p{Lu}[\p{L}'.-]{0,40}){0,3})([ \t]*)<<email>>/gu,
+      replace: (_match: string, quote: string | undefined, space: string) =>
+        `${quote ? `${quote}<user>${quote}` : '<user>'}${space}<<email>>`,
+    },
   ];
+}
+
+/** A host after `user@` in an scp-like remote or an ssh target: a name, not a version (`pkg@1.2.3`). */
+const SCP_HOST = String.raw`[A-Za-z][\w-]*(?:\.[\w-]+)*`;
+
+/** `git@…`, `root@…`: accounts every machine has identify nobody. */
+function keptAccount(user: string): string {
+  const lower = user.toLowerCase();
+  return lower === 'git' || SHARED_ACCOUNT_NAMES.has(lower) ? user : '<user>';
 }
 
 // A path segment: capitalised words after single spaces are allowed only before a separator, so

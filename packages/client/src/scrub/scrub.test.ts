@@ -151,6 +151,31 @@ describe('generic rules', () => {
     expect(scrub(`x ${secret} y`)).toBe(`x ${expected} y`);
   });
 
+  it.each([
+    ['password colon', 'password: hunter2', 'password: <secret>'],
+    ['token colon', 'token: AbC123xyz', 'token: <secret>'],
+    ['secret colon', 'Secret:s3cr3tvalue', 'Secret:<secret>'],
+    ['api_key colon', 'api_key: abcdef', 'api_key: <secret>'],
+    ['bearer token colon', 'bearer token: 12345678901234', 'bearer token: <secret>'],
+    ['quoted key, bare value', '"password": hunter2,', '"password": <secret>,'],
+    ['a lone lower-case word', 'password: hunter', 'password: <secret>'],
+  ])('redacts unquoted `key: value` secrets: %s', (_name, secret, expected) => {
+    expect(scrub(secret)).toBe(expected);
+    expect(scrub(`x ${secret}\ny`)).toBe(`x ${expected}\ny`);
+  });
+
+  it('reads prose after a secret-ish key and a colon as prose', () => {
+    for (const text of [
+      'error while exchanging code for token: oauth2: cannot fetch token: 400 Bad Request',
+      'getting credentials: exec: executable kubelogin failed with exit code 1',
+      'refresh token: expired',
+      'the session: not found',
+      'token: <secret>',
+    ]) {
+      expect(scrub(text), text).toBe(text);
+    }
+  });
+
   it('keeps long words that are not secrets, and the nil UUID; other UUIDs are ids (decision)', () => {
     expect(scrub('TRAFFIC_MANAGER_CONNECTION_FAILED_WITH_A_VERY_LONG_ENUM_NAME')).toBe(
       'TRAFFIC_MANAGER_CONNECTION_FAILED_WITH_A_VERY_LONG_ENUM_NAME',
@@ -212,6 +237,48 @@ describe('generic rules', () => {
     );
   });
 
+  it.each([
+    [
+      'scp remote, public host',
+      'git@github.com:acme-bank/secret-repo.git',
+      'git@github.com:<path>/<file>.git',
+    ],
+    [
+      'scp remote, own host',
+      'clone git@gitlab.acme.com:team/app.git.',
+      'clone git@<host>:<path>/<file>.git.',
+    ],
+    [
+      'scp, a person at a bare host',
+      'scp alice@buildbox:/srv/payroll/x.csv',
+      'scp <user>@<host>:/srv/<path>/<file>.csv',
+    ],
+    ['ssh target', 'ssh alice@buildbox', 'ssh <user>@<host>'],
+    [
+      'ssh target after options',
+      'ssh -p 2222 -i key alice@buildbox failed',
+      'ssh -p 2222 -i key <user>@<host> failed',
+    ],
+    ['non-ASCII local part', 'mail jöhn.müller@acme.de now', 'mail <email> now'],
+    ['URL-encoded', 'to=john%40acme-bank.com&x', 'to=<email>&x'],
+    ['quoted display name', 'From: "John Smith" <john.smith@acme.com>', 'From: "<user>" <<email>>'],
+    ['bare display name', 'From: John Smith <john.smith@acme.com>', 'From: <user> <<email>>'],
+  ])('redacts people at machines: %s', (_name, input, expected) => {
+    expect(scrub(input)).toBe(expected);
+    expect(scrub(expected)).toBe(expected);
+  });
+
+  it('keeps package versions and image digests that look like user@host', () => {
+    for (const text of [
+      'npm i left-pad@1.2.3',
+      'pull nginx@sha256:0a1b2c3d',
+      'ssh: connect to host port 22',
+      '@types/node',
+    ]) {
+      expect(scrub(text), text).toBe(text);
+    }
+  });
+
   it('uses only documented, typed markers', () => {
     const text = scrub(
       'x@y.io 10.0.0.1 https://a.b.com/x /home/u/f.txt pods "p" intercept i namespace "n" token=t aa:bb:cc:dd:ee:ff',
@@ -237,8 +304,20 @@ describe('generic rules', () => {
       '"'.repeat(16_000),
       'f'.repeat(16_000),
       `${'ab-'.repeat(5_000)}x`,
+      'password:'.repeat(1_700),
+      'token: a'.repeat(2_000),
+      'a@'.repeat(8_000),
+      'a%40'.repeat(4_000),
+      `ssh ${'a'.repeat(16_000)}`,
+      `ssh ${'a.'.repeat(8_000)}@`,
+      `${'Ab '.repeat(5_000)}<a@b.com>`,
+      `${'"x'.repeat(8_000)}<a@b.com>`,
+      `${'a@b:'.repeat(4_000)}`,
     ]) {
+      const start = performance.now();
       expect(typeof generic(hostile).text).toBe('string');
+      // Linear rules take a few milliseconds here; backtracking would take seconds.
+      expect(performance.now() - start, hostile.slice(0, 20)).toBeLessThan(250);
     }
   });
 

@@ -859,4 +859,49 @@ export const TELEPRESENCE_ERRORS: readonly CorpusEntry[] = [
     identifying: ['user-profile', 'payments'],
     keeps: ['failed to create preview domain for', 'context deadline exceeded'],
   },
+  // --- shapes from the privacy audit: people at machines, secrets after a bare colon ---
+  {
+    id: 'helm-plugin-scp-remote',
+    text: 'helm plugin install failed: git clone git@github.com:initech/tp-helm-plugin.git: exit status 128: Permission denied (publickey)',
+    identifying: ['initech', 'tp-helm-plugin'],
+    keeps: [
+      'helm plugin install failed',
+      'git@github.com:',
+      'exit status 128',
+      'Permission denied (publickey)',
+    ],
+  },
+  {
+    id: 'kubelogin-password-colon',
+    text: 'getting credentials: exec: executable kubelogin failed with exit code 1: AADSTS50126: invalid username or password\npassword: Spr1ngTime24',
+    identifying: ['Spr1ngTime24'],
+    keeps: ['getting credentials: exec: executable kubelogin failed', 'AADSTS50126', 'password: '],
+  },
+  {
+    id: 'login-denied-non-ascii-email',
+    text: 'access_denied error returned on OAuth2 callback: jürgen.müller@initech.de is not a member of the organization at app.getambassador.io',
+    identifying: ['jürgen', 'müller', 'initech'],
+    keeps: [
+      'access_denied error returned on OAuth2 callback',
+      'is not a member of the organization at app.getambassador.io',
+    ],
+  },
+  {
+    id: 'login-hint-url-encoded-email',
+    text: 'login failed: no account for login_hint=peter.gibbons%40initech.com',
+    identifying: ['peter.gibbons', 'initech'],
+    keeps: ['login failed: no account for login_hint='],
+  },
+  {
+    id: 'tunnel-ssh-target',
+    text: 'failed to start tunnel: exec: "ssh -N -L 8080:localhost:8080 samir@devbox": exit status 255',
+    identifying: ['samir', 'devbox'],
+    keeps: ['failed to start tunnel', 'ssh -N -L 8080:localhost:8080', 'exit status 255'],
+  },
+  {
+    id: 'git-author-display-name',
+    text: 'telepresence gather-logs: git commit failed: Author: "Milton Waddams" <milton.waddams@initech.com>',
+    identifying: ['Milton Waddams', 'milton.waddams', 'initech'],
+    keeps: ['git commit failed', 'Author: '],
+  },
 ];
