@@ -40,23 +40,48 @@ const SECRET_WORD_BEFORE_COLON =
 /** What the second needs in any case, starting with a literal (found fast): a `:` before a quote. */
 const COLON_BEFORE_QUOTE = /:\s*["']/;
 
-const SECRET_WORD = /passw|pwd|secret|token|key|credential|session|sig|account|client|refresh|cookie/;
+/**
+ * Keys whose unquoted value after `:` is a secret: the key ends with the secret word (`password:`,
+ * `refresh_token:`, `bearer token:`), unlike `key=value` where it may be anywhere in it; a colon ends
+ * many words in errors that only mention one (`password_file: …`, `token_url: …`).
+ */
+const BARE_SECRET_KEY =
+  /(?:passw(?:or)?d|pwd|secret|token|(?:api|access|private|auth|account|client|shared-?access)[_-]?key|apikey|credential|session[_-]?id|signature|cookie)s?$/i;
+const KEY_ENDINGS = new Set([...'dtnyles'].map((c) => c.charCodeAt(0)));
 
 const isKeyChar = (c: number): boolean =>
-  (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 95 || c === 45 || c === 46;
+  (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 95 || c === 45 || c === 46;
+
+/** Ends an unquoted value: what the rule's value pattern excludes. */
+const VALUE_END = /[\s"',;)\]}]/;
 
 /**
- * The guard of the unquoted `key: value` rule (lower case): a secret-ish word right before a `:`.
- * Almost every error has a `:`, and a word list tried at every position cost more than the rule
- * saves; an error has few colons, and only the word before each is read.
+ * The guard of the unquoted `key: value` rule, exact: whether some `:` has a secret key before it and
+ * a secret value after it. Almost every error has a `:` and many a `token:` or `credentials:` in an
+ * error chain; a word list tried at every position, or the rule run on them, cost more than reading
+ * the few colons of an error here.
  */
-function hasSecretKeyBeforeColon(lower: string): boolean {
-  for (let colon = lower.indexOf(':'); colon !== -1; colon = lower.indexOf(':', colon + 1)) {
+function hasBareSecret(text: string): boolean {
+  for (let colon = text.indexOf(':'); colon !== -1; colon = text.indexOf(':', colon + 1)) {
     let end = colon;
-    while (end > 0 && (lower[end - 1] === ' ' || lower[end - 1] === '"' || lower[end - 1] === "'")) end--;
+    while (end > 0 && (text.charCodeAt(end - 1) === 32 || text.charCodeAt(end - 1) === 9)) end--;
+    if (end > 0 && (text.charCodeAt(end - 1) === 34 || text.charCodeAt(end - 1) === 39)) end--;
+    // The last letter of every key BARE_SECRET_KEY ends with: most colons are ruled out by it alone.
+    if (!KEY_ENDINGS.has(text.charCodeAt(end - 1) | 0x20)) continue;
     let start = end;
-    while (start > 0 && end - start < 128 && isKeyChar(lower.charCodeAt(start - 1))) start--;
-    if (end - start >= 3 && SECRET_WORD.test(lower.slice(start, end))) return true;
+    while (start > 0 && end - start < 128 && isKeyChar(text.charCodeAt(start - 1))) start--;
+    if (end - start < 3 || !BARE_SECRET_KEY.test(text.slice(start, end))) continue;
+    let from = colon + 1;
+    while (text[from] === ' ' || text[from] === '\t') from++;
+    const first = text[from];
+    if (first === undefined || first === '<' || first === '"' || first === "'" || VALUE_END.test(first))
+      continue;
+    let to = from;
+    // Bounded: with many colons (`password:password:…`) an unbounded scan would be quadratic.
+    while (to < text.length && to - from < 256 && !VALUE_END.test(text[to]!)) to++;
+    const raw = text.slice(from, to);
+    const value = raw.replace(/[.:]+$/, '');
+    if (value !== '' && isBareSecretValue(value, raw.slice(value.length) + text.slice(to))) return true;
   }
   return false;
 }
@@ -167,12 +192,12 @@ export function createSecretRules(): Rule[] {
     {
       name: 'secret-colon',
       // `password: hunter2` in logs and YAML-ish output; the `:` first, as for the `=` rule.
-      needs: ({ lower }: TextFacts) => hasSecretKeyBeforeColon(lower),
+      needs: ({ text }: TextFacts) => hasBareSecret(text),
       // The `:` first, then the (maybe quoted) key read behind it and kept: a lookbehind first would be
       // tried at every position. Quoted values are the JSON rule's; a marker (`<secret>`) is left alone.
       pattern: /:(?<=(?<![\w.-])["']?([\w.-]{1,128})["']?[ \t]*:)([ \t]*)([^\s"'<,;)\]}][^\s"',;)\]}]*)/g,
       replace: (match: string, key: string, space: string, raw: string, offset: number, text: string) => {
-        if (!SECRET_KEY.test(key)) return match;
+        if (!BARE_SECRET_KEY.test(key)) return match;
         // Sentence or error-chain punctuation right after the value is not part of it.
         const value = raw.replace(/[.:]+$/, '');
         const after = raw.slice(value.length) + text.slice(offset + match.length);
@@ -303,7 +328,7 @@ export function createUrlRules(keepName: KeepName): Rule[] {
       // organisation and the project, which the e-mail rule would leave after `<email>:`.
       name: 'scp-remote',
       // Starts with a literal, so it is found fast; the rule's own pattern starts with a class.
-      needs: /@[A-Za-z][\w.-]*:[\w~./-]/,
+      needs: ({ text }: TextFacts) => text.includes('@') && SCP_SHAPE.test(text),
       pattern: new RegExp(
         String.raw`(?<![\w.%+-])([\w.-]{1,64})@(${SCP_HOST}):(?=[\w~./-])([^\s"'<>,;|]*)`,
         'g',
@@ -331,12 +356,22 @@ export function createUrlRules(keepName: KeepName): Rule[] {
         `${command}${keptAccount(user)}@${isPublicHost(host) ? host : '<host>'}`,
     },
     {
+      // Letters beyond ASCII (`jöhn.müller@acme.de`), which `\w` stops at. A Unicode pattern is slower,
+      // so only text with such letters pays for it. First: the ASCII rule would
+      // take `ller@acme.de` out of `müller@acme.de`.
       name: 'email',
-      // Also URL-encoded (`john%40acme-bank.com`), and with letters beyond ASCII in the local part. Not
-      // followed by `:path`: that is an scp-like remote, whose public host (`git@github.com:`) stays.
-      needs: ({ text }: TextFacts) => text.includes('@') || text.includes('%40'),
+      needs: ({ text }: TextFacts) => (text.includes('@') || text.includes('%40')) && NON_ASCII.test(text),
       pattern:
         /(?<![\p{L}\p{N}_.%+-])[\p{L}\p{N}_.%+-]{1,64}(?:@|%40)[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?(?:\.[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?)*\.[a-z]{2,24}(?![\p{L}\p{N}_]|:[\w~./<-])/giu,
+      replace: '<email>',
+    },
+    {
+      name: 'email',
+      // Also URL-encoded (`john%40acme-bank.com`). Not followed by `:path`: that is an scp-like remote,
+      // whose public host (`git@github.com:`) stays.
+      needs: ({ text }: TextFacts) => text.includes('@') || text.includes('%40'),
+      pattern:
+        /(?<![\w.%+-])[\w.%+-]{1,64}(?:@|%40)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.[a-z]{2,24}(?![\w]|:[\w~./<-])/gi,
       replace: '<email>',
     },
     {
@@ -350,6 +385,9 @@ export function createUrlRules(keepName: KeepName): Rule[] {
     },
   ];
 }
+
+const NON_ASCII = /[^\x00-\x7f]/;
+const SCP_SHAPE = /@[A-Za-z][\w.-]*:[\w~./-]/;
 
 /** A host after `user@` in an scp-like remote or an ssh target: a name, not a version (`pkg@1.2.3`). */
 const SCP_HOST = String.raw`[A-Za-z][\w-]*(?:\.[\w-]+)*`;

@@ -169,6 +169,7 @@ describe('generic rules', () => {
       'error while exchanging code for token: oauth2: cannot fetch token: 400 Bad Request',
       'getting credentials: exec: executable kubelogin failed with exit code 1',
       'refresh token: expired',
+      'password_file: x1.yaml token_url: v2',
       'the session: not found',
       'token: <secret>',
     ]) {
