@@ -398,14 +398,29 @@ function keptAccount(user: string): string {
   return lower === 'git' || SHARED_ACCOUNT_NAMES.has(lower) ? user : '<user>';
 }
 
-// A path segment: capitalised words after single spaces are allowed only before a separator, so
-// `/Users/x/Library/Application Support/y` and `C:\Users\Bob Smith\x` stay whole while prose after
-// a final segment (`/x/y.log was removed`) or before a path (`config as CORP\x`) is not swallowed.
+// A path segment. Names with spaces are common (`OneDrive - Contoso Pharma`, `Dropbox (Acme Bank)`,
+// `Q3 Layoffs.xlsx`) and are what the redaction is for, so a segment takes its spaces:
+// - before a separator, anything up to it that does not end in a space (`… /x` is prose then a path,
+//   `x y/z` a segment with a space); words between two paths without spaces around them (`cp /a/b c/d`)
+//   are taken for one path: privacy before readability;
+// - as the last segment, up to four more words when the last has a file extension (`/srv/Q3
+//   Layoffs.xlsx`) or ends the path where Go's errors end it (`open /srv/Acme Bank: no such file`, a
+//   quote, the end of the text), else only the first word: `/x/My Project/y.txt because it is locked`
+//   keeps its prose.
+// A space never joins words across a verb or conjunction (`config as CORP\x`, `/x is locked`) or
+// before another argument (`~x`, `./x`, `-f`): names say `Bank of America`, rarely `as` or `is`.
 const WORD_CHAR = String.raw`[^\s/\\"'\x60<>|:;,(){}[\]*?]`;
 const WORD = `${WORD_CHAR}+`;
+const JOINING_SPACE = String.raw` (?!(?:as|to|from|into|and|or|with|than|then|when|while|because|but|is|are|was|were|has|have|had|does|did|not|no|can|cannot|could|will|would|should|must|failed)\b|[~.]|-\S)`;
+/** Inside a segment with spaces: anything but separators, quotes, controls and a drive's or a list's `:`/`;`. */
+const INNER = String.raw`(?:[^/\\\n\r\t"'\x60<>|*?:; ]|${JOINING_SPACE})`;
 const MARK = String.raw`<[a-z*-]+>(?:\.[A-Za-z0-9]{1,8})?`;
 const SEP = String.raw`(?:\\\\|\\|/)`;
-export const SEGMENT = String.raw`(?:Program Files \(x86\)|${MARK}|${WORD}(?: [A-Z0-9]${WORD_CHAR}*){1,2}(?=[\\/])|${WORD})`;
+const SPACED_BEFORE_SEPARATOR = String.raw`${WORD_CHAR}${INNER}{0,100}(?:${WORD_CHAR}|[)\]])(?=${SEP})`;
+const SPACED_LAST = String.raw`(?:${WORD}${JOINING_SPACE}){1,4}(?:${WORD_CHAR}*?\.[A-Za-z][A-Za-z0-9]{0,7}(?=[.,;:!?]*(?:[\s"'\x60)\]}>]|$))|${WORD}(?=:\s|:?$|["'\x60)]))`;
+// A segment without spaces before a separator is the common case: tried first, and the costlier
+// spaced forms only when the word is followed by what they may contain.
+export const SEGMENT = String.raw`(?:Program Files \(x86\)|${MARK}|${WORD}(?=${SEP})|(?=${WORD}[ ,(){}[\]])(?:${SPACED_BEFORE_SEPARATOR}|${SPACED_LAST})|${WORD})`;
 
 const WINDOWS_HOME_PARENTS = new Set(['users', 'documents and settings']);
 const NOT_A_WINDOWS_USER = new Set(['public', 'default', 'all users', 'default user']);
@@ -426,22 +441,28 @@ export function createPathRules(identity: RuleIdentity): Rule[] {
       name: 'path-unc',
       needs: '\\\\',
       pattern: new RegExp(
-        String.raw`(?<![\w\\:])(\\\\\\\\|\\\\)([A-Za-z0-9][\w.$-]*)((?:${SEP}${SEGMENT})*)`,
+        // `\\?\UNC\server\share` is the long-path spelling of `\\server\share`; in `\\\\?\\C:` (escaped)
+        // the `\\` after `?` is the long-path prefix's, not a server's.
+        String.raw`(?<![\w\\:]|\\[?.])(\\\\\\\\|\\\\)((?:[?.]${SEP}UNC${SEP})?)([A-Za-z0-9][\w.$-]*)((?:${SEP}${SEGMENT})*)`,
         'g',
       ),
-      replace: (_match: string, lead: string, host: string, rest: string) => {
+      replace: (_match: string, lead: string, long: string, host: string, rest: string) => {
         const separator = lead.length === 4 ? '\\\\' : '\\';
         const keptHost = /^wsl(?:\$|\.localhost)$/i.test(host) ? host : '<host>';
         const segments = rest.split(/\\\\|\\|\//).slice(1);
         const scrubbed = scrubSegments(segments, false, () => false);
-        return `${lead}${keptHost}${scrubbed.map((segment) => separator + segment).join('')}`;
+        return `${lead}${long}${keptHost}${scrubbed.map((segment) => separator + segment).join('')}`;
       },
     },
     {
       name: 'path-windows',
       needs: ({ text }: TextFacts) =>
         text.includes(':\\') || (text.includes(':/') && /\b[A-Za-z]:\/(?!\/)/.test(text)),
-      pattern: new RegExp(String.raw`(?<![\w\\/])([A-Za-z]:)((?:${SEP}${SEGMENT})+|${SEP})`, 'g'),
+      // After `\\?\` or `\\.\` too (long and device paths: `\\?\C:\Users\x`), not after other backslashes.
+      pattern: new RegExp(
+        String.raw`(?:(?<![\w\\/])|(?<=(?:^|[^\w\\])(?:\\\\|\\\\\\\\)[?.](?:\\|\\\\)))([A-Za-z]:)((?:${SEP}${SEGMENT})+|${SEP})`,
+        'g',
+      ),
       replace: (match: string, drive: string, rest: string) => {
         const separator = /^\\\\/.test(rest) ? '\\\\' : rest[0]!;
         const segments = rest.split(/\\\\|\\|\//).slice(1);

@@ -69,6 +69,58 @@ describe('generic rules', () => {
     );
   });
 
+  it('redacts Windows long and device paths (`\\\\?\\`, `\\\\?\\UNC\\`)', () => {
+    const windows = createScrubber({ homeDir: 'C:\\Users\\jsmith', userName: 'jsmith' });
+    expect(windows('\\\\?\\C:\\Users\\jsmith\\AppData\\Local\\Temp\\acme-payroll\\x.lock').text).toBe(
+      '\\\\?\\<home>\\AppData\\Local\\Temp\\<path>\\<file>.lock',
+    );
+    expect(scrub('open \\\\?\\UNC\\fileserver01\\HR-Confidential\\salaries.xlsx: denied')).toBe(
+      'open \\\\?\\UNC\\<host>\\<path>\\<file>.xlsx: denied',
+    );
+    expect(scrub('open \\\\?\\C:\\Users\\alice\\x failed')).toBe('open \\\\?\\<home>\\<path> failed');
+    expect(scrub('"\\\\\\\\?\\\\D:\\\\acme\\\\x.txt"')).toBe('"\\\\\\\\?\\\\D:\\\\<path>\\\\<file>.txt"');
+  });
+
+  it.each([
+    [
+      'Windows, a dash and spaces',
+      'C:\\Users\\bob\\OneDrive - Contoso Pharma\\Q3 Layoffs.xlsx',
+      '<home>\\<path>\\<file>.xlsx',
+    ],
+    ['home, many words', '/home/alice/Acme Bank Merger Plan/x.txt', '<home>/<path>/<file>.txt'],
+    ['a file name with a space', '/srv/projects/Q3 Layoffs.xlsx', '/srv/<path>/<file>.xlsx'],
+    ['parentheses', '/Users/alice/Dropbox (Acme Bank)/x', '<home>/<path>'],
+    [
+      'prose after the last segment',
+      'failed to open /home/alice/My Project/x.txt because it is locked',
+      'failed to open <home>/<path>/<file>.txt because it is locked',
+    ],
+    [
+      'a directory, then prose',
+      'open /srv/Acme Bank/report because it is locked',
+      'open /srv/<path> because it is locked',
+    ],
+    [
+      'Go error: the name ends at `: `',
+      'open /srv/Acme Bank: no such file',
+      'open /srv/<path>: no such file',
+    ],
+    ['quoted', 'open "/srv/Acme Bank Corp"', 'open "/srv/<path>"'],
+    ['the end of the text', 'cd /srv/Acme Bank', 'cd /srv/<path>'],
+    [
+      'sentence punctuation',
+      'open /srv/x/Q3 Layoffs.xlsx. Is it open?',
+      'open /srv/<path>/<file>.xlsx. Is it open?',
+    ],
+    ['a verb after the path', '/srv/data could not be read: EACCES', '/srv/<path> could not be read: EACCES'],
+    ['two paths', 'copy /srv/a to /srv/b: done', 'copy /srv/<path> to /srv/<path>: done'],
+    // Decision: words that end the text may be the name's (`cd /srv/Acme Bank`): privacy first.
+    ['words that end the text', 'copy /srv/b now', 'copy /srv/<path>'],
+  ])('redacts path names with spaces: %s', (_name, input, expected) => {
+    expect(scrub(input)).toBe(expected);
+    expect(scrub(expected)).toBe(expected);
+  });
+
   it('keeps the shape of a path but not its names (decision: known directories stay, files keep their extension)', () => {
     expect(scrub('open /srv/acme/payments/deploy.yaml: denied')).toBe('open /srv/<path>/<file>.yaml: denied');
     expect(scrub('exec /usr/local/bin/kubectl')).toBe('exec /usr/local/bin/kubectl');
@@ -314,6 +366,13 @@ describe('generic rules', () => {
       `${'Ab '.repeat(5_000)}<a@b.com>`,
       `${'"x'.repeat(8_000)}<a@b.com>`,
       `${'a@b:'.repeat(4_000)}`,
+      '/a b'.repeat(4_000),
+      '/a '.repeat(5_000),
+      `/${'a '.repeat(8_000)}`,
+      `/${'a b.'.repeat(4_000)}`,
+      '\\\\?\\'.repeat(4_000),
+      `C:${'\\a b'.repeat(4_000)}`,
+      `\\\\?\\UNC${'\\a b'.repeat(4_000)}`,
     ]) {
       const start = performance.now();
       expect(typeof generic(hostile).text).toBe('string');

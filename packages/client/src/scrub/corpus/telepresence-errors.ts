@@ -904,4 +904,34 @@ export const TELEPRESENCE_ERRORS: readonly CorpusEntry[] = [
     identifying: ['Milton Waddams', 'milton.waddams', 'initech'],
     keeps: ['git commit failed', 'Author: '],
   },
+  {
+    id: 'windows-long-path-lock',
+    text: 'connector: open \\\\?\\C:\\Users\\jdoe\\AppData\\Local\\Temp\\acme-payroll\\daemon.lock: The process cannot access the file because it is being used by another process.',
+    identifying: ['jdoe', 'acme-payroll'],
+    keeps: ['connector: open', 'AppData\\Local\\Temp', '.lock', 'The process cannot access the file'],
+  },
+  {
+    id: 'windows-long-unc-path',
+    text: 'mount failed: \\\\?\\UNC\\fileserver01\\HR-Confidential\\salaries.xlsx is not accessible',
+    identifying: ['fileserver01', 'HR-Confidential', 'salaries'],
+    keeps: ['mount failed', 'UNC', '.xlsx', 'is not accessible'],
+  },
+  {
+    id: 'windows-onedrive-path-with-spaces',
+    text: 'intercept payments-api: docker mount C:\\Users\\jdoe\\OneDrive - Contoso Pharma\\Q3 Layoffs.xlsx: The system cannot find the path specified.',
+    identifying: ['payments-api', 'jdoe', 'Contoso Pharma', 'Q3 Layoffs'],
+    keeps: ['docker mount', '.xlsx', 'The system cannot find the path specified'],
+  },
+  {
+    id: 'mount-path-with-spaces-in-prose',
+    text: 'failed to open /home/jdoe/Acme Bank Merger Plan/values.yaml because it is locked',
+    identifying: ['jdoe', 'Acme Bank', 'Merger Plan'],
+    keeps: ['failed to open', '.yaml', 'because it is locked'],
+  },
+  {
+    id: 'dropbox-path-with-parentheses',
+    text: 'stat /Users/abernathy/Dropbox (Acme Bank)/tp/intercept.env: no such file or directory',
+    identifying: ['abernathy', 'Acme Bank'],
+    keeps: ['stat', '.env', 'no such file or directory'],
+  },
 ];
