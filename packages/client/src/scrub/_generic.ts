@@ -47,7 +47,15 @@ const COLON_BEFORE_QUOTE = /:\s*["']/;
  */
 const BARE_SECRET_KEY =
   /(?:passw(?:or)?d|pwd|secret|token|(?:api|access|private|auth|account|client|shared-?access)[_-]?key|apikey|credential|session[_-]?id|signature|cookie)s?$/i;
-const KEY_ENDINGS = new Set([...'dtnyles'].map((c) => c.charCodeAt(0)));
+/** The last three letters of every key BARE_SECRET_KEY takes (lower case), singular and plural. */
+const KEY_ENDINGS: ReadonlySet<string> = new Set(
+  ['ord', 'swd', 'pwd', 'ret', 'ken', 'key', 'ial', '_id', '-id', 'nid', 'ure', 'kie'].flatMap((end) => [
+    end,
+    `${end.slice(1)}s`,
+  ]),
+);
+/** Longer than any key BARE_SECRET_KEY ends with: only this much of a key is tested. */
+const KEY_TAIL = 24;
 
 const isKeyChar = (c: number): boolean =>
   (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 95 || c === 45 || c === 46;
@@ -66,11 +74,11 @@ function hasBareSecret(text: string): boolean {
     let end = colon;
     while (end > 0 && (text.charCodeAt(end - 1) === 32 || text.charCodeAt(end - 1) === 9)) end--;
     if (end > 0 && (text.charCodeAt(end - 1) === 34 || text.charCodeAt(end - 1) === 39)) end--;
-    // The last letter of every key BARE_SECRET_KEY ends with: most colons are ruled out by it alone.
-    if (!KEY_ENDINGS.has(text.charCodeAt(end - 1) | 0x20)) continue;
+    // Most colons are ruled out by the three letters before them alone.
+    if (end < 3 || !KEY_ENDINGS.has(text.slice(end - 3, end).toLowerCase())) continue;
     let start = end;
-    while (start > 0 && end - start < 128 && isKeyChar(text.charCodeAt(start - 1))) start--;
-    if (end - start < 3 || !BARE_SECRET_KEY.test(text.slice(start, end))) continue;
+    while (start > 0 && end - start < KEY_TAIL && isKeyChar(text.charCodeAt(start - 1))) start--;
+    if (!BARE_SECRET_KEY.test(text.slice(start, end))) continue;
     let from = colon + 1;
     while (text[from] === ' ' || text[from] === '\t') from++;
     const first = text[from];

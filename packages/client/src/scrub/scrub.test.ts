@@ -211,6 +211,13 @@ describe('generic rules', () => {
     ['bearer token colon', 'bearer token: 12345678901234', 'bearer token: <secret>'],
     ['quoted key, bare value', '"password": hunter2,', '"password": <secret>,'],
     ['a lone lower-case word', 'password: hunter', 'password: <secret>'],
+    ['plural, mixed case', 'Credentials: Xy12zz', 'Credentials: <secret>'],
+    [
+      'a dotted key ending with a secret word',
+      'spring.datasource.session_id: abc123',
+      'spring.datasource.session_id: <secret>',
+    ],
+    ['signature', 'x-goog-signature: 9f86d0', 'x-goog-signature: <secret>'],
   ])('redacts unquoted `key: value` secrets: %s', (_name, secret, expected) => {
     expect(scrub(secret)).toBe(expected);
     expect(scrub(`x ${secret}\ny`)).toBe(`x ${expected}\ny`);
