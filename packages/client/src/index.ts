@@ -43,4 +43,4 @@ export type {
   WireContext,
   WireMessage,
 } from './wire.js';
-export { LIMITS } from './wire.js';
+export { LIMITS, plainAgentName } from './wire.js';

@@ -14,6 +14,16 @@ export const LIMITS = Object.freeze({
   maxMessageIdLength: 100,
 });
 
+/**
+ * `context.cli.agent` as sent and stored: a tool's plain name (`claude-code`), else `other`. `.` and `@`
+ * would let an e-mail address or a host name through as one (`AI_AGENT` is free text). The client
+ * applies it, and the collector again, for older clients and hand-made requests.
+ */
+export function plainAgentName(name: string): string {
+  const lower = name.trim().toLowerCase();
+  return /^[a-z0-9][a-z0-9-]{0,39}$/.test(lower) ? lower : 'other';
+}
+
 /** Bumped whenever a context field is added, removed or changes meaning: it is part of the catalog fingerprint. */
 export const CONTEXT_FIELDS_VERSION = 1;
 

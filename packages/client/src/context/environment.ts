@@ -8,6 +8,7 @@
  * a person at a terminal of a released build counts as `interactive`.
  */
 import type { EnvClass } from '../wire.js';
+import { plainAgentName } from '../wire.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -102,9 +103,8 @@ const AGENTS: readonly (readonly [string, (env: Env, tty: boolean) => boolean])[
 ];
 
 export function detectAgent(env: Env, interactiveTerminal: boolean): string | null {
-  const declared = env.AI_AGENT?.trim().toLowerCase();
-  // Only a tool's name: `.` and `@` would let an e-mail address or a host name through as one.
-  if (declared) return /^[a-z0-9][a-z0-9-]{0,39}$/.test(declared) ? declared : 'other';
+  const declared = env.AI_AGENT?.trim();
+  if (declared) return plainAgentName(declared);
   for (const [name, matches] of AGENTS) if (matches(env, interactiveTerminal)) return name;
   return null;
 }

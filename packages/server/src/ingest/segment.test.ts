@@ -106,6 +106,23 @@ describe('Segment and telemark messages', () => {
     });
   });
 
+  it('stores context.cli.agent only as a plain tool name, else "other", whatever an older client sent', () => {
+    const agentOf = (agent: unknown) => {
+      const message = ours();
+      const prepared = prepareSegment(
+        batch([{ ...message, context: { ...message.context, cli: { ...message.context.cli, agent } } }]),
+        deps,
+      );
+      return prepared.events[0]?.agent;
+    };
+    expect(agentOf('claude-code')).toBe('claude-code');
+    expect(agentOf(' Codex ')).toBe('codex');
+    expect(agentOf('jdoe@acme-bank.com')).toBe('other');
+    expect(agentOf('build-host.corp.example')).toBe('other');
+    expect(agentOf(null)).toBe('');
+    expect(agentOf(7)).toBe('');
+  });
+
   it('refuses a message whose context.cli.dropped is no count from 0 to 2^31 − 1, rather than counting 0', () => {
     const withDropped = (dropped: unknown) => {
       const message = ours();

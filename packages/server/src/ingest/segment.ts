@@ -1,4 +1,4 @@
-import { LIMITS } from 'telemark';
+import { LIMITS, plainAgentName } from 'telemark';
 import type { AppEntry, AppRegistry } from '../config/registry-types.js';
 import { TelemarkError } from '../errors.js';
 import type { EventBuilder, EventContext } from '../pipeline/event-builder.js';
@@ -136,7 +136,8 @@ function contextOf(message: Record<string, unknown>, droppedBefore: number): Eve
     ciVendor: text(cli.ciVendor, 64, ''),
     container: cli.container === true,
     wsl: wsl === 1 || wsl === 2 ? wsl : 0,
-    agent: text(cli.agent, 64, ''),
+    // Checked again here: a client before 2026-11-29 (or a hand-made request) sent `AI_AGENT` as it was.
+    agent: typeof cli.agent === 'string' && cli.agent !== '' ? plainAgentName(cli.agent) : '',
     mode: text(cli.mode, 32),
     nodeVersion: text(cli.nodeVersion, 32),
     protocol: 'telemark',
