@@ -37,31 +37,40 @@ const until = async (condition: () => boolean) => {
   while (!condition()) await new Promise((resolve) => setTimeout(resolve, 20));
 };
 
+/** `telemark serve --config file`, its output (stdout and stderr) and how it ended, as they come. */
+function serveWatched(file: string) {
+  const proc = spawn(process.execPath, [CLI, 'serve', '--config', file, '--port', '0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, TELEMARK_ADMIN_TOKEN: 'test-admin-token' },
+  });
+  spawned.add(proc);
+  const watched = {
+    proc,
+    out: '',
+    exit: undefined as { code: number | null; signal: NodeJS.Signals | null } | undefined,
+    exited: new Promise<void>((resolve) =>
+      proc.on('exit', (code, signal) => {
+        watched.exit = { code, signal };
+        resolve();
+      }),
+    ),
+  };
+  const collect = (d: Buffer) => {
+    watched.out += d.toString();
+  };
+  proc.stdout.on('data', collect);
+  proc.stderr.on('data', collect);
+  return watched;
+}
+
 describe.skipIf(process.platform === 'win32')('SIGHUP', () => {
   it('during the start-up is held, then the file is read again once the collector runs', async () => {
     const data = tempDir();
     // The config file is a FIFO: the collector's start waits on reading it until the test writes it.
     const file = join(tempDir(), 'config.json');
     expect(spawnSync('mkfifo', [file]).status).toBe(0);
-    const proc = spawn(process.execPath, [CLI, 'serve', '--config', file, '--port', '0'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, TELEMARK_ADMIN_TOKEN: 'test-admin-token' },
-    });
-    spawned.add(proc);
-    let out = '';
-    proc.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    proc.stderr.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-    const exited = new Promise<void>((resolve) =>
-      proc.on('exit', (code, signal) => {
-        exit = { code, signal };
-        resolve();
-      }),
-    );
+    const served = serveWatched(file);
+    const { proc } = served;
     const fd = await open(file, 'w');
     // It has opened its config file to read it: long before it has a collector to reload.
     proc.kill('SIGHUP');
@@ -85,10 +94,10 @@ describe.skipIf(process.platform === 'win32')('SIGHUP', () => {
     );
     renameSync(edited, file);
     await fd.close();
-    await until(() => /listening on/.test(out) || exit !== undefined);
-    expect(exit, out).toBeUndefined();
-    expect(out).toMatch(/telemark: SIGHUP: configuration reloaded \(apps: telepresence2, mytool\)\n/);
-    const url = /listening on (http:\/\/\S+)/.exec(out)?.[1] as string;
+    await until(() => /listening on/.test(served.out) || served.exit !== undefined);
+    expect(served.exit, served.out).toBeUndefined();
+    expect(served.out).toMatch(/telemark: SIGHUP: configuration reloaded \(apps: telepresence2, mytool\)\n/);
+    const url = /listening on (http:\/\/\S+)/.exec(served.out)?.[1] as string;
     // `install` is in the catalog of the file as it was at the SIGHUP, not in the first one's.
     const batch = await postJson(
       `${url}/v1/batch`,
@@ -98,8 +107,8 @@ describe.skipIf(process.platform === 'win32')('SIGHUP', () => {
     expect(resultStatuses(batch.json)).toEqual(['accepted']);
     expect(batch.json?.control).toMatchObject({ latestVersion: '2.0.0' });
     proc.kill('SIGTERM');
-    await exited;
-    expect(exit).toEqual({ code: 0, signal: null });
+    await served.exited;
+    expect(served.exit).toEqual({ code: 0, signal: null });
   }, 30_000);
 
   it.runIf(process.platform === 'linux')(
@@ -108,22 +117,8 @@ describe.skipIf(process.platform === 'win32')('SIGHUP', () => {
       const data = tempDir();
       const file = join(tempDir(), 'config.json');
       writeFileSync(file, JSON.stringify(baseConfig(data)));
-      const proc = spawn(process.execPath, [CLI, 'serve', '--config', file, '--port', '0'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, TELEMARK_ADMIN_TOKEN: 'test-admin-token' },
-      });
-      spawned.add(proc);
-      let out = '';
-      proc.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-      });
-      proc.stderr.on('data', (d: Buffer) => {
-        out += d.toString();
-      });
-      let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-      proc.on('exit', (code, signal) => {
-        exit = { code, signal };
-      });
+      const served = serveWatched(file);
+      const { proc } = served;
       // The moment the process catches SIGHUP (bit 0 of SigCgt), is DuckDB's library loaded yet?
       const catchesHangup = () => {
         try {
@@ -134,19 +129,19 @@ describe.skipIf(process.platform === 'win32')('SIGHUP', () => {
         }
       };
       for (;;) {
-        if (exit !== undefined) break;
+        if (served.exit !== undefined) break;
         if (catchesHangup()) break;
         await new Promise((resolve) => setImmediate(resolve));
       }
       const programLoaded = readFileSync(`/proc/${proc.pid}/maps`, 'utf8').includes('duckdb');
       proc.kill('SIGHUP');
-      await until(() => /listening on/.test(out) || exit !== undefined);
-      expect(exit, out).toBeUndefined();
+      await until(() => /listening on/.test(served.out) || served.exit !== undefined);
+      expect(served.exit, served.out).toBeUndefined();
       expect(programLoaded).toBe(false);
-      await until(() => /SIGHUP: configuration reloaded/.test(out));
+      await until(() => /SIGHUP: configuration reloaded/.test(served.out));
       proc.kill('SIGTERM');
-      await until(() => exit !== undefined);
-      expect(exit).toEqual({ code: 0, signal: null });
+      await until(() => served.exit !== undefined);
+      expect(served.exit).toEqual({ code: 0, signal: null });
     },
     30_000,
   );

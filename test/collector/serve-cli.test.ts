@@ -40,6 +40,37 @@ async function serveOnce(
   return { out, code: await exited };
 }
 
+/**
+ * `telemark serve` as `npm start` runs it (a shell in between, which does not pass signals on), in a
+ * process group of its own: the shell, what it printed, its URL once listening, and when its stdout
+ * closed (the collector held it open: it has stopped).
+ */
+async function startedAsByNpm() {
+  const { TELEMARK_ADMIN_TOKEN: _ignored, ...inherited } = process.env;
+  const shell = spawn(
+    'sh',
+    ['-c', `"${process.execPath}" "${CLI}" serve --port 0 --data "${tempDir()}"; true`],
+    {
+      env: { ...inherited, npm_lifecycle_event: 'start' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    },
+  );
+  const started = {
+    shell,
+    out: '',
+    closed: new Promise<void>((resolve) => shell.stdout.on('close', () => resolve())),
+  };
+  const url = await new Promise<URL>((resolve) => {
+    shell.stdout.on('data', (d: Buffer) => {
+      started.out += d.toString();
+      const listening = /listening on (http:\/\/\S+)/.exec(started.out);
+      if (listening) resolve(new URL(listening[1]!));
+    });
+  });
+  return Object.assign(started, { url });
+}
+
 describe('telemark serve', () => {
   it('prints its URL, and the admin token with the dashboard URL only when it generated it', async () => {
     const dataDir = tempDir();
@@ -61,26 +92,11 @@ describe('telemark serve', () => {
   it.runIf(process.platform !== 'win32')(
     'drains and stops when started by npm and npm’s shell goes away (no orphan)',
     async () => {
-      const { TELEMARK_ADMIN_TOKEN: _ignored, ...inherited } = process.env;
-      // As `npm start` runs it: a shell in between, which does not pass signals on.
-      const shell = spawn(
-        'sh',
-        ['-c', `"${process.execPath}" "${CLI}" serve --port 0 --data "${tempDir()}"; true`],
-        { env: { ...inherited, npm_lifecycle_event: 'start' }, stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      let out = '';
-      const closed = new Promise<void>((resolve) => shell.stdout.on('close', () => resolve()));
-      await new Promise<void>((resolve) => {
-        shell.stdout.on('data', (d: Buffer) => {
-          out += d.toString();
-          if (/listening on http/.test(out)) resolve();
-        });
-      });
-      shell.kill('SIGKILL');
-      // The collector held the pipe open; it closes when the collector has stopped.
-      await closed;
-      expect(out).toContain('telemark: SIGTERM received, draining');
-      expect(out).toContain('telemark: stopped');
+      const started = await startedAsByNpm();
+      started.shell.kill('SIGKILL');
+      await started.closed;
+      expect(started.out).toContain('telemark: SIGTERM received, draining');
+      expect(started.out).toContain('telemark: stopped');
     },
     20_000,
   );
@@ -88,26 +104,9 @@ describe('telemark serve', () => {
   it.runIf(process.platform !== 'win32')(
     'started by npm, drains a SIGTERM sent to its whole process group and answers what is in flight',
     async () => {
-      const { TELEMARK_ADMIN_TOKEN: _ignored, ...inherited } = process.env;
       // As systemd stops `npm start` (KillMode=control-group): one SIGTERM to npm, its shell and us.
-      const shell = spawn(
-        'sh',
-        ['-c', `"${process.execPath}" "${CLI}" serve --port 0 --data "${tempDir()}"; true`],
-        {
-          env: { ...inherited, npm_lifecycle_event: 'start' },
-          stdio: ['ignore', 'pipe', 'pipe'],
-          detached: true,
-        },
-      );
-      let out = '';
-      const closed = new Promise<void>((resolve) => shell.stdout.on('close', () => resolve()));
-      const url = await new Promise<URL>((resolve) => {
-        shell.stdout.on('data', (d: Buffer) => {
-          out += d.toString();
-          const listening = /listening on (http:\/\/\S+)/.exec(out);
-          if (listening) resolve(new URL(listening[1]!));
-        });
-      });
+      const started = await startedAsByNpm();
+      const { url } = started;
       // A request in flight: half of its body sent when the signal comes, the rest after the orphan check
       // (every second) has seen the shell gone.
       const report = Buffer.from(
@@ -131,15 +130,15 @@ describe('telemark serve', () => {
       );
       socket.write(report.subarray(0, half));
       await new Promise((resolve) => setTimeout(resolve, 200));
-      process.kill(-shell.pid!, 'SIGTERM');
+      process.kill(-started.shell.pid!, 'SIGTERM');
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       socket.end(report.subarray(half));
       await answered;
-      await closed;
+      await started.closed;
       expect(answer).toMatch(/^HTTP\/1\.1 200 /);
-      expect(out).toContain('telemark: SIGTERM received, draining');
-      expect(out).not.toContain('second SIGTERM');
-      expect(out).toContain('telemark: stopped');
+      expect(started.out).toContain('telemark: SIGTERM received, draining');
+      expect(started.out).not.toContain('second SIGTERM');
+      expect(started.out).toContain('telemark: stopped');
     },
     20_000,
   );

@@ -234,12 +234,10 @@ export function createEventBuilder(
         (raw as Record<string, unknown>)[key],
       );
       if (!checked.ok) continue;
-      let value = checked.value;
-      // Free text is scrubbed again here, as traits are.
-      if (typeof value === 'string' && value.length > 0 && isFreeText(spec.keys[key] as TraitSpec))
-        value = scrubber(value).text;
+      // No free text to scrub: a catalog's extra context is boolean, integer or enum (defineCatalog
+      // refuses any other type since 2026-11-29; until then a string was scrubbed here).
       out ??= {};
-      out[key] = value;
+      out[key] = checked.value;
     }
     return out ?? EMPTY;
   };
