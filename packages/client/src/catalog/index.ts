@@ -32,4 +32,4 @@ export type {
   TraitType,
 } from './types.js';
 export type { RejectReason, ValidationResult } from './validate.js';
-export { checkTraitValue, textTraits, validateEvent } from './validate.js';
+export { checkTraitValue, errorMaxLength, textTraits, validateEvent } from './validate.js';

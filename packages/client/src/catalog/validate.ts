@@ -102,18 +102,21 @@ export const UNSCRUBBED_ERROR_LENGTH = 16_384;
 const isSpace = (code: number): boolean => code === 32 || (code >= 9 && code <= 13);
 
 /**
- * An error still to be scrubbed, cut at a space before `max`: a secret cut in two is no longer
+ * An error still to be scrubbed, cut at a space before `bound`: a secret cut in two is no longer
  * recognisable (`postgres://admin:supersec` reads as host:port), so its head would be sent.
  * Without a space in reach, the text is one token and nothing of it is kept.
  */
-const checkUnscrubbedError: Check<SpecOf<'error'>> = (name, _spec, value) => {
+const cutUnscrubbedError = (name: string, value: unknown, bound: number): TraitCheck => {
   const text = value instanceof Error ? value.message : value;
   if (typeof text !== 'string') return bad('invalid_type', `${name} must be a string or an Error`);
-  if (text.length <= UNSCRUBBED_ERROR_LENGTH) return { ok: true, value: text };
-  let end = UNSCRUBBED_ERROR_LENGTH;
+  if (text.length <= bound) return { ok: true, value: text };
+  let end = bound;
   while (end > 0 && !isSpace(text.charCodeAt(end))) end--;
   return { ok: true, value: text.slice(0, end) };
 };
+
+/** The length an error trait is cut to once scrubbed: its `maxLength`, or 1,024. */
+export const errorMaxLength = (spec: SpecOf<'error'>): number => spec.maxLength ?? DEFAULT_ERROR_LENGTH;
 
 const checkString: Check<SpecOf<'string'>> = (name, spec, value) => {
   if (typeof value !== 'string') return bad('invalid_type', `${name} must be a string`);
@@ -151,9 +154,18 @@ export function validateEvent(
   catalog: Catalog,
   event: string,
   traits: unknown,
-  options?: { readonly unscrubbed?: boolean },
+  options?: {
+    readonly unscrubbed?: boolean;
+    /**
+     * With `unscrubbed`, keep only this many characters past each error's `maxLength` (at a space)
+     * rather than `UNSCRUBBED_ERROR_LENGTH`: the collector, which scrubs every message it takes, bounds
+     * that work so (a token longer than the margin that crosses `maxLength` is dropped whole).
+     */
+    readonly unscrubbedMargin?: number;
+  },
 ): ValidationResult {
   const unscrubbed = options?.unscrubbed === true;
+  const margin = options?.unscrubbedMargin;
   // Callers outside TypeScript can pass anything; a Symbol would throw in the template below.
   if (typeof event !== 'string')
     return fail('unknown_event', `the event name must be a string, not ${typeof event}`);
@@ -175,7 +187,13 @@ export function validateEvent(
     // checkTraitValue(), written out: each function costs a CLI's exit path its compilation.
     const checked =
       unscrubbed && traitSpec.type === 'error'
-        ? checkUnscrubbedError(key, traitSpec, value)
+        ? cutUnscrubbedError(
+            key,
+            value,
+            margin === undefined
+              ? UNSCRUBBED_ERROR_LENGTH
+              : Math.min(UNSCRUBBED_ERROR_LENGTH, errorMaxLength(traitSpec) + margin),
+          )
         : (CHECKS[traitSpec.type] as Check<TraitSpec>)(key, traitSpec, value);
     if (!checked.ok) return checked;
     out[key] = checked.value;

@@ -106,6 +106,26 @@ describe('Segment and telemark messages', () => {
     });
   });
 
+  it('scrubs an error before cutting it to its length: no piece of a secret across the cut is stored', () => {
+    const secret = 'hunter2zebra9';
+    const url = `postgres://admin:${secret}@db.internal.example/orders`;
+    const pieces = Array.from({ length: secret.length - 3 }, (_, i) => secret.slice(i, i + 4));
+    // The trait's 1,024th character falls at every place of the URL in turn.
+    for (let at = 0; at <= url.length; at++) {
+      const head = `connect failed: ${'x '.repeat(600)}`.slice(0, 1024 - at);
+      const prepared = prepareSegment(
+        batch([ours({ properties: { command: 'build', error: `${head}${url} (retrying)` } })]),
+        deps,
+      );
+      const stored = String(prepared.events[0]?.traits.error);
+      expect(stored.length, `cut at ${at}`).toBeLessThanOrEqual(1024);
+      expect(
+        pieces.filter((piece) => stored.includes(piece)),
+        `cut at ${at}: ${stored.slice(-60)}`,
+      ).toEqual([]);
+    }
+  });
+
   it('stores context.cli.agent only as a plain tool name, else "other", whatever an older client sent', () => {
     const agentOf = (agent: unknown) => {
       const message = ours();

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import type { Catalog, TraitSpec } from 'telemark';
-import { checkTraitValue, validateEvent } from 'telemark/catalog';
+import { checkTraitValue, errorMaxLength, validateEvent } from 'telemark/catalog';
 import { createScrubber, errorFingerprint, type Scrubber } from 'telemark/scrub';
 import type { AppEntry } from '../config/registry-types.js';
 import { TelemarkError } from '../errors.js';
@@ -61,8 +61,11 @@ export type BuildResult =
   | { readonly ok: false; readonly reason: string; readonly detail: string };
 
 interface EventPlan {
-  /** Traits whose values are free text: scrubbed again here. `hashed` strings are HMACs, left alone. */
-  readonly scrub: readonly string[];
+  /**
+   * Traits whose values are free text, scrubbed again here, and the length each is cut to after that.
+   * `hashed` strings are HMACs, left alone.
+   */
+  readonly scrub: readonly { readonly name: string; readonly max: number }[];
   /** Error traits in catalog order; the first present one gives errorText/errorFingerprint. */
   readonly errors: readonly string[];
 }
@@ -73,7 +76,7 @@ export interface EventBuilder {
   build(draft: EventDraft): BuildResult;
   /** Traits of `event` in `catalog`, by name (for protocols that mix traits with other keys, e.g. Metriton). */
   traitNames(catalog: Catalog, event: string): readonly string[];
-  /** Keep only the catalog's declared extra-context keys, each checked against its type, free text scrubbed. */
+  /** Keep only the catalog's declared extra-context keys, each checked against its type (boolean, integer or enum). */
   extra(catalog: Catalog, raw: unknown): Readonly<Record<string, unknown>>;
   /** The collector's scrubber, for free text kept outside a stored event (Metriton quarantine). */
   scrub(text: string): string;
@@ -161,9 +164,12 @@ const MISSING_KEY =
  * `validateEvent` the client runs), a second scrub of free text with the collector's scrubber (generic
  * rules, no local identity), error fingerprint, skew correction and clamping.
  */
-/** Whether a trait holds free text the collector scrubs again: errors, and strings that are not `hashed` (HMACs). */
-const isFreeText = (spec: TraitSpec): boolean =>
-  spec.type === 'error' || (spec.type === 'string' && !spec.hashed);
+/**
+ * Characters of an error kept past its `maxLength` until it is scrubbed (then cut to it): a token that
+ * crosses the cut is seen whole unless it is longer than this, and then is dropped whole. About 15 µs
+ * of scrubbing per error beyond its own length.
+ */
+const UNSCRUBBED_MARGIN = 256;
 
 export function createEventBuilder(
   options: {
@@ -210,10 +216,11 @@ export function createEventBuilder(
       const specs: Readonly<Record<string, TraitSpec>> = Object.hasOwn(catalog.input.events, event)
         ? (catalog.input.events[event]?.traits ?? {})
         : {};
-      const scrub: string[] = [];
+      const scrub: { name: string; max: number }[] = [];
       const errors: string[] = [];
       for (const [name, spec] of Object.entries(specs)) {
-        if (isFreeText(spec)) scrub.push(name);
+        if (spec.type === 'error') scrub.push({ name, max: errorMaxLength(spec) });
+        else if (spec.type === 'string' && !spec.hashed) scrub.push({ name, max: spec.maxLength });
         if (spec.type === 'error') errors.push(name);
       }
       plan = { scrub, errors };
@@ -252,13 +259,23 @@ export function createEventBuilder(
     extra,
     build(draft) {
       const { app, receivedAt } = draft;
-      const validated = validateEvent(app.catalog, draft.event, draft.properties);
+      // Errors are cut to their length after scrubbing, not before: a secret cut in two is no longer
+      // recognisable (`postgres://admin:supersec` reads as host:port), and its head was stored (until
+      // 2026-11-29). Before scrubbing they are cut at a space UNSCRUBBED_MARGIN past it, which bounds
+      // the scrubber's work per message.
+      const validated = validateEvent(app.catalog, draft.event, draft.properties, {
+        unscrubbed: true,
+        unscrubbedMargin: UNSCRUBBED_MARGIN,
+      });
       if (!validated.ok) return { ok: false, reason: validated.reason, detail: validated.detail };
       const traits = validated.traits;
       const plan = planOf(app.catalog, draft.event);
-      for (const name of plan.scrub) {
+      for (const { name, max } of plan.scrub) {
         const value = traits[name];
-        if (typeof value === 'string' && value.length > 0) traits[name] = scrubber(value).text;
+        if (typeof value !== 'string' || value.length === 0) continue;
+        // Markers can be longer than what they replace.
+        const scrubbed = scrubber(value).text;
+        traits[name] = scrubbed.length > max ? scrubbed.slice(0, max) : scrubbed;
       }
       let errorText = '';
       for (const name of plan.errors) {
