@@ -104,7 +104,20 @@ export async function runQuery(
         { params },
       )
     : await viaDataDir(options, view as ViewName, params);
-  out.write(`${renderView(options.fingerprint !== undefined ? 'error' : view, response, options.format)}\n`);
+  let text: string;
+  try {
+    text = renderView(options.fingerprint !== undefined ? 'error' : view, response, options.format);
+  } catch (error) {
+    // An answer of another shape than the view's (another server at --url; until 2026-11-29 reported
+    // as a bug, TMK_ERR_INTERNAL). What this process computed itself is ours: a failure there stays a bug.
+    if (options.url === undefined) throw error;
+    throw new TelemarkError(
+      'TMK_ERR_API_UNREACHABLE',
+      `${options.url} (it answered ${view} with something that is not the ${view} view's answer: another server, or a collector of another version)`,
+      { cause: error },
+    );
+  }
+  out.write(`${text}\n`);
 }
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
