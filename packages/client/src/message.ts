@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import type { Catalog, LegacyIdSpec, TraitSpec } from './catalog/types.js';
-import { checkTraitValue } from './catalog/validate.js';
+import { checkTraitValue, errorMaxLength } from './catalog/validate.js';
 import { parseSwitch } from './consent.js';
 import { detectInstallMethod, type EnvironmentInfo } from './context/index.js';
 import { hashTraitValue } from './identity.js';
@@ -306,7 +306,7 @@ function encodeEvent(this: EventEncoder, pending: PendingEvent, dropped: number)
       if (spec.type === 'string')
         text.push({ name, hashed: !!spec.hashed, entry: `"${name}":${spec.maxLength}` });
       else if (spec.type === 'error')
-        text.push({ name, hashed: false, entry: `"${name}":${spec.maxLength ?? 1024}` });
+        text.push({ name, hashed: false, entry: `"${name}":${errorMaxLength(spec)}` });
     }
     shape = { name: JSON.stringify(pending.event), text };
     this.shapes.set(pending.event, shape);

@@ -162,15 +162,15 @@ export function enforceSpoolLimits(
 }
 
 /**
- * What a run with telemetry off does to the spool: removes the segments older than `maxAgeMs` (of a
- * writer no longer alive, if still open), which hold text not yet scrubbed. Only runs that send (or keep
+ * What a run with telemetry off does to the spool: removes the segments older than `maxAgeMs` (if still
+ * open, only abandoned ones: `isAbandoned`), which hold text not yet scrubbed. Only runs that send (or keep
  * the bounds) otherwise remove them, and with telemetry off by an environment variable none does, so the
  * text would outlive the age the docs promise. One readdir; never creates a file or directory, and
  * counts no drops (nothing will be sent to say so).
  */
 export function removeExpiredSegments(spoolDir: string, maxAgeMs: number, now: number): void {
   for (const segment of listSpool(spoolDir).segments)
-    if (segment.time < now - maxAgeMs && (segment.state === 'ready' || !isProcessAlive(segment.pid)))
+    if (segment.time < now - maxAgeMs && (segment.state === 'ready' || isAbandoned(segment, now)))
       unlinkQuietly(segment.file);
 }
 

@@ -531,6 +531,13 @@ describe('debug mode', () => {
     expect(c.requests).toHaveLength(0);
     expect(telemetry.status().debug).toBe(true);
   });
+
+  it('is off for a TELEMARK_DEBUG that is not one of 1/true/yes/on (docs/client.md)', () => {
+    for (const value of ['please', 'debug', 'off', '0', '']) {
+      const { telemetry } = setup('http://127.0.0.1:9', { extraEnv: { TELEMARK_DEBUG: value } });
+      expect(telemetry.status().debug, value).toBe(false);
+    }
+  });
 });
 
 describe('consent at run time', () => {
@@ -576,7 +583,13 @@ describe('consent at run time', () => {
     const recent = new SegmentWriter(spoolDir);
     recent.append(['{"error":"unscrubbed text"}'], now - 1000);
     const kept = recent.seal();
-    const before = listFiles(configDir);
+    // Still open, of a pid that is alive (this one: a pid reused), but untouched for hours: abandoned.
+    const beforeOpen = new Set(fs.readdirSync(spoolDir));
+    new SegmentWriter(spoolDir).append(['{"error":"unscrubbed text"}'], now - 10 * 86_400_000);
+    const stale = path.join(spoolDir, fs.readdirSync(spoolDir).find((f) => !beforeOpen.has(f))!);
+    const hoursAgo = new Date(now - 2 * 3_600_000);
+    fs.utimesSync(stale, hoursAgo, hoursAgo);
+    const before = listFiles(configDir).filter((f) => !f.endsWith(path.basename(stale)));
     const off = () =>
       createTelemetry({
         catalog: telepresence,
@@ -588,6 +601,7 @@ describe('consent at run time', () => {
       });
     expect(off().status()).toMatchObject({ enabled: false, decidedBy: 'env:DO_NOT_TRACK' });
     expect(fs.existsSync(expired ?? '')).toBe(false);
+    expect(fs.existsSync(stale)).toBe(false);
     expect(fs.existsSync(kept ?? '')).toBe(true);
     expect(listFiles(configDir)).toEqual(before.filter((f) => !f.endsWith(path.basename(expired ?? ''))));
     const empty = path.join(tempDir(), 'none');

@@ -33,14 +33,39 @@ export function makeDirectory(dir: string, mode?: number): void {
   syncDirectorySync(path.dirname(dir));
 }
 
-/** fsync a directory now (start-up's paths, where nothing waits on the event loop). */
-export function syncDirectorySync(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
+/**
+ * fsync a file or a directory now, by its path (start-up's paths and admin commands, where nothing waits
+ * on the event loop).
+ */
+export function syncPathSync(target: string): void {
+  const fd = fs.openSync(target, 'r');
   try {
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** fsync a directory now, so that the names just made in it survive a power loss. */
+export const syncDirectorySync: (dir: string) => void = syncPathSync;
+
+/**
+ * Write `data` to a new `file` (`flag`: `w`, or `wx` to refuse one that exists) and make it survive a
+ * power loss: the file synced, then its name (its directory).
+ */
+export function writeFileDurablySync(
+  file: string,
+  data: string | Uint8Array,
+  options: { readonly flag: 'w' | 'wx'; readonly mode?: number },
+): void {
+  const fd = fs.openSync(file, options.flag, options.mode);
+  try {
+    fs.writeFileSync(fd, data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  syncDirectorySync(path.dirname(file));
 }
 
 /** fsync a directory, so that the names just created in it survive a power loss. */

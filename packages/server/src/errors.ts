@@ -290,6 +290,9 @@ export const isTelemarkError = (e: unknown): e is TelemarkError => e instanceof 
 export const errorMessage = (error: unknown): string =>
   error instanceof Error ? error.message : String(error);
 
+/** Its first line: DuckDB's and ClickHouse's messages go on with context and stack lines. */
+export const errorFirstLine = (error: unknown): string => errorMessage(error).split('\n')[0]!;
+
 /**
  * `error` worded for whoever meets it, when it has one of the codes in `variants` (the variant of
  * `VARIANTS` to use for each); any other error is returned as it is. Code, detail and cause are kept.

@@ -84,10 +84,13 @@ const checkFlagList: Check<SpecOf<'flagList'>> = (name, spec, value) => {
   return { ok: true, value: flags };
 };
 
+/** The length an error trait is cut to (once scrubbed, where it still is to be): its `maxLength`, or 1,024. */
+export const errorMaxLength = (spec: SpecOf<'error'>): number => spec.maxLength ?? DEFAULT_ERROR_LENGTH;
+
 const checkError: Check<SpecOf<'error'>> = (name, spec, value) => {
   const text = value instanceof Error ? value.message : value;
   if (typeof text !== 'string') return bad('invalid_type', `${name} must be a string or an Error`);
-  const max = spec.maxLength ?? DEFAULT_ERROR_LENGTH;
+  const max = errorMaxLength(spec);
   // Errors are truncated, not refused: a long error is still worth its first kilobyte.
   return { ok: true, value: text.length > max ? text.slice(0, max) : text };
 };
@@ -114,9 +117,6 @@ const cutUnscrubbedError = (name: string, value: unknown, bound: number): TraitC
   while (end > 0 && !isSpace(text.charCodeAt(end))) end--;
   return { ok: true, value: text.slice(0, end) };
 };
-
-/** The length an error trait is cut to once scrubbed: its `maxLength`, or 1,024. */
-export const errorMaxLength = (spec: SpecOf<'error'>): number => spec.maxLength ?? DEFAULT_ERROR_LENGTH;
 
 const checkString: Check<SpecOf<'string'>> = (name, spec, value) => {
   if (typeof value !== 'string') return bad('invalid_type', `${name} must be a string`);

@@ -342,8 +342,7 @@ export function createUrlRules(keepName: KeepName): Rule[] {
         'g',
       ),
       replace: (match: string, user: string, host: string, rawPath: string) => {
-        // A container image pinned by digest (`nginx@sha256:…`) has the same shape.
-        if (/^sha\d+$/i.test(host)) return match;
+        if (NOT_A_HOST.test(host)) return match;
         const [path, tail] = splitTrailingPunctuation(rawPath);
         const segments = path.split('/');
         const tilde = segments[0] === '~';
@@ -400,6 +399,12 @@ const SCP_SHAPE = /@[A-Za-z][\w.-]*:[\w~./-]/;
 /** A host after `user@` in an scp-like remote or an ssh target: a name, not a version (`pkg@1.2.3`). */
 const SCP_HOST = String.raw`[A-Za-z][\w-]*(?:\.[\w-]+)*`;
 
+/**
+ * What stands where an scp-like remote's host would and is none: a container image's digest
+ * (`nginx@sha256:…`), a package manager's protocol (`lodash@npm:4.17.21`, `app@workspace:packages/app`).
+ */
+const NOT_A_HOST = /^(?:sha\d+|npm|jsr|workspace|patch|file|link|portal|exec|github|git)$/i;
+
 /** `git@…`, `root@…`: accounts every machine has identify nobody. */
 function keptAccount(user: string): string {
   const lower = user.toLowerCase();
@@ -425,7 +430,7 @@ const INNER = String.raw`(?:[^/\\\n\r\t"'\x60<>|*?:; ]|${JOINING_SPACE})`;
 const MARK = String.raw`<[a-z*-]+>(?:\.[A-Za-z0-9]{1,8})?`;
 const SEP = String.raw`(?:\\\\|\\|/)`;
 const SPACED_BEFORE_SEPARATOR = String.raw`${WORD_CHAR}${INNER}{0,100}(?:${WORD_CHAR}|[)\]])(?=${SEP})`;
-const SPACED_LAST = String.raw`(?:${WORD}${JOINING_SPACE}){1,4}(?:${WORD_CHAR}*?\.[A-Za-z][A-Za-z0-9]{0,7}(?=[.,;:!?]*(?:[\s"'\x60)\]}>]|$))|${WORD}(?=:\s|:?$|["'\x60)]))`;
+const SPACED_LAST = String.raw`(?:${WORD}${JOINING_SPACE}){1,4}(?:${WORD_CHAR}*?\.[A-Za-z][A-Za-z0-9]{0,7}(?=[.,;:!?]*(?:[\s"'\x60)\]}>]|$))|${WORD}(?=:\s|:?(?:$|[\r\n])|["'\x60)]))`;
 // A segment without spaces before a separator is the common case: tried first, and the costlier
 // spaced forms only when the word is followed by what they may contain.
 export const SEGMENT = String.raw`(?:Program Files \(x86\)|${MARK}|${WORD}(?=${SEP})|(?=${WORD}[ ,(){}[\]])(?:${SPACED_BEFORE_SEPARATOR}|${SPACED_LAST})|${WORD})`;

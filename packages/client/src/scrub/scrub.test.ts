@@ -107,6 +107,8 @@ describe('generic rules', () => {
     ],
     ['quoted', 'open "/srv/Acme Bank Corp"', 'open "/srv/<path>"'],
     ['the end of the text', 'cd /srv/Acme Bank', 'cd /srv/<path>'],
+    ['the end of a line', 'open /srv/Acme Bank\nnext', 'open /srv/<path>\nnext'],
+    ['the end of a line (CRLF)', 'C:\\srv\\OneDrive - Contoso Pharma\r\nx', 'C:\\srv\\<path>\r\nx'],
     [
       'sentence punctuation',
       'open /srv/x/Q3 Layoffs.xlsx. Is it open?',
@@ -231,6 +233,9 @@ describe('generic rules', () => {
       'password_file: x1.yaml token_url: v2',
       'the session: not found',
       'token: <secret>',
+      // A single word that says what happened (PROSE_WORDS), or a lower-case word with more on its line.
+      'token: missing',
+      'password: used by the daemon',
     ]) {
       expect(scrub(text), text).toBe(text);
     }
@@ -314,6 +319,8 @@ describe('generic rules', () => {
       'scp <user>@<host>:/srv/<path>/<file>.csv',
     ],
     ['ssh target', 'ssh alice@buildbox', 'ssh <user>@<host>'],
+    ['an account every machine has', 'ssh root@buildbox', 'ssh root@<host>'],
+    ['a public host', 'ssh alice@github.com', 'ssh <user>@github.com'],
     [
       'ssh target after options',
       'ssh -p 2222 -i key alice@buildbox failed',
@@ -332,6 +339,8 @@ describe('generic rules', () => {
     for (const text of [
       'npm i left-pad@1.2.3',
       'pull nginx@sha256:0a1b2c3d',
+      'resolved lodash@npm:4.17.21',
+      'app@workspace:packages/app',
       'ssh: connect to host port 22',
       '@types/node',
     ]) {

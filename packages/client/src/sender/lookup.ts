@@ -49,9 +49,8 @@ function hostsFile(): string {
         ? path.join(process.env.SystemRoot ?? 'C:\\Windows', 'System32', 'drivers', 'etc', 'hosts')
         : '/etc/hosts';
     try {
-      hostsText = readFileSync(file, 'utf8')
-        .slice(0, 1024 * 1024)
-        .toLowerCase();
+      // Whole: blocking lists of several MB are common, and a name past a cut would go to DNS.
+      hostsText = readFileSync(file, 'utf8').toLowerCase();
     } catch {
       hostsText = '';
     }

@@ -1,4 +1,4 @@
-import { errorMessage, isTelemarkError, TelemarkError } from '../errors.js';
+import { errorFirstLine, isTelemarkError, TelemarkError } from '../errors.js';
 import type { InstallErasure, Store } from '../store/types.js';
 
 /** What an erasure of one install removed, and under which ids. */
@@ -50,9 +50,7 @@ export async function eraseInstall(
         `the install's pseudonym was erased too: ${erased.events} events, ${erased.quarantine} quarantine entries`,
       (failure: unknown) =>
         `erasing the install's pseudonym failed as well: ${
-          isTelemarkError(failure)
-            ? `[${failure.code}] ${failure.detail}`
-            : errorMessage(failure).split('\n')[0]
+          isTelemarkError(failure) ? `[${failure.code}] ${failure.detail}` : errorFirstLine(failure)
         }`,
     );
     throw new TelemarkError(UNFINISHED, `${error.detail}; ${then}`, { cause: error });

@@ -170,6 +170,8 @@ const MISSING_KEY =
  * of scrubbing per error beyond its own length.
  */
 const UNSCRUBBED_MARGIN = 256;
+/** `validateEvent`'s options for the collector, made once (the builder runs for every message). */
+const CUT_AFTER_SCRUBBING = Object.freeze({ unscrubbed: true, unscrubbedMargin: UNSCRUBBED_MARGIN });
 
 export function createEventBuilder(
   options: {
@@ -263,10 +265,7 @@ export function createEventBuilder(
       // recognisable (`postgres://admin:supersec` reads as host:port), and its head was stored (until
       // 2026-11-29). Before scrubbing they are cut at a space UNSCRUBBED_MARGIN past it, which bounds
       // the scrubber's work per message.
-      const validated = validateEvent(app.catalog, draft.event, draft.properties, {
-        unscrubbed: true,
-        unscrubbedMargin: UNSCRUBBED_MARGIN,
-      });
+      const validated = validateEvent(app.catalog, draft.event, draft.properties, CUT_AFTER_SCRUBBING);
       if (!validated.ok) return { ok: false, reason: validated.reason, detail: validated.detail };
       const traits = validated.traits;
       const plan = planOf(app.catalog, draft.event);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { join } from 'node:path';
-import { makeDirectory, syncDirectorySync } from '../directories.js';
+import { makeDirectory, writeFileDurablySync } from '../directories.js';
 import { TelemarkError } from '../errors.js';
 
 /**
@@ -50,14 +50,7 @@ export function resolveInstallIdKey(
   try {
     // Synced, file and name: a key lost to a power loss would be made again, silently, and every install
     // id stored after it would get another pseudonym (until 2026-11-29 it was written without a sync).
-    const fd = fs.openSync(file, 'wx', 0o600);
-    try {
-      fs.writeFileSync(fd, `${key}\n`);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    syncDirectorySync(dataDir);
+    writeFileDurablySync(file, `${key}\n`, { flag: 'wx', mode: 0o600 });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     const theirs = readKey(file);

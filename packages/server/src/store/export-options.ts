@@ -1,7 +1,20 @@
 /** The checks every engine's `exportEvents` runs first, so both refuse the same options the same way. */
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { TelemarkError } from '../errors.js';
 import type { ExportOptions } from './types.js';
+
+/**
+ * The start of the names of this process's temporary files for an export to `target`: beside it (so the
+ * rename into place is atomic), hidden, and this process's, so that a signal's cleanup (`telemark
+ * export`) finds them and no other export's.
+ */
+export const exportTemporaryPrefix = (target: string): string =>
+  path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.`);
+
+/** A temporary file of an export to `target`: `what` it holds (`partial`: the export before its rename). */
+export const exportTemporary = (target: string, what = 'partial'): string =>
+  `${exportTemporaryPrefix(target)}${what}-${randomUUID().slice(0, 8)}`;
 
 /** Bounds beyond year 9999 are clamped there: they select everything on that side. */
 const END_OF_TIME = 253_402_300_800_000;

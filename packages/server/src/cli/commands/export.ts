@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { errorMessage, rephrased, TelemarkError } from '../../errors.js';
 import { parseIsoTime } from '../../ingest/iso-time.js';
+import { exportTemporaryPrefix } from '../../store/export-options.js';
 import { openDataDirStore } from '../../store/index.js';
 import type { ExportOptions } from '../../store/types.js';
 import { CONFIG_FLAG_HELP, DATA_FLAG_HELP, type DataDirFlags, dataDirOf } from '../data-dir.js';
@@ -111,18 +112,19 @@ function writtenInto(out: string): boolean {
 
 /**
  * While an export runs, a stop signal (Ctrl-C, SIGTERM, a hangup) would end the process before its
- * cleanup: the store's file beside the target (`<out>.partial-<pid>-…`), or the scratch copy of a whole
+ * cleanup: the store's files beside the target (`exportTemporaryPrefix`), or the scratch copy of a whole
  * export (install ids) in the temporary directory, left behind. Removed here, then the signal's default.
  */
 function cleanUpOnSignal(out: string, scratch: string | undefined): () => void {
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   const onSignal = (signal: NodeJS.Signals) => {
     if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
-    const dir = path.dirname(out);
-    const partial = `${path.basename(out)}.partial-${process.pid}-`;
+    const prefix = exportTemporaryPrefix(out);
+    const dir = path.dirname(prefix);
     try {
       for (const name of fs.readdirSync(dir))
-        if (name.startsWith(partial)) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+        if (path.join(dir, name).startsWith(prefix))
+          fs.rmSync(path.join(dir, name), { recursive: true, force: true });
     } catch {
       // The directory is gone or unreadable: the store wrote nothing there either.
     }

@@ -162,8 +162,9 @@ export async function serve(
 
 /**
  * The store's logger (ClickHouse's waits and outages; what a DuckDB open repaired). The store opens — and
- * may wait for its server, or recover its intake log — before the collector and its logger exist, so it gets a pino logger of its own with the collector's level: JSON lines on
- * stdout like the collector's (Fastify's logger is pino too).
+ * may wait for its server, or recover its intake log — before the collector and its logger exist, so it
+ * gets a pino logger of its own with the collector's level: JSON lines on stdout like the collector's
+ * (Fastify's logger is pino too).
  */
 function storeLogging(config: ServeConfig): { log: StoreLogger } {
   return { log: pino({ level: config.log.level }) };

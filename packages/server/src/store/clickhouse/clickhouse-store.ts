@@ -18,7 +18,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { builtModuleUrl } from '../../built-module.js';
-import { errorMessage, TelemarkError } from '../../errors.js';
+import { errorFirstLine, errorMessage, TelemarkError } from '../../errors.js';
 import { DAY_MS } from '../../time-units.js';
 import { quotedInstallId } from '../erasure.js';
 import { createJournaledDriver } from '../journal/journaled-store.js';
@@ -130,7 +130,7 @@ export function createClickHouseStore(options: ClickHouseStoreOptions): Store {
 
 // ——— errors ———
 
-const firstLine = (error: unknown) => errorMessage(error).split('\n')[0]!.slice(0, 500);
+const firstLine = (error: unknown) => errorFirstLine(error).slice(0, 500);
 
 const NETWORK_CODES = new Set([
   'ECONNREFUSED',

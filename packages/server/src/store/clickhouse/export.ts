@@ -1,15 +1,7 @@
-/**
- * `exportEvents` for ClickHouse: rows stream out of the `events` view and are written in the same shapes
- * the DuckDB store writes — NDJSON and CSV with ISO 8601 UTC times, booleans as true/false, traits and
- * extra as JSON — and Parquet through an in-memory DuckDB (ClickHouse 18.16 has no Parquet output).
- * The file is written beside the target and renamed into place, so a failed export leaves nothing.
- */
-import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
-import { errorMessage, TelemarkError } from '../../errors.js';
+import { errorFirstLine, TelemarkError } from '../../errors.js';
 import { EVENT_COLUMNS as DUCKDB_COLUMNS } from '../duckdb/schema.js';
-import { checkExportOptions, csvSafeText } from '../export-options.js';
+import { checkExportOptions, csvSafeText, exportTemporary } from '../export-options.js';
 import { clickhouseLiteral } from '../sql.js';
 import type { ExportOptions } from '../types.js';
 import { EVENT_COLUMNS } from './schema.js';
@@ -65,13 +57,8 @@ export async function exportEvents(
   for (const { op, ms } of bounds) where.push(`ts ${op} ${ms}`);
   const query = `SELECT ${columnList} FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
     ORDER BY ts, app, message_id`;
-  const partial = (suffix: string) =>
-    path.join(
-      path.dirname(options.path),
-      `.${path.basename(options.path)}.${suffix}-${process.pid}-${randomUUID().slice(0, 8)}`,
-    );
-  const temporary = partial('partial');
-  const staging = options.format === 'parquet' ? partial('staging.ndjson') : undefined;
+  const temporary = exportTemporary(options.path);
+  const staging = options.format === 'parquet' ? exportTemporary(options.path, 'staging.ndjson') : undefined;
   try {
     const written = await writeRows(run, query, staging ?? temporary, options.format);
     if (staging) await toParquet(staging, temporary);
@@ -80,11 +67,9 @@ export async function exportEvents(
   } catch (error) {
     fs.rmSync(temporary, { force: true, recursive: true });
     if (error instanceof TelemarkError) throw error;
-    throw new TelemarkError(
-      'TMK_ERR_EXPORT',
-      `${label} → ${options.path}: ${errorMessage(error).split('\n')[0]}`,
-      { cause: error },
-    );
+    throw new TelemarkError('TMK_ERR_EXPORT', `${label} → ${options.path}: ${errorFirstLine(error)}`, {
+      cause: error,
+    });
   } finally {
     if (staging) fs.rmSync(staging, { force: true });
   }

@@ -28,12 +28,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type DuckDBConnection, DuckDBInstance, StatementType } from '@duckdb/node-api';
 import { builtModuleUrl } from '../../built-module.js';
-import { makeDirectory, syncDirectorySync } from '../../directories.js';
-import { errorMessage, TelemarkError } from '../../errors.js';
+import { makeDirectory, syncDirectorySync, syncPathSync } from '../../directories.js';
+import { errorFirstLine, errorMessage, TelemarkError } from '../../errors.js';
 import { createSerialQueue, type SerialQueue } from '../../serial.js';
 import { DAY_MS } from '../../time-units.js';
 import { quotedInstallId } from '../erasure.js';
-import { CSV_FORMULA_STARTS, checkExportOptions } from '../export-options.js';
+import { CSV_FORMULA_STARTS, checkExportOptions, exportTemporary } from '../export-options.js';
 import { quarantineListing } from '../quarantine-filter.js';
 import { checkBatchRows, invalidRow } from '../row-check.js';
 import { createRuntimeStore } from '../runtime-store.js';
@@ -705,7 +705,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
 
   function reopenFailed(state: Invalidated, error: unknown): void {
     state.reopening = false;
-    state.lastAttempt = errorMessage(error).split('\n')[0]!;
+    state.lastAttempt = errorFirstLine(error);
     scheduleReopen();
   }
 
@@ -1511,7 +1511,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       // this does not name: it stays TMK_ERR_STORE_WRITE, with DuckDB's text.)
       const damage = INVALID_INPUT.test(errorMessage(error)) ? await damageIn(segments) : undefined;
       lastLoadDamage = damage;
-      lastLoadError = damage ? damage.message : errorMessage(error).split('\n')[0]!;
+      lastLoadError = damage ? damage.message : errorFirstLine(error);
       if (damage) throw new TelemarkError('TMK_ERR_INTAKE_DAMAGED', damage.detail, { cause: error });
       throw new TelemarkError('TMK_ERR_STORE_WRITE', `loading the intake log: ${lastLoadError}`, {
         cause: error,
@@ -1640,7 +1640,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         } catch (error) {
           await connection.run('ROLLBACK').catch(() => undefined);
           await loadContexts(connection).catch(() => undefined);
-          throw new TelemarkError('TMK_ERR_STORE_WRITE', errorMessage(error).split('\n')[0]!, {
+          throw new TelemarkError('TMK_ERR_STORE_WRITE', errorFirstLine(error), {
             cause: error,
           });
         }
@@ -1652,7 +1652,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           noticeInvalidation(error);
           throw new TelemarkError(
             'TMK_ERR_STORE_UNFINISHED',
-            `${removed} event${removed === 1 ? '' : 's'} removed; then ${errorMessage(error).split('\n')[0]!}`,
+            `${removed} event${removed === 1 ? '' : 's'} removed; then ${errorFirstLine(error)}`,
             { cause: error },
           );
         }
@@ -1733,7 +1733,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         } catch (error) {
           if (error instanceof TelemarkError) throw error;
           noticeInvalidation(error);
-          throw new TelemarkError('TMK_ERR_STORE_QUERY', errorMessage(error).split('\n')[0]!, {
+          throw new TelemarkError('TMK_ERR_STORE_QUERY', errorFirstLine(error), {
             cause: error,
           });
         }
@@ -1884,7 +1884,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           await connection.run('COMMIT');
         } catch (error) {
           await connection.run('ROLLBACK').catch(() => undefined);
-          throw new TelemarkError('TMK_ERR_STORE_WRITE', errorMessage(error).split('\n')[0]!, {
+          throw new TelemarkError('TMK_ERR_STORE_WRITE', errorFirstLine(error), {
             cause: error,
           });
         } finally {
@@ -1903,7 +1903,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         return { ok: false, detail: `duckdb ${file}: ${errorMessage(error)}` };
       }
       // What a cut took may have been acknowledged (docs/storage.md, "A damaged intake segment"): said
-      // until the process ends, as the journal says its repairs. The store has no logger of its own.
+      // until the process ends, as the journal says its repairs (and logged at warn when they happen).
       const repaired = intakeRepairs.length > 0 ? `; repaired on open: ${intakeRepairs.join('; ')}` : '';
       if (lastError) return { ok: false, detail: `duckdb ${file}: ${lastError}${repaired}` };
       if (lastLoadError)
@@ -1999,7 +1999,7 @@ async function exportEvents(reader: Reader, file: string, options: ExportOptions
               : c.column,
         ).join(', ');
   // Write beside the target, then rename: a failed export never leaves a partial file behind.
-  const temporary = `${options.path}.partial-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const temporary = exportTemporary(options.path);
   const text = `COPY (SELECT ${columns} FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
     ORDER BY ts, app, message_id) TO ${sqlString(temporary)} (${format})`;
   return reader.queue.run(async () => {
@@ -2009,25 +2009,16 @@ async function exportEvents(reader: Reader, file: string, options: ExportOptions
       // DuckDB's COPY does not sync what it wrote: synced before the rename, and the rename with its
       // directory, a file under the target's name is whole after a power loss too (until 2026-11-29 it
       // could be there empty or cut short).
-      const written = fs.openSync(temporary, 'r');
-      try {
-        fs.fsyncSync(written);
-      } finally {
-        fs.closeSync(written);
-      }
+      syncPathSync(temporary);
       fs.renameSync(temporary, options.path);
       syncDirectorySync(path.dirname(options.path));
       return result.rowsChanged;
     } catch (error) {
       fs.rmSync(temporary, { force: true, recursive: true });
       if (error instanceof TelemarkError) throw error;
-      throw new TelemarkError(
-        'TMK_ERR_EXPORT',
-        `${file} → ${options.path}: ${errorMessage(error).split('\n')[0]}`,
-        {
-          cause: error,
-        },
-      );
+      throw new TelemarkError('TMK_ERR_EXPORT', `${file} → ${options.path}: ${errorFirstLine(error)}`, {
+        cause: error,
+      });
     }
   });
 }

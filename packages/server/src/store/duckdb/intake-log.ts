@@ -16,7 +16,7 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { makeDirectory, syncDirectory, syncDirectorySync } from '../../directories.js';
+import { makeDirectory, syncDirectory, writeFileDurablySync } from '../../directories.js';
 import { TelemarkError } from '../../errors.js';
 import type { IngestCounter } from '../types.js';
 
@@ -434,15 +434,7 @@ function parseRecord(text: string, file: string, line: number): [null, string, n
 function cutTail(file: string, content: Buffer, end: number): IntakeRepair {
   const copy = `${file}${TORN}${end}`;
   const tail = content.subarray(end);
-  const fd = fs.openSync(copy, 'w');
-  try {
-    for (let written = 0; written < tail.length; )
-      written += fs.writeSync(fd, tail, written, tail.length - written);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  syncDirectorySync(path.dirname(file));
+  writeFileDurablySync(copy, tail, { flag: 'w' });
   fs.truncateSync(file, end);
   return { file, offset: end, bytes: tail.length, copy };
 }

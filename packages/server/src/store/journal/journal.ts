@@ -321,14 +321,24 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
    * that fits in the slack of a file's last block proves nothing about room (a short progress line may
    * succeed on a full disk), which is why a successful progress line does not clear `unwritable`.
    */
+  /**
+   * Random bytes (zeros, or any easily compressed pattern, may take no room on ZFS or btrfs), made once:
+   * a health check probes every time it is asked while the disk is full, and 4 MiB of randomFillSync
+   * each time would hold the event loop.
+   */
+  let probeContent: Buffer | undefined;
+  const probeBytes = (): Buffer => {
+    probeContent ??= crypto.randomFillSync(Buffer.allocUnsafe(PROBE_MAX_BYTES));
+    return probeContent;
+  };
+
   async function probe(failed: { readonly error: unknown; readonly bytes: number }): Promise<void> {
     const file = path.join(dir, PROBE_FILE);
     const bytes = Math.min(PROBE_MAX_BYTES, Math.max(PROBE_MIN_BYTES, failed.bytes));
     try {
       const handle = await fs.promises.open(file, 'w');
       try {
-        // Random bytes: zeros (or any easily compressed pattern) may take no room on ZFS or btrfs.
-        await writeAll(handle, crypto.randomFillSync(Buffer.allocUnsafe(bytes)));
+        await writeAll(handle, probeBytes().subarray(0, bytes));
         await handle.datasync();
       } finally {
         await handle.close().catch(() => undefined);
@@ -375,6 +385,8 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
     append(payload, given = []) {
       return run(async () => {
         ensureOpen();
+        // Before any work, and before the bound: a broken journal's answer names its fix, not "full".
+        if (broken) throw broken;
         const body = v8.serialize({ p: payload, a: given });
         const frame = Buffer.allocUnsafe(HEADER + body.length);
         frame.writeUInt32LE(body.length, 0);
@@ -386,7 +398,6 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
             `${pending.size} batches, ${pendingBytes} of ${options.maxBytes} bytes in ${dir}`,
           );
         }
-        if (broken) throw broken;
         let last = segments.at(-1);
         try {
           if (!active || !last || last.size >= segmentBytes) {
