@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveServeConfig } from '../../packages/server/src/config/serve-config.js';
 import { createCollector } from '../../packages/server/src/http/collector.js';
-import { fileSizeLimit } from '../../packages/server/src/store/_file-size-limit.js';
+import { fileSizeLimit } from '../../packages/server/src/store/_test-file-size-limit.js';
 import { createClickHouseStore } from '../../packages/server/src/store/clickhouse/index.js';
 import { sql } from '../../packages/server/src/store/sql.js';
 import type { Store } from '../../packages/server/src/store/types.js';

@@ -8,7 +8,7 @@ import type { AppEntry, AppRegistry } from '../../config/registry-types.js';
 import { resolveServeConfig } from '../../config/serve-config.js';
 import { eraseInstall } from '../../pipeline/erasure.js';
 import { DAY_MS } from '../../time-units.js';
-import { fileSizeLimit } from '../_file-size-limit.js';
+import { fileSizeLimit } from '../_test-file-size-limit.js';
 import { sampleEvent, sampleQuarantine, testStore, uniqueId } from '../conformance.js';
 import { exportTemporaryPrefix } from '../export-options.js';
 import { createStore, duckdbPathFor, openDataDirStore, runRetention } from '../index.js';

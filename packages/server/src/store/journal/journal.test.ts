@@ -3,13 +3,14 @@ import os from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
 import zlib from 'node:zlib';
-import { afterEach, describe, expect, it } from 'vitest';
-import { fileSizeLimit } from '../_file-size-limit.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { fileSizeLimit } from '../_test-file-size-limit.js';
 import { type Journal, openJournal } from './journal.js';
 
 const dirs: string[] = [];
 const open: Journal<unknown>[] = [];
 afterEach(async () => {
+  vi.restoreAllMocks();
   await Promise.all(open.splice(0).map((j) => j.close()));
   for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -47,6 +48,15 @@ async function reopenedTimes<T>(
 }
 
 const segments = (dir: string) => fs.readdirSync(dir).filter((n) => n.endsWith('.seg'));
+
+/** `fs.promises.FileHandle`'s prototype (the class is not exported), to make one of its calls fail. */
+async function fileHandlePrototype(): Promise<fs.promises.FileHandle> {
+  const handle = await fs.promises.open(os.devNull, 'r');
+  await handle.close();
+  return Object.getPrototypeOf(handle) as fs.promises.FileHandle;
+}
+
+const failure = (code: string) => Object.assign(new Error(`${code}: injected`), { code });
 
 describe('the outage journal', () => {
   it('knows its last sequence number and whether everything up to one is delivered, across a reopen', async () => {
@@ -434,6 +444,118 @@ describe('the outage journal', () => {
           [3, ['third']],
         ]),
       );
+    },
+  );
+
+  it.skipIf(!fileSize)(
+    'rewrites its progress file before the next line when a line cut short could not be cut back, and refuses while it cannot',
+    async () => {
+      const dir = newDir();
+      const j = await journalAt<number>(dir);
+      for (let n = 1; n <= 3; n++) await j.append(n);
+      await j.beginAttempt([1, 2], 'first');
+      const progress = path.join(dir, 'progress');
+      const whole = fs.readFileSync(progress, 'utf8');
+      // The next line's write is cut short (five bytes of it: `a 1 s`), and the cut back fails as well.
+      const truncate = vi
+        .spyOn(await fileHandlePrototype(), 'truncate')
+        .mockRejectedValueOnce(failure('EIO'));
+      fileSize!.lower(whole.length + 5);
+      try {
+        await expect(j.beginAttempt([1, 2, 3], 'second')).rejects.toMatchObject({ code: 'TMK_ERR_JOURNAL' });
+      } finally {
+        fileSize!.restore();
+      }
+      expect(truncate).toHaveBeenCalled();
+      expect(fs.readFileSync(progress, 'utf8')).toBe(`${whole}a 1 s`);
+      // While the file cannot be rewritten (the rename of its new copy fails), no line is added after the
+      // partial one: `a 1 sa 3 third` would give record 1 a wrong attempt and lose record 3's.
+      const rename = vi.spyOn(fs.promises, 'rename').mockRejectedValueOnce(failure('ENOSPC'));
+      const third = await j.beginAttempt([3], 'third').then(
+        () => true,
+        () => false,
+      );
+      expect(rename).toHaveBeenCalled();
+      expect(third).toBe(false);
+      expect(await j.writable()).toBeUndefined(); // the probe finds room: the rename failed, not the disk
+      await j.beginAttempt([3], 'fourth');
+      expect(fs.readFileSync(progress, 'utf8')).toBe('a 1 first\na 2 first\na 3 fourth\n');
+      await reopenedTimes(j, dir, 1, async (again) =>
+        expect((await again.oldest({ records: 10 })).map((e) => [e.seq, e.attempts])).toEqual([
+          [1, ['first']],
+          [2, ['first']],
+          [3, ['fourth']],
+        ]),
+      );
+    },
+  );
+
+  it('does not read a last progress line cut short by a crash (`d 1` of `d 12`)', async () => {
+    const dir = newDir();
+    const j = await journalAt<number>(dir);
+    for (let n = 1; n <= 12; n++) await j.append(n);
+    await j.delivered([2]);
+    await j.close();
+    open.length = 0;
+    fs.appendFileSync(path.join(dir, 'progress'), 'd 1');
+    const again = await journalAt<number>(dir);
+    expect((await again.oldest({ records: 20 })).map((e) => e.seq)).toEqual([
+      1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+    ]);
+    expect(fs.readFileSync(path.join(dir, 'progress'), 'utf8')).toBe('d 2\n');
+  });
+
+  it.skipIf(!fileSize)(
+    'takes no more appends after a failed append could not be undone, keeps the records before it, and opens again',
+    async () => {
+      const dir = newDir();
+      const j = await journalAt<string>(dir);
+      await j.append('A'.repeat(10_000));
+      const [segment] = segments(dir);
+      const file = path.join(dir, segment!);
+      const before = fs.statSync(file).size;
+      vi.spyOn(await fileHandlePrototype(), 'truncate').mockRejectedValueOnce(failure('EIO'));
+      fileSize!.lower(before + 5_000);
+      try {
+        await expect(j.append('B'.repeat(10_000))).rejects.toMatchObject({
+          code: 'TMK_ERR_JOURNAL',
+          message: expect.stringContaining('a failed append could not be undone (EIO'),
+        });
+      } finally {
+        fileSize!.restore();
+      }
+      // Behind the partial frame a record would be hidden from the next open: refused, and said so.
+      await expect(j.append('C')).rejects.toMatchObject({
+        message: expect.stringContaining('takes no more appends until it is opened again'),
+      });
+      expect(await j.writable()).toMatch(/a failed append could not be undone/);
+      expect(j.lastSeq()).toBe(1);
+      await j.close();
+      open.length = 0;
+      const again = await journalAt<string>(dir);
+      expect(again.stats().repaired).toMatch(/bytes after the last whole record were cut off/);
+      expect((await again.oldest({ records: 10 })).map((e) => e.payload[0])).toEqual(['A']);
+      expect(await again.append('D')).toBe(2);
+      expect(await again.writable()).toBeUndefined();
+    },
+  );
+
+  it.skipIf(!fileSize)(
+    'stays unwritable after a failed write until a write of that size succeeds, not after a small one',
+    async () => {
+      const dir = newDir();
+      const j = await journalAt<string>(dir, 1 << 24, 1 << 22);
+      fileSize!.lower(150_000);
+      try {
+        await expect(j.append('R'.repeat(300_000))).rejects.toMatchObject({ code: 'TMK_ERR_JOURNAL' });
+        // A small record still fits (on a full disk: in a block's slack), which proves nothing.
+        expect(await j.append('small')).toBe(1);
+        expect(await j.writable()).toMatch(/^the journal cannot write to .*EFBIG/);
+      } finally {
+        fileSize!.restore();
+      }
+      expect(await j.append('L'.repeat(300_000))).toBe(2);
+      expect(await j.writable()).toBeUndefined();
     },
   );
 

@@ -26,9 +26,10 @@
  * so the files hold at most `maxBytes` plus an eighth of it plus one record.
  *
  * A write that fails (an append, a progress line: the disk is full, or the directory is not writable)
- * leaves the journal `unwritable` until a frame is appended or `writable()`'s probe, a file of the failed
- * write's size written and synced aside, succeeds: ingest and delivery stall meanwhile, so the store's
- * health reports it, and probes again each time it is asked.
+ * leaves the journal `unwritable` until a write of the failed write's size (at least a few blocks)
+ * succeeds: a frame appended, or `writable()`'s probe, a file of that size written and synced aside.
+ * Ingest and delivery stall meanwhile, so the store's health reports it, and probes again each time it
+ * is asked. A progress line cut short that could not be cut back has the file rewritten before the next.
  *
  * Records appended by this process are also kept in memory until delivered, up to `cacheBytes`: delivery
  * (every 250 ms when acknowledging from the journal) then reads nothing back from disk, and the appends
@@ -110,6 +111,8 @@ const SEGMENT = /^(\d{12})\.seg$/;
 const PROBE_MIN_BYTES = 64 * 1024;
 const PROBE_MAX_BYTES = 4 * 1024 * 1024;
 const PROBE_FILE = 'probe';
+/** What shows there is room again for a write of `failedBytes` that failed: a write this large succeeding. */
+const roomFor = (failedBytes: number) => Math.min(PROBE_MAX_BYTES, Math.max(PROBE_MIN_BYTES, failedBytes));
 const segmentName = (seq: number) => `${String(seq).padStart(12, '0')}.seg`;
 
 interface Located {
@@ -175,6 +178,12 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
   /** Bytes in the progress file, and the size past which it is rewritten with only what still matters. */
   let progressBytes = 0;
   let progressLimit = 0;
+  /**
+   * Set when a progress line was written in part and could not be cut back: the next line would be
+   * joined to the partial one (`a 1 secoa 3 third`: a wrong id for record 1, record 3's attempt lost), so
+   * the file is rewritten before anything more is added to it, and nothing is added until that succeeds.
+   */
+  let progressTorn = false;
 
   /**
    * What the progress file must say: the attempts of every record not yet delivered, and `d` for the
@@ -211,6 +220,7 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
     progress = handle;
     progressBytes = text.length;
     progressLimit = Math.max(PROGRESS_MIN_BYTES, PROGRESS_GROWTH * text.length);
+    progressTorn = false;
     await previous?.close().catch(() => undefined);
     await syncDirectory(dir);
   }
@@ -243,7 +253,10 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return '';
       throw error;
     });
-    for (const line of progressText.split('\n')) {
+    // A last line without its newline was cut short (a write the disk stopped, or a crash in it): `d 1` of
+    // `d 12` would mark the wrong record delivered, so it is not read (and the rewrite below drops it).
+    const whole = progressText.slice(0, progressText.lastIndexOf('\n') + 1);
+    for (const line of whole.split('\n')) {
       const [kind, seqText, id] = line.split(' ');
       const seq = Number(seqText);
       if (!Number.isSafeInteger(seq)) continue;
@@ -298,13 +311,19 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
 
   async function appendProgress(line: string, sync: boolean): Promise<void> {
     const buffer = Buffer.from(line);
+    if (progressTorn)
+      await rewriteProgress().catch((error: unknown) => {
+        unwritable = { error, bytes: buffer.length };
+        throw error;
+      });
     try {
       await writeAll(progress!, buffer);
     } catch (error) {
       unwritable = { error, bytes: buffer.length };
-      // A partial line (`d 1` of `d 12`) could mark the wrong record; cut it off, or rewrite the file next time.
+      // A partial line (`d 1` of `d 12`) could mark the wrong record: cut it off, or rewrite the file first
+      // next time.
       await progress!.truncate(progressBytes).catch(() => {
-        progressLimit = -1;
+        progressTorn = true;
       });
       throw error;
     }
@@ -334,7 +353,7 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
 
   async function probe(failed: { readonly error: unknown; readonly bytes: number }): Promise<void> {
     const file = path.join(dir, PROBE_FILE);
-    const bytes = Math.min(PROBE_MAX_BYTES, Math.max(PROBE_MIN_BYTES, failed.bytes));
+    const bytes = roomFor(failed.bytes);
     try {
       const handle = await fs.promises.open(file, 'w');
       try {
@@ -443,7 +462,9 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
           }
           throw journalError(dir, error);
         }
-        unwritable = undefined;
+        // Only a frame as large as the probe's proves room: a small one can fit in a block's slack on a
+        // full disk, and clearing on it made readiness flap between refusals.
+        if (unwritable && frame.length >= roomFor(unwritable.bytes)) unwritable = undefined;
         const seq = nextSeq++;
         pendingBytes += frame.length;
         const cache = cachedBytes + body.length <= cacheBytes;

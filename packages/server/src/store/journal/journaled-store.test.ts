@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { fileSizeLimit } from '../_file-size-limit.js';
+import { fileSizeLimit } from '../_test-file-size-limit.js';
 import type { EncodedEvents, WriteBatch, WriteResult, WriteStatus } from '../types.js';
 import { createJournaledDriver, type JournalTarget } from './journaled-store.js';
 
