@@ -20,8 +20,9 @@ const catalogs = Object.fromEntries(
 // What a CLI loads at start-up goes in one chunk (`_core`): each file costs resolving, reading, compiling
 // and linking, ~0.5 ms and memory each. Left out of it, loaded only by whoever needs them: catalogs (data,
 // each in its entry), the scrubber and the delivery code (the sender and `flush()`), the testing helpers.
+// The scrubber's caps are core: `report()` cuts an error to what the scrubber will read (`cutAtSpace`).
 const notCore =
-  /[\\/]src[\\/](catalogs|scrub|testing)[\\/]|[\\/]src[\\/]sender[\\/](?!spawn|delivery-state)[^\\/]+$|[\\/]src[\\/](machine|os-facts|_node-io)\.ts$/;
+  /[\\/]src[\\/](catalogs|testing)[\\/]|[\\/]src[\\/]scrub[\\/](?!_cap\.ts$)|[\\/]src[\\/]sender[\\/](?!spawn|delivery-state)[^\\/]+$|[\\/]src[\\/](machine|os-facts|_node-io)\.ts$/;
 
 export default defineConfig({
   input: {

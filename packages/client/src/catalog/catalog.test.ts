@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { telepresence } from '../catalogs/telepresence.js';
+import { MAX_SCRUB_INPUT } from '../scrub/_cap.js';
 import { CatalogError, catalogFingerprint, catalogFromJSON, catalogToJSON, defineCatalog } from './define.js';
 import { catalogToMarkdown } from './markdown.js';
 import type { CatalogInput } from './types.js';
-import { UNSCRUBBED_ERROR_LENGTH, validateEvent } from './validate.js';
+import { validateEvent } from './validate.js';
 
 /** Telepresence's published TELEMETRY.md, copied verbatim (the team's seed document). */
 const SEED = new URL('../../../../test/fixtures/telepresence-TELEMETRY.md', import.meta.url);
@@ -125,7 +126,7 @@ describe('validateEvent', () => {
   it('unscrubbed (report()), keeps an error up to the scrubber cap, cut at a space so no token is halved', () => {
     const secret = 'postgres://admin:supersecretpassword@db/x';
     const error = `${'failed '.repeat(2340)}${secret} and more`;
-    const cut = UNSCRUBBED_ERROR_LENGTH - 7 * 2340;
+    const cut = MAX_SCRUB_INPUT - 7 * 2340;
     expect(cut > 0 && cut < secret.length).toBe(true);
     const sent = validateEvent(c, 'intercept_fail', { error }, { unscrubbed: true });
     expect(sent.ok && sent.traits.error).toBe('failed '.repeat(2340).trimEnd());

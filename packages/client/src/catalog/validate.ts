@@ -1,3 +1,4 @@
+import { cutAtSpace, MAX_SCRUB_INPUT } from '../scrub/_cap.js';
 import type { Catalog, TraitSpec } from './types.js';
 
 /** Why an event was refused. Stable strings: the client counts them, the collector stores them with quarantined events. */
@@ -96,26 +97,13 @@ const checkError: Check<SpecOf<'error'>> = (name, spec, value) => {
 };
 
 /**
- * Characters of an error kept until it is scrubbed: the scrubber's input cap (`maxInputLength`'s
- * default), so what it reads is what it would have kept anyway. The cut to the trait's `maxLength`
- * comes after scrubbing (`finishRecord`).
- */
-export const UNSCRUBBED_ERROR_LENGTH = 16_384;
-
-const isSpace = (code: number): boolean => code === 32 || (code >= 9 && code <= 13);
-
-/**
- * An error still to be scrubbed, cut at a space before `bound`: a secret cut in two is no longer
- * recognisable (`postgres://admin:supersec` reads as host:port), so its head would be sent.
- * Without a space in reach, the text is one token and nothing of it is kept.
+ * An error still to be scrubbed, cut at a space before `bound` (see `cutAtSpace`); the cut to the
+ * trait's `maxLength` comes after scrubbing (`finishRecord`).
  */
 const cutUnscrubbedError = (name: string, value: unknown, bound: number): TraitCheck => {
   const text = value instanceof Error ? value.message : value;
   if (typeof text !== 'string') return bad('invalid_type', `${name} must be a string or an Error`);
-  if (text.length <= bound) return { ok: true, value: text };
-  let end = bound;
-  while (end > 0 && !isSpace(text.charCodeAt(end))) end--;
-  return { ok: true, value: text.slice(0, end) };
+  return { ok: true, value: cutAtSpace(text, bound) };
 };
 
 const checkString: Check<SpecOf<'string'>> = (name, spec, value) => {
@@ -147,7 +135,7 @@ export function checkTraitValue(name: string, spec: TraitSpec, value: unknown): 
  * flag values stripped, enum lists deduplicated). The client and the collector use this same function.
  * Scrubbing is separate: it applies to the `error` and `string` traits of the result. With `unscrubbed`
  * (the client's `report()`, whose text is scrubbed later by whoever sends), errors are cut only to
- * `UNSCRUBBED_ERROR_LENGTH`, at a space, never to their `maxLength`: cutting before scrubbing can halve
+ * `MAX_SCRUB_INPUT`, at a space, never to their `maxLength`: cutting before scrubbing can halve
  * a secret into something the scrubber no longer recognises.
  */
 export function validateEvent(
@@ -158,7 +146,7 @@ export function validateEvent(
     readonly unscrubbed?: boolean;
     /**
      * With `unscrubbed`, keep only this many characters past each error's `maxLength` (at a space)
-     * rather than `UNSCRUBBED_ERROR_LENGTH`: the collector, which scrubs every message it takes, bounds
+     * rather than `MAX_SCRUB_INPUT`: the collector, which scrubs every message it takes, bounds
      * that work so (a token longer than the margin that crosses `maxLength` is dropped whole).
      */
     readonly unscrubbedMargin?: number;
@@ -191,8 +179,8 @@ export function validateEvent(
             key,
             value,
             margin === undefined
-              ? UNSCRUBBED_ERROR_LENGTH
-              : Math.min(UNSCRUBBED_ERROR_LENGTH, errorMaxLength(traitSpec) + margin),
+              ? MAX_SCRUB_INPUT
+              : Math.min(MAX_SCRUB_INPUT, errorMaxLength(traitSpec) + margin),
           )
         : (CHECKS[traitSpec.type] as Check<TraitSpec>)(key, traitSpec, value);
     if (!checked.ok) return checked;

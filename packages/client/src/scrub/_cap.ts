@@ -38,6 +38,26 @@ export const DEFAULT_PROPERTY_LIMITS: Required<PropertyLimits> = Object.freeze({
 
 const ELLIPSIS = '…';
 
+/**
+ * Characters of a text the scrubber reads (`maxInputLength`'s default), and so of an error the client
+ * keeps until it is scrubbed: what the scrubber reads is what it would have kept anyway.
+ */
+export const MAX_SCRUB_INPUT = 16_384;
+
+const isSpace = (code: number): boolean => code === 32 || (code >= 9 && code <= 13);
+
+/**
+ * Cut to at most `max` characters at a space, before scrubbing: a secret cut in two is no longer
+ * recognisable (`postgres://admin:supersec` reads as host:port), and its head would pass. Without a
+ * space in reach the text is one token, and nothing of it is kept.
+ */
+export function cutAtSpace(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let end = max;
+  while (end > 0 && !isSpace(text.charCodeAt(end))) end--;
+  return text.slice(0, end);
+}
+
 /** Cut to at most `max` characters without splitting a surrogate pair, marking the cut. */
 export function truncateText(text: string, max: number): string {
   if (text.length <= max) return text;

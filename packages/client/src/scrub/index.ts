@@ -7,6 +7,8 @@
  *
  * The rules, their order and every choice (what is kept and why) are documented in docs/privacy.md.
  */
+
+import { cutAtSpace, MAX_SCRUB_INPUT } from './_cap.js';
 import {
   createAddressRules,
   createHostRules,
@@ -42,8 +44,8 @@ export type Scrubber = (text: string) => ScrubResult;
 
 export interface ScrubOptions {
   /**
-   * Longer input is cut (at a word boundary when one is near) before scrubbing, so a huge string
-   * costs bounded time; the rule `truncated` fires. @default 16384
+   * Longer input is cut at a space before scrubbing (a token that crosses the cut is dropped whole), so
+   * a huge string costs bounded time; the rule `truncated` fires. @default 16384
    */
   readonly maxInputLength?: number;
   /**
@@ -103,7 +105,9 @@ function checkOptions(identity: ScrubIdentity, options: ScrubOptions): void {
   }
   const max = options.maxInputLength;
   if (max !== undefined && (!Number.isInteger(max) || max < 256)) {
-    problems.push('maxInputLength must be an integer ≥ 256 (pass a larger limit, or leave it out for 16384)');
+    problems.push(
+      `maxInputLength must be an integer ≥ 256 (pass a larger limit, or leave it out for ${MAX_SCRUB_INPUT})`,
+    );
   }
   const keep = options.keepKubeNames;
   if (keep !== undefined && (!Array.isArray(keep) || keep.some((name) => typeof name !== 'string'))) {
@@ -112,21 +116,13 @@ function checkOptions(identity: ScrubIdentity, options: ScrubOptions): void {
   if (problems.length > 0) throw new ScrubOptionsError(problems);
 }
 
-/** Cut long input, preferring the last whitespace in the final 256 characters so no token is halved. */
-function cutInput(text: string, max: number): string {
-  if (text.length <= max) return text;
-  const window = text.slice(max - 256, max);
-  const space = window.search(/\s\S*$/);
-  return text.slice(0, space >= 0 ? max - 256 + space : max);
-}
-
 /**
  * Compile the rules once for an identity; the returned function is the hot path. Throws
  * `ScrubOptionsError` (code `TMK_CLIENT_SCRUB_OPTIONS`) only for invalid arguments, never when scrubbing.
  */
 export function createScrubber(identity: ScrubIdentity = {}, options: ScrubOptions = {}): Scrubber {
   checkOptions(identity, options);
-  const maxInputLength = options.maxInputLength ?? 16_384;
+  const maxInputLength = options.maxInputLength ?? MAX_SCRUB_INPUT;
   const extraKept = new Set(options.keepKubeNames ?? []);
   const keepName =
     extraKept.size === 0
@@ -148,7 +144,7 @@ export function createScrubber(identity: ScrubIdentity = {}, options: ScrubOptio
       return { text: typeof input === 'string' ? input : '', rules: fired };
     let text = input;
     if (text.length > maxInputLength) {
-      text = cutInput(text, maxInputLength);
+      text = cutAtSpace(text, maxInputLength);
       fired.push('truncated');
     }
     return { text: applyRules(text, rules, fired), rules: fired };

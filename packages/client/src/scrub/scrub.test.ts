@@ -357,6 +357,17 @@ describe('generic rules', () => {
     for (const marker of markers) expect(SCRUB_MARKERS).toContain(marker);
   });
 
+  it('cuts long input at a space, so a secret crossing the cut is not kept in part', () => {
+    // The last space before the cut is more than 256 characters before it.
+    const words = 'a '.repeat(8000);
+    const secret = `postgres://admin:${'hunter2'.repeat(100)}@db.example.com/x`;
+    const result = generic(`${words}${secret} tail`);
+    expect(result.rules).toContain('truncated');
+    expect(result.text).toBe(words.trimEnd());
+    const token = generic('x'.repeat(20_000));
+    expect(token).toEqual({ text: '', rules: ['truncated'] });
+  });
+
   it('bounds input and stays fast on hostile input', () => {
     const huge = `${'x'.repeat(20_000)} /home/ana/secret`;
     const result = generic(huge);
