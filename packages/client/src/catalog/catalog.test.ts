@@ -136,6 +136,20 @@ describe('validateEvent', () => {
     expect(token.ok && token.traits.error).toBe('');
   });
 
+  it('unscrubbed with a margin (the collector), keeps an error to a space that far past its maxLength', () => {
+    const secret = 'postgres://admin:hunter2@db.example.com/x';
+    const error = `${'a '.repeat(510)}${secret} ${'b'.repeat(300)}`;
+    const kept = validateEvent(c, 'intercept_fail', { error }, { unscrubbed: { margin: 256 } });
+    expect(kept.ok && kept.traits.error).toBe(`${'a '.repeat(510)}${secret}`);
+    const tight = validateEvent(c, 'intercept_fail', { error }, { unscrubbed: { margin: 8 } });
+    expect(tight.ok && tight.traits.error).toBe('a '.repeat(510).trimEnd());
+    // Without a margin, as `true`: up to the scrubber's input.
+    const whole = validateEvent(c, 'intercept_fail', { error }, { unscrubbed: {} });
+    expect(whole.ok && whole.traits.error).toBe(error);
+    const bad = validateEvent(c, 'intercept_fail', { error: 7 }, { unscrubbed: { margin: 8 } });
+    expect(bad).toMatchObject({ ok: false, reason: 'invalid_type' });
+  });
+
   it('deduplicates enum lists and drops undefined values', () => {
     expect(
       validateEvent(c, 'used_gather_logs', {

@@ -88,23 +88,20 @@ const checkFlagList: Check<SpecOf<'flagList'>> = (name, spec, value) => {
 /** The length an error trait is cut to (once scrubbed, where it still is to be): its `maxLength`, or 1,024. */
 export const errorMaxLength = (spec: SpecOf<'error'>): number => spec.maxLength ?? DEFAULT_ERROR_LENGTH;
 
-const checkError: Check<SpecOf<'error'>> = (name, spec, value) => {
+/**
+ * An error trait's text (an Error's message, or a string) cut to `max` characters: at a space when it is
+ * still to be scrubbed (see `cutAtSpace`), plainly when it is scrubbed already.
+ */
+const cutError = (name: string, value: unknown, max: number, unscrubbed: boolean): TraitCheck => {
   const text = value instanceof Error ? value.message : value;
   if (typeof text !== 'string') return bad('invalid_type', `${name} must be a string or an Error`);
-  const max = errorMaxLength(spec);
-  // Errors are truncated, not refused: a long error is still worth its first kilobyte.
-  return { ok: true, value: text.length > max ? text.slice(0, max) : text };
+  if (text.length <= max) return { ok: true, value: text };
+  return { ok: true, value: unscrubbed ? cutAtSpace(text, max) : text.slice(0, max) };
 };
 
-/**
- * An error still to be scrubbed, cut at a space before `bound` (see `cutAtSpace`); the cut to the
- * trait's `maxLength` comes after scrubbing (`finishRecord`).
- */
-const cutUnscrubbedError = (name: string, value: unknown, bound: number): TraitCheck => {
-  const text = value instanceof Error ? value.message : value;
-  if (typeof text !== 'string') return bad('invalid_type', `${name} must be a string or an Error`);
-  return { ok: true, value: cutAtSpace(text, bound) };
-};
+// Errors are truncated, not refused: a long error is still worth its first kilobyte.
+const checkError: Check<SpecOf<'error'>> = (name, spec, value) =>
+  cutError(name, value, errorMaxLength(spec), false);
 
 const checkString: Check<SpecOf<'string'>> = (name, spec, value) => {
   if (typeof value !== 'string') return bad('invalid_type', `${name} must be a string`);
@@ -130,30 +127,34 @@ export function checkTraitValue(name: string, spec: TraitSpec, value: unknown): 
   return (CHECKS[spec.type] as Check<TraitSpec>)(name, spec, value);
 }
 
+/** Before scrubbing, an error's text is cut to the scrubber's input, or this much past its `maxLength`. */
+export interface UnscrubbedCut {
+  /**
+   * Keep only this many characters past each error's `maxLength` (at a space) rather than
+   * `MAX_SCRUB_INPUT`: the collector, which scrubs every message it takes, bounds that work so (a token
+   * longer than the margin that crosses `maxLength` is dropped whole).
+   */
+  readonly margin?: number;
+}
+
 /**
  * Validate one event's traits against the catalog and return them normalised (errors as strings,
  * flag values stripped, enum lists deduplicated). The client and the collector use this same function.
  * Scrubbing is separate: it applies to the `error` and `string` traits of the result. With `unscrubbed`
- * (the client's `report()`, whose text is scrubbed later by whoever sends), errors are cut only to
- * `MAX_SCRUB_INPUT`, at a space, never to their `maxLength`: cutting before scrubbing can halve
- * a secret into something the scrubber no longer recognises.
+ * (the client's `report()`, whose text is scrubbed later by whoever sends; the collector, which scrubs
+ * next), errors are cut only to `MAX_SCRUB_INPUT` (or their `maxLength` and a margin), at a space, never
+ * to their `maxLength`: cutting before scrubbing can halve a secret into something the scrubber no longer
+ * recognises. Whoever passes it cuts to `maxLength` after scrubbing.
  */
 export function validateEvent(
   catalog: Catalog,
   event: string,
   traits: unknown,
-  options?: {
-    readonly unscrubbed?: boolean;
-    /**
-     * With `unscrubbed`, keep only this many characters past each error's `maxLength` (at a space)
-     * rather than `MAX_SCRUB_INPUT`: the collector, which scrubs every message it takes, bounds
-     * that work so (a token longer than the margin that crosses `maxLength` is dropped whole).
-     */
-    readonly unscrubbedMargin?: number;
-  },
+  options?: { readonly unscrubbed?: boolean | UnscrubbedCut },
 ): ValidationResult {
-  const unscrubbed = options?.unscrubbed === true;
-  const margin = options?.unscrubbedMargin;
+  const cut = options?.unscrubbed;
+  const unscrubbed = cut === true || (typeof cut === 'object' && cut !== null);
+  const margin = typeof cut === 'object' && cut !== null ? cut.margin : undefined;
   // Callers outside TypeScript can pass anything; a Symbol would throw in the template below.
   if (typeof event !== 'string')
     return fail('unknown_event', `the event name must be a string, not ${typeof event}`);
@@ -175,12 +176,13 @@ export function validateEvent(
     // checkTraitValue(), written out: each function costs a CLI's exit path its compilation.
     const checked =
       unscrubbed && traitSpec.type === 'error'
-        ? cutUnscrubbedError(
+        ? cutError(
             key,
             value,
             margin === undefined
               ? MAX_SCRUB_INPUT
               : Math.min(MAX_SCRUB_INPUT, errorMaxLength(traitSpec) + margin),
+            true,
           )
         : (CHECKS[traitSpec.type] as Check<TraitSpec>)(key, traitSpec, value);
     if (!checked.ok) return checked;

@@ -171,7 +171,7 @@ const MISSING_KEY =
  */
 const UNSCRUBBED_MARGIN = 256;
 /** `validateEvent`'s options for the collector, made once (the builder runs for every message). */
-const CUT_AFTER_SCRUBBING = Object.freeze({ unscrubbed: true, unscrubbedMargin: UNSCRUBBED_MARGIN });
+const CUT_AFTER_SCRUBBING = Object.freeze({ unscrubbed: Object.freeze({ margin: UNSCRUBBED_MARGIN }) });
 
 export function createEventBuilder(
   options: {
