@@ -16,6 +16,7 @@ import { parseSwitch } from './consent.js';
 import { detectInstallMethod, type EnvironmentInfo } from './context/index.js';
 import { hashTraitValue } from './identity.js';
 import type { Env } from './paths.js';
+import { scrubToLength } from './scrub/_cap.js';
 import type { Scrubber, ScrubIdentity } from './scrub/index.js';
 import { LIBRARY_VERSION } from './version.js';
 import type { CliContext, WireMessage } from './wire.js';
@@ -429,13 +430,6 @@ export function expandRecord(
   };
 }
 
-function scrubInto(properties: Record<string, unknown>, name: string, max: number, scrubber: Scrubber) {
-  const result = scrubber(String(properties[name]));
-  // Markers can be longer than what they replace; the collector refuses over-long strings.
-  properties[name] = result.text.length > max ? result.text.slice(0, max) : result.text;
-  return result.rules;
-}
-
 /** The machine's facts, computed once by whoever sends (they may read files or run a program). */
 export interface MachineFacts {
   readonly scrubber: () => Scrubber;
@@ -453,9 +447,13 @@ export function finishRecord(
   let properties = record.properties as Record<string, unknown>;
   if (record._scrub) {
     properties = { ...properties };
-    for (const [name, max] of Object.entries(record._scrub))
-      if (typeof properties[name] === 'string')
-        rules.push(...scrubInto(properties, name, max, machine.scrubber()));
+    for (const [name, max] of Object.entries(record._scrub)) {
+      const text = properties[name];
+      if (typeof text !== 'string') continue;
+      const result = scrubToLength(machine.scrubber(), text, max);
+      properties[name] = result.text;
+      rules.push(...result.rules);
+    }
   }
   const { _scrub, ...rest } = record;
   const cli = record.context.cli;

@@ -3,6 +3,17 @@
  * collector (on arrival), so both agree on what a too-large event becomes.
  */
 import { LIMITS } from '../wire.js';
+import type { Scrubber, ScrubResult } from './index.js';
+
+/**
+ * Scrub a trait's text, then cut it to its length: the cut comes after, because a secret cut in two is
+ * no longer recognisable, and again after because markers can be longer than what they replace. The
+ * client's sender and the collector both store what this returns.
+ */
+export function scrubToLength(scrubber: Scrubber, text: string, max: number): ScrubResult {
+  const result = scrubber(text);
+  return result.text.length > max ? { text: result.text.slice(0, max), rules: result.rules } : result;
+}
 
 export interface PropertyLimits {
   /** Keys kept, in insertion order; later keys are dropped. @default 64 */

@@ -24,7 +24,7 @@ import { applyRules, compileRules, type Rule } from './_rule.js';
 import { SHARED_KUBE_NAMES } from './_vocabulary.js';
 
 export type { CappedProperties, PropertyLimits } from './_cap.js';
-export { capProperties, DEFAULT_PROPERTY_LIMITS, truncateText } from './_cap.js';
+export { capProperties, DEFAULT_PROPERTY_LIMITS, scrubToLength, truncateText } from './_cap.js';
 export { errorFingerprint, errorTemplate } from './_template.js';
 
 /** What the local machine knows exactly; the collector scrubs without it (generic rules only). */

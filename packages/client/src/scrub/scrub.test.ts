@@ -7,6 +7,7 @@ import {
   errorTemplate,
   SCRUB_MARKERS,
   ScrubOptionsError,
+  scrubToLength,
   truncateText,
 } from './index.js';
 
@@ -355,6 +356,15 @@ describe('generic rules', () => {
     const markers = text.match(/<[a-z*-]+>/g) ?? [];
     expect(markers.length).toBeGreaterThan(8);
     for (const marker of markers) expect(SCRUB_MARKERS).toContain(marker);
+  });
+
+  it('scrubToLength cuts after scrubbing: a secret crossing the length is still found, a marker still fits', () => {
+    const url = scrubToLength(generic, 'dial postgres://admin:hunter2@db.example.com/x failed', 24);
+    expect(url.text.length).toBeLessThanOrEqual(24);
+    expect(url.text).not.toMatch(/hunt|admin|example/);
+    expect(url.rules.length).toBeGreaterThan(0);
+    expect(scrubToLength(generic, 'x@y.io', 6)).toEqual({ text: '<email', rules: ['email'] });
+    expect(scrubToLength(generic, 'ok', 6)).toEqual({ text: 'ok', rules: [] });
   });
 
   it('cuts long input at a space, so a secret crossing the cut is not kept in part', () => {

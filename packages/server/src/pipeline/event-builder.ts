@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { Catalog, TraitSpec } from 'telemark';
 import { checkTraitValue, errorMaxLength, validateEvent } from 'telemark/catalog';
-import { createScrubber, errorFingerprint, type Scrubber } from 'telemark/scrub';
+import { createScrubber, errorFingerprint, type Scrubber, scrubToLength } from 'telemark/scrub';
 import type { AppEntry } from '../config/registry-types.js';
 import { TelemarkError } from '../errors.js';
 import type { StoredEvent } from '../store/types.js';
@@ -272,9 +272,7 @@ export function createEventBuilder(
       for (const { name, max } of plan.scrub) {
         const value = traits[name];
         if (typeof value !== 'string' || value.length === 0) continue;
-        // Markers can be longer than what they replace.
-        const scrubbed = scrubber(value).text;
-        traits[name] = scrubbed.length > max ? scrubbed.slice(0, max) : scrubbed;
+        traits[name] = scrubToLength(scrubber, value, max).text;
       }
       let errorText = '';
       for (const name of plan.errors) {
