@@ -52,7 +52,7 @@ import {
 import { type ResolvedOptions, resolveOptions, type TelemetryOptions } from './options.js';
 import { FILES } from './paths.js';
 import type { DeliveryConfig, DeliveryFailure, DeliveryOutcome } from './sender/deliver.js';
-import { MAX_DATE_MS, readDeliveryState, refusalFix } from './sender/delivery-state.js';
+import { isoTime, readDeliveryState, refusalFix } from './sender/delivery-state.js';
 import { type SenderSettings, spawnSender } from './sender/spawn.js';
 import {
   deleteSpool,
@@ -67,10 +67,6 @@ import { LIMITS, type Notice } from './wire.js';
 
 /** report() cuts no error to its length: that comes after scrubbing, in the sender. */
 const UNSCRUBBED = Object.freeze({ unscrubbed: true });
-
-/** A time as ISO text, or null: none, or one no Date holds (toISOString() would throw into the host). */
-const isoTime = (ms: number | null | undefined): string | null =>
-  typeof ms === 'number' && ms > 0 && ms <= MAX_DATE_MS ? new Date(ms).toISOString() : null;
 
 export type { TelemetryOptions } from './options.js';
 

@@ -5,6 +5,7 @@ import { removeTempDirs, tempDir } from '../_test-env.js';
 import {
   deliveryFingerprint,
   emptyDeliveryState,
+  isoTime,
   readDeliveryState,
   writeDeliveryState,
 } from './delivery-state.js';
@@ -71,5 +72,23 @@ describe('readDeliveryState', () => {
     expect(deliveryFingerprint({ endpoint, writeKey: 'k2' })).not.toBe(a);
     expect(deliveryFingerprint({ endpoint: `${endpoint}/x`, writeKey: 'k1' })).not.toBe(a);
     expect(deliveryFingerprint({ endpoint })).not.toBe(a);
+  });
+});
+
+describe('times', () => {
+  it('reads a time no Date holds, or none, as none: 0 in the state, null as text', () => {
+    const configDir = tempDir();
+    for (const bad of [8.64e15 + 1, -1, 0, Number.NaN, '2026-11-29', null]) {
+      writeDeliveryState(configDir, {
+        ...emptyDeliveryState(endpoint),
+        nextAttemptAt: bad as number,
+        lastSuccessAt: bad as number,
+      });
+      const state = readDeliveryState(configDir, { endpoint });
+      expect([state.nextAttemptAt, state.lastSuccessAt], String(bad)).toEqual([0, 0]);
+      expect(isoTime(bad), String(bad)).toBeNull();
+    }
+    expect(isoTime(8.64e15)).toBe('+275760-09-13T00:00:00.000Z');
+    expect(isoTime(Date.UTC(2026, 10, 29))).toBe('2026-11-29T00:00:00.000Z');
   });
 });

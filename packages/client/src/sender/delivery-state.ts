@@ -64,10 +64,16 @@ export function emptyDeliveryState(endpoint: string): DeliveryState {
 const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
 
 /** The last ms a Date can hold: a later "time" (an edited or corrupt file) would throw in toISOString(). */
-export const MAX_DATE_MS = 8.64e15;
+const MAX_DATE_MS = 8.64e15;
 
-/** A time in ms, or 0 (none) when it is not one a Date can hold. */
-const time = (v: unknown) => (typeof v === 'number' && v >= 0 && v <= MAX_DATE_MS ? v : 0);
+/** A time in ms, or 0 (none) when it is none or not one a Date can hold. */
+export const timeMs = (v: unknown): number => (typeof v === 'number' && v > 0 && v <= MAX_DATE_MS ? v : 0);
+
+/** A time as ISO text, or null: none, or one no Date holds (toISOString() would throw into the host). */
+export const isoTime = (v: unknown): string | null => {
+  const ms = timeMs(v);
+  return ms === 0 ? null : new Date(ms).toISOString();
+};
 
 /**
  * The delivery state as it applies to `target`: a backoff or failure met with another endpoint or write
@@ -85,7 +91,7 @@ export function readDeliveryState(configDir: string, target: DeliveryTarget): De
     delivered: num(value.delivered),
     duplicates: num(value.duplicates),
     rejected,
-    lastSuccessAt: time(value.lastSuccessAt),
+    lastSuccessAt: timeMs(value.lastSuccessAt),
   };
   // Backoff belongs to the endpoint that failed; counters are kept across endpoints.
   if (value.endpoint !== endpoint) return { ...base, ...counters };
@@ -94,8 +100,8 @@ export function readDeliveryState(configDir: string, target: DeliveryTarget): De
     ...counters,
     fingerprint: typeof value.fingerprint === 'string' ? value.fingerprint : null,
     failures: num(value.failures),
-    nextAttemptAt: time(value.nextAttemptAt),
-    lastAttemptAt: time(value.lastAttemptAt),
+    nextAttemptAt: timeMs(value.nextAttemptAt),
+    lastAttemptAt: timeMs(value.lastAttemptAt),
     lastStatus: typeof value.lastStatus === 'number' ? value.lastStatus : null,
     lastError: typeof value.lastError === 'string' ? value.lastError : null,
     lastCode: typeof value.lastCode === 'string' ? value.lastCode : null,
