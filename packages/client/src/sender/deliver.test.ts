@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import http from 'node:http';
-import type net from 'node:net';
+import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { removeTempDirs, tempDir, testEnv } from '../_test-env.js';
@@ -18,7 +18,7 @@ import { type DeliveryConfig, deliver } from './deliver.js';
 import { readDeliveryState } from './delivery-state.js';
 
 const collectors: FakeCollector[] = [];
-const servers: http.Server[] = [];
+const servers: net.Server[] = [];
 afterEach(async () => {
   for (const c of collectors.splice(0)) await c.close();
   for (const s of servers.splice(0)) s.close();
@@ -488,5 +488,66 @@ describe('deliver', () => {
     expect(ledger).toHaveLength(50);
     expect(ledger.at(-1)?.messages[0]?.messageId).toBe('m-000054');
     expect(fs.statSync(path.join(configDir, 'ledger.jsonl')).size).toBeLessThanOrEqual(256 * 1024);
+  });
+});
+
+describe('a deadline and a timeout', () => {
+  /** An endpoint that takes connections and never answers: over https, the handshake never ends. */
+  async function silent(protocol: 'http' | 'https') {
+    const server = net.createServer(() => {});
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return `${protocol}://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  }
+  const nothingRecorded = (configDir: string, url: string) => {
+    const state = readDeliveryState(configDir, { endpoint: url });
+    expect(state).toMatchObject({ failures: 0, nextAttemptAt: 0, lastError: null, lastCode: null });
+    expect(spoolStats(path.join(configDir, 'spool')).events).toBe(2);
+  };
+
+  it('the run ends first, waiting for an answer: `deadline`, and no failure is recorded', async () => {
+    const url = await silent('http');
+    const configDir = setup(2);
+    const outcome = await run(config(configDir, url, { connectMs: 1000, totalMs: 3000 }), 300);
+    expect(outcome).toMatchObject({
+      reason: 'deadline',
+      failure: null,
+      lastError: 'aborted: the deadline passed',
+    });
+    nothingRecorded(configDir, url);
+  });
+
+  it('the run ends first, waiting for the connection: `deadline`, and no failure is recorded', async () => {
+    const url = await silent('https');
+    const configDir = setup(2);
+    const outcome = await run(config(configDir, url, { connectMs: 1000, totalMs: 3000 }), 300);
+    expect(outcome).toMatchObject({
+      reason: 'deadline',
+      failure: null,
+      lastError: 'aborted: the deadline passed',
+    });
+    nothingRecorded(configDir, url);
+  });
+
+  it('the total timeout ends first: a failure, with its backoff', async () => {
+    const url = await silent('http');
+    const configDir = setup(2);
+    const outcome = await run(config(configDir, url, { connectMs: 200, totalMs: 300 }), 3000, 0);
+    expect(outcome).toMatchObject({ reason: 'backoff', failure: { code: 'timeout' } });
+    expect(readDeliveryState(configDir, { endpoint: url })).toMatchObject({
+      failures: 1,
+      lastCode: 'timeout',
+    });
+  });
+
+  it('the connect timeout ends first: a failure, with its backoff', async () => {
+    const url = await silent('https');
+    const configDir = setup(2);
+    const outcome = await run(config(configDir, url, { connectMs: 200, totalMs: 3000 }), 3000, 0);
+    expect(outcome).toMatchObject({ reason: 'backoff', failure: { code: 'connect_timeout' } });
+    expect(readDeliveryState(configDir, { endpoint: url })).toMatchObject({
+      failures: 1,
+      lastCode: 'connect_timeout',
+    });
   });
 });

@@ -392,14 +392,15 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
       };
       if (config.writeKey)
         headers.authorization = `Basic ${Buffer.from(`${config.writeKey}:`).toString('base64')}`;
+      // The run's deadline ends the request by its signal, not by shortening its timeouts: a timeout is
+      // then always the collector's (or the network's), and `aborted` always the deadline.
       const controller = new AbortController();
       const deadlineTimer = setTimeout(() => controller.abort(), Math.max(0, run.deadline - Date.now()));
       outcome.attempts++;
-      const totalMs = Math.max(1, Math.min(config.totalMs, run.deadline - Date.now()));
       const result = await post(url, body, {
         headers,
         connectMs: config.connectMs,
-        totalMs,
+        totalMs: config.totalMs,
         env: config.env,
         signal: controller.signal,
       });
@@ -407,13 +408,7 @@ export async function deliver(config: DeliveryConfig, run: DeliveryRun): Promise
       const after = Date.now();
       // Cut short by this run's deadline (a flush's timeout), not by the collector: nothing was learnt
       // about it, so no failure is recorded and no backoff holds the next run back.
-      if (
-        !result.ok &&
-        (result.code === 'aborted' ||
-          (totalMs < config.totalMs &&
-            (result.code === 'timeout' ||
-              (result.code === 'connect_timeout' && totalMs <= config.connectMs))))
-      ) {
+      if (!result.ok && result.code === 'aborted') {
         outcome.lastError = `${result.code}: ${result.error}`;
         return done('deadline');
       }
