@@ -266,9 +266,17 @@ export class DedupeIndex {
     if (this.tables[at]!.add(hash, minute)) this.ids++;
   }
 
-  /** Drop days that ended before `cutoff`: nothing in them can be a duplicate any more. */
+  /**
+   * Drop days that ended before `cutoff`: nothing in them can be a duplicate any more — unless the clock
+   * steps back, which brings them into the window again. Coverage moves past them, so the store then
+   * checks the table for what the index no longer holds (until 2026-11-29 it did not: a clock a day
+   * ahead and corrected made every retry in between a miss, trusted, and stored twice).
+   */
   expire(cutoff: number): void {
-    while (this.dayNumbers.length > 0 && (this.dayNumbers[0]! + 1) * DAY_MS <= cutoff) this.dropOldest();
+    while (this.dayNumbers.length > 0 && (this.dayNumbers[0]! + 1) * DAY_MS <= cutoff) {
+      const day = this.dropOldest();
+      this.coveredFrom = Math.max(this.coveredFrom, (day + 1) * DAY_MS);
+    }
   }
 
   /** Enforce `maxIds` by dropping the oldest days, giving up coverage of them (down to 3/4 for hysteresis). */

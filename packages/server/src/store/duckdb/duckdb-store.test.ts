@@ -122,6 +122,46 @@ describe('DuckDB store specifics', () => {
       );
     });
 
+    it('stays exact when the clock steps back, whether it was ahead while writing or at the open', async () => {
+      const file = newPath();
+      const start = Date.UTC(2026, 2, 10, 12);
+      let clock = start;
+      const app = uniqueId('app');
+      const first = sampleEvent({ app, receivedAt: clock });
+      const store = track(open(file, { now: () => clock, dedupeWindowDays: 8 }));
+      await store.write(batch({ events: [first] }));
+      // In ordinary running the index covers the whole window, and health does not say otherwise.
+      expect((await store.health()).detail).not.toMatch(/covers from/);
+      // A write while the clock is 30 days ahead expires the day `first` is in…
+      clock = start + 30 * DAY_MS;
+      await store.write(batch({ events: [sampleEvent({ app, receivedAt: clock })] }));
+      // …and once the clock is put right, a retry of `first` is inside the window again.
+      clock = start + 2 * 60_000;
+      expect((await store.write(batch({ events: [{ ...first, receivedAt: clock }] }))).statuses).toEqual([
+        'duplicate',
+      ]);
+      await store.close();
+
+      // Opened while the clock is 9 days ahead: the index reads only the window as that clock has it.
+      const second = sampleEvent({ app, receivedAt: clock });
+      const reopened = track(open(file, { now: () => clock, dedupeWindowDays: 8 }));
+      await reopened.write(batch({ events: [second] }));
+      await reopened.close();
+      clock += 9 * DAY_MS;
+      const ahead = track(open(file, { now: () => clock, dedupeWindowDays: 8 }));
+      await ahead.init(); // the index is read now, with the clock ahead
+      clock -= 9 * DAY_MS - 5 * 60_000;
+      expect(
+        (await ahead.write(batch({ events: [{ ...second, receivedAt: clock }, first] }))).statuses,
+      ).toEqual(['duplicate', 'duplicate']);
+      const copies = await ahead.query<{ n: number }>(
+        sql`SELECT count(*) AS n FROM events WHERE app = ${app}`,
+      );
+      expect(copies[0]?.n).toBe(3);
+      // What the index never read is said, and checked against the table until the window passes it.
+      expect((await ahead.health()).detail).toMatch(/covers from/);
+    });
+
     it('verifies index hits against the table: an erased event sent again is accepted', async () => {
       const store = track(open(newPath()));
       const app = uniqueId('app');

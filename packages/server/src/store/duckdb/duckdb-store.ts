@@ -518,7 +518,9 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   async function loadIndex(connection: DuckDBConnection): Promise<void> {
     const now = o.now();
     const cutoff = now - windowMs;
-    index.clear();
+    // It holds nothing received before the window as this clock has it: should the clock be ahead and
+    // step back, the store checks the table for the part of the window the index never read.
+    index.clear(cutoff);
     const perDay = await connection.runAndReadAll(
       `SELECT (epoch_ms(received_at) // ${DAY_MS})::DOUBLE AS day, count(*)::DOUBLE AS n
        FROM event_rows WHERE received_at >= epoch_ms($1::BIGINT) GROUP BY 1 ORDER BY 1 DESC`,
@@ -1918,7 +1920,9 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         detail: o.readOnly
           ? `duckdb ${file} (read-only)`
           : `duckdb ${file}; dedupe index ${s.ids} ids, ${Math.round(s.bytes / 1048576)} MiB${
-              Number.isFinite(s.coveredFrom) ? `, covers from ${new Date(s.coveredFrom).toISOString()}` : ''
+              s.coveredFrom > o.now() - windowMs
+                ? `, covers from ${new Date(s.coveredFrom).toISOString()}`
+                : ''
             }; ${knownContexts.size} contexts; intake log ${intake.pendingEvents} events waiting; WAL ${walBytes} bytes; side file folded ${folds} times${reopens > 0 ? `; reopened after a fatal error ${reopens === 1 ? 'once' : `${reopens} times`}` : ''}${checkpointNote}${repaired}`,
       };
     },
