@@ -243,7 +243,7 @@ describe('telemark serve', () => {
     });
     expect({ status: second?.status, stdout: second?.stdout }).toEqual({ status: 1, stdout: '' });
     expect(second?.stderr).toBe(
-      `telemark: [TMK_ERR_STORE_LOCKED] The data directory is in use by a running collector (${join(dataDir, 'telemark.duckdb')}, held by PID ${holder}); stop that collector first, or start this one with another --data.\n`,
+      `telemark: [TMK_ERR_STORE_LOCKED] The data directory is in use by a running collector (${join(dataDir, 'telemark.duckdb')}, held by PID ${holder}: telemark serve); stop that collector first, or start this one with another --data.\n`,
     );
   });
 

@@ -154,31 +154,56 @@ describe('telemark export', () => {
   });
 });
 
-describe('telemark delete and export while a collector holds the data directory', () => {
-  it('fail with TMK_ERR_STORE_LOCKED naming the fix, and change nothing', async () => {
-    const child = spawn(process.execPath, [holder, dataDir], { stdio: ['ignore', 'pipe', 'inherit'] });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        child.stdout.on('data', (chunk: Buffer) => {
-          if (chunk.toString().includes('ready')) resolve();
-        });
-        child.on('exit', (code) => reject(new Error(`holder exited with ${code}`)));
+/** Run the hold-store fixture on the data directory until `fn` returns. */
+async function whileHeld(args: readonly string[], fn: (pid: number) => Promise<void>): Promise<void> {
+  const child = spawn(process.execPath, [holder, dataDir, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        if (chunk.toString().includes('ready')) resolve();
       });
+      child.on('exit', (code) => reject(new Error(`holder exited with ${code}`)));
+    });
+    await fn(child.pid as number);
+  } finally {
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+describe('telemark delete and export while another process holds the data directory', () => {
+  it('fail with TMK_ERR_STORE_LOCKED naming the fix, and change nothing', async () => {
+    // The holder is not the telemark CLI, so nothing says it is a collector: both fixes are named.
+    await whileHeld([], async (pid) => {
       const out = path.join(root, 'locked.ndjson');
       const exported = await telemark('export', '--format', 'ndjson', '--out', out, '--data', dataDir);
       expect(exported.code).toBe(1);
-      expect(exported.stderr).toMatch(/\[TMK_ERR_STORE_LOCKED\].*running collector.*PID \d+.*stop it first/);
+      expect(exported.stderr).toMatch(
+        new RegExp(
+          `\\[TMK_ERR_STORE_LOCKED\\].*in use \\(.*PID ${pid}\\), by a running collector or an admin command.*if it is a collector, stop it first`,
+        ),
+      );
       // export has no --url of its own: the way to a running collector's answers is telemark query.
       expect(exported.stderr).toContain('`telemark query <view> --url`');
+      expect(exported.stderr).toContain('if a command, run this again once it has finished');
       expect(fs.existsSync(out)).toBe(false);
       const deleted = await telemark('delete', '--app', 'tp', '--install-id', 'alice', '--data', dataDir);
       expect(deleted.code).toBe(1);
       expect(deleted.stderr).toMatch(/\[TMK_ERR_STORE_LOCKED\].*run the command with --url.*stop it first/);
-    } finally {
-      const exited = new Promise((resolve) => child.on('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
-    }
+    });
+    expect(await counts()).toEqual({ 'other/alice': 1, 'tp/alice': 2, 'tp/bob': 1 });
+  });
+
+  it('do not call a read-only holder (an export, a query --data) a running collector', async () => {
+    // Until 2026-11-29 a delete meeting an export's read lock said "in use by a running collector".
+    await whileHeld(['--read-only'], async () => {
+      const deleted = await telemark('delete', '--app', 'tp', '--install-id', 'alice', '--data', dataDir);
+      expect(deleted.code).toBe(1);
+      expect(deleted.stderr).toContain('[TMK_ERR_STORE_LOCKED]');
+      expect(deleted.stderr).not.toContain('in use by a running collector');
+      expect(deleted.stderr).toContain('an admin command such as telemark export');
+    });
     expect(await counts()).toEqual({ 'other/alice': 1, 'tp/alice': 2, 'tp/bob': 1 });
   });
 });

@@ -68,21 +68,50 @@ describe('the error catalog', () => {
       for (const [variant, message] of Object.entries(variants))
         expect(message('detail').length, `${code}/${variant}`).toBeGreaterThan(20);
     const cause = new Error('Conflicting lock is held in /usr/bin/node (PID 42)');
-    const locked = new TelemarkError('TMK_ERR_STORE_LOCKED', '/d/telemark.duckdb, held by PID 42', { cause });
+    const locked = new TelemarkError(
+      'TMK_ERR_STORE_LOCKED',
+      '/d/telemark.duckdb, held by PID 42: telemark serve',
+      {
+        cause,
+      },
+    );
     expect(locked.message).toBe(
-      'The data directory is in use by a running collector (/d/telemark.duckdb, held by PID 42); stop that collector first.',
+      'The data directory is in use by a running collector (/d/telemark.duckdb, held by PID 42: telemark serve); stop that collector first.',
     );
     expect(rephrased(locked, { TMK_ERR_STORE_LOCKED: 'serve' })).toMatchObject({
       code: 'TMK_ERR_STORE_LOCKED',
-      detail: '/d/telemark.duckdb, held by PID 42',
+      detail: '/d/telemark.duckdb, held by PID 42: telemark serve',
       cause,
       message:
-        'The data directory is in use by a running collector (/d/telemark.duckdb, held by PID 42); stop that collector first, or start this one with another --data.',
+        'The data directory is in use by a running collector (/d/telemark.duckdb, held by PID 42: telemark serve); stop that collector first, or start this one with another --data.',
     });
     const other = new TelemarkError('TMK_ERR_STORE_NO_DATA', '/d');
     expect(rephrased(other, { TMK_ERR_STORE_LOCKED: 'export' })).toBe(other);
     expect(other.message).toBe(ERRORS.TMK_ERR_STORE_NO_DATA.message('/d'));
     expect(rephrased('not an error', { TMK_ERR_UNAUTHORIZED: 'cli' })).toBe('not an error');
+  });
+
+  it('calls the holder of a data directory a collector only when it is one (an export holds it too)', () => {
+    const byExport = new TelemarkError(
+      'TMK_ERR_STORE_LOCKED',
+      '/d/telemark.duckdb, held by PID 42: telemark export',
+    );
+    for (const variant of ['query', 'url', 'export', 'serve'] as const) {
+      const message = (rephrased(byExport, { TMK_ERR_STORE_LOCKED: variant }) as Error).message;
+      expect(message, variant).toBe(
+        'The data directory is in use by another telemark command (/d/telemark.duckdb, held by PID 42: telemark export); run this again once it has finished, or stop it.',
+      );
+    }
+    // A holder nobody could name (another OS, another program) may be either: both fixes are given.
+    expect(
+      (
+        rephrased(new TelemarkError('TMK_ERR_STORE_LOCKED', '/d/telemark.duckdb, held by PID 42'), {
+          TMK_ERR_STORE_LOCKED: 'query',
+        }) as Error
+      ).message,
+    ).toBe(
+      'The data directory is in use (/d/telemark.duckdb, held by PID 42), by a running collector or an admin command such as telemark export: if it is a collector, query it with --url, or stop it first; if a command, run this again once it has finished.',
+    );
   });
 
   it('carries notes from where an error is thrown to where it is answered, merged', () => {

@@ -14,6 +14,21 @@ interface ErrorDef {
 
 const def = (status: number, message: Template): ErrorDef => ({ status, message });
 
+/**
+ * TMK_ERR_STORE_LOCKED's message, by what holds the file: the detail ends in `: telemark <command>`
+ * when the store could tell (`lockHolder`). A collector holds it while it runs (`collectorFix`: go
+ * through it, or stop it); an admin command (`export`, `query --data`…) only until it ends. Until
+ * 2026-11-29 every holder was called "a running collector", an `export` too.
+ */
+function storeLocked(detail: string, collectorFix: string): string {
+  const command = /: telemark (\w+)$/.exec(detail)?.[1];
+  if (command === 'serve')
+    return `The data directory is in use by a running collector (${detail}); ${collectorFix}.`;
+  if (command !== undefined)
+    return `The data directory is in use by another telemark command (${detail}); run this again once it has finished, or stop it.`;
+  return `The data directory is in use (${detail}), by a running collector or an admin command such as telemark export: if it is a collector, ${collectorFix}; if a command, run this again once it has finished.`;
+}
+
 export const ERRORS = {
   // — configuration and start-up —
   TMK_ERR_CONFIG_INVALID: def(
@@ -46,10 +61,7 @@ export const ERRORS = {
     503,
     (d) => `The store is unavailable (${d}); the client should retry after Retry-After.`,
   ),
-  TMK_ERR_STORE_LOCKED: def(
-    409,
-    (d) => `The data directory is in use by a running collector (${d}); stop that collector first.`,
-  ),
+  TMK_ERR_STORE_LOCKED: def(409, (d) => storeLocked(d, 'stop that collector first')),
   TMK_ERR_STORE_WRITE: def(
     503,
     (d) =>
@@ -230,17 +242,17 @@ export type ErrorCode = keyof typeof ERRORS;
 export const VARIANTS = {
   TMK_ERR_STORE_LOCKED: {
     /** `telemark query`: the same answers from the running collector. */
-    query: (d: string) =>
-      `The data directory is in use by a running collector (${d}); query it with --url, or stop it first.`,
+    query: (d: string) => storeLocked(d, 'query it with --url, or stop it first'),
     /** `telemark delete` and `telemark quarantine`, which do the same through the collector's API. */
-    url: (d: string) =>
-      `The data directory is in use by a running collector (${d}); run the command with --url to go through it, or stop it first.`,
+    url: (d: string) => storeLocked(d, 'run the command with --url to go through it, or stop it first'),
     /** `telemark export` reads the data file itself: no API gives its rows. */
     export: (d: string) =>
-      `The data directory is in use by a running collector (${d}); stop it first to export (export reads the data file itself), or get aggregate answers from it with \`telemark query <view> --url\`.`,
+      storeLocked(
+        d,
+        'stop it first to export (export reads the data file itself), or get aggregate answers from it with `telemark query <view> --url`',
+      ),
     /** A second `telemark serve` on the same data directory. */
-    serve: (d: string) =>
-      `The data directory is in use by a running collector (${d}); stop that collector first, or start this one with another --data.`,
+    serve: (d: string) => storeLocked(d, 'stop that collector first, or start this one with another --data'),
   },
   TMK_ERR_CONFIG_INVALID: {
     /** A reload (SIGHUP) of a running collector, which goes on with the configuration it has. */

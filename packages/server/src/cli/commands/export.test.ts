@@ -20,7 +20,7 @@ describe('telemark export on a data directory a collector holds', () => {
       await expect(refused).rejects.toMatchObject({
         code: 'TMK_ERR_STORE_LOCKED',
         message: expect.stringMatching(
-          /in use by a running collector \(.*telemark\.duckdb.*\); stop it first to export .*, or get aggregate answers from it with `telemark query <view> --url`\.$/,
+          /in use \(.*telemark\.duckdb.*\), by a running collector .*: if it is a collector, stop it first to export .*, or get aggregate answers from it with `telemark query <view> --url`; if a command, run this again once it has finished\.$/,
         ),
       });
       await expect(refused).rejects.not.toMatchObject({ message: expect.stringContaining('query it with') });

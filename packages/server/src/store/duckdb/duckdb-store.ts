@@ -69,6 +69,7 @@ import {
   QUARANTINE_PENDING_BYTES,
   waitForFullLoad,
 } from './intake-log.js';
+import { lockHolder } from './lock-holder.js';
 import {
   CONTEXTS_INSERT,
   EVENT_COLUMNS,
@@ -181,9 +182,9 @@ function openError(error: unknown, file: string): Error {
   const text = errorMessage(error);
   const lock = /Conflicting lock is held in (.*?) \(PID (\d+)\)/.exec(text);
   if (lock || /Could not set lock/.test(text)) {
-    return new TelemarkError('TMK_ERR_STORE_LOCKED', lock ? `${file}, held by PID ${lock[2]}` : file, {
-      cause: error,
-    });
+    const holder = lock ? lockHolder(Number(lock[2])) : undefined;
+    const held = lock ? `${file}, held by PID ${lock[2]}${holder ? `: ${holder}` : ''}` : file;
+    return new TelemarkError('TMK_ERR_STORE_LOCKED', held, { cause: error });
   }
   if (/database does not exist/.test(text))
     return new TelemarkError('TMK_ERR_STORE_NO_DATA', file, { cause: error });
