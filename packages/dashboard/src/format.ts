@@ -5,6 +5,16 @@ const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 export const fmtInt = (n: number | null | undefined): string =>
   n === null || n === undefined ? '—' : integer.format(n);
 
+/**
+ * An app version. The API gives an event's blank version as `""` (an empty cell); ingest stores a version
+ * a client did not send as `unknown`, so both read the same.
+ */
+export const fmtVersion = (version: string): string => (version.trim() === '' ? 'unknown' : version);
+
+/** The versions an error was seen in, oldest to newest (the same, for one version or none). */
+export const fmtVersionSpan = (first: string, last: string): string =>
+  first === last ? fmtVersion(first) : `${fmtVersion(first)} – ${fmtVersion(last)}`;
+
 export const fmtPct = (rate: number | null | undefined, digits = 1): string =>
   rate === null || rate === undefined || !Number.isFinite(rate) ? '—' : `${(rate * 100).toFixed(digits)}%`;
 

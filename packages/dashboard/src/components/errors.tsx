@@ -1,6 +1,6 @@
 import { useEffect, useRef } from 'preact/hooks';
 import type { ErrorDetailResponse, ErrorsResponse } from '../api.js';
-import { fmtDateTime, fmtInt } from '../format.js';
+import { fmtDateTime, fmtInt, fmtVersion, fmtVersionSpan } from '../format.js';
 import type { ViewResult } from '../use-view.js';
 import { Bar } from './chart.js';
 import { Panel } from './panel.js';
@@ -77,11 +77,7 @@ export function Errors(props: {
                     <td>{e.event}</td>
                     <td class="num">{fmtInt(e.count)}</td>
                     <td class="num">{fmtInt(e.installs)}</td>
-                    <td class="nowrap">
-                      {e.firstVersion === e.lastVersion
-                        ? e.firstVersion
-                        : `${e.firstVersion} – ${e.lastVersion}`}
-                    </td>
+                    <td class="nowrap">{fmtVersionSpan(e.firstVersion, e.lastVersion)}</td>
                     <td>
                       <Sparkline values={e.trend} />
                     </td>
@@ -177,7 +173,7 @@ function ErrorDetailBody(props: { readonly detail: ErrorDetailResponse }) {
           <tbody>
             {d.versions.map((v) => (
               <tr key={v.version}>
-                <th scope="row">{v.version}</th>
+                <th scope="row">{fmtVersion(v.version)}</th>
                 <td>
                   <Bar share={v.count / maxVersion} label={fmtInt(v.count)} />
                 </td>
@@ -204,7 +200,7 @@ function ErrorDetailBody(props: { readonly detail: ErrorDetailResponse }) {
         {d.samples.map((s, i) => (
           <li key={`${s.timestamp}-${i}`}>
             <div class="sample-meta">
-              {fmtDateTime(s.timestamp)} · {s.appVersion} · {s.osName}
+              {fmtDateTime(s.timestamp)} · {fmtVersion(s.appVersion)} · {s.osName}
             </div>
             <pre class="sample-text">{s.text}</pre>
           </li>

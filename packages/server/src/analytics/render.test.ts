@@ -32,6 +32,62 @@ describe('query output', () => {
     expect(JSON.parse(json)).toEqual({ latestVersion: hostile });
   });
 
+  it('shows an error seen without an app version as unknown in tables, and keeps "" in CSV', () => {
+    const errors = {
+      params: { app: 'tp', from: '2026-11-01T00:00:00.000Z', to: '2026-11-08T00:00:00.000Z' },
+      newestVersion: null,
+      errors: [
+        {
+          fingerprint: 'fp-boom',
+          event: 'boom',
+          count: 1,
+          installs: 1,
+          firstVersion: '',
+          lastVersion: '',
+          firstSeen: '2026-11-04T00:00:00.000Z',
+          lastSeen: '2026-11-04T00:00:00.000Z',
+          newInVersion: null,
+          trend: [1],
+          buckets: ['2026-11-04T00:00:00.000Z'],
+          sample: 'it broke',
+        },
+      ],
+    };
+    const row = renderView('errors', errors, 'table')
+      .split('\n')
+      .find((line) => line.startsWith('fp-boom'));
+    expect(row?.split(/\s{2,}/).slice(0, 5)).toEqual(['fp-boom', 'boom', '1', '1', 'unknown']);
+    expect(renderView('errors', errors, 'csv')).toContain('fp-boom,boom,1,1,,,');
+    const detail = renderView(
+      'error',
+      {
+        fingerprint: 'fp-boom',
+        event: 'boom',
+        count: 2,
+        installs: 1,
+        firstSeen: '2026-11-04T00:00:00.000Z',
+        lastSeen: '2026-11-05T00:00:00.000Z',
+        versions: [
+          { version: '2.0.0', count: 1 },
+          { version: '', count: 1 },
+        ],
+        os: [{ value: 'linux', other: false, count: 2 }],
+        samples: [
+          {
+            timestamp: '2026-11-04T00:00:00.000Z',
+            appVersion: '',
+            osName: 'linux',
+            event: 'boom',
+            text: 'x',
+          },
+        ],
+      },
+      'table',
+    );
+    expect(detail).toMatch(/^unknown\s+1$/m);
+    expect(detail).toMatch(/^2026-11-04T00:00:00\.000Z\s+unknown\s+linux\s+x$/m);
+  });
+
   it('CSV quotes what needs quoting and defuses spreadsheet formulas', () => {
     expect(
       csv(

@@ -37,6 +37,13 @@ const percent = (v: number | null | undefined): string =>
 const day = (iso: string): string => iso.slice(0, 10);
 const clip = (s: string, max: number): string => (s.length > max ? `${s.slice(0, max - 1)}…` : s);
 
+/**
+ * An app version in a table: a blank one is `""` in the answer, an empty cell to a reader; ingest stores a
+ * version a client did not send as `unknown`, so both read the same (the dashboard's too). CSV and JSON
+ * keep `""`.
+ */
+const versionCell = (version: string): string => (version.trim() === '' ? 'unknown' : version);
+
 /** Columns padded to their widest cell; numbers (and percentages) right-aligned. */
 export function table(headers: readonly string[], rows: readonly (readonly Cell[])[]): string {
   const text = rows.map((row) =>
@@ -261,7 +268,9 @@ function tabulate(view: string, r: Json, forTable: boolean): Tabular {
                     e.event,
                     e.count,
                     e.installs,
-                    e.firstVersion === e.lastVersion ? e.firstVersion : `${e.firstVersion}–${e.lastVersion}`,
+                    e.firstVersion === e.lastVersion
+                      ? versionCell(e.firstVersion)
+                      : `${versionCell(e.firstVersion)}–${versionCell(e.lastVersion)}`,
                     e.newInVersion ?? '',
                     sparkline(e.trend),
                     clip(e.sample, 60),
@@ -292,13 +301,18 @@ function tabulate(view: string, r: Json, forTable: boolean): Tabular {
               {
                 title: 'versions',
                 headers: ['version', 'count'],
-                rows: r.versions.map((v: Json) => [v.version, v.count]),
+                rows: r.versions.map((v: Json) => [versionCell(v.version), v.count]),
               },
               { title: 'OS', headers: ['os', 'count'], rows: r.os.map((v: Json) => [v.value, v.count]) },
               {
                 title: 'latest samples',
                 headers: ['time', 'version', 'os', 'text'],
-                rows: r.samples.map((s: Json) => [s.timestamp, s.appVersion, s.osName, clip(s.text, 100)]),
+                rows: r.samples.map((s: Json) => [
+                  s.timestamp,
+                  versionCell(s.appVersion),
+                  s.osName,
+                  clip(s.text, 100),
+                ]),
               },
             ]
           : [
