@@ -16,7 +16,7 @@ import { raw, sql } from '../sql.js';
 import type { Store, StoredEvent, WriteBatch } from '../types.js';
 import { DedupeIndex, dedupeHash, devZeroPrefault, RecentKeys } from './dedupe-index.js';
 import { defaultThreads, resolveDuckDBOptions } from './duckdb-options.js';
-import { createDuckDBStore } from './duckdb-store.js';
+import { createDuckDBStore, storeTestHooks } from './duckdb-store.js';
 import { encodeRows, stagingRow } from './encode.js';
 import { loadBatches, waitForFullLoad } from './intake-log.js';
 import { EVENT_COLUMNS, EVENT_SELECT_LIST, MIGRATIONS, MIGRATIONS_TABLE, ROW_COLUMNS } from './schema.js';
@@ -514,6 +514,41 @@ describe('DuckDB store specifics', () => {
       expect(back).toEqual({ os_name: 'plan9' });
       expect(await store.applyRetention(app, Date.now() + DAY_MS)).toBe(2);
       expect(await contexts()).toBe(0);
+    });
+
+    it('reads the contexts again before the next write when their reload failed (contextsStale)', async () => {
+      const store = track(open(newPath()));
+      const app = uniqueId('app');
+      const linux = { osName: 'linux', osVersion: '6.8' };
+      const mac = { osName: 'darwin', osVersion: '15.1' };
+      const rare = { osName: 'plan9', osVersion: '4', installId: 'only-one' };
+      await store.write(
+        batch({
+          events: [
+            sampleEvent({ app, ...rare }),
+            sampleEvent({ app, ...linux }),
+            sampleEvent({ app, ...mac }),
+          ],
+        }),
+      );
+      // The erasure commits, then reading the contexts back fails (as on a disk error): none are known.
+      storeTestHooks.contextsRead = () => {
+        storeTestHooks.contextsRead = undefined;
+        throw new Error('reading contexts failed');
+      };
+      try {
+        await expect(store.deleteInstall(app, 'only-one')).rejects.toMatchObject({
+          code: 'TMK_ERR_STORE_UNFINISHED',
+        });
+      } finally {
+        storeTestHooks.contextsRead = undefined;
+      }
+      // Contexts still stored: not stored again, or each of their events would read twice.
+      await store.write(batch({ events: [sampleEvent({ app, ...linux }), sampleEvent({ app, ...mac })] }));
+      const [row] = await store.query<{ contexts: number; events: number }>(
+        sql`SELECT (SELECT count(*) FROM contexts) AS contexts, (SELECT count(*) FROM events WHERE app = ${app}) AS events`,
+      );
+      expect(row).toEqual({ contexts: 2, events: 4 });
     });
 
     it('appends counter increments and sums them in ingest_counters; compaction keeps the sums', async () => {

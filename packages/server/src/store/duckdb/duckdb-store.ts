@@ -125,6 +125,8 @@ export const storeTestHooks: {
   checkpoint?: () => Promise<void> | void;
   /** Awaited once a fold's copy into the main file committed, before the side file is emptied. */
   foldCopied?: () => Promise<void> | void;
+  /** Awaited as a reload of the known contexts starts, the ids it replaces forgotten. */
+  contextsRead?: () => Promise<void> | void;
 } = {};
 
 const DEBUG = process.env.TELEMARK_DEBUG_STORE === '1';
@@ -556,6 +558,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
   async function loadContexts(connection: DuckDBConnection): Promise<void> {
     contextsStale = true;
     knownContexts.clear();
+    await storeTestHooks.contextsRead?.();
     const result = await connection.stream('SELECT context_id::VARCHAR FROM contexts');
     for (;;) {
       const chunk = await result.fetchChunk();
@@ -564,6 +567,28 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       for (let i = 0; i < chunk.rowCount; i++) knownContexts.add(ids.getItem(i) as string);
     }
     contextsStale = false;
+  }
+
+  /**
+   * Read the known contexts again when their last reload failed (after a removal's commit, or as DuckDB
+   * failed), before a write maps its contexts: with ids missing, it would store again contexts already
+   * stored, and every event of theirs would read twice (the events view joins them). Until 2026-11-29
+   * only the next removal or reopen read them again, and writes in between stored such duplicates.
+   * While the database is being reopened (which reads them again) the write is refused, to be retried.
+   */
+  async function reloadStaleContexts(): Promise<void> {
+    if (invalidated) throw whileInvalidated(invalidated);
+    intake.closeOpen();
+    await writes.run(async () => {
+      try {
+        await loadIntake();
+        if (contextsStale) await loadContexts(requireWriter());
+      } catch (error) {
+        noticeInvalidation(error);
+        if (error instanceof TelemarkError) throw error;
+        throw new TelemarkError('TMK_ERR_STORE_WRITE', errorFirstLine(error), { cause: error });
+      }
+    });
   }
 
   async function init(): Promise<void> {
@@ -1141,6 +1166,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       intake.closeOpen();
       await writes.run(loadIntake);
     }
+    if (contextsStale) await reloadStaleContexts();
     const { quarantine, counters } = batch;
 
     const now = o.now();
