@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sql } from '../../packages/server/src/store/sql.js';
 import {
@@ -116,6 +117,70 @@ describe('telemark delete --url and quarantine list --url', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it('finds the install in bad-gzip bodies older collectors kept in base64, offline and through a collector', async () => {
+    // Kept by collectors before 2026-11-29 as `base64:` and the bytes as sent: a truncated gzip upload,
+    // and plain JSON sent as gzip. The install's id is in neither as text, so erasure did not find them.
+    const body = JSON.stringify({ batch: [ourMessage('g-1', { anonymousId: 'old-gzip' })] });
+    const gz = gzipSync(body);
+    const legacy = (app: string, wire: Buffer, at: number) => ({
+      app,
+      receivedAt: at,
+      protocol: 'segment' as const,
+      reason: 'TMK_ERR_BAD_GZIP',
+      detail: 'unexpected end of file',
+      messageId: '',
+      event: '',
+      raw: `base64:${wire.toString('base64')}`,
+    });
+    const dataDir = join(tempDir(), 'data');
+    const seeded = await openData(dataDir);
+    try {
+      await seeded.write({
+        events: [],
+        quarantine: [
+          legacy('mytool', gz.subarray(0, gz.length - 12), Date.now() - 2000),
+          legacy('', Buffer.from(body), Date.now() - 1000),
+        ],
+        counters: [],
+      });
+    } finally {
+      await seeded.close();
+    }
+    const offline = await telemark(
+      {},
+      'delete',
+      '--data',
+      dataDir,
+      '--app',
+      'mytool',
+      '--install-id',
+      'old-gzip',
+      '--json',
+    );
+    expect(offline).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(offline.stdout)).toMatchObject({ events: 0, quarantine: 2 });
+
+    const store = await openData(dataDir);
+    try {
+      await store.write({
+        events: [],
+        quarantine: [legacy('mytool', Buffer.from(body), Date.now())],
+        counters: [],
+      });
+    } finally {
+      await store.close();
+    }
+    const child = await startChild(dataDir);
+    const online = await telemark(
+      { TELEMARK_ADMIN_TOKEN: 'test-admin-token' },
+      ...['delete', '--url', child.url, '--app', 'mytool', '--install-id', 'old-gzip', '--json'],
+    );
+    expect(online).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(online.stdout)).toMatchObject({ events: 0, quarantine: 1 });
+    child.proc.kill('SIGTERM');
+    await child.exited;
   });
 
   it('never puts the install id in a URL or a log line, even with every request logged', async () => {

@@ -7,6 +7,7 @@ import type { AppRegistry } from '../config/registry-types.js';
 import { isTelemarkError, rephrased, TelemarkError } from '../errors.js';
 import { eraseInstall } from '../pipeline/erasure.js';
 import type { EventBuilder } from '../pipeline/event-builder.js';
+import { rewriteLegacyQuarantine } from '../pipeline/legacy-quarantine.js';
 import { type ReplayLimits, replayQuarantine } from '../pipeline/replay.js';
 import { createSerialQueue } from '../serial.js';
 import { storeHasApp } from '../store/index.js';
@@ -346,9 +347,14 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
           );
         }
         return answerLong(request, reply, 'erasure', async (tell) => {
-          const report = await queued(tell, () =>
-            eraseInstall(deps.store, app, installId, deps.builder?.installId),
-          ).catch((error: unknown) => {
+          const report = await queued(tell, async () => {
+            // Entries an erasure cannot search until they are kept as today (collectors before 2026-11-29).
+            const keeper = deps.builder;
+            if (keeper)
+              for (const owner of [app, ''])
+                await rewriteLegacyQuarantine(deps.store, keeper, { app: owner });
+            return eraseInstall(deps.store, app, installId, keeper?.installId);
+          }).catch((error: unknown) => {
             // An erasure asked for and not done is part of its record too (a committed one whose
             // checkpoint failed, TMK_ERR_STORE_UNFINISHED, must be run again): the app and the code.
             request.log.warn(
