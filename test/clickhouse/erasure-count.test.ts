@@ -2,9 +2,13 @@
  * An erasure on ClickHouse counts what its mutations remove while writes go on: each table is counted
  * right before its own mutation. The events' mutation is held on the server (SYSTEM STOP MERGES, which
  * also stops mutations) while a quarantine entry naming the install arrives, as one from another
- * collector can.
+ * collector can. And legacy bad-gzip entries (base64), kept again as today, are found by an erasure
+ * on this engine too.
  */
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEventBuilder } from '../../packages/server/src/pipeline/event-builder.js';
+import { rewriteLegacyQuarantine } from '../../packages/server/src/pipeline/legacy-quarantine.js';
 import { createClickHouseStore } from '../../packages/server/src/store/clickhouse/index.js';
 import { sampleEvent, sampleQuarantine, uniqueId } from '../../packages/server/src/store/conformance.js';
 import type { Store, WriteBatch } from '../../packages/server/src/store/types.js';
@@ -31,7 +35,7 @@ const batch = (parts: Partial<WriteBatch>): WriteBatch => ({
   ...parts,
 });
 
-describe('ClickHouse erasure counts', () => {
+describe('ClickHouse erasure', () => {
   it('count quarantine entries that arrive while the events are being erased, and remove them', async () => {
     store = createClickHouseStore({ url, database });
     await store.init();
@@ -66,5 +70,35 @@ describe('ClickHouse erasure counts', () => {
     expect(await erasing).toEqual({ events: 2, quarantine: 2 });
     expect(await store.listQuarantine({ app })).toEqual([]);
     expect(await store.deleteInstall(app, installId)).toEqual({ events: 0, quarantine: 0 });
+  });
+
+  it('find an install in bad-gzip entries older collectors kept in base64, once kept again as today', async () => {
+    const app = uniqueId('app');
+    const body = JSON.stringify({ batch: [{ type: 'track', event: 'run', anonymousId: 'old-gzip' }] });
+    // A truncated upload: its trailer lost, its JSON whole.
+    const gz = gzipSync(body);
+    await store!.write(
+      batch({
+        quarantine: [
+          sampleQuarantine({
+            app,
+            reason: 'TMK_ERR_BAD_GZIP',
+            detail: 'unexpected end of file',
+            messageId: '',
+            event: '',
+            raw: `base64:${gz.subarray(0, gz.length - 8).toString('base64')}`,
+          }),
+        ],
+      }),
+    );
+    expect(await rewriteLegacyQuarantine(store!, createEventBuilder({ installIdKey: null }), { app })).toBe(
+      1,
+    );
+    expect(await rewriteLegacyQuarantine(store!, createEventBuilder({ installIdKey: null }), { app })).toBe(
+      0,
+    );
+    const [entry] = await store!.listQuarantine({ app });
+    expect(entry?.raw).toContain('"anonymousId":"old-gzip"');
+    expect(await store!.deleteInstall(app, 'old-gzip')).toEqual({ events: 0, quarantine: 1 });
   });
 });
