@@ -400,8 +400,9 @@ function sizeProblems(
   rateLimitKeys: number,
 ): string[] {
   const problems: string[] = [];
-  // One batch charges its write key and each of its installs: with fewer buckets than twice that, its own
-  // installs could push its write key's bucket out mid-check, and it would come back full.
+  // One batch charges its write key and each of its installs: with fewer buckets than twice that, one
+  // batch's installs would push out every bucket charged before it (the limiter keeps a request's own
+  // buckets, rate-limiter.ts, but not the other requests' ones).
   if (rateLimitKeys < 2 * limits.maxBatchEvents)
     problems.push(
       `rateLimitKeys: must be at least twice limits.maxBatchEvents (${2 * limits.maxBatchEvents}), the buckets one batch can charge`,

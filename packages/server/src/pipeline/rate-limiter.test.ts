@@ -46,6 +46,49 @@ describe('rate limiter', () => {
     expect(limiter.take([{ key: 'b', limit, cost: 20 }], 0)).toBe(0);
   });
 
+  it("never pushes out a request's own buckets, however many it charges (t8: a keyless batch of 2,500)", () => {
+    // Generations of 2,500 buckets (`rateLimitKeys` at its minimum for batches of 2,500), the young one
+    // nearly full: a batch charging two keyless apps, 2,499 installs and the unattributed bucket
+    // (2,502) used to turn them over twice, dropping app A's bucket, charged first, from both.
+    const limiter = createRateLimiter({ maxKeys: 5000 });
+    const big = { perSecond: 1, burst: 3000 };
+    const t = 1_000_000;
+    limiter.take(
+      Array.from({ length: 2499 }, (_, i) => ({ key: `other-${i}`, limit: big, cost: 1 })),
+      t,
+    );
+    const charges = [
+      { key: 'app-A', limit: big, cost: 1250 },
+      { key: 'app-B', limit: big, cost: 1249 },
+      ...Array.from({ length: 2499 }, (_, i) => ({ key: `install-${i}`, limit: big, cost: 1 })),
+      { key: 'unattributed', limit: big, cost: 1 },
+    ];
+    expect(limiter.take(charges, t)).toBe(0);
+    // Both apps' buckets hold what the batch left them (3,000 - 1,250 and 3,000 - 1,249).
+    expect(limiter.take([{ key: 'app-A', limit: big, cost: 3000 }], t)).toBe(1_250_000);
+    expect(limiter.take([{ key: 'app-B', limit: big, cost: 3000 }], t)).toBe(1_249_000);
+    // And the next batch of 2,500 new installs (another generation) still finds them charged.
+    limiter.take(
+      Array.from({ length: 2500 }, (_, i) => ({ key: `next-${i}`, limit: big, cost: 1 })),
+      t,
+    );
+    expect(limiter.take([{ key: 'app-A', limit: big, cost: 3000 }], t)).toBe(1_250_000);
+  });
+
+  it('keeps every bucket a request charged, even when it charges more than a generation holds', () => {
+    const limiter = createRateLimiter({ maxKeys: 4 });
+    const keys = ['a', 'b', 'c', 'd', 'e'];
+    expect(
+      limiter.take(
+        keys.map((key) => ({ key, limit, cost: 20 })),
+        0,
+      ),
+    ).toBe(0);
+    // All five are empty now: none was dropped and brought back full.
+    for (const key of keys) expect(limiter.take([{ key, limit, cost: 1 }], 0), key).toBe(100);
+    expect(limiter.size()).toBeLessThanOrEqual(2 * keys.length);
+  });
+
   it('stays within maxKeys under a flood of distinct keys', () => {
     const limiter = createRateLimiter({ maxKeys: 100 });
     for (let i = 0; i < 10_000; i++) limiter.take([{ key: `install-${i}`, limit, cost: 1 }], 0);

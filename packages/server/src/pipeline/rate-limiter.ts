@@ -1,5 +1,8 @@
 import type { RateLimit } from '../config/registry-types.js';
 
+/** What a request charges: `cost` events from the bucket `key`, which holds `limit`. */
+type Charges = readonly { readonly key: string | number; readonly limit: RateLimit; readonly cost: number }[];
+
 interface Bucket {
   tokens: number;
   /** Epoch ms of the last refill. */
@@ -33,21 +36,50 @@ export interface RateLimiter {
  * becomes the old one and the previous old one is dropped — least recently used out, without the cost
  * of reordering a map on every request. A dropped bucket comes back full, which errs on the side of
  * accepting; the bound only matters under a flood of distinct keys.
+ *
+ * One request's buckets never push each other out: the generations turn over at most once while its
+ * buckets are looked up, and then the buckets it looked up before go with it into the new young
+ * generation, where the rest of them are added however many (a generation may then hold more than
+ * `maxKeys / 2`: one request's charges, at most `limits.maxBatchEvents` installs plus its apps and the
+ * unattributed bucket). Until 2026-11-29 a batch charging more buckets than a generation had room for
+ * could turn them over twice, dropping the buckets it had charged first (an app's) from both: they came
+ * back full, and the batch was not charged to its app.
  */
 export function createRateLimiter(options: { maxKeys: number }): RateLimiter {
   const generationSize = Math.max(1, Math.floor(options.maxKeys / 2));
   let young = new Map<string | number, Bucket>();
   let old = new Map<string | number, Bucket>();
 
-  const bucketOf = (key: string | number, limit: RateLimit, now: number): Bucket => {
+  /** Whether the generations turned over during the current `take` or `refund`. */
+  let turned = false;
+
+  /**
+   * The bucket of `requests[i]`, refilled to `now`, in the young generation. When the young generation
+   * is full and has not turned over yet for this request, it becomes the old one (the old one's buckets
+   * are dropped) and the buckets of `requests[0..i)` come back with the request into the new one; rare
+   * (once per `maxKeys / 2` new keys), so the cost of bringing them is spread thin.
+   */
+  const bucketOf = (requests: Charges, i: number, now: number): Bucket => {
+    const { key, limit } = requests[i] as Charges[number];
     let bucket = young.get(key);
     if (!bucket) {
       bucket = old.get(key);
       if (bucket) old.delete(key);
       else bucket = { tokens: limit.burst, at: now };
-      if (young.size >= generationSize) {
+      if (young.size >= generationSize && !turned) {
+        turned = true;
+        const dropped = old;
+        dropped.clear();
         old = young;
-        young = new Map();
+        young = dropped;
+        for (let j = 0; j < i; j++) {
+          const earlier = (requests[j] as Charges[number]).key;
+          const kept = old.get(earlier);
+          if (kept) {
+            old.delete(earlier);
+            young.set(earlier, kept);
+          }
+        }
       }
       young.set(key, bucket);
     }
@@ -62,10 +94,11 @@ export function createRateLimiter(options: { maxKeys: number }): RateLimiter {
   return {
     take(requests, now = Date.now()) {
       let waitMs = 0;
+      turned = false;
       const buckets: Bucket[] = new Array(requests.length);
       for (let i = 0; i < requests.length; i++) {
-        const { key, limit, cost } = requests[i] as (typeof requests)[number];
-        const bucket = bucketOf(key, limit, now);
+        const { limit, cost } = requests[i] as (typeof requests)[number];
+        const bucket = bucketOf(requests, i, now);
         buckets[i] = bucket;
         // A request larger than the burst can still pass once the bucket is full; it leaves a debt.
         const need = Math.min(cost, limit.burst);
@@ -78,8 +111,10 @@ export function createRateLimiter(options: { maxKeys: number }): RateLimiter {
       return 0;
     },
     refund(requests, now = Date.now()) {
-      for (const { key, limit, cost } of requests) {
-        const bucket = bucketOf(key, limit, now);
+      turned = false;
+      for (let i = 0; i < requests.length; i++) {
+        const { limit, cost } = requests[i] as (typeof requests)[number];
+        const bucket = bucketOf(requests, i, now);
         bucket.tokens = Math.min(limit.burst, bucket.tokens + cost);
       }
     },
