@@ -60,6 +60,43 @@ describe('rate limits count every message a request carries', () => {
     expect(Number(second.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
   });
 
+  it('charges a Metriton report naming an app that takes no keyless messages to the shared bucket, not the app', async () => {
+    // mytool has a write key and takes no keyless messages (and has a latest version to tell its clients).
+    collector = await startInProcess();
+    const scout = (i: number) =>
+      fetch(`${collector!.url}/scout`, {
+        method: 'POST',
+        body: JSON.stringify({
+          application: 'mytool',
+          install_id: `m-${i}`,
+          version: 'v1.0.0',
+          metadata: { action: 'connect', trace_id: `t-${i}`, index: 1 },
+        }),
+      });
+    const refused = await scout(0);
+    expect(refused.status).toBe(400);
+    const body = (await refused.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({ code: 'TMK_ERR_MISSING_WRITE_KEY' });
+    // Not the app's answer: its latest version, notices and kill switch are for its clients.
+    for (const field of ['application', 'latest_version', 'notices', 'disable_scout'])
+      expect(body).not.toHaveProperty(field);
+    // Keyless Segment messages naming mytool spend the shared bucket (burst 1,000) and leave it in debt…
+    const batch = Array.from({ length: 2500 }, (_, i) => ({
+      type: 'track',
+      messageId: `k-${i}`,
+      anonymousId: `i-${i}`,
+      event: 'connect',
+      context: { app: { name: 'mytool', version: '1.0.0' } },
+    }));
+    expect((await postJson(`${collector.url}/v1/batch`, { batch })).status).toBe(200);
+    // …which Metriton reports naming it share (until 2026-11-29 they were charged at mytool's 20,000/s).
+    const limited = await scout(1);
+    expect(limited.status).toBe(429);
+    const limitedBody = (await limited.json()) as Record<string, unknown>;
+    expect(limitedBody).toMatchObject({ code: 'TMK_ERR_RATE_LIMITED' });
+    expect(limitedBody).not.toHaveProperty('latest_version');
+  });
+
   it('charges a Metriton report the catalog refuses to its install', async () => {
     collector = await startInProcess({
       config: { apps: { telepresence2: { rateLimits: { perInstall: SLOW } } } },

@@ -12,6 +12,7 @@ import {
   updateRoutesReport,
 } from './_metriton-fixtures.js';
 import { metritonMessageId, prepareMetriton } from './metriton.js';
+import { UNATTRIBUTED_CHARGE, UNATTRIBUTED_LIMIT } from './prepared.js';
 
 const config = resolveServeConfig({});
 const deps = { registry: config.registry, builder: createEventBuilder() };
@@ -231,6 +232,33 @@ describe('Metriton reports', () => {
     if (result.kind !== 'prepared') throw new Error('expected prepared');
     expect(result.prepared.quarantine[0]?.reason).toBe('invalid_type');
     expect(JSON.parse(result.prepared.quarantine[0]?.raw ?? '{}').metadata.service_name).toBe('billing-api');
+  });
+
+  it("charges a report naming an app that takes no keyless messages to the unattributed bucket, not the app's", () => {
+    const keyed = resolveServeConfig({
+      apps: {
+        keyed: {
+          writeKeys: ['wk_keyed_0123456789'],
+          latestVersion: '9.9.9',
+          catalog: { app: 'keyed', events: { connect: { description: 'x' } } },
+        },
+      },
+    });
+    const result = prepareMetriton(
+      tpReport({ action: 'connect', index: 1, trace_id: 't' }, { application: 'keyed' }),
+      receivedAt,
+      { registry: keyed.registry, builder: createEventBuilder() },
+    );
+    if (result.kind !== 'prepared') throw new Error('expected prepared');
+    const { prepared } = result;
+    expect(prepared.quarantine.map((q) => [q.app, q.reason])).toEqual([
+      ['keyed', 'TMK_ERR_MISSING_WRITE_KEY'],
+    ]);
+    // The shared bucket of messages no app answers for (100/s), as a keyless Segment message naming it.
+    expect(prepared.charges).toEqual([{ key: UNATTRIBUTED_CHARGE, limit: UNATTRIBUTED_LIMIT, cost: 1 }]);
+    // No app answers for it: its answer carries no control block (latest version, notices, kill switch).
+    expect(prepared.app).toBeUndefined();
+    expect(result.app).toBeUndefined();
   });
 
   it('refuses a report larger than the message limit, as sent, and a lone surrogate in install_id', () => {

@@ -93,6 +93,7 @@ export interface MetritonDeps {
 export type MetritonPrepared =
   /** Metriton answered an unknown application with an empty body; the report is still kept. */
   | { readonly kind: 'unknown_app'; readonly quarantine: QuarantineEntry; readonly application: string }
+  /** `app`: the app that answers for the report (one that takes keyless reports), as `prepared.app`. */
   | { readonly kind: 'prepared'; readonly app: AppEntry | undefined; readonly prepared: PreparedRequest };
 
 /** SHA-256 in hex; one-shot `crypto.hash` where Node has it (≥ 20.12): same digest, no Hash object. */
@@ -309,9 +310,20 @@ export function prepareMetriton(
       },
     };
   }
-  prepared.app = app;
-  // Charged whatever the verdict: a rejected report costs a quarantine row, the same as a stored one.
-  prepared.charges.push({ key: chargeKey('keyless', app.name), limit: app.rateLimits.perWriteKey, cost: 1 });
+  // Charged whatever the verdict: a rejected report costs a quarantine row, the same as a stored one. A
+  // report naming an app that takes no keyless messages is no more the app's than a keyless Segment
+  // message naming it: charged to the one bucket of messages no app answers for, and answered without
+  // the app's control block (`prepared.app` unset), which is for the app's clients — until 2026-11-29
+  // such reports were charged at the app's write-key rate (20,000/s) and answered with its latest
+  // version, notices and kill switch.
+  if (app.allowKeyless) {
+    prepared.app = app;
+    prepared.charges.push({
+      key: chargeKey('keyless', app.name),
+      limit: app.rateLimits.perWriteKey,
+      cost: 1,
+    });
+  } else prepared.charges.push({ key: UNATTRIBUTED_CHARGE, limit: UNATTRIBUTED_LIMIT, cost: 1 });
   const traitNames = action ? deps.builder.traitNames(app.catalog, action) : [];
   const extraKeys = Object.keys(app.catalog.input.extraContext?.keys ?? {});
   const installId = body.install_id;
@@ -348,7 +360,7 @@ export function prepareMetriton(
   };
   if (!app.allowKeyless) {
     refuse('TMK_ERR_MISSING_WRITE_KEY', `app "${app.name}" (Metriton reports carry no key)`);
-    return { kind: 'prepared', app, prepared };
+    return { kind: 'prepared', app: undefined, prepared };
   }
   const maxBytes = deps.limits?.maxEventBytes;
   if (maxBytes !== undefined && bodyBytes > maxBytes) {
