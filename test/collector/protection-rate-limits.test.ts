@@ -3,7 +3,8 @@
  * is a quarantine row on disk, so a message the catalog refuses must cost as much as one it accepts.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { bearer, type InProcess, postJson, resultStatuses, startInProcess } from './_helpers.js';
+import { sql } from '../../packages/server/src/store/sql.js';
+import { bearer, type InProcess, openData, postJson, resultStatuses, startInProcess } from './_helpers.js';
 
 let collector: InProcess | undefined;
 afterEach(async () => {
@@ -95,6 +96,45 @@ describe('rate limits count every message a request carries', () => {
     const limitedBody = (await limited.json()) as Record<string, unknown>;
     expect(limitedBody).toMatchObject({ code: 'TMK_ERR_RATE_LIMITED' });
     expect(limitedBody).not.toHaveProperty('latest_version');
+  });
+
+  it('names the bucket that was short in a 429 and its counter, whatever became of the messages (t6)', async () => {
+    collector = await startInProcess({
+      config: { apps: { telepresence2: { rateLimits: { perInstall: { perSecond: 0.01, burst: 5 } } } } },
+    });
+    const url = `${collector.url}/v1/batch`;
+    const message = (id: string, extra: Record<string, unknown> = {}) => ({
+      type: 'track',
+      messageId: id,
+      anonymousId: 'tp-install-429',
+      event: 'connect',
+      context: { app: { name: 'telepresence2', version: '2.20.0' } },
+      ...extra,
+    });
+    // A keyless install spends its burst (5) and more: the batch passes once and leaves a debt.
+    const spend = await postJson(url, { batch: Array.from({ length: 20 }, (_, i) => message(`s-${i}`)) });
+    expect(spend.status).toBe(200);
+    // A message refused before the app lookup (too large) is still the install's to pay for, and its 429
+    // names the install's app, not the bucket of messages no app answers for.
+    const oversize = await postJson(url, {
+      batch: [message('big', { properties: { x: 'a'.repeat(40_000) } })],
+    });
+    expect(oversize.status).toBe(429);
+    expect(oversize.json?.message).toBe(
+      'Too many events for one install of app "telepresence2"; retry after the Retry-After delay.',
+    );
+    const { dataDir } = collector;
+    await collector.stop();
+    collector = undefined;
+    const store = await openData(dataDir);
+    try {
+      const rows = await store.query<{ app: string; n: number }>(
+        sql`SELECT app, sum(count)::INTEGER AS n FROM ingest_counters WHERE kind = 'rate_limited' GROUP BY ALL`,
+      );
+      expect(rows).toEqual([{ app: 'telepresence2', n: 1 }]);
+    } finally {
+      await store.close();
+    }
   });
 
   it('charges a Metriton report the catalog refuses to its install', async () => {

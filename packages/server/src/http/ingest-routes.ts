@@ -69,6 +69,12 @@ function settledOrAfter(reading: Promise<void>, ms: number): Promise<void> {
   });
 }
 
+/** Whose bucket a `429` names: an app's (its write key's or keyless bucket), one install's, or nobody's. */
+export function rateLimitedParty(app: string, install: boolean): string {
+  if (app === '') return "messages without a write key or a keyless app (send the app's write key)";
+  return install ? `one install of app "${app}"` : `app "${app}"`;
+}
+
 /** Node's own request handler, for a route served without the framework. */
 export type DirectRoute = (request: IncomingMessage, response: ServerResponse) => void;
 
@@ -260,24 +266,17 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     const receivedAt = deps.now();
     const waitMs = deps.limiter.take(prepared.charges, receivedAt);
     if (waitMs > 0) {
+      // Named after the bucket that was short, not the app of the request's answer (`prepared.app`, set
+      // only once a message reaches the app lookup: until 2026-11-29 an install's refusal whose messages
+      // were all refused before it was answered as the unattributed bucket's, and counted as no app's).
+      const short = prepared.charges[deps.limiter.starved()];
+      const app = short?.app ?? '';
       committer.count([
-        {
-          day: utcDay(receivedAt),
-          app: prepared.app?.name ?? '',
-          kind: 'rate_limited',
-          reason: '',
-          count: prepared.results.length,
-        },
+        { day: utcDay(receivedAt), app, kind: 'rate_limited', reason: '', count: prepared.results.length },
       ]);
-      throw noted(
-        new TelemarkError(
-          'TMK_ERR_RATE_LIMITED',
-          prepared.app
-            ? `app "${prepared.app.name}"`
-            : "messages without a write key or a keyless app (send the app's write key)",
-        ),
-        { retryAfterMs: waitMs },
-      );
+      throw noted(new TelemarkError('TMK_ERR_RATE_LIMITED', rateLimitedParty(app, short?.install === true)), {
+        retryAfterMs: waitMs,
+      });
     }
     const { events, encoded } = prepared;
     const readingBack = prepared.quarantine.length > 0 ? recentRejections.readingBack : undefined;

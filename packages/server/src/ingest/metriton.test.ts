@@ -255,7 +255,9 @@ describe('Metriton reports', () => {
       ['keyed', 'TMK_ERR_MISSING_WRITE_KEY'],
     ]);
     // The shared bucket of messages no app answers for (100/s), as a keyless Segment message naming it.
-    expect(prepared.charges).toEqual([{ key: UNATTRIBUTED_CHARGE, limit: UNATTRIBUTED_LIMIT, cost: 1 }]);
+    expect(prepared.charges).toEqual([
+      { key: UNATTRIBUTED_CHARGE, limit: UNATTRIBUTED_LIMIT, cost: 1, app: '' },
+    ]);
     // No app answers for it: its answer carries no control block (latest version, notices, kill switch).
     expect(prepared.app).toBeUndefined();
     expect(result.app).toBeUndefined();

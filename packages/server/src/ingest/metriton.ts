@@ -23,8 +23,7 @@ import {
   text,
   textOf,
   tooLargeDetail,
-  UNATTRIBUTED_CHARGE,
-  UNATTRIBUTED_LIMIT,
+  unattributedCharge,
 } from './prepared.js';
 
 /**
@@ -281,7 +280,7 @@ export function prepareMetriton(
     });
   };
   if (!isRecord(body)) {
-    prepared.charges.push({ key: UNATTRIBUTED_CHARGE, limit: UNATTRIBUTED_LIMIT, cost: 1 });
+    prepared.charges.push(unattributedCharge(1));
     // A report that is a string or an array is the sender's text as much as any: scrubbed.
     const raw = rawJson(scrubbedValue(body, scrub));
     fail('', 'TMK_ERR_INVALID_MESSAGE', 'the report is not a JSON object', raw);
@@ -322,8 +321,9 @@ export function prepareMetriton(
       key: chargeKey('keyless', app.name),
       limit: app.rateLimits.perWriteKey,
       cost: 1,
+      app: app.name,
     });
-  } else prepared.charges.push({ key: UNATTRIBUTED_CHARGE, limit: UNATTRIBUTED_LIMIT, cost: 1 });
+  } else prepared.charges.push(unattributedCharge(1));
   const traitNames = action ? deps.builder.traitNames(app.catalog, action) : [];
   const extraKeys = Object.keys(app.catalog.input.extraContext?.keys ?? {});
   const installId = body.install_id;
@@ -378,6 +378,8 @@ export function prepareMetriton(
     key: chargeKey('install', app.name, installId),
     limit: app.rateLimits.perInstall,
     cost: 1,
+    app: app.name,
+    install: true,
   });
   if (!action || action.length > 200) {
     refuse('TMK_ERR_INVALID_MESSAGE', 'metadata.action must be a string of 1 to 200 characters');

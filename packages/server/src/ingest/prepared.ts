@@ -19,7 +19,7 @@ export interface PreparedRequest {
   readonly quarantine: QuarantineEntry[];
   readonly counters: CounterSet;
   /** Token-bucket charges for this request (per write key and per install), keyed by `chargeKey`. */
-  readonly charges: { key: number; limit: RateLimit; cost: number }[];
+  readonly charges: Charge[];
   /** The app whose control block answers the request (the key's app, or the first keyless app named). */
   app: AppEntry | undefined;
   /**
@@ -32,6 +32,19 @@ export interface PreparedRequest {
    * results go to `slots` in the same order.
    */
   readonly encoded?: EncodedEvents;
+}
+
+/**
+ * `cost` events from the bucket `key` (`chargeKey`), which holds `limit`. `app` names whose bucket it is,
+ * for a refusal's message and its `rate_limited` counter: the app of the write key, of a keyless app or
+ * of an install (`install`), '' for the bucket of messages no app answers for (`unattributedCharge`).
+ */
+export interface Charge {
+  readonly key: number;
+  readonly limit: RateLimit;
+  readonly cost: number;
+  readonly app: string;
+  readonly install?: true;
 }
 
 /**
@@ -52,6 +65,13 @@ export function chargeKey(kind: 'key' | 'keyless' | 'install', name: string, ins
  */
 export const UNATTRIBUTED_LIMIT: RateLimit = Object.freeze({ perSecond: 100, burst: 1_000 });
 export const UNATTRIBUTED_CHARGE = chargeKey('keyless', '');
+/** `cost` messages charged to the bucket of messages no app answers for. */
+export const unattributedCharge = (cost: number): Charge => ({
+  key: UNATTRIBUTED_CHARGE,
+  limit: UNATTRIBUTED_LIMIT,
+  cost,
+  app: '',
+});
 
 export function createPrepared(count: number): PreparedRequest {
   return {

@@ -27,8 +27,7 @@ import {
   text,
   textOf,
   tooLargeDetail,
-  UNATTRIBUTED_CHARGE,
-  UNATTRIBUTED_LIMIT,
+  unattributedCharge,
 } from './prepared.js';
 
 /**
@@ -577,6 +576,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
       key: keyApp && writeKey !== undefined ? chargeKey('key', writeKey) : chargeKey('keyless', app.name),
       limit: app.rateLimits.perWriteKey,
       cost,
+      app: app.name,
     });
   for (const [app, installs] of installCosts)
     for (const [installId, cost] of installs)
@@ -584,9 +584,10 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
         key: chargeKey('install', app.name, installId),
         limit: app.rateLimits.perInstall,
         cost,
+        app: app.name,
+        install: true,
       });
-  if (unattributed > 0)
-    prepared.charges.push({ key: UNATTRIBUTED_CHARGE, limit: UNATTRIBUTED_LIMIT, cost: unattributed });
+  if (unattributed > 0) prepared.charges.push(unattributedCharge(unattributed));
   return prepared;
 }
 

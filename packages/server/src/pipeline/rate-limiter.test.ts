@@ -28,6 +28,22 @@ describe('rate limiter', () => {
     expect(limiter.take([{ key: 'key', limit, cost: 20 }], 0)).toBe(0);
   });
 
+  it('tells which bucket of a refused request set the wait (the most starved)', () => {
+    const limiter = createRateLimiter({ maxKeys: 10 });
+    expect(limiter.take([{ key: 'install', limit, cost: 18 }], 0)).toBe(0);
+    expect(limiter.take([{ key: 'app', limit, cost: 10 }], 0)).toBe(0);
+    const request = [
+      { key: 'app', limit, cost: 12 },
+      { key: 'install', limit, cost: 5 },
+      { key: 'other', limit, cost: 1 },
+    ];
+    // app lacks 2 (200 ms), install 3 (300 ms): the install's is the wait, and the refusal's.
+    expect(limiter.take(request, 0)).toBe(300);
+    expect(limiter.starved()).toBe(1);
+    expect(limiter.take(request.slice(0, 1), 0)).toBe(200);
+    expect(limiter.starved()).toBe(0);
+  });
+
   it('lets a request larger than the burst through a full bucket, leaving a debt', () => {
     const limiter = createRateLimiter({ maxKeys: 10 });
     expect(limiter.take([{ key: 'k', limit, cost: 50 }], 0)).toBe(0);

@@ -26,6 +26,11 @@ export interface RateLimiter {
     requests: readonly { readonly key: string | number; readonly limit: RateLimit; readonly cost: number }[],
     now?: number,
   ): void;
+  /**
+   * After a `take` that refused: the index, in its `requests`, of the bucket that set the wait (the most
+   * starved), so the refusal names whose bucket it was. Unspecified after a `take` that allowed.
+   */
+  starved(): number;
   /** Buckets held in memory. */
   size(): number;
 }
@@ -50,6 +55,8 @@ export function createRateLimiter(options: { maxKeys: number }): RateLimiter {
   let young = new Map<string | number, Bucket>();
   let old = new Map<string | number, Bucket>();
 
+  /** `starved()`: the index of the most starved bucket of the last `take` that refused. */
+  let starved = 0;
   /** Whether the generations turned over during the current `take` or `refund`. */
   let turned = false;
 
@@ -102,8 +109,13 @@ export function createRateLimiter(options: { maxKeys: number }): RateLimiter {
         buckets[i] = bucket;
         // A request larger than the burst can still pass once the bucket is full; it leaves a debt.
         const need = Math.min(cost, limit.burst);
-        if (bucket.tokens < need)
-          waitMs = Math.max(waitMs, ((need - bucket.tokens) / limit.perSecond) * 1000);
+        if (bucket.tokens < need) {
+          const wait = ((need - bucket.tokens) / limit.perSecond) * 1000;
+          if (wait > waitMs) {
+            waitMs = wait;
+            starved = i;
+          }
+        }
       }
       if (waitMs > 0) return Math.ceil(waitMs);
       for (let i = 0; i < requests.length; i++)
@@ -118,6 +130,7 @@ export function createRateLimiter(options: { maxKeys: number }): RateLimiter {
         bucket.tokens = Math.min(limit.burst, bucket.tokens + cost);
       }
     },
+    starved: () => starved,
     size: () => young.size + old.size,
   };
 }
