@@ -22,8 +22,21 @@ export const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** The problem with an app's name in the config (`apps.<name>`), if any. */
 export const appNameProblem = (name: string): string | undefined =>
   APP_NAME.test(name) ? undefined : `apps.${name}: app names are 1–64 letters, digits, ".", "_" or "-"`;
-const rateLimitSchema = z.strictObject({
-  perSecond: z.number().positive(),
+/**
+ * The slowest rate a bucket may refill at: one event per 1,000 s. A slower one names waits of days (a
+ * burst of 10,000 at 1e-25/s asked for a Retry-After of 1e25 s until 2026-11-29); refusing an app's
+ * traffic is done by `enabled: false` (or taking it out of the config), not by a rate near 0.
+ */
+export const MIN_RATE_PER_SECOND = 0.001;
+
+/** A token bucket's `{perSecond, burst}`, the top-level `rateLimits` and each app's. */
+export const rateLimitSchema = z.strictObject({
+  perSecond: z
+    .number()
+    .min(
+      MIN_RATE_PER_SECOND,
+      `must be at least ${MIN_RATE_PER_SECOND} (one event per 1,000 s): set ${MIN_RATE_PER_SECOND} or more; to refuse an app's traffic, set the app's "enabled": false`,
+    ),
   burst: z.number().int().positive(),
 });
 

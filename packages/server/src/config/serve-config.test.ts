@@ -75,6 +75,22 @@ describe('serve configuration', () => {
     expect(message).toContain('apps.mytool.writeKeys.0');
   });
 
+  it('refuses a rate slower than one event per 1,000 s, top level and per app, naming the fix', () => {
+    const slow = 'must be at least 0.001 (one event per 1,000 s): set 0.001 or more';
+    const message = configError(() =>
+      resolveServeConfig({
+        rateLimits: { perWriteKey: { perSecond: 0.0005, burst: 10 } },
+        apps: { telepresence2: { rateLimits: { perInstall: { perSecond: 1e-25, burst: 5 } } } },
+      }),
+    );
+    expect(message).toContain(`rateLimits.perWriteKey.perSecond: ${slow}`);
+    expect(message).toContain(`apps.telepresence2.rateLimits.perInstall.perSecond: ${slow}`);
+    const ok = resolveServeConfig({
+      apps: { telepresence2: { rateLimits: { perInstall: { perSecond: 0.001, burst: 5 } } } },
+    });
+    expect(ok.registry.get('telepresence2')?.rateLimits.perInstall.perSecond).toBe(0.001);
+  });
+
   it('needs twice a batch of buckets for the rate limits, with or without schema problems beside it', () => {
     const few = 'rateLimitKeys: must be at least twice limits.maxBatchEvents (5000)';
     expect(configError(() => resolveServeConfig({ rateLimitKeys: 4999 }))).toContain(few);

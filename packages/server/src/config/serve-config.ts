@@ -6,7 +6,13 @@ import { z } from 'zod';
 import { errorMessage, isTelemarkError, TelemarkError } from '../errors.js';
 import { resolveClickHouseOptions } from '../store/clickhouse/index.js';
 import { MIN_DEDUPE_WINDOW_DAYS } from '../store/duckdb/index.js';
-import { type AppConfig, appConfigSchema, appNameProblem, buildAppRegistry } from './registry.js';
+import {
+  type AppConfig,
+  appConfigSchema,
+  appNameProblem,
+  buildAppRegistry,
+  rateLimitSchema,
+} from './registry.js';
 import type { AppRegistry, RateLimit } from './registry-types.js';
 
 /**
@@ -168,7 +174,6 @@ const memoryLimitSchema = z
 const positiveInt = z.number().int().positive();
 /** A duration in ms that ends in a Node timer. */
 const timerMs = positiveInt.max(MAX_TIMER_MS, `at most ${MAX_TIMER_MS} ms (${TIMER_LIMIT})`);
-const rateLimitSchema = z.strictObject({ perSecond: z.number().positive(), burst: positiveInt });
 
 const clickhouseSchema = z.strictObject({
   url: z.url(),

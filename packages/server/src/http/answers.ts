@@ -72,6 +72,21 @@ const DEFAULT_RETRY_AFTER_MS: Partial<Record<ErrorCode, number>> = {
   TMK_ERR_INGEST_WORKER: 1000,
 };
 
+/** The longest wait a refusal names: a day. A bucket in debt for longer is asked about again after it. */
+export const MAX_RETRY_AFTER_MS = 86_400_000;
+
+/**
+ * A wait as `Retry-After` states it, whole seconds (RFC 9110: digits only), from 1 to a day, and as the
+ * body's `retryAfterMs` states it, whole ms up to the same day. Until 2026-11-29 a wait was written as
+ * computed: a rate of 1e-25/s answered `Retry-After: 9.999999999999999e+24` and `retryAfterMs: 1e+28`.
+ */
+export function retryAfter(waitMs: number): { readonly seconds: number; readonly ms: number } {
+  const ms = Number.isFinite(waitMs)
+    ? Math.min(MAX_RETRY_AFTER_MS, Math.max(0, Math.ceil(waitMs)))
+    : MAX_RETRY_AFTER_MS;
+  return { seconds: Math.max(1, Math.ceil(ms / 1000)), ms };
+}
+
 /** Errors Fastify raises itself, by their HTTP status. */
 const FASTIFY_STATUS_CODES: Readonly<Record<number, ErrorCode>> = {
   404: 'TMK_ERR_NOT_FOUND',
@@ -131,8 +146,9 @@ export function createRefusals(deps: {
     }
     // A refusal may quote what was sent (a 404 names the path): never to be sniffed as HTML by a browser.
     const headers: Record<string, string> = { 'x-content-type-options': 'nosniff' };
-    const retryMs = notesOf(known).retryAfterMs ?? DEFAULT_RETRY_AFTER_MS[known.code];
-    if (retryMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(retryMs / 1000)));
+    const wait = notesOf(known).retryAfterMs ?? DEFAULT_RETRY_AFTER_MS[known.code];
+    const retry = wait === undefined ? undefined : retryAfter(wait);
+    if (retry !== undefined) headers['retry-after'] = String(retry.seconds);
     // A body we stopped reading (too large, too slow) leaves the connection unusable.
     if (
       known.code === 'TMK_ERR_BODY_TOO_LARGE' ||
@@ -147,7 +163,7 @@ export function createRefusals(deps: {
       message: known.message,
     };
     if (route && route !== 'scout') body.success = false;
-    if (retryMs !== undefined && route && route !== 'scout') body.control = { retryAfterMs: retryMs };
+    if (retry !== undefined && route && route !== 'scout') body.control = { retryAfterMs: retry.ms };
     return { status: known.statusCode, contentType: JSON_CONTENT_TYPE, body: JSON.stringify(body), headers };
   };
 }
