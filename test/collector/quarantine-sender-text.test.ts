@@ -121,4 +121,53 @@ describe('quarantine keeps the text a sender chose scrubbed', () => {
       ]);
     },
   );
+
+  // Batches are parsed on the request thread (0) or in ingest workers (the built modules: `npm run build`).
+  it.each([0, 2])(
+    'quotes nothing of a body that is not JSON in its answer or its quarantine entry (t9, %i ingest workers)',
+    async (workers) => {
+      const c = await startInProcess({ config: appsWith(MYTOOL_CATALOG, workers) });
+      running.push(c);
+      const secret = 'alice.smith@example.com password=hunter2 postgres://admin:s3cr3tpw@db.internal/prod';
+      /** Any 4 characters in a row of the body (V8's JSON.parse message quoted ~10 around the error). */
+      const quoted = (text: string) =>
+        Array.from({ length: secret.length - 3 }, (_, i) => secret.slice(i, i + 4)).filter((part) =>
+          text.includes(part),
+        );
+      const posts: [string, Record<string, string>][] = [
+        ['/v1/batch', { 'content-type': 'application/json' }],
+        ['/v1/batch', { 'content-type': 'application/json', ...bearer() }],
+        ['/v1/track', { 'content-type': 'application/json' }],
+        ['/scout', {}],
+      ];
+      for (const [path, headers] of posts) {
+        const response = await fetch(`${c.url}${path}`, { method: 'POST', headers, body: secret });
+        expect(response.status).toBe(400);
+        const answer = (await response.json()) as { code: string; message: string };
+        expect(answer.code).toBe('TMK_ERR_BODY_UNPARSEABLE');
+        expect(answer.message).toBe(
+          'The body is not valid JSON (expected a value at line 1, column 1); send a JSON object.',
+        );
+        expect(quoted(JSON.stringify(answer))).toEqual([]);
+      }
+      const kept = await c.store.listQuarantine({ reason: 'TMK_ERR_BODY_UNPARSEABLE' });
+      expect(kept).toHaveLength(posts.length);
+      for (const entry of kept) {
+        expect(entry.detail).toBe('expected a value at line 1, column 1');
+        expect(quoted(entry.detail)).toEqual([]);
+        expect(leaks(entry.raw)).toEqual([]);
+      }
+      // Where it stops being JSON further on, it says where (and still quotes nothing).
+      const later = await fetch(`${c.url}/v1/batch`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: `{"batch": [\n  {"email": ${secret}}]}`,
+      });
+      expect(((await later.json()) as { message: string }).message).toBe(
+        'The body is not valid JSON (expected a value at line 2, column 13); send a JSON object.',
+      );
+      expect((await c.stop()).clean).toBe(true);
+      running.pop();
+    },
+  );
 });

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { gunzip, gunzipSync, constants as zlibConstants } from 'node:zlib';
 import { TelemarkError } from '../errors.js';
+import { unparseableDetail } from './json-syntax.js';
 
 export interface BodyLimits {
   /** Bytes on the wire and, for gzip, after decompression. */
@@ -168,16 +169,18 @@ export function readableOfBadGzip(body: Buffer, maxBytes: number): Buffer {
   }
 }
 
-/** Parse a JSON body; a leading byte-order mark is allowed. Throws TMK_ERR_BODY_UNPARSEABLE. */
+/**
+ * Parse a JSON body; a leading byte-order mark is allowed. Throws TMK_ERR_BODY_UNPARSEABLE saying where
+ * and what JSON expected there (`unparseableDetail`), not `JSON.parse`'s message, which quotes the body
+ * around the error (until 2026-11-29 up to ~20 characters of it reached the answer and the quarantine
+ * entry's detail, unscrubbed, while the kept body was scrubbed).
+ */
 export function parseJsonBody(body: Buffer): unknown {
   let textBody = body.toString('utf8');
   if (textBody.charCodeAt(0) === 0xfeff) textBody = textBody.slice(1);
   try {
     return JSON.parse(textBody);
-  } catch (error) {
-    throw new TelemarkError(
-      'TMK_ERR_BODY_UNPARSEABLE',
-      error instanceof Error ? error.message.slice(0, 200) : 'invalid JSON',
-    );
+  } catch {
+    throw new TelemarkError('TMK_ERR_BODY_UNPARSEABLE', unparseableDetail(textBody));
   }
 }
