@@ -278,8 +278,8 @@ const COMPACT_WHEN_IDLE_ROWS = 1_000;
 const COMPACT_ROWS = 200_000;
 
 /** Contexts no event refers to any more (after erasure and retention): dropped. */
-const DROP_UNUSED_CONTEXTS =
-  'DELETE FROM contexts WHERE context_id NOT IN (SELECT context_id FROM event_rows)';
+const UNUSED_CONTEXTS = 'context_id NOT IN (SELECT context_id FROM event_rows)';
+const DROP_UNUSED_CONTEXTS = `DELETE FROM contexts WHERE ${UNUSED_CONTEXTS}`;
 
 /** Hashes in, (app, message_id, received_at) of stored events with those hashes inside [from, to) out. */
 const VERIFY_HASHES = `SELECT app, message_id, epoch_ms(received_at)::DOUBLE FROM event_rows
@@ -328,6 +328,94 @@ const LOAD_INTO = { main: loadStatements(''), side: loadStatements('side.') } as
 
 const sqlString = (text: string) => `'${text.replaceAll("'", "''")}'`;
 const quoteIdentifier = (name: string) => `"${name.replaceAll('"', '""')}"`;
+
+/**
+ * Delete a table's rows that match `where` so that the next checkpoint leaves none of them in the
+ * table's live storage (erasure). A plain DELETE does not: DuckDB 1.5's checkpoint keeps a row group
+ * (122,880 rows) that still has rows alive, with the deleted rows' values in its segments (and their
+ * min/max statistics), only marked deleted; `VACUUM` does not rewrite it, and the checkpoint's own
+ * vacuum merges row groups only when that saves one. So every row group holding a matching row is
+ * emptied whole: its other rows are copied to the end of the table (same values: ids, `received_at`,
+ * `dedupe_key`), then all its rows are deleted, and the checkpoint drops row groups with no row alive.
+ * Runs inside the caller's transaction (the copies and deletes commit together, or not at all). Row
+ * groups are found from `pragma_storage_info` (their row counts, in order: a row group holds the
+ * `rowid`s from the sum of the counts before it); rows inserted by this transaction have `rowid`s far
+ * past any of them. The matching rows are deleted by `rowid` too, so a row group missed would only
+ * leave them in the file, never in the table. Returns the number of matching rows.
+ *
+ * Cost: each affected row group is read and written again (up to 122,880 rows); an install whose rows
+ * are spread over every row group rewrites the whole table (docs/storage.md, "Erasure and retention").
+ * For tables without indexes (a key deleted and inserted again would need DuckDB to allow it).
+ */
+async function purgeRows(
+  connection: DuckDBConnection,
+  table: string,
+  where: string,
+  params: string[] = [],
+): Promise<number> {
+  const name = quoteIdentifier(table);
+  await connection.run(
+    `CREATE OR REPLACE TEMP TABLE purge_hits AS SELECT rowid AS r FROM ${name} WHERE ${where}`,
+    params,
+  );
+  const counted = await connection.runAndReadAll('SELECT count(*)::BIGINT FROM temp.purge_hits');
+  const hits = Number(counted.getRows()[0]![0]);
+  if (hits > 0) {
+    await connection.run(
+      `CREATE OR REPLACE TEMP TABLE purge_groups AS
+       WITH g AS (SELECT row_group_id, sum(count) AS n FROM pragma_storage_info(${sqlString(table)})
+                  WHERE column_id = 0 AND column_path = '[0]' GROUP BY row_group_id),
+            b AS (SELECT sum(n) OVER (ORDER BY row_group_id) - n AS lo, sum(n) OVER (ORDER BY row_group_id) AS hi
+                  FROM g)
+       SELECT DISTINCT lo, hi FROM b JOIN temp.purge_hits h ON h.r >= b.lo AND h.r < b.hi`,
+    );
+    await connection.run(
+      `INSERT INTO ${name} SELECT t.* FROM ${name} t
+       WHERE EXISTS (SELECT 1 FROM temp.purge_groups g WHERE t.rowid >= g.lo AND t.rowid < g.hi)
+         AND t.rowid NOT IN (SELECT r FROM temp.purge_hits)`,
+    );
+    await connection.run(
+      `DELETE FROM ${name} t WHERE t.rowid IN (SELECT r FROM temp.purge_hits)
+         OR EXISTS (SELECT 1 FROM temp.purge_groups g WHERE t.rowid >= g.lo AND t.rowid < g.hi)`,
+    );
+    await connection.run('DROP TABLE temp.purge_groups');
+  }
+  await connection.run('DROP TABLE temp.purge_hits');
+  return hits;
+}
+
+/** A table's row groups in order: their first `rowid`, row count, and whether they are checkpointed. */
+async function rowGroups(
+  connection: DuckDBConnection,
+  table: string,
+): Promise<{ start: number; rows: number; persistent: boolean }[]> {
+  const result = await connection.runAndReadAll(
+    `SELECT sum(count)::BIGINT, bool_and(persistent) FROM pragma_storage_info(${sqlString(table)})
+     WHERE column_id = 0 AND column_path = '[0]' GROUP BY row_group_id ORDER BY row_group_id`,
+  );
+  let start = 0;
+  return (result.getRows() as [bigint, boolean][]).map(([count, persistent]) => {
+    const group = { start, rows: Number(count), persistent };
+    start += group.rows;
+    return group;
+  });
+}
+
+/** Whether the table's last row group is not checkpointed yet and holds a row matching `where`. */
+async function uncheckpointedLastGroupHolds(
+  connection: DuckDBConnection,
+  table: string,
+  where: string,
+  params: string[],
+): Promise<boolean> {
+  const last = (await rowGroups(connection, table)).at(-1);
+  if (!last || last.persistent) return false;
+  const found = await connection.runAndReadAll(
+    `SELECT count(*)::BIGINT FROM (SELECT 1 FROM ${quoteIdentifier(table)} WHERE rowid >= ${last.start} AND (${where}) LIMIT 1)`,
+    params,
+  );
+  return Number(found.getRows()[0]![0]) > 0;
+}
 
 /** UTC day of an epoch-ms time, `YYYY-MM-DD`; called per event, so the last day is kept. */
 function createDayOf(): (ms: number) => string {
@@ -1647,10 +1735,13 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
    * (the contexts' reload, `afterCommit`'s checkpoint on a full disk) is `TMK_ERR_STORE_UNFINISHED`:
    * the rows are gone, but may stay in the data file until its next checkpoint. Until 2026-11-29 both
    * were `TMK_ERR_STORE_WRITE`, which told an erasure whose checkpoint failed that nothing was erased.
+   * `beforeBegin` runs just before the transaction, with everything loaded (a failure there is
+   * `TMK_ERR_STORE_WRITE` too: nothing was removed).
    */
   function removeRows(
     remove: (connection: DuckDBConnection) => Promise<number>,
     afterCommit?: () => Promise<void>,
+    beforeBegin?: () => Promise<void>,
   ): Promise<number> {
     return appends.run(() =>
       writes.run(async () => {
@@ -1660,6 +1751,11 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         await checkpointRunning;
         await foldSide();
         recent.clear();
+        try {
+          await beforeBegin?.();
+        } catch (error) {
+          throw new TelemarkError('TMK_ERR_STORE_WRITE', errorFirstLine(error), { cause: error });
+        }
         await connection.run('BEGIN TRANSACTION');
         let removed: number;
         try {
@@ -1805,32 +1901,58 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
 
     async deleteInstall(app, installId) {
       const [quoted, quotedEscaped] = quotedInstallId(installId);
+      const params = [app, installId];
+      // What goes, table by table. Derived tables first: session keys are computed from the rows about
+      // to go. Contexts follow the events (below).
+      const targets = async (connection: DuckDBConnection) => [
+        ...(await derivedInstallTables(connection)).map(({ table, column }) => ({
+          table,
+          where:
+            column === 'install_key'
+              ? 'app = $1 AND install_key = hash($2::VARCHAR)'
+              : `app = $1 AND session_key IN
+                   (SELECT DISTINCT hash(install_id, session_id) FROM event_rows WHERE app = $1 AND install_id = $2)`,
+          params,
+        })),
+        { table: 'event_rows', where: 'app = $1 AND install_id = $2', params },
+        {
+          table: 'quarantine',
+          where: "(app = $1 OR app = '') AND (contains(raw, $2) OR contains(raw, $3))",
+          params: [app, quoted, quotedEscaped],
+        },
+      ];
       let quarantine = 0;
       const events = await removeRows(
         async (connection) => {
-          // Derived tables first: session keys are computed from the rows about to go.
-          for (const { table, column } of await derivedInstallTables(connection)) {
-            await connection.run(
-              column === 'install_key'
-                ? `DELETE FROM ${quoteIdentifier(table)} WHERE app = $1 AND install_key = hash($2::VARCHAR)`
-                : `DELETE FROM ${quoteIdentifier(table)} WHERE app = $1 AND session_key IN
-                     (SELECT DISTINCT hash(install_id, session_id) FROM event_rows WHERE app = $1 AND install_id = $2)`,
-              [app, installId],
-            );
-          }
-          const removed = await connection.run('DELETE FROM event_rows WHERE app = $1 AND install_id = $2', [
-            app,
-            installId,
-          ]);
-          const named = await connection.run(
-            `DELETE FROM quarantine WHERE (app = $1 OR app = '') AND (contains(raw, $2) OR contains(raw, $3))`,
-            [app, quoted, quotedEscaped],
-          );
-          quarantine = named.rowsChanged;
-          return removed.rowsChanged;
+          // Each table's rows go with their whole row groups (`purgeRows`), so the checkpoint after
+          // leaves none of them in the live file: a plain DELETE leaves them in a row group that keeps
+          // others (until 2026-11-29 it did, though this comment said the checkpoint rewrote them).
+          const removed: number[] = [];
+          for (const { table, where, params } of await targets(connection))
+            removed.push(await purgeRows(connection, table, where, params));
+          const events = removed.at(-2)!;
+          quarantine = removed.at(-1)!;
+          // The install's contexts (no event refers to them any more) go the same way, before
+          // removeRows' plain delete of unused contexts would leave them in their row groups.
+          if (events > 0) await purgeRows(connection, 'contexts', UNUSED_CONTEXTS);
+          return events;
         },
-        // Rewrite the affected row groups now, so erased data leaves the live file at once.
+        // Drops the emptied row groups now, so erased data leaves the live file at once.
         checkpoint,
+        // DuckDB appends to a table's last row group while that is not checkpointed yet (not to a
+        // checkpointed one): `purgeRows`' copies would land in a row group it empties, and the checkpoint
+        // would write that out with the erased rows in it. So such a row group holding the install's rows
+        // is checkpointed first (a failure there is TMK_ERR_STORE_WRITE: nothing was removed).
+        async () => {
+          const connection = requireWriter();
+          const contexts = {
+            table: 'contexts',
+            where: 'context_id IN (SELECT context_id FROM event_rows WHERE app = $1 AND install_id = $2)',
+            params,
+          };
+          for (const { table, where, params } of [...(await targets(connection)), contexts])
+            if (await uncheckpointedLastGroupHolds(connection, table, where, params)) return checkpoint();
+        },
       );
       return { events, quarantine };
     },

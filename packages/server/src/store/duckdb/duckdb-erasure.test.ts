@@ -1,0 +1,195 @@
+/**
+ * Erasure on DuckDB removes the install's rows from the live file, not only from every answer: after
+ * `deleteInstall` and a clean close, no live segment of a table that held them still counts them
+ * (DuckDB keeps deleted rows in a row group that keeps others, only marked deleted), and no segment's
+ * statistics name them. Real files, inspected with `pragma_storage_info`.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { afterAll, describe, expect, it } from 'vitest';
+import { sampleEvent, sampleQuarantine } from '../conformance.js';
+import { raw, sql } from '../sql.js';
+import type { StoredEvent, WriteBatch } from '../types.js';
+import { createDuckDBStore } from './duckdb-store.js';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-erasure-'));
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+
+const batch = (parts: Partial<WriteBatch>): WriteBatch => ({
+  events: [],
+  quarantine: [],
+  counters: [],
+  ...parts,
+});
+
+const APP = 'erasure-app';
+// Sorts before every other id, so a segment holding it says so in its min statistics ("Min: AAAA-era").
+const GONE = 'AAAA-erased-install';
+const GONE_SESSION = 'AAAA-erased-session';
+const MARK = 'AAAA-era';
+/** Derived tables like the analytics rollup's: found by their `app` and `install_key`/`session_key`. */
+const DERIVED = ['test_rollup_installs', 'test_rollup_sessions'];
+const TABLES = ['event_rows', 'quarantine', 'contexts', ...DERIVED];
+/** DuckDB's file layout: three 4 KiB headers, then blocks of 256 KiB (the default block size). */
+const HEADER_BYTES = 3 * 4096;
+const BLOCK_BYTES = 262_144;
+
+/** Per table: rows alive, rows in its live segments, and segments whose statistics name the install. */
+async function liveStorage(file: string) {
+  const db = await DuckDBInstance.create(file, { access_mode: 'READ_ONLY' });
+  const c = await db.connect();
+  const one = async (text: string) => Number((await c.runAndReadAll(text)).getRows()[0]![0]);
+  const out: Record<string, { rows: number; stored: number; naming: number }> = {};
+  for (const table of TABLES) {
+    out[table] = {
+      rows: await one(`SELECT count(*) FROM ${table}`),
+      stored: await one(
+        `SELECT coalesce(sum(count), 0) FROM pragma_storage_info('${table}') WHERE column_id = 0 AND column_path = '[0]'`,
+      ),
+      naming: await one(
+        `SELECT count(*) FROM pragma_storage_info('${table}') WHERE contains(stats, '${MARK}')`,
+      ),
+    };
+  }
+  // The blocks live segments use: bytes of the install may remain in freed blocks (DuckDB does not zero
+  // them), never in these.
+  const tables = (
+    await c.runAndReadAll('SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()')
+  ).getRows() as [string][];
+  const live = new Set<number>();
+  for (const [table] of tables) {
+    const used = await c.runAndReadAll(
+      `SELECT DISTINCT b FROM (SELECT block_id AS b FROM pragma_storage_info('${table}')
+       UNION ALL SELECT unnest(additional_block_ids) FROM pragma_storage_info('${table}')) WHERE b >= 0`,
+    );
+    for (const [b] of used.getRows()) live.add(Number(b));
+  }
+  const bytes = fs.readFileSync(file);
+  const blocksNaming = new Set<number>();
+  for (const needle of [GONE, GONE_SESSION])
+    for (let at = bytes.indexOf(needle); at >= 0; at = bytes.indexOf(needle, at + 1))
+      blocksNaming.add(Math.floor((at - HEADER_BYTES) / BLOCK_BYTES));
+  const liveBlocksNaming = [...blocksNaming].filter((b) => live.has(b));
+  const survivors = await one(
+    `SELECT sum(hash(message_id, received_at, dedupe_key, install_id, session_id) % 1000003) FROM event_rows`,
+  );
+  c.closeSync();
+  db.closeSync();
+  return { tables: out, survivors, liveBlocksNaming, liveBlocks: live.size };
+}
+
+describe('DuckDB erasure and the live file', () => {
+  it('rewrites the row groups that held the install: none of its rows stays in live storage', {
+    timeout: 120_000,
+  }, async () => {
+    const file = path.join(fs.mkdtempSync(path.join(root, 's-')), 'telemark.duckdb');
+    const store = createDuckDBStore({ path: file });
+    await store.init();
+    const now = Date.now();
+    // Over two row groups (122,880 rows each): the install's events in both, among 97 others.
+    const total = 130_000;
+    const gone = new Set([17, 60_000, 125_000, 129_998]);
+    const events: StoredEvent[] = [];
+    let kept: StoredEvent | undefined;
+    for (let i = 0; i < total; i++) {
+      const k = i % 97;
+      const e = gone.has(i)
+        ? sampleEvent({
+            app: APP,
+            installId: GONE,
+            sessionId: GONE_SESSION,
+            messageId: `${MARK}sed-${i}`,
+            appVersion: `${MARK}sed-version`,
+            receivedAt: now,
+          })
+        : sampleEvent({
+            app: APP,
+            installId: `keep-${k}`,
+            sessionId: `keep-session-${k}`,
+            messageId: `m-${i}`,
+            receivedAt: now,
+          });
+      if (i === 1000) kept = e;
+      events.push(e);
+    }
+    for (let i = 0; i < total; i += 20_000) await store.write(batch({ events: events.slice(i, i + 20_000) }));
+    const quarantine = Array.from({ length: 300 }, (_, i) =>
+      sampleQuarantine({ app: APP, raw: JSON.stringify({ anonymousId: `keep-${i}` }) }),
+    );
+    quarantine.splice(150, 0, sampleQuarantine({ app: APP, raw: JSON.stringify({ anonymousId: GONE }) }));
+    await store.write(batch({ quarantine }));
+    await store.maintain!([
+      raw(`CREATE TABLE test_rollup_installs AS
+             SELECT app, hash(install_id) AS install_key, count(*) AS n FROM event_rows GROUP BY ALL ORDER BY n`),
+      raw(`CREATE TABLE test_rollup_sessions AS
+             SELECT app, hash(install_id, session_id) AS session_key, count(*) AS n FROM event_rows GROUP BY ALL`),
+    ]);
+    const [before] = await store.query<{ n: number }>(
+      sql`SELECT sum(hash(message_id, received_at, dedupe_key, install_id, session_id) % 1000003)::DOUBLE AS n
+            FROM event_rows WHERE install_id <> ${GONE}`,
+    );
+    await store.close();
+
+    const again = createDuckDBStore({ path: file });
+    await again.init();
+    expect(await again.deleteInstall(APP, GONE)).toEqual({ events: gone.size, quarantine: 1 });
+    // The other installs' events are the same events: still known to the dedupe index.
+    expect((await again.write(batch({ events: [kept!] }))).statuses).toEqual(['duplicate']);
+    await again.close();
+
+    const after = await liveStorage(file);
+    expect(after.tables).toEqual({
+      event_rows: { rows: total - gone.size, stored: total - gone.size, naming: 0 },
+      quarantine: { rows: 300, stored: 300, naming: 0 },
+      // One context per distinct tuple: the install's own went with it.
+      contexts: { rows: 1, stored: 1, naming: 0 },
+      test_rollup_installs: { rows: 97, stored: 97, naming: 0 },
+      test_rollup_sessions: { rows: 97, stored: 97, naming: 0 },
+    });
+    // The survivors are unchanged: ids, receive times, dedupe keys.
+    expect(after.survivors).toBe(before!.n);
+  });
+
+  it('also for rows not checkpointed yet, erased by the process that wrote them', async () => {
+    const file = path.join(fs.mkdtempSync(path.join(root, 's-')), 'telemark.duckdb');
+    const store = createDuckDBStore({ path: file });
+    await store.init();
+    const now = Date.now();
+    const events = Array.from({ length: 5000 }, (_, i) =>
+      i % 1000 === 7
+        ? sampleEvent({
+            app: APP,
+            installId: GONE,
+            sessionId: GONE_SESSION,
+            appVersion: MARK,
+            receivedAt: now,
+          })
+        : sampleEvent({
+            app: APP,
+            installId: `keep-${i % 97}`,
+            sessionId: `keep-session-${i % 97}`,
+            receivedAt: now,
+          }),
+    );
+    await store.write(
+      batch({ events, quarantine: [sampleQuarantine({ app: APP, raw: `{"userId":"${GONE}"}` })] }),
+    );
+    await store.maintain!([
+      raw(`CREATE TABLE test_rollup_installs AS
+           SELECT app, hash(install_id) AS install_key, count(*) AS n FROM event_rows GROUP BY ALL`),
+      raw(`CREATE TABLE test_rollup_sessions AS
+           SELECT app, hash(install_id, session_id) AS session_key, count(*) AS n FROM event_rows GROUP BY ALL`),
+    ]);
+    expect(await store.deleteInstall(APP, GONE)).toEqual({ events: 5, quarantine: 1 });
+    await store.close();
+    expect((await liveStorage(file)).tables).toEqual({
+      event_rows: { rows: 4995, stored: 4995, naming: 0 },
+      quarantine: { rows: 0, stored: 0, naming: 0 },
+      contexts: { rows: 1, stored: 1, naming: 0 },
+      test_rollup_installs: { rows: 97, stored: 97, naming: 0 },
+      test_rollup_sessions: { rows: 97, stored: 97, naming: 0 },
+    });
+  });
+});
