@@ -379,40 +379,159 @@ describe('backpressure', () => {
     }
   });
 
-  it('bounds the bodies in flight: past queue.maxInflightBytes a request gets 503 before its body is read', async () => {
-    const c = await startInProcess({ config: { queue: { maxInflightBytes: 600 * 1024 } } });
+  /** A raw connection that sends a request's headers and the start of its body, the rest when told. */
+  const partialRequest = (
+    url: string,
+    path: string,
+    body: string,
+    sent: number,
+    headers: Record<string, string> = bearer(),
+  ) => {
+    const { port } = new URL(url);
+    const socket = connect(Number(port), '127.0.0.1');
+    socket.on('error', () => undefined);
+    let answer = '';
+    socket.on('data', (d: Buffer) => {
+      answer += d.toString();
+    });
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.write(
+      rawRequest(path, {
+        headers: { ...headers, 'Content-Type': 'application/json' },
+        body: body.slice(0, sent),
+        contentLength: Buffer.byteLength(body),
+      }),
+    );
+    return {
+      socket,
+      closed,
+      send: (from: number, to?: number) => socket.write(body.slice(from, to)),
+      answered: () => answer,
+      async answer(): Promise<string> {
+        while (!/\r\n\r\n[\s\S]*[}\]]$/.test(answer)) await Promise.race([closed, sleep(5)]);
+        return answer;
+      },
+    };
+  };
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  /** Wait (5 s at most) until `done`, else fail saying what did not come. */
+  const eventually = async (what: string, done: () => Promise<boolean>) => {
+    for (let i = 0; i < 1000; i++) {
+      if (await done()) return;
+      await sleep(5);
+    }
+    throw new Error(`never: ${what}`);
+  };
+  const inFlight = async (c: InProcess) => (await c.collector.metrics.inflight.get()).values[0]?.value;
+  const readiness = async (c: InProcess) =>
+    ((await (await fetch(`${c.url}/readyz`)).json()) as { status: string }).status;
+
+  it('bounds the bodies in flight by the bytes that arrived: a body that finds no room among them gets 503 before it is read', async () => {
+    const c = await startInProcess({ config: { queue: { maxInflightBytes: 540_000 } } });
     try {
-      const body = JSON.stringify({ batch: [ourMessage('if-1')], pad: 'p'.repeat(400 * 1024) });
-      const { port } = new URL(c.url);
-      const socket = connect(Number(port), '127.0.0.1');
-      let answer = '';
-      socket.on('data', (d: Buffer) => {
-        answer += d.toString();
-      });
-      socket.write(
-        rawRequest('/v1/batch', {
-          headers: { ...bearer(), 'Content-Type': 'application/json' },
-          body: body.slice(0, 1000),
-          contentLength: body.length,
-        }),
-      );
-      while ((await c.collector.metrics.inflight.get()).values[0]?.value !== 1)
-        await new Promise((r) => setTimeout(r, 5));
+      const body = JSON.stringify({ batch: [ourMessage('if-1')], pad: 'p'.repeat(500_000) });
+      // All of it but its last 1,000 bytes: held while they wait for the rest.
+      const first = partialRequest(c.url, '/v1/batch', body, body.length - 1000);
+      // 90% of the bound held: readiness says so once those bytes are in.
+      while ((await readiness(c)) !== 'queue_full') await sleep(5);
       const refused = await postJson(
         `${c.url}/v1/batch`,
-        { batch: [ourMessage('if-2')], pad: 'q'.repeat(300 * 1024) },
+        { batch: [ourMessage('if-2')], pad: 'q'.repeat(50_000) },
         bearer(),
       );
       expect(refused.status).toBe(503);
       expect(refused.json?.code).toBe('TMK_ERR_QUEUE_FULL');
-      socket.write(body.slice(1000));
-      while (!answer.includes('"results"')) await new Promise((r) => setTimeout(r, 5));
-      expect(answer).toMatch(/^HTTP\/1\.1 200/);
-      socket.end();
+      expect(refused.headers.get('retry-after')).toBeTruthy();
+      // A body that fits in what is left is taken.
       expect((await postJson(`${c.url}/v1/batch`, { batch: [ourMessage('if-3')] }, bearer())).status).toBe(
         200,
       );
+      first.send(body.length - 1000);
+      expect(await first.answer()).toMatch(/^HTTP\/1\.1 200/);
+      first.socket.end();
+      expect(
+        (
+          await postJson(
+            `${c.url}/v1/batch`,
+            { batch: [ourMessage('if-4')], pad: 'r'.repeat(50_000) },
+            bearer(),
+          )
+        ).status,
+      ).toBe(200);
     } finally {
+      await c.stop();
+    }
+  });
+
+  it('refuses a body 503 in its middle when the bytes arriving take the bodies in flight past their bound', async () => {
+    const c = await startInProcess({ config: { queue: { maxInflightBytes: 540_000 } } });
+    try {
+      // Admitted while there is room, then the other body's bytes come.
+      const late = JSON.stringify({ batch: [ourMessage('mid-1')], pad: 'l'.repeat(100_000) });
+      const second = partialRequest(c.url, '/v1/batch', late, 10);
+      await eventually('the first request in flight', async () => (await inFlight(c)) === 1);
+      const big = JSON.stringify({ batch: [ourMessage('mid-2')], pad: 'b'.repeat(490_000) });
+      const first = partialRequest(c.url, '/v1/batch', big, big.length - 1000);
+      // Admitted too (the 10 bytes held leave it room), and its bytes held.
+      await eventually(
+        'queue_full',
+        async () => (await readiness(c)) === 'queue_full' || first.answered() !== '',
+      );
+      expect(first.answered()).toBe('');
+      second.send(10);
+      const refused = await second.answer();
+      expect(refused).toMatch(/^HTTP\/1\.1 503/);
+      expect(refused.toLowerCase()).toContain('connection: close');
+      expect(refused.toLowerCase()).toMatch(/retry-after: \d/);
+      expect(refused).toContain('"code":"TMK_ERR_QUEUE_FULL"');
+      await second.closed;
+      // Its bytes are let go with it; the first body is read to its end and committed.
+      first.send(big.length - 1000);
+      expect(await first.answer()).toMatch(/^HTTP\/1\.1 200/);
+      first.socket.end();
+      while ((await inFlight(c)) !== 0) await sleep(5);
+      expect(await readiness(c)).toBe('ready');
+      const stored = await c.store.query<{ message_id: string }>(
+        sql`SELECT message_id FROM events WHERE message_id LIKE ${'mid-%'}`,
+      );
+      expect(stored.map((r) => r.message_id)).toEqual(['mid-2']);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('holds nothing for bytes announced and not sent: idle connections announcing big bodies refuse no one', async () => {
+    // Room for 2 bodies at the limit. Until 2026-11-29 each connection below reserved its Content-Length
+    // until its body timeout: 2 of them filled the bound, and every other request got 503 (263 at the
+    // default bound), /readyz `queue_full`.
+    const c = await startInProcess({ config: { queue: { maxInflightBytes: 1_024_000 } } });
+    const idle: ReturnType<typeof partialRequest>[] = [];
+    try {
+      const announced = `{"batch": [${' '.repeat(500_000)}]}`;
+      for (let i = 0; i < 4; i++) {
+        idle.push(
+          partialRequest(c.url, i === 3 ? '/scout' : '/v1/batch', announced, 1, i === 3 ? {} : bearer()),
+        );
+        await eventually(
+          `connection ${i + 1} admitted or answered`,
+          async () => (await inFlight(c)) === i + 1 || idle[i]!.answered() !== '',
+        );
+      }
+      // Each of them admitted, none answered.
+      expect(idle.map((connection) => connection.answered())).toEqual(['', '', '', '']);
+      expect(await readiness(c)).toBe('ready');
+      expect((await postJson(`${c.url}/v1/batch`, { batch: [ourMessage('idle-1')] }, bearer())).status).toBe(
+        200,
+      );
+      const report = await postJson(`${c.url}/scout`, {
+        application: 'mytool',
+        install_id: '5e1bd1a8-23b6-4d9a-9f3c-2b8c7b1b0c11',
+        version: 'v1.2.3',
+        metadata: { action: 'connect' },
+      });
+      expect(report.status).not.toBe(503);
+    } finally {
+      for (const connection of idle) connection.socket.destroy();
       await c.stop();
     }
   });

@@ -842,7 +842,9 @@ describe('the log of telemark serve', () => {
       const ready = async () => (await fetch(`${c.url}/readyz`)).json() as Promise<{ status: string }>;
       expect(await ready()).toEqual({ status: 'ready' });
       const { port } = new URL(c.url);
-      // Two bodies announced at 480,000 bytes each, of which only the first bytes come: 96% of the bound.
+      // Two bodies announced at 480,000 bytes each, of which 470,000 come: 94% of the bound. (Bytes
+      // announced and not sent are not counted: until 2026-11-29 they were, and idle connections made
+      // readiness say `queue_full`.)
       for (let i = 0; i < 2; i++) {
         const socket = net.connect(Number(port), '127.0.0.1');
         socket.on('error', () => undefined);
@@ -850,7 +852,7 @@ describe('the log of telemark serve', () => {
         socket.write(
           rawRequest('/v1/batch', {
             headers: { ...bearer(), 'Content-Type': 'application/json' },
-            body: '{"batch": [',
+            body: `{"batch": [${' '.repeat(470_000 - 11)}`,
             contentLength: 480_000,
           }),
         );

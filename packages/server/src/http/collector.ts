@@ -409,17 +409,22 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
       limiter,
       metrics,
       now,
-      enter(reserveBytes) {
+      enter(bodyBytes) {
         if (state !== 'running') throw new TelemarkError('TMK_ERR_SHUTTING_DOWN');
-        // Bodies being read or processed are bounded too, not only the commit queue.
-        if (inflightBytes + reserveBytes > config.queue.maxInflightBytes)
+        // Bodies being read or processed are bounded too, not only the commit queue: by the bytes of them
+        // that arrived (`hold`), among which a request's body must find room. Bytes announced and not sent
+        // are not counted: idle connections announcing large bodies cannot refuse everyone else.
+        if (inflightBytes + bodyBytes > config.queue.maxInflightBytes)
           throw new TelemarkError('TMK_ERR_QUEUE_FULL', `${inflight} requests in flight`);
         inflight++;
-        inflightBytes += reserveBytes;
       },
-      leave(reserveBytes) {
+      hold(bytes) {
+        inflightBytes += bytes;
+        return inflightBytes <= config.queue.maxInflightBytes;
+      },
+      leave(heldBytes) {
         inflight--;
-        inflightBytes -= reserveBytes;
+        inflightBytes -= heldBytes;
         if (inflight === 0) for (const wake of inflightWaiters.splice(0)) wake();
       },
       quarantineBudget: () =>
@@ -470,7 +475,8 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
     } else {
       const q = committer.queued();
       // Bodies in flight count too: past their bound new requests are refused 503 as surely as past the
-      // queue's (until 2026-11-27 readiness looked at the queue alone).
+      // queue's (until 2026-11-27 readiness looked at the queue alone). Their bytes that arrived, not
+      // those announced (until 2026-11-29 idle connections announcing bodies made it say `queue_full`).
       if (
         q.events >= config.queue.maxEvents * 0.9 ||
         q.bytes >= config.queue.maxBytes * 0.9 ||

@@ -11,7 +11,7 @@ import type { AppEntry } from '../config/registry-types.js';
 import type { ServeConfig } from '../config/serve-config.js';
 import { isTelemarkError, noted, notesOf, rejectionMessage, TelemarkError } from '../errors.js';
 import type { BatchPool } from '../ingest/batch-pool.js';
-import { decodeBody, readBody } from '../ingest/body.js';
+import { decodeBody, endBodyCutShort, readBody } from '../ingest/body.js';
 import { keptBadGzip, prepareMetritonBody, prepareSegmentBody } from '../ingest/prepare-body.js';
 import { controlFor, type PreparedRequest } from '../ingest/prepared.js';
 import { SEGMENT_CALLS, type SegmentRoute, writeKeyFromHeader } from '../ingest/segment.js';
@@ -34,11 +34,18 @@ export interface IngestDeps {
   readonly metrics: CollectorMetrics;
   readonly now: () => number;
   /**
-   * Admit a request, reserving the bytes its body may take: throws TMK_ERR_SHUTTING_DOWN once draining,
-   * TMK_ERR_QUEUE_FULL past `queue.maxInflightBytes`; it is in flight until `leave` with the same bytes.
+   * Admit a request whose body takes `bodyBytes` at most (its declared length, else the limit): throws
+   * TMK_ERR_SHUTTING_DOWN once draining, TMK_ERR_QUEUE_FULL when the bodies held in flight leave no room
+   * for it under `queue.maxInflightBytes`. Nothing is reserved: its body's bytes are held as they arrive
+   * (`hold`); it is in flight until `leave` with the bytes it held.
    */
-  readonly enter: (reserveBytes: number) => void;
-  readonly leave: (reserveBytes: number) => void;
+  readonly enter: (bodyBytes: number) => void;
+  /**
+   * Hold `bytes` of a body that arrived, until `leave`; false when the bodies in flight are past
+   * `queue.maxInflightBytes` with them (they are held all the same: the caller refuses the request).
+   */
+  readonly hold: (bytes: number) => boolean;
+  readonly leave: (heldBytes: number) => void;
   /** Global bucket bounding how many refused requests per second are kept in quarantine. */
   readonly quarantineBudget: () => boolean;
   /** Ingest workers for `/v1/batch` bodies, when the store can take encoded events (`batch-pool.ts`). */
@@ -73,6 +80,36 @@ function settledOrAfter(reading: Promise<void>, ms: number): Promise<void> {
 export function rateLimitedParty(app: string, install: boolean): string {
   if (app === '') return "messages without a write key or a keyless app (send the app's write key)";
   return install ? `one install of app "${app}"` : `app "${app}"`;
+}
+
+/**
+ * A request's share of `queue.maxInflightBytes`: the bytes of its body, held as they arrive (counted on
+ * the stream beside `readBody`'s own reading) until the request is answered. Bytes a client announces
+ * and does not send take no memory, and hold nothing: until 2026-11-29 each request reserved its whole
+ * `Content-Length` (or the body limit, chunked) before its first byte, for as long as the body timeout,
+ * so ~263 idle connections announcing 500 KB each refused all ingest `503` and made `/readyz` say
+ * `queue_full`.
+ */
+class BodyHold {
+  /** The bytes held, released by `leave`. */
+  bytes = 0;
+  /** The refusal the collector ended the body's read with (past the bound), if it did. */
+  endedBy: TelemarkError | undefined = undefined;
+
+  constructor(
+    private readonly request: IncomingMessage,
+    private readonly holdBytes: (bytes: number) => boolean,
+  ) {}
+
+  /** A `data` listener: hold each chunk as it comes; past the bound, stop reading and refuse `503`. */
+  readonly onData = (chunk: Buffer): void => {
+    this.bytes += chunk.length;
+    if (this.holdBytes(chunk.length) || this.endedBy !== undefined) return;
+    // The body's read ends at once (its chunks so far are dropped with the answer, which closes the
+    // connection: the rest of the body is not read). Its reader rejects after this, on a later tick.
+    if (endBodyCutShort(this.request.socket))
+      this.endedBy = new TelemarkError('TMK_ERR_QUEUE_FULL', 'bodies in flight past queue.maxInflightBytes');
+  };
 }
 
 /** Node's own request handler, for a route served without the framework. */
@@ -172,13 +209,40 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     }
   };
 
-  /** A body as sent, read under the limits. */
-  const readWire = (request: IncomingMessage): Promise<Buffer> =>
-    readBody(request, { maxBytes, timeoutMs: config.timeouts.bodyMs });
+  /**
+   * A body as sent, read under the limits; its bytes held in `hold` as they arrive. Past
+   * `queue.maxInflightBytes` it is refused `503 TMK_ERR_QUEUE_FULL`, in the middle of its body if need be.
+   */
+  const readWire = async (request: IncomingMessage, hold: BodyHold): Promise<Buffer> => {
+    const reading = readBody(request, { maxBytes, timeoutMs: config.timeouts.bodyMs });
+    // Refused before reading (announced over the limit): the stream was left as it was.
+    if (request.readableFlowing !== true) return reading;
+    if (request.complete && request.readableLength === 0) {
+      // All of it had arrived, and was taken at once: held whole.
+      const wire = await reading;
+      hold.bytes += wire.length;
+      if (!deps.hold(wire.length))
+        throw new TelemarkError('TMK_ERR_QUEUE_FULL', 'bodies in flight past queue.maxInflightBytes');
+      return wire;
+    }
+    // Still coming (or in the stream's buffer, which flows as `data` too): held chunk by chunk.
+    request.on('data', hold.onData);
+    try {
+      return await reading;
+    } catch (error) {
+      throw hold.endedBy ?? error;
+    } finally {
+      request.off('data', hold.onData);
+    }
+  };
 
   /** A body, read and decoded (gzip); one that does not gunzip is refused with what to keep of it. */
-  const readDecoded = async (request: IncomingMessage, route: SegmentRoute | 'metriton'): Promise<Buffer> => {
-    const wire = await readWire(request);
+  const readDecoded = async (
+    request: IncomingMessage,
+    route: SegmentRoute | 'metriton',
+    hold: BodyHold,
+  ): Promise<Buffer> => {
+    const wire = await readWire(request, hold);
     try {
       return await decodeBody(wire, request.headers['content-encoding'], maxBytes);
     } catch (error) {
@@ -193,9 +257,12 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
    * A Metriton report, read and prepared here: one small event, whose round trip to an ingest worker
    * costs this thread more than preparing it (measured: 11k reports/s through workers, 16.5k here).
    */
-  const prepareReport = (request: IncomingMessage): Promise<{ prepared: PreparedRequest; bytes: number }> =>
+  const prepareReport = (
+    request: IncomingMessage,
+    hold: BodyHold,
+  ): Promise<{ prepared: PreparedRequest; bytes: number }> =>
     keeping('metriton', async () => {
-      const decoded = await readDecoded(request, 'metriton');
+      const decoded = await readDecoded(request, 'metriton', hold);
       return { prepared: prepareMetritonBody(decoded, deps.now(), prepareDeps), bytes: decoded.length };
     });
 
@@ -338,8 +405,11 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     return load > 0.5 ? Math.ceil(load * 2000) : undefined;
   };
 
-  /** What a request's body may take: its declared length, else the limit (a body never exceeds it). */
-  const reservation = (headers: IncomingHttpHeaders): number => {
+  /**
+   * The room a request's body needs among the bodies in flight: its declared length, else the limit (a
+   * body never exceeds it). Only asked at admission; what it holds is what arrives (`BodyHold`).
+   */
+  const bodyRoom = (headers: IncomingHttpHeaders): number => {
     const declared = Number(headers['content-length']);
     return Number.isFinite(declared) && declared >= 0 ? Math.min(declared, maxBytes) : maxBytes;
   };
@@ -348,6 +418,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     request: FastifyRequest,
     route: SegmentRoute,
     headerKey: string | undefined,
+    hold: BodyHold,
   ): Promise<{ prepared: PreparedRequest; bytes: number }> =>
     keeping(
       'segment',
@@ -356,13 +427,13 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
           // Decoded, parsed, prepared and encoded on an ingest worker; only the bytes are read here.
           return deps.pool.prepare({
             route,
-            wire: await readWire(request.raw),
+            wire: await readWire(request.raw, hold),
             encoding: request.headers['content-encoding'],
             headerKey,
             receivedAt: deps.now(),
           });
         }
-        const decoded = await readDecoded(request.raw, route);
+        const decoded = await readDecoded(request.raw, route, hold);
         const prepared = prepareSegmentBody(
           { route, decoded, headerKey, receivedAt: deps.now() },
           prepareDeps,
@@ -373,8 +444,8 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     );
 
   const segmentHandler = (route: SegmentRoute) => async (request: FastifyRequest, reply: FastifyReply) => {
-    const reserved = reservation(request.headers);
-    deps.enter(reserved);
+    deps.enter(bodyRoom(request.headers));
+    const hold = new BodyHold(request.raw, deps.hold);
     try {
       const contentType = request.headers['content-type'];
       if (contentType !== undefined) {
@@ -385,7 +456,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
       const headerKey = writeKeyFromHeader(request.headers.authorization);
       // Parsing and preparing live in their own function so the parsed body (the largest allocation of
       // a request) is garbage as soon as the events are built, not held until the commit answers.
-      const { prepared, bytes } = await parseAndPrepare(request, route, headerKey);
+      const { prepared, bytes } = await parseAndPrepare(request, route, headerKey, hold);
       await commit(prepared, bytes);
       const results = prepared.results as MessageResult[];
       const control = controlFor(prepared.app, deps.now(), retryHint());
@@ -410,7 +481,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
         .type('application/json; charset=utf-8')
         .send(JSON.stringify({ success: true, results, ...(control ? { control } : {}) }));
     } finally {
-      deps.leave(reserved);
+      deps.leave(hold.bytes);
     }
   };
 
@@ -423,13 +494,13 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
 
   /** A Metriton report's answer; a refusal is thrown (a TelemarkError), as the Segment routes do. */
   const answerReport = async (request: IncomingMessage): Promise<Answer> => {
-    const reserved = reservation(request.headers);
-    deps.enter(reserved);
+    deps.enter(bodyRoom(request.headers));
+    const hold = new BodyHold(request, deps.hold);
     try {
       let prepared: PreparedRequest;
       let bytes: number;
       try {
-        ({ prepared, bytes } = await prepareReport(request));
+        ({ prepared, bytes } = await prepareReport(request, hold));
       } catch (error) {
         // Metriton's answer to an application it does not know (the report is kept): an empty body. A
         // refusal all the same, counted as the error handler counts the others.
@@ -462,7 +533,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
         body: JSON.stringify(metritonBody(app as AppEntry, now)),
       };
     } finally {
-      deps.leave(reserved);
+      deps.leave(hold.bytes);
     }
   };
 
