@@ -397,7 +397,7 @@ describe('a replay the collector’s shutdown cuts', () => {
     const logged = c.logs.map((line) => JSON.parse(line) as { msg?: string });
     expect(logged.map((l) => l.msg)).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(/^shutdown deadline: listener not closed/),
+        'shutdown deadline: listener not closed (a replay or erasure under way is cut)',
         expect.stringMatching(/^shutdown: a replay or erasure was cut/),
       ]),
     );

@@ -12,6 +12,7 @@ import {
   openData,
   ourMessage,
   postJson,
+  signal,
   startChild,
   startInProcess,
   tempDir,
@@ -39,8 +40,13 @@ function startPartialRequest(url: string, body: string, sentBytes: number) {
     finish() {
       socket.write(body.slice(sentBytes));
     },
+    /** What it was answered: once a whole answer came, or the connection closed (then maybe nothing). */
     async response(): Promise<string> {
-      while (!answered().includes('\r\n\r\n') || !/"results"|"code"/.test(answered()))
+      let open = true;
+      void closed.then(() => {
+        open = false;
+      });
+      while (open && (!answered().includes('\r\n\r\n') || !/"results"|"code"/.test(answered())))
         await Promise.race([closed, new Promise((r) => setTimeout(r, 10))]);
       socket.end();
       return answered();
@@ -153,16 +159,71 @@ describe('graceful shutdown', () => {
     });
   });
 
-  it('exits 2, not 0, when the shutdown deadline comes with a request still in flight', async () => {
-    const child = await startChild(tempDir(), { timeouts: { shutdownMs: 300 } });
+  it('answers a body still arriving at the drain 503 before the deadline, and exits 0', async () => {
+    // The body timeout (15 s) is longer than the drain's: a slow sender held every shutdown past its
+    // deadline (exit 2, its client answered nothing) until 2026-11-29.
+    const child = await startChild(tempDir(), { timeouts: { shutdownMs: 1_000 }, log: { level: 'info' } });
     const body = JSON.stringify({ batch: [ourMessage('never-finished')] });
-    // Its body never ends (bodyMs is 15 s): still in flight at the deadline.
-    startPartialRequest(child.url, body, 40);
+    const slow = startPartialRequest(child.url, body, 40);
     await untilInFlight(child.url, 1);
     child.proc.kill('SIGTERM');
+    const raw = await slow.response();
+    const [head = '', json = ''] = raw.split('\r\n\r\n');
+    expect(head.split('\r\n')[0]).toBe('HTTP/1.1 503 Service Unavailable');
+    expect(head.toLowerCase()).toContain('retry-after: 5');
+    expect(head.toLowerCase()).toContain('connection: close');
+    expect(JSON.parse(json)).toMatchObject({ success: false, code: 'TMK_ERR_SHUTTING_DOWN' });
+    expect(await child.exited).toEqual({ code: 0, signal: null });
+    expect(child.output()).toContain('shutdown: bodies still arriving near the deadline refused 503');
+    expect(child.output()).not.toContain('shutdown deadline');
+  });
+
+  it('exits 2, not 0, when the shutdown deadline comes with a connection still busy, and says what held it', async () => {
+    const child = await startChild(tempDir(), { timeouts: { shutdownMs: 300 } });
+    // Headers begun and never finished (headersMs is 10 s): the listener cannot close before the deadline.
+    const { socket, head } = rawConnection(child.url);
+    socket.on('error', () => undefined);
+    socket.write(head);
+    // A round trip after the write: the collector has read those bytes before it sees the signal.
+    expect((await fetch(`${child.url}/healthz`)).status).toBe(200);
+    child.proc.kill('SIGTERM');
     expect(await child.exited).toEqual({ code: 2, signal: null });
-    expect(child.output()).toContain('shutdown deadline: requests still in flight');
+    socket.destroy();
+    expect(child.output()).toContain(
+      'shutdown deadline: listener not closed (connections busy: a request still arriving, or an answer its client does not read)',
+    );
+    // Not blamed on a replay or erasure, as it was until 2026-11-29.
+    expect(child.output()).not.toContain('replay or erasure');
     expect(child.output()).toContain('telemark: stopped at the shutdown deadline with the drain incomplete');
+  });
+
+  it('says a request held the deadline when its commit was not answered in time', async () => {
+    const writing = signal();
+    const release = signal();
+    const c = await startInProcess({
+      config: { timeouts: { shutdownMs: 300 } },
+      wrapStore: (store) => ({
+        ...store,
+        write: async (batch) => {
+          writing.resolve();
+          await release.promise;
+          return store.write(batch);
+        },
+      }),
+    });
+    const held = postJson(`${c.url}/v1/batch`, { batch: [ourMessage('held-commit')] }, bearer());
+    await writing.promise;
+    const stopping = c.stop();
+    try {
+      expect((await stopping).clean).toBe(false);
+    } finally {
+      release.resolve();
+    }
+    await held.catch(() => undefined);
+    const messages = c.logs.map((line) => (JSON.parse(line) as { msg?: string }).msg);
+    expect(messages).toContain(
+      'shutdown deadline: requests still in flight (read, their commit not answered yet)',
+    );
   });
 
   it('answers a request that reaches it while the listener closes itself, not with a generic 503', async () => {

@@ -112,6 +112,8 @@ export interface ApiHandle {
    * removed days (hashed ids, counts) would otherwise stay until a dashboard or API request prompted one.
    */
   refreshRollup(app: string): Promise<void>;
+  /** Replays and erasures running or waiting in line: what a shutdown that cannot close waits for, if any. */
+  operations(): number;
 }
 
 export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<ApiHandle> {
@@ -384,5 +386,6 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
     refreshRollup: async (name) => {
       await analytics.refresh(name);
     },
+    operations: () => inTheQueue,
   };
 }

@@ -30,7 +30,12 @@ import type { Store } from '../store/types.js';
 import { DAY_MS } from '../time-units.js';
 import { createRefusals, sendAnswer } from './answers.js';
 import { registerDashboard } from './dashboard.js';
-import { type DirectRoute, isMetritonPath, registerIngestRoutes } from './ingest-routes.js';
+import {
+  type DirectRoute,
+  type IngestRoutes,
+  isMetritonPath,
+  registerIngestRoutes,
+} from './ingest-routes.js';
 import { type CollectorMetrics, createCollectorMetrics } from './metrics.js';
 
 export interface CollectorOptions {
@@ -58,6 +63,12 @@ const logCode = (error: unknown, fallback: ErrorCode): ErrorCode =>
 /** Time a store gets to close at shutdown even when the drain used the whole deadline, ms. */
 const STORE_CLOSE_GRACE_MS = 3_000;
 
+/**
+ * At shutdown, bodies still arriving are refused this long before the deadline (a quarter of it, when
+ * shorter), so the drain can answer them and commit the others within it, ms.
+ */
+const ARRIVING_BODIES_MARGIN_MS = 1_000;
+
 /** A commit in flight this long makes readiness ask the store's health check, ms. */
 const COMMIT_STALL_MS = 5_000;
 
@@ -81,7 +92,8 @@ export interface Collector {
   listen(): Promise<string>;
   /**
    * Graceful stop (SIGTERM): readiness turns 503 and new ingest requests get 503 TMK_ERR_SHUTTING_DOWN;
-   * requests already in flight finish and are answered; the queue is committed; then the listener
+   * requests already in flight finish and are answered (a body still arriving near the deadline is
+   * refused 503 TMK_ERR_SHUTTING_DOWN); the queue is committed; then the listener
    * and the store close. Bounded by `timeouts.shutdownMs`. Idempotent. `clean` is false when the
    * deadline cut the drain short (requests in flight, queue not committed, or listener not closed).
    */
@@ -259,6 +271,7 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
       `${request.method} ${request.url.split('?', 1)[0]?.slice(0, 100)}`,
     );
   let metritonDirect: DirectRoute | undefined;
+  let ingestRoutes: IngestRoutes | undefined;
   const app = Fastify({
     logger: {
       level: config.log.level,
@@ -400,7 +413,7 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
   );
 
   await app.register(async (ingest) => {
-    metritonDirect = await registerIngestRoutes(ingest, {
+    ingestRoutes = await registerIngestRoutes(ingest, {
       config,
       recentRejections,
       builder,
@@ -444,6 +457,7 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
       refuse,
       log: app.log,
     });
+    metritonDirect = ingestRoutes.metriton;
   });
 
   // A commit this old asks the store's health check (which has its own, shorter timeout) whether it is there.
@@ -626,10 +640,27 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
           new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), remaining()).unref()),
         ]);
       if (inflight > 0) {
+        // Bodies still arriving get the time left, less what answering and committing takes; then they are
+        // refused `503 TMK_ERR_SHUTTING_DOWN` (Retry-After, connection closed), which their clients retry.
+        // Until 2026-11-29 one client sending slowly (the body timeout, 15 s, is longer than the drain's
+        // 10 s) held every shutdown past its deadline, and got no answer.
+        const margin = Math.min(ARRIVING_BODIES_MARGIN_MS, config.timeouts.shutdownMs / 4);
+        const endArriving = setTimeout(() => {
+          const refused = ingestRoutes?.endBodyReads('TMK_ERR_SHUTTING_DOWN') ?? 0;
+          if (refused > 0)
+            app.log.warn(
+              { refused },
+              'shutdown: bodies still arriving near the deadline refused 503 (their clients retry)',
+            );
+        }, remaining() - margin).unref();
         const drained = await within(new Promise<void>((wake) => inflightWaiters.push(wake)));
+        clearTimeout(endArriving);
         if (drained === 'timeout') {
           clean = false;
-          app.log.warn({ inflight }, 'shutdown deadline: requests still in flight');
+          app.log.warn(
+            { inflight },
+            'shutdown deadline: requests still in flight (read, their commit not answered yet)',
+          );
         }
       }
       // A store that refuses the drain's last commit (a full disk) fails it: its requests were answered
@@ -649,9 +680,18 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
       await listening?.catch(() => undefined);
       if ((await within(app.close())) === 'timeout') {
         clean = false;
-        // An answer still under way: mostly a replay or erasure of the API, whose store closes next.
+        // Said as what holds it: a replay or erasure of the API (whose store closes next), else connections
+        // busy with a request (its headers still coming, an API body) or with an answer their client does
+        // not read. Until 2026-11-29 the line blamed a replay or erasure whatever held it.
+        const operations = api.operations();
+        const connections = await new Promise<number>((resolve) =>
+          app.server.getConnections((error, count) => resolve(error ? -1 : count)),
+        );
         app.log.warn(
-          'shutdown deadline: listener not closed (an answer still under way: a replay or erasure is cut)',
+          { operations, connections },
+          operations > 0
+            ? 'shutdown deadline: listener not closed (a replay or erasure under way is cut)'
+            : 'shutdown deadline: listener not closed (connections busy: a request still arriving, or an answer its client does not read)',
         );
       }
       await pool?.close();

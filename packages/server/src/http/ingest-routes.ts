@@ -9,7 +9,14 @@ import type {
 import type { MessageResult } from 'telemark';
 import type { AppEntry } from '../config/registry-types.js';
 import type { ServeConfig } from '../config/serve-config.js';
-import { isTelemarkError, noted, notesOf, rejectionMessage, TelemarkError } from '../errors.js';
+import {
+  type ErrorCode,
+  isTelemarkError,
+  noted,
+  notesOf,
+  rejectionMessage,
+  TelemarkError,
+} from '../errors.js';
 import type { BatchPool } from '../ingest/batch-pool.js';
 import { decodeBody, endBodyCutShort, readBody } from '../ingest/body.js';
 import { keptBadGzip, prepareMetritonBody, prepareSegmentBody } from '../ingest/prepare-body.js';
@@ -93,7 +100,7 @@ export function rateLimitedParty(app: string, install: boolean): string {
 class BodyHold {
   /** The bytes held, released by `leave`. */
   bytes = 0;
-  /** The refusal the collector ended the body's read with (past the bound), if it did. */
+  /** The refusal the collector ended the body's read with (past the bound, the shutdown), if it did. */
   endedBy: TelemarkError | undefined = undefined;
 
   constructor(
@@ -104,16 +111,35 @@ class BodyHold {
   /** A `data` listener: hold each chunk as it comes; past the bound, stop reading and refuse `503`. */
   readonly onData = (chunk: Buffer): void => {
     this.bytes += chunk.length;
-    if (this.holdBytes(chunk.length) || this.endedBy !== undefined) return;
-    // The body's read ends at once (its chunks so far are dropped with the answer, which closes the
-    // connection: the rest of the body is not read). Its reader rejects after this, on a later tick.
-    if (endBodyCutShort(this.request.socket))
-      this.endedBy = new TelemarkError('TMK_ERR_QUEUE_FULL', 'bodies in flight past queue.maxInflightBytes');
+    if (!this.holdBytes(chunk.length))
+      this.end('TMK_ERR_QUEUE_FULL', 'bodies in flight past queue.maxInflightBytes');
   };
+
+  /**
+   * End the body's read now, the request refused with `code`: its chunks so far are dropped with the
+   * answer, which closes the connection (the rest of the body is not read). Its reader rejects after
+   * this, on a later tick. False when the body was no longer being read.
+   */
+  end(code: ErrorCode, detail?: string): boolean {
+    if (this.endedBy !== undefined || !endBodyCutShort(this.request.socket)) return false;
+    this.endedBy = new TelemarkError(code, detail);
+    return true;
+  }
 }
 
 /** Node's own request handler, for a route served without the framework. */
 export type DirectRoute = (request: IncomingMessage, response: ServerResponse) => void;
+
+/** What the collector gets back from `registerIngestRoutes`. */
+export interface IngestRoutes {
+  /** Metriton's route as Node's request handler (`serveMetriton`). */
+  readonly metriton: DirectRoute;
+  /**
+   * End the reads of the ingest bodies still arriving, each request refused with `code` (the shutdown's
+   * `TMK_ERR_SHUTTING_DOWN`) and its connection closed; returns how many.
+   */
+  endBodyReads(code: ErrorCode): number;
+}
 
 /** Metriton's paths, with the trailing slash the Fastify routes accept too. */
 const METRITON_PATHS: ReadonlySet<string> = new Set(['/scout', '/scout/', '/beta/scout', '/beta/scout/']);
@@ -158,7 +184,7 @@ const notAMediaType = Object.assign(new Error('Unsupported Media Type'), { statu
  * Returns Metriton's route as Node's own handler as well (`serveMetriton`), which the server calls
  * directly for `POST` to Metriton's paths.
  */
-export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDeps): Promise<DirectRoute> {
+export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDeps): Promise<IngestRoutes> {
   const { config, metrics, committer, recentRejections } = deps;
   const maxBytes = config.limits.maxBatchBytes;
   app.removeAllContentTypeParsers();
@@ -209,6 +235,9 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     }
   };
 
+  /** The bodies still arriving (a shutdown ends their reads before its deadline: `endBodyReads`). */
+  const arriving = new Set<BodyHold>();
+
   /**
    * A body as sent, read under the limits; its bytes held in `hold` as they arrive. Past
    * `queue.maxInflightBytes` it is refused `503 TMK_ERR_QUEUE_FULL`, in the middle of its body if need be.
@@ -227,12 +256,14 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     }
     // Still coming (or in the stream's buffer, which flows as `data` too): held chunk by chunk.
     request.on('data', hold.onData);
+    arriving.add(hold);
     try {
       return await reading;
     } catch (error) {
       throw hold.endedBy ?? error;
     } finally {
       request.off('data', hold.onData);
+      arriving.delete(hold);
     }
   };
 
@@ -592,5 +623,12 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
   for (const call of SEGMENT_CALLS) segment(`/v1/${call}`, call);
   post('/scout', 'scout', metritonHandler);
   post('/beta/scout', 'scout', metritonHandler);
-  return serveMetriton;
+  return {
+    metriton: serveMetriton,
+    endBodyReads(code) {
+      let ended = 0;
+      for (const hold of arriving) if (hold.end(code)) ended++;
+      return ended;
+    },
+  };
 }
