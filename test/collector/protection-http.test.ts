@@ -4,7 +4,8 @@
  */
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearer, type InProcess, ourMessage, rawRequest, startInProcess } from './_helpers.js';
+import { sql } from '../../packages/server/src/store/sql.js';
+import { bearer, type InProcess, ourMessage, rawExchange, rawRequest, startInProcess } from './_helpers.js';
 
 let collector: InProcess;
 beforeAll(async () => {
@@ -57,5 +58,61 @@ describe('requests Node would answer with an empty body', () => {
     const { head, body } = await exchange(post({ Host: 'x', Expect: 'something-else' }, batch('expect')));
     expect(head).toMatch(/^HTTP\/1\.1 200 /);
     expect(JSON.parse(body)).toMatchObject({ results: [{ messageId: 'expect', status: 'accepted' }] });
+  });
+});
+
+/** The status lines of every answer in `text`, in order. */
+const statusLines = (text: string): string[] => text.match(/HTTP\/1\.1 \d{3}/g) ?? [];
+
+describe('bytes Node refuses after a request still owed its answer', () => {
+  it('answers batches pipelined before malformed bytes with their own answers, then closes', async () => {
+    // One write: two batches (committed) and a request with two Content-Lengths. Until 2026-11-29 the
+    // refusal of the second was written at once and read as the batch's answer: a 400 for a stored batch.
+    const bad = 'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n';
+    const answer = await rawExchange(
+      collector.url,
+      post({ Host: 'x' }, batch('pipelined-1')) + post({ Host: 'x' }, batch('pipelined-2')) + bad,
+    );
+    expect(statusLines(answer)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200']);
+    expect(answer).toContain('{"messageId":"pipelined-1","status":"accepted"}');
+    expect(answer).toContain('{"messageId":"pipelined-2","status":"accepted"}');
+    expect(answer).not.toContain('TMK_ERR_BAD_HTTP');
+    const stored = await collector.store.query<{ message_id: string }>(
+      sql`SELECT message_id FROM events WHERE message_id LIKE ${'pipelined-%'} ORDER BY message_id`,
+    );
+    expect(stored.map((r) => r.message_id)).toEqual(['pipelined-1', 'pipelined-2']);
+  });
+
+  it("answers an HTTP/1.0 POST without Content-Length with its own refusal, not the bytes after it's", async () => {
+    // Its body is empty (no length); the bytes after it are no request on a connection that closes.
+    const answer = await rawExchange(collector.url, `POST /v1/batch HTTP/1.0\r\n\r\n${batch('http10')}`);
+    expect(statusLines(answer)).toEqual(['HTTP/1.1 400']);
+    expect(answer).toContain('"code":"TMK_ERR_BODY_UNPARSEABLE"');
+  });
+
+  it('sends nothing more after answering a request whose body then times out (an API 401 before its body)', async () => {
+    const c = await startInProcess({ config: { timeouts: { headersMs: 300, bodyMs: 300 } } });
+    try {
+      const { hostname, port } = new URL(c.url);
+      const socket = connect(Number(port), hostname);
+      socket.on('error', () => undefined);
+      let answer = '';
+      socket.on('data', (d: Buffer) => {
+        answer += d.toString();
+      });
+      const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+      socket.write(
+        'POST /api/v1/quarantine/replay HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+          'Content-Length: 100000\r\n\r\n',
+      );
+      // The body keeps coming, slowly, past the request timeout (headers and body: 600 ms).
+      const drip = setInterval(() => socket.writable && socket.write(' '.repeat(100)), 50);
+      await closed;
+      clearInterval(drip);
+      // Until 2026-11-29 a 408 followed the 401, an answer to no request.
+      expect(statusLines(answer)).toEqual(['HTTP/1.1 401']);
+    } finally {
+      await c.stop();
+    }
   });
 });

@@ -146,19 +146,56 @@ function settingsToRestart(running: ServeConfig, next: ServeConfig): string[] {
 /** Refused requests kept in quarantine: at most this many per second (burst 10×), so garbage cannot fill the disk fast. */
 const QUARANTINE_REFUSALS_PER_SECOND = 100;
 
+/** What Node's HTTP server keeps on a connection's socket, read to know what is owed on it. */
+type HttpSocket = Duplex & {
+  /** The answer being written, or owed next, on this connection (Node's `ServerResponse`); null when none. */
+  readonly _httpMessage?: ServerResponse | null;
+  /** The parser, and the request it is reading (its last one, once complete). */
+  readonly parser?: { readonly incoming?: (IncomingMessage & { readonly _dumped?: boolean }) | null } | null;
+};
+
+/** Connections refused while answers were still owed on them: closed once those are sent. */
+const closingAfterAnswers = new WeakSet<Duplex>();
+
+/**
+ * Close a connection once the answers still owed on it (earlier requests, pipelined, being committed)
+ * are sent: each in turn, as Node hands the socket from one answer to the next.
+ */
+function closeAfterAnswers(socket: HttpSocket): void {
+  if (socket.destroyed) return;
+  const owed = socket._httpMessage;
+  if (owed) owed.once('close', () => closeAfterAnswers(socket));
+  else socket.end();
+}
+
 /**
  * The answer to bytes Node's HTTP parser refused, or to a request that did not arrive in time, before any
  * route sees it: our `{code, message}` body instead of Fastify's default, and the connection closed (the
  * parser cannot read on after an error). `refused` counts it: no route and no error handler sees these.
+ *
+ * Not while an answer to an earlier request on the connection is still owed (a valid batch being
+ * committed, then pipelined garbage): written then, this answer would be read as that request's, which
+ * the client would retry though it was committed (until 2026-11-29 it was: a 400 for a stored batch). The
+ * connection is closed once those answers are sent, with none for the refused bytes (the client sends them
+ * again). Nor for the body of a request already answered (an API `401` before its body came), still being
+ * discarded when it times out: an answer then would answer no request.
  */
 function answerClientError(
   error: Error & { code?: string },
-  socket: Duplex,
+  socket: HttpSocket,
   refused: (code: ErrorCode) => void,
 ): void {
+  // Refused already, waiting for the answers owed: the parser reports each later chunk again.
+  if (closingAfterAnswers.has(socket)) return;
   // The client shut its sending side mid-body but can still read: the route reading that body refuses
   // it (400 TMK_ERR_BODY_INCOMPLETE), counts it, and closes the connection after its answer.
   if (error.code === 'HPE_INVALID_EOF_STATE' && socket.writable && endBodyCutShort(socket)) return;
+  // Shut mid-request (headers, say) behind requests still to be answered: they are answered first.
+  if (error.code === 'HPE_INVALID_EOF_STATE' && socket.writable && socket._httpMessage) {
+    closingAfterAnswers.add(socket);
+    closeAfterAnswers(socket);
+    return;
+  }
   // The client went away, or closed its side mid-request (`HPE_INVALID_EOF_STATE`): a request whose
   // route had it is refused and counted there (its body ended early); counted here too, it was twice.
   if (
@@ -170,6 +207,12 @@ function answerClientError(
     socket.destroy();
     return;
   }
+  // The rest of a body whose request was answered without reading it, discarded by Node, timed out.
+  const incoming = socket.parser?.incoming;
+  if (incoming && !incoming.complete && incoming._dumped && !socket._httpMessage) {
+    socket.destroy();
+    return;
+  }
   const known =
     error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
       ? new TelemarkError('TMK_ERR_REQUEST_TIMEOUT', 'headers and body')
@@ -177,9 +220,14 @@ function answerClientError(
           'TMK_ERR_BAD_HTTP',
           error.code === 'HPE_HEADER_OVERFLOW' ? 'headers over 16 KB' : (error.code ?? 'unreadable'),
         );
+  refused(known.code);
+  if (socket._httpMessage) {
+    closingAfterAnswers.add(socket);
+    closeAfterAnswers(socket);
+    return;
+  }
   const body = JSON.stringify({ code: known.code, message: known.message });
   const reason = known.statusCode === 408 ? 'Request Timeout' : 'Bad Request';
-  refused(known.code);
   socket.end(
     `HTTP/1.1 ${known.statusCode} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
