@@ -426,6 +426,44 @@ describe('Segment and telemark messages', () => {
     expect(prepared.results.map((r) => r?.reason)).toEqual(['TMK_ERR_MISSING_WRITE_KEY', 'unknown_event']);
     expect(({} as Record<string, unknown>).command).toBeUndefined();
   });
+  it("counts and keeps a keyless app's messages that fail the early checks under that app", () => {
+    const unnamed = ours({ type: 'identify', context: {} });
+    const messages = [
+      ours({ type: 'identify' }),
+      ours({ messageId: undefined }),
+      ours({ messageId: 'x'.repeat(201) }),
+      unnamed,
+      ours({ context: { app: { name: 'mytool' } }, type: 'page' }),
+    ];
+    const prepared = prepareSegment(batch(messages), deps);
+    expect(prepared.results.map((r) => r?.reason)).toEqual([
+      'TMK_ERR_UNSUPPORTED_CALL',
+      'TMK_ERR_MESSAGE_ID',
+      'TMK_ERR_MESSAGE_ID',
+      'TMK_ERR_UNSUPPORTED_CALL',
+      'TMK_ERR_UNSUPPORTED_CALL',
+    ]);
+    // Charged to the keyless app's bucket, counted and kept under it; no app (nor one that needs a key)
+    // for the others.
+    expect(prepared.quarantine.map((q) => q.app)).toEqual(['keyless', 'keyless', 'keyless', '', '']);
+    const rejected = prepared.counters.toArray().filter((c) => c.kind === 'rejected');
+    expect(rejected.map((c) => [c.app, c.reason, c.count]).sort()).toEqual(
+      [
+        ['', 'TMK_ERR_UNSUPPORTED_CALL', 2],
+        ['keyless', 'TMK_ERR_MESSAGE_ID', 2],
+        ['keyless', 'TMK_ERR_UNSUPPORTED_CALL', 1],
+      ].sort(),
+    );
+    expect(prepared.charges.find((c) => c.key === chargeKey('keyless', 'keyless'))?.cost).toBe(3);
+  });
+  it('keeps a too-large keyless message under the keyless app it names', () => {
+    const message = ours({ context: { app: { name: 'keyless' } } });
+    const small = { route: 'track' as const, body: message, headerKey: undefined, receivedAt };
+    const prepared = prepareSegment({ ...small, bodyBytes: config.limits.maxEventBytes + 1 }, deps);
+    expect(prepared.quarantine.map((q) => [q.app, q.reason])).toEqual([
+      ['keyless', 'TMK_ERR_EVENT_TOO_LARGE'],
+    ]);
+  });
   it('measures a single call as sent, whitespace included, against the message limit', () => {
     const message = ours({ context: { app: { name: 'keyless' } } });
     const small = { route: 'track' as const, body: message, headerKey: undefined, receivedAt };

@@ -453,8 +453,6 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
       typeof m.messageId === 'string' ? m.messageId.slice(0, MAX_ID) : '',
     );
   };
-  const keyAppName = keyApp?.name ?? '';
-
   for (let i = 0; i < messages.length; i++) {
     const m = messages[i];
     const givenInstall = isRecord(m) ? m.anonymousId : undefined;
@@ -462,16 +460,20 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
     // Without a key, the app is the one the message names, if it takes keyless messages.
     const named = keyApp ? undefined : appNameOf(m);
     const namedEntry = named === undefined ? undefined : deps.registry.get(named);
-    charge(keyApp ?? (namedEntry?.allowKeyless ? namedEntry : undefined), installId);
+    const chargedApp = keyApp ?? (namedEntry?.allowKeyless ? namedEntry : undefined);
+    charge(chargedApp, installId);
+    // The early checks' rejections count, and are kept, under the app the message is charged to: a
+    // keyless app's too (until 2026-11-29 they went under '', though charged to the app's bucket).
+    const chargedName = chargedApp?.name ?? '';
     if (!isRecord(m)) {
-      fail(i, keyAppName, 'TMK_ERR_INVALID_MESSAGE', 'the message is not a JSON object');
+      fail(i, chargedName, 'TMK_ERR_INVALID_MESSAGE', 'the message is not a JSON object');
       continue;
     }
     const type = m.type;
     const rawId = m.messageId;
     if (type !== 'track') {
       const detail = type === undefined ? '(no "type")' : quoted(textOf(type), 40, deps.builder.scrub);
-      fail(i, keyAppName, 'TMK_ERR_UNSUPPORTED_CALL', detail);
+      fail(i, chargedName, 'TMK_ERR_UNSUPPORTED_CALL', detail);
       continue;
     }
     if (typeof rawId !== 'string' || rawId.length === 0 || rawId.length > MAX_ID || !isWellFormed(rawId)) {
@@ -481,7 +483,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
           : isWellFormed(rawId)
             ? `${rawId.length} characters`
             : 'not well-formed Unicode (a lone surrogate)';
-      fail(i, keyAppName, 'TMK_ERR_MESSAGE_ID', detail);
+      fail(i, chargedName, 'TMK_ERR_MESSAGE_ID', detail);
       continue;
     }
     if (checkSize) {
@@ -495,7 +497,7 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
       // deep) counts as the whole body, its upper bound.
       else bytes = jsonBytes(sent[i]) ?? input.bodyBytes;
       if (bytes > deps.limits.maxEventBytes) {
-        fail(i, keyAppName, 'TMK_ERR_EVENT_TOO_LARGE', tooLargeDetail(deps.limits.maxEventBytes, bytes));
+        fail(i, chargedName, 'TMK_ERR_EVENT_TOO_LARGE', tooLargeDetail(deps.limits.maxEventBytes, bytes));
         continue;
       }
     }
