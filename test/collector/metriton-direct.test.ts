@@ -269,3 +269,32 @@ describe("Metriton's own path while the collector shuts down", () => {
     expect(await stopping).toEqual({ clean: true });
   });
 });
+
+describe("Metriton's answer to an unknown application, logged as refusals are", () => {
+  let c: InProcess;
+  beforeAll(async () => {
+    ({ c } = await watchedCollector({
+      apps: { telepresence2: { latestVersion: '2.20.3' } },
+      log: { level: 'debug' },
+    }));
+  });
+  afterAll(async () => {
+    await c?.stop();
+  });
+
+  it('logs it at debug with its code, on its own path and through Fastify (with the request id)', async () => {
+    const body = goIndent(tpReport({ action: 'connect', index: 500 }, { application: 'someone-else' }));
+    for (const path of ['/scout', VIA_FASTIFY]) {
+      const answered = await post(`${c.url}${path}`, body);
+      expect([path, answered.status, answered.body]).toEqual([path, 200, '']);
+    }
+    const refused = c.logs
+      .map((l) => JSON.parse(l) as { level: number; msg: string; code?: string; reqId?: string })
+      .filter((l) => l.msg === 'ingest request refused');
+    expect(refused.map((l) => [l.level, l.code])).toEqual([
+      [20, 'TMK_ERR_UNKNOWN_APP'],
+      [20, 'TMK_ERR_UNKNOWN_APP'],
+    ]);
+    expect(refused.filter((l) => l.reqId !== undefined)).toHaveLength(1);
+  });
+});

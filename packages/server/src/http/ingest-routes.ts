@@ -523,8 +523,14 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     disable_scout: app.disableUntil !== undefined && Date.parse(app.disableUntil) > now,
   });
 
-  /** A Metriton report's answer; a refusal is thrown (a TelemarkError), as the Segment routes do. */
-  const answerReport = async (request: IncomingMessage): Promise<Answer> => {
+  /**
+   * A Metriton report's answer; a refusal is thrown (a TelemarkError), as the Segment routes do. `log`:
+   * the request's logger (Fastify's child, with its `reqId`), the collector's on the direct route.
+   */
+  const answerReport = async (
+    request: IncomingMessage,
+    log: FastifyBaseLogger = deps.log,
+  ): Promise<Answer> => {
     deps.enter(bodyRoom(request.headers));
     const hold = new BodyHold(request, deps.hold);
     try {
@@ -534,9 +540,11 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
         ({ prepared, bytes } = await prepareReport(request, hold));
       } catch (error) {
         // Metriton's answer to an application it does not know (the report is kept): an empty body. A
-        // refusal all the same, counted as the error handler counts the others.
+        // refusal all the same, counted and logged as the error handler counts and logs the others
+        // (until 2026-11-29 it was not logged at all).
         if (isTelemarkError(error) && error.code === 'TMK_ERR_UNKNOWN_APP') {
           metrics.requestsRejected.inc({ route: 'scout', code: error.code });
+          log.debug({ code: error.code }, 'ingest request refused');
           return { status: 200, contentType: JSON_CONTENT_TYPE, body: '' };
         }
         throw error;
@@ -569,7 +577,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
   };
 
   const metritonHandler = async (request: FastifyRequest, reply: FastifyReply) =>
-    sendAnswer(reply, await answerReport(request.raw));
+    sendAnswer(reply, await answerReport(request.raw, request.log));
 
   /**
    * Metriton's route as Node's request handler, which the server calls for `POST` to Metriton's paths
