@@ -27,6 +27,7 @@ import type { EventBuilder } from '../pipeline/event-builder.js';
 import type { GroupCommitter } from '../pipeline/group-commit.js';
 import type { RateLimiter } from '../pipeline/rate-limiter.js';
 import type { RecentRejections } from '../pipeline/recent-rejections.js';
+import { EVENT_CLAMPED, EVENT_SKEWED, eventFlags } from '../store/event-counts.js';
 import type { IngestProtocol, QuarantineEntry } from '../store/types.js';
 import { type Answer, JSON_CONTENT_TYPE, type RefusedRequest, sendAnswer, writeAnswer } from './answers.js';
 import type { CollectorMetrics, StatusTally } from './metrics.js';
@@ -398,9 +399,11 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     }
     // Statuses come for `events`, then for `encoded` (as the store answers them). A request's
     // messages nearly always share an app: its tally is looked up again only when the app changes.
+    // Clamped and skewed count for accepted events only, as the store's daily counters do: a resend
+    // counts once (until 2026-11-29 every prepared event counted, duplicates too).
     let tallyApp = '';
     let tally: StatusTally | undefined;
-    const answer = (i: number, app: string, messageId: string) => {
+    const answer = (i: number, app: string, messageId: string, flags: number) => {
       const duplicate = statuses[i] === 'duplicate';
       prepared.results[prepared.slots[i] as number] = {
         messageId,
@@ -411,22 +414,29 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
         tallyApp = app;
       }
       if (duplicate) tally.duplicate++;
-      else tally.accepted++;
+      else {
+        tally.accepted++;
+        if (flags !== 0) {
+          if (flags & EVENT_CLAMPED) metrics.clamped.inc({ app });
+          if (flags & EVENT_SKEWED) metrics.skewed.inc({ app });
+        }
+      }
     };
-    for (const [i, e] of events.entries()) answer(i, e.app, e.messageId);
+    for (const [i, e] of events.entries()) answer(i, e.app, e.messageId, eventFlags(e));
+    const appOfEncoded = (j: number) => encoded!.apps[encoded!.appOf[j]!]!;
     for (let j = 0; j < (encoded?.count ?? 0); j++)
-      answer(events.length + j, encoded!.apps[encoded!.appOf[j]!]!, encoded!.messageIds[j]!);
+      answer(events.length + j, appOfEncoded(j), encoded!.messageIds[j]!, encoded!.flags?.[j] ?? 0);
     for (const q of quarantine) {
       metrics.events.inc({ app: q.app, status: 'rejected', reason: q.reason });
       recentRejections.add(q.app, q.messageId, q.receivedAt);
     }
     for (const q of repeated) metrics.statusTally(q.app).duplicate++;
-    if (prepared.pseudonymised)
-      for (const [app, count] of prepared.pseudonymised) metrics.pseudonymised.inc({ app }, count);
-    for (const c of counters) {
-      if (c.kind === 'clamped') metrics.clamped.inc({ app: c.app }, c.count);
-      else if (c.kind === 'skewed') metrics.skewed.inc({ app: c.app }, c.count);
-    }
+    // Indexes in `events`, or in `encoded` when the events came encoded (`events` is empty then).
+    for (const i of prepared.pseudonymised ?? [])
+      if (statuses[i] === 'accepted')
+        metrics.pseudonymised.inc({
+          app: i < events.length ? events[i]!.app : appOfEncoded(i - events.length),
+        });
   };
 
   /** The soft back-off hint: when the queue is past half full, suggest a pause proportional to it. */

@@ -54,7 +54,7 @@ export type BatchReply =
       readonly charges: PreparedRequest['charges'];
       readonly app: string | undefined;
       readonly encoded: EncodedEvents | undefined;
-      readonly pseudonymised?: Map<string, number> | undefined;
+      readonly pseudonymised?: number[] | undefined;
     }
   | {
       readonly id: number;

@@ -6,7 +6,6 @@ import {
   chargeKey,
   countPseudonym,
   createPrepared,
-  createTally,
   hashedTraits,
   isInstallIdText,
   isRecord,
@@ -410,11 +409,9 @@ export function prepareMetriton(
     refuse(built.reason, deps.builder.scrub(built.detail));
     return { kind: 'prepared', app, prepared };
   }
-  if (built.event.installId !== installId) countPseudonym(prepared, app.name);
+  // Its `clamped`, `skewed` and `dropped_by_client` counters are the store's, if it accepts it.
+  if (built.event.installId !== installId) countPseudonym(prepared);
   prepared.events.push(built.event);
   prepared.slots.push(0);
-  const tally = createTally();
-  tally.count(built.event);
-  tally.addTo(prepared.counters, receivedAt);
   return { kind: 'prepared', app, prepared };
 }

@@ -3,7 +3,7 @@ import type { AppEntry, RateLimit } from '../config/registry-types.js';
 import { errorMessage } from '../errors.js';
 import { hash53 } from '../hash53.js';
 import { CounterSet, utcDay } from '../pipeline/counters.js';
-import { type EventBuilder, isUuidShaped, SKEW_COUNT_THRESHOLD_MS } from '../pipeline/event-builder.js';
+import { type EventBuilder, isUuidShaped } from '../pipeline/event-builder.js';
 import type { EncodedEvents, QuarantineEntry, StoredEvent } from '../store/types.js';
 
 /** Raw text kept in quarantine is cut to this many characters (types.ts: "cut to 32 KB"). */
@@ -23,10 +23,12 @@ export interface PreparedRequest {
   /** The app whose control block answers the request (the key's app, or the first keyless app named). */
   app: AppEntry | undefined;
   /**
-   * Per app, the events whose install id is stored as its pseudonym (an e-mail address, a host name…
-   * sent as the id: `storedInstallId`), for `telemark_install_ids_pseudonymised_total`. Absent for none.
+   * The events whose install id is stored as its pseudonym (an e-mail address, a host name… sent as the
+   * id: `storedInstallId`), as their indexes in `events` (the same in `encoded`), for
+   * `telemark_install_ids_pseudonymised_total`, which counts the accepted ones (a resend counts once).
+   * Absent for none.
    */
-  pseudonymised?: Map<string, number>;
+  pseudonymised?: number[];
   /**
    * The events encoded for the store by an ingest worker (`batch-pool.ts`), instead of `events`; their
    * results go to `slots` in the same order.
@@ -111,10 +113,10 @@ export function sentBytesOf(detail: string): number | undefined {
 export const isWellFormed = (text: string): boolean =>
   (text as string & { isWellFormed(): boolean }).isWellFormed();
 
-/** Count one event of `app` whose install id is stored as its pseudonym. */
-export function countPseudonym(prepared: PreparedRequest, app: string): void {
-  prepared.pseudonymised ??= new Map();
-  prepared.pseudonymised.set(app, (prepared.pseudonymised.get(app) ?? 0) + 1);
+/** Note that the next event pushed to `prepared.events` has its install id stored as its pseudonym. */
+export function countPseudonym(prepared: PreparedRequest): void {
+  prepared.pseudonymised ??= [];
+  prepared.pseudonymised.push(prepared.events.length);
 }
 
 const NO_NAMES: ReadonlySet<string> = new Set();
@@ -191,36 +193,6 @@ export function reject(
     raw: r.raw,
   });
   prepared.counters.add(utcDay(receivedAt), r.app, 'rejected', r.reason);
-}
-
-/**
- * Per-request counts of clamped, skewed and client-dropped events per app, added to the request's
- * counters once at the end (a counter update per event would cost more than the event).
- */
-export function createTally() {
-  const perApp = new Map<string, { clamped: number; skewed: number; dropped: number }>();
-  return {
-    count(event: StoredEvent): void {
-      if (!event.clamped && event.droppedBefore === 0 && Math.abs(event.skewMs) <= SKEW_COUNT_THRESHOLD_MS)
-        return;
-      let t = perApp.get(event.app);
-      if (!t) {
-        t = { clamped: 0, skewed: 0, dropped: 0 };
-        perApp.set(event.app, t);
-      }
-      if (event.clamped) t.clamped++;
-      if (Math.abs(event.skewMs) > SKEW_COUNT_THRESHOLD_MS) t.skewed++;
-      t.dropped += event.droppedBefore;
-    },
-    addTo(counters: CounterSet, receivedAt: number): void {
-      const day = utcDay(receivedAt);
-      for (const [app, t] of perApp) {
-        counters.add(day, app, 'clamped', '', t.clamped);
-        counters.add(day, app, 'skewed', '', t.skewed);
-        counters.add(day, app, 'dropped_by_client', '', t.dropped);
-      }
-    },
-  };
 }
 
 /** The control block an app's responses carry (wire.ts `Control`). */

@@ -7,7 +7,6 @@ import {
   chargeKey,
   countPseudonym,
   createPrepared,
-  createTally,
   hashedTraits,
   isInstallIdText,
   isRecord,
@@ -410,7 +409,6 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
     }
     installs.set(installId, (installs.get(installId) ?? 0) + 1);
   };
-  const tally = createTally();
   // Only a rejected message pays for its kept form: its id and event name, scrubbed (`keptMessageId`,
   // `keptEventName`) for the entry's columns and raw form alike; the sender is answered with its id as sent.
   const fail = (i: number, app: string, reason: string, detail: string) => {
@@ -567,12 +565,11 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
       fail(i, app.name, built.reason, deps.builder.scrub(built.detail));
       continue;
     }
-    if (built.event.installId !== installId) countPseudonym(prepared, app.name);
+    // Its `clamped`, `skewed` and `dropped_by_client` counters are the store's, if it accepts it.
+    if (built.event.installId !== installId) countPseudonym(prepared);
     prepared.events.push(built.event);
     prepared.slots.push(i);
-    tally.count(built.event);
   }
-  tally.addTo(prepared.counters, receivedAt);
   for (const [app, cost] of costs)
     prepared.charges.push({
       key: keyApp && writeKey !== undefined ? chargeKey('key', writeKey) : chargeKey('keyless', app.name),

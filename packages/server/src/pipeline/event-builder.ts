@@ -8,8 +8,9 @@ import type { StoredEvent } from '../store/types.js';
 
 /** Events claiming a time further ahead than this are clamped to when they were received (PostHog's rule). */
 export const MAX_FUTURE_MS = 23 * 60 * 60 * 1000;
-/** A skew correction larger than this (either way) counts the event as `skewed` in the data-health counters. */
-export const SKEW_COUNT_THRESHOLD_MS = 60_000;
+/** A skew correction larger than this (either way) counts the event as `skewed` (counted by the store). */
+export { SKEW_COUNT_THRESHOLD_MS } from '../store/event-counts.js';
+
 /** Earliest event time accepted: before this a timestamp is certainly wrong. */
 const MIN_TIMESTAMP_MS = Date.UTC(2000, 0, 1);
 

@@ -13,7 +13,6 @@ import type {
   StoredEvent,
   StoredQuarantineEntry,
 } from '../store/types.js';
-import { type CounterKind, CounterSet } from './counters.js';
 import { createEventBuilder, type EventBuilder } from './event-builder.js';
 import { rewrittenLegacyEntry } from './legacy-quarantine.js';
 
@@ -220,9 +219,6 @@ export async function replayQuarantine(
   let events: StoredEvent[] = [];
   let quarantine: (QuarantineEntry & { id: string })[] = [];
   let done: string[] = [];
-  // The `clamped`, `skewed` and `dropped_by_client` counters of the events written, as ingest counts
-  // them (per app, UTC day of receipt). Not `rejected`: the entries were counted when they arrived.
-  let counters = new CounterSet();
   let examined = 0;
   // A replacement keeps the receive time of the entry it replaces, so one at the receive time where a
   // page ends, with an id that sorts after that page's last, is in a later page: it must not be judged
@@ -250,10 +246,12 @@ export async function replayQuarantine(
 
   const flush = async () => {
     if (events.length === 0 && quarantine.length === 0 && done.length === 0) return;
-    // One write: the events, the replacement entries, the removal of the entries they replace, their
-    // `clamped` / `skewed` / `dropped_by_client` counters, and the `accepted` / `duplicate` counters of the
-    // events (only the store knows which are duplicates). (Until 2026-11-27 a replay counted neither
-    // clamped, skewed nor client-dropped events: the data-health view missed them.) On
+    // One write: the events, the replacement entries, the removal of the entries they replace, and the
+    // `accepted` / `duplicate` counters of the events, with the `clamped` / `skewed` /
+    // `dropped_by_client` of the accepted ones (`statusCounters`: only the store knows which are
+    // duplicates; not `rejected`: the entries were counted when they arrived). (Until 2026-11-27 a replay
+    // counted neither clamped, skewed nor client-dropped events: the data-health view missed them; until
+    // 2026-11-29 it counted them for duplicates too.) On
     // DuckDB that is one transaction; on ClickHouse the removal follows the inserts, and a replay run again
     // after a crash between them finds its events stored and writes the same replacement ids, which the
     // store does not store twice. (Until 2026-11-27 the removal was a second call: a crash before it left
@@ -261,7 +259,7 @@ export async function replayQuarantine(
     const { statuses } = await store.write({
       events,
       quarantine,
-      counters: counters.toArray(),
+      counters: [],
       statusCounters: true,
       removeQuarantine: done,
     });
@@ -272,7 +270,6 @@ export async function replayQuarantine(
     events = [];
     quarantine = [];
     done = [];
-    counters = new CounterSet();
     untold = true;
     tell();
   };
@@ -331,8 +328,6 @@ export async function replayQuarantine(
       });
     }
     for (const e of prepared.events) events.push(e);
-    for (const c of prepared.counters.toArray())
-      if (c.kind !== 'rejected') counters.add(c.day, c.app, c.kind as CounterKind, c.reason, c.count);
     done.push(entry.id);
     if (events.length >= CHUNK_EVENTS) await flush();
   };

@@ -16,6 +16,7 @@ import { replayQuarantine } from '../pipeline/replay.js';
 import { newestQuarantinePage, type QuarantineSelection, quarantinePages } from './quarantine-pages.js';
 import { sql } from './sql.js';
 import type {
+  EventEncoderModule,
   IngestCounter,
   QuarantineEntry,
   QuarantinePosition,
@@ -589,6 +590,53 @@ export function testStore(
           ['accepted', 2],
           ['duplicate', 2],
         ]);
+      });
+
+      it('counts clamped, skewed and client-dropped events once: for accepted events, not duplicates', async () => {
+        const store = await fresh();
+        const now = Date.now();
+        // What one client sends: clamped, skewed (either way) and reporting losses, in a batch it resends.
+        const flagged = (app: string) => [
+          sampleEvent({ app, receivedAt: now, clamped: true, droppedBefore: 7 }),
+          sampleEvent({ app, receivedAt: now, skewMs: 61_000 }),
+          sampleEvent({ app, receivedAt: now, skewMs: -3_600_000, droppedBefore: 2 }),
+          sampleEvent({ app, receivedAt: now, skewMs: 60_000 }),
+        ];
+        const counted = async (app: string) =>
+          (
+            await store.query<{ kind: string; n: unknown }>(
+              sql`SELECT kind, sum(count) AS n FROM ingest_counters WHERE app = ${app} GROUP BY kind ORDER BY kind`,
+            )
+          ).map((r) => [r.kind, Number(r.n)]);
+        const once = [
+          ['accepted', 4],
+          ['clamped', 1],
+          ['dropped_by_client', 9],
+          ['duplicate', 5],
+          ['skewed', 2],
+        ];
+        // As objects: the same message twice in a batch, then the batch resent twice.
+        const app = uniqueId('app');
+        const events = flagged(app);
+        await store.write(batch({ events: [...events, events[0]!], statusCounters: true }));
+        await store.write(batch({ events: events.slice(0, 2), statusCounters: true }));
+        await store.write(batch({ events: events.slice(2), statusCounters: true }));
+        expect(await counted(app)).toEqual(once);
+        // Encoded ahead by the engine's encoder (an ingest worker's chunks), after objects in one batch.
+        if (store.encoder) {
+          const encoder = (await import(store.encoder.module)) as EventEncoderModule;
+          const app2 = uniqueId('app');
+          const more = flagged(app2);
+          await store.write(
+            batch({ events: [more[0]!], encoded: [encoder.encode(more)], statusCounters: true }),
+          );
+          await store.write(batch({ events: [], encoded: [encoder.encode(more)], statusCounters: true }));
+          expect(await counted(app2)).toEqual(once);
+        }
+        // Without `statusCounters`, the store counts none of these (a migration's copies).
+        const app3 = uniqueId('app');
+        await store.write(batch({ events: flagged(app3) }));
+        expect(await counted(app3)).toEqual([]);
       });
     });
 

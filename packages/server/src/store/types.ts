@@ -109,6 +109,13 @@ export interface EncodedEvents {
   readonly apps: readonly string[];
   readonly appOf: Uint16Array;
   readonly messageIds: readonly string[];
+  /**
+   * Per event, what the daily counters count of it once accepted (`statusCounters`): `flags` bits
+   * `EVENT_CLAMPED`, `EVENT_SKEWED` (`event-counts.ts`), `dropped` its `droppedBefore`. Absent in chunks
+   * journaled by a collector before 2026-11-29, which counted those itself.
+   */
+  readonly flags?: Uint8Array;
+  readonly dropped?: Uint32Array;
 }
 
 /** An engine's encoder: the URL of a module, which a worker thread can import on its own. */
@@ -146,8 +153,10 @@ export interface WriteBatch {
   readonly removeQuarantine?: readonly string[];
   /**
    * Also count this batch's events as `accepted` / `duplicate` (UTC day of `receivedAt`, app, reason '')
-   * in the same transaction. Only the store knows which are duplicates before the commit, so a
-   * collector that sets this must not count those two kinds itself. @default false
+   * in the same transaction, and the accepted ones as `clamped`, `skewed` and `dropped_by_client`
+   * (`event-counts.ts`: a StoredEvent's fields, an encoded chunk's `flags` and `dropped`). Only the store
+   * knows which are duplicates before the commit, so a collector that sets this must not count those
+   * kinds itself: a resend counts once. @default false
    */
   readonly statusCounters?: boolean;
 }

@@ -21,6 +21,7 @@ import { builtModuleUrl } from '../../built-module.js';
 import { errorFirstLine, errorMessage, TelemarkError } from '../../errors.js';
 import { DAY_MS } from '../../time-units.js';
 import { quotedInstallId } from '../erasure.js';
+import { EVENT_CLAMPED, EVENT_SKEWED } from '../event-counts.js';
 import { createJournaledDriver } from '../journal/journaled-store.js';
 import { quarantineListing } from '../quarantine-filter.js';
 import { createRuntimeStore } from '../runtime-store.js';
@@ -119,7 +120,13 @@ export interface AttemptOptions {
 export type ClickHouseDriver = StoreDriver & AttemptWriter;
 
 /** An accepted message of a write, as its race check needs it. */
-type AcceptedKey = DedupeKey & { readonly receivedAt: number; readonly app: string };
+type AcceptedKey = DedupeKey & {
+  readonly receivedAt: number;
+  readonly app: string;
+  /** What the counters counted of it (`EncodedEvents.flags`, `dropped`), taken back if it lost a race. */
+  readonly flags: number;
+  readonly dropped: number;
+};
 
 /** Create the ClickHouse store, with the lifecycle rules of `createRuntimeStore`; connects on `init()`. */
 export function createClickHouseStore(options: ClickHouseStoreOptions): Store {
@@ -249,14 +256,31 @@ class CounterTotals {
     const existing = this.#totals.get(k);
     this.#totals.set(k, existing ? { ...existing, count: existing.count + c.count } : c);
   }
-  /** accepted/duplicate per UTC day of receipt and app (statuses chunk after chunk), without an object per event. */
+  /**
+   * accepted/duplicate per UTC day of receipt and app (statuses chunk after chunk), without an object per
+   * event; and the accepted events' clamped / skewed / dropped_by_client (`event-counts.ts`): a duplicate
+   * counts none of them. A chunk journaled before 2026-11-29 has no `flags`: its counters carried them.
+   */
   addStatuses(chunks: readonly EncodedTsv[], statuses: readonly WriteStatus[]): void {
     const counts = new Map<string, number>();
+    const tally = (day: number, kind: string, app: string, n: number) => {
+      const k = `${day}\u0000${kind}\u0000${app}`;
+      counts.set(k, (counts.get(k) ?? 0) + n);
+    };
     let g = 0;
     for (const chunk of chunks) {
+      const { flags, dropped } = chunk;
       for (let i = 0; i < chunk.count; i++, g++) {
-        const k = `${Math.floor(chunk.receivedAt[i]! / DAY_MS)}\u0000${statuses[g]}\u0000${chunk.apps[chunk.appOf[i]!]}`;
-        counts.set(k, (counts.get(k) ?? 0) + 1);
+        const day = Math.floor(chunk.receivedAt[i]! / DAY_MS);
+        const app = chunk.apps[chunk.appOf[i]!]!;
+        const status = statuses[g]!;
+        tally(day, status, app, 1);
+        if (status !== 'accepted') continue;
+        const f = flags?.[i] ?? 0;
+        if (f & EVENT_CLAMPED) tally(day, 'clamped', app, 1);
+        if (f & EVENT_SKEWED) tally(day, 'skewed', app, 1);
+        const lost = dropped?.[i] ?? 0;
+        if (lost > 0) tally(day, 'dropped_by_client', app, lost);
       }
     }
     for (const [k, count] of counts) {
@@ -739,6 +763,8 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
             key2: chunk.keys[2 * i + 1]!,
             receivedAt: chunk.receivedAt[i]!,
             app: chunk.apps[chunk.appOf[i]!]!,
+            flags: chunk.flags?.[i] ?? 0,
+            dropped: chunk.dropped?.[i] ?? 0,
           })),
           batch.statusCounters === true,
         );
@@ -812,6 +838,12 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
       const day = utcDay(a.receivedAt);
       corrections.add({ day, app: a.app, kind: 'accepted', reason: '', count: -1 });
       corrections.add({ day, app: a.app, kind: 'duplicate', reason: '', count: 1 });
+      // A duplicate counts none of these (`addStatuses`).
+      if (a.flags & EVENT_CLAMPED)
+        corrections.add({ day, app: a.app, kind: 'clamped', reason: '', count: -1 });
+      if (a.flags & EVENT_SKEWED) corrections.add({ day, app: a.app, kind: 'skewed', reason: '', count: -1 });
+      if (a.dropped > 0)
+        corrections.add({ day, app: a.app, kind: 'dropped_by_client', reason: '', count: -a.dropped });
     }
     await insert(t.counters, corrections.rows(writeId));
     return lost;

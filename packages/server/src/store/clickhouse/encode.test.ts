@@ -119,7 +119,7 @@ describe('the ClickHouse encoder', () => {
   it('owns its buffers, even for one event, so they move to another thread intact', async () => {
     const encoded = encode([sampleEvent()]) as EncodedTsv;
     const buffers = transferables(encoded);
-    expect(new Set(buffers).size).toBe(4);
+    expect(new Set(buffers).size).toBe(6);
     expect(encoded.rows.byteOffset).toBe(0);
     expect(encoded.rows.buffer.byteLength).toBe(encoded.rows.length);
     const bytes = Buffer.from(encoded.rows).toString();

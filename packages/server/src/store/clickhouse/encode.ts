@@ -7,6 +7,8 @@
  *
  * Pure functions of their input (no store state), so a worker can import this module on its own.
  */
+
+import { eventFlags } from '../event-counts.js';
 import { checkEvent } from '../row-check.js';
 import type { EncodedEvents, EventEncoderModule, StoredEvent } from '../types.js';
 import { dedupeKey } from './dedupe.js';
@@ -47,6 +49,9 @@ export function isEncodedTsv(value: EncodedEvents): value is EncodedTsv {
     v.keys.length === 2 * v.count &&
     v.receivedAt instanceof Float64Array &&
     v.receivedAt.length === v.count &&
+    // Absent in chunks journaled before 2026-11-29.
+    (v.flags === undefined || (v.flags instanceof Uint8Array && v.flags.length === v.count)) &&
+    (v.dropped === undefined || (v.dropped instanceof Uint32Array && v.dropped.length === v.count)) &&
     v.rows instanceof Uint8Array &&
     v.ends instanceof Uint32Array &&
     v.ends.length === v.count &&
@@ -67,6 +72,8 @@ export function encodeTsv(events: readonly StoredEvent[], options: { checked?: b
   const messageIds: string[] = new Array(n);
   const keys: string[] = new Array(2 * n);
   const receivedAt = new Float64Array(n);
+  const flags = new Uint8Array(n);
+  const dropped = new Uint32Array(n);
   const ends = new Uint32Array(n);
   const texts: string[] = new Array(n);
   const cache: ContextCache = {};
@@ -81,6 +88,8 @@ export function encodeTsv(events: readonly StoredEvent[], options: { checked?: b
     keys[2 * i] = k.key;
     keys[2 * i + 1] = k.key2;
     receivedAt[i] = e.receivedAt;
+    flags[i] = eventFlags(e);
+    dropped[i] = e.droppedBefore;
     texts[i] = eventRow(e, i, k.key, k.key2, cache);
   }
   const text = texts.join('');
@@ -101,6 +110,8 @@ export function encodeTsv(events: readonly StoredEvent[], options: { checked?: b
     messageIds,
     keys,
     receivedAt,
+    flags,
+    dropped,
     rows,
     ends,
   };
@@ -110,5 +121,8 @@ export const encode: EventEncoderModule['encode'] = (events) => encodeTsv(events
 
 export const transferables: EventEncoderModule['transferables'] = (encoded) => {
   const e = encoded as EncodedTsv;
-  return [e.rows.buffer, e.ends.buffer, e.receivedAt.buffer, e.appOf.buffer] as ArrayBuffer[];
+  const buffers = [e.rows.buffer, e.ends.buffer, e.receivedAt.buffer, e.appOf.buffer] as ArrayBuffer[];
+  if (e.flags) buffers.push(e.flags.buffer as ArrayBuffer);
+  if (e.dropped) buffers.push(e.dropped.buffer as ArrayBuffer);
+  return buffers;
 };

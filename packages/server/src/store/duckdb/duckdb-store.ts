@@ -33,6 +33,7 @@ import { errorFirstLine, errorMessage, TelemarkError } from '../../errors.js';
 import { createSerialQueue, type SerialQueue } from '../../serial.js';
 import { DAY_MS } from '../../time-units.js';
 import { quotedInstallId } from '../erasure.js';
+import { EVENT_CLAMPED, EVENT_SKEWED, eventFlags } from '../event-counts.js';
 import { CSV_FORMULA_STARTS, checkExportOptions, exportTemporary } from '../export-options.js';
 import { quarantineListing } from '../quarantine-filter.js';
 import { checkBatchRows, invalidRow } from '../row-check.js';
@@ -1270,6 +1271,9 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     const apps: string[] = new Array(n);
     const ids: string[] = new Array(n);
     const statuses: WriteStatus[] = new Array(n);
+    // What the counters count of each event once accepted (`event-counts.ts`).
+    const flags = new Uint8Array(n);
+    const dropped = new Float64Array(n);
     const firstByHash = new Map<number, number>();
     const hits: number[] = [];
     const misses: number[] = [];
@@ -1314,10 +1318,12 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       const app = wellFormed(e.app);
       const id = wellFormed(e.messageId);
       consider(i, app, id, dedupeHash(app, id), e.receivedAt);
+      flags[i] = eventFlags(e);
+      dropped[i] = e.droppedBefore;
     }
     let i = objects.length;
     for (const chunk of chunks) {
-      for (let j = 0; j < chunk.count; j++, i++)
+      for (let j = 0; j < chunk.count; j++, i++) {
         consider(
           i,
           chunk.apps[chunk.appOf[j]!]!,
@@ -1325,6 +1331,9 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           chunk.hashes[j]!,
           chunk.receivedAt[j]!,
         );
+        flags[i] = chunk.flags[j]!;
+        dropped[i] = chunk.dropped[j]!;
+      }
     }
     const duplicates = new Set<string>();
     const uncovered = index.coveredFrom > cutoff && misses.length > 0;
@@ -1407,7 +1416,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       i += chunk.count;
     }
 
-    // — counters: the caller's, plus accepted/duplicate per day and app when asked (only the store knows) —
+    // — counters: the caller's, plus accepted/duplicate per day and app when asked (only the store knows),
+    // and the accepted events' clamped / skewed / dropped_by_client: a duplicate counts none of them —
     const counterTotals = new Map<string, IngestCounter>();
     const addCounter = (day: string, app: string, kind: string, reason: string, count: number) => {
       const key = `${day}\u0000${app}\u0000${kind}\u0000${reason}`;
@@ -1422,11 +1432,20 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       let runApp = '';
       let runAccepted = 0;
       let runDuplicate = 0;
+      let runClamped = 0;
+      let runSkewed = 0;
+      let runDropped = 0;
       const flush = () => {
         if (runAccepted > 0) addCounter(runDay, runApp, 'accepted', '', runAccepted);
         if (runDuplicate > 0) addCounter(runDay, runApp, 'duplicate', '', runDuplicate);
+        if (runClamped > 0) addCounter(runDay, runApp, 'clamped', '', runClamped);
+        if (runSkewed > 0) addCounter(runDay, runApp, 'skewed', '', runSkewed);
+        if (runDropped > 0) addCounter(runDay, runApp, 'dropped_by_client', '', runDropped);
         runAccepted = 0;
         runDuplicate = 0;
+        runClamped = 0;
+        runSkewed = 0;
+        runDropped = 0;
       };
       for (let k = 0; k < n; k++) {
         const day = dayOf(receivedAt[k]!);
@@ -1435,8 +1454,15 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           runDay = day;
           runApp = apps[k]!;
         }
-        if (statuses[k] === 'accepted') runAccepted++;
-        else runDuplicate++;
+        if (statuses[k] === 'accepted') {
+          runAccepted++;
+          const f = flags[k]!;
+          if (f !== 0) {
+            if (f & EVENT_CLAMPED) runClamped++;
+            if (f & EVENT_SKEWED) runSkewed++;
+          }
+          runDropped += dropped[k]!;
+        } else runDuplicate++;
       }
       flush();
     }

@@ -51,7 +51,7 @@ describe('encoding events as DuckDB rows', () => {
     );
     const encoded = encodeRows([sampleEvent()]);
     const moved = transferables(encoded);
-    expect(moved).toHaveLength(6);
+    expect(moved).toHaveLength(8);
     for (const buffer of moved) expect(buffer.byteLength).toBeGreaterThan(0);
     // Not a view of a shared buffer: transferring it detaches nothing else.
     expect(encoded.rows.byteLength).toBe(encoded.rows.buffer.byteLength);

@@ -8,6 +8,7 @@
  */
 
 import { errorMessage } from '../../errors.js';
+import { eventFlags } from '../event-counts.js';
 import { checkEvent, invalidRow } from '../row-check.js';
 import { sameContext } from '../same-context.js';
 import type { EncodedEvents, EventEncoderModule, StoredEvent } from '../types.js';
@@ -23,6 +24,8 @@ export interface EncodedRows extends EncodedEvents {
   readonly hashes: Float64Array;
   /** Per event: receive time, epoch ms (the day of its counters, the dedupe window). */
   readonly receivedAt: Float64Array;
+  readonly flags: Uint8Array;
+  readonly dropped: Uint32Array;
   /** The distinct contexts of these events: their ids and `contexts` rows (`contextRow`). */
   readonly contextIds: readonly string[];
   readonly contextRows: readonly (readonly unknown[])[];
@@ -116,6 +119,8 @@ export function encodeRows(
   const messageIds: string[] = new Array(n);
   const hashes = new Float64Array(n);
   const receivedAt = new Float64Array(n);
+  const flags = new Uint8Array(n);
+  const dropped = new Uint32Array(n);
   const contextOf = new Uint32Array(n);
   const ends = new Uint32Array(n);
   const ids: string[] = [];
@@ -139,6 +144,8 @@ export function encodeRows(
     const hash = dedupeHash(app, id);
     hashes[i] = hash;
     receivedAt[i] = e.receivedAt;
+    flags[i] = eventFlags(e);
+    dropped[i] = e.droppedBefore;
     // Events of one batch mostly share their context: compare with the previous one before hashing.
     let contextId: string;
     if (previous !== undefined && sameContext(previous, e)) contextId = previousId;
@@ -209,6 +216,8 @@ export function encodeRows(
     messageIds,
     hashes,
     receivedAt,
+    flags,
+    dropped,
     contextIds: ids,
     contextRows: rowsOfContexts,
     contextOf,
@@ -225,6 +234,8 @@ export const transferables: EventEncoderModule['transferables'] = (encoded) =>
         encoded.appOf.buffer as ArrayBuffer,
         encoded.hashes.buffer as ArrayBuffer,
         encoded.receivedAt.buffer as ArrayBuffer,
+        encoded.flags.buffer as ArrayBuffer,
+        encoded.dropped.buffer as ArrayBuffer,
         encoded.contextOf.buffer as ArrayBuffer,
         encoded.rows.buffer as ArrayBuffer,
         encoded.ends.buffer as ArrayBuffer,
