@@ -37,29 +37,34 @@ const HEADER_BYTES = 3 * 4096;
 const BLOCK_BYTES = 262_144;
 
 /** Per table: rows alive, rows in its live segments, and segments whose statistics name the install. */
-async function liveStorage(file: string) {
+async function liveStorage(
+  file: string,
+  tables: readonly string[] = TABLES,
+  mark = MARK,
+  needles = [GONE, GONE_SESSION],
+) {
   const db = await DuckDBInstance.create(file, { access_mode: 'READ_ONLY' });
   const c = await db.connect();
   const one = async (text: string) => Number((await c.runAndReadAll(text)).getRows()[0]![0]);
   const out: Record<string, { rows: number; stored: number; naming: number }> = {};
-  for (const table of TABLES) {
+  for (const table of tables) {
     out[table] = {
       rows: await one(`SELECT count(*) FROM ${table}`),
       stored: await one(
         `SELECT coalesce(sum(count), 0) FROM pragma_storage_info('${table}') WHERE column_id = 0 AND column_path = '[0]'`,
       ),
       naming: await one(
-        `SELECT count(*) FROM pragma_storage_info('${table}') WHERE contains(stats, '${MARK}')`,
+        `SELECT count(*) FROM pragma_storage_info('${table}') WHERE contains(stats, '${mark}')`,
       ),
     };
   }
   // The blocks live segments use: bytes of the install may remain in freed blocks (DuckDB does not zero
   // them), never in these.
-  const tables = (
+  const all = (
     await c.runAndReadAll('SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()')
   ).getRows() as [string][];
   const live = new Set<number>();
-  for (const [table] of tables) {
+  for (const [table] of all) {
     const used = await c.runAndReadAll(
       `SELECT DISTINCT b FROM (SELECT block_id AS b FROM pragma_storage_info('${table}')
        UNION ALL SELECT unnest(additional_block_ids) FROM pragma_storage_info('${table}')) WHERE b >= 0`,
@@ -68,7 +73,7 @@ async function liveStorage(file: string) {
   }
   const bytes = fs.readFileSync(file);
   const blocksNaming = new Set<number>();
-  for (const needle of [GONE, GONE_SESSION])
+  for (const needle of needles)
     for (let at = bytes.indexOf(needle); at >= 0; at = bytes.indexOf(needle, at + 1))
       blocksNaming.add(Math.floor((at - HEADER_BYTES) / BLOCK_BYTES));
   const liveBlocksNaming = [...blocksNaming].filter((b) => live.has(b));
@@ -191,5 +196,113 @@ describe('DuckDB erasure and the live file', () => {
       test_rollup_installs: { rows: 97, stored: 97, naming: 0 },
       test_rollup_sessions: { rows: 97, stored: 97, naming: 0 },
     });
+  });
+
+  it('with a read in progress: the checkpoint waits for it, and leaves no row of the install', {
+    timeout: 120_000,
+  }, async () => {
+    // Until 2026-11-29 the erasure's checkpoint ran beside the read's open transaction: DuckDB kept the
+    // wholly deleted row group (stored twice the rows alive, its statistics naming the install), and the
+    // erasure reported success.
+    const file = path.join(fs.mkdtempSync(path.join(root, 's-')), 'telemark.duckdb');
+    const store = createDuckDBStore({ path: file });
+    await store.init();
+    const now = Date.now();
+    const events = Array.from({ length: 20_000 }, (_, i) =>
+      i === 17
+        ? sampleEvent({
+            app: APP,
+            installId: GONE,
+            sessionId: GONE_SESSION,
+            appVersion: MARK,
+            receivedAt: now,
+          })
+        : sampleEvent({
+            app: APP,
+            installId: `keep-${i % 97}`,
+            sessionId: `keep-session-${i % 97}`,
+            messageId: `m-${i}`,
+            receivedAt: now,
+          }),
+    );
+    const quarantine = Array.from({ length: 50 }, (_, i) =>
+      sampleQuarantine({ app: APP, raw: JSON.stringify({ anonymousId: i === 7 ? GONE : `keep-${i}` }) }),
+    );
+    await store.write(batch({ events, quarantine }));
+    await store.close();
+
+    const again = createDuckDBStore({ path: file });
+    await again.init();
+    let readDone = false;
+    const read = again
+      .query<{ n: number }>(
+        sql`SELECT sum(hash(a.message_id, b.range) % 7)::DOUBLE AS n FROM event_rows a, range(4000) b`,
+      )
+      .then((rows) => {
+        readDone = true;
+        return rows;
+      });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(readDone).toBe(false);
+    expect(await again.deleteInstall(APP, GONE)).toEqual({ events: 1, quarantine: 1 });
+    expect(await read).toHaveLength(1);
+    await again.close();
+
+    const after = await liveStorage(file, ['event_rows', 'quarantine', 'contexts']);
+    expect(after.tables).toEqual({
+      event_rows: { rows: 19_999, stored: 19_999, naming: 0 },
+      quarantine: { rows: 49, stored: 49, naming: 0 },
+      contexts: { rows: 1, stored: 1, naming: 0 },
+    });
+    expect(after.liveBlocksNaming).toEqual([]);
+  });
+
+  it('also leaves no row deleted before it (a quarantine entry removed) in the tables it purges', {
+    timeout: 120_000,
+  }, async () => {
+    // Until 2026-11-29 only row groups holding the install's live rows were purged: an entry removed
+    // before by a plain DELETE (a replay, the legacy rewrite's base64 original) stayed in its row group.
+    const REMOVED = 'AAAA-removed-entry';
+    const file = path.join(fs.mkdtempSync(path.join(root, 's-')), 'telemark.duckdb');
+    for (const checkpointed of [true, false]) {
+      fs.rmSync(file, { force: true });
+      const first = createDuckDBStore({ path: file });
+      await first.init();
+      await first.write(
+        batch({
+          events: [
+            sampleEvent({ app: APP, installId: GONE, sessionId: GONE_SESSION }),
+            sampleEvent({ app: APP }),
+          ],
+        }),
+      );
+      await first.close();
+      let open = createDuckDBStore({ path: file });
+      await open.init();
+      // Not checkpointed: the entry's row group is the table's last, in memory (the erasure checkpoints
+      // it first, or its survivors' copies would land in it).
+      const quarantine = Array.from({ length: 300 }, (_, i) =>
+        sampleQuarantine({
+          app: APP,
+          raw: JSON.stringify({ anonymousId: i === 150 ? REMOVED : `keep-${i}` }),
+        }),
+      );
+      await open.write(batch({ quarantine }));
+      if (checkpointed) {
+        await open.close();
+        open = createDuckDBStore({ path: file });
+        await open.init();
+      }
+      const entry = (await open.listQuarantine({ app: APP })).find((e) => e.raw.includes(REMOVED))!;
+      expect(await open.removeQuarantine([entry.id])).toBe(1);
+      expect(await open.deleteInstall(APP, GONE)).toEqual({ events: 1, quarantine: 0 });
+      await open.close();
+      const after = await liveStorage(file, ['quarantine'], 'AAAA-rem', [REMOVED]);
+      expect({ checkpointed, ...after.tables }).toEqual({
+        checkpointed,
+        quarantine: { rows: 299, stored: 299, naming: 0 },
+      });
+      expect(after.liveBlocksNaming).toEqual([]);
+    }
   });
 });

@@ -361,15 +361,25 @@ async function purgeRows(
   );
   const counted = await connection.runAndReadAll('SELECT count(*)::BIGINT FROM temp.purge_hits');
   const hits = Number(counted.getRows()[0]![0]);
-  if (hits > 0) {
-    await connection.run(
-      `CREATE OR REPLACE TEMP TABLE purge_groups AS
-       WITH g AS (SELECT row_group_id, sum(count) AS n FROM pragma_storage_info(${sqlString(table)})
-                  WHERE column_id = 0 AND column_path = '[0]' GROUP BY row_group_id),
-            b AS (SELECT sum(n) OVER (ORDER BY row_group_id) - n AS lo, sum(n) OVER (ORDER BY row_group_id) AS hi
-                  FROM g)
-       SELECT DISTINCT lo, hi FROM b JOIN temp.purge_hits h ON h.r >= b.lo AND h.r < b.hi`,
-    );
+  // The row groups holding a matching row, and those holding rows deleted before (a plain DELETE: a
+  // quarantine entry replayed or rewritten, retention): their stored rows outnumber the live ones in
+  // their `rowid` range. Until 2026-11-29 only the former were purged, so rows deleted earlier (e.g. the
+  // legacy rewrite's base64 original, which names the install only inside its encoding) stayed in the
+  // live file after the erasure.
+  await connection.run(
+    `CREATE OR REPLACE TEMP TABLE purge_groups AS
+     WITH g AS (SELECT row_group_id, sum(count) AS n FROM pragma_storage_info(${sqlString(table)})
+                WHERE column_id = 0 AND column_path = '[0]' GROUP BY row_group_id),
+          b AS (SELECT sum(n) OVER (ORDER BY row_group_id) - n AS lo, sum(n) OVER (ORDER BY row_group_id) AS hi, n
+                FROM g),
+          live AS (SELECT b.lo, count(*) AS n FROM b JOIN ${name} t ON t.rowid >= b.lo AND t.rowid < b.hi
+                   GROUP BY b.lo)
+     SELECT DISTINCT b.lo, b.hi FROM b JOIN temp.purge_hits h ON h.r >= b.lo AND h.r < b.hi
+     UNION
+     SELECT b.lo, b.hi FROM b LEFT JOIN live ON live.lo = b.lo WHERE b.n > coalesce(live.n, 0)`,
+  );
+  const groups = await connection.runAndReadAll('SELECT count(*)::BIGINT FROM temp.purge_groups');
+  if (hits > 0 || Number(groups.getRows()[0]![0]) > 0) {
     await connection.run(
       `INSERT INTO ${name} SELECT t.* FROM ${name} t
        WHERE EXISTS (SELECT 1 FROM temp.purge_groups g WHERE t.rowid >= g.lo AND t.rowid < g.hi)
@@ -379,10 +389,23 @@ async function purgeRows(
       `DELETE FROM ${name} t WHERE t.rowid IN (SELECT r FROM temp.purge_hits)
          OR EXISTS (SELECT 1 FROM temp.purge_groups g WHERE t.rowid >= g.lo AND t.rowid < g.hi)`,
     );
-    await connection.run('DROP TABLE temp.purge_groups');
   }
+  await connection.run('DROP TABLE temp.purge_groups');
   await connection.run('DROP TABLE temp.purge_hits');
   return hits;
+}
+
+/**
+ * Rows kept in `table`'s live segments beyond those alive (rows deleted, still stored): none once an
+ * erasure's checkpoint dropped the row groups it emptied.
+ */
+async function deadRowsStored(connection: DuckDBConnection, table: string): Promise<number> {
+  const result = await connection.runAndReadAll(
+    `SELECT (SELECT coalesce(sum(count), 0) FROM pragma_storage_info(${sqlString(table)})
+               WHERE column_id = 0 AND column_path = '[0]')::BIGINT
+          - (SELECT count(*) FROM ${quoteIdentifier(table)})::BIGINT`,
+  );
+  return Number(result.getRows()[0]![0]);
 }
 
 /** A table's row groups in order: their first `rowid`, row count, and whether they are checkpointed. */
@@ -402,7 +425,10 @@ async function rowGroups(
   });
 }
 
-/** Whether the table's last row group is not checkpointed yet and holds a row matching `where`. */
+/**
+ * Whether the table's last row group is not checkpointed yet and holds a row matching `where`, or a row
+ * deleted before (`purgeRows` empties such a row group too).
+ */
 async function uncheckpointedLastGroupHolds(
   connection: DuckDBConnection,
   table: string,
@@ -411,6 +437,10 @@ async function uncheckpointedLastGroupHolds(
 ): Promise<boolean> {
   const last = (await rowGroups(connection, table)).at(-1);
   if (!last || last.persistent) return false;
+  const alive = await connection.runAndReadAll(
+    `SELECT count(*)::BIGINT FROM ${quoteIdentifier(table)} WHERE rowid >= ${last.start}`,
+  );
+  if (Number(alive.getRows()[0]![0]) < last.rows) return true;
   const found = await connection.runAndReadAll(
     `SELECT count(*)::BIGINT FROM (SELECT 1 FROM ${quoteIdentifier(table)} WHERE rowid >= ${last.start} AND (${where}) LIMIT 1)`,
     params,
@@ -1188,6 +1218,18 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     }));
   }
 
+  /**
+   * Run `task` with every reader's queue held (reads and exports wait): no other connection has a
+   * transaction open meanwhile. DuckDB 1.5's CHECKPOINT keeps a wholly deleted row group while an older
+   * transaction is open (it may still read it), without an error; an erasure's checkpoint runs so.
+   */
+  function withReadersHeld<T>(task: () => Promise<T>): Promise<T> {
+    const held = [...readers];
+    const hold = (i: number): Promise<T> =>
+      i === held.length ? task() : held[i]!.queue.run(() => hold(i + 1));
+    return hold(0);
+  }
+
   function pickReader(): Reader {
     if (invalidated) throw whileInvalidated(invalidated);
     let best = readers[0]!;
@@ -1948,27 +1990,68 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         },
       ];
       let quarantine = 0;
+      const purged = new Set<string>();
+      /**
+       * The checkpoint that drops the emptied row groups, with no read in progress (until 2026-11-29 a
+       * read in flight made it keep them, and the erasure reported success with the install's rows still
+       * in the live file); then each purged table must store no row that is not alive.
+       */
+      const checkpointPurged = () =>
+        withReadersHeld(async () => {
+          let left: string[] = [];
+          // Twice at most: after a removal whose commit failed (rolled back), DuckDB's checkpoint after
+          // the next one keeps the row groups that one emptied; purged again (nothing left in them to
+          // copy or delete), the checkpoint drops them.
+          for (let attempt = 0; attempt < 2; attempt++) {
+            const connection = requireWriter();
+            if (attempt > 0) {
+              await connection.run('BEGIN TRANSACTION');
+              try {
+                for (const table of purged) await purgeRows(connection, table, 'false');
+                await connection.run('COMMIT');
+              } catch (error) {
+                await connection.run('ROLLBACK').catch(() => undefined);
+                throw error;
+              }
+            }
+            await checkpoint();
+            left = [];
+            for (const table of purged) {
+              const dead = await deadRowsStored(connection, table);
+              if (dead > 0) left.push(`${table} (${dead})`);
+            }
+            if (left.length === 0) return;
+          }
+          throw new Error(`the checkpoint kept deleted rows in the live file: ${left.join(', ')}`);
+        });
       const events = await removeRows(
         async (connection) => {
           // Each table's rows go with their whole row groups (`purgeRows`), so the checkpoint after
           // leaves none of them in the live file: a plain DELETE leaves them in a row group that keeps
           // others (until 2026-11-29 it did, though this comment said the checkpoint rewrote them).
           const removed: number[] = [];
-          for (const { table, where, params } of await targets(connection))
+          purged.clear();
+          for (const { table, where, params } of await targets(connection)) {
             removed.push(await purgeRows(connection, table, where, params));
+            purged.add(table);
+          }
           const events = removed.at(-2)!;
           quarantine = removed.at(-1)!;
           // The install's contexts (no event refers to them any more) go the same way, before
           // removeRows' plain delete of unused contexts would leave them in their row groups.
-          if (events > 0) await purgeRows(connection, 'contexts', UNUSED_CONTEXTS);
+          // With no event removed, only row groups holding deleted contexts go (their survivors keep
+          // their ids: the known contexts stay right).
+          await purgeRows(connection, 'contexts', events > 0 ? UNUSED_CONTEXTS : 'false');
+          purged.add('contexts');
           return events;
         },
         // Drops the emptied row groups now, so erased data leaves the live file at once.
-        checkpoint,
+        checkpointPurged,
         // DuckDB appends to a table's last row group while that is not checkpointed yet (not to a
         // checkpointed one): `purgeRows`' copies would land in a row group it empties, and the checkpoint
         // would write that out with the erased rows in it. So such a row group holding the install's rows
-        // is checkpointed first (a failure there is TMK_ERR_STORE_WRITE: nothing was removed).
+        // (or rows deleted before) is checkpointed first (a failure there is TMK_ERR_STORE_WRITE: nothing
+        // was removed).
         async () => {
           const connection = requireWriter();
           const contexts = {
@@ -1977,7 +2060,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
             params,
           };
           for (const { table, where, params } of [...(await targets(connection)), contexts])
-            if (await uncheckpointedLastGroupHolds(connection, table, where, params)) return checkpoint();
+            if (await uncheckpointedLastGroupHolds(connection, table, where, params))
+              return withReadersHeld(checkpoint);
         },
       );
       return { events, quarantine };
