@@ -153,6 +153,9 @@ describe('DuckDB erasure and the live file', () => {
       test_rollup_installs: { rows: 97, stored: 97, naming: 0 },
       test_rollup_sessions: { rows: 97, stored: 97, naming: 0 },
     });
+    // No block a live segment uses holds the install's id or session (freed blocks may).
+    expect(after.liveBlocks).toBeGreaterThan(0);
+    expect(after.liveBlocksNaming).toEqual([]);
     // The survivors are unchanged: ids, receive times, dedupe keys.
     expect(after.survivors).toBe(before!.n);
   });
