@@ -98,4 +98,34 @@ describe('quarantine entries of bad gzip kept in base64', () => {
       await store.close();
     }
   });
+
+  it('without the key an install id needs: refused naming the fix, the entry left as it was', async () => {
+    // Until 2026-11-29 the missing key's error was kept as the entry's text ("<not representable as
+    // JSON: …>") and the original removed: a rerun with the key could not bring it back.
+    const store = await openStore();
+    try {
+      const sent = JSON.stringify({
+        batch: [{ type: 'track', event: 'run', anonymousId: 'jdoe@example.com', properties: {} }],
+      });
+      await store.write({ events: [], quarantine: [legacy(Buffer.from(sent), T0)], counters: [] });
+      const refusal = {
+        code: 'TMK_ERR_CONFIG_INVALID',
+        message: expect.stringContaining('TELEMARK_INSTALL_ID_KEY'),
+      };
+      await expect(rewriteLegacyQuarantine(store, builder, { app: 'tp' })).rejects.toMatchObject(refusal);
+      await expect(replayQuarantine(store, appRegistryOf([]), {}, { builder })).rejects.toMatchObject(
+        refusal,
+      );
+      const [left] = await store.listQuarantine({ app: 'tp' });
+      expect(left?.raw).toBe(`base64:${Buffer.from(sent).toString('base64')}`);
+      // With the key it is kept as today: the id as its pseudonym.
+      const keyed = createEventBuilder({ installIdKey: 'k'.repeat(32) });
+      expect(await rewriteLegacyQuarantine(store, keyed, { app: 'tp' })).toBe(1);
+      const [entry] = await store.listQuarantine({ app: 'tp' });
+      expect(entry?.raw).not.toMatch(/^base64:|not representable/);
+      expect(JSON.parse(entry!.raw).batch[0].anonymousId).toBe(keyed.installId('jdoe@example.com'));
+    } finally {
+      await store.close();
+    }
+  });
 });

@@ -21,21 +21,45 @@ const PAGE_ENTRIES = 1_000;
 /**
  * The text a legacy bad-gzip entry is kept as today (`keptBadGzip`: what can be read of the body, kept
  * by the rules of any refused body, scrubbed, install ids as their pseudonyms); undefined for any other
- * entry, or when `keeper` cannot keep it (an install id that needs the deployment's key, without it).
+ * entry, or when it cannot be kept so (the entry is then left as it is). Throws `keeper`'s error when
+ * an install id in it cannot be kept (one that needs the deployment's key, without it:
+ * TMK_ERR_CONFIG_INVALID, naming the fix): the kept form would hold that error's note instead of the
+ * body (until 2026-11-29 it did, and the original was removed for it, for good).
  */
 export function rewrittenLegacyRaw(entry: QuarantineEntry, keeper: Keeper): string | undefined {
   if (entry.reason !== REASON || !entry.raw.startsWith(LEGACY_PREFIX)) return undefined;
   const wire = Buffer.from(entry.raw.slice(LEGACY_PREFIX.length), 'base64');
   // The route the body came to is not kept: as a batch, a body without one is kept as one message.
   const route = entry.protocol === 'metriton' ? 'metriton' : 'batch';
+  // The kept form catches what a message's keeping throws (it keeps a note instead): seen here first.
+  let refused: { error: unknown } | undefined;
+  const checked: Keeper = {
+    scrub: (text) => keeper.scrub(text),
+    installId: (id) => {
+      try {
+        return keeper.installId(id);
+      } catch (error) {
+        refused ??= { error };
+        throw error;
+      }
+    },
+  };
+  let kept: string | undefined;
   try {
-    return notesOf(
-      keptBadGzip(new TelemarkError(REASON, entry.detail), wire, route, keeper, MAX_READABLE_BYTES),
+    kept = notesOf(
+      keptBadGzip(new TelemarkError(REASON, entry.detail), wire, route, checked, MAX_READABLE_BYTES),
     ).keptRaw;
   } catch {
-    return undefined;
+    kept = undefined;
   }
+  if (refused) throw refused.error;
+  // A note in place of the body (nested too deep to keep) is no rewrite: the original stays.
+  if (kept === undefined || kept.startsWith(NOTE_PREFIX)) return undefined;
+  return kept;
 }
+
+/** How `notRepresentable` (ingest/prepared.ts) starts: a note kept in place of a value. */
+const NOTE_PREFIX = '<not representable as JSON:';
 
 /** The id of the entry that replaces `entry`: derived from it, so a rerun writes the same entry. UUID-shaped. */
 function replacementIdOf(entry: StoredQuarantineEntry): string {
