@@ -77,7 +77,9 @@ export const CONTRACT_COLUMNS: readonly ContractColumn[] = Object.freeze([
   str('protocol', 'protocol'),
   str('library', 'library'),
   bool('newInstall', 'new_install'),
-  int('droppedBefore', 'dropped_before', 32),
+  // A count: never negative (the encoders keep it as an unsigned 32-bit sum; until 2026-11-29 a negative
+  // one passed the check and became ~4.3 billion).
+  { ...int('droppedBefore', 'dropped_before', 32), min: 0 },
   str('errorFingerprint', 'error_fingerprint'),
   str('errorText', 'error_text'),
   json('traits', 'traits'),

@@ -67,7 +67,7 @@ export function checkEvent(e: StoredEvent, i: number): void {
     typeof e.library === 'string' &&
     typeof e.newInstall === 'boolean' &&
     Number.isInteger(e.droppedBefore) &&
-    e.droppedBefore >= -2_147_483_648 &&
+    e.droppedBefore >= 0 &&
     e.droppedBefore <= 2_147_483_647 &&
     typeof e.errorFingerprint === 'string' &&
     typeof e.errorText === 'string' &&
