@@ -308,4 +308,29 @@ describe('DuckDB erasure and the live file', () => {
       expect(after.liveBlocksNaming).toEqual([]);
     }
   });
+
+  it('refuses, naming it, a table it would purge that has a PRIMARY KEY or UNIQUE constraint', async () => {
+    const file = path.join(fs.mkdtempSync(path.join(root, 's-')), 'telemark.duckdb');
+    const store = createDuckDBStore({ path: file });
+    await store.init();
+    try {
+      await store.write(
+        batch({ events: [sampleEvent({ app: APP, installId: GONE }), sampleEvent({ app: APP })] }),
+      );
+      await store.maintain!([
+        raw(
+          `CREATE TABLE test_keyed (app VARCHAR, install_key UBIGINT, n BIGINT, PRIMARY KEY (app, install_key))`,
+        ),
+        raw(`INSERT INTO test_keyed SELECT app, hash(install_id), count(*) FROM event_rows GROUP BY ALL`),
+      ]);
+      await expect(store.deleteInstall(APP, GONE)).rejects.toMatchObject({
+        code: 'TMK_ERR_STORE_WRITE',
+        message: expect.stringContaining('cannot erase from table test_keyed: it has a PRIMARY KEY'),
+      });
+      // Nothing was removed.
+      expect(await store.query(sql`SELECT count(*)::INTEGER AS n FROM event_rows`)).toEqual([{ n: 2 }]);
+    } finally {
+      await store.close();
+    }
+  });
 });

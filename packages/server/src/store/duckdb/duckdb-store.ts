@@ -346,7 +346,8 @@ const quoteIdentifier = (name: string) => `"${name.replaceAll('"', '""')}"`;
  *
  * Cost: each affected row group is read and written again (up to 122,880 rows); an install whose rows
  * are spread over every row group rewrites the whole table (docs/storage.md, "Erasure and retention").
- * For tables without indexes (a key deleted and inserted again would need DuckDB to allow it).
+ * For tables without PRIMARY KEY or UNIQUE constraints (a key deleted and inserted again would need
+ * DuckDB to allow it): one with such a constraint is refused (`duckdb_constraints()`), naming it.
  */
 async function purgeRows(
   connection: DuckDBConnection,
@@ -355,6 +356,17 @@ async function purgeRows(
   params: string[] = [],
 ): Promise<number> {
   const name = quoteIdentifier(table);
+  // The survivors' copies would break a PRIMARY KEY or UNIQUE constraint (their originals are deleted in
+  // the same transaction, which DuckDB's indexes do not allow): refused, naming the table, not half done.
+  const keyed = await connection.runAndReadAll(
+    `SELECT count(*)::BIGINT FROM duckdb_constraints() WHERE database_name = current_database()
+       AND schema_name = 'main' AND table_name = $1 AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')`,
+    [table],
+  );
+  if (Number(keyed.getRows()[0]![0]) > 0)
+    throw new Error(
+      `cannot erase from table ${table}: it has a PRIMARY KEY or UNIQUE constraint, which erasure's rewrite of its row groups does not support`,
+    );
   await connection.run(
     `CREATE OR REPLACE TEMP TABLE purge_hits AS SELECT rowid AS r FROM ${name} WHERE ${where}`,
     params,
