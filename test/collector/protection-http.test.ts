@@ -116,3 +116,66 @@ describe('bytes Node refuses after a request still owed its answer', () => {
     }
   });
 });
+
+/** A `telemark_requests_rejected_total` series in `/metrics`; 0 when absent. */
+async function rejected(url: string, route: string, code: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const prefix = `telemark_requests_rejected_total{route="${route}",code="${code}"} `;
+  const line = text.split('\n').find((l) => l.startsWith(prefix));
+  return line === undefined ? 0 : Number(line.slice(prefix.length));
+}
+
+describe('bytes Node refuses in the body of the request being read', () => {
+  it('answers an API body still arriving at the request timeout 408, and closes', async () => {
+    const c = await startInProcess({ config: { timeouts: { headersMs: 300, bodyMs: 300 } } });
+    try {
+      const { hostname, port } = new URL(c.url);
+      const socket = connect(Number(port), hostname);
+      socket.on('error', () => undefined);
+      let answer = '';
+      socket.on('data', (d: Buffer) => {
+        answer += d.toString();
+      });
+      const closed = new Promise<boolean>((resolve) => socket.on('close', () => resolve(true)));
+      socket.write(
+        'POST /api/v1/quarantine/replay HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer test-admin-token\r\n' +
+          'Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{',
+      );
+      const drip = setInterval(() => socket.writable && socket.write(' '), 50);
+      // The request timeout (headers and body) is 600 ms; until 2026-11-29 the body went on unanswered.
+      const inTime = await Promise.race([
+        closed,
+        new Promise<boolean>((r) => setTimeout(() => r(false), 4000)),
+      ]);
+      clearInterval(drip);
+      socket.destroy();
+      expect(inTime).toBe(true);
+      expect(statusLines(answer)).toEqual(['HTTP/1.1 408']);
+      expect(answer).toContain('"code":"TMK_ERR_REQUEST_TIMEOUT"');
+      expect(await rejected(c.url, '', 'TMK_ERR_REQUEST_TIMEOUT')).toBe(1);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('answers a malformed chunk of a batch 400 at once, counted once', async () => {
+    // Earlier tests' refusals before any route are on this collector's counters too.
+    const beforeRoute = await rejected(collector.url, '', 'TMK_ERR_BAD_HTTP');
+    const started = performance.now();
+    const answer = await rawExchange(
+      collector.url,
+      rawRequest('/v1/batch', {
+        headers: { ...bearer(), 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' },
+        body: '5\r\n{"bat\r\nZZZ\r\n',
+        contentLength: null,
+      }),
+    );
+    // Until 2026-11-29 it waited for the body timeout (15 s), then was answered 408 TMK_ERR_BODY_TIMEOUT
+    // (which a client retries), and counted under route="" too.
+    expect(performance.now() - started).toBeLessThan(5000);
+    expect(statusLines(answer)).toEqual(['HTTP/1.1 400']);
+    expect(answer).toContain('"code":"TMK_ERR_BAD_HTTP"');
+    expect(await rejected(collector.url, 'batch', 'TMK_ERR_BAD_HTTP')).toBe(1);
+    expect(await rejected(collector.url, '', 'TMK_ERR_BAD_HTTP')).toBe(beforeRoute);
+  }, 20_000);
+});

@@ -14,7 +14,7 @@ import type { AppEntry } from '../config/registry-types.js';
 import type { ServeConfig } from '../config/serve-config.js';
 import { type ErrorCode, errorMessage, isTelemarkError, TelemarkError } from '../errors.js';
 import { type BatchPool, createBatchPool } from '../ingest/batch-pool.js';
-import { endBodyCutShort } from '../ingest/body.js';
+import { endBodyRead } from '../ingest/body.js';
 import { writeKeyFromHeader } from '../ingest/segment.js';
 import { createEventBuilder } from '../pipeline/event-builder.js';
 import { createGroupCommitter, type GroupCommitter } from '../pipeline/group-commit.js';
@@ -154,7 +154,10 @@ type HttpSocket = Duplex & {
   readonly parser?: { readonly incoming?: (IncomingMessage & { readonly _dumped?: boolean }) | null } | null;
 };
 
-/** Connections refused while answers were still owed on them: closed once those are sent. */
+/**
+ * Connections refused already: while answers are still owed on them (closed once those are sent), or
+ * whose body's route is answering the refusal. The parser reports each later chunk again.
+ */
 const closingAfterAnswers = new WeakSet<Duplex>();
 
 /**
@@ -171,61 +174,81 @@ function closeAfterAnswers(socket: HttpSocket): void {
 /**
  * The answer to bytes Node's HTTP parser refused, or to a request that did not arrive in time, before any
  * route sees it: our `{code, message}` body instead of Fastify's default, and the connection closed (the
- * parser cannot read on after an error). `refused` counts it: no route and no error handler sees these.
+ * parser cannot read on after an error). `refused` counts it when no route does.
  *
- * Not while an answer to an earlier request on the connection is still owed (a valid batch being
+ * A request whose body is still arriving, read by an ingest route (`readBody`), is refused by that route
+ * (`endBodyRead`), which answers and counts it like its other refusals: a malformed chunk `400
+ * TMK_ERR_BAD_HTTP`, the request timeout `408 TMK_ERR_REQUEST_TIMEOUT`, the client's FIN `400
+ * TMK_ERR_BODY_INCOMPLETE`.
+ *
+ * No answer while an answer to an *earlier* request on the connection is still owed (a valid batch being
  * committed, then pipelined garbage): written then, this answer would be read as that request's, which
  * the client would retry though it was committed (until 2026-11-29 it was: a 400 for a stored batch). The
  * connection is closed once those answers are sent, with none for the refused bytes (the client sends them
- * again). Nor for the body of a request already answered (an API `401` before its body came), still being
- * discarded when it times out: an answer then would answer no request.
+ * again). The answer Node holds for the request being read is not such an answer: it is owed from the
+ * moment the request reaches a handler, body still arriving (until 2026-11-29 it counted as one, so an
+ * API body cut short kept its connection open past the shutdown, the request timeout never ended an API
+ * body, and a malformed chunked batch waited for the body timeout). Nor for the body of a request already
+ * answered (an API `401` before its body came), still being discarded when it times out: an answer then
+ * would answer no request.
  */
 function answerClientError(
   error: Error & { code?: string },
   socket: HttpSocket,
   refused: (code: ErrorCode) => void,
 ): void {
-  // Refused already, waiting for the answers owed: the parser reports each later chunk again.
   if (closingAfterAnswers.has(socket)) return;
-  // The client shut its sending side mid-body but can still read: the route reading that body refuses
-  // it (400 TMK_ERR_BODY_INCOMPLETE), counts it, and closes the connection after its answer.
-  if (error.code === 'HPE_INVALID_EOF_STATE' && socket.writable && endBodyCutShort(socket)) return;
-  // Shut mid-request (headers, say) behind requests still to be answered: they are answered first.
-  if (error.code === 'HPE_INVALID_EOF_STATE' && socket.writable && socket._httpMessage) {
-    closingAfterAnswers.add(socket);
-    closeAfterAnswers(socket);
-    return;
-  }
-  // The client went away, or closed its side mid-request (`HPE_INVALID_EOF_STATE`): a request whose
-  // route had it is refused and counted there (its body ended early); counted here too, it was twice.
-  if (
-    error.code === 'ECONNRESET' ||
-    error.code === 'EPIPE' ||
-    error.code === 'HPE_INVALID_EOF_STATE' ||
-    !socket.writable
-  ) {
+  const eof = error.code === 'HPE_INVALID_EOF_STATE';
+  // The client went away: a request whose route had it is refused and counted there (its body ended).
+  if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || !socket.writable) {
     socket.destroy();
     return;
   }
-  // The rest of a body whose request was answered without reading it, discarded by Node, timed out.
   const incoming = socket.parser?.incoming;
-  if (incoming && !incoming.complete && incoming._dumped && !socket._httpMessage) {
-    socket.destroy();
-    return;
-  }
-  const known =
-    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+  const arriving = incoming != null && !incoming.complete;
+  // The client shut its sending side mid-body but can still read (`HPE_INVALID_EOF_STATE`), sent bytes
+  // that are no HTTP, or was too slow: the route reading that body refuses it, counts it, and closes the
+  // connection after its answer (after the answers owed before it, pipelined).
+  const known = eof
+    ? undefined
+    : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
       ? new TelemarkError('TMK_ERR_REQUEST_TIMEOUT', 'headers and body')
       : new TelemarkError(
           'TMK_ERR_BAD_HTTP',
           error.code === 'HPE_HEADER_OVERFLOW' ? 'headers over 16 KB' : (error.code ?? 'unreadable'),
         );
-  refused(known.code);
-  if (socket._httpMessage) {
+  if (arriving && endBodyRead(socket, known)) {
+    closingAfterAnswers.add(socket);
+    return;
+  }
+  const owed = socket._httpMessage;
+  // The answer owed is the one to the request being read: no earlier answer to wait for.
+  const own = owed != null && arriving && owed.req === incoming;
+  if (owed != null && !own) {
+    // Answers owed to earlier requests (pipelined) are sent first, then the connection is closed.
+    if (known) refused(known.code);
     closingAfterAnswers.add(socket);
     closeAfterAnswers(socket);
     return;
   }
+  // Shut mid-request (headers, or a body no ingest route reads): nothing to answer.
+  if (known === undefined) {
+    socket.destroy();
+    return;
+  }
+  // The rest of a body whose request was answered without reading it, discarded by Node, timed out.
+  if (incoming && arriving && incoming._dumped && owed == null) {
+    socket.destroy();
+    return;
+  }
+  // Its own answer is being written already (a route refused it before reading its body): that answer
+  // closes the connection.
+  if (own && owed.headersSent) {
+    closingAfterAnswers.add(socket);
+    closeAfterAnswers(socket);
+    return;
+  }
+  refused(known.code);
   const body = JSON.stringify({ code: known.code, message: known.message });
   const reason = known.statusCode === 408 ? 'Request Timeout' : 'Bad Request';
   socket.end(

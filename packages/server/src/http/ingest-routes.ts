@@ -18,7 +18,7 @@ import {
   TelemarkError,
 } from '../errors.js';
 import type { BatchPool } from '../ingest/batch-pool.js';
-import { decodeBody, endBodyCutShort, readBody } from '../ingest/body.js';
+import { decodeBody, endBodyRead, readBody } from '../ingest/body.js';
 import { keptBadGzip, prepareMetritonBody, prepareSegmentBody } from '../ingest/prepare-body.js';
 import { controlFor, type PreparedRequest } from '../ingest/prepared.js';
 import { SEGMENT_CALLS, type SegmentRoute, writeKeyFromHeader } from '../ingest/segment.js';
@@ -122,8 +122,10 @@ class BodyHold {
    * this, on a later tick. False when the body was no longer being read.
    */
   end(code: ErrorCode, detail?: string): boolean {
-    if (this.endedBy !== undefined || !endBodyCutShort(this.request.socket)) return false;
-    this.endedBy = new TelemarkError(code, detail);
+    if (this.endedBy !== undefined) return false;
+    const error = new TelemarkError(code, detail);
+    if (!endBodyRead(this.request.socket, error)) return false;
+    this.endedBy = error;
     return true;
   }
 }

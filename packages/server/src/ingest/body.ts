@@ -12,18 +12,22 @@ export interface BodyLimits {
 }
 
 /**
- * Per connection, how to end the body being read on it when the client shuts its sending side first
- * (a TCP FIN before `Content-Length` bytes or the last chunk). Node reports that as a client error on
- * the socket, not to the request; the server's client-error handler (`collector.ts`) calls this so
- * the request is refused `400 TMK_ERR_BODY_INCOMPLETE` on the connection's open half, instead of the
- * connection being closed with no answer.
+ * Per connection, how to end the body being read on it when Node's parser stops it before its end: the
+ * client shut its sending side first (a TCP FIN before `Content-Length` bytes or the last chunk), sent
+ * bytes that are no HTTP (a malformed chunk), or the request timeout passed. Node reports these as client
+ * errors on the socket, not to the request; the server's client-error handler (`collector.ts`) calls
+ * `endBodyRead` so the route reading the body refuses the request (and counts it) with an answer on the
+ * connection's open half, instead of the connection being closed, or left open, with no answer.
  */
-const cutShort = new WeakMap<Duplex, () => void>();
+const bodyReads = new WeakMap<Duplex, (error?: TelemarkError) => void>();
 
-/** End the body being read on `socket` as cut short; false when no body is being read there. */
-export function endBodyCutShort(socket: Duplex): boolean {
-  const end = cutShort.get(socket);
-  end?.();
+/**
+ * End the body being read on `socket`, its reader rejecting with `error` (by default
+ * `TMK_ERR_BODY_INCOMPLETE`, saying how much arrived); false when no body is being read there.
+ */
+export function endBodyRead(socket: Duplex, error?: TelemarkError): boolean {
+  const end = bodyReads.get(socket);
+  end?.(error);
   return end !== undefined;
 }
 
@@ -50,7 +54,7 @@ export function readBody(request: IncomingMessage, limits: BodyLimits): Promise<
       request.off('end', onEnd);
       request.off('error', onError);
       request.off('aborted', onAborted);
-      if (socket && cutShort.get(socket) === onCutShort) cutShort.delete(socket);
+      if (socket && bodyReads.get(socket) === onEnded) bodyReads.delete(socket);
       if (error) {
         // Stop pulling the rest of a body we will not read; the reply closes the connection.
         request.pause();
@@ -67,15 +71,16 @@ export function readBody(request: IncomingMessage, limits: BodyLimits): Promise<
     const onError = (error: Error) =>
       finish(new TelemarkError('TMK_ERR_BODY_TIMEOUT', error.message, { cause: error }));
     const onAborted = () => finish(new TelemarkError('TMK_ERR_BODY_TIMEOUT', 'the client went away'));
-    const onCutShort = () =>
+    const onEnded = (error?: TelemarkError) =>
       finish(
-        new TelemarkError(
-          'TMK_ERR_BODY_INCOMPLETE',
-          declared === undefined ? `${size} bytes, no last chunk` : `${size} of ${declared} bytes`,
-        ),
+        error ??
+          new TelemarkError(
+            'TMK_ERR_BODY_INCOMPLETE',
+            declared === undefined ? `${size} bytes, no last chunk` : `${size} of ${declared} bytes`,
+          ),
       );
     const { socket } = request;
-    if (socket) cutShort.set(socket, onCutShort);
+    if (socket) bodyReads.set(socket, onEnded);
     const timer = setTimeout(
       () => finish(new TelemarkError('TMK_ERR_BODY_TIMEOUT', `${limits.timeoutMs} ms`)),
       limits.timeoutMs,
