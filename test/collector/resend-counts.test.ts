@@ -5,7 +5,7 @@
  * event, before dedupe: each resend (a batch whose answer was lost) counted again, and a client's
  * reported losses were multiplied by its retries.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { goIndent, tpReport } from '../../packages/server/src/ingest/_metriton-fixtures.js';
 import { sql } from '../../packages/server/src/store/sql.js';
 import { bearer, type InProcess, ourMessage, postJson, resultStatuses, startInProcess } from './_helpers.js';
@@ -89,6 +89,35 @@ describe.each([
       skewed: 3,
       dropped_by_client: 7,
     });
+  });
+
+  it('adds the skewed, clamped and pseudonymised events of a request to /metrics once per app, not once per event', async () => {
+    const now = Date.now();
+    const minutes = (n: number) => new Date(now + n * 60_000).toISOString();
+    const id = `${Math.random()}`;
+    // A client whose clock is 10 minutes behind: every event skewed (the clamped one too). Until 2026-11-29 each was one
+    // prom-client `inc`, on the request thread (e25746a).
+    const messages = Array.from({ length: 20 }, (_, i) =>
+      ourMessage(`many-${i}-${id}`, {
+        timestamp: minutes(-11),
+        ...(i < 5 ? { anonymousId: `user${i}@example.com` } : {}),
+      }),
+    );
+    messages.push(ourMessage(`many-clamped-${id}`, { timestamp: minutes(2 * 24 * 60) }));
+    const { metrics: m } = c.collector;
+    const spies = [vi.spyOn(m.skewed, 'inc'), vi.spyOn(m.clamped, 'inc'), vi.spyOn(m.pseudonymised, 'inc')];
+    try {
+      const answer = await postJson(`${c.url}/v1/batch`, { sentAt: minutes(-10), batch: messages }, bearer());
+      expect(resultStatuses(answer.json).every((s) => s === 'accepted')).toBe(true);
+      const [skewed, clamped, pseudonymised] = spies.map((spy) => spy.mock.calls);
+      expect({ skewed, clamped, pseudonymised }).toEqual({
+        skewed: [[{ app: 'mytool' }, 21]],
+        clamped: [[{ app: 'mytool' }, 1]],
+        pseudonymised: [[{ app: 'mytool' }, 5]],
+      });
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
   });
 
   it("counts a Metriton report's pseudonymised install id once, however often it is sent", async () => {
