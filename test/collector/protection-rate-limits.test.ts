@@ -78,6 +78,8 @@ describe('rate limits count every message a request carries', () => {
     expect(refused.status).toBe(400);
     const body = (await refused.json()) as Record<string, unknown>;
     expect(body).toMatchObject({ code: 'TMK_ERR_MISSING_WRITE_KEY' });
+    // The fix is the operator's: a Metriton client cannot send a key (until 2026-11-29 it was told to).
+    expect(body.message).toContain('set apps.mytool.allowKeyless: true');
     // Not the app's answer: its latest version, notices and kill switch are for its clients.
     for (const field of ['application', 'latest_version', 'notices', 'disable_scout'])
       expect(body).not.toHaveProperty(field);

@@ -14,6 +14,22 @@ interface ErrorDef {
 
 const def = (status: number, message: Template): ErrorDef => ({ status, message });
 
+/** The detail of a Metriton report naming an app that takes no keyless messages (`metriton.ts`). */
+export const metritonKeylessDetail = (app: string): string =>
+  `app "${app}": Metriton reports carry no write key`;
+
+/**
+ * TMK_ERR_MISSING_WRITE_KEY's message. A Metriton client cannot send a key at all: its fix is the
+ * operator's (`apps.<app>.allowKeyless`), named instead of the sender's (until 2026-11-29 it was told to
+ * send a key).
+ */
+function missingWriteKey(detail: string): string {
+  const metriton = /^app "(.*)": Metriton reports carry no write key$/.exec(detail)?.[1];
+  if (metriton !== undefined)
+    return `App "${metriton}" takes no messages without a write key, and Metriton reports carry none; to accept them, set apps.${metriton}.allowKeyless: true in the collector's config.`;
+  return `A write key is required for ${detail}; send it as Basic-auth user, Bearer token or "writeKey".`;
+}
+
 /**
  * TMK_ERR_STORE_LOCKED's message, by what holds the file: the detail ends in `: telemark <command>`
  * when the store could tell (`lockHolder`). A collector holds it while it runs (`collectorFix`: go
@@ -157,10 +173,7 @@ export const ERRORS = {
     (d) =>
       `The request is not valid HTTP/1.1 (${d}); check the client's headers (Content-Length, Transfer-Encoding).`,
   ),
-  TMK_ERR_MISSING_WRITE_KEY: def(
-    401,
-    (d) => `A write key is required for ${d}; send it as Basic-auth user, Bearer token or "writeKey".`,
-  ),
+  TMK_ERR_MISSING_WRITE_KEY: def(401, missingWriteKey),
   TMK_ERR_BAD_WRITE_KEY: def(401, () => 'The write key is not known; check the key configured for this app.'),
   TMK_ERR_BAD_AUTH_SCHEME: def(
     401,

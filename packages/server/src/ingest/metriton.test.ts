@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { resolveServeConfig } from '../config/serve-config.js';
+import { rejectionMessage } from '../errors.js';
 import { createEventBuilder } from '../pipeline/event-builder.js';
 import {
   connectReport,
@@ -251,9 +252,16 @@ describe('Metriton reports', () => {
     );
     if (result.kind !== 'prepared') throw new Error('expected prepared');
     const { prepared } = result;
-    expect(prepared.quarantine.map((q) => [q.app, q.reason])).toEqual([
-      ['keyed', 'TMK_ERR_MISSING_WRITE_KEY'],
+    // Recorded as no app's, as a keyless Segment message naming it is (until 2026-11-29 as the app's).
+    expect(prepared.quarantine.map((q) => [q.app, q.reason])).toEqual([['', 'TMK_ERR_MISSING_WRITE_KEY']]);
+    expect(prepared.counters.toArray()).toEqual([
+      expect.objectContaining({ app: '', kind: 'rejected', reason: 'TMK_ERR_MISSING_WRITE_KEY', count: 1 }),
     ]);
+    // Its message names the operator's fix: a Metriton client cannot send a key.
+    const r = prepared.results[0];
+    expect(rejectionMessage(r?.reason ?? '', r?.detail ?? '')).toBe(
+      'App "keyed" takes no messages without a write key, and Metriton reports carry none; to accept them, set apps.keyed.allowKeyless: true in the collector\'s config.',
+    );
     // The shared bucket of messages no app answers for (100/s), as a keyless Segment message naming it.
     expect(prepared.charges).toEqual([
       { key: UNATTRIBUTED_CHARGE, limit: UNATTRIBUTED_LIMIT, cost: 1, app: '' },

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import type { AppEntry, AppRegistry } from '../config/registry-types.js';
+import { metritonKeylessDetail } from '../errors.js';
 import type { EventBuilder, EventContext } from '../pipeline/event-builder.js';
 import type { QuarantineEntry } from '../store/types.js';
 import {
@@ -358,7 +359,17 @@ export function prepareMetriton(
     fail(app.name, reason, detail, rawJson(kept.report), messageId, kept.action.column);
   };
   if (!app.allowKeyless) {
-    refuse('TMK_ERR_MISSING_WRITE_KEY', `app "${app.name}" (Metriton reports carry no key)`);
+    // Recorded as no app's (`''`), as a keyless Segment message naming such an app is: it is charged to
+    // that bucket, and no app answers for it (until 2026-11-29 its rejection was recorded as the app's).
+    const kept = keptForm(true);
+    fail(
+      '',
+      'TMK_ERR_MISSING_WRITE_KEY',
+      metritonKeylessDetail(app.name),
+      rawJson(kept.report),
+      messageId,
+      kept.action.column,
+    );
     return { kind: 'prepared', app: undefined, prepared };
   }
   const maxBytes = deps.limits?.maxEventBytes;
