@@ -18,7 +18,7 @@ import {
   TelemarkError,
 } from '../errors.js';
 import type { BatchPool } from '../ingest/batch-pool.js';
-import { decodeBody, endBodyRead, readBody } from '../ingest/body.js';
+import { bodyIfArrived, decodeBody, endBodyRead, readBody } from '../ingest/body.js';
 import { keptBadGzip, prepareMetritonBody, prepareSegmentBody } from '../ingest/prepare-body.js';
 import { controlFor, type PreparedRequest } from '../ingest/prepared.js';
 import { SEGMENT_CALLS, type SegmentRoute, writeKeyFromHeader } from '../ingest/segment.js';
@@ -103,18 +103,21 @@ class BodyHold {
   bytes = 0;
   /** The refusal the collector ended the body's read with (past the bound, the shutdown), if it did. */
   endedBy: TelemarkError | undefined = undefined;
+  /** The socket whose body read `end` ends: set, with the `data` listener, only while it streams. */
+  private socket: IncomingMessage['socket'] | undefined = undefined;
 
-  constructor(
-    private readonly request: IncomingMessage,
-    private readonly holdBytes: (bytes: number) => boolean,
-  ) {}
-
-  /** A `data` listener: hold each chunk as it comes; past the bound, stop reading and refuse `503`. */
-  readonly onData = (chunk: Buffer): void => {
-    this.bytes += chunk.length;
-    if (!this.holdBytes(chunk.length))
-      this.end('TMK_ERR_QUEUE_FULL', 'bodies in flight past queue.maxInflightBytes');
-  };
+  /**
+   * A `data` listener for a body still streaming: hold each chunk as it comes; past the bound, stop
+   * reading and refuse `503`. Made only then: a body that arrived whole (a Metriton report, usually) is
+   * held at once (`bytes`), with no listener.
+   */
+  listener(request: IncomingMessage, holdBytes: (bytes: number) => boolean): (chunk: Buffer) => void {
+    this.socket = request.socket;
+    return (chunk) => {
+      this.bytes += chunk.length;
+      if (!holdBytes(chunk.length)) this.end('TMK_ERR_QUEUE_FULL', inflightPastBound);
+    };
+  }
 
   /**
    * End the body's read now, the request refused with `code`: its chunks so far are dropped with the
@@ -122,13 +125,16 @@ class BodyHold {
    * this, on a later tick. False when the body was no longer being read.
    */
   end(code: ErrorCode, detail?: string): boolean {
-    if (this.endedBy !== undefined) return false;
+    if (this.endedBy !== undefined || this.socket === undefined) return false;
     const error = new TelemarkError(code, detail);
-    if (!endBodyRead(this.request.socket, error)) return false;
+    if (!endBodyRead(this.socket, error)) return false;
     this.endedBy = error;
     return true;
   }
 }
+
+/** The detail of a body refused for the bodies held in flight (`queue.maxInflightBytes`). */
+const inflightPastBound = 'bodies in flight past queue.maxInflightBytes';
 
 /** Node's own request handler, for a route served without the framework. */
 export type DirectRoute = (request: IncomingMessage, response: ServerResponse) => void;
@@ -245,27 +251,36 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
    * A body as sent, read under the limits; its bytes held in `hold` as they arrive. Past
    * `queue.maxInflightBytes` it is refused `503 TMK_ERR_QUEUE_FULL`, in the middle of its body if need be.
    */
-  const readWire = async (request: IncomingMessage, hold: BodyHold): Promise<Buffer> => {
+  const readWire = (request: IncomingMessage, hold: BodyHold): Buffer | Promise<Buffer> => {
+    // All of it had arrived (a Metriton report with its headers, usually): taken and held whole at once,
+    // with no promise, timer or listener.
+    const arrived = bodyIfArrived(request, maxBytes);
+    if (arrived !== undefined) {
+      hold.bytes += arrived.length;
+      if (!deps.hold(arrived.length)) throw new TelemarkError('TMK_ERR_QUEUE_FULL', inflightPastBound);
+      return arrived;
+    }
     const reading = readBody(request, { maxBytes, timeoutMs: config.timeouts.bodyMs });
     // Refused before reading (announced over the limit): the stream was left as it was.
     if (request.readableFlowing !== true) return reading;
-    if (request.complete && request.readableLength === 0) {
-      // All of it had arrived, and was taken at once: held whole.
-      const wire = await reading;
-      hold.bytes += wire.length;
-      if (!deps.hold(wire.length))
-        throw new TelemarkError('TMK_ERR_QUEUE_FULL', 'bodies in flight past queue.maxInflightBytes');
-      return wire;
-    }
-    // Still coming (or in the stream's buffer, which flows as `data` too): held chunk by chunk.
-    request.on('data', hold.onData);
+    return readStreaming(request, hold, reading);
+  };
+
+  /** A body still coming (or in the stream's buffer, which flows as `data` too): held chunk by chunk. */
+  const readStreaming = async (
+    request: IncomingMessage,
+    hold: BodyHold,
+    reading: Promise<Buffer>,
+  ): Promise<Buffer> => {
+    const onData = hold.listener(request, deps.hold);
+    request.on('data', onData);
     arriving.add(hold);
     try {
       return await reading;
     } catch (error) {
       throw hold.endedBy ?? error;
     } finally {
-      request.off('data', hold.onData);
+      request.off('data', onData);
       arriving.delete(hold);
     }
   };
@@ -276,7 +291,9 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     route: SegmentRoute | 'metriton',
     hold: BodyHold,
   ): Promise<Buffer> => {
-    const wire = await readWire(request, hold);
+    const read = readWire(request, hold);
+    // No await for a body that had arrived: taken as it is.
+    const wire = Buffer.isBuffer(read) ? read : await read;
     try {
       return await decodeBody(wire, request.headers['content-encoding'], maxBytes);
     } catch (error) {
@@ -509,7 +526,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
 
   const segmentHandler = (route: SegmentRoute) => async (request: FastifyRequest, reply: FastifyReply) => {
     deps.enter(bodyRoom(request.headers));
-    const hold = new BodyHold(request.raw, deps.hold);
+    const hold = new BodyHold();
     try {
       const contentType = request.headers['content-type'];
       if (contentType !== undefined) {
@@ -565,7 +582,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     log: FastifyBaseLogger = deps.log,
   ): Promise<Answer> => {
     deps.enter(bodyRoom(request.headers));
-    const hold = new BodyHold(request, deps.hold);
+    const hold = new BodyHold();
     try {
       let prepared: PreparedRequest;
       let bytes: number;

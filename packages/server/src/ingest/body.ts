@@ -97,9 +97,10 @@ export function readBody(request: IncomingMessage, limits: BodyLimits): Promise<
  * The whole body, when it has all arrived already and nobody has started reading it: a small report
  * usually comes in the same packet as its headers. Read from the stream's buffer at once, with no timer
  * and no listeners to set and clear. Undefined when the body is still coming, is being read, or is over
- * the limit (the stream path refuses it).
+ * the limit (`readBody` refuses it). What `readBody` resolves with first, for a caller that takes the
+ * body synchronously when it can.
  */
-function bodyIfArrived(request: IncomingMessage, maxBytes: number): Buffer | undefined {
+export function bodyIfArrived(request: IncomingMessage, maxBytes: number): Buffer | undefined {
   if (!request.complete || request.readableFlowing !== null || request.readableLength > maxBytes) return;
   const chunks: Buffer[] = [];
   let size = 0;
