@@ -441,6 +441,11 @@ describe('backpressure', () => {
       );
       expect(refused.status).toBe(503);
       expect(refused.json?.code).toBe('TMK_ERR_QUEUE_FULL');
+      // The bound is on bytes, and it is not the write queue's (until 2026-11-29: "write queue is full (1
+      // requests in flight)").
+      expect(refused.json?.message).toMatch(
+        /^The collector is full \(\d+ of 540000 bytes of request bodies held by 1 requests, no room for \d+ more \(queue\.maxInflightBytes\)\)/,
+      );
       expect(refused.headers.get('retry-after')).toBeTruthy();
       // A body that fits in what is left is taken.
       expect((await postJson(`${c.url}/v1/batch`, { batch: [ourMessage('if-3')] }, bearer())).status).toBe(
@@ -484,6 +489,9 @@ describe('backpressure', () => {
       expect(refused.toLowerCase()).toContain('connection: close');
       expect(refused.toLowerCase()).toMatch(/retry-after: \d/);
       expect(refused).toContain('"code":"TMK_ERR_QUEUE_FULL"');
+      expect(refused).toContain(
+        'The collector is full (request bodies in flight past queue.maxInflightBytes)',
+      );
       await second.closed;
       // Its bytes are let go with it; the first body is read to its end and committed.
       first.send(big.length - 1000);

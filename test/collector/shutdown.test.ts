@@ -190,7 +190,7 @@ describe('graceful shutdown', () => {
     expect(await child.exited).toEqual({ code: 2, signal: null });
     socket.destroy();
     expect(child.output()).toContain(
-      'shutdown deadline: listener not closed (connections busy: a request still arriving, or an answer its client does not read)',
+      'shutdown deadline: listener not closed (connections still open: a request still arriving, or an answer not read yet; timeouts.shutdownMs gives them longer)',
     );
     // Not blamed on a replay or erasure, as it was until 2026-11-29.
     expect(child.output()).not.toContain('replay or erasure');

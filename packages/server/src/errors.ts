@@ -181,10 +181,7 @@ export const ERRORS = {
       `The Authorization header's scheme ${d} is not one the collector reads; send the write key as the Basic-auth user (Authorization: Basic base64("<key>:")) or as a Bearer token (Authorization: Bearer <key>), or no Authorization header for a keyless app.`,
   ),
   TMK_ERR_RATE_LIMITED: def(429, (d) => `Too many events for ${d}; retry after the Retry-After delay.`),
-  TMK_ERR_QUEUE_FULL: def(
-    503,
-    (d) => `The collector's write queue is full (${d}); retry after the Retry-After delay.`,
-  ),
+  TMK_ERR_QUEUE_FULL: def(503, (d) => `The collector is full (${d}); retry after the Retry-After delay.`),
   TMK_ERR_SHUTTING_DOWN: def(
     503,
     () => 'The collector is shutting down; retry after the Retry-After delay, or at another collector.',

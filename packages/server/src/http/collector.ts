@@ -499,7 +499,10 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
         // that arrived (`hold`), among which a request's body must find room. Bytes announced and not sent
         // are not counted: idle connections announcing large bodies cannot refuse everyone else.
         if (inflightBytes + bodyBytes > config.queue.maxInflightBytes)
-          throw new TelemarkError('TMK_ERR_QUEUE_FULL', `${inflight} requests in flight`);
+          throw new TelemarkError(
+            'TMK_ERR_QUEUE_FULL',
+            `${inflightBytes} of ${config.queue.maxInflightBytes} bytes of request bodies held by ${inflight} requests, no room for ${bodyBytes} more (queue.maxInflightBytes)`,
+          );
         inflight++;
       },
       hold(bytes) {
@@ -752,8 +755,9 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
       if ((await within(app.close())) === 'timeout') {
         clean = false;
         // Said as what holds it: a replay or erasure of the API (whose store closes next), else connections
-        // busy with a request (its headers still coming, an API body) or with an answer their client does
-        // not read. Until 2026-11-29 the line blamed a replay or erasure whatever held it.
+        // still open with a request (its headers still coming, an API body) or an answer not read yet (a
+        // client gone is not one: its connection is closed), and the setting that gives them longer. Until
+        // 2026-11-29 the line blamed a replay or erasure whatever held it.
         const operations = api.operations();
         const connections = await new Promise<number>((resolve) =>
           app.server.getConnections((error, count) => resolve(error ? -1 : count)),
@@ -762,7 +766,7 @@ export async function createCollector(options: CollectorOptions): Promise<Collec
           { operations, connections },
           operations > 0
             ? 'shutdown deadline: listener not closed (a replay or erasure under way is cut)'
-            : 'shutdown deadline: listener not closed (connections busy: a request still arriving, or an answer its client does not read)',
+            : 'shutdown deadline: listener not closed (connections still open: a request still arriving, or an answer not read yet; timeouts.shutdownMs gives them longer)',
         );
       }
       await pool?.close();

@@ -134,7 +134,7 @@ class BodyHold {
 }
 
 /** The detail of a body refused for the bodies held in flight (`queue.maxInflightBytes`). */
-const inflightPastBound = 'bodies in flight past queue.maxInflightBytes';
+const inflightPastBound = 'request bodies in flight past queue.maxInflightBytes';
 
 /** Node's own request handler, for a route served without the framework. */
 export type DirectRoute = (request: IncomingMessage, response: ServerResponse) => void;

@@ -266,7 +266,10 @@ export function createGroupCommitter(options: GroupCommitterOptions): GroupCommi
       const count = eventsOf(job);
       if (queuedEvents + count > options.maxQueueEvents || queuedBytes + job.bytes > options.maxQueueBytes)
         return Promise.reject(
-          new TelemarkError('TMK_ERR_QUEUE_FULL', `${queuedEvents} events, ${queuedBytes} bytes waiting`),
+          new TelemarkError(
+            'TMK_ERR_QUEUE_FULL',
+            `write queue: ${queuedEvents} events, ${queuedBytes} bytes waiting (queue.maxEvents, queue.maxBytes)`,
+          ),
         );
       return new Promise((resolve, reject) => {
         queue.push({ job, resolve, reject });
