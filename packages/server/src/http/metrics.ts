@@ -150,7 +150,7 @@ export function createCollectorMetrics(
     },
     requestsRejected: new Counter({
       name: 'telemark_requests_rejected_total',
-      help: 'Whole ingest requests refused (auth, parse, limits, rate limits, queue full, shutdown), by error code; route "" for bad HTTP and request timeouts, refused before any route.',
+      help: 'Whole ingest requests refused (auth, parse, limits, rate limits, queue full, shutdown), by error code; route "" for bad HTTP and request timeouts refused outside an ingest route (one met while an ingest body is read counts under its route).',
       labelNames: ['route', 'code'],
       registers,
     }),
