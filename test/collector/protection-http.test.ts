@@ -13,6 +13,35 @@ beforeAll(async () => {
 });
 afterAll(() => collector.stop());
 
+/**
+ * `head` on a fresh connection, then `drip` every 50 ms while it is open: what came back, and whether
+ * the server closed the connection within `giveUpMs` (the connection is then closed from this side).
+ */
+async function dripExchange(
+  url: string,
+  head: string,
+  drip: string,
+  giveUpMs = 4000,
+): Promise<{ answer: string; closed: boolean }> {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  socket.on('error', () => undefined);
+  let answer = '';
+  socket.on('data', (d: Buffer) => {
+    answer += d.toString();
+  });
+  const closed = new Promise<boolean>((resolve) => socket.on('close', () => resolve(true)));
+  socket.write(head);
+  const dripping = setInterval(() => socket.writable && socket.write(drip), 50);
+  const inTime = await Promise.race([
+    closed,
+    new Promise<boolean>((r) => setTimeout(() => r(false), giveUpMs)),
+  ]);
+  clearInterval(dripping);
+  socket.destroy();
+  return { answer, closed: inTime };
+}
+
 /** Raw bytes on a fresh connection; the first answer, once it is whole. */
 function exchange(bytes: string): Promise<{ head: string; body: string }> {
   const { hostname, port } = new URL(collector.url);
@@ -93,22 +122,14 @@ describe('bytes Node refuses after a request still owed its answer', () => {
   it('sends nothing more after answering a request whose body then times out (an API 401 before its body)', async () => {
     const c = await startInProcess({ config: { timeouts: { headersMs: 300, bodyMs: 300 } } });
     try {
-      const { hostname, port } = new URL(c.url);
-      const socket = connect(Number(port), hostname);
-      socket.on('error', () => undefined);
-      let answer = '';
-      socket.on('data', (d: Buffer) => {
-        answer += d.toString();
-      });
-      const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-      socket.write(
+      // The body keeps coming, slowly, past the request timeout (headers and body: 600 ms).
+      const { answer, closed } = await dripExchange(
+        c.url,
         'POST /api/v1/quarantine/replay HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
           'Content-Length: 100000\r\n\r\n',
+        ' '.repeat(100),
       );
-      // The body keeps coming, slowly, past the request timeout (headers and body: 600 ms).
-      const drip = setInterval(() => socket.writable && socket.write(' '.repeat(100)), 50);
-      await closed;
-      clearInterval(drip);
+      expect(closed).toBe(true);
       // Until 2026-11-29 a 408 followed the 401, an answer to no request.
       expect(statusLines(answer)).toEqual(['HTTP/1.1 401']);
     } finally {
@@ -129,27 +150,14 @@ describe('bytes Node refuses in the body of the request being read', () => {
   it('answers an API body still arriving at the request timeout 408, and closes', async () => {
     const c = await startInProcess({ config: { timeouts: { headersMs: 300, bodyMs: 300 } } });
     try {
-      const { hostname, port } = new URL(c.url);
-      const socket = connect(Number(port), hostname);
-      socket.on('error', () => undefined);
-      let answer = '';
-      socket.on('data', (d: Buffer) => {
-        answer += d.toString();
-      });
-      const closed = new Promise<boolean>((resolve) => socket.on('close', () => resolve(true)));
-      socket.write(
+      // The request timeout (headers and body) is 600 ms; until 2026-11-29 the body went on unanswered.
+      const { answer, closed } = await dripExchange(
+        c.url,
         'POST /api/v1/quarantine/replay HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer test-admin-token\r\n' +
           'Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{',
+        ' ',
       );
-      const drip = setInterval(() => socket.writable && socket.write(' '), 50);
-      // The request timeout (headers and body) is 600 ms; until 2026-11-29 the body went on unanswered.
-      const inTime = await Promise.race([
-        closed,
-        new Promise<boolean>((r) => setTimeout(() => r(false), 4000)),
-      ]);
-      clearInterval(drip);
-      socket.destroy();
-      expect(inTime).toBe(true);
+      expect(closed).toBe(true);
       expect(statusLines(answer)).toEqual(['HTTP/1.1 408']);
       expect(answer).toContain('"code":"TMK_ERR_REQUEST_TIMEOUT"');
       expect(await rejected(c.url, '', 'TMK_ERR_REQUEST_TIMEOUT')).toBe(1);

@@ -505,29 +505,21 @@ describe('a deadline and a timeout', () => {
     expect(spoolStats(path.join(configDir, 'spool')).events).toBe(2);
   };
 
-  it('the run ends first, waiting for an answer: `deadline`, and no failure is recorded', async () => {
-    const url = await silent('http');
-    const configDir = setup(2);
-    const outcome = await run(config(configDir, url, { connectMs: 1000, totalMs: 3000 }), 300);
-    expect(outcome).toMatchObject({
-      reason: 'deadline',
-      failure: null,
-      lastError: 'aborted: the deadline passed',
+  for (const [protocol, waiting] of [
+    ['http', 'an answer'],
+    ['https', 'the connection'],
+  ] as const)
+    it(`the run ends first, waiting for ${waiting}: \`deadline\`, and no failure is recorded`, async () => {
+      const url = await silent(protocol);
+      const configDir = setup(2);
+      const outcome = await run(config(configDir, url, { connectMs: 1000, totalMs: 3000 }), 300);
+      expect(outcome).toMatchObject({
+        reason: 'deadline',
+        failure: null,
+        lastError: 'aborted: the deadline passed',
+      });
+      nothingRecorded(configDir, url);
     });
-    nothingRecorded(configDir, url);
-  });
-
-  it('the run ends first, waiting for the connection: `deadline`, and no failure is recorded', async () => {
-    const url = await silent('https');
-    const configDir = setup(2);
-    const outcome = await run(config(configDir, url, { connectMs: 1000, totalMs: 3000 }), 300);
-    expect(outcome).toMatchObject({
-      reason: 'deadline',
-      failure: null,
-      lastError: 'aborted: the deadline passed',
-    });
-    nothingRecorded(configDir, url);
-  });
 
   it('the total timeout ends first: a failure, with its backoff', async () => {
     const url = await silent('http');

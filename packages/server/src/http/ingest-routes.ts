@@ -418,20 +418,13 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     }
     // Statuses come for `events`, then for `encoded` (as the store answers them). A request's
     // messages nearly always share an app: its tally is looked up again only when the app changes.
-    // Clamped and skewed count for accepted events only, as the store's daily counters do: a resend
-    // counts once (until 2026-11-29 every prepared event counted, duplicates too). They are counted here
-    // and added once per run of an app's events: one counter update per event (e25746a) was one
-    // prom-client `inc` per event of a client whose clock is off, every event skewed.
+    // Clamped, skewed and pseudonymised count for accepted events only, as the store's daily counters
+    // do: a resend counts once (until 2026-11-29 every prepared event counted, duplicates too).
+    // `prepared.pseudonymised` holds ascending indexes into the same order, followed by a cursor.
+    const pseudonymised = prepared.pseudonymised;
+    let nextPseudonymised = 0;
     let tallyApp = '';
     let tally: StatusTally | undefined;
-    let clamped = 0;
-    let skewed = 0;
-    const flushFlags = () => {
-      if (clamped > 0) metrics.clamped.inc({ app: tallyApp }, clamped);
-      if (skewed > 0) metrics.skewed.inc({ app: tallyApp }, skewed);
-      clamped = 0;
-      skewed = 0;
-    };
     const answer = (i: number, app: string, messageId: string, flags: number) => {
       const duplicate = statuses[i] === 'duplicate';
       prepared.results[prepared.slots[i] as number] = {
@@ -439,44 +432,34 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
         status: duplicate ? 'duplicate' : 'accepted',
       };
       if (tally === undefined || app !== tallyApp) {
-        flushFlags();
         tally = metrics.statusTally(app);
         tallyApp = app;
       }
+      const isPseudonymised = pseudonymised !== undefined && pseudonymised[nextPseudonymised] === i;
+      if (isPseudonymised) nextPseudonymised++;
       if (duplicate) tally.duplicate++;
       else {
         tally.accepted++;
         if (flags !== 0) {
-          if (flags & EVENT_CLAMPED) clamped++;
-          if (flags & EVENT_SKEWED) skewed++;
+          if (flags & EVENT_CLAMPED) tally.clamped++;
+          if (flags & EVENT_SKEWED) tally.skewed++;
         }
+        if (isPseudonymised) tally.pseudonymised++;
       }
     };
     for (const [i, e] of events.entries()) answer(i, e.app, e.messageId, eventFlags(e));
-    const appOfEncoded = (j: number) => encoded!.apps[encoded!.appOf[j]!]!;
     for (let j = 0; j < (encoded?.count ?? 0); j++)
-      answer(events.length + j, appOfEncoded(j), encoded!.messageIds[j]!, encoded!.flags?.[j] ?? 0);
-    flushFlags();
+      answer(
+        events.length + j,
+        encoded!.apps[encoded!.appOf[j]!]!,
+        encoded!.messageIds[j]!,
+        encoded!.flags?.[j] ?? 0,
+      );
     for (const q of quarantine) {
       metrics.events.inc({ app: q.app, status: 'rejected', reason: q.reason });
       recentRejections.add(q.app, q.messageId, q.receivedAt);
     }
     for (const q of repeated) metrics.statusTally(q.app).duplicate++;
-    // Indexes in `events`, or in `encoded` when the events came encoded (`events` is empty then); counted
-    // per run of an app, as above.
-    let pseudonymisedApp = '';
-    let pseudonymised = 0;
-    for (const i of prepared.pseudonymised ?? []) {
-      if (statuses[i] !== 'accepted') continue;
-      const app = i < events.length ? events[i]!.app : appOfEncoded(i - events.length);
-      if (app !== pseudonymisedApp && pseudonymised > 0) {
-        metrics.pseudonymised.inc({ app: pseudonymisedApp }, pseudonymised);
-        pseudonymised = 0;
-      }
-      pseudonymisedApp = app;
-      pseudonymised++;
-    }
-    if (pseudonymised > 0) metrics.pseudonymised.inc({ app: pseudonymisedApp }, pseudonymised);
   };
 
   /** The soft back-off hint: when the queue is past half full, suggest a pause proportional to it. */

@@ -1,10 +1,35 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { StoreBacklog } from '../store/types.js';
 
-/** Accepted and duplicate messages of one app since the last scrape (`CollectorMetrics.statusTally`). */
+/**
+ * Accepted and duplicate messages of one app since the last scrape (`CollectorMetrics.statusTally`),
+ * and of the accepted ones those clamped, skewed and with a pseudonymised install id: each goes into
+ * its counter when metrics are read.
+ */
 export interface StatusTally {
   accepted: number;
   duplicate: number;
+  clamped: number;
+  skewed: number;
+  pseudonymised: number;
+}
+
+/** A counter by app fed from the tallies' `field`, drained when metrics are read. */
+function tallied(
+  tallies: ReadonlyMap<string, StatusTally>,
+  field: 'clamped' | 'skewed' | 'pseudonymised',
+  options: { name: string; help: string; registers: Registry[] },
+): Counter<'app'> {
+  return new Counter({
+    ...options,
+    labelNames: ['app'],
+    collect() {
+      for (const [app, tally] of tallies) {
+        if (tally[field] > 0) this.inc({ app }, tally[field]);
+        tally[field] = 0;
+      }
+    },
+  });
 }
 
 /**
@@ -16,9 +41,10 @@ export interface CollectorMetrics {
   readonly registry: Registry;
   readonly events: Counter<'app' | 'status' | 'reason'>;
   /**
-   * The running count of an app's accepted and duplicate messages, to add to: it goes into `events`
-   * when metrics are read. Counted per message on the ingest path, where a labelled `inc` per request
-   * (hashing its labels each time) showed in the request thread's profile.
+   * The running count of an app's accepted and duplicate messages (and of the accepted, those clamped,
+   * skewed or pseudonymised), to add to: it goes into `events` (and `clamped`, `skewed`,
+   * `pseudonymised`) when metrics are read. Counted per message on the ingest path, where a labelled
+   * `inc` per request (hashing its labels each time) showed in the request thread's profile.
    */
   statusTally(app: string): StatusTally;
   readonly requestsRejected: Counter<'route' | 'code'>;
@@ -142,7 +168,7 @@ export function createCollectorMetrics(
     statusTally(app) {
       let tally = tallies.get(app);
       if (tally === undefined) {
-        tally = { accepted: 0, duplicate: 0 };
+        tally = { accepted: 0, duplicate: 0, clamped: 0, skewed: 0, pseudonymised: 0 };
         // Apps come from the registry: a handful (a reload may add some; none is taken away).
         tallies.set(app, tally);
       }
@@ -154,22 +180,19 @@ export function createCollectorMetrics(
       labelNames: ['route', 'code'],
       registers,
     }),
-    clamped: new Counter({
+    clamped: tallied(tallies, 'clamped', {
       name: 'telemark_events_clamped_total',
       help: 'Events whose time was more than 23 h ahead and was clamped to the receive time.',
-      labelNames: ['app'],
       registers,
     }),
-    skewed: new Counter({
+    skewed: tallied(tallies, 'skewed', {
       name: 'telemark_events_skewed_total',
       help: 'Events whose client clock was off by more than a minute (corrected from sentAt).',
-      labelNames: ['app'],
       registers,
     }),
-    pseudonymised: new Counter({
+    pseudonymised: tallied(tallies, 'pseudonymised', {
       name: 'telemark_install_ids_pseudonymised_total',
       help: 'Events whose install id the scrubber would change (an e-mail address, a host name…), stored under its keyed pseudonym instead, by app',
-      labelNames: ['app'],
       registers,
     }),
     requestDuration: new Histogram({

@@ -11,7 +11,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sampleEvent, sampleQuarantine } from '../conformance.js';
 import { raw, sql } from '../sql.js';
-import type { StoredEvent, WriteBatch } from '../types.js';
+import type { Store, StoredEvent, WriteBatch } from '../types.js';
 import { createDuckDBStore } from './duckdb-store.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'telemark-erasure-'));
@@ -35,6 +35,36 @@ const TABLES = ['event_rows', 'quarantine', 'contexts', ...DERIVED];
 /** DuckDB's file layout: three 4 KiB headers, then blocks of 256 KiB (the default block size). */
 const HEADER_BYTES = 3 * 4096;
 const BLOCK_BYTES = 262_144;
+
+/** A data file of its own under `root`, not yet created. */
+const newFile = () => path.join(fs.mkdtempSync(path.join(root, 's-')), 'telemark.duckdb');
+
+async function openStore(file: string) {
+  const store = createDuckDBStore({ path: file });
+  await store.init();
+  return store;
+}
+
+/** An event of the erased install, or of one of 97 others (`keep-<k>`). */
+const eventOf = (gone: boolean, k: number, receivedAt: number, extra: Partial<StoredEvent> = {}) =>
+  gone
+    ? sampleEvent({ app: APP, installId: GONE, sessionId: GONE_SESSION, receivedAt, ...extra })
+    : sampleEvent({
+        app: APP,
+        installId: `keep-${k % 97}`,
+        sessionId: `keep-session-${k % 97}`,
+        receivedAt,
+        ...extra,
+      });
+
+/** Tables like the analytics rollup's (DERIVED), made from the events stored. */
+const makeDerivedTables = (store: Store) =>
+  store.maintain!([
+    raw(`CREATE TABLE test_rollup_installs AS
+           SELECT app, hash(install_id) AS install_key, count(*) AS n FROM event_rows GROUP BY ALL ORDER BY n`),
+    raw(`CREATE TABLE test_rollup_sessions AS
+           SELECT app, hash(install_id, session_id) AS session_key, count(*) AS n FROM event_rows GROUP BY ALL`),
+  ]);
 
 /** Per table: rows alive, rows in its live segments, and segments whose statistics name the install. */
 async function liveStorage(
@@ -89,9 +119,8 @@ describe('DuckDB erasure and the live file', () => {
   it('rewrites the row groups that held the install: none of its rows stays in live storage', {
     timeout: 120_000,
   }, async () => {
-    const file = path.join(fs.mkdtempSync(path.join(root, 's-')), 'telemark.duckdb');
-    const store = createDuckDBStore({ path: file });
-    await store.init();
+    const file = newFile();
+    const store = await openStore(file);
     const now = Date.now();
     // Over two row groups (122,880 rows each): the install's events in both, among 97 others.
     const total = 130_000;
@@ -99,23 +128,9 @@ describe('DuckDB erasure and the live file', () => {
     const events: StoredEvent[] = [];
     let kept: StoredEvent | undefined;
     for (let i = 0; i < total; i++) {
-      const k = i % 97;
       const e = gone.has(i)
-        ? sampleEvent({
-            app: APP,
-            installId: GONE,
-            sessionId: GONE_SESSION,
-            messageId: `${MARK}sed-${i}`,
-            appVersion: `${MARK}sed-version`,
-            receivedAt: now,
-          })
-        : sampleEvent({
-            app: APP,
-            installId: `keep-${k}`,
-            sessionId: `keep-session-${k}`,
-            messageId: `m-${i}`,
-            receivedAt: now,
-          });
+        ? eventOf(true, i, now, { messageId: `${MARK}sed-${i}`, appVersion: `${MARK}sed-version` })
+        : eventOf(false, i, now, { messageId: `m-${i}` });
       if (i === 1000) kept = e;
       events.push(e);
     }
@@ -125,20 +140,14 @@ describe('DuckDB erasure and the live file', () => {
     );
     quarantine.splice(150, 0, sampleQuarantine({ app: APP, raw: JSON.stringify({ anonymousId: GONE }) }));
     await store.write(batch({ quarantine }));
-    await store.maintain!([
-      raw(`CREATE TABLE test_rollup_installs AS
-             SELECT app, hash(install_id) AS install_key, count(*) AS n FROM event_rows GROUP BY ALL ORDER BY n`),
-      raw(`CREATE TABLE test_rollup_sessions AS
-             SELECT app, hash(install_id, session_id) AS session_key, count(*) AS n FROM event_rows GROUP BY ALL`),
-    ]);
+    await makeDerivedTables(store);
     const [before] = await store.query<{ n: number }>(
       sql`SELECT sum(hash(message_id, received_at, dedupe_key, install_id, session_id) % 1000003)::DOUBLE AS n
             FROM event_rows WHERE install_id <> ${GONE}`,
     );
     await store.close();
 
-    const again = createDuckDBStore({ path: file });
-    await again.init();
+    const again = await openStore(file);
     expect(await again.deleteInstall(APP, GONE)).toEqual({ events: gone.size, quarantine: 1 });
     // The other installs' events are the same events: still known to the dedupe index.
     expect((await again.write(batch({ events: [kept!] }))).statuses).toEqual(['duplicate']);
@@ -161,35 +170,16 @@ describe('DuckDB erasure and the live file', () => {
   });
 
   it('also for rows not checkpointed yet, erased by the process that wrote them', async () => {
-    const file = path.join(fs.mkdtempSync(path.join(root, 's-')), 'telemark.duckdb');
-    const store = createDuckDBStore({ path: file });
-    await store.init();
+    const file = newFile();
+    const store = await openStore(file);
     const now = Date.now();
     const events = Array.from({ length: 5000 }, (_, i) =>
-      i % 1000 === 7
-        ? sampleEvent({
-            app: APP,
-            installId: GONE,
-            sessionId: GONE_SESSION,
-            appVersion: MARK,
-            receivedAt: now,
-          })
-        : sampleEvent({
-            app: APP,
-            installId: `keep-${i % 97}`,
-            sessionId: `keep-session-${i % 97}`,
-            receivedAt: now,
-          }),
+      eventOf(i % 1000 === 7, i, now, i % 1000 === 7 ? { appVersion: MARK } : {}),
     );
     await store.write(
       batch({ events, quarantine: [sampleQuarantine({ app: APP, raw: `{"userId":"${GONE}"}` })] }),
     );
-    await store.maintain!([
-      raw(`CREATE TABLE test_rollup_installs AS
-           SELECT app, hash(install_id) AS install_key, count(*) AS n FROM event_rows GROUP BY ALL`),
-      raw(`CREATE TABLE test_rollup_sessions AS
-           SELECT app, hash(install_id, session_id) AS session_key, count(*) AS n FROM event_rows GROUP BY ALL`),
-    ]);
+    await makeDerivedTables(store);
     expect(await store.deleteInstall(APP, GONE)).toEqual({ events: 5, quarantine: 1 });
     await store.close();
     expect((await liveStorage(file)).tables).toEqual({
@@ -207,26 +197,11 @@ describe('DuckDB erasure and the live file', () => {
     // Until 2026-11-29 the erasure's checkpoint ran beside the read's open transaction: DuckDB kept the
     // wholly deleted row group (stored twice the rows alive, its statistics naming the install), and the
     // erasure reported success.
-    const file = path.join(fs.mkdtempSync(path.join(root, 's-')), 'telemark.duckdb');
-    const store = createDuckDBStore({ path: file });
-    await store.init();
+    const file = newFile();
+    const store = await openStore(file);
     const now = Date.now();
     const events = Array.from({ length: 20_000 }, (_, i) =>
-      i === 17
-        ? sampleEvent({
-            app: APP,
-            installId: GONE,
-            sessionId: GONE_SESSION,
-            appVersion: MARK,
-            receivedAt: now,
-          })
-        : sampleEvent({
-            app: APP,
-            installId: `keep-${i % 97}`,
-            sessionId: `keep-session-${i % 97}`,
-            messageId: `m-${i}`,
-            receivedAt: now,
-          }),
+      eventOf(i === 17, i, now, i === 17 ? { appVersion: MARK } : { messageId: `m-${i}` }),
     );
     const quarantine = Array.from({ length: 50 }, (_, i) =>
       sampleQuarantine({ app: APP, raw: JSON.stringify({ anonymousId: i === 7 ? GONE : `keep-${i}` }) }),
@@ -234,8 +209,7 @@ describe('DuckDB erasure and the live file', () => {
     await store.write(batch({ events, quarantine }));
     await store.close();
 
-    const again = createDuckDBStore({ path: file });
-    await again.init();
+    const again = await openStore(file);
     let readDone = false;
     const read = again
       .query<{ n: number }>(
@@ -266,11 +240,10 @@ describe('DuckDB erasure and the live file', () => {
     // Until 2026-11-29 only row groups holding the install's live rows were purged: an entry removed
     // before by a plain DELETE (a replay, the legacy rewrite's base64 original) stayed in its row group.
     const REMOVED = 'AAAA-removed-entry';
-    const file = path.join(fs.mkdtempSync(path.join(root, 's-')), 'telemark.duckdb');
+    const file = newFile();
     for (const checkpointed of [true, false]) {
       fs.rmSync(file, { force: true });
-      const first = createDuckDBStore({ path: file });
-      await first.init();
+      const first = await openStore(file);
       await first.write(
         batch({
           events: [
@@ -280,8 +253,7 @@ describe('DuckDB erasure and the live file', () => {
         }),
       );
       await first.close();
-      let open = createDuckDBStore({ path: file });
-      await open.init();
+      let open = await openStore(file);
       // Not checkpointed: the entry's row group is the table's last, in memory (the erasure checkpoints
       // it first, or its survivors' copies would land in it).
       const quarantine = Array.from({ length: 300 }, (_, i) =>
@@ -293,8 +265,7 @@ describe('DuckDB erasure and the live file', () => {
       await open.write(batch({ quarantine }));
       if (checkpointed) {
         await open.close();
-        open = createDuckDBStore({ path: file });
-        await open.init();
+        open = await openStore(file);
       }
       const entry = (await open.listQuarantine({ app: APP })).find((e) => e.raw.includes(REMOVED))!;
       expect(await open.removeQuarantine([entry.id])).toBe(1);
@@ -310,9 +281,8 @@ describe('DuckDB erasure and the live file', () => {
   });
 
   it('refuses, naming it, a table it would purge that has a PRIMARY KEY or UNIQUE constraint', async () => {
-    const file = path.join(fs.mkdtempSync(path.join(root, 's-')), 'telemark.duckdb');
-    const store = createDuckDBStore({ path: file });
-    await store.init();
+    const file = newFile();
+    const store = await openStore(file);
     try {
       await store.write(
         batch({ events: [sampleEvent({ app: APP, installId: GONE }), sampleEvent({ app: APP })] }),
