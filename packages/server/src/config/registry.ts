@@ -27,7 +27,7 @@ export const appNameProblem = (name: string): string | undefined =>
  * burst of 10,000 at 1e-25/s asked for a Retry-After of 1e25 s until 2026-11-29); refusing an app's
  * traffic is done by `enabled: false` (or taking it out of the config), not by a rate near 0.
  */
-export const MIN_RATE_PER_SECOND = 0.001;
+const MIN_RATE_PER_SECOND = 0.001;
 
 /** A token bucket's `{perSecond, burst}`, the top-level `rateLimits` and each app's. */
 export const rateLimitSchema = z.strictObject({

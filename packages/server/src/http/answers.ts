@@ -73,14 +73,14 @@ const DEFAULT_RETRY_AFTER_MS: Partial<Record<ErrorCode, number>> = {
 };
 
 /** The longest wait a refusal names: a day. A bucket in debt for longer is asked about again after it. */
-export const MAX_RETRY_AFTER_MS = 86_400_000;
+const MAX_RETRY_AFTER_MS = 86_400_000;
 
 /**
  * A wait as `Retry-After` states it, whole seconds (RFC 9110: digits only), from 1 to a day, and as the
  * body's `retryAfterMs` states it, whole ms up to the same day. Until 2026-11-29 a wait was written as
  * computed: a rate of 1e-25/s answered `Retry-After: 9.999999999999999e+24` and `retryAfterMs: 1e+28`.
  */
-export function retryAfter(waitMs: number): { readonly seconds: number; readonly ms: number } {
+function retryAfter(waitMs: number): { readonly seconds: number; readonly ms: number } {
   const ms = Number.isFinite(waitMs)
     ? Math.min(MAX_RETRY_AFTER_MS, Math.max(0, Math.ceil(waitMs)))
     : MAX_RETRY_AFTER_MS;

@@ -237,7 +237,7 @@ function answerClientError(
     return;
   }
   // The rest of a body whose request was answered without reading it, discarded by Node, timed out.
-  if (incoming && arriving && incoming._dumped && owed == null) {
+  if (arriving && incoming._dumped && owed == null) {
     socket.destroy();
     return;
   }

@@ -18,7 +18,7 @@ import {
   TelemarkError,
 } from '../errors.js';
 import type { BatchPool } from '../ingest/batch-pool.js';
-import { bodyIfArrived, decodeBody, endBodyRead, readBody } from '../ingest/body.js';
+import { type BodyHolder, decodeBody, endBodyRead, readBody } from '../ingest/body.js';
 import { keptBadGzip, prepareMetritonBody, prepareSegmentBody } from '../ingest/prepare-body.js';
 import { controlFor, type PreparedRequest } from '../ingest/prepared.js';
 import { SEGMENT_CALLS, type SegmentRoute, writeKeyFromHeader } from '../ingest/segment.js';
@@ -85,56 +85,29 @@ function settledOrAfter(reading: Promise<void>, ms: number): Promise<void> {
 }
 
 /** Whose bucket a `429` names: an app's (its write key's or keyless bucket), one install's, or nobody's. */
-export function rateLimitedParty(app: string, install: boolean): string {
+function rateLimitedParty(app: string, install: boolean): string {
   if (app === '') return "messages without a write key or a keyless app (send the app's write key)";
   return install ? `one install of app "${app}"` : `app "${app}"`;
 }
 
 /**
- * A request's share of `queue.maxInflightBytes`: the bytes of its body, held as they arrive (counted on
- * the stream beside `readBody`'s own reading) until the request is answered. Bytes a client announces
- * and does not send take no memory, and hold nothing: until 2026-11-29 each request reserved its whole
- * `Content-Length` (or the body limit, chunked) before its first byte, for as long as the body timeout,
- * so ~263 idle connections announcing 500 KB each refused all ingest `503` and made `/readyz` say
- * `queue_full`.
+ * A request's share of `queue.maxInflightBytes`: the bytes of its body, held as they arrive (`readBody`
+ * takes them) until the request is answered. Bytes a client announces and does not send take no memory,
+ * and hold nothing: until 2026-11-29 each request reserved its whole `Content-Length` (or the body limit,
+ * chunked) before its first byte, for as long as the body timeout, so ~263 idle connections announcing
+ * 500 KB each refused all ingest `503` and made `/readyz` say `queue_full`.
  */
-class BodyHold {
+class BodyHold implements BodyHolder {
   /** The bytes held, released by `leave`. */
   bytes = 0;
-  /** The refusal the collector ended the body's read with (past the bound, the shutdown), if it did. */
-  endedBy: TelemarkError | undefined = undefined;
-  /** The socket whose body read `end` ends: set, with the `data` listener, only while it streams. */
-  private socket: IncomingMessage['socket'] | undefined = undefined;
 
-  /**
-   * A `data` listener for a body still streaming: hold each chunk as it comes; past the bound, stop
-   * reading and refuse `503`. Made only then: a body that arrived whole (a Metriton report, usually) is
-   * held at once (`bytes`), with no listener.
-   */
-  listener(request: IncomingMessage, holdBytes: (bytes: number) => boolean): (chunk: Buffer) => void {
-    this.socket = request.socket;
-    return (chunk) => {
-      this.bytes += chunk.length;
-      if (!holdBytes(chunk.length)) this.end('TMK_ERR_QUEUE_FULL', inflightPastBound);
-    };
-  }
+  constructor(private readonly holdBytes: (bytes: number) => boolean) {}
 
-  /**
-   * End the body's read now, the request refused with `code`: its chunks so far are dropped with the
-   * answer, which closes the connection (the rest of the body is not read). Its reader rejects after
-   * this, on a later tick. False when the body was no longer being read.
-   */
-  end(code: ErrorCode, detail?: string): boolean {
-    if (this.endedBy !== undefined || this.socket === undefined) return false;
-    const error = new TelemarkError(code, detail);
-    if (!endBodyRead(this.socket, error)) return false;
-    this.endedBy = error;
-    return true;
+  take(bytes: number): boolean {
+    this.bytes += bytes;
+    return this.holdBytes(bytes);
   }
 }
-
-/** The detail of a body refused for the bodies held in flight (`queue.maxInflightBytes`). */
-const inflightPastBound = 'request bodies in flight past queue.maxInflightBytes';
 
 /** Node's own request handler, for a route served without the framework. */
 export type DirectRoute = (request: IncomingMessage, response: ServerResponse) => void;
@@ -244,45 +217,19 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     }
   };
 
-  /** The bodies still arriving (a shutdown ends their reads before its deadline: `endBodyReads`). */
-  const arriving = new Set<BodyHold>();
+  /** The requests whose bodies are still arriving (a shutdown ends their reads: `endBodyReads`). */
+  const arriving = new Set<IncomingMessage>();
 
   /**
    * A body as sent, read under the limits; its bytes held in `hold` as they arrive. Past
    * `queue.maxInflightBytes` it is refused `503 TMK_ERR_QUEUE_FULL`, in the middle of its body if need be.
    */
-  const readWire = (request: IncomingMessage, hold: BodyHold): Buffer | Promise<Buffer> => {
-    // All of it had arrived (a Metriton report with its headers, usually): taken and held whole at once,
-    // with no promise, timer or listener.
-    const arrived = bodyIfArrived(request, maxBytes);
-    if (arrived !== undefined) {
-      hold.bytes += arrived.length;
-      if (!deps.hold(arrived.length)) throw new TelemarkError('TMK_ERR_QUEUE_FULL', inflightPastBound);
-      return arrived;
-    }
-    const reading = readBody(request, { maxBytes, timeoutMs: config.timeouts.bodyMs });
-    // Refused before reading (announced over the limit): the stream was left as it was.
-    if (request.readableFlowing !== true) return reading;
-    return readStreaming(request, hold, reading);
-  };
-
-  /** A body still coming (or in the stream's buffer, which flows as `data` too): held chunk by chunk. */
-  const readStreaming = async (
-    request: IncomingMessage,
-    hold: BodyHold,
-    reading: Promise<Buffer>,
-  ): Promise<Buffer> => {
-    const onData = hold.listener(request, deps.hold);
-    request.on('data', onData);
-    arriving.add(hold);
-    try {
-      return await reading;
-    } catch (error) {
-      throw hold.endedBy ?? error;
-    } finally {
-      request.off('data', onData);
-      arriving.delete(hold);
-    }
+  const readWire = (request: IncomingMessage, hold: BodyHold): Promise<Buffer> => {
+    const reading = readBody(request, { maxBytes, timeoutMs: config.timeouts.bodyMs, holder: hold });
+    // All of it had arrived (a Metriton report with its headers, usually): nothing for a shutdown to end.
+    if (request.complete) return reading;
+    arriving.add(request);
+    return reading.finally(() => arriving.delete(request));
   };
 
   /** A body, read and decoded (gzip); one that does not gunzip is refused with what to keep of it. */
@@ -291,9 +238,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     route: SegmentRoute | 'metriton',
     hold: BodyHold,
   ): Promise<Buffer> => {
-    const read = readWire(request, hold);
-    // No await for a body that had arrived: taken as it is.
-    const wire = Buffer.isBuffer(read) ? read : await read;
+    const wire = await readWire(request, hold);
     try {
       return await decodeBody(wire, request.headers['content-encoding'], maxBytes);
     } catch (error) {
@@ -509,7 +454,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
 
   const segmentHandler = (route: SegmentRoute) => async (request: FastifyRequest, reply: FastifyReply) => {
     deps.enter(bodyRoom(request.headers));
-    const hold = new BodyHold();
+    const hold = new BodyHold(deps.hold);
     try {
       const contentType = request.headers['content-type'];
       if (contentType !== undefined) {
@@ -565,7 +510,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     log: FastifyBaseLogger = deps.log,
   ): Promise<Answer> => {
     deps.enter(bodyRoom(request.headers));
-    const hold = new BodyHold();
+    const hold = new BodyHold(deps.hold);
     try {
       let prepared: PreparedRequest;
       let bytes: number;
@@ -668,7 +613,7 @@ export async function registerIngestRoutes(app: FastifyInstance, deps: IngestDep
     metriton: serveMetriton,
     endBodyReads(code) {
       let ended = 0;
-      for (const hold of arriving) if (hold.end(code)) ended++;
+      for (const request of arriving) if (endBodyRead(request.socket, new TelemarkError(code))) ended++;
       return ended;
     },
   };

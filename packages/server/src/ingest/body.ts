@@ -9,7 +9,21 @@ export interface BodyLimits {
   readonly maxBytes: number;
   /** From when reading starts to the last byte, ms. */
   readonly timeoutMs: number;
+  /**
+   * Takes the body's bytes into those held in flight as they arrive (`queue.maxInflightBytes`); when it
+   * answers false the body is refused `503 TMK_ERR_QUEUE_FULL`, in its middle if need be.
+   */
+  readonly holder?: BodyHolder;
 }
+
+/** Where a body's bytes are held while it is read and handled (the collector's in-flight bound). */
+export interface BodyHolder {
+  /** Hold `bytes` more; false when that passes the bound (they are held all the same, to be released). */
+  take(bytes: number): boolean;
+}
+
+const pastInflightBound = () =>
+  new TelemarkError('TMK_ERR_QUEUE_FULL', 'request bodies in flight past queue.maxInflightBytes');
 
 /**
  * Per connection, how to end the body being read on it when Node's parser stops it before its end: the
@@ -40,8 +54,12 @@ export function readBody(request: IncomingMessage, limits: BodyLimits): Promise<
   const declared = request.headers['content-length'];
   if (declared !== undefined && Number(declared) > limits.maxBytes)
     return Promise.reject(new TelemarkError('TMK_ERR_BODY_TOO_LARGE', `${limits.maxBytes} bytes`));
+  const { holder } = limits;
   const arrived = bodyIfArrived(request, limits.maxBytes);
-  if (arrived !== undefined) return Promise.resolve(arrived);
+  if (arrived !== undefined)
+    return holder && !holder.take(arrived.length)
+      ? Promise.reject(pastInflightBound())
+      : Promise.resolve(arrived);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -65,6 +83,8 @@ export function readBody(request: IncomingMessage, limits: BodyLimits): Promise<
       size += chunk.length;
       if (size > limits.maxBytes)
         finish(new TelemarkError('TMK_ERR_BODY_TOO_LARGE', `${limits.maxBytes} bytes`));
+      // Its chunks so far are dropped with the answer, which closes the connection: the rest is not read.
+      else if (holder && !holder.take(chunk.length)) finish(pastInflightBound());
       else chunks.push(chunk);
     };
     const onEnd = () => finish(undefined, joined(chunks, size));
@@ -97,10 +117,9 @@ export function readBody(request: IncomingMessage, limits: BodyLimits): Promise<
  * The whole body, when it has all arrived already and nobody has started reading it: a small report
  * usually comes in the same packet as its headers. Read from the stream's buffer at once, with no timer
  * and no listeners to set and clear. Undefined when the body is still coming, is being read, or is over
- * the limit (`readBody` refuses it). What `readBody` resolves with first, for a caller that takes the
- * body synchronously when it can.
+ * the limit (`readBody` refuses it).
  */
-export function bodyIfArrived(request: IncomingMessage, maxBytes: number): Buffer | undefined {
+function bodyIfArrived(request: IncomingMessage, maxBytes: number): Buffer | undefined {
   if (!request.complete || request.readableFlowing !== null || request.readableLength > maxBytes) return;
   const chunks: Buffer[] = [];
   let size = 0;

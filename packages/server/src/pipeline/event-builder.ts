@@ -8,8 +8,6 @@ import type { StoredEvent } from '../store/types.js';
 
 /** Events claiming a time further ahead than this are clamped to when they were received (PostHog's rule). */
 export const MAX_FUTURE_MS = 23 * 60 * 60 * 1000;
-/** A skew correction larger than this (either way) counts the event as `skewed` (counted by the store). */
-export { SKEW_COUNT_THRESHOLD_MS } from '../store/event-counts.js';
 
 /** Earliest event time accepted: before this a timestamp is certainly wrong. */
 const MIN_TIMESTAMP_MS = Date.UTC(2000, 0, 1);
@@ -161,11 +159,6 @@ const MISSING_KEY =
   'TELEMARK_INSTALL_ID_KEY as the collector has it, or run this through the collector with --url';
 
 /**
- * The one place a message becomes a stored row, whatever its protocol: catalog validation (the same
- * `validateEvent` the client runs), a second scrub of free text with the collector's scrubber (generic
- * rules, no local identity), error fingerprint, skew correction and clamping.
- */
-/**
  * Characters of an error kept past its `maxLength` until it is scrubbed (then cut to it): a token that
  * crosses the cut is seen whole unless it is longer than this, and then is dropped whole. About 15 µs
  * of scrubbing per error beyond its own length.
@@ -174,6 +167,11 @@ const UNSCRUBBED_MARGIN = 256;
 /** `validateEvent`'s options for the collector, made once (the builder runs for every message). */
 const CUT_AFTER_SCRUBBING = Object.freeze({ unscrubbed: Object.freeze({ margin: UNSCRUBBED_MARGIN }) });
 
+/**
+ * The one place a message becomes a stored row, whatever its protocol: catalog validation (the same
+ * `validateEvent` the client runs), a second scrub of free text with the collector's scrubber (generic
+ * rules, no local identity), error fingerprint, skew correction and clamping.
+ */
 export function createEventBuilder(
   options: {
     scrubber?: Scrubber;

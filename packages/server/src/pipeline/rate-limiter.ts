@@ -14,18 +14,12 @@ export interface RateLimiter {
    * Take `cost` events from every bucket named in `requests`, all or none. Returns 0 when allowed, else
    * the milliseconds until the most starved bucket can pay (the Retry-After hint); nothing is taken then.
    */
-  take(
-    requests: readonly { readonly key: string | number; readonly limit: RateLimit; readonly cost: number }[],
-    now?: number,
-  ): number;
+  take(requests: Charges, now?: number): number;
   /**
    * Give back what `take` took for a request that was then not served (the store failed, the queue was
    * full): nothing of it was written, so its retry must not find the buckets spent. Capped at the burst.
    */
-  refund(
-    requests: readonly { readonly key: string | number; readonly limit: RateLimit; readonly cost: number }[],
-    now?: number,
-  ): void;
+  refund(requests: Charges, now?: number): void;
   /**
    * After a `take` that refused: the index, in its `requests`, of the bucket that set the wait (the most
    * starved), so the refusal names whose bucket it was. Unspecified after a `take` that allowed.
