@@ -622,13 +622,18 @@ export function testStore(
         await store.write(batch({ events: events.slice(0, 2), statusCounters: true }));
         await store.write(batch({ events: events.slice(2), statusCounters: true }));
         expect(await counted(app)).toEqual(once);
-        // Encoded ahead by the engine's encoder (an ingest worker's chunks), after objects in one batch.
+        // Encoded ahead by the engine's encoder (an ingest worker's chunks, two of them), after objects in
+        // one batch.
         if (store.encoder) {
           const encoder = (await import(store.encoder.module)) as EventEncoderModule;
           const app2 = uniqueId('app');
           const more = flagged(app2);
           await store.write(
-            batch({ events: [more[0]!], encoded: [encoder.encode(more)], statusCounters: true }),
+            batch({
+              events: [more[0]!],
+              encoded: [encoder.encode(more.slice(0, 2)), encoder.encode(more.slice(2))],
+              statusCounters: true,
+            }),
           );
           await store.write(batch({ events: [], encoded: [encoder.encode(more)], statusCounters: true }));
           expect(await counted(app2)).toEqual(once);

@@ -18,3 +18,23 @@ export const EVENT_SKEWED = 2;
 /** An event's `EncodedEvents.flags`: whether it counts as clamped, as skewed. */
 export const eventFlags = (e: StoredEvent): number =>
   (e.clamped ? EVENT_CLAMPED : 0) | (Math.abs(e.skewMs) > SKEW_COUNT_THRESHOLD_MS ? EVENT_SKEWED : 0);
+
+/** The counter kinds an accepted event adds to besides `accepted`. */
+export type EventCountKind = 'clamped' | 'skewed' | 'dropped_by_client';
+export const EVENT_COUNT_KINDS: readonly EventCountKind[] = ['clamped', 'skewed', 'dropped_by_client'];
+
+/**
+ * The rule every store follows for each accepted event (a duplicate counts none): `clamped` and `skewed`
+ * by its flags, `dropped_by_client` by the losses it reports. `add` is called only for a kind the event
+ * counts, with `n` > 0; a correction that takes an acceptance back negates `n`. Called per event, so the
+ * caller passes one `add` for all of them.
+ */
+export const addEventCounts = (
+  flags: number,
+  dropped: number,
+  add: (kind: EventCountKind, n: number) => void,
+): void => {
+  if (flags & EVENT_CLAMPED) add('clamped', 1);
+  if (flags & EVENT_SKEWED) add('skewed', 1);
+  if (dropped > 0) add('dropped_by_client', dropped);
+};

@@ -21,7 +21,7 @@ import { builtModuleUrl } from '../../built-module.js';
 import { errorFirstLine, errorMessage, TelemarkError } from '../../errors.js';
 import { DAY_MS } from '../../time-units.js';
 import { quotedInstallId } from '../erasure.js';
-import { EVENT_CLAMPED, EVENT_SKEWED } from '../event-counts.js';
+import { addEventCounts, type EventCountKind } from '../event-counts.js';
 import { createJournaledDriver } from '../journal/journaled-store.js';
 import { quarantineListing } from '../quarantine-filter.js';
 import { createRuntimeStore } from '../runtime-store.js';
@@ -268,19 +268,17 @@ class CounterTotals {
       counts.set(k, (counts.get(k) ?? 0) + n);
     };
     let g = 0;
+    let day = 0;
+    let app = '';
+    const tallyEvent = (kind: EventCountKind, n: number) => tally(day, kind, app, n);
     for (const chunk of chunks) {
       const { flags, dropped } = chunk;
       for (let i = 0; i < chunk.count; i++, g++) {
-        const day = Math.floor(chunk.receivedAt[i]! / DAY_MS);
-        const app = chunk.apps[chunk.appOf[i]!]!;
+        day = Math.floor(chunk.receivedAt[i]! / DAY_MS);
+        app = chunk.apps[chunk.appOf[i]!]!;
         const status = statuses[g]!;
         tally(day, status, app, 1);
-        if (status !== 'accepted') continue;
-        const f = flags?.[i] ?? 0;
-        if (f & EVENT_CLAMPED) tally(day, 'clamped', app, 1);
-        if (f & EVENT_SKEWED) tally(day, 'skewed', app, 1);
-        const lost = dropped?.[i] ?? 0;
-        if (lost > 0) tally(day, 'dropped_by_client', app, lost);
+        if (status === 'accepted') addEventCounts(flags?.[i] ?? 0, dropped?.[i] ?? 0, tallyEvent);
       }
     }
     for (const [k, count] of counts) {
@@ -833,17 +831,18 @@ export function createClickHouseDriver(o: ResolvedClickHouseStoreOptions): Click
     await recordLosers(losers);
     if (lost.size === 0 || !statusCounters) return lost;
     const corrections = new CounterTotals();
+    let day = '';
+    let app = '';
+    // A duplicate counts none of these (`addStatuses`): what the lost acceptance added is taken back.
+    const takeBack = (kind: EventCountKind, n: number) =>
+      corrections.add({ day, app, kind, reason: '', count: -n });
     for (const a of accepted) {
       if (!lost.has(messageKey(a.key, a.key2))) continue;
-      const day = utcDay(a.receivedAt);
-      corrections.add({ day, app: a.app, kind: 'accepted', reason: '', count: -1 });
-      corrections.add({ day, app: a.app, kind: 'duplicate', reason: '', count: 1 });
-      // A duplicate counts none of these (`addStatuses`).
-      if (a.flags & EVENT_CLAMPED)
-        corrections.add({ day, app: a.app, kind: 'clamped', reason: '', count: -1 });
-      if (a.flags & EVENT_SKEWED) corrections.add({ day, app: a.app, kind: 'skewed', reason: '', count: -1 });
-      if (a.dropped > 0)
-        corrections.add({ day, app: a.app, kind: 'dropped_by_client', reason: '', count: -a.dropped });
+      day = utcDay(a.receivedAt);
+      app = a.app;
+      corrections.add({ day, app, kind: 'accepted', reason: '', count: -1 });
+      corrections.add({ day, app, kind: 'duplicate', reason: '', count: 1 });
+      addEventCounts(a.flags, a.dropped, takeBack);
     }
     await insert(t.counters, corrections.rows(writeId));
     return lost;

@@ -33,7 +33,7 @@ import { errorFirstLine, errorMessage, TelemarkError } from '../../errors.js';
 import { createSerialQueue, type SerialQueue } from '../../serial.js';
 import { DAY_MS } from '../../time-units.js';
 import { quotedInstallId } from '../erasure.js';
-import { EVENT_CLAMPED, EVENT_SKEWED, eventFlags } from '../event-counts.js';
+import { addEventCounts, EVENT_COUNT_KINDS, type EventCountKind, eventFlags } from '../event-counts.js';
 import { CSV_FORMULA_STARTS, checkExportOptions, exportTemporary } from '../export-options.js';
 import { quarantineListing } from '../quarantine-filter.js';
 import { checkBatchRows, invalidRow } from '../row-check.js';
@@ -1325,9 +1325,6 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     const apps: string[] = new Array(n);
     const ids: string[] = new Array(n);
     const statuses: WriteStatus[] = new Array(n);
-    // What the counters count of each event once accepted (`event-counts.ts`).
-    const flags = new Uint8Array(n);
-    const dropped = new Float64Array(n);
     const firstByHash = new Map<number, number>();
     const hits: number[] = [];
     const misses: number[] = [];
@@ -1372,8 +1369,6 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       const app = wellFormed(e.app);
       const id = wellFormed(e.messageId);
       consider(i, app, id, dedupeHash(app, id), e.receivedAt);
-      flags[i] = eventFlags(e);
-      dropped[i] = e.droppedBefore;
     }
     let i = objects.length;
     for (const chunk of chunks) {
@@ -1385,8 +1380,6 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           chunk.hashes[j]!,
           chunk.receivedAt[j]!,
         );
-        flags[i] = chunk.flags[j]!;
-        dropped[i] = chunk.dropped[j]!;
       }
     }
     const duplicates = new Set<string>();
@@ -1486,21 +1479,23 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
       let runApp = '';
       let runAccepted = 0;
       let runDuplicate = 0;
-      let runClamped = 0;
-      let runSkewed = 0;
-      let runDropped = 0;
+      const run: Record<EventCountKind, number> = { clamped: 0, skewed: 0, dropped_by_client: 0 };
+      const addToRun = (kind: EventCountKind, count: number) => {
+        run[kind] += count;
+      };
       const flush = () => {
         if (runAccepted > 0) addCounter(runDay, runApp, 'accepted', '', runAccepted);
         if (runDuplicate > 0) addCounter(runDay, runApp, 'duplicate', '', runDuplicate);
-        if (runClamped > 0) addCounter(runDay, runApp, 'clamped', '', runClamped);
-        if (runSkewed > 0) addCounter(runDay, runApp, 'skewed', '', runSkewed);
-        if (runDropped > 0) addCounter(runDay, runApp, 'dropped_by_client', '', runDropped);
+        for (const kind of EVENT_COUNT_KINDS) {
+          if (run[kind] > 0) addCounter(runDay, runApp, kind, '', run[kind]);
+          run[kind] = 0;
+        }
         runAccepted = 0;
         runDuplicate = 0;
-        runClamped = 0;
-        runSkewed = 0;
-        runDropped = 0;
       };
+      // The events in the order `consider` saw them: the objects, then each chunk's (from `offset`).
+      let chunkAt = 0;
+      let offset = objects.length;
       for (let k = 0; k < n; k++) {
         const day = dayOf(receivedAt[k]!);
         if (day !== runDay || apps[k] !== runApp) {
@@ -1508,15 +1503,19 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           runDay = day;
           runApp = apps[k]!;
         }
-        if (statuses[k] === 'accepted') {
-          runAccepted++;
-          const f = flags[k]!;
-          if (f !== 0) {
-            if (f & EVENT_CLAMPED) runClamped++;
-            if (f & EVENT_SKEWED) runSkewed++;
-          }
-          runDropped += dropped[k]!;
-        } else runDuplicate++;
+        if (statuses[k] !== 'accepted') {
+          runDuplicate++;
+          continue;
+        }
+        runAccepted++;
+        if (k < objects.length) {
+          const e = objects[k]!;
+          addEventCounts(eventFlags(e), e.droppedBefore, addToRun);
+        } else {
+          while (k >= offset + chunks[chunkAt]!.count) offset += chunks[chunkAt++]!.count;
+          const chunk = chunks[chunkAt]!;
+          addEventCounts(chunk.flags[k - offset]!, chunk.dropped[k - offset]!, addToRun);
+        }
       }
       flush();
     }
