@@ -6,9 +6,10 @@
  * added, and the index was loaded from the file at start. A hit may be a hash collision, so the store
  * verifies hits against the table; that keeps dedupe exact.
  *
- * Memory is bounded by `maxIds`. Over it, the oldest days are dropped and `coveredFrom` moves forward:
- * the index then only vouches for events received at or after `coveredFrom`, and the store checks
- * misses against the table for the uncovered part of the window (exact, slower). Each slot costs 10
+ * Memory is bounded by `maxIds`. Over it, the oldest days are dropped. Whenever a day is dropped (over
+ * the bound, or expired out of the window) `coveredFrom` moves past it: the index then only vouches for
+ * events received at or after `coveredFrom`, and the store checks misses against the table for the
+ * uncovered part of the window (exact, slower). Each slot costs 10
  * bytes (hash and minute), and tables are kept between 3/8 and 3/4 full, so 13–27 bytes per id; a
  * growing table also holds its doubled one, from 11/16 full until the move ends (up to 3× that).
  */
@@ -273,25 +274,20 @@ export class DedupeIndex {
    * ahead and corrected made every retry in between a miss, trusted, and stored twice).
    */
   expire(cutoff: number): void {
-    while (this.dayNumbers.length > 0 && (this.dayNumbers[0]! + 1) * DAY_MS <= cutoff) {
-      const day = this.dropOldest();
-      this.coveredFrom = Math.max(this.coveredFrom, (day + 1) * DAY_MS);
-    }
+    while (this.dayNumbers.length > 0 && (this.dayNumbers[0]! + 1) * DAY_MS <= cutoff) this.dropOldest();
   }
 
   /** Enforce `maxIds` by dropping the oldest days, giving up coverage of them (down to 3/4 for hysteresis). */
   enforceBound(): void {
     if (this.ids <= this.maxIds) return;
-    while (this.dayNumbers.length > 0 && this.ids > Math.floor(this.maxIds * 0.75)) {
-      const day = this.dropOldest();
-      this.coveredFrom = Math.max(this.coveredFrom, (day + 1) * DAY_MS);
-    }
+    while (this.dayNumbers.length > 0 && this.ids > Math.floor(this.maxIds * 0.75)) this.dropOldest();
   }
 
-  private dropOldest(): number {
+  /** Whatever drops a day gives up vouching for it: coverage starts after it. */
+  private dropOldest(): void {
     const day = this.dayNumbers.shift()!;
     this.ids -= this.tables.shift()!.count;
-    return day;
+    this.coveredFrom = Math.max(this.coveredFrom, (day + 1) * DAY_MS);
   }
 
   clear(coveredFrom = Number.NEGATIVE_INFINITY): void {
