@@ -237,8 +237,8 @@ describe('DuckDB erasure and the live file', () => {
   it('also leaves no row deleted before it (a quarantine entry removed) in the tables it purges', {
     timeout: 120_000,
   }, async () => {
-    // Until 2026-11-29 only row groups holding the install's live rows were purged: an entry removed
-    // before by a plain DELETE (a replay, the legacy rewrite's base64 original) stayed in its row group.
+    // An entry removed before by a plain DELETE (a replay, the legacy rewrite's base64 original) is still
+    // in its row group, and may name the install where the erasure's match cannot see it.
     const REMOVED = 'AAAA-removed-entry';
     const file = newFile();
     for (const checkpointed of [true, false]) {

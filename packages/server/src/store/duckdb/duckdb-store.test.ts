@@ -826,6 +826,19 @@ describe('DuckDB store specifics', () => {
         timeout: 15_000,
         interval: 50,
       });
+    /** Per table, the rows its live segments store against those alive (`pragma_storage_info`). */
+    const storage = async (store: Store, tables: readonly string[]) => {
+      const out: Record<string, { rows: number; stored: number }> = {};
+      for (const table of tables) {
+        const [row] = await store.query<{ rows: number; stored: number }>(
+          sql`SELECT (SELECT count(*) FROM ${raw(table)})::INTEGER AS rows,
+                (SELECT coalesce(sum(count), 0) FROM pragma_storage_info(${raw(`'${table}'`)})
+                 WHERE column_id = 0 AND column_path = '[0]')::INTEGER AS stored`,
+        );
+        out[table] = { rows: Number(row!.rows), stored: Number(row!.stored) };
+      }
+      return out;
+    };
 
     it.skipIf(!fileSize)(
       'whose commit fails is rolled back: TMK_ERR_STORE_WRITE, nothing removed',
@@ -846,6 +859,57 @@ describe('DuckDB store specifics', () => {
           { install_id: 'gone', n: 100 },
           { install_id: 'kept', n: 2_000 },
         ]);
+        expect(await store.deleteInstall(app, 'gone')).toEqual({ events: 100, quarantine: 0 });
+        // DuckDB's first checkpoint after the rolled-back commit keeps the row groups the rerun emptied;
+        // the erasure purges and checkpoints once more, so no deleted row stays stored.
+        expect(await storage(store, ['event_rows', 'contexts', 'quarantine'])).toEqual({
+          event_rows: { rows: 2_000, stored: 2_000 },
+          contexts: { rows: 1, stored: 1 },
+          quarantine: { rows: 0, stored: 0 },
+        });
+      },
+    );
+
+    it.skipIf(!fileSize)(
+      'whose checkpoint first (rows not checkpointed yet) fails removes nothing: TMK_ERR_STORE_WRITE',
+      async () => {
+        const app = uniqueId('app');
+        const file = newPath();
+        const store = track(open(file));
+        await store.init();
+        await store.write(
+          batch({
+            events: [
+              ...Array.from({ length: 100 }, () => sampleEvent({ app, installId: 'gone' })),
+              ...Array.from({ length: 2_000 }, () => sampleEvent({ app, installId: 'kept' })),
+            ],
+          }),
+        );
+        // Loaded (a read settles the intake log) but in the WAL only: the erasure checkpoints first.
+        expect(await installs(store, app)).toHaveLength(2);
+        expect(fs.statSync(`${file}.wal`).size).toBeGreaterThan(0);
+        // The data file may not grow: that checkpoint fails, before the transaction.
+        fileSize!.lower(fs.statSync(file).size);
+        let error: unknown;
+        try {
+          error = await store.deleteInstall(app, 'gone').catch((e: unknown) => e);
+        } finally {
+          fileSize!.restore();
+        }
+        expect(error).toMatchObject({
+          code: 'TMK_ERR_STORE_WRITE',
+          message: expect.stringContaining('nothing was written'),
+        });
+        // A checkpoint that could not write its file invalidates the database; the store opens it again
+        // by itself, and every row is still there.
+        await vi.waitFor(
+          async () =>
+            expect(await installs(store, app)).toEqual([
+              { install_id: 'gone', n: 100 },
+              { install_id: 'kept', n: 2_000 },
+            ]),
+          { timeout: 15_000, interval: 50 },
+        );
         expect(await store.deleteInstall(app, 'gone')).toEqual({ events: 100, quarantine: 0 });
       },
     );

@@ -331,6 +331,15 @@ const sqlString = (text: string) => `'${text.replaceAll("'", "''")}'`;
 const quoteIdentifier = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
 /**
+ * `table`'s row groups as rows `(row_group_id, n, persistent)`: `n` the rows it stores, alive or deleted
+ * (its first column's segments' counts), `persistent` whether it is checkpointed.
+ */
+const rowGroupsSql = (table: string) =>
+  `SELECT row_group_id, sum(count) AS n, bool_and(persistent) AS persistent
+   FROM pragma_storage_info(${sqlString(table)})
+   WHERE column_id = 0 AND column_path = '[0]' GROUP BY row_group_id`;
+
+/**
  * Delete a table's rows that match `where` so that the next checkpoint leaves none of them in the
  * table's live storage (erasure). A plain DELETE does not: DuckDB 1.5's checkpoint keeps a row group
  * (122,880 rows) that still has rows alive, with the deleted rows' values in its segments (and their
@@ -375,13 +384,11 @@ async function purgeRows(
   const hits = Number(counted.getRows()[0]![0]);
   // The row groups holding a matching row, and those holding rows deleted before (a plain DELETE: a
   // quarantine entry replayed or rewritten, retention): their stored rows outnumber the live ones in
-  // their `rowid` range. Until 2026-11-29 only the former were purged, so rows deleted earlier (e.g. the
-  // legacy rewrite's base64 original, which names the install only inside its encoding) stayed in the
-  // live file after the erasure.
+  // their `rowid` range. Rows deleted earlier may name the install where `where` cannot see it (the
+  // legacy rewrite's base64 original names it only inside its encoding).
   await connection.run(
     `CREATE OR REPLACE TEMP TABLE purge_groups AS
-     WITH g AS (SELECT row_group_id, sum(count) AS n FROM pragma_storage_info(${sqlString(table)})
-                WHERE column_id = 0 AND column_path = '[0]' GROUP BY row_group_id),
+     WITH g AS (${rowGroupsSql(table)}),
           b AS (SELECT sum(n) OVER (ORDER BY row_group_id) - n AS lo, sum(n) OVER (ORDER BY row_group_id) AS hi, n
                 FROM g),
           live AS (SELECT b.lo, count(*) AS n FROM b JOIN ${name} t ON t.rowid >= b.lo AND t.rowid < b.hi
@@ -413,8 +420,7 @@ async function purgeRows(
  */
 async function deadRowsStored(connection: DuckDBConnection, table: string): Promise<number> {
   const result = await connection.runAndReadAll(
-    `SELECT (SELECT coalesce(sum(count), 0) FROM pragma_storage_info(${sqlString(table)})
-               WHERE column_id = 0 AND column_path = '[0]')::BIGINT
+    `SELECT (SELECT coalesce(sum(n), 0) FROM (${rowGroupsSql(table)}))::BIGINT
           - (SELECT count(*) FROM ${quoteIdentifier(table)})::BIGINT`,
   );
   return Number(result.getRows()[0]![0]);
@@ -426,8 +432,7 @@ async function rowGroups(
   table: string,
 ): Promise<{ start: number; rows: number; persistent: boolean }[]> {
   const result = await connection.runAndReadAll(
-    `SELECT sum(count)::BIGINT, bool_and(persistent) FROM pragma_storage_info(${sqlString(table)})
-     WHERE column_id = 0 AND column_path = '[0]' GROUP BY row_group_id ORDER BY row_group_id`,
+    `SELECT n::BIGINT, persistent FROM (${rowGroupsSql(table)}) ORDER BY row_group_id`,
   );
   let start = 0;
   return (result.getRows() as [bigint, boolean][]).map(([count, persistent]) => {
@@ -1815,12 +1820,21 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
    * the rows are gone, but may stay in the data file until its next checkpoint. Until 2026-11-29 both
    * were `TMK_ERR_STORE_WRITE`, which told an erasure whose checkpoint failed that nothing was erased.
    * `beforeBegin` runs just before the transaction, with everything loaded (a failure there is
-   * `TMK_ERR_STORE_WRITE` too: nothing was removed).
+   * `TMK_ERR_STORE_WRITE` too: nothing was removed). `dropsUnusedContexts`: `remove` takes out the
+   * contexts no event refers to itself, so the plain delete of them (an anti-join over every event) is
+   * not run again to find nothing.
    */
   function removeRows(
     remove: (connection: DuckDBConnection) => Promise<number>,
-    afterCommit?: () => Promise<void>,
-    beforeBegin?: () => Promise<void>,
+    {
+      afterCommit,
+      beforeBegin,
+      dropsUnusedContexts = false,
+    }: {
+      afterCommit?: () => Promise<void>;
+      beforeBegin?: () => Promise<void>;
+      dropsUnusedContexts?: boolean;
+    } = {},
   ): Promise<number> {
     return appends.run(() =>
       writes.run(async () => {
@@ -1839,7 +1853,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
         let removed: number;
         try {
           removed = await remove(connection);
-          if (removed > 0) await connection.run(DROP_UNUSED_CONTEXTS);
+          if (removed > 0 && !dropsUnusedContexts) await connection.run(DROP_UNUSED_CONTEXTS);
           await connection.run('COMMIT');
         } catch (error) {
           await connection.run('ROLLBACK').catch(() => undefined);
@@ -2000,6 +2014,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           params: [app, quoted, quotedEscaped],
         },
       ];
+      // Found once, before the transaction (`beforeBegin`): appends and writes wait until it ends.
+      let tables: Awaited<ReturnType<typeof targets>> = [];
       let quarantine = 0;
       const purged = new Set<string>();
       /**
@@ -2040,39 +2056,43 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
           // Each table's rows go with their whole row groups (`purgeRows`), so the checkpoint after
           // leaves none of them in the live file: a plain DELETE leaves them in a row group that keeps
           // others (until 2026-11-29 it did, though this comment said the checkpoint rewrote them).
-          const removed: number[] = [];
+          const removed = new Map<string, number>();
           purged.clear();
-          for (const { table, where, params } of await targets(connection)) {
-            removed.push(await purgeRows(connection, table, where, params));
+          for (const { table, where, params } of tables) {
+            removed.set(table, await purgeRows(connection, table, where, params));
             purged.add(table);
           }
-          const events = removed.at(-2)!;
-          quarantine = removed.at(-1)!;
-          // The install's contexts (no event refers to them any more) go the same way, before
-          // removeRows' plain delete of unused contexts would leave them in their row groups.
+          const events = removed.get('event_rows')!;
+          quarantine = removed.get('quarantine')!;
+          // The install's contexts (no event refers to them any more) go the same way: a plain delete
+          // would leave them in their row groups (so removeRows runs none, `dropsUnusedContexts`).
           // With no event removed, only row groups holding deleted contexts go (their survivors keep
           // their ids: the known contexts stay right).
           await purgeRows(connection, 'contexts', events > 0 ? UNUSED_CONTEXTS : 'false');
           purged.add('contexts');
           return events;
         },
-        // Drops the emptied row groups now, so erased data leaves the live file at once.
-        checkpointPurged,
-        // DuckDB appends to a table's last row group while that is not checkpointed yet (not to a
-        // checkpointed one): `purgeRows`' copies would land in a row group it empties, and the checkpoint
-        // would write that out with the erased rows in it. So such a row group holding the install's rows
-        // (or rows deleted before) is checkpointed first (a failure there is TMK_ERR_STORE_WRITE: nothing
-        // was removed).
-        async () => {
-          const connection = requireWriter();
-          const contexts = {
-            table: 'contexts',
-            where: 'context_id IN (SELECT context_id FROM event_rows WHERE app = $1 AND install_id = $2)',
-            params,
-          };
-          for (const { table, where, params } of [...(await targets(connection)), contexts])
-            if (await uncheckpointedLastGroupHolds(connection, table, where, params))
-              return withReadersHeld(checkpoint);
+        {
+          // Drops the emptied row groups now, so erased data leaves the live file at once.
+          afterCommit: checkpointPurged,
+          // DuckDB appends to a table's last row group while that is not checkpointed yet (not to a
+          // checkpointed one): `purgeRows`' copies would land in a row group it empties, and the
+          // checkpoint would write that out with the erased rows in it. So such a row group holding the
+          // install's rows (or rows deleted before) is checkpointed first (a failure there is
+          // TMK_ERR_STORE_WRITE: nothing was removed).
+          beforeBegin: async () => {
+            const connection = requireWriter();
+            tables = await targets(connection);
+            const contexts = {
+              table: 'contexts',
+              where: 'context_id IN (SELECT context_id FROM event_rows WHERE app = $1 AND install_id = $2)',
+              params,
+            };
+            for (const { table, where, params } of [...tables, contexts])
+              if (await uncheckpointedLastGroupHolds(connection, table, where, params))
+                return withReadersHeld(checkpoint);
+          },
+          dropsUnusedContexts: true,
         },
       );
       return { events, quarantine };
