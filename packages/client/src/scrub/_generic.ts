@@ -60,8 +60,14 @@ const KEY_TAIL = 24;
 const isKeyChar = (c: number): boolean =>
   (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 95 || c === 45 || c === 46;
 
-/** Ends an unquoted value: what the rule's value pattern excludes. */
-const VALUE_END = /[\s"',;)\]}]/;
+/**
+ * What ends an unquoted value, as a character class body: the guard and the rule's pattern are both
+ * built from it, so the guard never rules out a value the rule would take.
+ */
+const VALUE_END_CHARS = String.raw`\s"',;)\]}`;
+const VALUE_END = new RegExp(`[${VALUE_END_CHARS}]`);
+/** Characters of a value the guard reads; past them it lets the rule decide, and stays linear. */
+const GUARD_VALUE_SCAN = 256;
 
 /**
  * The guard of the unquoted `key: value` rule, exact: whether some `:` has a secret key before it and
@@ -86,7 +92,8 @@ function hasBareSecret(text: string): boolean {
       continue;
     let to = from;
     // Bounded: with many colons (`password:password:…`) an unbounded scan would be quadratic.
-    while (to < text.length && to - from < 256 && !VALUE_END.test(text[to]!)) to++;
+    while (to < text.length && to - from < GUARD_VALUE_SCAN && !VALUE_END.test(text[to]!)) to++;
+    if (to < text.length && !VALUE_END.test(text[to]!)) return true;
     const raw = text.slice(from, to);
     const value = raw.replace(/[.:]+$/, '');
     if (value !== '' && isBareSecretValue(value, raw.slice(value.length) + text.slice(to))) return true;
@@ -203,7 +210,10 @@ export function createSecretRules(): Rule[] {
       needs: ({ text }: TextFacts) => hasBareSecret(text),
       // The `:` first, then the (maybe quoted) key read behind it and kept: a lookbehind first would be
       // tried at every position. Quoted values are the JSON rule's; a marker (`<secret>`) is left alone.
-      pattern: /:(?<=(?<![\w.-])["']?([\w.-]{1,128})["']?[ \t]*:)([ \t]*)([^\s"'<,;)\]}][^\s"',;)\]}]*)/g,
+      pattern: new RegExp(
+        String.raw`:(?<=(?<![\w.-])["']?([\w.-]{1,128})["']?[ \t]*:)([ \t]*)([^<${VALUE_END_CHARS}][^${VALUE_END_CHARS}]*)`,
+        'g',
+      ),
       replace: (match: string, key: string, space: string, raw: string, offset: number, text: string) => {
         if (!BARE_SECRET_KEY.test(key)) return match;
         // Sentence or error-chain punctuation right after the value is not part of it.

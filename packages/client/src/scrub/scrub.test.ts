@@ -226,6 +226,15 @@ describe('generic rules', () => {
     expect(scrub(`x ${secret}\ny`)).toBe(`x ${expected}\ny`);
   });
 
+  it('redacts a lower-case value longer than the guard reads, at a line end', () => {
+    // The guard reads 256 characters of a value; the rule has no such limit and decides past it.
+    for (const length of [250, 257, 300]) {
+      const value = 'q'.repeat(length);
+      expect(scrub(`password: ${value}`), `${length}`).toBe('password: <secret>');
+      expect(scrub(`x password: ${value}\ny`), `${length}`).toBe('x password: <secret>\ny');
+    }
+  });
+
   it('reads prose after a secret-ish key and a colon as prose', () => {
     for (const text of [
       'error while exchanging code for token: oauth2: cannot fetch token: 400 Bad Request',
