@@ -20,9 +20,10 @@ const catalogs = Object.fromEntries(
 // What a CLI loads at start-up goes in one chunk (`_core`): each file costs resolving, reading, compiling
 // and linking, ~0.5 ms and memory each. Left out of it, loaded only by whoever needs them: catalogs (data,
 // each in its entry), the scrubber and the delivery code (the sender and `flush()`), the testing helpers.
-// The scrubber's caps are core: `report()` cuts an error to what the scrubber will read (`cutAtSpace`).
+// Of the scrubber's files only its cuts are core: `report()` cuts an error to what the scrubber will
+// read (`cutAtSpace`), the sender cuts what it scrubbed (`scrubToLength`).
 const notCore =
-  /[\\/]src[\\/](catalogs|testing)[\\/]|[\\/]src[\\/]scrub[\\/](?!_cap\.ts$)|[\\/]src[\\/]sender[\\/](?!spawn|delivery-state)[^\\/]+$|[\\/]src[\\/](machine|os-facts|_node-io)\.ts$/;
+  /[\\/]src[\\/](catalogs|testing)[\\/]|[\\/]src[\\/]scrub[\\/](?!_cut\.ts$)|[\\/]src[\\/]sender[\\/](?!spawn|delivery-state)[^\\/]+$|[\\/]src[\\/](machine|os-facts|_node-io)\.ts$/;
 
 export default defineConfig({
   input: {

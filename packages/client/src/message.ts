@@ -16,7 +16,7 @@ import { parseSwitch } from './consent.js';
 import { detectInstallMethod, type EnvironmentInfo } from './context/index.js';
 import { hashTraitValue } from './identity.js';
 import type { Env } from './paths.js';
-import { scrubToLength } from './scrub/_cap.js';
+import { scrubToLength } from './scrub/_cut.js';
 import type { Scrubber, ScrubIdentity } from './scrub/index.js';
 import { LIBRARY_VERSION } from './version.js';
 import type { CliContext, WireMessage } from './wire.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { telepresence } from '../catalogs/telepresence.js';
-import { MAX_SCRUB_INPUT } from '../scrub/_cap.js';
+import { MAX_SCRUB_INPUT } from '../scrub/_cut.js';
 import { CatalogError, catalogFingerprint, catalogFromJSON, catalogToJSON, defineCatalog } from './define.js';
 import { catalogToMarkdown } from './markdown.js';
 import type { CatalogInput } from './types.js';

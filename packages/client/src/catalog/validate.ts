@@ -1,4 +1,4 @@
-import { cutAtSpace, MAX_SCRUB_INPUT } from '../scrub/_cap.js';
+import { cutAtSpace, MAX_SCRUB_INPUT } from '../scrub/_cut.js';
 import type { Catalog, TraitSpec } from './types.js';
 
 /** Why an event was refused. Stable strings: the client counts them, the collector stores them with quarantined events. */

@@ -8,7 +8,7 @@
  * The rules, their order and every choice (what is kept and why) are documented in docs/privacy.md.
  */
 
-import { cutAtSpace, MAX_SCRUB_INPUT } from './_cap.js';
+import { cutAtSpace, MAX_SCRUB_INPUT } from './_cut.js';
 import {
   createAddressRules,
   createHostRules,
@@ -24,7 +24,8 @@ import { applyRules, compileRules, type Rule } from './_rule.js';
 import { SHARED_KUBE_NAMES } from './_vocabulary.js';
 
 export type { CappedProperties, PropertyLimits } from './_cap.js';
-export { capProperties, DEFAULT_PROPERTY_LIMITS, scrubToLength, truncateText } from './_cap.js';
+export { capProperties, DEFAULT_PROPERTY_LIMITS, truncateText } from './_cap.js';
+export { scrubToLength } from './_cut.js';
 export { errorFingerprint, errorTemplate } from './_template.js';
 
 /** What the local machine knows exactly; the collector scrubs without it (generic rules only). */
