@@ -65,8 +65,11 @@ import {
 import { LIBRARY_VERSION } from './version.js';
 import { LIMITS, type Notice } from './wire.js';
 
-/** report() cuts no error to its length: that comes after scrubbing, in the sender. */
-const UNSCRUBBED = Object.freeze({ unscrubbed: true });
+/**
+ * report() cuts no error to its length, only to what the scrubber reads: the cut to length comes after
+ * scrubbing, in the sender.
+ */
+const UNSCRUBBED = Object.freeze({ unscrubbedMargin: Number.POSITIVE_INFINITY });
 
 export type { TelemetryOptions } from './options.js';
 

@@ -128,25 +128,37 @@ describe('validateEvent', () => {
     const error = `${'failed '.repeat(2340)}${secret} and more`;
     const cut = MAX_SCRUB_INPUT - 7 * 2340;
     expect(cut > 0 && cut < secret.length).toBe(true);
-    const sent = validateEvent(c, 'intercept_fail', { error }, { unscrubbed: true });
+    const sent = validateEvent(c, 'intercept_fail', { error }, { unscrubbedMargin: Infinity });
     expect(sent.ok && sent.traits.error).toBe('failed '.repeat(2340).trimEnd());
-    const short = validateEvent(c, 'intercept_fail', { error: `${secret} ok` }, { unscrubbed: true });
+    const short = validateEvent(
+      c,
+      'intercept_fail',
+      { error: `${secret} ok` },
+      { unscrubbedMargin: Infinity },
+    );
     expect(short.ok && short.traits.error).toBe(`${secret} ok`);
-    const token = validateEvent(c, 'intercept_fail', { error: 'x'.repeat(20_000) }, { unscrubbed: true });
+    const token = validateEvent(
+      c,
+      'intercept_fail',
+      { error: 'x'.repeat(20_000) },
+      { unscrubbedMargin: Infinity },
+    );
     expect(token.ok && token.traits.error).toBe('');
   });
 
   it('unscrubbed with a margin (the collector), keeps an error to a space that far past its maxLength', () => {
     const secret = 'postgres://admin:hunter2@db.example.com/x';
     const error = `${'a '.repeat(510)}${secret} ${'b'.repeat(300)}`;
-    const kept = validateEvent(c, 'intercept_fail', { error }, { unscrubbed: { margin: 256 } });
+    const kept = validateEvent(c, 'intercept_fail', { error }, { unscrubbedMargin: 256 });
     expect(kept.ok && kept.traits.error).toBe(`${'a '.repeat(510)}${secret}`);
-    const tight = validateEvent(c, 'intercept_fail', { error }, { unscrubbed: { margin: 8 } });
+    const tight = validateEvent(c, 'intercept_fail', { error }, { unscrubbedMargin: 8 });
     expect(tight.ok && tight.traits.error).toBe('a '.repeat(510).trimEnd());
-    // Without a margin, as `true`: up to the scrubber's input.
-    const whole = validateEvent(c, 'intercept_fail', { error }, { unscrubbed: {} });
+    // A margin of 0 still cuts at a space, never inside the token that crosses maxLength.
+    const none = validateEvent(c, 'intercept_fail', { error }, { unscrubbedMargin: 0 });
+    expect(none.ok && none.traits.error).toBe('a '.repeat(510).trimEnd());
+    const whole = validateEvent(c, 'intercept_fail', { error }, { unscrubbedMargin: Infinity });
     expect(whole.ok && whole.traits.error).toBe(error);
-    const bad = validateEvent(c, 'intercept_fail', { error: 7 }, { unscrubbed: { margin: 8 } });
+    const bad = validateEvent(c, 'intercept_fail', { error: 7 }, { unscrubbedMargin: 8 });
     expect(bad).toMatchObject({ ok: false, reason: 'invalid_type' });
   });
 

@@ -31,5 +31,5 @@ export type {
   TraitsOf,
   TraitType,
 } from './types.js';
-export type { RejectReason, UnscrubbedCut, ValidationResult } from './validate.js';
+export type { RejectReason, ValidationResult } from './validate.js';
 export { checkTraitValue, errorMaxLength, textTraits, validateEvent } from './validate.js';

@@ -127,34 +127,24 @@ export function checkTraitValue(name: string, spec: TraitSpec, value: unknown): 
   return (CHECKS[spec.type] as Check<TraitSpec>)(name, spec, value);
 }
 
-/** Before scrubbing, an error's text is cut to the scrubber's input, or this much past its `maxLength`. */
-export interface UnscrubbedCut {
-  /**
-   * Keep only this many characters past each error's `maxLength` (at a space) rather than
-   * `MAX_SCRUB_INPUT`: the collector, which scrubs every message it takes, bounds that work so (a token
-   * longer than the margin that crosses `maxLength` is dropped whole).
-   */
-  readonly margin?: number;
-}
-
 /**
  * Validate one event's traits against the catalog and return them normalised (errors as strings,
  * flag values stripped, enum lists deduplicated). The client and the collector use this same function.
- * Scrubbing is separate: it applies to the `error` and `string` traits of the result. With `unscrubbed`
- * (the client's `report()`, whose text is scrubbed later by whoever sends; the collector, which scrubs
- * next), errors are cut only to `MAX_SCRUB_INPUT` (or their `maxLength` and a margin), at a space, never
- * to their `maxLength`: cutting before scrubbing can halve a secret into something the scrubber no longer
- * recognises. Whoever passes it cuts to `maxLength` after scrubbing.
+ * Scrubbing is separate: it applies to the `error` and `string` traits of the result. With
+ * `unscrubbedMargin`, for text still to be scrubbed, errors are cut at a space to that many characters
+ * past their `maxLength`, and never past `MAX_SCRUB_INPUT`, rather than to their `maxLength`: cutting
+ * before scrubbing can halve a secret into something the scrubber no longer recognises. The client's
+ * `report()` passes `Infinity` (the scrubber's input is the only bound); the collector, which scrubs
+ * every message it takes, bounds that work with a small margin (a token longer than the margin that
+ * crosses `maxLength` is dropped whole). Whoever passes it cuts to `maxLength` after scrubbing.
  */
 export function validateEvent(
   catalog: Catalog,
   event: string,
   traits: unknown,
-  options?: { readonly unscrubbed?: boolean | UnscrubbedCut },
+  options?: { readonly unscrubbedMargin?: number },
 ): ValidationResult {
-  const cut = options?.unscrubbed;
-  const unscrubbed = cut === true || (typeof cut === 'object' && cut !== null);
-  const margin = typeof cut === 'object' && cut !== null ? cut.margin : undefined;
+  const margin = options?.unscrubbedMargin;
   // Callers outside TypeScript can pass anything; a Symbol would throw in the template below.
   if (typeof event !== 'string')
     return fail('unknown_event', `the event name must be a string, not ${typeof event}`);
@@ -175,15 +165,8 @@ export function validateEvent(
     if (!traitSpec) return fail('unknown_trait', `"${key}" is not a trait of "${event}"`);
     // checkTraitValue(), written out: each function costs a CLI's exit path its compilation.
     const checked =
-      unscrubbed && traitSpec.type === 'error'
-        ? cutError(
-            key,
-            value,
-            margin === undefined
-              ? MAX_SCRUB_INPUT
-              : Math.min(MAX_SCRUB_INPUT, errorMaxLength(traitSpec) + margin),
-            true,
-          )
+      margin !== undefined && traitSpec.type === 'error'
+        ? cutError(key, value, Math.min(MAX_SCRUB_INPUT, errorMaxLength(traitSpec) + margin), true)
         : (CHECKS[traitSpec.type] as Check<TraitSpec>)(key, traitSpec, value);
     if (!checked.ok) return checked;
     out[key] = checked.value;

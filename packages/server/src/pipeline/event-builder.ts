@@ -165,7 +165,7 @@ const MISSING_KEY =
  */
 const UNSCRUBBED_MARGIN = 256;
 /** `validateEvent`'s options for the collector, made once (the builder runs for every message). */
-const CUT_AFTER_SCRUBBING = Object.freeze({ unscrubbed: Object.freeze({ margin: UNSCRUBBED_MARGIN }) });
+const CUT_AFTER_SCRUBBING = Object.freeze({ unscrubbedMargin: UNSCRUBBED_MARGIN });
 
 /**
  * The one place a message becomes a stored row, whatever its protocol: catalog validation (the same
