@@ -1,21 +1,11 @@
 import dgram from 'node:dgram';
 import dns from 'node:dns';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { cancellableLookup } from './lookup.js';
+import { isIP } from 'node:net';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { cancellableLookup, isLocalName } from './lookup.js';
 
 // The system's hosts file, as this test has it: no test may depend on the machine's.
-const HOSTS = vi.hoisted(() => '127.0.0.1 localhost\n10.9.9.9 build.telemark-test.example # the build box\n');
-vi.mock('node:fs', async (importOriginal) => {
-  const actual = await importOriginal<typeof import('node:fs')>();
-  const readFileSync = ((file: unknown, ...rest: unknown[]) =>
-    typeof file === 'string' && /[\\/]etc[\\/]hosts$/.test(file)
-      ? HOSTS
-      : (actual.readFileSync as (...args: unknown[]) => unknown)(
-          file,
-          ...rest,
-        )) as typeof actual.readFileSync;
-  return { ...actual, default: { ...actual, readFileSync }, readFileSync };
-});
+const HOSTS = '127.0.0.1 localhost\n10.9.9.9 build.telemark-test.example # the build box\n';
 
 /**
  * A DNS server on 127.0.0.1: `known.` names have an A record, `refused.` ones are refused, `silent.`
@@ -78,23 +68,31 @@ const SYSTEM: Record<string, string> = {
 const systemAsked: string[] = [];
 
 const saved = { Resolver: dns.Resolver, lookup: dns.lookup };
+/** The DNS server the lookups' resolvers ask: the test's own, unless a test points them elsewhere. */
+let dnsServer = '';
+/** A UDP port on 127.0.0.1 that nothing listens on: a query to it is refused (ICMP port unreachable). */
+let closedPort = 0;
 beforeAll(async () => {
+  // Before dns.lookup is replaced below: binding looks the address up.
+  const closed = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => closed.bind(0, '127.0.0.1', resolve));
+  closedPort = closed.address().port;
+  await new Promise<void>((resolve) => closed.close(resolve));
   server.on('message', (query, from) => {
     const reply = answer(query);
     if (reply) server.send(reply, from.port, from.address);
   });
   await new Promise<void>((resolve) => server.bind(0, '127.0.0.1', resolve));
-  const address = `127.0.0.1:${server.address().port}`;
-  // c-ares asks this server only, and gives up on a silent one quickly.
+  // c-ares asks one server only, and gives up on a silent one quickly.
   dns.Resolver = class extends saved.Resolver {
     constructor() {
       super({ timeout: 150, tries: 1 });
-      this.setServers([address]);
+      this.setServers([dnsServer]);
     }
   };
   dns.lookup = ((hostname: string, _options: unknown, callback: (...args: unknown[]) => void) => {
     systemAsked.push(hostname);
-    const address = SYSTEM[hostname.toLowerCase().replace(/\.$/, '')];
+    const address = isIP(hostname) ? hostname : SYSTEM[hostname.toLowerCase().replace(/\.$/, '')];
     setImmediate(() =>
       address
         ? callback(null, address, 4)
@@ -108,13 +106,14 @@ afterAll(() => {
   server.close();
 });
 beforeEach(() => {
+  dnsServer = `127.0.0.1:${server.address().port}`;
   queries.length = 0;
   systemAsked.length = 0;
 });
 
 function resolve(hostname: string): Promise<{ address: string } | { code: string | undefined }> {
   return new Promise((done) =>
-    cancellableLookup().lookup(hostname, {}, (error, address) =>
+    cancellableLookup({ hostsText: HOSTS }).lookup(hostname, {}, (error, address) =>
       done(error ? { code: error.code } : { address: address as string }),
     ),
   );
@@ -143,6 +142,28 @@ describe('cancellableLookup', () => {
     expect(systemAsked).toEqual(['laptop.telemark-test.example', 'refused.telemark-test.example']);
     // Known to no one: the system's own answer.
     expect(await resolve('nowhere.telemark-test.example')).toEqual({ code: 'ENOTFOUND' });
+  });
+
+  it('asks the system when no DNS server can be reached (ECONNREFUSED)', async () => {
+    dnsServer = `127.0.0.1:${closedPort}`;
+    expect(await resolve('laptop.telemark-test.example')).toEqual({ address: '192.168.5.5' });
+    expect(queries).toEqual([]);
+    expect(systemAsked).toEqual(['laptop.telemark-test.example']);
+  });
+
+  it('leaves IP literals, localhost, single-label, .local and hosts-file names to the system', async () => {
+    for (const name of ['10.1.2.3', '::1', 'localhost', 'app.localhost', 'printer.local', 'collector'])
+      expect(
+        isLocalName(name, () => ''),
+        name,
+      ).toBe(true);
+    expect(isLocalName('build.telemark-test.example', () => HOSTS)).toBe(true);
+    expect(isLocalName('known.telemark-test.example', () => HOSTS)).toBe(false);
+    // The hosts file is read only for a name that needs it.
+    expect(isLocalName('10.1.2.3', () => expect.fail('hosts file read'))).toBe(true);
+    expect(await resolve('10.1.2.3')).toEqual({ address: '10.1.2.3' });
+    expect(queries).toEqual([]);
+    expect(systemAsked).toEqual(['10.1.2.3']);
   });
 
   it('does not ask the system after a timeout: that is the black hole getaddrinfo would sit in', async () => {

@@ -4,13 +4,14 @@
  * alive until getaddrinfo gave up too (about 10 s). A `dns.Resolver` (c-ares) is cancelled with the request.
  *
  * What c-ares does not see is left to `dns.lookup`, which answers those without the network: `localhost`
- * and `*.localhost`, single-label names, `.local` (mDNS), and names in the hosts file. It is also the
+ * and `*.localhost`, single-label names, `.local` (mDNS), IP literals, and names in the hosts file. It is also the
  * fallback when the DNS servers answer that they do not know the name, or cannot be reached (a VPN's
  * scoped resolver, a resolv.conf that is not the system's truth). Not after a timeout: that is the
  * black hole, which getaddrinfo would sit in uncancellably.
  */
 import dns, { type LookupAddress } from 'node:dns';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 
 type LookupCallback = (
@@ -40,30 +41,35 @@ const FALL_BACK: ReadonlySet<string> = new Set([
   dns.BADRESP,
 ]);
 
-let hostsText: string | undefined;
-
-function hostsFile(): string {
-  if (hostsText === undefined) {
-    const file =
-      process.platform === 'win32'
-        ? path.join(process.env.SystemRoot ?? 'C:\\Windows', 'System32', 'drivers', 'etc', 'hosts')
-        : '/etc/hosts';
-    try {
-      // Whole: blocking lists of several MB are common, and a name past a cut would go to DNS.
-      hostsText = readFileSync(file, 'utf8').toLowerCase();
-    } catch {
-      hostsText = '';
-    }
+/** The system's hosts file, lower-cased; empty when it cannot be read. */
+function readHostsFile(): string {
+  const file =
+    process.platform === 'win32'
+      ? path.join(process.env.SystemRoot ?? 'C:\\Windows', 'System32', 'drivers', 'etc', 'hosts')
+      : '/etc/hosts';
+  try {
+    // Whole: blocking lists of several MB are common, and a name past a cut would go to DNS.
+    return readFileSync(file, 'utf8').toLowerCase();
+  } catch {
+    return '';
   }
-  return hostsText;
 }
 
-/** Whether the name is the system's to resolve, not DNS's. A mention in a comment counts: harmless. */
-export function isLocalName(hostname: string): boolean {
+/**
+ * Whether the name is the system's to resolve, not DNS's. `hosts` gives the hosts file's text, lower
+ * case; it is called only for a name that needs it. A mention in a comment counts: harmless.
+ */
+export function isLocalName(hostname: string, hosts: () => string): boolean {
   const name = hostname.toLowerCase().replace(/\.$/, '');
-  if (!name.includes('.') || name === 'localhost' || name.endsWith('.localhost') || name.endsWith('.local'))
+  if (
+    !name.includes('.') ||
+    name === 'localhost' ||
+    name.endsWith('.localhost') ||
+    name.endsWith('.local') ||
+    isIP(name) !== 0
+  )
     return true;
-  const text = hostsFile();
+  const text = hosts();
   let at = text.indexOf(name);
   while (at >= 0) {
     const before = at === 0 ? ' ' : text[at - 1];
@@ -74,9 +80,21 @@ export function isLocalName(hostname: string): boolean {
   return false;
 }
 
-export function cancellableLookup(): CancellableLookup {
+/** The system's resolver (getaddrinfo), read from `dns` at each call. */
+const system: Lookup = (hostname, options, callback) => dns.lookup(hostname, options, callback as never);
+
+/**
+ * `hostsText` stands for the hosts file (lower case), which is otherwise read at most once per lookup
+ * object, when a name first needs it: the file can be several MB, and is not kept past the request.
+ */
+export function cancellableLookup(given: { readonly hostsText?: string } = {}): CancellableLookup {
   let resolver: dns.Resolver | undefined;
   let cancelled = false;
+  let hostsText = given.hostsText;
+  const hosts = (): string => {
+    hostsText ??= readHostsFile();
+    return hostsText;
+  };
   const lookup: Lookup = (hostname, options, callback) => {
     const answer = (addresses: LookupAddress[]) => {
       const first = addresses[0] as LookupAddress;
@@ -84,7 +102,7 @@ export function cancellableLookup(): CancellableLookup {
       else callback(null, first.address, first.family);
     };
     if (cancelled) return callback(Object.assign(new Error('cancelled'), { code: dns.CANCELLED }), []);
-    if (isLocalName(hostname)) return dns.lookup(hostname, { ...options }, callback as never);
+    if (isLocalName(hostname, hosts)) return system(hostname, options, callback);
     resolver ??= new dns.Resolver();
     const families = options.family === 4 ? [4] : options.family === 6 ? [6] : [4, 6];
     const found: LookupAddress[][] = [];
@@ -98,7 +116,7 @@ export function cancellableLookup(): CancellableLookup {
         const addresses = [...(found[4] ?? []), ...(found[6] ?? [])];
         if (addresses.length > 0) return answer(addresses);
         if (!cancelled && errors.every((e) => FALL_BACK.has(e.code ?? '')))
-          return dns.lookup(hostname, { ...options }, callback as never);
+          return system(hostname, options, callback);
         callback(
           errors[0] ?? Object.assign(new Error(`no address for ${hostname}`), { code: dns.NODATA }),
           [],
