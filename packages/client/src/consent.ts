@@ -66,6 +66,9 @@ export function parseSwitch(value: string | undefined): Switch {
   return { set: true, on: true, recognised: false };
 }
 
+/** An opt-in variable (allow, debug) is on only with one of the documented words: doubt keeps it off. */
+export const isOptedIn = (parsed: Switch): boolean => parsed.on && parsed.recognised;
+
 /** `/etc/telemark/policy.json`, `%ProgramData%\telemark\policy.json`, or `TELEMARK_POLICY_FILE`. */
 export function policyFilePath(env: Env, platform: NodeJS.Platform): string {
   const explicit = env.TELEMARK_POLICY_FILE;
@@ -229,7 +232,7 @@ export function resolveConsent(input: ConsentInput): ConsentDecision {
     // Unlike an opt-out, an unrecognised value is not taken as a yes: doubt keeps tests from reporting.
     const raw = input.env.TELEMARK_ALLOW_IN_TESTS;
     const parsed = parseSwitch(raw);
-    const allowed = parsed.on && parsed.recognised;
+    const allowed = isOptedIn(parsed);
     add(
       'test',
       input.testRunner,

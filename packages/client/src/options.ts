@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Catalog, CatalogInput } from './catalog/types.js';
-import { parseSwitch } from './consent.js';
+import { isOptedIn, parseSwitch } from './consent.js';
 import type { TelemetryError } from './errors.js';
 import { type Env, resolveConfigDir } from './paths.js';
 
@@ -242,8 +242,7 @@ export function resolveOptions(raw: unknown): OptionsResult {
   if (input.onError !== undefined && typeof input.onError !== 'function')
     problems.push('onError must be a function');
 
-  const envDebug = parseSwitch(env.TELEMARK_DEBUG);
-  const debug = typeof input.debug === 'boolean' ? input.debug : envDebug.on && envDebug.recognised;
+  const debug = typeof input.debug === 'boolean' ? input.debug : isOptedIn(parseSwitch(env.TELEMARK_DEBUG));
 
   let configDir: string | undefined;
   if (isCatalog(catalog) && typeof cwd === 'string') {

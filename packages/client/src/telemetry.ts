@@ -15,7 +15,6 @@ import { isatty } from 'node:tty';
 import { laterUnref } from './_later.js';
 import type { CatalogInput, EventNameOf, ReportArgs } from './catalog/types.js';
 import { validateEvent } from './catalog/validate.js';
-
 import {
   type ConsentDecision,
   type ConsentSignal,
@@ -972,6 +971,7 @@ function createActive<C extends CatalogInput>(
     } catch (error) {
       internalError('unexpected failure', error);
     }
+  // Debug mode writes nothing, and removing expired segments is writing.
   else if (!debug)
     try {
       removeExpiredSegments(spoolDir, opts.spool.maxAgeMs, Date.now());

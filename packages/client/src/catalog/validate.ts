@@ -85,7 +85,10 @@ const checkFlagList: Check<SpecOf<'flagList'>> = (name, spec, value) => {
   return { ok: true, value: flags };
 };
 
-/** The length an error trait is cut to (once scrubbed, where it still is to be): its `maxLength`, or 1,024. */
+/**
+ * An error trait's length: its `maxLength`, or 1,024. Text still to be scrubbed is cut to it only after
+ * scrubbing (see `validateEvent`).
+ */
 export const errorMaxLength = (spec: SpecOf<'error'>): number => spec.maxLength ?? DEFAULT_ERROR_LENGTH;
 
 /**

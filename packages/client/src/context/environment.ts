@@ -7,8 +7,7 @@
  * so a test suite running in CI counts as `test`, an agent driving a CI job counts as `ci`, and only
  * a person at a terminal of a released build counts as `interactive`.
  */
-import type { EnvClass } from '../wire.js';
-import { plainAgentName } from '../wire.js';
+import { type EnvClass, plainAgentName } from '../wire.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 

@@ -4,10 +4,10 @@
  * alive until getaddrinfo gave up too (about 10 s). A `dns.Resolver` (c-ares) is cancelled with the request.
  *
  * What c-ares does not see is left to `dns.lookup`, which answers those without the network: `localhost`
- * and `*.localhost`, single-label names, `.local` (mDNS), IP literals, and names in the hosts file. It is also the
- * fallback when the DNS servers answer that they do not know the name, or cannot be reached (a VPN's
- * scoped resolver, a resolv.conf that is not the system's truth). Not after a timeout: that is the
- * black hole, which getaddrinfo would sit in uncancellably.
+ * and `*.localhost`, single-label names, `.local` (mDNS), IP literals, and names in the hosts file. It
+ * is also the fallback when the DNS servers answer that they do not know the name, or cannot be reached
+ * (a VPN's scoped resolver, a resolv.conf that is not the system's truth). Not after a timeout: that is
+ * the black hole, which getaddrinfo would sit in uncancellably.
  */
 import dns, { type LookupAddress } from 'node:dns';
 import { readFileSync } from 'node:fs';
