@@ -27,11 +27,6 @@ export function sparkline(values: readonly (number | null)[]): string {
     .join('');
 }
 
-// Error samples and trait values are data: never let them drive the terminal (terminal-text.ts). Until
-// 2026-11-29 tables showed C0 and C1 as `?` but left bidi and line controls raw, and CSV and JSON printed
-// all of them as sent.
-const printable = terminalText;
-
 const percent = (v: number | null | undefined): string =>
   v === null || v === undefined ? '–' : `${(v * 100).toFixed(1)}%`;
 const day = (iso: string): string => iso.slice(0, 10);
@@ -44,10 +39,15 @@ const clip = (s: string, max: number): string => (s.length > max ? `${s.slice(0,
  */
 const versionCell = (version: string): string => (version.trim() === '' ? 'unknown' : version);
 
+/** The versions an error was seen in, as one table cell. */
+const versionSpan = (first: string, last: string): string =>
+  first === last ? versionCell(first) : `${versionCell(first)}–${versionCell(last)}`;
+
 /** Columns padded to their widest cell; numbers (and percentages) right-aligned. */
 export function table(headers: readonly string[], rows: readonly (readonly Cell[])[]): string {
+  // Error samples and trait values are data: never let them drive the terminal.
   const text = rows.map((row) =>
-    row.map((cell) => printable(cell === null || cell === undefined ? '–' : String(cell))),
+    row.map((cell) => terminalText(cell === null || cell === undefined ? '–' : String(cell))),
   );
   const numeric = headers.map(
     (_, i) =>
@@ -268,9 +268,7 @@ function tabulate(view: string, r: Json, forTable: boolean): Tabular {
                     e.event,
                     e.count,
                     e.installs,
-                    e.firstVersion === e.lastVersion
-                      ? versionCell(e.firstVersion)
-                      : `${versionCell(e.firstVersion)}–${versionCell(e.lastVersion)}`,
+                    versionSpan(e.firstVersion, e.lastVersion),
                     e.newInVersion ?? '',
                     sparkline(e.trend),
                     clip(e.sample, 60),
@@ -421,7 +419,7 @@ export function renderView(view: string, response: Json, format: OutputFormat): 
   const { title, sections } = tabulate(view, response, format === 'table');
   if (format === 'csv') return sections.map((s) => csv(s.headers, s.rows)).join('\n\n');
   return [
-    ...(title ? [title.split('\n').map(printable).join('\n')] : []),
+    ...(title ? [title.split('\n').map(terminalText).join('\n')] : []),
     ...sections.map((s) =>
       [s.title ? `${s.title}:` : '', s.rows.length === 0 ? '(no data)' : table(s.headers, s.rows)]
         .filter(Boolean)
