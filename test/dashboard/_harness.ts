@@ -3,6 +3,7 @@
  * processes, a real DuckDB data directory in a temp dir, and real Chromium through playwright-core.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -58,6 +59,65 @@ export interface Served {
   /** Everything the process printed on stdout so far. */
   output(): string;
   stop(): Promise<void>;
+}
+
+/** What a test sets in a `wireMessage`; the rest is an ordinary Telepresence run on Linux. */
+export interface WireOverrides {
+  readonly installId?: string;
+  readonly event?: string;
+  readonly properties?: Record<string, unknown>;
+  /** Epoch ms. @default now */
+  readonly at?: number;
+  readonly appVersion?: string;
+  readonly osName?: string;
+  readonly arch?: string;
+  readonly installMethod?: string;
+}
+
+/** One `track` message of the telepresence2 app, as a client sends it to `/v1/batch`. */
+export function wireMessage(over: WireOverrides = {}) {
+  return {
+    type: 'track',
+    messageId: randomUUID(),
+    timestamp: new Date(over.at ?? Date.now()).toISOString(),
+    anonymousId: over.installId ?? randomUUID(),
+    event: over.event ?? 'intercept_fail',
+    properties: over.properties ?? {},
+    context: {
+      app: { name: 'telepresence2', version: over.appVersion ?? '2.20.2' },
+      library: { name: 'telemark', version: '0.1.0' },
+      os: { name: over.osName ?? 'linux', version: '6.1', build: '1' },
+      cli: {
+        arch: over.arch ?? 'amd64',
+        platform: 'linux',
+        mode: 'cli',
+        sessionId: randomUUID(),
+        seq: 1,
+        installMethod: over.installMethod ?? 'brew',
+        envClass: 'interactive',
+        ciVendor: null,
+        container: false,
+        wsl: 0,
+        agent: null,
+        nodeVersion: '20.19.0',
+        catalog: 'x',
+      },
+    },
+  };
+}
+
+/** POST a batch to the served collector: the answer's status and per-message results. */
+export async function postBatch(
+  served: Served,
+  batch: readonly unknown[],
+): Promise<{ status: number; results: readonly { status: string }[] }> {
+  const response = await fetch(`${served.url}/v1/batch`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ batch, sentAt: new Date().toISOString() }),
+  });
+  const body = (await response.json().catch(() => ({}))) as { results?: { status: string }[] };
+  return { status: response.status, results: body.results ?? [] };
 }
 
 /** `telemark serve --port 0` in a child process; resolves once it printed its URL. */

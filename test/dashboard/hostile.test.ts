@@ -9,10 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   artifactPath,
   launchChromium,
+  postBatch,
   requireDashboardBuild,
   type Served,
   startServe,
   tempDir,
+  wireMessage,
 } from './_harness.js';
 
 const PAYLOADS = {
@@ -29,36 +31,17 @@ const ERRORS = [
   `"><iframe srcdoc="<script>parent.__pwned='frame'</script>"></iframe>`,
 ];
 
-function message(installId: string, event: string, properties: Record<string, unknown>, at: number) {
-  return {
-    type: 'track',
-    messageId: randomUUID(),
-    timestamp: new Date(at).toISOString(),
-    anonymousId: installId,
+const message = (installId: string, event: string, properties: Record<string, unknown>, at: number) =>
+  wireMessage({
+    installId,
     event,
     properties,
-    context: {
-      app: { name: 'telepresence2', version: PAYLOADS.version },
-      library: { name: 'telemark', version: '0.1.0' },
-      os: { name: PAYLOADS.os, version: '1', build: '1' },
-      cli: {
-        arch: PAYLOADS.arch,
-        platform: 'linux',
-        mode: 'cli',
-        sessionId: randomUUID(),
-        seq: 1,
-        installMethod: PAYLOADS.installMethod,
-        envClass: 'interactive',
-        ciVendor: null,
-        container: false,
-        wsl: 0,
-        agent: null,
-        nodeVersion: '20.19.0',
-        catalog: 'x',
-      },
-    },
-  };
-}
+    at,
+    appVersion: PAYLOADS.version,
+    osName: PAYLOADS.os,
+    arch: PAYLOADS.arch,
+    installMethod: PAYLOADS.installMethod,
+  });
 
 describe('hostile trait and context values are displayed as text', () => {
   let served: Served;
@@ -83,15 +66,10 @@ describe('hostile trait and context values are displayed as text', () => {
       );
     }
     batch.push(message(randomUUID(), '<img src=x onerror=alert(1)>', {}, now));
-    const response = await fetch(`${served.url}/v1/batch`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ batch, sentAt: new Date().toISOString() }),
-    });
-    expect(response.status).toBe(200);
-    const body = (await response.json()) as { results: { status: string }[] };
-    expect(body.results.filter((r) => r.status === 'accepted')).toHaveLength(batch.length - 1);
-    expect(body.results.filter((r) => r.status === 'rejected')).toHaveLength(1);
+    const { status, results } = await postBatch(served, batch);
+    expect(status).toBe(200);
+    expect(results.filter((r) => r.status === 'accepted')).toHaveLength(batch.length - 1);
+    expect(results.filter((r) => r.status === 'rejected')).toHaveLength(1);
 
     browser = await launchChromium();
     page = await browser.context.newPage();

@@ -2,42 +2,17 @@
  * Errors of events whose app version is blank (the API's `""`): the errors panel and its drill-down show
  * them as "unknown", as ingest stores a version a client did not send, not as an empty cell.
  */
-import { randomUUID } from 'node:crypto';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, requireDashboardBuild, type Served, startServe, tempDir } from './_harness.js';
-
-function message(installId: string, at: number) {
-  return {
-    type: 'track',
-    messageId: randomUUID(),
-    timestamp: new Date(at).toISOString(),
-    anonymousId: installId,
-    event: 'intercept_fail',
-    properties: { error: 'could not intercept: the traffic manager is not running' },
-    context: {
-      // Blank: ingest keeps it (only a missing or empty version becomes 'unknown'), the API answers "".
-      app: { name: 'telepresence2', version: ' ' },
-      library: { name: 'telemark', version: '0.1.0' },
-      os: { name: 'linux', version: '6.1', build: '1' },
-      cli: {
-        arch: 'amd64',
-        platform: 'linux',
-        mode: 'cli',
-        sessionId: randomUUID(),
-        seq: 1,
-        installMethod: 'brew',
-        envClass: 'interactive',
-        ciVendor: null,
-        container: false,
-        wsl: 0,
-        agent: null,
-        nodeVersion: '20.19.0',
-        catalog: 'x',
-      },
-    },
-  };
-}
+import {
+  launchChromium,
+  postBatch,
+  requireDashboardBuild,
+  type Served,
+  startServe,
+  tempDir,
+  wireMessage,
+} from './_harness.js';
 
 describe('errors seen only with a blank app version', () => {
   let served: Served;
@@ -48,13 +23,15 @@ describe('errors seen only with a blank app version', () => {
     requireDashboardBuild();
     served = await startServe(tempDir());
     const now = Date.now();
-    const batch = [0, 1, 2].map((i) => message(randomUUID(), now - i * 60_000));
-    const response = await fetch(`${served.url}/v1/batch`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ batch, sentAt: new Date().toISOString() }),
-    });
-    expect(response.status).toBe(200);
+    // Blank: ingest keeps it (only a missing or empty version becomes 'unknown'), the API answers "".
+    const batch = [0, 1, 2].map((i) =>
+      wireMessage({
+        appVersion: ' ',
+        properties: { error: 'could not intercept: the traffic manager is not running' },
+        at: now - i * 60_000,
+      }),
+    );
+    expect((await postBatch(served, batch)).status).toBe(200);
     browser = await launchChromium();
     page = await browser.context.newPage();
     await page.goto(`${served.url}/`);

@@ -47,7 +47,7 @@ function setup<C extends CatalogInput = typeof telepresence.input>(
     env: testEnv(home, extraEnv),
     interactive: false,
     ...rest,
-  } as TelemetryOptions<typeof telepresence.input>);
+  } as TelemetryOptions<C>);
   return { home, configDir, telemetry };
 }
 
@@ -220,17 +220,8 @@ describe('report()', () => {
         },
       },
     } as const);
-    const c = await createFakeCollector({ catalog });
-    collectors.push(c);
-    const home = tempDir();
-    const telemetry = createTelemetry({
-      catalog,
-      version: '1.0.0',
-      endpoint: c.url,
-      configDir: path.join(home, 'cfg'),
-      env: testEnv(home),
-      cwd: home,
-    });
+    const c = await collector({ catalog });
+    const { telemetry } = setup(c.url, { catalog, version: '1.0.0' });
     telemetry.showNotice({ write: () => {} });
     telemetry.report('deploy', { cluster: 'prod-eu-1', note: 'bob@ex.com' });
     telemetry.report('deploy', { cluster: 'prod-eu-1' });
@@ -255,17 +246,8 @@ describe('report()', () => {
         short_text: { description: 'x', traits: { text: { type: 'string', maxLength: 60 } } },
       },
     } as const);
-    const c = await createFakeCollector();
-    collectors.push(c);
-    const home = tempDir();
-    const telemetry = createTelemetry({
-      catalog,
-      version: '1.0.0',
-      endpoint: c.url,
-      configDir: path.join(home, 'cfg'),
-      env: testEnv(home),
-      cwd: home,
-    });
+    const c = await collector({ catalog });
+    const { telemetry } = setup(c.url, { catalog, version: '1.0.0' });
     telemetry.showNotice({ write: () => {} });
     // Each secret with the part of it that must never be sent, in any length.
     const secrets = [
@@ -590,29 +572,18 @@ describe('consent at run time', () => {
     const hoursAgo = new Date(now - 2 * 3_600_000);
     fs.utimesSync(stale, hoursAgo, hoursAgo);
     const before = listFiles(configDir).filter((f) => !f.endsWith(path.basename(stale)));
-    const off = () =>
-      createTelemetry({
-        catalog: telepresence,
-        version: '2.20.2',
-        endpoint: 'http://127.0.0.1:9',
-        configDir,
-        cwd: home,
-        env: testEnv(home, { DO_NOT_TRACK: '1' }),
-      });
-    expect(off().status()).toMatchObject({ enabled: false, decidedBy: 'env:DO_NOT_TRACK' });
+    const off = (dir: string) =>
+      setup('http://127.0.0.1:9', { configDir: dir, extraEnv: { DO_NOT_TRACK: '1' } });
+    expect(off(configDir).telemetry.status()).toMatchObject({
+      enabled: false,
+      decidedBy: 'env:DO_NOT_TRACK',
+    });
     expect(fs.existsSync(expired ?? '')).toBe(false);
     expect(fs.existsSync(stale)).toBe(false);
     expect(fs.existsSync(kept ?? '')).toBe(true);
     expect(listFiles(configDir)).toEqual(before.filter((f) => !f.endsWith(path.basename(expired ?? ''))));
     const empty = path.join(tempDir(), 'none');
-    createTelemetry({
-      catalog: telepresence,
-      version: '2.20.2',
-      endpoint: 'http://127.0.0.1:9',
-      configDir: empty,
-      cwd: home,
-      env: testEnv(home, { DO_NOT_TRACK: '1' }),
-    });
+    off(empty);
     expect(fs.existsSync(empty)).toBe(false);
   });
 
