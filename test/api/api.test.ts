@@ -9,6 +9,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VIEW_NAMES } from '../../packages/server/src/analytics/index.js';
 import { registerApiRoutes } from '../../packages/server/src/api/routes.js';
+import { createEventBuilder } from '../../packages/server/src/pipeline/event-builder.js';
 import { sampleEvent } from '../../packages/server/src/store/conformance.js';
 import { createDuckDBStore } from '../../packages/server/src/store/duckdb/index.js';
 import { sql } from '../../packages/server/src/store/sql.js';
@@ -17,6 +18,8 @@ import { APP, createTestRegistry, FROM, TO, writeDataset } from '../analytics/da
 
 const TOKEN = 'tmk_test-admin-token-0123456789';
 const auth = { authorization: `Bearer ${TOKEN}` };
+// The collector's builder; its default key stands in for a deployment's (the ids here need none).
+const builder = createEventBuilder();
 
 let dir: string;
 let store: Store;
@@ -41,6 +44,7 @@ beforeAll(async () => {
     store,
     registry: createTestRegistry(),
     adminToken: TOKEN,
+    builder,
     now: () => Date.UTC(2026, 10, 16),
   });
   await app.ready();
@@ -535,7 +539,12 @@ describe('quarantine replay: POST /api/v1/quarantine/replay', () => {
       },
     };
     const other = Fastify();
-    await registerApiRoutes(other, { store: watched, registry: createTestRegistry(), adminToken: TOKEN });
+    await registerApiRoutes(other, {
+      store: watched,
+      registry: createTestRegistry(),
+      adminToken: TOKEN,
+      builder,
+    });
     try {
       const answers = await Promise.all(
         [1, 2, 3].map(() =>
@@ -568,6 +577,7 @@ describe('a replay or an erasure answered as lines (Accept: application/x-ndjson
       store: slow,
       registry: createTestRegistry(),
       adminToken: TOKEN,
+      builder,
       heartbeatMs: 20,
     });
     try {

@@ -7,7 +7,6 @@ import type { AppRegistry } from '../config/registry-types.js';
 import { isTelemarkError, rephrased, TelemarkError } from '../errors.js';
 import { eraseInstall } from '../pipeline/erasure.js';
 import type { EventBuilder } from '../pipeline/event-builder.js';
-import { rewriteLegacyQuarantine } from '../pipeline/legacy-quarantine.js';
 import { type ReplayLimits, replayQuarantine } from '../pipeline/replay.js';
 import { createSerialQueue } from '../serial.js';
 import { storeHasApp } from '../store/index.js';
@@ -31,10 +30,10 @@ export interface ApiDeps {
   readonly limits?: ReplayLimits;
   /**
    * The collector's event builder: replays build with it, and erasures map an install id to its
-   * pseudonym with it (this deployment's key). Without it (tests) a replay makes its own and an
-   * erasure erases the id as given.
+   * pseudonym and keep legacy quarantine entries as today with it (this deployment's key). Required:
+   * an erasure without it would erase only the id as given and miss the install in those entries.
    */
-  readonly builder?: EventBuilder;
+  readonly builder: EventBuilder;
   /**
    * Longest silence of a streamed replay or erasure (`Accept: application/x-ndjson`), ms: a line is sent
    * at least this often. Never longer than a third of the collector's own socket idle timeout.
@@ -326,7 +325,7 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
           queued(tell, () =>
             replayQuarantine(deps.store, deps.registry, filter, {
               ...(deps.limits ? { limits: deps.limits } : {}),
-              ...(deps.builder ? { builder: deps.builder } : {}),
+              builder: deps.builder,
               onProgress: (soFar) => tell({ progress: soFar }),
             }),
           ),
@@ -349,14 +348,9 @@ export async function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
           );
         }
         return answerLong(request, reply, 'erasure', async (tell) => {
-          const report = await queued(tell, async () => {
-            // Entries an erasure cannot search until they are kept as today (collectors before 2026-11-29).
-            const keeper = deps.builder;
-            if (keeper)
-              for (const owner of [app, ''])
-                await rewriteLegacyQuarantine(deps.store, keeper, { app: owner });
-            return eraseInstall(deps.store, app, installId, keeper?.installId);
-          }).catch((error: unknown) => {
+          const report = await queued(tell, () =>
+            eraseInstall(deps.store, app, installId, deps.builder),
+          ).catch((error: unknown) => {
             // An erasure asked for and not done is part of its record too (a committed one whose
             // checkpoint failed, TMK_ERR_STORE_UNFINISHED, must be run again): the app and the code.
             request.log.warn(

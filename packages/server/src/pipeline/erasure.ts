@@ -1,5 +1,7 @@
 import { errorFirstLine, isTelemarkError, TelemarkError } from '../errors.js';
+import type { Keeper } from '../ingest/prepared.js';
 import type { InstallErasure, Store } from '../store/types.js';
+import { rewriteLegacyQuarantine } from './legacy-quarantine.js';
 
 /** What an erasure of one install removed, and under which ids. */
 export interface InstallErasureReport extends InstallErasure {
@@ -15,10 +17,16 @@ export interface InstallErasureReport extends InstallErasure {
 const UNFINISHED = 'TMK_ERR_STORE_UNFINISHED';
 
 /**
- * Erase one install of one app under every id it may be stored as: its pseudonym (`storedIdOf`, the
- * event builder's `installId` with this deployment's key) and the id as given, which a collector from
- * before pseudonyms stored as it was. Without `storedIdOf` (no key was ever made, so no pseudonym
- * exists) only the id as given.
+ * Erase one install of one app under every id it may be stored as: its pseudonym (`keeper.installId`,
+ * the event builder's, with this deployment's key) and the id as given, which a collector from before
+ * pseudonyms stored as it was. A keeper without the key refuses an id that needs one
+ * (TMK_ERR_CONFIG_INVALID) before anything is written: erasing only the id as given would answer
+ * "0 erased" for an install whose events are all under its pseudonym.
+ *
+ * Legacy bad-gzip quarantine entries of the app and of no app (collectors before 2026-11-29 kept them in
+ * base64, where the erasure's search cannot see an id) are first kept as today with `keeper`
+ * (`rewriteLegacyQuarantine`). Here and not in each caller: until 2026-11-29 every caller ran it itself,
+ * and the API skipped it when it was given no builder, so the install stayed in those entries.
  *
  * The first pass can fail after its commit (`TMK_ERR_STORE_UNFINISHED`: rows gone, the data
  * file not checkpointed). The pseudonym's pass still runs then, and the first error is thrown after it
@@ -32,13 +40,15 @@ const UNFINISHED = 'TMK_ERR_STORE_UNFINISHED';
  *   both ids, and its own checkpoint clears the file.
  */
 export async function eraseInstall(
-  store: Pick<Store, 'deleteInstall'>,
+  store: Pick<Store, 'deleteInstall' | 'listQuarantine' | 'write'>,
   app: string,
   installId: string,
-  storedIdOf?: (id: string) => string,
+  keeper: Keeper,
 ): Promise<InstallErasureReport> {
-  const storedAs = storedIdOf?.(installId);
-  const pseudonymous = storedAs !== undefined && storedAs !== installId;
+  const storedAs = keeper.installId(installId);
+  const pseudonymous = storedAs !== installId;
+  // The erasure's search takes the entries of no app too (a request refused before it named its app).
+  for (const owner of [app, '']) await rewriteLegacyQuarantine(store, keeper, { app: owner });
   let first: InstallErasure;
   try {
     first = await store.deleteInstall(app, installId);

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { appRegistryOf } from '../config/registry.js';
 import { createDuckDBStore } from '../store/index.js';
 import type { QuarantineEntry, Store } from '../store/types.js';
+import { eraseInstall } from './erasure.js';
 import { createEventBuilder } from './event-builder.js';
 import { rewriteLegacyQuarantine } from './legacy-quarantine.js';
 import { replayQuarantine } from './replay.js';
@@ -78,6 +79,28 @@ describe('quarantine entries of bad gzip kept in base64', () => {
       expect(
         (await store.listQuarantine({ app: 'tp' })).map((e) => JSON.parse(e.raw).batch[0].anonymousId),
       ).toEqual(['bob']);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('are found by eraseInstall itself, of the app and of no app, and erased with the install', async () => {
+    // Until 2026-11-29 each caller rewrote them before eraseInstall, and the API did not without a builder.
+    const store = await openStore();
+    try {
+      await store.write({
+        events: [],
+        quarantine: [{ ...truncated('alice', T0), app: '' }, plain('alice', T0 + 1), plain('bob', T0 + 2)],
+        counters: [],
+      });
+      expect(await eraseInstall(store, 'tp', 'alice', builder)).toEqual({
+        app: 'tp',
+        installId: 'alice',
+        events: 0,
+        quarantine: 2,
+      });
+      const left = await store.listQuarantine({});
+      expect(left.map((e) => [e.app, JSON.parse(e.raw).batch[0].anonymousId])).toEqual([['tp', 'bob']]);
     } finally {
       await store.close();
     }

@@ -3,7 +3,6 @@ import { rephrased, TelemarkError } from '../../errors.js';
 import { eraseInstall, type InstallErasureReport } from '../../pipeline/erasure.js';
 import { createEventBuilder } from '../../pipeline/event-builder.js';
 import { resolveInstallIdKey } from '../../pipeline/install-id-key.js';
-import { rewriteLegacyQuarantine } from '../../pipeline/legacy-quarantine.js';
 import { openDataDirStore, storeHasApp } from '../../store/index.js';
 import { callApiStreamed, refuseStoreFlagsWithUrl } from '../api-client.js';
 import { CONFIG_FLAG_HELP, DATA_FLAG_HELP, type DataDirFlags, dataDirOf } from '../data-dir.js';
@@ -42,9 +41,7 @@ async function deleteFromDataDir(
     // did). Without a key the builder refuses such an id, and eraseInstall maps the id before it erases.
     const key = resolveInstallIdKey(dataDir);
     const builder = createEventBuilder({ installIdKey: key?.key ?? null });
-    // Entries an erasure cannot search until they are kept as today (collectors before 2026-11-29).
-    for (const owner of [app, '']) await rewriteLegacyQuarantine(store, builder, { app: owner });
-    const report = await eraseInstall(store, app, installId, builder.installId);
+    const report = await eraseInstall(store, app, installId, builder);
     if (!appKnown)
       warn(
         `telemark: warning: no data for app ${JSON.stringify(app)} in ${dataDir} (no events, no quarantine entries): check --app\n`,

@@ -924,12 +924,15 @@ describe('DuckDB store specifics', () => {
           20_000,
           Array.from({ length: 3 }, () => sampleEvent({ app, installId: pseudonym })),
         );
-        const storedIdOf = (id: string) => (id === 'gone' ? pseudonym : id);
+        const keeper = {
+          scrub: (text: string) => text,
+          installId: (id: string) => (id === 'gone' ? pseudonym : id),
+        };
         // The data file may not grow: the commit's few KB of WAL fit, the checkpoint after it does not.
         fileSize!.lower(fs.statSync(file).size);
         let error: unknown;
         try {
-          error = await eraseInstall(store, app, 'gone', storedIdOf).catch((e: unknown) => e);
+          error = await eraseInstall(store, app, 'gone', keeper).catch((e: unknown) => e);
         } finally {
           fileSize!.restore();
         }
@@ -951,7 +954,7 @@ describe('DuckDB store specifics', () => {
         ]);
         expect((await store.health()).detail).not.toContain('WAL 0 bytes');
         // Run again: nothing is removed twice, the pseudonym goes, and the file is checkpointed.
-        expect(await eraseInstall(store, app, 'gone', storedIdOf)).toEqual({
+        expect(await eraseInstall(store, app, 'gone', keeper)).toEqual({
           app,
           installId: 'gone',
           storedAs: pseudonym,
