@@ -148,9 +148,12 @@ export function textOf(value: unknown): string {
   }
 }
 
+/** How a note kept in place of a value starts: the rewrite of legacy entries tells a note from a body by it. */
+export const NOT_REPRESENTABLE_PREFIX = '<not representable as JSON:';
+
 /** What quarantine keeps of a value it could not copy or write (nested too deep, unprintable): a note. */
 export const notRepresentable = (error: unknown): string =>
-  `<not representable as JSON: ${errorMessage(error)}>`;
+  `${NOT_REPRESENTABLE_PREFIX} ${errorMessage(error)}>`;
 
 /** JSON text of a value for quarantine; never throws (a value JSON cannot represent becomes a note). */
 export function rawJson(value: unknown): string {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { notesOf, TelemarkError } from '../errors.js';
 import { keptBadGzip } from '../ingest/prepare-body.js';
-import type { Keeper } from '../ingest/prepared.js';
+import { type Keeper, NOT_REPRESENTABLE_PREFIX } from '../ingest/prepared.js';
 import { type QuarantineSelection, quarantinePages } from '../store/quarantine-pages.js';
 import type { QuarantineEntry, Store, StoredQuarantineEntry } from '../store/types.js';
 
@@ -54,12 +54,9 @@ export function rewrittenLegacyRaw(entry: QuarantineEntry, keeper: Keeper): stri
   }
   if (refused) throw refused.error;
   // A note in place of the body (nested too deep to keep) is no rewrite: the original stays.
-  if (kept === undefined || kept.startsWith(NOTE_PREFIX)) return undefined;
+  if (kept === undefined || kept.startsWith(NOT_REPRESENTABLE_PREFIX)) return undefined;
   return kept;
 }
-
-/** How `notRepresentable` (ingest/prepared.ts) starts: a note kept in place of a value. */
-const NOTE_PREFIX = '<not representable as JSON:';
 
 /** The id of the entry that replaces `entry`: derived from it, so a rerun writes the same entry. UUID-shaped. */
 function replacementIdOf(entry: StoredQuarantineEntry): string {
