@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { buildAppRegistry } from '../config/registry.js';
 import { DEFAULTS } from '../config/serve-config.js';
 import { replayQuarantine } from '../pipeline/replay.js';
@@ -1251,6 +1251,40 @@ export function testStore(
             expect(await store.exportEvents({ format: 'parquet', path: out, app })).toBe(4);
             expectSame(await readParquet(out), events);
           } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+          }
+        });
+
+        it('syncs the finished file before its rename into place, and its directory after', async () => {
+          // DuckDB writes the file (a COPY on either engine for Parquet) and does not sync it: until
+          // 2026-11-29 the ClickHouse store renamed it so, and never synced the directory either.
+          const { store, app, dir } = await setup();
+          const opened = new Map<number, string>();
+          const steps: string[] = [];
+          const { openSync, fsyncSync, renameSync } = fs;
+          vi.spyOn(fs, 'openSync').mockImplementation((file, flags, mode) => {
+            const fd = openSync(file, flags, mode);
+            opened.set(fd, String(file));
+            return fd;
+          });
+          vi.spyOn(fs, 'fsyncSync').mockImplementation((fd) => {
+            steps.push(`sync ${opened.get(fd)}`);
+            fsyncSync(fd);
+          });
+          vi.spyOn(fs, 'renameSync').mockImplementation((from, to) => {
+            steps.push(`rename ${String(from)} → ${String(to)}`);
+            renameSync(from, to);
+          });
+          try {
+            const out = path.join(dir, 'events.parquet');
+            expect(await store.exportEvents({ format: 'parquet', path: out, app })).toBe(4);
+            const renamed = steps.findIndex((step) => step.startsWith('rename '));
+            const temporary = steps[renamed]?.match(/^rename (.*) → /)?.[1];
+            expect(steps[renamed]).toBe(`rename ${temporary} → ${out}`);
+            expect(steps.slice(0, renamed)).toContain(`sync ${temporary}`);
+            expect(steps.slice(renamed + 1)).toContain(`sync ${dir}`);
+          } finally {
+            vi.restoreAllMocks();
             fs.rmSync(dir, { recursive: true, force: true });
           }
         });

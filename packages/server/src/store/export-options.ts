@@ -1,6 +1,8 @@
 /** The checks every engine's `exportEvents` runs first, so both refuse the same options the same way. */
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
+import { syncDirectorySync, syncPathSync } from '../directories.js';
 import { TelemarkError } from '../errors.js';
 import type { ExportOptions } from './types.js';
 
@@ -15,6 +17,21 @@ export const exportTemporaryPrefix = (target: string): string =>
 /** A temporary file of an export to `target`: `what` it holds (`partial`: the export before its rename). */
 export const exportTemporary = (target: string, what = 'partial'): string =>
   `${exportTemporaryPrefix(target)}${what}-${randomUUID().slice(0, 8)}`;
+
+/**
+ * Put a finished export (`temporary`, from `exportTemporary`) in place at `target`. Not every writer
+ * syncs its file (DuckDB's COPY does not, on either engine: the DuckDB store's export, and ClickHouse's
+ * Parquet): synced before the rename, and the rename with its directory, a file under the target's name
+ * is whole after a power loss too, not there empty or cut short (until 2026-11-29 it could be; the fix
+ * first made for DuckDB alone left ClickHouse's exports exposed). A target to be written into rather
+ * than replaced (stdout, a FIFO, a device, a link) never comes here: `telemark export` gives the store a
+ * file of its own and copies it out (`writtenInto`, cli/commands/export.ts).
+ */
+export function publishExport(temporary: string, target: string): void {
+  syncPathSync(temporary);
+  fs.renameSync(temporary, target);
+  syncDirectorySync(path.dirname(target));
+}
 
 /** Bounds beyond year 9999 are clamped there: they select everything on that side. */
 const END_OF_TIME = 253_402_300_800_000;

@@ -1,7 +1,14 @@
+/**
+ * `exportEvents` for ClickHouse: rows stream out of the `events` view and are written in the same shapes
+ * the DuckDB store writes — NDJSON and CSV with ISO 8601 UTC times, booleans as true/false, traits and
+ * extra as JSON — and Parquet through an in-memory DuckDB (ClickHouse 18.16 has no Parquet output).
+ * The file is written beside the target and put in place by a rename (`publishExport`), so a failed
+ * export leaves nothing, and a finished one survives a power loss whole.
+ */
 import fs from 'node:fs';
 import { errorFirstLine, TelemarkError } from '../../errors.js';
 import { EVENT_COLUMNS as DUCKDB_COLUMNS } from '../duckdb/schema.js';
-import { checkExportOptions, csvSafeText, exportTemporary } from '../export-options.js';
+import { checkExportOptions, csvSafeText, exportTemporary, publishExport } from '../export-options.js';
 import { clickhouseLiteral } from '../sql.js';
 import type { ExportOptions } from '../types.js';
 import { EVENT_COLUMNS } from './schema.js';
@@ -62,7 +69,7 @@ export async function exportEvents(
   try {
     const written = await writeRows(run, query, staging ?? temporary, options.format);
     if (staging) await toParquet(staging, temporary);
-    fs.renameSync(temporary, options.path);
+    publishExport(temporary, options.path);
     return written;
   } catch (error) {
     fs.rmSync(temporary, { force: true, recursive: true });

@@ -28,13 +28,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type DuckDBConnection, DuckDBInstance, StatementType } from '@duckdb/node-api';
 import { builtModuleUrl } from '../../built-module.js';
-import { makeDirectory, syncDirectorySync, syncPathSync } from '../../directories.js';
+import { makeDirectory } from '../../directories.js';
 import { errorFirstLine, errorMessage, TelemarkError } from '../../errors.js';
 import { createSerialQueue, type SerialQueue } from '../../serial.js';
 import { DAY_MS } from '../../time-units.js';
 import { quotedInstallId } from '../erasure.js';
 import { addEventCounts, EVENT_COUNT_KINDS, type EventCountKind, eventFlags } from '../event-counts.js';
-import { CSV_FORMULA_STARTS, checkExportOptions, exportTemporary } from '../export-options.js';
+import { CSV_FORMULA_STARTS, checkExportOptions, exportTemporary, publishExport } from '../export-options.js';
 import { quarantineListing } from '../quarantine-filter.js';
 import { checkBatchRows, invalidRow } from '../row-check.js';
 import { createRuntimeStore } from '../runtime-store.js';
@@ -2300,12 +2300,7 @@ async function exportEvents(reader: Reader, file: string, options: ExportOptions
     try {
       const { values, types } = bindParams(params as never);
       const result = await reader.connection.run(text, values, types);
-      // DuckDB's COPY does not sync what it wrote: synced before the rename, and the rename with its
-      // directory, a file under the target's name is whole after a power loss too (until 2026-11-29 it
-      // could be there empty or cut short).
-      syncPathSync(temporary);
-      fs.renameSync(temporary, options.path);
-      syncDirectorySync(path.dirname(options.path));
+      publishExport(temporary, options.path);
       return result.rowsChanged;
     } catch (error) {
       fs.rmSync(temporary, { force: true, recursive: true });
