@@ -336,11 +336,6 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
   }
 
   /**
-   * Writes and syncs a file of the failed write's size beside the segments, then removes it. A write
-   * that fits in the slack of a file's last block proves nothing about room (a short progress line may
-   * succeed on a full disk), which is why a successful progress line does not clear `unwritable`.
-   */
-  /**
    * Random bytes (zeros, or any easily compressed pattern, may take no room on ZFS or btrfs), made once:
    * a health check probes every time it is asked while the disk is full, and 4 MiB of randomFillSync
    * each time would hold the event loop.
@@ -351,6 +346,13 @@ export async function openJournal<T>(options: JournalOptions): Promise<Journal<T
     return probeContent;
   };
 
+  /**
+   * Writes and syncs a file of `roomFor(failed.bytes)` (the failed write's size, within the probe's
+   * bounds) beside the segments, then removes it. A write that fits in the slack of a file's last block
+   * proves nothing about room (a short progress line, or a small frame, may succeed on a full disk),
+   * which is why neither a successful progress line nor a frame appended smaller than `roomFor` clears
+   * `unwritable`: only this probe, or a frame as large as it.
+   */
   async function probe(failed: { readonly error: unknown; readonly bytes: number }): Promise<void> {
     const file = path.join(dir, PROBE_FILE);
     const bytes = roomFor(failed.bytes);
