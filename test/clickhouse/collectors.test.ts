@@ -87,6 +87,23 @@ async function startWithFlags(
 const batchOf = (prefix: string, n: number, install = 'install-1') =>
   Array.from({ length: n }, (_, i) => ourMessage(`${prefix}-${i}`, { anonymousId: install }));
 
+/** Events a `dropped` message says its client dropped before it. */
+const DROPPED = 3;
+const HOUR = 3_600_000;
+/**
+ * The `i`th message of a batch made one the store counts beyond accepted, by turns (14, 13 and 13 of
+ * 40): clamped (more than a day ahead), skewed (its clock two hours behind), or reporting dropped events.
+ */
+const withCountedTrait = (message: ReturnType<typeof ourMessage>, i: number) => {
+  const now = Date.now();
+  if (i % 3 === 0) return { ...message, timestamp: new Date(now + 30 * HOUR).toISOString() };
+  if (i % 3 === 1) {
+    const sent = new Date(now - 2 * HOUR).toISOString();
+    return { ...message, timestamp: sent, sentAt: sent };
+  }
+  return { ...message, context: { ...message.context, cli: { ...message.context.cli, dropped: DROPPED } } };
+};
+
 beforeAll(async () => {
   url = (await testServer()).url;
   const dirA = tempDir();
@@ -143,7 +160,7 @@ describe('two collectors, one ClickHouse', () => {
   it('the same batches sent to both at the same moment are counted once', async () => {
     const rounds = 12;
     for (let round = 0; round < rounds; round++) {
-      const batch = batchOf(`race-${round}`, 40, `install-${round % 3}`);
+      const batch = batchOf(`race-${round}`, 40, `install-${round % 3}`).map(withCountedTrait);
       const [x, y] = await Promise.all([
         postJson(`${a.url}/v1/batch`, { batch }, bearer()),
         postJson(`${b.url}/v1/batch`, { batch }, bearer()),
@@ -167,21 +184,28 @@ describe('two collectors, one ClickHouse', () => {
         sql`SELECT count() AS n FROM (SELECT message_id FROM events GROUP BY message_id HAVING count() > 1)`,
       ),
     ).toBe(0);
-    // The daily counters too: the loser of each race corrects its own counts (accepted −1, duplicate +1),
+    // The daily counters too: the loser of each race corrects its own counts (accepted −1, duplicate +1,
+    // and takes back its clamped, skewed and dropped_by_client, which a duplicate does not count),
     // whichever collector's check ran first, with a second look 3 s later (raceRecheckMs, set for both)
-    // for a rival that was not yet visible at the first. With the retry test's 50 and 50 before.
+    // for a rival that was not yet visible at the first. With the retry test's 50 and 50 before (none of
+    // them clamped, skewed or reporting drops): the rest is one copy of the raced batches.
     const counters = async () =>
       Object.fromEntries(
         (
           await store.query<{ kind: string; n: number }>(
-            sql`SELECT kind, sum(count) AS n FROM ingest_counters WHERE app = 'mytool' AND kind IN ('accepted', 'duplicate') GROUP BY kind`,
+            sql`SELECT kind, sum(count) AS n FROM ingest_counters WHERE app = 'mytool' AND kind IN ('accepted', 'duplicate', 'clamped', 'skewed', 'dropped_by_client') GROUP BY kind`,
           )
         ).map((r) => [r.kind, Number(r.n)]),
       );
-    const exact = { accepted: 50 + rounds * 40, duplicate: 50 + rounds * 40 };
+    const exact = {
+      accepted: 50 + rounds * 40,
+      duplicate: 50 + rounds * 40,
+      clamped: rounds * 14,
+      skewed: rounds * 13,
+      dropped_by_client: rounds * 13 * DROPPED,
+    };
     const settledBy = Date.now() + 15_000;
-    const isExact = (c: Record<string, number>) =>
-      c.accepted === exact.accepted && c.duplicate === exact.duplicate;
+    const isExact = (c: Record<string, number>) => Object.entries(exact).every(([kind, n]) => c[kind] === n);
     while (!isExact(await counters()) && Date.now() < settledBy) await new Promise((r) => setTimeout(r, 200));
     expect(await counters()).toEqual(exact);
     const overview = async (base: string) => {
