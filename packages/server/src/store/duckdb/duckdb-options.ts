@@ -27,9 +27,16 @@ export interface DuckDBStoreOptions {
   /** DuckDB memory limit, e.g. `'4GB'`. @default DuckDB's own (80% of RAM) */
   readonly memoryLimit?: string;
   /**
+   * Rows per row group of the tables the store writes (DuckDB's `ROW_GROUP_SIZE`, given when the file is
+   * attached; a file's existing row groups keep theirs). A multiple of 2,048, at most DuckDB's default
+   * 122,880. Smaller row groups make each intake load smaller for the same direct-to-file write (the
+   * tail latency of ingest, docs/storage.md, "Row groups"). @default 32_768
+   */
+  readonly rowGroupSize?: number;
+  /**
    * Load the intake log into DuckDB once this many events wait (docs/storage.md, "The intake log");
-   * loads of more than a row group (122,880) are written straight to the file, not through the WAL.
-   * @default 131_072
+   * loads of at least a row group (`rowGroupSize`) are written straight to the file, not through the WAL.
+   * @default 32_768
    */
   readonly intakeLoadEvents?: number;
   /** …or once the oldest waiting write is this old, ms. @default 1_000 */
@@ -67,13 +74,18 @@ export const DUCKDB_DEFAULTS = Object.freeze({
   checkpointWalBytes: 32 * 1024 * 1024, // 32 MiB
   checkpointIdleMs: 2_000, // 2 s
   readConnections: 3,
-  intakeLoadEvents: 131_072, // events
+  rowGroupSize: 32_768, // rows
+  intakeLoadEvents: 32_768, // events: one row group
   intakeLoadDelayMs: 1_000, // 1 s
-  intakeLoadMaxDelayMs: 4_000, // 4 s: loads are full ones from 131,072 / 4 s ≈ 33k events/s up
+  intakeLoadMaxDelayMs: 4_000, // 4 s: loads are full ones from 32,768 / 4 s ≈ 8k events/s up
   intakeMaxPendingEvents: 524_288, // events (~300 MB of log at ~600 B per event)
 });
 
 export const MIN_DEDUPE_WINDOW_DAYS = 7;
+/** DuckDB's own row group size, the largest its default storage version takes. */
+const DUCKDB_ROW_GROUP_SIZE = 122_880;
+/** A row group is a whole number of DuckDB's vectors. */
+const ROW_GROUP_UNIT = 2_048;
 
 const schema = z
   .object({
@@ -98,6 +110,13 @@ const schema = z
     memoryLimit: z
       .string()
       .regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'must look like "4GB"')
+      .optional(),
+    rowGroupSize: z
+      .number()
+      .int()
+      .min(ROW_GROUP_UNIT)
+      .max(DUCKDB_ROW_GROUP_SIZE)
+      .multipleOf(ROW_GROUP_UNIT, `must be a multiple of ${ROW_GROUP_UNIT} (DuckDB's vector size)`)
       .optional(),
     intakeLoadEvents: z.number().int().min(1).max(10_000_000).optional(),
     intakeLoadDelayMs: z.number().int().min(0).max(3_600_000).optional(),
@@ -146,6 +165,7 @@ export function resolveDuckDBOptions(input: DuckDBStoreOptions): ResolvedDuckDBS
     checkpointWalBytes: o.checkpointWalBytes ?? DUCKDB_DEFAULTS.checkpointWalBytes,
     checkpointIdleMs: o.checkpointIdleMs ?? DUCKDB_DEFAULTS.checkpointIdleMs,
     readConnections: o.readConnections ?? DUCKDB_DEFAULTS.readConnections,
+    rowGroupSize: o.rowGroupSize ?? DUCKDB_DEFAULTS.rowGroupSize,
     threads: o.threads ?? defaultThreads(),
     memoryLimit: o.memoryLimit,
     intakeLoadEvents: o.intakeLoadEvents ?? DUCKDB_DEFAULTS.intakeLoadEvents,

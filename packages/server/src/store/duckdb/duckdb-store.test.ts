@@ -1534,6 +1534,38 @@ describe('DuckDB store specifics', () => {
       expect(resolveDuckDBOptions({ path: 'x.duckdb' }).intakeMaxPendingEvents).toBe(524_288);
     });
 
+    it('writes row groups of rowGroupSize rows, kept by a file opened later with another size', async () => {
+      const file = newPath();
+      const store = track(open(file, { rowGroupSize: 4_096 }));
+      const app = uniqueId('app');
+      await store.write(batch({ events: Array.from({ length: 10_000 }, () => sampleEvent({ app })) }));
+      await store.close();
+      const again = track(open(file, { rowGroupSize: 8_192, readOnly: true }));
+      expect(await again.query(sql`SELECT count(*)::INTEGER AS n FROM events WHERE app = ${app}`)).toEqual([
+        { n: 10_000 },
+      ]);
+      const groups = await again.query<{ n: number }>(
+        raw(`SELECT sum(count)::INTEGER AS n FROM pragma_storage_info('event_rows')
+             WHERE column_id = 0 AND column_path = '[0]' GROUP BY row_group_id ORDER BY row_group_id`),
+      );
+      // 4,096 a group but the last (DuckDB's own default would be one group of 10,000).
+      expect(groups.map((g) => g.n)).toEqual([4_096, 4_096, 1_808]);
+      await again.close();
+    });
+
+    it('refuses a row group size DuckDB does not take', () => {
+      expect(() => resolveDuckDBOptions({ path: 'x.duckdb', rowGroupSize: 5_000 })).toThrow(
+        /duckdb\.rowGroupSize: must be a multiple of 2048/,
+      );
+      expect(() => resolveDuckDBOptions({ path: 'x.duckdb', rowGroupSize: 245_760 })).toThrow(
+        /duckdb\.rowGroupSize: .*122880/,
+      );
+      expect(resolveDuckDBOptions({ path: 'x.duckdb' })).toMatchObject({
+        rowGroupSize: 32_768,
+        intakeLoadEvents: 32_768,
+      });
+    });
+
     it('refuses a ceiling on the load delay below the delay; the default ceiling is never under it', () => {
       expect(() =>
         resolveDuckDBOptions({ path: 'x.duckdb', intakeLoadDelayMs: 2_000, intakeLoadMaxDelayMs: 1_000 }),

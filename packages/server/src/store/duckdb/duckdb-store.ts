@@ -342,7 +342,7 @@ const rowGroupsSql = (table: string) =>
 /**
  * Delete a table's rows that match `where` so that the next checkpoint leaves none of them in the
  * table's live storage (erasure). A plain DELETE does not: DuckDB 1.5's checkpoint keeps a row group
- * (122,880 rows) that still has rows alive, with the deleted rows' values in its segments (and their
+ * (`rowGroupSize` rows) that still has rows alive, with the deleted rows' values in its segments (and their
  * min/max statistics), only marked deleted; `VACUUM` does not rewrite it, and the checkpoint's own
  * vacuum merges row groups only when that saves one. So every row group holding a matching row is
  * emptied whole: its other rows are copied to the end of the table (same values: ids, `received_at`,
@@ -353,8 +353,9 @@ const rowGroupsSql = (table: string) =>
  * past any of them. The matching rows are deleted by `rowid` too, so a row group missed would only
  * leave them in the file, never in the table. Returns the number of matching rows.
  *
- * Cost: each affected row group is read and written again (up to 122,880 rows); an install whose rows
- * are spread over every row group rewrites the whole table (docs/storage.md, "Erasure and retention").
+ * Cost: each affected row group is read and written again (up to `rowGroupSize` rows), with the row
+ * groups sharing a block with it (`addBlockSharers`); an install whose rows are spread over every row
+ * group rewrites the whole table (docs/storage.md, "Erasure and retention").
  * For tables without PRIMARY KEY or UNIQUE constraints (a key deleted and inserted again would need
  * DuckDB to allow it): one with such a constraint is refused (`duckdb_constraints()`), naming it.
  */
@@ -387,16 +388,19 @@ async function purgeRows(
   // their `rowid` range. Rows deleted earlier may name the install where `where` cannot see it (the
   // legacy rewrite's base64 original names it only inside its encoding).
   await connection.run(
-    `CREATE OR REPLACE TEMP TABLE purge_groups AS
-     WITH g AS (${rowGroupsSql(table)}),
-          b AS (SELECT sum(n) OVER (ORDER BY row_group_id) - n AS lo, sum(n) OVER (ORDER BY row_group_id) AS hi, n
-                FROM g),
-          live AS (SELECT b.lo, count(*) AS n FROM b JOIN ${name} t ON t.rowid >= b.lo AND t.rowid < b.hi
-                   GROUP BY b.lo)
-     SELECT DISTINCT b.lo, b.hi FROM b JOIN temp.purge_hits h ON h.r >= b.lo AND h.r < b.hi
-     UNION
-     SELECT b.lo, b.hi FROM b LEFT JOIN live ON live.lo = b.lo WHERE b.n > coalesce(live.n, 0)`,
+    `CREATE OR REPLACE TEMP TABLE purge_layout AS
+     SELECT row_group_id, sum(n) OVER (ORDER BY row_group_id) - n AS lo, sum(n) OVER (ORDER BY row_group_id) AS hi, n
+     FROM (${rowGroupsSql(table)})`,
   );
+  await connection.run(
+    `CREATE OR REPLACE TEMP TABLE purge_groups AS
+     WITH live AS (SELECT b.lo, count(*) AS n FROM temp.purge_layout b JOIN ${name} t ON t.rowid >= b.lo AND t.rowid < b.hi
+                   GROUP BY b.lo)
+     SELECT DISTINCT b.row_group_id, b.lo, b.hi FROM temp.purge_layout b JOIN temp.purge_hits h ON h.r >= b.lo AND h.r < b.hi
+     UNION
+     SELECT b.row_group_id, b.lo, b.hi FROM temp.purge_layout b LEFT JOIN live ON live.lo = b.lo WHERE b.n > coalesce(live.n, 0)`,
+  );
+  await addBlockSharers(connection, table);
   const groups = await connection.runAndReadAll('SELECT count(*)::BIGINT FROM temp.purge_groups');
   if (hits > 0 || Number(groups.getRows()[0]![0]) > 0) {
     await connection.run(
@@ -410,8 +414,34 @@ async function purgeRows(
     );
   }
   await connection.run('DROP TABLE temp.purge_groups');
+  await connection.run('DROP TABLE temp.purge_layout');
   await connection.run('DROP TABLE temp.purge_hits');
   return hits;
+}
+
+/**
+ * Adds to `temp.purge_groups` the row groups of `table` that store a segment in a block one of its row
+ * groups uses. DuckDB packs small segments of neighbouring row groups into one block, and a rewritten row
+ * group's segments leave their bytes where they were: the block stays in the live file while another
+ * segment uses it, so the install's values stayed readable in the file, in no segment (found with an
+ * install whose rows were all in one row group among others; with `rowGroupSize` 32,768 the store's own
+ * test layout showed it). Rewriting those neighbours frees the blocks; their own other blocks hold none of
+ * the purged rows, so one step is enough. A block freed whole may still hold the values (DuckDB does not
+ * zero it) until DuckDB writes over it, but no live segment points into it.
+ */
+async function addBlockSharers(connection: DuckDBConnection, table: string): Promise<void> {
+  const info = `pragma_storage_info(${sqlString(table)})`;
+  await connection.run(
+    `INSERT INTO temp.purge_groups
+     WITH blocks AS (
+       SELECT DISTINCT row_group_id, b FROM (
+         SELECT row_group_id, block_id AS b FROM ${info}
+         UNION ALL SELECT row_group_id, unnest(additional_block_ids) AS b FROM ${info}) WHERE b >= 0)
+     SELECT l.row_group_id, l.lo, l.hi FROM temp.purge_layout l
+     WHERE l.row_group_id NOT IN (SELECT row_group_id FROM temp.purge_groups)
+       AND l.row_group_id IN (SELECT s.row_group_id FROM blocks s WHERE s.b IN (
+         SELECT t.b FROM blocks t WHERE t.row_group_id IN (SELECT row_group_id FROM temp.purge_groups)))`,
+  );
 }
 
 /**
@@ -487,6 +517,11 @@ const END_OF_TIME = 253_402_300_800_000;
  * database: every later statement fails so, until the database is opened again.
  */
 const DATABASE_INVALIDATED = /^FATAL Error|database has been invalidated/m;
+/**
+ * The name the store's file is attached under (`openInstance`): DuckDB's own for `telemark.duckdb`, so
+ * SQL that names it (`telemark.events`) reads the same as when the file was the instance's database.
+ */
+const DATABASE = 'telemark';
 /**
  * DuckDB's class of error for input it cannot read as asked: `read_json`'s "Malformed JSON in file …"
  * and "JSON transform error in file …" (a line that is not an array). Out of memory, a full disk or a
@@ -586,19 +621,40 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
 
   const walFile = `${file}.wal`;
 
+  /**
+   * The file is attached to an in-memory instance rather than opened as the instance's own database:
+   * DuckDB takes a row group size only at `ATTACH` (docs/storage.md, "Row groups"). Every connection
+   * then selects it (`connect`), so statements name its tables as before. What DuckDB derives from a
+   * file database is given here instead: the spill directory beside the file.
+   */
   async function openInstance(): Promise<void> {
     if (!o.readOnly) makeDirectory(path.dirname(file));
     else if (!fs.existsSync(file)) throw new TelemarkError('TMK_ERR_STORE_NO_DATA', file);
-    const config: Record<string, string> = { access_mode: o.readOnly ? 'READ_ONLY' : 'READ_WRITE' };
+    const config: Record<string, string> = { temp_directory: `${file}.tmp` };
     // Our own checkpoints run beside the writes; DuckDB's automatic one (inside a commit) is only a backstop.
     if (!o.readOnly) config.checkpoint_threshold = `${Math.ceil((o.checkpointWalBytes * 4) / 1048576)}MiB`;
     if (o.threads !== undefined) config.threads = String(o.threads);
     if (o.memoryLimit !== undefined) config.memory_limit = o.memoryLimit;
+    const db = await DuckDBInstance.create(':memory:', config);
+    const attach = await db.connect();
     try {
-      instance = await DuckDBInstance.create(file, config);
+      await attach.run(
+        `ATTACH ${sqlString(file)} AS ${DATABASE} (${o.readOnly ? 'READ_ONLY' : `ROW_GROUP_SIZE ${o.rowGroupSize}`})`,
+      );
     } catch (error) {
+      attach.closeSync();
+      db.closeSync();
       throw openError(error, file);
     }
+    attach.closeSync();
+    instance = db;
+  }
+
+  /** A connection to the store's database (`openInstance`). */
+  async function connect(): Promise<DuckDBConnection> {
+    const connection = await instance!.connect();
+    await connection.run(`USE ${DATABASE}`);
+    return connection;
   }
 
   async function migrate(connection: DuckDBConnection): Promise<void> {
@@ -732,9 +788,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     releaseFile = claimFile(file, o.readOnly);
     try {
       await openInstance();
-      const db = instance!;
       if (o.readOnly) {
-        const probe = await db.connect();
+        const probe = await connect();
         try {
           const version = await currentSchemaVersion(probe);
           if (version !== SCHEMA_VERSION) {
@@ -776,8 +831,7 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
    * read again when their last reload failed).
    */
   async function prepareWriter(when: 'start' | 'reopen'): Promise<void> {
-    const db = instance!;
-    writer = await db.connect();
+    writer = await connect();
     if (when === 'start') {
       await migrate(writer);
       await writer.run(INTAKE_LOADS_TABLE);
@@ -792,14 +846,14 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
     } else if (contextsStale) await loadContexts(writer);
     const logged = await writer.runAndReadAll('SELECT count(*)::DOUBLE FROM ingest_counter_log');
     counterLogRows = Number(logged.getRows()[0]?.[0] ?? 0);
-    checkpointer = await db.connect();
+    checkpointer = await connect();
     walBytes = walSize();
   }
 
   async function connectReaders(): Promise<void> {
     readers = [];
     for (let i = 0; i < o.readConnections; i++)
-      readers.push({ connection: await instance!.connect(), queue: createSerialQueue() });
+      readers.push({ connection: await connect(), queue: createSerialQueue() });
   }
 
   /** Start reopening the database if `error` says DuckDB invalidated it; other errors are left as they are. */

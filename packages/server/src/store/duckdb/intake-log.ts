@@ -481,7 +481,7 @@ export async function findDamage(files: readonly string[]): Promise<TelemarkErro
 /**
  * Whether a load that is due by age (its oldest write waited `waitedMs`) should wait for a full one of
  * `loadEvents` instead. DuckDB writes the rows of a transaction straight to the file once they fill a
- * row group (122,880), and a smaller insert through the WAL, which the next checkpoint writes again
+ * row group (`rowGroupSize`), and a smaller insert through the WAL, which the next checkpoint writes again
  * (with loads into the side file and a fold meanwhile): measured in the collector at ~90k events/s,
  * loads of 70k–100k every second cost the threads beside the request and ingest ones ~20% more CPU per
  * event than full ones. Worth waiting for when the events waiting arrived fast enough to fill a load
