@@ -4,7 +4,15 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { sql } from '../../packages/server/src/store/sql.js';
-import { bearer, type InProcess, openData, postJson, resultStatuses, startInProcess } from './_helpers.js';
+import {
+  bearer,
+  type InProcess,
+  openData,
+  ourMessage,
+  postJson,
+  resultStatuses,
+  startInProcess,
+} from './_helpers.js';
 
 let collector: InProcess | undefined;
 afterEach(async () => {
@@ -155,6 +163,44 @@ describe('rate limits count every message a request carries', () => {
       statuses.push((await fetch(`${collector.url}/scout`, { method: 'POST', body: report(i) })).status);
     expect(statuses.slice(0, 5)).toEqual([400, 400, 400, 400, 400]);
     expect(statuses.slice(5)).toEqual([429, 429]);
+  });
+
+  it('holds back no install for the nil UUID, which every Telepresence without its id file sends: the app bounds those', async () => {
+    collector = await startInProcess({
+      config: {
+        apps: { telepresence2: { rateLimits: { perInstall: SLOW } } },
+        rateLimits: { perInstall: SLOW },
+      },
+    });
+    const nil = '00000000-0000-0000-0000-000000000000';
+    const report = (installId: string, index: number) =>
+      JSON.stringify({
+        application: 'telepresence2',
+        install_id: installId,
+        version: 'v2.20.0',
+        metadata: { action: 'not_in_the_catalog', index, trace_id: 't' },
+      });
+    const send = async (installId: string) => {
+      const statuses: number[] = [];
+      for (let i = 0; i < 7; i++)
+        statuses.push(
+          (await fetch(`${collector!.url}/scout`, { method: 'POST', body: report(installId, i) })).status,
+        );
+      return statuses;
+    };
+    // Seven reports from "one install" past its burst of 5: refused by the catalog, never held back.
+    expect(await send(nil)).toEqual(new Array(7).fill(400));
+    expect(await send('tp-install-1')).toEqual([400, 400, 400, 400, 400, 429, 429]);
+    // The same on Segment's API: a batch of 12 messages of the nil UUID is all accepted.
+    const batch = (round: number) => ({
+      batch: Array.from({ length: 12 }, (_, i) => ourMessage(`nil-${round}-${i}`, { anonymousId: nil })),
+    });
+    const segment = await postJson(`${collector.url}/v1/batch`, batch(1), bearer());
+    expect(resultStatuses(segment.json)).toEqual(new Array(12).fill('accepted'));
+
+    // The app's own bucket still bounds them.
+    collector = await restartWith({ apps: { telepresence2: { rateLimits: { perWriteKey: SLOW } } } });
+    expect(await send(nil)).toEqual([400, 400, 400, 400, 400, 429, 429]);
   });
 });
 

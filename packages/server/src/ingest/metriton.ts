@@ -4,10 +4,12 @@ import { metritonKeylessDetail } from '../errors.js';
 import type { EventBuilder, EventContext } from '../pipeline/event-builder.js';
 import type { QuarantineEntry } from '../store/types.js';
 import {
+  appCharge,
   chargeKey,
   countPseudonym,
   createPrepared,
   hashedTraits,
+  installCharge,
   isInstallIdText,
   isRecord,
   type Keeper,
@@ -317,12 +319,7 @@ export function prepareMetriton(
   // version, notices and kill switch.
   if (app.allowKeyless) {
     prepared.app = app;
-    prepared.charges.push({
-      key: chargeKey('keyless', app.name),
-      limit: app.rateLimits.perWriteKey,
-      cost: 1,
-      app: app.name,
-    });
+    prepared.charges.push(appCharge(chargeKey('keyless', app.name), app, 1));
   } else prepared.charges.push(unattributedCharge(1));
   const traitNames = action ? deps.builder.traitNames(app.catalog, action) : [];
   const extraKeys = Object.keys(app.catalog.input.extraContext?.keys ?? {});
@@ -384,13 +381,8 @@ export function prepareMetriton(
     );
     return { kind: 'prepared', app, prepared };
   }
-  prepared.charges.push({
-    key: chargeKey('install', app.name, installId),
-    limit: app.rateLimits.perInstall,
-    cost: 1,
-    app: app.name,
-    install: true,
-  });
+  const charge = installCharge(app, installId, 1);
+  if (charge) prepared.charges.push(charge);
   if (!action || action.length > 200) {
     refuse('TMK_ERR_INVALID_MESSAGE', 'metadata.action must be a string of 1 to 200 characters');
     return { kind: 'prepared', app, prepared };

@@ -61,6 +61,35 @@ export function chargeKey(kind: 'key' | 'keyless' | 'install', name: string, ins
   return kind === 'install' ? hash53(name, installId!) : hash53(`\u0000${kind}`, name);
 }
 
+/** `cost` messages of an app's bucket: its write key's (`chargeKey('key', …)`) or its keyless messages'. */
+export const appCharge = (key: number, app: AppEntry, cost: number): Charge => ({
+  key,
+  limit: app.rateLimits.perWriteKey,
+  cost,
+  app: app.name,
+});
+
+/**
+ * The install id Telepresence reports when it cannot read its id file (reference: telepresence-telemetry
+ * §4): every such install sends the same one, so it names no install to hold back.
+ */
+export const UNKNOWN_INSTALL_ID = '00000000-0000-0000-0000-000000000000';
+
+/**
+ * `cost` messages of one install's bucket; none for `UNKNOWN_INSTALL_ID`, whose messages the app's bucket
+ * alone bounds (one shared install bucket would let one broken client's retries refuse all the others).
+ */
+export function installCharge(app: AppEntry, installId: string, cost: number): Charge | undefined {
+  if (installId === UNKNOWN_INSTALL_ID) return undefined;
+  return {
+    key: chargeKey('install', app.name, installId),
+    limit: app.rateLimits.perInstall,
+    cost,
+    app: app.name,
+    install: true,
+  };
+}
+
 /**
  * The bucket of messages no write key or app answers for (keyless, naming no app that takes them):
  * all rejected and kept, so bounded as the collector bounds refused requests it keeps, 100/s.

@@ -4,10 +4,12 @@ import { TelemarkError } from '../errors.js';
 import type { EventBuilder, EventContext } from '../pipeline/event-builder.js';
 import { parseIsoTime } from './iso-time.js';
 import {
+  appCharge,
   chargeKey,
   countPseudonym,
   createPrepared,
   hashedTraits,
+  installCharge,
   isInstallIdText,
   isRecord,
   isWellFormed,
@@ -571,21 +573,18 @@ export function prepareSegment(input: SegmentInput, deps: SegmentDeps): Prepared
     prepared.slots.push(i);
   }
   for (const [app, cost] of costs)
-    prepared.charges.push({
-      key: keyApp && writeKey !== undefined ? chargeKey('key', writeKey) : chargeKey('keyless', app.name),
-      limit: app.rateLimits.perWriteKey,
-      cost,
-      app: app.name,
-    });
-  for (const [app, installs] of installCosts)
-    for (const [installId, cost] of installs)
-      prepared.charges.push({
-        key: chargeKey('install', app.name, installId),
-        limit: app.rateLimits.perInstall,
+    prepared.charges.push(
+      appCharge(
+        keyApp && writeKey !== undefined ? chargeKey('key', writeKey) : chargeKey('keyless', app.name),
+        app,
         cost,
-        app: app.name,
-        install: true,
-      });
+      ),
+    );
+  for (const [app, installs] of installCosts)
+    for (const [installId, cost] of installs) {
+      const charge = installCharge(app, installId, cost);
+      if (charge) prepared.charges.push(charge);
+    }
   if (unattributed > 0) prepared.charges.push(unattributedCharge(unattributed));
   return prepared;
 }
