@@ -63,6 +63,11 @@ const rerun = (endpoint: string, home: string, configDir: string) =>
   });
 
 const tick = () => new Promise((resolve) => setTimeout(resolve, 30));
+/**
+ * Waits until `check` passes (the append a report schedules has run): a fixed `tick` is enough on a
+ * quiet machine, not on a loaded one, where the scheduled append may come later (seen once in CI).
+ */
+const eventually = (check: () => void) => vi.waitFor(check, { timeout: 5_000, interval: 5 });
 
 describe('report()', () => {
   it('reports every seed event with its traits, scrubbed, through a collector', async () => {
@@ -184,9 +189,10 @@ describe('report()', () => {
     const { telemetry, configDir } = setup('http://127.0.0.1:9');
     telemetry.report('intercept_success');
     expect(fs.existsSync(configDir)).toBe(false);
-    await tick();
     // A process that lives on appends within milliseconds; the install id is the sender's business.
-    expect(listFiles(configDir)).toEqual(['spool', expect.stringMatching(/^spool\/[^/]+\.v2\.open$/)]);
+    await eventually(() =>
+      expect(listFiles(configDir)).toEqual(['spool', expect.stringMatching(/^spool\/[^/]+\.v2\.open$/)]),
+    );
     expect(telemetry.status()).toMatchObject({ installId: null, spool: { events: 1 } });
   });
 
@@ -198,8 +204,9 @@ describe('report()', () => {
       const { telemetry, configDir } = setup('http://127.0.0.1:9');
       telemetry.report('intercept_success');
       expect(fs.existsSync(configDir)).toBe(false);
-      await tick();
-      expect(listFiles(configDir)).toEqual(['spool', expect.stringMatching(/^spool\/[^/]+\.v2\.open$/)]);
+      await eventually(() =>
+        expect(listFiles(configDir)).toEqual(['spool', expect.stringMatching(/^spool\/[^/]+\.v2\.open$/)]),
+      );
       expect(telemetry.status()).toMatchObject({ spool: { events: 1 } });
     } finally {
       if (waitAsync) Object.defineProperty(Atomics, 'waitAsync', waitAsync);
@@ -526,8 +533,7 @@ describe('consent at run time', () => {
   it('disable() records the choice and deletes the spool; enable() clears it', async () => {
     const { telemetry, configDir } = setup('http://127.0.0.1:9');
     telemetry.report('intercept_success');
-    await tick();
-    expect(telemetry.status().spool.events).toBe(1);
+    await eventually(() => expect(telemetry.status().spool.events).toBe(1));
     const off = telemetry.disable();
     expect(off).toMatchObject({ enabled: false, decidedBy: 'user', spool: { events: 0 } });
     expect(fs.existsSync(path.join(configDir, 'spool'))).toBe(false);
@@ -665,9 +671,8 @@ describe('the kill switch in a process that lives on', () => {
     const { telemetry: daemon, configDir, home } = setup(c.url, { mode: 'daemon' });
     daemon.showNotice({ write: () => {} });
     daemon.report('connect', { mapped_namespaces: 1 });
-    await tick();
     const spool = path.join(configDir, 'spool');
-    expect(fs.readdirSync(spool).filter((f) => f.endsWith('.open'))).toHaveLength(1);
+    await eventually(() => expect(fs.readdirSync(spool).filter((f) => f.endsWith('.open'))).toHaveLength(1));
 
     // Another process (a CLI run and its sender) gets the kill switch from the collector.
     c.setControl({ disableUntil: new Date(Date.now() + 3_600_000).toISOString() });
