@@ -23,7 +23,12 @@ const INVALID: [string, string][] = [
   ['[1 2]', "expected ',' or ']' after an array element at line 1, column 4"],
   ['[1,]', 'expected a value at line 1, column 4'],
   ['{"a":1,}', 'expected a property name in double quotes at line 1, column 8'],
-  ['{\n  "a": tru\n}', 'expected a value at line 2, column 8'],
+  ['{\n  "a": tru\n}', "expected the rest of 'true' at line 2, column 11"],
+  ['[fals e]', "expected the rest of 'false' at line 1, column 6"],
+  ['[nul', "expected the rest of 'null', and the body ends at line 1, column 5"],
+  ['[trux]', "expected the rest of 'true' at line 1, column 5"],
+  ['[truex]', "expected ',' or ']' after an array element at line 1, column 6"],
+  ['[x]', 'expected a value at line 1, column 2'],
   ['"abc', "expected the string to be closed with '\"' at line 1, column 5"],
   ['"a\u0001"', 'expected no control character in a string (escape it) at line 1, column 3'],
   [

@@ -164,9 +164,14 @@ export function jsonSyntaxError(text: string): JsonSyntaxError | undefined {
       const error = number();
       if (error) return error;
     } else {
-      const literal = LITERALS.find((word) => text.startsWith(word, i));
+      // `true`, `false` or `null` by its first letter; a word cut or misspelt is refused where it stops
+      // matching (as `JSON.parse` does: `tru}` at the `}`), naming the word.
+      const literal = LITERALS.find((word) => word.charCodeAt(0) === c);
       if (literal === undefined) return fail(EXPECTED.value);
-      i += literal.length;
+      const start = i;
+      while (i - start < literal.length && i < n && text.charCodeAt(i) === literal.charCodeAt(i - start)) i++;
+      if (i - start < literal.length)
+        return fail(i >= n ? `the rest of '${literal}', and the body ends` : `the rest of '${literal}'`);
     }
   }
 }
