@@ -3,6 +3,7 @@
  * is a quarantine row on disk, so a message the catalog refuses must cost as much as one it accepts.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { UNKNOWN_INSTALL_ID } from '../../packages/server/src/ingest/prepared.js';
 import { sql } from '../../packages/server/src/store/sql.js';
 import {
   bearer,
@@ -172,7 +173,7 @@ describe('rate limits count every message a request carries', () => {
         rateLimits: { perInstall: SLOW },
       },
     });
-    const nil = '00000000-0000-0000-0000-000000000000';
+    const nil = UNKNOWN_INSTALL_ID;
     const report = (installId: string, index: number) =>
       JSON.stringify({
         application: 'telepresence2',

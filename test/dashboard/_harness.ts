@@ -116,8 +116,13 @@ export async function postBatch(
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ batch, sentAt: new Date().toISOString() }),
   });
-  const body = (await response.json().catch(() => ({}))) as { results?: { status: string }[] };
-  return { status: response.status, results: body.results ?? [] };
+  const text = await response.text();
+  // A refusal says why in its body: shown, not turned into an empty result list.
+  if (!response.ok) throw new Error(`POST /v1/batch: ${response.status} ${text}`);
+  return {
+    status: response.status,
+    results: (JSON.parse(text) as { results: { status: string }[] }).results,
+  };
 }
 
 /** `telemark serve --port 0` in a child process; resolves once it printed its URL. */

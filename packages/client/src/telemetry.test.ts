@@ -542,8 +542,7 @@ describe('consent at run time', () => {
     expect(fs.existsSync(path.join(configDir, 'spool'))).toBe(false);
     expect(telemetry.enable()).toMatchObject({ enabled: true, decidedBy: 'user' });
     telemetry.report('intercept_success');
-    await tick();
-    expect(telemetry.status().spool.events).toBe(1);
+    await eventually(() => expect(telemetry.status().spool.events).toBe(1));
   });
 
   it('status(), enable() and disable() read a corrupt delivery.json without throwing', () => {
@@ -1014,9 +1013,9 @@ describe('storage problems', () => {
       onError: (e) => errors.push(e),
     });
     telemetry.report('intercept_success');
-    await tick();
+    await eventually(() => expect(errors).toHaveLength(1));
     telemetry.report('intercept_success');
-    await tick();
+    await eventually(() => expect(telemetry.status().counters.dropped.storage).toBe(2));
     expect(errors.map((e) => e.code)).toEqual(['TMK_CLIENT_STORAGE']);
     expect(errors[0]?.message).toMatch(/TELEMARK_CONFIG_DIR/);
     expect(telemetry.status().counters).toMatchObject({ reported: 2, dropped: { storage: 2 }, errors: 1 });

@@ -24,7 +24,11 @@ export const metritonKeylessDetail = (app: string): string =>
  * send a key).
  */
 function missingWriteKey(detail: string): string {
-  const metriton = /^app "(.*)": Metriton reports carry no write key$/.exec(detail)?.[1];
+  // Entries quarantined before 2026-11-29 say it as `app "<name>" (Metriton reports carry no key)`.
+  const metriton =
+    /^app "(.*)"(?:: Metriton reports carry no write key| \(Metriton reports carry no key\))$/.exec(
+      detail,
+    )?.[1];
   if (metriton !== undefined)
     return `App "${metriton}" takes no messages without a write key, and Metriton reports carry none; to accept them, set apps.${metriton}.allowKeyless: true in the collector's config.`;
   return `A write key is required for ${detail}; send it as Basic-auth user, Bearer token or "writeKey".`;

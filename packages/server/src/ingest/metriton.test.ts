@@ -262,6 +262,10 @@ describe('Metriton reports', () => {
     expect(rejectionMessage(r?.reason ?? '', r?.detail ?? '')).toBe(
       'App "keyed" takes no messages without a write key, and Metriton reports carry none; to accept them, set apps.keyed.allowKeyless: true in the collector\'s config.',
     );
+    // Entries kept before, with the detail's earlier wording, are shown the same fix.
+    expect(rejectionMessage('TMK_ERR_MISSING_WRITE_KEY', 'app "keyed" (Metriton reports carry no key)')).toBe(
+      rejectionMessage(r?.reason ?? '', r?.detail ?? ''),
+    );
     // The shared bucket of messages no app answers for (100/s), as a keyless Segment message naming it.
     expect(prepared.charges).toEqual([
       { key: UNATTRIBUTED_CHARGE, limit: UNATTRIBUTED_LIMIT, cost: 1, app: '' },

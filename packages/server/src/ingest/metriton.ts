@@ -351,22 +351,14 @@ export function prepareMetriton(
       : namesItsPlace(traceId, metadata.index)
         ? metritonMessageId(deps.builder.installId(installId), traceId, metadata.index, action)
         : contentMessageId(keptForm(false).report);
-  const refuse = (reason: string, detail: string) => {
+  const refuse = (reason: string, detail: string, recordedAs = app.name) => {
     const kept = keptForm(true);
-    fail(app.name, reason, detail, rawJson(kept.report), messageId, kept.action.column);
+    fail(recordedAs, reason, detail, rawJson(kept.report), messageId, kept.action.column);
   };
   if (!app.allowKeyless) {
     // Recorded as no app's (`''`), as a keyless Segment message naming such an app is: it is charged to
     // that bucket, and no app answers for it (until 2026-11-29 its rejection was recorded as the app's).
-    const kept = keptForm(true);
-    fail(
-      '',
-      'TMK_ERR_MISSING_WRITE_KEY',
-      metritonKeylessDetail(app.name),
-      rawJson(kept.report),
-      messageId,
-      kept.action.column,
-    );
+    refuse('TMK_ERR_MISSING_WRITE_KEY', metritonKeylessDetail(app.name), '');
     return { kind: 'prepared', app: undefined, prepared };
   }
   const maxBytes = deps.limits?.maxEventBytes;

@@ -123,7 +123,7 @@ describe('DuckDB erasure and the live file', () => {
     const file = newFile();
     const store = await openStore(file);
     const now = Date.now();
-    // Over two row groups (122,880 rows each): the install's events in both, among 97 others.
+    // Over four row groups (32,768 rows each, the default): the install's events in three, among 97 others.
     const total = 130_000;
     const gone = new Set([17, 60_000, 125_000, 129_998]);
     const events: StoredEvent[] = [];
@@ -178,7 +178,8 @@ describe('DuckDB erasure and the live file', () => {
     // group alone left its id in blocks the next ones use.
     const rowGroupSize = 8_192;
     const file = newFile();
-    const store = await openStore(file, { rowGroupSize });
+    // Loads of four row groups in writes of 20,000: DuckDB packs their small segments together.
+    const store = await openStore(file, { rowGroupSize, intakeLoadEvents: 4 * rowGroupSize });
     const now = Date.now();
     const total = 100_000;
     const at = 40_000;

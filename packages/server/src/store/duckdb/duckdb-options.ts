@@ -36,7 +36,7 @@ export interface DuckDBStoreOptions {
   /**
    * Load the intake log into DuckDB once this many events wait (docs/storage.md, "The intake log");
    * loads of at least a row group (`rowGroupSize`) are written straight to the file, not through the WAL.
-   * @default 32_768
+   * @default `rowGroupSize`: one row group
    */
   readonly intakeLoadEvents?: number;
   /** …or once the oldest waiting write is this old, ms. @default 1_000 */
@@ -74,8 +74,7 @@ export const DUCKDB_DEFAULTS = Object.freeze({
   checkpointWalBytes: 32 * 1024 * 1024, // 32 MiB
   checkpointIdleMs: 2_000, // 2 s
   readConnections: 3,
-  rowGroupSize: 32_768, // rows
-  intakeLoadEvents: 32_768, // events: one row group
+  rowGroupSize: 32_768, // rows; intakeLoadEvents defaults to it
   intakeLoadDelayMs: 1_000, // 1 s
   intakeLoadMaxDelayMs: 4_000, // 4 s: loads are full ones from 32,768 / 4 s ≈ 8k events/s up
   intakeMaxPendingEvents: 524_288, // events (~300 MB of log at ~600 B per event)
@@ -133,7 +132,7 @@ const schema = z
         path: ['intakeLoadMaxDelayMs'],
         message: `must be at least intakeLoadDelayMs (${delay})`,
       });
-    const load = o.intakeLoadEvents ?? DUCKDB_DEFAULTS.intakeLoadEvents;
+    const load = loadEventsOf(o);
     if (o.intakeMaxPendingEvents !== undefined && o.intakeMaxPendingEvents < load)
       ctx.addIssue({
         code: 'custom',
@@ -141,6 +140,13 @@ const schema = z
         message: `must be at least intakeLoadEvents (${load}): writes would wait for every load`,
       });
   });
+
+/**
+ * A load is one row group unless set: a load smaller than a row group would go through the WAL (and a
+ * checkpoint would write it again), so the default follows `rowGroupSize`.
+ */
+const loadEventsOf = (o: { intakeLoadEvents?: number; rowGroupSize?: number }): number =>
+  o.intakeLoadEvents ?? o.rowGroupSize ?? DUCKDB_DEFAULTS.rowGroupSize;
 
 export function resolveDuckDBOptions(input: DuckDBStoreOptions): ResolvedDuckDBStoreOptions {
   // TELEMARK_DUCKDB_THREADS (benchmarks) stands in for an unset `threads` and is checked like it.
@@ -168,7 +174,7 @@ export function resolveDuckDBOptions(input: DuckDBStoreOptions): ResolvedDuckDBS
     rowGroupSize: o.rowGroupSize ?? DUCKDB_DEFAULTS.rowGroupSize,
     threads: o.threads ?? defaultThreads(),
     memoryLimit: o.memoryLimit,
-    intakeLoadEvents: o.intakeLoadEvents ?? DUCKDB_DEFAULTS.intakeLoadEvents,
+    intakeLoadEvents: loadEventsOf(o),
     intakeLoadDelayMs: o.intakeLoadDelayMs ?? DUCKDB_DEFAULTS.intakeLoadDelayMs,
     // A delay given alone above the default ceiling raises the ceiling with it: never under the delay.
     intakeLoadMaxDelayMs:
@@ -179,11 +185,7 @@ export function resolveDuckDBOptions(input: DuckDBStoreOptions): ResolvedDuckDBS
       ),
     // The default bound grows with a larger intakeLoadEvents; a given one is checked against it above.
     intakeMaxPendingEvents:
-      o.intakeMaxPendingEvents ??
-      Math.max(
-        DUCKDB_DEFAULTS.intakeMaxPendingEvents,
-        o.intakeLoadEvents ?? DUCKDB_DEFAULTS.intakeLoadEvents,
-      ),
+      o.intakeMaxPendingEvents ?? Math.max(DUCKDB_DEFAULTS.intakeMaxPendingEvents, loadEventsOf(o)),
     now: o.now ?? Date.now,
     log,
   });

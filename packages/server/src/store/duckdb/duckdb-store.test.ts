@@ -1575,6 +1575,12 @@ describe('DuckDB store specifics', () => {
         rowGroupSize: 32_768,
         intakeLoadEvents: 32_768,
       });
+      // A load is one row group unless set: smaller, it would go through the WAL.
+      expect(resolveDuckDBOptions({ path: 'x.duckdb', rowGroupSize: 8_192 }).intakeLoadEvents).toBe(8_192);
+      expect(
+        resolveDuckDBOptions({ path: 'x.duckdb', rowGroupSize: 8_192, intakeLoadEvents: 100 })
+          .intakeLoadEvents,
+      ).toBe(100);
     });
 
     it('refuses a ceiling on the load delay below the delay; the default ceiling is never under it', () => {

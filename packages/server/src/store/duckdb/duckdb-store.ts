@@ -1064,7 +1064,8 @@ export function createDuckDBDriver(o: ResolvedDuckDBStoreOptions): StoreDriver {
    * main file records that fold already), then recreate its tables empty in the main file's shape.
    */
   async function openSide(connection: DuckDBConnection): Promise<void> {
-    await connection.run(`ATTACH ${sqlString(sideFile)} AS side`);
+    // Its loads are the main file's: row groups of the same size, so a full load skips the side WAL too.
+    await connection.run(`ATTACH ${sqlString(sideFile)} AS side (ROW_GROUP_SIZE ${o.rowGroupSize})`);
     await connection.run(SIDE_FOLDS_TABLE);
     // A side file of an earlier version has no intake_loads: created empty, so its rows still fold.
     await connection.run('CREATE TABLE IF NOT EXISTS side.intake_loads (name VARCHAR NOT NULL)');
